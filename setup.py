@@ -1,0 +1,40 @@
+"""Install tfcmvp. Versions are pinned to the set the test suite runs on.
+
+`pip install -e .[test]` for development; Beam workers receive the package
+through `--setup_file ./setup.py`.
+"""
+
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    "tensorflow==2.21.0",
+    "keras==3.15.1",
+    "apache-beam[gcp]==2.77.0",
+    "av==18.1.0",
+    "numpy>=1.26,<2.5",
+    "pillow==12.3.0",
+    "pyyaml==6.0.3",
+    "tqdm==4.70.1",
+    "matplotlib==3.11.2",
+]
+
+EXTRAS = {
+    "test": ["pytest==9.0.3", "pytest-timeout==2.4.0"],
+    # Peers measured side by side in benchmarks/ (not needed to use tfcmvp).
+    "bench": ["opencv-python-headless==4.12.0.88", "motion-vector-extractor==2.0.0"],
+}
+
+setup(
+    name="tfcmvp",
+    version="0.1.0",
+    description=("Self-supervised video representation learning from compressed video: "
+                 "I-frames for context, motion vectors for motion (TensorFlow / Keras 3)."),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.13",
+    packages=find_packages(include=["tfcmvp", "tfcmvp.*", "beam_jobs", "beam_jobs.*"]),
+    package_data={"tfcmvp": ["py.typed"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["tfcmvp=tfcmvp.cli.main:main"]},
+)

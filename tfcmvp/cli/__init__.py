@@ -1,0 +1,1 @@
+"""Command-line layer: argument parsing only; the work lives in the library."""
