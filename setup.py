@@ -21,7 +21,7 @@ INSTALL_REQUIRES = [
 EXTRAS = {
     "test": ["pytest==9.0.3", "pytest-timeout==2.4.0"],
     # Peers measured side by side in benchmarks/ (not needed to use tfcmvp).
-    "bench": ["opencv-python-headless==4.12.0.88", "motion-vector-extractor==2.0.0"],
+    "bench": ["opencv-python-headless==5.0.0.93", "motion-vector-extractor==2.0.0"],
 }
 
 setup(

@@ -20,3 +20,7 @@ class NoVideoStreamError(VideoError):
 
 class UnsupportedCodecError(VideoError):
     """The stream's decoder exports no motion vectors (VP9, AV1, HEVC, ...)."""
+
+
+class CorruptVideoError(VideoError):
+    """The file is truncated or damaged: decoding failed or stopped early."""

@@ -1,0 +1,457 @@
+"""Videos -> sharded gzip TFRecords of I-frames, motion vectors and RGB frames.
+
+Run (DirectRunner, one worker process per core)::
+
+    python -m beam_jobs.extract --videos_dir data/UCF-101 --splits_dir data/ucfTrainTestlist \\
+        --split 1 --output_dir data/ucf101_s1
+
+On Dataflow (any Beam runner works the same way)::
+
+    python -m beam_jobs.extract --videos_dir gs://b/UCF-101 --splits_dir gs://b/splits \\
+        --output_dir gs://b/ucf101_s1 --runner DataflowRunner --project P --region R \\
+        --temp_location gs://b/tmp --setup_file ./setup.py
+
+Output in ``--output_dir``: ``train-XXXXX-of-NNNNN.tfrecord.gz`` and
+``test-...`` (one ``tfcmvp.schema`` example per video), ``labels.txt`` (class
+names, line i = label i, 0-based), ``failed.jsonl`` (one line per video that
+could not be extracted: path, video_id, split, stage, error, message) and
+``manifest.json`` (counts per split, options, versions; see
+:mod:`tfcmvp.manifest`). The pipeline writes into a ``_incomplete-*`` folder
+and the launcher moves the files into place only after it succeeded, writing
+``manifest.json`` last: a folder without ``manifest.json`` is not a finished
+run.
+
+Pipeline: ListVideos -> ExtractVideo (fetch, re-encode, decode) ->
+BuildRecord (JPEG) -> EncodeExample (``tfcmvp.schema``) -> PartitionBySplit ->
+Write<Split>. Every stage sends the videos it cannot handle to a tagged
+``failed`` output; those are written to ``failed.jsonl`` and counted, never
+dropped. Per-split tallies of what was written and what failed are combined in
+the pipeline (SummarizeSplits) and checked by the launcher against the split
+files: ``listed == written + failed``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.metrics import Metrics
+from apache_beam.runners.runner import PipelineState
+
+from beam_jobs import fileio
+from beam_jobs.extract_options import ExtractConfig, make_pipeline_options, make_runner
+from tfcmvp import manifest as manifest_lib
+from tfcmvp import splits as splits_lib
+
+LOG = logging.getLogger("beam_jobs.extract")
+
+METRICS_NAMESPACE = "tfcmvp.extract"
+FAILED = "failed"  # tag of the side output of every stage
+TALLY = "tally"  # tag of the per-video counts of EncodeExample
+SHARD_SUFFIX = ".tfrecord.gz"
+STAGING_PREFIX = "_incomplete-"
+_SUMMARY_NAME = "summary.jsonl"
+
+
+class OutputExistsError(RuntimeError):
+    """``--output_dir`` holds files and ``--overwrite`` was not given."""
+
+
+def _counter(name: str):
+    return Metrics.counter(METRICS_NAMESPACE, name)
+
+
+# ----------------------------------------------------------------------------- failures
+
+
+def failure_record(entry: splits_lib.VideoEntry, path: str, stage: str, error: BaseException,
+                   local_names: Optional[Dict[str, str]] = None) -> Dict:
+    """The ``failed.jsonl`` line of a video: its path, split, stage and cause.
+
+    ``local_names`` maps worker temp files (a copy of a remote video, a
+    re-encoded file) back to what they stand for, so the message names the
+    dataset file rather than a temp path.
+    """
+    stage = getattr(error, "stage", None) or stage
+    message = str(error) or repr(error)
+    for temp, shown in (local_names or {}).items():
+        message = message.replace(temp, shown)
+    if path not in message:
+        message = f"{path}: {message}"
+    return {"path": path, "video_id": entry.path, "split": entry.split, "stage": stage,
+            "error": type(error).__name__, "message": message}
+
+
+class _StageFn(beam.DoFn):
+    """Base of the job's DoFns: one place that emits and counts failures."""
+
+    def __init__(self, config: ExtractConfig):
+        super().__init__()
+        self._config = config
+        self._failed = _counter("videos_failed")
+
+    def _fail(self, entry, path, stage, error, local_names=None):
+        record = failure_record(entry, path, stage, error, local_names)
+        LOG.warning("%s failed at %s: %s", entry.path, record["stage"], record["message"])
+        self._failed.inc()
+        return beam.pvalue.TaggedOutput(FAILED, record)
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+class ExtractVideoFn(_StageFn):
+    """VideoEntry -> (entry, CompressedVideo with RGB).
+
+    Copies a remote video to the worker, optionally re-encodes it (so that
+    vectors, I-frames and RGB all come from the re-encoded stream), and
+    decodes it single-threaded. Temp files are deleted after each video.
+    """
+
+    def setup(self):
+        from tfcmvp import codec  # deferred: keeps the launcher light
+
+        self._codec = codec
+        self._tmp = tempfile.mkdtemp(prefix="tfcmvp-extract-")
+
+    def teardown(self):
+        shutil.rmtree(getattr(self, "_tmp", ""), ignore_errors=True)
+
+    def process(self, entry):
+        config = self._config
+        path = fileio.join(config.videos_dir, entry.path)
+        local_names: Dict[str, str] = {}
+        temps: List[str] = []
+        stage = "open"
+        try:
+            try:
+                local, copied = fileio.localize(path, self._tmp)
+            except FileNotFoundError as error:
+                yield self._fail(entry, path, "open", error)
+                return
+            if copied:
+                temps.append(local)
+                local_names[local] = path
+            if config.reencode != "none":
+                stage = "reencode"
+                target = os.path.join(self._tmp, "reencoded.mp4")
+                temps.append(target)
+                local_names[target] = f"{path} (re-encoded to {config.reencode})"
+                self._codec.reencode(local, target, codec=config.reencode,
+                                     gop=config.reencode_gop)
+                local = target
+            stage = "decode"
+            video = self._codec.read_video(local, rgb=True, mv_cell=config.mv_cell,
+                                           rgb_short_side=config.rgb_short_side)
+        except Exception as error:  # noqa: BLE001 - any bad input must not stop the job
+            yield self._fail(entry, path, stage, error, local_names)
+            return
+        finally:
+            for temp in temps:
+                if os.path.exists(temp):
+                    os.remove(temp)
+        video.path = path  # the dataset file, not the worker's temp copy
+        yield entry, video
+
+
+class BuildRecordFn(_StageFn):
+    """(entry, CompressedVideo) -> VideoRecord: JPEG frames, I-frames, vectors."""
+
+    def setup(self):
+        from tfcmvp import records
+
+        self._records = records
+
+    def process(self, element):
+        entry, video = element
+        try:
+            record = self._records.build_record(
+                video, video_id=entry.path, label=entry.label, label_name=entry.label_name,
+                split=entry.split, jpeg_quality=self._config.jpeg_quality)
+        except Exception as error:  # noqa: BLE001
+            yield self._fail(entry, video.path, "record", error)
+            return
+        yield entry, record
+
+
+class EncodeExampleFn(_StageFn):
+    """(entry, VideoRecord) -> (split, serialized tf.train.Example), plus its tally."""
+
+    def __init__(self, config: ExtractConfig):
+        super().__init__(config)
+        self._ok = _counter("videos_ok")
+        self._short = _counter("videos_short")
+        self._frames = _counter("frames")
+        self._iframes = _counter("iframes")
+        self._bytes = _counter("bytes_written")
+
+    def setup(self):
+        from tfcmvp import schema  # imports TensorFlow on first encode
+
+        self._schema = schema
+
+    def process(self, element):
+        entry, record = element
+        path = fileio.join(self._config.videos_dir, entry.path)
+        try:
+            serialized = self._schema.encode_example(record)
+        except Exception as error:  # noqa: BLE001
+            yield self._fail(entry, path, "encode", error)
+            return
+        tally = manifest_lib.written_tally(entry.path, record.frame_types, len(serialized),
+                                           self._config.min_frames)
+        if tally["short"]:
+            self._short.inc()
+        if tally["all_intra"]:
+            LOG.warning("%s: every frame is an I-frame (no motion vectors)", path)
+        self._ok.inc()
+        self._frames.inc(tally["frames"])
+        self._iframes.inc(tally["iframes"])
+        self._bytes.inc(len(serialized))
+        yield beam.pvalue.TaggedOutput(TALLY, (entry.split, tally))
+        yield entry.split, serialized
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+def split_names(split_set: splits_lib.SplitSet) -> List[str]:
+    """Splits with at least one listed video, in ``splits.SPLITS`` order."""
+    listed = split_set.listed()
+    return [name for name in splits_lib.SPLITS if listed[name]]
+
+
+def build_pipeline(pipeline: beam.Pipeline, config: ExtractConfig,
+                   split_set: splits_lib.SplitSet, staging_dir: str) -> None:
+    """Applies the job's transforms to ``pipeline``, writing into ``staging_dir``.
+
+    Nothing runs here; :func:`run` calls ``pipeline.run()``. Tests use this to
+    build the graph for another runner without submitting it.
+    """
+    names = split_names(split_set)
+    listed = split_set.listed()
+
+    videos = pipeline | "ListVideos" >> beam.Create(split_set.entries)
+    extracted = videos | "ExtractVideo" >> beam.ParDo(ExtractVideoFn(config)).with_outputs(
+        FAILED, main="videos")
+    built = extracted.videos | "BuildRecord" >> beam.ParDo(BuildRecordFn(config)).with_outputs(
+        FAILED, main="records")
+    encoded = built.records | "EncodeExample" >> beam.ParDo(EncodeExampleFn(config)).with_outputs(
+        FAILED, TALLY, main="examples")
+
+    by_split = encoded.examples | "PartitionBySplit" >> beam.Partition(
+        lambda kv, _: names.index(kv[0]), max(1, len(names)))
+    for index, name in enumerate(names):
+        title = name.capitalize()
+        (by_split[index]
+         | f"DropKey{title}" >> beam.Values()
+         | f"Write{title}" >> beam.io.WriteToTFRecord(
+             fileio.join(staging_dir, name), file_name_suffix=SHARD_SUFFIX,
+             num_shards=config.shards_for(listed[name]),
+             compression_type=CompressionTypes.GZIP))
+
+    failures = ((extracted[FAILED], built[FAILED], encoded[FAILED])
+                | "CollectFailures" >> beam.Flatten())
+    (failures
+     | "FormatFailure" >> beam.Map(lambda rec: json.dumps(rec, sort_keys=True))
+     | "WriteFailed" >> beam.io.WriteToText(
+         fileio.join(staging_dir, manifest_lib.FAILED_NAME), shard_name_template="",
+         num_shards=1))
+
+    # Explicit type: Beam would infer Dict[str, int] from the literal and pick a coder
+    # that cannot hold the id lists.
+    failed_tallies = failures | "TallyFailed" >> beam.Map(
+        lambda rec: (rec["split"], manifest_lib.failed_tally())).with_output_types(
+            Tuple[str, manifest_lib.Tally])
+    ((encoded[TALLY], failed_tallies)
+     | "CollectTallies" >> beam.Flatten()
+     | "SummarizeSplits" >> beam.CombinePerKey(manifest_lib.merge_tallies)
+     | "FormatSummary" >> beam.MapTuple(
+         lambda split, tally: json.dumps({"split": split, **tally}, sort_keys=True))
+     | "WriteSummary" >> beam.io.WriteToText(
+         fileio.join(staging_dir, _SUMMARY_NAME), shard_name_template="", num_shards=1))
+
+
+# ----------------------------------------------------------------------------- launcher
+
+
+def load_split_set(config: ExtractConfig) -> splits_lib.SplitSet:
+    """Reads the split files (or the CSV manifest) named by the options."""
+    if config.manifest:
+        if not fileio.exists(config.manifest):
+            raise splits_lib.SplitFileError(config.manifest, "no such file")
+        return splits_lib.parse_manifest_csv(fileio.read_text(config.manifest), config.manifest)
+    paths = fileio.list_files(fileio.join(config.splits_dir, "*.txt"))
+    if not paths:
+        raise splits_lib.SplitFileError(config.splits_dir, "no .txt split files in this folder")
+    return splits_lib.parse_split_files({p: fileio.read_text(p) for p in paths}, config.split)
+
+
+def _is_previous_output(name: str) -> bool:
+    """Whether a file name (relative to the output folder) is ours to replace."""
+    first = name.split("/")[0]
+    if first.startswith(STAGING_PREFIX):
+        return True
+    if name in (manifest_lib.MANIFEST_NAME, manifest_lib.LABELS_NAME, manifest_lib.FAILED_NAME):
+        return True
+    split, _, rest = name.partition("-")
+    return split in splits_lib.SPLITS and rest.endswith(SHARD_SUFFIX) and "-of-" in rest
+
+
+def _relative(path: str, base: str) -> str:
+    return path[len(base):].lstrip("/\\").replace("\\", "/")
+
+
+def check_output_dir(config: ExtractConfig) -> List[str]:
+    """Files of a previous run in ``--output_dir`` (to replace at the end).
+
+    Raises :class:`OutputExistsError` when the folder holds anything and
+    ``--overwrite`` was not given.
+    """
+    existing = fileio.list_files(fileio.join(config.output_dir, "**"))
+    if existing and not config.overwrite:
+        shown = ", ".join(_relative(p, config.output_dir) for p in existing[:3])
+        raise OutputExistsError(
+            f"{config.output_dir} is not empty ({len(existing)} files: {shown}"
+            f"{', ...' if len(existing) > 3 else ''}); refusing to mix two runs' shards. "
+            f"Pass --overwrite to replace the previous run's output, or choose another "
+            f"--output_dir.")
+    ours = [p for p in existing if _is_previous_output(_relative(p, config.output_dir))]
+    others = sorted(set(existing) - set(ours))
+    if others:
+        LOG.warning("--overwrite keeps %d files that are not outputs of this job, e.g. %s",
+                    len(others), others[0])
+    return ours
+
+
+def _read_jsonl(path: str) -> List[Dict]:
+    return [json.loads(line) for line in fileio.read_text(path).splitlines() if line.strip()]
+
+
+def finalize(config: ExtractConfig, split_set: splits_lib.SplitSet, staging_dir: str,
+             previous: Sequence[str], options: Dict) -> Dict:
+    """Checks the finished pipeline's outputs and moves them into place.
+
+    Order: verify the counts (nothing is touched if they do not add up),
+    delete the previous run's files, move the shards, write ``labels.txt``
+    and ``failed.jsonl``, and write ``manifest.json`` last.
+    """
+    from tfcmvp.schema import SCHEMA_VERSION  # no TensorFlow import at module level
+
+    tallies = {row.pop("split"): row
+               for row in _read_jsonl(fileio.join(staging_dir, _SUMMARY_NAME))}
+    failures = sorted(_read_jsonl(fileio.join(staging_dir, manifest_lib.FAILED_NAME)),
+                      key=lambda rec: (rec["split"], rec["video_id"]))
+    for name, tally in tallies.items():
+        lines = sum(1 for rec in failures if rec["split"] == name)
+        if lines != tally["failed"]:
+            raise manifest_lib.ManifestError(
+                f"split {name!r}: {tally['failed']} failures counted but {lines} lines in "
+                f"{manifest_lib.FAILED_NAME}")
+    staged_shards = {name: fileio.list_files(fileio.join(staging_dir, f"{name}-*{SHARD_SUFFIX}"))
+                     for name in split_names(split_set)}
+    shard_names = {name: [_relative(p, staging_dir) for p in paths]
+                   for name, paths in staged_shards.items()}
+    manifest = manifest_lib.build_manifest(
+        split_set.listed(), tallies, options=options, layout=split_set.layout,
+        num_classes=len(split_set.class_names), shards=shard_names,
+        schema_version=SCHEMA_VERSION)
+
+    # Only now, with a complete and consistent new set, replace the old one.
+    old_manifest = fileio.join(config.output_dir, manifest_lib.MANIFEST_NAME)
+    fileio.delete([p for p in previous if p == old_manifest])
+    fileio.delete([p for p in previous if p != old_manifest and fileio.exists(p)])
+    fileio.rename((p, fileio.join(config.output_dir, _relative(p, staging_dir)))
+                  for paths in staged_shards.values() for p in paths)
+    fileio.write_text(fileio.join(config.output_dir, manifest_lib.LABELS_NAME),
+                      "".join(f"{name}\n" for name in split_set.class_names))
+    fileio.write_text(fileio.join(config.output_dir, manifest_lib.FAILED_NAME),
+                      "".join(json.dumps(rec, sort_keys=True) + "\n" for rec in failures),
+                      mime_type="application/jsonl")
+    fileio.write_text(fileio.join(config.output_dir, manifest_lib.MANIFEST_NAME),
+                      manifest_lib.dumps(manifest), mime_type="application/json")
+    return manifest
+
+
+def _delete_tree(path: str) -> None:
+    if fileio.is_local(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        fileio.delete(fileio.list_files(fileio.join(path, "**")))
+
+
+def job_options(config: ExtractConfig, split_set: splits_lib.SplitSet) -> Dict:
+    """The options recorded in ``manifest.json``."""
+    import dataclasses
+
+    recorded = dataclasses.asdict(config)
+    recorded["split_files"] = list(split_set.sources)
+    return recorded
+
+
+def run(argv: Optional[Sequence[str]] = None) -> Dict:
+    """Runs the extraction job; returns the manifest that was written.
+
+    ``argv`` holds the job's flags (:class:`beam_jobs.extract_options.ExtractOptions`) and any Beam
+    flags; None reads ``sys.argv``. Raises ``ValueError`` for bad options or
+    split files, :class:`OutputExistsError` for a non-empty ``--output_dir``
+    without ``--overwrite``, and ``RuntimeError`` when the pipeline fails.
+    """
+    options = make_pipeline_options(argv)
+    config = ExtractConfig.from_options(options)
+    split_set = load_split_set(config)
+    if not split_set.entries:
+        raise ValueError(f"the split files list no videos: {split_set.sources}")
+    previous = check_output_dir(config)
+    listed = split_set.listed()
+    LOG.info("%s split files: %s classes, %s", split_set.layout, len(split_set.class_names),
+             ", ".join(f"{listed[n]} {n}" for n in split_names(split_set)))
+
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    staging_dir = fileio.join(config.output_dir, f"{STAGING_PREFIX}{stamp}-{os.getpid()}")
+    fileio.mkdirs(staging_dir)
+    started = time.perf_counter()
+    try:
+        pipeline = beam.Pipeline(runner=make_runner(options), options=options)
+        build_pipeline(pipeline, config, split_set, staging_dir)
+        state = pipeline.run().wait_until_finish()
+        if state not in (None, PipelineState.DONE):
+            raise RuntimeError(f"extraction pipeline ended in state {state}; "
+                               f"{config.output_dir} was left unchanged")
+        manifest = finalize(config, split_set, staging_dir, previous,
+                            job_options(config, split_set))
+    finally:
+        _delete_tree(staging_dir)
+    seconds = time.perf_counter() - started
+    totals = manifest_lib.merge_tallies(manifest["splits"].values())
+    LOG.info("wrote %d videos (%d frames), %d failed, in %.1f s: %.2f videos/s, %.0f frames/s",
+             totals["written"], totals["frames"], totals["failed"], seconds,
+             totals["written"] / seconds, totals["frames"] / seconds)
+    return manifest
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        manifest = run(argv)
+    except (OutputExistsError, ValueError) as error:
+        print(f"beam_jobs.extract: error: {error}", file=sys.stderr)
+        return 2
+    failed = sum(split["failed"] for split in manifest["splits"].values())
+    if failed:
+        print(f"{failed} videos failed; see {manifest['options']['output_dir']}/"
+              f"{manifest_lib.FAILED_NAME}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

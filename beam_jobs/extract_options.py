@@ -1,0 +1,169 @@
+"""Flags of ``python -m beam_jobs.extract`` and the default runner set-up.
+
+The job's own flags live in :class:`ExtractOptions` (a ``PipelineOptions``
+view, snake_case like Beam's own); every other flag goes to Beam (runner,
+project, region, temp_location, setup_file, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import List, Optional, Sequence
+
+from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
+                                                  StandardOptions)
+
+REENCODE_CHOICES = ("none", "mpeg4", "h264")
+# One training sample: 16 RGB frames at stride 4 span 61 frames, then a gap
+# of 2 and 8 motion frames: 61 + 2 + 8 = 71 (see docs of tfcmvp.data).
+DEFAULT_MIN_FRAMES = 71
+# --num_shards 0: about this many videos per shard (~100 MB at 128 px).
+VIDEOS_PER_SHARD = 100
+LOCAL_RUNNER = "FnApiRunner"
+LOCAL_RUNNERS = ("DirectRunner", "SwitchingDirectRunner", "FnApiRunner")
+
+
+class ExtractOptions(PipelineOptions):
+    """Options of the extraction job (``--videos_dir`` ... ``--overwrite``)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        # No required=True: Beam re-parses every options class on workers.
+        parser.add_argument("--videos_dir", default=None,
+                            help="Folder of the videos (local or gs://...); split files name "
+                                 "videos relative to it.")
+        parser.add_argument("--splits_dir", default=None,
+                            help="Folder of UCF101 or HMDB51 split files (layout detected).")
+        parser.add_argument("--split", type=int, default=1, help="Split number (default 1).")
+        parser.add_argument("--manifest", default=None,
+                            help="CSV with columns path,label,split instead of --splits_dir.")
+        parser.add_argument("--output_dir", default=None,
+                            help="Where the TFRecords, labels.txt, manifest.json and "
+                                 "failed.jsonl go (local or gs://...).")
+        parser.add_argument("--reencode", default="none", choices=REENCODE_CHOICES,
+                            help="Re-encode every video before extraction (CoViAR style, "
+                                 "GOP --reencode_gop, no B-frames); default none.")
+        parser.add_argument("--reencode_gop", type=int, default=12,
+                            help="GOP of --reencode (default 12).")
+        parser.add_argument("--rgb_short_side", type=int, default=128,
+                            help="Short side of the stored RGB frames and I-frames (default 128).")
+        parser.add_argument("--mv_cell", type=int, default=8,
+                            help="Motion-vector grid cell in pixels (default 8).")
+        parser.add_argument("--min_frames", type=int, default=DEFAULT_MIN_FRAMES,
+                            help="Videos with fewer frames are written but counted as short "
+                                 f"(default {DEFAULT_MIN_FRAMES}).")
+        parser.add_argument("--jpeg_quality", type=int, default=90,
+                            help="JPEG quality of the stored frames (default 90).")
+        parser.add_argument("--num_shards", type=int, default=0,
+                            help="Shards per split; 0 = about one per "
+                                 f"{VIDEOS_PER_SHARD} listed videos.")
+        parser.add_argument("--overwrite", action="store_true", default=False,
+                            help="Replace the output of a previous run in --output_dir.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractConfig:
+    """What the workers need to know, checked once on the launcher."""
+
+    videos_dir: str
+    output_dir: str
+    splits_dir: Optional[str]
+    split: int
+    manifest: Optional[str]
+    reencode: str
+    reencode_gop: int
+    rgb_short_side: int
+    mv_cell: int
+    min_frames: int
+    jpeg_quality: int
+    num_shards: int
+    overwrite: bool
+
+    @classmethod
+    def from_options(cls, options: PipelineOptions) -> "ExtractConfig":
+        """Validates the job's flags; ``ValueError`` names the bad flag and value."""
+        opts = options.view_as(ExtractOptions)
+        problems = []
+        if not opts.videos_dir:
+            problems.append("--videos_dir is required")
+        if not opts.output_dir:
+            problems.append("--output_dir is required")
+        if bool(opts.splits_dir) == bool(opts.manifest):
+            problems.append("pass exactly one of --splits_dir and --manifest")
+        for flag, value, low, high in (("--split", opts.split, 1, None),
+                                       ("--reencode_gop", opts.reencode_gop, 1, None),
+                                       ("--rgb_short_side", opts.rgb_short_side, 16, None),
+                                       ("--mv_cell", opts.mv_cell, 1, 64),
+                                       ("--min_frames", opts.min_frames, 0, None),
+                                       ("--jpeg_quality", opts.jpeg_quality, 1, 95),
+                                       ("--num_shards", opts.num_shards, 0, None)):
+            if value < low or (high is not None and value > high):
+                bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+                problems.append(f"{flag} must be {bound}, got {value}")
+        if problems:
+            raise ValueError("invalid options: " + "; ".join(problems))
+        return cls(
+            videos_dir=opts.videos_dir.rstrip("/") or "/",
+            output_dir=opts.output_dir.rstrip("/") or "/",
+            splits_dir=opts.splits_dir, split=opts.split, manifest=opts.manifest,
+            reencode=opts.reencode, reencode_gop=opts.reencode_gop,
+            rgb_short_side=opts.rgb_short_side, mv_cell=opts.mv_cell,
+            min_frames=opts.min_frames, jpeg_quality=opts.jpeg_quality,
+            num_shards=opts.num_shards, overwrite=opts.overwrite)
+
+    def shards_for(self, listed: int) -> int:
+        """Shard count of a split with ``listed`` videos."""
+        if self.num_shards:
+            return self.num_shards
+        return max(1, math.ceil(listed / VIDEOS_PER_SHARD))
+
+
+def _mentions(argv: Sequence[str], *flags: str) -> bool:
+    return any(arg == f"--{flag}" or arg.startswith(f"--{flag}=")
+               for arg in argv for flag in flags)
+
+
+def make_pipeline_options(argv: Optional[Sequence[str]] = None) -> PipelineOptions:
+    """Parses ``argv`` (job and Beam flags) into ``PipelineOptions``.
+
+    Without ``--runner`` the job runs locally on ``FnApiRunner``, the engine
+    the DirectRunner uses for batch pipelines, named directly because Beam
+    2.77's DirectRunner first tries to download the Prism runner from the
+    internet and runs its workers in one process. Local runs (no runner,
+    DirectRunner or FnApiRunner) without any ``--direct_*`` flag get one worker
+    process per core: decoding is single-threaded per video, so the job scales
+    by processes.
+    """
+    import sys
+
+    argv: List[str] = list(sys.argv[1:] if argv is None else argv)
+    options = PipelineOptions(argv)
+    standard = options.view_as(StandardOptions)
+    if standard.runner is None:
+        standard.runner = LOCAL_RUNNER
+    is_local = str(standard.runner).split(".")[-1] in LOCAL_RUNNERS
+    if is_local and not _mentions(argv, "direct_num_workers", "direct_running_mode"):
+        direct = options.view_as(DirectOptions)
+        direct.direct_num_workers = os.cpu_count() or 1
+        direct.direct_running_mode = "multi_processing"
+    return options
+
+
+def make_runner(options: PipelineOptions):
+    """The runner object for ``beam.Pipeline(runner=...)``, or None for Beam's choice.
+
+    For the local ``FnApiRunner`` this passes the pipeline options to the
+    worker processes the way the DirectRunner does (without it they start
+    with empty options).
+    """
+    if str(options.view_as(StandardOptions).runner).split(".")[-1] != LOCAL_RUNNER:
+        return None
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))

@@ -1,0 +1,61 @@
+"""``tfcmvp synth``: write the synthetic motion data set (see :mod:`tfcmvp.synth`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tfcmvp import synth
+from tfcmvp.codec import VideoError
+
+
+def _size(text: str) -> tuple:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 160x128 (WIDTHxHEIGHT), got {text!r}")
+    return width, height
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "synth",
+        help="write a small data set of encoded videos whose classes differ only by motion",
+        description=(
+            "Render and encode a small UCF101-layout data set (DIR/videos/<Class>/"
+            "v_<Class>_gXX_cYY.avi, DIR/splits/classInd.txt, trainlist01.txt, testlist01.txt). "
+            f"Classes: {', '.join(synth.CLASSES)}; backgrounds and object looks are drawn "
+            "independently of the class, so only motion tells the classes apart."))
+    parser.add_argument("--out", required=True, help="output folder (the data set root)")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same files (default 0)")
+    parser.add_argument("--videos_per_class", type=int, default=12,
+                        help="videos per class, a multiple of --clips_per_group (default 12)")
+    parser.add_argument("--clips_per_group", type=int, default=2,
+                        help="clips per UCF-style group gXX; train/test split by group (default 2)")
+    parser.add_argument("--size", type=_size, default=(160, 128), help="WIDTHxHEIGHT (default 160x128)")
+    parser.add_argument("--frames", type=int, default=96,
+                        help=f"frames per video (default 96; >= {synth.MIN_PRETRAIN_FRAMES} "
+                             "for pretraining)")
+    parser.add_argument("--fps", type=int, default=25, help="frame rate (default 25)")
+    parser.add_argument("--codec", default="mpeg4", choices=("mpeg4", "h264", "mpeg2video"),
+                        help="encoder (default mpeg4: MPEG-4 Part 2, the CoViAR layout)")
+    parser.add_argument("--gop", type=int, default=12, help="I-frame interval, no B-frames (default 12)")
+    parser.add_argument("--camera_speed", type=float, default=0.25,
+                        help="largest camera drift in px/frame, 0 for a fixed camera (default 0.25)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing data set in --out")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    width, height = args.size
+    try:
+        summary = synth.make_dataset(
+            args.out, seed=args.seed, videos_per_class=args.videos_per_class,
+            clips_per_group=args.clips_per_group, width=width, height=height,
+            num_frames=args.frames, fps=args.fps, codec=args.codec, gop=args.gop,
+            camera_speed=args.camera_speed, overwrite=args.overwrite)
+    except (ValueError, VideoError, OSError) as error:
+        print(f"tfcmvp synth: error: {error}", file=sys.stderr)
+        return 2
+    print(summary.format())
+    return 0

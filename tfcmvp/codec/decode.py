@@ -1,0 +1,375 @@
+"""Decoding a video into compressed-domain arrays: :func:`read_video`.
+
+Sign convention of the motion vectors
+-------------------------------------
+A vector is the *forward motion of the content into this frame*, in pixels of
+the decoded frame, x (right) then y (down). FFmpeg exports, for each predicted
+block centred on ``(dst_x, dst_y)``, ``src = dst + motion / motion_scale`` in
+its reference frame (``motion_scale`` is 2 for MPEG-4 half-pel, 4 for H.264
+quarter-pel; the division keeps that sub-pel precision):
+
+* past reference (``source < 0``): the content moved from src to dst, and the
+  vector is ``dst - src = -motion / motion_scale``;
+* future reference (``source > 0``, B-frames): the content will move from dst
+  to src, and the vector is ``dst - src`` negated, ``+motion / motion_scale``.
+
+So content translating by (+2, -1) px per frame gives vectors near (+2, -1)
+on every P-frame. I-frames, intra blocks and cells no block covers are zero.
+
+Raster: each block covers ``w x h`` pixels centred on ``(dst_x, dst_y)``; the
+frame is cut into ``mv_cell x mv_cell`` cells and each cell takes the
+area-weighted mean of the vectors of the blocks overlapping it (see
+:mod:`tfcmvp.codec.raster`). A bi-predicted block exports two vectors; both
+cover the block, so the cell gets their mean. On FFmpeg 8, H.264 exports
+16x16, 16x8, 8x16 and 8x8 blocks and MPEG-4 Part 2 16x16 and 8x8, so the
+default 8-px cell loses nothing.
+
+Distance of a vector: FFmpeg exports only the *direction* of a vector's
+reference (past or future), not which frame it is. In streams with B-frames
+or several reference frames a vector can span 2-3 frames (a P-frame after
+two B-frames references the frame three back), so its length is not one
+frame of motion. ``CompressedVideo.one_past_reference`` is True only when it
+is: no B-frames and every P-frame references the frame just before it
+(always true for MPEG-4 Part 2 / MPEG-2 / H.263 P-frames; for H.264 only when
+the SPS declares ``max_num_ref_frames == 1``, read from the stream; False
+when that cannot be read). Re-encode with :func:`tfcmvp.codec.reencode` to
+get such a stream.
+
+Determinism: the decoder runs single-threaded (``thread_count = 1``, no
+frame or slice threads); frame threads make H.264 B-frame vectors differ from
+run to run.
+
+Failures: every error is a :class:`~tfcmvp.codec.errors.VideoError` naming
+the file, with ``stage`` "open", "decode" or "vectors". Policy for damaged
+files: frames decoded so far are kept only when they are consistent, i.e.
+no packet failed to decode, no frame is flagged corrupt, the frame size never
+changes, and the count reaches what the container declares (its frame count,
+else its duration times the rate) less a small tolerance (``max(2, 5%)``
+frames, for MP4 edit lists and rounding). Otherwise
+:class:`CorruptVideoError` is raised; zero decoded frames always raise. So a
+Matroska file cut at a cluster boundary without a usable duration, or a raw
+elementary stream cut anywhere, yields its intact leading frames.
+
+Known FFmpeg 8 limitation: the MPEG-4 Part 2 decoder exports B-frame vectors
+as all zero (measured on moving textures whose H.264 and MPEG-2 B-frames give
+the true motion), so MPEG-4 B-frames rasterise to zero; re-encode such files
+without B-frames.
+"""
+
+from __future__ import annotations
+
+import fractions
+import os
+from typing import List, Optional
+
+import av
+import numpy as np
+
+from tfcmvp.codec import h264_sps, raster
+from tfcmvp.codec.errors import (
+    CorruptVideoError,
+    NoVideoStreamError,
+    UnsupportedCodecError,
+    VideoError,
+)
+from tfcmvp.codec.video import CompressedVideo
+
+DEFAULT_MV_CELL = 8
+
+# FFmpeg 8 decoders (by decoder name) that export motion vectors with
+# flags2=+export_mvs, each checked by encoding a moving texture and reading
+# its vectors back: H.264 and the mpegvideo family. HEVC, VP8/9, AV1 and
+# intra-only codecs export none.
+VECTOR_DECODERS = frozenset(
+    {
+        "h264",
+        "mpeg4",
+        "mpeg2video",
+        "mpeg1video",
+        "h263",
+        "flv",
+        "msmpeg4v2",
+        "msmpeg4",
+        "wmv1",
+        "wmv2",
+    }
+)
+# Decoders whose P-frames can only reference the previous I/P frame.
+_SINGLE_REFERENCE_DECODERS = VECTOR_DECODERS - {"h264"}
+
+# AVPictureType -> letter. S (MPEG-4 GMC sprite) and SP are predicted from
+# the past like P; SI is intra like I.
+_PICT_LETTER = {1: "I", 2: "P", 3: "B", 4: "P", 5: "I", 6: "P"}
+
+# Vectors are rasterised every this many frames, bounding the memory held
+# by raw per-frame records.
+_RASTER_CHUNK = 256
+
+
+def _letter(frame) -> str:
+    letter = _PICT_LETTER.get(int(frame.pict_type))
+    if letter is None:  # AV_PICTURE_TYPE_NONE: fall back on the key flag
+        letter = "I" if frame.key_frame else "P"
+    return letter
+
+
+# Demuxers of raw elementary streams: they report a default 25 fps as the
+# stream's average rate whatever the stream says.
+_RAW_STREAM_FORMATS = frozenset({"m4v", "h264", "h263", "mpegvideo", "cavsvideo"})
+
+
+def stream_rate(container, stream, path) -> fractions.Fraction:
+    """The stream's exact frame rate.
+
+    From a real container: its average rate, else FFmpeg's guess, else the
+    codec's. Raw elementary streams (.m4v, .h264, .m2v) have no container
+    rate (their demuxer reports 25): the codec's own timing fields (MPEG-4
+    VOL, H.264 VUI), as probed by FFmpeg, come first there.
+    """
+    candidates = [stream.average_rate, stream.guessed_rate, stream.codec_context.framerate]
+    if container.format.name in _RAW_STREAM_FORMATS:
+        candidates = [stream.codec_context.framerate, stream.guessed_rate, stream.average_rate]
+    for rate in candidates:
+        if rate:
+            return fractions.Fraction(rate)
+    raise CorruptVideoError(path, "the stream declares no frame rate", stage="open")
+
+
+def _expected_frames(container, stream, fps: float) -> int:
+    """Frame count the container declares: its count, else duration x rate.
+
+    0 when it declares neither; always 0 for raw elementary streams, whose
+    duration FFmpeg only estimates from the bit rate.
+    """
+    if container.format.name in _RAW_STREAM_FORMATS:
+        return 0
+    if stream.frames:
+        return int(stream.frames)
+    if stream.duration and stream.time_base:
+        return int(round(float(stream.duration * stream.time_base) * fps))
+    # A container duration is the longest stream's; trust it only alone.
+    if len(container.streams) == 1 and container.duration:
+        return int(round(container.duration / 1e6 * fps))
+    return 0
+
+
+def _shortfall_tolerance(expected: int) -> int:
+    """Frames a complete file may lack against its declared count.
+
+    Edit lists (MP4 cut without re-encoding) drop a few leading frames and
+    durations round, so a small shortfall is not damage.
+    """
+    return max(2, int(0.05 * expected))
+
+
+def rgb_size(height: int, width: int, short_side: Optional[int]) -> tuple:
+    """(h, w) of RGB frames resized to ``short_side``, keeping aspect ratio."""
+    if short_side is None:
+        return height, width
+    if int(short_side) < 1:
+        raise ValueError(f"rgb_short_side must be positive, got {short_side!r}")
+    if height <= width:
+        return int(short_side), max(1, int(round(width * short_side / height)))
+    return max(1, int(round(height * short_side / width))), int(short_side)
+
+
+class _VectorRaster:
+    """Collects per-frame vector records and rasterises them in chunks."""
+
+    def __init__(self, cell: int):
+        self.cell = cell
+        self.chunks: List[np.ndarray] = []  # float32 [t, Hc, Wc, 2]
+        self.records: List[np.ndarray] = []
+        self.counts: List[int] = []
+        self.size = None  # (H, W)
+
+    def add(self, records: Optional[np.ndarray], height: int, width: int) -> None:
+        if self.size is None:
+            self.size = (height, width)
+        if records is None:
+            self.counts.append(0)
+        else:
+            self.records.append(records)
+            self.counts.append(len(records))
+        if len(self.counts) >= _RASTER_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.counts:
+            return
+        height, width = self.size
+        num_frames = len(self.counts)
+        if self.records:
+            records = np.concatenate(self.records)
+            frame_index = np.repeat(np.arange(num_frames), self.counts)
+        else:
+            records = np.zeros(0, raster.MOTION_VECTOR_DTYPE)
+            frame_index = np.zeros(0, np.int64)
+        self.chunks.append(
+            raster.rasterize_vectors(records, frame_index, num_frames, height, width, self.cell)
+        )
+        self.records, self.counts = [], []
+
+    def result(self) -> np.ndarray:
+        self.flush()
+        return np.concatenate(self.chunks) if len(self.chunks) != 1 else self.chunks[0]
+
+
+def _one_past_reference(codec: str, frame_types: str, stream, first_packet: Optional[bytes]):
+    if "B" in frame_types:
+        return False
+    if codec in _SINGLE_REFERENCE_DECODERS:
+        return True
+    if codec == "h264":
+        refs = h264_sps.max_num_ref_frames(stream.codec_context.extradata)
+        if refs is None:
+            refs = h264_sps.max_num_ref_frames(first_packet)
+        return refs == 1
+    return False
+
+
+def read_video(
+    path,
+    rgb: bool = False,
+    mv_cell: int = DEFAULT_MV_CELL,
+    rgb_short_side: Optional[int] = None,
+    rgb_interpolation: str = "AREA",
+) -> CompressedVideo:
+    """Decodes a video's picture types, motion vectors and optionally RGB.
+
+    Args:
+      path: any container FFmpeg reads holding MPEG-4 Part 2, H.264, MPEG-1/2
+        (or another decoder of ``VECTOR_DECODERS``) video.
+      rgb: also return every frame as uint8 RGB.
+      mv_cell: c, the raster cell of the vectors in pixels.
+      rgb_short_side: resize RGB frames inside the decode loop (swscale) so
+        the short side has this many pixels, keeping the aspect ratio; None
+        keeps the decoded size.
+      rgb_interpolation: swscale filter for that resize ("AREA" averages
+        when shrinking; "BILINEAR", "BICUBIC", ...).
+
+    Returns:
+      :class:`CompressedVideo`; see the module docstring for the vectors.
+
+    Raises:
+      NoVideoStreamError: the file has no video stream.
+      UnsupportedCodecError: the decoder exports no motion vectors.
+      CorruptVideoError: the file cannot be decoded completely.
+      VideoError: the file cannot be opened.
+    """
+    path = os.fspath(path)
+    if int(mv_cell) < 1:
+        raise ValueError(f"mv_cell must be a positive number of pixels, got {mv_cell!r}")
+    try:
+        container = av.open(path)
+    except av.FFmpegError as error:
+        raise VideoError(path, f"cannot open: {error}", stage="open") from error
+    with container:
+        if not container.streams.video:
+            kinds = ", ".join(s.type for s in container.streams) or "no streams"
+            raise NoVideoStreamError(path, f"no video stream (found: {kinds})", stage="open")
+        stream = container.streams.video[0]
+        codec = stream.codec_context.name
+        if codec not in VECTOR_DECODERS:
+            raise UnsupportedCodecError(
+                path,
+                f"the {codec} decoder exports no motion vectors; re-encode it first with "
+                f'tfcmvp.codec.reencode(src, dst, codec="mpeg4") '
+                f"(or the Beam job's --reencode mpeg4)",
+                stage="open",
+            )
+        fps = float(stream_rate(container, stream, path))
+        expected = _expected_frames(container, stream, fps)
+        context = stream.codec_context
+        # Options must be set before the first packet is decoded.
+        context.options = {"flags2": "+export_mvs"}
+        context.thread_count = 1
+        context.thread_type = "NONE"
+        return _decode(path, container, stream, codec, fps, expected, rgb, mv_cell, rgb_short_side,
+                       rgb_interpolation)
+
+
+def _decode(path, container, stream, codec, fps, expected, rgb, mv_cell, rgb_short_side,
+            rgb_interpolation) -> CompressedVideo:
+    types: List[str] = []
+    images: List[np.ndarray] = []
+    vectors = _VectorRaster(int(mv_cell))
+    size = None
+    out_size = None
+    first_packet = None
+    try:
+        for packet in container.demux(stream):
+            if first_packet is None and packet.size:
+                first_packet = bytes(packet)
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as error:
+                raise CorruptVideoError(
+                    path,
+                    f"decoding failed after {len(types)} frames "
+                    f"(packet at pts {packet.pts}): {error}",
+                    stage="decode",
+                ) from error
+            for frame in frames:
+                index = len(types)
+                if frame.is_corrupt:
+                    raise CorruptVideoError(
+                        path, f"frame {index} is corrupt (damaged or missing data)", stage="decode"
+                    )
+                if size is None:
+                    size = (frame.height, frame.width)
+                    out_size = rgb_size(frame.height, frame.width, rgb_short_side)
+                elif size != (frame.height, frame.width):
+                    raise CorruptVideoError(
+                        path,
+                        f"frame size changes from {size[1]}x{size[0]} to "
+                        f"{frame.width}x{frame.height} at frame {index}",
+                        stage="decode",
+                    )
+                types.append(_letter(frame))
+                side = frame.side_data.get("MOTION_VECTORS")
+                # to_ndarray() is a read-only view that keeps the whole
+                # decoded frame alive: copy the records.
+                records = None if side is None else side.to_ndarray().copy()
+                vectors.add(records, size[0], size[1])
+                if rgb:
+                    if out_size != size:
+                        frame = frame.reformat(
+                            width=out_size[1],
+                            height=out_size[0],
+                            format="rgb24",
+                            interpolation=rgb_interpolation,
+                        )
+                    images.append(frame.to_ndarray(format="rgb24"))  # [h, w, 3]
+    except av.FFmpegError as error:
+        raise CorruptVideoError(
+            path, f"reading packets failed after {len(types)} frames: {error}", stage="decode"
+        ) from error
+
+    if not types:
+        raise CorruptVideoError(path, "no frame could be decoded", stage="decode")
+    if expected and len(types) < expected - _shortfall_tolerance(expected):
+        raise CorruptVideoError(
+            path,
+            f"decoded {len(types)} frames but the container declares about {expected} "
+            f"(truncated or damaged file)",
+            stage="decode",
+        )
+    frame_types = "".join(types)
+    try:
+        motion = vectors.result()  # [T, Hc, Wc, 2]
+    except ValueError as error:
+        raise VideoError(path, f"bad motion vectors: {error}", stage="vectors") from error
+    return CompressedVideo(
+        path=path,
+        codec=codec,
+        width=size[1],
+        height=size[0],
+        fps=fps,
+        frame_types=frame_types,
+        iframe_indices=np.array([i for i, t in enumerate(frame_types) if t == "I"], np.int64),
+        motion_vectors=motion,
+        mv_cell=int(mv_cell),
+        one_past_reference=_one_past_reference(codec, frame_types, stream, first_packet),
+        frames=np.stack(images) if rgb else None,
+    )

@@ -1,0 +1,521 @@
+"""Typed configuration of a pretraining run, loaded from YAML with overrides.
+
+A run is described by one :class:`PretrainConfig`: six sections (data, model,
+loss, optimizer, train, runtime), each a dataclass whose every field carries
+its documentation next to it and whose default is the paper's setting (or the
+authors' code where the paper is silent; see ``shared/notes/method_facts``).
+
+YAML files give only what differs from the defaults::
+
+    # configs/pretrain_ucf101_c3d.yaml
+    model:
+      backbone: c3d
+    train:
+      epochs: 120
+
+A file may start from another one with ``base: other.yaml`` (a path relative
+to the file); its values are merged key by key under the file's own.
+Command-line overrides ``--set section.field=value`` are applied last, the
+value parsed as YAML (``--set train.epochs=3``, ``--set model.predictor=convgru``,
+``--set train.steps_per_epoch=null``). An unknown key, in a file or an
+override, is an error that names the key and the closest valid ones; a value
+of the wrong type is an error that names the key, the value and the type.
+
+The paper's ablations are values of this config: ``data.period``
+(current / future, Table 1), ``loss.motion_loss`` (infonce / mse / ce,
+Table 1), ``model.predictor`` (transformer / convgru, Table 1) and
+``loss.alpha`` (0 = context only, 1 = motion only, 0.5 = both; Table 4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import pathlib
+import types
+import typing
+from typing import Any, Literal, Mapping, Optional, Sequence
+
+import yaml
+
+BASE_KEY = "base"  # YAML key naming the file a config starts from
+
+
+class ConfigError(ValueError):
+    """A config file or override names an unknown key or has a bad value."""
+
+
+def _field(default, doc: str):
+    """A dataclass field with its one-line documentation (``metadata["doc"]``)."""
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
+# ---------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Sampling and augmentation of pretraining samples.
+
+    Every field is the keyword argument of the same name of
+    ``tfcmvp.data.pretrain_dataset`` (tests check the two agree).
+    """
+
+    clip_len: int = _field(16, "frames in the RGB clip fed to the V-Network")
+    clip_stride: int = _field(4, "temporal stride between the clip's frames (16 x 4: a 61-frame span)")
+    motion_len: int = _field(8, "consecutive motion-vector frames in each motion clip")
+    motion_gap: int = _field(
+        3, "frames between the clip's last frame and the first future motion frame")
+    period: Literal["future", "current"] = _field(
+        "future", "motion target: the motion after the clip (paper) or under it (Table 1 ablation)")
+    num_negatives: int = _field(
+        3, "hard-negative motion clips per video, from non-overlapping windows of the same video")
+    iframe_window: int = _field(
+        5, "the I-frame is drawn among the I-frames within this many frames of the clip span")
+    crop_size: int = _field(112, "side of the square training crop in pixels")
+    min_crop_area: float = _field(0.2, "smallest area fraction of the random resized crop")
+    flip_negates_mv_x: bool = _field(
+        True, "negate the x component of motion vectors on a horizontal flip (CoViAR; the "
+              "authors' code does not, which makes mirrored motions disagree)")
+    mv_clip: float = _field(10.0, "motion vectors are clamped to +-mv_clip pixels (authors: 10)")
+    mv_div: float = _field(10.0, "motion vectors are divided by mv_div after clamping (authors: 10)")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The networks of the framework (paper Fig. 2): V-, I- and M-Network,
+    predictor memory, motion predictor and the four MLP heads."""
+
+    backbone: Literal["c3d", "r2plus1d_26", "r3d_26", "r3d_10"] = _field(
+        "c3d", "V-Network, the video backbone kept after pretraining (r3d_10: tiny runs only)")
+    backbone_width: int = _field(
+        64, "channels of the V-Network's first stage; the others scale with it (paper: 64)")
+    backbone_blocks: Optional[tuple[int, ...]] = _field(
+        None, "residual blocks per stage of a ResNet V-Network; null = the architecture's "
+              "own ((2, 2, 2, 2) for the -26 nets); must be null for c3d")
+    iframe_backbone: Literal["r2d_10"] = _field("r2d_10", "I-Network (shallow 2-D ResNet)")
+    iframe_width: int = _field(64, "channels of the I-Network's first stage (paper: 64)")
+    motion_backbone: Literal["r3d_10"] = _field("r3d_10", "M-Network (shallow 3-D ResNet)")
+    motion_width: int = _field(64, "channels of the M-Network's first stage (paper: 64)")
+    memory_interpolation: Literal["nearest", "trilinear"] = _field(
+        "nearest", "resampling of the coarser V-Network stage onto the memory grid")
+    predictor: Literal["transformer", "convgru"] = _field(
+        "transformer", "motion predictor from the V-Network memory to future motion (Table 1)")
+    predictor_width: int = _field(512, "width of the memory tokens and the predictor")
+    encoder_layers: int = _field(2, "Transformer encoder layers")
+    decoder_layers: int = _field(4, "Transformer decoder layers")
+    num_heads: int = _field(8, "attention heads of the Transformer")
+    ffn_width: int = _field(512, "feed-forward width of the Transformer layers")
+    dropout: float = _field(0.1, "dropout of the Transformer layers")
+    convgru_kernel: int = _field(3, "spatial kernel of the ConvGRU predictor's convolutions")
+    head_hidden: int = _field(2048, "hidden width of the four MLP heads")
+    head_out: int = _field(512, "embedding width of the four MLP heads (then L2-normalised)")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """The pretraining objective J = (1 - alpha) J_I + alpha J_M (paper Eq. 3)."""
+
+    temperature: float = _field(0.1, "tau of both InfoNCE losses (Eq. 1, Eq. 2)")
+    alpha: float = _field(
+        0.5, "weight of the motion loss: 0 = context only, 1 = motion only (Table 4)")
+    motion_loss: Literal["infonce", "mse", "ce"] = _field(
+        "infonce", "motion objective: pointwise InfoNCE on features (paper), or regress the "
+                   "pooled vectors (mse) / classify their quantised ranges (ce) (Table 1)")
+    ce_bins: int = _field(
+        21, "classes per motion component for the mse/ce ablations (odd: zero motion gets "
+            "its own class); over (-mv_clip, mv_clip) px that is 1 px per class")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """SGD with a warm-up + cosine learning-rate schedule."""
+
+    base_lr_per_sample: float = _field(
+        5e-4, "peak learning rate per sample of the global batch: lr = base_lr_per_sample x B")
+    momentum: float = _field(0.9, "SGD momentum")
+    nesterov: bool = _field(True, "Nesterov momentum (authors' code; the paper says SGD)")
+    weight_decay: Optional[float] = _field(
+        5e-3, "decay per step of w -= lr x weight_decay x w, on every weight. Paper: 5e-3; "
+              "authors' code: 1e-3. Keras decays decoupled from the gradient, where PyTorch "
+              "adds weight_decay x w to it before momentum (about 1/(1 - momentum) = 10x "
+              "stronger at the same value). null = off")
+    warmup_epochs: float = _field(5.0, "epochs of linear warm-up before the cosine decay")
+    clipnorm: Optional[float] = _field(
+        15.0, "clip the global norm of the gradient (summed over replicas) to this; null = off")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Length of the run, batch, checkpoints and numerics."""
+
+    epochs: int = _field(120, "training epochs")
+    global_batch_size: int = _field(
+        64, "videos per step over all replicas (UCF101: 64 on 4 GPUs; K400: 512 on 32)")
+    steps_per_epoch: Optional[int] = _field(
+        None, "optimizer steps per epoch; null = training videos // global_batch_size")
+    checkpoint_every_steps: Optional[int] = _field(
+        None, "also checkpoint every N steps (a killed run resumes mid-epoch); null = per epoch only")
+    keep_checkpoints: int = _field(3, "newest checkpoints kept in WORKDIR/checkpoints")
+    seed: int = _field(0, "seed of weight initialisation, sampling and augmentation")
+    deterministic: bool = _field(
+        False, "deterministic tf.data order (slower); op-level determinism is not forced")
+    shuffle_buffer: int = _field(256, "videos in the tf.data shuffle buffer")
+    mixed_precision: Optional[Literal["mixed_float16", "mixed_bfloat16"]] = _field(
+        None, "Keras dtype policy of the networks (losses stay float32); null = float32")
+    sync_bn: bool = _field(True, "BatchNorm statistics over the global batch (SyncBN, authors)")
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    """Where the run executes."""
+
+    strategy: Literal["default", "mirrored", "multi_worker"] = _field(
+        "default", "tf.distribute strategy: default (one device), mirrored (all local GPUs), "
+                   "multi_worker (MultiWorkerMirroredStrategy, cluster from TF_CONFIG)")
+    virtual_cpus: int = _field(
+        0, "N >= 2 splits the CPU into N logical devices and mirrors over them (testing "
+           "data parallelism without GPUs); 0 = off")
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    """A complete pretraining run."""
+
+    data: DataConfig = dataclasses.field(
+        default_factory=DataConfig, metadata={"doc": "sampling and augmentation"})
+    model: ModelConfig = dataclasses.field(
+        default_factory=ModelConfig, metadata={"doc": "networks"})
+    loss: LossConfig = dataclasses.field(
+        default_factory=LossConfig, metadata={"doc": "objective"})
+    optimizer: OptimizerConfig = dataclasses.field(
+        default_factory=OptimizerConfig, metadata={"doc": "SGD and learning-rate schedule"})
+    train: TrainConfig = dataclasses.field(
+        default_factory=TrainConfig, metadata={"doc": "run length, batch, checkpoints"})
+    runtime: RuntimeConfig = dataclasses.field(
+        default_factory=RuntimeConfig, metadata={"doc": "devices and distribution"})
+
+    def __post_init__(self):
+        _check_ranges(self)
+
+    @property
+    def peak_learning_rate(self) -> float:
+        """lr = base_lr_per_sample x global batch (paper: 5e-4 x B)."""
+        return self.optimizer.base_lr_per_sample * self.train.global_batch_size
+
+
+def _check_ranges(config: PretrainConfig) -> None:
+    """Value checks that types alone do not catch, each naming the key."""
+    checks = [
+        ("loss.alpha", 0.0 <= config.loss.alpha <= 1.0, "must lie in [0, 1]"),
+        ("loss.temperature", config.loss.temperature > 0, "must be > 0"),
+        ("loss.ce_bins", config.loss.ce_bins >= 2, "must be >= 2"),
+        ("train.epochs", config.train.epochs >= 1, "must be >= 1"),
+        ("train.global_batch_size", config.train.global_batch_size >= 1, "must be >= 1"),
+        ("train.steps_per_epoch",
+         config.train.steps_per_epoch is None or config.train.steps_per_epoch >= 1,
+         "must be >= 1 or null"),
+        ("train.checkpoint_every_steps",
+         config.train.checkpoint_every_steps is None or config.train.checkpoint_every_steps >= 1,
+         "must be >= 1 or null"),
+        ("train.keep_checkpoints", config.train.keep_checkpoints >= 1, "must be >= 1"),
+        ("optimizer.warmup_epochs", 0 <= config.optimizer.warmup_epochs < config.train.epochs,
+         f"must lie in [0, train.epochs = {config.train.epochs})"),
+        ("optimizer.clipnorm", config.optimizer.clipnorm is None or config.optimizer.clipnorm > 0,
+         "must be > 0 or null"),
+        ("optimizer.base_lr_per_sample", config.optimizer.base_lr_per_sample > 0, "must be > 0"),
+        ("runtime.virtual_cpus", config.runtime.virtual_cpus >= 0, "must be >= 0"),
+        ("runtime.virtual_cpus",
+         config.runtime.virtual_cpus < 2 or config.runtime.strategy != "multi_worker",
+         "cannot be combined with runtime.strategy=multi_worker"),
+        ("data.min_crop_area", 0 < config.data.min_crop_area <= 1, "must lie in (0, 1]"),
+        ("model.backbone_blocks",
+         config.model.backbone_blocks is None or config.model.backbone != "c3d",
+         "must be null for model.backbone=c3d (C3D has no residual blocks)"),
+    ]
+    for key, ok, requirement in checks:
+        if not ok:
+            value = _get_path(config, key)
+            raise ConfigError(f"{key}={value!r} {requirement}")
+
+
+def _get_path(config, dotted: str):
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
+
+
+# ---------------------------------------------------------------------------
+# dict <-> dataclass
+# ---------------------------------------------------------------------------
+
+
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _describe(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join("null" if a is type(None) else _describe(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"list of {_describe(typing.get_args(tp)[0])}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value, tp, key: str, source: str):
+    """Checks `value` against the annotation `tp`; returns the typed value."""
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"{source}: {key}={value!r} is not a valid {_describe(tp)}")
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key, source)
+            except ConfigError:
+                pass
+        raise bad
+    if origin is Literal:
+        if value in typing.get_args(tp) and not isinstance(value, bool):
+            return value
+        raise bad
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        return tuple(_coerce(v, item_type, f"{key}[{i}]", source) for i, v in enumerate(value))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise bad
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            # PyYAML (YAML 1.1) reads "1e-3" as a string: it wants "1.0e-3".
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise bad
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise bad
+    raise TypeError(f"config field {key} has an unsupported annotation {tp!r}")
+
+
+def _unknown_key(key: str, valid: Sequence[str], source: str) -> ConfigError:
+    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], valid, n=3, cutoff=0.5)
+    prefix = key.rsplit(".", 1)[0] + "." if "." in key else ""
+    hint = (f"; did you mean {', '.join(prefix + c for c in close)}?" if close
+            else f"; valid keys here: {', '.join(prefix + v for v in valid)}")
+    return ConfigError(f"{source}: unknown config key {key!r}{hint}")
+
+
+def _build(cls, values: Mapping, source: str, prefix: str = ""):
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'the config'} must be a mapping, "
+                          f"got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = _hints(cls)
+    kwargs = {}
+    for name, value in values.items():
+        key = prefix + str(name)
+        if name not in fields:
+            raise _unknown_key(key, list(fields), source)
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value if value is not None else {}, source, key + ".")
+        else:
+            kwargs[name] = _coerce(value, tp, key, source)
+    try:
+        return cls(**kwargs)
+    except ConfigError as error:  # a range check of PretrainConfig.__post_init__
+        raise ConfigError(f"{source}: {error}") from None
+
+
+def config_from_dict(values: Mapping, source: str = "config") -> PretrainConfig:
+    """Builds a :class:`PretrainConfig` from nested dicts (missing keys = defaults).
+
+    `source` names where the values came from, for error messages.
+    """
+    return _build(PretrainConfig, values, source)
+
+
+def config_to_dict(config) -> dict:
+    """The config as nested plain dicts / lists (YAML- and JSON-safe)."""
+
+    def plain(value):
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return {
+        f.name: (config_to_dict(getattr(config, f.name))
+                 if dataclasses.is_dataclass(getattr(config, f.name))
+                 else plain(getattr(config, f.name)))
+        for f in dataclasses.fields(config)
+    }
+
+
+# ---------------------------------------------------------------------------
+# Files and overrides
+# ---------------------------------------------------------------------------
+
+
+def _merge(base: dict, top: Mapping) -> dict:
+    """Recursive dict merge; `top` wins; nested mappings are merged key by key."""
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_config_file(path, _seen: tuple = ()) -> dict:
+    """Reads a YAML config, following ``base:`` links; returns the merged dict."""
+    path = pathlib.Path(path).resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in _seen + (path,))
+        raise ConfigError(f"config files include each other in a cycle: {chain}")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if values is None:
+        values = {}
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{path}: a config file must be a mapping of sections, got {values!r}")
+    values = dict(values)
+    base = values.pop(BASE_KEY, None)
+    if base is not None:
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: {BASE_KEY}: must be a file path, got {base!r}")
+        base_values = read_config_file(path.parent / base, _seen + (path,))
+        values = _merge(base_values, values)
+    return values
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.epochs=3"`` -> (["train", "epochs"], 3); the value is parsed as YAML."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.epochs=3")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML: {error}") from error
+    return key.split("."), value
+
+
+def apply_overrides(values: Mapping, overrides: Sequence[str]) -> dict:
+    """Applies ``section.field=value`` overrides to a nested config dict.
+
+    Keys are checked against the dataclasses here, so that an unknown key is
+    reported as coming from ``--set`` (not from the file).
+    """
+    values = _merge({}, values)
+    for text in overrides:
+        path, value = parse_override(text)
+        cls = PretrainConfig
+        node = values
+        for depth, name in enumerate(path):
+            key = ".".join(path[:depth + 1])
+            if cls is None or not dataclasses.is_dataclass(cls):
+                raise ConfigError(f"--set {text!r}: {'.'.join(path[:depth])} is a value, "
+                                  f"not a section, so {key!r} does not exist")
+            names = [f.name for f in dataclasses.fields(cls)]
+            if name not in names:
+                raise _unknown_key(key, names, f"--set {text!r}")
+            tp = _hints(cls)[name]
+            last = depth == len(path) - 1
+            if last:
+                if dataclasses.is_dataclass(tp) and not isinstance(value, Mapping):
+                    raise ConfigError(f"--set {text!r}: {key} is a section; set one of its "
+                                      f"fields, e.g. {key}.{dataclasses.fields(tp)[0].name}=...")
+                if dataclasses.is_dataclass(tp) and isinstance(node.get(name), Mapping):
+                    node[name] = _merge(node[name], value)
+                else:
+                    node[name] = value
+            else:
+                child = node.get(name)
+                if not isinstance(child, dict):
+                    child = {} if child is None else dict(child)
+                    node[name] = child
+                node = child
+                cls = tp if dataclasses.is_dataclass(tp) else None
+    return values
+
+
+def load_config(path=None, overrides: Sequence[str] = ()) -> PretrainConfig:
+    """Loads a YAML config (defaults if `path` is None) and applies overrides.
+
+    Raises :class:`ConfigError` naming the file or the override and the key.
+    """
+    values = read_config_file(path) if path is not None else {}
+    source = str(pathlib.Path(path).resolve()) if path is not None else "defaults"
+    # Check the file on its own first, so that its errors name the file.
+    config_from_dict(values, source)
+    if overrides:
+        values = apply_overrides(values, overrides)
+        return config_from_dict(values, f"{source} with --set {' '.join(overrides)}")
+    return config_from_dict(values, source)
+
+
+def dump_config(config: PretrainConfig) -> str:
+    """The full resolved config as YAML text (every field, defaults included)."""
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=False)
+
+
+def save_config(config: PretrainConfig, path) -> pathlib.Path:
+    """Writes the resolved config as YAML; :func:`load_config` reads it back equal."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump_config(config), encoding="utf-8")
+    return path
+
+
+def config_differences(old: PretrainConfig, new: PretrainConfig) -> list[str]:
+    """``["train.epochs: 2 -> 3", ...]`` for every field that differs."""
+
+    def flat(values, prefix=""):
+        out = {}
+        for key, value in values.items():
+            if isinstance(value, dict):
+                out.update(flat(value, prefix + key + "."))
+            else:
+                out[prefix + key] = value
+        return out
+
+    a, b = flat(config_to_dict(old)), flat(config_to_dict(new))
+    return [f"{key}: {a[key]!r} -> {b[key]!r}" for key in a if a[key] != b[key]]
+
+
+def field_docs(cls=PretrainConfig, prefix: str = "") -> dict[str, str]:
+    """``{"train.epochs": "training epochs", ...}`` for every leaf field."""
+    docs = {}
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            docs.update(field_docs(hints[f.name], prefix + f.name + "."))
+        else:
+            docs[prefix + f.name] = f.metadata.get("doc", "")
+    return docs

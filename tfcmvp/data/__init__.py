@@ -1,0 +1,24 @@
+"""tf.data input pipelines: TFRecord shards -> training and evaluation batches.
+
+* :func:`pretrain_dataset`: clip, I-frame, target + negative motion clips.
+* :func:`finetune_dataset`: an augmented clip and its label (+ motion target).
+* :func:`eval_dataset`: every video once, ``num_clips`` centre-cropped clips.
+
+Modules: ``reader`` (files -> parsed records -> decoded frames),
+``sampling`` (window index arithmetic), ``augment`` (dict -> dict ops),
+``features`` (names of the yielded tensors), ``synthetic`` (records with
+known content for tests and benchmarks).
+"""
+
+from tfcmvp.data.augment import AugmentConfig, ColorJitter, GaussianBlur
+from tfcmvp.data.evaluation import MODALITIES, eval_dataset
+from tfcmvp.data.finetune import finetune_dataset
+from tfcmvp.data.pretrain import pretrain_dataset
+from tfcmvp.data.reader import RecordScan, resolve_files, scan_records
+from tfcmvp.data.sampling import SamplingConfig
+
+__all__ = [
+    "AugmentConfig", "ColorJitter", "GaussianBlur", "MODALITIES", "RecordScan",
+    "SamplingConfig", "eval_dataset", "finetune_dataset", "pretrain_dataset",
+    "resolve_files", "scan_records",
+]

@@ -1,0 +1,637 @@
+"""Augmentation ops: small ``dict -> dict`` functions of TensorFlow ops.
+
+Each public op factory returns an :data:`Op` that reads some keys of a sample
+dict and returns a new dict with those keys replaced. Random ops draw from
+stateless random ops seeded by ``data["seed"]`` (int [2]) folded with a salt
+that is fixed per op (derived from the op name and its keys unless given),
+so a sample is reproducible from its seed, and two ops on different keys
+draw independently. Ops given several keys apply *one* draw to all of them:
+that is how the clip and its target motion clip share crop and flip.
+
+Geometry. Images are ``[..., H, W, C]`` (any leading dims: frames, clips).
+Crop regions are ``(y0, x0, y1, x1)`` in *frame-normalised* coordinates:
+0 is the top/left edge of the decoded frame, 1 its bottom/right edge. RGB
+frames cover the frame exactly; a motion-vector grid covers ``ceil(size /
+cell)`` cells, a little more than the frame, given by its *extent* (the
+fraction of the grid the frame covers, see
+:func:`tfcmvp.data.reader.mv_extent`), and regions are scaled by it. Samples
+are taken at the centres of the output pixels (half-pixel convention) and
+the border is extended by edge replication, so the same region on a 171x128
+RGB frame and on a 40x30 vector grid samples the same points of the scene.
+
+Motion vectors are values, not colours: resizing a vector map does not
+rescale its vectors (as in the authors' code); a horizontal flip negates
+their x component when asked (CoViAR does, the authors' code does not).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import zlib
+from typing import Callable, Mapping, Optional, Sequence, Union
+
+import tensorflow as tf
+
+from tfcmvp.data import features
+
+Op = Callable[[dict], dict]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RESIZE_METHODS = ("bilinear", "nearest")
+
+
+def _check_prob(name, value):
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ColorJitter:
+    """Colour jitter, one draw per clip (the same for all its frames).
+
+    Factors are drawn uniformly: brightness and contrast and saturation
+    multiply by ``[1 - v, 1 + v]``, hue shifts by ``[-hue, hue]`` turns of
+    the colour wheel. Applied (in this fixed order) with probability
+    ``prob``; then the result becomes grey with probability
+    ``grayscale_prob``. Defaults follow the usual video SSL recipe
+    (CoCLR / SimCLR strengths); the paper gives none.
+    """
+
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.4
+    hue: float = 0.1
+    prob: float = 0.8
+    grayscale_prob: float = 0.0
+
+    def __post_init__(self):
+        for name in ("brightness", "contrast", "saturation"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"ColorJitter.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if not 0.0 <= self.hue <= 0.5:
+            raise ValueError(f"ColorJitter.hue must be in [0, 0.5], got {self.hue!r}")
+        _check_prob("ColorJitter.prob", self.prob)
+        _check_prob("ColorJitter.grayscale_prob", self.grayscale_prob)
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianBlur:
+    """Gaussian blur of a whole clip with one sigma, applied with probability ``prob``.
+
+    ``sigma`` is drawn uniformly from ``[sigma_min, sigma_max]`` output pixels;
+    the kernel has ``kernel_size`` taps (odd; 11 is about 10% of a 112 crop,
+    as in SimCLR) and the border is reflected.
+    """
+
+    sigma_min: float = 0.1
+    sigma_max: float = 2.0
+    prob: float = 0.5
+    kernel_size: int = 11
+
+    def __post_init__(self):
+        if not 0.0 < self.sigma_min <= self.sigma_max:
+            raise ValueError(
+                f"GaussianBlur needs 0 < sigma_min <= sigma_max, got {self.sigma_min!r}, "
+                f"{self.sigma_max!r}")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(f"GaussianBlur.kernel_size must be odd and positive, got {self.kernel_size!r}")
+        _check_prob("GaussianBlur.prob", self.prob)
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Augmentation of one training sample.
+
+    Attributes:
+      crop_size: output side S of every crop (112).
+      min_crop_area: random resized crop keeps a fraction of the frame area
+        drawn from ``[min_crop_area, 1]`` (0.2).
+      crop_ratio: range of the crop's width / height (3/4, 4/3).
+      flip_prob: probability of a horizontal flip (0.5).
+      flip_negates_mv_x: a flip negates the x component of the vectors
+        (True, CoViAR); False reproduces the authors' code.
+      mv_clip: vectors are clamped to +-mv_clip pixels (10) ...
+      mv_div: ... then divided by mv_div (10), giving [-1, 1].
+      mv_resize_method: "bilinear" or "nearest" resampling of vector maps.
+      color_jitter: :class:`ColorJitter` for the clip and the I-frame, or None.
+      blur: :class:`GaussianBlur` for the clip and the I-frame, or None.
+      rotate_degrees: random rotation in [-r, r] degrees of clip (and its
+        motion target), 0 = off. The authors rotate +-10 degrees when
+        finetuning; pretraining does not rotate.
+    """
+
+    crop_size: int = 112
+    min_crop_area: float = 0.2
+    crop_ratio: tuple = (3 / 4, 4 / 3)
+    flip_prob: float = 0.5
+    flip_negates_mv_x: bool = True
+    mv_clip: float = 10.0
+    mv_div: float = 10.0
+    mv_resize_method: str = "bilinear"
+    color_jitter: Optional[ColorJitter] = ColorJitter()
+    blur: Optional[GaussianBlur] = GaussianBlur()
+    rotate_degrees: float = 0.0
+
+    def __post_init__(self):
+        if not isinstance(self.crop_size, int) or self.crop_size < 1:
+            raise ValueError(f"AugmentConfig.crop_size must be a positive int, got {self.crop_size!r}")
+        if not 0.0 < self.min_crop_area <= 1.0:
+            raise ValueError(f"AugmentConfig.min_crop_area must be in (0, 1], got {self.min_crop_area!r}")
+        lo, hi = self.crop_ratio
+        if not 0.0 < lo <= hi:
+            raise ValueError(f"AugmentConfig.crop_ratio must be 0 < lo <= hi, got {self.crop_ratio!r}")
+        _check_prob("AugmentConfig.flip_prob", self.flip_prob)
+        if self.mv_clip <= 0 or self.mv_div <= 0:
+            raise ValueError(
+                f"AugmentConfig.mv_clip and mv_div must be > 0, got {self.mv_clip!r}, {self.mv_div!r}")
+        if self.mv_resize_method not in RESIZE_METHODS:
+            raise ValueError(
+                f"AugmentConfig.mv_resize_method must be one of {RESIZE_METHODS}, "
+                f"got {self.mv_resize_method!r}")
+        if not 0.0 <= self.rotate_degrees < 180.0:
+            raise ValueError(f"AugmentConfig.rotate_degrees must be in [0, 180), got {self.rotate_degrees!r}")
+        object.__setattr__(self, "crop_ratio", (float(lo), float(hi)))
+        object.__setattr__(self, "color_jitter", as_color_jitter(self.color_jitter))
+        object.__setattr__(self, "blur", as_blur(self.blur))
+
+
+def _as_dataclass(cls, value):
+    """None / False -> None, True -> defaults, mapping -> cls(**mapping), instance as is."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys {unknown}; known: {sorted(known)}")
+        return cls(**value)
+    raise ValueError(f"expected a {cls.__name__}, a mapping, True or None, got {value!r}")
+
+
+def as_color_jitter(value) -> Optional[ColorJitter]:
+    """Coerces a config value (None, True, mapping, ColorJitter) to ColorJitter or None."""
+    return _as_dataclass(ColorJitter, value)
+
+
+def as_blur(value) -> Optional[GaussianBlur]:
+    """Coerces a config value (None, True, mapping, GaussianBlur) to GaussianBlur or None."""
+    return _as_dataclass(GaussianBlur, value)
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+
+def chain(*ops: Op) -> Op:
+    """Composes ops left to right."""
+
+    def run(data: dict) -> dict:
+        for op in ops:
+            data = op(data)
+        return data
+
+    return run
+
+
+def _default_salt(name: str, keys: Sequence[str]) -> int:
+    # crc32, not hash(): stable across processes, so seeds reproduce.
+    return zlib.crc32(f"{name}:{','.join(keys)}".encode()) & 0x7FFFFFFF
+
+
+def _op_seed(data: dict, salt: int, op_name: str):
+    if features.SEED not in data:
+        raise ValueError(f"{op_name} is random and needs data[{features.SEED!r}] (int [2]); "
+                         f"keys present: {sorted(data)}")
+    return tf.random.experimental.stateless_fold_in(data[features.SEED], salt)
+
+
+def _keys(keys) -> tuple:
+    return (keys,) if isinstance(keys, str) else tuple(keys)
+
+
+def _flatten_images(x):
+    """[..., H, W, C] -> [N, H, W, C] and the leading shape."""
+    shape = tf.shape(x)
+    lead = shape[:-3]
+    return tf.reshape(x, tf.concat([[-1], shape[-3:]], axis=0)), lead
+
+
+def sample_crop_regions(seed, num, aspect, min_area: float, ratio: Sequence[float], attempts: int = 10):
+    """Random resized crop regions, frame-normalised ``(y0, x0, y1, x1)``, float32 ``[num, 4]``.
+
+    The crop covers a fraction ``U[min_area, 1]`` of the frame area with a
+    width / height ratio log-uniform in ``ratio``, at a uniform position. As in
+    Inception / torchvision, ``attempts`` draws are made and the first that
+    fits is used; if none fits, the central crop with the ratio clamped to
+    ``ratio``. ``aspect`` is the frame's width / height (a scalar).
+    """
+    aspect = tf.cast(aspect, tf.float32)
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    area = tf.random.stateless_uniform([num, attempts], seeds[0], min_area, 1.0)
+    log_r = tf.random.stateless_uniform(
+        [num, attempts], seeds[1], math.log(ratio[0]), math.log(ratio[1]))
+    r = tf.exp(log_r)
+    w = tf.sqrt(area * r / aspect)  # [num, attempts] fraction of the frame width
+    h = tf.sqrt(area * aspect / r)
+    fits = (w <= 1.0) & (h <= 1.0)
+    first = tf.argmax(tf.cast(fits, tf.int32), axis=1, output_type=tf.int32)  # [num]
+    any_fit = tf.reduce_any(fits, axis=1)
+    w = tf.gather(w, first, batch_dims=1)
+    h = tf.gather(h, first, batch_dims=1)
+    # Fallback: whole frame, cut to the nearest allowed ratio.
+    fw = tf.minimum(1.0, ratio[1] / aspect)
+    fh = tf.minimum(1.0, aspect / ratio[0])
+    w = tf.where(any_fit, w, fw)
+    h = tf.where(any_fit, h, fh)
+    pos = tf.random.stateless_uniform([num, 2], seeds[2])
+    y0 = pos[:, 0] * (1.0 - h)
+    x0 = pos[:, 1] * (1.0 - w)
+    return tf.stack([y0, x0, y0 + h, x0 + w], axis=1)
+
+
+def center_region(aspect, size: int, resize_short: int):
+    """The centre crop of ``size`` after resizing the short side to ``resize_short``.
+
+    Frame-normalised ``(y0, x0, y1, x1)``, float32 ``[1, 4]``; ``aspect`` is
+    width / height.
+    """
+    aspect = tf.cast(aspect, tf.float32)
+    # Resized frame: short side resize_short, the other side in proportion.
+    resized_h = resize_short * tf.maximum(1.0, 1.0 / aspect)
+    resized_w = resize_short * tf.maximum(1.0, aspect)
+    h = tf.minimum(1.0, size / resized_h)
+    w = tf.minimum(1.0, size / resized_w)
+    return tf.reshape(tf.stack([(1.0 - h) / 2, (1.0 - w) / 2, (1.0 + h) / 2, (1.0 + w) / 2]), [1, 4])
+
+
+def crop_resize(images, regions, size: int, *, extent=None, method: str = "bilinear"):
+    """Crops frame-normalised ``regions`` out of ``images`` and resizes to ``size`` x ``size``.
+
+    Args:
+      images: ``[..., H, W, C]`` of any numeric dtype.
+      regions: float32 ``[R, 4]``. ``R == 1``: one region for all images;
+        otherwise ``R`` equals the first dim of ``images`` and item ``r``
+        (with all its frames) gets region ``r``.
+      extent: optional float32 ``[2]``, fraction (y, x) of the image that the
+        frame covers (motion-vector grids); None = 1.
+      method: "bilinear" or "nearest".
+
+    Returns float32 ``[..., size, size, C]``.
+    """
+    if method not in RESIZE_METHODS:
+        raise ValueError(f"resize method must be one of {RESIZE_METHODS}, got {method!r}")
+    flat, lead = _flatten_images(images)  # [N, H, W, C]
+    n = tf.shape(flat)[0]
+    hw = tf.cast(tf.shape(flat)[1:3], tf.float32)  # [2] = (H, W)
+    regions = tf.cast(regions, tf.float32)
+    if extent is not None:
+        regions = regions * tf.tile(tf.cast(extent, tf.float32), [2])  # frame -> grid coordinates
+    start, stop = regions[:, :2], regions[:, 2:]  # [R, 2]
+    half = 0.5 * (stop - start) / size
+    first, last = start + half, stop - half  # centres of the first / last output pixel
+    # Pixel index p = u * n - 0.5; the 1-pixel edge padding shifts it by 1 and
+    # crop_and_resize maps box coordinate 1 to index (n + 2) - 1.
+    boxes = tf.concat([(first * hw + 0.5) / (hw + 1.0), (last * hw + 0.5) / (hw + 1.0)], axis=1)
+    per_region = n // tf.shape(boxes)[0]
+    boxes = tf.repeat(boxes, per_region, axis=0)  # [N, 4]
+    padded = tf.pad(flat, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+    out = tf.image.crop_and_resize(
+        padded, boxes, tf.range(n), [size, size], method=method)  # [N, S, S, C]
+    out = tf.reshape(out, tf.concat([lead, [size, size, tf.shape(flat)[-1]]], axis=0))
+    out.set_shape(images.shape[:-3].concatenate([size, size, images.shape[-1]]))
+    return out
+
+
+def _frame_aspect(image, extent):
+    """Width / height of the frame shown by ``image`` (``[..., H, W, C]``)."""
+    hw = tf.cast(tf.shape(image)[-3:-1], tf.float32)
+    if extent is not None:
+        hw = hw * tf.cast(extent, tf.float32)
+    return hw[1] / hw[0]
+
+
+def _extent(data, key, extent_keys):
+    name = (extent_keys or {}).get(key)
+    return None if name is None else data[name]
+
+
+# ---------------------------------------------------------------------------
+# Geometric ops
+
+
+def random_resized_crop(
+    keys,
+    size: int,
+    *,
+    min_area: float = 0.2,
+    ratio: Sequence[float] = (3 / 4, 4 / 3),
+    independent: bool = False,
+    extent_keys: Optional[Mapping[str, str]] = None,
+    methods: Optional[Mapping[str, str]] = None,
+    salt: Optional[int] = None,
+) -> Op:
+    """Random resized crop of ``keys`` to ``size`` x ``size`` (float32 out).
+
+    One region for all keys (and all their frames); with ``independent``, the
+    first dim of the keys indexes items that get one region each (e.g. the K
+    negative motion clips ``[K, L, h, w, 2]``). ``extent_keys`` maps a key to
+    the dict key of its grid extent; ``methods`` maps a key to "bilinear"
+    (default) or "nearest". The frame aspect comes from the first key.
+    """
+    keys = _keys(keys)
+    salt = _default_salt("random_resized_crop", keys) if salt is None else salt
+    methods = dict(methods or {})
+
+    def op(data: dict) -> dict:
+        data = dict(data)
+        seed = _op_seed(data, salt, "random_resized_crop")
+        ref = data[keys[0]]
+        num = tf.shape(ref)[0] if independent else 1
+        aspect = _frame_aspect(ref, _extent(data, keys[0], extent_keys))
+        regions = sample_crop_regions(seed, num, aspect, min_area, ratio)  # [R, 4]
+        for key in keys:
+            data[key] = crop_resize(
+                data[key], regions, size, extent=_extent(data, key, extent_keys),
+                method=methods.get(key, "bilinear"))
+        return data
+
+    return op
+
+
+def center_crop(
+    keys,
+    size: int,
+    *,
+    resize_short: int,
+    extent_keys: Optional[Mapping[str, str]] = None,
+    methods: Optional[Mapping[str, str]] = None,
+) -> Op:
+    """Resize the short side to ``resize_short``, crop the centre ``size`` x ``size``.
+
+    Done as one resampling of the central region (no intermediate image);
+    with frames stored at short side 128, ``resize_short=128`` and
+    ``size=112`` copy the central 112x112 pixels exactly.
+    """
+    keys = _keys(keys)
+    methods = dict(methods or {})
+
+    def op(data: dict) -> dict:
+        data = dict(data)
+        aspect = _frame_aspect(data[keys[0]], _extent(data, keys[0], extent_keys))
+        region = center_region(aspect, size, resize_short)
+        for key in keys:
+            data[key] = crop_resize(
+                data[key], region, size, extent=_extent(data, key, extent_keys),
+                method=methods.get(key, "bilinear"))
+        return data
+
+    return op
+
+
+def _per_item(flag, x, independent):
+    """Broadcasts a scalar or per-item [n] bool against ``x``."""
+    if not independent:
+        return flag
+    return tf.reshape(flag, tf.concat([tf.shape(flag), tf.ones([tf.rank(x) - 1], tf.int32)], 0))
+
+
+def random_flip(
+    keys,
+    *,
+    prob: float = 0.5,
+    mv_keys: Sequence[str] = (),
+    negate_mv_x: bool = True,
+    independent: bool = False,
+    salt: Optional[int] = None,
+) -> Op:
+    """Horizontal flip of ``keys`` with probability ``prob``, one draw for all keys.
+
+    Keys in ``mv_keys`` hold vectors (last dim = (x, y)); with ``negate_mv_x``
+    their x component changes sign when flipped, since a flip mirrors
+    displacements. ``independent``: one draw per item of the first dim.
+    """
+    keys = _keys(keys)
+    mv_keys = set(_keys(mv_keys))
+    salt = _default_salt("random_flip", keys) if salt is None else salt
+
+    def op(data: dict) -> dict:
+        data = dict(data)
+        seed = _op_seed(data, salt, "random_flip")
+        shape = tf.shape(data[keys[0]])[:1] if independent else []
+        flip = tf.random.stateless_uniform(shape, seed) < prob  # [] or [n]
+        for key in keys:
+            x = data[key]
+            flipped = tf.reverse(x, axis=[-2])
+            if key in mv_keys and negate_mv_x:
+                flipped = flipped * tf.constant([-1.0, 1.0], x.dtype)
+            data[key] = tf.where(_per_item(flip, x, independent), flipped, x)
+        return data
+
+    return op
+
+
+def rotate(images, angle, *, vectors: bool = False, method: str = "bilinear"):
+    """Rotates ``images`` ``[..., H, W, C]`` by ``angle`` radians about their centre.
+
+    In image coordinates (x right, y down) content at ``p`` moves to
+    ``R(angle) (p - c) + c`` with ``R = [[cos, -sin], [sin, cos]]``: a
+    positive angle turns clockwise on screen. The border is reflected. With
+    ``vectors``, the (x, y) values are rotated by the same ``R``, so that a
+    rotated motion field describes the rotated content. Float32 out.
+    """
+    flat, lead = _flatten_images(tf.cast(images, tf.float32))  # [N, H, W, C]
+    hw = tf.shape(flat)[1:3]
+    cy = (tf.cast(hw[0], tf.float32) - 1.0) / 2.0
+    cx = (tf.cast(hw[1], tf.float32) - 1.0) / 2.0
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    # Output pixel -> input pixel: the inverse rotation R(-angle).
+    transform = tf.stack([
+        cos, sin, cx - cos * cx - sin * cy,
+        -sin, cos, cy + sin * cx - cos * cy,
+        0.0, 0.0])[None]  # [1, 8]
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=flat, transforms=transform, output_shape=hw, fill_value=0.0,
+        interpolation=method.upper(), fill_mode="REFLECT")
+    if vectors:
+        vx, vy = out[..., 0], out[..., 1]
+        out = tf.stack([cos * vx - sin * vy, sin * vx + cos * vy], axis=-1)
+    out = tf.reshape(out, tf.concat([lead, tf.shape(flat)[1:]], axis=0))
+    out.set_shape(images.shape)
+    return out
+
+
+def random_rotate(
+    keys,
+    max_degrees: float,
+    *,
+    mv_keys: Sequence[str] = (),
+    methods: Optional[Mapping[str, str]] = None,
+    salt: Optional[int] = None,
+) -> Op:
+    """Rotation by one angle drawn from ``[-max_degrees, max_degrees]`` for all ``keys``.
+
+    Keys in ``mv_keys`` also get their vectors rotated (see :func:`rotate`).
+    Apply after cropping: all keys then share the same square pixel grid.
+    """
+    keys = _keys(keys)
+    mv_keys = set(_keys(mv_keys))
+    methods = dict(methods or {})
+    salt = _default_salt("random_rotate", keys) if salt is None else salt
+    limit = math.radians(max_degrees)
+
+    def op(data: dict) -> dict:
+        data = dict(data)
+        angle = tf.random.stateless_uniform(
+            [], _op_seed(data, salt, "random_rotate"), -limit, limit)
+        for key in keys:
+            data[key] = rotate(data[key], angle, vectors=key in mv_keys,
+                               method=methods.get(key, "bilinear"))
+        return data
+
+    return op
+
+
+# ---------------------------------------------------------------------------
+# Photometric ops (RGB in [0, 1])
+
+
+def _gray(x):
+    return tf.image.rgb_to_grayscale(x)  # [..., 1]
+
+
+def jitter_colors(x, brightness, contrast, saturation, hue):
+    """Applies given jitter factors to RGB ``x`` in [0, 1] (``[..., H, W, 3]``).
+
+    Brightness scales, contrast blends with the mean grey level of each frame,
+    saturation blends with the grey image, hue rotates; each result is
+    clipped to [0, 1] (torchvision's semantics).
+    """
+    x = tf.clip_by_value(x * brightness, 0.0, 1.0)
+    mean = tf.reduce_mean(_gray(x), axis=[-3, -2, -1], keepdims=True)
+    x = tf.clip_by_value((x - mean) * contrast + mean, 0.0, 1.0)
+    gray = _gray(x)
+    x = tf.clip_by_value((x - gray) * saturation + gray, 0.0, 1.0)
+    return tf.clip_by_value(tf.image.adjust_hue(x, hue), 0.0, 1.0)
+
+
+def color_jitter(key: str, jitter: ColorJitter, *, salt: Optional[int] = None) -> Op:
+    """:class:`ColorJitter` of ``data[key]`` (RGB in [0, 1]); one draw for all its frames."""
+    salt = _default_salt("color_jitter", (key,)) if salt is None else salt
+
+    def op(data: dict) -> dict:
+        data = dict(data)
+        u = tf.random.stateless_uniform([6], _op_seed(data, salt, "color_jitter"))
+        b = 1.0 + jitter.brightness * (2.0 * u[0] - 1.0)
+        c = 1.0 + jitter.contrast * (2.0 * u[1] - 1.0)
+        s = 1.0 + jitter.saturation * (2.0 * u[2] - 1.0)
+        h = jitter.hue * (2.0 * u[3] - 1.0)
+        x = data[key]
+        x = tf.cond(u[4] < jitter.prob, lambda: jitter_colors(x, b, c, s, h), lambda: x)
+        if jitter.grayscale_prob > 0:
+            x = tf.cond(u[5] < jitter.grayscale_prob,
+                        lambda: tf.tile(_gray(x), [1] * (x.shape.rank - 1) + [3]), lambda: x)
+        data[key] = x
+        return data
+
+    return op
+
+
+def blur_images(x, sigma, kernel_size: int):
+    """Separable Gaussian blur of ``x`` ``[..., H, W, C]`` with reflected borders."""
+    flat, lead = _flatten_images(x)  # [N, H, W, C]
+    radius = kernel_size // 2
+    taps = tf.range(-radius, radius + 1, dtype=tf.float32)
+    kernel = tf.exp(-0.5 * tf.square(taps / sigma))
+    kernel = kernel / tf.reduce_sum(kernel)  # [k]
+    channels = tf.shape(flat)[-1]
+    ky = tf.tile(tf.reshape(kernel, [-1, 1, 1, 1]), [1, 1, channels, 1])  # [k, 1, C, 1]
+    kx = tf.reshape(ky, [1, -1, channels, 1])  # [1, k, C, 1]
+    padded = tf.pad(flat, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    out = tf.nn.depthwise_conv2d(padded, ky, [1, 1, 1, 1], "VALID")
+    out = tf.nn.depthwise_conv2d(out, kx, [1, 1, 1, 1], "VALID")  # [N, H, W, C]
+    out = tf.reshape(out, tf.concat([lead, tf.shape(flat)[1:]], axis=0))
+    out.set_shape(x.shape)
+    return out
+
+
+def gaussian_blur(key: str, blur: GaussianBlur, *, salt: Optional[int] = None) -> Op:
+    """:class:`GaussianBlur` of ``data[key]``; one sigma for all its frames."""
+    salt = _default_salt("gaussian_blur", (key,)) if salt is None else salt
+
+    def op(data: dict) -> dict:
+        data = dict(data)
+        u = tf.random.stateless_uniform([2], _op_seed(data, salt, "gaussian_blur"))
+        sigma = blur.sigma_min + (blur.sigma_max - blur.sigma_min) * u[0]
+        x = data[key]
+        data[key] = tf.cond(u[1] < blur.prob,
+                            lambda: blur_images(x, sigma, blur.kernel_size), lambda: x)
+        return data
+
+    return op
+
+
+# ---------------------------------------------------------------------------
+# Value scaling
+
+
+def to_unit_range(keys) -> Op:
+    """RGB 0..255 (uint8 or float) -> float32 [0, 1]."""
+    keys = _keys(keys)
+
+    def op(data: dict) -> dict:
+        data = dict(data)
+        for key in keys:
+            data[key] = tf.cast(data[key], tf.float32) / 255.0
+        return data
+
+    return op
+
+
+def normalize(keys, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Op:
+    """``(x - mean) / std`` over the last (channel) axis; ImageNet statistics by default."""
+    keys = _keys(keys)
+    mean_t = tf.constant(mean, tf.float32)
+    std_t = tf.constant(std, tf.float32)
+
+    def op(data: dict) -> dict:
+        data = dict(data)
+        for key in keys:
+            data[key] = (tf.cast(data[key], tf.float32) - mean_t) / std_t
+        return data
+
+    return op
+
+
+def scale_motion(keys, *, clip: float = 10.0, div: float = 10.0) -> Op:
+    """Vectors in pixels -> clamp to +-``clip`` -> divide by ``div`` (authors: 10, 10)."""
+    keys = _keys(keys)
+
+    def op(data: dict) -> dict:
+        data = dict(data)
+        for key in keys:
+            data[key] = tf.clip_by_value(tf.cast(data[key], tf.float32), -clip, clip) / div
+        return data
+
+    return op
+
+
+def rgb_photometric(key: str, config: AugmentConfig) -> Op:
+    """The photometric part of the clip / I-frame recipe: [0, 1], jitter, blur, normalise."""
+    ops = [to_unit_range(key)]
+    if config.color_jitter is not None:
+        ops.append(color_jitter(key, config.color_jitter))
+    if config.blur is not None:
+        ops.append(gaussian_blur(key, config.blur))
+    ops.append(normalize(key))
+    return chain(*ops)
+
+
+def resolve_config(config: Union[AugmentConfig, Mapping, None]) -> AugmentConfig:
+    """AugmentConfig from an instance, a mapping of its fields, or None (defaults)."""
+    return _as_dataclass(AugmentConfig, config) if config is not None else AugmentConfig()

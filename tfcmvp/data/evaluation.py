@@ -1,0 +1,159 @@
+"""The evaluation dataset: every video once, ``num_clips`` fixed clips each.
+
+Used for finetuning tests (softmax averaged over clips) and retrieval
+(features averaged over clips). Per video:
+
+* clip positions: clip ``i`` is centred on the midpoint of the i-th of
+  ``num_clips`` equal segments of the video, clamped so it fits (see
+  :func:`tfcmvp.data.sampling.eval_clip_starts`); a video shorter than one
+  span gets clips that start at 0 and repeat its last frame;
+* geometry: short side resized to ``resize_short`` then the centre
+  ``crop_size`` square (stored short side 128 -> the central 112x112);
+* modality "rgb": ``clip_len`` frames at ``clip_stride``, ImageNet-normalised,
+  "clips" ``[N, clip_len, S, S, 3]``;
+* modality "iframe": the I-frame nearest to each clip's centre frame,
+  "clips" ``[N, S, S, 3]`` (a video without any I-frame, which the extractor
+  never writes, falls back to the RGB frame at the clip centre);
+* modality "motion": ``motion_len`` vector frames centred in each clip span
+  (start + (span - motion_len) // 2, clamped; short videos repeat the last
+  frame), clamped to +-``mv_clip`` px and divided by ``mv_div``, "clips"
+  ``[N, motion_len, S, S, 2]``.
+
+No randomness, no shuffling, no filtering: files in sorted order.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import tensorflow as tf
+
+from tfcmvp import schema
+from tfcmvp.data import augment, features, reader, sampling
+from tfcmvp.data.augment import AugmentConfig
+from tfcmvp.data.sampling import SamplingConfig
+
+MODALITIES = ("rgb", "iframe", "motion")
+
+_S = SamplingConfig
+_A = AugmentConfig
+
+
+def make_eval_sample(
+    serialized,
+    *,
+    modality: str,
+    num_clips: int,
+    clip_len: int,
+    clip_stride: int,
+    motion_len: int,
+    crop_size: int,
+    resize_short: int,
+    mv_clip: float,
+    mv_div: float,
+    mv_resize_method: str,
+) -> dict:
+    """One serialized record -> the evaluation clips of one video (see the module docstring)."""
+    parsed = reader.parse_record(serialized)
+    t = parsed[schema.NUM_FRAMES]
+    check = tf.debugging.Assert(t > 0, ["video", parsed[schema.VIDEO_ID], "has no frames"])
+    with tf.control_dependencies([check]):
+        t = tf.identity(t)
+    span = sampling.clip_span(clip_len, clip_stride)
+    starts = sampling.eval_clip_starts(t, num_clips, span)  # [N]
+    centre = augment.center_crop(
+        features.CLIPS, crop_size, resize_short=resize_short,
+        extent_keys={features.CLIPS: features.MV_EXTENT} if modality == "motion" else None,
+        methods={features.CLIPS: mv_resize_method if modality == "motion" else "bilinear"})
+    if modality == "rgb":
+        idx = sampling.clip_indices(starts, clip_len, clip_stride, t)  # [N, T]
+        data = {features.CLIPS: reader.decode_frames(parsed[schema.RGB_ENCODED], idx)}
+        ops = [centre, augment.to_unit_range(features.CLIPS), augment.normalize(features.CLIPS)]
+    elif modality == "iframe":
+        middle = sampling.clip_indices(starts + (span - 1) // 2, 1, 1, t)[:, 0]  # [N]
+        iframes = parsed[schema.IFRAME_INDICES]
+        images = tf.cond(
+            tf.size(iframes) > 0,
+            lambda: reader.decode_frames(
+                parsed[schema.IFRAME_ENCODED], sampling.nearest_iframes(iframes, middle)),
+            lambda: reader.decode_frames(parsed[schema.RGB_ENCODED], middle))  # [N, H, W, 3]
+        data = {features.CLIPS: images}
+        ops = [centre, augment.to_unit_range(features.CLIPS), augment.normalize(features.CLIPS)]
+    elif modality == "motion":
+        first = sampling.centred_window_start(starts, span, motion_len, t)  # [N]
+        idx = sampling.window_indices(first, motion_len, t)  # [N, L]
+        data = {features.CLIPS: tf.gather(parsed[schema.MV_ENCODED], idx),  # [N, L, h, w, 2]
+                features.MV_EXTENT: reader.mv_extent(parsed)}
+        ops = [centre, augment.scale_motion(features.CLIPS, clip=mv_clip, div=mv_div)]
+    else:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    data = augment.chain(*ops)(data)
+    return {
+        features.CLIPS: data[features.CLIPS],
+        features.LABEL: parsed[schema.LABEL],
+        features.VIDEO_ID: parsed[schema.VIDEO_ID],
+        features.LABEL_NAME: parsed[schema.LABEL_NAME],
+    }
+
+
+def eval_dataset(
+    file_pattern: reader.FilePattern,
+    *,
+    modality: str = "rgb",
+    num_clips: int = 10,
+    clip_len: int = _S.clip_len,
+    clip_stride: int = _S.clip_stride,
+    motion_len: int = _S.motion_len,
+    crop_size: int = _A.crop_size,
+    resize_short: int = 128,
+    mv_clip: float = _A.mv_clip,
+    mv_div: float = _A.mv_div,
+    mv_resize_method: str = _A.mv_resize_method,
+    batch_size: Optional[int] = None,
+    num_parallel_calls: int = tf.data.AUTOTUNE,
+    cycle_length: Optional[int] = None,
+) -> tf.data.Dataset:
+    """Every video of the shards exactly once, as ``num_clips`` centre-cropped clips.
+
+    Args:
+      file_pattern: a glob or a list of globs / paths of gzip TFRecord shards.
+      modality: "rgb", "iframe" or "motion" (see the module docstring).
+      num_clips: clips per video N (10, the test protocol of the paper).
+      clip_len, clip_stride, motion_len: as in :class:`SamplingConfig`.
+      crop_size: output side S (112).
+      resize_short: the short side is resized to this before the centre crop
+        (128, the stored short side).
+      mv_clip, mv_div, mv_resize_method: as in :class:`AugmentConfig`.
+      batch_size: None yields one video per element; an int batches videos
+        (the last batch may be smaller).
+      num_parallel_calls: parallelism of reading and decoding; the order of
+        the videos stays fixed.
+      cycle_length: shards read at once (default min(#shards, 8)).
+
+    Yields dicts: "clips" float32 (``[N, clip_len, S, S, 3]`` rgb, ``[N, S, S,
+    3]`` iframe, ``[N, motion_len, S, S, 2]`` motion; a leading batch dim
+    when batched), "label" int64, "video_id" and "label_name" strings.
+    """
+    if modality not in MODALITIES:
+        raise ValueError(f"eval_dataset: modality must be one of {MODALITIES}, got {modality!r}")
+    for name, value in (("num_clips", num_clips), ("clip_len", clip_len),
+                        ("clip_stride", clip_stride), ("motion_len", motion_len),
+                        ("crop_size", crop_size), ("resize_short", resize_short)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"eval_dataset: {name} must be a positive int, got {value!r}")
+    if mv_resize_method not in augment.RESIZE_METHODS:
+        raise ValueError(f"eval_dataset: mv_resize_method must be one of {augment.RESIZE_METHODS}, "
+                         f"got {mv_resize_method!r}")
+    files = reader.resolve_files(file_pattern)
+    ds = reader.records_dataset(
+        files, cycle_length=cycle_length, num_parallel_calls=num_parallel_calls, deterministic=True)
+    ds = ds.map(
+        lambda s: make_eval_sample(
+            s, modality=modality, num_clips=num_clips, clip_len=clip_len,
+            clip_stride=clip_stride, motion_len=motion_len, crop_size=crop_size,
+            resize_short=resize_short, mv_clip=mv_clip, mv_div=mv_div,
+            mv_resize_method=mv_resize_method),
+        num_parallel_calls=num_parallel_calls, deterministic=True)
+    if batch_size is not None:
+        ds = ds.batch(batch_size, drop_remainder=False)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,176 @@
+"""The supervised finetuning dataset: one augmented clip and its label per video visit.
+
+The clip starts uniformly at random (a video shorter than the clip span
+starts at 0 and repeats its last frame, so no training video is dropped)
+and gets random resized crop, flip, rotation (``rotate_degrees``; the
+authors rotate +-10 degrees when finetuning, the paper lists only crop,
+flip, blur and jitter), colour jitter and blur, then ImageNet normalisation.
+
+With ``with_motion`` the sample also carries the motion target of the clip
+for the auxiliary motion-prediction loss (paper Table 6), placed as in
+pretraining (``period``, ``motion_gap``) and sharing the clip's crop, flip and
+rotation (vectors rotate too), plus ``num_negatives`` independently
+augmented negatives. The clip start is then drawn so that the target fits
+when the video is long enough; otherwise its frames are clamped to the last
+one.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+from tfcmvp import schema
+from tfcmvp.data import augment, features, pipeline, reader, sampling
+from tfcmvp.data.augment import AugmentConfig, ColorJitter, GaussianBlur
+from tfcmvp.data.sampling import SamplingConfig
+
+_S = SamplingConfig
+_A = AugmentConfig
+
+# The authors' finetuning rotation (degrees); pretraining uses none.
+FINETUNE_ROTATE_DEGREES = 10.0
+
+_SALT_START = 11
+_SALT_NEGATIVES = 12
+
+
+def finetune_augmentation(config: AugmentConfig, *, with_motion: bool, num_negatives: int) -> augment.Op:
+    """The finetuning recipe over CLIP (and MOTION target, NEGATIVES)."""
+    crop = dict(min_area=config.min_crop_area, ratio=config.crop_ratio)
+    s = config.crop_size
+    shared = (features.CLIP, features.MOTION) if with_motion else (features.CLIP,)
+    mv_keys = (features.MOTION,) if with_motion else ()
+    mv_method = {features.MOTION: config.mv_resize_method,
+                 features.NEGATIVES: config.mv_resize_method}
+    ops = [
+        augment.random_resized_crop(
+            shared, s, **crop, extent_keys={features.MOTION: features.MV_EXTENT},
+            methods=mv_method),
+        augment.random_flip(shared, prob=config.flip_prob, mv_keys=mv_keys,
+                            negate_mv_x=config.flip_negates_mv_x),
+    ]
+    if config.rotate_degrees > 0:
+        ops.append(augment.random_rotate(shared, config.rotate_degrees, mv_keys=mv_keys,
+                                         methods=mv_method))
+    ops.append(augment.rgb_photometric(features.CLIP, config))
+    if with_motion:
+        ops.append(augment.scale_motion(features.MOTION, clip=config.mv_clip, div=config.mv_div))
+    if with_motion and num_negatives:
+        ops += [
+            augment.random_resized_crop(
+                features.NEGATIVES, s, **crop, independent=True,
+                extent_keys={features.NEGATIVES: features.MV_EXTENT}, methods=mv_method),
+            augment.random_flip(
+                features.NEGATIVES, prob=config.flip_prob, mv_keys=features.NEGATIVES,
+                negate_mv_x=config.flip_negates_mv_x, independent=True),
+            augment.scale_motion(features.NEGATIVES, clip=config.mv_clip, div=config.mv_div),
+        ]
+    return augment.chain(*ops)
+
+
+def make_finetune_sample(serialized, seed, sampling_config: SamplingConfig,
+                         augment_config: AugmentConfig, with_motion: bool) -> dict:
+    """One serialized record + a stateless seed ``[2]`` -> one finetuning sample.
+
+    Returns CLIP float32 ``[T, S, S, 3]``, LABEL, VIDEO_ID and, with
+    ``with_motion``, MOTION ``[1 + K, L, S, S, 2]`` (index 0 = target).
+    """
+    parsed = reader.parse_record(serialized)
+    t = parsed[schema.NUM_FRAMES]
+    cfg = sampling_config
+    needed = cfg.min_frames if with_motion else cfg.span
+    start = sampling.random_clip_start(
+        t, needed, tf.random.experimental.stateless_fold_in(seed, _SALT_START))
+    data = {
+        features.CLIP: reader.decode_frames(
+            parsed[schema.RGB_ENCODED],
+            sampling.clip_indices(start, cfg.clip_len, cfg.clip_stride, t)),  # uint8 [T, H, W, 3]
+        features.SEED: seed,
+    }
+    if with_motion:
+        target = tf.clip_by_value(
+            sampling.target_start(start, cfg), 0, tf.maximum(t - cfg.motion_len, 0))
+        negatives = sampling.sample_negative_starts(
+            t, target, cfg.motion_len, cfg.num_negatives,
+            tf.random.experimental.stateless_fold_in(seed, _SALT_NEGATIVES))
+        starts = tf.concat([target[None], negatives], axis=0)  # [1 + K]
+        motion = tf.gather(parsed[schema.MV_ENCODED],
+                           sampling.window_indices(starts, cfg.motion_len, t))  # [1+K, L, h, w, 2]
+        data[features.MOTION] = motion[0]
+        data[features.NEGATIVES] = motion[1:]
+        data[features.MV_EXTENT] = reader.mv_extent(parsed)
+    data = finetune_augmentation(
+        augment_config, with_motion=with_motion, num_negatives=cfg.num_negatives)(data)
+    out = {
+        features.CLIP: data[features.CLIP],
+        features.LABEL: parsed[schema.LABEL],
+        features.VIDEO_ID: parsed[schema.VIDEO_ID],
+    }
+    if with_motion:
+        out[features.MOTION] = tf.concat(
+            [data[features.MOTION][None], data[features.NEGATIVES]], axis=0)
+    return out
+
+
+def finetune_dataset(
+    file_pattern: reader.FilePattern,
+    batch_size: int,
+    *,
+    clip_len: int = _S.clip_len,
+    clip_stride: int = _S.clip_stride,
+    crop_size: int = _A.crop_size,
+    min_crop_area: float = _A.min_crop_area,
+    crop_ratio: Sequence[float] = _A.crop_ratio,
+    flip_prob: float = _A.flip_prob,
+    rotate_degrees: float = FINETUNE_ROTATE_DEGREES,
+    color_jitter: Optional[ColorJitter] = _A.color_jitter,
+    blur: Optional[GaussianBlur] = _A.blur,
+    with_motion: bool = False,
+    motion_len: int = _S.motion_len,
+    motion_gap: int = _S.motion_gap,
+    period: str = _S.period,
+    num_negatives: int = 0,
+    flip_negates_mv_x: bool = _A.flip_negates_mv_x,
+    mv_clip: float = _A.mv_clip,
+    mv_div: float = _A.mv_div,
+    mv_resize_method: str = _A.mv_resize_method,
+    shuffle_buffer: int = 256,
+    seed: Optional[int] = None,
+    deterministic: bool = False,
+    repeat: bool = True,
+    num_parallel_calls: int = tf.data.AUTOTUNE,
+    drop_remainder: bool = True,
+    cycle_length: Optional[int] = None,
+) -> tf.data.Dataset:
+    """Batches of augmented labelled clips from gzip TFRecord shards.
+
+    Window arguments as in :class:`SamplingConfig`, augmentation arguments as
+    in :class:`AugmentConfig` (``rotate_degrees`` defaults to the authors'
+    finetuning value, 10; ``num_negatives`` to 0: only the target), pipeline
+    arguments as in :func:`tfcmvp.data.pretrain_dataset`. Every video with at
+    least one frame is used.
+
+    Yields dicts: "clip" float32 ``[B, clip_len, S, S, 3]``, "label" int64
+    ``[B]``, "video_id" string ``[B]`` and, with ``with_motion``, "motion"
+    ``[B, 1 + num_negatives, motion_len, S, S, 2]``.
+    """
+    sampling_config = SamplingConfig(
+        clip_len=clip_len, clip_stride=clip_stride, motion_len=motion_len,
+        motion_gap=motion_gap, period=period, num_negatives=num_negatives)
+    augment_config = AugmentConfig(
+        crop_size=crop_size, min_crop_area=min_crop_area, crop_ratio=tuple(crop_ratio),
+        flip_prob=flip_prob, flip_negates_mv_x=flip_negates_mv_x, mv_clip=mv_clip,
+        mv_div=mv_div, mv_resize_method=mv_resize_method, color_jitter=color_jitter,
+        blur=blur, rotate_degrees=rotate_degrees)
+    files = reader.resolve_files(file_pattern)
+    return pipeline.training_dataset(
+        files,
+        lambda s, sample_seed: make_finetune_sample(
+            s, sample_seed, sampling_config, augment_config, with_motion),
+        batch_size=batch_size,
+        keep=lambda summary: summary[schema.NUM_FRAMES] >= 1,
+        shuffle_buffer=shuffle_buffer, seed=seed, deterministic=deterministic, repeat=repeat,
+        num_parallel_calls=num_parallel_calls, drop_remainder=drop_remainder,
+        cycle_length=cycle_length)

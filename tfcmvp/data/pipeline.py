@@ -1,0 +1,100 @@
+"""The tf.data skeleton shared by the training datasets.
+
+shards --interleave--> records --filter--> shuffle --> repeat --> enumerate
+--parallel map (parse, sample, decode, augment)--> batch --> prefetch
+
+Randomness: every sample gets the stateless seed ``[base_seed, n]`` where
+``n`` counts the samples drawn (``enumerate`` after ``repeat``, so every
+visit of a video differs). Shard order and the shuffle buffer are seeded
+with ``base_seed``. With a seed and ``deterministic=True`` two runs yield
+identical batches; without ``deterministic`` the parallel stages may
+reorder elements (each element still carries its own seed).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Callable, Optional, Sequence
+
+import tensorflow as tf
+
+from tfcmvp.data import reader
+
+log = logging.getLogger(__name__)
+
+
+def new_base_seed() -> int:
+    """A fresh random base seed for runs that gave none."""
+    return random.SystemRandom().randrange(2**31)
+
+
+def check_positive(name: str, value) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def report_skipped(files: Sequence[str], min_frames: int, what: str) -> None:
+    """Scans ``files`` and logs the videos a pipeline needing ``min_frames`` skips.
+
+    Raises ``ValueError`` when no video at all is usable, naming the files
+    and the requirement (a silent empty training set would otherwise look
+    like a hang or an instant end of training).
+    """
+    scan = reader.scan_records(files)
+    skipped = scan.skipped(min_frames)
+    num_skipped = sum(len(v) for v in skipped.values())
+    if num_skipped == len(scan):
+        raise ValueError(
+            f"{what}: none of the {len(scan)} videos in {len(files)} file(s) "
+            f"({files[0]}{' ...' if len(files) > 1 else ''}) can give a sample: "
+            + "; ".join(f"{len(v)} {reason}" for reason, v in skipped.items()))
+    for reason, ids in skipped.items():
+        if ids:
+            log.warning("%s: skipping %d of %d videos with %s, e.g. %s",
+                        what, len(ids), len(scan), reason, ", ".join(ids[:5]))
+    log.info("%s: %d of %d videos usable", what, len(scan) - num_skipped, len(scan))
+
+
+def training_dataset(
+    files: Sequence[str],
+    make_sample: Callable,
+    *,
+    batch_size: int,
+    keep: Optional[Callable],
+    shuffle_buffer: int,
+    seed: Optional[int],
+    deterministic: bool,
+    repeat: bool,
+    num_parallel_calls: int,
+    drop_remainder: bool,
+    cycle_length: Optional[int],
+) -> tf.data.Dataset:
+    """Builds the pipeline; ``make_sample(serialized, seed) -> dict`` makes one sample.
+
+    ``keep(summary) -> bool tensor`` (summary from
+    :func:`tfcmvp.data.reader.parse_summary`) filters videos out in the
+    graph before they are parsed in full; None keeps every video.
+    """
+    check_positive("batch_size", batch_size)
+    base_seed = new_base_seed() if seed is None else int(seed)
+    ds = reader.records_dataset(
+        files, shuffle_files=True, seed=base_seed, cycle_length=cycle_length,
+        num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    if keep is not None:
+        ds = ds.map(lambda s: (s, keep(reader.parse_summary(s))),
+                    num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+        ds = ds.filter(lambda s, ok: ok).map(lambda s, ok: s)
+    if shuffle_buffer > 1:
+        ds = ds.shuffle(shuffle_buffer, seed=base_seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    base = tf.constant(base_seed, tf.int64)
+    ds = ds.enumerate().map(
+        lambda n, s: make_sample(s, tf.stack([base, n])),
+        num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return ds.with_options(options)

@@ -1,0 +1,40 @@
+"""Reducing per-example losses to the value each replica differentiates.
+
+Contract (also in the package docstring): loss functions return per-example
+values; the train step turns them into one scalar per replica with
+`replica_mean(per_example, global_batch_size)` = sum over the local batch /
+global batch. MirroredStrategy (and TPUStrategy) *sum* gradients over
+replicas, so dividing by the global batch here, once, makes the applied
+gradient the gradient of the global-batch mean, equal to one replica running
+the whole batch. Do not average again anywhere else.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def replica_mean(per_example: tf.Tensor, global_batch_size) -> tf.Tensor:
+    """Sum of this replica's per-example losses divided by the global batch.
+
+    Args:
+      per_example: [B, ...] float loss (or metric) values, axis 0 the local
+        batch; any further axes (e.g. the N positions of the motion loss) are
+        averaged first, so each video counts once.
+      global_batch_size: the number of videos over all replicas (Python int or
+        scalar tensor), e.g. `local_batch * strategy.num_replicas_in_sync`.
+
+    Returns:
+      float32 scalar. Summed over replicas it is the mean over the global
+      batch; with one replica it is the plain mean.
+    """
+    if isinstance(global_batch_size, int) and global_batch_size <= 0:
+        raise ValueError(f"global_batch_size must be positive, got {global_batch_size}")
+    per_example = tf.cast(tf.convert_to_tensor(per_example), tf.float32)
+    if per_example.shape.rank is None:
+        raise ValueError("replica_mean needs a per_example tensor of known rank [B, ...]")
+    if per_example.shape.rank == 0:
+        raise ValueError("replica_mean expects per-example values [B, ...], got a scalar")
+    if per_example.shape.rank > 1:
+        per_example = tf.reduce_mean(per_example, axis=list(range(1, per_example.shape.rank)))  # [B]
+    return tf.reduce_sum(per_example) / tf.cast(global_batch_size, tf.float32)

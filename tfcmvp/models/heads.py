@@ -1,0 +1,106 @@
+"""Projection and regression heads.
+
+MLPHead is the paper's two-layer head (g_V, g_I, g_M1, g_M2): Dense(2048) ->
+BN -> ReLU -> Dense(512) -> BN -> L2 normalisation. It works on [B, C] and
+pointwise on [B, N, C] (Dense on the last axis; BatchNorm statistics over all
+B * N positions). MotionValueHead is the linear read-out of the MSE and
+cross-entropy loss ablations (Table 1).
+
+Under a mixed-precision policy both heads return float32: their last layer
+runs in float32 so the L2 norm, the InfoNCE logits and the regression
+targets are compared at full precision.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from tfcmvp.models.conv_bn import BN_EPSILON, BN_MOMENTUM
+
+L2_EPSILON = 1e-12
+
+
+@keras.saving.register_keras_serializable(package="tfcmvp")
+class MLPHead(keras.layers.Layer):
+    """[..., C] -> L2-normalised [..., output_units] (float32).
+
+    Args:
+      hidden_units: width of the hidden layer (2048).
+      output_units: embedding width (512).
+      sync_bn: synchronise BatchNorm statistics across replicas.
+    """
+
+    def __init__(self, hidden_units: int = 2048, output_units: int = 512, sync_bn: bool = False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_units = int(hidden_units)
+        self.output_units = int(output_units)
+        self.sync_bn = bool(sync_bn)
+        # Layers. No biases before BN (its beta is the bias).
+        self.hidden = keras.layers.Dense(self.hidden_units, use_bias=False, name="hidden")
+        self.hidden_norm = keras.layers.BatchNormalization(
+            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=self.sync_bn,
+            name="hidden_norm")
+        self.output_dense = keras.layers.Dense(self.output_units, use_bias=False, name="output")
+        # float32 so the embedding leaves the head at full precision.
+        self.output_norm = keras.layers.BatchNormalization(
+            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=self.sync_bn,
+            dtype="float32", name="output_norm")
+
+    def build(self, input_shape):
+        self.hidden.build(tuple(input_shape))
+        hidden_shape = tuple(input_shape[:-1]) + (self.hidden_units,)
+        self.hidden_norm.build(hidden_shape)
+        self.output_dense.build(hidden_shape)
+        self.output_norm.build(tuple(input_shape[:-1]) + (self.output_units,))
+        self.built = True
+
+    def call(self, x, training=None):
+        """x: [B, C] or [B, N, C] -> unit vectors [B, output_units] / [B, N, output_units]."""
+        x = ops.relu(self.hidden_norm(self.hidden(x), training=training))  # [..., hidden]
+        x = self.output_norm(self.output_dense(x), training=training)  # [..., out] float32
+        x = ops.cast(x, "float32")
+        squared_norm = ops.sum(ops.square(x), axis=-1, keepdims=True)
+        return x * ops.rsqrt(ops.maximum(squared_norm, L2_EPSILON**2))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"hidden_units": self.hidden_units, "output_units": self.output_units,
+                       "sync_bn": self.sync_bn})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfcmvp")
+class MotionValueHead(keras.layers.Layer):
+    """Linear read-out [B, N, width] -> [B, N, num_outputs] (float32).
+
+    For the MSE ablation num_outputs = 2 (mean x, y motion per target cell);
+    for the cross-entropy ablation num_outputs = 2 * bins (logits of the
+    quantised range of each component). Pooling the motion clip to the target
+    grid and quantising it is the loss module's job.
+
+    Args:
+      num_outputs: values per position.
+    """
+
+    def __init__(self, num_outputs: int, **kwargs):
+        super().__init__(**kwargs)
+        if int(num_outputs) < 1:
+            raise ValueError(f"MotionValueHead: num_outputs must be positive, got {num_outputs}")
+        self.num_outputs = int(num_outputs)
+        # Layers. float32 for regression targets / logits at full precision.
+        self.readout = keras.layers.Dense(self.num_outputs, dtype="float32", name="readout")
+
+    def build(self, input_shape):
+        self.readout.build(tuple(input_shape))
+        self.built = True
+
+    def call(self, x):
+        """x: [B, N, width] -> [B, N, num_outputs] float32."""
+        return self.readout(x)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_outputs": self.num_outputs})
+        return config

@@ -1,0 +1,230 @@
+"""Transformer motion predictor: memory tokens [B, M, D] -> predictions [B, N, D].
+
+A DETR-style post-norm encoder-decoder (the paper's "shallow Transformer":
+2 encoder and 4 decoder layers, width 512, 8 heads, FFN 512, dropout 0.1).
+
+Positions are learned embeddings added to the queries and keys of every
+attention layer, never to the values (DETR): encoder self-attention uses
+q = k = x + pos_m, v = x; decoder self-attention q = k = y + pos_q, v = y;
+cross-attention q = y + pos_q, k = memory + pos_m, v = memory. The decoder
+starts from y = 0, so query j differs from the others only through its
+learned embedding pos_q[j]; prediction j is matched with flattened (t, y, x)
+position j of the M-Network output (N = T3 * H3 * W3, 49 in the paper).
+Embeddings are initialised N(0, 1) like DETR's nn.Embedding. There is no
+extra LayerNorm after the stacks: each post-norm layer already ends in one.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+# PyTorch's LayerNorm epsilon, as in the reference Transformer.
+LN_EPSILON = 1e-5
+
+
+def _check_width(width: int, num_heads: int, owner: str) -> None:
+    if int(width) < 1 or int(num_heads) < 1 or int(width) % int(num_heads):
+        raise ValueError(f"{owner}: width {width} must be a positive multiple of "
+                         f"num_heads {num_heads}")
+
+
+@keras.saving.register_keras_serializable(package="tfcmvp")
+class TransformerEncoderLayer(keras.layers.Layer):
+    """Post-norm encoder layer: x = LN(x + SA(x + pos, x + pos, x)); x = LN(x + FFN(x)).
+
+    Args:
+      width: token width D.
+      num_heads: attention heads (key size D / num_heads).
+      ffn_width: hidden width of the feed-forward block.
+      dropout: rate on attention weights, residual branches and the FFN hidden layer.
+    """
+
+    def __init__(self, width: int = 512, num_heads: int = 8, ffn_width: int = 512,
+                 dropout: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        _check_width(width, num_heads, type(self).__name__)
+        self.width = int(width)
+        self.num_heads = int(num_heads)
+        self.ffn_width = int(ffn_width)
+        self.dropout = float(dropout)
+        # Layers.
+        self.self_attention = keras.layers.MultiHeadAttention(
+            self.num_heads, self.width // self.num_heads, dropout=self.dropout,
+            name="self_attention")
+        self.attention_dropout = keras.layers.Dropout(self.dropout)
+        self.attention_norm = keras.layers.LayerNormalization(epsilon=LN_EPSILON,
+                                                              name="attention_norm")
+        self.ffn_hidden = keras.layers.Dense(self.ffn_width, activation="relu", name="ffn_hidden")
+        self.ffn_hidden_dropout = keras.layers.Dropout(self.dropout)
+        self.ffn_output = keras.layers.Dense(self.width, name="ffn_output")
+        self.ffn_dropout = keras.layers.Dropout(self.dropout)
+        self.ffn_norm = keras.layers.LayerNormalization(epsilon=LN_EPSILON, name="ffn_norm")
+
+    def build(self, input_shape):
+        shape = (None, None, self.width)
+        self.self_attention.build(shape, shape, shape)
+        self.attention_norm.build(shape)
+        self.ffn_hidden.build(shape)
+        self.ffn_output.build((None, None, self.ffn_width))
+        self.ffn_norm.build(shape)
+        self.built = True
+
+    def call(self, x, pos, training=None):
+        """x: [B, M, D] tokens; pos: [1 or B, M, D] positions. Returns [B, M, D]."""
+        query_key = x + pos
+        attended = self.self_attention(query_key, x, key=query_key, training=training)
+        x = self.attention_norm(x + self.attention_dropout(attended, training=training))
+        hidden = self.ffn_hidden_dropout(self.ffn_hidden(x), training=training)
+        x = self.ffn_norm(x + self.ffn_dropout(self.ffn_output(hidden), training=training))
+        return x  # [B, M, D]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"width": self.width, "num_heads": self.num_heads,
+                       "ffn_width": self.ffn_width, "dropout": self.dropout})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfcmvp")
+class TransformerDecoderLayer(keras.layers.Layer):
+    """Post-norm decoder layer: self-attention, cross-attention to memory, FFN.
+
+    Args: as TransformerEncoderLayer.
+    """
+
+    def __init__(self, width: int = 512, num_heads: int = 8, ffn_width: int = 512,
+                 dropout: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        _check_width(width, num_heads, type(self).__name__)
+        self.width = int(width)
+        self.num_heads = int(num_heads)
+        self.ffn_width = int(ffn_width)
+        self.dropout = float(dropout)
+        key_dim = self.width // self.num_heads
+        # Layers.
+        self.self_attention = keras.layers.MultiHeadAttention(
+            self.num_heads, key_dim, dropout=self.dropout, name="self_attention")
+        self.self_attention_dropout = keras.layers.Dropout(self.dropout)
+        self.self_attention_norm = keras.layers.LayerNormalization(epsilon=LN_EPSILON,
+                                                                   name="self_attention_norm")
+        self.cross_attention = keras.layers.MultiHeadAttention(
+            self.num_heads, key_dim, dropout=self.dropout, name="cross_attention")
+        self.cross_attention_dropout = keras.layers.Dropout(self.dropout)
+        self.cross_attention_norm = keras.layers.LayerNormalization(epsilon=LN_EPSILON,
+                                                                    name="cross_attention_norm")
+        self.ffn_hidden = keras.layers.Dense(self.ffn_width, activation="relu", name="ffn_hidden")
+        self.ffn_hidden_dropout = keras.layers.Dropout(self.dropout)
+        self.ffn_output = keras.layers.Dense(self.width, name="ffn_output")
+        self.ffn_dropout = keras.layers.Dropout(self.dropout)
+        self.ffn_norm = keras.layers.LayerNormalization(epsilon=LN_EPSILON, name="ffn_norm")
+
+    def build(self, input_shape):
+        shape = (None, None, self.width)
+        self.self_attention.build(shape, shape, shape)
+        self.self_attention_norm.build(shape)
+        self.cross_attention.build(shape, shape, shape)
+        self.cross_attention_norm.build(shape)
+        self.ffn_hidden.build(shape)
+        self.ffn_output.build((None, None, self.ffn_width))
+        self.ffn_norm.build(shape)
+        self.built = True
+
+    def call(self, y, memory, query_pos, memory_pos, training=None):
+        """y: [B, N, D] queries; memory: [B, M, D]; query_pos: [1, N, D];
+        memory_pos: [1, M, D]. Returns [B, N, D]."""
+        query_key = y + query_pos
+        attended = self.self_attention(query_key, y, key=query_key, training=training)
+        y = self.self_attention_norm(y + self.self_attention_dropout(attended, training=training))
+        attended = self.cross_attention(y + query_pos, memory, key=memory + memory_pos,
+                                        training=training)
+        y = self.cross_attention_norm(
+            y + self.cross_attention_dropout(attended, training=training))
+        hidden = self.ffn_hidden_dropout(self.ffn_hidden(y), training=training)
+        y = self.ffn_norm(y + self.ffn_dropout(self.ffn_output(hidden), training=training))
+        return y  # [B, N, D]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"width": self.width, "num_heads": self.num_heads,
+                       "ffn_width": self.ffn_width, "dropout": self.dropout})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfcmvp")
+class TransformerPredictor(keras.layers.Layer):
+    """Predict N motion features from M memory tokens.
+
+    Input: memory [B, M, width] (M fixed at build: one positional embedding
+    per token). Output: [B, num_queries, width], row j for flattened (t, y, x)
+    position j of the M-Network's output grid.
+
+    Args:
+      num_queries: N = T3 * H3 * W3 (49 for 8 x 112 x 112 motion clips).
+      width: model width (512).
+      num_heads: attention heads (8).
+      ffn_width: feed-forward hidden width (512).
+      num_encoder_layers: encoder depth (2).
+      num_decoder_layers: decoder depth (4).
+      dropout: dropout rate (0.1).
+    """
+
+    def __init__(self, num_queries: int, width: int = 512, num_heads: int = 8,
+                 ffn_width: int = 512, num_encoder_layers: int = 2, num_decoder_layers: int = 4,
+                 dropout: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        _check_width(width, num_heads, type(self).__name__)
+        if int(num_queries) < 1 or int(num_decoder_layers) < 1 or int(num_encoder_layers) < 0:
+            raise ValueError(f"TransformerPredictor: need num_queries >= 1 ({num_queries}), "
+                             f"num_decoder_layers >= 1 ({num_decoder_layers}) and "
+                             f"num_encoder_layers >= 0 ({num_encoder_layers})")
+        self.num_queries = int(num_queries)
+        self.width = int(width)
+        self.num_heads = int(num_heads)
+        self.ffn_width = int(ffn_width)
+        self.num_encoder_layers = int(num_encoder_layers)
+        self.num_decoder_layers = int(num_decoder_layers)
+        self.dropout = float(dropout)
+        # Layers.
+        layer_args = dict(width=self.width, num_heads=self.num_heads, ffn_width=self.ffn_width,
+                          dropout=self.dropout)
+        self.encoder_layers = [TransformerEncoderLayer(**layer_args, name=f"encoder_{i}")
+                               for i in range(self.num_encoder_layers)]
+        self.decoder_layers = [TransformerDecoderLayer(**layer_args, name=f"decoder_{i}")
+                               for i in range(self.num_decoder_layers)]
+
+    def build(self, memory_shape):
+        if len(memory_shape) != 3 or memory_shape[1] is None or memory_shape[2] != self.width:
+            raise ValueError(f"TransformerPredictor expects memory [B, M, {self.width}] with a "
+                             f"static M, got {tuple(memory_shape)}")
+        embedding_init = keras.initializers.RandomNormal(stddev=1.0)
+        self.memory_pos = self.add_weight(shape=(memory_shape[1], self.width),
+                                          initializer=embedding_init, name="memory_pos")
+        self.query_pos = self.add_weight(shape=(self.num_queries, self.width),
+                                         initializer=embedding_init, name="query_pos")
+        for layer in self.encoder_layers + self.decoder_layers:
+            layer.build((None, None, self.width))
+        self.built = True
+
+    def call(self, memory, training=None):
+        """memory: [B, M, width] -> predictions [B, num_queries, width]."""
+        memory_pos = ops.cast(self.memory_pos, memory.dtype)[None]  # [1, M, D]
+        query_pos = ops.cast(self.query_pos, memory.dtype)[None]  # [1, N, D]
+        for layer in self.encoder_layers:
+            memory = layer(memory, memory_pos, training=training)
+        # DETR: decoder input starts at zero; queries are told apart by query_pos.
+        y = ops.zeros_like(memory[:, :1, :]) + ops.zeros_like(query_pos)  # [B, N, D]
+        for layer in self.decoder_layers:
+            y = layer(y, memory, query_pos, memory_pos, training=training)
+        return y  # [B, N, D]
+
+    def compute_output_shape(self, memory_shape):
+        return (memory_shape[0], self.num_queries, self.width)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_queries": self.num_queries, "width": self.width,
+                       "num_heads": self.num_heads, "ffn_width": self.ffn_width,
+                       "num_encoder_layers": self.num_encoder_layers,
+                       "num_decoder_layers": self.num_decoder_layers, "dropout": self.dropout})
+        return config

@@ -1,0 +1,264 @@
+"""Dataset split files -> the list of videos to extract, with labels.
+
+Three layouts are understood:
+
+* UCF101: ``classInd.txt`` ("1 ApplyEyeMakeup", 1-based), ``trainlistNN.txt``
+  ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1") and ``testlistNN.txt``
+  ("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", label from the folder).
+* HMDB51: one ``<class>_test_splitN.txt`` per class, "video.avi N" per line
+  with N = 1 train, 2 test, 0 unused; the video is ``<class>/video.avi``.
+  Classes are numbered in alphabetical order.
+* A CSV manifest with the columns ``path,label,split`` (label: class name,
+  may be empty for unlabelled videos; split: "train" or "test"). Classes are
+  numbered in alphabetical order.
+
+The parsers work on file *texts* (a mapping from file path to content) so
+that they neither touch the file system nor care whether the files live on
+local disk or in a bucket; :func:`parse_split_files` picks the layout.
+Every error is a :class:`SplitFileError` naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import posixpath
+import re
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+SPLITS = ("train", "test")  # the split names the TFRecord schema knows
+
+_UCF_CLASSIND = "classInd.txt"
+_HMDB_SUFFIX = re.compile(r"^(?P<cls>.+)_test_split(?P<n>\d+)\.txt$")
+_HMDB_ROLE = {"1": "train", "2": "test", "0": None}  # 0: not used in this split
+
+
+class SplitFileError(ValueError):
+    """A split file is missing or malformed; the message names file and line."""
+
+    def __init__(self, source: str, message: str, line: Optional[int] = None):
+        self.source = str(source)
+        self.line = line
+        where = self.source if line is None else f"{self.source}:{line}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoEntry:
+    """One video of one split.
+
+    Attributes:
+      path: path relative to the videos folder, "/"-separated; also the
+        video id stored in the records.
+      label: 0-based class index (order of ``SplitSet.class_names``), -1 if none.
+      label_name: class name, "" if none.
+      split: "train" or "test".
+    """
+
+    path: str
+    label: int
+    label_name: str
+    split: str
+
+
+@dataclasses.dataclass
+class SplitSet:
+    """The parsed split: class names (index = label) and the listed videos."""
+
+    layout: str  # "ucf101", "hmdb51" or "csv"
+    class_names: List[str]
+    entries: List[VideoEntry]
+    sources: List[str]  # the files that were read, for the manifest
+
+    def listed(self) -> Dict[str, int]:
+        """Number of listed videos per split name (every split of ``SPLITS``)."""
+        counts = {name: 0 for name in SPLITS}
+        for entry in self.entries:
+            counts[entry.split] += 1
+        return counts
+
+
+def _lines(text: str):
+    """(1-based line number, stripped line) for every non-blank line."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if line:
+            yield number, line
+
+
+def _basename_map(texts: Mapping[str, str]) -> Dict[str, str]:
+    return {posixpath.basename(path.replace("\\", "/")): path for path in texts}
+
+
+def detect_layout(file_names: Sequence[str], split: int = 1) -> str:
+    """"ucf101" or "hmdb51" from the names of the files in a splits folder.
+
+    Raises ``ValueError`` when neither (or both) layouts are recognised.
+    """
+    names = {posixpath.basename(n.replace("\\", "/")) for n in file_names}
+    ucf = _UCF_CLASSIND in names
+    hmdb = any(_HMDB_SUFFIX.match(n) for n in names)
+    if ucf and hmdb:
+        raise ValueError(
+            f"split files of both UCF101 ({_UCF_CLASSIND}) and HMDB51 (*_test_splitN.txt) "
+            f"layouts found; keep one layout per folder")
+    if ucf:
+        return "ucf101"
+    if hmdb:
+        return "hmdb51"
+    raise ValueError(
+        f"no split files recognised among {sorted(names)[:10]}: expected UCF101 "
+        f"({_UCF_CLASSIND}, trainlist{split:02d}.txt, testlist{split:02d}.txt) or HMDB51 "
+        f"(<class>_test_split{split}.txt)")
+
+
+def _check_unique(entries: List[VideoEntry], where: Dict[str, Tuple[str, int]],
+                  entry: VideoEntry, source: str, line: int) -> None:
+    if entry.path in where:
+        first_source, first_line = where[entry.path]
+        raise SplitFileError(
+            source, f"video {entry.path!r} already listed at {first_source}:{first_line}", line)
+    where[entry.path] = (source, line)
+    entries.append(entry)
+
+
+def parse_ucf101(texts: Mapping[str, str], split: int = 1) -> SplitSet:
+    """Parses UCF101 split files (``classInd.txt``, ``trainlistNN``, ``testlistNN``)."""
+    by_name = _basename_map(texts)
+    wanted = [_UCF_CLASSIND, f"trainlist{split:02d}.txt", f"testlist{split:02d}.txt"]
+    missing = [name for name in wanted if name not in by_name]
+    if missing:
+        raise SplitFileError(
+            posixpath.dirname(next(iter(texts), "")) or ".",
+            f"UCF101 split {split}: missing {', '.join(missing)}")
+    class_source = by_name[_UCF_CLASSIND]
+
+    # classInd.txt: "index name", 1-based, contiguous.
+    class_names: List[str] = []
+    for number, line in _lines(texts[class_source]):
+        parts = line.split()
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise SplitFileError(class_source, f"expected '<index> <class>', got {line!r}", number)
+        index = int(parts[0])
+        if index != len(class_names) + 1:
+            raise SplitFileError(
+                class_source, f"class index {index} out of order (expected {len(class_names) + 1})",
+                number)
+        class_names.append(parts[1])
+    if not class_names:
+        raise SplitFileError(class_source, "no classes listed")
+    exact = {name: i for i, name in enumerate(class_names)}
+    # UCF101's own files spell "HandstandPushups" and "HandStandPushups": match case-insensitively.
+    folded = {name.lower(): i for i, name in enumerate(class_names)}
+
+    def label_of_folder(path: str, source: str, number: int) -> int:
+        folder = path.split("/")[0] if "/" in path else ""
+        if folder in exact:
+            return exact[folder]
+        if folder.lower() in folded:
+            return folded[folder.lower()]
+        raise SplitFileError(
+            source, f"video {path!r} is not in a class folder of {class_source} "
+            f"(expected '<class>/<video>')", number)
+
+    entries: List[VideoEntry] = []
+    seen: Dict[str, Tuple[str, int]] = {}
+    for split_name, file_name in (("train", wanted[1]), ("test", wanted[2])):
+        source = by_name[file_name]
+        for number, line in _lines(texts[source]):
+            parts = line.split()
+            path = parts[0].replace("\\", "/")
+            label = label_of_folder(path, source, number)
+            if split_name == "train" and len(parts) != 2:
+                raise SplitFileError(source, f"expected '<class>/<video> <index>', got {line!r}",
+                                     number)
+            if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+                raise SplitFileError(source, f"expected '<class>/<video> [<index>]', got {line!r}",
+                                     number)
+            if len(parts) == 2:
+                given = int(parts[1]) - 1
+                if given != label:
+                    raise SplitFileError(
+                        source, f"class index {parts[1]} disagrees with folder "
+                        f"{class_names[label]!r} (index {label + 1} in {class_source})", number)
+            _check_unique(entries, seen, VideoEntry(path, label, class_names[label], split_name),
+                          source, number)
+    return SplitSet("ucf101", class_names, entries, [class_source, by_name[wanted[1]],
+                                                     by_name[wanted[2]]])
+
+
+def parse_hmdb51(texts: Mapping[str, str], split: int = 1) -> SplitSet:
+    """Parses HMDB51 split files (``<class>_test_splitN.txt``, one per class)."""
+    per_class: Dict[str, str] = {}
+    for path in texts:
+        match = _HMDB_SUFFIX.match(posixpath.basename(path.replace("\\", "/")))
+        if match and int(match.group("n")) == split:
+            per_class[match.group("cls")] = path
+    if not per_class:
+        raise SplitFileError(
+            posixpath.dirname(next(iter(texts), "")) or ".",
+            f"HMDB51 split {split}: no <class>_test_split{split}.txt files")
+    class_names = sorted(per_class)
+    entries: List[VideoEntry] = []
+    seen: Dict[str, Tuple[str, int]] = {}
+    for label, name in enumerate(class_names):
+        source = per_class[name]
+        for number, line in _lines(texts[source]):
+            parts = line.rsplit(None, 1)  # the role is the last column
+            if len(parts) != 2 or parts[1] not in _HMDB_ROLE:
+                raise SplitFileError(
+                    source, f"expected '<video> <0|1|2>' (1 train, 2 test, 0 unused), got {line!r}",
+                    number)
+            role = _HMDB_ROLE[parts[1]]
+            if role is None:
+                continue
+            _check_unique(entries, seen, VideoEntry(f"{name}/{parts[0]}", label, name, role),
+                          source, number)
+    # Stable order: every train video, then every test video, each in file order.
+    entries.sort(key=lambda e: SPLITS.index(e.split))
+    return SplitSet("hmdb51", class_names, entries, [per_class[n] for n in class_names])
+
+
+def parse_manifest_csv(text: str, source: str) -> SplitSet:
+    """Parses a CSV with the columns ``path,label,split`` (header required)."""
+    reader = csv.DictReader(io.StringIO(text))
+    columns = reader.fieldnames or []
+    missing = [c for c in ("path", "label", "split") if c not in columns]
+    if missing:
+        raise SplitFileError(source, f"missing column(s) {missing}; header is {columns}", 1)
+    rows = []
+    for row in reader:
+        number = reader.line_num
+        path = (row["path"] or "").strip().replace("\\", "/")
+        label_name = (row["label"] or "").strip()
+        split_name = (row["split"] or "").strip()
+        if not path:
+            raise SplitFileError(source, "empty path", number)
+        if split_name not in SPLITS:
+            raise SplitFileError(source, f"split {split_name!r} is not one of {SPLITS}", number)
+        rows.append((number, path, label_name, split_name))
+    class_names = sorted({label for _, _, label, _ in rows if label})
+    index = {name: i for i, name in enumerate(class_names)}
+    entries: List[VideoEntry] = []
+    seen: Dict[str, Tuple[str, int]] = {}
+    for number, path, label_name, split_name in rows:
+        entry = VideoEntry(path, index.get(label_name, -1), label_name, split_name)
+        _check_unique(entries, seen, entry, source, number)
+    entries.sort(key=lambda e: SPLITS.index(e.split))
+    return SplitSet("csv", class_names, entries, [source])
+
+
+def parse_split_files(texts: Mapping[str, str], split: int = 1) -> SplitSet:
+    """Detects the layout of a splits folder's files and parses split ``split``.
+
+    Args:
+      texts: file path -> file content, for the ``.txt`` files of the folder.
+      split: split number (1, 2 or 3 for UCF101 and HMDB51).
+    """
+    if split < 1:
+        raise ValueError(f"split number must be >= 1, got {split}")
+    layout = detect_layout(list(texts), split)
+    if layout == "ucf101":
+        return parse_ucf101(texts, split)
+    return parse_hmdb51(texts, split)

@@ -1,0 +1,641 @@
+"""The default data set: small, real encoded videos whose classes differ only by motion.
+
+``make_dataset(out_dir)`` renders a few dozen short videos, encodes them with
+FFmpeg (MPEG-4 Part 2, GOP 12, no B-frames: the CoViAR layout) and writes them
+in the UCF101 layout, so that every stage of the pipeline (extraction,
+pretraining, finetuning, retrieval) runs end to end on a laptop without
+downloading anything::
+
+    DIR/videos/<Class>/v_<Class>_gXX_cYY.avi
+    DIR/splits/classInd.txt     "1 MoveUp"
+    DIR/splits/trainlist01.txt  "MoveUp/v_MoveUp_g03_c01.avi 1"   (1-based label)
+    DIR/splits/testlist01.txt   "MoveUp/v_MoveUp_g01_c01.avi"
+
+Design: context and motion are decoupled by construction
+------------------------------------------------------------------
+The paper's claim is that I-frames carry context and motion vectors carry
+motion. This data set makes the two independent, so that a representation can
+only tell the classes apart through motion:
+
+* **Context** (drawn independently of the class): every group ``gXX`` of a
+  class has its own scene, a textured background (multi-octave smooth noise,
+  a colour gradient, or oriented stripes / plaid) mapped through its own random
+  colour palette; every clip ``cYY`` adds its own objects and a slow camera
+  drift (a pan of at most ``camera_speed`` px/frame that moves background and
+  objects alike, as a real camera would).
+* **Objects** (drawn independently of the class): one or two textured shapes
+  (ellipse, rounded rectangle or wobbly blob) covering 25-40 % of the frame in
+  total, so that they fill many whole 8x8 motion cells and the encoder finds
+  real vectors on them. Their texture is a multi-scale noise through their own
+  palette, the same generator for every class.
+* **Motion** (the only thing that depends on the class), 1-3 px/frame:
+
+  ==============  ==========================================================
+  MoveUp          objects slide upwards, leave at the top, re-enter below
+  MoveDown        the same, downwards
+  SwingSideways   objects swing left and right (sinusoid, random phase)
+  ZoomIn          the texture inside each object expands from its centre
+                  (a seamless endless zoom, see :func:`_zoom_texture`)
+  StayStill       objects stay put, with a sub-pixel wobble
+  ==============  ==========================================================
+
+  Every class is its own mirror image: the training pipeline flips clips
+  horizontally, so left-vs-right or clockwise-vs-anticlockwise classes would
+  be indistinguishable after augmentation. A single frame carries no class
+  information at all; only its neighbours do.
+
+Train and test are split by group, as in UCF101 (test = the lowest groups),
+so that no scene appears on both sides. Each video is rendered from its own
+random stream seeded by ``(seed, class, group, clip)``, so a video does not
+depend on how many others are made, and the same seed gives byte-identical
+files (the encoder runs single-threaded).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import pathlib
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+# classInd.txt order. Each class is invariant under a horizontal flip.
+CLASSES = ("MoveUp", "MoveDown", "SwingSideways", "ZoomIn", "StayStill")
+
+# One pretraining sample needs a 61-frame clip, a 2-frame gap and 8 future
+# motion frames (see docs on sampling): shorter videos are useless for pretraining.
+MIN_PRETRAIN_FRAMES = 71
+
+# Object texture: number of noise layers blended in the
+# endless zoom, the value-noise grid of one layer, and the finest period (px).
+_ZOOM_LAYERS = 3
+_NOISE_GRID = 16
+_FINEST_PERIOD = 40.0
+# Every shape lies within this many half-sizes of its centre.
+_REACH = 1.2
+
+
+@dataclasses.dataclass
+class RenderedClip:
+    """One rendered (not yet encoded) video.
+
+    Attributes:
+      class_name: the motion class.
+      frames: uint8 ``[T, H, W, 3]`` RGB.
+      object_alpha: float32 ``[T, H, W]`` in [0, 1], coverage of the frame by
+        the objects (1 inside an object), for tests and inspection.
+      object_centres: one float ``[T, 2]`` (x, y) screen track per object, in
+        pixels (pixel centres at integers), camera drift included.
+      camera_velocity: ``(vx, vy)`` of the camera in px/frame; the scene
+        content moves by the opposite of it on screen.
+    """
+
+    class_name: str
+    frames: np.ndarray
+    object_alpha: np.ndarray
+    object_centres: list
+    camera_velocity: tuple
+
+
+@dataclasses.dataclass
+class DatasetSummary:
+    """What :func:`make_dataset` wrote.
+
+    Attributes:
+      out_dir: the data set root.
+      classes: class names in classInd.txt order.
+      train: relative video paths ("Class/v_Class_gXX_cYY.avi") of the train split.
+      test: relative video paths of the test split.
+      num_frames, width, height, fps, codec, gop: the encoding of every video.
+      total_bytes: size of all video files.
+      seconds: wall time to render and encode.
+    """
+
+    out_dir: str
+    classes: tuple
+    train: list
+    test: list
+    num_frames: int
+    width: int
+    height: int
+    fps: int
+    codec: str
+    gop: int
+    total_bytes: int
+    seconds: float
+
+    def format(self) -> str:
+        """A short human-readable report (what the CLI prints)."""
+        lines = [
+            f"synthetic motion data set in {self.out_dir}",
+            f"  {len(self.train) + len(self.test)} videos ({len(self.train)} train, "
+            f"{len(self.test)} test), {self.width}x{self.height}, {self.num_frames} frames "
+            f"at {self.fps} fps, {self.codec} GOP {self.gop}, "
+            f"{self.total_bytes / 1e6:.1f} MB, made in {self.seconds:.1f} s",
+        ]
+        for label, name in enumerate(self.classes, start=1):
+            n_train = sum(1 for p in self.train if p.split("/")[0] == name)
+            n_test = sum(1 for p in self.test if p.split("/")[0] == name)
+            lines.append(f"  {label} {name:<14s} train {n_train:3d}  test {n_test:3d}")
+        root = pathlib.Path(self.out_dir)
+        lines.append(f"  videos: {root / 'videos'}")
+        lines.append(f"  splits: {root / 'splits'} (classInd.txt, trainlist01.txt, testlist01.txt)")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Scalar fields and colour.
+
+
+def _smoothstep(t):
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _smooth_taps(coords: np.ndarray, size: int):
+    """Lower grid index, upper grid index and smooth weight of the upper one, wrapping."""
+    coords = np.asarray(coords, np.float64)
+    lower = np.floor(coords)
+    weight = _smoothstep(coords - lower).astype(np.float32)
+    lower = lower.astype(np.int64) % size
+    return lower, (lower + 1) % size, weight
+
+
+def _value_noise(grid: np.ndarray, qy: np.ndarray, qx: np.ndarray) -> np.ndarray:
+    """``grid`` [gh, gw] (periodic) sampled at grid rows ``qy`` [h] x columns ``qx`` [w] -> [h, w].
+
+    Value noise is separable: interpolate the grid's rows at ``qy``, then the
+    columns of the result at ``qx``; much cheaper than per-pixel lookups.
+    """
+    gh, gw = grid.shape
+    y0, y1, ty = _smooth_taps(qy, gh)
+    x0, x1, tx = _smooth_taps(qx, gw)
+    rows = grid[y0] + (grid[y1] - grid[y0]) * ty[:, None]  # [h, gw]
+    return rows[:, x0] + (rows[:, x1] - rows[:, x0]) * tx[None, :]  # [h, w]
+
+
+def _random_palette(rng: np.random.Generator) -> np.ndarray:
+    """3-5 random colours, float32 ``[K, 3]`` in [0, 1], reasonably saturated and bright."""
+    k = int(rng.integers(3, 6))
+    hue0 = rng.random()
+    hues = (hue0 + rng.uniform(-0.25, 0.25, size=k)) % 1.0
+    sats = rng.uniform(0.3, 1.0, size=k)
+    # One dark and one bright colour: enough contrast for the encoder to find texture.
+    vals = rng.uniform(0.25, 1.0, size=k)
+    vals[:2] = rng.uniform(0.15, 0.4), rng.uniform(0.8, 1.0)
+    vals = rng.permutation(vals)
+    return _hsv_to_rgb(np.stack([hues, sats, vals], axis=-1)).astype(np.float32)
+
+
+def _hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
+    """HSV in [0, 1] -> RGB in [0, 1]; any leading shape, last axis 3."""
+    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    i = np.floor(h * 6.0).astype(np.int64) % 6
+    f = h * 6.0 - np.floor(h * 6.0)
+    p = v * (1 - s)
+    q = v * (1 - s * f)
+    t = v * (1 - s * (1 - f))
+    choices = [
+        np.stack([v, t, p], -1), np.stack([q, v, p], -1), np.stack([p, v, t], -1),
+        np.stack([p, q, v], -1), np.stack([t, p, v], -1), np.stack([v, p, q], -1)]
+    out = np.zeros(hsv.shape, dtype=np.float64)
+    for index, value in enumerate(choices):
+        out = np.where((i == index)[..., None], value, out)
+    return out
+
+
+def _apply_palette(field: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Scalar field in [0, 1] -> colours, piecewise linear through ``palette`` [K, 3]."""
+    k = len(palette)
+    pos = np.clip(field, 0.0, 1.0) * (k - 1)
+    lo = np.minimum(np.floor(pos).astype(np.int64), k - 2)
+    frac = (pos - lo)[..., None].astype(np.float32)
+    return palette[lo] * (1 - frac) + palette[lo + 1] * frac  # [..., 3]
+
+
+def _normalise(field: np.ndarray) -> np.ndarray:
+    lo, hi = np.percentile(field, [1, 99])
+    return np.clip((field - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# Background (context).
+
+
+def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A textured background canvas, float32 ``[height, width, 3]`` in [0, 1]."""
+    rows = np.arange(height, dtype=np.float32)
+    cols = np.arange(width, dtype=np.float32)
+    yy, xx = rows[:, None], cols[None, :]  # broadcast to [height, width]
+    kind = rng.choice(["noise", "gradient", "stripes"])
+
+    def octave_noise(cell_sizes, weights):
+        total = np.zeros((height, width), np.float32)
+        for cell, weight in zip(cell_sizes, weights):
+            # Grid larger than the canvas: the noise does not visibly repeat.
+            grid = rng.random((int(height / cell) + 2, int(width / cell) + 2)).astype(np.float32)
+            total += weight * _value_noise(grid, rows / cell + rng.random(), cols / cell + rng.random())
+        return total
+
+    if kind == "noise":
+        base = rng.uniform(14, 32)
+        field = octave_noise([base, base / 2, base / 4], [1.0, 0.5, 0.3])
+    elif kind == "gradient":
+        angle = rng.uniform(0, 2 * np.pi)
+        ramp = (xx * np.cos(angle) + yy * np.sin(angle)) / math.hypot(height, width)
+        field = ramp + rng.uniform(0.1, 0.35) * octave_noise([8, 4], [1.0, 0.5])
+    else:
+        field = np.zeros((height, width), np.float32)
+        for _ in range(int(rng.integers(1, 3))):  # stripes, or a plaid of two gratings
+            angle = rng.uniform(0, np.pi)
+            period = rng.uniform(8, 28)
+            phase = (xx * np.cos(angle) + yy * np.sin(angle)) * (2 * np.pi / period)
+            field += np.sin(phase + rng.uniform(0, 2 * np.pi))
+        field += rng.uniform(0.2, 0.8) * octave_noise([10, 5], [1.0, 0.5])
+    colour = _apply_palette(_normalise(field), _random_palette(rng))
+    # Uneven lighting, as in a real scene.
+    angle = rng.uniform(0, 2 * np.pi)
+    light = (xx * np.cos(angle) + yy * np.sin(angle)) / math.hypot(height, width)
+    colour *= (1.0 - rng.uniform(0.0, 0.35) * (light - light.min()))[..., None]
+    return colour.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# Objects: shape masks and texture.
+
+
+@dataclasses.dataclass
+class _Shape:
+    kind: str
+    half_h: float
+    half_w: float
+    power: float
+    wobble: np.ndarray  # [3, 2] amplitude and phase of radial harmonics 2..4
+
+    def alpha(self, uy: np.ndarray, ux: np.ndarray) -> np.ndarray:
+        """Anti-aliased coverage at offsets (px) from the object's centre."""
+        ny, nx = uy / self.half_h, ux / self.half_w
+        if self.kind == "ellipse":
+            rho = np.sqrt(ny * ny + nx * nx)
+        elif self.kind == "rounded_rect":
+            rho = (np.abs(ny) ** self.power + np.abs(nx) ** self.power) ** (1.0 / self.power)
+        else:  # blob: an ellipse whose radius wobbles with the angle
+            theta = np.arctan2(ny, nx)
+            radius = 1.0 + sum(a * np.cos(k * theta + p) for k, (a, p) in zip((2, 3, 4), self.wobble))
+            rho = np.sqrt(ny * ny + nx * nx) / radius
+        return np.clip((1.0 - rho) * min(self.half_h, self.half_w) + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def _random_shape(rng: np.random.Generator, area: float) -> _Shape:
+    """A random shape with about ``area`` pixels of coverage."""
+    kind = str(rng.choice(["ellipse", "rounded_rect", "blob"]))
+    aspect = rng.uniform(0.7, 1.4)  # height / width
+    # Harmonics of at most 6 % each keep a blob within 1.2 half-sizes (the render reach).
+    wobble = np.stack([rng.uniform(-0.06, 0.06, 3), rng.uniform(0, 2 * np.pi, 3)], axis=-1)
+    shape = _Shape(kind, math.sqrt(aspect), 1.0 / math.sqrt(aspect), float(rng.uniform(3, 6)), wobble)
+    # Scale to the wanted area, measured on a unit-scale raster.
+    probe = 64.0
+    yy, xx = np.mgrid[-probe:probe, -probe:probe].astype(np.float32) + 0.5
+    unit = _Shape(kind, shape.half_h * probe / 2, shape.half_w * probe / 2, shape.power, wobble)
+    unit_area = float(unit.alpha(yy, xx).sum())
+    scale = math.sqrt(area / unit_area) * probe / 2
+    shape.half_h *= scale
+    shape.half_w *= scale
+    return shape
+
+
+@dataclasses.dataclass
+class _Texture:
+    """Multi-scale noise through a palette; ``level`` sets the zoom (see :func:`_zoom_texture`)."""
+
+    grid: np.ndarray  # [_NOISE_GRID, _NOISE_GRID] value noise, period 1
+    offset: np.ndarray  # [2] texture coordinate of the object's centre
+    palette: np.ndarray  # [K, 3]
+    gain: float
+
+    def colour(self, uy: np.ndarray, ux: np.ndarray, level: float) -> np.ndarray:
+        """Colours ``[len(uy), len(ux), 3]`` at row offsets ``uy`` x column offsets ``ux`` (px)."""
+        field = _zoom_texture(self.grid, self.offset, uy, ux, level, self.gain)
+        return _apply_palette(field, self.palette)
+
+
+def _zoom_texture(grid, offset, uy, ux, level: float, gain: float) -> np.ndarray:
+    """A texture that can zoom in forever without a seam, ``[len(uy), len(ux)]`` in [0, 1].
+
+    ``_ZOOM_LAYERS`` copies of one value noise are blended at periods
+    ``_FINEST_PERIOD * 2 ** (j + f)`` (j = 0, 1, 2, f = level mod 1) with weights
+    ``sin^2(pi (j + f) / L)``. Raising ``level`` magnifies every layer by the
+    same factor about the centre (u = 0), i.e. a true zoom; when f wraps from 1
+    to 0, layer j takes exactly the place layer j + 1 had and the layer that
+    drops out has weight 0, so the texture is continuous. The weights always
+    sum to L / 2.
+    """
+    frac = level % 1.0
+    total = np.zeros((len(uy), len(ux)), np.float32)
+    for j in range(_ZOOM_LAYERS):
+        rank = j + frac
+        period = _FINEST_PERIOD * 2.0 ** rank
+        weight = math.sin(math.pi * rank / _ZOOM_LAYERS) ** 2
+        qy = (np.asarray(uy, np.float64) / period + offset[0]) * _NOISE_GRID
+        qx = (np.asarray(ux, np.float64) / period + offset[1]) * _NOISE_GRID
+        total += weight * _value_noise(grid, qy, qx)
+    total *= 2.0 / _ZOOM_LAYERS
+    return np.clip(0.5 + (total - 0.5) * gain, 0.0, 1.0)
+
+
+def _random_texture(rng: np.random.Generator) -> _Texture:
+    return _Texture(
+        grid=rng.random((_NOISE_GRID, _NOISE_GRID)).astype(np.float32),
+        offset=rng.random(2).astype(np.float32),
+        palette=_random_palette(rng),
+        gain=float(rng.uniform(2.5, 3.5)))
+
+
+# ---------------------------------------------------------------------------
+# Motion (the class).
+
+
+@dataclasses.dataclass
+class _Object:
+    shape: _Shape
+    texture: _Texture
+    centre: np.ndarray  # float [T, 2] (y, x) screen position per frame, camera included
+    zoom_level: np.ndarray  # float [T] texture zoom level per frame
+
+
+def _object_track(rng: np.random.Generator, class_name: str, shape: _Shape, height: int,
+                  width: int, num_frames: int, camera: np.ndarray):
+    """Screen centre [T, 2] (y, x) and zoom level [T] of one object of ``class_name``."""
+    t = np.arange(num_frames, dtype=np.float64)
+    hh, hw = shape.half_h, shape.half_w
+    # Anchors (the position at mid-video) keep the object in the frame where possible.
+    def anchor(half, size, margin=0.0):
+        lo, hi = half + margin, size - half - margin
+        return rng.uniform(lo, hi) if hi > lo else size / 2.0
+
+    y = np.full(num_frames, anchor(hh, height))
+    x = np.full(num_frames, anchor(hw, width))
+    level = np.full(num_frames, rng.random())
+    sliding = class_name in ("MoveUp", "MoveDown")
+    if sliding:
+        speed = rng.uniform(1.0, 3.0) * (-1.0 if class_name == "MoveUp" else 1.0)
+        y = rng.uniform(0, height + 2 * _REACH * hh) + speed * t
+    elif class_name == "SwingSideways":
+        amplitude = rng.uniform(12.0, 24.0)
+        peak_speed = rng.uniform(1.5, 3.5)
+        omega = peak_speed / amplitude  # rad/frame
+        x = np.full(num_frames, anchor(hw, width, margin=amplitude))
+        x = x + amplitude * np.sin(omega * t + rng.uniform(0, 2 * np.pi))
+    elif class_name == "ZoomIn":
+        # Texture points at the rim move out at 1.5-3 px/frame.
+        rim = math.sqrt(hh * hw)
+        rate = rng.uniform(1.5, 3.0) / rim  # relative growth per frame
+        level = level + t * math.log2(1.0 + rate)
+    elif class_name == "StayStill":
+        wobble = rng.uniform(0.0, 0.5)
+        for axis in (y, x):
+            axis += wobble * np.sin(t * rng.uniform(0.05, 0.3) + rng.uniform(0, 2 * np.pi))
+    else:
+        raise ValueError(f"unknown synthetic class {class_name!r}; known: {', '.join(CLASSES)}")
+    centre = np.stack([y, x], axis=-1) - camera  # [T, 2]
+    if sliding:
+        # Wrap round on screen: leave on one side fully, re-enter on the other.
+        period = height + 2 * _REACH * hh
+        centre[:, 0] = centre[:, 0] % period - _REACH * hh
+    return centre, level
+
+
+# ---------------------------------------------------------------------------
+# Rendering.
+
+
+def _render_object(frame: np.ndarray, coverage: np.ndarray, obj: _Object, index: int,
+                   sprite_cache: dict) -> None:
+    """Alpha-composite one object into ``frame`` [H, W, 3] at frame ``index``, in place.
+
+    The shape's coverage is rasterised once (a sprite with a one-pixel zero
+    border) and moved to its sub-pixel position by a bilinear shift. A rigid
+    object's colours are a sprite too; a zooming object's texture is evaluated
+    anew at the exact offsets of the covered pixels from its centre.
+    """
+    shape = obj.shape
+    reach_y = int(math.ceil(shape.half_h * _REACH)) + 1
+    reach_x = int(math.ceil(shape.half_w * _REACH)) + 1
+    rigid = obj.zoom_level[0] == obj.zoom_level[-1]
+    key = id(obj)
+    if key not in sprite_cache:
+        uy = np.arange(-reach_y, reach_y + 1, dtype=np.float32)
+        ux = np.arange(-reach_x, reach_x + 1, dtype=np.float32)
+        alpha = shape.alpha(uy[:, None], ux[None, :])  # [h, w]
+        premult = obj.texture.colour(uy, ux, obj.zoom_level[0]) * alpha[..., None] if rigid else None
+        sprite_cache[key] = (np.pad(alpha, 1),
+                             np.pad(premult, ((1, 1), (1, 1), (0, 0))) if rigid else None)
+    pad_a, pad_c = sprite_cache[key]
+
+    cy, cx = obj.centre[index]
+    top, left = cy - reach_y, cx - reach_x  # where sprite pixel (0, 0) goes
+    iy, ix = math.floor(top), math.floor(left)
+    fy, fx = np.float32(top - iy), np.float32(left - ix)
+
+    def shift(p):  # [h + 2, w + 2, ...] -> [h + 1, w + 1, ...] moved by (fy, fx)
+        rows = (1 - fy) * p[1:] + fy * p[:-1]
+        return (1 - fx) * rows[:, 1:] + fx * rows[:, :-1]
+
+    height, width = frame.shape[:2]
+    y0, x0 = max(iy, 0), max(ix, 0)
+    y1, x1 = min(iy + pad_a.shape[0] - 1, height), min(ix + pad_a.shape[1] - 1, width)
+    if y1 <= y0 or x1 <= x0:
+        return  # off screen
+    crop = (slice(y0 - iy, y1 - iy), slice(x0 - ix, x1 - ix))
+    alpha = shift(pad_a)[crop]  # [y1 - y0, x1 - x0]
+    if rigid:
+        premult = shift(pad_c)[crop]
+    else:
+        uy = np.arange(y0, y1, dtype=np.float64) - cy
+        ux = np.arange(x0, x1, dtype=np.float64) - cx
+        premult = obj.texture.colour(uy, ux, obj.zoom_level[index]) * alpha[..., None]
+    region = frame[y0:y1, x0:x1]
+    region *= (1 - alpha)[..., None]
+    region += premult
+    cov = coverage[y0:y1, x0:x1]
+    cov += alpha * (1 - cov)
+
+
+def render_clip(seed: int, class_name: str, group: int, clip: int, *, width: int = 160,
+                height: int = 128, num_frames: int = 96, camera_speed: float = 0.25,
+                classes: Sequence[str] = CLASSES) -> RenderedClip:
+    """Render video ``v_<class_name>_g<group>_c<clip>`` of the data set made with ``seed``.
+
+    The scene (background) comes from a stream seeded by (seed, class, group),
+    everything else from one seeded by (seed, class, group, clip), so the same
+    arguments always give the same pixels.
+
+    Args:
+      seed: data set seed.
+      class_name: one of ``classes``.
+      group, clip: 1-based UCF-style group and clip numbers.
+      width, height: frame size in pixels.
+      num_frames: T.
+      camera_speed: largest camera drift in px/frame (direction and speed random).
+      classes: the class list (its order enters the seeds).
+
+    Returns:
+      A :class:`RenderedClip`.
+    """
+    if class_name not in classes:
+        raise ValueError(f"unknown synthetic class {class_name!r}; known: {', '.join(classes)}")
+    label = list(classes).index(class_name)
+    scene_rng = np.random.default_rng([seed, label, group, 0])
+    rng = np.random.default_rng([seed, label, group, clip, 1])
+
+    # Camera: constant drift, centred on mid-video so anchors sit at their place then.
+    angle = rng.uniform(0, 2 * np.pi)
+    speed = rng.uniform(0, camera_speed)
+    velocity = np.array([speed * math.sin(angle), speed * math.cos(angle)])  # (vy, vx)
+    t = np.arange(num_frames, dtype=np.float64)
+    camera = (t - (num_frames - 1) / 2.0)[:, None] * velocity  # [T, 2] (y, x)
+    margin = int(math.ceil(np.abs(camera).max())) + 2
+    canvas = _background(scene_rng, height + 2 * margin, width + 2 * margin)  # [H + 2m, W + 2m, 3]
+
+    # Objects: 25-40 % of the frame in total, split over one or two.
+    frame_area = width * height
+    total_area = rng.uniform(0.25, 0.40) * frame_area
+    shares = [1.0]
+    if rng.random() < 0.5:
+        first = rng.uniform(0.4, 0.6)
+        shares = [first, 1.0 - first]
+    objects = []
+    for share in shares:
+        shape = _random_shape(rng, total_area * share)
+        centre, level = _object_track(rng, class_name, shape, height, width, num_frames, camera)
+        objects.append(_Object(shape, _random_texture(rng), centre, level))
+
+    frames = np.empty((num_frames, height, width, 3), np.uint8)
+    coverage_all = np.empty((num_frames, height, width), np.float32)
+    sprite_cache: dict = {}
+    for index in range(num_frames):
+        # Background at a sub-pixel offset: bilinear blend of four integer crops.
+        oy, ox = camera[index] + margin
+        iy, ix = int(math.floor(oy)), int(math.floor(ox))
+        fy, fx = np.float32(oy - iy), np.float32(ox - ix)
+        crop = canvas[iy:iy + height + 1, ix:ix + width + 1]  # [H + 1, W + 1, 3]
+        rows = (1 - fy) * crop[:-1] + fy * crop[1:]
+        frame = (1 - fx) * rows[:, :-1] + fx * rows[:, 1:]  # [H, W, 3]
+        coverage = np.zeros((height, width), np.float32)
+        for obj in objects:
+            _render_object(frame, coverage, obj, index, sprite_cache)
+        frames[index] = np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        coverage_all[index] = coverage
+    return RenderedClip(
+        class_name=class_name, frames=frames, object_alpha=coverage_all,
+        object_centres=[obj.centre[:, ::-1].copy() for obj in objects],
+        camera_velocity=(float(velocity[1]), float(velocity[0])))
+
+
+# ---------------------------------------------------------------------------
+# Data set.
+
+
+def video_name(class_name: str, group: int, clip: int) -> str:
+    """UCF101 file name, e.g. ``v_MoveUp_g01_c02.avi``."""
+    return f"v_{class_name}_g{group:02d}_c{clip:02d}.avi"
+
+
+def split_groups(num_groups: int, test_fraction: float) -> tuple:
+    """(train groups, test groups), 1-based; test takes the lowest groups, as in UCF101."""
+    num_test = min(max(int(round(num_groups * test_fraction)), 1), num_groups - 1)
+    groups = list(range(1, num_groups + 1))
+    return groups[num_test:], groups[:num_test]
+
+
+def make_dataset(out_dir, seed: int = 0, *, videos_per_class: int = 12, clips_per_group: int = 2,
+                 test_fraction: float = 1.0 / 3.0, width: int = 160, height: int = 128,
+                 num_frames: int = 96, fps: int = 25, codec: str = "mpeg4", gop: int = 12,
+                 camera_speed: float = 0.25, classes: Sequence[str] = CLASSES,
+                 overwrite: bool = False) -> DatasetSummary:
+    """Render, encode and write the synthetic motion data set in the UCF101 layout.
+
+    Args:
+      out_dir: root folder; ``videos/`` and ``splits/`` are created in it.
+      seed: the same seed gives byte-identical files.
+      videos_per_class: videos per class, a multiple of ``clips_per_group``.
+      clips_per_group: clips per UCF-style group (clips of a group share a scene).
+      test_fraction: share of each class's groups in the test split (at least
+        one group on each side).
+      width, height: frame size (even numbers; the encoders need them).
+      num_frames: frames per video; at least ``MIN_PRETRAIN_FRAMES`` for one
+        pretraining sample (fewer is allowed, with a warning, for tests).
+      fps: frame rate written in the container.
+      codec: "mpeg4" (default, CoViAR), "h264" or "mpeg2video".
+      gop: I-frame interval; no B-frames, one reference frame.
+      camera_speed: largest camera drift in px/frame (0 for a fixed camera).
+      classes: motion classes, a subset of :data:`CLASSES`, in label order.
+      overwrite: replace an existing data set in ``out_dir``.
+
+    Returns:
+      A :class:`DatasetSummary`.
+
+    Raises:
+      ValueError: bad arguments, or ``out_dir`` already holds a data set and
+        ``overwrite`` is False.
+    """
+    # Imported here so that rendering alone needs only NumPy.
+    from tfcmvp.codec import write_video
+
+    classes = tuple(classes)
+    unknown = [c for c in classes if c not in CLASSES]
+    if unknown or not classes or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct names from {CLASSES}, got {classes}")
+    if videos_per_class < 2 * clips_per_group or videos_per_class % clips_per_group:
+        raise ValueError(
+            f"videos_per_class={videos_per_class} must be a multiple of clips_per_group="
+            f"{clips_per_group} with at least two groups (one for train, one for test)")
+    if width % 2 or height % 2 or width < 32 or height < 32:
+        raise ValueError(f"frame size {width}x{height}: width and height must be even and >= 32")
+    if num_frames < 2:
+        raise ValueError(f"num_frames={num_frames}: need at least 2 frames")
+    if num_frames < MIN_PRETRAIN_FRAMES:
+        logger.warning("num_frames=%d < %d: these videos are too short for a pretraining sample",
+                       num_frames, MIN_PRETRAIN_FRAMES)
+    root = pathlib.Path(out_dir)
+    videos_dir, splits_dir = root / "videos", root / "splits"
+    for existing in (videos_dir, splits_dir):
+        if existing.exists() and any(existing.iterdir()) and not overwrite:
+            raise ValueError(f"{existing} is not empty: choose another folder or pass overwrite=True")
+
+    start = time.perf_counter()
+    train_groups, test_groups = split_groups(videos_per_class // clips_per_group, test_fraction)
+    train, test, total_bytes = [], [], 0
+    for class_name in classes:
+        (videos_dir / class_name).mkdir(parents=True, exist_ok=True)
+        for group in sorted(train_groups + test_groups):
+            for clip in range(1, clips_per_group + 1):
+                rendered = render_clip(seed, class_name, group, clip, width=width, height=height,
+                                       num_frames=num_frames, camera_speed=camera_speed,
+                                       classes=classes)
+                relative = f"{class_name}/{video_name(class_name, group, clip)}"
+                path = videos_dir / relative
+                write_video(path, rendered.frames, fps=fps, codec=codec, gop=gop, b_frames=0, refs=1)
+                total_bytes += path.stat().st_size
+                (test if group in test_groups else train).append(relative)
+
+    splits_dir.mkdir(parents=True, exist_ok=True)
+    label_of = {name: index for index, name in enumerate(classes, start=1)}
+    _write_lines(splits_dir / "classInd.txt", [f"{label_of[c]} {c}" for c in classes])
+    _write_lines(splits_dir / "trainlist01.txt", [f"{p} {label_of[p.split('/')[0]]}" for p in train])
+    _write_lines(splits_dir / "testlist01.txt", test)
+    return DatasetSummary(
+        out_dir=str(root), classes=classes, train=train, test=test, num_frames=num_frames,
+        width=width, height=height, fps=fps, codec=codec, gop=gop, total_bytes=total_bytes,
+        seconds=time.perf_counter() - start)
+
+
+def _write_lines(path: pathlib.Path, lines: Sequence[str]) -> None:
+    # UCF101's own files use CRLF; every reader of them strips it, so plain LF is fine.
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write("".join(line + "\n" for line in lines))

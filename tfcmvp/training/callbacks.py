@@ -1,0 +1,324 @@
+"""Callbacks of a pretraining run: NaN/Inf stop, checkpoints with resume,
+history.csv and history.png.
+
+Checkpoint contract (``WORKDIR/checkpoints``, :class:`TrainingCheckpoint`):
+model weights, optimizer state (slots and `iterations`, which also drives the
+learning-rate schedule), the counters ``epoch`` (epochs completed) and
+``step_in_epoch`` (steps done in the current epoch), and the running sums of
+the metrics, so that a run resumed mid-epoch still reports the whole epoch's
+means in history.csv. The input pipeline is not checkpointed: a resumed epoch
+draws fresh random samples for its remaining steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import pathlib
+import time
+from typing import Iterable, Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+# Columns history.csv always has, in this order; other logged values follow.
+HISTORY_COLUMNS = ("epoch", "step", "loss", "context_loss", "motion_loss", "context_acc",
+                   "motion_acc", "lr", "seconds")
+# Logged values checked for NaN / Inf after every step, most specific first so
+# that the message names the loss that went bad rather than their sum.
+WATCHED_LOSSES = ("context_loss", "motion_loss", "loss")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or Inf; training stopped without saving the bad state."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raises :class:`NonFiniteLossError` as soon as a watched loss is NaN/Inf.
+
+    Place it first in the callback list: raising inside ``on_train_batch_end``
+    ends `fit` before later callbacks (checkpoints) can save the bad weights.
+    The logged values are running means over the epoch, so one bad step makes
+    them non-finite at once.
+    """
+
+    def __init__(self, watched: Sequence[str] = WATCHED_LOSSES):
+        super().__init__()
+        self.watched = tuple(watched)
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        for key in self.watched:
+            if logs is None or key not in logs:
+                continue
+            value = float(logs[key])
+            if not math.isfinite(value):
+                step = int(self.model.optimizer.iterations.numpy())
+                raise NonFiniteLossError(
+                    f"{key} is {value} at step {step} (epoch {self._epoch + 1}, batch "
+                    f"{batch + 1}); stopped without saving this state. The last checkpoint "
+                    f"holds the state before it. Lower the learning rate or check the data.")
+
+
+class TrainingCheckpoint:
+    """Model + optimizer + counters + metric sums in a `tf.train.CheckpointManager`.
+
+    Build the model and the optimizer (their variables must exist) before
+    :meth:`restore`, so that every value is restored at once instead of
+    deferred.
+
+    Args:
+      directory: checkpoint folder (created).
+      model: the built keras.Model (its `metrics` are saved too).
+      optimizer: the built optimizer.
+      max_to_keep: newest checkpoints kept.
+    """
+
+    def __init__(self, directory, model: keras.Model, optimizer, max_to_keep: int = 3):
+        self.directory = pathlib.Path(directory)
+        self.model = model
+        self.optimizer = optimizer
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                         name="step_in_epoch")
+        metric_variables = {f"{metric.name}_{i}": variable
+                            for metric in model.metrics
+                            for i, variable in enumerate(metric.variables)}
+        self.metric_variables = metric_variables
+        self.checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=optimizer, epoch=self.epoch, step_in_epoch=self.step_in_epoch,
+            metrics=tf.train.Checkpoint(**metric_variables))
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, str(self.directory), max_to_keep=max_to_keep,
+            checkpoint_name="ckpt")
+
+    @property
+    def latest(self) -> Optional[str]:
+        """Path prefix of the newest checkpoint, or None."""
+        return self.manager.latest_checkpoint
+
+    def restore(self) -> bool:
+        """Restores the newest checkpoint if there is one; True if restored."""
+        path = self.manager.latest_checkpoint
+        if path is None:
+            return False
+        status = self.checkpoint.restore(path)
+        # Everything saved must find its variable: a mismatch means the config
+        # (architecture) changed since the checkpoint was written.
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError as error:
+            raise ValueError(
+                f"checkpoint {path} does not match the model built from the config (did the "
+                f"model section change since it was written?): {error}") from error
+        logger.info("restored %s: epoch %d, step %d in epoch, optimizer step %d", path,
+                    int(self.epoch.numpy()), int(self.step_in_epoch.numpy()),
+                    int(self.optimizer.iterations.numpy()))
+        return True
+
+    def metric_values(self) -> dict:
+        """Current values of the saved metric variables (NumPy)."""
+        return {name: v.numpy() for name, v in self.metric_variables.items()}
+
+    def assign_metric_values(self, values: dict) -> None:
+        for name, value in values.items():
+            self.metric_variables[name].assign(value)
+
+    def save(self, epoch: int, step_in_epoch: int) -> str:
+        """Saves with the given counters; returns the checkpoint path."""
+        self.epoch.assign(epoch)
+        self.step_in_epoch.assign(step_in_epoch)
+        path = self.manager.save(checkpoint_number=int(self.optimizer.iterations.numpy()))
+        logger.info("saved %s (epoch %d, step %d in epoch)", path, epoch, step_in_epoch)
+        return path
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Saves a :class:`TrainingCheckpoint` after every epoch and every N steps.
+
+    Args:
+      checkpoint: the TrainingCheckpoint (restored or fresh).
+      every_steps: also save when the optimizer step is a multiple of this
+        (None: per epoch only).
+      resume_step_in_epoch: steps of the first epoch that ran before a resume
+        (0 for a fresh start or an epoch boundary); counts continue from it.
+      resume_metric_values: the restored metric sums, put back after `fit`
+        resets the metrics at the start of the resumed epoch, so the epoch's
+        means include the steps before the interruption.
+    """
+
+    def __init__(self, checkpoint: TrainingCheckpoint, every_steps: Optional[int] = None,
+                 resume_step_in_epoch: int = 0, resume_metric_values: Optional[dict] = None):
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.every_steps = every_steps
+        self.resume_step_in_epoch = resume_step_in_epoch
+        self.resume_metric_values = resume_metric_values
+        self._offset = 0
+        self._steps_done = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._offset, self.resume_step_in_epoch = self.resume_step_in_epoch, 0
+        self._steps_done = self._offset
+        if self._offset and self.resume_metric_values:
+            self.checkpoint.assign_metric_values(self.resume_metric_values)
+        self.resume_metric_values = None
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps_done = self._offset + batch + 1
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.every_steps and step % self.every_steps == 0:
+            self.checkpoint.save(self._epoch, self._steps_done)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.checkpoint.save(epoch + 1, 0)
+
+
+class HistoryCSV(keras.callbacks.Callback):
+    """One row per finished epoch in a CSV file, kept across resumes.
+
+    Rows are keyed by the 1-based epoch number: finishing epoch e drops any
+    rows for epochs >= e (left by a run that was killed after writing its row
+    but before its checkpoint) and appends the new one, so a resumed run never
+    duplicates an epoch. The file is rewritten whole and replaced atomically.
+    Columns: :data:`HISTORY_COLUMNS`, then any other logged value (e.g.
+    validation metrics) in sorted order.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = pathlib.Path(path)
+        self._start = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {key: _to_float(value) for key, value in (logs or {}).items()}
+        row["epoch"] = epoch + 1
+        row["step"] = int(self.model.optimizer.iterations.numpy())
+        row["seconds"] = round(time.monotonic() - self._start, 3)
+        rows = [r for r in read_history(self.path) if int(r["epoch"]) < epoch + 1]
+        rows.append(row)
+        write_history(self.path, rows)
+
+
+def read_history(path) -> list[dict]:
+    """Rows of a history.csv as dicts of floats ("epoch" and "step" as int)."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = []
+        for raw in csv.DictReader(f):
+            row = {}
+            for key, value in raw.items():
+                if value in ("", None):
+                    continue
+                row[key] = int(float(value)) if key in ("epoch", "step") else float(value)
+            rows.append(row)
+    return rows
+
+
+def write_history(path, rows: Iterable[dict]) -> None:
+    rows = list(rows)
+    extra = sorted({key for row in rows for key in row} - set(HISTORY_COLUMNS))
+    columns = list(HISTORY_COLUMNS) + extra
+    path = pathlib.Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: row.get(key, "") for key in columns})
+    os.replace(tmp, path)
+
+
+def _to_float(value) -> float:
+    return float(np.asarray(value))
+
+
+class HistoryPlot(keras.callbacks.Callback):
+    """Redraws a PNG of losses and pretext accuracies vs epoch from history.csv."""
+
+    def __init__(self, csv_path, png_path):
+        super().__init__()
+        self.csv_path = pathlib.Path(csv_path)
+        self.png_path = pathlib.Path(png_path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        plot_history(read_history(self.csv_path), self.png_path)
+
+
+def plot_history(rows: Sequence[dict], png_path) -> None:
+    """Two panels: losses and pretext top-1 accuracies per epoch (Agg, no display)."""
+    # The object-oriented Figure API with an Agg canvas touches no global
+    # pyplot state, so it is safe in a process that also runs other plots.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not rows:
+        return
+    figure = Figure(figsize=(10, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    epochs = [row["epoch"] for row in rows]
+    panels = (("loss", ("loss", "context_loss", "motion_loss")),
+              ("pretext top-1 accuracy", ("context_acc", "motion_acc")))
+    for index, (title, keys) in enumerate(panels):
+        axes = figure.add_subplot(1, 2, index + 1)
+        for key in keys:
+            for prefix, style in (("", "-"), ("val_", "--")):
+                name = prefix + key
+                points = [(e, row[name]) for e, row in zip(epochs, rows) if name in row]
+                if points:
+                    axes.plot(*zip(*points), style, marker="o", markersize=3, label=name)
+        axes.set_xlabel("epoch")
+        axes.set_title(title)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    tmp = pathlib.Path(png_path).with_name(pathlib.Path(png_path).name + ".tmp.png")
+    figure.savefig(tmp)
+    os.replace(tmp, png_path)
+
+
+class SaveNetworkWeights(keras.callbacks.Callback):
+    """After every epoch, writes each network's weights to DIR/<name>.weights.h5.
+
+    Args:
+      directory: output folder (created).
+      networks: {file stem: keras.Model}, e.g. {"v_network": model.v_network}.
+        The export step rebuilds each network from the config and loads the
+        file with `load_weights`.
+    """
+
+    def __init__(self, directory, networks: dict):
+        super().__init__()
+        self.directory = pathlib.Path(directory)
+        self.networks = networks
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_network_weights(self.directory, self.networks)
+
+
+def save_network_weights(directory, networks: dict) -> dict:
+    """Writes DIR/<name>.weights.h5 for every network, atomically; returns the paths."""
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, network in networks.items():
+        path = directory / f"{name}.weights.h5"
+        tmp = directory / f"{name}.tmp.weights.h5"
+        network.save_weights(str(tmp))
+        os.replace(tmp, path)
+        paths[name] = path
+    return paths

@@ -1,0 +1,289 @@
+"""The pretraining model: V-, I- and M-Network, predictor and four heads,
+with the custom train / test steps that `model.fit` runs under tf.distribute.
+
+Forward pass (paper Fig. 2), for a local batch of B videos::
+
+    clip   [B, T, S, S, 3] --V-Network--> stage maps --mean--> g_V --> context query  [B, D]
+                                       \\--memory--> predictor --> g_M1 --> motion query [B, N, D]
+    iframe [B, S, S, 3]    --I-Network--> map --mean--> g_I -----> context key    [B, D]
+    motion [B, K, L, S, S, 2] --M-Network--> [B*K, T3, H3, W3, C] --> g_M2 --> motion keys
+                                                                       [B, K, N, D]
+
+Motion clip 0 is the target (future motion), 1..K-1 the hard negatives.
+N = T3 * H3 * W3 positions, in flattened (t, y, x) order on both sides.
+For the value ablations (loss.motion_loss = mse / ce) the predictor output
+goes through a linear MotionValueHead instead, against the target clip
+average-pooled to the same grid; the M-Network and g_M1 / g_M2 are then not
+part of the objective and are frozen.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from tfcmvp import losses
+from tfcmvp.config import DataConfig, LossConfig, ModelConfig, PretrainConfig, config_from_dict
+from tfcmvp.config import config_to_dict
+from tfcmvp.models.backbones import build_backbone, memory_spec
+from tfcmvp.models.heads import MLPHead, MotionValueHead
+from tfcmvp.models.memory import PredictorMemory
+from tfcmvp.models.predictor_convgru import ConvGRUPredictor
+from tfcmvp.models.predictor_transformer import TransformerPredictor
+
+INPUT_KEYS = ("clip", "iframe", "motion")  # the batch entries the model reads
+METRIC_NAMES = ("loss", "context_loss", "motion_loss", "context_acc", "motion_acc", "lr")
+
+
+def build_v_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False) -> keras.Model:
+    """The V-Network of `model` for clips of `data` (the network finetuning keeps)."""
+    kwargs = dict(input_shape=(data.clip_len, data.crop_size, data.crop_size, 3),
+                  width=model.backbone_width, sync_bn=sync_bn)
+    if model.backbone_blocks is not None:
+        kwargs["blocks"] = tuple(model.backbone_blocks)
+    return build_backbone(model.backbone, **kwargs)
+
+
+def build_i_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False) -> keras.Model:
+    """The I-Network of `model` for I-frames of `data`."""
+    return build_backbone(model.iframe_backbone,
+                          input_shape=(data.crop_size, data.crop_size, 3),
+                          width=model.iframe_width, sync_bn=sync_bn)
+
+
+def build_m_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False) -> keras.Model:
+    """The M-Network of `model` for motion clips of `data` (2 channels: x, y)."""
+    return build_backbone(model.motion_backbone,
+                          input_shape=(data.motion_len, data.crop_size, data.crop_size, 2),
+                          width=model.motion_width, sync_bn=sync_bn)
+
+
+@keras.saving.register_keras_serializable(package="tfcmvp")
+class PretrainModel(keras.Model):
+    """Context and motion decoupling, trained with `fit` on dict batches.
+
+    Batches: {"clip" [B, T, S, S, 3], "iframe" [B, S, S, 3],
+    "motion" [B, 1 + negatives, L, S, S, 2]} (other keys are ignored).
+
+    Args:
+      model_config: the networks (`ModelConfig` or its dict).
+      loss_config: the objective (`LossConfig` or its dict).
+      data_config: the sample layout (`DataConfig` or its dict): input sizes
+        and the motion value range of the mse / ce ablations.
+      sync_bn: BatchNorm statistics over all replicas.
+    """
+
+    def __init__(self, model_config: ModelConfig, loss_config: LossConfig,
+                 data_config: DataConfig, sync_bn: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.model_config = _section(ModelConfig, model_config, "model")
+        self.loss_config = _section(LossConfig, loss_config, "loss")
+        self.data_config = _section(DataConfig, data_config, "data")
+        self.sync_bn = bool(sync_bn)
+        model, loss, data = self.model_config, self.loss_config, self.data_config
+
+        # Networks.
+        self.v_network = build_v_network(model, data, self.sync_bn)
+        self.i_network = build_i_network(model, data, self.sync_bn)
+        self.m_network = build_m_network(model, data, self.sync_bn)
+        self.target_grid = tuple(int(s) for s in self.m_network.output["features"].shape[1:4])
+        self.num_positions = math.prod(self.target_grid)  # N
+        spec = memory_spec(model.backbone)
+        self.memory_stages = spec.stages
+        self.memory = PredictorMemory(model.predictor_width, spec.time_fold,
+                                      model.memory_interpolation, name="memory")
+        if model.predictor == "transformer":
+            self.predictor = TransformerPredictor(
+                self.num_positions, width=model.predictor_width, num_heads=model.num_heads,
+                ffn_width=model.ffn_width, num_encoder_layers=model.encoder_layers,
+                num_decoder_layers=model.decoder_layers, dropout=model.dropout, name="predictor")
+        else:
+            self.predictor = ConvGRUPredictor(
+                self.target_grid, width=model.predictor_width, kernel_size=model.convgru_kernel,
+                name="predictor")
+        # Heads: g_V, g_I (context), g_M1 (predicted motion), g_M2 (motion keys).
+        head = dict(hidden_units=model.head_hidden, output_units=model.head_out,
+                    sync_bn=self.sync_bn)
+        self.clip_head = MLPHead(**head, name="clip_head")
+        self.iframe_head = MLPHead(**head, name="iframe_head")
+        self.prediction_head = MLPHead(**head, name="prediction_head")
+        self.motion_head = MLPHead(**head, name="motion_head")
+        self.value_head = None
+        if loss.motion_loss != "infonce":
+            outputs = 2 if loss.motion_loss == "mse" else 2 * loss.ce_bins
+            self.value_head = MotionValueHead(outputs, name="value_head")
+            # Not part of the value objectives: keep them out of the optimizer.
+            for unused in (self.m_network, self.prediction_head, self.motion_head):
+                unused.trainable = False
+
+        # Metrics: means over every video (and position) of the epoch.
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
+
+    @classmethod
+    def from_pretrain_config(cls, config: PretrainConfig, **kwargs) -> "PretrainModel":
+        """The model of a whole run config."""
+        return cls(config.model, config.loss, config.data, sync_bn=config.train.sync_bn, **kwargs)
+
+    # ------------------------------------------------------------------ build
+
+    def build(self, input_shape=None):
+        """Creates every variable from the configured input sizes (no data needed)."""
+        v_maps = self.v_network.output
+        memory_shapes = [tuple(v_maps[stage].shape) for stage in self.memory_stages]
+        self.memory.build(memory_shapes)
+        memory_grid = self.memory.grid(memory_shapes)
+        if self.model_config.predictor == "transformer":
+            self.predictor.build((None, math.prod(memory_grid), self.model_config.predictor_width))
+        else:
+            self.predictor.build((None, *memory_grid, self.model_config.predictor_width))
+        self.clip_head.build((None, v_maps["features"].shape[-1]))
+        self.iframe_head.build((None, self.i_network.output["features"].shape[-1]))
+        prediction_shape = (None, self.num_positions, self.model_config.predictor_width)
+        self.prediction_head.build(prediction_shape)
+        self.motion_head.build((None, self.num_positions,
+                                self.m_network.output["features"].shape[-1]))
+        if self.value_head is not None:
+            self.value_head.build(prediction_shape)
+        self.built = True
+
+    # ---------------------------------------------------------------- forward
+
+    def call(self, inputs, training=None):
+        """Returns the embeddings (or motion values) that the losses compare.
+
+        {"context_query" [B, D], "context_key" [B, D]} and either
+        {"motion_query" [B, N, D], "motion_keys" [B, K, N, D]} (infonce) or
+        {"motion_values" [B, N, 2] / [B, N, 2, bins]} (mse / ce).
+        """
+        clip, iframe, motion = (inputs[key] for key in INPUT_KEYS)
+        v_maps = self.v_network(clip, training=training)
+        features = v_maps["features"]  # [B, T1, H1, W1, C1]
+        context_query = self.clip_head(ops.mean(features, axis=(1, 2, 3)), training=training)
+        i_features = self.i_network(iframe, training=training)["features"]  # [B, h, w, C]
+        context_key = self.iframe_head(ops.mean(i_features, axis=(1, 2)), training=training)
+        outputs = {"context_query": context_query, "context_key": context_key}  # [B, D] each
+
+        tokens = self.memory([v_maps[stage] for stage in self.memory_stages])  # [B, M, width]
+        if self.model_config.predictor == "transformer":
+            predicted = self.predictor(tokens, training=training)  # [B, N, width]
+        else:
+            grid = self.memory.grid([tuple(v_maps[s].shape) for s in self.memory_stages])
+            predicted = self.predictor(ops.reshape(tokens, (-1, *grid, tokens.shape[-1])))
+
+        if self.value_head is not None:
+            values = self.value_head(predicted)  # [B, N, 2 or 2 * bins]
+            if self.loss_config.motion_loss == "ce":
+                values = ops.reshape(values, (-1, self.num_positions, 2, self.loss_config.ce_bins))
+            outputs["motion_values"] = values
+            return outputs
+
+        outputs["motion_query"] = self.prediction_head(predicted, training=training)  # [B, N, D]
+        clips = motion.shape[1]  # K = 1 + negatives
+        flat = ops.reshape(motion, (-1, *motion.shape[2:]))  # [B * K, L, S, S, 2]
+        m_features = self.m_network(flat, training=training)["features"]  # [B*K, T3, H3, W3, C]
+        m_features = ops.reshape(m_features, (-1, self.num_positions, m_features.shape[-1]))
+        keys = self.motion_head(m_features, training=training)  # [B * K, N, D]
+        outputs["motion_keys"] = ops.reshape(keys, (-1, clips, self.num_positions, keys.shape[-1]))
+        return outputs
+
+    def per_example_losses(self, inputs, outputs) -> dict:
+        """Per-video losses and hits of the local batch (all [B], float32).
+
+        Keys: loss (joint, Eq. 3), context_loss, motion_loss (mean over the N
+        positions), context_acc, motion_acc (fraction of positions right).
+        """
+        context_loss, context_hit = losses.context_infonce(
+            outputs["context_query"], outputs["context_key"], self.loss_config.temperature)
+        kind = self.loss_config.motion_loss
+        if kind == "infonce":
+            motion_loss, motion_hit = losses.motion_infonce(
+                outputs["motion_query"], outputs["motion_keys"], self.loss_config.temperature)
+        else:
+            target = inputs["motion"][:, 0]  # [B, L, S, S, 2], the positive (future) clip
+            bound = self.data_config.mv_clip / self.data_config.mv_div  # vectors lie in +-bound
+            value_fn = losses.motion_mse if kind == "mse" else losses.motion_quantized_ce
+            motion_loss, motion_hit = value_fn(
+                outputs["motion_values"], target, bins=self.loss_config.ce_bins,
+                value_range=(-bound, bound), grid=self.target_grid)  # [B, N] each
+        motion_loss = tf.reduce_mean(motion_loss, axis=-1)  # [B]
+        motion_hit = tf.reduce_mean(motion_hit, axis=-1)  # [B]
+        joint = losses.joint_loss(context_loss, motion_loss, self.loss_config.alpha)  # [B]
+        return {"loss": joint, "context_loss": context_loss, "motion_loss": motion_loss,
+                "context_acc": context_hit, "motion_acc": motion_hit}
+
+    # ------------------------------------------------------------ train / test
+
+    def _global_batch_size(self, inputs):
+        # Every replica holds the same number of videos (the input pipeline
+        # drops incomplete batches), so the global batch is B x replicas.
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        return tf.shape(inputs["clip"])[0] * replicas
+
+    def train_step(self, data):
+        inputs = {key: data[key] for key in INPUT_KEYS}
+        learning_rate = self.optimizer.learning_rate  # the rate this step applies
+        with tf.GradientTape() as tape:
+            outputs = self(inputs, training=True)
+            per_example = self.per_example_losses(inputs, outputs)
+            # Loss scaling contract (tfcmvp.losses.scaling): this replica's
+            # loss is sum(local per-example) / global batch, i.e. the local
+            # mean divided by num_replicas_in_sync, exactly once. The
+            # replicas' gradients are *summed* (ReplicaSumSGD), which makes
+            # the applied gradient that of the global-batch mean, the same as
+            # one device running the whole batch.
+            loss = losses.replica_mean(per_example["loss"], self._global_batch_size(inputs))
+            if self.losses:  # layer regularisers, if a config adds any
+                loss += tf.add_n(self.losses) / tf.cast(
+                    tf.distribute.get_replica_context().num_replicas_in_sync, loss.dtype)
+            scaled = self.optimizer.scale_loss(loss)  # loss scaling of mixed_float16
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return self._update_metrics(per_example, learning_rate)
+
+    def test_step(self, data):
+        inputs = {key: data[key] for key in INPUT_KEYS}
+        outputs = self(inputs, training=False)
+        per_example = self.per_example_losses(inputs, outputs)
+        learning_rate = self.optimizer.learning_rate if self.optimizer is not None else 0.0
+        return self._update_metrics(per_example, learning_rate)
+
+    def _update_metrics(self, per_example: dict, learning_rate) -> dict:
+        # Mean metrics sum their (total, count) over replicas when read, so
+        # the epoch value is the mean over every video of the global batches.
+        for name, values in per_example.items():
+            self.trackers[name].update_state(values)
+        self.trackers["lr"].update_state(learning_rate)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    @property
+    def metrics(self):
+        # Listed here so that fit / evaluate reset them every epoch.
+        return list(self.trackers.values())
+
+    # ----------------------------------------------------------------- config
+
+    def networks(self) -> dict:
+        """{"v_network": ..., "i_network": ..., "m_network": ...}: the saved backbones."""
+        return {"v_network": self.v_network, "i_network": self.i_network,
+                "m_network": self.m_network}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "model_config": config_to_dict(self.model_config),
+            "loss_config": config_to_dict(self.loss_config),
+            "data_config": config_to_dict(self.data_config),
+            "sync_bn": self.sync_bn,
+        })
+        return config
+
+
+def _section(cls, value, name):
+    """A config section given as the dataclass or as its dict (from get_config)."""
+    if isinstance(value, cls):
+        return value
+    return getattr(config_from_dict({name: dict(value)}, f"PretrainModel {name}_config"), name)
