@@ -21,17 +21,26 @@ and the launcher moves the files into place only after it succeeded, writing
 ``manifest.json`` last: a folder without ``manifest.json`` is not a finished
 run.
 
-Pipeline: ListVideos -> ExtractVideo (fetch, re-encode, decode) ->
-BuildRecord (JPEG) -> EncodeExample (``tfcmvp.schema``) -> PartitionBySplit ->
-Write<Split>. Every stage sends the videos it cannot handle to a tagged
-``failed`` output; those are written to ``failed.jsonl`` and counted, never
-dropped. Per-split tallies of what was written and what failed are combined in
-the pipeline (SummarizeSplits) and checked by the launcher against the split
-files: ``listed == written + failed``.
+Pipeline: ListVideos (each video with its shard, fixed before the run) ->
+ExtractVideo (fetch, re-encode, decode) -> BuildRecord (JPEG) -> EncodeExample
+(``tfcmvp.schema``) -> StageRecord (one framed record per video under the
+staging folder) -> GroupByShard (paths only) -> WriteShard (the shard's records
+in listing order, gzip). Every stage sends the videos it cannot handle to a
+tagged ``failed`` output; those are written to ``failed.jsonl`` and counted,
+never dropped. Per-split tallies of what was written and what failed are
+combined in the pipeline (SummarizeSplits) and checked by the launcher against
+the split files: ``listed == written + failed``.
+
+Shards: ``--num_shards N`` per split, or about one per 100 listed videos;
+video i of a split's listing goes to shard ``i % N``. The same videos and
+options give byte-identical shards. The staging folder holds a copy of every
+record until the run ends, so the output file system needs room for about
+twice the output.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -43,11 +52,10 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.metrics import Metrics
 from apache_beam.runners.runner import PipelineState
 
-from beam_jobs import fileio
+from beam_jobs import fileio, tfrecord_files
 from beam_jobs.extract_options import ExtractConfig, make_pipeline_options, make_runner
 from tfcmvp import manifest as manifest_lib
 from tfcmvp import splits as splits_lib
@@ -60,6 +68,7 @@ TALLY = "tally"  # tag of the per-video counts of EncodeExample
 SHARD_SUFFIX = ".tfrecord.gz"
 STAGING_PREFIX = "_incomplete-"
 _SUMMARY_NAME = "summary.jsonl"
+_PARTS_DIR = "parts"  # one staged record per video, joined into shards at the end
 
 
 class OutputExistsError(RuntimeError):
@@ -77,11 +86,15 @@ def failure_record(entry: splits_lib.VideoEntry, path: str, stage: str, error: B
                    local_names: Optional[Dict[str, str]] = None) -> Dict:
     """The ``failed.jsonl`` line of a video: its path, split, stage and cause.
 
-    ``local_names`` maps worker temp files (a copy of a remote video, a
-    re-encoded file) back to what they stand for, so the message names the
-    dataset file rather than a temp path.
+    ``stage`` is the job's step: "open" (missing or unreadable file),
+    "reencode", "decode", "record" (JPEG encoding) or "serialize"; in the
+    decode step a codec error's own stage ("open", "decode", "vectors") is
+    more precise and replaces it. ``local_names`` maps worker temp files (a
+    copy of a remote video, a re-encoded file) back to what they stand for,
+    so the message names the dataset file rather than a temp path.
     """
-    stage = getattr(error, "stage", None) or stage
+    if stage == "decode":
+        stage = getattr(error, "stage", None) or stage
     message = str(error) or repr(error)
     for temp, shown in (local_names or {}).items():
         message = message.replace(temp, shown)
@@ -89,6 +102,45 @@ def failure_record(entry: splits_lib.VideoEntry, path: str, stage: str, error: B
         message = f"{path}: {message}"
     return {"path": path, "video_id": entry.path, "split": entry.split, "stage": stage,
             "error": type(error).__name__, "message": message}
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One listed video and its place in the output.
+
+    ``index`` is the video's position in its split's listing and ``shard``
+    the shard it goes to (``index % num_shards``, so classes, which split
+    files list together, spread over all shards). Both are fixed before the
+    run, so a video always lands in the same shard at the same position.
+    """
+
+    entry: splits_lib.VideoEntry
+    index: int
+    shard: int
+    num_shards: int
+
+
+def plan_tasks(split_set: splits_lib.SplitSet, config: ExtractConfig) -> List[Task]:
+    """Assigns every listed video its shard and position, per split."""
+    listed = split_set.listed()
+    counters = {name: 0 for name in listed}
+    tasks = []
+    for entry in split_set.entries:
+        index = counters[entry.split]
+        counters[entry.split] += 1
+        shards = config.shards_for(listed[entry.split])
+        tasks.append(Task(entry, index, index % shards, shards))
+    return tasks
+
+
+def shard_name(split: str, shard: int, num_shards: int) -> str:
+    """``train-00003-of-00010.tfrecord.gz``."""
+    return f"{split}-{shard:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"
+
+
+def _part_path(staging_dir: str, task: Task) -> str:
+    return fileio.join(staging_dir, _PARTS_DIR, f"{task.entry.split}-{task.shard:05d}",
+                       f"{task.index:07d}.tfrecord")
 
 
 class _StageFn(beam.DoFn):
@@ -99,18 +151,21 @@ class _StageFn(beam.DoFn):
         self._config = config
         self._failed = _counter("videos_failed")
 
-    def _fail(self, entry, path, stage, error, local_names=None):
-        record = failure_record(entry, path, stage, error, local_names)
-        LOG.warning("%s failed at %s: %s", entry.path, record["stage"], record["message"])
+    def _fail(self, task, path, stage, error, local_names=None):
+        record = failure_record(task.entry, path, stage, error, local_names)
+        LOG.warning("%s failed at %s: %s", task.entry.path, record["stage"], record["message"])
         self._failed.inc()
         return beam.pvalue.TaggedOutput(FAILED, record)
+
+    def _path(self, task) -> str:
+        return fileio.join(self._config.videos_dir, task.entry.path)
 
 
 # ----------------------------------------------------------------------------- stages
 
 
 class ExtractVideoFn(_StageFn):
-    """VideoEntry -> (entry, CompressedVideo with RGB).
+    """Task -> (task, CompressedVideo with RGB).
 
     Copies a remote video to the worker, optionally re-encodes it (so that
     vectors, I-frames and RGB all come from the re-encoded stream), and
@@ -126,18 +181,14 @@ class ExtractVideoFn(_StageFn):
     def teardown(self):
         shutil.rmtree(getattr(self, "_tmp", ""), ignore_errors=True)
 
-    def process(self, entry):
+    def process(self, task):
         config = self._config
-        path = fileio.join(config.videos_dir, entry.path)
+        path = self._path(task)
         local_names: Dict[str, str] = {}
         temps: List[str] = []
         stage = "open"
         try:
-            try:
-                local, copied = fileio.localize(path, self._tmp)
-            except FileNotFoundError as error:
-                yield self._fail(entry, path, "open", error)
-                return
+            local, copied = fileio.localize(path, self._tmp)
             if copied:
                 temps.append(local)
                 local_names[local] = path
@@ -153,18 +204,18 @@ class ExtractVideoFn(_StageFn):
             video = self._codec.read_video(local, rgb=True, mv_cell=config.mv_cell,
                                            rgb_short_side=config.rgb_short_side)
         except Exception as error:  # noqa: BLE001 - any bad input must not stop the job
-            yield self._fail(entry, path, stage, error, local_names)
+            yield self._fail(task, path, stage, error, local_names)
             return
         finally:
             for temp in temps:
                 if os.path.exists(temp):
                     os.remove(temp)
         video.path = path  # the dataset file, not the worker's temp copy
-        yield entry, video
+        yield task, video
 
 
 class BuildRecordFn(_StageFn):
-    """(entry, CompressedVideo) -> VideoRecord: JPEG frames, I-frames, vectors."""
+    """(task, CompressedVideo) -> (task, VideoRecord): JPEG frames, I-frames, vectors."""
 
     def setup(self):
         from tfcmvp import records
@@ -172,27 +223,20 @@ class BuildRecordFn(_StageFn):
         self._records = records
 
     def process(self, element):
-        entry, video = element
+        task, video = element
+        entry = task.entry
         try:
             record = self._records.build_record(
                 video, video_id=entry.path, label=entry.label, label_name=entry.label_name,
                 split=entry.split, jpeg_quality=self._config.jpeg_quality)
         except Exception as error:  # noqa: BLE001
-            yield self._fail(entry, video.path, "record", error)
+            yield self._fail(task, video.path, "record", error)
             return
-        yield entry, record
+        yield task, record
 
 
 class EncodeExampleFn(_StageFn):
-    """(entry, VideoRecord) -> (split, serialized tf.train.Example), plus its tally."""
-
-    def __init__(self, config: ExtractConfig):
-        super().__init__(config)
-        self._ok = _counter("videos_ok")
-        self._short = _counter("videos_short")
-        self._frames = _counter("frames")
-        self._iframes = _counter("iframes")
-        self._bytes = _counter("bytes_written")
+    """(task, VideoRecord) -> (task, serialized tf.train.Example, frame types)."""
 
     def setup(self):
         from tfcmvp import schema  # imports TensorFlow on first encode
@@ -200,25 +244,72 @@ class EncodeExampleFn(_StageFn):
         self._schema = schema
 
     def process(self, element):
-        entry, record = element
-        path = fileio.join(self._config.videos_dir, entry.path)
+        task, record = element
         try:
             serialized = self._schema.encode_example(record)
         except Exception as error:  # noqa: BLE001
-            yield self._fail(entry, path, "encode", error)
+            yield self._fail(task, self._path(task), "serialize", error)
             return
-        tally = manifest_lib.written_tally(entry.path, record.frame_types, len(serialized),
+        yield task, serialized, record.frame_types
+
+
+class StageRecordFn(_StageFn):
+    """Stores one framed record under the staging folder; emits its shard key and tally.
+
+    A file per video keeps memory flat: the shuffle that gathers a shard
+    moves only paths, never records (Beam's fixed-shard writer would shuffle
+    the records themselves, which the local runner holds in memory). The
+    path is fixed by the task, so a retried bundle rewrites the same file.
+    """
+
+    def __init__(self, config: ExtractConfig, staging_dir: str):
+        super().__init__(config)
+        self._staging_dir = staging_dir
+        self._ok = _counter("videos_ok")
+        self._short = _counter("videos_short")
+        self._frames = _counter("frames")
+        self._iframes = _counter("iframes")
+        self._bytes = _counter("bytes_written")
+
+    def process(self, element):
+        task, serialized, frame_types = element
+        framed = tfrecord_files.frame_record(serialized)
+        part = _part_path(self._staging_dir, task)
+        with fileio.create(part) as handle:
+            handle.write(framed)
+        tally = manifest_lib.written_tally(task.entry.path, frame_types, len(framed),
                                            self._config.min_frames)
-        if tally["short"]:
-            self._short.inc()
         if tally["all_intra"]:
-            LOG.warning("%s: every frame is an I-frame (no motion vectors)", path)
+            LOG.warning("%s: every frame is an I-frame (no motion vectors)", self._path(task))
         self._ok.inc()
+        self._short.inc(tally["short"])
         self._frames.inc(tally["frames"])
         self._iframes.inc(tally["iframes"])
-        self._bytes.inc(len(serialized))
-        yield beam.pvalue.TaggedOutput(TALLY, (entry.split, tally))
-        yield entry.split, serialized
+        self._bytes.inc(len(framed))
+        yield beam.pvalue.TaggedOutput(TALLY, (task.entry.split, tally))
+        yield (task.entry.split, task.shard), (task.index, part)
+
+
+class WriteShardFn(beam.DoFn):
+    """((split, shard), {"shard": [num_shards], "parts": [(index, path)]}) -> shard file name.
+
+    Joins the shard's staged records in listing order into one gzip TFRecord
+    file (empty if every video of the shard failed, so that no shard of the
+    ``-of-N`` set is ever missing).
+    """
+
+    def __init__(self, staging_dir: str):
+        super().__init__()
+        self._staging_dir = staging_dir
+
+    def process(self, element):
+        (split, shard), grouped = element
+        (num_shards,) = list(grouped["shard"])
+        parts = [path for _, path in sorted(grouped["parts"])]
+        name = shard_name(split, shard, num_shards)
+        with fileio.create(fileio.join(self._staging_dir, name)) as handle:
+            tfrecord_files.write_gzip_shard(handle, (fileio.read_bytes(p) for p in parts))
+        yield name
 
 
 # ----------------------------------------------------------------------------- pipeline
@@ -237,27 +328,24 @@ def build_pipeline(pipeline: beam.Pipeline, config: ExtractConfig,
     Nothing runs here; :func:`run` calls ``pipeline.run()``. Tests use this to
     build the graph for another runner without submitting it.
     """
-    names = split_names(split_set)
-    listed = split_set.listed()
+    tasks = plan_tasks(split_set, config)
+    shard_keys = sorted({((t.entry.split, t.shard), t.num_shards) for t in tasks})
 
-    videos = pipeline | "ListVideos" >> beam.Create(split_set.entries)
+    videos = pipeline | "ListVideos" >> beam.Create(tasks)
     extracted = videos | "ExtractVideo" >> beam.ParDo(ExtractVideoFn(config)).with_outputs(
         FAILED, main="videos")
     built = extracted.videos | "BuildRecord" >> beam.ParDo(BuildRecordFn(config)).with_outputs(
         FAILED, main="records")
     encoded = built.records | "EncodeExample" >> beam.ParDo(EncodeExampleFn(config)).with_outputs(
-        FAILED, TALLY, main="examples")
+        FAILED, main="examples")
+    staged = encoded.examples | "StageRecord" >> beam.ParDo(
+        StageRecordFn(config, staging_dir)).with_outputs(TALLY, main="parts")
 
-    by_split = encoded.examples | "PartitionBySplit" >> beam.Partition(
-        lambda kv, _: names.index(kv[0]), max(1, len(names)))
-    for index, name in enumerate(names):
-        title = name.capitalize()
-        (by_split[index]
-         | f"DropKey{title}" >> beam.Values()
-         | f"Write{title}" >> beam.io.WriteToTFRecord(
-             fileio.join(staging_dir, name), file_name_suffix=SHARD_SUFFIX,
-             num_shards=config.shards_for(listed[name]),
-             compression_type=CompressionTypes.GZIP))
+    # Every shard key takes part, even one whose videos all failed.
+    shards = pipeline | "ListShards" >> beam.Create(shard_keys)
+    ({"shard": shards, "parts": staged.parts}
+     | "GroupByShard" >> beam.CoGroupByKey()
+     | "WriteShard" >> beam.ParDo(WriteShardFn(staging_dir)))
 
     failures = ((extracted[FAILED], built[FAILED], encoded[FAILED])
                 | "CollectFailures" >> beam.Flatten())
@@ -272,7 +360,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: ExtractConfig,
     failed_tallies = failures | "TallyFailed" >> beam.Map(
         lambda rec: (rec["split"], manifest_lib.failed_tally())).with_output_types(
             Tuple[str, manifest_lib.Tally])
-    ((encoded[TALLY], failed_tallies)
+    ((staged[TALLY], failed_tallies)
      | "CollectTallies" >> beam.Flatten()
      | "SummarizeSplits" >> beam.CombinePerKey(manifest_lib.merge_tallies)
      | "FormatSummary" >> beam.MapTuple(
@@ -368,8 +456,11 @@ def finalize(config: ExtractConfig, split_set: splits_lib.SplitSet, staging_dir:
 
     # Only now, with a complete and consistent new set, replace the old one.
     old_manifest = fileio.join(config.output_dir, manifest_lib.MANIFEST_NAME)
-    fileio.delete([p for p in previous if p == old_manifest])
+    fileio.delete([p for p in previous if p == old_manifest])  # first: the set is now incomplete
     fileio.delete([p for p in previous if p != old_manifest and fileio.exists(p)])
+    for stale in sorted({_relative(p, config.output_dir).split("/")[0] for p in previous}):
+        if stale.startswith(STAGING_PREFIX):  # left by a run that was killed
+            _delete_tree(fileio.join(config.output_dir, stale))
     fileio.rename((p, fileio.join(config.output_dir, _relative(p, staging_dir)))
                   for paths in staged_shards.values() for p in paths)
     fileio.write_text(fileio.join(config.output_dir, manifest_lib.LABELS_NAME),
@@ -391,8 +482,6 @@ def _delete_tree(path: str) -> None:
 
 def job_options(config: ExtractConfig, split_set: splits_lib.SplitSet) -> Dict:
     """The options recorded in ``manifest.json``."""
-    import dataclasses
-
     recorded = dataclasses.asdict(config)
     recorded["split_files"] = list(split_set.sources)
     return recorded

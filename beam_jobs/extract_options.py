@@ -22,7 +22,7 @@ DEFAULT_MIN_FRAMES = 71
 # --num_shards 0: about this many videos per shard (~100 MB at 128 px).
 VIDEOS_PER_SHARD = 100
 LOCAL_RUNNER = "FnApiRunner"
-LOCAL_RUNNERS = ("DirectRunner", "SwitchingDirectRunner", "FnApiRunner")
+LOCAL_RUNNERS = ("DirectRunner", "SwitchingDirectRunner", "FnApiRunner")  # -> LOCAL_RUNNER
 
 
 class ExtractOptions(PipelineOptions):
@@ -128,23 +128,23 @@ def _mentions(argv: Sequence[str], *flags: str) -> bool:
 def make_pipeline_options(argv: Optional[Sequence[str]] = None) -> PipelineOptions:
     """Parses ``argv`` (job and Beam flags) into ``PipelineOptions``.
 
-    Without ``--runner`` the job runs locally on ``FnApiRunner``, the engine
-    the DirectRunner uses for batch pipelines, named directly because Beam
-    2.77's DirectRunner first tries to download the Prism runner from the
-    internet and runs its workers in one process. Local runs (no runner,
-    DirectRunner or FnApiRunner) without any ``--direct_*`` flag get one worker
-    process per core: decoding is single-threaded per video, so the job scales
-    by processes.
+    Without ``--runner`` (or with ``--runner=DirectRunner``) the job runs
+    locally on ``FnApiRunner``, the engine the DirectRunner uses for batch
+    pipelines, named directly because Beam 2.77's DirectRunner first tries
+    to download the Prism runner from the internet, and Prism runs every
+    worker inside the launching process. Local runs without any
+    ``--direct_*`` flag get one worker process per core: decoding is
+    single-threaded per video, so the job scales by processes. Other runners
+    (Dataflow, Flink, Spark, Prism) are left as given.
     """
     import sys
 
     argv: List[str] = list(sys.argv[1:] if argv is None else argv)
     options = PipelineOptions(argv)
     standard = options.view_as(StandardOptions)
-    if standard.runner is None:
+    if standard.runner is None or str(standard.runner).split(".")[-1] in LOCAL_RUNNERS:
         standard.runner = LOCAL_RUNNER
-    is_local = str(standard.runner).split(".")[-1] in LOCAL_RUNNERS
-    if is_local and not _mentions(argv, "direct_num_workers", "direct_running_mode"):
+    if standard.runner == LOCAL_RUNNER and not _mentions(argv, "direct_num_workers", "direct_running_mode"):
         direct = options.view_as(DirectOptions)
         direct.direct_num_workers = os.cpu_count() or 1
         direct.direct_running_mode = "multi_processing"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Iterable, List, Tuple
+from typing import BinaryIO, Iterable, List, Tuple
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -47,9 +47,14 @@ def read_text(path: str) -> str:
     return read_bytes(path).decode("utf-8-sig")
 
 
+def create(path: str, mime_type: str = "application/octet-stream") -> BinaryIO:
+    """A binary write handle (local parent folders are created)."""
+    return FileSystems.create(path, mime_type=mime_type,
+                              compression_type=CompressionTypes.UNCOMPRESSED)
+
+
 def write_text(path: str, text: str, mime_type: str = "text/plain") -> None:
-    with FileSystems.create(path, mime_type=mime_type,
-                            compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    with create(path, mime_type=mime_type) as f:
         f.write(text.encode("utf-8"))
 
 

@@ -107,15 +107,21 @@ def tfcmvp_full_record(path: str, short_side: int = 128) -> int:
     return video.num_frames
 
 
-def best_rate(function, path, repeats, *args) -> float:
-    """Frames per second of the fastest of ``repeats`` runs."""
-    best = float("inf")
+def best_rates(function, path, repeats, *args):
+    """Frames per second of the fastest of ``repeats`` runs: (wall, CPU).
+
+    Wall time on the pinned core is the measure asked for; this process's
+    CPU time is printed beside it because on a shared machine the wall time
+    also counts the time other processes hold the core.
+    """
+    best_wall = best_cpu = float("inf")
     frames = 0
     for _ in range(repeats):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         frames = function(path, *args)
-        best = min(best, time.perf_counter() - start)
-    return frames / best
+        best_wall = min(best_wall, time.perf_counter() - wall)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return frames / best_wall, frames / best_cpu
 
 
 def make_videos(folder: str, num_frames: int) -> dict:
@@ -124,6 +130,41 @@ def make_videos(folder: str, num_frames: int) -> dict:
         "MPEG-4": write_video(os.path.join(folder, "bench.avi"), frames, codec="mpeg4", gop=12),
         "H.264": write_video(os.path.join(folder, "bench.mp4"), frames, codec="h264", gop=12),
     }
+
+
+BARE = "(i) bare PyAV decode"
+OURS = "(ii) tfcmvp vectors + types"
+PEER = "(iii) mvextractor vectors only"
+FLOW = "(iv) OpenCV Farneback"
+FULL = "(v) tfcmvp full record"
+
+
+def _print_table(rates, names, codecs):
+    header = f"{'method':34s}" + "".join(f"{c + ' f/s':>14s}{'vs (i)':>9s}" for c in codecs)
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        row = f"{name:34s}"
+        for codec in codecs:
+            rate = rates[name, codec]
+            row += f"{rate:14,.0f}{rate / rates[BARE, codec]:9.2f}"
+        print(row)
+    for codec in codecs:
+        print(f"{codec}: (ii)/(iii) = {rates[OURS, codec] / rates[PEER, codec]:.2f}, "
+              f"(ii)/(iv) = {rates[OURS, codec] / rates[FLOW, codec]:.0f}, "
+              f"(v)/(iv) = {rates[FULL, codec] / rates[FLOW, codec]:.0f}")
+
+
+def _print_checks(rates, codecs):
+    checks = [
+        ("(ii) >= (iii) on every codec", all(rates[OURS, c] >= rates[PEER, c] for c in codecs)),
+        ("(ii) >= 60% of (i) on every codec",
+         all(rates[OURS, c] >= 0.6 * rates[BARE, c] for c in codecs)),
+        ("(ii) > 3,000 frames/s on MPEG-4", rates[OURS, "MPEG-4"] > 3000),
+        ("(v) >= 1,500 frames/s on MPEG-4", rates[FULL, "MPEG-4"] >= 1500),
+    ]
+    for text, ok in checks:
+        print(f"  {'met   ' if ok else 'MISSED'}  {text}")
 
 
 def main(argv=None) -> int:
@@ -139,17 +180,18 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="tfcmvp-bench-") as folder:
         videos = make_videos(folder, args.frames)
         methods = [
-            ("(i) bare PyAV decode", bare_decode, ()),
-            ("(ii) tfcmvp vectors + types", tfcmvp_vectors, ()),
-            ("(iii) mvextractor vectors only", mvextractor_vectors, ()),
-            ("(iv) OpenCV Farneback", farneback_flow, (args.flow_frames,)),
-            ("(v) tfcmvp full record", tfcmvp_full_record, ()),
+            (BARE, bare_decode, ()),
+            (OURS, tfcmvp_vectors, ()),
+            (PEER, mvextractor_vectors, ()),
+            (FLOW, farneback_flow, (args.flow_frames,)),
+            (FULL, tfcmvp_full_record, ()),
         ]
-        rates = {}
+        rates = {"wall": {}, "cpu": {}}
         for name, function, extra in methods:
             for codec, path in videos.items():
                 function(path, *extra)  # warm-up: imports, caches
-                rates[name, codec] = best_rate(function, path, args.repeats, *extra)
+                wall, cpu = best_rates(function, path, args.repeats, *extra)
+                rates["wall"][name, codec], rates["cpu"][name, codec] = wall, cpu
     load_after = os.getloadavg()
 
     codecs = list(videos)
@@ -157,34 +199,11 @@ def main(argv=None) -> int:
           f"(core {args.core}), best of {args.repeats}")
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
           f"(1 min; {os.cpu_count()} cores)")
-    header = f"{'method':34s}" + "".join(f"{c + ' f/s':>14s}{'vs (i)':>9s}" for c in codecs)
-    print(header)
-    print("-" * len(header))
-    for name, _, _ in methods:
-        row = f"{name:34s}"
-        for codec in codecs:
-            rate = rates[name, codec]
-            row += f"{rate:14,.0f}{rate / rates['(i) bare PyAV decode', codec]:9.2f}"
-        print(row)
-    print()
-    ours, peer = "(ii) tfcmvp vectors + types", "(iii) mvextractor vectors only"
-    full, flow = "(v) tfcmvp full record", "(iv) OpenCV Farneback"
-    for codec in codecs:
-        print(f"{codec}: (ii)/(iii) = {rates[ours, codec] / rates[peer, codec]:.2f}, "
-              f"(ii)/(iv) = {rates[ours, codec] / rates[flow, codec]:.0f}, "
-              f"(v)/(iv) = {rates[full, codec] / rates[flow, codec]:.0f}")
-    mpeg4 = "MPEG-4"
-    checks = [
-        ("(ii) >= (iii) on every codec",
-         all(rates[ours, c] >= rates[peer, c] for c in codecs)),
-        ("(ii) >= 60% of (i) on every codec",
-         all(rates[ours, c] >= 0.6 * rates["(i) bare PyAV decode", c] for c in codecs)),
-        ("(ii) > 3,000 frames/s on MPEG-4", rates[ours, mpeg4] > 3000),
-        ("(v) >= 1,500 frames/s on MPEG-4", rates[full, mpeg4] >= 1500),
-    ]
-    print()
-    for text, ok in checks:
-        print(f"{'met ' if ok else 'MISSED'}  {text}")
+    for clock in ("wall", "cpu"):
+        print()
+        print(f"frames/s by {'wall-clock' if clock == 'wall' else 'process CPU'} time")
+        _print_table(rates[clock], [m[0] for m in methods], codecs)
+        _print_checks(rates[clock], codecs)
     return 0
 
 

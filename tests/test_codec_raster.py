@@ -136,6 +136,53 @@ def test_random_blocks_match_a_per_pixel_reference(cell):
     np.testing.assert_allclose(out, pixel_reference(rows, num_frames, height, width, cell), atol=1e-5)
 
 
+@pytest.mark.parametrize("sizes", [(16,), (8, 16), (8, 16, 24)])
+def test_grid_aligned_blocks_match_a_per_pixel_reference(sizes):
+    """The fast path for blocks on cell edges: codec macroblocks on an 8-px grid.
+
+    Blocks hang over the bottom/right edge (coded size > frame size) and some
+    repeat with another vector (bi-prediction).
+    """
+    rng = np.random.default_rng(len(sizes))
+    num_frames, height, width, cell = 4, 36, 44, 8  # last cell row/col 4 px
+    rows = []
+    for _ in range(80):
+        w, h = rng.choice(sizes, size=2)
+        rows.append(
+            (
+                int(rng.integers(num_frames)),
+                8 * int(rng.integers(0, 6)),
+                8 * int(rng.integers(0, 5)),
+                int(w),
+                int(h),
+                float(rng.normal() * 4),
+                float(rng.normal() * 4),
+            )
+        )
+    rows += [r[:5] + (r[5] + 1.0, r[6] - 2.0) for r in rows[:20]]  # second vectors
+    out = rasterize(rows, num_frames, height, width, cell)
+    np.testing.assert_allclose(out, pixel_reference(rows, num_frames, height, width, cell), atol=1e-5)
+
+
+def test_non_overlapping_tiling_with_overhang_matches_the_reference():
+    """A P-frame-like tiling: 16x16 macroblocks, one split into 8x8, the last
+    row of blocks hanging below the frame (coded 48 px, frame 36 px)."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for f in range(2):
+        for top in (0, 16, 32):
+            for left in (0, 16, 32):
+                if (top, left) == (16, 16):
+                    for dy in (0, 8):
+                        for dx in (0, 8):
+                            rows.append((f, left + dx, top + dy, 8, 8, *rng.normal(size=2)))
+                elif (top, left) != (0, 32):  # one intra macroblock: a hole
+                    rows.append((f, left, top, 16, 16, *rng.normal(size=2)))
+    out = rasterize(rows, 2, 36, 44, 8)
+    np.testing.assert_allclose(out, pixel_reference(rows, 2, 36, 44, 8), atol=1e-6)
+    assert not out[:, 0:2, 4:6].any()  # the hole
+
+
 def test_forward_motion_sign_and_sub_pel_scale():
     v = np.zeros(4, raster.MOTION_VECTOR_DTYPE)
     v["source"] = [-1, 1, -1, -2]

@@ -196,7 +196,8 @@ def test_motion_single_key_has_zero_loss():
     np.testing.assert_array_equal(correct.numpy(), [[1.0]])
 
 
-@pytest.mark.parametrize("batch, clips, positions, tau", [(2, 2, 3, 0.1), (1, 4, 4, 0.1), (3, 1, 2, 0.3)])
+@pytest.mark.parametrize("batch, clips, positions, tau",
+                         [(2, 2, 3, 0.1), (1, 4, 4, 0.1), (3, 1, 2, 0.3)])
 def test_motion_aligned_one_hot_known_answer(batch, clips, positions, tau):
     # Every key position of every clip gets its own axis; the prediction equals
     # the target clip's key: loss = log(1 + (B K N - 1) e^(-1/tau)).
@@ -205,7 +206,8 @@ def test_motion_aligned_one_hot_known_answer(batch, clips, positions, tau):
     pred = 0.3 * keys[:, 0]
     loss, correct = motion_infonce(tf.constant(pred), tf.constant(keys), temperature=tau)
     want = math.log(1.0 + (total - 1) * math.exp(-1.0 / tau))
-    np.testing.assert_allclose(loss.numpy(), np.full((batch, positions), want), rtol=1e-5, atol=2e-6)
+    np.testing.assert_allclose(loss.numpy(), np.full((batch, positions), want),
+                               rtol=1e-5, atol=2e-6)
     np.testing.assert_array_equal(correct.numpy(), np.ones((batch, positions)))
 
 
@@ -256,8 +258,10 @@ def test_mixed_precision_inputs_computed_in_float32(dtype):
     c_loss, _ = context_infonce(low[0], low[1])
     m_loss, _ = motion_infonce(low[2], low[3])
     assert c_loss.dtype == tf.float32 and m_loss.dtype == tf.float32
-    np.testing.assert_allclose(c_loss.numpy(), ref_context(rounded[0], rounded[1], 0.1)[0], atol=1e-4)
-    np.testing.assert_allclose(m_loss.numpy(), ref_motion(rounded[2], rounded[3], 0.1)[0], atol=1e-4)
+    want_context = ref_context(rounded[0], rounded[1], 0.1)[0]
+    want_motion = ref_motion(rounded[2], rounded[3], 0.1)[0]
+    np.testing.assert_allclose(c_loss.numpy(), want_context, atol=1e-4)
+    np.testing.assert_allclose(m_loss.numpy(), want_motion, atol=1e-4)
 
 
 def test_extreme_similarities_stay_finite():
@@ -291,6 +295,17 @@ def test_single_device_strategy_is_the_local_batch():
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     loss, _ = strategy.run(context_infonce, args=(tf.constant(query), tf.constant(key)))
     np.testing.assert_allclose(loss.numpy(), ref_context(query, key, 0.1)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_numpy_and_float64_inputs_are_accepted():
+    query = np.array([[1.0, 0.0], [0.0, 2.0]])  # float64 NumPy
+    loss, correct = context_infonce(query, query)
+    want = math.log(1 + math.exp(-10.0))  # two orthogonal videos, tau = 0.1
+    np.testing.assert_allclose(loss.numpy(), [want, want], rtol=1e-5, atol=2e-6)
+    assert loss.dtype == tf.float32
+    np.testing.assert_array_equal(correct.numpy(), [1.0, 1.0])
+    loss, _ = motion_infonce(query[:, None, :], query[:, None, None, :])
+    assert loss.shape == (2, 1) and loss.dtype == tf.float32
 
 
 @pytest.mark.parametrize("tau", [0.0, -0.1])
@@ -459,7 +474,8 @@ def test_motion_quantized_ce_dense_targets_and_shape_errors():
     rng = np.random.default_rng(13)
     dense = rng.uniform(-1, 1, (2, 2, 4, 4, 2)).astype(np.float32)
     logits = rng.normal(size=(2, 4, 2, 6)).astype(np.float32)
-    loss, _ = motion_quantized_ce(tf.constant(logits), tf.constant(dense), 6, (-1, 1), grid=(1, 2, 2))
+    loss, _ = motion_quantized_ce(tf.constant(logits), tf.constant(dense), 6, (-1, 1),
+                                  grid=(1, 2, 2))
     want, _ = _ref_ce(logits, ref_pool(dense, (1, 2, 2)), 6, -1.0, 1.0)
     np.testing.assert_allclose(loss.numpy(), want, rtol=1e-5)
     with pytest.raises(ValueError, match=r"\[B, N, 2, 5\]"):

@@ -1,7 +1,6 @@
 """The synthetic motion data set: layout, splits, determinism, and that motion defines the class."""
 
 import hashlib
-import pathlib
 import re
 
 import numpy as np
@@ -124,10 +123,17 @@ def test_bad_arguments_are_rejected(tmp_path):
         synth.render_clip(0, "Jump", 1, 1)
 
 
-def test_existing_dataset_is_not_overwritten(dataset):
+def test_existing_dataset_is_kept_unless_overwrite(dataset, tmp_path):
     root, _ = dataset
     with pytest.raises(ValueError, match="not empty"):
         synth.make_dataset(root, videos_per_class=2, clips_per_group=1)
+    kwargs = dict(clips_per_group=1, num_frames=2, width=32, height=32, classes=("MoveUp",))
+    synth.make_dataset(tmp_path, videos_per_class=3, **kwargs)
+    (tmp_path / "notes.txt").write_text("mine")
+    synth.make_dataset(tmp_path, videos_per_class=2, overwrite=True, **kwargs)
+    videos = sorted(p.name for p in (tmp_path / "videos").rglob("*.avi"))
+    assert videos == ["v_MoveUp_g01_c01.avi", "v_MoveUp_g02_c01.avi"]  # g03 of the old set gone
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 # ---------------------------------------------------------------------------

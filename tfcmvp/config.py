@@ -56,11 +56,34 @@ def _field(default, doc: str):
 
 
 @dataclasses.dataclass(frozen=True)
+class ColorJitterConfig:
+    """Colour jitter of the clip and the I-frame, one draw per clip
+    (``tfcmvp.data.ColorJitter``; the paper gives no strengths)."""
+
+    brightness: float = _field(0.4, "brightness factor drawn from [1 - v, 1 + v]")
+    contrast: float = _field(0.4, "contrast factor drawn from [1 - v, 1 + v]")
+    saturation: float = _field(0.4, "saturation factor drawn from [1 - v, 1 + v]")
+    hue: float = _field(0.1, "hue shift drawn from [-v, v] turns of the colour wheel")
+    prob: float = _field(0.8, "probability of jittering a clip at all")
+    grayscale_prob: float = _field(0.0, "probability of then turning the clip grey")
+
+
+@dataclasses.dataclass(frozen=True)
+class BlurConfig:
+    """Gaussian blur of the clip and the I-frame (``tfcmvp.data.GaussianBlur``)."""
+
+    sigma_min: float = _field(0.1, "smallest blur sigma in output pixels")
+    sigma_max: float = _field(2.0, "largest blur sigma in output pixels")
+    prob: float = _field(0.5, "probability of blurring a clip")
+    kernel_size: int = _field(11, "taps of the (odd) blur kernel")
+
+
+@dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Sampling and augmentation of pretraining samples.
 
     Every field is the keyword argument of the same name of
-    ``tfcmvp.data.pretrain_dataset`` (tests check the two agree).
+    ``tfcmvp.data.pretrain_dataset``, with the same default (tests check it).
     """
 
     clip_len: int = _field(16, "frames in the RGB clip fed to the V-Network")
@@ -76,11 +99,22 @@ class DataConfig:
         5, "the I-frame is drawn among the I-frames within this many frames of the clip span")
     crop_size: int = _field(112, "side of the square training crop in pixels")
     min_crop_area: float = _field(0.2, "smallest area fraction of the random resized crop")
+    crop_ratio: tuple[float, ...] = _field(
+        (3 / 4, 4 / 3), "(low, high) range of the crop's width / height")
+    flip_prob: float = _field(0.5, "probability of a horizontal flip")
     flip_negates_mv_x: bool = _field(
         True, "negate the x component of motion vectors on a horizontal flip (CoViAR; the "
-              "authors' code does not, which makes mirrored motions disagree)")
+              "authors' code does not, which makes a flipped clip disagree with its vectors)")
     mv_clip: float = _field(10.0, "motion vectors are clamped to +-mv_clip pixels (authors: 10)")
     mv_div: float = _field(10.0, "motion vectors are divided by mv_div after clamping (authors: 10)")
+    mv_resize_method: Literal["bilinear", "nearest"] = _field(
+        "bilinear", "resampling of motion-vector maps to the crop")
+    color_jitter: Optional[ColorJitterConfig] = _field(
+        ColorJitterConfig(), "colour jitter of clip and I-frame; null = off")
+    blur: Optional[BlurConfig] = _field(BlurConfig(), "Gaussian blur of clip and I-frame; null = off")
+    shuffle_buffer: int = _field(256, "videos in the tf.data shuffle buffer (<= 1: no shuffle)")
+    cycle_length: Optional[int] = _field(
+        None, "TFRecord shards read at once; null = min(shards, 8)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +196,6 @@ class TrainConfig:
     seed: int = _field(0, "seed of weight initialisation, sampling and augmentation")
     deterministic: bool = _field(
         False, "deterministic tf.data order (slower); op-level determinism is not forced")
-    shuffle_buffer: int = _field(256, "videos in the tf.data shuffle buffer")
     mixed_precision: Optional[Literal["mixed_float16", "mixed_bfloat16"]] = _field(
         None, "Keras dtype policy of the networks (losses stay float32); null = float32")
     sync_bn: bool = _field(True, "BatchNorm statistics over the global batch (SyncBN, authors)")
@@ -256,6 +289,21 @@ def _hints(cls) -> dict:
     return typing.get_type_hints(cls)
 
 
+def _section_type(tp):
+    """The dataclass of a section field (plain or Optional), else None."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(inner) == 1 and dataclasses.is_dataclass(inner[0]):
+            return inner[0]
+    return None
+
+
+def _nullable(tp) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
+
+
 def _describe(tp) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
@@ -337,8 +385,12 @@ def _build(cls, values: Mapping, source: str, prefix: str = ""):
         if name not in fields:
             raise _unknown_key(key, list(fields), source)
         tp = hints[name]
-        if dataclasses.is_dataclass(tp):
-            kwargs[name] = _build(tp, value if value is not None else {}, source, key + ".")
+        section = _section_type(tp)
+        if section is not None:
+            if value is None and _nullable(tp):
+                kwargs[name] = None  # an optional section switched off
+            else:
+                kwargs[name] = _build(section, value if value is not None else {}, source, key + ".")
         else:
             kwargs[name] = _coerce(value, tp, key, source)
     try:
@@ -446,22 +498,26 @@ def apply_overrides(values: Mapping, overrides: Sequence[str]) -> dict:
             if name not in names:
                 raise _unknown_key(key, names, f"--set {text!r}")
             tp = _hints(cls)[name]
+            section = _section_type(tp)
             last = depth == len(path) - 1
             if last:
-                if dataclasses.is_dataclass(tp) and not isinstance(value, Mapping):
+                if section is not None and not isinstance(value, Mapping) and not (
+                        value is None and _nullable(tp)):
                     raise ConfigError(f"--set {text!r}: {key} is a section; set one of its "
-                                      f"fields, e.g. {key}.{dataclasses.fields(tp)[0].name}=...")
-                if dataclasses.is_dataclass(tp) and isinstance(node.get(name), Mapping):
+                                      f"fields, e.g. {key}.{dataclasses.fields(section)[0].name}=...")
+                if section is not None and isinstance(node.get(name), Mapping) and value is not None:
                     node[name] = _merge(node[name], value)
                 else:
                     node[name] = value
             else:
                 child = node.get(name)
-                if not isinstance(child, dict):
-                    child = {} if child is None else dict(child)
-                    node[name] = child
+                if not isinstance(child, Mapping):
+                    # Also re-enables an optional section that was null: its
+                    # other fields take their defaults.
+                    child = {}
+                node[name] = child = dict(child)
                 node = child
-                cls = tp if dataclasses.is_dataclass(tp) else None
+                cls = section
     return values
 
 
@@ -514,8 +570,9 @@ def field_docs(cls=PretrainConfig, prefix: str = "") -> dict[str, str]:
     docs = {}
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[f.name]):
-            docs.update(field_docs(hints[f.name], prefix + f.name + "."))
+        section = _section_type(hints[f.name])
+        if section is not None:
+            docs.update(field_docs(section, prefix + f.name + "."))
         else:
             docs[prefix + f.name] = f.metadata.get("doc", "")
     return docs

@@ -100,22 +100,25 @@ def describe_video(path, mv_cell: int = DEFAULT_MV_CELL, gop: int = 12) -> str:
         "GOP summary:",
     ]
     lines += _wrapped(report.summary, _SUMMARY_LINES)
+    layout = f"the CoViAR layout (an I-frame every {gop}, P between, no B)"
     if report.ok:
-        lines.append(f"GOP check:   matches the CoViAR layout (an I-frame every {gop}, P between, no B)")
+        lines.append(f"GOP check:   matches {layout}")
     else:
-        lines.append(f"GOP check:   departs from the CoViAR layout (an I-frame every {gop}, P between, no B):")
+        lines.append(f"GOP check:   departs from {layout}:")
         lines += [f"  - {deviation}" for deviation in report.deviations]
-    lines.append(
-        "one-frame vectors: " + ("yes (every vector spans exactly one frame)" if video.one_past_reference
-                                 else "no (B-frames or several reference frames: vectors may span "
-                                      "2+ frames; re-encode for CoViAR-style input)"))
+    if video.one_past_reference:
+        lines.append("one-frame vectors: yes (every vector spans exactly one frame)")
+    else:
+        lines.append("one-frame vectors: no (B-frames or several reference frames: vectors may "
+                     "span 2+ frames; re-encode for CoViAR-style input)")
     lines += [
         f"motion vectors ({mv_cell}-px cells, {cells_x}x{cells_y} per frame, "
         f"{stats.predicted_frames} predicted frames):",
         f"  cells with a vector: {100 * stats.covered:.1f} %   moving (|v| >= {_MOVING} px): "
         f"{100 * stats.moving:.1f} %",
         f"  mean |v| {stats.mean_magnitude:.2f} px, 99th percentile {stats.p99_magnitude:.2f} px, "
-        f"mean vector ({stats.mean_vector[0]:+.2f}, {stats.mean_vector[1]:+.2f}) px (x right, y down)",
+        f"mean vector ({stats.mean_vector[0]:+.2f}, {stats.mean_vector[1]:+.2f}) px "
+        "(x right, y down)",
     ]
     return "\n".join(lines)
 
@@ -288,7 +291,8 @@ def plot_video(path, png_path, *, columns: int = 8, start: Optional[int] = None,
             panels[1].imshow(0.82 + 0.18 * grey, interpolation="nearest")
             panels[1].text(0.5, 0.5, f"{kind}-frame\nnot stored", transform=panels[1].transAxes,
                            ha="center", va="center", fontsize=8, color="#555555")
-        panels[2].imshow(flow_colours(vectors[column], scale), extent=extent, interpolation="nearest")
+        panels[2].imshow(flow_colours(vectors[column], scale), extent=extent,
+                         interpolation="nearest")
         if kind == "I":
             panels[2].text(0.5, 0.5, "I-frame:\nno vectors", transform=panels[2].transAxes,
                            ha="center", va="center", fontsize=8, color="#bbbbbb")

@@ -41,14 +41,17 @@ only tell the classes apart through motion:
 
   Every class is its own mirror image: the training pipeline flips clips
   horizontally, so left-vs-right or clockwise-vs-anticlockwise classes would
-  be indistinguishable after augmentation. A single frame carries no class
-  information at all; only its neighbours do.
+  be indistinguishable after augmentation. A single frame carries almost no
+  class information (only a sliding object is sometimes cut by the frame
+  edge); the motion between frames does.
 
 Train and test are split by group, as in UCF101 (test = the lowest groups),
 so that no scene appears on both sides. Each video is rendered from its own
 random stream seeded by ``(seed, class, group, clip)``, so a video does not
-depend on how many others are made, and the same seed gives byte-identical
-files (the encoder runs single-threaded).
+depend on how many others are made. Rendering is pure NumPy and the same seed
+gives the same pixels everywhere; the encoded files are byte-identical on a
+given machine (across machines only if the encoder's thread count is fixed,
+since FFmpeg's slice threads change the bitstream).
 """
 
 from __future__ import annotations
@@ -56,10 +59,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import pathlib
+import shutil
 import time
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -68,8 +71,8 @@ logger = logging.getLogger(__name__)
 # classInd.txt order. Each class is invariant under a horizontal flip.
 CLASSES = ("MoveUp", "MoveDown", "SwingSideways", "ZoomIn", "StayStill")
 
-# One pretraining sample needs a 61-frame clip, a 2-frame gap and 8 future
-# motion frames (see docs on sampling): shorter videos are useless for pretraining.
+# One pretraining sample needs a 61-frame clip (16 frames at stride 4), a
+# 2-frame gap and 8 future motion frames: shorter videos give no sample.
 MIN_PRETRAIN_FRAMES = 71
 
 # Object texture: number of noise layers blended in the
@@ -239,7 +242,8 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
         for cell, weight in zip(cell_sizes, weights):
             # Grid larger than the canvas: the noise does not visibly repeat.
             grid = rng.random((int(height / cell) + 2, int(width / cell) + 2)).astype(np.float32)
-            total += weight * _value_noise(grid, rows / cell + rng.random(), cols / cell + rng.random())
+            qy, qx = rows / cell + rng.random(), cols / cell + rng.random()
+            total += weight * _value_noise(grid, qy, qx)
         return total
 
     if kind == "noise":
@@ -286,9 +290,11 @@ class _Shape:
             rho = (np.abs(ny) ** self.power + np.abs(nx) ** self.power) ** (1.0 / self.power)
         else:  # blob: an ellipse whose radius wobbles with the angle
             theta = np.arctan2(ny, nx)
-            radius = 1.0 + sum(a * np.cos(k * theta + p) for k, (a, p) in zip((2, 3, 4), self.wobble))
+            harmonics = zip((2, 3, 4), self.wobble)
+            radius = 1.0 + sum(a * np.cos(k * theta + p) for k, (a, p) in harmonics)
             rho = np.sqrt(ny * ny + nx * nx) / radius
-        return np.clip((1.0 - rho) * min(self.half_h, self.half_w) + 0.5, 0.0, 1.0).astype(np.float32)
+        edge = (1.0 - rho) * min(self.half_h, self.half_w) + 0.5  # ~ px inside the outline
+        return np.clip(edge, 0.0, 1.0).astype(np.float32)
 
 
 def _random_shape(rng: np.random.Generator, area: float) -> _Shape:
@@ -297,7 +303,8 @@ def _random_shape(rng: np.random.Generator, area: float) -> _Shape:
     aspect = rng.uniform(0.7, 1.4)  # height / width
     # Harmonics of at most 6 % each keep a blob within 1.2 half-sizes (the render reach).
     wobble = np.stack([rng.uniform(-0.06, 0.06, 3), rng.uniform(0, 2 * np.pi, 3)], axis=-1)
-    shape = _Shape(kind, math.sqrt(aspect), 1.0 / math.sqrt(aspect), float(rng.uniform(3, 6)), wobble)
+    power = float(rng.uniform(3, 6))
+    shape = _Shape(kind, math.sqrt(aspect), 1.0 / math.sqrt(aspect), power, wobble)
     # Scale to the wanted area, measured on a unit-scale raster.
     probe = 64.0
     yy, xx = np.mgrid[-probe:probe, -probe:probe].astype(np.float32) + 0.5
@@ -432,9 +439,11 @@ def _render_object(frame: np.ndarray, coverage: np.ndarray, obj: _Object, index:
         uy = np.arange(-reach_y, reach_y + 1, dtype=np.float32)
         ux = np.arange(-reach_x, reach_x + 1, dtype=np.float32)
         alpha = shape.alpha(uy[:, None], ux[None, :])  # [h, w]
-        premult = obj.texture.colour(uy, ux, obj.zoom_level[0]) * alpha[..., None] if rigid else None
-        sprite_cache[key] = (np.pad(alpha, 1),
-                             np.pad(premult, ((1, 1), (1, 1), (0, 0))) if rigid else None)
+        premult = None
+        if rigid:
+            premult = obj.texture.colour(uy, ux, obj.zoom_level[0]) * alpha[..., None]
+            premult = np.pad(premult, ((1, 1), (1, 1), (0, 0)))
+        sprite_cache[key] = (np.pad(alpha, 1), premult)
     pad_a, pad_c = sprite_cache[key]
 
     cy, cx = obj.centre[index]
@@ -575,7 +584,8 @@ def make_dataset(out_dir, seed: int = 0, *, videos_per_class: int = 12, clips_pe
       gop: I-frame interval; no B-frames, one reference frame.
       camera_speed: largest camera drift in px/frame (0 for a fixed camera).
       classes: motion classes, a subset of :data:`CLASSES`, in label order.
-      overwrite: replace an existing data set in ``out_dir``.
+      overwrite: replace an existing data set in ``out_dir`` (its ``videos/``
+        and ``splits/`` folders are deleted first; nothing else is touched).
 
     Returns:
       A :class:`DatasetSummary`.
@@ -605,8 +615,12 @@ def make_dataset(out_dir, seed: int = 0, *, videos_per_class: int = 12, clips_pe
     root = pathlib.Path(out_dir)
     videos_dir, splits_dir = root / "videos", root / "splits"
     for existing in (videos_dir, splits_dir):
-        if existing.exists() and any(existing.iterdir()) and not overwrite:
-            raise ValueError(f"{existing} is not empty: choose another folder or pass overwrite=True")
+        if existing.exists() and any(existing.iterdir()):
+            if not overwrite:
+                raise ValueError(
+                    f"{existing} is not empty: choose another folder or pass overwrite=True")
+            # Stale videos of a larger earlier set would otherwise sit unlisted beside the new.
+            shutil.rmtree(existing)
 
     start = time.perf_counter()
     train_groups, test_groups = split_groups(videos_per_class // clips_per_group, test_fraction)
@@ -620,14 +634,16 @@ def make_dataset(out_dir, seed: int = 0, *, videos_per_class: int = 12, clips_pe
                                        classes=classes)
                 relative = f"{class_name}/{video_name(class_name, group, clip)}"
                 path = videos_dir / relative
-                write_video(path, rendered.frames, fps=fps, codec=codec, gop=gop, b_frames=0, refs=1)
+                write_video(path, rendered.frames, fps=fps, codec=codec, gop=gop, b_frames=0,
+                            refs=1)
                 total_bytes += path.stat().st_size
                 (test if group in test_groups else train).append(relative)
 
     splits_dir.mkdir(parents=True, exist_ok=True)
     label_of = {name: index for index, name in enumerate(classes, start=1)}
     _write_lines(splits_dir / "classInd.txt", [f"{label_of[c]} {c}" for c in classes])
-    _write_lines(splits_dir / "trainlist01.txt", [f"{p} {label_of[p.split('/')[0]]}" for p in train])
+    _write_lines(splits_dir / "trainlist01.txt",
+                 [f"{p} {label_of[p.split('/')[0]]}" for p in train])
     _write_lines(splits_dir / "testlist01.txt", test)
     return DatasetSummary(
         out_dir=str(root), classes=classes, train=train, test=test, num_frames=num_frames,

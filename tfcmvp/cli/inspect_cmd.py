@@ -22,9 +22,12 @@ def add_parser(subparsers) -> None:
                         help=f"motion-vector raster cell in pixels (default {DEFAULT_MV_CELL})")
     parser.add_argument("--gop", type=int, default=12,
                         help="I-frame spacing to check the stream against (default 12)")
-    parser.add_argument("--columns", type=int, default=8, help="frames shown in the figure (default 8)")
-    parser.add_argument("--start", type=int, help="first frame shown (default: chosen from the GOP)")
-    parser.add_argument("--stride", type=int, help="frames between columns (default: a quarter GOP)")
+    parser.add_argument("--columns", type=int, default=8,
+                        help="frames shown in the figure (default 8)")
+    parser.add_argument("--start", type=int,
+                        help="first frame shown (default: chosen from the GOP)")
+    parser.add_argument("--stride", type=int,
+                        help="frames between columns (default: a quarter GOP)")
     parser.set_defaults(run=run)
 
 

@@ -13,7 +13,8 @@ def _size(text: str) -> tuple:
     try:
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 160x128 (WIDTHxHEIGHT), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"size must look like 160x128 (WIDTHxHEIGHT), got {text!r}")
     return width, height
 
 
@@ -32,17 +33,21 @@ def add_parser(subparsers) -> None:
                         help="videos per class, a multiple of --clips_per_group (default 12)")
     parser.add_argument("--clips_per_group", type=int, default=2,
                         help="clips per UCF-style group gXX; train/test split by group (default 2)")
-    parser.add_argument("--size", type=_size, default=(160, 128), help="WIDTHxHEIGHT (default 160x128)")
+    parser.add_argument("--size", type=_size, default=(160, 128),
+                        help="WIDTHxHEIGHT (default 160x128)")
     parser.add_argument("--frames", type=int, default=96,
                         help=f"frames per video (default 96; >= {synth.MIN_PRETRAIN_FRAMES} "
                              "for pretraining)")
     parser.add_argument("--fps", type=int, default=25, help="frame rate (default 25)")
     parser.add_argument("--codec", default="mpeg4", choices=("mpeg4", "h264", "mpeg2video"),
                         help="encoder (default mpeg4: MPEG-4 Part 2, the CoViAR layout)")
-    parser.add_argument("--gop", type=int, default=12, help="I-frame interval, no B-frames (default 12)")
+    parser.add_argument("--gop", type=int, default=12,
+                        help="I-frame interval, no B-frames (default 12)")
     parser.add_argument("--camera_speed", type=float, default=0.25,
-                        help="largest camera drift in px/frame, 0 for a fixed camera (default 0.25)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing data set in --out")
+                        help="largest camera drift in px/frame, 0 for a fixed camera "
+                             "(default 0.25)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing data set in --out")
     parser.set_defaults(run=run)
 
 

@@ -64,6 +64,120 @@ def _axis_overlaps(start, stop, cell, num_cells):
     return np.minimum(index, num_cells - 1), overlap
 
 
+def _grid_aligned(left, top, width, height, cell) -> bool:
+    """True when every block edge lies on a cell edge (the usual case)."""
+    if cell & (cell - 1) == 0:  # power of two: one mask over all four
+        return not ((left | top | width | height) & (cell - 1)).any()
+    return not (
+        np.bitwise_or.reduce(left % cell)
+        | np.bitwise_or.reduce(top % cell)
+        | np.bitwise_or.reduce(width % cell)
+        | np.bitwise_or.reduce(height % cell)
+    )
+
+
+def _aligned_groups(frame_index, left, top, width, height, vx, vy, rows, cols, cell):
+    """Cells of grid-aligned blocks, one group per block shape.
+
+    Every block covering a cell covers the same in-frame part of it, so the
+    area-weighted mean is the plain mean and each (block, cell) pair weighs 1.
+    Blocks are expanded one shape class at a time (16x16, 16x8, ...: a few
+    classes): a block's cells are its top-left cell's flat index plus the
+    class's fixed offsets. Cells beyond the grid (coded size > frame size)
+    are dropped.
+
+    Returns:
+      A list of (flat, x, y): flat int64 cell indices (t*Hc + row)*Wc + col,
+      ``[n, k]`` (n blocks of k cells) with x, y ``[n, 1]``, or ``[m]`` pairs
+      with x, y ``[m]``; x, y broadcast against flat.
+    """
+    col0 = left // cell  # [N]
+    row0 = top // cell  # [N]
+    cells_x = width // cell  # [N]
+    cells_y = height // cell  # [N]
+    base = (frame_index * rows + row0) * cols + col0  # [N] flat index of the top-left cell
+    beyond = (col0 < 0) | (row0 < 0) | (col0 + cells_x > cols) | (row0 + cells_y > rows)  # [N]
+    any_beyond = bool(beyond.any())
+    span = int(cells_x.max()) + 1
+    shape_class = cells_y * span + cells_x  # [N]
+    classes = np.flatnonzero(np.bincount(shape_class))
+    groups = []
+    for code in classes:
+        ky, kx = divmod(int(code), span)
+        if ky == 0 or kx == 0:  # empty blocks cover nothing
+            continue
+        row_offset = np.repeat(np.arange(ky), kx)  # [k]
+        col_offset = np.tile(np.arange(kx), ky)  # [k]
+        offsets = row_offset * cols + col_offset  # [k]
+        if len(classes) == 1 and not any_beyond:  # all blocks: no copies
+            groups.append((base[:, None] + offsets, vx[:, None], vy[:, None]))
+            continue
+        members = shape_class == code  # [N]
+        inside = members & ~beyond if any_beyond else members  # [N]
+        if inside.any():
+            groups.append((base[inside, None] + offsets, vx[inside, None], vy[inside, None]))
+        outside = members & beyond if any_beyond else None
+        if outside is not None and outside.any():
+            flat = base[outside, None] + offsets  # [n, k]
+            row = row0[outside, None] + row_offset  # [n, k]
+            col = col0[outside, None] + col_offset  # [n, k]
+            keep = (row >= 0) & (row < rows) & (col >= 0) & (col < cols)  # [n, k]
+            x = np.broadcast_to(vx[outside, None], flat.shape)
+            y = np.broadcast_to(vy[outside, None], flat.shape)
+            groups.append((flat[keep], x[keep], y[keep]))
+    return groups
+
+
+def _aligned_mean(groups, size, mean):
+    """Writes the per-cell mean of aligned groups into ``mean`` ``[size, 2]``."""
+    flats = [flat.ravel() for flat, _, _ in groups]
+    flat_all = flats[0] if len(flats) == 1 else np.concatenate(flats)  # [M]
+    count = np.bincount(flat_all, minlength=size)  # [T*Hc*Wc]
+    if count.max(initial=0) <= 1:
+        # No two blocks share a cell (I/P frames): each cell takes its
+        # block's vector directly.
+        for flat, x, y in groups:
+            mean[flat, 0] = x
+            mean[flat, 1] = y
+        return
+    # Overlaps (bi-predicted blocks): sum and divide by the block count.
+    values = [
+        (np.broadcast_to(x, flat.shape).ravel(), np.broadcast_to(y, flat.shape).ravel())
+        for flat, x, y in groups
+    ]
+    sum_x = np.bincount(flat_all, np.concatenate([v[0] for v in values]), minlength=size)
+    sum_y = np.bincount(flat_all, np.concatenate([v[1] for v in values]), minlength=size)
+    inverse = 1.0 / np.maximum(count, 1)  # uncovered cells have zero sums
+    np.multiply(sum_x, inverse, out=mean[:, 0], casting="unsafe")
+    np.multiply(sum_y, inverse, out=mean[:, 1], casting="unsafe")
+
+
+def _overlapping_cells(frame_index, left, top, width, height, rows, cols, cell, frame_height,
+                       frame_width):
+    """Cells of arbitrary blocks, weighted by the in-frame overlap area.
+
+    Returns:
+      flat int64 ``[M]``, weight float64 ``[M]`` (pixels), block int64 ``[M]``.
+    """
+    x0 = np.clip(left, 0, frame_width)
+    x1 = np.clip(left + width, 0, frame_width)
+    y0 = np.clip(top, 0, frame_height)
+    y1 = np.clip(top + height, 0, frame_height)
+    # Blocks wholly outside the frame (or empty) cover nothing.
+    block = np.flatnonzero((x1 > x0) & (y1 > y0))  # [N']
+    if block.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0), block
+    frame_index, x0, x1, y0, y1 = (a[block] for a in (frame_index, x0, x1, y0, y1))
+    col_index, col_overlap = _axis_overlaps(x0, x1, cell, cols)  # [N', Kx]
+    row_index, row_overlap = _axis_overlaps(y0, y1, cell, rows)  # [N', Ky]
+    weight = (row_overlap[:, :, None] * col_overlap[:, None, :]).astype(np.float64)  # [N', Ky, Kx]
+    flat = (frame_index[:, None, None] * rows + row_index[:, :, None]) * cols + col_index[
+        :, None, :
+    ]  # [N', Ky, Kx]
+    block = np.broadcast_to(block[:, None, None], flat.shape)  # [N', Ky, Kx]
+    return flat.ravel(), weight.ravel(), block.ravel()
+
+
 def rasterize_blocks(
     frame_index,
     left,
@@ -107,34 +221,30 @@ def rasterize_blocks(
         )
     left = np.asarray(left, np.int64)
     top = np.asarray(top, np.int64)
-    x0 = np.clip(left, 0, frame_width)
-    x1 = np.clip(left + np.asarray(width, np.int64), 0, frame_width)
-    y0 = np.clip(top, 0, frame_height)
-    y1 = np.clip(top + np.asarray(height, np.int64), 0, frame_height)
-    # Blocks wholly outside the frame (or empty) cover nothing.
-    inside = (x1 > x0) & (y1 > y0)
-    if not inside.all():
-        frame_index, x0, x1, y0, y1 = (a[inside] for a in (frame_index, x0, x1, y0, y1))
-        vx = np.asarray(vx)[inside]
-        vy = np.asarray(vy)[inside]
-        if frame_index.size == 0:
-            return out
-    col_index, col_overlap = _axis_overlaps(x0, x1, cell, cols)  # [N, Kx]
-    row_index, row_overlap = _axis_overlaps(y0, y1, cell, rows)  # [N, Ky]
-
-    weight = (row_overlap[:, :, None] * col_overlap[:, None, :]).astype(np.float64)  # [N, Ky, Kx]
-    flat = (frame_index[:, None, None] * rows + row_index[:, :, None]) * cols + col_index[
-        :, None, :
-    ]  # [N, Ky, Kx]
-    flat = flat.ravel()
+    width = np.asarray(width, np.int64)
+    height = np.asarray(height, np.int64)
+    vx = np.asarray(vx, np.float64)
+    vy = np.asarray(vy, np.float64)
     size = num_frames * rows * cols
-    area = np.bincount(flat, weight.ravel(), minlength=size)  # [T*Hc*Wc]
-    sum_x = np.bincount(flat, (weight * np.asarray(vx, np.float64)[:, None, None]).ravel(), size)
-    sum_y = np.bincount(flat, (weight * np.asarray(vy, np.float64)[:, None, None]).ravel(), size)
-    covered = area > 0
     mean = out.reshape(size, 2)  # view of out: [T*Hc*Wc, 2]
-    mean[covered, 0] = sum_x[covered] / area[covered]
-    mean[covered, 1] = sum_y[covered] / area[covered]
+    if _grid_aligned(left, top, width, height, cell):
+        groups = _aligned_groups(frame_index, left, top, width, height, vx, vy, rows, cols, cell)
+        if groups:
+            _aligned_mean(groups, size, mean)
+        return out
+    flat, weight, block = _overlapping_cells(
+        frame_index, left, top, width, height, rows, cols, cell, frame_height, frame_width
+    )
+    if flat.size == 0:
+        return out
+    area = np.bincount(flat, weight, minlength=size)  # [T*Hc*Wc]
+    sum_x = np.bincount(flat, weight * vx[block], minlength=size)
+    sum_y = np.bincount(flat, weight * vy[block], minlength=size)
+    # Covered cells have area >= 1 px; uncovered ones have zero sums, so
+    # dividing by max(area, 1) leaves them zero without a mask.
+    inverse = 1.0 / np.maximum(area, 1.0)  # [T*Hc*Wc]
+    np.multiply(sum_x, inverse, out=mean[:, 0], casting="unsafe")
+    np.multiply(sum_y, inverse, out=mean[:, 1], casting="unsafe")
     return out
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import zlib
-from typing import Callable, Mapping, Optional, Sequence, Union
+from typing import Callable, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
@@ -69,7 +69,8 @@ class ColorJitter:
     def __post_init__(self):
         for name in ("brightness", "contrast", "saturation"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"ColorJitter.{name} must be in [0, 1], got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"ColorJitter.{name} must be in [0, 1], got {getattr(self, name)!r}")
         if not 0.0 <= self.hue <= 0.5:
             raise ValueError(f"ColorJitter.hue must be in [0, 0.5], got {self.hue!r}")
         _check_prob("ColorJitter.prob", self.prob)
@@ -96,7 +97,8 @@ class GaussianBlur:
                 f"GaussianBlur needs 0 < sigma_min <= sigma_max, got {self.sigma_min!r}, "
                 f"{self.sigma_max!r}")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ValueError(f"GaussianBlur.kernel_size must be odd and positive, got {self.kernel_size!r}")
+            raise ValueError(
+                f"GaussianBlur.kernel_size must be odd and positive, got {self.kernel_size!r}")
         _check_prob("GaussianBlur.prob", self.prob)
 
 
@@ -136,22 +138,26 @@ class AugmentConfig:
 
     def __post_init__(self):
         if not isinstance(self.crop_size, int) or self.crop_size < 1:
-            raise ValueError(f"AugmentConfig.crop_size must be a positive int, got {self.crop_size!r}")
+            raise ValueError(
+                f"AugmentConfig.crop_size must be a positive int, got {self.crop_size!r}")
         if not 0.0 < self.min_crop_area <= 1.0:
-            raise ValueError(f"AugmentConfig.min_crop_area must be in (0, 1], got {self.min_crop_area!r}")
+            raise ValueError(
+                f"AugmentConfig.min_crop_area must be in (0, 1], got {self.min_crop_area!r}")
         lo, hi = self.crop_ratio
         if not 0.0 < lo <= hi:
-            raise ValueError(f"AugmentConfig.crop_ratio must be 0 < lo <= hi, got {self.crop_ratio!r}")
+            raise ValueError(
+                f"AugmentConfig.crop_ratio must be 0 < lo <= hi, got {self.crop_ratio!r}")
         _check_prob("AugmentConfig.flip_prob", self.flip_prob)
         if self.mv_clip <= 0 or self.mv_div <= 0:
-            raise ValueError(
-                f"AugmentConfig.mv_clip and mv_div must be > 0, got {self.mv_clip!r}, {self.mv_div!r}")
+            raise ValueError(f"AugmentConfig.mv_clip and mv_div must be > 0, "
+                             f"got {self.mv_clip!r}, {self.mv_div!r}")
         if self.mv_resize_method not in RESIZE_METHODS:
             raise ValueError(
                 f"AugmentConfig.mv_resize_method must be one of {RESIZE_METHODS}, "
                 f"got {self.mv_resize_method!r}")
         if not 0.0 <= self.rotate_degrees < 180.0:
-            raise ValueError(f"AugmentConfig.rotate_degrees must be in [0, 180), got {self.rotate_degrees!r}")
+            raise ValueError(
+                f"AugmentConfig.rotate_degrees must be in [0, 180), got {self.rotate_degrees!r}")
         object.__setattr__(self, "crop_ratio", (float(lo), float(hi)))
         object.__setattr__(self, "color_jitter", as_color_jitter(self.color_jitter))
         object.__setattr__(self, "blur", as_blur(self.blur))
@@ -222,7 +228,8 @@ def _flatten_images(x):
     return tf.reshape(x, tf.concat([[-1], shape[-3:]], axis=0)), lead
 
 
-def sample_crop_regions(seed, num, aspect, min_area: float, ratio: Sequence[float], attempts: int = 10):
+def sample_crop_regions(seed, num, aspect, min_area: float, ratio: Sequence[float],
+                        attempts: int = 10):
     """Random resized crop regions, frame-normalised ``(y0, x0, y1, x1)``, float32 ``[num, 4]``.
 
     The crop covers a fraction ``U[min_area, 1]`` of the frame area with a
@@ -250,6 +257,7 @@ def sample_crop_regions(seed, num, aspect, min_area: float, ratio: Sequence[floa
     w = tf.where(any_fit, w, fw)
     h = tf.where(any_fit, h, fh)
     pos = tf.random.stateless_uniform([num, 2], seeds[2])
+    pos = tf.where(any_fit[:, None], pos, 0.5)  # the fallback is centred
     y0 = pos[:, 0] * (1.0 - h)
     x0 = pos[:, 1] * (1.0 - w)
     return tf.stack([y0, x0, y0 + h, x0 + w], axis=1)
@@ -267,7 +275,8 @@ def center_region(aspect, size: int, resize_short: int):
     resized_w = resize_short * tf.maximum(1.0, aspect)
     h = tf.minimum(1.0, size / resized_h)
     w = tf.minimum(1.0, size / resized_w)
-    return tf.reshape(tf.stack([(1.0 - h) / 2, (1.0 - w) / 2, (1.0 + h) / 2, (1.0 + w) / 2]), [1, 4])
+    region = tf.stack([(1.0 - h) / 2, (1.0 - w) / 2, (1.0 + h) / 2, (1.0 + w) / 2])
+    return tf.reshape(region, [1, 4])
 
 
 def crop_resize(images, regions, size: int, *, extent=None, method: str = "bilinear"):
@@ -286,6 +295,7 @@ def crop_resize(images, regions, size: int, *, extent=None, method: str = "bilin
     """
     if method not in RESIZE_METHODS:
         raise ValueError(f"resize method must be one of {RESIZE_METHODS}, got {method!r}")
+    images = tf.convert_to_tensor(images)
     flat, lead = _flatten_images(images)  # [N, H, W, C]
     n = tf.shape(flat)[0]
     hw = tf.cast(tf.shape(flat)[1:3], tf.float32)  # [2] = (H, W)
@@ -300,12 +310,22 @@ def crop_resize(images, regions, size: int, *, extent=None, method: str = "bilin
     boxes = tf.concat([(first * hw + 0.5) / (hw + 1.0), (last * hw + 0.5) / (hw + 1.0)], axis=1)
     per_region = n // tf.shape(boxes)[0]
     boxes = tf.repeat(boxes, per_region, axis=0)  # [N, 4]
-    padded = tf.pad(flat, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+    padded = _pad_edges(flat)  # [N, H + 2, W + 2, C]
     out = tf.image.crop_and_resize(
         padded, boxes, tf.range(n), [size, size], method=method)  # [N, S, S, C]
     out = tf.reshape(out, tf.concat([lead, [size, size, tf.shape(flat)[-1]]], axis=0))
     out.set_shape(images.shape[:-3].concatenate([size, size, images.shape[-1]]))
     return out
+
+
+def _pad_edges(images):
+    """Repeats the outer rows and columns of ``[N, H, W, C]`` once (edge replication).
+
+    Concatenation, because ``tf.pad(mode="SYMMETRIC")`` is about 10x slower
+    on CPU for a clip.
+    """
+    images = tf.concat([images[:, :1], images, images[:, -1:]], axis=1)
+    return tf.concat([images[:, :, :1], images, images[:, :, -1:]], axis=2)
 
 
 def _frame_aspect(image, extent):
@@ -394,11 +414,31 @@ def center_crop(
     return op
 
 
-def _per_item(flag, x, independent):
-    """Broadcasts a scalar or per-item [n] bool against ``x``."""
-    if not independent:
-        return flag
-    return tf.reshape(flag, tf.concat([tf.shape(flag), tf.ones([tf.rank(x) - 1], tf.int32)], 0))
+def flip_columns(x, flip, *, negate_x: bool = False, independent: bool = False):
+    """Mirrors ``x`` ``[..., W, C]`` left-right where ``flip`` is true.
+
+    ``flip``: bool scalar, or ``[n]`` with ``independent`` (one per item of
+    the first dim). Done as one gather of mirrored column indices, which on
+    CPU is several times faster than ``tf.where`` over ``tf.reverse``.
+    ``negate_x`` multiplies channel 0 by -1 where flipped (vector fields).
+    """
+    x = tf.convert_to_tensor(x)
+    width = tf.shape(x)[-2]
+    cols = tf.range(width)
+    mirrored = width - 1 - cols
+    if independent:
+        index = tf.where(flip[:, None], mirrored[None], cols[None])  # [n, W]
+        out = tf.gather(x, index, axis=x.shape.rank - 2, batch_dims=1)
+    else:
+        out = tf.gather(x, tf.where(flip, mirrored, cols), axis=x.shape.rank - 2)
+    if negate_x:
+        sign = tf.where(flip, -1.0, 1.0)  # [] or [n]
+        sign = tf.stack([sign, tf.ones_like(sign)], axis=-1)  # [2] or [n, 2]
+        if independent:
+            ones = tf.ones([x.shape.rank - 2], tf.int32)
+            sign = tf.reshape(sign, tf.concat([tf.shape(flip), ones, [2]], axis=0))  # [n, 1.., 2]
+        out = out * tf.cast(sign, out.dtype)
+    return out
 
 
 def random_flip(
@@ -426,11 +466,8 @@ def random_flip(
         shape = tf.shape(data[keys[0]])[:1] if independent else []
         flip = tf.random.stateless_uniform(shape, seed) < prob  # [] or [n]
         for key in keys:
-            x = data[key]
-            flipped = tf.reverse(x, axis=[-2])
-            if key in mv_keys and negate_mv_x:
-                flipped = flipped * tf.constant([-1.0, 1.0], x.dtype)
-            data[key] = tf.where(_per_item(flip, x, independent), flipped, x)
+            data[key] = flip_columns(data[key], flip, independent=independent,
+                                     negate_x=key in mv_keys and negate_mv_x)
         return data
 
     return op
@@ -445,7 +482,8 @@ def rotate(images, angle, *, vectors: bool = False, method: str = "bilinear"):
     ``vectors``, the (x, y) values are rotated by the same ``R``, so that a
     rotated motion field describes the rotated content. Float32 out.
     """
-    flat, lead = _flatten_images(tf.cast(images, tf.float32))  # [N, H, W, C]
+    images = tf.cast(images, tf.float32)
+    flat, lead = _flatten_images(images)  # [N, H, W, C]
     hw = tf.shape(flat)[1:3]
     cy = (tf.cast(hw[0], tf.float32) - 1.0) / 2.0
     cx = (tf.cast(hw[1], tf.float32) - 1.0) / 2.0
@@ -544,6 +582,7 @@ def color_jitter(key: str, jitter: ColorJitter, *, salt: Optional[int] = None) -
 
 def blur_images(x, sigma, kernel_size: int):
     """Separable Gaussian blur of ``x`` ``[..., H, W, C]`` with reflected borders."""
+    x = tf.convert_to_tensor(x, tf.float32)
     flat, lead = _flatten_images(x)  # [N, H, W, C]
     radius = kernel_size // 2
     taps = tf.range(-radius, radius + 1, dtype=tf.float32)
@@ -593,7 +632,8 @@ def to_unit_range(keys) -> Op:
     return op
 
 
-def normalize(keys, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Op:
+def normalize(keys, mean: Sequence[float] = IMAGENET_MEAN,
+              std: Sequence[float] = IMAGENET_STD) -> Op:
     """``(x - mean) / std`` over the last (channel) axis; ImageNet statistics by default."""
     keys = _keys(keys)
     mean_t = tf.constant(mean, tf.float32)
@@ -630,8 +670,3 @@ def rgb_photometric(key: str, config: AugmentConfig) -> Op:
         ops.append(gaussian_blur(key, config.blur))
     ops.append(normalize(key))
     return chain(*ops)
-
-
-def resolve_config(config: Union[AugmentConfig, Mapping, None]) -> AugmentConfig:
-    """AugmentConfig from an instance, a mapping of its fields, or None (defaults)."""
-    return _as_dataclass(AugmentConfig, config) if config is not None else AugmentConfig()

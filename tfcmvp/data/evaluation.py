@@ -56,7 +56,8 @@ def make_eval_sample(
     """One serialized record -> the evaluation clips of one video (see the module docstring)."""
     parsed = reader.parse_record(serialized)
     t = parsed[schema.NUM_FRAMES]
-    check = tf.debugging.Assert(t > 0, ["video", parsed[schema.VIDEO_ID], "has no frames"])
+    check = tf.debugging.Assert(
+        t > 0, [tf.strings.format("video {} has no frames", [parsed[schema.VIDEO_ID]])])
     with tf.control_dependencies([check]):
         t = tf.identity(t)
     span = sampling.clip_span(clip_len, clip_stride)

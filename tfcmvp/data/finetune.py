@@ -36,7 +36,8 @@ _SALT_START = 11
 _SALT_NEGATIVES = 12
 
 
-def finetune_augmentation(config: AugmentConfig, *, with_motion: bool, num_negatives: int) -> augment.Op:
+def finetune_augmentation(config: AugmentConfig, *, with_motion: bool,
+                          num_negatives: int) -> augment.Op:
     """The finetuning recipe over CLIP (and MOTION target, NEGATIVES)."""
     crop = dict(min_area=config.min_crop_area, ratio=config.crop_ratio)
     s = config.crop_size
@@ -109,8 +110,10 @@ def make_finetune_sample(serialized, seed, sampling_config: SamplingConfig,
         features.VIDEO_ID: parsed[schema.VIDEO_ID],
     }
     if with_motion:
-        out[features.MOTION] = tf.concat(
-            [data[features.MOTION][None], data[features.NEGATIVES]], axis=0)
+        parts = [data[features.MOTION][None]]  # [1, L, S, S, 2]
+        if cfg.num_negatives:
+            parts.append(data[features.NEGATIVES])  # [K, L, S, S, 2]
+        out[features.MOTION] = tf.concat(parts, axis=0)
     return out
 
 

@@ -82,9 +82,20 @@ def training_dataset(
         files, shuffle_files=True, seed=base_seed, cycle_length=cycle_length,
         num_parallel_calls=num_parallel_calls, deterministic=deterministic)
     if keep is not None:
-        ds = ds.map(lambda s: (s, keep(reader.parse_summary(s))),
-                    num_parallel_calls=num_parallel_calls, deterministic=deterministic)
-        ds = ds.filter(lambda s, ok: ok).map(lambda s, ok: s)
+        # Decide on a cheap partial parse, in parallel; filter() itself is sequential.
+        def tag(serialized):
+            return serialized, keep(reader.parse_summary(serialized))
+
+        def is_kept(serialized, kept):
+            del serialized
+            return kept
+
+        def untag(serialized, kept):
+            del kept
+            return serialized
+
+        ds = ds.map(tag, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+        ds = ds.filter(is_kept).map(untag)
     if shuffle_buffer > 1:
         ds = ds.shuffle(shuffle_buffer, seed=base_seed, reshuffle_each_iteration=True)
     if repeat:

@@ -93,12 +93,13 @@ def make_pretrain_sample(serialized, seed, sampling_config: SamplingConfig,
     }
     data = pretrain_augmentation(
         augment_config, num_negatives=sampling_config.num_negatives)(data)
+    parts = [data[features.MOTION][None]]  # [1, L, S, S, 2]: the target first
+    if sampling_config.num_negatives:
+        parts.append(data[features.NEGATIVES])  # [K, L, S, S, 2]
     return {
         features.CLIP: data[features.CLIP],
         features.IFRAME: data[features.IFRAME],
-        features.MOTION: tf.concat(
-            [data[features.MOTION][None], data[features.NEGATIVES]], axis=0)
-        if sampling_config.num_negatives else data[features.MOTION][None],
+        features.MOTION: tf.concat(parts, axis=0),
         features.LABEL: parsed[schema.LABEL],
         features.VIDEO_ID: parsed[schema.VIDEO_ID],
     }
@@ -174,7 +175,8 @@ def pretrain_dataset(
         pipeline.report_skipped(files, sampling_config.min_frames, "pretrain_dataset")
     return pipeline.training_dataset(
         files,
-        lambda s, sample_seed: make_pretrain_sample(s, sample_seed, sampling_config, augment_config),
+        lambda s, sample_seed: make_pretrain_sample(
+            s, sample_seed, sampling_config, augment_config),
         batch_size=batch_size,
         keep=lambda summary: reader.eligible(summary, sampling_config.min_frames),
         shuffle_buffer=shuffle_buffer, seed=seed, deterministic=deterministic, repeat=repeat,

@@ -74,10 +74,10 @@ def parse_record(serialized) -> dict:
     """:func:`tfcmvp.schema.parse_example` plus a schema-version check naming the video."""
     parsed = schema.parse_example(serialized)
     version = parsed[schema.VERSION]
-    check = tf.debugging.Assert(
-        tf.equal(version, schema.SCHEMA_VERSION),
-        ["record", parsed[schema.VIDEO_ID], "has schema version", version,
-         "; this tfcmvp reads", schema.SCHEMA_VERSION])
+    message = tf.strings.format(
+        "record {} has schema version {}; this tfcmvp reads {}",
+        [parsed[schema.VIDEO_ID], version, schema.SCHEMA_VERSION])
+    check = tf.debugging.Assert(tf.equal(version, schema.SCHEMA_VERSION), [message])
     with tf.control_dependencies([check]):
         parsed[schema.NUM_FRAMES] = tf.identity(parsed[schema.NUM_FRAMES])
     return parsed

@@ -120,7 +120,7 @@ def denormalize_rgb(x: np.ndarray) -> np.ndarray:
 
 
 def frame_index_from_rgb(rgb255: np.ndarray) -> np.ndarray:
-    """Painted frame index of 0..255 RGB ``[..., H, W, 3]`` (median over pixels) -> int ``[...]``."""
+    """Painted frame index of 0..255 RGB ``[..., H, W, 3]`` -> int ``[...]`` (pixel median)."""
     rgb255 = np.asarray(rgb255)
     r = np.median(rgb255[..., 0], axis=(-2, -1))
     g = np.median(rgb255[..., 1], axis=(-2, -1))
@@ -128,5 +128,5 @@ def frame_index_from_rgb(rgb255: np.ndarray) -> np.ndarray:
 
 
 def frame_index_from_mv(mv_pixels_x: np.ndarray) -> np.ndarray:
-    """Painted frame index (mod 40) from the x component in pixels ``[..., H, W]`` -> int ``[...]``."""
+    """Painted frame index (mod 40) of the x component in px ``[..., H, W]`` -> int ``[...]``."""
     return np.rint(4 * np.median(np.abs(mv_pixels_x), axis=(-2, -1))).astype(np.int64)

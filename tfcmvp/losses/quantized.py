@@ -67,7 +67,8 @@ def motion_quantized_ce(logits: tf.Tensor, target_values: tf.Tensor, bins: int,
             f"motion_quantized_ce: logits {logits.shape} vs targets {target.shape}")
     logits = tf.cast(logits, tf.float32)  # [B, N, 2, bins]
     classes = quantize_motion(target, bins, value_range)  # [B, N, 2]
-    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=classes, logits=logits)  # [B, N, 2]
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=classes, logits=logits)  # [B, N, 2]
     predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)  # [B, N, 2]
     correct = tf.reduce_all(tf.equal(predicted, classes), axis=-1)  # [B, N]
     return tf.reduce_mean(loss, axis=-1), tf.cast(correct, tf.float32)

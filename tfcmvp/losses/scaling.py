@@ -36,5 +36,6 @@ def replica_mean(per_example: tf.Tensor, global_batch_size) -> tf.Tensor:
     if per_example.shape.rank == 0:
         raise ValueError("replica_mean expects per-example values [B, ...], got a scalar")
     if per_example.shape.rank > 1:
-        per_example = tf.reduce_mean(per_example, axis=list(range(1, per_example.shape.rank)))  # [B]
+        position_axes = list(range(1, per_example.shape.rank))
+        per_example = tf.reduce_mean(per_example, axis=position_axes)  # [B]
     return tf.reduce_sum(per_example) / tf.cast(global_batch_size, tf.float32)

@@ -54,19 +54,21 @@ MEMORY_SPECS: dict[str, MemorySpec] = {
 }
 
 
-def build_backbone(name: str, **kwargs) -> keras.Model:
-    """Build the backbone called `name` (a key of BACKBONES) with constructor kwargs."""
+def build_backbone(backbone: str, /, **kwargs) -> keras.Model:
+    """Build `backbone` (a key of BACKBONES); kwargs (input_shape, width, blocks,
+    sync_bn, name, ...) go to its constructor."""
     try:
-        constructor = BACKBONES[name]
+        constructor = BACKBONES[backbone]
     except KeyError:
-        raise ValueError(f"unknown backbone {name!r}; expected one of {sorted(BACKBONES)}") from None
+        raise ValueError(f"unknown backbone {backbone!r}; expected one of "
+                         f"{sorted(BACKBONES)}") from None
     return constructor(**kwargs)
 
 
-def memory_spec(name: str) -> MemorySpec:
-    """The predictor-memory stages of V-Network `name`."""
+def memory_spec(backbone: str) -> MemorySpec:
+    """The predictor-memory stages of V-Network `backbone`."""
     try:
-        return MEMORY_SPECS[name]
+        return MEMORY_SPECS[backbone]
     except KeyError:
-        raise ValueError(f"backbone {name!r} has no predictor memory (not a V-Network); "
+        raise ValueError(f"backbone {backbone!r} has no predictor memory (not a V-Network); "
                          f"expected one of {sorted(MEMORY_SPECS)}") from None

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import keras
 
+from tfcmvp.models.fused_batch_norm import FusedBatchNormalization
+
 # PyTorch BatchNorm defaults (momentum 0.1 of the new value == Keras 0.9 of the
 # old one; eps 1e-5), as in the reference networks.
 BN_MOMENTUM = 0.9
@@ -33,8 +35,10 @@ def conv_initializer() -> keras.initializers.Initializer:
 
 def batch_norm(sync_bn: bool, name: str) -> keras.layers.BatchNormalization:
     """BatchNorm over the channel (last) axis; `sync_bn` averages statistics
-    over all replicas of a tf.distribute strategy (SyncBN in the paper)."""
-    return keras.layers.BatchNormalization(
+    over all replicas of a tf.distribute strategy (SyncBN in the paper).
+
+    Without sync_bn the fused kernel runs (see fused_batch_norm.py)."""
+    return FusedBatchNormalization(
         axis=-1, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=sync_bn, name=name)
 
 

@@ -49,20 +49,25 @@ class MLPHead(keras.layers.Layer):
             dtype="float32", name="output_norm")
 
     def build(self, input_shape):
-        self.hidden.build(tuple(input_shape))
-        hidden_shape = tuple(input_shape[:-1]) + (self.hidden_units,)
-        self.hidden_norm.build(hidden_shape)
-        self.output_dense.build(hidden_shape)
-        self.output_norm.build(tuple(input_shape[:-1]) + (self.output_units,))
+        channels = input_shape[-1]
+        self.hidden.build((None, channels))
+        self.hidden_norm.build((None, self.hidden_units))
+        self.output_dense.build((None, self.hidden_units))
+        self.output_norm.build((None, self.output_units))
         self.built = True
 
     def call(self, x, training=None):
         """x: [B, C] or [B, N, C] -> unit vectors [B, output_units] / [B, N, output_units]."""
-        x = ops.relu(self.hidden_norm(self.hidden(x), training=training))  # [..., hidden]
-        x = self.output_norm(self.output_dense(x), training=training)  # [..., out] float32
+        leading = ops.shape(x)[:-1]
+        # Positions of [B, N, C] become rows, so one instance serves either rank
+        # and BatchNorm normalises over all B * N positions.
+        x = ops.reshape(x, (-1, x.shape[-1]))  # [B * N, C]
+        x = ops.relu(self.hidden_norm(self.hidden(x), training=training))  # [B * N, hidden]
+        x = self.output_norm(self.output_dense(x), training=training)  # [B * N, out] float32
         x = ops.cast(x, "float32")
         squared_norm = ops.sum(ops.square(x), axis=-1, keepdims=True)
-        return x * ops.rsqrt(ops.maximum(squared_norm, L2_EPSILON**2))
+        x = x * ops.rsqrt(ops.maximum(squared_norm, L2_EPSILON**2))
+        return ops.reshape(x, (*leading, self.output_units))
 
     def get_config(self):
         config = super().get_config()

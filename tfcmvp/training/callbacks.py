@@ -175,6 +175,8 @@ class CheckpointCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps_done = self._offset + batch + 1
+        if batch + 1 == self.params.get("steps"):
+            return  # the epoch's last step: on_epoch_end saves it as a finished epoch
         step = int(self.model.optimizer.iterations.numpy())
         if self.every_steps and step % self.every_steps == 0:
             self.checkpoint.save(self._epoch, self._steps_done)

@@ -223,7 +223,7 @@ class PretrainModel(keras.Model):
         return tf.shape(inputs["clip"])[0] * replicas
 
     def train_step(self, data):
-        inputs = {key: data[key] for key in INPUT_KEYS}
+        inputs = _inputs(data)
         learning_rate = self.optimizer.learning_rate  # the rate this step applies
         with tf.GradientTape() as tape:
             outputs = self(inputs, training=True)
@@ -245,7 +245,7 @@ class PretrainModel(keras.Model):
         return self._update_metrics(per_example, learning_rate)
 
     def test_step(self, data):
-        inputs = {key: data[key] for key in INPUT_KEYS}
+        inputs = _inputs(data)
         outputs = self(inputs, training=False)
         per_example = self.per_example_losses(inputs, outputs)
         learning_rate = self.optimizer.learning_rate if self.optimizer is not None else 0.0
@@ -280,6 +280,12 @@ class PretrainModel(keras.Model):
             "sync_bn": self.sync_bn,
         })
         return config
+
+
+def _inputs(data) -> dict:
+    """The model inputs of a batch: a dict, or (dict,) as `train_on_batch` packs it."""
+    x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    return {key: x[key] for key in INPUT_KEYS}
 
 
 def _section(cls, value, name):

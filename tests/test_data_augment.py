@@ -1,0 +1,339 @@
+"""Augmentation ops of tfcmvp.data.augment, each run eagerly AND inside tf.data."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcmvp.data import augment
+from tfcmvp.data.augment import AugmentConfig, ColorJitter, GaussianBlur
+
+MODES = ["eager", "tf.data"]
+
+
+def run(op, data, mode):
+    """Applies ``op`` to ``data`` eagerly or as a tf.data map; returns NumPy values."""
+    data = {k: tf.convert_to_tensor(v) for k, v in data.items()}
+    if mode == "eager":
+        out = op(data)
+    else:
+        out = tf.data.Dataset.from_tensors(data).map(op).get_single_element()
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def seed(n=0):
+    return np.array([7, n], np.int64)
+
+
+def resample_reference(image, region, size, extent=(1.0, 1.0), method="bilinear"):
+    """NumPy half-pixel resampling of a frame-normalised region, edges clamped."""
+    h, w = image.shape[:2]
+    y0, x0, y1, x1 = np.asarray(region) * np.array([extent[0], extent[1]] * 2)
+    j = (np.arange(size) + 0.5) / size
+    ys = (y0 + j * (y1 - y0)) * h - 0.5
+    xs = (x0 + j * (x1 - x0)) * w - 0.5
+
+    def weights(pos, n):
+        lo = np.floor(pos)
+        frac = pos - lo
+        i0 = np.clip(lo.astype(int), 0, n - 1)
+        i1 = np.clip(lo.astype(int) + 1, 0, n - 1)
+        return i0, i1, frac
+
+    if method == "nearest":
+        rows = np.clip(np.floor(ys + 0.5).astype(int), 0, h - 1)
+        cols = np.clip(np.floor(xs + 0.5).astype(int), 0, w - 1)
+        return image[rows][:, cols].astype(np.float64)
+    r0, r1, fy = weights(ys, h)
+    c0, c1, fx = weights(xs, w)
+    img = image.astype(np.float64)
+    rows = img[r0] * (1 - fy)[:, None, None] + img[r1] * fy[:, None, None]
+    return rows[:, c0] * (1 - fx)[None, :, None] + rows[:, c1] * fx[None, :, None]
+
+
+# --- configs ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"min_crop_area": 0.0}, "min_crop_area"), ({"crop_ratio": (2.0, 1.0)}, "crop_ratio"),
+    ({"flip_prob": 1.5}, "flip_prob"), ({"mv_div": 0}, "mv_div"),
+    ({"mv_resize_method": "bicubic"}, "mv_resize_method"), ({"crop_size": 0}, "crop_size")])
+def test_augment_config_rejects_bad_values(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        AugmentConfig(**kwargs)
+
+
+def test_jitter_and_blur_config_coercion():
+    assert AugmentConfig(color_jitter=None).color_jitter is None
+    assert AugmentConfig(color_jitter=True).color_jitter == ColorJitter()
+    assert AugmentConfig(blur={"prob": 1.0}).blur == GaussianBlur(prob=1.0)
+    with pytest.raises(ValueError, match="unknown ColorJitter keys \\['hue_shift'\\]"):
+        AugmentConfig(color_jitter={"hue_shift": 0.1})
+    with pytest.raises(ValueError, match="kernel_size"):
+        GaussianBlur(kernel_size=4)
+
+
+def test_random_op_without_seed_names_the_key():
+    with pytest.raises(ValueError, match="'seed'"):
+        augment.random_flip("x")({"x": tf.zeros([2, 2, 1])})
+
+
+# --- crop geometry ---------------------------------------------------------
+
+
+def test_sample_crop_regions_area_and_ratio():
+    aspect = 40 / 32
+    regions = augment.sample_crop_regions(seed(), 300, aspect, 0.2, (3 / 4, 4 / 3)).numpy()
+    h = regions[:, 2] - regions[:, 0]
+    w = regions[:, 3] - regions[:, 1]
+    assert np.all(regions >= -1e-6) and np.all(regions <= 1 + 1e-6)
+    assert np.all(h * w >= 0.2 - 1e-5) and np.all(h * w <= 1 + 1e-5)
+    ratio = (w * 40) / (h * 32)  # in pixels
+    assert np.all(ratio >= 3 / 4 - 1e-4) and np.all(ratio <= 4 / 3 + 1e-4)
+    assert h.std() > 0.05 and regions[:, 1].std() > 0.02  # really random
+
+
+def test_sample_crop_regions_fallback_is_central():
+    # A square frame cannot hold a crop of ratio >= 2 with area 1: centre, ratio clamped to 2.
+    region = augment.sample_crop_regions(seed(), 1, 1.0, 1.0, (2.0, 3.0)).numpy()
+    np.testing.assert_allclose(region, [[0.25, 0.0, 0.75, 1.0]], atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_crop_resize_exact_pixels(mode):
+    image = np.tile(np.arange(8, dtype=np.float32)[None, :, None], [8, 1, 1])  # value = column
+    op = lambda d: {"y": augment.crop_resize(d["x"], tf.constant([[0.0, 0.25, 1.0, 0.75]]), 4)}
+    out = run(op, {"x": image}, mode)["y"]
+    np.testing.assert_allclose(out[0, :, 0], [2, 3, 4, 5], atol=1e-5)  # columns 2..5 exactly
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("method", ["bilinear", "nearest"])
+def test_crop_resize_matches_numpy_reference(mode, method):
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, [13, 17, 2]).astype(np.float32)
+    for region in ([0.1, 0.2, 0.9, 0.7], [0.0, 0.0, 1.0, 1.0], [0.31, 0.05, 0.52, 0.45]):
+        op = lambda d, r=region: {  # noqa: E731
+            "y": augment.crop_resize(d["x"], tf.constant([r]), 11, method=method)}
+        out = run(op, {"x": image}, mode)["y"]
+        expected = resample_reference(image, region, 11, method=method)
+        np.testing.assert_allclose(out, expected, atol=2e-3)
+
+
+def _ramps(height, width, cover_h, cover_w):
+    """Pixel-centre positions (v, u) in frame units of a grid covering cover_* of its size."""
+    v = (np.arange(height) + 0.5) / height / cover_h
+    u = (np.arange(width) + 0.5) / width / cover_w
+    return np.stack(np.meshgrid(v, u, indexing="ij"), axis=-1).astype(np.float32)  # [H, W, 2]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_same_region_on_rgb_and_vector_grid_is_aligned(mode):
+    # Decoded frame 76x60 px; RGB stored at 40x32; vectors on 8-px cells: ceil -> 10x8 cells
+    # covering 80x64 px, so the frame is 0.95 x 0.9375 of the grid.
+    extent = np.array([60 / 64, 76 / 80], np.float32)
+    rgb = _ramps(32, 40, 1.0, 1.0)
+    grid = _ramps(8, 10, extent[0], extent[1])
+    region = [0.2, 0.15, 0.8, 0.7]
+
+    def op(d):
+        r = tf.constant([region])
+        return {"rgb": augment.crop_resize(d["rgb"], r, 12),
+                "mv": augment.crop_resize(d["mv"], r, 12, extent=d["extent"])}
+
+    out = run(op, {"rgb": rgb, "mv": grid, "extent": extent}, mode)
+    # Both show the same points of the scene: the ramps agree (linear -> exact in the interior).
+    np.testing.assert_allclose(out["rgb"], out["mv"], atol=1e-4)
+    # And they are the expected positions: output pixel centres of the region.
+    j = (np.arange(12) + 0.5) / 12
+    np.testing.assert_allclose(out["rgb"][:, 0, 0], 0.2 + j * 0.6, atol=1e-4)
+    np.testing.assert_allclose(out["rgb"][0, :, 1], 0.15 + j * 0.55, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_random_resized_crop_shared_between_keys(mode):
+    extent = np.array([1.0, 1.0], np.float32)
+    data = {"clip": np.stack([_ramps(32, 40, 1, 1)] * 3), "mv": np.stack([_ramps(8, 10, 1, 1)] * 2),
+            "extent": extent, "seed": seed(3)}
+    op = augment.random_resized_crop(("clip", "mv"), 6, extent_keys={"mv": "extent"})
+    out = run(op, data, mode)
+    assert out["clip"].shape == (3, 6, 6, 2) and out["mv"].shape == (2, 6, 6, 2)
+    # One region for all frames of both keys; interior agrees (borders are clamped differently).
+    np.testing.assert_allclose(out["clip"][0], out["clip"][2])
+    np.testing.assert_allclose(out["clip"][0, 1:-1, 1:-1], out["mv"][0, 1:-1, 1:-1], atol=0.03)
+    # Same seed -> same crop; another seed -> another crop.
+    np.testing.assert_array_equal(run(op, data, mode)["clip"], out["clip"])
+    assert not np.allclose(run(op, dict(data, seed=seed(4)), mode)["clip"], out["clip"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_random_resized_crop_independent_items(mode):
+    items = np.stack([np.stack([_ramps(8, 10, 1, 1)] * 2)] * 4)  # [K=4, L=2, 8, 10, 2]
+    op = augment.random_resized_crop("neg", 5, independent=True)
+    out = run(op, {"neg": items, "seed": seed(1)}, mode)["neg"]
+    assert out.shape == (4, 2, 5, 5, 2)
+    np.testing.assert_allclose(out[:, 0], out[:, 1])  # frames of one item share the region
+    assert not np.allclose(out[0], out[1]) and not np.allclose(out[2], out[3])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_center_crop_copies_central_pixels(mode):
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, [2, 32, 40, 3]).astype(np.uint8)
+    op = augment.center_crop("x", 16, resize_short=32)
+    out = run(op, {"x": frames}, mode)["x"]
+    # Short side already 32: the central 16x16 block, pixel for pixel.
+    np.testing.assert_allclose(out, frames[:, 8:24, 12:28].astype(np.float32), atol=1e-3)
+
+
+def test_center_region_after_short_side_resize():
+    # 171x128 frame, short side 128 -> crop 112: 112/128 of the height, 112/171 of the width.
+    region = augment.center_region(171 / 128, 112, 128).numpy()[0]
+    h, w = 112 / 128, 112 / 171
+    np.testing.assert_allclose(region, [(1 - h) / 2, (1 - w) / 2, (1 + h) / 2, (1 + w) / 2],
+                               rtol=1e-5)
+
+
+# --- flip and rotation -----------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("negate", [True, False])
+def test_flip_mirrors_and_negates_vector_x(mode, negate):
+    rng = np.random.default_rng(2)
+    clip = rng.uniform(size=[2, 4, 5, 3]).astype(np.float32)
+    mv = rng.uniform(-3, 3, size=[3, 4, 5, 2]).astype(np.float32)
+    op = augment.random_flip(("clip", "mv"), prob=1.0, mv_keys="mv", negate_mv_x=negate)
+    out = run(op, {"clip": clip, "mv": mv, "seed": seed()}, mode)
+    np.testing.assert_array_equal(out["clip"], clip[:, :, ::-1])
+    sign = np.array([-1.0, 1.0]) if negate else np.array([1.0, 1.0])
+    np.testing.assert_allclose(out["mv"], mv[:, :, ::-1] * sign)
+    never = augment.random_flip(("clip", "mv"), prob=0.0, mv_keys="mv")
+    kept = run(never, {"clip": clip, "mv": mv, "seed": seed()}, mode)
+    np.testing.assert_array_equal(kept["mv"], mv)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_flip_independent_items(mode):
+    rng = np.random.default_rng(3)
+    mv = rng.uniform(-3, 3, size=[16, 2, 3, 4, 2]).astype(np.float32)
+    op = augment.random_flip("neg", mv_keys="neg", independent=True)
+    out = run(op, {"neg": mv, "seed": seed(5)}, mode)["neg"]
+    flipped = [np.allclose(o, m[:, :, ::-1] * [-1, 1]) for o, m in zip(out, mv)]
+    kept = [np.array_equal(o, m) for o, m in zip(out, mv)]
+    assert all(f != k for f, k in zip(flipped, kept))  # each item either flipped or kept
+    assert 0 < sum(flipped) < 16  # both happen across items
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_rotate_quarter_turn_and_vectors(mode):
+    rng = np.random.default_rng(4)
+    image = rng.uniform(size=[6, 6, 1]).astype(np.float32)
+    field = np.zeros([6, 6, 2], np.float32)
+    field[..., 0] = 1.0  # everything moves right
+    op = lambda d: {"img": augment.rotate(d["img"], math.pi / 2),
+                    "mv": augment.rotate(d["mv"], math.pi / 2, vectors=True)}
+    out = run(op, {"img": image, "mv": field}, mode)
+    # Positive angles turn clockwise on screen: numpy's rot90 with k=-1.
+    np.testing.assert_allclose(out["img"], np.rot90(image, k=-1), atol=1e-5)
+    # Motion to the right, turned clockwise, is motion downwards (+y).
+    np.testing.assert_allclose(out["mv"][..., 0], 0.0, atol=1e-5)
+    np.testing.assert_allclose(out["mv"][..., 1], 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_random_rotate_shared_and_bounded(mode):
+    image = np.tile(np.arange(9, dtype=np.float32)[None, :, None], [9, 1, 1])
+    op = augment.random_rotate(("a", "b"), 10.0)
+    out = run(op, {"a": image, "b": image, "seed": seed(2)}, mode)
+    np.testing.assert_allclose(out["a"], out["b"])  # one angle for both
+    assert not np.allclose(out["a"], image)
+    # A small angle keeps the centre pixel where it was.
+    np.testing.assert_allclose(out["a"][4, 4, 0], 4.0, atol=1e-4)
+
+
+# --- photometric ------------------------------------------------------------
+
+
+def numpy_jitter(x, b, c, s):
+    gray = lambda y: (y @ np.array([0.2989, 0.587, 0.114]))[..., None]  # noqa: E731
+    x = np.clip(x * b, 0, 1)
+    mean = gray(x).mean(axis=(-3, -2, -1), keepdims=True)
+    x = np.clip((x - mean) * c + mean, 0, 1)
+    g = gray(x)
+    return np.clip((x - g) * s + g, 0, 1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_jitter_colors_matches_numpy(mode):
+    rng = np.random.default_rng(5)
+    x = rng.uniform(size=[2, 5, 6, 3]).astype(np.float32)
+    op = lambda d: {"y": augment.jitter_colors(d["x"], 1.2, 0.7, 1.3, 0.0)}
+    out = run(op, {"x": x}, mode)["y"]
+    np.testing.assert_allclose(out, numpy_jitter(x, 1.2, 0.7, 1.3), atol=2e-3)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_color_jitter_same_draw_for_all_frames(mode):
+    rng = np.random.default_rng(6)
+    frame = rng.uniform(0.2, 0.8, size=[5, 6, 3]).astype(np.float32)
+    clip = np.stack([frame] * 4)
+    op = augment.color_jitter("clip", ColorJitter(prob=1.0))
+    out = run(op, {"clip": clip, "seed": seed(1)}, mode)["clip"]
+    for t in range(1, 4):
+        np.testing.assert_allclose(out[t], out[0], atol=1e-6)
+    assert np.abs(out - clip).max() > 0.01
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    # Another key (the I-frame) draws independently from the same sample seed.
+    other = augment.color_jitter("iframe", ColorJitter(prob=1.0))
+    out2 = run(other, {"iframe": clip, "seed": seed(1)}, mode)["iframe"]
+    assert not np.allclose(out2, out)
+    grey = augment.color_jitter("clip", ColorJitter(prob=0.0, grayscale_prob=1.0))
+    g = run(grey, {"clip": clip, "seed": seed(1)}, mode)["clip"]
+    np.testing.assert_allclose(g[..., 0], g[..., 2])
+
+
+def gaussian_reference(image, sigma, k):
+    r = k // 2
+    taps = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    padded = np.pad(image, [(r, r), (r, r), (0, 0)], mode="reflect")
+    rows = sum(taps[i] * padded[i:i + image.shape[0]] for i in range(k))
+    return sum(taps[i] * rows[:, i:i + image.shape[1]] for i in range(k))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_blur_matches_numpy_and_keeps_constants(mode):
+    rng = np.random.default_rng(7)
+    image = rng.uniform(size=[12, 14, 3]).astype(np.float32)
+    op = lambda d: {"y": augment.blur_images(d["x"], 1.5, 7)}
+    np.testing.assert_allclose(run(op, {"x": image}, mode)["y"],
+                               gaussian_reference(image, 1.5, 7), atol=1e-5)
+    flat = np.full([2, 12, 14, 3], 0.3, np.float32)
+    blur = augment.gaussian_blur("clip", GaussianBlur(prob=1.0, kernel_size=5))
+    blurred = run(blur, {"clip": flat, "seed": seed()}, mode)["clip"]
+    np.testing.assert_allclose(blurred, 0.3, atol=1e-6)
+    off = augment.gaussian_blur("clip", GaussianBlur(prob=0.0))
+    np.testing.assert_array_equal(run(off, {"clip": image, "seed": seed()}, mode)["clip"], image)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_normalisation_statistics(mode):
+    mean255 = np.array(augment.IMAGENET_MEAN) * 255
+    x = np.stack([np.broadcast_to(mean255, [2, 2, 3]),
+                  np.broadcast_to(mean255 + 255 * np.array(augment.IMAGENET_STD), [2, 2, 3])])
+    op = augment.chain(augment.to_unit_range("x"), augment.normalize("x"))
+    out = run(op, {"x": x.astype(np.float32)}, mode)["x"]
+    np.testing.assert_allclose(out[0], 0.0, atol=1e-5)  # the mean maps to 0
+    np.testing.assert_allclose(out[1], 1.0, atol=1e-5)  # mean + 1 std maps to 1
+    assert out.dtype == np.float32
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_scale_motion_clamps_then_divides(mode):
+    v = np.array([-25, -10, -3, 0, 4, 10, 30], np.float32)
+    out = run(augment.scale_motion("mv", clip=10.0, div=10.0), {"mv": v}, mode)["mv"]
+    np.testing.assert_allclose(out, [-1, -1, -0.3, 0, 0.4, 1, 1], atol=1e-6)
+    out = run(augment.scale_motion("mv", clip=20.0, div=40.0), {"mv": v}, mode)["mv"]
+    np.testing.assert_allclose(out, [-0.5, -0.25, -0.075, 0, 0.1, 0.25, 0.5], atol=1e-6)

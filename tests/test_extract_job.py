@@ -1,0 +1,415 @@
+"""End to end: beam_jobs.extract on tiny generated videos, read back with tf.data."""
+
+import gzip
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from beam_jobs import extract, extract_options
+from tfcmvp import manifest as manifest_lib
+from tfcmvp import schema
+from tfcmvp.codec import read_video, reencode, write_video
+
+IN_PROCESS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
+NUM_FRAMES = 80
+GOP = 12
+IFRAMES = list(range(0, NUM_FRAMES, GOP))  # [0, 12, ..., 72]
+
+
+def moving_frames(num_frames, height, width, dx, dy, seed):
+    """uint8 [T, H, W, 3]: a blocky random texture whose content moves (dx, dy) px per frame."""
+    rng = np.random.default_rng(seed)
+    pad = (abs(dx) + abs(dy)) * num_frames + 8
+    coarse = rng.integers(0, 256, ((height + 2 * pad) // 4 + 1, (width + 2 * pad) // 4 + 1, 3),
+                          dtype=np.uint8)
+    texture = np.repeat(np.repeat(coarse, 4, axis=0), 4, axis=1)
+    return np.stack([texture[pad - dy * t:pad - dy * t + height, pad - dx * t:pad - dx * t + width]
+                     for t in range(num_frames)])
+
+
+# (relative path, codec, dx, dy): 64x48, 80 frames, GOP 12, no B-frames.
+VIDEOS = {
+    "jump_a": ("Jump/v_Jump_g01_c01.avi", "mpeg4", 1, 0),
+    "jump_b": ("Jump/v_Jump_g02_c01.avi", "h264", 0, 1),
+    "run_a": ("Run/v_Run_g01_c01.avi", "mpeg4", -2, 0),
+}
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """The encoded test videos, once per module: key -> path."""
+    root = tmp_path_factory.mktemp("sources")
+    paths = {}
+    for seed, (key, (_, codec, dx, dy)) in enumerate(sorted(VIDEOS.items())):
+        paths[key] = root / f"{key}.{'mp4' if codec == 'h264' else 'avi'}"
+        write_video(paths[key], moving_frames(NUM_FRAMES, 48, 64, dx, dy, seed), fps=25,
+                    codec=codec, gop=GOP)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def ucf(tmp_path_factory, sources):
+    """A UCF101-style dataset extracted once: (videos_dir, splits_dir, output_dir, manifest)."""
+    root = tmp_path_factory.mktemp("ucf")
+    videos, split_dir, out = root / "videos", root / "splits", root / "out"
+    for key, (rel, _, _, _) in VIDEOS.items():
+        (videos / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sources[key], videos / rel)
+    split_dir.mkdir()
+    (split_dir / "classInd.txt").write_text("1 Jump\n2 Run\n")
+    (split_dir / "trainlist01.txt").write_text(
+        "Jump/v_Jump_g01_c01.avi 1\nRun/v_Run_g01_c01.avi 2\n")
+    (split_dir / "testlist01.txt").write_text("Jump/v_Jump_g02_c01.avi\n")
+    manifest = extract.run([f"--videos_dir={videos}", f"--splits_dir={split_dir}",
+                            f"--output_dir={out}", *IN_PROCESS])
+    return videos, split_dir, out, manifest
+
+
+def read_records(out):
+    """Every record of an output folder, through tf.data: (parsed tensors, VideoRecord)."""
+    import tensorflow as tf
+
+    files = sorted(str(p) for p in out.glob("*.tfrecord.gz"))
+    raw = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
+    parsed = list(tf.data.TFRecordDataset(files, compression_type="GZIP")
+                  .map(schema.parse_example).as_numpy_iterator())
+    return parsed, [schema.decode_example(r) for r in raw]
+
+
+def test_output_files_are_gzip_shards(ucf):
+    _, _, out, _ = ucf
+    assert sorted(os.listdir(out)) == ["failed.jsonl", "labels.txt", "manifest.json",
+                                       "test-00000-of-00001.tfrecord.gz",
+                                       "train-00000-of-00001.tfrecord.gz"]
+    for shard in out.glob("*.tfrecord.gz"):
+        assert shard.read_bytes()[:2] == b"\x1f\x8b"
+        assert len(gzip.decompress(shard.read_bytes())) > 0
+
+
+def test_records_read_back_with_tf_data(ucf):
+    videos, _, out, _ = ucf
+    parsed, recs = read_records(out)
+    assert len(parsed) == 3
+    by_id = {r.video_id: r for r in recs}
+    assert {k: (v.label, v.label_name, v.split) for k, v in by_id.items()} == {
+        "Jump/v_Jump_g01_c01.avi": (0, "Jump", "train"),
+        "Run/v_Run_g01_c01.avi": (1, "Run", "train"),
+        "Jump/v_Jump_g02_c01.avi": (0, "Jump", "test"),
+    }
+    for item in parsed:
+        assert item[schema.NUM_FRAMES] == NUM_FRAMES
+        assert list(item[schema.IFRAME_INDICES]) == IFRAMES
+        # 64x48 -> short side 128 keeping aspect ratio: 128 x round(64 * 128 / 48) = 171.
+        assert (item[schema.RGB_HEIGHT], item[schema.RGB_WIDTH]) == (128, 171)
+        assert len(item[schema.RGB_ENCODED]) == NUM_FRAMES
+        assert len(item[schema.IFRAME_ENCODED]) == len(IFRAMES)
+        assert item[schema.MV_ENCODED].shape == (NUM_FRAMES, 6, 8, 2)  # ceil(48/8), ceil(64/8)
+    for rec in recs:
+        assert rec.one_past_reference  # GOP of I + P frames
+        assert rec.frame_types == ("I" + "P" * (GOP - 1)) * 6 + "I" + "P" * 7
+
+
+def test_vectors_equal_read_video_on_the_same_file(ucf):
+    videos, _, out, _ = ucf
+    _, recs = read_records(out)
+    for rec in recs:
+        direct = read_video(videos / rec.video_id, mv_cell=8)
+        # Stored in quarter-pel integers: at most 1/8 px from the decoder's value.
+        np.testing.assert_allclose(rec.motion_vectors, direct.motion_vectors, atol=1 / 8 + 1e-6)
+        assert rec.frame_types == direct.frame_types
+    # The content of Run/... moves 2 px left per frame: P-frame vectors say so.
+    run = next(r for r in recs if r.video_id.startswith("Run/"))
+    p_frames = [t for t, kind in enumerate(run.frame_types) if kind == "P"]
+    np.testing.assert_allclose(np.median(run.motion_vectors[p_frames], axis=(0, 1, 2)), [-2, 0])
+
+
+def test_rgb_frames_and_iframes_come_from_the_decode(ucf):
+    import tensorflow as tf
+
+    videos, _, out, _ = ucf
+    _, recs = read_records(out)
+    rec = next(r for r in recs if r.video_id == "Jump/v_Jump_g02_c01.avi")
+    frames = read_video(videos / rec.video_id, rgb=True, rgb_short_side=128).frames
+    for position, index in enumerate(rec.iframe_indices):
+        image = tf.io.decode_jpeg(rec.iframe_jpegs[position]).numpy()
+        assert image.shape == (128, 171, 3)
+        assert np.abs(image.astype(int) - frames[index]).mean() < 6.0
+        assert rec.iframe_jpegs[position] == rec.rgb_jpegs[index]
+    last = tf.io.decode_jpeg(rec.rgb_jpegs[-1]).numpy()
+    assert np.abs(last.astype(int) - frames[-1]).mean() < 6.0
+
+
+def test_manifest_labels_and_failures(ucf):
+    _, split_dir, out, manifest = ucf
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk == manifest
+    train, test = manifest["splits"]["train"], manifest["splits"]["test"]
+    assert (train["listed"], train["written"], train["failed"]) == (2, 2, 0)
+    assert (test["listed"], test["written"], test["failed"]) == (1, 1, 0)
+    assert (train["frames"], test["frames"]) == (2 * NUM_FRAMES, NUM_FRAMES)
+    assert (train["iframes"], test["iframes"]) == (2 * len(IFRAMES), len(IFRAMES))
+    assert train["short"] == test["short"] == train["all_intra"] == 0
+    assert train["shards"] == ["train-00000-of-00001.tfrecord.gz"]
+    assert manifest["schema_version"] == schema.SCHEMA_VERSION
+    assert manifest["layout"] == "ucf101" and manifest["num_classes"] == 2
+    assert set(manifest["versions"]) == {"tfcmvp", "tensorflow", "apache-beam", "av", "numpy"}
+    assert manifest["versions"]["apache-beam"] == "2.77.0"
+    assert manifest["options"]["rgb_short_side"] == 128
+    assert manifest["options"]["min_frames"] == 71
+    assert manifest["options"]["split_files"][0] == str(split_dir / "classInd.txt")
+    assert manifest["created"].endswith("+00:00")
+    assert (out / "labels.txt").read_text() == "Jump\nRun\n"
+    assert (out / "failed.jsonl").read_text() == ""
+
+
+def test_rerun_refuses_a_non_empty_output(ucf):
+    videos, split_dir, out, _ = ucf
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    with pytest.raises(extract.OutputExistsError, match=r"is not empty .*--overwrite"):
+        extract.run([f"--videos_dir={videos}", f"--splits_dir={split_dir}",
+                     f"--output_dir={out}", *IN_PROCESS])
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_overwrite_with_reencode_replaces_the_previous_run(ucf, tmp_path):
+    videos, split_dir, out, _ = ucf
+    target = tmp_path / "out"
+    shutil.copytree(out, target)
+    (target / "notes.txt").write_text("not ours")
+    stale = target / f"{extract.STAGING_PREFIX}20250101T000000-1" / "beam-temp-x"
+    stale.mkdir(parents=True)
+    (stale / "half-written").write_bytes(b"\0" * 10)  # as a killed run would leave it
+    manifest = extract.run([f"--videos_dir={videos}", f"--splits_dir={split_dir}",
+                            f"--output_dir={target}", "--overwrite", "--num_shards=2",
+                            "--reencode=mpeg4", *IN_PROCESS])
+    # Shards of the two runs never mix: the 1-shard set is gone, the 2-shard set is complete.
+    assert sorted(p.name for p in target.glob("*.tfrecord.gz")) == [
+        "test-00000-of-00002.tfrecord.gz", "test-00001-of-00002.tfrecord.gz",
+        "train-00000-of-00002.tfrecord.gz", "train-00001-of-00002.tfrecord.gz"]
+    assert (target / "notes.txt").read_text() == "not ours"
+    assert sorted(p.name for p in target.iterdir() if not p.name.endswith(".tfrecord.gz")) == [
+        "failed.jsonl", "labels.txt", "manifest.json", "notes.txt"]
+    assert manifest["options"]["reencode"] == "mpeg4"
+    assert manifest["splits"]["train"]["written"] == 2
+    _, recs = read_records(target)
+    assert len(recs) == 3
+    rec = next(r for r in recs if r.video_id == "Jump/v_Jump_g02_c01.avi")  # H.264 source
+    assert rec.codec == "mpeg4" and rec.one_past_reference
+    assert rec.iframe_indices == IFRAMES
+    # Everything comes from the re-encoded stream: re-encoding here gives the same vectors.
+    again = reencode(videos / rec.video_id, tmp_path / "again.mp4", codec="mpeg4", gop=GOP)
+    np.testing.assert_allclose(rec.motion_vectors, read_video(again).motion_vectors,
+                               atol=1 / 8 + 1e-6)
+
+
+def test_failed_pipeline_keeps_the_previous_output(ucf, tmp_path, monkeypatch):
+    """A run that dies leaves the previous complete set untouched and no staging folder."""
+    videos, split_dir, out, _ = ucf
+    target = tmp_path / "out"
+    shutil.copytree(out, target)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+
+    def broken(tallies):
+        raise RuntimeError("summary step crashed")
+
+    monkeypatch.setattr(manifest_lib, "merge_tallies", broken)
+    with pytest.raises(Exception, match="summary step crashed"):
+        extract.run([f"--videos_dir={videos}", f"--splits_dir={split_dir}",
+                     f"--output_dir={target}", "--overwrite", *IN_PROCESS])
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+
+
+def test_stage_dofns_outputs_and_counters(sources):
+    """The three DoFns alone in a TestPipeline: main, failed and tally outputs, and counters."""
+    import apache_beam as beam
+    from apache_beam.metrics.metric import MetricsFilter
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from tfcmvp.splits import VideoEntry
+
+    videos_dir = str(sources["jump_a"].parent)
+    options = extract_options.make_pipeline_options(
+        [f"--videos_dir={videos_dir}", "--output_dir=unused", "--splits_dir=unused",
+         "--min_frames=100", *IN_PROCESS])
+    config = extract_options.ExtractConfig.from_options(options)
+    entries = [VideoEntry(sources["jump_a"].name, 0, "Jump", "train"),
+               VideoEntry("absent.avi", 1, "Run", "test")]
+    pipeline = TestPipeline(options=options)
+    videos = pipeline | "ListVideos" >> beam.Create(entries)
+    extracted = videos | "ExtractVideo" >> beam.ParDo(extract.ExtractVideoFn(config)).with_outputs(
+        extract.FAILED, main="videos")
+    built = extracted.videos | "BuildRecord" >> beam.ParDo(
+        extract.BuildRecordFn(config)).with_outputs(extract.FAILED, main="records")
+    encoded = built.records | "EncodeExample" >> beam.ParDo(
+        extract.EncodeExampleFn(config)).with_outputs(extract.FAILED, extract.TALLY,
+                                                      main="examples")
+    assert_that(encoded.examples | beam.MapTuple(
+        lambda split, data: (split, schema.decode_example(data).video_id)),
+        equal_to([("train", "jump_a.avi")]), label="CheckExamples")
+    assert_that(extracted[extract.FAILED] | beam.Map(
+        lambda rec: (rec["video_id"], rec["split"], rec["stage"], rec["error"])),
+        equal_to([("absent.avi", "test", "open", "FileNotFoundError")]), label="CheckFailed")
+    assert_that(built[extract.FAILED], equal_to([]), label="CheckBuildFailed")
+    assert_that(encoded[extract.TALLY] | beam.MapTuple(
+        lambda split, t: (split, t["written"], t["frames"], t["iframes"], t["short"])),
+        equal_to([("train", 1, NUM_FRAMES, len(IFRAMES), 1)]), label="CheckTally")
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = {c.key.metric.name: c.committed for c in result.metrics().query(
+        MetricsFilter().with_namespace(extract.METRICS_NAMESPACE))["counters"]}
+    assert counters["videos_ok"] == 1 and counters["videos_failed"] == 1
+    assert counters["videos_short"] == 1  # 80 frames < --min_frames=100
+    assert (counters["frames"], counters["iframes"]) == (NUM_FRAMES, len(IFRAMES))
+    assert counters["bytes_written"] > NUM_FRAMES * 100  # 80 JPEGs and the vectors
+
+
+def hmdb_layout(root, sources):
+    videos, split_dir = root / "videos", root / "splits"
+    for cls in ("brush_hair", "cartwheel"):
+        (videos / cls).mkdir(parents=True)
+    shutil.copy(sources["jump_a"], videos / "brush_hair" / "a_brush_hair_0.avi")
+    shutil.copy(sources["jump_b"], videos / "brush_hair" / "b_brush_hair_1.avi")
+    shutil.copy(sources["run_a"], videos / "cartwheel" / "c_cartwheel_0.avi")
+    split_dir.mkdir()
+    # "0" (unused in this split) is not listed: it needs no file on disk.
+    (split_dir / "brush_hair_test_split1.txt").write_text(
+        "a_brush_hair_0.avi 1 \nb_brush_hair_1.avi 2 \nunused_brush_hair_2.avi 0 \n")
+    (split_dir / "cartwheel_test_split1.txt").write_text("c_cartwheel_0.avi 1 \n")
+    return videos, split_dir
+
+
+def test_hmdb51_layout(tmp_path, sources):
+    videos, split_dir = hmdb_layout(tmp_path, sources)
+    out = tmp_path / "out"
+    manifest = extract.run([f"--videos_dir={videos}", f"--splits_dir={split_dir}",
+                            f"--output_dir={out}", "--min_frames=100", *IN_PROCESS])
+    assert manifest["layout"] == "hmdb51"
+    assert {name: (s["listed"], s["written"], s["failed"], s["short"])
+            for name, s in manifest["splits"].items()} == {"train": (2, 2, 0, 2),
+                                                           "test": (1, 1, 0, 1)}
+    assert manifest["splits"]["train"]["short_ids"] == ["brush_hair/a_brush_hair_0.avi",
+                                                        "cartwheel/c_cartwheel_0.avi"]
+    assert (out / "labels.txt").read_text() == "brush_hair\ncartwheel\n"
+    _, recs = read_records(out)
+    assert sorted((r.video_id, r.label, r.split) for r in recs) == [
+        ("brush_hair/a_brush_hair_0.avi", 0, "train"),
+        ("brush_hair/b_brush_hair_1.avi", 0, "test"),
+        ("cartwheel/c_cartwheel_0.avi", 1, "train")]
+
+
+@pytest.mark.slow
+def test_two_worker_processes(tmp_path, sources):
+    """The default local mode (worker processes), with 2 workers."""
+    videos, split_dir = hmdb_layout(tmp_path, sources)
+    out = tmp_path / "out"
+    manifest = extract.run([f"--videos_dir={videos}", f"--splits_dir={split_dir}",
+                            f"--output_dir={out}", "--direct_num_workers=2",
+                            "--direct_running_mode=multi_processing"])
+    assert [manifest["splits"][s]["written"] for s in ("train", "test")] == [2, 1]
+    _, recs = read_records(out)
+    assert sorted(r.video_id for r in recs) == ["brush_hair/a_brush_hair_0.avi",
+                                                "brush_hair/b_brush_hair_1.avi",
+                                                "cartwheel/c_cartwheel_0.avi"]
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fails any name lookup beyond this machine (e.g. Google Cloud credential probes)."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def local_only(host, *args, **kwargs):
+        if host not in (None, "localhost", "127.0.0.1", "::1"):
+            raise AssertionError(f"test tried to reach {host}")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)
+
+
+def test_dataflow_graph_is_built_without_submitting(tmp_path, no_network):
+    """DataflowRunner options build the full graph (and pickle every DoFn); nothing runs.
+
+    ``--dry_run=True`` (Beam's TestOptions) skips the option validation that
+    would otherwise ask Google Cloud Storage about the temp bucket.
+    """
+    from apache_beam import Pipeline
+    from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOptions,
+                                                      SetupOptions, StandardOptions)
+
+    split_dir = tmp_path / "splits"
+    split_dir.mkdir()
+    (split_dir / "classInd.txt").write_text("1 Jump\n2 Run\n")
+    (split_dir / "trainlist01.txt").write_text("Jump/v_Jump_g01_c01.avi 1\n")
+    (split_dir / "testlist01.txt").write_text("Run/v_Run_g01_c01.avi\n")
+    options = extract_options.make_pipeline_options([
+        "--runner=DataflowRunner", "--project=my-project", "--region=europe-west1",
+        "--temp_location=gs://my-bucket/tmp", "--setup_file=./setup.py",
+        "--videos_dir=gs://my-bucket/UCF-101", f"--splits_dir={split_dir}",
+        "--output_dir=gs://my-bucket/ucf101_s1", "--reencode=mpeg4", "--dry_run=True"])
+    assert options.view_as(StandardOptions).runner == "DataflowRunner"
+    assert options.view_as(DirectOptions).direct_running_mode != "multi_processing"
+    cloud = options.view_as(GoogleCloudOptions)
+    assert (cloud.project, cloud.region, cloud.temp_location) == (
+        "my-project", "europe-west1", "gs://my-bucket/tmp")
+    assert options.view_as(SetupOptions).setup_file == "./setup.py"
+    assert extract_options.make_runner(options) is None
+
+    config = extract_options.ExtractConfig.from_options(options)
+    split_set = extract.load_split_set(config)
+    pipeline = Pipeline(options=options)
+    assert type(pipeline.runner).__name__ == "DataflowRunner"
+    extract.build_pipeline(pipeline, config, split_set, "gs://my-bucket/ucf101_s1/_incomplete-x")
+    proto = pipeline.to_runner_api()
+    names = {t.unique_name for t in proto.components.transforms.values()}
+    for label in ("ListVideos", "ExtractVideo", "BuildRecord", "EncodeExample",
+                  "PartitionBySplit", "WriteTrain", "WriteTest", "CollectFailures",
+                  "WriteFailed", "SummarizeSplits", "WriteSummary"):
+        assert label in names, label
+
+
+def test_default_local_runner_uses_every_core():
+    options = extract_options.make_pipeline_options(["--videos_dir=v"])
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+    assert options.view_as(StandardOptions).runner == "FnApiRunner"
+    direct = options.view_as(DirectOptions)
+    assert direct.direct_num_workers == os.cpu_count()
+    assert direct.direct_running_mode == "multi_processing"
+    assert type(extract_options.make_runner(options)).__name__ == "FnApiRunner"
+    explicit = extract_options.make_pipeline_options(["--runner=DirectRunner"])
+    assert explicit.view_as(StandardOptions).runner == "FnApiRunner"  # no Prism download
+    # A user's own runner flags are kept.
+    mine = extract_options.make_pipeline_options(["--direct_num_workers=1"])
+    assert mine.view_as(DirectOptions).direct_num_workers == 1
+    assert mine.view_as(DirectOptions).direct_running_mode == "in_memory"
+
+
+def test_option_errors_name_the_flag():
+    options = extract_options.make_pipeline_options(
+        ["--videos_dir=v", "--output_dir=o", "--splits_dir=s", "--manifest=m.csv",
+         "--jpeg_quality=0"])
+    with pytest.raises(ValueError, match=r"exactly one of --splits_dir and --manifest; "
+                                         r"--jpeg_quality must be in \[1, 95\], got 0"):
+        extract_options.ExtractConfig.from_options(options)
+    assert extract_options.ExtractConfig.from_options(
+        extract_options.make_pipeline_options(["--videos_dir=v", "--output_dir=o",
+                                               "--splits_dir=s"])).shards_for(250) == 3
+
+
+def test_manifest_refuses_counts_that_do_not_add_up():
+    tally = manifest_lib.merge_tallies([manifest_lib.written_tally("a", "IPPP", 10, 71),
+                                        manifest_lib.failed_tally()])
+    assert (tally["written"], tally["failed"], tally["short"], tally["frames"]) == (1, 1, 1, 4)
+    kwargs = dict(options={}, layout="csv", num_classes=1, shards={}, schema_version=1)
+    assert manifest_lib.build_manifest({"train": 2}, {"train": tally}, **kwargs)[
+        "splits"]["train"]["listed"] == 2
+    with pytest.raises(manifest_lib.ManifestError, match=r"'train': 3 videos listed but 1 "
+                                                         r"written \+ 1 failed"):
+        manifest_lib.build_manifest({"train": 3}, {"train": tally}, **kwargs)
+    with pytest.raises(manifest_lib.ManifestError, match=r"\['test'\]"):
+        manifest_lib.build_manifest({"train": 2}, {"train": tally, "test": tally}, **kwargs)

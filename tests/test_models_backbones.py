@@ -1,0 +1,157 @@
+"""Backbones: output grids, parameter counts, padding alignment, config round trip."""
+
+import keras
+import numpy as np
+import pytest
+
+from tfcmvp.models import backbones
+from tfcmvp.models.backbones import build_backbone, memory_spec
+from tfcmvp.models.conv_bn import conv, r2plus1d_mid_channels
+from tfcmvp.models.fused_batch_norm import FusedBatchNormalization
+
+
+def _shapes(outputs):
+    return {name: tuple(tensor.shape) for name, tensor in outputs.items()}
+
+
+def _trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def _symbolic(model, shape):
+    return _shapes(model.compute_output_spec(keras.KerasTensor(shape)))
+
+
+def test_tiny_r2plus1d_26_grids_on_64px_clips():
+    model = build_backbone("r2plus1d_26", input_shape=(16, 64, 64, 3), width=8, blocks=(1, 1, 1, 1))
+    out = model(np.random.default_rng(0).random((2, 16, 64, 64, 3), np.float32))
+    assert _shapes(out) == {
+        "stem": (2, 16, 16, 16, 8), "layer1": (2, 16, 16, 16, 32), "layer2": (2, 8, 8, 8, 64),
+        "layer3": (2, 4, 4, 4, 128), "layer4": (2, 2, 2, 2, 256), "features": (2, 2, 2, 2, 256)}
+    np.testing.assert_array_equal(out["features"], out["layer4"])
+
+
+def test_tiny_c3d_and_m_network_and_i_network_grids():
+    video = build_backbone("c3d", input_shape=(16, 64, 64, 3), width=8)
+    motion = build_backbone("r3d_10", input_shape=(8, 64, 64, 2), width=8)
+    image = build_backbone("r2d_10", input_shape=(64, 64, 3), width=8)
+    rng = np.random.default_rng(1)
+    assert tuple(video(rng.random((2, 16, 64, 64, 3), np.float32))["features"].shape) == (
+        2, 2, 4, 4, 64)
+    assert tuple(motion(rng.random((2, 8, 64, 64, 2), np.float32))["features"].shape) == (
+        2, 1, 4, 4, 64)
+    assert tuple(image(rng.random((2, 64, 64, 3), np.float32))["features"].shape) == (2, 2, 2, 64)
+
+
+def test_paper_size_grids_and_parameter_counts():
+    expected = {
+        "c3d": ((2, 16, 112, 112, 3), 27_658_688,
+                {"conv4": (2, 4, 14, 14, 512), "conv5": (2, 2, 7, 7, 512),
+                 "features": (2, 2, 7, 7, 512)}),
+        "r3d_26": ((2, 16, 112, 112, 3), 26_498_752,
+                   {"layer3": (2, 4, 7, 7, 1024), "features": (2, 2, 4, 4, 2048)}),
+        "r2plus1d_26": ((2, 16, 112, 112, 3), 26_507_471,
+                        {"layer3": (2, 4, 7, 7, 1024), "features": (2, 2, 4, 4, 2048)}),
+        "r3d_10": ((2, 8, 112, 112, 2), 14_352_384,
+                   {"layer3": (2, 2, 14, 14, 256), "features": (2, 1, 7, 7, 512)}),
+        "r2d_10": ((2, 112, 112, 3), 4_905_792,
+                   {"layer3": (2, 7, 7, 256), "features": (2, 4, 4, 512)}),
+    }
+    for name, (shape, params, grids) in expected.items():
+        model = build_backbone(name)
+        shapes = _symbolic(model, shape)
+        assert {key: shapes[key] for key in grids} == grids, name
+        assert _trainable(model) == params, name
+
+
+def test_m_network_forward_gives_49_target_positions():
+    model = build_backbone("r3d_10")
+    out = model(np.zeros((1, 8, 112, 112, 2), np.float32))
+    assert tuple(out["features"].shape) == (1, 1, 7, 7, 512)
+
+
+def test_r2plus1d_mid_channels_match_tran_et_al():
+    assert r2plus1d_mid_channels(3, 64, 3, 7) == 83  # stem: 3*49*3*64 // (49*3 + 3*64)
+    assert r2plus1d_mid_channels(64, 64, 3, 3) == 144  # 27*64*64 // (9*64 + 3*64)
+    assert r2plus1d_mid_channels(128, 256, 3, 3) == 27 * 128 * 256 // (9 * 128 + 3 * 256)
+
+
+def test_r2plus1d_factorisation_layers_and_parameter_parity():
+    r3d = build_backbone("r3d_26", input_shape=(16, 32, 32, 3), width=8)
+    r21d = build_backbone("r2plus1d_26", input_shape=(16, 32, 32, 3), width=8)
+    spatial = r21d.get_layer("layer2_block1_conv2_spatial")
+    temporal = r21d.get_layer("layer2_block1_conv2_temporal")
+    assert spatial.kernel_size == (1, 3, 3) and spatial.strides == (1, 2, 2)
+    assert temporal.kernel_size == (3, 1, 1) and temporal.strides == (2, 1, 1)
+    assert r3d.get_layer("layer2_block1_conv2").kernel_size == (3, 3, 3)
+    # Tran et al.'s mid width keeps the parameter count of the full 3-D convs.
+    full = build_backbone("r3d_26")
+    factorised = build_backbone("r2plus1d_26")
+    assert abs(_trainable(factorised) / _trainable(full) - 1.0) < 1e-3
+
+
+def test_strided_conv_pads_symmetrically_like_pytorch():
+    # An impulse at index 2: a stride-2 3-tap conv with PyTorch padding 1 sees it
+    # only at output 1 (window [1, 3]); Keras "same" (pad 0 before) would see it at
+    # output 0 (window [0, 2]) too. This keeps the 1x1 shortcut aligned.
+    inputs = keras.Input((8, 8, 8, 1))
+    model = keras.Model(inputs, conv(inputs, 1, (3, 3, 3), (2, 2, 2), name="probe"))
+    model.get_layer("probe").set_weights([np.ones((3, 3, 3, 1, 1), np.float32)])
+    x = np.zeros((1, 8, 8, 8, 1), np.float32)
+    x[0, 2, 2, 2, 0] = 1.0
+    out = model(x).numpy()[0, ..., 0]
+    expected = np.zeros((4, 4, 4), np.float32)
+    expected[1, 1, 1] = 1.0
+    np.testing.assert_array_equal(out, expected)
+    # Stride 1 keeps "same" and needs no padding layer.
+    model_s1 = keras.Model(inputs, conv(inputs, 1, (3, 3, 3), (1, 1, 1), name="same"))
+    assert not any(isinstance(layer, keras.layers.ZeroPadding3D) for layer in model_s1.layers)
+
+
+def test_backbone_config_round_trip_gives_identical_outputs():
+    model = build_backbone("r3d_26", input_shape=(8, 32, 32, 3), width=4, blocks=(1, 1, 1, 1))
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    x = np.random.default_rng(2).random((2, 8, 32, 32, 3), np.float32)
+    out, out_clone = model(x), clone(x)
+    assert sorted(out_clone) == sorted(out)
+    for key in out:
+        np.testing.assert_array_equal(out_clone[key], out[key])
+
+
+def test_c3d_without_batch_norm_is_the_original_biased_c3d():
+    model = build_backbone("c3d", input_shape=(16, 32, 32, 3), width=4, batch_norm=False)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv3D)]
+    assert len(convs) == 8 and all(layer.use_bias for layer in convs)
+    assert [layer.filters for layer in convs] == [4, 8, 16, 16, 32, 32, 32, 32]
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+
+
+def test_sync_bn_reaches_every_batch_norm():
+    for name, shape in [("r2plus1d_26", (8, 32, 32, 3)), ("c3d", (16, 32, 32, 3)),
+                        ("r2d_10", (32, 32, 3))]:
+        kwargs = {"blocks": (1, 1, 1, 1)} if name != "c3d" else {}
+        model = build_backbone(name, input_shape=shape, width=4, sync_bn=True, **kwargs)
+        norms = [layer for layer in model.layers
+                 if isinstance(layer, keras.layers.BatchNormalization)]
+        assert norms and all(layer.synchronized for layer in norms), name
+        plain = build_backbone(name, input_shape=shape, width=4, **kwargs)
+        assert all(isinstance(layer, FusedBatchNormalization) and not layer.synchronized
+                   for layer in plain.layers if isinstance(layer, keras.layers.BatchNormalization))
+
+
+def test_registry_rejects_unknown_names_and_gives_memory_specs():
+    with pytest.raises(ValueError, match="'r3d_18'"):
+        build_backbone("r3d_18")
+    with pytest.raises(TypeError):
+        build_backbone("c3d", depth=3)
+    with pytest.raises(ValueError, match="'r2d_10' has no predictor memory"):
+        memory_spec("r2d_10")
+    assert memory_spec("c3d") == backbones.MemorySpec(stages=("conv5",), time_fold=1)
+    assert memory_spec("r2plus1d_26") == backbones.MemorySpec(("layer3", "layer4"), 2)
+    assert set(backbones.MEMORY_SPECS) <= set(backbones.BACKBONES)
+
+
+def test_bad_input_shape_is_reported_with_the_value():
+    with pytest.raises(ValueError, match=r"\(112, 112, 3\)"):
+        build_backbone("r3d_26", input_shape=(112, 112, 3))

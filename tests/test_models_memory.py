@@ -1,0 +1,94 @@
+"""Predictor memory and grid resampling against NumPy / tf.image references."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcmvp.models.memory import PredictorMemory
+from tfcmvp.models.resample import interpolation_matrix, resample_grid
+
+
+def test_nearest_matrix_is_pytorch_nearest():
+    # torch interpolate(mode="nearest"): source = floor(o * in / out).
+    matrix = interpolation_matrix(4, 7, "nearest")
+    np.testing.assert_array_equal(matrix.argmax(axis=1), [0, 0, 1, 1, 2, 2, 3])
+    np.testing.assert_array_equal(matrix.sum(axis=1), np.ones(7))
+
+
+def test_trilinear_matrix_is_half_pixel_linear():
+    expected = np.array([[1.0, 0.0], [0.75, 0.25], [0.25, 0.75], [0.0, 1.0]], np.float32)
+    np.testing.assert_allclose(interpolation_matrix(2, 4, "trilinear"), expected)
+    np.testing.assert_array_equal(interpolation_matrix(5, 5, "trilinear"), np.eye(5))
+    with pytest.raises(ValueError, match="'cubic'"):
+        interpolation_matrix(2, 4, "cubic")
+
+
+def test_trilinear_resample_matches_tf_image_resize_per_frame():
+    x = np.random.default_rng(0).random((2, 3, 4, 5, 6), np.float32)  # [B, T, H, W, C]
+    out = resample_grid(tf.constant(x), (3, 7, 9), "trilinear").numpy()
+    frames = tf.image.resize(x.reshape(6, 4, 5, 6), (7, 9), method="bilinear").numpy()
+    np.testing.assert_allclose(out, frames.reshape(2, 3, 7, 9, 6), atol=1e-5)
+
+
+def test_resample_in_time_and_space_is_separable_interpolation():
+    x = np.random.default_rng(1).random((1, 2, 4, 4, 3), np.float32)
+    out = resample_grid(tf.constant(x), (4, 7, 7), "nearest").numpy()
+    t_index = [0, 0, 1, 1]
+    s_index = [0, 0, 1, 1, 2, 2, 3]
+    expected = x[:, t_index][:, :, s_index][:, :, :, s_index]
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_two_stage_memory_folds_and_upsamples_like_the_authors():
+    rng = np.random.default_rng(2)
+    layer3 = rng.random((2, 4, 7, 7, 3), np.float32)  # [B, T, H, W, C3]
+    layer4 = rng.random((2, 2, 4, 4, 5), np.float32)  # [B, T, H, W, C4]
+    memory = PredictorMemory(width=11, time_fold=2, interpolation="nearest")
+    memory([layer3, layer4])
+    memory.projection.set_weights([np.eye(11, dtype=np.float32), np.zeros(11, np.float32)])
+    tokens = memory([layer3, layer4]).numpy()
+    # Reference: steps 2t and 2t+1 of layer3 side by side on channels, layer4
+    # repeated by PyTorch-nearest to 7x7, flattened in (t, y, x) order.
+    folded = np.concatenate([layer3[:, 0::2], layer3[:, 1::2]], axis=-1)  # [2, 2, 7, 7, 6]
+    index = [0, 0, 1, 1, 2, 2, 3]
+    upsampled = layer4[:, :, index][:, :, :, index]  # [2, 2, 7, 7, 5]
+    expected = np.concatenate([folded, upsampled], axis=-1).reshape(2, 98, 11)
+    assert tokens.shape == (2, 98, 11)
+    np.testing.assert_allclose(tokens, expected, rtol=1e-6)
+    # Token 50 is t=1, y=0, x=1 and holds layer3 steps 2 and 3 there.
+    np.testing.assert_allclose(tokens[0, 50, :3], layer3[0, 2, 0, 1])
+    np.testing.assert_allclose(tokens[0, 50, 3:6], layer3[0, 3, 0, 1])
+
+
+def test_single_stage_memory_is_a_linear_map_of_the_flattened_grid():
+    conv5 = np.random.default_rng(3).random((2, 2, 7, 7, 8), np.float32)
+    memory = PredictorMemory(width=4, time_fold=1)
+    tokens = memory(conv5).numpy()
+    kernel, bias = memory.projection.get_weights()
+    np.testing.assert_allclose(tokens, conv5.reshape(2, 98, 8) @ kernel + bias, rtol=1e-5,
+                               atol=1e-6)
+    assert memory.compute_output_shape((None, 2, 7, 7, 8)) == (None, 98, 4)
+
+
+def test_memory_in_a_functional_model_and_config_round_trip():
+    layer3 = keras.Input((4, 4, 4, 6))
+    layer4 = keras.Input((2, 2, 2, 10))
+    memory = PredictorMemory(width=8, time_fold=2, interpolation="trilinear")
+    symbolic = memory([layer3, layer4])
+    assert tuple(symbolic.shape) == (None, 32, 8)
+    clone = PredictorMemory.from_config(memory.get_config())
+    rng = np.random.default_rng(4)
+    inputs = [rng.random((2, 4, 4, 4, 6), np.float32), rng.random((2, 2, 2, 2, 10), np.float32)]
+    clone(inputs)
+    clone.set_weights(memory.get_weights())
+    np.testing.assert_array_equal(clone(inputs), memory(inputs))
+    assert clone.get_config() == memory.get_config()
+
+
+def test_memory_rejects_a_time_axis_not_divisible_by_the_fold():
+    memory = PredictorMemory(width=4, time_fold=2)
+    with pytest.raises(ValueError, match="T=3 .*time_fold=2"):
+        memory(np.zeros((1, 3, 2, 2, 4), np.float32))
+    with pytest.raises(ValueError, match="'bicubic'"):
+        PredictorMemory(width=4, interpolation="bicubic")

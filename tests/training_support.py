@@ -1,0 +1,59 @@
+"""Shared pieces of the tests/test_training_*.py files: tiny configs and shards.
+
+The tiny model (widths 4, 32x32 crops, 8-frame clips, one hard negative) keeps
+a whole pretraining run within seconds on a CPU; the records are the painted
+synthetic videos of `tfcmvp.data.synthetic` written with `tfcmvp.schema`.
+"""
+
+import contextlib
+import pathlib
+
+from tfcmvp import config as cfg
+
+# Smallest sizes the networks accept: C3D needs T divisible by 8 and
+# 16-pixel cells; R3D-10 maps 8 x 32 x 32 motion to a 1 x 2 x 2 grid (N = 4).
+TINY_OVERRIDES = (
+    "data.clip_len=8", "data.clip_stride=2", "data.num_negatives=1", "data.crop_size=32",
+    "data.shuffle_buffer=8", "data.blur=null",
+    "model.backbone_width=4", "model.iframe_width=4", "model.motion_width=4",
+    "model.predictor_width=16", "model.num_heads=2", "model.ffn_width=16",
+    "model.encoder_layers=1", "model.decoder_layers=1", "model.head_hidden=32",
+    "model.head_out=16",
+    "train.global_batch_size=4", "train.steps_per_epoch=3", "train.epochs=2",
+    "train.deterministic=true", "optimizer.warmup_epochs=1",
+)
+NUM_VIDEOS = 8
+NUM_FRAMES = 40  # >= the 25 frames one tiny sample spans
+
+
+def tiny_config(*overrides: str) -> cfg.PretrainConfig:
+    """The tiny config with further ``section.field=value`` overrides."""
+    return cfg.load_config(None, list(TINY_OVERRIDES) + list(overrides))
+
+
+def write_painted_shards(directory, num_videos: int = NUM_VIDEOS,
+                         num_frames: int = NUM_FRAMES) -> list:
+    """``directory/train-0000i-of-00002.tfrecord.gz`` of painted videos."""
+    from tfcmvp.data import synthetic
+
+    records = [synthetic.painted_record(f"v{i:02d}", num_frames, label=i % 2)
+               for i in range(num_videos)]
+    return synthetic.write_shards(records, str(pathlib.Path(directory) / "train"), num_shards=2)
+
+
+@contextlib.contextmanager
+def without_grappler():
+    """Turns TensorFlow's graph optimiser off for the block, then restores it.
+
+    Grappler spends several seconds on the first call of a train step and
+    gains nothing on these tiny models; the computation is the same.
+    """
+    import tensorflow as tf
+
+    previous = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options(
+            {"disable_meta_optimizer": previous.get("disable_meta_optimizer", False)})

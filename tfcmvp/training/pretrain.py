@@ -1,0 +1,324 @@
+"""Pretraining as a library call: ``pretrain(config, data_dir, workdir)``.
+
+Reads the training shards of an extraction run (``DATA_DIR/train-*.tfrecord.gz``
+beside its ``manifest.json``), builds the model under the configured
+tf.distribute strategy and trains it with ``model.fit``. Everything the run
+produces goes to WORKDIR:
+
+    config.yaml                 the resolved config (every field)
+    checkpoints/                tf.train checkpoints: model, optimizer, counters
+    history.csv, history.png    one row / point per epoch
+    tensorboard/                TensorBoard event files
+    weights/{v,i,m}_network.weights.h5   the three backbones, for export
+
+Starting again with the same WORKDIR resumes from the newest checkpoint, at
+the epoch and step where it was written (epoch ends, and every
+``train.checkpoint_every_steps`` steps). Raising ``train.epochs`` and starting
+again continues a finished run (the cosine schedule is then stretched to the
+new length from the current step on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import pathlib
+from typing import Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+from tfcmvp import manifest as manifest_lib
+from tfcmvp.config import DataConfig, PretrainConfig, config_differences, load_config, save_config
+from tfcmvp.training import callbacks as cb
+from tfcmvp.training.optimizer import build_optimizer
+from tfcmvp.training.pretrain_model import INPUT_KEYS, PretrainModel
+from tfcmvp.training.strategy import configure_devices, make_strategy, per_replica_batch_size
+
+logger = logging.getLogger(__name__)
+
+TRAIN_SHARDS = "train-*.tfrecord.gz"  # shard names written by beam_jobs.extract
+CONFIG_NAME = "config.yaml"
+CHECKPOINT_DIR = "checkpoints"
+HISTORY_CSV = "history.csv"
+HISTORY_PNG = "history.png"
+TENSORBOARD_DIR = "tensorboard"
+WEIGHTS_DIR = "weights"
+
+
+@dataclasses.dataclass
+class PretrainResult:
+    """What a call to :func:`pretrain` did and wrote.
+
+    Attributes:
+      workdir: the run folder.
+      history: the rows of history.csv (all epochs so far, across resumes).
+      checkpoint: path prefix of the newest checkpoint (None if none).
+      weights: {network name: .weights.h5 path}.
+      initial_epoch: epochs that were already done when this call started.
+      initial_step: optimizer step this call started from (0 = fresh run).
+      steps_per_epoch: optimizer steps per epoch.
+      num_replicas: replicas of the strategy.
+    """
+
+    workdir: pathlib.Path
+    history: list
+    checkpoint: Optional[str]
+    weights: dict
+    initial_epoch: int
+    initial_step: int
+    steps_per_epoch: int
+    num_replicas: int
+
+
+def find_train_shards(data_dir) -> list[str]:
+    """Sorted ``train-*.tfrecord.gz`` files of an extraction output folder.
+
+    Raises FileNotFoundError naming the folder when there are none.
+    """
+    data_dir = pathlib.Path(data_dir)
+    files = sorted(tf.io.gfile.glob(str(data_dir / TRAIN_SHARDS)))
+    if not files:
+        hint = ("" if (data_dir / manifest_lib.MANIFEST_NAME).is_file()
+                else f"; there is no {manifest_lib.MANIFEST_NAME} either: is this the output "
+                     f"folder of a finished `python -m beam_jobs.extract` run?")
+        raise FileNotFoundError(f"no training shards {TRAIN_SHARDS} in {data_dir}{hint}")
+    return files
+
+
+def read_manifest(data_dir) -> Optional[dict]:
+    """The extraction run's manifest.json, or None if the folder has none."""
+    path = pathlib.Path(data_dir) / manifest_lib.MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON: {error}") from error
+
+
+def manifest_summary(manifest: dict) -> str:
+    """One line per split: what the extraction run wrote and what it lost."""
+    lines = [f"schema v{manifest.get('schema_version')}, layout {manifest.get('layout')}, "
+             f"{manifest.get('num_classes')} classes, created {manifest.get('created')}"]
+    for name, split in sorted(manifest.get("splits", {}).items()):
+        lines.append(
+            f"{name}: {split.get('written')} videos written of {split.get('listed')} listed "
+            f"({split.get('failed')} failed, {split.get('short')} short, "
+            f"{split.get('all_intra')} all-intra), {split.get('frames')} frames, "
+            f"{len(split.get('shards', []))} shards")
+    return "; ".join(lines)
+
+
+def dataset_kwargs(data: DataConfig) -> dict:
+    """``config.data`` as keyword arguments of ``tfcmvp.data.pretrain_dataset``."""
+    kwargs = {}
+    for field in dataclasses.fields(data):
+        value = getattr(data, field.name)
+        if dataclasses.is_dataclass(value):
+            value = dataclasses.asdict(value)  # the dataset takes a mapping of fields
+        kwargs[field.name] = value
+    return kwargs
+
+
+def count_usable_videos(files, data: DataConfig) -> int:
+    """Videos that can give a pretraining sample under `data`, logging the others.
+
+    Raises ValueError when none can (with the reasons).
+    """
+    from tfcmvp.data import reader
+    from tfcmvp.data.sampling import SamplingConfig
+
+    min_frames = SamplingConfig(
+        clip_len=data.clip_len, clip_stride=data.clip_stride, motion_len=data.motion_len,
+        motion_gap=data.motion_gap, period=data.period, num_negatives=data.num_negatives,
+        iframe_window=data.iframe_window).min_frames
+    scan = reader.scan_records(files)
+    skipped = scan.skipped(min_frames)
+    usable = len(scan) - sum(len(ids) for ids in skipped.values())
+    for reason, ids in skipped.items():
+        if ids:
+            logger.warning("skipping %d of %d videos with %s, e.g. %s", len(ids), len(scan),
+                           reason, ", ".join(ids[:5]))
+    if usable == 0:
+        raise ValueError(
+            f"none of the {len(scan)} videos in {len(files)} shard(s) ({files[0]} ...) can give "
+            f"a pretraining sample: " + "; ".join(f"{len(v)} {r}" for r, v in skipped.items()))
+    return usable
+
+
+def resolve_steps_per_epoch(config: PretrainConfig, files) -> int:
+    """``train.steps_per_epoch``, or usable videos // global batch when it is null."""
+    if config.train.steps_per_epoch is not None:
+        return config.train.steps_per_epoch
+    usable = count_usable_videos(files, config.data)
+    steps = usable // config.train.global_batch_size
+    if steps < 1:
+        raise ValueError(
+            f"only {usable} usable training videos for train.global_batch_size="
+            f"{config.train.global_batch_size}: lower the batch or set train.steps_per_epoch "
+            f"(videos are then revisited within an epoch)")
+    logger.info("%d usable training videos // global batch %d = %d steps per epoch", usable,
+                config.train.global_batch_size, steps)
+    return steps
+
+
+def make_train_dataset(config: PretrainConfig, files, data_seed: int) -> tf.data.Dataset:
+    """Global batches of the model's inputs, repeated forever.
+
+    Batches hold the *global* batch: `fit` distributes the dataset over the
+    replicas, each getting global / replicas consecutive videos. Labels and
+    video ids are dropped here (they are not inputs, and string tensors
+    cannot be placed on GPUs).
+    """
+    from tfcmvp.data import pretrain_dataset
+
+    dataset = pretrain_dataset(
+        files, config.train.global_batch_size, **dataset_kwargs(config.data), seed=data_seed,
+        deterministic=config.train.deterministic, repeat=True, drop_remainder=True,
+        count_skipped=config.train.steps_per_epoch is not None)
+    return dataset.map(lambda batch: {key: batch[key] for key in INPUT_KEYS})
+
+
+def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
+             callbacks: Sequence[keras.callbacks.Callback] = ()) -> PretrainResult:
+    """Pretrains (or resumes pretraining) on the shards in `data_dir` into `workdir`.
+
+    Args:
+      config: the run (see :mod:`tfcmvp.config`).
+      data_dir: output folder of the extraction job (train-*.tfrecord.gz).
+      workdir: run folder (created); an existing one is resumed.
+      verbose: Keras `fit` verbosity ("auto", 0 silent, 1 progress bar, 2 one line
+        per epoch).
+      callbacks: more Keras callbacks, run after the built-in ones (so after
+        the step's or epoch's checkpoint has been written).
+
+    Raises:
+      NonFiniteLossError: a loss became NaN/Inf (nothing saved after it).
+      FileNotFoundError: no training shards in `data_dir`.
+      ValueError: batch not divisible by the replicas, no usable video, or a
+        checkpoint that does not fit the model of the config.
+    """
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    # First: logical devices can only be configured before TF initialises them.
+    configure_devices(config.runtime)
+    strategy = make_strategy(config.runtime)
+    replicas = strategy.num_replicas_in_sync
+    per_replica = per_replica_batch_size(config.train.global_batch_size, replicas)
+    logger.info("global batch %d = %d replica(s) x %d", config.train.global_batch_size, replicas,
+                per_replica)
+
+    files = find_train_shards(data_dir)
+    manifest = read_manifest(data_dir)
+    if manifest is None:
+        logger.warning("%s has no %s (not a finished extraction run?)", data_dir,
+                       manifest_lib.MANIFEST_NAME)
+    else:
+        logger.info("data %s: %s", data_dir, manifest_summary(manifest))
+    logger.info("%d training shard(s) in %s", len(files), data_dir)
+    steps_per_epoch = resolve_steps_per_epoch(config, files)
+
+    _save_run_config(config, workdir / CONFIG_NAME)
+    keras.mixed_precision.set_dtype_policy(config.train.mixed_precision or "float32")
+    keras.utils.set_random_seed(config.train.seed)
+
+    with strategy.scope():
+        model = PretrainModel.from_pretrain_config(config)
+        model.build()
+        optimizer = build_optimizer(config, steps_per_epoch)
+        if config.train.mixed_precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        # XLA is off: the step gathers keys across replicas and sums
+        # gradients in the optimizer, which is tested without XLA.
+        model.compile(optimizer=optimizer, jit_compile=False)
+        optimizer.build(model.trainable_variables)
+        checkpoint = cb.TrainingCheckpoint(workdir / CHECKPOINT_DIR, model, optimizer,
+                                           max_to_keep=config.train.keep_checkpoints)
+        checkpoint.restore()
+
+    initial_epoch = int(checkpoint.epoch.numpy())
+    step_in_epoch = int(checkpoint.step_in_epoch.numpy())
+    initial_step = int(optimizer.iterations.numpy())
+    if step_in_epoch >= steps_per_epoch:
+        raise ValueError(
+            f"the checkpoint in {workdir / CHECKPOINT_DIR} stopped at step {step_in_epoch} of "
+            f"epoch {initial_epoch + 1}, but an epoch now has only {steps_per_epoch} steps "
+            f"(did train.steps_per_epoch or the data change?)")
+    if initial_step:
+        logger.info("resuming at epoch %d, step %d of %d (optimizer step %d)", initial_epoch + 1,
+                    step_in_epoch, steps_per_epoch, initial_step)
+    model.summary(print_fn=logger.info)
+
+    networks = model.networks()
+    if initial_epoch < config.train.epochs:
+        # A fresh sample stream for each (re)start: the pipeline's per-sample
+        # seeds count from 0, so reusing the seed would replay the samples
+        # of the first steps.
+        dataset = make_train_dataset(config, files, data_seed=config.train.seed + 1_000_003 *
+                                     initial_step)
+        run_callbacks = [
+            cb.StopOnNonFiniteLoss(),  # first: it must stop before anything saves
+            cb.HistoryCSV(workdir / HISTORY_CSV),  # before the checkpoint: a kill in between
+            cb.HistoryPlot(workdir / HISTORY_CSV, workdir / HISTORY_PNG),  # redoes the epoch
+            cb.SaveNetworkWeights(workdir / WEIGHTS_DIR, networks),
+            cb.CheckpointCallback(
+                checkpoint, every_steps=config.train.checkpoint_every_steps,
+                resume_step_in_epoch=step_in_epoch,
+                resume_metric_values=checkpoint.metric_values() if step_in_epoch else None),
+        ]
+        tensorboard = tensorboard_callback(workdir / TENSORBOARD_DIR)
+        if tensorboard is not None:
+            run_callbacks.append(tensorboard)
+        run_callbacks.extend(callbacks)
+        epoch = initial_epoch
+        if step_in_epoch:
+            # Finish the interrupted epoch with its remaining steps first.
+            model.fit(dataset, initial_epoch=epoch, epochs=epoch + 1,
+                      steps_per_epoch=steps_per_epoch - step_in_epoch, callbacks=run_callbacks,
+                      verbose=verbose)
+            epoch += 1
+        if epoch < config.train.epochs:
+            model.fit(dataset, initial_epoch=epoch, epochs=config.train.epochs,
+                      steps_per_epoch=steps_per_epoch, callbacks=run_callbacks, verbose=verbose)
+    else:
+        logger.info("%s already holds %d epochs (train.epochs=%d): nothing to train", workdir,
+                    initial_epoch, config.train.epochs)
+
+    weights = cb.save_network_weights(workdir / WEIGHTS_DIR, networks)
+    return PretrainResult(
+        workdir=workdir, history=cb.read_history(workdir / HISTORY_CSV),
+        checkpoint=checkpoint.latest, weights=weights, initial_epoch=initial_epoch,
+        initial_step=initial_step, steps_per_epoch=steps_per_epoch, num_replicas=replicas)
+
+
+def tensorboard_callback(log_dir) -> Optional[keras.callbacks.Callback]:
+    """keras.callbacks.TensorBoard writing epoch scalars to `log_dir`, or None.
+
+    TensorFlow 2.21 no longer installs the `tensorboard` package that
+    `tf.summary` writes through; without it the run goes on without event
+    files (history.csv and history.png hold the same curves).
+    """
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        logger.warning("no TensorBoard logs: the tensorboard package is not installed "
+                       "(pip install tensorboard); history.csv / history.png have the curves")
+        return None
+    return keras.callbacks.TensorBoard(str(log_dir), write_graph=False)
+
+
+def _save_run_config(config: PretrainConfig, path: pathlib.Path) -> None:
+    """Writes the resolved config, logging what changed since the last start."""
+    if path.is_file():
+        try:
+            previous = load_config(path)
+        except ValueError as error:  # an older tfcmvp's config: not fatal
+            logger.warning("cannot read the previous %s (%s); overwriting it", path, error)
+        else:
+            changes = config_differences(previous, config)
+            if changes:
+                logger.warning("config changed since the last start in %s: %s", path.parent,
+                               "; ".join(changes))
+    save_config(config, path)
