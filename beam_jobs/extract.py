@@ -329,7 +329,10 @@ def build_pipeline(pipeline: beam.Pipeline, config: ExtractConfig,
     build the graph for another runner without submitting it.
     """
     tasks = plan_tasks(split_set, config)
-    shard_keys = sorted({((t.entry.split, t.shard), t.num_shards) for t in tasks})
+    listed = split_set.listed()
+    shard_keys = [((name, shard), config.shards_for(listed[name]))
+                  for name in split_names(split_set)
+                  for shard in range(config.shards_for(listed[name]))]
 
     videos = pipeline | "ListVideos" >> beam.Create(tasks)
     extracted = videos | "ExtractVideo" >> beam.ParDo(ExtractVideoFn(config)).with_outputs(

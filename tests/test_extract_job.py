@@ -222,8 +222,8 @@ def test_failed_pipeline_keeps_the_previous_output(ucf, tmp_path, monkeypatch):
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
 
 
-def test_stage_dofns_outputs_and_counters(sources):
-    """The three DoFns alone in a TestPipeline: main, failed and tally outputs, and counters."""
+def test_stage_dofns_outputs_and_counters(sources, tmp_path):
+    """The per-video DoFns in a TestPipeline: main, failed and tally outputs, and counters."""
     import apache_beam as beam
     from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.testing.test_pipeline import TestPipeline
@@ -236,25 +236,26 @@ def test_stage_dofns_outputs_and_counters(sources):
         [f"--videos_dir={videos_dir}", "--output_dir=unused", "--splits_dir=unused",
          "--min_frames=100", *IN_PROCESS])
     config = extract_options.ExtractConfig.from_options(options)
-    entries = [VideoEntry(sources["jump_a"].name, 0, "Jump", "train"),
-               VideoEntry("absent.avi", 1, "Run", "test")]
+    tasks = [extract.Task(VideoEntry(sources["jump_a"].name, 0, "Jump", "train"), 4, 1, 3),
+             extract.Task(VideoEntry("absent.avi", 1, "Run", "test"), 0, 0, 1)]
+    staging = str(tmp_path / "staging")
     pipeline = TestPipeline(options=options)
-    videos = pipeline | "ListVideos" >> beam.Create(entries)
+    videos = pipeline | "ListVideos" >> beam.Create(tasks)
     extracted = videos | "ExtractVideo" >> beam.ParDo(extract.ExtractVideoFn(config)).with_outputs(
         extract.FAILED, main="videos")
     built = extracted.videos | "BuildRecord" >> beam.ParDo(
         extract.BuildRecordFn(config)).with_outputs(extract.FAILED, main="records")
     encoded = built.records | "EncodeExample" >> beam.ParDo(
-        extract.EncodeExampleFn(config)).with_outputs(extract.FAILED, extract.TALLY,
-                                                      main="examples")
-    assert_that(encoded.examples | beam.MapTuple(
-        lambda split, data: (split, schema.decode_example(data).video_id)),
-        equal_to([("train", "jump_a.avi")]), label="CheckExamples")
+        extract.EncodeExampleFn(config)).with_outputs(extract.FAILED, main="examples")
+    staged = encoded.examples | "StageRecord" >> beam.ParDo(
+        extract.StageRecordFn(config, staging)).with_outputs(extract.TALLY, main="parts")
+    part = f"{staging}/parts/train-00001/0000004.tfrecord"
+    assert_that(staged.parts, equal_to([(("train", 1), (4, part))]), label="CheckParts")
     assert_that(extracted[extract.FAILED] | beam.Map(
         lambda rec: (rec["video_id"], rec["split"], rec["stage"], rec["error"])),
         equal_to([("absent.avi", "test", "open", "FileNotFoundError")]), label="CheckFailed")
     assert_that(built[extract.FAILED], equal_to([]), label="CheckBuildFailed")
-    assert_that(encoded[extract.TALLY] | beam.MapTuple(
+    assert_that(staged[extract.TALLY] | beam.MapTuple(
         lambda split, t: (split, t["written"], t["frames"], t["iframes"], t["short"])),
         equal_to([("train", 1, NUM_FRAMES, len(IFRAMES), 1)]), label="CheckTally")
     result = pipeline.run()
@@ -264,7 +265,12 @@ def test_stage_dofns_outputs_and_counters(sources):
     assert counters["videos_ok"] == 1 and counters["videos_failed"] == 1
     assert counters["videos_short"] == 1  # 80 frames < --min_frames=100
     assert (counters["frames"], counters["iframes"]) == (NUM_FRAMES, len(IFRAMES))
-    assert counters["bytes_written"] > NUM_FRAMES * 100  # 80 JPEGs and the vectors
+    # The staged file is one TFRecord-framed record, readable by TensorFlow.
+    import tensorflow as tf
+
+    assert counters["bytes_written"] == os.path.getsize(part)
+    (raw,) = list(tf.data.TFRecordDataset([part]).as_numpy_iterator())
+    assert schema.decode_example(raw).video_id == "jump_a.avi"
 
 
 def hmdb_layout(root, sources):
@@ -366,10 +372,14 @@ def test_dataflow_graph_is_built_without_submitting(tmp_path, no_network):
     extract.build_pipeline(pipeline, config, split_set, "gs://my-bucket/ucf101_s1/_incomplete-x")
     proto = pipeline.to_runner_api()
     names = {t.unique_name for t in proto.components.transforms.values()}
-    for label in ("ListVideos", "ExtractVideo", "BuildRecord", "EncodeExample",
-                  "PartitionBySplit", "WriteTrain", "WriteTest", "CollectFailures",
-                  "WriteFailed", "SummarizeSplits", "WriteSummary"):
+    for label in ("ListVideos", "ExtractVideo", "BuildRecord", "EncodeExample", "StageRecord",
+                  "ListShards", "GroupByShard", "WriteShard", "CollectFailures", "WriteFailed",
+                  "CollectTallies", "SummarizeSplits", "WriteSummary"):
         assert label in names, label
+    # The launcher-side plan: one train and one test shard, with every video placed.
+    tasks = extract.plan_tasks(split_set, config)
+    assert [(t.entry.split, t.index, t.shard, t.num_shards) for t in tasks] == [
+        ("train", 0, 0, 1), ("test", 0, 0, 1)]
 
 
 def test_default_local_runner_uses_every_core():
@@ -399,6 +409,42 @@ def test_option_errors_name_the_flag():
     assert extract_options.ExtractConfig.from_options(
         extract_options.make_pipeline_options(["--videos_dir=v", "--output_dir=o",
                                                "--splits_dir=s"])).shards_for(250) == 3
+
+
+def test_plan_tasks_spreads_each_split_round_robin():
+    from tfcmvp.splits import SplitSet, VideoEntry
+
+    entries = ([VideoEntry(f"c{i % 2}/t{i}.avi", i % 2, f"c{i % 2}", "train") for i in range(7)]
+               + [VideoEntry(f"c0/s{i}.avi", 0, "c0", "test") for i in range(2)])
+    split_set = SplitSet("csv", ["c0", "c1"], entries, ["m.csv"])
+    config = extract_options.ExtractConfig.from_options(extract_options.make_pipeline_options(
+        ["--videos_dir=v", "--output_dir=o", "--manifest=m.csv", "--num_shards=3"]))
+    plan = [(t.entry.path, t.index, t.shard, t.num_shards)
+            for t in extract.plan_tasks(split_set, config)]
+    assert plan == [(f"c{i % 2}/t{i}.avi", i, i % 3, 3) for i in range(7)] + [
+        ("c0/s0.avi", 0, 0, 3), ("c0/s1.avi", 1, 1, 3)]
+    assert extract.shard_name("train", 2, 3) == "train-00002-of-00003.tfrecord.gz"
+
+
+def test_framed_records_joined_into_a_gzip_shard_read_by_tensorflow(tmp_path):
+    import tensorflow as tf
+
+    from beam_jobs import tfrecord_files
+
+    payloads = [b"first", b"", bytes(range(256)) * 40]
+    paths = []
+    for attempt in range(2):
+        paths.append(tmp_path / f"shard{attempt}.tfrecord.gz")
+        with open(paths[-1], "wb") as handle:
+            size = tfrecord_files.write_gzip_shard(
+                handle, (tfrecord_files.frame_record(p) for p in payloads))
+        assert size == sum(len(p) + 16 for p in payloads)  # 8 + 4 + data + 4 per record
+    read = list(tf.data.TFRecordDataset([str(paths[0])], compression_type="GZIP")
+                .as_numpy_iterator())
+    assert read == payloads
+    assert paths[0].read_bytes() == paths[1].read_bytes()  # no timestamp or name inside
+    # crc32c("") is 0, so its masked value is the mask constant itself.
+    assert tfrecord_files.masked_crc32c(b"") == 0xA282EAD8
 
 
 def test_manifest_refuses_counts_that_do_not_add_up():

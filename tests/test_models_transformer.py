@@ -126,7 +126,8 @@ def test_predictor_config_round_trip_and_functional_use():
     clone(memory)
     clone.set_weights(predictor.get_weights())
     np.testing.assert_array_equal(clone(memory), predictor(memory))
-    for layer in (TransformerEncoderLayer(WIDTH, HEADS, FFN), TransformerDecoderLayer(WIDTH, HEADS)):
+    for layer in (TransformerEncoderLayer(WIDTH, HEADS, FFN),
+                  TransformerDecoderLayer(WIDTH, HEADS)):
         assert type(layer).from_config(layer.get_config()).get_config() == layer.get_config()
 
 

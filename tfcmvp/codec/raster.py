@@ -96,11 +96,23 @@ def _aligned_groups(frame_index, left, top, width, height, vx, vy, rows, cols, c
     cells_x = width // cell  # [N]
     cells_y = height // cell  # [N]
     base = (frame_index * rows + row0) * cols + col0  # [N] flat index of the top-left cell
-    beyond = (col0 < 0) | (row0 < 0) | (col0 + cells_x > cols) | (row0 + cells_y > rows)  # [N]
-    any_beyond = bool(beyond.any())
+    # Reductions first: the per-block masks are needed only when some block
+    # hangs over the grid or the shapes differ.
+    any_beyond = (
+        col0.min() < 0
+        or row0.min() < 0
+        or (col0 + cells_x).max() > cols
+        or (row0 + cells_y).max() > rows
+    )
+    if any_beyond:
+        beyond = (col0 < 0) | (row0 < 0) | (col0 + cells_x > cols) | (row0 + cells_y > rows)  # [N]
     span = int(cells_x.max()) + 1
-    shape_class = cells_y * span + cells_x  # [N]
-    classes = np.flatnonzero(np.bincount(shape_class))
+    if cells_x.min() == span - 1 and cells_y.min() == cells_y.max():
+        shape_class = None
+        classes = [int(cells_y[0]) * span + span - 1]
+    else:
+        shape_class = cells_y * span + cells_x  # [N]
+        classes = np.flatnonzero(np.bincount(shape_class))
     groups = []
     for code in classes:
         ky, kx = divmod(int(code), span)
@@ -112,7 +124,7 @@ def _aligned_groups(frame_index, left, top, width, height, vx, vy, rows, cols, c
         if len(classes) == 1 and not any_beyond:  # all blocks: no copies
             groups.append((base[:, None] + offsets, vx[:, None], vy[:, None]))
             continue
-        members = shape_class == code  # [N]
+        members = np.ones(len(base), bool) if shape_class is None else shape_class == code  # [N]
         inside = members & ~beyond if any_beyond else members  # [N]
         if inside.any():
             groups.append((base[inside, None] + offsets, vx[inside, None], vy[inside, None]))

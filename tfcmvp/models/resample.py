@@ -24,7 +24,8 @@ INTERPOLATIONS = ("nearest", "trilinear")
 def interpolation_matrix(in_size: int, out_size: int, interpolation: str) -> np.ndarray:
     """[out_size, in_size] float32 matrix A with out = A @ in along one axis."""
     if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"unknown interpolation {interpolation!r}; expected one of {INTERPOLATIONS}")
+        raise ValueError(f"unknown interpolation {interpolation!r}; "
+                         f"expected one of {INTERPOLATIONS}")
     if in_size < 1 or out_size < 1:
         raise ValueError(f"cannot resample an axis of size {in_size} to size {out_size}")
     matrix = np.zeros((out_size, in_size), np.float32)
