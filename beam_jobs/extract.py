@@ -64,10 +64,11 @@ LOG = logging.getLogger("beam_jobs.extract")
 
 METRICS_NAMESPACE = "tfcmvp.extract"
 FAILED = "failed"  # tag of the side output of every stage
-TALLY = "tally"  # tag of the per-video counts of EncodeExample
+TALLY = "tally"  # tag of the per-video counts of StageRecord
 SHARD_SUFFIX = ".tfrecord.gz"
 STAGING_PREFIX = "_incomplete-"
-_SUMMARY_NAME = "summary.jsonl"
+_SUMMARY_NAME = "summary.jsonl"  # merged tallies, one line per split
+_SHARD_LIST_NAME = "shards.jsonl"  # one line per shard written: split, name, records
 _PARTS_DIR = "parts"  # one staged record per video, joined into shards at the end
 
 
@@ -123,11 +124,11 @@ class Task:
 def plan_tasks(split_set: splits_lib.SplitSet, config: ExtractConfig) -> List[Task]:
     """Assigns every listed video its shard and position, per split."""
     listed = split_set.listed()
-    counters = {name: 0 for name in listed}
+    positions = {name: 0 for name in listed}
     tasks = []
     for entry in split_set.entries:
-        index = counters[entry.split]
-        counters[entry.split] += 1
+        index = positions[entry.split]
+        positions[entry.split] += 1
         shards = config.shards_for(listed[entry.split])
         tasks.append(Task(entry, index, index % shards, shards))
     return tasks
@@ -291,7 +292,7 @@ class StageRecordFn(_StageFn):
 
 
 class WriteShardFn(beam.DoFn):
-    """((split, shard), {"shard": [num_shards], "parts": [(index, path)]}) -> shard file name.
+    """((split, shard), {"shard": [num_shards], "parts": [(index, path)]}) -> shard summary.
 
     Joins the shard's staged records in listing order into one gzip TFRecord
     file (empty if every video of the shard failed, so that no shard of the
@@ -309,7 +310,7 @@ class WriteShardFn(beam.DoFn):
         name = shard_name(split, shard, num_shards)
         with fileio.create(fileio.join(self._staging_dir, name)) as handle:
             tfrecord_files.write_gzip_shard(handle, (fileio.read_bytes(p) for p in parts))
-        yield name
+        yield {"split": split, "name": name, "records": len(parts)}
 
 
 # ----------------------------------------------------------------------------- pipeline
@@ -348,7 +349,10 @@ def build_pipeline(pipeline: beam.Pipeline, config: ExtractConfig,
     shards = pipeline | "ListShards" >> beam.Create(shard_keys)
     ({"shard": shards, "parts": staged.parts}
      | "GroupByShard" >> beam.CoGroupByKey()
-     | "WriteShard" >> beam.ParDo(WriteShardFn(staging_dir)))
+     | "WriteShard" >> beam.ParDo(WriteShardFn(staging_dir))
+     | "FormatShard" >> beam.Map(lambda shard: json.dumps(shard, sort_keys=True))
+     | "WriteShardList" >> beam.io.WriteToText(
+         fileio.join(staging_dir, _SHARD_LIST_NAME), shard_name_template="", num_shards=1))
 
     failures = ((extracted[FAILED], built[FAILED], encoded[FAILED])
                 | "CollectFailures" >> beam.Flatten())
@@ -442,16 +446,32 @@ def finalize(config: ExtractConfig, split_set: splits_lib.SplitSet, staging_dir:
                for row in _read_jsonl(fileio.join(staging_dir, _SUMMARY_NAME))}
     failures = sorted(_read_jsonl(fileio.join(staging_dir, manifest_lib.FAILED_NAME)),
                       key=lambda rec: (rec["split"], rec["video_id"]))
+    shards = _read_jsonl(fileio.join(staging_dir, _SHARD_LIST_NAME))
+    listed = split_set.listed()
+    # Cross-check the tallies against what was really written: failure lines, shard
+    # files, and the records joined into them.
     for name, tally in tallies.items():
         lines = sum(1 for rec in failures if rec["split"] == name)
         if lines != tally["failed"]:
             raise manifest_lib.ManifestError(
                 f"split {name!r}: {tally['failed']} failures counted but {lines} lines in "
                 f"{manifest_lib.FAILED_NAME}")
-    staged_shards = {name: fileio.list_files(fileio.join(staging_dir, f"{name}-*{SHARD_SUFFIX}"))
-                     for name in split_names(split_set)}
-    shard_names = {name: [_relative(p, staging_dir) for p in paths]
-                   for name, paths in staged_shards.items()}
+        in_shards = sum(shard["records"] for shard in shards if shard["split"] == name)
+        if in_shards != tally["written"]:
+            raise manifest_lib.ManifestError(
+                f"split {name!r}: {tally['written']} records counted but {in_shards} joined "
+                f"into shards")
+    shard_names = {name: sorted(shard["name"] for shard in shards if shard["split"] == name)
+                   for name in split_names(split_set)}
+    for name, names in shard_names.items():
+        count = config.shards_for(listed[name])
+        expected = [shard_name(name, i, count) for i in range(count)]
+        if names != expected or len(fileio.list_files(
+                fileio.join(staging_dir, f"{name}-*{SHARD_SUFFIX}"))) != count:
+            raise manifest_lib.ManifestError(
+                f"split {name!r}: shards {names[:3]}... written, expected {count} shards")
+    staged_shards = {name: [fileio.join(staging_dir, n) for n in names]
+                     for name, names in shard_names.items()}
     manifest = manifest_lib.build_manifest(
         split_set.listed(), tallies, options=options, layout=split_set.layout,
         num_classes=len(split_set.class_names), shards=shard_names,
@@ -493,8 +513,8 @@ def job_options(config: ExtractConfig, split_set: splits_lib.SplitSet) -> Dict:
 def run(argv: Optional[Sequence[str]] = None) -> Dict:
     """Runs the extraction job; returns the manifest that was written.
 
-    ``argv`` holds the job's flags (:class:`beam_jobs.extract_options.ExtractOptions`) and any Beam
-    flags; None reads ``sys.argv``. Raises ``ValueError`` for bad options or
+    ``argv`` holds the job's flags (:class:`~beam_jobs.extract_options.ExtractOptions`)
+    and any Beam flags; None reads ``sys.argv``. Raises ``ValueError`` for bad options or
     split files, :class:`OutputExistsError` for a non-empty ``--output_dir``
     without ``--overwrite``, and ``RuntimeError`` when the pipeline fails.
     """
@@ -532,7 +552,8 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         manifest = run(argv)
     except (OutputExistsError, ValueError) as error:
@@ -546,4 +567,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module, not this __main__ copy: objects sent to worker
+    # processes must pickle as beam_jobs.extract.Task, not __main__.Task.
+    from beam_jobs import extract as _extract
+
+    sys.exit(_extract.main())

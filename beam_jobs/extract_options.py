@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 from typing import List, Optional, Sequence
 
 from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
@@ -137,14 +138,13 @@ def make_pipeline_options(argv: Optional[Sequence[str]] = None) -> PipelineOptio
     single-threaded per video, so the job scales by processes. Other runners
     (Dataflow, Flink, Spark, Prism) are left as given.
     """
-    import sys
-
     argv: List[str] = list(sys.argv[1:] if argv is None else argv)
     options = PipelineOptions(argv)
     standard = options.view_as(StandardOptions)
     if standard.runner is None or str(standard.runner).split(".")[-1] in LOCAL_RUNNERS:
         standard.runner = LOCAL_RUNNER
-    if standard.runner == LOCAL_RUNNER and not _mentions(argv, "direct_num_workers", "direct_running_mode"):
+    user_set = _mentions(argv, "direct_num_workers", "direct_running_mode")
+    if standard.runner == LOCAL_RUNNER and not user_set:
         direct = options.view_as(DirectOptions)
         direct.direct_num_workers = os.cpu_count() or 1
         direct.direct_running_mode = "multi_processing"

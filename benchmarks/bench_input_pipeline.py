@@ -1,6 +1,6 @@
 """Throughput of the tf.data input pipelines on records like real ones.
 
-    python benchmarks/bench_input_pipeline.py             # ~2 min
+    python benchmarks/bench_input_pipeline.py             # ~3 min
     python benchmarks/bench_input_pipeline.py --batches 10 --videos 16   # quick look
 
 Builds one real record the way the Beam job does: a 320x240 moving texture

@@ -64,6 +64,18 @@ def test_h264_b_frames_point_the_same_way(tmp_path, texture):
     assert not video.one_past_reference
 
 
+def test_mpeg4_b_frames_export_zero_vectors(tmp_path, mpeg4_texture):
+    """Documented FFmpeg 8 limitation: MPEG-4 Part 2 B-frame vectors are all
+    zero (H.264 and MPEG-2 B-frames carry the motion), P-frames are fine."""
+    video = read_video(write_video(tmp_path / "v.avi", mpeg4_texture, codec="mpeg4", b_frames=2))
+    b_frames = np.array([t == "B" for t in video.frame_types])
+    assert b_frames.sum() >= 12
+    assert not video.motion_vectors[b_frames].any()
+    # P-frames after two B-frames span three frames of motion.
+    np.testing.assert_allclose(p_frame_median(video), (6, -3), atol=0.75)
+    assert not video.one_past_reference
+
+
 def test_h264_with_several_references_is_not_one_past_reference(tmp_path):
     frames = moving_texture(13, 64, 64, velocity=(1, 1), seed=4)
     one = read_video(write_video(tmp_path / "a.mp4", frames, codec="h264", refs=1))
@@ -115,6 +127,8 @@ def test_rgb_full_size_and_resized(tmp_path, mpeg4_texture):
     full = read_video(path, rgb=True)
     assert full.frames.shape == (6, H, W, 3) and full.frames.dtype == np.uint8
     assert np.abs(full.frames.astype(int) - mpeg4_texture[:6]).mean() < 6
+    with pytest.raises(ValueError, match="rgb_short_side must be positive"):
+        read_video(path, rgb=True, rgb_short_side=0)
     small = read_video(path, rgb=True, rgb_short_side=72)
     assert small.frames.shape == (6, 72, 88, 3)  # aspect ratio kept
     # Halving with AREA is close to a 2x2 mean of the full-size decode (the

@@ -69,6 +69,14 @@ def test_iframe_modality_nearest_to_clip_centre(pattern):
         [0, 0, 0, 0])
 
 
+def test_iframe_modality_without_iframes_uses_the_clip_centre(tmp_path):
+    record = synthetic.painted_record("noi", 20, iframe_indices=[])
+    synthetic.write_shards([record], str(tmp_path / "test"))
+    e = next(eval_dataset(str(tmp_path / "test-*"), modality="iframe", **TINY).as_numpy_iterator())
+    got = synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(e["clips"]))
+    np.testing.assert_array_equal(got, expected_starts(20) + 2)  # the RGB frame mid-clip
+
+
 def test_motion_modality_centred_window_scaled(pattern):
     videos = by_video(eval_dataset(pattern, modality="motion", **TINY))
     for vid, n in LENGTHS.items():

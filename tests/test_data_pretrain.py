@@ -17,14 +17,16 @@ TINY = dict(clip_len=4, clip_stride=2, motion_len=3, motion_gap=2, num_negatives
             iframe_window=2, crop_size=16)
 PLAIN = dict(TINY, color_jitter=None, blur=None)
 GOP = 6
-LABELS = {"v0": 0, "v1": 1, "v2": 2, "short0": 3, "short1": 4}
-LENGTHS = {"v0": 24, "v1": 30, "v2": 39, "short0": 9, "short1": 10}
+LABELS = {"v0": 0, "v1": 1, "v2": 2, "short0": 3, "short1": 4, "noiframe": 5}
+LENGTHS = {"v0": 24, "v1": 30, "v2": 39, "short0": 9, "short1": 10, "noiframe": 20}
 
 
 @pytest.fixture(scope="module")
 def pattern(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pretrain")
-    records = [synthetic.painted_record(v, LENGTHS[v], label=LABELS[v], gop=GOP) for v in LENGTHS]
+    records = [synthetic.painted_record(v, LENGTHS[v], label=LABELS[v], gop=GOP,
+                                        iframe_indices=[] if v == "noiframe" else None)
+               for v in LENGTHS]
     synthetic.write_shards(records, str(folder / "train"), num_shards=2)
     return str(folder / "train-*.tfrecord.gz")
 
@@ -61,7 +63,7 @@ def test_windows_and_content(pattern):
     got = samples(ds, 10)
     for s in got:
         vid = s["video_id"].decode()
-        assert vid in ("v0", "v1", "v2")  # short videos never appear
+        assert vid in ("v0", "v1", "v2")  # short videos and videos without I-frames never do
         assert s["label"] == LABELS[vid]
         clip = synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(s["clip"]))
         start = clip[0]
@@ -132,7 +134,8 @@ def test_current_period_target_under_clip_without_negatives(pattern):
 def test_short_videos_are_skipped_counted_and_logged(pattern, caplog):
     with caplog.at_level(logging.WARNING, logger="tfcmvp.data"):
         ds = pretrain_dataset(pattern, 1, seed=0, repeat=False, shuffle_buffer=0, **PLAIN)
-    assert "skipping 2 of 5 videos with fewer than 11 frames, e.g. short0, short1" in caplog.text
+    assert "skipping 2 of 6 videos with fewer than 11 frames, e.g. short0, short1" in caplog.text
+    assert "skipping 1 of 6 videos with no I-frame, e.g. noiframe" in caplog.text
     ids = sorted(s["video_id"].decode() for s in samples(ds, 100))
     assert ids == ["v0", "v1", "v2"]  # one epoch: each usable video once
 

@@ -308,18 +308,28 @@ def test_hmdb51_layout(tmp_path, sources):
 
 
 @pytest.mark.slow
-def test_two_worker_processes(tmp_path, sources):
-    """The default local mode (worker processes), with 2 workers."""
+def test_command_line_with_two_worker_processes(tmp_path, sources):
+    """``python -m beam_jobs.extract`` in worker processes (the default local mode), 2 workers."""
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     videos, split_dir = hmdb_layout(tmp_path, sources)
     out = tmp_path / "out"
-    manifest = extract.run([f"--videos_dir={videos}", f"--splits_dir={split_dir}",
-                            f"--output_dir={out}", "--direct_num_workers=2",
-                            "--direct_running_mode=multi_processing"])
+    command = [sys.executable, "-m", "beam_jobs.extract", f"--videos_dir={videos}",
+               f"--splits_dir={split_dir}", f"--output_dir={out}", "--direct_num_workers=2",
+               "--direct_running_mode=multi_processing"]
+    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
     assert [manifest["splits"][s]["written"] for s in ("train", "test")] == [2, 1]
     _, recs = read_records(out)
     assert sorted(r.video_id for r in recs) == ["brush_hair/a_brush_hair_0.avi",
                                                 "brush_hair/b_brush_hair_1.avi",
                                                 "cartwheel/c_cartwheel_0.avi"]
+    again = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2
+    assert f"error: {out} is not empty" in again.stderr
 
 
 @pytest.fixture

@@ -1,8 +1,13 @@
-"""End-to-end pretraining on painted TFRecords: outputs, NaN stop, errors.
+"""End-to-end pretraining on painted TFRecords: outputs, resume after a kill, errors.
 
-Resuming a killed run is tested in test_training_resume.py.
+One tiny 2-epoch run (module fixture) is inspected, then copied and continued:
+started again with 3 epochs it resumes at epoch 3, is killed mid-epoch right
+after a step checkpoint, and the same command finishes it from that step.
 """
 
+import shutil
+
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,6 +22,12 @@ from training_support import tiny_config, without_grappler, write_painted_shards
 B = 4  # tiny global batch
 STEPS = 3  # tiny steps per epoch
 PEAK = 5e-4 * B
+CHECKPOINT_EVERY = "train.checkpoint_every_steps=2"
+
+
+def value(path, name):
+    """A saved variable of a tf.train checkpoint."""
+    return tf.train.load_checkpoint(path).get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE")
 
 
 @pytest.fixture(scope="module")
@@ -26,17 +37,20 @@ def data_dir(tmp_path_factory):
     return directory
 
 
-def checkpoint_value(path, name):
-    return tf.train.load_checkpoint(path).get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE")
+@pytest.fixture(scope="module")
+def first_run(data_dir, tmp_path_factory):
+    """A finished 2-epoch run with step checkpoints every 2 steps."""
+    workdir = tmp_path_factory.mktemp("first") / "run"
+    config = tiny_config(CHECKPOINT_EVERY)
+    with without_grappler():
+        result = pretrain(config, data_dir, workdir, verbose=0)
+    return config, result
 
 
 @pytest.mark.slow
-def test_run_writes_history_checkpoints_config_and_weights(data_dir, tmp_path):
-    workdir = tmp_path / "run"
-    config = tiny_config()
-    with without_grappler():
-        result = pretrain(config, data_dir, workdir, verbose=0)
-
+def test_run_writes_history_checkpoints_config_and_weights(first_run):
+    config, result = first_run
+    workdir = result.workdir
     assert (result.initial_epoch, result.initial_step, result.steps_per_epoch) == (0, 0, STEPS)
     assert result.num_replicas == 1
     rows = cb.read_history(workdir / HISTORY_CSV)
@@ -55,12 +69,19 @@ def test_run_writes_history_checkpoints_config_and_weights(data_dir, tmp_path):
     assert rows[0]["lr"] == pytest.approx(PEAK * 2 / 3, rel=1e-5)
     assert rows[1]["lr"] == pytest.approx(PEAK * 2 / 3, rel=1e-5)
 
+    # Saved at steps 2 (mid-epoch), 3 and 6 (epoch ends) and 4 (mid-epoch); 3 kept.
     checkpoints = sorted(p.name for p in (workdir / "checkpoints").glob("ckpt-*.index"))
-    assert checkpoints == ["ckpt-3.index", "ckpt-6.index"]  # one per epoch
+    assert checkpoints == ["ckpt-3.index", "ckpt-4.index", "ckpt-6.index"]
+    assert (int(value(workdir / "checkpoints/ckpt-4", "epoch")),
+            int(value(workdir / "checkpoints/ckpt-4", "step_in_epoch"))) == (1, 1)
     assert result.checkpoint.endswith("ckpt-6")
-    assert int(checkpoint_value(result.checkpoint, "epoch")) == 2
-    assert int(checkpoint_value(result.checkpoint, "step_in_epoch")) == 0
-    assert int(checkpoint_value(result.checkpoint, "optimizer/_iterations")) == 6
+    assert (int(value(result.checkpoint, "epoch")),
+            int(value(result.checkpoint, "step_in_epoch"))) == (2, 0)
+    assert int(value(result.checkpoint, "optimizer/_iterations")) == 6
+    # The optimizer's slots are saved with it (restoring them: test_training_callbacks.py).
+    slots = [n for n, _ in tf.train.list_variables(result.checkpoint)
+             if n.startswith("optimizer/_variables/")]
+    assert len(slots) > 100
     assert cfg.load_config(workdir / "config.yaml") == config
     assert (workdir / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The V-Network weights load into a network rebuilt from the config.
@@ -70,22 +91,58 @@ def test_run_writes_history_checkpoints_config_and_weights(data_dir, tmp_path):
     assert len(v_network.weights) > 10
 
 
+class Interrupted(Exception):
+    pass
+
+
+class InterruptAt(keras.callbacks.Callback):
+    """Simulates a killed process after optimizer step `step` (and its checkpoint)."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == self.step:
+            raise Interrupted(f"stopped at step {self.step}")
+
+
 @pytest.mark.slow
-def test_nan_loss_stops_with_step_and_loss_named(data_dir, tmp_path):
+def test_restart_resumes_at_epoch_then_mid_epoch(first_run, data_dir, tmp_path):
+    _, first = first_run
     workdir = tmp_path / "run"
-    # An absurd learning rate without clipping: the weights overflow after the
-    # first update, so the second step's losses are NaN / Inf.
-    config = tiny_config("optimizer.base_lr_per_sample=1.0e30", "optimizer.clipnorm=null",
-                         "optimizer.weight_decay=null")
+    shutil.copytree(first.workdir, workdir)
+    first_rows = cb.read_history(workdir / HISTORY_CSV)
+    three_epochs = tiny_config(CHECKPOINT_EVERY, "train.epochs=3")
+
+    # Started again with 3 epochs: resumes at epoch 3 with the restored step
+    # count; killed after step 8 (saved: epoch 3 with 2 of its 3 steps done).
+    with without_grappler(), pytest.raises(Interrupted):
+        pretrain(three_epochs, data_dir, workdir, verbose=0, callbacks=[InterruptAt(8)])
+    latest = tf.train.latest_checkpoint(workdir / "checkpoints")
+    assert latest.endswith("ckpt-8")
+    assert (int(value(latest, "epoch")), int(value(latest, "step_in_epoch"))) == (2, 2)
+    assert int(value(latest, "metrics/loss_1")) == 2 * B  # videos averaged so far in epoch 3
+    assert cb.read_history(workdir / HISTORY_CSV) == first_rows  # epoch 3 unfinished
+
+    # The same command again: restores step 8 and runs the last step of epoch 3.
     with without_grappler():
-        with pytest.raises(cb.NonFiniteLossError) as info:
-            pretrain(config, data_dir, workdir, verbose=0)
-    message = str(info.value)
-    assert "at step" in message and "epoch 1" in message
-    assert any(f"{name} is" in message for name in ("context_loss", "motion_loss", "loss"))
-    # Nothing was saved after the bad step: no checkpoint, no history row.
-    assert tf.train.latest_checkpoint(workdir / "checkpoints") is None
-    assert cb.read_history(workdir / HISTORY_CSV) == []
+        resumed = pretrain(three_epochs, data_dir, workdir, verbose=0)
+    assert (resumed.initial_epoch, resumed.initial_step) == (2, 8)
+    rows = cb.read_history(workdir / HISTORY_CSV)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]  # exactly one new row
+    assert rows[:2] == first_rows
+    assert rows[2]["step"] == 9 and np.isfinite(rows[2]["loss"])
+    # Epoch 3's means cover all its 3 steps: the sums of the steps before the
+    # kill were restored.
+    assert resumed.checkpoint.endswith("ckpt-9")
+    assert int(value(resumed.checkpoint, "metrics/loss_1")) == STEPS * B
+    assert int(value(resumed.checkpoint, "optimizer/_iterations")) == 9
+
+    # Nothing left to do: no new row, no new checkpoint.
+    done = pretrain(three_epochs, data_dir, workdir, verbose=0)
+    assert done.initial_epoch == 3 and len(done.history) == 3
+    assert done.checkpoint == resumed.checkpoint
 
 
 def test_missing_shards_are_a_clear_error(tmp_path):

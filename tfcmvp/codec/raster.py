@@ -82,9 +82,9 @@ def _aligned_groups(frame_index, left, top, width, height, vx, vy, rows, cols, c
     Every block covering a cell covers the same in-frame part of it, so the
     area-weighted mean is the plain mean and each (block, cell) pair weighs 1.
     Blocks are expanded one shape class at a time (16x16, 16x8, ...: a few
-    classes): a block's cells are its top-left cell's flat index plus the
-    class's fixed offsets. Cells beyond the grid (coded size > frame size)
-    are dropped.
+    classes, sorted into contiguous runs once): a block's cells are its
+    top-left cell's flat index plus the class's fixed offsets. Cells beyond
+    the grid (coded size > frame size) are dropped.
 
     Returns:
       A list of (flat, x, y): flat int64 cell indices (t*Hc + row)*Wc + col,
@@ -96,47 +96,45 @@ def _aligned_groups(frame_index, left, top, width, height, vx, vy, rows, cols, c
     cells_x = width // cell  # [N]
     cells_y = height // cell  # [N]
     base = (frame_index * rows + row0) * cols + col0  # [N] flat index of the top-left cell
-    # Reductions first: the per-block masks are needed only when some block
-    # hangs over the grid or the shapes differ.
-    any_beyond = (
+    # Reductions first: per-block masks are needed only when some block hangs
+    # over the grid.
+    any_beyond = bool(
         col0.min() < 0
         or row0.min() < 0
         or (col0 + cells_x).max() > cols
         or (row0 + cells_y).max() > rows
     )
-    if any_beyond:
-        beyond = (col0 < 0) | (row0 < 0) | (col0 + cells_x > cols) | (row0 + cells_y > rows)  # [N]
     span = int(cells_x.max()) + 1
     if cells_x.min() == span - 1 and cells_y.min() == cells_y.max():
-        shape_class = None
-        classes = [int(cells_y[0]) * span + span - 1]
+        runs = [(int(cells_y[0]), span - 1, slice(None))]  # one shape: no sorting
     else:
         shape_class = cells_y * span + cells_x  # [N]
-        classes = np.flatnonzero(np.bincount(shape_class))
+        order = np.argsort(shape_class, kind="stable")  # [N] blocks grouped by shape
+        base, vx, vy, col0, row0 = (a[order] for a in (base, vx, vy, col0, row0))
+        per_class = np.bincount(shape_class)
+        ends = np.cumsum(per_class)
+        runs = [
+            (*divmod(int(code), span), slice(int(ends[code] - per_class[code]), int(ends[code])))
+            for code in np.flatnonzero(per_class)
+        ]
     groups = []
-    for code in classes:
-        ky, kx = divmod(int(code), span)
+    for ky, kx, run in runs:
         if ky == 0 or kx == 0:  # empty blocks cover nothing
             continue
         row_offset = np.repeat(np.arange(ky), kx)  # [k]
         col_offset = np.tile(np.arange(kx), ky)  # [k]
         offsets = row_offset * cols + col_offset  # [k]
-        if len(classes) == 1 and not any_beyond:  # all blocks: no copies
-            groups.append((base[:, None] + offsets, vx[:, None], vy[:, None]))
-            continue
-        members = np.ones(len(base), bool) if shape_class is None else shape_class == code  # [N]
-        inside = members & ~beyond if any_beyond else members  # [N]
-        if inside.any():
-            groups.append((base[inside, None] + offsets, vx[inside, None], vy[inside, None]))
-        outside = members & beyond if any_beyond else None
-        if outside is not None and outside.any():
-            flat = base[outside, None] + offsets  # [n, k]
-            row = row0[outside, None] + row_offset  # [n, k]
-            col = col0[outside, None] + col_offset  # [n, k]
+        flat = base[run, None] + offsets  # [n, k]
+        x, y = vx[run, None], vy[run, None]  # [n, 1]
+        if any_beyond:
+            row = row0[run, None] + row_offset  # [n, k]
+            col = col0[run, None] + col_offset  # [n, k]
             keep = (row >= 0) & (row < rows) & (col >= 0) & (col < cols)  # [n, k]
-            x = np.broadcast_to(vx[outside, None], flat.shape)
-            y = np.broadcast_to(vy[outside, None], flat.shape)
-            groups.append((flat[keep], x[keep], y[keep]))
+            if not keep.all():
+                x = np.broadcast_to(x, flat.shape)[keep]  # [m]
+                y = np.broadcast_to(y, flat.shape)[keep]
+                flat = flat[keep]
+        groups.append((flat, x, y))
     return groups
 
 

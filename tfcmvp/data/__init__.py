@@ -6,8 +6,14 @@
 
 Modules: ``reader`` (files -> parsed records -> decoded frames),
 ``sampling`` (window index arithmetic), ``augment`` (dict -> dict ops),
-``features`` (names of the yielded tensors), ``synthetic`` (records with
-known content for tests and benchmarks).
+``pipeline`` (the shared tf.data skeleton: interleave, filter, shuffle,
+repeat, seeded parallel map, batch, prefetch), ``pretrain`` / ``finetune`` /
+``evaluation`` (what a sample is), ``features`` (names of the yielded
+tensors), ``synthetic`` (records with known content for tests).
+
+Every stage is TensorFlow ops (no ``py_function``); randomness is stateless
+and keyed by ``seed`` and the sample's position in the stream, so a seeded,
+``deterministic=True`` pipeline yields the same batches on every run.
 """
 
 from tfcmvp.data.augment import AugmentConfig, ColorJitter, GaussianBlur
