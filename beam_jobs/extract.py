@@ -240,7 +240,8 @@ class EncodeExampleFn(_StageFn):
     """(task, VideoRecord) -> (task, serialized tf.train.Example, frame types)."""
 
     def setup(self):
-        from tfcmvp import schema  # imports TensorFlow on first encode
+        import tensorflow  # noqa: F401 - once per worker, not inside the first video's time
+        from tfcmvp import schema
 
         self._schema = schema
 
@@ -497,10 +498,15 @@ def finalize(config: ExtractConfig, split_set: splits_lib.SplitSet, staging_dir:
 
 
 def _delete_tree(path: str) -> None:
+    """Deletes a folder and everything under it, on any file system."""
     if fileio.is_local(path):
         shutil.rmtree(path, ignore_errors=True)
-    else:
-        fileio.delete(fileio.list_files(fileio.join(path, "**")))
+        return
+    fileio.delete(fileio.list_files(fileio.join(path, "**")))
+    try:
+        fileio.delete([path])  # file systems with real folders (HDFS); object stores have none
+    except IOError:
+        pass
 
 
 def job_options(config: ExtractConfig, split_set: splits_lib.SplitSet) -> Dict:

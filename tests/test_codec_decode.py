@@ -107,7 +107,8 @@ def test_containers_give_identical_arrays(tmp_path, mpeg4_texture):
 
 
 def test_raw_h264_stream(tmp_path, mpeg4_texture):
-    video = read_video(write_video(tmp_path / "v.h264", mpeg4_texture, fps=10, codec="h264", format="h264"))
+    path = write_video(tmp_path / "v.h264", mpeg4_texture, fps=10, codec="h264", format="h264")
+    video = read_video(path)
     assert (video.num_frames, video.fps) == (T, 10.0)
     assert video.one_past_reference  # refs read from the in-band SPS
     np.testing.assert_allclose(p_frame_median(video), (2, -1), atol=0.5)

@@ -41,7 +41,8 @@ def test_other_gop_lengths(tmp_path, frames):
 
 @pytest.mark.parametrize("codec, ext", [("h264", "mp4"), ("mpeg2video", "mpg")])
 def test_b_frame_runs_follow_b_frames(tmp_path, frames, codec, ext):
-    types = decoded_types(write_video(tmp_path / f"v.{ext}", frames, codec=codec, gop=12, b_frames=2))
+    path = write_video(tmp_path / f"v.{ext}", frames, codec=codec, gop=12, b_frames=2)
+    types = decoded_types(path)
     assert len(types) == 29
     assert [i for i, t in enumerate(types) if t == "I"] == [0, 12, 24]
     runs = [len(list(g)) for t, g in itertools.groupby(types) if t == "B"]
@@ -59,20 +60,25 @@ def test_h264_reference_count_reaches_the_sps(tmp_path, frames, refs):
 def test_frame_rate_and_count_are_preserved(tmp_path, frames):
     ntsc = fractions.Fraction(30000, 1001)
     for fps, ext in [(10, "avi"), (ntsc, "mp4"), (29.97, "mkv")]:
-        path = write_video(tmp_path / f"v.{ext}", frames, fps=fps, codec="h264" if ext != "avi" else "mpeg4")
+        codec = "mpeg4" if ext == "avi" else "h264"
+        path = write_video(tmp_path / f"v.{ext}", frames, fps=fps, codec=codec)
         video = read_video(path)
         assert video.num_frames == 29
         assert video.fps == pytest.approx(float(fps), rel=1e-6)
 
 
-@pytest.mark.parametrize("codec, good, bad", [("mpeg4", 2, 20), ("mpeg2video", 2, 20), ("h264", 12, 40)])
+@pytest.mark.parametrize(
+    "codec, good, bad", [("mpeg4", 2, 20), ("mpeg2video", 2, 20), ("h264", 12, 40)]
+)
 def test_quality_sets_a_constant_quantiser(tmp_path, frames, codec, good, bad):
     ext = "mpg" if codec == "mpeg2video" else "mp4"
     fine = write_video(tmp_path / f"a.{ext}", frames, codec=codec, quality=good)
     coarse = write_video(tmp_path / f"b.{ext}", frames, codec=codec, quality=bad)
     assert (tmp_path / f"a.{ext}").stat().st_size > 2 * (tmp_path / f"b.{ext}").stat().st_size
     # The finer quantiser reconstructs the frames more closely.
-    error = [np.abs(read_video(p, rgb=True).frames.astype(int) - frames).mean() for p in (fine, coarse)]
+    error = [
+        np.abs(read_video(p, rgb=True).frames.astype(int) - frames).mean() for p in (fine, coarse)
+    ]
     assert error[0] < error[1]
 
 
@@ -130,3 +136,10 @@ def test_sps_parser_handles_missing_and_damaged_data(tmp_path, frames):
     path = write_video(tmp_path / "v.h264", frames[:3], codec="h264", refs=2, format="h264")
     with open(path, "rb") as stream:  # Annex B: the SPS is in-band
         assert h264_sps.max_num_ref_frames(stream.read()) == 2
+
+
+def test_failed_write_leaves_no_file(tmp_path, frames):
+    path = tmp_path / "v.avi"
+    with pytest.raises(ValueError, match="frame 2 is"):
+        write_video(path, [frames[0], frames[1], frames[2, :, :10]])
+    assert not path.exists()

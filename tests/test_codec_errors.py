@@ -104,7 +104,8 @@ def test_truncated_mp4_fails_to_open(tmp_path, video_bytes):
 def test_damaged_packets_mid_file(tmp_path, video_bytes, ext):
     data = bytearray(video_bytes[ext])
     middle = len(data) // 2
-    data[middle : middle + 200] = np.random.default_rng(1).integers(0, 256, 200, dtype=np.uint8).tobytes()
+    noise = np.random.default_rng(1).integers(0, 256, 200, dtype=np.uint8)
+    data[middle : middle + 200] = noise.tobytes()
     path = tmp_path / f"damaged.{ext}"
     path.write_bytes(bytes(data))
     expect(CorruptVideoError, path, "decode", "corrupt|failed|declares")

@@ -107,8 +107,9 @@ def pixel_reference(rows, num_frames, height, width, cell):
     for f in range(num_frames):
         for i in range(rows_c):
             for j in range(cols_c):
-                cell_sum = total[f, i * cell : (i + 1) * cell, j * cell : (j + 1) * cell].sum((0, 1))
-                cell_count = count[f, i * cell : (i + 1) * cell, j * cell : (j + 1) * cell].sum()
+                ys, xs = slice(i * cell, (i + 1) * cell), slice(j * cell, (j + 1) * cell)
+                cell_sum = total[f, ys, xs].sum((0, 1))
+                cell_count = count[f, ys, xs].sum()
                 if cell_count:
                     out[f, i, j] = cell_sum / cell_count
     return out
@@ -133,7 +134,8 @@ def test_random_blocks_match_a_per_pixel_reference(cell):
             )
         )
     out = rasterize(rows, num_frames, height, width, cell)
-    np.testing.assert_allclose(out, pixel_reference(rows, num_frames, height, width, cell), atol=1e-5)
+    expected = pixel_reference(rows, num_frames, height, width, cell)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("sizes", [(16,), (8, 16), (8, 16, 24)])
@@ -161,7 +163,8 @@ def test_grid_aligned_blocks_match_a_per_pixel_reference(sizes):
         )
     rows += [r[:5] + (r[5] + 1.0, r[6] - 2.0) for r in rows[:20]]  # second vectors
     out = rasterize(rows, num_frames, height, width, cell)
-    np.testing.assert_allclose(out, pixel_reference(rows, num_frames, height, width, cell), atol=1e-5)
+    expected = pixel_reference(rows, num_frames, height, width, cell)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
 def test_non_overlapping_tiling_with_overhang_matches_the_reference():

@@ -332,6 +332,120 @@ def test_command_line_with_two_worker_processes(tmp_path, sources):
     assert f"error: {out} is not empty" in again.stderr
 
 
+@pytest.fixture(scope="module")
+def fake_remote():
+    """A Beam file system for ``fakeremote://`` paths, stored on local disk.
+
+    It stands in for gs:// (which needs credentials and network): a path that
+    is not local makes the job copy each video to the worker before PyAV
+    reads it, and do every listing, write and move through Beam's
+    FileSystems. ``fakeremote:///tmp/x`` is the local file /tmp/x.
+    """
+    from apache_beam.io.filesystem import FileMetadata, MatchResult
+    from apache_beam.io.localfilesystem import LocalFileSystem
+
+    prefix = "fakeremote://"
+
+    def local(path):
+        return path[len(prefix):] if path.startswith(prefix) else path
+
+    def like(original, path):  # Beam's own match() calls join/split with local paths
+        return prefix + path if original.startswith(prefix) else path
+
+    class _FakeRemote(LocalFileSystem):
+        @classmethod
+        def scheme(cls):
+            return "fakeremote"
+
+        def join(self, base, *parts):
+            return like(base, super().join(local(base), *parts))
+
+        def split(self, path):
+            head, tail = super().split(local(path))
+            return like(path, head), tail
+
+        def mkdirs(self, path):
+            return super().mkdirs(local(path))
+
+        def match(self, patterns, limits=None):
+            results = super().match([local(p) for p in patterns], limits)
+            return [MatchResult(like(p, r.pattern), [
+                FileMetadata(like(p, m.path), m.size_in_bytes, m.last_updated_in_seconds)
+                for m in r.metadata_list]) for p, r in zip(patterns, results)]
+
+        def create(self, path, *args, **kwargs):
+            return super().create(local(path), *args, **kwargs)
+
+        def open(self, path, *args, **kwargs):
+            return super().open(local(path), *args, **kwargs)
+
+        def copy(self, sources, destinations):
+            return super().copy([local(p) for p in sources], [local(p) for p in destinations])
+
+        def rename(self, sources, destinations):
+            return super().rename([local(p) for p in sources],
+                                  [local(p) for p in destinations])
+
+        def exists(self, path):
+            return super().exists(local(path))
+
+        def size(self, path):
+            return super().size(local(path))
+
+        def last_updated(self, path):
+            return super().last_updated(local(path))
+
+        def checksum(self, path):
+            return super().checksum(local(path))
+
+        def metadata(self, path):
+            meta = super().metadata(local(path))
+            return FileMetadata(like(path, meta.path), meta.size_in_bytes,
+                                meta.last_updated_in_seconds)
+
+        def delete(self, paths):
+            return super().delete([local(p) for p in paths])
+
+    # Beam finds file systems through weak subclass references: keep the class alive.
+    yield prefix
+    del _FakeRemote
+
+
+def test_remote_paths_go_through_beam_filesystems(ucf, fake_remote, tmp_path):
+    """Videos, split files and output on a non-local file system (a gs:// stand-in)."""
+    videos, split_dir, _, _ = ucf
+    out = tmp_path / "out"
+    remote = f"{fake_remote}{out}"
+    listing = tmp_path / "splits"
+    shutil.copytree(split_dir, listing)
+    with open(listing / "testlist01.txt", "a") as f:
+        f.write("Run/v_Run_not_there_c01.avi\n")
+    manifest = extract.run([f"--videos_dir={fake_remote}{videos}",
+                            f"--splits_dir={fake_remote}{listing}", f"--output_dir={remote}",
+                            *IN_PROCESS])
+    assert manifest["options"]["output_dir"] == remote
+    assert sorted(os.listdir(out)) == ["failed.jsonl", "labels.txt", "manifest.json",
+                                       "test-00000-of-00001.tfrecord.gz",
+                                       "train-00000-of-00001.tfrecord.gz"]
+    assert manifest["splits"]["test"]["failed"] == 1
+    (failure,) = [json.loads(line) for line in (out / "failed.jsonl").read_text().splitlines()]
+    assert failure["path"] == f"{fake_remote}{videos}/Run/v_Run_not_there_c01.avi"
+    assert failure["message"].startswith(failure["path"]) and failure["stage"] == "open"
+    _, recs = read_records(out)
+    assert sorted(r.video_id for r in recs) == ["Jump/v_Jump_g01_c01.avi",
+                                                "Jump/v_Jump_g02_c01.avi",
+                                                "Run/v_Run_g01_c01.avi"]
+    # The remote copy decodes exactly like the original.
+    rec = next(r for r in recs if r.video_id == "Run/v_Run_g01_c01.avi")
+    np.testing.assert_allclose(rec.motion_vectors,
+                               read_video(videos / rec.video_id).motion_vectors,
+                               atol=1 / 8 + 1e-6)
+    with pytest.raises(extract.OutputExistsError, match=f"{remote} is not empty"):
+        extract.run([f"--videos_dir={fake_remote}{videos}",
+                     f"--splits_dir={fake_remote}{listing}", f"--output_dir={remote}",
+                     *IN_PROCESS])
+
+
 @pytest.fixture
 def no_network(monkeypatch):
     """Fails any name lookup beyond this machine (e.g. Google Cloud credential probes)."""

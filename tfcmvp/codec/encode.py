@@ -67,6 +67,11 @@ def _check_arguments(codec, gop, b_frames, refs, quality):
 def _configure(stream, codec, gop, b_frames, refs, quality):
     """Sets GOP, B-frames, references and constant quality on an encoder stream."""
     cc = stream.codec_context
+    # One encoder thread: slice/frame threading makes the output bytes (and
+    # the vectors) depend on the core count, so "same seed, same file" would
+    # hold only between machines of the same size.
+    cc.thread_count = 1
+    cc.thread_type = "NONE"
     cc.gop_size = int(gop)
     cc.max_b_frames = int(b_frames)
     if codec == "h264":
@@ -160,7 +165,7 @@ def write_video(
 
         def encode(index, image):
             image = np.asarray(image)
-            if image.shape[:2] != first.shape[:2] or image.dtype != np.uint8:
+            if image.shape != first.shape or image.dtype != np.uint8:
                 raise ValueError(
                     f"{path}: frame {index} is {image.dtype} {image.shape}, "
                     f"expected uint8 {first.shape} like frame 0"
@@ -177,8 +182,17 @@ def write_video(
             encode(index, image)
         for packet in stream.encode(None):  # flush delayed (B-frame) packets
             container.mux(packet)
-    except av.FFmpegError as error:
-        raise VideoError(path, f"{codec} encoding failed: {error}", stage="encode") from error
-    finally:
         container.close()
+    except BaseException as error:
+        # Leave no half-written file behind; the original error is the one
+        # worth reporting, so a failing close is ignored.
+        try:
+            container.close()
+        except av.FFmpegError:
+            pass
+        if os.path.exists(path):
+            os.remove(path)
+        if isinstance(error, av.FFmpegError):
+            raise VideoError(path, f"{codec} encoding failed: {error}", stage="encode") from error
+        raise
     return path

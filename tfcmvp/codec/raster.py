@@ -9,10 +9,17 @@ frame; a cell no block covers (intra blocks, I-frames) gets zero. Two vectors
 on the same block (bi-prediction) are two equal-area coverages, so the cell
 gets their mean.
 
-The computation is vectorised over all blocks of many frames at once: each
-block spans at most ``Ky x Kx`` cells, the per-cell overlaps are separable
-(``overlap_y * overlap_x``), and ``np.bincount`` sums weights and weighted
-vectors per cell. There is no Python loop over vectors or frames.
+The computation is vectorised over all blocks of many frames at once; there
+is no Python loop over vectors or frames. Two paths give the same result:
+
+* grid-aligned blocks (every edge on a cell edge: codec macroblocks and
+  partitions on the default 8-px grid): each (block, cell) pair weighs the
+  same, blocks of one shape expand to their cells by fixed index offsets,
+  and where no two blocks share a cell (I/P frames) each cell simply takes
+  its block's vector; otherwise ``np.bincount`` sums and counts per cell;
+* any other blocks: each block spans at most ``Ky x Kx`` cells, the
+  per-cell overlaps are separable (``overlap_y * overlap_x``), and
+  ``np.bincount`` sums area weights and weighted vectors per cell.
 """
 
 from __future__ import annotations

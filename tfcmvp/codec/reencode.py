@@ -30,7 +30,9 @@ def _source_frames(path: str, container, stream) -> Iterator[np.ndarray]:
         for frame in container.decode(stream):
             yield frame.to_ndarray(format="rgb24")  # [H, W, 3]
     except av.FFmpegError as error:
-        raise CorruptVideoError(path, f"decoding the source failed: {error}", stage="decode") from error
+        raise CorruptVideoError(
+            path, f"decoding the source failed: {error}", stage="decode"
+        ) from error
 
 
 def reencode(

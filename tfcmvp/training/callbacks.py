@@ -110,12 +110,11 @@ class TrainingCheckpoint:
         path = self.manager.latest_checkpoint
         if path is None:
             return False
-        status = self.checkpoint.restore(path)
-        # Everything saved must find its variable: a mismatch means the config
-        # (architecture) changed since the checkpoint was written.
+        # Everything saved must find its variable, with its shape: a mismatch
+        # means the config (architecture) changed since the checkpoint was written.
         try:
-            status.assert_existing_objects_matched()
-        except AssertionError as error:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        except (AssertionError, ValueError) as error:
             raise ValueError(
                 f"checkpoint {path} does not match the model built from the config (did the "
                 f"model section change since it was written?): {error}") from error

@@ -277,11 +277,12 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
             # Finish the interrupted epoch with its remaining steps first.
             model.fit(dataset, initial_epoch=epoch, epochs=epoch + 1,
                       steps_per_epoch=steps_per_epoch - step_in_epoch, callbacks=run_callbacks,
-                      verbose=verbose)
+                      shuffle=False, verbose=verbose)
             epoch += 1
         if epoch < config.train.epochs:
             model.fit(dataset, initial_epoch=epoch, epochs=config.train.epochs,
-                      steps_per_epoch=steps_per_epoch, callbacks=run_callbacks, verbose=verbose)
+                      steps_per_epoch=steps_per_epoch, callbacks=run_callbacks, shuffle=False,
+                      verbose=verbose)
     else:
         logger.info("%s already holds %d epochs (train.epochs=%d): nothing to train", workdir,
                     initial_epoch, config.train.epochs)
