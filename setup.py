@@ -10,6 +10,7 @@ INSTALL_REQUIRES = [
     "tensorflow==2.21.0",
     "keras==3.15.1",
     "apache-beam[gcp]==2.77.0",
+    "google-crc32c==1.9.0",  # TFRecord framing in beam_jobs (also pulled in by beam[gcp])
     "av==18.1.0",
     "numpy>=1.26,<2.5",
     "pillow==12.3.0",

@@ -1,6 +1,7 @@
 """Videos -> sharded gzip TFRecords of I-frames, motion vectors and RGB frames.
 
-Run (DirectRunner, one worker process per core)::
+Run locally (Beam's FnApiRunner, the DirectRunner's batch engine, with one
+worker process per core; see :mod:`beam_jobs.extract_options`)::
 
     python -m beam_jobs.extract --videos_dir data/UCF-101 --splits_dir data/ucfTrainTestlist \\
         --split 1 --output_dir data/ucf101_s1

@@ -413,7 +413,7 @@ def fake_remote():
 
 def test_remote_paths_go_through_beam_filesystems(ucf, fake_remote, tmp_path):
     """Videos, split files and output on a non-local file system (a gs:// stand-in)."""
-    videos, split_dir, _, _ = ucf
+    videos, split_dir, first_out, _ = ucf
     out = tmp_path / "out"
     remote = f"{fake_remote}{out}"
     listing = tmp_path / "splits"
@@ -435,6 +435,9 @@ def test_remote_paths_go_through_beam_filesystems(ucf, fake_remote, tmp_path):
     assert sorted(r.video_id for r in recs) == ["Jump/v_Jump_g01_c01.avi",
                                                 "Jump/v_Jump_g02_c01.avi",
                                                 "Run/v_Run_g01_c01.avi"]
+    # Same videos, same options: byte-identical shards (the extra video failed).
+    for shard in ("train-00000-of-00001.tfrecord.gz", "test-00000-of-00001.tfrecord.gz"):
+        assert (out / shard).read_bytes() == (first_out / shard).read_bytes()
     # The remote copy decodes exactly like the original.
     rec = next(r for r in recs if r.video_id == "Run/v_Run_g01_c01.avi")
     np.testing.assert_allclose(rec.motion_vectors,

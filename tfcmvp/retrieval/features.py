@@ -42,10 +42,11 @@ Cache
 * the options: clips per video and every clip / crop / scaling option above;
 * ``CACHE_VERSION``.
 
-Thumbnails for figures (the middle RGB frame of every video, uint8
-``THUMB_SHAPE``) depend on the data only: ``CACHE_DIR/thumbs-<data key>.npz``,
-shared by every model evaluated on that data. They are made in the same read
-of the shards as the features when missing.
+Thumbnails for figures (the middle RGB frame of every video, fitted into
+``THUMB_SHAPE`` and stored as JPEG: about 2 kB a video) depend on the data
+only: ``CACHE_DIR/thumbs-<data key>.npz``, shared by every model evaluated on
+that data. They are made in the same read of the shards as the features when
+missing.
 
 The default ``CACHE_DIR`` is ``DATA/.tfcmvp_cache``; when DATA is not writable
 the caller's ``fallback_cache_dir`` (the retrieval command passes
@@ -58,6 +59,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import io
 import json
 import logging
 import os
@@ -77,6 +79,7 @@ SHARD_GLOB = "{split}-*.tfrecord.gz"  # shard names written by beam_jobs.extract
 CACHE_DIR_NAME = ".tfcmvp_cache"
 CACHE_VERSION = 1  # bump when the cached arrays or their meaning change
 THUMB_SHAPE = (48, 64)  # (height, width) of the cached thumbnails, aspect kept by padding
+THUMB_QUALITY = 90  # JPEG quality of the cached thumbnails
 EXPORT_INFO_PATH = pathlib.Path("assets") / "tfcmvp_export.json"
 EMBED_SIGNATURE = "embed"
 EMBED_OUTPUT = "embedding"
@@ -353,6 +356,33 @@ class SplitFeatures:
 
 
 @dataclasses.dataclass
+class Thumbnails:
+    """JPEG thumbnails of the videos of one split, decoded on access: ``thumbs[i]`` is uint8 [h, w, 3]."""
+
+    data: np.ndarray  # uint8 [total bytes]: the JPEGs back to back
+    offsets: np.ndarray  # int64 [V + 1]: JPEG i is data[offsets[i]:offsets[i + 1]]
+
+    @classmethod
+    def from_jpegs(cls, jpegs) -> "Thumbnails":
+        jpegs = [bytes(j) for j in jpegs]
+        offsets = np.concatenate([[0], np.cumsum([len(j) for j in jpegs])]).astype(np.int64)
+        return cls(np.frombuffer(b"".join(jpegs), np.uint8).copy(), offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, index) -> np.ndarray:
+        from PIL import Image
+
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"thumbnail {index} of {len(self)}")
+        index %= len(self)
+        encoded = self.data[self.offsets[index]:self.offsets[index + 1]].tobytes()
+        with Image.open(io.BytesIO(encoded)) as image:
+            return np.asarray(image.convert("RGB"))
+
+
+@dataclasses.dataclass
 class ExtractedFeatures:
     """Output of :func:`extract_features`."""
 
@@ -363,7 +393,7 @@ class ExtractedFeatures:
     data_key: str  # the data part of it (names the thumbnail cache)
     cache_path: Optional[pathlib.Path]  # None when uncached
     from_cache: bool
-    thumbnails: Optional[dict] = None  # {"test": uint8 [V, h, w, 3], "train": ...} when made
+    thumbnails: Optional[dict] = None  # {"test": Thumbnails, "train": Thumbnails} when asked for
 
 
 def _save_npz(path: pathlib.Path, arrays: dict) -> None:
@@ -435,7 +465,7 @@ def load_embedding_fn(model_dir) -> Callable:
 
 
 def thumbnail(serialized, shape=THUMB_SHAPE):
-    """The middle RGB frame of one record, resized into ``shape`` with padding: uint8 [h, w, 3]."""
+    """The middle RGB frame of one record, fitted into ``shape`` with black padding, as JPEG."""
     import tensorflow as tf
 
     spec = schema.feature_spec()
@@ -446,10 +476,11 @@ def thumbnail(serialized, shape=THUMB_SHAPE):
     def middle():
         image = tf.io.decode_jpeg(tf.gather(encoded, count // 2), channels=3)  # [H, W, 3]
         resized = tf.image.resize_with_pad(image, shape[0], shape[1], method="area")
-        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)  # [h, w, 3]
 
     # A video without frames fails in the evaluation sample with its own message.
-    return tf.cond(count > 0, middle, lambda: tf.zeros([*shape, 3], tf.uint8))
+    image = tf.cond(count > 0, middle, lambda: tf.zeros([*shape, 3], tf.uint8))
+    return tf.io.encode_jpeg(image, quality=THUMB_QUALITY)
 
 
 def _video_dataset(files, options: EvalOptions, *, with_clips: bool, with_thumbs: bool,
@@ -529,7 +560,7 @@ def _run_split(embed, files, options: EvalOptions, *, split: str, batch_size: in
         features=np.concatenate(feats).astype(np.float32),
         labels=np.concatenate(labels).astype(np.int64),
         video_ids=np.asarray(ids, dtype=str), label_names=np.asarray(names, dtype=str))
-    return result, (np.concatenate(thumbs) if with_thumbs else None)
+    return result, (Thumbnails.from_jpegs(np.concatenate(thumbs)) if with_thumbs else None)
 
 
 def _thumbnail_pass(files, options: EvalOptions, *, split: str, total, progress) -> tuple:
@@ -542,7 +573,7 @@ def _thumbnail_pass(files, options: EvalOptions, *, split: str, total, progress)
             thumbs.append(batch["thumbnail"].numpy())
             ids.extend(v.decode() for v in batch[keys.VIDEO_ID].numpy())
             bar.update(len(thumbs[-1]))
-    return np.concatenate(thumbs), np.asarray(ids, dtype=str)
+    return Thumbnails.from_jpegs(np.concatenate(thumbs)), np.asarray(ids, dtype=str)
 
 
 def _thumbs_path(cache_dir: pathlib.Path, data_key: str) -> pathlib.Path:
@@ -563,7 +594,8 @@ def _cached_thumbnails(cache_dir, data_key, extracted_ids: dict) -> Optional[dic
     for split, ids in extracted_ids.items():
         if not np.array_equal(arrays[f"{split}/video_ids"].astype(str), ids):
             return None
-    return {split: arrays[f"{split}/thumbnails"] for split in extracted_ids}
+    return {split: Thumbnails(arrays[f"{split}/thumb_data"], arrays[f"{split}/thumb_offsets"])
+            for split in extracted_ids}
 
 
 def _store_thumbnails(cache_dir, data_key, thumbs: dict, ids: dict) -> None:
@@ -571,7 +603,8 @@ def _store_thumbnails(cache_dir, data_key, thumbs: dict, ids: dict) -> None:
         return
     arrays = {"meta": np.asarray(json.dumps({"key": _thumbs_key(data_key)}))}
     for split in thumbs:
-        arrays[f"{split}/thumbnails"] = thumbs[split]
+        arrays[f"{split}/thumb_data"] = thumbs[split].data
+        arrays[f"{split}/thumb_offsets"] = thumbs[split].offsets
         arrays[f"{split}/video_ids"] = ids[split]
     _save_npz(_thumbs_path(cache_dir, data_key), arrays)
 

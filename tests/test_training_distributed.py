@@ -1,0 +1,171 @@
+"""The full train step on 2 replicas (2 logical CPUs) equals 1 replica on the same global batch.
+
+Each run is a subprocess: logical CPUs must be configured before TensorFlow
+initialises its devices. Both pretraining runs see the same 4 videos in one
+step (2 per replica on the mirrored run); SyncBN and all-gathered keys make
+the forward pass the same, and the loss scaling (sum / global batch, once;
+gradients summed over replicas) makes the update the same: a loss divided by
+the number of replicas twice, or never, would halve or double it. (The
+loss-level check is tests/test_losses_distributed.py.)
+
+Gradient clipping is checked on its own, on a small model where the clip is
+certainly active: ReplicaSumSGD clips the replica-summed gradient like one
+replica would, where stock Keras SGD clips each replica's part.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from training_support import write_painted_shards
+
+TESTS_DIR = pathlib.Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+
+RUNNER = """
+import json, sys
+import numpy as np
+import keras
+sys.path.insert(0, {tests!r})
+from training_support import tiny_config, without_grappler
+from tfcmvp.training.pretrain import pretrain
+from tfcmvp.training.strategy import configure_devices
+
+config = tiny_config(*{overrides!r})
+configure_devices(config.runtime)  # before anything initialises TF devices
+
+
+class Weights(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.before = [v.numpy() for v in self.model.v_network.weights]
+
+    def on_train_end(self, logs=None):
+        self.after = [v.numpy() for v in self.model.v_network.weights]
+
+
+weights = Weights()
+with without_grappler():
+    result = pretrain(config, {data!r}, {workdir!r}, verbose=0, callbacks=[weights])
+np.savez({out!r} + ".npz", **{{f"before_{{i}}": w for i, w in enumerate(weights.before)}},
+         **{{f"after_{{i}}": w for i, w in enumerate(weights.after)}})
+with open({out!r} + ".json", "w") as f:
+    json.dump({{"replicas": result.num_replicas, "row": result.history[0]}}, f)
+"""
+
+ONE_STEP = (
+    "train.epochs=1", "train.steps_per_epoch=1", "optimizer.warmup_epochs=0",
+    "optimizer.base_lr_per_sample=0.025",  # lr 0.1 at global batch 4: a visible update
+    "optimizer.clipnorm=null",  # an active clip would hide a wrongly scaled gradient
+    "model.dropout=0", "train.sync_bn=true",
+)
+
+
+def start(tmp_path, name, overrides):
+    code = RUNNER.format(tests=str(TESTS_DIR), overrides=list(ONE_STEP) + overrides,
+                         data=str(tmp_path / "data"), workdir=str(tmp_path / name),
+                         out=str(tmp_path / name))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process, tmp_path, name):
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output[-4000:]
+    info = json.loads((tmp_path / f"{name}.json").read_text())
+    arrays = np.load(tmp_path / f"{name}.npz")
+    count = len(arrays.files) // 2
+    before = [arrays[f"before_{i}"] for i in range(count)]
+    after = [arrays[f"after_{i}"] for i in range(count)]
+    return info, before, after
+
+
+@pytest.mark.slow
+def test_two_replicas_match_one_replica_on_the_same_global_batch(tmp_path):
+    write_painted_shards(tmp_path / "data")
+    # Both at once: two processes for the two cores.
+    one = start(tmp_path, "one", [])
+    two = start(tmp_path, "two", ["runtime.virtual_cpus=2"])
+    info1, before1, after1 = finish(one, tmp_path, "one")
+    info2, before2, after2 = finish(two, tmp_path, "two")
+
+    assert (info1["replicas"], info2["replicas"]) == (1, 2)
+    # Same initial weights (same seed), so the comparison is of one step.
+    for b1, b2 in zip(before1, before2):
+        np.testing.assert_array_equal(b1, b2)
+    # First-step losses and pretext accuracies (computed before the update).
+    # Float32 sums in another order, SyncBN's E[x^2] - E[x]^2 and 1 / tau = 10
+    # leave ~1e-4 relative; a mismatched positive would change them by O(1).
+    for key in ("loss", "context_loss", "motion_loss", "context_acc", "motion_acc", "lr"):
+        assert info2["row"][key] == pytest.approx(info1["row"][key], rel=1e-3, abs=1e-6), key
+    # The update of every weight (and SyncBN moving statistic) agrees to 0.1 %
+    # of its size; a gradient scaled by 2 or 1/2 would be off by 100 % or 50 %.
+    for b1, a1, a2 in zip(before1, after1, after2):
+        update = np.max(np.abs(a1 - b1))
+        assert update > 0
+        assert np.max(np.abs(a2 - a1)) <= 1e-3 * update + 1e-7
+
+
+CLIP_CHECK = """
+import json, sys
+import numpy as np
+sys.path.insert(0, {repo!r})
+from tfcmvp.config import RuntimeConfig
+from tfcmvp.training.strategy import configure_devices, make_strategy
+configure_devices(RuntimeConfig(virtual_cpus=2))
+import keras
+import tensorflow as tf
+from tfcmvp.training.optimizer import ReplicaSumSGD
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(4, 3)).astype("float32")
+y = (10 * rng.normal(size=(4, 2))).astype("float32")  # large errors: gradient norm >> clip
+
+
+def one_step(strategy, optimizer_class):
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        optimizer = optimizer_class(learning_rate=0.1, momentum=0.9, global_clipnorm=1.0)
+        optimizer.build(model.trainable_variables)
+
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            # Sum over the local batch / global batch: the pretraining contract.
+            loss = tf.reduce_sum(tf.square(model(x) - y)) / 4.0
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return tf.linalg.global_norm(grads)
+
+    batch = next(iter(strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors((x, y)))))
+    norms = tf.function(lambda b: strategy.run(replica_step, args=b))(batch)
+    norm = max(float(n) for n in strategy.experimental_local_results(norms))
+    return [w.numpy() for w in model.weights], norm
+
+
+mirrored = make_strategy(RuntimeConfig(virtual_cpus=2))
+reference, norm = one_step(tf.distribute.get_strategy(), ReplicaSumSGD)
+ours, part_norm = one_step(mirrored, ReplicaSumSGD)
+stock, _ = one_step(mirrored, keras.optimizers.SGD)
+diff = lambda a, b: max(float(np.max(np.abs(u - v))) for u, v in zip(a, b))
+print(json.dumps({{"norm": norm, "part_norm": part_norm, "ours": diff(ours, reference),
+                  "stock": diff(stock, reference)}}))
+"""
+
+
+@pytest.mark.slow
+def test_clipping_applies_to_the_replica_summed_gradient():
+    result = subprocess.run([sys.executable, "-c", CLIP_CHECK.format(repo=str(REPO_ROOT))],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["norm"] > 2.0 and found["part_norm"] > 1.0  # the clip (1.0) is active
+    assert found["ours"] < 1e-6  # 2 replicas == 1 replica
+    assert found["stock"] > 1e-2  # per-replica clipping moves the weights differently

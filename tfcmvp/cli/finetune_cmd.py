@@ -1,0 +1,70 @@
+"""``tfcmvp finetune``: supervised finetuning and test (see :mod:`tfcmvp.finetuning.finetune`)."""
+
+from __future__ import annotations
+
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "finetune",
+        help="finetune a pretrained V-Network (or a random one) for action recognition",
+        description=(
+            "Train a classifier (V-Network, global pool, dropout, Dense) on the training shards, "
+            "test it with 10 clips per test video (softmax averaged; top-1 and top-5) and "
+            "export it as a SavedModel with a classify signature. WORKDIR receives config.yaml, "
+            "checkpoints/, history.csv, history.png, results.json, test_predictions.csv and "
+            "saved_model/; running the same command again resumes from the newest checkpoint."))
+    start = parser.add_mutually_exclusive_group(required=True)
+    start.add_argument("--model", default=None,
+                       help="a tfcmvp export of a pretrained V-Network (tfcmvp export): its "
+                            "weights and architecture initialise the backbone")
+    start.add_argument("--random_init", action="store_true",
+                       help="start from random weights, architecture from the config (the "
+                            "'scratch' baseline)")
+    parser.add_argument("--config", default=None,
+                        help="YAML config (configs/finetune_*.yaml); default: the paper's UCF101 "
+                             "settings")
+    parser.add_argument("--data", required=True,
+                        help="output folder of the extraction job (train-/test-*.tfrecord.gz, "
+                             "labels.txt)")
+    parser.add_argument("--workdir", required=True,
+                        help="run folder (created; resumed if it holds a checkpoint)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="override a config field, value parsed as YAML, e.g. "
+                             "--set train.epochs=3 --set train.motion_aux_weight=0.2 (repeatable)")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                        help="Keras progress: 0 silent, 1 progress bar, 2 a line per epoch "
+                             "(default: 1 on a terminal, else 2)")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from tfcmvp.finetuning.config import ConfigError, load_finetune_config
+
+    try:
+        config = load_finetune_config(args.config, args.overrides, model_dir=args.model)
+    except (ConfigError, ValueError, FileNotFoundError) as error:  # ExportError is a ValueError
+        logger.error("%s", error)
+        return 2
+    from tfcmvp.finetuning.finetune import finetune
+    from tfcmvp.training.callbacks import NonFiniteLossError
+
+    try:
+        result = finetune(config, args.data, args.workdir, model_dir=args.model,
+                          random_init=args.random_init,
+                          verbose="auto" if args.verbose is None else args.verbose)
+    except NonFiniteLossError as error:
+        logger.error("%s", error)
+        return 1
+    except (FileNotFoundError, ValueError) as error:
+        logger.error("%s", error)
+        logger.debug("traceback of the error above", exc_info=True)
+        return 2
+    logger.info("done: %d epochs in %s; test top-1 %.2f%%, top-5 %.2f%%; SavedModel in %s",
+                result.results["epochs"], result.workdir, result.results["top1"],
+                result.results["top5"], result.saved_model)
+    return 0

@@ -1,0 +1,65 @@
+"""``tfcmvp retrieval``: video retrieval recall of an export (see :mod:`tfcmvp.retrieval.evaluate`)."""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_CHOICES = ("vcop", "coclr")  # tfcmvp.retrieval.PROTOCOLS, spelled out: --help needs no import
+DEFAULT_BATCH_SIZE = 20  # tfcmvp.retrieval.features.DEFAULT_BATCH_SIZE (kept equal by a test)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "retrieval",
+        help="nearest-neighbour retrieval recall (R@1..50) of an exported network",
+        description=(
+            "Test videos (DATA/test-*.tfrecord.gz) query the train videos (DATA/train-*). A "
+            "video's feature is the mean of the `embed` signature over --clips evenly spaced "
+            "clips; the clip modality (RGB clips, I-frames, motion vectors) and geometry follow "
+            "the export's assets/tfcmvp_export.json, so V-, I- and M-Network exports all work. "
+            "Prints a table of R@1, 5, 10, 20, 50 (percent) and writes them to --output. "
+            "Features are cached per model, data and options (default folder "
+            "DATA/.tfcmvp_cache, or .tfcmvp_cache beside --output when DATA is read-only), "
+            "so a second run, e.g. with the other --protocol, does not run the model."))
+    parser.add_argument("--model", required=True, help="export folder written by `tfcmvp export`")
+    parser.add_argument("--data", required=True,
+                        help="output folder of the extraction job (test-* and train-* shards)")
+    parser.add_argument("--output", required=True, help="JSON file for the results")
+    parser.add_argument("--clips", type=int, default=10,
+                        help="clips per video, averaged (default 10, the VCOP protocol)")
+    parser.add_argument("--protocol", choices=PROTOCOL_CHOICES, default="vcop",
+                        help="vcop: mean of clip features, cosine similarity (default); coclr: "
+                             "each set mean-centred and L2-normalised before the dot product")
+    parser.add_argument("--png", help="also draw some queries and their top-5 results here")
+    parser.add_argument("--cache_dir", help="feature cache folder (default DATA/.tfcmvp_cache)")
+    parser.add_argument("--no_cache", action="store_true",
+                        help="neither read nor write cached features")
+    parser.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
+                        help=f"at most this many clips per call of the model (default "
+                             f"{DEFAULT_BATCH_SIZE}); lower it if memory runs out")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    # Imported here: TensorFlow takes seconds to load; --help should not wait for it.
+    from tfcmvp.retrieval.evaluate import evaluate_retrieval
+    from tfcmvp.retrieval.report import format_table
+
+    try:
+        record = evaluate_retrieval(
+            args.model, args.data, clips=args.clips, protocol=args.protocol,
+            cache_dir=args.cache_dir, png=args.png, output=args.output,
+            batch_size=args.batch_size, use_cache=not args.no_cache)
+    except (OSError, ValueError) as error:  # FileNotFoundError is an OSError
+        logger.error("%s", error)
+        logger.debug("traceback of the error above", exc_info=True)
+        return 2
+    print(format_table({pathlib.Path(args.model).name: record}))
+    print(f"{record['num_queries']} queries (test), {record['num_gallery']} gallery videos "
+          f"(train), {record['data']['clips_per_video']} {record['data']['modality']} clips "
+          f"per video")
+    print(f"results: {args.output}" + (f"\nfigure:  {args.png}" if args.png else ""))
+    return 0

@@ -1,0 +1,327 @@
+"""``assets/tfcmvp_export.json``: what an export eats, what it is and where it came from.
+
+An export folder (see :mod:`tfcmvp.export`) carries one JSON file that says,
+without TensorFlow or tfcmvp, how to feed the SavedModel and what it returns::
+
+    {"format_version": 1, "network": "video", "backbone": "c3d",
+     "input": {"shape": [16, 112, 112, 3], "dtype": "float32", "frames": 16,
+               "stride": 4, "size": [112, 112], "channels": 3, ...},
+     "embedding_dim": 512, "feature_shape": [2, 7, 7, 512],
+     "signatures": ["embed", "features"],
+     "source": {"kind": "pretrained", "workdir": "...", "epoch": 120},
+     "tfcmvp_version": "0.1.0", "tensorflow_version": "2.21.0",
+     "keras_version": "3.15.1", "created": "2025-01-01T00:00:00+00:00"}
+
+The input contract is derived from the run's ``DataConfig`` by
+:func:`input_contract`: the clip the network was trained on, with the value
+scaling of :func:`tfcmvp.data.eval_dataset` (ImageNet-normalised RGB, or
+motion vectors clamped to +-``mv_clip`` px and divided by ``mv_div``).
+:func:`validate_export_info` checks a description before it is written and
+after it is read, naming every problem.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any, Mapping, Optional, Sequence
+
+FORMAT_VERSION = 1
+ASSETS_DIR = "assets"
+INFO_NAME = "tfcmvp_export.json"  # the description (this module)
+CONFIG_NAME = "config.yaml"  # the resolved training config
+WEIGHTS_NAME = "network.weights.h5"  # Keras weights of the exported network
+
+# Pretraining networks (rebuilt from a PretrainConfig) and finetuned classifiers.
+PRETRAIN_NETWORKS = ("video", "iframe", "motion")
+NETWORKS = PRETRAIN_NETWORKS + ("classifier",)
+SOURCE_KINDS = ("pretrained", "random_init", "finetuned")
+
+INPUT_NAME = "clips"  # the one input of every signature
+EMBED = "embed"  # clips -> {"embedding": [N, D]}
+FEATURES = "features"  # clips -> {"features": [N, T', H', W', C] or [N, H', W', C]}
+CLASSIFY = "classify"  # clips -> {"logits": [N, K], "probabilities": [N, K]} (classifiers)
+EMBED_OUTPUT = "embedding"
+FEATURES_OUTPUT = "features"
+BASE_SIGNATURES = (EMBED, FEATURES)
+SERVING_DEFAULT = "serving_default"  # TF Serving's default key: an alias of EMBED
+
+# Test geometry of the paper: short side 128, then the centre 112 x 112. Other
+# crop sizes keep the ratio (32 -> 37), as tfcmvp.retrieval does.
+TEST_RESIZE_RATIO = 128 / 112
+
+
+class ExportError(ValueError):
+    """An export description is invalid, or an export cannot be written or rebuilt."""
+
+
+class NotAnExportError(ExportError, FileNotFoundError):
+    """A folder is missing, not a SavedModel, or a SavedModel without a tfcmvp description."""
+
+
+# ---------------------------------------------------------------------------
+# Input contracts
+# ---------------------------------------------------------------------------
+
+
+def _resize_short(crop_size: int) -> int:
+    return int(round(crop_size * TEST_RESIZE_RATIO))
+
+
+def _rgb_fields() -> dict:
+    # The same constants the input pipeline normalises with.
+    from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
+
+    return {
+        "value_range": "RGB scaled to [0, 1] (uint8 / 255), then normalised",
+        "normalisation": "(x - mean) / std per channel, ImageNet statistics",
+        "mean": [float(v) for v in IMAGENET_MEAN],
+        "std": [float(v) for v in IMAGENET_STD],
+    }
+
+
+def video_input_contract(clip_len: int, clip_stride: int, crop_size: int) -> dict:
+    """Input of a video network: ``clip_len`` RGB frames at ``clip_stride``, ``crop_size``^2."""
+    span = (clip_len - 1) * clip_stride + 1
+    return {
+        "shape": [clip_len, crop_size, crop_size, 3],
+        "dtype": "float32",
+        "layout": "[N, T, H, W, C], RGB channels last",
+        "frames": clip_len,
+        "stride": clip_stride,
+        "size": [crop_size, crop_size],
+        "channels": 3,
+        **_rgb_fields(),
+        "resize_short": _resize_short(crop_size),
+        "preprocessing": (
+            f"{clip_len} frames {clip_stride} apart (spanning {span} frames); short side resized "
+            f"to resize_short, centre {crop_size}x{crop_size} crop; as "
+            f"tfcmvp.data.eval_dataset(modality='rgb') yields them"),
+    }
+
+
+def iframe_input_contract(crop_size: int) -> dict:
+    """Input of an I-frame network: one RGB image, ``crop_size``^2."""
+    return {
+        "shape": [crop_size, crop_size, 3],
+        "dtype": "float32",
+        "layout": "[N, H, W, C], RGB channels last",
+        "frames": None,
+        "stride": None,
+        "size": [crop_size, crop_size],
+        "channels": 3,
+        **_rgb_fields(),
+        "resize_short": _resize_short(crop_size),
+        "preprocessing": (
+            f"one decoded I-frame; short side resized to resize_short, centre "
+            f"{crop_size}x{crop_size} crop; as tfcmvp.data.eval_dataset(modality='iframe') "
+            f"yields them"),
+    }
+
+
+def motion_input_contract(motion_len: int, crop_size: int, mv_clip: float, mv_div: float,
+                          mv_resize_method: str = "bilinear") -> dict:
+    """Input of a motion network: ``motion_len`` consecutive motion-vector maps, 2 channels."""
+    bound = float(mv_clip) / float(mv_div)
+    return {
+        "shape": [motion_len, crop_size, crop_size, 2],
+        "dtype": "float32",
+        "layout": "[N, T, H, W, 2], motion vector x then y",
+        "frames": motion_len,
+        "stride": 1,
+        "size": [crop_size, crop_size],
+        "channels": 2,
+        "value_range": f"[{-bound:g}, {bound:g}]",
+        "normalisation": (
+            f"per-pixel motion vectors in pixels of the decoded frame (displacement from the "
+            f"reference frame), clamped to +-{float(mv_clip):g} px, then divided by "
+            f"{float(mv_div):g}"),
+        "mv_clip": float(mv_clip),
+        "mv_div": float(mv_div),
+        "mv_resize_method": mv_resize_method,
+        "resize_short": _resize_short(crop_size),
+        "preprocessing": (
+            f"{motion_len} consecutive vector frames; maps resized ({mv_resize_method}) with "
+            f"the frame (short side to resize_short, centre {crop_size}x{crop_size} crop) "
+            f"without rescaling the vectors; as tfcmvp.data.eval_dataset(modality='motion') "
+            f"yields them"),
+    }
+
+
+def input_contract(network: str, data) -> dict:
+    """The input contract of pretraining network `network` under ``DataConfig`` `data`."""
+    if network == "video":
+        return video_input_contract(data.clip_len, data.clip_stride, data.crop_size)
+    if network == "iframe":
+        return iframe_input_contract(data.crop_size)
+    if network == "motion":
+        return motion_input_contract(data.motion_len, data.crop_size, data.mv_clip, data.mv_div,
+                                     data.mv_resize_method)
+    raise ExportError(f"network must be one of {PRETRAIN_NETWORKS}, got {network!r}")
+
+
+def backbone_name(network: str, model) -> str:
+    """The backbone of pretraining network `network` under ``ModelConfig`` `model`."""
+    names = {"video": model.backbone, "iframe": model.iframe_backbone,
+             "motion": model.motion_backbone}
+    if network not in names:
+        raise ExportError(f"network must be one of {PRETRAIN_NETWORKS}, got {network!r}")
+    return names[network]
+
+
+# ---------------------------------------------------------------------------
+# The description
+# ---------------------------------------------------------------------------
+
+
+def versions() -> dict:
+    """tfcmvp / TensorFlow / Keras versions of this process."""
+    import keras
+    import tensorflow as tf
+
+    from tfcmvp import __version__
+
+    return {"tfcmvp_version": __version__, "tensorflow_version": tf.__version__,
+            "keras_version": keras.__version__}
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def make_export_info(*, network: str, backbone: str, input_spec: Mapping, source: Mapping,
+                     embedding_dim: Optional[int] = None,
+                     feature_shape: Optional[Sequence[int]] = None,
+                     signatures: Sequence[str] = BASE_SIGNATURES, **extra) -> dict:
+    """A description with the versions of this process and the time filled in.
+
+    `input_spec` is the input contract (:func:`input_contract` or one of the
+    ``*_input_contract`` functions). `embedding_dim`, `feature_shape` and
+    `signatures` may be left for :func:`tfcmvp.export.export_network` to fill
+    from the traced network; `extra` adds keys (``num_classes`` and
+    ``class_names`` for classifiers).
+    """
+    info = {
+        "format_version": FORMAT_VERSION,
+        "network": network,
+        "backbone": backbone,
+        "input": dict(input_spec),
+        "embedding_dim": embedding_dim,
+        "feature_shape": None if feature_shape is None else [int(d) for d in feature_shape],
+        "signatures": list(signatures),
+        "source": dict(source),
+        **versions(),
+        "created": utc_now(),
+    }
+    info.update(extra)
+    return info
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_shape(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(_is_int(d) and d > 0 for d in value)
+
+
+def export_info_problems(info: Any) -> list[str]:
+    """Every way `info` breaks the contract (empty when it is a valid description)."""
+    if not isinstance(info, dict):
+        return [f"must be a JSON object, got {type(info).__name__}"]
+    problems = []
+    version = info.get("format_version")
+    if not _is_int(version) or not 1 <= version <= FORMAT_VERSION:
+        problems.append(f"format_version must be an int in [1, {FORMAT_VERSION}] (this tfcmvp "
+                        f"reads up to {FORMAT_VERSION}), got {version!r}")
+    network = info.get("network")
+    if network not in NETWORKS:
+        problems.append(f"network must be one of {list(NETWORKS)}, got {network!r}")
+    if not isinstance(info.get("backbone"), str):
+        problems.append(f"backbone must be a string, got {info.get('backbone')!r}")
+
+    contract = info.get("input")
+    if not isinstance(contract, dict):
+        problems.append(f"input must be an object, got {contract!r}")
+    else:
+        shape = contract.get("shape")
+        if not _is_shape(shape):
+            problems.append(f"input.shape must be a list of positive ints, got {shape!r}")
+        else:
+            rank = {"iframe": 3, "video": 4, "motion": 4}.get(network)
+            if rank is not None and len(shape) != rank:
+                problems.append(f"input.shape {shape} must have {rank} entries for a "
+                                f"{network} network")
+            if contract.get("channels") != shape[-1]:
+                problems.append(f"input.channels {contract.get('channels')!r} must equal the "
+                                f"last entry of input.shape {shape}")
+            if contract.get("size") != shape[-3:-1]:
+                problems.append(f"input.size {contract.get('size')!r} must equal input.shape "
+                                f"{shape}[-3:-1]")
+            if len(shape) == 4 and contract.get("frames") != shape[0]:
+                problems.append(f"input.frames {contract.get('frames')!r} must equal input.shape "
+                                f"{shape}[0]")
+        if contract.get("dtype") != "float32":
+            problems.append(f"input.dtype must be 'float32', got {contract.get('dtype')!r}")
+
+    dim = info.get("embedding_dim")
+    if not _is_int(dim) or dim < 1:
+        problems.append(f"embedding_dim must be a positive int, got {dim!r}")
+    feature_shape = info.get("feature_shape")
+    if not _is_shape(feature_shape):
+        problems.append(f"feature_shape must be a list of positive ints, got {feature_shape!r}")
+    elif _is_int(dim) and feature_shape[-1] != dim:
+        problems.append(f"feature_shape {feature_shape} must end with embedding_dim {dim}")
+
+    signatures = info.get("signatures")
+    if not isinstance(signatures, list) or not all(isinstance(s, str) for s in signatures):
+        problems.append(f"signatures must be a list of names, got {signatures!r}")
+    else:
+        required = list(BASE_SIGNATURES) + ([CLASSIFY] if network == "classifier" else [])
+        missing = [name for name in required if name not in signatures]
+        if missing:
+            problems.append(f"signatures {signatures} lack {missing}")
+
+    source = info.get("source")
+    if not isinstance(source, dict) or source.get("kind") not in SOURCE_KINDS:
+        problems.append(f"source must be an object whose kind is one of {list(SOURCE_KINDS)}, "
+                        f"got {source!r}")
+    for key in ("tfcmvp_version", "tensorflow_version", "keras_version", "created"):
+        if not isinstance(info.get(key), str):
+            problems.append(f"{key} must be a string, got {info.get(key)!r}")
+    if network == "classifier":
+        classes = info.get("num_classes")
+        if not _is_int(classes) or classes < 1:
+            problems.append(f"num_classes must be a positive int, got {classes!r}")
+        names = info.get("class_names")
+        if names is not None and (not isinstance(names, list) or len(names) != classes):
+            problems.append(f"class_names must be null or a list of num_classes={classes!r} "
+                            f"names, got {names!r}")
+    return problems
+
+
+def validate_export_info(info: Any, where: str = "export description") -> dict:
+    """Returns `info` if it is a valid description, else raises :class:`ExportError`.
+
+    The message names `where` (e.g. the JSON file) and every problem.
+    """
+    problems = export_info_problems(info)
+    if problems:
+        raise ExportError(f"{where} is not a valid tfcmvp export description: "
+                          + "; ".join(problems))
+    return info
+
+
+def dumps_export_info(info: Mapping) -> str:
+    """The JSON text written to ``assets/tfcmvp_export.json``."""
+    return json.dumps(info, indent=2, sort_keys=False) + "\n"
+
+
+def loads_export_info(text: str, where: str) -> dict:
+    """Parses and validates the JSON text of a description read from `where`."""
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ExportError(f"{where}: not valid JSON: {error}") from error
+    return validate_export_info(info, where)

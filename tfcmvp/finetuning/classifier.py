@@ -1,0 +1,289 @@
+"""The finetuning model: V-Network + global average pool + dropout + Dense classifier,
+optionally regularised by the motion-prediction task (paper Table 6).
+
+Forward pass for a local batch of B clips::
+
+    clip [B, T, S, S, 3] --V-Network--> features [B, T1, H1, W1, C] --mean--> [B, C]
+                                     --dropout--> Dense --> logits [B, K]
+
+With ``motion_aux_weight = w > 0`` the same V-Network maps also feed the
+motion predictor of pretraining, trained here from scratch: memory ->
+Transformer -> head g_M1 gives the predicted motion queries [B, N, D]; the
+clip's future motion (and its hard negatives) go through an M-Network (R3D-10)
+and head g_M2 to the keys [B, 1 + K, N, D]; the per-video loss is
+CE + w x J_M with J_M the pointwise InfoNCE of Eq. 2 averaged over the N
+positions. Only the V-Network and the classifier are kept for testing and
+export.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from tfcmvp import losses
+from tfcmvp.config import DataConfig, ModelConfig
+from tfcmvp.data import features
+from tfcmvp.finetuning.config import FinetuneConfig, finetune_config_from_dict
+from tfcmvp.models.backbones import memory_spec
+from tfcmvp.models.heads import MLPHead
+from tfcmvp.models.memory import PredictorMemory
+from tfcmvp.models.predictor_transformer import TransformerPredictor
+from tfcmvp.training.pretrain_model import build_m_network, build_v_network
+
+CLASSIFIER_METRICS = ("loss", "ce_loss", "acc", "lr")
+MOTION_METRICS = ("motion_loss", "motion_acc")
+
+
+@keras.saving.register_keras_serializable(package="tfcmvp")
+class VideoClassifier(keras.Model):
+    """Action classifier on a V-Network, trained with `fit` on dict batches.
+
+    ``model(clips)`` returns the logits ``[B, num_classes]`` (float32).
+    Batches for `fit` / `evaluate`: {"clip" [B, T, S, S, 3], "label" [B]} and,
+    with the motion regulariser, "motion" [B, 1 + K, L, S, S, 2] (target
+    first); other keys are ignored.
+
+    Args:
+      model_config: the V-Network and the regulariser's networks
+        (`ModelConfig` or its dict).
+      data_config: the input layout (`DataConfig` or its dict: clip_len,
+        crop_size, motion_len).
+      num_classes: classes K.
+      dropout: dropout rate before the classifier (paper: 0.3).
+      motion_aux_weight: weight w of the auxiliary motion loss; 0 = off.
+      motion_aux_temperature: tau of the auxiliary InfoNCE.
+      sync_bn: BatchNorm statistics over all replicas.
+    """
+
+    def __init__(self, model_config: ModelConfig, data_config: DataConfig, num_classes: int,
+                 dropout: float = 0.3, motion_aux_weight: float = 0.0,
+                 motion_aux_temperature: float = 0.1, sync_bn: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.model_config = _section(ModelConfig, model_config, "model")
+        self.data_config = _section(DataConfig, data_config, "data")
+        if int(num_classes) < 2:
+            raise ValueError(f"VideoClassifier: num_classes must be >= 2, got {num_classes!r}")
+        self.num_classes = int(num_classes)
+        self.dropout = float(dropout)
+        self.motion_aux_weight = float(motion_aux_weight)
+        self.motion_aux_temperature = float(motion_aux_temperature)
+        self.sync_bn = bool(sync_bn)
+        model, data = self.model_config, self.data_config
+
+        # Layers kept after training.
+        self.backbone = build_v_network(model, data, self.sync_bn)
+        self.dropout_layer = keras.layers.Dropout(self.dropout, name="dropout")
+        # float32 logits under mixed precision: softmax and CE at full precision.
+        self.classifier = keras.layers.Dense(self.num_classes, dtype="float32", name="classifier")
+
+        # The motion regulariser (training only).
+        if self.motion_aux:
+            self.m_network = build_m_network(model, data, self.sync_bn)
+            self.target_grid = tuple(int(s) for s in self.m_network.output["features"].shape[1:4])
+            self.num_positions = math.prod(self.target_grid)  # N
+            spec = memory_spec(model.backbone)
+            self.memory_stages = spec.stages
+            self.memory = PredictorMemory(model.predictor_width, spec.time_fold,
+                                          model.memory_interpolation, name="memory")
+            self.predictor = TransformerPredictor(
+                self.num_positions, width=model.predictor_width, num_heads=model.num_heads,
+                ffn_width=model.ffn_width, num_encoder_layers=model.encoder_layers,
+                num_decoder_layers=model.decoder_layers, dropout=model.dropout, name="predictor")
+            head = dict(hidden_units=model.head_hidden, output_units=model.head_out,
+                        sync_bn=self.sync_bn)
+            self.prediction_head = MLPHead(**head, name="prediction_head")
+            self.motion_head = MLPHead(**head, name="motion_head")
+
+        names = CLASSIFIER_METRICS + (MOTION_METRICS if self.motion_aux else ())
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+
+    @classmethod
+    def from_finetune_config(cls, config: FinetuneConfig, num_classes: int,
+                             **kwargs) -> "VideoClassifier":
+        """The classifier of a whole run config."""
+        return cls(config.model, config.data, num_classes, dropout=config.classifier.dropout,
+                   motion_aux_weight=config.train.motion_aux_weight,
+                   motion_aux_temperature=config.train.motion_aux_temperature,
+                   sync_bn=config.train.sync_bn, **kwargs)
+
+    @property
+    def motion_aux(self) -> bool:
+        """True when the motion regulariser is part of the model."""
+        return self.motion_aux_weight > 0
+
+    # ------------------------------------------------------------------ build
+
+    def build(self, input_shape=None):
+        """Creates every variable from the configured input sizes (no data needed)."""
+        v_maps = self.backbone.output
+        self.classifier.build((None, v_maps["features"].shape[-1]))
+        if self.motion_aux:
+            memory_shapes = [tuple(v_maps[stage].shape) for stage in self.memory_stages]
+            self.memory.build(memory_shapes)
+            tokens = math.prod(self.memory.grid(memory_shapes))
+            self.predictor.build((None, tokens, self.model_config.predictor_width))
+            self.prediction_head.build(
+                (None, self.num_positions, self.model_config.predictor_width))
+            self.motion_head.build(
+                (None, self.num_positions, self.m_network.output["features"].shape[-1]))
+        self.built = True
+
+    # ---------------------------------------------------------------- forward
+
+    def call(self, clips, training=None):
+        """clips [B, T, S, S, 3] -> logits [B, num_classes] float32."""
+        return self._logits(self.backbone(clips, training=training), training)
+
+    def _logits(self, v_maps: dict, training) -> tf.Tensor:
+        pooled = ops.mean(v_maps["features"], axis=(1, 2, 3))  # [B, C]
+        return self.classifier(self.dropout_layer(pooled, training=training))  # [B, K]
+
+    def forward(self, inputs: dict, training=None) -> dict:
+        """{"logits" [B, K]} and, with the regulariser, {"motion_query" [B, N, D],
+        "motion_keys" [B, 1 + K', N, D]} for a batch dict."""
+        v_maps = self.backbone(inputs[features.CLIP], training=training)
+        outputs = {"logits": self._logits(v_maps, training)}
+        if not self.motion_aux:
+            return outputs
+        tokens = self.memory([v_maps[stage] for stage in self.memory_stages])  # [B, M, width]
+        predicted = self.predictor(tokens, training=training)  # [B, N, width]
+        outputs["motion_query"] = self.prediction_head(predicted, training=training)  # [B, N, D]
+        motion = inputs[features.MOTION]  # [B, 1 + K', L, S, S, 2]
+        clips = motion.shape[1]
+        flat = ops.reshape(motion, (-1, *motion.shape[2:]))  # [B * (1 + K'), L, S, S, 2]
+        m_features = self.m_network(flat, training=training)["features"]  # [B*(1+K'), T3, H3, W3, C]
+        m_features = ops.reshape(m_features, (-1, self.num_positions, m_features.shape[-1]))
+        keys = self.motion_head(m_features, training=training)  # [B * (1 + K'), N, D]
+        outputs["motion_keys"] = ops.reshape(
+            keys, (-1, clips, self.num_positions, keys.shape[-1]))  # [B, 1 + K', N, D]
+        return outputs
+
+    def per_example_losses(self, inputs: dict, outputs: dict) -> dict:
+        """Per-video losses and hits of the local batch (all [B], float32).
+
+        Keys: loss (CE + w x J_M), ce_loss, acc (top-1 hit) and, with the
+        regulariser, motion_loss (J_M averaged over the N positions) and
+        motion_acc (fraction of positions whose top-1 key is the positive).
+        """
+        logits = tf.cast(outputs["logits"], tf.float32)  # [B, K]
+        labels = tf.cast(inputs[features.LABEL], tf.int32)  # [B]
+        # On CPU an out-of-range label raises here with its value; on GPU it
+        # gives NaN, which the NaN/Inf stop of the trainer reports.
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)  # [B]
+        hit = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels),
+                      tf.float32)  # [B]
+        result = {"loss": ce, "ce_loss": ce, "acc": hit}
+        if self.motion_aux:
+            motion_loss, motion_hit = losses.motion_infonce(
+                outputs["motion_query"], outputs["motion_keys"],
+                self.motion_aux_temperature)  # [B, N] each
+            motion_loss = tf.reduce_mean(motion_loss, axis=-1)  # [B]
+            result["motion_loss"] = motion_loss
+            result["motion_acc"] = tf.reduce_mean(motion_hit, axis=-1)  # [B]
+            result["loss"] = ce + self.motion_aux_weight * motion_loss
+        return result
+
+    # ------------------------------------------------------------ train / test
+
+    def train_step(self, data):
+        inputs = self._inputs(data)
+        learning_rate = self.optimizer.learning_rate  # the rate this step applies
+        with tf.GradientTape() as tape:
+            outputs = self.forward(inputs, training=True)
+            per_example = self.per_example_losses(inputs, outputs)
+            # Loss scaling contract (tfcmvp.losses.scaling), as in pretraining:
+            # sum(local per-example) / global batch, exactly once; the
+            # replicas' gradients are summed (ReplicaSumSGD), giving the
+            # gradient of the global-batch mean.
+            replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+            global_batch = tf.shape(inputs[features.CLIP])[0] * replicas
+            loss = losses.replica_mean(per_example["loss"], global_batch)
+            if self.losses:  # layer regularisers, if any
+                loss += tf.add_n(self.losses) / tf.cast(replicas, loss.dtype)
+            scaled = self.optimizer.scale_loss(loss)  # loss scaling of mixed_float16
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return self._update_metrics(per_example, learning_rate)
+
+    def test_step(self, data):
+        inputs = self._inputs(data)
+        outputs = self.forward(inputs, training=False)
+        per_example = self.per_example_losses(inputs, outputs)
+        learning_rate = self.optimizer.learning_rate if self.optimizer is not None else 0.0
+        return self._update_metrics(per_example, learning_rate)
+
+    def _update_metrics(self, per_example: dict, learning_rate) -> dict:
+        # Mean metrics sum (total, count) over replicas when read: epoch means
+        # over every video of the global batches.
+        for name, values in per_example.items():
+            self.trackers[name].update_state(values)
+        self.trackers["lr"].update_state(learning_rate)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    @property
+    def metrics(self):
+        # Listed here so that fit / evaluate reset them every epoch.
+        return list(self.trackers.values())
+
+    def _inputs(self, data) -> dict:
+        """The entries of a batch the model reads: a dict, or (dict,) from `train_on_batch`."""
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        keys = (features.CLIP, features.LABEL) + ((features.MOTION,) if self.motion_aux else ())
+        missing = [key for key in keys if key not in x]
+        if missing:
+            raise KeyError(f"VideoClassifier batch lacks {missing} (has {sorted(x)}); the "
+                           f"motion regulariser needs the dataset's with_motion=True")
+        return {key: x[key] for key in keys}
+
+    # ----------------------------------------------------------------- config
+
+    def get_config(self):
+        from tfcmvp.config import config_to_dict
+
+        config = super().get_config()
+        config.update({
+            "model_config": config_to_dict(self.model_config),
+            "data_config": config_to_dict(self.data_config),
+            "num_classes": self.num_classes,
+            "dropout": self.dropout,
+            "motion_aux_weight": self.motion_aux_weight,
+            "motion_aux_temperature": self.motion_aux_temperature,
+            "sync_bn": self.sync_bn,
+        })
+        return config
+
+
+def _section(cls, value, name):
+    """A config section given as the dataclass (or a subclass) or as its dict."""
+    if isinstance(value, cls):
+        return value
+    return getattr(finetune_config_from_dict({name: dict(value)}, f"VideoClassifier {name}_config"),
+                   name)
+
+
+def load_backbone_weights(backbone: keras.Model, network: keras.Model,
+                          source: Optional[str] = None) -> None:
+    """Copies the weights of `network` (e.g. ``tfcmvp.export.load_keras_network``)
+    into `backbone`, variable by variable.
+
+    Raises ValueError naming the first variable whose shape differs (the
+    architecture of the config and of the pretrained model disagree).
+    """
+    source = source or network.name
+    target, given = backbone.weights, network.weights
+    if len(target) != len(given):
+        raise ValueError(f"the V-Network of the config has {len(target)} weights, the pretrained "
+                         f"network {source} has {len(given)}: the architectures differ")
+    for mine, theirs in zip(target, given):
+        if tuple(mine.shape) != tuple(theirs.shape):
+            raise ValueError(f"weight {mine.path} has shape {tuple(mine.shape)} in the config's "
+                             f"V-Network but {tuple(theirs.shape)} ({theirs.path}) in {source}: "
+                             f"the architectures differ")
+    for mine, theirs in zip(target, given):
+        mine.assign(theirs.numpy())

@@ -1,0 +1,337 @@
+"""Typed configuration of a finetuning run: :class:`FinetuneConfig`, loaded from YAML.
+
+The sections reuse the pretraining dataclasses of :mod:`tfcmvp.config`
+(``model`` and ``runtime`` unchanged; ``data``, ``optimizer`` and ``train``
+extended) with the paper's finetuning settings as defaults (section 4.1):
+UCF101, lr = 1e-4 x B, weight decay 3e-3, cosine decay, batch 8, 120
+epochs, dropout 0.3 before the classifier, 10 test clips. The HMDB51 values
+(lr = 2e-4 x B, weight decay 2e-3) are in ``configs/finetune_hmdb51.yaml``.
+The authors' code also warms up for 10 epochs and decays to 1e-6 rather than
+0: ``optimizer.warmup_epochs=10``, ``optimizer.final_learning_rate=1.0e-6``.
+
+Files, ``base:`` links and ``--set section.field=value`` overrides work as for
+pretraining; unknown keys and bad values are errors naming the key.
+
+Architecture of a pretrained model. When finetuning an export (``--model
+DIR``), the V-Network is rebuilt as the export describes it: the fields of
+:data:`ARCHITECTURE_KEYS` are taken from the export's
+``assets/tfcmvp_export.json`` (backbone, clip length, crop size) and
+``assets/config.yaml`` (widths, blocks). A file or override may repeat them,
+but a different value is an error that names the field. ``data.clip_stride``
+is also taken from the export unless set (a different stride is allowed: it
+is a sampling choice, not a weight shape).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any, Mapping, Optional, Sequence
+
+from tfcmvp.config import (ConfigError, DataConfig, ModelConfig, OptimizerConfig, RuntimeConfig,
+                           TrainConfig, _build, _field, _get_path, _hints, _merge,
+                           _section_type, _unknown_key, config_to_dict, parse_override,
+                           read_config_file)
+
+# Fields that decide the weight shapes of the transferred V-Network.
+ARCHITECTURE_KEYS = ("model.backbone", "model.backbone_width", "model.backbone_blocks",
+                     "data.clip_len", "data.crop_size")
+# Taken from the export when not set, but free to differ.
+INHERITED_KEYS = ("data.clip_stride",)
+
+EXPORT_INFO_ASSET = "assets/tfcmvp_export.json"
+EXPORT_CONFIG_ASSET = "assets/config.yaml"
+
+
+# ---------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneDataConfig(DataConfig):
+    """Sampling and augmentation of finetuning clips (``tfcmvp.data.finetune_dataset``).
+
+    The fields of :class:`tfcmvp.config.DataConfig`, plus ``rotate_degrees``.
+    The motion fields (motion_len, motion_gap, period, num_negatives, mv_*,
+    flip_negates_mv_x) only matter with ``train.motion_aux_weight > 0``;
+    ``iframe_window`` is not used.
+    """
+
+    rotate_degrees: float = _field(
+        10.0, "random rotation in [-r, r] degrees of the clip (and its motion target); the "
+              "authors rotate +-10 when finetuning, the paper lists only crop, flip, blur and "
+              "jitter; 0 = off")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierConfig:
+    """The task head on the V-Network: global average pool, dropout, Dense."""
+
+    dropout: float = _field(0.3, "dropout rate on the pooled features before the classifier")
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneOptimizerConfig(OptimizerConfig):
+    """SGD with warm-up + cosine decay, finetuning defaults (paper, UCF101)."""
+
+    base_lr_per_sample: float = _field(
+        1e-4, "peak learning rate per sample of the global batch: lr = base_lr_per_sample x B "
+              "(paper: 1e-4 UCF101, 2e-4 HMDB51)")
+    weight_decay: Optional[float] = _field(
+        3e-3, "decay per step of w -= lr x weight_decay x w (paper: 3e-3 UCF101, 2e-3 HMDB51). "
+              "Keras decays decoupled from the gradient; PyTorch's SGD adds it to the gradient "
+              "before momentum (about 10x stronger at the same value). null = off")
+    warmup_epochs: float = _field(
+        0.0, "epochs of linear warm-up before the cosine decay (paper: none; authors: 10)")
+    final_learning_rate: float = _field(
+        0.0, "the cosine decays from the peak to this rate at the end of training (paper: 0; "
+             "authors: 1e-6)")
+    clipnorm: Optional[float] = _field(
+        None, "clip the global norm of the gradient (summed over replicas) to this; the paper "
+              "gives none for finetuning; null = off")
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneTrainConfig(TrainConfig):
+    """Length of the run, batch, checkpoints, numerics and the motion regulariser."""
+
+    global_batch_size: int = _field(8, "videos per step over all replicas (paper: 8 on 1 GPU)")
+    sync_bn: bool = _field(False, "BatchNorm statistics over the global batch (SyncBN)")
+    motion_aux_weight: float = _field(
+        0.0, "weight w of the auxiliary motion-prediction loss, loss = CE + w x J_M (paper "
+             "Table 6: 0.2); adds an M-Network, memory, Transformer predictor and two heads, "
+             "trained from scratch; 0 = off")
+    motion_aux_temperature: float = _field(0.1, "tau of the auxiliary pointwise InfoNCE (Eq. 2)")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """The test protocol: every test video as clips at uniformly spread positions."""
+
+    num_clips: int = _field(10, "clips per test video, centred in equal segments (paper: 10)")
+    resize_short: int = _field(128, "short side the frames are resized to before the centre crop")
+    batch_size: int = _field(8, "test videos per forward pass (x num_clips clips)")
+    eval_epochs: tuple[int, ...] = _field(
+        (1, 5, 10, 20, 50),
+        "also test after these epochs (val_top1 / val_top5 in history.csv: the convergence "
+        "curve of paper Table 3); the last epoch is always tested")
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+    """A complete finetuning run."""
+
+    data: FinetuneDataConfig = dataclasses.field(
+        default_factory=FinetuneDataConfig, metadata={"doc": "sampling and augmentation"})
+    model: ModelConfig = dataclasses.field(
+        default_factory=ModelConfig,
+        metadata={"doc": "V-Network (and the networks of the motion regulariser)"})
+    classifier: ClassifierConfig = dataclasses.field(
+        default_factory=ClassifierConfig, metadata={"doc": "the task head"})
+    optimizer: FinetuneOptimizerConfig = dataclasses.field(
+        default_factory=FinetuneOptimizerConfig, metadata={"doc": "SGD and learning-rate schedule"})
+    train: FinetuneTrainConfig = dataclasses.field(
+        default_factory=FinetuneTrainConfig,
+        metadata={"doc": "run length, batch, checkpoints, motion regulariser"})
+    test: EvaluationConfig = dataclasses.field(
+        default_factory=EvaluationConfig, metadata={"doc": "test protocol"})
+    runtime: RuntimeConfig = dataclasses.field(
+        default_factory=RuntimeConfig, metadata={"doc": "devices and distribution"})
+
+    def __post_init__(self):
+        _check_ranges(self)
+
+    @property
+    def peak_learning_rate(self) -> float:
+        """lr = base_lr_per_sample x global batch (paper: 1e-4 x B on UCF101)."""
+        return self.optimizer.base_lr_per_sample * self.train.global_batch_size
+
+    @property
+    def motion_aux(self) -> bool:
+        """True when the motion-prediction regulariser is on."""
+        return self.train.motion_aux_weight > 0
+
+
+def _check_ranges(config: FinetuneConfig) -> None:
+    """Value checks that types alone do not catch, each naming the key."""
+    train, opt = config.train, config.optimizer
+    checks = [
+        ("classifier.dropout", 0.0 <= config.classifier.dropout < 1.0, "must lie in [0, 1)"),
+        ("train.epochs", train.epochs >= 1, "must be >= 1"),
+        ("train.global_batch_size", train.global_batch_size >= 1, "must be >= 1"),
+        ("train.steps_per_epoch", train.steps_per_epoch is None or train.steps_per_epoch >= 1,
+         "must be >= 1 or null"),
+        ("train.checkpoint_every_steps",
+         train.checkpoint_every_steps is None or train.checkpoint_every_steps >= 1,
+         "must be >= 1 or null"),
+        ("train.keep_checkpoints", train.keep_checkpoints >= 1, "must be >= 1"),
+        ("train.motion_aux_weight", train.motion_aux_weight >= 0, "must be >= 0"),
+        ("train.motion_aux_temperature", train.motion_aux_temperature > 0, "must be > 0"),
+        ("optimizer.warmup_epochs", 0 <= opt.warmup_epochs < train.epochs,
+         f"must lie in [0, train.epochs = {train.epochs})"),
+        ("optimizer.clipnorm", opt.clipnorm is None or opt.clipnorm > 0, "must be > 0 or null"),
+        ("optimizer.base_lr_per_sample", opt.base_lr_per_sample > 0, "must be > 0"),
+        ("optimizer.final_learning_rate",
+         0 <= opt.final_learning_rate < opt.base_lr_per_sample * train.global_batch_size,
+         "must lie in [0, peak learning rate = base_lr_per_sample x global_batch_size)"),
+        ("data.min_crop_area", 0 < config.data.min_crop_area <= 1, "must lie in (0, 1]"),
+        ("data.rotate_degrees", 0 <= config.data.rotate_degrees < 180, "must lie in [0, 180)"),
+        ("model.backbone_blocks",
+         config.model.backbone_blocks is None or config.model.backbone != "c3d",
+         "must be null for model.backbone=c3d (C3D has no residual blocks)"),
+        ("model.predictor", not config.motion_aux or config.model.predictor == "transformer",
+         "must be 'transformer' with train.motion_aux_weight > 0 (the regulariser of paper "
+         "Table 6 uses the Transformer predictor)"),
+        ("test.num_clips", config.test.num_clips >= 1, "must be >= 1"),
+        ("test.resize_short", config.test.resize_short >= config.data.crop_size,
+         f"must be >= data.crop_size = {config.data.crop_size}"),
+        ("test.batch_size", config.test.batch_size >= 1, "must be >= 1"),
+        ("test.eval_epochs", all(e >= 1 for e in config.test.eval_epochs), "must all be >= 1"),
+        ("runtime.virtual_cpus", config.runtime.virtual_cpus >= 0, "must be >= 0"),
+        ("runtime.virtual_cpus",
+         config.runtime.virtual_cpus < 2 or config.runtime.strategy != "multi_worker",
+         "cannot be combined with runtime.strategy=multi_worker"),
+    ]
+    for key, ok, requirement in checks:
+        if not ok:
+            raise ConfigError(f"{key}={_get_path(config, key)!r} {requirement}")
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+
+
+def finetune_config_from_dict(values: Mapping, source: str = "config") -> FinetuneConfig:
+    """Builds a :class:`FinetuneConfig` from nested dicts (missing keys = defaults)."""
+    return _build(FinetuneConfig, values, source)
+
+
+def apply_finetune_overrides(values: Mapping, overrides: Sequence[str]) -> dict:
+    """Applies ``section.field=value`` overrides to a nested finetuning config dict.
+
+    Every key is checked against :class:`FinetuneConfig` first, so an unknown
+    key is reported as coming from its ``--set`` (not from the file).
+    """
+    # tfcmvp.config.apply_overrides walks PretrainConfig; this walks FinetuneConfig.
+    values = _merge({}, values)
+    for text in overrides:
+        path, value = parse_override(text)
+        cls = FinetuneConfig
+        for depth, name in enumerate(path):
+            key = ".".join(path[:depth + 1])
+            if cls is None:
+                raise ConfigError(f"--set {text!r}: {'.'.join(path[:depth])} is a value, "
+                                  f"not a section, so {key!r} does not exist")
+            names = [f.name for f in dataclasses.fields(cls)]
+            if name not in names:
+                raise _unknown_key(key, names, f"--set {text!r}")
+            cls = _section_type(_hints(cls)[name])
+        if cls is not None and value is not None and not isinstance(value, Mapping):
+            raise ConfigError(f"--set {text!r}: {'.'.join(path)} is a section; set one of its "
+                              f"fields, e.g. {'.'.join(path)}.{dataclasses.fields(cls)[0].name}=...")
+        nested: Any = value
+        for name in reversed(path):
+            nested = {name: nested}
+        # A merge re-enables an optional section that was null (its other
+        # fields take their defaults), as tfcmvp.config.apply_overrides does.
+        values = _merge(values, nested)
+    return values
+
+
+def load_finetune_config(path=None, overrides: Sequence[str] = (),
+                         model_dir=None) -> FinetuneConfig:
+    """Loads a finetuning config (defaults if `path` is None), applies overrides and,
+    with `model_dir`, takes the V-Network architecture from that export.
+
+    Raises :class:`ConfigError` naming the file or override and the key, or
+    the architecture field that disagrees with the export.
+    """
+    values = read_config_file(path) if path is not None else {}
+    source = str(pathlib.Path(path).resolve()) if path is not None else "defaults"
+    finetune_config_from_dict(values, source)  # the file alone first: its errors name the file
+    if overrides:
+        values = apply_finetune_overrides(values, overrides)
+        source = f"{source} with --set {' '.join(overrides)}"
+    if model_dir is not None:
+        values = with_export_architecture(values, export_architecture(model_dir), source,
+                                          model_dir)
+    return finetune_config_from_dict(values, source)
+
+
+def export_architecture(model_dir) -> dict:
+    """``{"model.backbone": ..., "data.clip_len": ..., ...}`` of a tfcmvp export.
+
+    The keys are :data:`ARCHITECTURE_KEYS` and :data:`INHERITED_KEYS`, read
+    from the export's info (backbone, input shape, stride) and its config
+    (widths, blocks). Raises ConfigError when the export is not a video
+    network or lacks a value.
+    """
+    from tfcmvp.export import read_export_info  # imports TensorFlow: only when needed
+
+    info = read_export_info(model_dir)
+    if info.get("network") not in ("video", "classifier"):
+        raise ConfigError(
+            f"{model_dir}: finetuning needs a V-Network export (network 'video'), but "
+            f"{EXPORT_INFO_ASSET} says network={info.get('network')!r}")
+    inputs = info.get("input", {})
+    shape = inputs.get("shape") or []
+    if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
+        raise ConfigError(f"{model_dir}: {EXPORT_INFO_ASSET} input.shape={shape!r} is not a "
+                          f"square RGB clip [T, S, S, 3]")
+    exported = read_config_file(pathlib.Path(model_dir) / EXPORT_CONFIG_ASSET).get("model", {})
+    architecture = {
+        "model.backbone": info.get("backbone"),
+        "model.backbone_width": exported.get("backbone_width", ModelConfig.backbone_width),
+        "model.backbone_blocks": exported.get("backbone_blocks", ModelConfig.backbone_blocks),
+        "data.clip_len": int(shape[0]),
+        "data.crop_size": int(shape[1]),
+    }
+    if inputs.get("stride") is not None:
+        architecture["data.clip_stride"] = int(inputs["stride"])
+    if architecture["model.backbone_blocks"] is not None:
+        architecture["model.backbone_blocks"] = list(architecture["model.backbone_blocks"])
+    return architecture
+
+
+def with_export_architecture(values: Mapping, architecture: Mapping, source: str,
+                             model_dir) -> dict:
+    """`values` with the export's architecture filled in where not set.
+
+    A set architecture field that differs from the export's is a ConfigError
+    naming the field, both values and where each came from.
+    """
+    values = _merge({}, values)
+    for key, exported in architecture.items():
+        section, name = key.split(".")
+        node = values.get(section) if isinstance(values.get(section), Mapping) else {}
+        if name in node and key in ARCHITECTURE_KEYS and not _same(node[name], exported):
+            raise ConfigError(
+                f"{source}: {key}={node[name]!r} disagrees with the pretrained model {model_dir} "
+                f"({key}={exported!r}); remove {key} from the config to finetune that model")
+        if name not in node:
+            values = _merge(values, {section: {name: exported}})
+    return values
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return a == b
+
+
+def check_architecture(config: FinetuneConfig, model_dir) -> None:
+    """Raises ConfigError naming the first architecture field where `config`
+    differs from the export in `model_dir` (the library-level check of
+    :func:`tfcmvp.finetuning.finetune`; :func:`load_finetune_config` already
+    fills these fields from the export)."""
+    architecture = export_architecture(model_dir)
+    flat = {f"{s}.{k}": v for s, fields in config_to_dict(config).items()
+            if isinstance(fields, dict) for k, v in fields.items()}
+    for key in ARCHITECTURE_KEYS:
+        if not _same(flat[key], architecture[key]):
+            raise ConfigError(
+                f"{key}={flat[key]!r} in the finetuning config disagrees with the pretrained "
+                f"model {model_dir} ({key}={architecture[key]!r}); load the config with "
+                f"load_finetune_config(..., model_dir=...) to take the model's architecture")

@@ -1,0 +1,410 @@
+"""Finetuning as a library call: ``finetune(config, data_dir, workdir, model_dir | random_init)``.
+
+Trains an action classifier (:class:`VideoClassifier`) on the training shards
+of an extraction run (``DATA_DIR/train-*.tfrecord.gz``, class names in
+``DATA_DIR/labels.txt``), starting from the V-Network of a tfcmvp export
+(``model_dir``; only the V-Network weights are transferred) or from random
+weights (``random_init=True``, the "scratch" rows of paper Tables 2, 3 and 6).
+It tests on ``DATA_DIR/test-*.tfrecord.gz`` with the 10-clip protocol after
+the epochs of ``test.eval_epochs`` and after the last one. WORKDIR receives:
+
+    config.yaml                 the resolved FinetuneConfig (every field)
+    source.json                 the pretrained model (or random init) the run started from
+    checkpoints/                tf.train checkpoints: model, optimizer, counters
+    history.csv, history.png    one row / point per epoch: loss, ce_loss, acc, lr and,
+                                after tested epochs, val_top1 / val_top5 (fractions)
+    tensorboard/                TensorBoard event files (if tensorboard is installed)
+    weights/classifier.weights.h5   the VideoClassifier's weights after every epoch
+    results.json                {"top1": %, "top5": %, "epochs", "model", "data", "random_init", ...}
+    test_predictions.csv        per test video: label, prediction, probabilities
+    saved_model/                SavedModel: classify (clips -> logits, probabilities),
+                                embed, features (tfcmvp.export contract, network "classifier")
+
+Starting again with the same WORKDIR resumes from the newest checkpoint, as
+pretraining does; a finished run is tested and exported again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import pathlib
+from typing import Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+from tfcmvp import manifest as manifest_lib
+from tfcmvp.config import config_differences, dump_config, save_config
+from tfcmvp.data import features
+from tfcmvp.finetuning import callbacks as ft_callbacks
+from tfcmvp.finetuning.classifier import VideoClassifier, load_backbone_weights
+from tfcmvp.finetuning.config import (ConfigError, FinetuneConfig, check_architecture,
+                                      finetune_config_from_dict)
+from tfcmvp.finetuning.evaluate import EvalResult, evaluate_classifier
+from tfcmvp.finetuning.optimizer import build_finetune_optimizer
+from tfcmvp.training import callbacks as cb
+from tfcmvp.training.pretrain import (CHECKPOINT_DIR, CONFIG_NAME, HISTORY_CSV, HISTORY_PNG,
+                                      TENSORBOARD_DIR, WEIGHTS_DIR, dataset_kwargs,
+                                      manifest_summary, read_manifest, tensorboard_callback)
+from tfcmvp.training.strategy import configure_devices, make_strategy, per_replica_batch_size
+
+logger = logging.getLogger(__name__)
+
+SHARDS = "{split}-*.tfrecord.gz"  # shard names written by beam_jobs.extract
+RESULTS_NAME = "results.json"
+SOURCE_NAME = "source.json"
+PREDICTIONS_NAME = "test_predictions.csv"
+SAVED_MODEL_DIR = "saved_model"
+WEIGHTS_STEM = "classifier"  # WORKDIR/weights/classifier.weights.h5
+WATCHED_LOSSES = ("ce_loss", "motion_loss", "loss")  # most specific first
+# DataConfig fields that finetune_dataset does not take.
+_NOT_DATASET_KWARGS = ("iframe_window",)
+
+
+@dataclasses.dataclass
+class FinetuneResult:
+    """What a call to :func:`finetune` did and wrote.
+
+    Attributes:
+      workdir: the run folder.
+      results: the content of results.json.
+      test: the final test (:class:`EvalResult`: accuracies, per-video probabilities).
+      history: the rows of history.csv (all epochs so far, across resumes).
+      checkpoint: path prefix of the newest checkpoint (None if none).
+      saved_model: the exported SavedModel folder.
+      class_names: the classes, in label order.
+      initial_epoch: epochs already done when this call started.
+      initial_step: optimizer step this call started from (0 = fresh run).
+      steps_per_epoch: optimizer steps per epoch.
+      num_replicas: replicas of the strategy.
+    """
+
+    workdir: pathlib.Path
+    results: dict
+    test: EvalResult
+    history: list
+    checkpoint: Optional[str]
+    saved_model: pathlib.Path
+    class_names: list
+    initial_epoch: int
+    initial_step: int
+    steps_per_epoch: int
+    num_replicas: int
+
+
+# ---------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------
+
+
+def find_shards(data_dir, split: str) -> list[str]:
+    """Sorted ``{split}-*.tfrecord.gz`` files of an extraction output folder.
+
+    Raises FileNotFoundError naming the folder and the pattern when there are none.
+    """
+    data_dir = pathlib.Path(data_dir)
+    pattern = SHARDS.format(split=split)
+    files = sorted(tf.io.gfile.glob(str(data_dir / pattern)))
+    if not files:
+        hint = ("" if (data_dir / manifest_lib.MANIFEST_NAME).is_file()
+                else f"; there is no {manifest_lib.MANIFEST_NAME} either: is this the output "
+                     f"folder of a finished `python -m beam_jobs.extract` run?")
+        raise FileNotFoundError(f"no {split} shards {pattern} in {data_dir}{hint}")
+    return files
+
+
+def read_class_names(data_dir) -> list[str]:
+    """The class names of ``DATA_DIR/labels.txt``, one per line, in label order."""
+    path = pathlib.Path(data_dir) / manifest_lib.LABELS_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: finetuning needs the class names that the "
+                                f"extraction job writes beside the shards")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    names = [name for name in names if name]
+    if len(names) < 2:
+        raise ValueError(f"{path} lists {len(names)} class(es); a classifier needs >= 2")
+    return names
+
+
+def resolve_steps_per_epoch(config: FinetuneConfig, files) -> int:
+    """``train.steps_per_epoch``, or training videos // global batch when it is null."""
+    if config.train.steps_per_epoch is not None:
+        return config.train.steps_per_epoch
+    from tfcmvp.data import reader
+
+    scan = reader.scan_records(files)
+    usable = int((scan.num_frames >= 1).sum())  # finetune_dataset keeps every non-empty video
+    steps = usable // config.train.global_batch_size
+    if steps < 1:
+        raise ValueError(
+            f"only {usable} training videos for train.global_batch_size="
+            f"{config.train.global_batch_size}: lower the batch or set train.steps_per_epoch")
+    logger.info("%d training videos // global batch %d = %d steps per epoch", usable,
+                config.train.global_batch_size, steps)
+    return steps
+
+
+def finetune_dataset_kwargs(config: FinetuneConfig) -> dict:
+    """``config.data`` (+ the regulariser switch) as keyword arguments of
+    ``tfcmvp.data.finetune_dataset``."""
+    kwargs = dataset_kwargs(config.data)
+    for name in _NOT_DATASET_KWARGS:
+        kwargs.pop(name)
+    kwargs["with_motion"] = config.motion_aux
+    return kwargs
+
+
+def make_train_dataset(config: FinetuneConfig, files, data_seed: int) -> tf.data.Dataset:
+    """Global batches of the model's inputs, repeated forever (strings dropped:
+    they are not inputs and cannot be placed on GPUs)."""
+    from tfcmvp.data import finetune_dataset
+
+    keys = (features.CLIP, features.LABEL) + ((features.MOTION,) if config.motion_aux else ())
+    dataset = finetune_dataset(
+        files, config.train.global_batch_size, **finetune_dataset_kwargs(config), seed=data_seed,
+        deterministic=config.train.deterministic, repeat=True, drop_remainder=True)
+    return dataset.map(lambda batch: {key: batch[key] for key in keys})
+
+
+# ---------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------
+
+
+def finetune(config: FinetuneConfig, data_dir, workdir, model_dir=None, *,
+             random_init: bool = False, verbose="auto",
+             callbacks: Sequence[keras.callbacks.Callback] = ()) -> FinetuneResult:
+    """Finetunes (or resumes finetuning) a classifier, tests it and exports it.
+
+    Args:
+      config: the run (see :mod:`tfcmvp.finetuning.config`). With `model_dir`
+        its architecture fields must match the export (load it with
+        ``load_finetune_config(..., model_dir=...)`` to take them from there).
+      data_dir: output folder of the extraction job (train-/test-*.tfrecord.gz,
+        labels.txt).
+      workdir: run folder (created); an existing one is resumed.
+      model_dir: a tfcmvp export of a V-Network (``tfcmvp export``) whose
+        weights initialise the backbone.
+      random_init: start from random weights instead (exactly one of
+        `model_dir` and `random_init` must be given).
+      verbose: Keras `fit` verbosity ("auto", 0, 1, 2).
+      callbacks: more Keras callbacks, run after the built-in ones.
+
+    Raises:
+      NonFiniteLossError: a loss became NaN/Inf (nothing saved after it).
+      FileNotFoundError: no shards or no labels.txt in `data_dir`.
+      ConfigError: the config's architecture disagrees with `model_dir`.
+      ValueError: neither or both of model_dir / random_init, a batch not
+        divisible by the replicas, a workdir started from another model, or
+        a checkpoint that does not fit the model of the config.
+    """
+    if (model_dir is None) == (not random_init):
+        raise ValueError("finetune needs exactly one of model_dir (a pretrained export) and "
+                         f"random_init=True, got model_dir={model_dir!r}, "
+                         f"random_init={random_init!r}")
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    model_dir = None if model_dir is None else pathlib.Path(model_dir).resolve()
+    if model_dir is not None:
+        check_architecture(config, model_dir)
+    # First: logical devices can only be configured before TF initialises them.
+    configure_devices(config.runtime)
+    strategy = make_strategy(config.runtime)
+    replicas = strategy.num_replicas_in_sync
+    per_replica = per_replica_batch_size(config.train.global_batch_size, replicas)
+    logger.info("global batch %d = %d replica(s) x %d", config.train.global_batch_size, replicas,
+                per_replica)
+
+    train_files = find_shards(data_dir, "train")
+    test_files = find_shards(data_dir, "test")
+    class_names = read_class_names(data_dir)
+    manifest = read_manifest(data_dir)
+    if manifest is not None:
+        logger.info("data %s: %s", data_dir, manifest_summary(manifest))
+    logger.info("%d classes; %d train and %d test shard(s) in %s", len(class_names),
+                len(train_files), len(test_files), data_dir)
+    steps_per_epoch = resolve_steps_per_epoch(config, train_files)
+
+    source = {"model": None if model_dir is None else str(model_dir), "random_init": random_init}
+    _check_source(workdir / SOURCE_NAME, source)
+    _save_run_config(config, workdir / CONFIG_NAME)
+    keras.mixed_precision.set_dtype_policy(config.train.mixed_precision or "float32")
+    keras.utils.set_random_seed(config.train.seed)
+
+    with strategy.scope():
+        model = VideoClassifier.from_finetune_config(config, len(class_names))
+        model.build()
+        if model_dir is not None:
+            _load_pretrained(model, model_dir)
+        optimizer = build_finetune_optimizer(config, steps_per_epoch)
+        if config.train.mixed_precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(optimizer=optimizer, jit_compile=False)
+        optimizer.build(model.trainable_variables)
+        checkpoint = cb.TrainingCheckpoint(workdir / CHECKPOINT_DIR, model, optimizer,
+                                           max_to_keep=config.train.keep_checkpoints)
+        checkpoint.restore()
+
+    initial_epoch = int(checkpoint.epoch.numpy())
+    step_in_epoch = int(checkpoint.step_in_epoch.numpy())
+    initial_step = int(optimizer.iterations.numpy())
+    if step_in_epoch >= steps_per_epoch:
+        raise ValueError(
+            f"the checkpoint in {workdir / CHECKPOINT_DIR} stopped at step {step_in_epoch} of "
+            f"epoch {initial_epoch + 1}, but an epoch now has only {steps_per_epoch} steps "
+            f"(did train.steps_per_epoch or the data change?)")
+    if initial_step:
+        logger.info("resuming at epoch %d, step %d of %d (optimizer step %d)", initial_epoch + 1,
+                    step_in_epoch, steps_per_epoch, initial_step)
+    model.summary(print_fn=logger.info)
+
+    def run_test(network) -> EvalResult:
+        return evaluate_classifier(network, config, test_files)
+
+    tester = ft_callbacks.EvaluateAfterEpochs(
+        run_test, set(config.test.eval_epochs) | {config.train.epochs})
+    if initial_epoch < config.train.epochs:
+        # A fresh sample stream for each (re)start (see training.pretrain).
+        dataset = make_train_dataset(config, train_files,
+                                     data_seed=config.train.seed + 1_000_003 * initial_step)
+        run_callbacks = [
+            cb.StopOnNonFiniteLoss(WATCHED_LOSSES),  # first: it must stop before anything saves
+            tester,  # before the history: it adds val_top1 / val_top5 to the epoch's logs
+            cb.HistoryCSV(workdir / HISTORY_CSV),
+            ft_callbacks.FinetuneHistoryPlot(workdir / HISTORY_CSV, workdir / HISTORY_PNG),
+            cb.SaveNetworkWeights(workdir / WEIGHTS_DIR, {WEIGHTS_STEM: model}),
+            cb.CheckpointCallback(
+                checkpoint, every_steps=config.train.checkpoint_every_steps,
+                resume_step_in_epoch=step_in_epoch,
+                resume_metric_values=checkpoint.metric_values() if step_in_epoch else None),
+        ]
+        tensorboard = tensorboard_callback(workdir / TENSORBOARD_DIR)
+        if tensorboard is not None:
+            run_callbacks.append(tensorboard)
+        run_callbacks.extend(callbacks)
+        epoch = initial_epoch
+        if step_in_epoch:
+            # Finish the interrupted epoch with its remaining steps first.
+            model.fit(dataset, initial_epoch=epoch, epochs=epoch + 1,
+                      steps_per_epoch=steps_per_epoch - step_in_epoch, callbacks=run_callbacks,
+                      shuffle=False, verbose=verbose)
+            epoch += 1
+        if epoch < config.train.epochs:
+            model.fit(dataset, initial_epoch=epoch, epochs=config.train.epochs,
+                      steps_per_epoch=steps_per_epoch, callbacks=run_callbacks, shuffle=False,
+                      verbose=verbose)
+    else:
+        logger.info("%s already holds %d epochs (train.epochs=%d): testing and exporting only",
+                    workdir, initial_epoch, config.train.epochs)
+
+    cb.save_network_weights(workdir / WEIGHTS_DIR, {WEIGHTS_STEM: model})
+    if tester.last is not None and tester.last[0] == config.train.epochs:
+        test = tester.last[1]
+    else:
+        test = run_test(model)
+    epochs_done = int(checkpoint.epoch.numpy())
+    test.write_predictions(workdir / PREDICTIONS_NAME, class_names)
+    results = {
+        "top1": test.top1, "top5": test.top5, "epochs": epochs_done,
+        "model": source["model"], "data": str(pathlib.Path(data_dir).resolve()),
+        "random_init": random_init, "num_test_videos": test.num_videos,
+        "num_classes": len(class_names), "num_clips": config.test.num_clips,
+        "backbone": config.model.backbone, "motion_aux_weight": config.train.motion_aux_weight,
+    }
+    _write_json(workdir / RESULTS_NAME, results)
+    logger.info("test after %d epochs: top-1 %.2f%%, top-5 %.2f%% (%d videos, %d clips each)",
+                epochs_done, test.top1, test.top5, test.num_videos, config.test.num_clips)
+
+    saved_model = export_classifier(model, config, workdir / SAVED_MODEL_DIR, class_names,
+                                    source={"kind": "finetuned", "workdir": str(workdir.resolve()),
+                                            "epoch": epochs_done, **source})
+    return FinetuneResult(
+        workdir=workdir, results=results, test=test,
+        history=cb.read_history(workdir / HISTORY_CSV), checkpoint=checkpoint.latest,
+        saved_model=saved_model, class_names=class_names, initial_epoch=initial_epoch,
+        initial_step=initial_step, steps_per_epoch=steps_per_epoch, num_replicas=replicas)
+
+
+def _load_pretrained(model: VideoClassifier, model_dir: pathlib.Path) -> None:
+    """Copies the export's V-Network weights into the classifier's backbone."""
+    from tfcmvp.export import load_keras_network
+
+    network = load_keras_network(model_dir)
+    load_backbone_weights(model.backbone, network, source=str(model_dir))
+    logger.info("V-Network weights loaded from %s", model_dir)
+
+
+# ---------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------
+
+
+def export_classifier(model: VideoClassifier, config: FinetuneConfig, output_dir,
+                      class_names: Sequence[str], source: dict) -> pathlib.Path:
+    """Writes the finetuned classifier as a tfcmvp export (network "classifier").
+
+    Signatures: ``classify`` (clips -> {"logits", "probabilities"}, the
+    softmax of the logits) plus the ``embed`` / ``features`` of its V-Network.
+    """
+    from tfcmvp.export import export_network
+    from tfcmvp.export.contract import (BASE_SIGNATURES, CLASSIFY, INPUT_NAME, make_export_info,
+                                        video_input_contract)
+
+    data = config.data
+    input_spec = video_input_contract(data.clip_len, data.clip_stride, data.crop_size)
+    clip_spec = tf.TensorSpec([None, *input_spec["shape"]], tf.float32, name=INPUT_NAME)
+
+    @tf.function(input_signature=[clip_spec])
+    def classify(clips):
+        logits = tf.cast(model(clips, training=False), tf.float32)  # [N, K]
+        return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1)}
+
+    info = make_export_info(
+        network="classifier", backbone=config.model.backbone, input_spec=input_spec,
+        source=source, signatures=list(BASE_SIGNATURES) + [CLASSIFY],
+        num_classes=len(class_names), class_names=list(class_names))
+    export_network(model.backbone, output_dir, info, dump_config(config),
+                   extra_signatures={CLASSIFY: classify})
+    return pathlib.Path(output_dir)
+
+
+# ---------------------------------------------------------------------------
+# Workdir files
+# ---------------------------------------------------------------------------
+
+
+def _write_json(path: pathlib.Path, value: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _check_source(path: pathlib.Path, source: dict) -> None:
+    """Writes source.json; a workdir with checkpoints must resume from the same model."""
+    if path.is_file() and tf.train.latest_checkpoint(str(path.parent / CHECKPOINT_DIR)):
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        if previous != source:
+            raise ValueError(
+                f"{path.parent} holds a run started from {previous}, not {source}: use another "
+                f"workdir (resuming would mix two initialisations)")
+        return
+    _write_json(path, source)
+
+
+def _save_run_config(config: FinetuneConfig, path: pathlib.Path) -> None:
+    """Writes the resolved config, logging what changed since the last start."""
+    if path.is_file():
+        try:
+            from tfcmvp.config import read_config_file
+
+            previous = finetune_config_from_dict(read_config_file(path), str(path))
+        except (ValueError, ConfigError) as error:  # an older tfcmvp's config: not fatal
+            logger.warning("cannot read the previous %s (%s); overwriting it", path, error)
+        else:
+            changes = config_differences(previous, config)
+            if changes:
+                logger.warning("config changed since the last start in %s: %s", path.parent,
+                               "; ".join(changes))
+    save_config(config, path)

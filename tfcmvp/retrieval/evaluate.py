@@ -1,0 +1,146 @@
+"""Nearest-neighbour retrieval of an exported network: test videos query the train videos.
+
+    record = evaluate_retrieval("exports/v_net", "data/ucf101", protocol="vcop",
+                                output="results/retrieval.json", png="results/retrieval.png")
+    print(format_table({"v_net": record}))
+
+Steps: per-video features of both splits (:mod:`tfcmvp.retrieval.features`,
+cached), the protocol's post-processing (``protocols.prepare``), a chunked
+exact top-k search with k = max(ks) (``search.topk_search``), recall at each k
+(``metrics.recall_at_k``, percent), then the JSON record
+(``report.write_json``) and optionally a figure of a few queries with their
+top-5 results (``report.plot_retrieval``).
+
+Under ``"coclr"`` the clips are the same N evenly spaced clips as under
+``"vcop"`` (CoCLR itself averages sliding windows); only the set-wise
+centring and normalisation differ. The JSON says which protocol was used.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+from typing import Optional, Sequence
+
+import numpy as np
+
+from tfcmvp.retrieval import features as features_lib
+from tfcmvp.retrieval.metrics import DEFAULT_KS, hit_matrix, recall_at_k
+from tfcmvp.retrieval.protocols import check_protocol, prepare
+from tfcmvp.retrieval.report import plot_retrieval, write_json
+from tfcmvp.retrieval.search import topk_search
+
+logger = logging.getLogger(__name__)
+
+PNG_QUERIES = 8  # rows of the figure
+PNG_RESULTS = 5  # results per row
+
+
+def _check_ks(ks: Sequence[int]) -> tuple:
+    ks = tuple(ks)
+    if not ks or any(isinstance(k, bool) or int(k) != k or k < 1 for k in ks):
+        raise ValueError(f"ks must be positive integers, got {ks!r}")
+    return tuple(int(k) for k in ks)
+
+
+def _check_labels(split: str, feats: features_lib.SplitFeatures) -> None:
+    # A video without a class (-1) can neither hit nor be hit meaningfully.
+    unlabelled = np.flatnonzero(feats.labels < 0)
+    if unlabelled.size:
+        raise ValueError(f"{unlabelled.size} {split} video(s) have no class label (-1), e.g. "
+                         f"{feats.video_ids[unlabelled[0]]!r}; retrieval needs labelled videos")
+
+
+def query_rows(num_queries: int, count: int = PNG_QUERIES) -> np.ndarray:
+    """``count`` query indices spread evenly over ``[0, num_queries)`` (all when fewer)."""
+    count = min(count, num_queries)
+    return np.unique(np.round(np.linspace(0, num_queries - 1, count)).astype(np.int64))
+
+
+def data_description(data_dir, extracted: features_lib.ExtractedFeatures) -> dict:
+    """What the ``"data"`` entry of the JSON says: folder, dataset layout, clip sampling."""
+    manifest = features_lib.read_manifest(data_dir) or {}
+    options = extracted.options
+    return {
+        "dir": str(data_dir),
+        "layout": manifest.get("layout"),
+        "num_classes": manifest.get("num_classes"),
+        "queries": "test", "gallery": "train",
+        "modality": options.modality,
+        "clips_per_video": options.num_clips,
+        "network": extracted.info.get("network"),
+        "backbone": extracted.info.get("backbone"),
+    }
+
+
+def evaluate_retrieval(model_dir, data_dir, *, clips: int = 10, protocol: str = "vcop",
+                       ks: Sequence[int] = DEFAULT_KS, cache_dir=None, png=None,
+                       output=None, batch_size: int = features_lib.DEFAULT_BATCH_SIZE,
+                       use_cache: bool = True, progress: Optional[bool] = None) -> dict:
+    """Retrieval recall of an exported network (see the module docstring).
+
+    Args:
+      model_dir: ``tfcmvp export`` folder; its ``assets/tfcmvp_export.json``
+        decides the modality (V-, I- or M-Network) and the clip geometry.
+      data_dir: extraction output folder with ``test-*`` (queries) and
+        ``train-*`` (gallery) shards.
+      clips: clips per video; a video's feature is the mean of their embeddings.
+      protocol: ``"vcop"`` or ``"coclr"`` (``tfcmvp.retrieval.protocols``).
+      ks: recall cut-offs.
+      cache_dir: feature cache folder; None = ``DATA/.tfcmvp_cache``, or
+        ``.tfcmvp_cache`` beside ``output`` when DATA is read-only.
+      png: optional figure path: ``PNG_QUERIES`` queries spread over the test
+        set, each with its top ``PNG_RESULTS`` results (green = same class).
+      output: optional JSON path (``report.write_json``).
+      batch_size: at most this many clips per call of the model.
+      use_cache: False neither reads nor writes cached features.
+      progress: a tqdm bar over the videos; None = only on a terminal.
+
+    Returns:
+      The record written to ``output`` (also when ``output`` is None):
+      ``{"R@1": ..., "R@50": ..., "protocol", "model", "data", "num_queries",
+      "num_gallery"}``, recalls in percent.
+
+    Raises:
+      FileNotFoundError: missing export or shards (naming the path).
+      ValueError: bad options, unlabelled videos, or an export the evaluation
+        pipeline cannot feed.
+    """
+    check_protocol(protocol)
+    ks = _check_ks(ks)
+    fallback = (pathlib.Path(output).resolve().parent / features_lib.CACHE_DIR_NAME
+                if output is not None else None)
+    extracted = features_lib.extract_features(
+        model_dir, data_dir, clips=clips, batch_size=batch_size, cache_dir=cache_dir,
+        fallback_cache_dir=fallback, use_cache=use_cache, thumbnails=png is not None,
+        progress=progress)
+    test, train = extracted.splits["test"], extracted.splits["train"]
+    _check_labels("test", test)
+    _check_labels("train", train)
+
+    query, gallery = prepare(test.features, train.features, protocol)  # [Q, D], [G, D]
+    scores, indices = topk_search(query, gallery, k=max(ks))  # [Q, min(k, G)] each
+    recalls = recall_at_k(test.labels, train.labels, indices, ks)
+
+    model = str(model_dir)
+    data = data_description(data_dir, extracted)
+    record = dict(recalls, protocol=protocol, model=model, data=data,
+                  num_queries=len(test), num_gallery=len(train))
+    if output is not None:
+        record = write_json(output, recalls, protocol, model, data, len(test), len(train))
+        logger.info("wrote %s", output)
+
+    if png is not None:
+        rows = query_rows(len(test))
+        hits = hit_matrix(test.labels[rows], train.labels, indices[rows])  # [n, K]
+        test_thumbs, train_thumbs = extracted.thumbnails["test"], extracted.thumbnails["train"]
+        shown = {int(i): train_thumbs[int(i)] for i in np.unique(indices[rows])}
+        recall_1 = recalls.get("R@1")
+        title = (f"{pathlib.Path(model_dir).name} on {pathlib.Path(data_dir).name}: "
+                 f"{protocol}, {extracted.options.modality}"
+                 + (f", R@1 {recall_1:.1f}%" if recall_1 is not None else ""))
+        plot_retrieval(png, [test_thumbs[int(i)] for i in rows], shown, indices[rows], hits,
+                       query_labels=test.label_names[rows], gallery_labels=train.label_names,
+                       scores=scores[rows], num_results=PNG_RESULTS, title=title)
+        logger.info("wrote %s", png)
+    return record
