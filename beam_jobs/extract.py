@@ -57,7 +57,8 @@ from apache_beam.metrics import Metrics
 from apache_beam.runners.runner import PipelineState
 
 from beam_jobs import fileio, tfrecord_files
-from beam_jobs.extract_options import ExtractConfig, make_pipeline_options, make_runner
+from beam_jobs.extract_options import (ExtractConfig, ExtractOptions, make_pipeline_options,
+                                      make_runner)
 from tfcmvp import manifest as manifest_lib
 from tfcmvp import splits as splits_lib
 
@@ -558,7 +559,23 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     return manifest
 
 
+def print_help(prog: str = "python -m beam_jobs.extract") -> None:
+    """The job's own flags (Beam's PipelineOptions has no --help of its own)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__.split("\n\n")[0],
+        epilog="Any Apache Beam pipeline option is accepted as well (--runner, --project, "
+               "--region, --temp_location, --setup_file, --direct_num_workers, ...).")
+    ExtractOptions._add_argparse_args(parser)
+    parser.print_help()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print_help()
+        return 0
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -104,12 +104,13 @@ def test_two_replicas_match_one_replica_on_the_same_global_batch(tmp_path):
     # leave ~1e-4 relative; a mismatched positive would change them by O(1).
     for key in ("loss", "context_loss", "motion_loss", "context_acc", "motion_acc", "lr"):
         assert info2["row"][key] == pytest.approx(info1["row"][key], rel=1e-3, abs=1e-6), key
-    # The update of every weight (and SyncBN moving statistic) agrees to 0.1 %
-    # of its size; a gradient scaled by 2 or 1/2 would be off by 100 % or 50 %.
+    # The update of every weight (and SyncBN moving statistic) agrees to 1 % of
+    # its size (measured: 0.1 % at most, on a moving variance); a gradient
+    # scaled by 2 or 1/2 would be off by 100 % or 50 %.
     for b1, a1, a2 in zip(before1, after1, after2):
         update = np.max(np.abs(a1 - b1))
         assert update > 0
-        assert np.max(np.abs(a2 - a1)) <= 1e-3 * update + 1e-7
+        assert np.max(np.abs(a2 - a1)) <= 1e-2 * update + 1e-7
 
 
 CLIP_CHECK = """

@@ -11,9 +11,9 @@ import logging
 import sys
 
 from tfcmvp import __version__
-from tfcmvp.cli import inspect_cmd, synth_cmd
+from tfcmvp.cli import extract_cmd, inspect_cmd, quickstart_cmd, synth_cmd
 
-SUBCOMMANDS = (synth_cmd, inspect_cmd)
+SUBCOMMANDS = (quickstart_cmd, synth_cmd, extract_cmd, inspect_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Pass-through subcommands (extract: Beam's own flags) take what argparse
+    # does not know; every other subcommand rejects it.
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "pass_through", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra_args = extra
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

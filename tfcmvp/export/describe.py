@@ -163,7 +163,7 @@ def export_summary(model_dir, info: Mapping) -> str:
         values = (f"vectors clamped to +-{contract['mv_clip']:g} px and divided by "
                   f"{contract.get('mv_div'):g}")
     else:
-        values = "RGB in [0, 1] normalised with the mean / std in the contract"
+        values = "RGB in [0, 1], then (x - mean) / std, ImageNet statistics"
     return "\n".join([
         f"exported the {info['network']} network ({info['backbone']}, "
         f"{source_text(info['source'])}) to {pathlib.Path(model_dir).resolve()}",

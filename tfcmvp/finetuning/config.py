@@ -40,7 +40,6 @@ ARCHITECTURE_KEYS = ("model.backbone", "model.backbone_width", "model.backbone_b
 INHERITED_KEYS = ("data.clip_stride",)
 
 EXPORT_INFO_ASSET = "assets/tfcmvp_export.json"
-EXPORT_CONFIG_ASSET = "assets/config.yaml"
 
 
 # ---------------------------------------------------------------------------
@@ -265,24 +264,27 @@ def export_architecture(model_dir) -> dict:
 
     The keys are :data:`ARCHITECTURE_KEYS` and :data:`INHERITED_KEYS`, read
     from the export's info (backbone, input shape, stride) and its config
-    (widths, blocks). Raises ConfigError when the export is not a video
-    network or lacks a value.
+    (widths, blocks). Raises ConfigError when the export is not a V-Network
+    (an ExportError when the folder is not an export).
     """
-    from tfcmvp.export import read_export_info  # imports TensorFlow: only when needed
+    import yaml
+
+    # Imports TensorFlow (via tfcmvp.export): only when a model is given.
+    from tfcmvp.export import read_export_config_text, read_export_info
 
     info = read_export_info(model_dir)
-    if info.get("network") not in ("video", "classifier"):
+    if info["network"] != "video":
         raise ConfigError(
-            f"{model_dir}: finetuning needs a V-Network export (network 'video'), but "
-            f"{EXPORT_INFO_ASSET} says network={info.get('network')!r}")
-    inputs = info.get("input", {})
-    shape = inputs.get("shape") or []
-    if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
+            f"{model_dir}: finetuning starts from a V-Network export (network 'video'), but "
+            f"{EXPORT_INFO_ASSET} says network={info['network']!r}")
+    inputs = info["input"]
+    shape = inputs["shape"]  # [T, S, S, 3], checked by read_export_info
+    if shape[1] != shape[2]:
         raise ConfigError(f"{model_dir}: {EXPORT_INFO_ASSET} input.shape={shape!r} is not a "
-                          f"square RGB clip [T, S, S, 3]")
-    exported = read_config_file(pathlib.Path(model_dir) / EXPORT_CONFIG_ASSET).get("model", {})
+                          f"square clip [T, S, S, 3]")
+    exported = (yaml.safe_load(read_export_config_text(model_dir)) or {}).get("model") or {}
     architecture = {
-        "model.backbone": info.get("backbone"),
+        "model.backbone": info["backbone"],
         "model.backbone_width": exported.get("backbone_width", ModelConfig.backbone_width),
         "model.backbone_blocks": exported.get("backbone_blocks", ModelConfig.backbone_blocks),
         "data.clip_len": int(shape[0]),

@@ -348,26 +348,23 @@ def export_classifier(model: VideoClassifier, config: FinetuneConfig, output_dir
     Signatures: ``classify`` (clips -> {"logits", "probabilities"}, the
     softmax of the logits) plus the ``embed`` / ``features`` of its V-Network.
     """
-    from tfcmvp.export import export_network
-    from tfcmvp.export.contract import (BASE_SIGNATURES, CLASSIFY, INPUT_NAME, make_export_info,
-                                        video_input_contract)
+    from tfcmvp.export import CLASSIFY, export_network
+    from tfcmvp.export.contract import make_export_info, video_input_contract
 
-    data = config.data
-    input_spec = video_input_contract(data.clip_len, data.clip_stride, data.crop_size)
-    clip_spec = tf.TensorSpec([None, *input_spec["shape"]], tf.float32, name=INPUT_NAME)
-
-    @tf.function(input_signature=[clip_spec])
-    def classify(clips):
+    def classify(clips):  # [N, T, S, S, 3]
         logits = tf.cast(model(clips, training=False), tf.float32)  # [N, K]
         return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1)}
 
+    data = config.data
     info = make_export_info(
-        network="classifier", backbone=config.model.backbone, input_spec=input_spec,
-        source=source, signatures=list(BASE_SIGNATURES) + [CLASSIFY],
-        num_classes=len(class_names), class_names=list(class_names))
-    export_network(model.backbone, output_dir, info, dump_config(config),
-                   extra_signatures={CLASSIFY: classify})
-    return pathlib.Path(output_dir)
+        network="classifier", backbone=config.model.backbone,
+        input_spec=video_input_contract(data.clip_len, data.clip_stride, data.crop_size),
+        source=source, num_classes=len(class_names), class_names=list(class_names))
+    # embed / features come from the V-Network; assets/network.weights.h5 holds
+    # its weights (the classifier's are in the SavedModel's variables and in
+    # WORKDIR/weights/classifier.weights.h5).
+    return export_network(model.backbone, output_dir, info, dump_config(config),
+                          extra_signatures={CLASSIFY: classify}, overwrite=True)
 
 
 # ---------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def _check_labels(split: str, feats: features_lib.SplitFeatures) -> None:
     unlabelled = np.flatnonzero(feats.labels < 0)
     if unlabelled.size:
         raise ValueError(f"{unlabelled.size} {split} video(s) have no class label (-1), e.g. "
-                         f"{feats.video_ids[unlabelled[0]]!r}; retrieval needs labelled videos")
+                         f"{str(feats.video_ids[unlabelled[0]])!r}; retrieval needs labelled videos")
 
 
 def query_rows(num_queries: int, count: int = PNG_QUERIES) -> np.ndarray:

@@ -1,0 +1,419 @@
+"""SavedModel export: round trips, the JSON contract, describe, errors and the CLI.
+
+Exports come from a fake pretraining workdir (tests/export_support.py): the
+tiny networks of training_support with random BatchNorm statistics, saved
+the way `tfcmvp pretrain` saves them.
+"""
+
+import argparse
+import datetime
+import json
+import logging
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfcmvp
+from export_support import EPOCHS, TINY_SHAPES, fake_workdir, random_clips
+from tfcmvp import config as cfg
+from tfcmvp.cli import describe_cmd, export_cmd
+from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
+from tfcmvp.export import (ExportError, NotAnExportError, contract, describe_export,
+                           export_network, export_pretrained, export_random_init,
+                           load_keras_network, make_export_info, read_export_info)
+from tfcmvp.export import networks
+from training_support import tiny_config
+
+NETWORKS = ("video", "iframe", "motion")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """(workdir, config, {network: keras model}) of a finished fake run."""
+    path = tmp_path_factory.mktemp("run")
+    config, models = fake_workdir(path)
+    return path, config, models
+
+
+@pytest.fixture(scope="module")
+def exports(workdir, tmp_path_factory):
+    """{network: export folder} of the three networks of the fake run."""
+    root = tmp_path_factory.mktemp("exports")
+    return {network: export_pretrained(workdir[0], root / network, network)
+            for network in NETWORKS}
+
+
+def _cli(module, argv):
+    parser = argparse.ArgumentParser(prog="tfcmvp")
+    module.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("network", NETWORKS)
+def test_saved_model_outputs_equal_keras_outputs(network, workdir, exports):
+    _, _, models = workdir
+    input_shape, feature_shape, dim = TINY_SHAPES[network]
+    clips = random_clips(input_shape, batch=3, seed=1)
+    expected_features = models[network](clips, training=False)["features"].numpy()
+    assert expected_features.shape == (3, *feature_shape)
+    axes = tuple(range(1, expected_features.ndim - 1))
+    expected_embedding = expected_features.mean(axis=axes)  # global average pool, NumPy
+    assert np.abs(expected_embedding).max() > 0.1  # the BN statistics make outputs non-trivial
+
+    loaded = tf.saved_model.load(str(exports[network]))
+    assert set(loaded.signatures) == {"embed", "features", "serving_default"}
+    embed = loaded.signatures["embed"](clips=tf.constant(clips))
+    features = loaded.signatures["features"](clips=tf.constant(clips))
+    assert list(embed) == ["embedding"] and list(features) == ["features"]
+    assert embed["embedding"].shape == (3, dim) and embed["embedding"].dtype == tf.float32
+    np.testing.assert_allclose(embed["embedding"].numpy(), expected_embedding, atol=1e-5)
+    np.testing.assert_allclose(features["features"].numpy(), expected_features, atol=1e-5)
+    # serving_default is embed; the restored tf.functions give the same.
+    np.testing.assert_allclose(
+        loaded.signatures["serving_default"](clips=tf.constant(clips))["embedding"].numpy(),
+        expected_embedding, atol=1e-5)
+    np.testing.assert_allclose(loaded.embed(tf.constant(clips))["embedding"].numpy(),
+                               expected_embedding, atol=1e-5)
+
+
+def test_load_keras_network_rebuilds_the_same_network(workdir, exports):
+    _, _, models = workdir
+    rebuilt = load_keras_network(exports["video"])
+    original = models["video"]
+    assert isinstance(rebuilt, keras.Model)
+    for a, b in zip(original.get_weights(), rebuilt.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    clips = random_clips(TINY_SHAPES["video"][0], seed=2)
+    np.testing.assert_allclose(rebuilt(clips, training=False)["features"].numpy(),
+                               original(clips, training=False)["features"].numpy(), atol=1e-6)
+
+
+def test_saved_variables_are_the_networks(workdir, exports):
+    _, _, models = workdir
+    loaded = tf.saved_model.load(str(exports["motion"]))
+    saved = sorted(v.numpy().size for v in loaded.network_variables)
+    # Every weight of the network is read by the signatures (BN moving stats included).
+    assert saved == sorted(int(np.prod(w.shape)) for w in models["motion"].weights)
+
+
+# --------------------------------------------------------------------------- the contract
+
+
+def test_export_info_states_the_input_contract_and_provenance(workdir, exports):
+    path, config, _ = workdir
+    infos = {network: read_export_info(exports[network]) for network in NETWORKS}
+    for network, info in infos.items():
+        input_shape, feature_shape, dim = TINY_SHAPES[network]
+        assert info["format_version"] == 1
+        assert info["network"] == network
+        assert info["input"]["shape"] == list(input_shape)
+        assert info["input"]["dtype"] == "float32"
+        assert info["input"]["size"] == [32, 32]
+        assert info["input"]["channels"] == input_shape[-1]
+        assert info["embedding_dim"] == dim
+        assert info["feature_shape"] == list(feature_shape)
+        assert info["signatures"] == ["embed", "features"]
+        assert info["source"] == {
+            "kind": "pretrained", "workdir": str(path.resolve()), "epoch": EPOCHS,
+            "weights": str(networks.workdir_paths(path, network)[1].resolve())}
+        assert info["tfcmvp_version"] == tfcmvp.__version__
+        assert info["tensorflow_version"] == tf.__version__
+        assert info["keras_version"] == keras.__version__
+        created = datetime.datetime.fromisoformat(info["created"])
+        assert abs(datetime.datetime.now(datetime.timezone.utc) - created).total_seconds() < 3600
+    assert [infos[n]["backbone"] for n in NETWORKS] == ["c3d", "r2d_10", "r3d_10"]
+    video, iframe, motion = (infos[n]["input"] for n in NETWORKS)
+    assert (video["frames"], video["stride"]) == (8, 2)  # tiny config: clip_len 8, stride 2
+    assert (iframe["frames"], iframe["stride"]) == (None, None)
+    assert (motion["frames"], motion["stride"]) == (8, 1)
+    for rgb in (video, iframe):
+        assert rgb["mean"] == list(IMAGENET_MEAN) and rgb["std"] == list(IMAGENET_STD)
+    assert (motion["mv_clip"], motion["mv_div"]) == (10.0, 10.0)
+    assert motion["mv_resize_method"] == "bilinear"
+    assert motion["value_range"] == "[-1, 1]"
+    assert video["resize_short"] == 37  # round(32 * 128 / 112)
+
+
+def test_assets_hold_the_resolved_config_and_the_weights(workdir, exports):
+    _, config, models = workdir
+    assets = exports["iframe"] / "assets"
+    assert sorted(p.name for p in assets.iterdir()) == [
+        "config.yaml", "network.weights.h5", "tfcmvp_export.json"]
+    assert cfg.load_config(assets / "config.yaml") == config
+    rebuilt = networks.build_network("iframe", config)
+    rebuilt.load_weights(str(assets / "network.weights.h5"))
+    for a, b in zip(models["iframe"].get_weights(), rebuilt.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The SavedModel tracks the assets: their paths come back with the model.
+    loaded = tf.saved_model.load(str(exports["iframe"]))
+    info_path = pathlib.Path(loaded.export_info.asset_path.numpy().decode())
+    assert json.loads(info_path.read_text())["network"] == "iframe"
+
+
+def test_validate_export_info_names_every_problem(exports):
+    info = read_export_info(exports["video"])
+    assert contract.validate_export_info(info) is info
+    broken = json.loads(json.dumps(info))
+    broken["input"]["channels"] = 2
+    broken["signatures"] = ["embed"]
+    broken["source"]["kind"] = "downloaded"
+    problems = contract.export_info_problems(broken)
+    assert len(problems) == 3
+    assert any("input.channels 2" in p for p in problems)
+    assert any("lack ['features']" in p for p in problems)
+    assert any("'downloaded'" in p for p in problems)
+    with pytest.raises(ExportError, match="my.json is not a valid tfcmvp export"):
+        contract.validate_export_info(broken, "my.json")
+    assert contract.export_info_problems({**info, "format_version": 2})  # from a newer tfcmvp
+
+
+def test_corrupt_description_is_an_error_naming_the_file(exports, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(exports["video"], copy)
+    (copy / "assets" / "tfcmvp_export.json").write_text("{not json")
+    with pytest.raises(ExportError, match=r"tfcmvp_export.json: not valid JSON"):
+        read_export_info(copy)
+
+
+def test_not_an_export_is_an_error_naming_the_folder(tmp_path, caplog):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(NotAnExportError, match=f"export folder {missing} does not exist"):
+        read_export_info(missing)
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path} is not a tfcmvp export: it has no "
+                                                r"saved_model.pb"):
+        read_export_info(tmp_path)
+    plain = tmp_path / "plain"
+    module = tf.Module()
+    module.f = tf.function(lambda x: {"y": x * 2.0},
+                           input_signature=[tf.TensorSpec([None], tf.float32)])
+    tf.saved_model.save(module, str(plain))
+    with pytest.raises(NotAnExportError, match="is a SavedModel but not a tfcmvp export"):
+        describe_export(plain)
+    caplog.set_level(logging.ERROR)
+    assert _cli(describe_cmd, ["describe", str(plain)]) == 2
+    assert f"{plain} is a SavedModel but not a tfcmvp export" in caplog.text
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def test_wrong_shape_or_dtype_errors_say_what_was_expected(exports):
+    loaded = tf.saved_model.load(str(exports["video"]))
+    embed = loaded.signatures["embed"]
+    # Signature calls (what TF Serving and saved_model_cli run) are checked in the graph.
+    with pytest.raises(tf.errors.InvalidArgumentError) as wrong_size:
+        embed(clips=tf.zeros([2, 8, 16, 32, 3]))
+    assert "expected clips float32 [N, 8, 32, 32, 3]" in str(wrong_size.value)
+    assert "got shape [2 8 16 32 3]" in str(wrong_size.value)
+    with pytest.raises(tf.errors.InvalidArgumentError) as wrong_rank:
+        embed(clips=tf.zeros([8, 32, 32, 3]))  # one clip without the batch axis
+    assert "expected clips float32 [N, 8, 32, 32, 3]" in str(wrong_rank.value)
+    assert "got shape [8 32 32 3]" in str(wrong_rank.value)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a float tensor"):
+        embed(clips=tf.zeros([2, 8, 32, 32, 3], tf.float64))
+    # The restored functions are checked by TensorFlow against the TensorSpec.
+    with pytest.raises(TypeError, match=r"TensorSpec\(shape=\(None, 8, 32, 32, 3\), "
+                                        r"dtype=tf.float32"):
+        loaded.features(tf.zeros([2, 8, 32, 16, 3]))
+
+
+# --------------------------------------------------------------------------- random init
+
+
+def test_random_init_export_is_seeded_and_untrained(workdir, tmp_path):
+    _, config, models = workdir
+    a = export_random_init(config, tmp_path / "a", "video", seed=5)
+    b = export_random_init(config, tmp_path / "b", "video", seed=5)
+    c = export_random_init(config, tmp_path / "c", "video", seed=6)
+    info = read_export_info(a)
+    assert info["source"] == {"kind": "random_init", "workdir": None, "epoch": None, "seed": 5,
+                              "config": None}
+    weights = {name: load_keras_network(path).get_weights()
+               for name, path in (("a", a), ("b", b), ("c", c))}
+    for x, y in zip(weights["a"], weights["b"], strict=True):
+        np.testing.assert_array_equal(x, y)  # same seed, same network
+    kernels = [i for i, w in enumerate(weights["a"]) if w.ndim == 5]  # conv kernels
+    assert all(not np.array_equal(weights["a"][i], weights["c"][i]) for i in kernels)
+    trained = models["video"].get_weights()
+    assert all(not np.array_equal(weights["a"][i], trained[i]) for i in kernels)
+    # Untrained BatchNorm: identity statistics, so a zero clip embeds to exactly zero.
+    loaded = tf.saved_model.load(str(a))
+    zeros = loaded.signatures["embed"](clips=tf.zeros([1, 8, 32, 32, 3]))["embedding"]
+    np.testing.assert_array_equal(zeros.numpy(), np.zeros((1, 32), np.float32))
+
+
+def test_random_init_of_a_resnet_video_network(tmp_path):
+    config = tiny_config("model.backbone=r3d_10")
+    path = export_random_init(config, tmp_path / "r3d", "video", seed=1)
+    info = read_export_info(path)
+    assert info["backbone"] == "r3d_10"
+    assert info["feature_shape"] == [1, 2, 2, 32]  # no stem pool: 8x32x32 -> 1x2x2
+    model = load_keras_network(path)
+    clips = random_clips((8, 32, 32, 3), seed=3)
+    loaded = tf.saved_model.load(str(path))
+    np.testing.assert_allclose(
+        loaded.signatures["embed"](clips=tf.constant(clips))["embedding"].numpy(),
+        model(clips, training=False)["features"].numpy().mean(axis=(1, 2, 3)), atol=1e-5)
+
+
+# --------------------------------------------------------------------------- extra signatures
+
+
+def test_extra_signature_is_exported_with_its_variables(tmp_path):
+    config = tiny_config()
+    backbone = networks.build_network("video", config, seed=0)
+    head = keras.layers.Dense(3, name="classifier_head")
+    head.build((None, 32))
+    head.kernel.assign(np.random.default_rng(0).normal(size=(32, 3)).astype(np.float32))
+
+    def classify(clips):
+        features = backbone(clips, training=False)["features"]
+        logits = head(tf.reduce_mean(features, axis=[1, 2, 3]))
+        return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
+
+    info = make_export_info(
+        network="classifier", backbone="c3d", input_spec=contract.input_contract(
+            "video", config.data), source={"kind": "finetuned", "workdir": "ft", "epoch": 1},
+        num_classes=3, class_names=["a", "b", "c"])
+    path = export_network(backbone, tmp_path / "clf", info, cfg.dump_config(config),
+                          extra_signatures={"classify": classify})
+    written = read_export_info(path)
+    assert written["signatures"] == ["embed", "features", "classify"]
+    assert written["num_classes"] == 3
+    clips = random_clips((8, 32, 32, 3), seed=4)
+    expected = classify(tf.constant(clips))
+    loaded = tf.saved_model.load(str(path))
+    got = loaded.signatures["classify"](clips=tf.constant(clips))
+    np.testing.assert_allclose(got["logits"].numpy(), expected["logits"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(got["probabilities"].numpy().sum(axis=1), np.ones(2), atol=1e-6)
+    with pytest.raises(ExportError, match="holds a 'classifier' network"):
+        load_keras_network(path)
+
+
+def test_export_network_rejects_a_contract_that_does_not_fit(tmp_path):
+    config = tiny_config()
+    backbone = networks.build_network("video", config)
+    info = make_export_info(network="video", backbone="c3d",
+                            input_spec=contract.video_input_contract(16, 4, 32),
+                            source={"kind": "random_init"})
+    with pytest.raises(ExportError, match=r"input.shape \[16, 32, 32, 3\] does not fit"):
+        export_network(backbone, tmp_path / "x", info, "")
+    assert not (tmp_path / "x").exists()
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_missing_weights_name_the_file(workdir, tmp_path, caplog):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(workdir[0], run)
+    (run / "weights" / "m_network.weights.h5").unlink()
+    with pytest.raises(FileNotFoundError, match="no trained weights: run tfcmvp pretrain first "
+                                                r"\(.*m_network.weights.h5 is missing\)"):
+        export_pretrained(run, tmp_path / "out", "motion")
+    caplog.set_level(logging.ERROR)
+    assert _cli(export_cmd, ["export", "--workdir", str(run), "--output",
+                             str(tmp_path / "out"), "--network", "motion"]) == 2
+    assert "no trained weights: run tfcmvp pretrain first" in caplog.text
+    assert not (tmp_path / "out").exists()
+
+
+def test_weights_that_do_not_fit_the_config_name_the_file(workdir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(workdir[0], run)
+    cfg.save_config(tiny_config("model.iframe_width=8"), run / "config.yaml")
+    with pytest.raises(ExportError, match=r"i_network.weights.h5 does not fit"):
+        export_pretrained(run, tmp_path / "out", "iframe")
+
+
+def test_existing_output_needs_overwrite(workdir, tmp_path):
+    out = tmp_path / "model"
+    export_random_init(workdir[1], out, "iframe", seed=1)
+    before = read_export_info(out)["source"]["seed"]
+    with pytest.raises(FileExistsError, match=f"export folder {out} already exists"):
+        export_random_init(workdir[1], out, "iframe", seed=2)
+    export_random_init(workdir[1], out, "iframe", seed=2, overwrite=True)
+    assert (before, read_export_info(out)["source"]["seed"]) == (1, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folders left
+
+
+# --------------------------------------------------------------------------- describe + CLI
+
+
+def test_describe_prints_the_contract_signatures_and_provenance(workdir, exports):
+    text = describe_export(exports["video"])
+    for expected in [
+        f"tfcmvp export {exports['video'].resolve()}",
+        "network: video (backbone c3d), format v1",
+        f"source: pretrained in {workdir[0].resolve()} (epoch {EPOCHS})",
+        "shape: [N, 8, 32, 32, 3] float32",
+        "frames: 8 at stride 2 (spanning 15 frames)",
+        "size: 32x32, 3 channels",
+        f"mean (RGB): {list(IMAGENET_MEAN)}, std (RGB): {list(IMAGENET_STD)}",
+        "embed: clips float32 [None, 8, 32, 32, 3] -> embedding float32 [None, 32]",
+        "features: clips float32 [None, 8, 32, 32, 3] -> features float32 [None, 1, 2, 2, 32]",
+        "serving_default: clips float32 [None, 8, 32, 32, 3] -> embedding float32 [None, 32]"
+        "  (= embed)",
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}",
+        "model.backbone: c3d", "model.backbone_width: 4", "data.clip_stride: 2",
+        "loss.alpha: 0.5", "train.epochs: 2",
+        "assets/network.weights.h5",
+    ]:
+        assert expected in text, f"{expected!r} missing from:\n{text}"
+    motion = describe_export(exports["motion"])
+    assert "vector scaling: clamp to +-10 px, divide by 10" in motion
+    assert "value range: [-1, 1]" in motion
+    assert "frames: one image per example" in describe_export(exports["iframe"])
+
+
+def test_cli_export_from_workdir_prints_a_summary(workdir, tmp_path, capsys):
+    out = tmp_path / "iframe_model"
+    assert _cli(export_cmd, ["export", "--workdir", str(workdir[0]), "--output", str(out),
+                             "--network", "iframe"]) == 0
+    printed = capsys.readouterr().out
+    assert f"to {out.resolve()}" in printed
+    assert "signatures: embed (serving_default), features" in printed
+    assert "input: clips float32 [N, 32, 32, 3]" in printed
+    assert "embedding dim: 32 (features [N, 1, 1, 32])" in printed
+    assert read_export_info(out)["source"]["kind"] == "pretrained"
+    assert _cli(describe_cmd, ["describe", str(out)]) == 0
+    assert "network: iframe (backbone r2d_10)" in capsys.readouterr().out
+
+
+def test_cli_export_random_init_from_a_config_file(tmp_path, capsys):
+    config_file = cfg.save_config(tiny_config(), tmp_path / "tiny.yaml")
+    out = tmp_path / "scratch"
+    assert _cli(export_cmd, ["export", "--config", str(config_file), "--random_init",
+                             "--set", "data.clip_len=16", "--output", str(out),
+                             "--seed", "7"]) == 0
+    assert "random init (seed 7)" in capsys.readouterr().out
+    info = read_export_info(out)
+    assert info["input"]["shape"] == [16, 32, 32, 3]
+    assert info["source"] == {"kind": "random_init", "workdir": None, "epoch": None, "seed": 7,
+                              "config": str(config_file.resolve())}
+    assert cfg.load_config(out / "assets" / "config.yaml").data.clip_len == 16
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--output", "o"], "pass --workdir (a pretraining run) or --random_init"),
+    (["--workdir", "w", "--random_init", "--output", "o"], "exclude each other"),
+    (["--workdir", "w", "--seed", "3", "--output", "o"], "--seed only go with --random_init"),
+    (["--random_init", "--set", "model.nope=1", "--output", "o"], "model.nope"),
+])
+def test_cli_export_usage_errors(argv, message, caplog):
+    caplog.set_level(logging.ERROR)
+    assert _cli(export_cmd, ["export", *argv]) == 2
+    assert message in caplog.text

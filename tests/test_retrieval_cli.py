@@ -1,0 +1,156 @@
+"""``tfcmvp retrieval`` end to end on a tiny export: R@k against a brute-force reference."""
+
+import argparse
+import json
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+from retrieval_support import (CROP, FRAMES, ModelCalls, colour_of_feature, reference_recall,
+                               save_tiny_export, solid_record, write_data)
+
+from tfcmvp.cli import retrieval_cmd
+from tfcmvp.retrieval import PROTOCOLS, features
+
+KS = (1, 5, 10, 20, 50)
+# Video features on the 0.25 grid of the quantised tiny model (exact after JPEG):
+# three noisy classes, so that R@1 and R@5 are neither 0 nor 100.
+QUERY = [[1.0, -1.75, 0.5], [0.5, 0.75, 0.75], [1.25, -0.5, 1.5],
+         [1.5, 0.75, 1.5], [-0.5, 1.25, 1.5], [-0.5, 2.0, 0.0],
+         [0.0, -0.25, 1.75], [0.0, -1.25, 1.75], [0.25, -0.5, 1.75]]
+QUERY_LABELS = [0, 0, 0, 1, 1, 1, 2, 2, 2]
+GALLERY = [[2.0, -1.5, 0.75], [1.25, -1.0, -0.25], [2.0, -0.25, 0.0], [1.0, 0.75, 0.5],
+           [-1.75, 1.5, 0.5], [-0.25, 1.25, -0.25], [0.25, -0.25, -0.75], [-1.5, 1.0, 0.5],
+           [0.0, 0.5, 0.5], [2.0, 0.0, 1.0], [-0.5, -1.0, -0.25], [0.25, -1.5, 1.25]]
+GALLERY_LABELS = [0] * 4 + [1] * 4 + [2] * 4
+RECORD_KEYS = {"R@1", "R@5", "R@10", "R@20", "R@50", "protocol", "model", "data",
+               "num_queries", "num_gallery"}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    test = [solid_record(f"q{i}", label, "test", rgb=colour_of_feature(f))
+            for i, (f, label) in enumerate(zip(QUERY, QUERY_LABELS))]
+    train = [solid_record(f"g{i}", label, "train", rgb=colour_of_feature(f))
+             for i, (f, label) in enumerate(zip(GALLERY, GALLERY_LABELS))]
+    return write_data(tmp_path_factory.mktemp("data"), test, train, num_shards=3)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_export(tmp_path_factory.mktemp("exports") / "v_net", "video",
+                            [FRAMES, CROP, CROP, 3], quantum=0.25)
+
+
+def run_cli(*argv):
+    parser = argparse.ArgumentParser(prog="tfcmvp")
+    retrieval_cmd.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["retrieval", *map(str, argv)])
+    return args.run(args)
+
+
+def reference(protocol):
+    recalls, similarity = reference_recall(QUERY, QUERY_LABELS, GALLERY, GALLERY_LABELS, KS,
+                                           protocol)
+    # The design leaves no near-ties, so float32 and float64 rank alike.
+    assert np.diff(np.sort(similarity, axis=1), axis=1).min() > 1e-3
+    return recalls
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_recall_matches_the_brute_force_reference(tmp_path, capsys, data_dir, model_dir,
+                                                  protocol):
+    expected = reference(protocol)
+    assert 0 < expected["R@1"] < 100 and expected["R@5"] < 100  # the test can tell errors apart
+    output = tmp_path / "out" / "retrieval.json"
+    assert run_cli("--model", model_dir, "--data", data_dir, "--clips", 2, "--protocol",
+                   protocol, "--output", output, "--cache_dir", tmp_path / "cache") == 0
+    record = json.loads(output.read_text())
+    assert set(record) == RECORD_KEYS
+    for key, value in expected.items():
+        assert record[key] == pytest.approx(value, abs=1e-9), key
+    assert record["protocol"] == protocol and record["model"] == str(model_dir)
+    assert record["num_queries"] == 9 and record["num_gallery"] == 12
+    data = record["data"]
+    assert data["dir"] == str(data_dir) and data["layout"] == "csv"
+    assert data["modality"] == "rgb" and data["clips_per_video"] == 2
+    assert data["network"] == "video"
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["model", "protocol", "R@1", "R@5", "R@10", "R@20", "R@50"]
+    assert lines[2].split() == ["v_net", protocol] + [f"{expected[f'R@{k}']:.1f}" for k in KS]
+    assert "9 queries (test), 12 gallery videos (train), 2 rgb clips per video" in lines[3]
+
+
+def test_second_run_with_a_figure_does_not_run_the_model(monkeypatch, tmp_path, data_dir,
+                                                         model_dir):
+    calls = ModelCalls(monkeypatch)
+    cache = tmp_path / "cache"
+    assert run_cli("--model", model_dir, "--data", data_dir, "--clips", 2,
+                   "--output", tmp_path / "first.json", "--cache_dir", cache) == 0
+    assert calls.loads == 1 and sum(calls.clips_per_call) == 2 * 21
+    assert len(list(cache.glob("features-v_net-*.npz"))) == 1
+    assert len(list(cache.glob("thumbs-*.npz"))) == 1
+
+    calls.reset()
+    png = tmp_path / "figs" / "retrieval.png"
+    assert run_cli("--model", model_dir, "--data", data_dir, "--clips", 2, "--protocol", "coclr",
+                   "--output", tmp_path / "second.json", "--cache_dir", cache, "--png", png) == 0
+    assert calls.loads == 0 and calls.clips_per_call == []
+    record = json.loads((tmp_path / "second.json").read_text())
+    assert record["R@1"] == pytest.approx(reference("coclr")["R@1"])
+    # 8 query rows of 1 + 5 panels, 1.5 in at 100 dpi each, plus the title strip.
+    with Image.open(png) as image:
+        assert image.size == (6 * 150, 8 * 150 + 40)
+
+
+def test_no_cache_writes_nothing_and_default_cache_is_under_data(tmp_path, data_dir, model_dir):
+    data = write_data(tmp_path / "data", [solid_record("q", 0, "test", rgb=(200, 10, 10))],
+                      [solid_record("g0", 0, "train", rgb=(190, 20, 10)),
+                       solid_record("g1", 1, "train", rgb=(10, 10, 200))], num_shards=1)
+    output = tmp_path / "r.json"
+    assert run_cli("--model", model_dir, "--data", data, "--output", output, "--no_cache") == 0
+    assert not (data / features.CACHE_DIR_NAME).exists()
+    assert not (tmp_path / features.CACHE_DIR_NAME).exists()
+    # One query, two gallery videos: the red query finds the red video first.
+    record = json.loads(output.read_text())
+    assert record["R@1"] == 100.0 and record["num_gallery"] == 2
+    assert run_cli("--model", model_dir, "--data", data, "--output", output) == 0
+    assert list((data / features.CACHE_DIR_NAME).glob("features-v_net-*.npz"))
+
+
+def test_unwritable_data_folder_caches_beside_the_output(tmp_path, model_dir):
+    data = write_data(tmp_path / "data", [solid_record("q", 0, "test", rgb=(200, 10, 10))],
+                      [solid_record("g", 0, "train", rgb=(190, 20, 10))], num_shards=1)
+    (data / features.CACHE_DIR_NAME).write_text("a file in the way")
+    output = tmp_path / "results" / "r.json"
+    assert run_cli("--model", model_dir, "--data", data, "--output", output) == 0
+    assert list((output.parent / features.CACHE_DIR_NAME).glob("features-*.npz"))
+
+
+def test_errors_name_the_path(tmp_path, caplog, data_dir, model_dir):
+    caplog.set_level(logging.ERROR)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_cli("--model", model_dir, "--data", empty, "--output", tmp_path / "r.json") == 2
+    assert f"no test shards test-*.tfrecord.gz in {empty}" in caplog.text
+    assert "no manifest.json either" in caplog.text
+
+    caplog.clear()
+    assert run_cli("--model", data_dir, "--data", data_dir, "--output", tmp_path / "r.json") == 2
+    assert f"{data_dir} is not a SavedModel folder" in caplog.text
+    assert not (tmp_path / "r.json").exists()
+
+    caplog.clear()
+    unlabelled = write_data(tmp_path / "unlabelled",
+                            [solid_record("q", -1, "test", rgb=(1, 2, 3), label_name="none")],
+                            [solid_record("g", 0, "train", rgb=(1, 2, 3))], num_shards=1)
+    assert run_cli("--model", model_dir, "--data", unlabelled, "--output", tmp_path / "r.json",
+                   "--no_cache") == 2
+    assert "1 test video(s) have no class label (-1), e.g. 'q'" in caplog.text
+
+
+def test_flag_defaults_match_the_library():
+    assert retrieval_cmd.DEFAULT_BATCH_SIZE == features.DEFAULT_BATCH_SIZE
+    assert retrieval_cmd.PROTOCOL_CHOICES == PROTOCOLS
