@@ -71,6 +71,7 @@ import numpy as np
 
 from tfcmvp import manifest as manifest_lib
 from tfcmvp import schema
+from tfcmvp.export import contract as export_contract
 
 logger = logging.getLogger(__name__)
 
@@ -80,14 +81,10 @@ CACHE_DIR_NAME = ".tfcmvp_cache"
 CACHE_VERSION = 1  # bump when the cached arrays or their meaning change
 THUMB_SHAPE = (48, 64)  # (height, width) of the cached thumbnails, aspect kept by padding
 THUMB_QUALITY = 90  # JPEG quality of the cached thumbnails
-EXPORT_INFO_PATH = pathlib.Path("assets") / "tfcmvp_export.json"
-EMBED_SIGNATURE = "embed"
-EMBED_OUTPUT = "embedding"
+EXPORT_INFO_PATH = pathlib.Path(export_contract.ASSETS_DIR) / export_contract.INFO_NAME
 DEFAULT_BATCH_SIZE = 20  # clips per call of the model: two videos of 10 clips
 
 NETWORK_MODALITY = {"video": "rgb", "iframe": "iframe", "motion": "motion"}
-# Paper test geometry: short side 128, centre crop 112.
-_TEST_RESIZE_RATIO = 128 / 112
 _HASH_BLOCK = 1 << 20
 
 
@@ -95,33 +92,16 @@ _HASH_BLOCK = 1 << 20
 
 
 def read_export(model_dir) -> dict:
-    """The ``assets/tfcmvp_export.json`` of an export folder, checked.
+    """The checked ``assets/tfcmvp_export.json`` of an export folder.
 
-    Raises:
-      FileNotFoundError: the folder, its ``saved_model.pb`` or its export JSON
-        is missing (the message names the path and says what was expected).
-      ValueError: the JSON is unreadable or lacks ``network`` / ``input``.
+    ``tfcmvp.export.read_export_info``: raises ``NotAnExportError`` (a
+    FileNotFoundError) naming the folder when it is missing, has no
+    ``saved_model.pb`` or no description, and ``ExportError`` (a ValueError)
+    naming the file when the description breaks the contract.
     """
-    model_dir = pathlib.Path(model_dir)
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"model folder {model_dir} does not exist")
-    if not (model_dir / "saved_model.pb").is_file():
-        raise FileNotFoundError(
-            f"{model_dir} is not a SavedModel folder (no saved_model.pb); pass the output "
-            f"folder of `tfcmvp export`")
-    path = model_dir / EXPORT_INFO_PATH
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{model_dir} is a SavedModel but not a tfcmvp export: {path} is missing")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON: {error}") from error
-    missing = [key for key in ("network", "input") if key not in info]
-    if missing or not isinstance(info.get("input"), dict) or "shape" not in info["input"]:
-        raise ValueError(f"{path}: not a tfcmvp export description "
-                         f"(missing {missing or ['input.shape']})")
-    return info
+    from tfcmvp.export import read_export_info
+
+    return read_export_info(model_dir)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,7 +193,8 @@ def eval_options(info: dict, num_clips: int) -> EvalOptions:
     else:
         # One frame per clip: the I-frame nearest the segment midpoint.
         clip_len, clip_stride, motion_len = 1, 1, _default_motion_len()
-    resize_short = contract.get("resize_short") or int(round(height * _TEST_RESIZE_RATIO))
+    # Exports carry resize_short; the paper's 128 / 112 ratio for ones that do not.
+    resize_short = contract.get("resize_short") or int(round(height * export_contract.TEST_RESIZE_RATIO))
     return EvalOptions(
         modality=modality, num_clips=num_clips, clip_len=int(clip_len),
         clip_stride=int(clip_stride), motion_len=int(motion_len), crop_size=height,
