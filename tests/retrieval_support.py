@@ -27,6 +27,7 @@ NUM_FRAMES = 6
 RGB_HEIGHT, RGB_WIDTH = 12, 16
 CROP = 8  # export input size: 8x8 crops, resize_short = round(8 * 128 / 112) = 9
 FRAMES = 2  # frames per exported clip
+NUM_CLASSES = 3  # of the tiny classifier export
 
 
 def export_info(network, shape, **input_extra):
@@ -42,16 +43,25 @@ def export_info(network, shape, **input_extra):
     else:
         contract.update(mv_clip=10.0, mv_div=10.0, value_range="clamped and scaled vectors")
     contract.update(input_extra)
-    return {"format_version": 1, "network": network, "backbone": "tiny_mean",
+    info = {"format_version": 1, "network": network, "backbone": "tiny_mean",
             "input": contract, "embedding_dim": channels, "feature_shape": list(shape),
             "signatures": ["embed", "features"],
             "source": {"kind": "random_init", "workdir": None, "epoch": None},
             "tfcmvp_version": "test", "tensorflow_version": "test", "keras_version": "test",
             "created": "2000-01-01T00:00:00+00:00"}
+    if network == "classifier":
+        info.update(signatures=["embed", "features", "classify"], num_classes=NUM_CLASSES,
+                    class_names=None, source={"kind": "finetuned", "workdir": None,
+                                              "epoch": None})
+    return info
 
 
 def save_tiny_export(path, network, shape, *, scale=1.0, quantum=None, **input_extra):
-    """Saves the tiny export described in the module docstring; returns its folder."""
+    """Saves the tiny export described in the module docstring; returns its folder.
+
+    A ``"classifier"`` also gets a ``classify`` signature (logits: the first
+    NUM_CLASSES channel means, zero-padded), as the contract requires.
+    """
     import tensorflow as tf
 
     class MeanEmbedder(tf.Module):
@@ -74,11 +84,21 @@ def save_tiny_export(path, network, shape, *, scale=1.0, quantum=None, **input_e
         def _features(self, clips):
             return {"features": self.scale * clips}
 
+        def _classify(self, clips):
+            mean = self._mean(clips)  # [N, C]
+            logits = tf.pad(mean, [[0, 0], [0, max(NUM_CLASSES - shape[-1], 0)]])
+            logits = logits[:, :NUM_CLASSES]  # [N, K]
+            return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
+
     module = MeanEmbedder()
     path = pathlib.Path(path)
-    tf.saved_model.save(module, str(path), signatures={
-        "embed": module.embed.get_concrete_function(),
-        "features": module.features.get_concrete_function()})
+    signatures = {"embed": module.embed.get_concrete_function(),
+                  "features": module.features.get_concrete_function()}
+    if network == "classifier":
+        spec = tf.TensorSpec([None, *shape], tf.float32, name="clips")
+        module.classify = tf.function(module._classify, input_signature=[spec])
+        signatures["classify"] = module.classify.get_concrete_function()
+    tf.saved_model.save(module, str(path), signatures=signatures)
     (path / "assets").mkdir(exist_ok=True)
     (path / "assets" / "tfcmvp_export.json").write_text(
         json.dumps(export_info(network, shape, **input_extra), indent=2))

@@ -24,11 +24,14 @@ def train_files(tmp_path_factory):
     return find_shards(write_labelled_shards(tmp_path_factory.mktemp("data")), "train")
 
 
-def compiled(config, steps_per_epoch=3):
+def compiled(config, steps_per_epoch=3, run_eagerly=False):
+    """The tiny classifier, compiled. Eager steps skip the tracing of the regulariser's
+    graph (seconds); the end-to-end runs of test_finetune_run.py trace it."""
     keras.utils.set_random_seed(config.train.seed)
     model = VideoClassifier.from_finetune_config(config, K)
     model.build()
-    model.compile(optimizer=build_finetune_optimizer(config, steps_per_epoch), jit_compile=False)
+    model.compile(optimizer=build_finetune_optimizer(config, steps_per_epoch), jit_compile=False,
+                  run_eagerly=run_eagerly)
     return model
 
 
@@ -82,7 +85,7 @@ def test_motion_aux_loss_is_ce_plus_weighted_pointwise_infonce(train_files):
     # (BatchNorm uses the batch's statistics in both).
     config = tiny_finetune_config("train.motion_aux_weight=0.2", "classifier.dropout=0.0",
                                   "model.dropout=0.0")
-    model = compiled(config)
+    model = compiled(config, run_eagerly=True)
     batch = first_batch(config, train_files)
     assert tuple(batch["motion"].shape) == (B, 2, 8, 32, 32, 2)  # target + 1 negative
     outputs = model.forward(batch, training=True)
@@ -107,7 +110,7 @@ def test_motion_aux_loss_is_ce_plus_weighted_pointwise_infonce(train_files):
 
 def test_motion_aux_batch_without_motion_is_an_error(train_files):
     config = tiny_finetune_config("train.motion_aux_weight=0.2")
-    model = compiled(config)
+    model = compiled(config, run_eagerly=True)
     batch = first_batch(tiny_finetune_config(), train_files)  # no "motion"
     with pytest.raises(KeyError, match=r"lacks \['motion'\].*with_motion=True"):
         model.train_on_batch(batch)

@@ -139,7 +139,7 @@ def test_errors_name_the_path(tmp_path, caplog, data_dir, model_dir):
 
     caplog.clear()
     assert run_cli("--model", data_dir, "--data", data_dir, "--output", tmp_path / "r.json") == 2
-    assert f"{data_dir} is not a SavedModel folder" in caplog.text
+    assert f"{data_dir} is not a tfcmvp export: it has no saved_model.pb" in caplog.text
     assert not (tmp_path / "r.json").exists()
 
     caplog.clear()
@@ -153,4 +153,3 @@ def test_errors_name_the_path(tmp_path, caplog, data_dir, model_dir):
 
 def test_flag_defaults_match_the_library():
     assert retrieval_cmd.DEFAULT_BATCH_SIZE == features.DEFAULT_BATCH_SIZE
-    assert retrieval_cmd.PROTOCOL_CHOICES == PROTOCOLS

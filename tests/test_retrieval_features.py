@@ -81,6 +81,26 @@ def test_eval_options_follow_the_export_contract(network, shape, extra, expected
     assert options.input_shape == tuple(shape)
 
 
+def test_eval_options_of_the_export_modules_contracts():
+    """The contracts tfcmvp.export writes for the paper's settings give the paper's clips."""
+    from tfcmvp.export import contract
+
+    cases = {
+        "video": (contract.video_input_contract(16, 4, 112),
+                  dict(modality="rgb", clip_len=16, clip_stride=4, resize_short=128)),
+        "iframe": (contract.iframe_input_contract(112), dict(modality="iframe", clip_len=1)),
+        "motion": (contract.motion_input_contract(8, 112, 10.0, 10.0, "nearest"),
+                   dict(modality="motion", clip_len=8, clip_stride=1, motion_len=8,
+                        mv_clip=10.0, mv_div=10.0, mv_resize_method="nearest")),
+    }
+    for network, (spec, expected) in cases.items():
+        options = features.eval_options({"network": network, "input": spec}, num_clips=10)
+        assert options.crop_size == 112 and options.resize_short == 128, network
+        assert options.input_shape == tuple(spec["shape"]), network
+        for key, value in expected.items():
+            assert getattr(options, key) == value, (network, key)
+
+
 @pytest.mark.parametrize("network, shape, extra, clips, message", [
     ("video", [2, 8, 6, 3], {}, 10, "square"),
     ("video", [2, 8, 8, 2], {}, 10, "modality 'rgb'"),
@@ -99,7 +119,8 @@ def test_eval_options_reject_what_the_pipeline_cannot_feed(network, shape, extra
 def test_read_export_names_the_folder(tmp_path, exports):
     with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'absent'} does not exist"):
         features.read_export(tmp_path / "absent")
-    with pytest.raises(FileNotFoundError, match=f"{tmp_path} is not a SavedModel folder"):
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path} is not a tfcmvp export: it has no "
+                                                f"saved_model.pb"):
         features.read_export(tmp_path)
     bare = tmp_path / "bare"
     bare.mkdir()
@@ -109,6 +130,10 @@ def test_read_export_names_the_folder(tmp_path, exports):
     (bare / "assets").mkdir()
     (bare / "assets" / "tfcmvp_export.json").write_text("{not json")
     with pytest.raises(ValueError, match="tfcmvp_export.json: not valid JSON"):
+        features.read_export(bare)
+    (bare / "assets" / "tfcmvp_export.json").write_text(json.dumps({"network": "video"}))
+    with pytest.raises(ValueError, match="tfcmvp_export.json is not a valid tfcmvp export "
+                                         "description: format_version"):
         features.read_export(bare)
     assert features.read_export(exports["motion"])["input"]["mv_clip"] == MV_CLIP
 
@@ -283,3 +308,48 @@ def test_missing_shards_are_named(tmp_path, exports):
         features.extract_features(exports["video"], only_test, progress=False)
     with pytest.raises(FileNotFoundError, match=f"data folder {tmp_path / 'nowhere'}"):
         features.extract_features(exports["video"], tmp_path / "nowhere", progress=False)
+
+
+# ----------------------------------------------------------------------------- real exports
+
+
+@pytest.mark.slow  # three real exports: about 25 s
+def test_real_exports_of_the_three_networks(tmp_path):
+    """Random-init V-, I- and M-Network exports (tfcmvp.export) of the tiny training config:
+    each video's feature is the export's embedding of its eval_dataset clips, averaged."""
+    import tensorflow as tf
+    from training_support import tiny_config
+
+    from tfcmvp.data import eval_dataset
+    from tfcmvp.export import export_random_init
+
+    config = tiny_config()  # clip_len 8, stride 2, crop 32, motion_len 8, mv_clip = mv_div = 10
+    lengths = {"v0": 30, "v1": 45, "v2": 20}
+    records = [synthetic.painted_record(v, n, label=i % 2, gop=6)
+               for i, (v, n) in enumerate(lengths.items())]
+    data = write_data(tmp_path / "data", records[:1], records[1:])
+    # The clip each network eats, spelled as eval_dataset options (32 -> short side 37);
+    # I-frames and motion windows are centred on the segment midpoints (span 1 and 8).
+    geometry = dict(num_clips=2, crop_size=32, resize_short=37)
+    per_network = {"video": dict(modality="rgb", clip_len=8, clip_stride=2),
+                   "iframe": dict(modality="iframe", clip_len=1, clip_stride=1),
+                   "motion": dict(modality="motion", clip_len=8, clip_stride=1, motion_len=8)}
+    for network, clip_options in per_network.items():
+        path = export_random_init(config, tmp_path / network, network, seed=1)
+        result = features.extract_features(path, data, clips=2, use_cache=False,
+                                           progress=False)
+        assert result.options.modality == clip_options["modality"]
+        embed = tf.saved_model.load(str(path)).signatures["embed"]
+        for split in ("test", "train"):
+            pattern = str(data / f"{split}-*.tfrecord.gz")
+            expected = {
+                e["video_id"].decode(): embed(clips=tf.constant(e["clips"]))["embedding"]
+                .numpy().mean(axis=0)
+                for e in eval_dataset(pattern, **geometry, **clip_options).as_numpy_iterator()}
+            got = result.splits[split]
+            assert sorted(got.video_ids) == sorted(expected)
+            assert got.features.shape == (len(expected), 32)
+            for row, vid in enumerate(got.video_ids):
+                np.testing.assert_allclose(got.features[row], expected[vid], rtol=1e-5,
+                                           atol=1e-5, err_msg=f"{network} {vid}")
+            assert np.abs(got.features).max() > 0  # a real signal, not zeros

@@ -1,14 +1,17 @@
-"""``tfcmvp retrieval``: video retrieval recall of an export (see :mod:`tfcmvp.retrieval.evaluate`)."""
+"""``tfcmvp retrieval``: retrieval recall of an export (see :mod:`tfcmvp.retrieval.evaluate`)."""
 
 from __future__ import annotations
 
 import logging
 import pathlib
 
+from tfcmvp.retrieval.protocols import PROTOCOLS, VCOP  # NumPy only
+
 logger = logging.getLogger(__name__)
 
-PROTOCOL_CHOICES = ("vcop", "coclr")  # tfcmvp.retrieval.PROTOCOLS, spelled out: --help needs no import
-DEFAULT_BATCH_SIZE = 20  # tfcmvp.retrieval.features.DEFAULT_BATCH_SIZE (kept equal by a test)
+# tfcmvp.retrieval.features.DEFAULT_BATCH_SIZE, spelled out so that building the
+# parser imports no TensorFlow; a test keeps the two equal.
+DEFAULT_BATCH_SIZE = 20
 
 
 def add_parser(subparsers) -> None:
@@ -30,7 +33,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--output", required=True, help="JSON file for the results")
     parser.add_argument("--clips", type=int, default=10,
                         help="clips per video, averaged (default 10, the VCOP protocol)")
-    parser.add_argument("--protocol", choices=PROTOCOL_CHOICES, default="vcop",
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=VCOP,
                         help="vcop: mean of clip features, cosine similarity (default); coclr: "
                              "each set mean-centred and L2-normalised before the dot product")
     parser.add_argument("--png", help="also draw some queries and their top-5 results here")

@@ -23,6 +23,7 @@ KEY_CONFIG_VALUES = {
     "motion": ("model.motion_backbone", "model.motion_width", "data.motion_len",
                "data.crop_size", "data.mv_clip", "data.mv_div", "data.flip_negates_mv_x"),
 }
+KEY_CONFIG_VALUES["classifier"] = KEY_CONFIG_VALUES["video"]  # a finetuned V-Network
 # Shown for every export: the objective and the run that trained it.
 RUN_CONFIG_VALUES = ("data.period", "model.predictor", "loss.alpha", "loss.motion_loss",
                      "loss.temperature", "train.epochs", "train.global_batch_size",

@@ -118,7 +118,7 @@ class ExportModule(tf.Module):
         return {name: getattr(self, name).get_concrete_function()
                 for name in self._signature_names}
 
-    def signatures(self) -> dict:
+    def signature_map(self) -> dict:
         """The `signatures` argument of tf.saved_model.save (serving_default = embed)."""
         functions = self.concrete_functions()
         return {**functions, ct.SERVING_DEFAULT: functions[ct.EMBED]}
@@ -246,7 +246,7 @@ def export_network(network: keras.Model, output_dir, info: Mapping, config_yaml:
         module.export_info = tf.saved_model.Asset(str(assets / ct.INFO_NAME))
         module.config_yaml = tf.saved_model.Asset(str(assets / ct.CONFIG_NAME))
         module.network_weights = tf.saved_model.Asset(str(assets / ct.WEIGHTS_NAME))
-        tf.saved_model.save(module, str(written), signatures=module.signatures())
+        tf.saved_model.save(module, str(written), signatures=module.signature_map())
         for name in (ct.INFO_NAME, ct.CONFIG_NAME, ct.WEIGHTS_NAME):
             if not (written / ct.ASSETS_DIR / name).is_file():
                 raise ct.ExportError(f"the SavedModel in {written} lacks {ct.ASSETS_DIR}/{name}")

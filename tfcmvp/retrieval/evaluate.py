@@ -47,8 +47,9 @@ def _check_labels(split: str, feats: features_lib.SplitFeatures) -> None:
     # A video without a class (-1) can neither hit nor be hit meaningfully.
     unlabelled = np.flatnonzero(feats.labels < 0)
     if unlabelled.size:
+        example = str(feats.video_ids[unlabelled[0]])
         raise ValueError(f"{unlabelled.size} {split} video(s) have no class label (-1), e.g. "
-                         f"{str(feats.video_ids[unlabelled[0]])!r}; retrieval needs labelled videos")
+                         f"{example!r}; retrieval needs labelled videos")
 
 
 def query_rows(num_queries: int, count: int = PNG_QUERIES) -> np.ndarray:

@@ -194,7 +194,8 @@ def eval_options(info: dict, num_clips: int) -> EvalOptions:
         # One frame per clip: the I-frame nearest the segment midpoint.
         clip_len, clip_stride, motion_len = 1, 1, _default_motion_len()
     # Exports carry resize_short; the paper's 128 / 112 ratio for ones that do not.
-    resize_short = contract.get("resize_short") or int(round(height * export_contract.TEST_RESIZE_RATIO))
+    resize_short = (contract.get("resize_short")
+                    or int(round(height * export_contract.TEST_RESIZE_RATIO)))
     return EvalOptions(
         modality=modality, num_clips=num_clips, clip_len=int(clip_len),
         clip_stride=int(clip_stride), motion_len=int(motion_len), crop_size=height,
@@ -338,7 +339,7 @@ class SplitFeatures:
 
 @dataclasses.dataclass
 class Thumbnails:
-    """JPEG thumbnails of the videos of one split, decoded on access: ``thumbs[i]`` is uint8 [h, w, 3]."""
+    """JPEG thumbnails of one split's videos, decoded on access: ``thumbs[i]`` uint8 [h, w, 3]."""
 
     data: np.ndarray  # uint8 [total bytes]: the JPEGs back to back
     offsets: np.ndarray  # int64 [V + 1]: JPEG i is data[offsets[i]:offsets[i + 1]]
@@ -423,20 +424,21 @@ def load_embedding_fn(model_dir) -> Callable:
 
     Module level so tests can count the model calls by replacing it.
     """
-    import tensorflow as tf
+    from tfcmvp.export import load_export
 
-    loaded = tf.saved_model.load(str(model_dir))
-    if EMBED_SIGNATURE not in loaded.signatures:
-        raise ValueError(f"{model_dir}: the SavedModel has no {EMBED_SIGNATURE!r} signature "
+    loaded, _ = load_export(model_dir)  # checks the signatures the description lists
+    name, output = export_contract.EMBED, export_contract.EMBED_OUTPUT
+    if name not in loaded.signatures:
+        raise ValueError(f"{model_dir}: the SavedModel has no {name!r} signature "
                          f"(it has {sorted(loaded.signatures)})")
-    signature = loaded.signatures[EMBED_SIGNATURE]
+    signature = loaded.signatures[name]
 
     def embed(clips):
-        outputs = signature(clips=clips)
-        if EMBED_OUTPUT not in outputs:
-            raise ValueError(f"{model_dir}: signature {EMBED_SIGNATURE!r} returns "
-                             f"{sorted(outputs)}, expected {EMBED_OUTPUT!r}")
-        return outputs[EMBED_OUTPUT]
+        outputs = signature(**{export_contract.INPUT_NAME: clips})
+        if output not in outputs:
+            raise ValueError(f"{model_dir}: signature {name!r} returns {sorted(outputs)}, "
+                             f"expected {output!r}")
+        return outputs[output]
 
     embed.loaded = loaded  # keeps the variables alive as long as the function
     return embed

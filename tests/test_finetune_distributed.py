@@ -1,0 +1,114 @@
+"""One motion-regularised finetuning step on 2 replicas (2 logical CPUs) equals 1 replica.
+
+Each run is a subprocess (logical CPUs must be configured before TensorFlow
+initialises its devices) of the whole library entry, including the test
+after the epoch under the strategy. Both runs see the same 4 videos in their
+one step; SyncBN and the all-gathered motion keys make the forward pass the
+same, and the loss scaling (CE + w J_M per video, summed over the local batch
+and divided by the global batch, once; gradients summed over replicas) makes
+the update the same. A loss divided by the replicas twice, or never, would
+halve or double it.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from finetune_support import write_labelled_shards
+
+TESTS_DIR = pathlib.Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+
+RUNNER = """
+import json, sys
+import numpy as np
+import keras
+sys.path.insert(0, {tests!r})
+from finetune_support import tiny_finetune_config
+from training_support import without_grappler
+from tfcmvp.finetuning.finetune import finetune
+from tfcmvp.training.strategy import configure_devices
+
+config = tiny_finetune_config(*{overrides!r})
+configure_devices(config.runtime)  # before anything initialises TF devices
+
+
+class Weights(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.before = [v.numpy() for v in self.model.weights]
+
+    def on_train_end(self, logs=None):
+        self.after = [v.numpy() for v in self.model.weights]
+
+
+weights = Weights()
+with without_grappler():
+    result = finetune(config, {data!r}, {workdir!r}, random_init=True, verbose=0,
+                      callbacks=[weights])
+np.savez({out!r} + ".npz", **{{f"before_{{i}}": w for i, w in enumerate(weights.before)}},
+         **{{f"after_{{i}}": w for i, w in enumerate(weights.after)}})
+with open({out!r} + ".json", "w") as f:
+    json.dump({{"replicas": result.num_replicas, "row": result.history[0],
+               "results": result.results}}, f)
+"""
+
+ONE_STEP = (
+    "train.epochs=1", "train.steps_per_epoch=1", "optimizer.warmup_epochs=0",
+    "optimizer.base_lr_per_sample=0.025",  # lr 0.1 at global batch 4: a visible update
+    "train.motion_aux_weight=0.2", "classifier.dropout=0", "model.dropout=0",
+    "train.sync_bn=true",
+)
+
+
+def start(tmp_path, name, overrides):
+    code = RUNNER.format(tests=str(TESTS_DIR), overrides=list(ONE_STEP) + overrides,
+                         data=str(tmp_path / "data"), workdir=str(tmp_path / name),
+                         out=str(tmp_path / name))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process, tmp_path, name):
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output[-4000:]
+    info = json.loads((tmp_path / f"{name}.json").read_text())
+    arrays = np.load(tmp_path / f"{name}.npz")
+    count = len(arrays.files) // 2
+    return (info, [arrays[f"before_{i}"] for i in range(count)],
+            [arrays[f"after_{i}"] for i in range(count)])
+
+
+@pytest.mark.slow
+def test_two_replicas_match_one_replica(tmp_path):
+    write_labelled_shards(tmp_path / "data")
+    one = start(tmp_path, "one", [])
+    two = start(tmp_path, "two", ["runtime.virtual_cpus=2"])
+    info1, before1, after1 = finish(one, tmp_path, "one")
+    info2, before2, after2 = finish(two, tmp_path, "two")
+
+    assert (info1["replicas"], info2["replicas"]) == (1, 2)
+    for b1, b2 in zip(before1, before2):  # same seed, same initial weights
+        np.testing.assert_array_equal(b1, b2)
+    # First-step losses (before the update): float32 sums in another order and
+    # SyncBN leave ~1e-4 relative; a wrong positive key would change them by O(1).
+    for key in ("loss", "ce_loss", "motion_loss", "acc", "motion_acc", "lr"):
+        assert info2["row"][key] == pytest.approx(info1["row"][key], rel=1e-3, abs=1e-6), key
+    assert info1["row"]["motion_loss"] > 0
+    # Every weight's update agrees to 1 % of its size (a gradient scaled by 2 or
+    # 1/2 would be off by 100 % or 50 %); untrained variables stay equal.
+    updated = 0
+    for b1, a1, a2 in zip(before1, after1, after2):
+        update = np.max(np.abs(a1 - b1))
+        updated += update > 0
+        assert np.max(np.abs(a2 - a1)) <= 1e-2 * update + 1e-7
+    assert updated > len(before1) // 2
+    # The test after the epoch ran under both strategies on the same weights.
+    for key in ("top1", "top5"):
+        assert info2["results"][key] == pytest.approx(info1["results"][key]), key
