@@ -19,9 +19,9 @@ import tfcmvp
 from export_support import EPOCHS, TINY_SHAPES, fake_workdir, random_clips
 from tfcmvp import config as cfg
 from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
-from tfcmvp.export import (ExportError, contract, export_network, export_pretrained,
-                           export_random_init, load_keras_network, make_export_info,
-                           read_export_info)
+from tfcmvp.export import (ExportError, contract, describe_export, export_network,
+                           export_pretrained, export_random_init, load_keras_network,
+                           make_export_info, read_export_info)
 from tfcmvp.export import networks
 from training_support import tiny_config
 
@@ -267,6 +267,10 @@ def test_extra_signature_is_exported_with_its_variables(tmp_path):
     np.testing.assert_allclose(got["probabilities"].numpy().sum(axis=1), np.ones(2), atol=1e-6)
     with pytest.raises(ExportError, match="holds a 'classifier' network"):
         load_keras_network(path)
+    text = describe_export(path)
+    assert ("classify: clips float32 [None, 8, 32, 32, 3] -> logits float32 [None, 3], "
+            "probabilities float32 [None, 3]") in text
+    assert "classes: 3" in text and "source: finetuned (workdir ft, epoch 1)" in text
 
 
 def test_export_network_rejects_a_contract_that_does_not_fit(tmp_path):
