@@ -25,16 +25,25 @@ def tiny_finetune_config(*overrides: str) -> FinetuneConfig:
 
 
 def write_labelled_shards(directory, num_train: int = NUM_TRAIN, num_test: int = NUM_TEST,
-                          num_frames: int = NUM_FRAMES) -> pathlib.Path:
-    """An extraction-like folder: train-/test-*.tfrecord.gz of painted videos and labels.txt."""
+                          num_frames: int = NUM_FRAMES,
+                          uniform_train: bool = False) -> pathlib.Path:
+    """An extraction-like folder: train-/test-*.tfrecord.gz of painted videos and labels.txt.
+
+    Video i has ``num_frames + i`` frames and label ``i % 3``. With
+    `uniform_train` every training video has ``num_frames`` frames and label
+    0: painted videos of one length are identical, so a training sample then
+    depends only on its position in the stream, not on the video order.
+    """
     from tfcmvp.data import synthetic
 
     directory = pathlib.Path(directory)
     for split, count in (("train", num_train), ("test", num_test)):
-        records = [synthetic.painted_record(f"{split}{i:02d}", num_frames + i,
-                                            label=i % len(CLASSES),
-                                            label_name=CLASSES[i % len(CLASSES)], split=split)
-                   for i in range(count)]
+        same = uniform_train and split == "train"
+        records = [synthetic.painted_record(
+            f"{split}{i:02d}", num_frames + (0 if same else i),
+            label=0 if same else i % len(CLASSES),
+            label_name=CLASSES[0 if same else i % len(CLASSES)], split=split)
+            for i in range(count)]
         synthetic.write_shards(records, str(directory / split), num_shards=2)
     (directory / "labels.txt").write_text("".join(f"{name}\n" for name in CLASSES))
     return directory

@@ -221,3 +221,42 @@ def test_dataclasses_are_frozen():
     c = cfg.PretrainConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.train.epochs = 3
+
+
+def test_yaml_1_1_exponent_floats_are_read_as_floats(tmp_path):
+    # PyYAML reads "1e-3" (no dot) as a string; float fields accept it.
+    path = tmp_path / "run.yaml"
+    path.write_text("optimizer:\n  weight_decay: 1e-3\n")
+    assert cfg.load_config(path).optimizer.weight_decay == pytest.approx(1e-3)
+
+
+def test_optional_sections_switch_off_and_back_on():
+    off = cfg.load_config(None, ["data.color_jitter=null", "data.blur.prob=0.2"])
+    assert off.data.color_jitter is None
+    assert off.data.blur == cfg.BlurConfig(prob=0.2)
+    # Setting a field of a switched-off section turns it on with defaults elsewhere.
+    on = cfg.load_config(None, ["data.color_jitter=null", "data.color_jitter.hue=0.2"])
+    assert on.data.color_jitter == cfg.ColorJitterConfig(hue=0.2)
+    with pytest.raises(cfg.ConfigError, match=r"'data\.blur\.sigma'.*data\.blur\.sigma_min"):
+        cfg.load_config(None, ["data.blur.sigma=1"])
+
+
+def test_data_section_maps_one_to_one_onto_pretrain_dataset():
+    import inspect
+
+    from tfcmvp.data import ColorJitter, GaussianBlur, pretrain_dataset
+
+    parameters = inspect.signature(pretrain_dataset).parameters
+    defaults = cfg.DataConfig()
+    for field in dataclasses.fields(cfg.DataConfig):
+        assert field.name in parameters, f"pretrain_dataset has no argument {field.name}"
+        parameter = parameters[field.name]
+        assert parameter.kind is inspect.Parameter.KEYWORD_ONLY
+        value = getattr(defaults, field.name)
+        if dataclasses.is_dataclass(value):
+            expected = ColorJitter() if field.name == "color_jitter" else GaussianBlur()
+            assert dataclasses.asdict(value) == dataclasses.asdict(expected), field.name
+            assert parameter.default == expected, field.name
+        else:
+            assert value == parameter.default or tuple(value) == tuple(parameter.default), (
+                field.name, value, parameter.default)

@@ -161,3 +161,16 @@ def test_optimizer_uses_the_paper_finetuning_rate():
     assert float(schedule(0)) == pytest.approx(1e-4 * B)  # lr = 1e-4 x B, no warm-up
     assert float(schedule(20)) == pytest.approx(1e-6)  # the authors' final rate
     assert optimizer.weight_decay == pytest.approx(3e-3) and optimizer.global_clipnorm is None
+
+
+def test_test_step_reports_the_loss_without_training(train_files):
+    config = tiny_finetune_config("classifier.dropout=0.0")
+    model = compiled(config, run_eagerly=True)
+    batch = first_batch(config, train_files)
+    before = [w.numpy().copy() for w in model.weights]
+    logs = model.test_on_batch(batch, return_dict=True)
+    logits = model(batch["clip"], training=False)
+    assert logs["ce_loss"] == pytest.approx(
+        cross_entropy(logits, batch["label"].numpy()).mean(), rel=1e-5)
+    for b, w in zip(before, model.weights):  # no update, no BatchNorm statistics
+        np.testing.assert_array_equal(b, w.numpy())

@@ -14,7 +14,8 @@ import tensorflow as tf
 from finetune_support import CLASSES, NUM_TEST, tiny_finetune_config, write_labelled_shards
 from tfcmvp.finetuning.classifier import VideoClassifier
 from tfcmvp.finetuning.evaluate import evaluate_classifier, softmax
-from tfcmvp.finetuning.finetune import _check_source, find_shards, finetune, read_class_names
+from tfcmvp.finetuning.finetune import (_check_source, find_shards, finetune, read_class_names,
+                                         resolve_steps_per_epoch)
 from tfcmvp.training import callbacks as cb
 from training_support import without_grappler
 
@@ -142,3 +143,15 @@ def test_missing_test_shards_and_labels_are_named(tmp_path):
     (data / "labels.txt").unlink()
     with pytest.raises(FileNotFoundError, match="labels.txt is missing"):
         read_class_names(data)
+
+
+def test_steps_per_epoch_default_to_videos_over_batch(data_dir):
+    files = find_shards(data_dir, "train")
+    assert resolve_steps_per_epoch(tiny_finetune_config("train.steps_per_epoch=null"),
+                                   files) == 2  # 8 videos // batch 4
+    assert resolve_steps_per_epoch(tiny_finetune_config("train.steps_per_epoch=null",
+                                                        "train.global_batch_size=3"), files) == 2
+    with pytest.raises(ValueError, match=r"only 8 training videos for "
+                                         r"train.global_batch_size=16"):
+        resolve_steps_per_epoch(tiny_finetune_config("train.steps_per_epoch=null",
+                                                     "train.global_batch_size=16"), files)

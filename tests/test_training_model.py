@@ -172,3 +172,20 @@ def test_sync_bn_reaches_every_batch_norm():
     _, plain = build("train.sync_bn=false")
     assert not any(layer.synchronized for layer in plain._flatten_layers()
                    if isinstance(layer, keras.layers.BatchNormalization))
+
+
+def test_mixed_bfloat16_computes_in_bfloat16_and_compares_in_float32():
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        config, model = build("train.mixed_precision=mixed_bfloat16")
+        batch = random_batch(config)
+        maps = model.v_network(batch["clip"], training=False)
+        assert maps["features"].dtype == "bfloat16"
+        assert all(v.dtype == "float32" for v in model.trainable_variables)
+        out = model(batch, training=False)
+        assert {str(v.dtype) for v in out.values()} == {"<dtype: 'float32'>"}
+        per_example = model.per_example_losses(batch, out)
+        assert all(v.dtype == "float32" and np.all(np.isfinite(v.numpy()))
+                   for v in per_example.values())
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")

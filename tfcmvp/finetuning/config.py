@@ -33,7 +33,8 @@ from tfcmvp.config import (ConfigError, DataConfig, ModelConfig, OptimizerConfig
                            _section_type, _unknown_key, config_to_dict, parse_override,
                            read_config_file)
 
-# Fields that decide the weight shapes of the transferred V-Network.
+# The transferred V-Network: its layers and weight shapes (backbone, width, blocks) and
+# the clip it was trained on (length, crop size), which its features are tuned to.
 ARCHITECTURE_KEYS = ("model.backbone", "model.backbone_width", "model.backbone_blocks",
                      "data.clip_len", "data.crop_size")
 # Taken from the export when not set, but free to differ.
@@ -110,7 +111,9 @@ class EvaluationConfig:
 
     num_clips: int = _field(10, "clips per test video, centred in equal segments (paper: 10)")
     resize_short: int = _field(128, "short side the frames are resized to before the centre crop")
-    batch_size: int = _field(8, "test videos per forward pass (x num_clips clips)")
+    batch_size: int = _field(
+        2, "test videos per forward pass; x num_clips clips (2 x 10 = 20 clips of 16 x 112 x "
+           "112 keep the activations of C3D inference within a few GB)")
     eval_epochs: tuple[int, ...] = _field(
         (1, 5, 10, 20, 50),
         "also test after these epochs (val_top1 / val_top5 in history.csv: the convergence "

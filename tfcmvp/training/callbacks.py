@@ -76,14 +76,19 @@ class TrainingCheckpoint:
     deferred.
 
     Args:
-      directory: checkpoint folder (created).
+      directory: checkpoint folder (created); restored from, and written to.
       model: the built keras.Model (its `metrics` are saved too).
       optimizer: the built optimizer.
       max_to_keep: newest checkpoints kept.
+      write_directory: write here instead (a scratch folder for the non-chief
+        workers of a multi-worker run: every worker must take part in a save,
+        only the chief's copy is kept).
     """
 
-    def __init__(self, directory, model: keras.Model, optimizer, max_to_keep: int = 3):
+    def __init__(self, directory, model: keras.Model, optimizer, max_to_keep: int = 3,
+                 write_directory=None):
         self.directory = pathlib.Path(directory)
+        self.write_directory = pathlib.Path(write_directory or directory)
         self.model = model
         self.optimizer = optimizer
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -97,17 +102,17 @@ class TrainingCheckpoint:
             model=model, optimizer=optimizer, epoch=self.epoch, step_in_epoch=self.step_in_epoch,
             metrics=tf.train.Checkpoint(**metric_variables))
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(self.directory), max_to_keep=max_to_keep,
+            self.checkpoint, str(self.write_directory), max_to_keep=max_to_keep,
             checkpoint_name="ckpt")
 
     @property
     def latest(self) -> Optional[str]:
-        """Path prefix of the newest checkpoint, or None."""
-        return self.manager.latest_checkpoint
+        """Path prefix of the newest checkpoint in `directory`, or None."""
+        return tf.train.latest_checkpoint(str(self.directory))
 
     def restore(self) -> bool:
         """Restores the newest checkpoint if there is one; True if restored."""
-        path = self.manager.latest_checkpoint
+        path = self.latest
         if path is None:
             return False
         # Everything saved must find its variable, with its shape: a mismatch

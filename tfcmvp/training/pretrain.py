@@ -16,6 +16,11 @@ the epoch and step where it was written (epoch ends, and every
 ``train.checkpoint_every_steps`` steps). Raising ``train.epochs`` and starting
 again continues a finished run (the cosine schedule is then stretched to the
 new length from the current step on).
+
+Multi-worker runs (``runtime.strategy: multi_worker``) start the same call on
+every worker with a shared WORKDIR: the chief writes the files above, the
+other workers take part in each checkpoint through a scratch folder
+(``WORKDIR/scratch-worker-N``, removed at the end).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import dataclasses
 import json
 import logging
 import pathlib
+import shutil
 from typing import Optional, Sequence
 
 import keras
@@ -34,7 +40,8 @@ from tfcmvp.config import DataConfig, PretrainConfig, config_differences, load_c
 from tfcmvp.training import callbacks as cb
 from tfcmvp.training.optimizer import build_optimizer
 from tfcmvp.training.pretrain_model import INPUT_KEYS, PretrainModel
-from tfcmvp.training.strategy import configure_devices, make_strategy, per_replica_batch_size
+from tfcmvp.training.strategy import (configure_devices, is_chief, make_strategy,
+                                      per_replica_batch_size, worker_name)
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +227,9 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
     logger.info("%d training shard(s) in %s", len(files), data_dir)
     steps_per_epoch = resolve_steps_per_epoch(config, files)
 
-    _save_run_config(config, workdir / CONFIG_NAME)
+    chief = is_chief(strategy)
+    if chief:
+        _save_run_config(config, workdir / CONFIG_NAME)
     keras.mixed_precision.set_dtype_policy(config.train.mixed_precision or "float32")
     keras.utils.set_random_seed(config.train.seed)
 
@@ -234,8 +243,12 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
         # gradients in the optimizer, which is tested without XLA.
         model.compile(optimizer=optimizer, jit_compile=False)
         optimizer.build(model.trainable_variables)
+        # Every worker saves (sync-on-read metric sums are reduced across
+        # workers when saved); the non-chief workers into a scratch folder.
+        scratch = None if chief else workdir / f"scratch-{worker_name(strategy)}"
         checkpoint = cb.TrainingCheckpoint(workdir / CHECKPOINT_DIR, model, optimizer,
-                                           max_to_keep=config.train.keep_checkpoints)
+                                           max_to_keep=config.train.keep_checkpoints,
+                                           write_directory=scratch)
         checkpoint.restore()
 
     initial_epoch = int(checkpoint.epoch.numpy())
@@ -258,17 +271,18 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
         # of the first steps.
         dataset = make_train_dataset(config, files, data_seed=config.train.seed + 1_000_003 *
                                      initial_step)
-        run_callbacks = [
-            cb.StopOnNonFiniteLoss(),  # first: it must stop before anything saves
-            cb.HistoryCSV(workdir / HISTORY_CSV),  # before the checkpoint: a kill in between
-            cb.HistoryPlot(workdir / HISTORY_CSV, workdir / HISTORY_PNG),  # redoes the epoch
-            cb.SaveNetworkWeights(workdir / WEIGHTS_DIR, networks),
-            cb.CheckpointCallback(
-                checkpoint, every_steps=config.train.checkpoint_every_steps,
-                resume_step_in_epoch=step_in_epoch,
-                resume_metric_values=checkpoint.metric_values() if step_in_epoch else None),
-        ]
-        tensorboard = tensorboard_callback(workdir / TENSORBOARD_DIR)
+        run_callbacks = [cb.StopOnNonFiniteLoss()]  # first: it must stop before anything saves
+        if chief:
+            run_callbacks += [
+                cb.HistoryCSV(workdir / HISTORY_CSV),  # before the checkpoint: a kill in
+                cb.HistoryPlot(workdir / HISTORY_CSV, workdir / HISTORY_PNG),  # between redoes
+                cb.SaveNetworkWeights(workdir / WEIGHTS_DIR, networks),  # the epoch
+            ]
+        run_callbacks.append(cb.CheckpointCallback(
+            checkpoint, every_steps=config.train.checkpoint_every_steps,
+            resume_step_in_epoch=step_in_epoch,
+            resume_metric_values=checkpoint.metric_values() if step_in_epoch else None))
+        tensorboard = tensorboard_callback(workdir / TENSORBOARD_DIR) if chief else None
         if tensorboard is not None:
             run_callbacks.append(tensorboard)
         run_callbacks.extend(callbacks)
@@ -287,7 +301,11 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
         logger.info("%s already holds %d epochs (train.epochs=%d): nothing to train", workdir,
                     initial_epoch, config.train.epochs)
 
-    weights = cb.save_network_weights(workdir / WEIGHTS_DIR, networks)
+    weights = {}
+    if chief:
+        weights = cb.save_network_weights(workdir / WEIGHTS_DIR, networks)
+    elif scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
     return PretrainResult(
         workdir=workdir, history=cb.read_history(workdir / HISTORY_CSV),
         checkpoint=checkpoint.latest, weights=weights, initial_epoch=initial_epoch,

@@ -82,3 +82,27 @@ def per_replica_batch_size(global_batch_size: int, num_replicas: int) -> int:
             f"train.global_batch_size={global_batch_size} is not divisible by the "
             f"{num_replicas} replicas of the strategy; choose a multiple of {num_replicas}")
     return global_batch_size // num_replicas
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True on the worker that writes the run's files (always, on one machine).
+
+    Under MultiWorkerMirroredStrategy that is the task of type "chief", or
+    worker 0 when the cluster has no chief (TensorFlow's convention).
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return not has_chief and resolver.task_type == "worker" and resolver.task_id == 0
+
+
+def worker_name(strategy: tf.distribute.Strategy) -> str:
+    """"worker-3"-style name of this task ("chief" on one machine)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return "chief"
+    return f"{resolver.task_type}-{resolver.task_id}"
+
