@@ -186,15 +186,16 @@ class Quickstart:
         from tfcmvp.finetuning.finetune import finetune
 
         s = self.settings
-        config = load_finetune_config(s.finetune_config,
-                                      [f"train.seed={s.seed}", *s.finetune_overrides])
         for name in MODELS:
-            workdir = self.finetune_dir(name)
-            model = self.model_dir(name) if name == "pretrained" else None
+            # Both start from an export: "scratch" is the random-init export of the
+            # same architecture (the paper's baseline), so only the weights differ.
+            workdir, model = self.finetune_dir(name), self.model_dir(name)
+            config = load_finetune_config(
+                s.finetune_config, [f"train.seed={s.seed}", *s.finetune_overrides],
+                model_dir=model)
             self._stage(f"finetune ({name})", (workdir / "results.json").is_file(),
-                        lambda workdir=workdir, model=model: finetune(
-                            config, self.records_dir, workdir, model_dir=model,
-                            random_init=model is None, verbose=2))
+                        lambda config=config, workdir=workdir, model=model: finetune(
+                            config, self.records_dir, workdir, model_dir=model, verbose=2))
 
     def run(self) -> Dict:
         """All stages in order; returns (and writes) the results table as data."""
