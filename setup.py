@@ -9,6 +9,7 @@ from setuptools import find_packages, setup
 INSTALL_REQUIRES = [
     "tensorflow==2.21.0",
     "keras==3.15.1",
+    "tensorboard==2.21.0",  # TF 2.21 no longer pulls it in; training writes event files
     "apache-beam[gcp]==2.77.0",
     "google-crc32c==1.9.0",  # TFRecord framing in beam_jobs (also pulled in by beam[gcp])
     "av==18.1.0",

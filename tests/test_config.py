@@ -198,7 +198,8 @@ def test_paper_configs_load_with_paper_values(name):
     path = CONFIG_DIR / name
     c = cfg.load_config(path)
     backbone, batch, epochs = PAPER_CONFIGS[name]
-    assert (c.model.backbone, c.train.global_batch_size, c.train.epochs) == (backbone, batch, epochs)
+    assert (c.model.backbone, c.train.global_batch_size, c.train.epochs) == (
+        backbone, batch, epochs)
     assert c.data == cfg.DataConfig() and c.loss == cfg.LossConfig()
     assert c.optimizer == cfg.OptimizerConfig()
     assert c.runtime.strategy in ("mirrored", "multi_worker")

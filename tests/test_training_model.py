@@ -44,7 +44,8 @@ def numpy_infonce(queries, keys, positives, temperature):
 
 def test_output_shapes_and_unit_embeddings():
     config, model = build()
-    # C3D (width 4) on 8 x 32 x 32: conv5 [1, 2, 2, 32]; R3D-10 on 8 x 32 x 32 motion: [1, 2, 2, 32].
+    # C3D (width 4) on 8 x 32 x 32: conv5 [1, 2, 2, 32];
+    # R3D-10 on 8 x 32 x 32 motion: [1, 2, 2, 32].
     assert model.target_grid == (1, 2, 2) and model.num_positions == 4
     out = model(random_batch(config), training=False)
     assert set(out) == {"context_query", "context_key", "motion_query", "motion_keys"}

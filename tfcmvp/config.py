@@ -87,7 +87,8 @@ class DataConfig:
     """
 
     clip_len: int = _field(16, "frames in the RGB clip fed to the V-Network")
-    clip_stride: int = _field(4, "temporal stride between the clip's frames (16 x 4: a 61-frame span)")
+    clip_stride: int = _field(
+        4, "temporal stride between the clip's frames (16 x 4: a 61-frame span)")
     motion_len: int = _field(8, "consecutive motion-vector frames in each motion clip")
     motion_gap: int = _field(
         3, "frames between the clip's last frame and the first future motion frame")
@@ -106,12 +107,14 @@ class DataConfig:
         True, "negate the x component of motion vectors on a horizontal flip (CoViAR; the "
               "authors' code does not, which makes a flipped clip disagree with its vectors)")
     mv_clip: float = _field(10.0, "motion vectors are clamped to +-mv_clip pixels (authors: 10)")
-    mv_div: float = _field(10.0, "motion vectors are divided by mv_div after clamping (authors: 10)")
+    mv_div: float = _field(
+        10.0, "motion vectors are divided by mv_div after clamping (authors: 10)")
     mv_resize_method: Literal["bilinear", "nearest"] = _field(
         "bilinear", "resampling of motion-vector maps to the crop")
     color_jitter: Optional[ColorJitterConfig] = _field(
         ColorJitterConfig(), "colour jitter of clip and I-frame; null = off")
-    blur: Optional[BlurConfig] = _field(BlurConfig(), "Gaussian blur of clip and I-frame; null = off")
+    blur: Optional[BlurConfig] = _field(
+        BlurConfig(), "Gaussian blur of clip and I-frame; null = off")
     shuffle_buffer: int = _field(256, "videos in the tf.data shuffle buffer (<= 1: no shuffle)")
     cycle_length: Optional[int] = _field(
         None, "TFRecord shards read at once; null = min(shards, 8)")
@@ -191,7 +194,8 @@ class TrainConfig:
     steps_per_epoch: Optional[int] = _field(
         None, "optimizer steps per epoch; null = training videos // global_batch_size")
     checkpoint_every_steps: Optional[int] = _field(
-        None, "also checkpoint every N steps (a killed run resumes mid-epoch); null = per epoch only")
+        None, "also checkpoint every N steps (a killed run resumes mid-epoch); "
+              "null = per epoch only")
     keep_checkpoints: int = _field(3, "newest checkpoints kept in WORKDIR/checkpoints")
     seed: int = _field(0, "seed of weight initialisation, sampling and augmentation")
     deterministic: bool = _field(
@@ -301,7 +305,8 @@ def _section_type(tp):
 
 
 def _nullable(tp) -> bool:
-    return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
+    union = typing.get_origin(tp) in (typing.Union, types.UnionType)
+    return union and type(None) in typing.get_args(tp)
 
 
 def _describe(tp) -> str:
@@ -390,7 +395,8 @@ def _build(cls, values: Mapping, source: str, prefix: str = ""):
             if value is None and _nullable(tp):
                 kwargs[name] = None  # an optional section switched off
             else:
-                kwargs[name] = _build(section, value if value is not None else {}, source, key + ".")
+                kwargs[name] = _build(section, {} if value is None else value, source,
+                                      key + ".")
         else:
             kwargs[name] = _coerce(value, tp, key, source)
     try:
@@ -504,8 +510,10 @@ def apply_overrides(values: Mapping, overrides: Sequence[str]) -> dict:
                 if section is not None and not isinstance(value, Mapping) and not (
                         value is None and _nullable(tp)):
                     raise ConfigError(f"--set {text!r}: {key} is a section; set one of its "
-                                      f"fields, e.g. {key}.{dataclasses.fields(section)[0].name}=...")
-                if section is not None and isinstance(node.get(name), Mapping) and value is not None:
+                                      f"fields, e.g. "
+                                      f"{key}.{dataclasses.fields(section)[0].name}=...")
+                merge = isinstance(node.get(name), Mapping) and value is not None
+                if section is not None and merge:
                     node[name] = _merge(node[name], value)
                 else:
                     node[name] = value
