@@ -124,3 +124,16 @@ def test_export_architecture_mismatch_names_field_and_both_values():
                                           r"\(model.backbone_blocks=\[1, 1, 1, 1\]\)"):
         with_export_architecture({"model": {"backbone_blocks": [2, 2, 2, 2]}}, ARCHITECTURE,
                                  "f.yaml", "M")
+
+
+def test_tiny_config_is_small_and_fits_the_tiny_pretraining():
+    path = CONFIG_DIR / "finetune_tiny_cpu.yaml"
+    c = load_finetune_config(path)
+    assert c.data.crop_size <= 64 and c.model.backbone_width <= 16
+    assert "tfcmvp finetune" in path.read_text().split("\n\n")[0]
+    # The quickstart finetunes the tiny pretraining's export with this config.
+    pretrain = cfg.load_config(CONFIG_DIR / "pretrain_tiny_cpu.yaml")
+    for key in ("model.backbone", "model.backbone_width", "model.backbone_blocks",
+                "data.clip_len", "data.crop_size", "data.clip_stride"):
+        section, name = key.split(".")
+        assert getattr(getattr(c, section), name) == getattr(getattr(pretrain, section), name), key

@@ -20,6 +20,7 @@ from tfcmvp.export import export_pretrained, load_keras_network
 from tfcmvp.finetuning.classifier import VideoClassifier
 from tfcmvp.finetuning.config import check_architecture, load_finetune_config
 from tfcmvp.finetuning.finetune import _load_pretrained
+from tfcmvp.training.callbacks import read_history
 from training_support import without_grappler
 
 # The tiny run without the architecture keys, which come from the export.
@@ -110,8 +111,10 @@ def test_cli_finetunes_the_export(pretrained, tmp_path):
     model_dir, _ = pretrained
     data = write_labelled_shards(tmp_path / "data")
     workdir = tmp_path / "run"
+    # With the motion regulariser: its graph-mode step (the model tests run it eagerly).
     sets = [arg for o in NOT_ARCHITECTURE + ("train.epochs=1", "train.steps_per_epoch=1",
-                                             "optimizer.warmup_epochs=0")
+                                             "optimizer.warmup_epochs=0",
+                                             "train.motion_aux_weight=0.2")
             for arg in ("--set", o)]
     with without_grappler():
         code = cli(["--model", str(model_dir), "--data", str(data), "--workdir", str(workdir),
@@ -120,9 +123,14 @@ def test_cli_finetunes_the_export(pretrained, tmp_path):
     results = json.loads((workdir / "results.json").read_text())
     assert results["model"] == str(model_dir.resolve()) and results["random_init"] is False
     assert results["epochs"] == 1 and 0 <= results["top1"] <= results["top5"] <= 100
+    assert results["motion_aux_weight"] == 0.2
+    (row,) = read_history(workdir / "history.csv")
+    assert np.isfinite(row["motion_loss"]) and 0 <= row["motion_acc"] <= 1
+    assert row["loss"] == pytest.approx(row["ce_loss"] + 0.2 * row["motion_loss"], rel=1e-5)
     info = json.loads((workdir / "saved_model/assets/tfcmvp_export.json").read_text())
     assert info["source"]["model"] == str(model_dir.resolve())
     assert (info["backbone"], info["input"]["shape"]) == ("c3d", [8, 32, 32, 3])
+    assert info["input"]["resize_short"] == 37  # test.resize_short of the run
 
 
 def test_cli_config_errors_return_2(pretrained, tmp_path, caplog):

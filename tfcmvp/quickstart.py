@@ -64,7 +64,8 @@ class QuickstartSettings:
     def smoke(cls) -> "QuickstartSettings":
         """A minutes-long setting for CI: the whole chain, tiny sizes."""
         return cls(videos_per_class=4, num_frames=80,
-                   pretrain_overrides=("train.epochs=1", "train.steps_per_epoch=2"),
+                   pretrain_overrides=("train.epochs=1", "train.steps_per_epoch=2",
+                                       "optimizer.warmup_epochs=0"),
                    finetune_overrides=("train.epochs=1", "train.steps_per_epoch=2"),
                    retrieval_clips=2, workers=1)
 

@@ -156,7 +156,7 @@ class VideoClassifier(keras.Model):
         motion = inputs[features.MOTION]  # [B, 1 + K', L, S, S, 2]
         clips = motion.shape[1]
         flat = ops.reshape(motion, (-1, *motion.shape[2:]))  # [B * (1 + K'), L, S, S, 2]
-        m_features = self.m_network(flat, training=training)["features"]  # [B*(1+K'), T3, H3, W3, C]
+        m_features = self.m_network(flat, training=training)["features"]  # [B(1+K'), T3, H3, W3, C]
         m_features = ops.reshape(m_features, (-1, self.num_positions, m_features.shape[-1]))
         keys = self.motion_head(m_features, training=training)  # [B * (1 + K'), N, D]
         outputs["motion_keys"] = ops.reshape(

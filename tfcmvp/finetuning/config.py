@@ -231,8 +231,9 @@ def apply_finetune_overrides(values: Mapping, overrides: Sequence[str]) -> dict:
                 raise _unknown_key(key, names, f"--set {text!r}")
             cls = _section_type(_hints(cls)[name])
         if cls is not None and value is not None and not isinstance(value, Mapping):
-            raise ConfigError(f"--set {text!r}: {'.'.join(path)} is a section; set one of its "
-                              f"fields, e.g. {'.'.join(path)}.{dataclasses.fields(cls)[0].name}=...")
+            key = ".".join(path)
+            raise ConfigError(f"--set {text!r}: {key} is a section; set one of its fields, e.g. "
+                              f"{key}.{dataclasses.fields(cls)[0].name}=...")
         nested: Any = value
         for name in reversed(path):
             nested = {name: nested}
@@ -314,7 +315,8 @@ def with_export_architecture(values: Mapping, architecture: Mapping, source: str
         if name in node and key in ARCHITECTURE_KEYS and not _same(node[name], exported):
             raise ConfigError(
                 f"{source}: {key}={node[name]!r} disagrees with the pretrained model {model_dir} "
-                f"({key}={exported!r}); remove {key} from the config to finetune that model")
+                f"({key}={exported!r}); leave {key} out of the config file and --set to finetune "
+                f"that model")
         if name not in node:
             values = _merge(values, {section: {name: exported}})
     return values

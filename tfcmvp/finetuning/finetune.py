@@ -15,7 +15,8 @@ the epochs of ``test.eval_epochs`` and after the last one. WORKDIR receives:
                                 after tested epochs, val_top1 / val_top5 (fractions)
     tensorboard/                TensorBoard event files (if tensorboard is installed)
     weights/classifier.weights.h5   the VideoClassifier's weights after every epoch
-    results.json                {"top1": %, "top5": %, "epochs", "model", "data", "random_init", ...}
+    results.json                {"top1": %, "top5": %, "epochs", "model", "data",
+                                "random_init", ...}
     test_predictions.csv        per test video: label, prediction, probabilities
     saved_model/                SavedModel: classify (clips -> logits, probabilities),
                                 embed, features (tfcmvp.export contract, network "classifier")
@@ -356,9 +357,10 @@ def export_classifier(model: VideoClassifier, config: FinetuneConfig, output_dir
         return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1)}
 
     data = config.data
+    input_spec = video_input_contract(data.clip_len, data.clip_stride, data.crop_size)
+    input_spec["resize_short"] = config.test.resize_short  # the geometry it was tested with
     info = make_export_info(
-        network="classifier", backbone=config.model.backbone,
-        input_spec=video_input_contract(data.clip_len, data.clip_stride, data.crop_size),
+        network="classifier", backbone=config.model.backbone, input_spec=input_spec,
         source=source, num_classes=len(class_names), class_names=list(class_names))
     # embed / features come from the V-Network; assets/network.weights.h5 holds
     # its weights (the classifier's are in the SavedModel's variables and in
