@@ -45,7 +45,7 @@ class ConfigError(ValueError):
     """A config file or override names an unknown key or has a bad value."""
 
 
-def _field(default, doc: str):
+def field(default, doc: str):
     """A dataclass field with its one-line documentation (``metadata["doc"]``)."""
     return dataclasses.field(default=default, metadata={"doc": doc})
 
@@ -60,22 +60,22 @@ class ColorJitterConfig:
     """Colour jitter of the clip and the I-frame, one draw per clip
     (``tfcmvp.data.ColorJitter``; the paper gives no strengths)."""
 
-    brightness: float = _field(0.4, "brightness factor drawn from [1 - v, 1 + v]")
-    contrast: float = _field(0.4, "contrast factor drawn from [1 - v, 1 + v]")
-    saturation: float = _field(0.4, "saturation factor drawn from [1 - v, 1 + v]")
-    hue: float = _field(0.1, "hue shift drawn from [-v, v] turns of the colour wheel")
-    prob: float = _field(0.8, "probability of jittering a clip at all")
-    grayscale_prob: float = _field(0.0, "probability of then turning the clip grey")
+    brightness: float = field(0.4, "brightness factor drawn from [1 - v, 1 + v]")
+    contrast: float = field(0.4, "contrast factor drawn from [1 - v, 1 + v]")
+    saturation: float = field(0.4, "saturation factor drawn from [1 - v, 1 + v]")
+    hue: float = field(0.1, "hue shift drawn from [-v, v] turns of the colour wheel")
+    prob: float = field(0.8, "probability of jittering a clip at all")
+    grayscale_prob: float = field(0.0, "probability of then turning the clip grey")
 
 
 @dataclasses.dataclass(frozen=True)
 class BlurConfig:
     """Gaussian blur of the clip and the I-frame (``tfcmvp.data.GaussianBlur``)."""
 
-    sigma_min: float = _field(0.1, "smallest blur sigma in output pixels")
-    sigma_max: float = _field(2.0, "largest blur sigma in output pixels")
-    prob: float = _field(0.5, "probability of blurring a clip")
-    kernel_size: int = _field(11, "taps of the (odd) blur kernel")
+    sigma_min: float = field(0.1, "smallest blur sigma in output pixels")
+    sigma_max: float = field(2.0, "largest blur sigma in output pixels")
+    prob: float = field(0.5, "probability of blurring a clip")
+    kernel_size: int = field(11, "taps of the (odd) blur kernel")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,37 +86,37 @@ class DataConfig:
     ``tfcmvp.data.pretrain_dataset``, with the same default (tests check it).
     """
 
-    clip_len: int = _field(16, "frames in the RGB clip fed to the V-Network")
-    clip_stride: int = _field(
+    clip_len: int = field(16, "frames in the RGB clip fed to the V-Network")
+    clip_stride: int = field(
         4, "temporal stride between the clip's frames (16 x 4: a 61-frame span)")
-    motion_len: int = _field(8, "consecutive motion-vector frames in each motion clip")
-    motion_gap: int = _field(
+    motion_len: int = field(8, "consecutive motion-vector frames in each motion clip")
+    motion_gap: int = field(
         3, "frames between the clip's last frame and the first future motion frame")
-    period: Literal["future", "current"] = _field(
+    period: Literal["future", "current"] = field(
         "future", "motion target: the motion after the clip (paper) or under it (Table 1 ablation)")
-    num_negatives: int = _field(
+    num_negatives: int = field(
         3, "hard-negative motion clips per video, from non-overlapping windows of the same video")
-    iframe_window: int = _field(
+    iframe_window: int = field(
         5, "the I-frame is drawn among the I-frames within this many frames of the clip span")
-    crop_size: int = _field(112, "side of the square training crop in pixels")
-    min_crop_area: float = _field(0.2, "smallest area fraction of the random resized crop")
-    crop_ratio: tuple[float, ...] = _field(
+    crop_size: int = field(112, "side of the square training crop in pixels")
+    min_crop_area: float = field(0.2, "smallest area fraction of the random resized crop")
+    crop_ratio: tuple[float, ...] = field(
         (3 / 4, 4 / 3), "(low, high) range of the crop's width / height")
-    flip_prob: float = _field(0.5, "probability of a horizontal flip")
-    flip_negates_mv_x: bool = _field(
+    flip_prob: float = field(0.5, "probability of a horizontal flip")
+    flip_negates_mv_x: bool = field(
         True, "negate the x component of motion vectors on a horizontal flip (CoViAR; the "
               "authors' code does not, which makes a flipped clip disagree with its vectors)")
-    mv_clip: float = _field(10.0, "motion vectors are clamped to +-mv_clip pixels (authors: 10)")
-    mv_div: float = _field(
+    mv_clip: float = field(10.0, "motion vectors are clamped to +-mv_clip pixels (authors: 10)")
+    mv_div: float = field(
         10.0, "motion vectors are divided by mv_div after clamping (authors: 10)")
-    mv_resize_method: Literal["bilinear", "nearest"] = _field(
+    mv_resize_method: Literal["bilinear", "nearest"] = field(
         "bilinear", "resampling of motion-vector maps to the crop")
-    color_jitter: Optional[ColorJitterConfig] = _field(
+    color_jitter: Optional[ColorJitterConfig] = field(
         ColorJitterConfig(), "colour jitter of clip and I-frame; null = off")
-    blur: Optional[BlurConfig] = _field(
+    blur: Optional[BlurConfig] = field(
         BlurConfig(), "Gaussian blur of clip and I-frame; null = off")
-    shuffle_buffer: int = _field(256, "videos in the tf.data shuffle buffer (<= 1: no shuffle)")
-    cycle_length: Optional[int] = _field(
+    shuffle_buffer: int = field(256, "videos in the tf.data shuffle buffer (<= 1: no shuffle)")
+    cycle_length: Optional[int] = field(
         None, "TFRecord shards read at once; null = min(shards, 8)")
 
 
@@ -125,43 +125,43 @@ class ModelConfig:
     """The networks of the framework (paper Fig. 2): V-, I- and M-Network,
     predictor memory, motion predictor and the four MLP heads."""
 
-    backbone: Literal["c3d", "r2plus1d_26", "r3d_26", "r3d_10"] = _field(
+    backbone: Literal["c3d", "r2plus1d_26", "r3d_26", "r3d_10"] = field(
         "c3d", "V-Network, the video backbone kept after pretraining (r3d_10: tiny runs only)")
-    backbone_width: int = _field(
+    backbone_width: int = field(
         64, "channels of the V-Network's first stage; the others scale with it (paper: 64)")
-    backbone_blocks: Optional[tuple[int, ...]] = _field(
+    backbone_blocks: Optional[tuple[int, ...]] = field(
         None, "residual blocks per stage of a ResNet V-Network; null = the architecture's "
               "own ((2, 2, 2, 2) for the -26 nets); must be null for c3d")
-    iframe_backbone: Literal["r2d_10"] = _field("r2d_10", "I-Network (shallow 2-D ResNet)")
-    iframe_width: int = _field(64, "channels of the I-Network's first stage (paper: 64)")
-    motion_backbone: Literal["r3d_10"] = _field("r3d_10", "M-Network (shallow 3-D ResNet)")
-    motion_width: int = _field(64, "channels of the M-Network's first stage (paper: 64)")
-    memory_interpolation: Literal["nearest", "trilinear"] = _field(
+    iframe_backbone: Literal["r2d_10"] = field("r2d_10", "I-Network (shallow 2-D ResNet)")
+    iframe_width: int = field(64, "channels of the I-Network's first stage (paper: 64)")
+    motion_backbone: Literal["r3d_10"] = field("r3d_10", "M-Network (shallow 3-D ResNet)")
+    motion_width: int = field(64, "channels of the M-Network's first stage (paper: 64)")
+    memory_interpolation: Literal["nearest", "trilinear"] = field(
         "nearest", "resampling of the coarser V-Network stage onto the memory grid")
-    predictor: Literal["transformer", "convgru"] = _field(
+    predictor: Literal["transformer", "convgru"] = field(
         "transformer", "motion predictor from the V-Network memory to future motion (Table 1)")
-    predictor_width: int = _field(512, "width of the memory tokens and the predictor")
-    encoder_layers: int = _field(2, "Transformer encoder layers")
-    decoder_layers: int = _field(4, "Transformer decoder layers")
-    num_heads: int = _field(8, "attention heads of the Transformer")
-    ffn_width: int = _field(512, "feed-forward width of the Transformer layers")
-    dropout: float = _field(0.1, "dropout of the Transformer layers")
-    convgru_kernel: int = _field(3, "spatial kernel of the ConvGRU predictor's convolutions")
-    head_hidden: int = _field(2048, "hidden width of the four MLP heads")
-    head_out: int = _field(512, "embedding width of the four MLP heads (then L2-normalised)")
+    predictor_width: int = field(512, "width of the memory tokens and the predictor")
+    encoder_layers: int = field(2, "Transformer encoder layers")
+    decoder_layers: int = field(4, "Transformer decoder layers")
+    num_heads: int = field(8, "attention heads of the Transformer")
+    ffn_width: int = field(512, "feed-forward width of the Transformer layers")
+    dropout: float = field(0.1, "dropout of the Transformer layers")
+    convgru_kernel: int = field(3, "spatial kernel of the ConvGRU predictor's convolutions")
+    head_hidden: int = field(2048, "hidden width of the four MLP heads")
+    head_out: int = field(512, "embedding width of the four MLP heads (then L2-normalised)")
 
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
     """The pretraining objective J = (1 - alpha) J_I + alpha J_M (paper Eq. 3)."""
 
-    temperature: float = _field(0.1, "tau of both InfoNCE losses (Eq. 1, Eq. 2)")
-    alpha: float = _field(
+    temperature: float = field(0.1, "tau of both InfoNCE losses (Eq. 1, Eq. 2)")
+    alpha: float = field(
         0.5, "weight of the motion loss: 0 = context only, 1 = motion only (Table 4)")
-    motion_loss: Literal["infonce", "mse", "ce"] = _field(
+    motion_loss: Literal["infonce", "mse", "ce"] = field(
         "infonce", "motion objective: pointwise InfoNCE on features (paper), or regress the "
                    "pooled vectors (mse) / classify their quantised ranges (ce) (Table 1)")
-    ce_bins: int = _field(
+    ce_bins: int = field(
         21, "classes per motion component for the mse/ce ablations (odd: zero motion gets "
             "its own class); over (-mv_clip, mv_clip) px that is 1 px per class")
 
@@ -170,17 +170,17 @@ class LossConfig:
 class OptimizerConfig:
     """SGD with a warm-up + cosine learning-rate schedule."""
 
-    base_lr_per_sample: float = _field(
+    base_lr_per_sample: float = field(
         5e-4, "peak learning rate per sample of the global batch: lr = base_lr_per_sample x B")
-    momentum: float = _field(0.9, "SGD momentum")
-    nesterov: bool = _field(True, "Nesterov momentum (authors' code; the paper says SGD)")
-    weight_decay: Optional[float] = _field(
+    momentum: float = field(0.9, "SGD momentum")
+    nesterov: bool = field(True, "Nesterov momentum (authors' code; the paper says SGD)")
+    weight_decay: Optional[float] = field(
         5e-3, "decay per step of w -= lr x weight_decay x w, on every weight. Paper: 5e-3; "
               "authors' code: 1e-3. Keras decays decoupled from the gradient, where PyTorch "
               "adds weight_decay x w to it before momentum (about 1/(1 - momentum) = 10x "
               "stronger at the same value). null = off")
-    warmup_epochs: float = _field(5.0, "epochs of linear warm-up before the cosine decay")
-    clipnorm: Optional[float] = _field(
+    warmup_epochs: float = field(5.0, "epochs of linear warm-up before the cosine decay")
+    clipnorm: Optional[float] = field(
         15.0, "clip the global norm of the gradient (summed over replicas) to this; null = off")
 
 
@@ -188,31 +188,31 @@ class OptimizerConfig:
 class TrainConfig:
     """Length of the run, batch, checkpoints and numerics."""
 
-    epochs: int = _field(120, "training epochs")
-    global_batch_size: int = _field(
+    epochs: int = field(120, "training epochs")
+    global_batch_size: int = field(
         64, "videos per step over all replicas (UCF101: 64 on 4 GPUs; K400: 512 on 32)")
-    steps_per_epoch: Optional[int] = _field(
+    steps_per_epoch: Optional[int] = field(
         None, "optimizer steps per epoch; null = training videos // global_batch_size")
-    checkpoint_every_steps: Optional[int] = _field(
+    checkpoint_every_steps: Optional[int] = field(
         None, "also checkpoint every N steps (a killed run resumes mid-epoch); "
               "null = per epoch only")
-    keep_checkpoints: int = _field(3, "newest checkpoints kept in WORKDIR/checkpoints")
-    seed: int = _field(0, "seed of weight initialisation, sampling and augmentation")
-    deterministic: bool = _field(
+    keep_checkpoints: int = field(3, "newest checkpoints kept in WORKDIR/checkpoints")
+    seed: int = field(0, "seed of weight initialisation, sampling and augmentation")
+    deterministic: bool = field(
         False, "deterministic tf.data order (slower); op-level determinism is not forced")
-    mixed_precision: Optional[Literal["mixed_float16", "mixed_bfloat16"]] = _field(
+    mixed_precision: Optional[Literal["mixed_float16", "mixed_bfloat16"]] = field(
         None, "Keras dtype policy of the networks (losses stay float32); null = float32")
-    sync_bn: bool = _field(True, "BatchNorm statistics over the global batch (SyncBN, authors)")
+    sync_bn: bool = field(True, "BatchNorm statistics over the global batch (SyncBN, authors)")
 
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeConfig:
     """Where the run executes."""
 
-    strategy: Literal["default", "mirrored", "multi_worker"] = _field(
+    strategy: Literal["default", "mirrored", "multi_worker"] = field(
         "default", "tf.distribute strategy: default (one device), mirrored (all local GPUs), "
                    "multi_worker (MultiWorkerMirroredStrategy, cluster from TF_CONFIG)")
-    virtual_cpus: int = _field(
+    virtual_cpus: int = field(
         0, "N >= 2 splits the CPU into N logical devices and mirrors over them (testing "
            "data parallelism without GPUs); 0 = off")
 
@@ -245,37 +245,64 @@ class PretrainConfig:
 
 def _check_ranges(config: PretrainConfig) -> None:
     """Value checks that types alone do not catch, each naming the key."""
-    checks = [
-        ("loss.alpha", 0.0 <= config.loss.alpha <= 1.0, "must lie in [0, 1]"),
-        ("loss.temperature", config.loss.temperature > 0, "must be > 0"),
-        ("loss.ce_bins", config.loss.ce_bins >= 2, "must be >= 2"),
-        ("train.epochs", config.train.epochs >= 1, "must be >= 1"),
-        ("train.global_batch_size", config.train.global_batch_size >= 1, "must be >= 1"),
-        ("train.steps_per_epoch",
-         config.train.steps_per_epoch is None or config.train.steps_per_epoch >= 1,
-         "must be >= 1 or null"),
-        ("train.checkpoint_every_steps",
-         config.train.checkpoint_every_steps is None or config.train.checkpoint_every_steps >= 1,
-         "must be >= 1 or null"),
-        ("train.keep_checkpoints", config.train.keep_checkpoints >= 1, "must be >= 1"),
-        ("optimizer.warmup_epochs", 0 <= config.optimizer.warmup_epochs < config.train.epochs,
-         f"must lie in [0, train.epochs = {config.train.epochs})"),
-        ("optimizer.clipnorm", config.optimizer.clipnorm is None or config.optimizer.clipnorm > 0,
-         "must be > 0 or null"),
-        ("optimizer.base_lr_per_sample", config.optimizer.base_lr_per_sample > 0, "must be > 0"),
-        ("runtime.virtual_cpus", config.runtime.virtual_cpus >= 0, "must be >= 0"),
-        ("runtime.virtual_cpus",
-         config.runtime.virtual_cpus < 2 or config.runtime.strategy != "multi_worker",
-         "cannot be combined with runtime.strategy=multi_worker"),
-        ("data.min_crop_area", 0 < config.data.min_crop_area <= 1, "must lie in (0, 1]"),
-        ("model.backbone_blocks",
-         config.model.backbone_blocks is None or config.model.backbone != "c3d",
-         "must be null for model.backbone=c3d (C3D has no residual blocks)"),
-    ]
+    loss = config.loss
+    shared = section_checks(config)
+    raise_failed_check(config, [
+        ("loss.alpha", 0.0 <= loss.alpha <= 1.0, "must lie in [0, 1]"),
+        ("loss.temperature", loss.temperature > 0, "must be > 0"),
+        ("loss.ce_bins", loss.ce_bins >= 2, "must be >= 2"),
+        *shared["train"], *shared["optimizer"], *shared["runtime"], *shared["data"],
+        *shared["model"],
+    ])
+
+
+def section_checks(config) -> dict[str, list[tuple[str, bool, str]]]:
+    """The range checks of the sections that finetuning reuses or extends
+    (data, model, optimizer, train, runtime), as ``(key, ok, requirement)``
+    rows per section, for :func:`raise_failed_check`."""
+    train, opt, runtime = config.train, config.optimizer, config.runtime
+    return {
+        "train": [
+            ("train.epochs", train.epochs >= 1, "must be >= 1"),
+            ("train.global_batch_size", train.global_batch_size >= 1, "must be >= 1"),
+            ("train.steps_per_epoch",
+             train.steps_per_epoch is None or train.steps_per_epoch >= 1,
+             "must be >= 1 or null"),
+            ("train.checkpoint_every_steps",
+             train.checkpoint_every_steps is None or train.checkpoint_every_steps >= 1,
+             "must be >= 1 or null"),
+            ("train.keep_checkpoints", train.keep_checkpoints >= 1, "must be >= 1"),
+        ],
+        "optimizer": [
+            ("optimizer.warmup_epochs", 0 <= opt.warmup_epochs < train.epochs,
+             f"must lie in [0, train.epochs = {train.epochs})"),
+            ("optimizer.clipnorm", opt.clipnorm is None or opt.clipnorm > 0,
+             "must be > 0 or null"),
+            ("optimizer.base_lr_per_sample", opt.base_lr_per_sample > 0, "must be > 0"),
+        ],
+        "runtime": [
+            ("runtime.virtual_cpus", runtime.virtual_cpus >= 0, "must be >= 0"),
+            ("runtime.virtual_cpus",
+             runtime.virtual_cpus < 2 or runtime.strategy != "multi_worker",
+             "cannot be combined with runtime.strategy=multi_worker"),
+        ],
+        "data": [
+            ("data.min_crop_area", 0 < config.data.min_crop_area <= 1, "must lie in (0, 1]"),
+        ],
+        "model": [
+            ("model.backbone_blocks",
+             config.model.backbone_blocks is None or config.model.backbone != "c3d",
+             "must be null for model.backbone=c3d (C3D has no residual blocks)"),
+        ],
+    }
+
+
+def raise_failed_check(config, checks: Sequence[tuple[str, bool, str]]) -> None:
+    """Raises ConfigError ``"<key>=<value> <requirement>"`` for the first
+    ``(key, ok, requirement)`` row of `checks` whose `ok` is false."""
     for key, ok, requirement in checks:
         if not ok:
-            value = _get_path(config, key)
-            raise ConfigError(f"{key}={value!r} {requirement}")
+            raise ConfigError(f"{key}={_get_path(config, key)!r} {requirement}")
 
 
 def _get_path(config, dotted: str):
@@ -378,7 +405,7 @@ def _unknown_key(key: str, valid: Sequence[str], source: str) -> ConfigError:
     return ConfigError(f"{source}: unknown config key {key!r}{hint}")
 
 
-def _build(cls, values: Mapping, source: str, prefix: str = ""):
+def build_config(cls, values: Mapping, source: str, prefix: str = ""):
     if not isinstance(values, Mapping):
         raise ConfigError(f"{source}: {prefix.rstrip('.') or 'the config'} must be a mapping, "
                           f"got {values!r}")
@@ -395,13 +422,13 @@ def _build(cls, values: Mapping, source: str, prefix: str = ""):
             if value is None and _nullable(tp):
                 kwargs[name] = None  # an optional section switched off
             else:
-                kwargs[name] = _build(section, {} if value is None else value, source,
+                kwargs[name] = build_config(section, {} if value is None else value, source,
                                       key + ".")
         else:
             kwargs[name] = _coerce(value, tp, key, source)
     try:
         return cls(**kwargs)
-    except ConfigError as error:  # a range check of PretrainConfig.__post_init__
+    except ConfigError as error:  # a range check of the root's __post_init__
         raise ConfigError(f"{source}: {error}") from None
 
 
@@ -410,7 +437,7 @@ def config_from_dict(values: Mapping, source: str = "config") -> PretrainConfig:
 
     `source` names where the values came from, for error messages.
     """
-    return _build(PretrainConfig, values, source)
+    return build_config(PretrainConfig, values, source)
 
 
 def config_to_dict(config) -> dict:
@@ -434,12 +461,12 @@ def config_to_dict(config) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def _merge(base: dict, top: Mapping) -> dict:
+def merge(base: Mapping, top: Mapping) -> dict:
     """Recursive dict merge; `top` wins; nested mappings are merged key by key."""
     merged = dict(base)
     for key, value in top.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(dict(merged[key]), value)
+            merged[key] = merge(dict(merged[key]), value)
         else:
             merged[key] = value
     return merged
@@ -467,7 +494,7 @@ def read_config_file(path, _seen: tuple = ()) -> dict:
         if not isinstance(base, str):
             raise ConfigError(f"{path}: {BASE_KEY}: must be a file path, got {base!r}")
         base_values = read_config_file(path.parent / base, _seen + (path,))
-        values = _merge(base_values, values)
+        values = merge(base_values, values)
     return values
 
 
@@ -484,16 +511,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def apply_overrides(values: Mapping, overrides: Sequence[str]) -> dict:
+def apply_overrides(values: Mapping, overrides: Sequence[str], root=PretrainConfig) -> dict:
     """Applies ``section.field=value`` overrides to a nested config dict.
 
-    Keys are checked against the dataclasses here, so that an unknown key is
-    reported as coming from ``--set`` (not from the file).
+    Keys are checked against the dataclasses of `root` (the config class the
+    values are for) here, so that an unknown key is reported as coming from
+    ``--set`` (not from the file).
     """
-    values = _merge({}, values)
+    values = merge({}, values)
     for text in overrides:
         path, value = parse_override(text)
-        cls = PretrainConfig
+        cls = root
         node = values
         for depth, name in enumerate(path):
             key = ".".join(path[:depth + 1])
@@ -512,9 +540,9 @@ def apply_overrides(values: Mapping, overrides: Sequence[str]) -> dict:
                     raise ConfigError(f"--set {text!r}: {key} is a section; set one of its "
                                       f"fields, e.g. "
                                       f"{key}.{dataclasses.fields(section)[0].name}=...")
-                merge = isinstance(node.get(name), Mapping) and value is not None
-                if section is not None and merge:
-                    node[name] = _merge(node[name], value)
+                both_mappings = isinstance(node.get(name), Mapping) and value is not None
+                if section is not None and both_mappings:
+                    node[name] = merge(node[name], value)
                 else:
                     node[name] = value
             else:
@@ -529,19 +557,31 @@ def apply_overrides(values: Mapping, overrides: Sequence[str]) -> dict:
     return values
 
 
-def load_config(path=None, overrides: Sequence[str] = ()) -> PretrainConfig:
-    """Loads a YAML config (defaults if `path` is None) and applies overrides.
+def read_config_values(path=None, overrides: Sequence[str] = (),
+                       root=PretrainConfig) -> tuple[dict, str]:
+    """The values of a YAML config (none if `path` is None) with the overrides
+    applied, and the source that names them in error messages.
 
-    Raises :class:`ConfigError` naming the file or the override and the key.
+    The file is checked against `root` on its own first, so that its errors
+    name the file; then each override, so that its errors name the override.
     """
     values = read_config_file(path) if path is not None else {}
     source = str(pathlib.Path(path).resolve()) if path is not None else "defaults"
-    # Check the file on its own first, so that its errors name the file.
-    config_from_dict(values, source)
+    build_config(root, values, source)
     if overrides:
-        values = apply_overrides(values, overrides)
-        return config_from_dict(values, f"{source} with --set {' '.join(overrides)}")
-    return config_from_dict(values, source)
+        values = apply_overrides(values, overrides, root)
+        source = f"{source} with --set {' '.join(overrides)}"
+    return values, source
+
+
+def load_config(path=None, overrides: Sequence[str] = (), root=PretrainConfig):
+    """Loads a YAML config (defaults if `path` is None) and applies overrides.
+
+    `root` is the config class to build (:class:`PretrainConfig`, or
+    ``tfcmvp.finetuning.FinetuneConfig``). Raises :class:`ConfigError` naming
+    the file or the override and the key.
+    """
+    return build_config(root, *read_config_values(path, overrides, root))
 
 
 def dump_config(config: PretrainConfig) -> str:

@@ -1,23 +1,25 @@
-"""Callbacks of a finetuning run: the test after chosen epochs, and history.png.
+"""Callbacks of a finetuning run: the test after chosen epochs, and the columns and
+panels of history.csv / history.png.
 
-Checkpoints, the NaN/Inf stop and history.csv are the pretraining callbacks
-(:mod:`tfcmvp.training.callbacks`); these two add what finetuning reports.
+Checkpoints, the NaN/Inf stop, history.csv and history.png are the pretraining
+callbacks (:mod:`tfcmvp.training.callbacks`), given the finetuning columns
+and panels below.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import pathlib
-from typing import Callable, Collection, Optional, Sequence
+from typing import Callable, Collection, Optional
 
 import keras
 
 from tfcmvp.finetuning.evaluate import EvalResult
-from tfcmvp.training.callbacks import HistoryPlot, read_history
 
 logger = logging.getLogger(__name__)
 
+# history.csv: these first, then any other logged value in sorted order.
+FINETUNE_COLUMNS = ("epoch", "step", "loss", "ce_loss", "motion_loss", "acc", "motion_acc",
+                    "val_top1", "val_top5", "lr", "seconds")
 # history.png: (title, [(column, scale)]) per panel. Accuracies are stored as
 # fractions (like the pretext accuracies of pretraining) and drawn in percent.
 FINETUNE_PANELS = (
@@ -55,46 +57,3 @@ class EvaluateAfterEpochs(keras.callbacks.Callback):
         if logs is not None:
             logs["val_top1"] = result.top1 / 100.0
             logs["val_top5"] = result.top5 / 100.0
-
-
-class FinetuneHistoryPlot(HistoryPlot):
-    """Redraws history.png (losses; train accuracy, test top-1/top-5) from history.csv."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        plot_finetune_history(read_history(self.csv_path), self.png_path)
-
-
-def plot_finetune_history(rows: Sequence[dict], png_path,
-                          panels=FINETUNE_PANELS) -> Optional[pathlib.Path]:
-    """Draws `panels` of the history rows vs epoch into a PNG (Agg, no display).
-
-    Columns a row lacks are left out (e.g. test accuracy on epochs without a
-    test); returns the path, or None when there are no rows.
-    """
-    # The object-oriented Figure API with an Agg canvas touches no global
-    # pyplot state.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    if not rows:
-        return None
-    figure = Figure(figsize=(5 * len(panels), 4), dpi=100)
-    FigureCanvasAgg(figure)
-    for index, (title, columns) in enumerate(panels):
-        axes = figure.add_subplot(1, len(panels), index + 1)
-        for name, scale in columns:
-            points = [(row["epoch"], scale * row[name]) for row in rows if name in row]
-            if points:
-                axes.plot(*zip(*points), "--" if name.startswith("val_") else "-", marker="o",
-                          markersize=3, label=name)
-        axes.set_xlabel("epoch")
-        axes.set_title(title)
-        axes.grid(alpha=0.3)
-        if axes.get_legend_handles_labels()[0]:
-            axes.legend(fontsize=8)
-    figure.tight_layout()
-    png_path = pathlib.Path(png_path)
-    tmp = png_path.with_name(png_path.name + ".tmp.png")
-    figure.savefig(tmp)
-    os.replace(tmp, png_path)
-    return png_path

@@ -25,13 +25,11 @@ is a sampling choice, not a weight shape).
 from __future__ import annotations
 
 import dataclasses
-import pathlib
-from typing import Any, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from tfcmvp.config import (ConfigError, DataConfig, ModelConfig, OptimizerConfig, RuntimeConfig,
-                           TrainConfig, _build, _field, _get_path, _hints, _merge,
-                           _section_type, _unknown_key, config_to_dict, parse_override,
-                           read_config_file)
+                           TrainConfig, apply_overrides, build_config, config_to_dict, field,
+                           merge, raise_failed_check, read_config_values, section_checks)
 
 # The transferred V-Network: its layers and weight shapes (backbone, width, blocks) and
 # the clip it was trained on (length, crop size), which its features are tuned to.
@@ -58,7 +56,7 @@ class FinetuneDataConfig(DataConfig):
     ``iframe_window`` is not used.
     """
 
-    rotate_degrees: float = _field(
+    rotate_degrees: float = field(
         10.0, "random rotation in [-r, r] degrees of the clip (and its motion target); the "
               "authors rotate +-10 when finetuning, the paper lists only crop, flip, blur and "
               "jitter; 0 = off")
@@ -68,26 +66,26 @@ class FinetuneDataConfig(DataConfig):
 class ClassifierConfig:
     """The task head on the V-Network: global average pool, dropout, Dense."""
 
-    dropout: float = _field(0.3, "dropout rate on the pooled features before the classifier")
+    dropout: float = field(0.3, "dropout rate on the pooled features before the classifier")
 
 
 @dataclasses.dataclass(frozen=True)
 class FinetuneOptimizerConfig(OptimizerConfig):
     """SGD with warm-up + cosine decay, finetuning defaults (paper, UCF101)."""
 
-    base_lr_per_sample: float = _field(
+    base_lr_per_sample: float = field(
         1e-4, "peak learning rate per sample of the global batch: lr = base_lr_per_sample x B "
               "(paper: 1e-4 UCF101, 2e-4 HMDB51)")
-    weight_decay: Optional[float] = _field(
+    weight_decay: Optional[float] = field(
         3e-3, "decay per step of w -= lr x weight_decay x w (paper: 3e-3 UCF101, 2e-3 HMDB51). "
               "Keras decays decoupled from the gradient; PyTorch's SGD adds it to the gradient "
               "before momentum (about 10x stronger at the same value). null = off")
-    warmup_epochs: float = _field(
+    warmup_epochs: float = field(
         0.0, "epochs of linear warm-up before the cosine decay (paper: none; authors: 10)")
-    final_learning_rate: float = _field(
+    final_learning_rate: float = field(
         0.0, "the cosine decays from the peak to this rate at the end of training (paper: 0; "
              "authors: 1e-6)")
-    clipnorm: Optional[float] = _field(
+    clipnorm: Optional[float] = field(
         None, "clip the global norm of the gradient (summed over replicas) to this; the paper "
               "gives none for finetuning; null = off")
 
@@ -96,25 +94,25 @@ class FinetuneOptimizerConfig(OptimizerConfig):
 class FinetuneTrainConfig(TrainConfig):
     """Length of the run, batch, checkpoints, numerics and the motion regulariser."""
 
-    global_batch_size: int = _field(8, "videos per step over all replicas (paper: 8 on 1 GPU)")
-    sync_bn: bool = _field(False, "BatchNorm statistics over the global batch (SyncBN)")
-    motion_aux_weight: float = _field(
+    global_batch_size: int = field(8, "videos per step over all replicas (paper: 8 on 1 GPU)")
+    sync_bn: bool = field(False, "BatchNorm statistics over the global batch (SyncBN)")
+    motion_aux_weight: float = field(
         0.0, "weight w of the auxiliary motion-prediction loss, loss = CE + w x J_M (paper "
              "Table 6: 0.2); adds an M-Network, memory, Transformer predictor and two heads, "
              "trained from scratch; 0 = off")
-    motion_aux_temperature: float = _field(0.1, "tau of the auxiliary pointwise InfoNCE (Eq. 2)")
+    motion_aux_temperature: float = field(0.1, "tau of the auxiliary pointwise InfoNCE (Eq. 2)")
 
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
     """The test protocol: every test video as clips at uniformly spread positions."""
 
-    num_clips: int = _field(10, "clips per test video, centred in equal segments (paper: 10)")
-    resize_short: int = _field(128, "short side the frames are resized to before the centre crop")
-    batch_size: int = _field(
+    num_clips: int = field(10, "clips per test video, centred in equal segments (paper: 10)")
+    resize_short: int = field(128, "short side the frames are resized to before the centre crop")
+    batch_size: int = field(
         2, "test videos per forward pass; x num_clips clips (2 x 10 = 20 clips of 16 x 112 x "
            "112 keep the activations of C3D inference within a few GB)")
-    eval_epochs: tuple[int, ...] = _field(
+    eval_epochs: tuple[int, ...] = field(
         (1, 5, 10, 20, 50),
         "also test after these epochs (val_top1 / val_top5 in history.csv: the convergence "
         "curve of paper Table 3); the last epoch is always tested")
@@ -157,47 +155,30 @@ class FinetuneConfig:
 
 def _check_ranges(config: FinetuneConfig) -> None:
     """Value checks that types alone do not catch, each naming the key."""
-    train, opt = config.train, config.optimizer
-    checks = [
+    train, opt, test = config.train, config.optimizer, config.test
+    shared = section_checks(config)
+    raise_failed_check(config, [
         ("classifier.dropout", 0.0 <= config.classifier.dropout < 1.0, "must lie in [0, 1)"),
-        ("train.epochs", train.epochs >= 1, "must be >= 1"),
-        ("train.global_batch_size", train.global_batch_size >= 1, "must be >= 1"),
-        ("train.steps_per_epoch", train.steps_per_epoch is None or train.steps_per_epoch >= 1,
-         "must be >= 1 or null"),
-        ("train.checkpoint_every_steps",
-         train.checkpoint_every_steps is None or train.checkpoint_every_steps >= 1,
-         "must be >= 1 or null"),
-        ("train.keep_checkpoints", train.keep_checkpoints >= 1, "must be >= 1"),
+        *shared["train"],
         ("train.motion_aux_weight", train.motion_aux_weight >= 0, "must be >= 0"),
         ("train.motion_aux_temperature", train.motion_aux_temperature > 0, "must be > 0"),
-        ("optimizer.warmup_epochs", 0 <= opt.warmup_epochs < train.epochs,
-         f"must lie in [0, train.epochs = {train.epochs})"),
-        ("optimizer.clipnorm", opt.clipnorm is None or opt.clipnorm > 0, "must be > 0 or null"),
-        ("optimizer.base_lr_per_sample", opt.base_lr_per_sample > 0, "must be > 0"),
+        *shared["optimizer"],
         ("optimizer.final_learning_rate",
          0 <= opt.final_learning_rate < opt.base_lr_per_sample * train.global_batch_size,
          "must lie in [0, peak learning rate = base_lr_per_sample x global_batch_size)"),
-        ("data.min_crop_area", 0 < config.data.min_crop_area <= 1, "must lie in (0, 1]"),
+        *shared["data"],
         ("data.rotate_degrees", 0 <= config.data.rotate_degrees < 180, "must lie in [0, 180)"),
-        ("model.backbone_blocks",
-         config.model.backbone_blocks is None or config.model.backbone != "c3d",
-         "must be null for model.backbone=c3d (C3D has no residual blocks)"),
+        *shared["model"],
         ("model.predictor", not config.motion_aux or config.model.predictor == "transformer",
          "must be 'transformer' with train.motion_aux_weight > 0 (the regulariser of paper "
          "Table 6 uses the Transformer predictor)"),
-        ("test.num_clips", config.test.num_clips >= 1, "must be >= 1"),
-        ("test.resize_short", config.test.resize_short >= config.data.crop_size,
+        ("test.num_clips", test.num_clips >= 1, "must be >= 1"),
+        ("test.resize_short", test.resize_short >= config.data.crop_size,
          f"must be >= data.crop_size = {config.data.crop_size}"),
-        ("test.batch_size", config.test.batch_size >= 1, "must be >= 1"),
-        ("test.eval_epochs", all(e >= 1 for e in config.test.eval_epochs), "must all be >= 1"),
-        ("runtime.virtual_cpus", config.runtime.virtual_cpus >= 0, "must be >= 0"),
-        ("runtime.virtual_cpus",
-         config.runtime.virtual_cpus < 2 or config.runtime.strategy != "multi_worker",
-         "cannot be combined with runtime.strategy=multi_worker"),
-    ]
-    for key, ok, requirement in checks:
-        if not ok:
-            raise ConfigError(f"{key}={_get_path(config, key)!r} {requirement}")
+        ("test.batch_size", test.batch_size >= 1, "must be >= 1"),
+        ("test.eval_epochs", all(e >= 1 for e in test.eval_epochs), "must all be >= 1"),
+        *shared["runtime"],
+    ])
 
 
 # ---------------------------------------------------------------------------
@@ -207,40 +188,14 @@ def _check_ranges(config: FinetuneConfig) -> None:
 
 def finetune_config_from_dict(values: Mapping, source: str = "config") -> FinetuneConfig:
     """Builds a :class:`FinetuneConfig` from nested dicts (missing keys = defaults)."""
-    return _build(FinetuneConfig, values, source)
+    return build_config(FinetuneConfig, values, source)
 
 
 def apply_finetune_overrides(values: Mapping, overrides: Sequence[str]) -> dict:
-    """Applies ``section.field=value`` overrides to a nested finetuning config dict.
-
-    Every key is checked against :class:`FinetuneConfig` first, so an unknown
-    key is reported as coming from its ``--set`` (not from the file).
-    """
-    # tfcmvp.config.apply_overrides walks PretrainConfig; this walks FinetuneConfig.
-    values = _merge({}, values)
-    for text in overrides:
-        path, value = parse_override(text)
-        cls = FinetuneConfig
-        for depth, name in enumerate(path):
-            key = ".".join(path[:depth + 1])
-            if cls is None:
-                raise ConfigError(f"--set {text!r}: {'.'.join(path[:depth])} is a value, "
-                                  f"not a section, so {key!r} does not exist")
-            names = [f.name for f in dataclasses.fields(cls)]
-            if name not in names:
-                raise _unknown_key(key, names, f"--set {text!r}")
-            cls = _section_type(_hints(cls)[name])
-        if cls is not None and value is not None and not isinstance(value, Mapping):
-            key = ".".join(path)
-            raise ConfigError(f"--set {text!r}: {key} is a section; set one of its fields, e.g. "
-                              f"{key}.{dataclasses.fields(cls)[0].name}=...")
-        nested: Any = value
-        for name in reversed(path):
-            nested = {name: nested}
-        # A merge re-enables an optional section that was null (its other
-        # fields take their defaults), as tfcmvp.config.apply_overrides does.
-        values = _merge(values, nested)
-    return values
+    """Applies ``section.field=value`` overrides to a nested finetuning config dict,
+    checking every key against :class:`FinetuneConfig` (see
+    :func:`tfcmvp.config.apply_overrides`)."""
+    return apply_overrides(values, overrides, root=FinetuneConfig)
 
 
 def load_finetune_config(path=None, overrides: Sequence[str] = (),
@@ -251,12 +206,7 @@ def load_finetune_config(path=None, overrides: Sequence[str] = (),
     Raises :class:`ConfigError` naming the file or override and the key, or
     the architecture field that disagrees with the export.
     """
-    values = read_config_file(path) if path is not None else {}
-    source = str(pathlib.Path(path).resolve()) if path is not None else "defaults"
-    finetune_config_from_dict(values, source)  # the file alone first: its errors name the file
-    if overrides:
-        values = apply_finetune_overrides(values, overrides)
-        source = f"{source} with --set {' '.join(overrides)}"
+    values, source = read_config_values(path, overrides, root=FinetuneConfig)
     if model_dir is not None:
         values = with_export_architecture(values, export_architecture(model_dir), source,
                                           model_dir)
@@ -308,7 +258,7 @@ def with_export_architecture(values: Mapping, architecture: Mapping, source: str
     A set architecture field that differs from the export's is a ConfigError
     naming the field, both values and where each came from.
     """
-    values = _merge({}, values)
+    values = merge({}, values)
     for key, exported in architecture.items():
         section, name = key.split(".")
         node = values.get(section) if isinstance(values.get(section), Mapping) else {}
@@ -318,7 +268,7 @@ def with_export_architecture(values: Mapping, architecture: Mapping, source: str
                 f"({key}={exported!r}); leave {key} out of the config file and --set to finetune "
                 f"that model")
         if name not in node:
-            values = _merge(values, {section: {name: exported}})
+            values = merge(values, {section: {name: exported}})
     return values
 
 

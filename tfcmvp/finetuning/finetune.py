@@ -37,23 +37,22 @@ import keras
 import tensorflow as tf
 
 from tfcmvp import manifest as manifest_lib
-from tfcmvp.config import config_differences, dump_config, save_config
+from tfcmvp.config import dump_config
 from tfcmvp.data import features
 from tfcmvp.finetuning import callbacks as ft_callbacks
 from tfcmvp.finetuning.classifier import VideoClassifier, load_backbone_weights
-from tfcmvp.finetuning.config import (ConfigError, FinetuneConfig, check_architecture,
-                                      finetune_config_from_dict)
+from tfcmvp.finetuning.config import FinetuneConfig, check_architecture
 from tfcmvp.finetuning.evaluate import EvalResult, evaluate_classifier
 from tfcmvp.finetuning.optimizer import build_finetune_optimizer
 from tfcmvp.training import callbacks as cb
+from tfcmvp.training.loop import (compile_with_checkpoint, fit_with_resume, resume_point,
+                                  save_run_config, start_strategy)
 from tfcmvp.training.pretrain import (CHECKPOINT_DIR, CONFIG_NAME, HISTORY_CSV, HISTORY_PNG,
-                                      TENSORBOARD_DIR, WEIGHTS_DIR, dataset_kwargs,
-                                      manifest_summary, read_manifest, tensorboard_callback)
-from tfcmvp.training.strategy import configure_devices, make_strategy, per_replica_batch_size
+                                      TENSORBOARD_DIR, WEIGHTS_DIR, dataset_kwargs, find_shards,
+                                      manifest_summary, read_manifest)
 
 logger = logging.getLogger(__name__)
 
-SHARDS = "{split}-*.tfrecord.gz"  # shard names written by beam_jobs.extract
 RESULTS_NAME = "results.json"
 SOURCE_NAME = "source.json"
 PREDICTIONS_NAME = "test_predictions.csv"
@@ -98,22 +97,6 @@ class FinetuneResult:
 # ---------------------------------------------------------------------------
 # Inputs
 # ---------------------------------------------------------------------------
-
-
-def find_shards(data_dir, split: str) -> list[str]:
-    """Sorted ``{split}-*.tfrecord.gz`` files of an extraction output folder.
-
-    Raises FileNotFoundError naming the folder and the pattern when there are none.
-    """
-    data_dir = pathlib.Path(data_dir)
-    pattern = SHARDS.format(split=split)
-    files = sorted(tf.io.gfile.glob(str(data_dir / pattern)))
-    if not files:
-        hint = ("" if (data_dir / manifest_lib.MANIFEST_NAME).is_file()
-                else f"; there is no {manifest_lib.MANIFEST_NAME} either: is this the output "
-                     f"folder of a finished `python -m beam_jobs.extract` run?")
-        raise FileNotFoundError(f"no {split} shards {pattern} in {data_dir}{hint}")
-    return files
 
 
 def read_class_names(data_dir) -> list[str]:
@@ -210,13 +193,7 @@ def finetune(config: FinetuneConfig, data_dir, workdir, model_dir=None, *,
     model_dir = None if model_dir is None else pathlib.Path(model_dir).resolve()
     if model_dir is not None:
         check_architecture(config, model_dir)
-    # First: logical devices can only be configured before TF initialises them.
-    configure_devices(config.runtime)
-    strategy = make_strategy(config.runtime)
-    replicas = strategy.num_replicas_in_sync
-    per_replica = per_replica_batch_size(config.train.global_batch_size, replicas)
-    logger.info("global batch %d = %d replica(s) x %d", config.train.global_batch_size, replicas,
-                per_replica)
+    strategy = start_strategy(config)
 
     train_files = find_shards(data_dir, "train")
     test_files = find_shards(data_dir, "test")
@@ -230,7 +207,7 @@ def finetune(config: FinetuneConfig, data_dir, workdir, model_dir=None, *,
 
     source = {"model": None if model_dir is None else str(model_dir), "random_init": random_init}
     _check_source(workdir / SOURCE_NAME, source)
-    _save_run_config(config, workdir / CONFIG_NAME)
+    save_run_config(config, workdir / CONFIG_NAME)
     keras.mixed_precision.set_dtype_policy(config.train.mixed_precision or "float32")
     keras.utils.set_random_seed(config.train.seed)
 
@@ -240,25 +217,10 @@ def finetune(config: FinetuneConfig, data_dir, workdir, model_dir=None, *,
         if model_dir is not None:
             _load_pretrained(model, model_dir)
         optimizer = build_finetune_optimizer(config, steps_per_epoch)
-        if config.train.mixed_precision == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        model.compile(optimizer=optimizer, jit_compile=False)
-        optimizer.build(model.trainable_variables)
-        checkpoint = cb.TrainingCheckpoint(workdir / CHECKPOINT_DIR, model, optimizer,
-                                           max_to_keep=config.train.keep_checkpoints)
-        checkpoint.restore()
+        optimizer, checkpoint = compile_with_checkpoint(model, optimizer, config.train,
+                                                        workdir / CHECKPOINT_DIR)
 
-    initial_epoch = int(checkpoint.epoch.numpy())
-    step_in_epoch = int(checkpoint.step_in_epoch.numpy())
-    initial_step = int(optimizer.iterations.numpy())
-    if step_in_epoch >= steps_per_epoch:
-        raise ValueError(
-            f"the checkpoint in {workdir / CHECKPOINT_DIR} stopped at step {step_in_epoch} of "
-            f"epoch {initial_epoch + 1}, but an epoch now has only {steps_per_epoch} steps "
-            f"(did train.steps_per_epoch or the data change?)")
-    if initial_step:
-        logger.info("resuming at epoch %d, step %d of %d (optimizer step %d)", initial_epoch + 1,
-                    step_in_epoch, steps_per_epoch, initial_step)
+    start = resume_point(checkpoint, steps_per_epoch)
     model.summary(print_fn=logger.info)
 
     def run_test(network) -> EvalResult:
@@ -266,39 +228,25 @@ def finetune(config: FinetuneConfig, data_dir, workdir, model_dir=None, *,
 
     tester = ft_callbacks.EvaluateAfterEpochs(
         run_test, set(config.test.eval_epochs) | {config.train.epochs})
-    if initial_epoch < config.train.epochs:
-        # A fresh sample stream for each (re)start (see training.pretrain).
+    if start.epoch < config.train.epochs:
         dataset = make_train_dataset(config, train_files,
-                                     data_seed=config.train.seed + 1_000_003 * initial_step)
+                                     data_seed=start.data_seed(config.train.seed))
         run_callbacks = [
             cb.StopOnNonFiniteLoss(WATCHED_LOSSES),  # first: it must stop before anything saves
             tester,  # before the history: it adds val_top1 / val_top5 to the epoch's logs
-            cb.HistoryCSV(workdir / HISTORY_CSV),
-            ft_callbacks.FinetuneHistoryPlot(workdir / HISTORY_CSV, workdir / HISTORY_PNG),
+            cb.HistoryCSV(workdir / HISTORY_CSV, ft_callbacks.FINETUNE_COLUMNS),
+            cb.HistoryPlot(workdir / HISTORY_CSV, workdir / HISTORY_PNG,
+                           ft_callbacks.FINETUNE_PANELS),
             cb.SaveNetworkWeights(workdir / WEIGHTS_DIR, {WEIGHTS_STEM: model}),
-            cb.CheckpointCallback(
-                checkpoint, every_steps=config.train.checkpoint_every_steps,
-                resume_step_in_epoch=step_in_epoch,
-                resume_metric_values=checkpoint.metric_values() if step_in_epoch else None),
         ]
-        tensorboard = tensorboard_callback(workdir / TENSORBOARD_DIR)
-        if tensorboard is not None:
-            run_callbacks.append(tensorboard)
-        run_callbacks.extend(callbacks)
-        epoch = initial_epoch
-        if step_in_epoch:
-            # Finish the interrupted epoch with its remaining steps first.
-            model.fit(dataset, initial_epoch=epoch, epochs=epoch + 1,
-                      steps_per_epoch=steps_per_epoch - step_in_epoch, callbacks=run_callbacks,
-                      shuffle=False, verbose=verbose)
-            epoch += 1
-        if epoch < config.train.epochs:
-            model.fit(dataset, initial_epoch=epoch, epochs=config.train.epochs,
-                      steps_per_epoch=steps_per_epoch, callbacks=run_callbacks, shuffle=False,
-                      verbose=verbose)
+        fit_with_resume(model, dataset, epochs=config.train.epochs,
+                        steps_per_epoch=steps_per_epoch, checkpoint=checkpoint,
+                        every_steps=config.train.checkpoint_every_steps, callbacks=run_callbacks,
+                        tensorboard_dir=workdir / TENSORBOARD_DIR, later_callbacks=callbacks,
+                        verbose=verbose)
     else:
         logger.info("%s already holds %d epochs (train.epochs=%d): testing and exporting only",
-                    workdir, initial_epoch, config.train.epochs)
+                    workdir, start.epoch, config.train.epochs)
 
     cb.save_network_weights(workdir / WEIGHTS_DIR, {WEIGHTS_STEM: model})
     if tester.last is not None and tester.last[0] == config.train.epochs:
@@ -324,8 +272,9 @@ def finetune(config: FinetuneConfig, data_dir, workdir, model_dir=None, *,
     return FinetuneResult(
         workdir=workdir, results=results, test=test,
         history=cb.read_history(workdir / HISTORY_CSV), checkpoint=checkpoint.latest,
-        saved_model=saved_model, class_names=class_names, initial_epoch=initial_epoch,
-        initial_step=initial_step, steps_per_epoch=steps_per_epoch, num_replicas=replicas)
+        saved_model=saved_model, class_names=class_names, initial_epoch=start.epoch,
+        initial_step=start.step, steps_per_epoch=steps_per_epoch,
+        num_replicas=strategy.num_replicas_in_sync)
 
 
 def _load_pretrained(model: VideoClassifier, model_dir: pathlib.Path) -> None:
@@ -390,20 +339,3 @@ def _check_source(path: pathlib.Path, source: dict) -> None:
                 f"workdir (resuming would mix two initialisations)")
         return
     _write_json(path, source)
-
-
-def _save_run_config(config: FinetuneConfig, path: pathlib.Path) -> None:
-    """Writes the resolved config, logging what changed since the last start."""
-    if path.is_file():
-        try:
-            from tfcmvp.config import read_config_file
-
-            previous = finetune_config_from_dict(read_config_file(path), str(path))
-        except (ValueError, ConfigError) as error:  # an older tfcmvp's config: not fatal
-            logger.warning("cannot read the previous %s (%s); overwriting it", path, error)
-        else:
-            changes = config_differences(previous, config)
-            if changes:
-                logger.warning("config changed since the last start in %s: %s", path.parent,
-                               "; ".join(changes))
-    save_config(config, path)

@@ -1,5 +1,5 @@
-"""Callbacks of a pretraining run: NaN/Inf stop, checkpoints with resume,
-history.csv and history.png.
+"""Callbacks of a pretraining (and finetuning) run: NaN/Inf stop, checkpoints
+with resume, history.csv and history.png.
 
 Checkpoint contract (``WORKDIR/checkpoints``, :class:`TrainingCheckpoint`):
 model weights, optimizer state (slots and `iterations`, which also drives the
@@ -29,6 +29,13 @@ logger = logging.getLogger(__name__)
 # Columns history.csv always has, in this order; other logged values follow.
 HISTORY_COLUMNS = ("epoch", "step", "loss", "context_loss", "motion_loss", "context_acc",
                    "motion_acc", "lr", "seconds")
+# history.png: (title, [(column, scale)]) per panel; "val_" columns are dashed.
+HISTORY_PANELS = (
+    ("loss", tuple((prefix + key, 1.0) for key in ("loss", "context_loss", "motion_loss")
+                   for prefix in ("", "val_"))),
+    ("pretext top-1 accuracy", tuple((prefix + key, 1.0) for key in ("context_acc", "motion_acc")
+                                     for prefix in ("", "val_"))),
+)
 # Logged values checked for NaN / Inf after every step, most specific first so
 # that the message names the loss that went bad rather than their sum.
 WATCHED_LOSSES = ("context_loss", "motion_loss", "loss")
@@ -196,13 +203,14 @@ class HistoryCSV(keras.callbacks.Callback):
     rows for epochs >= e (left by a run that was killed after writing its row
     but before its checkpoint) and appends the new one, so a resumed run never
     duplicates an epoch. The file is rewritten whole and replaced atomically.
-    Columns: :data:`HISTORY_COLUMNS`, then any other logged value (e.g.
-    validation metrics) in sorted order.
+    Columns: `columns` (:data:`HISTORY_COLUMNS` for pretraining), then any
+    other logged value (e.g. validation metrics) in sorted order.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, columns: Sequence[str] = HISTORY_COLUMNS):
         super().__init__()
         self.path = pathlib.Path(path)
+        self.columns = tuple(columns)
         self._start = time.monotonic()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -215,7 +223,7 @@ class HistoryCSV(keras.callbacks.Callback):
         row["seconds"] = round(time.monotonic() - self._start, 3)
         rows = [r for r in read_history(self.path) if int(r["epoch"]) < epoch + 1]
         rows.append(row)
-        write_history(self.path, rows)
+        write_history(self.path, rows, self.columns)
 
 
 def read_history(path) -> list[dict]:
@@ -235,10 +243,12 @@ def read_history(path) -> list[dict]:
     return rows
 
 
-def write_history(path, rows: Iterable[dict]) -> None:
+def write_history(path, rows: Iterable[dict], columns: Sequence[str] = HISTORY_COLUMNS) -> None:
+    """Writes history rows to a CSV file, atomically: `columns` first, then any
+    other key of the rows in sorted order; a value a row lacks is left empty."""
     rows = list(rows)
-    extra = sorted({key for row in rows for key in row} - set(HISTORY_COLUMNS))
-    columns = list(HISTORY_COLUMNS) + extra
+    extra = sorted({key for row in rows for key in row} - set(columns))
+    columns = list(columns) + extra
     path = pathlib.Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", newline="", encoding="utf-8") as f:
@@ -254,47 +264,54 @@ def _to_float(value) -> float:
 
 
 class HistoryPlot(keras.callbacks.Callback):
-    """Redraws a PNG of losses and pretext accuracies vs epoch from history.csv."""
+    """Redraws a PNG of history.csv's `panels` vs epoch (see :func:`plot_history`)."""
 
-    def __init__(self, csv_path, png_path):
+    def __init__(self, csv_path, png_path, panels=HISTORY_PANELS):
         super().__init__()
         self.csv_path = pathlib.Path(csv_path)
         self.png_path = pathlib.Path(png_path)
+        self.panels = panels
 
     def on_epoch_end(self, epoch, logs=None):
-        plot_history(read_history(self.csv_path), self.png_path)
+        plot_history(read_history(self.csv_path), self.png_path, self.panels)
 
 
-def plot_history(rows: Sequence[dict], png_path) -> None:
-    """Two panels: losses and pretext top-1 accuracies per epoch (Agg, no display)."""
+def plot_history(rows: Sequence[dict], png_path,
+                 panels=HISTORY_PANELS) -> Optional[pathlib.Path]:
+    """Draws `panels` of the history rows vs epoch into a PNG (Agg, no display).
+
+    `panels` holds (title, [(column, scale)]) per panel (default: losses and
+    pretext top-1 accuracies); "val_" columns are dashed. Columns a row lacks
+    are left out (e.g. test accuracy on epochs without a test); returns the
+    path, or None when there are no rows.
+    """
     # The object-oriented Figure API with an Agg canvas touches no global
     # pyplot state, so it is safe in a process that also runs other plots.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     if not rows:
-        return
-    figure = Figure(figsize=(10, 4), dpi=100)
+        return None
+    figure = Figure(figsize=(5 * len(panels), 4), dpi=100)
     FigureCanvasAgg(figure)
-    epochs = [row["epoch"] for row in rows]
-    panels = (("loss", ("loss", "context_loss", "motion_loss")),
-              ("pretext top-1 accuracy", ("context_acc", "motion_acc")))
-    for index, (title, keys) in enumerate(panels):
-        axes = figure.add_subplot(1, 2, index + 1)
-        for key in keys:
-            for prefix, style in (("", "-"), ("val_", "--")):
-                name = prefix + key
-                points = [(e, row[name]) for e, row in zip(epochs, rows) if name in row]
-                if points:
-                    axes.plot(*zip(*points), style, marker="o", markersize=3, label=name)
+    for index, (title, columns) in enumerate(panels):
+        axes = figure.add_subplot(1, len(panels), index + 1)
+        for name, scale in columns:
+            points = [(row["epoch"], scale * row[name]) for row in rows if name in row]
+            if points:
+                axes.plot(*zip(*points), "--" if name.startswith("val_") else "-", marker="o",
+                          markersize=3, label=name)
         axes.set_xlabel("epoch")
         axes.set_title(title)
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=8)
     figure.tight_layout()
-    tmp = pathlib.Path(png_path).with_name(pathlib.Path(png_path).name + ".tmp.png")
+    png_path = pathlib.Path(png_path)
+    tmp = png_path.with_name(png_path.name + ".tmp.png")
     figure.savefig(tmp)
     os.replace(tmp, png_path)
+    return png_path
 
 
 class SaveNetworkWeights(keras.callbacks.Callback):

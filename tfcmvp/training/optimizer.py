@@ -1,12 +1,12 @@
-"""The pretraining optimizer: SGD + Nesterov, decoupled weight decay, global-norm
-clipping of the replica-summed gradient, warm-up + cosine learning rate."""
+"""The optimizer of pretraining and finetuning: SGD + Nesterov, decoupled weight
+decay, global-norm clipping of the replica-summed gradient, warm-up + cosine
+learning rate."""
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
 
-from tfcmvp.config import PretrainConfig
 from tfcmvp.training.schedule import WarmupCosine
 
 
@@ -36,12 +36,15 @@ class ReplicaSumSGD(keras.optimizers.SGD):
         return list(grads_and_vars)  # already summed in _clip_gradients
 
 
-def build_optimizer(config: PretrainConfig, steps_per_epoch: int) -> ReplicaSumSGD:
+def build_optimizer(config, steps_per_epoch: int,
+                    final_learning_rate: float = 0.0) -> ReplicaSumSGD:
     """SGD of ``config.optimizer`` with the warm-up + cosine schedule.
 
-    The peak rate is ``base_lr_per_sample x train.global_batch_size`` (paper:
-    lr = 5e-4 x B); warm-up and total steps are the configured epochs times
-    `steps_per_epoch`.
+    `config` is a PretrainConfig or a FinetuneConfig. The peak rate is
+    ``base_lr_per_sample x train.global_batch_size`` (paper: lr = 5e-4 x B
+    for pretraining, 1e-4 x B for finetuning on UCF101); warm-up and total
+    steps are the configured epochs times `steps_per_epoch`; the cosine ends
+    at `final_learning_rate`.
     """
     opt = config.optimizer
     if steps_per_epoch < 1:
@@ -49,7 +52,8 @@ def build_optimizer(config: PretrainConfig, steps_per_epoch: int) -> ReplicaSumS
     schedule = WarmupCosine(
         peak_learning_rate=config.peak_learning_rate,
         warmup_steps=int(round(opt.warmup_epochs * steps_per_epoch)),
-        total_steps=config.train.epochs * steps_per_epoch)
+        total_steps=config.train.epochs * steps_per_epoch,
+        final_learning_rate=final_learning_rate)
     return ReplicaSumSGD(
         learning_rate=schedule,
         momentum=opt.momentum,

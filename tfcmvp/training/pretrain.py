@@ -36,16 +36,18 @@ import keras
 import tensorflow as tf
 
 from tfcmvp import manifest as manifest_lib
-from tfcmvp.config import DataConfig, PretrainConfig, config_differences, load_config, save_config
+from tfcmvp.config import DataConfig, PretrainConfig
 from tfcmvp.training import callbacks as cb
+from tfcmvp.training.loop import (compile_with_checkpoint, fit_with_resume, resume_point,
+                                  save_run_config, start_strategy)
 from tfcmvp.training.optimizer import build_optimizer
 from tfcmvp.training.pretrain_model import INPUT_KEYS, PretrainModel
-from tfcmvp.training.strategy import (configure_devices, is_chief, make_strategy,
-                                      per_replica_batch_size, worker_name)
+from tfcmvp.training.strategy import is_chief, worker_name
 
 logger = logging.getLogger(__name__)
 
-TRAIN_SHARDS = "train-*.tfrecord.gz"  # shard names written by beam_jobs.extract
+SHARDS = "{split}-*.tfrecord.gz"  # shard names written by beam_jobs.extract
+TRAIN_SHARDS = SHARDS.format(split="train")
 CONFIG_NAME = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 HISTORY_CSV = "history.csv"
@@ -84,13 +86,24 @@ def find_train_shards(data_dir) -> list[str]:
 
     Raises FileNotFoundError naming the folder when there are none.
     """
+    return find_shards(data_dir, "train", description="training")
+
+
+def find_shards(data_dir, split: str, description: Optional[str] = None) -> list[str]:
+    """Sorted ``{split}-*.tfrecord.gz`` files of an extraction output folder.
+
+    Raises FileNotFoundError naming the folder and the pattern when there are
+    none ("no <description, default: split> shards ...").
+    """
     data_dir = pathlib.Path(data_dir)
-    files = sorted(tf.io.gfile.glob(str(data_dir / TRAIN_SHARDS)))
+    pattern = SHARDS.format(split=split)
+    files = sorted(tf.io.gfile.glob(str(data_dir / pattern)))
     if not files:
         hint = ("" if (data_dir / manifest_lib.MANIFEST_NAME).is_file()
                 else f"; there is no {manifest_lib.MANIFEST_NAME} either: is this the output "
                      f"folder of a finished `python -m beam_jobs.extract` run?")
-        raise FileNotFoundError(f"no training shards {TRAIN_SHARDS} in {data_dir}{hint}")
+        raise FileNotFoundError(
+            f"no {description or split} shards {pattern} in {data_dir}{hint}")
     return files
 
 
@@ -209,13 +222,7 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
     """
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    # First: logical devices can only be configured before TF initialises them.
-    configure_devices(config.runtime)
-    strategy = make_strategy(config.runtime)
-    replicas = strategy.num_replicas_in_sync
-    per_replica = per_replica_batch_size(config.train.global_batch_size, replicas)
-    logger.info("global batch %d = %d replica(s) x %d", config.train.global_batch_size, replicas,
-                per_replica)
+    strategy = start_strategy(config)
 
     files = find_train_shards(data_dir)
     manifest = read_manifest(data_dir)
@@ -229,7 +236,7 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
 
     chief = is_chief(strategy)
     if chief:
-        _save_run_config(config, workdir / CONFIG_NAME)
+        save_run_config(config, workdir / CONFIG_NAME)
     keras.mixed_precision.set_dtype_policy(config.train.mixed_precision or "float32")
     keras.utils.set_random_seed(config.train.seed)
 
@@ -237,40 +244,18 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
         model = PretrainModel.from_pretrain_config(config)
         model.build()
         optimizer = build_optimizer(config, steps_per_epoch)
-        if config.train.mixed_precision == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        # XLA is off: the step gathers keys across replicas and sums
-        # gradients in the optimizer, which is tested without XLA.
-        model.compile(optimizer=optimizer, jit_compile=False)
-        optimizer.build(model.trainable_variables)
         # Every worker saves (sync-on-read metric sums are reduced across
         # workers when saved); the non-chief workers into a scratch folder.
         scratch = None if chief else workdir / f"scratch-{worker_name(strategy)}"
-        checkpoint = cb.TrainingCheckpoint(workdir / CHECKPOINT_DIR, model, optimizer,
-                                           max_to_keep=config.train.keep_checkpoints,
-                                           write_directory=scratch)
-        checkpoint.restore()
+        optimizer, checkpoint = compile_with_checkpoint(
+            model, optimizer, config.train, workdir / CHECKPOINT_DIR, write_directory=scratch)
 
-    initial_epoch = int(checkpoint.epoch.numpy())
-    step_in_epoch = int(checkpoint.step_in_epoch.numpy())
-    initial_step = int(optimizer.iterations.numpy())
-    if step_in_epoch >= steps_per_epoch:
-        raise ValueError(
-            f"the checkpoint in {workdir / CHECKPOINT_DIR} stopped at step {step_in_epoch} of "
-            f"epoch {initial_epoch + 1}, but an epoch now has only {steps_per_epoch} steps "
-            f"(did train.steps_per_epoch or the data change?)")
-    if initial_step:
-        logger.info("resuming at epoch %d, step %d of %d (optimizer step %d)", initial_epoch + 1,
-                    step_in_epoch, steps_per_epoch, initial_step)
+    start = resume_point(checkpoint, steps_per_epoch)
     model.summary(print_fn=logger.info)
 
     networks = model.networks()
-    if initial_epoch < config.train.epochs:
-        # A fresh sample stream for each (re)start: the pipeline's per-sample
-        # seeds count from 0, so reusing the seed would replay the samples
-        # of the first steps.
-        dataset = make_train_dataset(config, files, data_seed=config.train.seed + 1_000_003 *
-                                     initial_step)
+    if start.epoch < config.train.epochs:
+        dataset = make_train_dataset(config, files, data_seed=start.data_seed(config.train.seed))
         run_callbacks = [cb.StopOnNonFiniteLoss()]  # first: it must stop before anything saves
         if chief:
             run_callbacks += [
@@ -278,28 +263,14 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
                 cb.HistoryPlot(workdir / HISTORY_CSV, workdir / HISTORY_PNG),  # between redoes
                 cb.SaveNetworkWeights(workdir / WEIGHTS_DIR, networks),  # the epoch
             ]
-        run_callbacks.append(cb.CheckpointCallback(
-            checkpoint, every_steps=config.train.checkpoint_every_steps,
-            resume_step_in_epoch=step_in_epoch,
-            resume_metric_values=checkpoint.metric_values() if step_in_epoch else None))
-        tensorboard = tensorboard_callback(workdir / TENSORBOARD_DIR) if chief else None
-        if tensorboard is not None:
-            run_callbacks.append(tensorboard)
-        run_callbacks.extend(callbacks)
-        epoch = initial_epoch
-        if step_in_epoch:
-            # Finish the interrupted epoch with its remaining steps first.
-            model.fit(dataset, initial_epoch=epoch, epochs=epoch + 1,
-                      steps_per_epoch=steps_per_epoch - step_in_epoch, callbacks=run_callbacks,
-                      shuffle=False, verbose=verbose)
-            epoch += 1
-        if epoch < config.train.epochs:
-            model.fit(dataset, initial_epoch=epoch, epochs=config.train.epochs,
-                      steps_per_epoch=steps_per_epoch, callbacks=run_callbacks, shuffle=False,
-                      verbose=verbose)
+        fit_with_resume(model, dataset, epochs=config.train.epochs,
+                        steps_per_epoch=steps_per_epoch, checkpoint=checkpoint,
+                        every_steps=config.train.checkpoint_every_steps, callbacks=run_callbacks,
+                        tensorboard_dir=workdir / TENSORBOARD_DIR if chief else None,
+                        later_callbacks=callbacks, verbose=verbose)
     else:
         logger.info("%s already holds %d epochs (train.epochs=%d): nothing to train", workdir,
-                    initial_epoch, config.train.epochs)
+                    start.epoch, config.train.epochs)
 
     weights = {}
     if chief:
@@ -308,36 +279,6 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
         shutil.rmtree(scratch, ignore_errors=True)
     return PretrainResult(
         workdir=workdir, history=cb.read_history(workdir / HISTORY_CSV),
-        checkpoint=checkpoint.latest, weights=weights, initial_epoch=initial_epoch,
-        initial_step=initial_step, steps_per_epoch=steps_per_epoch, num_replicas=replicas)
-
-
-def tensorboard_callback(log_dir) -> Optional[keras.callbacks.Callback]:
-    """keras.callbacks.TensorBoard writing epoch scalars to `log_dir`, or None.
-
-    TensorFlow 2.21 no longer installs the `tensorboard` package that
-    `tf.summary` writes through; without it the run goes on without event
-    files (history.csv and history.png hold the same curves).
-    """
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        logger.warning("no TensorBoard logs: the tensorboard package is not installed "
-                       "(pip install tensorboard); history.csv / history.png have the curves")
-        return None
-    return keras.callbacks.TensorBoard(str(log_dir), write_graph=False)
-
-
-def _save_run_config(config: PretrainConfig, path: pathlib.Path) -> None:
-    """Writes the resolved config, logging what changed since the last start."""
-    if path.is_file():
-        try:
-            previous = load_config(path)
-        except ValueError as error:  # an older tfcmvp's config: not fatal
-            logger.warning("cannot read the previous %s (%s); overwriting it", path, error)
-        else:
-            changes = config_differences(previous, config)
-            if changes:
-                logger.warning("config changed since the last start in %s: %s", path.parent,
-                               "; ".join(changes))
-    save_config(config, path)
+        checkpoint=checkpoint.latest, weights=weights, initial_epoch=start.epoch,
+        initial_step=start.step, steps_per_epoch=steps_per_epoch,
+        num_replicas=strategy.num_replicas_in_sync)
