@@ -51,7 +51,7 @@ class QuickstartSettings:
     """
 
     seed: int = 0
-    videos_per_class: int = 12
+    videos_per_class: int = 24
     num_frames: int = 96
     pretrain_config: pathlib.Path = REPO_CONFIGS / "pretrain_tiny_cpu.yaml"
     finetune_config: pathlib.Path = REPO_CONFIGS / "finetune_tiny_cpu.yaml"
