@@ -5,11 +5,16 @@ weights/{v,i,m}_network.weights.h5, history.csv) for the tiny config of
 training_support, with every BatchNorm given random statistics and affine
 parameters: trained-looking weights whose outputs are far from zero even on
 an all-zero clip (an untrained network maps zeros to zeros).
+
+The module-scoped fixtures `workdir` and `exports` are shared by importing
+them into a test module (``from export_support import exports, workdir``);
+every importing module gets its own fake run.
 """
 
 import pathlib
 
 import numpy as np
+import pytest
 
 from tfcmvp import config as cfg
 from tfcmvp.export import networks
@@ -23,6 +28,7 @@ TINY_SHAPES = {
     "motion": ((8, 32, 32, 2), (1, 2, 2, 32), 32),  # R3D-10, no stem pool: T / 8, H / 16
 }
 EPOCHS = 2
+NETWORKS = ("video", "iframe", "motion")
 
 
 def randomise_batch_norm(model, seed: int) -> None:
@@ -62,3 +68,21 @@ def fake_workdir(workdir, *overrides: str) -> tuple:
 def random_clips(shape, batch: int = 2, seed: int = 0) -> np.ndarray:
     """float32 [batch, *shape] standard-normal clips."""
     return np.random.default_rng(seed).standard_normal((batch, *shape)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """(workdir, config, {network: keras model}) of a finished fake run."""
+    path = tmp_path_factory.mktemp("run")
+    config, models = fake_workdir(path)
+    return path, config, models
+
+
+@pytest.fixture(scope="module")
+def exports(workdir, tmp_path_factory):
+    """{network: export folder} of the three networks of the fake run."""
+    from tfcmvp.export import export_pretrained
+
+    root = tmp_path_factory.mktemp("exports")
+    return {network: export_pretrained(workdir[0], root / network, network)
+            for network in NETWORKS}

@@ -16,33 +16,15 @@ import pytest
 import tensorflow as tf
 
 import tfcmvp
-from export_support import EPOCHS, TINY_SHAPES, fake_workdir, random_clips
+from export_support import (EPOCHS, NETWORKS, TINY_SHAPES, exports,  # noqa: F401
+                            random_clips, workdir)  # exports, workdir: shared fixtures
 from tfcmvp import config as cfg
 from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from tfcmvp.export import (ExportError, contract, describe_export, export_network,
-                           export_pretrained, export_random_init, load_keras_network,
-                           make_export_info, read_export_info)
+                           export_random_init, load_keras_network, make_export_info,
+                           read_export_info)
 from tfcmvp.export import networks
 from training_support import tiny_config
-
-NETWORKS = ("video", "iframe", "motion")
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """(workdir, config, {network: keras model}) of a finished fake run."""
-    path = tmp_path_factory.mktemp("run")
-    config, models = fake_workdir(path)
-    return path, config, models
-
-
-@pytest.fixture(scope="module")
-def exports(workdir, tmp_path_factory):
-    """{network: export folder} of the three networks of the fake run."""
-    root = tmp_path_factory.mktemp("exports")
-    return {network: export_pretrained(workdir[0], root / network, network)
-            for network in NETWORKS}
-
 
 # --------------------------------------------------------------------------- round trips
 

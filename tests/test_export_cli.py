@@ -12,32 +12,13 @@ import keras
 import pytest
 import tensorflow as tf
 
-from export_support import EPOCHS, fake_workdir
+from export_support import EPOCHS, exports, workdir  # noqa: F401 (shared fixtures)
 from tfcmvp import config as cfg
 from tfcmvp.cli import describe_cmd, export_cmd
 from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from tfcmvp.export import (ExportError, NotAnExportError, describe_export, export_pretrained,
                            export_random_init, read_export_info)
 from training_support import tiny_config
-
-NETWORKS = ("video", "iframe", "motion")
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """(workdir, config, {network: keras model}) of a finished fake run."""
-    path = tmp_path_factory.mktemp("run")
-    config, models = fake_workdir(path)
-    return path, config, models
-
-
-@pytest.fixture(scope="module")
-def exports(workdir, tmp_path_factory):
-    """{network: export folder} of the three networks of the fake run."""
-    root = tmp_path_factory.mktemp("exports")
-    return {network: export_pretrained(workdir[0], root / network, network)
-            for network in NETWORKS}
-
 
 def _cli(module, argv):
     parser = argparse.ArgumentParser(prog="tfcmvp")

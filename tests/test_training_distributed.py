@@ -14,18 +14,14 @@ replica would, where stock Keras SGD clips each replica's part.
 """
 
 import json
-import os
-import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from training_support import write_painted_shards
-
-TESTS_DIR = pathlib.Path(__file__).resolve().parent
-REPO_ROOT = TESTS_DIR.parent
+from training_support import (REPO_ROOT, finish_weights_run, start_weights_run,
+                              write_painted_shards)
 
 RUNNER = """
 import json, sys
@@ -65,35 +61,14 @@ ONE_STEP = (
 )
 
 
-def start(tmp_path, name, overrides):
-    code = RUNNER.format(tests=str(TESTS_DIR), overrides=list(ONE_STEP) + overrides,
-                         data=str(tmp_path / "data"), workdir=str(tmp_path / name),
-                         out=str(tmp_path / name))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-
-
-def finish(process, tmp_path, name):
-    output, _ = process.communicate(timeout=600)
-    assert process.returncode == 0, output[-4000:]
-    info = json.loads((tmp_path / f"{name}.json").read_text())
-    arrays = np.load(tmp_path / f"{name}.npz")
-    count = len(arrays.files) // 2
-    before = [arrays[f"before_{i}"] for i in range(count)]
-    after = [arrays[f"after_{i}"] for i in range(count)]
-    return info, before, after
-
-
 @pytest.mark.slow
 def test_two_replicas_match_one_replica_on_the_same_global_batch(tmp_path):
     write_painted_shards(tmp_path / "data")
     # Both at once: two processes for the two cores.
-    one = start(tmp_path, "one", [])
-    two = start(tmp_path, "two", ["runtime.virtual_cpus=2"])
-    info1, before1, after1 = finish(one, tmp_path, "one")
-    info2, before2, after2 = finish(two, tmp_path, "two")
+    one = start_weights_run(RUNNER, ONE_STEP, tmp_path, "one")
+    two = start_weights_run(RUNNER, ONE_STEP + ("runtime.virtual_cpus=2",), tmp_path, "two")
+    info1, before1, after1 = finish_weights_run(one, tmp_path, "one")
+    info2, before2, after2 = finish_weights_run(two, tmp_path, "two")
 
     assert (info1["replicas"], info2["replicas"]) == (1, 2)
     # Same initial weights (same seed), so the comparison is of one step.

@@ -6,9 +6,18 @@ synthetic videos of `tfcmvp.data.synthetic` written with `tfcmvp.schema`.
 """
 
 import contextlib
+import json
+import os
 import pathlib
+import subprocess
+import sys
+
+import numpy as np
 
 from tfcmvp import config as cfg
+
+TESTS_DIR = pathlib.Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
 
 # Smallest sizes the networks accept: C3D needs T divisible by 8 and
 # 16-pixel cells; R3D-10 maps 8 x 32 x 32 motion to a 1 x 2 x 2 grid (N = 4).
@@ -57,3 +66,34 @@ def without_grappler():
     finally:
         tf.config.optimizer.set_experimental_options(
             {"disable_meta_optimizer": previous.get("disable_meta_optimizer", False)})
+
+
+def start_weights_run(runner: str, overrides, tmp_path, name) -> subprocess.Popen:
+    """Starts ``runner`` (a script template) in a fresh Python with the repository importable.
+
+    The template gets ``tests`` (this folder), ``overrides`` (a list),
+    ``data`` (``tmp_path/data``), ``workdir`` (``tmp_path/name``) and ``out``
+    (the path prefix of the ``.json`` / ``.npz`` it writes).
+    """
+    code = runner.format(tests=str(TESTS_DIR), overrides=list(overrides),
+                         data=str(tmp_path / "data"), workdir=str(tmp_path / name),
+                         out=str(tmp_path / name))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def finish_weights_run(process: subprocess.Popen, tmp_path, name) -> tuple:
+    """Waits for a :func:`start_weights_run` process; ``(info, weights before, weights after)``.
+
+    Fails the test with the end of the process's output when it did not exit 0.
+    """
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output[-4000:]
+    info = json.loads((tmp_path / f"{name}.json").read_text())
+    arrays = np.load(tmp_path / f"{name}.npz")
+    count = len(arrays.files) // 2
+    before = [arrays[f"before_{i}"] for i in range(count)]
+    after = [arrays[f"after_{i}"] for i in range(count)]
+    return info, before, after

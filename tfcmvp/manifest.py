@@ -14,6 +14,7 @@ Counts travel through the pipeline as *tallies*: small dicts with the keys of
 import datetime
 import importlib.metadata
 import json
+import pathlib
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 Tally = Dict[str, Any]  # counts (int) and id lists (list of str)
@@ -25,6 +26,7 @@ VERSIONED_PACKAGES = ("tfcmvp", "tensorflow", "apache-beam", "av", "numpy")
 MANIFEST_NAME = "manifest.json"
 LABELS_NAME = "labels.txt"
 FAILED_NAME = "failed.jsonl"
+SHARD_GLOB = "{split}-*.tfrecord.gz"  # shard names written by beam_jobs.extract
 
 
 class ManifestError(ValueError):
@@ -144,3 +146,40 @@ def build_manifest(listed: Mapping[str, int], tallies: Mapping[str, Mapping], *,
 
 def dumps(manifest: Mapping) -> str:
     return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+
+
+def find_shards(data_dir, split: str, description: Optional[str] = None) -> list[str]:
+    """Sorted ``{split}-*.tfrecord.gz`` files of an extraction output folder.
+
+    Raises FileNotFoundError naming the folder when it does not exist, and
+    naming the folder and the pattern when it holds no such shards ("no
+    <description, default: split> shards ..."; with a hint when the folder has
+    no manifest.json either).
+    """
+    data_dir = pathlib.Path(data_dir)
+    pattern = SHARD_GLOB.format(split=split)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(
+            f"no {description or split} shards {pattern}: data folder {data_dir} does not exist")
+    files = sorted(str(p) for p in data_dir.glob(pattern) if p.is_file())
+    if not files:
+        hint = ("" if (data_dir / MANIFEST_NAME).is_file()
+                else f"; there is no {MANIFEST_NAME} either: is this the output "
+                     f"folder of a finished `python -m beam_jobs.extract` run?")
+        raise FileNotFoundError(
+            f"no {description or split} shards {pattern} in {data_dir}{hint}")
+    return files
+
+
+def read_manifest(data_dir) -> Optional[dict]:
+    """``DATA/manifest.json`` of an extraction run as a dict, or None when the folder has none.
+
+    Raises ValueError naming the file when it is not valid JSON.
+    """
+    path = pathlib.Path(data_dir) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON: {error}") from error

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from tfcmvp.cli import common
+
 logger = logging.getLogger(__name__)
 
 NETWORK_CHOICES = ("video", "iframe", "motion")  # tfcmvp.export.PRETRAIN_NETWORKS (no TF import)
@@ -24,12 +26,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--workdir", help="pretraining run folder (written by tfcmvp pretrain)")
     parser.add_argument("--random_init", action="store_true",
                         help="export the untrained network of --config instead of a workdir's")
-    parser.add_argument("--config", default=None,
-                        help="with --random_init: YAML config (default: the paper's UCF101 C3D "
-                             "settings)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE",
-                        help="with --random_init: override a config field (repeatable)")
+    common.add_config_argument(parser, "with --random_init: YAML config (default: the paper's "
+                                       "UCF101 C3D settings)")
+    common.add_set_argument(parser, "with --random_init: override a config field (repeatable)")
     parser.add_argument("--seed", type=int, default=None,
                         help="with --random_init: initialisation seed (default train.seed)")
     parser.add_argument("--network", choices=NETWORK_CHOICES, default="video",

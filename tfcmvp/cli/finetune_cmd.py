@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from tfcmvp.cli import common
+
 logger = logging.getLogger(__name__)
 
 
@@ -24,21 +26,17 @@ def add_parser(subparsers) -> None:
     start.add_argument("--random_init", action="store_true",
                        help="start from random weights, architecture from the config (the "
                             "'scratch' baseline)")
-    parser.add_argument("--config", default=None,
-                        help="YAML config (configs/finetune_*.yaml); default: the paper's UCF101 "
-                             "settings")
+    common.add_config_argument(parser, "YAML config (configs/finetune_*.yaml); default: the "
+                                       "paper's UCF101 settings")
     parser.add_argument("--data", required=True,
                         help="output folder of the extraction job (train-/test-*.tfrecord.gz, "
                              "labels.txt)")
     parser.add_argument("--workdir", required=True,
                         help="run folder (created; resumed if it holds a checkpoint)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE",
-                        help="override a config field, value parsed as YAML, e.g. "
-                             "--set train.epochs=3 --set train.motion_aux_weight=0.2 (repeatable)")
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
-                        help="Keras progress: 0 silent, 1 progress bar, 2 a line per epoch "
-                             "(default: 1 on a terminal, else 2)")
+    common.add_set_argument(parser, "override a config field, value parsed as YAML, e.g. "
+                                    "--set train.epochs=3 --set train.motion_aux_weight=0.2 "
+                                    "(repeatable)")
+    common.add_verbose_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -51,19 +49,12 @@ def run(args) -> int:
         logger.error("%s", error)
         return 2
     from tfcmvp.finetuning.finetune import finetune
-    from tfcmvp.training.callbacks import NonFiniteLossError
 
-    try:
-        result = finetune(config, args.data, args.workdir, model_dir=args.model,
-                          random_init=args.random_init,
-                          verbose="auto" if args.verbose is None else args.verbose)
-    except NonFiniteLossError as error:
-        logger.error("%s", error)
-        return 1
-    except (FileNotFoundError, ValueError) as error:
-        logger.error("%s", error)
-        logger.debug("traceback of the error above", exc_info=True)
-        return 2
+    result, status = common.run_training(logger, finetune, config, args.data, args.workdir,
+                                         model_dir=args.model, random_init=args.random_init,
+                                         verbose=common.keras_verbose(args))
+    if status:
+        return status
     logger.info("done: %d epochs in %s; test top-1 %.2f%%, top-5 %.2f%%; SavedModel in %s",
                 result.results["epochs"], result.workdir, result.results["top1"],
                 result.results["top5"], result.saved_model)

@@ -673,3 +673,22 @@ def rgb_photometric(key: str, config: AugmentConfig) -> Op:
         ops.append(gaussian_blur(key, config.blur))
     ops.append(normalize(key))
     return chain(*ops)
+
+
+def negative_motion(config: AugmentConfig) -> Op:
+    """The recipe of the negative motion clips (key NEGATIVES ``[K, L, h, w, 2]``).
+
+    Each negative gets its own random resized crop (grid extent MV_EXTENT)
+    and flip, then the vectors are clamped and scaled like the target's.
+    """
+    return chain(
+        random_resized_crop(
+            features.NEGATIVES, config.crop_size, min_area=config.min_crop_area,
+            ratio=config.crop_ratio, independent=True,
+            extent_keys={features.NEGATIVES: features.MV_EXTENT},
+            methods={features.NEGATIVES: config.mv_resize_method}),
+        random_flip(
+            features.NEGATIVES, prob=config.flip_prob, mv_keys=features.NEGATIVES,
+            negate_mv_x=config.flip_negates_mv_x, independent=True),
+        scale_motion(features.NEGATIVES, clip=config.mv_clip, div=config.mv_div),
+    )

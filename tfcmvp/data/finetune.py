@@ -43,8 +43,7 @@ def finetune_augmentation(config: AugmentConfig, *, with_motion: bool,
     s = config.crop_size
     shared = (features.CLIP, features.MOTION) if with_motion else (features.CLIP,)
     mv_keys = (features.MOTION,) if with_motion else ()
-    mv_method = {features.MOTION: config.mv_resize_method,
-                 features.NEGATIVES: config.mv_resize_method}
+    mv_method = {features.MOTION: config.mv_resize_method}
     ops = [
         augment.random_resized_crop(
             shared, s, **crop, extent_keys={features.MOTION: features.MV_EXTENT},
@@ -59,15 +58,7 @@ def finetune_augmentation(config: AugmentConfig, *, with_motion: bool,
     if with_motion:
         ops.append(augment.scale_motion(features.MOTION, clip=config.mv_clip, div=config.mv_div))
     if with_motion and num_negatives:
-        ops += [
-            augment.random_resized_crop(
-                features.NEGATIVES, s, **crop, independent=True,
-                extent_keys={features.NEGATIVES: features.MV_EXTENT}, methods=mv_method),
-            augment.random_flip(
-                features.NEGATIVES, prob=config.flip_prob, mv_keys=features.NEGATIVES,
-                negate_mv_x=config.flip_negates_mv_x, independent=True),
-            augment.scale_motion(features.NEGATIVES, clip=config.mv_clip, div=config.mv_div),
-        ]
+        ops.append(augment.negative_motion(config))
     return augment.chain(*ops)
 
 

@@ -37,8 +37,7 @@ _A = AugmentConfig
 def pretrain_augmentation(config: AugmentConfig, *, num_negatives: int) -> augment.Op:
     """The pretraining recipe over keys CLIP, IFRAME, MOTION (target) and NEGATIVES."""
     crop = dict(min_area=config.min_crop_area, ratio=config.crop_ratio)
-    mv_method = {features.MOTION: config.mv_resize_method,
-                 features.NEGATIVES: config.mv_resize_method}
+    mv_method = {features.MOTION: config.mv_resize_method}
     s = config.crop_size
     ops = [
         # Clip and target share one region and one flip: the target is the
@@ -56,15 +55,7 @@ def pretrain_augmentation(config: AugmentConfig, *, num_negatives: int) -> augme
         augment.scale_motion(features.MOTION, clip=config.mv_clip, div=config.mv_div),
     ]
     if num_negatives:
-        ops += [
-            augment.random_resized_crop(
-                features.NEGATIVES, s, **crop, independent=True,
-                extent_keys={features.NEGATIVES: features.MV_EXTENT}, methods=mv_method),
-            augment.random_flip(
-                features.NEGATIVES, prob=config.flip_prob, mv_keys=features.NEGATIVES,
-                negate_mv_x=config.flip_negates_mv_x, independent=True),
-            augment.scale_motion(features.NEGATIVES, clip=config.mv_clip, div=config.mv_div),
-        ]
+        ops.append(augment.negative_motion(config))
     return augment.chain(*ops)
 
 

@@ -33,6 +33,7 @@ from tfcmvp.models.backbones import memory_spec
 from tfcmvp.models.heads import MLPHead
 from tfcmvp.models.memory import PredictorMemory
 from tfcmvp.models.predictor_transformer import TransformerPredictor
+from tfcmvp.training import step
 from tfcmvp.training.pretrain_model import build_m_network, build_v_network
 
 CLASSIFIER_METRICS = ("loss", "ce_loss", "acc", "lr")
@@ -192,39 +193,10 @@ class VideoClassifier(keras.Model):
 
     def train_step(self, data):
         inputs = self._inputs(data)
-        learning_rate = self.optimizer.learning_rate  # the rate this step applies
-        with tf.GradientTape() as tape:
-            outputs = self.forward(inputs, training=True)
-            per_example = self.per_example_losses(inputs, outputs)
-            # Loss scaling contract (tfcmvp.losses.scaling), as in pretraining:
-            # sum(local per-example) / global batch, exactly once; the
-            # replicas' gradients are summed (ReplicaSumSGD), giving the
-            # gradient of the global-batch mean.
-            replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-            global_batch = tf.shape(inputs[features.CLIP])[0] * replicas
-            loss = losses.replica_mean(per_example["loss"], global_batch)
-            if self.losses:  # layer regularisers, if any
-                loss += tf.add_n(self.losses) / tf.cast(replicas, loss.dtype)
-            scaled = self.optimizer.scale_loss(loss)  # loss scaling of mixed_float16
-        variables = self.trainable_variables
-        gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
-        return self._update_metrics(per_example, learning_rate)
+        return step.train_step(self, inputs, self.forward, tf.shape(inputs[features.CLIP])[0])
 
     def test_step(self, data):
-        inputs = self._inputs(data)
-        outputs = self.forward(inputs, training=False)
-        per_example = self.per_example_losses(inputs, outputs)
-        learning_rate = self.optimizer.learning_rate if self.optimizer is not None else 0.0
-        return self._update_metrics(per_example, learning_rate)
-
-    def _update_metrics(self, per_example: dict, learning_rate) -> dict:
-        # Mean metrics sum (total, count) over replicas when read: epoch means
-        # over every video of the global batches.
-        for name, values in per_example.items():
-            self.trackers[name].update_state(values)
-        self.trackers["lr"].update_state(learning_rate)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return step.test_step(self, self._inputs(data), self.forward)
 
     @property
     def metrics(self):

@@ -37,6 +37,7 @@ import keras
 import tensorflow as tf
 
 from tfcmvp import manifest as manifest_lib
+from tfcmvp.manifest import find_shards, read_manifest
 from tfcmvp.config import dump_config
 from tfcmvp.data import features
 from tfcmvp.finetuning import callbacks as ft_callbacks
@@ -48,8 +49,8 @@ from tfcmvp.training import callbacks as cb
 from tfcmvp.training.loop import (compile_with_checkpoint, fit_with_resume, resume_point,
                                   save_run_config, start_strategy)
 from tfcmvp.training.pretrain import (CHECKPOINT_DIR, CONFIG_NAME, HISTORY_CSV, HISTORY_PNG,
-                                      TENSORBOARD_DIR, WEIGHTS_DIR, dataset_kwargs, find_shards,
-                                      manifest_summary, read_manifest)
+                                      TENSORBOARD_DIR, WEIGHTS_DIR, dataset_kwargs,
+                                      manifest_summary)
 
 logger = logging.getLogger(__name__)
 

@@ -70,13 +70,13 @@ from typing import Callable, Optional
 import numpy as np
 
 from tfcmvp import manifest as manifest_lib
+from tfcmvp.manifest import find_shards, read_manifest
 from tfcmvp import schema
 from tfcmvp.export import contract as export_contract
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("test", "train")  # queries, gallery
-SHARD_GLOB = "{split}-*.tfrecord.gz"  # shard names written by beam_jobs.extract
 CACHE_DIR_NAME = ".tfcmvp_cache"
 CACHE_VERSION = 1  # bump when the cached arrays or their meaning change
 THUMB_SHAPE = (48, 64)  # (height, width) of the cached thumbnails, aspect kept by padding
@@ -213,35 +213,6 @@ def _default_motion_len() -> int:
 
 
 # --------------------------------------------------------------------------- data
-
-
-def find_shards(data_dir, split: str) -> list[str]:
-    """Sorted ``<split>-*.tfrecord.gz`` shards of an extraction output folder.
-
-    Raises FileNotFoundError naming the folder and the pattern when there are none.
-    """
-    data_dir = pathlib.Path(data_dir)
-    if not data_dir.is_dir():
-        raise FileNotFoundError(f"data folder {data_dir} does not exist")
-    pattern = SHARD_GLOB.format(split=split)
-    files = sorted(str(p) for p in data_dir.glob(pattern) if p.is_file())
-    if not files:
-        hint = ("" if (data_dir / manifest_lib.MANIFEST_NAME).is_file()
-                else f"; there is no {manifest_lib.MANIFEST_NAME} either: is this the output "
-                     f"folder of a finished `python -m beam_jobs.extract` run?")
-        raise FileNotFoundError(f"no {split} shards {pattern} in {data_dir}{hint}")
-    return files
-
-
-def read_manifest(data_dir) -> Optional[dict]:
-    """``DATA/manifest.json`` as a dict, or None when the folder has none."""
-    path = pathlib.Path(data_dir) / manifest_lib.MANIFEST_NAME
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON: {error}") from error
 
 
 def _split_size(manifest: Optional[dict], split: str) -> Optional[int]:

@@ -3,6 +3,8 @@
 * :func:`pretrain` (``pretrain.py``): the library entry, config + data + workdir.
 * :class:`PretrainModel` (``pretrain_model.py``): V/I/M networks, predictor,
   heads; custom ``train_step`` / ``test_step`` run by ``model.fit``.
+* ``step.py``: the train / test step (loss scaling contract, metrics) shared
+  by PretrainModel and the finetuning VideoClassifier.
 * ``optimizer.py`` / ``schedule.py``: SGD with replica-summed global-norm
   clipping; linear warm-up then cosine.
 * ``strategy.py``: default / mirrored / multi-worker / virtual-CPU strategies.

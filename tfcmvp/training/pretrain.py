@@ -26,7 +26,6 @@ other workers take part in each checkpoint through a scratch folder
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import pathlib
 import shutil
@@ -36,6 +35,7 @@ import keras
 import tensorflow as tf
 
 from tfcmvp import manifest as manifest_lib
+from tfcmvp.manifest import find_shards, read_manifest
 from tfcmvp.config import DataConfig, PretrainConfig
 from tfcmvp.training import callbacks as cb
 from tfcmvp.training.loop import (compile_with_checkpoint, fit_with_resume, resume_point,
@@ -46,8 +46,7 @@ from tfcmvp.training.strategy import is_chief, worker_name
 
 logger = logging.getLogger(__name__)
 
-SHARDS = "{split}-*.tfrecord.gz"  # shard names written by beam_jobs.extract
-TRAIN_SHARDS = SHARDS.format(split="train")
+TRAIN_SHARDS = manifest_lib.SHARD_GLOB.format(split="train")
 CONFIG_NAME = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 HISTORY_CSV = "history.csv"
@@ -87,35 +86,6 @@ def find_train_shards(data_dir) -> list[str]:
     Raises FileNotFoundError naming the folder when there are none.
     """
     return find_shards(data_dir, "train", description="training")
-
-
-def find_shards(data_dir, split: str, description: Optional[str] = None) -> list[str]:
-    """Sorted ``{split}-*.tfrecord.gz`` files of an extraction output folder.
-
-    Raises FileNotFoundError naming the folder and the pattern when there are
-    none ("no <description, default: split> shards ...").
-    """
-    data_dir = pathlib.Path(data_dir)
-    pattern = SHARDS.format(split=split)
-    files = sorted(tf.io.gfile.glob(str(data_dir / pattern)))
-    if not files:
-        hint = ("" if (data_dir / manifest_lib.MANIFEST_NAME).is_file()
-                else f"; there is no {manifest_lib.MANIFEST_NAME} either: is this the output "
-                     f"folder of a finished `python -m beam_jobs.extract` run?")
-        raise FileNotFoundError(
-            f"no {description or split} shards {pattern} in {data_dir}{hint}")
-    return files
-
-
-def read_manifest(data_dir) -> Optional[dict]:
-    """The extraction run's manifest.json, or None if the folder has none."""
-    path = pathlib.Path(data_dir) / manifest_lib.MANIFEST_NAME
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON: {error}") from error
 
 
 def manifest_summary(manifest: dict) -> str:

@@ -33,6 +33,7 @@ from tfcmvp.models.heads import MLPHead, MotionValueHead
 from tfcmvp.models.memory import PredictorMemory
 from tfcmvp.models.predictor_convgru import ConvGRUPredictor
 from tfcmvp.models.predictor_transformer import TransformerPredictor
+from tfcmvp.training import step
 
 INPUT_KEYS = ("clip", "iframe", "motion")  # the batch entries the model reads
 METRIC_NAMES = ("loss", "context_loss", "motion_loss", "context_acc", "motion_acc", "lr")
@@ -216,48 +217,12 @@ class PretrainModel(keras.Model):
 
     # ------------------------------------------------------------ train / test
 
-    def _global_batch_size(self, inputs):
-        # Every replica holds the same number of videos (the input pipeline
-        # drops incomplete batches), so the global batch is B x replicas.
-        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-        return tf.shape(inputs["clip"])[0] * replicas
-
     def train_step(self, data):
         inputs = _inputs(data)
-        learning_rate = self.optimizer.learning_rate  # the rate this step applies
-        with tf.GradientTape() as tape:
-            outputs = self(inputs, training=True)
-            per_example = self.per_example_losses(inputs, outputs)
-            # Loss scaling contract (tfcmvp.losses.scaling): this replica's
-            # loss is sum(local per-example) / global batch, i.e. the local
-            # mean divided by num_replicas_in_sync, exactly once. The
-            # replicas' gradients are *summed* (ReplicaSumSGD), which makes
-            # the applied gradient that of the global-batch mean, the same as
-            # one device running the whole batch.
-            loss = losses.replica_mean(per_example["loss"], self._global_batch_size(inputs))
-            if self.losses:  # layer regularisers, if a config adds any
-                loss += tf.add_n(self.losses) / tf.cast(
-                    tf.distribute.get_replica_context().num_replicas_in_sync, loss.dtype)
-            scaled = self.optimizer.scale_loss(loss)  # loss scaling of mixed_float16
-        variables = self.trainable_variables
-        gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
-        return self._update_metrics(per_example, learning_rate)
+        return step.train_step(self, inputs, self, tf.shape(inputs["clip"])[0])
 
     def test_step(self, data):
-        inputs = _inputs(data)
-        outputs = self(inputs, training=False)
-        per_example = self.per_example_losses(inputs, outputs)
-        learning_rate = self.optimizer.learning_rate if self.optimizer is not None else 0.0
-        return self._update_metrics(per_example, learning_rate)
-
-    def _update_metrics(self, per_example: dict, learning_rate) -> dict:
-        # Mean metrics sum their (total, count) over replicas when read, so
-        # the epoch value is the mean over every video of the global batches.
-        for name, values in per_example.items():
-            self.trackers[name].update_state(values)
-        self.trackers["lr"].update_state(learning_rate)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return step.test_step(self, _inputs(data), self)
 
     @property
     def metrics(self):
