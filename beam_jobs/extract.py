@@ -24,9 +24,10 @@ run.
 
 Pipeline: ListVideos (each video with its shard, fixed before the run) ->
 ExtractVideo (fetch, re-encode, decode) -> BuildRecord (JPEG) -> EncodeExample
-(``tfcmvp.schema``) -> StageRecord (one framed record per video under the
-staging folder) -> GroupByShard (paths only) -> WriteShard (the shard's records
-in listing order, gzip). Every stage sends the videos it cannot handle to a
+(``tfcmvp.schema``) -> StageRecord (one framed, gzip-compressed record per
+video under the staging folder, compressed on the worker that decoded it) ->
+GroupByShard (paths only) -> WriteShard (the shard's gzip members concatenated
+in listing order: a valid gzip file, see :mod:`beam_jobs.tfrecord_files`). Every stage sends the videos it cannot handle to a
 tagged ``failed`` output; those are written to ``failed.jsonl`` and counted,
 never dropped. Per-split tallies of what was written and what failed are
 combined in the pipeline (SummarizeSplits) and checked by the launcher against
@@ -143,7 +144,7 @@ def shard_name(split: str, shard: int, num_shards: int) -> str:
 
 def _part_path(staging_dir: str, task: Task) -> str:
     return fileio.join(staging_dir, _PARTS_DIR, f"{task.entry.split}-{task.shard:05d}",
-                       f"{task.index:07d}.tfrecord")
+                       f"{task.index:07d}{SHARD_SUFFIX}")
 
 
 class _StageFn(beam.DoFn):
@@ -242,8 +243,7 @@ class EncodeExampleFn(_StageFn):
     """(task, VideoRecord) -> (task, serialized tf.train.Example, frame types)."""
 
     def setup(self):
-        import tensorflow  # noqa: F401 - once per worker, not inside the first video's time
-        from tfcmvp import schema
+        from tfcmvp import schema  # builds the Example with protobuf alone: no TensorFlow
 
         self._schema = schema
 
@@ -258,7 +258,10 @@ class EncodeExampleFn(_StageFn):
 
 
 class StageRecordFn(_StageFn):
-    """Stores one framed record under the staging folder; emits its shard key and tally.
+    """Stores one framed record, as a gzip member, under the staging folder.
+
+    Emits its shard key and tally. Compressing here, per video, spreads the
+    gzip work over every worker; a shard then only concatenates members.
 
     A file per video keeps memory flat: the shuffle that gathers a shard
     moves only paths, never records (Beam's fixed-shard writer would shuffle
@@ -277,11 +280,11 @@ class StageRecordFn(_StageFn):
 
     def process(self, element):
         task, serialized, frame_types = element
-        framed = tfrecord_files.frame_record(serialized)
+        member = tfrecord_files.gzip_member(tfrecord_files.frame_record(serialized))
         part = _part_path(self._staging_dir, task)
         with fileio.create(part) as handle:
-            handle.write(framed)
-        tally = manifest_lib.written_tally(task.entry.path, frame_types, len(framed),
+            handle.write(member)
+        tally = manifest_lib.written_tally(task.entry.path, frame_types, len(member),
                                            self._config.min_frames)
         if tally["all_intra"]:
             LOG.warning("%s: every frame is an I-frame (no motion vectors)", self._path(task))
@@ -289,7 +292,7 @@ class StageRecordFn(_StageFn):
         self._short.inc(tally["short"])
         self._frames.inc(tally["frames"])
         self._iframes.inc(tally["iframes"])
-        self._bytes.inc(len(framed))
+        self._bytes.inc(len(member))
         yield beam.pvalue.TaggedOutput(TALLY, (task.entry.split, tally))
         yield (task.entry.split, task.shard), (task.index, part)
 
@@ -297,8 +300,8 @@ class StageRecordFn(_StageFn):
 class WriteShardFn(beam.DoFn):
     """((split, shard), {"shard": [num_shards], "parts": [(index, path)]}) -> shard summary.
 
-    Joins the shard's staged records in listing order into one gzip TFRecord
-    file (empty if every video of the shard failed, so that no shard of the
+    Concatenates the shard's staged gzip members in listing order into one
+    gzip TFRecord file (empty if every video of the shard failed, so that no shard of the
     ``-of-N`` set is ever missing).
     """
 
@@ -312,7 +315,7 @@ class WriteShardFn(beam.DoFn):
         parts = [path for _, path in sorted(grouped["parts"])]
         name = shard_name(split, shard, num_shards)
         with fileio.create(fileio.join(self._staging_dir, name)) as handle:
-            tfrecord_files.write_gzip_shard(handle, (fileio.read_bytes(p) for p in parts))
+            tfrecord_files.write_shard(handle, (fileio.read_bytes(p) for p in parts))
         yield {"split": split, "name": name, "records": len(parts)}
 
 

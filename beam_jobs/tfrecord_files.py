@@ -5,10 +5,14 @@ A TFRecord file is a plain concatenation of framed records::
     uint64 length (little-endian) | uint32 masked_crc32c(length) | data | uint32 masked_crc32c(data)
 
 so concatenating framed records (or whole uncompressed TFRecord files) gives a
-valid file. The extraction job frames each video's record once, stores it on
-its own, and later joins the records of a shard in a fixed order while
-gzip-compressing them. This is the container only; the record payload is
-written by ``tfcmvp.schema.encode_example`` alone.
+valid file. Gzip has the same property: a gzip file may hold several members
+one after another, and readers (Python's ``gzip``, TensorFlow's
+``TFRecordDataset(compression_type="GZIP")``) return the concatenation of
+their contents. So the extraction job frames and compresses each video's record
+on the worker that decoded it (in parallel, however few shards there are) and
+a shard is the plain concatenation of its videos' members in a fixed order.
+This is the container only; the record payload is written by
+``tfcmvp.schema.encode_example`` alone.
 """
 
 import gzip
@@ -33,17 +37,19 @@ def frame_record(data: bytes) -> bytes:
                      struct.pack("<I", masked_crc32c(data))))
 
 
-def write_gzip_shard(handle: BinaryIO, parts: Iterable[bytes], level: int = 6) -> int:
-    """Writes framed records as one gzip stream to an open binary ``handle``.
+def gzip_member(framed: bytes, level: int = 6) -> bytes:
+    """One gzip member holding ``framed`` (one or more framed records).
 
-    ``mtime=0`` in the gzip header makes the bytes depend only on the records,
-    so a rerun over the same videos writes identical shards. Returns the
-    uncompressed size.
+    ``mtime=0`` and no file name in the header make the bytes depend only on
+    the records, so a rerun over the same videos writes identical shards.
     """
+    return gzip.compress(framed, compresslevel=level, mtime=0)
+
+
+def write_shard(handle: BinaryIO, members: Iterable[bytes]) -> int:
+    """Writes gzip members one after another to ``handle``; returns the bytes written."""
     size = 0
-    with gzip.GzipFile(filename="", fileobj=handle, mode="wb", compresslevel=level,
-                       mtime=0) as out:
-        for part in parts:
-            out.write(part)
-            size += len(part)
+    for member in members:
+        handle.write(member)
+        size += len(member)
     return size

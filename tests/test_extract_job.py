@@ -153,6 +153,9 @@ def test_manifest_labels_and_failures(ucf):
     assert (train["iframes"], test["iframes"]) == (2 * len(IFRAMES), len(IFRAMES))
     assert train["short"] == test["short"] == train["all_intra"] == 0
     assert train["shards"] == ["train-00000-of-00001.tfrecord.gz"]
+    # "bytes" is what the records take in the shards: the shard files' sizes.
+    for name, split in manifest["splits"].items():
+        assert split["bytes"] == sum((out / s).stat().st_size for s in split["shards"]) > 0
     assert manifest["schema_version"] == schema.SCHEMA_VERSION
     assert manifest["layout"] == "ucf101" and manifest["num_classes"] == 2
     assert set(manifest["versions"]) == {"tfcmvp", "tensorflow", "apache-beam", "av", "numpy"}
@@ -249,7 +252,7 @@ def test_stage_dofns_outputs_and_counters(sources, tmp_path):
         extract.EncodeExampleFn(config)).with_outputs(extract.FAILED, main="examples")
     staged = encoded.examples | "StageRecord" >> beam.ParDo(
         extract.StageRecordFn(config, staging)).with_outputs(extract.TALLY, main="parts")
-    part = f"{staging}/parts/train-00001/0000004.tfrecord"
+    part = f"{staging}/parts/train-00001/0000004.tfrecord.gz"
     assert_that(staged.parts, equal_to([(("train", 1), (4, part))]), label="CheckParts")
     assert_that(extracted[extract.FAILED] | beam.Map(
         lambda rec: (rec["video_id"], rec["split"], rec["stage"], rec["error"])),
@@ -265,11 +268,11 @@ def test_stage_dofns_outputs_and_counters(sources, tmp_path):
     assert counters["videos_ok"] == 1 and counters["videos_failed"] == 1
     assert counters["videos_short"] == 1  # 80 frames < --min_frames=100
     assert (counters["frames"], counters["iframes"]) == (NUM_FRAMES, len(IFRAMES))
-    # The staged file is one TFRecord-framed record, readable by TensorFlow.
+    # The staged file is one gzip-compressed TFRecord-framed record, readable by TensorFlow.
     import tensorflow as tf
 
     assert counters["bytes_written"] == os.path.getsize(part)
-    (raw,) = list(tf.data.TFRecordDataset([part]).as_numpy_iterator())
+    (raw,) = list(tf.data.TFRecordDataset([part], compression_type="GZIP").as_numpy_iterator())
     assert schema.decode_example(raw).video_id == "jump_a.avi"
 
 
@@ -553,19 +556,25 @@ def test_plan_tasks_spreads_each_split_round_robin():
     assert extract.shard_name("train", 2, 3) == "train-00002-of-00003.tfrecord.gz"
 
 
-def test_framed_records_joined_into_a_gzip_shard_read_by_tensorflow(tmp_path):
+def test_gzip_members_joined_into_a_shard_read_by_tensorflow(tmp_path):
+    import gzip
+
     import tensorflow as tf
 
     from beam_jobs import tfrecord_files
 
     payloads = [b"first", b"", bytes(range(256)) * 40]
+    framed = [tfrecord_files.frame_record(p) for p in payloads]
+    assert [len(f) for f in framed] == [len(p) + 16 for p in payloads]  # 8 + 4 + data + 4
     paths = []
     for attempt in range(2):
         paths.append(tmp_path / f"shard{attempt}.tfrecord.gz")
+        members = [tfrecord_files.gzip_member(f) for f in framed]
         with open(paths[-1], "wb") as handle:
-            size = tfrecord_files.write_gzip_shard(
-                handle, (tfrecord_files.frame_record(p) for p in payloads))
-        assert size == sum(len(p) + 16 for p in payloads)  # 8 + 4 + data + 4 per record
+            size = tfrecord_files.write_shard(handle, members)
+        assert size == sum(len(m) for m in members) == paths[-1].stat().st_size
+    # Several gzip members in one file: both readers see the concatenation, in order.
+    assert gzip.decompress(paths[0].read_bytes()) == b"".join(framed)
     read = list(tf.data.TFRecordDataset([str(paths[0])], compression_type="GZIP")
                 .as_numpy_iterator())
     assert read == payloads

@@ -45,7 +45,7 @@ def written_tally(video_id: str, frame_types: str, num_bytes: int, min_frames: i
     Args:
       video_id: the record's video id.
       frame_types: one letter per frame ("I", "P", "B").
-      num_bytes: size of the serialized record.
+      num_bytes: bytes the record takes in its shard (framed, gzip-compressed).
       min_frames: frames one training sample spans; fewer counts as short.
     """
     tally = empty_tally()

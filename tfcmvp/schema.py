@@ -45,6 +45,8 @@ from typing import Sequence
 
 import numpy as np
 
+from tfcmvp import example_proto
+
 SCHEMA_VERSION = 1
 MV_SCALE = 4.0  # stored integer units per pixel (quarter-pel)
 MV_DTYPE = np.dtype("<i2")
@@ -122,10 +124,8 @@ def encode_example(record: VideoRecord) -> bytes:
 
     Raises ``ValueError`` naming the video when the parts disagree in length,
     so a malformed record is reported by the writer instead of poisoning a
-    training run later.
+    training run later. Needs no TensorFlow (see :mod:`tfcmvp.example_proto`).
     """
-    import tensorflow as tf  # deferred: importing TF costs seconds and memory
-
     t = record.num_frames
     mv = np.asarray(record.motion_vectors)
     problems = []
@@ -143,13 +143,14 @@ def encode_example(record: VideoRecord) -> bytes:
         raise ValueError(f"{record.video_id}: inconsistent record: " + "; ".join(problems))
 
     def _bytes(values):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+        return example_proto.Feature(bytes_list=example_proto.BytesList(value=list(values)))
 
     def _ints(values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+        return example_proto.Feature(
+            int64_list=example_proto.Int64List(value=[int(v) for v in values]))
 
     def _floats(values):
-        return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
+        return example_proto.Feature(float_list=example_proto.FloatList(value=list(values)))
 
     feature = {
         VERSION: _ints([SCHEMA_VERSION]),
@@ -175,8 +176,9 @@ def encode_example(record: VideoRecord) -> bytes:
         MV_CELL: _ints([record.mv_cell]),
         MV_SCALE_KEY: _floats([MV_SCALE]),
     }
-    example = tf.train.Example(features=tf.train.Features(feature=feature))
-    return example.SerializeToString()
+    example = example_proto.Example(features=example_proto.Features(feature=feature))
+    # Sorted feature keys: the same record always gives the same bytes.
+    return example.SerializeToString(deterministic=True)
 
 
 def feature_spec() -> dict:
@@ -230,14 +232,12 @@ def parse_example(serialized):
 
 
 def decode_example(serialized: bytes) -> VideoRecord:
-    """Inverse of :func:`encode_example` in NumPy (inspection and tests).
+    """Inverse of :func:`encode_example` in NumPy (inspection and tests); no TensorFlow.
 
     Raises ``ValueError`` when the record was written by another schema
     version, naming both versions.
     """
-    import tensorflow as tf
-
-    ex = tf.train.Example.FromString(serialized)
+    ex = example_proto.Example.FromString(serialized)
     f = ex.features.feature
 
     def one(key, kind):
