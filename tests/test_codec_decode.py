@@ -172,3 +172,25 @@ def test_carphone(carphone_path):
     assert not video.motion_vectors[~predicted].any()
     again = read_video(carphone_path)
     np.testing.assert_array_equal(again.motion_vectors, video.motion_vectors)
+
+
+@pytest.mark.parametrize("codec, ext, kwargs", [
+    ("mpeg4", "avi", dict(b_frames=2)),
+    ("mpeg2video", "mpg", dict(b_frames=2)),
+    ("h264", "mp4", dict(b_frames=3, refs=3)),
+])
+def test_vectors_only_decode_gives_the_same_vectors_as_with_rgb(tmp_path, mpeg4_texture, codec,
+                                                                 ext, kwargs):
+    """rgb=False skips the inverse DCT and the deblocking filter: the vectors and
+    picture types, parsed from the bitstream, must not change."""
+    path = write_video(tmp_path / f"v.{ext}", mpeg4_texture, codec=codec, **kwargs)
+    vectors_only, with_rgb = read_video(path), read_video(path, rgb=True)
+    assert vectors_only.frame_types == with_rgb.frame_types and "B" in with_rgb.frame_types
+    assert np.abs(with_rgb.motion_vectors).max() > 0.5
+    np.testing.assert_array_equal(vectors_only.motion_vectors, with_rgb.motion_vectors)
+
+
+def test_vectors_only_decode_of_carphone_matches_rgb_decode(carphone_path):
+    vectors_only, with_rgb = read_video(carphone_path), read_video(carphone_path, rgb=True)
+    assert vectors_only.frame_types == with_rgb.frame_types
+    np.testing.assert_array_equal(vectors_only.motion_vectors, with_rgb.motion_vectors)

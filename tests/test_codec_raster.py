@@ -13,8 +13,9 @@ def blocks(*rows):
     return ints + [a[:, 5], a[:, 6]]
 
 
-def rasterize(rows, num_frames=1, height=20, width=20, cell=8):
+def rasterize(rows, num_frames=1, height=20, width=20, cell=8, index_dtype=np.int64):
     f, left, top, w, h, vx, vy = blocks(*rows)
+    f, left, top, w, h = (a.astype(index_dtype) for a in (f, left, top, w, h))
     return raster.rasterize_blocks(f, left, top, w, h, vx, vy, num_frames, height, width, cell)
 
 
@@ -138,8 +139,9 @@ def test_random_blocks_match_a_per_pixel_reference(cell):
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("index_dtype", [np.int64, np.int16])  # 64- and 32-bit index paths
 @pytest.mark.parametrize("sizes", [(16,), (8, 16), (8, 16, 24)])
-def test_grid_aligned_blocks_match_a_per_pixel_reference(sizes):
+def test_grid_aligned_blocks_match_a_per_pixel_reference(sizes, index_dtype):
     """The fast path for blocks on cell edges: codec macroblocks on an 8-px grid.
 
     Blocks hang over the bottom/right edge (coded size > frame size) and some
@@ -162,9 +164,48 @@ def test_grid_aligned_blocks_match_a_per_pixel_reference(sizes):
             )
         )
     rows += [r[:5] + (r[5] + 1.0, r[6] - 2.0) for r in rows[:20]]  # second vectors
-    out = rasterize(rows, num_frames, height, width, cell)
+    out = rasterize(rows, num_frames, height, width, cell, index_dtype=index_dtype)
     expected = pixel_reference(rows, num_frames, height, width, cell)
     np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("index_dtype", [np.int64, np.int16])
+def test_aligned_blocks_outside_the_grid_or_empty_cover_nothing(index_dtype):
+    """Blocks wholly above/left of or past the grid, and 0-px blocks, write no cell;
+    a mixed 16x16 / 8x8 tiling beside them keeps its exact values."""
+    rows = [
+        (0, 0, 0, 16, 16, 1.0, 2.0),  # cells (0..1, 0..1)
+        (0, 16, 0, 8, 8, 3.0, 4.0),  # cell (0, 2)
+        (0, -32, 0, 16, 16, 9.0, 9.0),  # left of the frame
+        (0, 0, -16, 16, 16, 9.0, 9.0),  # above the frame
+        (0, 48, 0, 16, 16, 9.0, 9.0),  # right of the 20-px frame (cells 0..2)
+        (0, 8, 16, 0, 8, 9.0, 9.0),  # empty
+    ]
+    out = rasterize(rows, index_dtype=index_dtype)
+    np.testing.assert_allclose(out, pixel_reference(rows, 1, 20, 20, 8), atol=1e-6)
+    expected = np.zeros((3, 3, 2), np.float32)
+    expected[:2, :2] = (1, 2)
+    expected[0, 2] = (3, 4)
+    np.testing.assert_array_equal(out[0], expected)
+
+
+def test_p_frame_tiling_of_mixed_shapes_without_overlap_is_exact():
+    """16x16, 16x8, 8x16 and 8x8 partitions tiling a frame (H.264 P-frame): every
+    cell takes exactly its block's vector (the single-scatter path)."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for top in range(0, 32, 16):
+        for left in range(0, 64, 16):
+            shape = rng.integers(4)
+            parts = {0: [(0, 0, 16, 16)], 1: [(0, 0, 16, 8), (0, 8, 16, 8)],
+                     2: [(0, 0, 8, 16), (8, 0, 8, 16)],
+                     3: [(dx, dy, 8, 8) for dy in (0, 8) for dx in (0, 8)]}[int(shape)]
+            for dx, dy, w, h in parts:
+                rows.append((0, left + dx, top + dy, w, h, *rng.normal(size=2)))
+    out = rasterize(rows, 1, 32, 64, 8, index_dtype=np.int16)
+    for _, left, top, w, h, vx, vy in rows:
+        cells = out[0, top // 8:(top + h) // 8, left // 8:(left + w) // 8]
+        np.testing.assert_allclose(cells, np.broadcast_to(np.float32([vx, vy]), cells.shape))
 
 
 def test_non_overlapping_tiling_with_overhang_matches_the_reference():

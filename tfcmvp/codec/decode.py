@@ -35,6 +35,10 @@ the SPS declares ``max_num_ref_frames == 1``, read from the stream; False
 when that cannot be read). Re-encode with :func:`tfcmvp.codec.reencode` to
 get such a stream.
 
+Vectors only (``rgb=False``): the decoder skips the inverse DCT and the
+deblocking filter, which only the pixels need; vectors and picture types are
+the same as with ``rgb=True``.
+
 Determinism: the decoder runs single-threaded (``thread_count = 1``, no
 frame or slice threads); frame threads make H.264 B-frame vectors differ from
 run to run.
@@ -110,6 +114,13 @@ _PICT_LETTER = {1: "I", 2: "P", 3: "B", 4: "P", 5: "I", 6: "P"}
 # generation every few frames keeps the pool warm: measured 20-35 us/frame
 # (7-14%) faster at 320x240 MPEG-4.
 _COLLECT_EVERY = 8
+
+# Without RGB output the decoder may skip work that only the pixels need:
+# the inverse DCT (MPEG-4 Part 2 / MPEG-2) and the deblocking filter (H.264).
+# Motion vectors and picture types are parsed from the bitstream before
+# either step and come out identical (tested on MPEG-4, MPEG-2 and H.264 with
+# B-frames); measured 20% faster on 320x240 MPEG-4 and 7% on H.264.
+VECTORS_ONLY_OPTIONS = {"skip_idct": "all", "skip_loop_filter": "all"}
 
 # Vectors are rasterised in chunks of frames holding about this many grid
 # cells: small enough for the temporaries to stay in cache (measured: 16-32
@@ -191,15 +202,20 @@ class _VectorRaster:
     Each frame's side data is copied once into a reused byte buffer (it dies
     with the frame) and viewed as ``AVMotionVector`` records when a chunk is
     rasterised; reusing warm memory measured faster than joining new bytes.
+    Chunks are rasterised straight into one output array sized for the
+    frames the container declares (grown by doubling if it declares too few),
+    so no chunk is copied again.
     """
 
-    def __init__(self, cell: int, height: int, width: int):
+    def __init__(self, cell: int, height: int, width: int, expected_frames: int):
         self.cell = cell
         self.height = height
         self.width = width
-        rows, cols = raster.grid_shape(height, width, cell)
-        self.chunk_frames = max(1, _RASTER_CHUNK_CELLS // (rows * cols))
-        self.chunks: List[np.ndarray] = []  # float32 [t, Hc, Wc, 2]
+        self.rows, self.cols = raster.grid_shape(height, width, cell)
+        self.chunk_frames = max(1, _RASTER_CHUNK_CELLS // (self.rows * self.cols))
+        self.out = np.empty((max(expected_frames, self.chunk_frames), self.rows, self.cols, 2),
+                            np.float32)  # [capacity, Hc, Wc, 2]
+        self.done = 0  # frames rasterised into self.out
         self.buffer = bytearray(1 << 16)
         self.used = 0
         self.counts: List[int] = []
@@ -227,21 +243,28 @@ class _VectorRaster:
         if not self.counts:
             return
         num_frames = len(self.counts)
+        if self.done + num_frames > len(self.out):
+            grown = np.empty((2 * len(self.out) + num_frames,) + self.out.shape[1:], np.float32)
+            grown[: self.done] = self.out[: self.done]
+            self.out = grown
         count = self.used // raster.MOTION_VECTOR_DTYPE.itemsize
         # A view of the buffer, dropped before the buffer is written again.
         records = np.frombuffer(self.buffer, raster.MOTION_VECTOR_DTYPE, count=count)  # [N]
-        frame_index = np.repeat(np.arange(num_frames), self.counts)  # [N]
-        self.chunks.append(
-            raster.rasterize_vectors(
-                records, frame_index, num_frames, self.height, self.width, self.cell
-            )
+        frame_index = np.repeat(np.arange(num_frames, dtype=np.int32), self.counts)  # [N]
+        raster.rasterize_vectors(
+            records, frame_index, num_frames, self.height, self.width, self.cell,
+            out=self.out[self.done : self.done + num_frames],
         )
         del records
+        self.done += num_frames
         self.used, self.counts = 0, []
 
     def result(self) -> np.ndarray:
+        """float32 ``[T, Hc, Wc, 2]``; a copy only when the array is much too large."""
         self.flush()
-        return np.concatenate(self.chunks) if len(self.chunks) != 1 else self.chunks[0]
+        if self.done * 10 < len(self.out) * 9:
+            return self.out[: self.done].copy()
+        return self.out[: self.done]
 
 
 def _one_past_reference(codec: str, frame_types: str, stream, first_packet: Optional[bytes]):
@@ -312,7 +335,10 @@ def read_video(
         expected = _expected_frames(container, stream, fps)
         context = stream.codec_context
         # Options must be set before the first packet is decoded.
-        context.options = {"flags2": "+export_mvs"}
+        options = {"flags2": "+export_mvs"}
+        if not rgb:
+            options.update(VECTORS_ONLY_OPTIONS)
+        context.options = options
         context.thread_count = 1
         context.thread_type = "NONE"
         return _decode(path, container, stream, codec, fps, expected, rgb, mv_cell, rgb_short_side,
@@ -353,7 +379,7 @@ def _decode(path, container, stream, codec, fps, expected, rgb, mv_cell, rgb_sho
                 if vectors is None:
                     size = (frame.height, frame.width)
                     out_size = rgb_size(frame.height, frame.width, rgb_short_side)
-                    vectors = _VectorRaster(int(mv_cell), frame.height, frame.width)
+                    vectors = _VectorRaster(int(mv_cell), frame.height, frame.width, expected)
                 elif frame.height != size[0] or frame.width != size[1]:
                     raise CorruptVideoError(
                         path,

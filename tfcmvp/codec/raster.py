@@ -24,6 +24,8 @@ is no Python loop over vectors or frames. Two paths give the same result:
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 # FFmpeg's AVMotionVector as PyAV's MotionVectors.to_ndarray() returns it.
@@ -83,87 +85,73 @@ def _grid_aligned(left, top, width, height, cell) -> bool:
     )
 
 
-def _aligned_groups(frame_index, left, top, width, height, vx, vy, rows, cols, cell):
-    """Cells of grid-aligned blocks, one group per block shape.
+def _fits_int32(dtype) -> bool:
+    """Whether every value of an array of this dtype fits in int32."""
+    return (dtype.kind == "i" and dtype.itemsize <= 4) or (dtype.kind == "u" and dtype.itemsize <= 2)
 
-    Every block covering a cell covers the same in-frame part of it, so the
+
+def _rasterize_aligned(frame_index, left, top, width, height, vx, vy, rows, cols, cell, mean):
+    """Writes the per-cell mean of grid-aligned blocks into ``mean`` ``[T*Hc*Wc, 2]``.
+
+    Every block covering a cell covers all of its in-frame part, so the
     area-weighted mean is the plain mean and each (block, cell) pair weighs 1.
-    Blocks are expanded one shape class at a time (16x16, 16x8, ...: a few
-    classes, sorted into contiguous runs once): a block's cells are its
-    top-left cell's flat index plus the class's fixed offsets. Cells beyond
-    the grid (coded size > frame size) are dropped.
+    A block of ``ky x kx`` cells expands to the cells ``(row0 + dy, col0 +
+    dx)``; all blocks expand to the largest shape at once, with the offsets
+    past a smaller block's extent (and cells past the grid edge) clamped onto
+    a cell the same block does cover. Arrays keep the few offsets as leading
+    axes and the N blocks last: NumPy loops over a trailing axis of 2 run about
+    ten times slower.
 
-    Returns:
-      A list of (flat, x, y): flat int64 cell indices (t*Hc + row)*Wc + col,
-      ``[n, k]`` (n blocks of k cells) with x, y ``[n, 1]``, or ``[m]`` pairs
-      with x, y ``[m]``; x, y broadcast against flat.
+    Where no two blocks share a cell (I and P frames), each cell takes its
+    block's vector in one scatter (writing a block's vector twice to its own
+    cell changes nothing). Otherwise (bi-predicted blocks) the clamped
+    duplicates weigh zero and ``np.bincount`` sums and counts per cell.
     """
-    col0 = left // cell  # [N]
-    row0 = top // cell  # [N]
-    cells_x = width // cell  # [N]
-    cells_y = height // cell  # [N]
-    base = (frame_index * rows + row0) * cols + col0  # [N] flat index of the top-left cell
-    # Reductions first: per-block masks are needed only when some block hangs
-    # over the grid.
-    any_beyond = bool(
-        col0.min() < 0
-        or row0.min() < 0
-        or (col0 + cells_x).max() > cols
-        or (row0 + cells_y).max() > rows
-    )
-    span = int(cells_x.max()) + 1
-    if cells_x.min() == span - 1 and cells_y.min() == cells_y.max():
-        runs = [(int(cells_y[0]), span - 1, slice(None))]  # one shape: no sorting
-    else:
-        shape_class = cells_y * span + cells_x  # [N]
-        order = np.argsort(shape_class, kind="stable")  # [N] blocks grouped by shape
-        base, vx, vy, col0, row0 = (a[order] for a in (base, vx, vy, col0, row0))
-        per_class = np.bincount(shape_class)
-        ends = np.cumsum(per_class)
-        runs = [
-            (*divmod(int(code), span), slice(int(ends[code] - per_class[code]), int(ends[code])))
-            for code in np.flatnonzero(per_class)
-        ]
-    groups = []
-    for ky, kx, run in runs:
-        if ky == 0 or kx == 0:  # empty blocks cover nothing
-            continue
-        row_offset = np.repeat(np.arange(ky), kx)  # [k]
-        col_offset = np.tile(np.arange(kx), ky)  # [k]
-        offsets = row_offset * cols + col_offset  # [k]
-        flat = base[run, None] + offsets  # [n, k]
-        x, y = vx[run, None], vy[run, None]  # [n, 1]
-        if any_beyond:
-            row = row0[run, None] + row_offset  # [n, k]
-            col = col0[run, None] + col_offset  # [n, k]
-            keep = (row >= 0) & (row < rows) & (col >= 0) & (col < cols)  # [n, k]
-            if not keep.all():
-                x = np.broadcast_to(x, flat.shape)[keep]  # [m]
-                y = np.broadcast_to(y, flat.shape)[keep]
-                flat = flat[keep]
-        groups.append((flat, x, y))
-    return groups
+    size = mean.shape[0]
+    row0 = top // cell  # [N] first cell of each block
+    col0 = left // cell
+    ky = height // cell  # [N] cells spanned
+    kx = width // cell
+    ky_max, kx_max = int(ky.max()), int(kx.max())
+    if ky_max <= 0 or kx_max <= 0:
+        return  # only empty blocks: nothing is covered
+    dy = np.arange(ky_max, dtype=row0.dtype)[:, None]  # [Ky, 1]
+    dx = np.arange(kx_max, dtype=col0.dtype)[:, None]  # [Kx, 1]
+    row = row0 + (dy if int(ky.min()) == ky_max else np.minimum(dy, ky - 1))  # [Ky, N]
+    col = col0 + (dx if int(kx.min()) == kx_max else np.minimum(dx, kx - 1))  # [Kx, N]
+    # Blocks that reach past the grid (coded size > frame size) or start before it.
+    beyond = bool(row0.min() < 0 or col0.min() < 0 or (row0 + ky).max() > rows
+                  or (col0 + kx).max() > cols)
+    if beyond:
+        row = np.clip(row, 0, rows - 1)
+        col = np.clip(col, 0, cols - 1)
+    flat = (frame_index * rows + row)[:, None, :] * cols + col[None, :, :]  # [Ky, Kx, N]
 
-
-def _aligned_mean(groups, size, mean):
-    """Writes the per-cell mean of aligned groups into ``mean`` ``[size, 2]``."""
-    flats = [flat.ravel() for flat, _, _ in groups]
-    flat_all = flats[0] if len(flats) == 1 else np.concatenate(flats)  # [M]
-    count = np.bincount(flat_all, minlength=size)  # [T*Hc*Wc]
-    if count.max(initial=0) <= 1:
-        # No two blocks share a cell (I/P frames): each cell takes its
-        # block's vector directly.
-        for flat, x, y in groups:
-            mean[flat, 0] = x
-            mean[flat, 1] = y
-        return
-    # Overlaps (bi-predicted blocks): sum and divide by the block count.
-    values = [
-        (np.broadcast_to(x, flat.shape).ravel(), np.broadcast_to(y, flat.shape).ravel())
-        for flat, x, y in groups
-    ]
-    sum_x = np.bincount(flat_all, np.concatenate([v[0] for v in values]), minlength=size)
-    sum_y = np.bincount(flat_all, np.concatenate([v[1] for v in values]), minlength=size)
+    # Exact (block, cell) pairs: inside the block and inside the grid.
+    row_ok = dy < ky  # [Ky, N]
+    col_ok = dx < kx  # [Kx, N]
+    if beyond:
+        row_ok &= (row0 + dy >= 0) & (row0 + dy < rows)
+        col_ok &= (col0 + dx >= 0) & (col0 + dx < cols)
+    pairs = int((row_ok.sum(0, dtype=np.int64) * col_ok.sum(0, dtype=np.int64)).sum())
+    # Clamping lands on a cell of the same block only for blocks with at
+    # least one cell inside the grid; otherwise take the exact path.
+    every_block_inside = bool(row_ok.any(0).all() and col_ok.any(0).all())
+    if every_block_inside:
+        covered = np.count_nonzero(np.bincount(flat.ravel(), minlength=size))
+        if covered == pairs:  # no two blocks share a cell
+            values = np.empty(vx.shape, np.complex64)  # [N] x + iy
+            values.real = vx
+            values.imag = vy
+            mean.view(np.complex64)[:, 0][flat] = values
+            return
+    weight = (row_ok[:, None, :] & col_ok[None, :, :]).ravel()  # [Ky*Kx*N] bool
+    flat = flat.ravel()
+    count = np.bincount(flat, weight, minlength=size)
+    sum_x = np.bincount(flat, np.where(weight, np.tile(vx, ky_max * kx_max), 0.0),
+                        minlength=size)
+    sum_y = np.bincount(flat, np.where(weight, np.tile(vy, ky_max * kx_max), 0.0),
+                        minlength=size)
     inverse = 1.0 / np.maximum(count, 1)  # uncovered cells have zero sums
     np.multiply(sum_x, inverse, out=mean[:, 0], casting="unsafe")
     np.multiply(sum_y, inverse, out=mean[:, 1], casting="unsafe")
@@ -207,6 +195,7 @@ def rasterize_blocks(
     frame_height: int,
     frame_width: int,
     cell: int,
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Area-weighted mean of block vectors per grid cell.
 
@@ -219,16 +208,28 @@ def rasterize_blocks(
       num_frames: T, number of frames of the output.
       frame_height, frame_width: frame size in pixels.
       cell: c, the grid cell size in pixels.
+      out: optional C-contiguous float32 ``[T, ceil(H/c), ceil(W/c), 2]`` to
+        write into (any content; it is overwritten), e.g. a slice of a
+        larger array, saving a copy.
 
     Returns:
       float32 ``[T, ceil(H/c), ceil(W/c), 2]``, x then y; zero where no block
-      covers a cell.
+      covers a cell (``out`` when given).
     """
     if cell < 1:
         raise ValueError(f"cell must be a positive number of pixels, got {cell!r}")
     rows, cols = grid_shape(frame_height, frame_width, cell)
-    out = np.zeros((num_frames, rows, cols, 2), np.float32)  # [T, Hc, Wc, 2]
-    frame_index = np.asarray(frame_index, np.int64)
+    if out is None:
+        out = np.zeros((num_frames, rows, cols, 2), np.float32)  # [T, Hc, Wc, 2]
+    else:
+        if (out.shape != (num_frames, rows, cols, 2) or out.dtype != np.float32
+                or not out.flags.c_contiguous):
+            raise ValueError(f"out must be C-contiguous float32 {(num_frames, rows, cols, 2)}, "
+                             f"got {out.dtype} {out.shape}")
+        out.fill(0)
+    frame_index = np.asarray(frame_index)
+    if frame_index.dtype.kind not in "iu":
+        frame_index = frame_index.astype(np.int64)
     if frame_index.size == 0:
         return out
     if frame_index.min() < 0 or frame_index.max() >= num_frames:
@@ -236,18 +237,22 @@ def rasterize_blocks(
             f"frame_index must lie in [0, {num_frames}), got "
             f"[{frame_index.min()}, {frame_index.max()}]"
         )
-    left = np.asarray(left, np.int64)
-    top = np.asarray(top, np.int64)
-    width = np.asarray(width, np.int64)
-    height = np.asarray(height, np.int64)
+    size = num_frames * rows * cols
+    # 32-bit indices when they cannot overflow (codec vectors: int16 fields):
+    # half the memory traffic of int64 in every step below.
+    index_dtype = np.int32 if size < 2**31 and all(
+        _fits_int32(np.asarray(a).dtype) for a in (frame_index, left, top, width, height)
+    ) else np.int64
+    frame_index = frame_index.astype(index_dtype, copy=False)
+    left = np.asarray(left).astype(index_dtype, copy=False)
+    top = np.asarray(top).astype(index_dtype, copy=False)
+    width = np.asarray(width).astype(index_dtype, copy=False)
+    height = np.asarray(height).astype(index_dtype, copy=False)
     vx = np.asarray(vx, np.float64)
     vy = np.asarray(vy, np.float64)
-    size = num_frames * rows * cols
     mean = out.reshape(size, 2)  # view of out: [T*Hc*Wc, 2]
     if _grid_aligned(left, top, width, height, cell):
-        groups = _aligned_groups(frame_index, left, top, width, height, vx, vy, rows, cols, cell)
-        if groups:
-            _aligned_mean(groups, size, mean)
+        _rasterize_aligned(frame_index, left, top, width, height, vx, vy, rows, cols, cell, mean)
         return out
     flat, weight, block = _overlapping_cells(
         frame_index, left, top, width, height, rows, cols, cell, frame_height, frame_width
@@ -294,6 +299,7 @@ def rasterize_vectors(
     frame_height: int,
     frame_width: int,
     cell: int,
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Rasterises FFmpeg motion-vector records of several frames.
 
@@ -302,14 +308,17 @@ def rasterize_vectors(
     Args:
       vectors: structured ``[N]`` array with the ``AVMotionVector`` fields.
       frame_index: int ``[N]`` frame of each record.
+      out: optional array to write into, as for :func:`rasterize_blocks`.
     Returns:
       float32 ``[T, ceil(H/c), ceil(W/c), 2]`` forward motion, x then y.
     """
     vx, vy = forward_motion(vectors)
-    w = vectors["w"].astype(np.int64)
-    h = vectors["h"].astype(np.int64)
-    left = vectors["dst_x"].astype(np.int64) - w // 2
-    top = vectors["dst_y"].astype(np.int64) - h // 2
+    # uint8 sizes and int16 positions: int32 holds every result.
+    w = vectors["w"].astype(np.int32)
+    h = vectors["h"].astype(np.int32)
+    left = vectors["dst_x"] - (w >> 1)
+    top = vectors["dst_y"] - (h >> 1)
     return rasterize_blocks(
-        frame_index, left, top, w, h, vx, vy, num_frames, frame_height, frame_width, cell
+        frame_index, left, top, w, h, vx, vy, num_frames, frame_height, frame_width, cell,
+        out=out,
     )
