@@ -189,6 +189,17 @@ def test_aligned_blocks_outside_the_grid_or_empty_cover_nothing(index_dtype):
     np.testing.assert_array_equal(out[0], expected)
 
 
+@pytest.mark.parametrize("index_dtype", [np.int64, np.int16])
+def test_empty_aligned_block_at_the_origin_is_ignored(index_dtype):
+    """A 0-px block at (0, 0) among in-grid blocks: nothing hangs over the grid, yet the
+    empty block must not index cell -1."""
+    rows = [(0, 0, 0, 0, 0, 5.0, 5.0), (0, 0, 0, 8, 0, 5.0, 5.0), (0, 8, 8, 8, 8, 1.0, -1.0)]
+    out = rasterize(rows, index_dtype=index_dtype)
+    expected = np.zeros((1, 3, 3, 2), np.float32)
+    expected[0, 1, 1] = (1, -1)
+    np.testing.assert_array_equal(out, expected)
+
+
 def test_p_frame_tiling_of_mixed_shapes_without_overlap_is_exact():
     """16x16, 16x8, 8x16 and 8x8 partitions tiling a frame (H.264 P-frame): every
     cell takes exactly its block's vector (the single-scatter path)."""

@@ -119,9 +119,10 @@ def _rasterize_aligned(frame_index, left, top, width, height, vx, vy, rows, cols
     dx = np.arange(kx_max, dtype=col0.dtype)[:, None]  # [Kx, 1]
     row = row0 + (dy if int(ky.min()) == ky_max else np.minimum(dy, ky - 1))  # [Ky, N]
     col = col0 + (dx if int(kx.min()) == kx_max else np.minimum(dx, kx - 1))  # [Kx, N]
-    # Blocks that reach past the grid (coded size > frame size) or start before it.
+    # Blocks that reach past the grid (coded size > frame size) or start before
+    # it, and empty blocks (whose clamped offset would be -1): indices need clipping.
     beyond = bool(row0.min() < 0 or col0.min() < 0 or (row0 + ky).max() > rows
-                  or (col0 + kx).max() > cols)
+                  or (col0 + kx).max() > cols or ky.min() < 1 or kx.min() < 1)
     if beyond:
         row = np.clip(row, 0, rows - 1)
         col = np.clip(col, 0, cols - 1)
