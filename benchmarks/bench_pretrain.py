@@ -16,8 +16,9 @@ pools (all visible cores), no tf.distribute strategy (one replica), no XLA
    of the right shapes (the input pipeline is timed apart, in 3). The time
    of a step is the median of ``--steps`` steps after ``--warmup`` steps.
    Configs run as written: both keep ``train.sync_bn=true``, which on one
-   replica runs Keras' unfused BatchNorm (the fused kernel was about 5%
-   faster on the C3D and R3D-10 passes here).
+   replica runs TensorFlow's fused BatchNorm kernel (nothing to synchronise;
+   about 4% faster than Keras' unfused BatchNorm on the paper C3D step here,
+   no difference on the tiny one).
 2. FLOPs. The traced step graph (forward, backward and optimizer update) is
    counted by ``tfcmvp.training.flops``: 2 x multiply-adds of every
    convolution, its input- and weight-gradient ops, every MatMul and
@@ -378,8 +379,8 @@ def print_report(args, env: dict, ceiling: float, steps: list[dict], peer: dict,
     print(f"load average before {env['load_before']:.2f}, after {os.getloadavg()[0]:.2f}; "
           f"step times: median of {args.steps} after {args.warmup} warm-up")
     sync = {result["config"].train.sync_bn for result in steps}
-    print(f"configs as written, train.sync_bn={'/'.join(map(str, sorted(sync)))} (on one replica: "
-          f"Keras' unfused BatchNorm; false gives the fused kernel)")
+    print(f"configs as written, train.sync_bn={'/'.join(map(str, sorted(sync)))} (on one replica "
+          f"the fused BatchNorm kernel either way)")
     print(f"ceiling: {CEILING_SIZE}x{CEILING_SIZE} float32 tf.matmul, best of "
           f"{args.ceiling_repeats}: {ceiling / g:.1f} GFLOP/s")
 
