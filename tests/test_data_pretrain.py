@@ -182,3 +182,34 @@ def test_sample_is_identical_eagerly_and_inside_tf_data(pattern):
     assert eager["video_id"].numpy() == graph["video_id"].numpy()
     for key in ("clip", "iframe", "motion", "label"):
         np.testing.assert_allclose(eager[key].numpy(), graph[key].numpy(), atol=1e-5, err_msg=key)
+
+
+@pytest.mark.parametrize("cache", ["memory", "file"])
+def test_cached_records_give_the_same_batches_without_rereading_the_shards(tmp_path, cache):
+    """The first epoch equals the uncached pipeline's; later epochs come from the cache:
+    they still run after the shards are gone, which an uncached pipeline cannot."""
+    import shutil
+
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    records = [synthetic.painted_record(v, LENGTHS[v], label=LABELS[v], gop=GOP)
+               for v in ("v0", "v1", "v2")]
+    synthetic.write_shards(records, str(folder / "train"), num_shards=2)
+    kwargs = dict(PLAIN, seed=3, deterministic=True, count_skipped=False, shuffle_buffer=1)
+    where = "memory" if cache == "memory" else str(tmp_path / "cache" / "records")
+    if cache == "file":
+        (tmp_path / "cache").mkdir()
+    plain = list(pretrain_dataset(str(folder / "train-*"), 3, **kwargs)
+                 .take(1).as_numpy_iterator())
+    iterator = pretrain_dataset(str(folder / "train-*"), 3, cache=where,
+                                **kwargs).as_numpy_iterator()
+    first = next(iterator)  # one batch = one epoch of the 3 videos
+    for key in first:
+        np.testing.assert_array_equal(first[key], plain[0][key], err_msg=key)
+    second = next(iterator)  # the cache is complete once the second epoch starts
+    shutil.rmtree(folder)
+    later = [next(iterator) for _ in range(3)]
+    assert sorted(second["video_id"]) == sorted(later[-1]["video_id"]) == [b"v0", b"v1", b"v2"]
+    assert not np.array_equal(second["clip"], later[-1]["clip"])  # new windows and crops
+    if cache == "file":
+        assert list((tmp_path / "cache").glob("records*.index"))

@@ -118,6 +118,10 @@ class DataConfig:
     shuffle_buffer: int = field(256, "videos in the tf.data shuffle buffer (<= 1: no shuffle)")
     cycle_length: Optional[int] = field(
         None, "TFRecord shards read at once; null = min(shards, 8)")
+    cache: Optional[str] = field(
+        None, "keep the decompressed records after the first epoch: 'memory', or a local file "
+              "prefix (room for the uncompressed dataset), so later epochs skip reading and "
+              "gunzip (about 7 ms of CPU per 2 MB record); null = read the shards every epoch")
 
 
 @dataclasses.dataclass(frozen=True)

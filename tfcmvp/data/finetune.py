@@ -137,6 +137,7 @@ def finetune_dataset(
     num_parallel_calls: int = tf.data.AUTOTUNE,
     drop_remainder: bool = True,
     cycle_length: Optional[int] = None,
+    cache: Optional[str] = None,
 ) -> tf.data.Dataset:
     """Batches of augmented labelled clips from gzip TFRecord shards.
 
@@ -167,4 +168,4 @@ def finetune_dataset(
         keep=lambda summary: summary[schema.NUM_FRAMES] >= 1,
         shuffle_buffer=shuffle_buffer, seed=seed, deterministic=deterministic, repeat=repeat,
         num_parallel_calls=num_parallel_calls, drop_remainder=drop_remainder,
-        cycle_length=cycle_length)
+        cycle_length=cycle_length, cache=cache)

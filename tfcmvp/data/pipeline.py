@@ -1,6 +1,6 @@
 """The tf.data skeleton shared by the training datasets.
 
-shards --interleave--> records --filter--> shuffle --> repeat --> enumerate
+shards --interleave--> records --filter--> [cache] --> shuffle --> repeat --> enumerate
 --parallel map (parse, sample, decode, augment)--> batch --> prefetch
 
 Randomness: every sample gets the stateless seed ``[base_seed, n]`` where
@@ -69,12 +69,21 @@ def training_dataset(
     num_parallel_calls: int,
     drop_remainder: bool,
     cycle_length: Optional[int],
+    cache: Optional[str] = None,
 ) -> tf.data.Dataset:
     """Builds the pipeline; ``make_sample(serialized, seed) -> dict`` makes one sample.
 
     ``keep(summary) -> bool tensor`` (summary from
     :func:`tfcmvp.data.reader.parse_summary`) filters videos out in the
     graph before they are parsed in full; None keeps every video.
+
+    ``cache``: None, "memory" or a file prefix. The kept records, decompressed,
+    are stored during the first epoch and read from there afterwards: reading
+    and gunzip of the shards dominate the input pipeline's CPU time (records
+    are mostly JPEG bytes, which inflate slowly; measured 2.7x more clips/s on
+    the tiny config). Shard order is then fixed after the first epoch; the
+    shuffle buffer still mixes the videos. A file cache must not be shared by
+    two runs at once (tf.data refuses).
     """
     check_positive("batch_size", batch_size)
     base_seed = new_base_seed() if seed is None else int(seed)
@@ -96,6 +105,8 @@ def training_dataset(
 
         ds = ds.map(tag, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
         ds = ds.filter(is_kept).map(untag)
+    if cache:
+        ds = ds.cache("" if cache == "memory" else cache)
     if shuffle_buffer > 1:
         ds = ds.shuffle(shuffle_buffer, seed=base_seed, reshuffle_each_iteration=True)
     if repeat:

@@ -125,6 +125,7 @@ def pretrain_dataset(
     drop_remainder: bool = True,
     cycle_length: Optional[int] = None,
     count_skipped: bool = True,
+    cache: Optional[str] = None,
 ) -> tf.data.Dataset:
     """Batches of pretraining samples from gzip TFRecord shards.
 
@@ -147,6 +148,8 @@ def pretrain_dataset(
       count_skipped: scan the shards once at construction (ids and lengths
         only, no decoding) and log the skipped videos; raise ``ValueError``
         if none is usable.
+      cache: None, "memory" or a local file prefix: keep the decompressed
+        records after the first epoch (see ``pipeline.training_dataset``).
 
     Yields dicts: "clip" float32 ``[B, clip_len, S, S, 3]``, "iframe"
     ``[B, S, S, 3]``, "motion" ``[B, 1 + num_negatives, motion_len, S, S, 2]``
@@ -172,4 +175,4 @@ def pretrain_dataset(
         keep=lambda summary: reader.eligible(summary, sampling_config.min_frames),
         shuffle_buffer=shuffle_buffer, seed=seed, deterministic=deterministic, repeat=repeat,
         num_parallel_calls=num_parallel_calls, drop_remainder=drop_remainder,
-        cycle_length=cycle_length)
+        cycle_length=cycle_length, cache=cache)
