@@ -147,3 +147,21 @@ def test_cli_config_errors_return_2(pretrained, tmp_path, caplog):
     assert code == 2 and "model.backbone_width=16 disagrees" in caplog.text
     with pytest.raises(SystemExit):  # --model and --random_init exclude each other
         cli(["--model", str(model_dir), "--random_init", "--data", "d", "--workdir", "w"])
+
+
+def test_cli_list_keys_shows_the_values_taken_from_the_export(pretrained, capsys):
+    """--list_keys needs no --data or --workdir; with --model it shows the architecture
+    read from the export; without --list_keys a missing flag is argparse's usage error."""
+    model_dir, _ = pretrained
+    assert cli(["--list_keys", "--model", str(model_dir), "--set", "train.epochs=7"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    by_key = {line.split(" = ")[0].strip(): line.split(" = ", 1)[1].split("  # ")[0]
+              for line in lines}
+    assert by_key["train.epochs"] == "7"
+    assert (by_key["model.backbone"], by_key["data.clip_len"]) == ('"c3d"', "8")
+    assert by_key["train.motion_aux_weight"] == "0.0"
+    for argv, missing in [(["--random_init", "--workdir", "w"], "--data"),
+                          (["--data", "d", "--workdir", "w"], "--model --random_init")]:
+        with pytest.raises(SystemExit) as exit_info:
+            cli(argv)
+        assert exit_info.value.code == 2 and missing in capsys.readouterr().err

@@ -17,7 +17,9 @@ from tfcmvp.training import callbacks as cb
 from tfcmvp.training.pretrain import (HISTORY_CSV, find_train_shards, pretrain,
                                       resolve_steps_per_epoch)
 from tfcmvp.training.pretrain_model import build_v_network
-from training_support import tiny_config, without_grappler, write_painted_shards
+from training_support import REPO_ROOT, tiny_config, without_grappler, write_painted_shards
+
+REPO_CONFIGS = REPO_ROOT / "configs"
 
 B = 4  # tiny global batch
 STEPS = 3  # tiny steps per epoch
@@ -180,12 +182,23 @@ def test_cli_reports_config_errors_and_lists_keys(tmp_path, caplog, capsys):
     assert args.run(args) == 2
     assert "'train.epoch'" in caplog.text and "train.epochs" in caplog.text
 
-    args = parser.parse_args(["pretrain", "--data", str(tmp_path), "--workdir",
-                              str(tmp_path / "run"), "--list_keys"])
+    # --list_keys alone: the effective values (here of the tiny config plus --set).
+    args = parser.parse_args(["pretrain", "--list_keys", "--config",
+                              str(REPO_CONFIGS / "pretrain_tiny_cpu.yaml"), "--set",
+                              "loss.alpha=0.25"])
     assert args.run(args) == 0
-    listed = capsys.readouterr().out
-    assert "train.epochs: training epochs" in listed
-    assert "loss.alpha:" in listed
+    listed = capsys.readouterr().out.splitlines()
+    by_key = {line.split(" = ")[0].strip(): line.split(" = ", 1)[1] for line in listed}
+    assert by_key["train.epochs"] == "14  # training epochs"
+    assert by_key["loss.alpha"].startswith("0.25  # ")
+    assert by_key["data.cache"].startswith('"memory"  # ')
+    assert by_key["data.crop_ratio"].startswith("[0.75, 1.3333333333333333]  # ")
+    # Without --list_keys, --data and --workdir are required (argparse's usage error).
+    args = parser.parse_args(["pretrain", "--workdir", str(tmp_path / "run")])
+    with pytest.raises(SystemExit) as exit_info:
+        args.run(args)
+    assert exit_info.value.code == 2
+    assert "the following arguments are required: --data" in capsys.readouterr().err
 
     args = parser.parse_args(["pretrain", "--data", str(tmp_path / "empty"), "--workdir",
                               str(tmp_path / "run")])

@@ -29,6 +29,50 @@ def add_verbose_argument(parser) -> None:
                              "(default: 1 on a terminal, else 2)")
 
 
+def add_list_keys_argument(parser) -> None:
+    """``--list_keys``: print every config key, its value and its documentation, then exit.
+
+    Commands that offer it declare their other required flags with
+    :func:`add_required_argument`, so that ``--list_keys`` alone is enough.
+    """
+    parser.add_argument("--list_keys", action="store_true",
+                        help="print every config key with its value (the defaults, or those of "
+                             "--config and --set) and its documentation, then exit")
+    parser.set_defaults(_parser=parser, _required=[])
+
+
+def add_required_argument(parser, *flags: str, **kwargs) -> None:
+    """An argument that is required unless ``--list_keys`` is given."""
+    action = parser.add_argument(*flags, required=False, **kwargs)
+    parser.get_default("_required").append(action)
+
+
+def check_required(args) -> None:
+    """Exits with argparse's usage error when a flag of :func:`add_required_argument` is
+    missing (and ``--list_keys`` was not given)."""
+    missing = [action.option_strings[0] for action in args._required
+               if getattr(args, action.dest) in (None, False)]
+    if missing:
+        args._parser.error(f"the following arguments are required: {', '.join(missing)}")
+
+
+def print_config_keys(config, docs: dict) -> None:
+    """One line per leaf key of ``config``: ``key = value  # documentation``.
+
+    Values are JSON (null, true, "text", [a, b]); the keys of a section that
+    is switched off (null) show null.
+    """
+    import json
+
+    width = max(len(key) for key in docs)
+    for key, doc in docs.items():
+        value = config
+        for part in key.split("."):
+            value = getattr(value, part) if value is not None else None  # a null section
+        shown = json.dumps(list(value) if isinstance(value, tuple) else value)
+        print(f"{key:<{width}} = {shown}  # {doc}")
+
+
 def keras_verbose(args):
     """The ``verbose`` argument of ``model.fit`` for ``--verbose`` ("auto" when not given)."""
     return "auto" if args.verbose is None else args.verbose

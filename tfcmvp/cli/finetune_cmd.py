@@ -19,7 +19,8 @@ def add_parser(subparsers) -> None:
             "export it as a SavedModel with a classify signature. WORKDIR receives config.yaml, "
             "checkpoints/, history.csv, history.png, results.json, test_predictions.csv and "
             "saved_model/; running the same command again resumes from the newest checkpoint."))
-    start = parser.add_mutually_exclusive_group(required=True)
+    common.add_list_keys_argument(parser)
+    start = parser.add_mutually_exclusive_group()
     start.add_argument("--model", default=None,
                        help="a tfcmvp export of a pretrained V-Network (tfcmvp export): its "
                             "weights and architecture initialise the backbone")
@@ -28,11 +29,11 @@ def add_parser(subparsers) -> None:
                             "'scratch' baseline)")
     common.add_config_argument(parser, "YAML config (configs/finetune_*.yaml); default: the "
                                        "paper's UCF101 settings")
-    parser.add_argument("--data", required=True,
-                        help="output folder of the extraction job (train-/test-*.tfrecord.gz, "
-                             "labels.txt)")
-    parser.add_argument("--workdir", required=True,
-                        help="run folder (created; resumed if it holds a checkpoint)")
+    common.add_required_argument(parser, "--data",
+                                 help="output folder of the extraction job "
+                                      "(train-/test-*.tfrecord.gz, labels.txt)")
+    common.add_required_argument(parser, "--workdir",
+                                 help="run folder (created; resumed if it holds a checkpoint)")
     common.add_set_argument(parser, "override a config field, value parsed as YAML, e.g. "
                                     "--set train.epochs=3 --set train.motion_aux_weight=0.2 "
                                     "(repeatable)")
@@ -41,13 +42,21 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tfcmvp.finetuning.config import ConfigError, load_finetune_config
+    if not args.list_keys:  # usage errors first: the imports below load TensorFlow
+        common.check_required(args)
+        if args.model is None and not args.random_init:
+            args._parser.error("one of the arguments --model --random_init is required")
+    from tfcmvp.config import field_docs
+    from tfcmvp.finetuning.config import ConfigError, FinetuneConfig, load_finetune_config
 
     try:
         config = load_finetune_config(args.config, args.overrides, model_dir=args.model)
     except (ConfigError, ValueError, FileNotFoundError) as error:  # ExportError is a ValueError
         logger.error("%s", error)
         return 2
+    if args.list_keys:  # with --model: the architecture as taken from the export
+        common.print_config_keys(config, field_docs(FinetuneConfig))
+        return 0
     from tfcmvp.finetuning.finetune import finetune
 
     result, status = common.run_training(logger, finetune, config, args.data, args.workdir,

@@ -21,30 +21,30 @@ def add_parser(subparsers) -> None:
             "from the newest checkpoint."))
     common.add_config_argument(parser, "YAML config (configs/pretrain_*.yaml); default: the "
                                        "paper's UCF101 C3D settings")
-    parser.add_argument("--data", required=True,
-                        help="output folder of the extraction job (train-*.tfrecord.gz, "
-                             "manifest.json)")
-    parser.add_argument("--workdir", required=True, help="run folder (created; resumed if it "
-                                                         "holds a checkpoint)")
+    common.add_list_keys_argument(parser)
+    common.add_required_argument(parser, "--data",
+                                 help="output folder of the extraction job (train-*.tfrecord.gz, "
+                                      "manifest.json)")
+    common.add_required_argument(parser, "--workdir",
+                                 help="run folder (created; resumed if it holds a checkpoint)")
     common.add_set_argument(parser, "override a config field, value parsed as YAML, e.g. "
                                     "--set train.epochs=3 --set model.predictor=convgru "
                                     "(repeatable)")
-    parser.add_argument("--list_keys", action="store_true",
-                        help="print every config key with its documentation and exit")
     common.add_verbose_argument(parser)
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    if args.list_keys:
-        for key, doc in field_docs().items():
-            print(f"{key}: {doc}")
-        return 0
+    if not args.list_keys:
+        common.check_required(args)
     try:
         config = load_config(args.config, args.overrides)
     except ConfigError as error:
         logger.error("%s", error)
         return 2
+    if args.list_keys:
+        common.print_config_keys(config, field_docs())
+        return 0
     # Imported here: TensorFlow takes seconds to load, --list_keys and
     # config errors should not wait for it.
     from tfcmvp.training.pretrain import pretrain
