@@ -4,6 +4,7 @@ import gzip
 import json
 import os
 import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -467,7 +468,7 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", local_only)
 
 
-def test_dataflow_graph_is_built_without_submitting(tmp_path, no_network):
+def test_dataflow_graph_is_built_without_submitting(tmp_path, no_network, monkeypatch):
     """DataflowRunner options build the full graph (and pickle every DoFn); nothing runs.
 
     ``--dry_run=True`` (Beam's TestOptions) skips the option validation that
@@ -497,7 +498,11 @@ def test_dataflow_graph_is_built_without_submitting(tmp_path, no_network):
 
     config = extract_options.ExtractConfig.from_options(options)
     split_set = extract.load_split_set(config)
+    # Beam deletes a pipeline's local temp folder in run() only, and this one never runs:
+    # let it make that folder under tmp_path.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     pipeline = Pipeline(options=options)
+    assert pipeline.local_tempdir.startswith(str(tmp_path))
     assert type(pipeline.runner).__name__ == "DataflowRunner"
     extract.build_pipeline(pipeline, config, split_set, "gs://my-bucket/ucf101_s1/_incomplete-x")
     proto = pipeline.to_runner_api()
