@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from tfcmvp import __version__
@@ -23,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tfcmvp",
         description="Self-supervised video representation learning from I-frames and motion vectors.")
     parser.add_argument("--version", action="version", version=f"tfcmvp {__version__}")
-    parser.add_argument("--log_level", default="INFO", help="Python logging level (default INFO).")
+    parser.add_argument("--log_level", default="INFO",
+                        help="Python logging level (default INFO); DEBUG also shows "
+                             "TensorFlow's C++ INFO and WARNING lines")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.add_parser(subparsers)
@@ -38,6 +41,11 @@ def main(argv=None) -> int:
     if extra and not getattr(args, "pass_through", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra_args = extra
+    if args.log_level.upper() != "DEBUG":
+        # TensorFlow's C++ INFO and WARNING lines (oneDNN notices, cost-model warnings on
+        # every traced step) would bury the command's own log; errors still show. Set
+        # before any subcommand imports TensorFlow; an explicit environment value wins.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
