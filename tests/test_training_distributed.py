@@ -88,6 +88,53 @@ def test_two_replicas_match_one_replica_on_the_same_global_batch(tmp_path):
         assert np.max(np.abs(a2 - a1)) <= 1e-2 * update + 1e-7
 
 
+def free_ports(count: int) -> list:
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("localhost", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_train_one_model(tmp_path):
+    """runtime.strategy=multi_worker: two processes on this machine (a TF_CONFIG cluster of
+    two workers, one CPU replica each) train one model through Keras fit.
+
+    Keras 3.15's multi-worker fit needs two workarounds (tfcmvp.training.prebuilt and
+    step.update_metrics); without them the first step fails. The workers must end with
+    the same weights (gradients all-reduced), the chief alone writes the run's files and
+    the other worker's checkpoint scratch folder is gone.
+    """
+    write_painted_shards(tmp_path / "data")
+    cluster = [f"localhost:{port}" for port in free_ports(2)]
+    runs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": cluster},
+                                "task": {"type": "worker", "index": index}})
+        runs.append(start_weights_run(
+            RUNNER, ONE_STEP + ("runtime.strategy=multi_worker", "train.steps_per_epoch=2"),
+            tmp_path, f"worker{index}", workdir_name="run", extra_env={"TF_CONFIG": tf_config}))
+    (info0, before0, after0), (info1, before1, after1) = [
+        finish_weights_run(run, tmp_path, f"worker{index}") for index, run in enumerate(runs)]
+
+    assert info0["replicas"] == info1["replicas"] == 2
+    for b0, b1, a0, a1 in zip(before0, before1, after0, after1):
+        np.testing.assert_array_equal(b0, b1)  # same seed
+        np.testing.assert_array_equal(a0, a1)  # one model
+    assert max(np.max(np.abs(a - b)) for a, b in zip(after0, before0)) > 0
+    assert info0["row"]["step"] == 2 and np.isfinite(info0["row"]["loss"])
+    workdir = tmp_path / "run"
+    names = sorted(p.name for p in workdir.iterdir())
+    assert names == ["checkpoints", "config.yaml", "history.csv", "history.png", "tensorboard",
+                     "weights"], names  # no scratch-worker-1 left
+    assert (workdir / "weights" / "v_network.weights.h5").exists()
+
+
 CLIP_CHECK = """
 import json, sys
 import numpy as np

@@ -68,17 +68,21 @@ def without_grappler():
             {"disable_meta_optimizer": previous.get("disable_meta_optimizer", False)})
 
 
-def start_weights_run(runner: str, overrides, tmp_path, name) -> subprocess.Popen:
+def start_weights_run(runner: str, overrides, tmp_path, name, workdir_name=None,
+                      extra_env=None) -> subprocess.Popen:
     """Starts ``runner`` (a script template) in a fresh Python with the repository importable.
 
     The template gets ``tests`` (this folder), ``overrides`` (a list),
-    ``data`` (``tmp_path/data``), ``workdir`` (``tmp_path/name``) and ``out``
-    (the path prefix of the ``.json`` / ``.npz`` it writes).
+    ``data`` (``tmp_path/data``), ``workdir`` (``tmp_path/name``, or
+    ``tmp_path/workdir_name`` when several processes share one) and ``out``
+    (the path prefix of the ``.json`` / ``.npz`` it writes). ``extra_env``
+    adds environment variables (e.g. ``TF_CONFIG``).
     """
     code = runner.format(tests=str(TESTS_DIR), overrides=list(overrides),
-                         data=str(tmp_path / "data"), workdir=str(tmp_path / name),
+                         data=str(tmp_path / "data"),
+                         workdir=str(tmp_path / (workdir_name or name)),
                          out=str(tmp_path / name))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    env = dict(os.environ, **(extra_env or {}), PYTHONPATH=os.pathsep.join(
         [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

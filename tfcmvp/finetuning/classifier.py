@@ -34,6 +34,7 @@ from tfcmvp.models.heads import MLPHead
 from tfcmvp.models.memory import PredictorMemory
 from tfcmvp.models.predictor_transformer import TransformerPredictor
 from tfcmvp.training import step
+from tfcmvp.training.prebuilt import BuiltBeforeFit
 from tfcmvp.training.pretrain_model import build_m_network, build_v_network
 
 CLASSIFIER_METRICS = ("loss", "ce_loss", "acc", "lr")
@@ -41,7 +42,7 @@ MOTION_METRICS = ("motion_loss", "motion_acc")
 
 
 @keras.saving.register_keras_serializable(package="tfcmvp")
-class VideoClassifier(keras.Model):
+class VideoClassifier(BuiltBeforeFit, keras.Model):
     """Action classifier on a V-Network, trained with `fit` on dict batches.
 
     ``model(clips)`` returns the logits ``[B, num_classes]`` (float32).

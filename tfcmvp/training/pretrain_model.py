@@ -34,6 +34,7 @@ from tfcmvp.models.memory import PredictorMemory
 from tfcmvp.models.predictor_convgru import ConvGRUPredictor
 from tfcmvp.models.predictor_transformer import TransformerPredictor
 from tfcmvp.training import step
+from tfcmvp.training.prebuilt import BuiltBeforeFit
 
 INPUT_KEYS = ("clip", "iframe", "motion")  # the batch entries the model reads
 METRIC_NAMES = ("loss", "context_loss", "motion_loss", "context_acc", "motion_acc", "lr")
@@ -63,7 +64,7 @@ def build_m_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False)
 
 
 @keras.saving.register_keras_serializable(package="tfcmvp")
-class PretrainModel(keras.Model):
+class PretrainModel(BuiltBeforeFit, keras.Model):
     """Context and motion decoupling, trained with `fit` on dict batches.
 
     Batches: {"clip" [B, T, S, S, 3], "iframe" [B, S, S, 3],

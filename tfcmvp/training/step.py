@@ -62,4 +62,20 @@ def update_metrics(trackers: dict, per_example: dict, learning_rate) -> dict:
     for name, values in per_example.items():
         trackers[name].update_state(values)
     trackers["lr"].update_state(learning_rate)
-    return {name: tracker.result() for name, tracker in trackers.items()}
+    logs = {name: tracker.result() for name, tracker in trackers.items()}
+    if _multi_worker(tf.distribute.get_strategy()):
+        # Keras 3 reduces every log of a multi-worker step with
+        # strategy.reduce("MEAN", value, axis=0), which rejects scalars (keras
+        # backend/tensorflow/trainer.py, reduce_per_replica); a [1] value reduces to
+        # the scalar mean over the replicas, as on one machine.
+        logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+    return logs
+
+
+def _multi_worker(strategy) -> bool:
+    """Whether `strategy` is a MultiWorkerMirroredStrategy spanning several workers
+    (the test Keras applies before its multi-worker reduction)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    in_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
+    return bool(in_mode()) if callable(in_mode) else True
