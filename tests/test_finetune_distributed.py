@@ -96,3 +96,31 @@ def test_two_replicas_match_one_replica(tmp_path):
     for r1, r2 in zip(*rows):
         assert float(r2["label_probability"]) == pytest.approx(float(r1["label_probability"]),
                                                                abs=1e-3)
+
+
+@pytest.mark.slow
+def test_two_workers_finetune_one_model_and_test_it(tmp_path):
+    """runtime.strategy=multi_worker with two local TF_CONFIG workers: one finetuned
+    model (same weights on both), the 10-clip test after the epoch on every video, and
+    the run's files from the chief only."""
+    import json
+
+    from test_training_distributed import free_ports
+
+    write_labelled_shards(tmp_path / "data")
+    cluster = [f"localhost:{port}" for port in free_ports(2)]
+    runs = [start_weights_run(
+        RUNNER, ONE_STEP + ("runtime.strategy=multi_worker",), tmp_path, f"worker{index}",
+        workdir_name="run", extra_env={"TF_CONFIG": json.dumps(
+            {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})})
+        for index in range(2)]
+    (info0, before0, after0), (info1, _, after1) = [
+        finish_weights_run(run, tmp_path, f"worker{index}") for index, run in enumerate(runs)]
+    assert info0["replicas"] == info1["replicas"] == 2
+    for a0, a1 in zip(after0, after1):
+        np.testing.assert_array_equal(a0, a1)
+    assert max(np.max(np.abs(a - b)) for a, b in zip(after0, before0)) > 0
+    assert info0["results"] == info1["results"]
+    rows = list(csv.DictReader((tmp_path / "run" / "test_predictions.csv").open()))
+    assert len(rows) == info0["results"]["num_test_videos"] > 0
+    assert not list((tmp_path / "run").glob("scratch-*"))

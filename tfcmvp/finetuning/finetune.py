@@ -23,6 +23,12 @@ the epochs of ``test.eval_epochs`` and after the last one. WORKDIR receives:
 
 Starting again with the same WORKDIR resumes from the newest checkpoint, as
 pretraining does; a finished run is tested and exported again.
+
+Multi-worker runs (``runtime.strategy: multi_worker``) start the same call on
+every worker with a shared WORKDIR: the chief writes the files above, the
+other workers take part in each checkpoint through a scratch folder
+(``WORKDIR/scratch-worker-N``, removed at the end) and run the test too (its
+result goes into every worker's epoch logs).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import dataclasses
 import json
 import logging
 import pathlib
+import shutil
 from typing import Optional, Sequence
 
 import keras
@@ -51,6 +58,7 @@ from tfcmvp.training.loop import (compile_with_checkpoint, fit_with_resume, resu
 from tfcmvp.training.pretrain import (CHECKPOINT_DIR, CONFIG_NAME, HISTORY_CSV, HISTORY_PNG,
                                       TENSORBOARD_DIR, WEIGHTS_DIR, dataset_kwargs,
                                       manifest_summary)
+from tfcmvp.training.strategy import is_chief, worker_name
 
 logger = logging.getLogger(__name__)
 
@@ -207,8 +215,13 @@ def finetune(config: FinetuneConfig, data_dir, workdir, model_dir=None, *,
     steps_per_epoch = resolve_steps_per_epoch(config, train_files)
 
     source = {"model": None if model_dir is None else str(model_dir), "random_init": random_init}
-    _check_source(workdir / SOURCE_NAME, source)
-    save_run_config(config, workdir / CONFIG_NAME)
+    # Multi-worker runs: every worker runs this with the same WORKDIR; the chief writes
+    # the run's files, the others only take part in checkpoints (through a scratch
+    # folder, removed at the end) and run the test (for the epoch logs).
+    chief = is_chief(strategy)
+    if chief:
+        _check_source(workdir / SOURCE_NAME, source)
+        save_run_config(config, workdir / CONFIG_NAME)
     keras.mixed_precision.set_dtype_policy(config.train.mixed_precision or "float32")
     keras.utils.set_random_seed(config.train.seed)
 
@@ -218,8 +231,10 @@ def finetune(config: FinetuneConfig, data_dir, workdir, model_dir=None, *,
         if model_dir is not None:
             _load_pretrained(model, model_dir)
         optimizer = build_finetune_optimizer(config, steps_per_epoch)
+        scratch = None if chief else workdir / f"scratch-{worker_name(strategy)}"
         optimizer, checkpoint = compile_with_checkpoint(model, optimizer, config.train,
-                                                        workdir / CHECKPOINT_DIR)
+                                                        workdir / CHECKPOINT_DIR,
+                                                        write_directory=scratch)
 
     start = resume_point(checkpoint, steps_per_epoch)
     model.summary(print_fn=logger.info)
@@ -235,27 +250,30 @@ def finetune(config: FinetuneConfig, data_dir, workdir, model_dir=None, *,
         run_callbacks = [
             cb.StopOnNonFiniteLoss(WATCHED_LOSSES),  # first: it must stop before anything saves
             tester,  # before the history: it adds val_top1 / val_top5 to the epoch's logs
-            cb.HistoryCSV(workdir / HISTORY_CSV, ft_callbacks.FINETUNE_COLUMNS),
-            cb.HistoryPlot(workdir / HISTORY_CSV, workdir / HISTORY_PNG,
-                           ft_callbacks.FINETUNE_PANELS),
-            cb.SaveNetworkWeights(workdir / WEIGHTS_DIR, {WEIGHTS_STEM: model}),
         ]
+        if chief:
+            run_callbacks += [
+                cb.HistoryCSV(workdir / HISTORY_CSV, ft_callbacks.FINETUNE_COLUMNS),
+                cb.HistoryPlot(workdir / HISTORY_CSV, workdir / HISTORY_PNG,
+                               ft_callbacks.FINETUNE_PANELS),
+                cb.SaveNetworkWeights(workdir / WEIGHTS_DIR, {WEIGHTS_STEM: model}),
+            ]
         fit_with_resume(model, dataset, epochs=config.train.epochs,
                         steps_per_epoch=steps_per_epoch, checkpoint=checkpoint,
                         every_steps=config.train.checkpoint_every_steps, callbacks=run_callbacks,
-                        tensorboard_dir=workdir / TENSORBOARD_DIR, later_callbacks=callbacks,
-                        verbose=verbose)
+                        tensorboard_dir=workdir / TENSORBOARD_DIR if chief else None,
+                        later_callbacks=callbacks, verbose=verbose)
     else:
         logger.info("%s already holds %d epochs (train.epochs=%d): testing and exporting only",
                     workdir, start.epoch, config.train.epochs)
 
-    cb.save_network_weights(workdir / WEIGHTS_DIR, {WEIGHTS_STEM: model})
+    if chief:
+        cb.save_network_weights(workdir / WEIGHTS_DIR, {WEIGHTS_STEM: model})
     if tester.last is not None and tester.last[0] == config.train.epochs:
         test = tester.last[1]
     else:
         test = run_test(model)
     epochs_done = int(checkpoint.epoch.numpy())
-    test.write_predictions(workdir / PREDICTIONS_NAME, class_names)
     results = {
         "top1": test.top1, "top5": test.top5, "epochs": epochs_done,
         "model": source["model"], "data": str(pathlib.Path(data_dir).resolve()),
@@ -263,13 +281,18 @@ def finetune(config: FinetuneConfig, data_dir, workdir, model_dir=None, *,
         "num_classes": len(class_names), "num_clips": config.test.num_clips,
         "backbone": config.model.backbone, "motion_aux_weight": config.train.motion_aux_weight,
     }
-    _write_json(workdir / RESULTS_NAME, results)
     logger.info("test after %d epochs: top-1 %.2f%%, top-5 %.2f%% (%d videos, %d clips each)",
                 epochs_done, test.top1, test.top5, test.num_videos, config.test.num_clips)
-
-    saved_model = export_classifier(model, config, workdir / SAVED_MODEL_DIR, class_names,
-                                    source={"kind": "finetuned", "workdir": str(workdir.resolve()),
-                                            "epoch": epochs_done, **source})
+    saved_model = workdir / SAVED_MODEL_DIR
+    if chief:
+        test.write_predictions(workdir / PREDICTIONS_NAME, class_names)
+        _write_json(workdir / RESULTS_NAME, results)
+        saved_model = export_classifier(
+            model, config, saved_model, class_names,
+            source={"kind": "finetuned", "workdir": str(workdir.resolve()),
+                    "epoch": epochs_done, **source})
+    elif scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
     return FinetuneResult(
         workdir=workdir, results=results, test=test,
         history=cb.read_history(workdir / HISTORY_CSV), checkpoint=checkpoint.latest,
