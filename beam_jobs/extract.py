@@ -57,7 +57,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.runners.runner import PipelineState
 
-from beam_jobs import fileio, tfrecord_files
+from beam_jobs import fileio, tfrecord_files, worker_logs
 from beam_jobs.extract_options import (ExtractConfig, ExtractOptions, make_pipeline_options,
                                       make_runner)
 from tfcmvp import manifest as manifest_lib
@@ -72,6 +72,7 @@ SHARD_SUFFIX = ".tfrecord.gz"
 STAGING_PREFIX = "_incomplete-"
 _SUMMARY_NAME = "summary.jsonl"  # merged tallies, one line per split
 _SHARD_LIST_NAME = "shards.jsonl"  # one line per shard written: split, name, records
+PROGRESS_EVERY = 25  # videos between a worker's progress lines
 _PARTS_DIR = "parts"  # one staged record per video, joined into shards at the end
 
 
@@ -278,6 +279,10 @@ class StageRecordFn(_StageFn):
         self._iframes = _counter("iframes")
         self._bytes = _counter("bytes_written")
 
+    def setup(self):
+        self._written = self._written_frames = 0
+        self._since = time.perf_counter()
+
     def process(self, element):
         task, serialized, frame_types = element
         member = tfrecord_files.gzip_member(tfrecord_files.frame_record(serialized))
@@ -293,8 +298,20 @@ class StageRecordFn(_StageFn):
         self._frames.inc(tally["frames"])
         self._iframes.inc(tally["iframes"])
         self._bytes.inc(len(member))
+        self._report_progress(tally["frames"])
         yield beam.pvalue.TaggedOutput(TALLY, (task.entry.split, tally))
         yield (task.entry.split, task.shard), (task.index, part)
+
+
+    def _report_progress(self, frames: int) -> None:
+        """A line every PROGRESS_EVERY videos of this worker: the local runner has no
+        progress display, and a long job would otherwise be silent until it ends."""
+        self._written += 1
+        self._written_frames += frames
+        if self._written % PROGRESS_EVERY == 0:
+            seconds = max(time.perf_counter() - self._since, 1e-9)
+            LOG.info("this worker has written %d videos (%d frames): %.1f videos/s",
+                     self._written, self._written_frames, self._written / seconds)
 
 
 class WriteShardFn(beam.DoFn):
@@ -539,6 +556,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     LOG.info("%s split files: %s classes, %s", split_set.layout, len(split_set.class_names),
              ", ".join(f"{listed[n]} {n}" for n in split_names(split_set)))
 
+    worker_logs.install()
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
     staging_dir = fileio.join(config.output_dir, f"{STAGING_PREFIX}{stamp}-{os.getpid()}")
     fileio.mkdirs(staging_dir)

@@ -319,6 +319,9 @@ def test_command_line_with_two_worker_processes(tmp_path, sources):
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     videos, split_dir = hmdb_layout(tmp_path, sources)
+    (videos / "cartwheel" / "d_cartwheel_1.avi").write_bytes(b"")  # fails in a worker
+    with open(split_dir / "cartwheel_test_split1.txt", "a") as listing:
+        listing.write("d_cartwheel_1.avi 1 \n")
     out = tmp_path / "out"
     command = [sys.executable, "-m", "beam_jobs.extract", f"--videos_dir={videos}",
                f"--splits_dir={split_dir}", f"--output_dir={out}", "--direct_num_workers=2",
@@ -327,6 +330,10 @@ def test_command_line_with_two_worker_processes(tmp_path, sources):
     assert done.returncode == 0, done.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert [manifest["splits"][s]["written"] for s in ("train", "test")] == [2, 1]
+    assert manifest["splits"]["train"]["failed"] == 1
+    # The log: the worker's warning, readable, and none of Beam's harness chatter.
+    assert "beam_jobs.worker: cartwheel/d_cartwheel_1.avi failed at open" in done.stderr
+    assert "Worker: severity" not in done.stderr and "sdk harness" not in done.stderr
     _, recs = read_records(out)
     assert sorted(r.video_id for r in recs) == ["brush_hair/a_brush_hair_0.avi",
                                                 "brush_hair/b_brush_hair_1.avi",
@@ -600,3 +607,31 @@ def test_manifest_refuses_counts_that_do_not_add_up():
         manifest_lib.build_manifest({"train": 3}, {"train": tally}, **kwargs)
     with pytest.raises(manifest_lib.ManifestError, match=r"\['test'\]"):
         manifest_lib.build_manifest({"train": 2}, {"train": tally, "test": tally}, **kwargs)
+
+
+def test_worker_log_filter_keeps_our_lines_and_drops_beam_chatter():
+    import logging
+
+    from beam_jobs import worker_logs
+
+    def forwarded(level, message, location):
+        text = (f'Worker: severity: {logging.getLevelName(level)} timestamp {{   seconds: 1 }} '
+                f'message: "{message}" log_location: "{location}" thread: "MainThread"')
+        return logging.LogRecord(worker_logs.FORWARDING_LOGGER, level, __file__, 1, text,
+                                 None, None)
+
+    keep = worker_logs.WorkerLogFilter()
+    ours = forwarded(logging.WARNING, r'a.avi failed at open: \"no\" such file',
+                     "/site/beam_jobs/extract.py:160")
+    assert keep.filter(ours)
+    assert ours.getMessage() == 'a.avi failed at open: "no" such file (extract.py:160)'
+    assert ours.name == "beam_jobs.worker"
+    assert not keep.filter(forwarded(logging.INFO, "Python sdk harness starting.",
+                                     "/site/apache_beam/runners/worker/sdk_worker_main.py:1"))
+    assert not keep.filter(forwarded(logging.WARNING, "Discarding unparseable args",
+                                     "/site/apache_beam/options/pipeline_options.py:570"))
+    crash = forwarded(logging.ERROR, "Error processing instruction",
+                      "/site/apache_beam/runners/worker/sdk_worker.py:300")
+    assert keep.filter(crash) and crash.getMessage().startswith("Error processing instruction")
+    plain = logging.LogRecord("x", logging.INFO, __file__, 1, "not forwarded", None, None)
+    assert keep.filter(plain) and plain.getMessage() == "not forwarded"
