@@ -204,3 +204,29 @@ def test_cli_reports_config_errors_and_lists_keys(tmp_path, caplog, capsys):
                               str(tmp_path / "run")])
     assert args.run(args) == 2
     assert "no training shards" in caplog.text
+
+
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="the check is for CPUs")
+def test_mixed_float16_on_a_cpu_is_refused_before_anything_is_written(data_dir, tmp_path):
+    config = tiny_config("train.epochs=1", "train.steps_per_epoch=1", "optimizer.warmup_epochs=0",
+                         "train.mixed_precision=mixed_float16")
+    with pytest.raises(ValueError, match="needs a GPU.*mixed_bfloat16"):
+        pretrain(config, data_dir, tmp_path / "run", verbose=0)
+    assert not list((tmp_path / "run").iterdir())
+
+
+def test_one_step_in_mixed_bfloat16(data_dir, tmp_path):
+    """bfloat16 compute (the CPU's mixed precision): finite losses, float32 variables."""
+    config = tiny_config("train.epochs=1", "train.steps_per_epoch=1", "optimizer.warmup_epochs=0",
+                         "train.mixed_precision=mixed_bfloat16")
+    try:
+        with without_grappler():
+            result = pretrain(config, data_dir, tmp_path / "run", verbose=0)
+        assert keras.mixed_precision.dtype_policy().name == "mixed_bfloat16"
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")  # the policy is process-wide
+    (row,) = result.history
+    assert all(np.isfinite(row[key]) for key in ("loss", "context_loss", "motion_loss"))
+    v_network = build_v_network(config.model, config.data)
+    v_network.load_weights(str(tmp_path / "run" / "weights" / "v_network.weights.h5"))
+    assert {w.dtype for w in v_network.weights} == {"float32"}

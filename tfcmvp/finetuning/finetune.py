@@ -54,7 +54,7 @@ from tfcmvp.finetuning.evaluate import EvalResult, evaluate_classifier
 from tfcmvp.finetuning.optimizer import build_finetune_optimizer
 from tfcmvp.training import callbacks as cb
 from tfcmvp.training.loop import (compile_with_checkpoint, fit_with_resume, resume_point,
-                                  save_run_config, start_strategy)
+                                  save_run_config, set_precision_policy, start_strategy)
 from tfcmvp.training.pretrain import (CHECKPOINT_DIR, CONFIG_NAME, HISTORY_CSV, HISTORY_PNG,
                                       TENSORBOARD_DIR, WEIGHTS_DIR, dataset_kwargs,
                                       manifest_summary)
@@ -203,6 +203,7 @@ def finetune(config: FinetuneConfig, data_dir, workdir, model_dir=None, *,
     if model_dir is not None:
         check_architecture(config, model_dir)
     strategy = start_strategy(config)
+    set_precision_policy(config.train)  # before anything is written: it can refuse
 
     train_files = find_shards(data_dir, "train")
     test_files = find_shards(data_dir, "test")
@@ -222,7 +223,6 @@ def finetune(config: FinetuneConfig, data_dir, workdir, model_dir=None, *,
     if chief:
         _check_source(workdir / SOURCE_NAME, source)
         save_run_config(config, workdir / CONFIG_NAME)
-    keras.mixed_precision.set_dtype_policy(config.train.mixed_precision or "float32")
     keras.utils.set_random_seed(config.train.seed)
 
     with strategy.scope():

@@ -40,6 +40,21 @@ def start_strategy(config) -> tf.distribute.Strategy:
     return strategy
 
 
+def set_precision_policy(train) -> None:
+    """Sets Keras' global dtype policy from ``train.mixed_precision`` (None: float32).
+
+    Raises ``ValueError`` for mixed_float16 on a machine without a GPU:
+    TensorFlow has no CPU kernels for float16 3-D pooling, which would
+    otherwise fail deep inside the first step; bfloat16 runs on CPUs.
+    """
+    policy = train.mixed_precision or "float32"
+    if policy == "mixed_float16" and not tf.config.list_logical_devices("GPU"):
+        raise ValueError(
+            "train.mixed_precision=mixed_float16 needs a GPU (TensorFlow has no CPU kernel for "
+            "float16 MaxPool3D); on a CPU use train.mixed_precision=mixed_bfloat16 or null")
+    keras.mixed_precision.set_dtype_policy(policy)
+
+
 def save_run_config(config, path: pathlib.Path) -> None:
     """Writes the resolved config (a PretrainConfig or FinetuneConfig), logging
     what changed since the last start."""

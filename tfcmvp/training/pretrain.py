@@ -39,7 +39,7 @@ from tfcmvp.manifest import find_shards, read_manifest
 from tfcmvp.config import DataConfig, PretrainConfig
 from tfcmvp.training import callbacks as cb
 from tfcmvp.training.loop import (compile_with_checkpoint, fit_with_resume, resume_point,
-                                  save_run_config, start_strategy)
+                                  save_run_config, set_precision_policy, start_strategy)
 from tfcmvp.training.optimizer import build_optimizer
 from tfcmvp.training.pretrain_model import INPUT_KEYS, PretrainModel
 from tfcmvp.training.strategy import is_chief, worker_name
@@ -193,6 +193,7 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     strategy = start_strategy(config)
+    set_precision_policy(config.train)  # before anything is written: it can refuse
 
     files = find_train_shards(data_dir)
     manifest = read_manifest(data_dir)
@@ -207,7 +208,6 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
     chief = is_chief(strategy)
     if chief:
         save_run_config(config, workdir / CONFIG_NAME)
-    keras.mixed_precision.set_dtype_policy(config.train.mixed_precision or "float32")
     keras.utils.set_random_seed(config.train.seed)
 
     with strategy.scope():
