@@ -62,10 +62,17 @@ class _DropInfo(logging.Filter):
         return record.levelno != logging.INFO
 
 
+# Beam loggers whose INFO lines say nothing a user of this job needs (per-bundle cache
+# set-up, one "Renamed 1 shards" per small output file).
+QUIET_LOGGERS = ("apache_beam.runners.worker.statecache", "apache_beam.io.filebasedsink")
+
+
 def install() -> None:
     """Adds the filters once (idempotent); nothing changes when the root logger is at DEBUG."""
     if logging.getLogger().isEnabledFor(logging.DEBUG):
         return
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     for name, filter_class in ((FORWARDING_LOGGER, WorkerLogFilter), (RUNNER_LOGGER, _DropInfo)):
         logger = logging.getLogger(name)
         if not any(isinstance(f, filter_class) for f in logger.filters):

@@ -49,6 +49,10 @@ def main(argv=None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level.upper() != "DEBUG":
+        # TensorFlow's checkpoint writer logs "Sharding callback duration" at INFO
+        # through absl on every save.
+        logging.getLogger("absl").setLevel(logging.WARNING)
     return int(args.run(args) or 0)
 
 
