@@ -29,20 +29,21 @@ shared, so the fastest run is the least disturbed one). Targets checked:
 frames/s. The load average before and after is printed with the table.
 
 Measured on the 2-core development machine, nothing else running (load
-average 0.42 before, 0.59 after), ``--repeats 5``, frames/s by wall-clock
+average 0.50 before, 0.70 after), ``--repeats 5``, frames/s by wall-clock
 time (process CPU time gave the same figures):
 
-    method                              MPEG-4 Part 2      H.264
-    (i)   bare PyAV decode              5,117              2,077
-    (i')  bare decode, vectors skips    6,569              2,223
-    (ii)  tfcmvp vectors + types        5,326  1.04x (i)   2,033  0.98x (i)
-    (iii) mvextractor                   4,036  0.79x (i)   1,946  0.94x (i)
-    (iv)  OpenCV Farneback                 91                 88
-    (v)   tfcmvp full record            2,230              1,253
+    method                              MPEG-4 Part 2      H.264              H.264+B
+    (i)   bare PyAV decode              5,114              2,074              2,946
+    (i')  bare decode, vectors skips    6,574              2,199              3,030
+    (ii)  tfcmvp vectors + types        5,397  1.06x (i)   1,982  0.96x (i)   2,574
+    (iii) mvextractor                   3,885  0.76x (i)   1,904  0.92x (i)   2,615
+    (iv)  OpenCV Farneback                 88                 83                 83
+    (v)   tfcmvp full record            2,115              1,284              1,418
 
-(ii)/(iii): 1.32 on MPEG-4, 1.04 on H.264; (ii)/(i'): 0.81 and 0.91 (the
-rest is reading FFmpeg's side data and rasterising it, about 12 us/frame).
-(v) is 1.5x the 1,500 frames/s target on MPEG-4.
+(ii)/(iii): 1.39 on MPEG-4, 1.04 on H.264 (the targets), 0.98 on H.264 with
+B-frames (not a target: bi-predicted blocks take the raster's exact averaging
+path); (ii)/(i'): 0.82 and 0.90 (the rest is reading FFmpeg's side data and
+rasterising it, about 11 us/frame). (v) is 1.4x the 1,500 frames/s target.
 """
 
 from __future__ import annotations
@@ -155,9 +156,16 @@ def make_videos(folder: str, num_frames: int) -> dict:
     return {
         "MPEG-4": write_video(os.path.join(folder, "bench.avi"), frames, codec="mpeg4", gop=12),
         "H.264": write_video(os.path.join(folder, "bench.mp4"), frames, codec="h264", gop=12),
+        # Not a target (the targets are on GOPs without B-frames), shown because most
+        # H.264 in the wild has B-frames: their bi-predicted blocks take the raster's
+        # exact averaging path.
+        B_FRAMES: write_video(os.path.join(folder, "bench_b.mp4"), frames, codec="h264", gop=12,
+                              b_frames=2),
     }
 
 
+B_FRAMES = "H.264+B"  # the column of the H.264 video with 2 B-frames between P-frames
+TARGET_CODECS = ("MPEG-4", "H.264")
 BARE = "(i) bare PyAV decode"
 BARE_SKIP = "(i') bare decode, vectors-only skips"
 OURS = "(ii) tfcmvp vectors + types"
@@ -185,8 +193,8 @@ def _print_table(rates, names, codecs):
 
 def _print_checks(rates, codecs):
     checks = [
-        ("(ii) >= (iii) on every codec", all(rates[OURS, c] >= rates[PEER, c] for c in codecs)),
-        ("(ii) >= 60% of (i) on every codec",
+        ("(ii) >= (iii) on MPEG-4 and H.264", all(rates[OURS, c] >= rates[PEER, c] for c in codecs)),
+        ("(ii) >= 60% of (i) on MPEG-4 and H.264",
          all(rates[OURS, c] >= 0.6 * rates[BARE, c] for c in codecs)),
         ("(ii) > 3,000 frames/s on MPEG-4", rates[OURS, "MPEG-4"] > 3000),
         ("(v) >= 1,500 frames/s on MPEG-4", rates[FULL, "MPEG-4"] >= 1500),
@@ -224,7 +232,8 @@ def main(argv=None) -> int:
     load_after = os.getloadavg()
 
     codecs = list(videos)
-    print(f"320x240, {args.frames} frames, GOP 12 no B-frames, one pinned core "
+    print(f"320x240, {args.frames} frames, GOP 12 (no B-frames; {B_FRAMES}: 2 B-frames per "
+          f"P-frame, not a target), one pinned core "
           f"(core {args.core}), best of {args.repeats}")
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
           f"(1 min; {os.cpu_count()} cores)")
@@ -232,7 +241,7 @@ def main(argv=None) -> int:
         print()
         print(f"frames/s by {'wall-clock' if clock == 'wall' else 'process CPU'} time")
         _print_table(rates[clock], [m[0] for m in methods], codecs)
-        _print_checks(rates[clock], codecs)
+        _print_checks(rates[clock], [c for c in codecs if c in TARGET_CODECS])
     return 0
 
 

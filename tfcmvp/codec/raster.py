@@ -146,13 +146,13 @@ def _rasterize_aligned(frame_index, left, top, width, height, vx, vy, rows, cols
             values.imag = vy
             mean.view(np.complex64)[:, 0][flat] = values
             return
-    weight = (row_ok[:, None, :] & col_ok[None, :, :]).ravel()  # [Ky*Kx*N] bool
+    # 1 for an exact (block, cell) pair, 0 for a clamped duplicate: [Ky*Kx, N].
+    weight = (row_ok[:, None, :] & col_ok[None, :, :]).reshape(-1, vx.shape[0]).astype(
+        np.float64)
     flat = flat.ravel()
-    count = np.bincount(flat, weight, minlength=size)
-    sum_x = np.bincount(flat, np.where(weight, np.tile(vx, ky_max * kx_max), 0.0),
-                        minlength=size)
-    sum_y = np.bincount(flat, np.where(weight, np.tile(vy, ky_max * kx_max), 0.0),
-                        minlength=size)
+    count = np.bincount(flat, weight.ravel(), minlength=size)
+    sum_x = np.bincount(flat, (weight * vx).ravel(), minlength=size)
+    sum_y = np.bincount(flat, (weight * vy).ravel(), minlength=size)
     inverse = 1.0 / np.maximum(count, 1)  # uncovered cells have zero sums
     np.multiply(sum_x, inverse, out=mean[:, 0], casting="unsafe")
     np.multiply(sum_y, inverse, out=mean[:, 1], casting="unsafe")
