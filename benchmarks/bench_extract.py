@@ -1,11 +1,12 @@
 """Extraction speed on one pinned core: tfcmvp against bare decoding and its peers.
 
-    python benchmarks/bench_extract.py                 # ~1-2 min on one core
+    python benchmarks/bench_extract.py                 # ~2-3 min on one core
     python benchmarks/bench_extract.py --frames 100 --repeats 1   # quick look
 
-Generates two 320x240 videos of a moving texture with
+Generates three 320x240 videos of a moving texture with
 :func:`tfcmvp.codec.write_video` (MPEG-4 Part 2 and H.264, GOP 12, no
-B-frames, one reference), pins this process to one core
+B-frames, one reference: the targets; and H.264 with 2 B-frames per P-frame,
+shown for reference), pins this process to one core
 (``os.sched_setaffinity``) and measures frames per second of:
 
   (i)   bare PyAV decode, single-threaded, every pixel reconstructed;
