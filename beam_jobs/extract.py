@@ -216,6 +216,10 @@ class ExtractVideoFn(_StageFn):
                 if os.path.exists(temp):
                     os.remove(temp)
         video.path = path  # the dataset file, not the worker's temp copy
+        if video.codec == "mpeg4" and "B" in video.frame_types:
+            LOG.warning("%s: MPEG-4 Part 2 with B-frames, whose motion vectors FFmpeg exports "
+                        "as zero; re-encode (--reencode mpeg4) to get their motion",
+                        path)
         yield task, video
 
 

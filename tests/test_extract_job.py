@@ -635,3 +635,29 @@ def test_worker_log_filter_keeps_our_lines_and_drops_beam_chatter():
     assert keep.filter(crash) and crash.getMessage().startswith("Error processing instruction")
     plain = logging.LogRecord("x", logging.INFO, __file__, 1, "not forwarded", None, None)
     assert keep.filter(plain) and plain.getMessage() == "not forwarded"
+
+
+def test_mpeg4_b_frames_are_flagged_unless_reencoded(tmp_path, caplog):
+    """FFmpeg exports MPEG-4 Part 2 B-frame vectors as zero: the job names such a video in a
+    warning; with --reencode mpeg4 the record has no B-frame and no warning is given."""
+    import logging
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_video(videos / "b.avi", moving_frames(NUM_FRAMES, 48, 64, 2, -1, 0), codec="mpeg4",
+                gop=GOP, b_frames=2)
+    listing = tmp_path / "list.csv"
+    listing.write_text("path,label,split\nb.avi,walk,train\n")
+    common = [f"--videos_dir={videos}", f"--manifest={listing}", *IN_PROCESS]
+    with caplog.at_level(logging.WARNING, logger="beam_jobs.extract"):
+        extract.run([*common, f"--output_dir={tmp_path / 'plain'}"])
+    assert "b.avi: MPEG-4 Part 2 with B-frames" in caplog.text and "--reencode mpeg4" in caplog.text
+    _, (plain,) = read_records(tmp_path / "plain")
+    assert "B" in plain.frame_types
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="beam_jobs.extract"):
+        extract.run([*common, f"--output_dir={tmp_path / 'reencoded'}", "--reencode=mpeg4"])
+    assert "B-frames" not in caplog.text
+    _, (reencoded,) = read_records(tmp_path / "reencoded")
+    assert "B" not in reencoded.frame_types and reencoded.one_past_reference
+    assert reencoded.num_frames == plain.num_frames
