@@ -27,7 +27,8 @@ ExtractVideo (fetch, re-encode, decode) -> BuildRecord (JPEG) -> EncodeExample
 (``tfcmvp.schema``) -> StageRecord (one framed, gzip-compressed record per
 video under the staging folder, compressed on the worker that decoded it) ->
 GroupByShard (paths only) -> WriteShard (the shard's gzip members concatenated
-in listing order: a valid gzip file, see :mod:`beam_jobs.tfrecord_files`). Every stage sends the videos it cannot handle to a
+in listing order: a valid gzip file, see :mod:`beam_jobs.tfrecord_files`;
+with ``--compression none`` plain framed records and ``*.tfrecord`` shards). Every stage sends the videos it cannot handle to a
 tagged ``failed`` output; those are written to ``failed.jsonl`` and counted,
 never dropped. Per-split tallies of what was written and what failed are
 combined in the pipeline (SummarizeSplits) and checked by the launcher against
@@ -68,7 +69,7 @@ LOG = logging.getLogger("beam_jobs.extract")
 METRICS_NAMESPACE = "tfcmvp.extract"
 FAILED = "failed"  # tag of the side output of every stage
 TALLY = "tally"  # tag of the per-video counts of StageRecord
-SHARD_SUFFIX = ".tfrecord.gz"
+SHARD_SUFFIX = manifest_lib.SHARD_SUFFIXES["gzip"]  # the default
 STAGING_PREFIX = "_incomplete-"
 _SUMMARY_NAME = "summary.jsonl"  # merged tallies, one line per split
 _SHARD_LIST_NAME = "shards.jsonl"  # one line per shard written: split, name, records
@@ -138,14 +139,14 @@ def plan_tasks(split_set: splits_lib.SplitSet, config: ExtractConfig) -> List[Ta
     return tasks
 
 
-def shard_name(split: str, shard: int, num_shards: int) -> str:
-    """``train-00003-of-00010.tfrecord.gz``."""
-    return f"{split}-{shard:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"
+def shard_name(split: str, shard: int, num_shards: int, compression: str = "gzip") -> str:
+    """``train-00003-of-00010.tfrecord.gz`` (``.tfrecord`` with compression "none")."""
+    return f"{split}-{shard:05d}-of-{num_shards:05d}{manifest_lib.SHARD_SUFFIXES[compression]}"
 
 
 def _part_path(staging_dir: str, task: Task) -> str:
     return fileio.join(staging_dir, _PARTS_DIR, f"{task.entry.split}-{task.shard:05d}",
-                       f"{task.index:07d}{SHARD_SUFFIX}")
+                       f"{task.index:07d}.part")
 
 
 class _StageFn(beam.DoFn):
@@ -263,7 +264,7 @@ class EncodeExampleFn(_StageFn):
 
 
 class StageRecordFn(_StageFn):
-    """Stores one framed record, as a gzip member, under the staging folder.
+    """Stores one framed record, as a gzip member (``--compression gzip``), under the staging folder.
 
     Emits its shard key and tally. Compressing here, per video, spreads the
     gzip work over every worker; a shard then only concatenates members.
@@ -289,7 +290,9 @@ class StageRecordFn(_StageFn):
 
     def process(self, element):
         task, serialized, frame_types = element
-        member = tfrecord_files.gzip_member(tfrecord_files.frame_record(serialized))
+        member = tfrecord_files.frame_record(serialized)
+        if self._config.compression == "gzip":
+            member = tfrecord_files.gzip_member(member)
         part = _part_path(self._staging_dir, task)
         with fileio.create(part) as handle:
             handle.write(member)
@@ -321,20 +324,22 @@ class StageRecordFn(_StageFn):
 class WriteShardFn(beam.DoFn):
     """((split, shard), {"shard": [num_shards], "parts": [(index, path)]}) -> shard summary.
 
-    Concatenates the shard's staged gzip members in listing order into one
-    gzip TFRecord file (empty if every video of the shard failed, so that no shard of the
-    ``-of-N`` set is ever missing).
+    Concatenates the shard's staged parts (gzip members, or framed records
+    with ``--compression none``) in listing order into one TFRecord file (empty
+    if every video of the shard failed, so that no shard of the ``-of-N`` set
+    is ever missing).
     """
 
-    def __init__(self, staging_dir: str):
+    def __init__(self, staging_dir: str, compression: str = "gzip"):
         super().__init__()
         self._staging_dir = staging_dir
+        self._compression = compression
 
     def process(self, element):
         (split, shard), grouped = element
         (num_shards,) = list(grouped["shard"])
         parts = [path for _, path in sorted(grouped["parts"])]
-        name = shard_name(split, shard, num_shards)
+        name = shard_name(split, shard, num_shards, self._compression)
         with fileio.create(fileio.join(self._staging_dir, name)) as handle:
             tfrecord_files.write_shard(handle, (fileio.read_bytes(p) for p in parts))
         yield {"split": split, "name": name, "records": len(parts)}
@@ -376,7 +381,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: ExtractConfig,
     shards = pipeline | "ListShards" >> beam.Create(shard_keys)
     ({"shard": shards, "parts": staged.parts}
      | "GroupByShard" >> beam.CoGroupByKey()
-     | "WriteShard" >> beam.ParDo(WriteShardFn(staging_dir))
+     | "WriteShard" >> beam.ParDo(WriteShardFn(staging_dir, config.compression))
      | "FormatShard" >> beam.Map(lambda shard: json.dumps(shard, sort_keys=True))
      | "WriteShardList" >> beam.io.WriteToText(
          fileio.join(staging_dir, _SHARD_LIST_NAME), shard_name_template="", num_shards=1))
@@ -426,7 +431,8 @@ def _is_previous_output(name: str) -> bool:
     if name in (manifest_lib.MANIFEST_NAME, manifest_lib.LABELS_NAME, manifest_lib.FAILED_NAME):
         return True
     split, _, rest = name.partition("-")
-    return split in splits_lib.SPLITS and rest.endswith(SHARD_SUFFIX) and "-of-" in rest
+    return (split in splits_lib.SPLITS and "-of-" in rest
+            and any(rest.endswith(suffix) for suffix in manifest_lib.SHARD_SUFFIXES.values()))
 
 
 def _relative(path: str, base: str) -> str:
@@ -492,9 +498,10 @@ def finalize(config: ExtractConfig, split_set: splits_lib.SplitSet, staging_dir:
                    for name in split_names(split_set)}
     for name, names in shard_names.items():
         count = config.shards_for(listed[name])
-        expected = [shard_name(name, i, count) for i in range(count)]
+        expected = [shard_name(name, i, count, config.compression) for i in range(count)]
+        suffix = manifest_lib.SHARD_SUFFIXES[config.compression]
         if names != expected or len(fileio.list_files(
-                fileio.join(staging_dir, f"{name}-*{SHARD_SUFFIX}"))) != count:
+                fileio.join(staging_dir, f"{name}-*{suffix}"))) != count:
             raise manifest_lib.ManifestError(
                 f"split {name!r}: shards {names[:3]}... written, expected {count} shards")
     staged_shards = {name: [fileio.join(staging_dir, n) for n in names]

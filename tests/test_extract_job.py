@@ -253,7 +253,7 @@ def test_stage_dofns_outputs_and_counters(sources, tmp_path):
         extract.EncodeExampleFn(config)).with_outputs(extract.FAILED, main="examples")
     staged = encoded.examples | "StageRecord" >> beam.ParDo(
         extract.StageRecordFn(config, staging)).with_outputs(extract.TALLY, main="parts")
-    part = f"{staging}/parts/train-00001/0000004.tfrecord.gz"
+    part = f"{staging}/parts/train-00001/0000004.part"
     assert_that(staged.parts, equal_to([(("train", 1), (4, part))]), label="CheckParts")
     assert_that(extracted[extract.FAILED] | beam.Map(
         lambda rec: (rec["video_id"], rec["split"], rec["stage"], rec["error"])),
@@ -661,3 +661,31 @@ def test_mpeg4_b_frames_are_flagged_unless_reencoded(tmp_path, caplog):
     _, (reencoded,) = read_records(tmp_path / "reencoded")
     assert "B" not in reencoded.frame_types and reencoded.one_past_reference
     assert reencoded.num_frames == plain.num_frames
+
+
+def test_uncompressed_shards_are_read_like_gzip_ones(ucf, tmp_path):
+    """--compression none: plain *.tfrecord shards with the same records, found and read by
+    the training readers (which pick the compression per file)."""
+    from tfcmvp.data import pretrain_dataset, reader
+
+    videos, split_dir, gzip_out, _ = ucf
+    out = tmp_path / "plain"
+    manifest = extract.run([f"--videos_dir={videos}", f"--splits_dir={split_dir}",
+                            f"--output_dir={out}", "--compression=none", *IN_PROCESS])
+    assert sorted(p.name for p in out.glob("*.tfrecord*")) == [
+        "test-00000-of-00001.tfrecord", "train-00000-of-00001.tfrecord"]
+    assert manifest["options"]["compression"] == "none"
+    for split in ("train", "test"):
+        (shard,) = manifest_lib.find_shards(out, split)
+        assert manifest["splits"][split]["bytes"] == os.path.getsize(shard)
+        assert open(shard, "rb").read(2) != b"\x1f\x8b"  # not gzip
+    mixed = sorted(str(p) for p in out.glob("*.tfrecord")) + sorted(
+        str(p) for p in gzip_out.glob("*.tfrecord.gz"))
+    ids = [schema.decode_example(r).video_id
+           for r in reader.records_dataset(mixed).as_numpy_iterator()]
+    assert sorted(ids) == sorted(2 * ["Jump/v_Jump_g01_c01.avi", "Run/v_Run_g01_c01.avi",
+                                      "Jump/v_Jump_g02_c01.avi"])
+    batch = next(iter(pretrain_dataset(str(out / "train-*"), 2, clip_len=4, clip_stride=2,
+                                       motion_len=3, motion_gap=2, num_negatives=0,
+                                       iframe_window=12, crop_size=16, seed=0)))
+    assert batch["clip"].shape == (2, 4, 16, 16, 3)

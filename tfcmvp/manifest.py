@@ -26,7 +26,10 @@ VERSIONED_PACKAGES = ("tfcmvp", "tensorflow", "apache-beam", "av", "numpy")
 MANIFEST_NAME = "manifest.json"
 LABELS_NAME = "labels.txt"
 FAILED_NAME = "failed.jsonl"
-SHARD_GLOB = "{split}-*.tfrecord.gz"  # shard names written by beam_jobs.extract
+# Shard names written by beam_jobs.extract: gzip (the default) or, with
+# --compression none, plain TFRecord files.
+SHARD_SUFFIXES = {"gzip": ".tfrecord.gz", "none": ".tfrecord"}
+SHARD_GLOB = "{split}-*.tfrecord.gz"  # the default (gzip) shards of a split
 
 
 class ManifestError(ValueError):
@@ -149,7 +152,8 @@ def dumps(manifest: Mapping) -> str:
 
 
 def find_shards(data_dir, split: str, description: Optional[str] = None) -> list[str]:
-    """Sorted ``{split}-*.tfrecord.gz`` files of an extraction output folder.
+    """Sorted ``{split}-*.tfrecord.gz`` (or ``{split}-*.tfrecord``) files of an extraction
+    output folder.
 
     Raises FileNotFoundError naming the folder when it does not exist, and
     naming the folder and the pattern when it holds no such shards ("no
@@ -161,7 +165,8 @@ def find_shards(data_dir, split: str, description: Optional[str] = None) -> list
     if not data_dir.is_dir():
         raise FileNotFoundError(
             f"no {description or split} shards {pattern}: data folder {data_dir} does not exist")
-    files = sorted(str(p) for p in data_dir.glob(pattern) if p.is_file())
+    files = sorted(str(p) for suffix in SHARD_SUFFIXES.values()
+                   for p in data_dir.glob(f"{split}-*{suffix}") if p.is_file())
     if not files:
         hint = ("" if (data_dir / MANIFEST_NAME).is_file()
                 else f"; there is no {MANIFEST_NAME} either: is this the output "

@@ -42,6 +42,12 @@ def resolve_files(file_pattern: FilePattern) -> list:
     return sorted(set(files))
 
 
+def compression_of(path):
+    """TFRecordDataset's ``compression_type`` of a shard path (string tensor): gzip for
+    ``*.gz`` (the extraction job's default), none otherwise (``--compression none``)."""
+    return tf.where(tf.strings.regex_full_match(path, r".*\.gz"), "GZIP", "")
+
+
 def records_dataset(
     files: Sequence[str],
     *,
@@ -51,7 +57,7 @@ def records_dataset(
     num_parallel_calls: int = tf.data.AUTOTUNE,
     deterministic: bool = True,
 ) -> tf.data.Dataset:
-    """Serialized records of gzip TFRecord shards, read interleaved.
+    """Serialized records of TFRecord shards (gzip or plain, by suffix), read interleaved.
 
     ``cycle_length`` shards (default ``min(len(files), 8)``) are read at once,
     one record from each in turn; with ``shuffle_files`` the shard order is
@@ -63,7 +69,7 @@ def records_dataset(
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     cycle = cycle_length or min(len(files), DEFAULT_CYCLE_LENGTH)
     return ds.interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
+        lambda f: tf.data.TFRecordDataset(f, compression_type=compression_of(f)),
         cycle_length=cycle,
         block_length=1,
         num_parallel_calls=num_parallel_calls,
