@@ -63,7 +63,8 @@ class ExtractOptions(PipelineOptions):
                                  f"{VIDEOS_PER_SHARD} listed videos.")
         parser.add_argument("--compression", default="gzip", choices=COMPRESSION_CHOICES,
                             help="Shard compression: gzip (default, *.tfrecord.gz) or none "
-                                 "(*.tfrecord: 1.4x the bytes, 1.2-1.8x faster to read; benchmarks/bench_shard_formats.py).")
+                                 "(*.tfrecord: 1.4x the bytes, 1.2-1.8x faster to read; "
+                                 "benchmarks/bench_shard_formats.py).")
         parser.add_argument("--overwrite", action="store_true", default=False,
                             help="Replace the output of a previous run in --output_dir.")
 

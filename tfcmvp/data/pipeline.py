@@ -80,7 +80,7 @@ def training_dataset(
     ``cache``: None, "memory" or a file prefix. The kept records, decompressed,
     are stored during the first epoch and read from there afterwards: reading
     and gunzip of the shards dominate the input pipeline's CPU time (records
-    are mostly JPEG bytes, which inflate slowly; measured 2.7x more clips/s on
+    are mostly JPEG bytes, which inflate slowly; measured 2.69x the clips/s on
     the tiny config). Shard order is then fixed after the first epoch; the
     shuffle buffer still mixes the videos. A file cache must not be shared by
     two runs at once (tf.data refuses).
