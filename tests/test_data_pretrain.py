@@ -196,9 +196,7 @@ def test_cached_records_give_the_same_batches_without_rereading_the_shards(tmp_p
                for v in ("v0", "v1", "v2")]
     synthetic.write_shards(records, str(folder / "train"), num_shards=2)
     kwargs = dict(PLAIN, seed=3, deterministic=True, count_skipped=False, shuffle_buffer=1)
-    where = "memory" if cache == "memory" else str(tmp_path / "cache" / "records")
-    if cache == "file":
-        (tmp_path / "cache").mkdir()
+    where = "memory" if cache == "memory" else str(tmp_path / "cache" / "records")  # (a new folder)
     plain = list(pretrain_dataset(str(folder / "train-*"), 3, **kwargs)
                  .take(1).as_numpy_iterator())
     iterator = pretrain_dataset(str(folder / "train-*"), 3, cache=where,

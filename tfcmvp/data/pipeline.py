@@ -14,6 +14,7 @@ reorder elements (each element still carries its own seed).
 from __future__ import annotations
 
 import logging
+import os
 import random
 from typing import Callable, Optional, Sequence
 
@@ -105,8 +106,13 @@ def training_dataset(
 
         ds = ds.map(tag, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
         ds = ds.filter(is_kept).map(untag)
-    if cache:
-        ds = ds.cache("" if cache == "memory" else cache)
+    if cache == "memory":
+        ds = ds.cache()
+    elif cache:
+        parent = os.path.dirname(cache)
+        if parent:
+            tf.io.gfile.makedirs(parent)  # tf.data does not create it
+        ds = ds.cache(cache)
     if shuffle_buffer > 1:
         ds = ds.shuffle(shuffle_buffer, seed=base_seed, reshuffle_each_iteration=True)
     if repeat:
