@@ -6,7 +6,7 @@ import pytest
 
 from tfcmvp.models import backbones
 from tfcmvp.models.backbones import build_backbone, memory_spec
-from tfcmvp.models.conv_bn import conv, r2plus1d_mid_channels
+from tfcmvp.models.conv_bn import SymmetricZeroPadding, conv, r2plus1d_mid_channels
 from tfcmvp.models.fused_batch_norm import FusedBatchNormalization
 
 
@@ -105,7 +105,26 @@ def test_strided_conv_pads_symmetrically_like_pytorch():
     np.testing.assert_array_equal(out, expected)
     # Stride 1 keeps "same" and needs no padding layer.
     model_s1 = keras.Model(inputs, conv(inputs, 1, (3, 3, 3), (1, 1, 1), name="same"))
-    assert not any(isinstance(layer, keras.layers.ZeroPadding3D) for layer in model_s1.layers)
+    assert not any(isinstance(layer, SymmetricZeroPadding) for layer in model_s1.layers)
+
+
+def test_strided_conv_padding_is_a_padv2_op_that_grappler_leaves_alone():
+    """The pad before a strided conv is PadV2 (a Pad op there makes grappler's remapper
+    fail on the gradient graph), pads like ZeroPadding3D, and survives a config round trip."""
+    import tensorflow as tf
+
+    layer = SymmetricZeroPadding(((1, 1), (0, 2), (1, 0)))
+    x = np.random.default_rng(0).normal(size=(2, 3, 4, 5, 2)).astype(np.float32)
+    expected = keras.layers.ZeroPadding3D(((1, 1), (0, 2), (1, 0)))(x)
+    np.testing.assert_array_equal(layer(x), expected)
+    assert layer.compute_output_shape((None, 3, 4, None, 2)) == (None, 5, 6, None, 2)
+    assert SymmetricZeroPadding.from_config(layer.get_config()).padding == layer.padding
+    net = build_backbone("r3d_10", input_shape=(8, 16, 16, 2), width=4)
+    graph = tf.function(lambda t: net(t, training=True)).get_concrete_function(
+        tf.TensorSpec([1, 8, 16, 16, 2])).graph
+    fed_by = [op.inputs[0].op.type for op in graph.get_operations()
+              if op.type in ("Conv2D", "Conv3D")]
+    assert "PadV2" in fed_by and "Pad" not in fed_by  # (the stem's max-pool pad stays Pad)
 
 
 def test_backbone_config_round_trip_gives_identical_outputs():

@@ -10,7 +10,7 @@ by (k - 1) // 2 on both sides. For stride 1 that is Keras "same"; for strided
 convolutions Keras "same" pads asymmetrically (0 before, 1 after on even
 sizes), which shifts the sampling grid by one input pixel relative to the
 1x1 strided shortcut, so strided convolutions get an explicit symmetric
-ZeroPadding followed by a "valid" convolution.
+zero padding (:class:`SymmetricZeroPadding`) followed by a "valid" convolution.
 """
 
 from __future__ import annotations
@@ -42,6 +42,41 @@ def batch_norm(sync_bn: bool, name: str) -> keras.layers.BatchNormalization:
         axis=-1, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=sync_bn, name=name)
 
 
+@keras.saving.register_keras_serializable(package="tfcmvp")
+class SymmetricZeroPadding(keras.layers.Layer):
+    """Zero padding of the spatial / temporal axes of [B, ..., C] maps, as one PadV2 op.
+
+    Computes what keras.layers.ZeroPadding2D/3D compute. Those emit a ``Pad``
+    op, which TensorFlow's grappler remapper fuses into the following strided
+    convolution and then fails on the gradient's ShapeN that still reads it
+    ("remapper failed: ... fanout ... exist for missing node ..._pad"): an
+    error line in every training log and no remapper fusion in that graph.
+    ``PadV2`` with a zero constant is the same computation and is not fused.
+
+    Args:
+      padding: ((before, after), ...) per axis between batch and channels.
+    """
+
+    def __init__(self, padding, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = tuple((int(a), int(b)) for a, b in padding)
+
+    def call(self, inputs):
+        import tensorflow as tf  # the TF backend's op; the models are TF-only
+
+        paddings = [[0, 0], *[list(p) for p in self.padding], [0, 0]]
+        return tf.raw_ops.PadV2(input=inputs, paddings=paddings,
+                                constant_values=tf.zeros([], inputs.dtype))
+
+    def compute_output_shape(self, input_shape):
+        inner = [None if size is None else size + before + after
+                 for size, (before, after) in zip(input_shape[1:-1], self.padding)]
+        return (input_shape[0], *inner, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "padding": [list(p) for p in self.padding]}
+
+
 def symmetric_padding(kernel_size: Sequence[int]) -> tuple[tuple[int, int], ...]:
     """((k - 1) // 2, (k - 1) // 2) per axis: PyTorch's `padding=k // 2` for odd k."""
     return tuple(((k - 1) // 2, (k - 1) // 2) for k in kernel_size)
@@ -64,14 +99,11 @@ def conv(x, filters: int, kernel_size: Sequence[int], strides: Sequence[int], na
     if len(kernel_size) not in (2, 3) or len(strides) != len(kernel_size):
         raise ValueError(f"conv {name!r}: kernel_size {kernel_size} and strides {strides} "
                          "must both have 2 or 3 entries")
-    if len(kernel_size) == 3:
-        conv_cls, pad_cls = keras.layers.Conv3D, keras.layers.ZeroPadding3D
-    else:
-        conv_cls, pad_cls = keras.layers.Conv2D, keras.layers.ZeroPadding2D
+    conv_cls = keras.layers.Conv3D if len(kernel_size) == 3 else keras.layers.Conv2D
     padding = symmetric_padding(kernel_size)
     needs_pad = any(s > 1 for s in strides) and any(p for p, _ in padding)
     if needs_pad:
-        x = pad_cls(padding=padding, name=name + "_pad")(x)
+        x = SymmetricZeroPadding(padding, name=name + "_pad")(x)
     return conv_cls(filters, kernel_size, strides=strides, padding="valid" if needs_pad else "same",
                     use_bias=use_bias, kernel_initializer=conv_initializer(), name=name)(x)
 
