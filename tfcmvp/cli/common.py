@@ -47,6 +47,13 @@ def add_required_argument(parser, *flags: str, **kwargs) -> None:
     parser.get_default("_required").append(action)
 
 
+def add_data_and_workdir_arguments(parser, data_help: str) -> None:
+    """``--data DIR`` and ``--workdir DIR``, required unless ``--list_keys``."""
+    add_required_argument(parser, "--data", help=data_help)
+    add_required_argument(parser, "--workdir",
+                          help="run folder (created; resumed if it holds a checkpoint)")
+
+
 def check_required(args) -> None:
     """Exits with argparse's usage error when a flag of :func:`add_required_argument` is
     missing (and ``--list_keys`` was not given)."""

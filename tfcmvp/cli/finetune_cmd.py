@@ -29,11 +29,8 @@ def add_parser(subparsers) -> None:
                             "'scratch' baseline)")
     common.add_config_argument(parser, "YAML config (configs/finetune_*.yaml); default: the "
                                        "paper's UCF101 settings")
-    common.add_required_argument(parser, "--data",
-                                 help="output folder of the extraction job "
-                                      "(train-/test-*.tfrecord.gz, labels.txt)")
-    common.add_required_argument(parser, "--workdir",
-                                 help="run folder (created; resumed if it holds a checkpoint)")
+    common.add_data_and_workdir_arguments(
+        parser, "output folder of the extraction job (train-/test-*.tfrecord.gz, labels.txt)")
     common.add_set_argument(parser, "override a config field, value parsed as YAML, e.g. "
                                     "--set train.epochs=3 --set train.motion_aux_weight=0.2 "
                                     "(repeatable)")

@@ -22,11 +22,8 @@ def add_parser(subparsers) -> None:
     common.add_config_argument(parser, "YAML config (configs/pretrain_*.yaml); default: the "
                                        "paper's UCF101 C3D settings")
     common.add_list_keys_argument(parser)
-    common.add_required_argument(parser, "--data",
-                                 help="output folder of the extraction job (train-*.tfrecord.gz, "
-                                      "manifest.json)")
-    common.add_required_argument(parser, "--workdir",
-                                 help="run folder (created; resumed if it holds a checkpoint)")
+    common.add_data_and_workdir_arguments(
+        parser, "output folder of the extraction job (train-*.tfrecord.gz, manifest.json)")
     common.add_set_argument(parser, "override a config field, value parsed as YAML, e.g. "
                                     "--set train.epochs=3 --set model.predictor=convgru "
                                     "(repeatable)")
