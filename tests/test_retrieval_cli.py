@@ -153,3 +153,42 @@ def test_errors_name_the_path(tmp_path, caplog, data_dir, model_dir):
 
 def test_flag_defaults_match_the_library():
     assert retrieval_cmd.DEFAULT_BATCH_SIZE == features.DEFAULT_BATCH_SIZE
+
+
+def test_labels_csv_scores_by_another_label_kind(tmp_path, capsys, data_dir, model_dir):
+    # A second label kind of the same videos: two "scenes" that cut across the classes.
+    query_scene = [i % 2 for i in range(len(QUERY))]
+    gallery_scene = [(i // 2) % 2 for i in range(len(GALLERY))]
+    csv = tmp_path / "labels.csv"
+    csv.write_text("video,motion,scene\n" + "".join(
+        f"{prefix}{i},m{label},{'ab'[scene]}\n"
+        for prefix, labels, scenes in (("q", QUERY_LABELS, query_scene),
+                                       ("g", GALLERY_LABELS, gallery_scene))
+        for i, (label, scene) in enumerate(zip(labels, scenes))))
+    expected, _ = reference_recall(QUERY, query_scene, GALLERY, gallery_scene, KS, "vcop")
+    assert expected != reference("vcop")  # the label kind changes the answer
+    output = tmp_path / "scene.json"
+    assert run_cli("--model", model_dir, "--data", data_dir, "--clips", 2, "--output", output,
+                   "--cache_dir", tmp_path / "cache", "--labels", csv,
+                   "--label_column", "scene") == 0
+    record = json.loads(output.read_text())
+    for key, value in expected.items():
+        assert record[key] == pytest.approx(value, abs=1e-9), key
+    assert record["data"]["labels"] == {"file": str(csv), "column": "scene"}
+
+
+def test_labels_csv_errors_name_the_file_and_column(tmp_path, caplog, data_dir, model_dir):
+    csv = tmp_path / "labels.csv"
+    csv.write_text("video,scene\nq0,a\n")
+    common = ("--model", model_dir, "--data", data_dir, "--clips", 2, "--output",
+              tmp_path / "x.json", "--cache_dir", tmp_path / "cache", "--labels", csv)
+    with caplog.at_level(logging.ERROR):
+        assert run_cli(*common, "--label_column", "motion") == 2
+        assert f"{csv}: no label column 'motion'; columns: scene" in caplog.text
+        caplog.clear()
+        assert run_cli(*common, "--label_column", "scene") == 2  # q1... are not listed
+        assert "have no 'scene' label, e.g. " in caplog.text
+        caplog.clear()
+        assert run_cli(*common) == 2
+        assert "--labels and --label_column go together" in caplog.text
+    assert not (tmp_path / "x.json").exists()

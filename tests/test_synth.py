@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from tfcmvp import synth
+from tfcmvp import synth, synth_scenes
 from tfcmvp.cli import main as cli
 from tfcmvp.codec import check_gop, read_video
 
@@ -91,7 +91,7 @@ def test_same_seed_gives_identical_files(tmp_path):
     synth.make_dataset(tmp_path / "b", seed=3, **kwargs)
     synth.make_dataset(tmp_path / "c", seed=4, **kwargs)
     a, b, c = (_hashes(tmp_path / name) for name in "abc")
-    assert len(a) == 4 + 3 and a == b
+    assert len(a) == 4 + 3 + 1 and a == b  # videos, split files, labels.csv
     videos = [k for k in a if k.endswith(".avi")]
     assert all(a[k] != c[k] for k in videos)
 
@@ -234,3 +234,65 @@ def test_cli_reports_errors_with_exit_code_2(tmp_path, capsys):
         cli.main(["synth", "--out", str(out), "--size", "64by48"])
     assert exit_info.value.code == 2
     assert "64by48" in capsys.readouterr().err
+
+
+def test_labels_csv_lists_both_labels_of_every_video(dataset):
+    root, summary = dataset
+    lines = _lines(root / synth.LABELS_FILE)
+    assert lines[0] == "video,split,motion,scene"
+    rows = [line.split(",") for line in lines[1:]]
+    assert sorted(r[0] for r in rows) == sorted(summary.train + summary.test)
+    for video, split, motion, scene in rows:
+        assert split == ("test" if video in summary.test else "train")
+        assert motion == video.split("/")[0]
+        assert scene == summary.scene_of[video] and scene in summary.scenes
+
+
+def test_scene_and_motion_labels_are_independent_and_balanced():
+    # 12 groups per class (24 videos, 2 per group), 4 of them test: every
+    # (motion, scene) pair occurs equally often in test and in train.
+    num_scenes = len(synth_scenes.STANDARD_SCENES)
+    train_groups, test_groups = synth.split_groups(12, 1 / 3)
+    for groups, per_pair in ((test_groups, 1), (train_groups, 2)):
+        counts = np.zeros((len(synth.CLASSES), num_scenes), int)
+        for label in range(len(synth.CLASSES)):
+            for group in groups:
+                counts[label, synth_scenes.scene_of(label, group, num_scenes)] += 1
+        np.testing.assert_array_equal(counts, per_pair)
+
+
+def test_scene_family_sets_the_background_structure_not_its_colour():
+    # The same scene drawn for two groups: same family, different palettes.
+    a = synth.render_clip(1, "MoveUp", 1, 1, num_frames=1, scene="Stripes")
+    b = synth.render_clip(1, "MoveUp", 2, 1, num_frames=1, scene="Stripes")
+    assert a.scene == b.scene == "Stripes"
+    mean_a, mean_b = a.frames[0].reshape(-1, 3).mean(0), b.frames[0].reshape(-1, 3).mean(0)
+    assert np.abs(mean_a - mean_b).max() > 5  # colour differs between instances
+    # Without a scene argument the family follows (class, group).
+    c = synth.render_clip(1, "MoveDown", 3, 1, num_frames=1)
+    assert c.scene == synth_scenes.STANDARD_SCENES[(3 - 1 + 1) % 4]
+
+
+@pytest.mark.parametrize("variant", ["standard", "heldout"])
+def test_every_scene_of_each_variant_renders(variant):
+    knobs = synth_scenes.get_variant(variant)
+    for scene in knobs.scenes:
+        clip = synth.render_clip(2, "ZoomIn", 1, 1, num_frames=2, width=64, height=48,
+                                 variant=variant, scene=scene)
+        assert clip.frames.shape == (2, 48, 64, 3) and clip.scene == scene
+        assert clip.frames.std() > 10  # a textured background, not a flat one
+
+
+def test_unknown_variant_and_scene_are_named():
+    with pytest.raises(ValueError, match="unknown synthetic variant 'other'"):
+        synth.render_clip(0, "MoveUp", 1, 1, num_frames=1, variant="other")
+    with pytest.raises(ValueError, match="unknown synthetic scene 'Beach'"):
+        synth.render_clip(0, "MoveUp", 1, 1, num_frames=1, scene="Beach")
+
+
+def test_heldout_variant_differs_from_standard():
+    standard = synth.render_clip(3, "MoveUp", 1, 1, num_frames=2)
+    heldout = synth.render_clip(3, "MoveUp", 1, 1, num_frames=2, variant="heldout")
+    assert standard.scene != heldout.scene
+    # Smaller objects in the held-out variant.
+    assert heldout.object_alpha.mean() < standard.object_alpha.mean()

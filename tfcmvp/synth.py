@@ -1,4 +1,4 @@
-"""The default data set: small, real encoded videos whose classes differ only by motion.
+"""The default data set: small, real encoded videos with a motion label and a scene label.
 
 ``make_dataset(out_dir)`` renders a few dozen short videos, encodes them with
 FFmpeg (MPEG-4 Part 2, GOP 12, no B-frames: the CoViAR layout) and writes them
@@ -10,6 +10,7 @@ downloading anything::
     DIR/splits/classInd.txt     "1 MoveUp"
     DIR/splits/trainlist01.txt  "MoveUp/v_MoveUp_g03_c01.avi 1"   (1-based label)
     DIR/splits/testlist01.txt   "MoveUp/v_MoveUp_g01_c01.avi"
+    DIR/labels.csv              "MoveUp/v_MoveUp_g01_c01.avi,test,MoveUp,Tiles"
 
 Design: context and motion are decoupled by construction
 ------------------------------------------------------------------
@@ -17,12 +18,15 @@ The paper's claim is that I-frames carry context and motion vectors carry
 motion. This data set makes the two independent, so that a representation can
 only tell the classes apart through motion:
 
-* **Context** (drawn independently of the class): every group ``gXX`` of a
-  class has its own scene, a textured background (multi-octave smooth noise,
-  a colour gradient, or oriented stripes / plaid) mapped through its own random
-  colour palette; every clip ``cYY`` adds its own objects and a slow camera
-  drift (a pan of at most ``camera_speed`` px/frame that moves background and
-  objects alike, as a real camera would).
+* **Context** (independent of the class): every group ``gXX`` of a class has
+  its own scene, an instance of one of a few **scene families** (backgrounds
+  of one structure: stripes, tiles, clouds, a horizon; see
+  :mod:`tfcmvp.synth_scenes`) with its own random palette, so colour says
+  nothing about the family. The family rotates with the group and the class,
+  so motion and scene labels are independent and balanced; ``labels.csv``
+  holds both for every video. Every clip ``cYY`` adds its own objects and a
+  slow camera drift (a pan of at most ``camera_speed`` px/frame that moves
+  background and objects alike, as a real camera would).
 * **Objects** (drawn independently of the class): one or two textured shapes
   (ellipse, rounded rectangle or wobbly blob) covering 25-40 % of the frame in
   total, so that they fill many whole 8x8 motion cells and the encoder finds
@@ -62,9 +66,11 @@ import math
 import pathlib
 import shutil
 import time
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
+
+from tfcmvp import synth_scenes as scenes
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +80,9 @@ CLASSES = ("MoveUp", "MoveDown", "SwingSideways", "ZoomIn", "StayStill")
 # One pretraining sample needs a 61-frame clip (16 frames at stride 4), a
 # 2-frame gap and 8 future motion frames: shorter videos give no sample.
 MIN_PRETRAIN_FRAMES = 71
+
+# Both labels of every video (motion, scene), beside videos/ and splits/.
+LABELS_FILE = "labels.csv"
 
 # Object texture: number of noise layers blended in the
 # endless zoom, the value-noise grid of one layer, and the finest period (px).
@@ -90,6 +99,7 @@ class RenderedClip:
 
     Attributes:
       class_name: the motion class.
+      scene: the scene family of the background.
       frames: uint8 ``[T, H, W, 3]`` RGB.
       object_alpha: float32 ``[T, H, W]`` in [0, 1], coverage of the frame by
         the objects (1 inside an object), for tests and inspection.
@@ -100,6 +110,7 @@ class RenderedClip:
     """
 
     class_name: str
+    scene: str
     frames: np.ndarray
     object_alpha: np.ndarray
     object_centres: list
@@ -118,6 +129,9 @@ class DatasetSummary:
       num_frames, width, height, fps, codec, gop: the encoding of every video.
       total_bytes: size of all video files.
       seconds: wall time to render and encode.
+      variant: the generator variant (``tfcmvp.synth_scenes``).
+      scenes: scene family names of the variant (the scene labels, in order).
+      scene_of: relative video path -> its scene family.
     """
 
     out_dir: str
@@ -132,11 +146,14 @@ class DatasetSummary:
     gop: int
     total_bytes: int
     seconds: float
+    variant: str = "standard"
+    scenes: tuple = ()
+    scene_of: dict = dataclasses.field(default_factory=dict)
 
     def format(self) -> str:
         """A short human-readable report (what the CLI prints)."""
         lines = [
-            f"synthetic motion data set in {self.out_dir}",
+            f"synthetic motion data set in {self.out_dir} (variant {self.variant})",
             f"  {len(self.train) + len(self.test)} videos ({len(self.train)} train, "
             f"{len(self.test)} test), {self.width}x{self.height}, {self.num_frames} frames "
             f"at {self.fps} fps, {self.codec} GOP {self.gop}, "
@@ -146,127 +163,15 @@ class DatasetSummary:
             n_train = sum(1 for p in self.train if p.split("/")[0] == name)
             n_test = sum(1 for p in self.test if p.split("/")[0] == name)
             lines.append(f"  {label} {name:<14s} train {n_train:3d}  test {n_test:3d}")
+        for scene in self.scenes:
+            n_train = sum(1 for p in self.train if self.scene_of.get(p) == scene)
+            n_test = sum(1 for p in self.test if self.scene_of.get(p) == scene)
+            lines.append(f"  scene {scene:<10s} train {n_train:3d}  test {n_test:3d}")
         root = pathlib.Path(self.out_dir)
         lines.append(f"  videos: {root / 'videos'}")
         lines.append(f"  splits: {root / 'splits'} (classInd.txt, trainlist01.txt, testlist01.txt)")
+        lines.append(f"  labels: {root / LABELS_FILE} (motion and scene label of every video)")
         return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------
-# Scalar fields and colour.
-
-
-def _smoothstep(t):
-    return t * t * (3.0 - 2.0 * t)
-
-
-def _smooth_taps(coords: np.ndarray, size: int):
-    """Lower grid index, upper grid index and smooth weight of the upper one, wrapping."""
-    coords = np.asarray(coords, np.float64)
-    lower = np.floor(coords)
-    weight = _smoothstep(coords - lower).astype(np.float32)
-    lower = lower.astype(np.int64) % size
-    return lower, (lower + 1) % size, weight
-
-
-def _value_noise(grid: np.ndarray, qy: np.ndarray, qx: np.ndarray) -> np.ndarray:
-    """``grid`` [gh, gw] (periodic) sampled at grid rows ``qy`` [h] x columns ``qx`` [w] -> [h, w].
-
-    Value noise is separable: interpolate the grid's rows at ``qy``, then the
-    columns of the result at ``qx``; much cheaper than per-pixel lookups.
-    """
-    gh, gw = grid.shape
-    y0, y1, ty = _smooth_taps(qy, gh)
-    x0, x1, tx = _smooth_taps(qx, gw)
-    rows = grid[y0] + (grid[y1] - grid[y0]) * ty[:, None]  # [h, gw]
-    return rows[:, x0] + (rows[:, x1] - rows[:, x0]) * tx[None, :]  # [h, w]
-
-
-def _random_palette(rng: np.random.Generator) -> np.ndarray:
-    """3-5 random colours, float32 ``[K, 3]`` in [0, 1], reasonably saturated and bright."""
-    k = int(rng.integers(3, 6))
-    hue0 = rng.random()
-    hues = (hue0 + rng.uniform(-0.25, 0.25, size=k)) % 1.0
-    sats = rng.uniform(0.3, 1.0, size=k)
-    # One dark and one bright colour: enough contrast for the encoder to find texture.
-    vals = rng.uniform(0.25, 1.0, size=k)
-    vals[:2] = rng.uniform(0.15, 0.4), rng.uniform(0.8, 1.0)
-    vals = rng.permutation(vals)
-    return _hsv_to_rgb(np.stack([hues, sats, vals], axis=-1)).astype(np.float32)
-
-
-def _hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
-    """HSV in [0, 1] -> RGB in [0, 1]; any leading shape, last axis 3."""
-    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    i = np.floor(h * 6.0).astype(np.int64) % 6
-    f = h * 6.0 - np.floor(h * 6.0)
-    p = v * (1 - s)
-    q = v * (1 - s * f)
-    t = v * (1 - s * (1 - f))
-    choices = [
-        np.stack([v, t, p], -1), np.stack([q, v, p], -1), np.stack([p, v, t], -1),
-        np.stack([p, q, v], -1), np.stack([t, p, v], -1), np.stack([v, p, q], -1)]
-    out = np.zeros(hsv.shape, dtype=np.float64)
-    for index, value in enumerate(choices):
-        out = np.where((i == index)[..., None], value, out)
-    return out
-
-
-def _apply_palette(field: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Scalar field in [0, 1] -> colours, piecewise linear through ``palette`` [K, 3]."""
-    k = len(palette)
-    pos = np.clip(field, 0.0, 1.0) * (k - 1)
-    lo = np.minimum(np.floor(pos).astype(np.int64), k - 2)
-    frac = (pos - lo)[..., None].astype(np.float32)
-    return palette[lo] * (1 - frac) + palette[lo + 1] * frac  # [..., 3]
-
-
-def _normalise(field: np.ndarray) -> np.ndarray:
-    lo, hi = np.percentile(field, [1, 99])
-    return np.clip((field - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
-
-
-# ---------------------------------------------------------------------------
-# Background (context).
-
-
-def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A textured background canvas, float32 ``[height, width, 3]`` in [0, 1]."""
-    rows = np.arange(height, dtype=np.float32)
-    cols = np.arange(width, dtype=np.float32)
-    yy, xx = rows[:, None], cols[None, :]  # broadcast to [height, width]
-    kind = rng.choice(["noise", "gradient", "stripes"])
-
-    def octave_noise(cell_sizes, weights):
-        total = np.zeros((height, width), np.float32)
-        for cell, weight in zip(cell_sizes, weights):
-            # Grid larger than the canvas: the noise does not visibly repeat.
-            grid = rng.random((int(height / cell) + 2, int(width / cell) + 2)).astype(np.float32)
-            qy, qx = rows / cell + rng.random(), cols / cell + rng.random()
-            total += weight * _value_noise(grid, qy, qx)
-        return total
-
-    if kind == "noise":
-        base = rng.uniform(14, 32)
-        field = octave_noise([base, base / 2, base / 4], [1.0, 0.5, 0.3])
-    elif kind == "gradient":
-        angle = rng.uniform(0, 2 * np.pi)
-        ramp = (xx * np.cos(angle) + yy * np.sin(angle)) / math.hypot(height, width)
-        field = ramp + rng.uniform(0.1, 0.35) * octave_noise([8, 4], [1.0, 0.5])
-    else:
-        field = np.zeros((height, width), np.float32)
-        for _ in range(int(rng.integers(1, 3))):  # stripes, or a plaid of two gratings
-            angle = rng.uniform(0, np.pi)
-            period = rng.uniform(8, 28)
-            phase = (xx * np.cos(angle) + yy * np.sin(angle)) * (2 * np.pi / period)
-            field += np.sin(phase + rng.uniform(0, 2 * np.pi))
-        field += rng.uniform(0.2, 0.8) * octave_noise([10, 5], [1.0, 0.5])
-    colour = _apply_palette(_normalise(field), _random_palette(rng))
-    # Uneven lighting, as in a real scene.
-    angle = rng.uniform(0, 2 * np.pi)
-    light = (xx * np.cos(angle) + yy * np.sin(angle)) / math.hypot(height, width)
-    colour *= (1.0 - rng.uniform(0.0, 0.35) * (light - light.min()))[..., None]
-    return colour.astype(np.float32)
 
 
 # ---------------------------------------------------------------------------
@@ -328,7 +233,7 @@ class _Texture:
     def colour(self, uy: np.ndarray, ux: np.ndarray, level: float) -> np.ndarray:
         """Colours ``[len(uy), len(ux), 3]`` at row offsets ``uy`` x column offsets ``ux`` (px)."""
         field = _zoom_texture(self.grid, self.offset, uy, ux, level, self.gain)
-        return _apply_palette(field, self.palette)
+        return scenes.apply_palette(field, self.palette)
 
 
 def _zoom_texture(grid, offset, uy, ux, level: float, gain: float) -> np.ndarray:
@@ -350,16 +255,16 @@ def _zoom_texture(grid, offset, uy, ux, level: float, gain: float) -> np.ndarray
         weight = math.sin(math.pi * rank / _ZOOM_LAYERS) ** 2
         qy = (np.asarray(uy, np.float64) / period + offset[0]) * _NOISE_GRID
         qx = (np.asarray(ux, np.float64) / period + offset[1]) * _NOISE_GRID
-        total += weight * _value_noise(grid, qy, qx)
+        total += weight * scenes.value_noise(grid, qy, qx)
     total *= 2.0 / _ZOOM_LAYERS
     return np.clip(0.5 + (total - 0.5) * gain, 0.0, 1.0)
 
 
-def _random_texture(rng: np.random.Generator) -> _Texture:
+def _random_texture(rng: np.random.Generator, saturation=(0.3, 1.0)) -> _Texture:
     return _Texture(
         grid=rng.random((_NOISE_GRID, _NOISE_GRID)).astype(np.float32),
         offset=rng.random(2).astype(np.float32),
-        palette=_random_palette(rng),
+        palette=scenes.random_palette(rng, saturation),
         gain=float(rng.uniform(2.5, 3.5)))
 
 
@@ -376,8 +281,11 @@ class _Object:
 
 
 def _object_track(rng: np.random.Generator, class_name: str, shape: _Shape, height: int,
-                  width: int, num_frames: int, camera: np.ndarray):
-    """Screen centre [T, 2] (y, x) and zoom level [T] of one object of ``class_name``."""
+                  width: int, num_frames: int, camera: np.ndarray, speed_scale: float = 1.0):
+    """Screen centre [T, 2] (y, x) and zoom level [T] of one object of ``class_name``.
+
+    ``speed_scale`` multiplies every speed (the held-out variant moves slower).
+    """
     t = np.arange(num_frames, dtype=np.float64)
     hh, hw = shape.half_h, shape.half_w
     # Anchors (the position at mid-video) keep the object in the frame where possible.
@@ -390,18 +298,18 @@ def _object_track(rng: np.random.Generator, class_name: str, shape: _Shape, heig
     level = np.full(num_frames, rng.random())
     sliding = class_name in ("MoveUp", "MoveDown")
     if sliding:
-        speed = rng.uniform(1.0, 3.0) * (-1.0 if class_name == "MoveUp" else 1.0)
+        speed = speed_scale * rng.uniform(1.0, 3.0) * (-1.0 if class_name == "MoveUp" else 1.0)
         y = rng.uniform(0, height + 2 * _REACH * hh) + speed * t
     elif class_name == "SwingSideways":
         amplitude = rng.uniform(12.0, 24.0)
-        peak_speed = rng.uniform(1.5, 3.5)
+        peak_speed = speed_scale * rng.uniform(1.5, 3.5)
         omega = peak_speed / amplitude  # rad/frame
         x = np.full(num_frames, anchor(hw, width, margin=amplitude))
         x = x + amplitude * np.sin(omega * t + rng.uniform(0, 2 * np.pi))
     elif class_name == "ZoomIn":
         # Texture points at the rim move out at 1.5-3 px/frame.
         rim = math.sqrt(hh * hw)
-        rate = rng.uniform(1.5, 3.0) / rim  # relative growth per frame
+        rate = speed_scale * rng.uniform(1.5, 3.0) / rim  # relative growth per frame
         level = level + t * math.log2(1.0 + rate)
     elif class_name == "StayStill":
         wobble = rng.uniform(0.0, 0.5)
@@ -476,13 +384,16 @@ def _render_object(frame: np.ndarray, coverage: np.ndarray, obj: _Object, index:
 
 
 def render_clip(seed: int, class_name: str, group: int, clip: int, *, width: int = 160,
-                height: int = 128, num_frames: int = 96, camera_speed: float = 0.25,
-                classes: Sequence[str] = CLASSES) -> RenderedClip:
+                height: int = 128, num_frames: int = 96, camera_speed: Optional[float] = None,
+                classes: Sequence[str] = CLASSES, variant: str = "standard",
+                scene: Optional[str] = None) -> RenderedClip:
     """Render video ``v_<class_name>_g<group>_c<clip>`` of the data set made with ``seed``.
 
     The scene (background) comes from a stream seeded by (seed, class, group),
     everything else from one seeded by (seed, class, group, clip), so the same
-    arguments always give the same pixels.
+    arguments always give the same pixels. The scene family is
+    :func:`tfcmvp.synth_scenes.scene_of` the class and group unless `scene`
+    names one.
 
     Args:
       seed: data set seed.
@@ -490,8 +401,11 @@ def render_clip(seed: int, class_name: str, group: int, clip: int, *, width: int
       group, clip: 1-based UCF-style group and clip numbers.
       width, height: frame size in pixels.
       num_frames: T.
-      camera_speed: largest camera drift in px/frame (direction and speed random).
+      camera_speed: largest camera drift in px/frame (direction and speed random);
+        None = the variant's.
       classes: the class list (its order enters the seeds).
+      variant: generator variant (``tfcmvp.synth_scenes.VARIANTS``).
+      scene: scene family; None = the one of (class, group) in the variant.
 
     Returns:
       A :class:`RenderedClip`.
@@ -499,6 +413,11 @@ def render_clip(seed: int, class_name: str, group: int, clip: int, *, width: int
     if class_name not in classes:
         raise ValueError(f"unknown synthetic class {class_name!r}; known: {', '.join(classes)}")
     label = list(classes).index(class_name)
+    knobs = scenes.get_variant(variant)
+    if scene is None:
+        scene = knobs.scenes[scenes.scene_of(label, group, len(knobs.scenes))]
+    if camera_speed is None:
+        camera_speed = knobs.camera_speed
     scene_rng = np.random.default_rng([seed, label, group, 0])
     rng = np.random.default_rng([seed, label, group, clip, 1])
 
@@ -509,11 +428,12 @@ def render_clip(seed: int, class_name: str, group: int, clip: int, *, width: int
     t = np.arange(num_frames, dtype=np.float64)
     camera = (t - (num_frames - 1) / 2.0)[:, None] * velocity  # [T, 2] (y, x)
     margin = int(math.ceil(np.abs(camera).max())) + 2
-    canvas = _background(scene_rng, height + 2 * margin, width + 2 * margin)  # [H + 2m, W + 2m, 3]
+    canvas = scenes.background(scene_rng, height + 2 * margin, width + 2 * margin, scene,
+                               knobs.saturation)  # [H + 2m, W + 2m, 3]
 
     # Objects: 25-40 % of the frame in total, split over one or two.
     frame_area = width * height
-    total_area = rng.uniform(0.25, 0.40) * frame_area
+    total_area = rng.uniform(*knobs.object_area) * frame_area
     shares = [1.0]
     if rng.random() < 0.5:
         first = rng.uniform(0.4, 0.6)
@@ -521,8 +441,9 @@ def render_clip(seed: int, class_name: str, group: int, clip: int, *, width: int
     objects = []
     for share in shares:
         shape = _random_shape(rng, total_area * share)
-        centre, level = _object_track(rng, class_name, shape, height, width, num_frames, camera)
-        objects.append(_Object(shape, _random_texture(rng), centre, level))
+        centre, level = _object_track(rng, class_name, shape, height, width, num_frames, camera,
+                                      knobs.speed_scale)
+        objects.append(_Object(shape, _random_texture(rng, knobs.saturation), centre, level))
 
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     coverage_all = np.empty((num_frames, height, width), np.float32)
@@ -541,7 +462,7 @@ def render_clip(seed: int, class_name: str, group: int, clip: int, *, width: int
         frames[index] = np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8)
         coverage_all[index] = coverage
     return RenderedClip(
-        class_name=class_name, frames=frames, object_alpha=coverage_all,
+        class_name=class_name, scene=scene, frames=frames, object_alpha=coverage_all,
         object_centres=[obj.centre[:, ::-1].copy() for obj in objects],
         camera_velocity=(float(velocity[1]), float(velocity[0])))
 
@@ -565,8 +486,8 @@ def split_groups(num_groups: int, test_fraction: float) -> tuple:
 def make_dataset(out_dir, seed: int = 0, *, videos_per_class: int = 12, clips_per_group: int = 2,
                  test_fraction: float = 1.0 / 3.0, width: int = 160, height: int = 128,
                  num_frames: int = 96, fps: int = 25, codec: str = "mpeg4", gop: int = 12,
-                 camera_speed: float = 0.25, classes: Sequence[str] = CLASSES,
-                 overwrite: bool = False) -> DatasetSummary:
+                 camera_speed: Optional[float] = None, classes: Sequence[str] = CLASSES,
+                 variant: str = "standard", overwrite: bool = False) -> DatasetSummary:
     """Render, encode and write the synthetic motion data set in the UCF101 layout.
 
     Args:
@@ -582,8 +503,11 @@ def make_dataset(out_dir, seed: int = 0, *, videos_per_class: int = 12, clips_pe
       fps: frame rate written in the container.
       codec: "mpeg4" (default, CoViAR), "h264" or "mpeg2video".
       gop: I-frame interval; no B-frames, one reference frame.
-      camera_speed: largest camera drift in px/frame (0 for a fixed camera).
+      camera_speed: largest camera drift in px/frame (0 for a fixed camera);
+        None = the variant's.
       classes: motion classes, a subset of :data:`CLASSES`, in label order.
+      variant: generator variant: "standard" (what the tiny recipe is tuned on)
+        or "heldout" (other scenes, sizes, speeds, colours; never tuned on).
       overwrite: replace an existing data set in ``out_dir`` (its ``videos/``
         and ``splits/`` folders are deleted first; nothing else is touched).
 
@@ -598,6 +522,7 @@ def make_dataset(out_dir, seed: int = 0, *, videos_per_class: int = 12, clips_pe
     from tfcmvp.codec import write_video
 
     classes = tuple(classes)
+    knobs = scenes.get_variant(variant)
     unknown = [c for c in classes if c not in CLASSES]
     if unknown or not classes or len(set(classes)) != len(classes):
         raise ValueError(f"classes must be distinct names from {CLASSES}, got {classes}")
@@ -625,14 +550,16 @@ def make_dataset(out_dir, seed: int = 0, *, videos_per_class: int = 12, clips_pe
     start = time.perf_counter()
     train_groups, test_groups = split_groups(videos_per_class // clips_per_group, test_fraction)
     train, test, total_bytes = [], [], 0
+    scene_of = {}
     for class_name in classes:
         (videos_dir / class_name).mkdir(parents=True, exist_ok=True)
         for group in sorted(train_groups + test_groups):
             for clip in range(1, clips_per_group + 1):
                 rendered = render_clip(seed, class_name, group, clip, width=width, height=height,
                                        num_frames=num_frames, camera_speed=camera_speed,
-                                       classes=classes)
+                                       classes=classes, variant=variant)
                 relative = f"{class_name}/{video_name(class_name, group, clip)}"
+                scene_of[relative] = rendered.scene
                 path = videos_dir / relative
                 write_video(path, rendered.frames, fps=fps, codec=codec, gop=gop, b_frames=0,
                             refs=1)
@@ -645,10 +572,16 @@ def make_dataset(out_dir, seed: int = 0, *, videos_per_class: int = 12, clips_pe
     _write_lines(splits_dir / "trainlist01.txt",
                  [f"{p} {label_of[p.split('/')[0]]}" for p in train])
     _write_lines(splits_dir / "testlist01.txt", test)
+    # Both labels of every video, for evaluation by motion and by scene
+    # (`tfcmvp retrieval --labels DIR/labels.csv --label_column scene`).
+    _write_lines(root / LABELS_FILE, ["video,split,motion,scene"] + [
+        f"{p},{'test' if p in test else 'train'},{p.split('/')[0]},{scene_of[p]}"
+        for p in sorted(train + test)])
     return DatasetSummary(
         out_dir=str(root), classes=classes, train=train, test=test, num_frames=num_frames,
         width=width, height=height, fps=fps, codec=codec, gop=gop, total_bytes=total_bytes,
-        seconds=time.perf_counter() - start)
+        seconds=time.perf_counter() - start, variant=knobs.name, scenes=knobs.scenes,
+        scene_of=scene_of)
 
 
 def _write_lines(path: pathlib.Path, lines: Sequence[str]) -> None:

@@ -37,6 +37,12 @@ def add_parser(subparsers) -> None:
                         help="vcop: mean of clip features, cosine similarity (default); coclr: "
                              "each set mean-centred and L2-normalised before the dot product")
     parser.add_argument("--png", help="also draw some queries and their top-5 results here")
+    parser.add_argument("--labels", metavar="CSV",
+                        help="score by the labels of this CSV (columns: video, then one per "
+                             "label kind; `tfcmvp synth` writes DIR/labels.csv) instead of the "
+                             "records' class labels; needs --label_column")
+    parser.add_argument("--label_column", metavar="KIND",
+                        help="the label kind (CSV column) to score by, e.g. scene or motion")
     parser.add_argument("--cache_dir", help="feature cache folder (default DATA/.tfcmvp_cache)")
     parser.add_argument("--no_cache", action="store_true",
                         help="neither read nor write cached features")
@@ -49,13 +55,20 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     # Imported here: TensorFlow takes seconds to load; --help should not wait for it.
     from tfcmvp.retrieval.evaluate import evaluate_retrieval
+    from tfcmvp.retrieval.labels import read_label_table
     from tfcmvp.retrieval.report import format_table
 
+    if (args.labels is None) != (args.label_column is None):
+        logger.error("--labels and --label_column go together (got only %s)",
+                     "--labels" if args.label_column is None else "--label_column")
+        return 2
     try:
+        labels = (read_label_table(args.labels, args.label_column)
+                  if args.labels is not None else None)
         record = evaluate_retrieval(
             args.model, args.data, clips=args.clips, protocol=args.protocol,
             cache_dir=args.cache_dir, png=args.png, output=args.output,
-            batch_size=args.batch_size, use_cache=not args.no_cache)
+            batch_size=args.batch_size, use_cache=not args.no_cache, labels=labels)
     except (OSError, ValueError) as error:  # FileNotFoundError is an OSError
         logger.error("%s", error)
         logger.debug("traceback of the error above", exc_info=True)

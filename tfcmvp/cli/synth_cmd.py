@@ -7,6 +7,7 @@ import sys
 
 from tfcmvp import synth
 from tfcmvp.codec import VideoError
+from tfcmvp.synth_scenes import VARIANTS
 
 
 def _size(text: str) -> tuple:
@@ -21,12 +22,13 @@ def _size(text: str) -> tuple:
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "synth",
-        help="write a small data set of encoded videos whose classes differ only by motion",
+        help="write a small data set of encoded videos with a motion and a scene label",
         description=(
             "Render and encode a small UCF101-layout data set (DIR/videos/<Class>/"
             "v_<Class>_gXX_cYY.avi, DIR/splits/classInd.txt, trainlist01.txt, testlist01.txt). "
-            f"Classes: {', '.join(synth.CLASSES)}; backgrounds and object looks are drawn "
-            "independently of the class, so only motion tells the classes apart."))
+            f"Motion classes: {', '.join(synth.CLASSES)}. Every video also has a scene label "
+            "(the family of its background; DIR/labels.csv holds both labels), independent of "
+            "its motion class: a data set to score a representation by motion and by scene."))
     parser.add_argument("--out", required=True, help="output folder (the data set root)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same files (default 0)")
     parser.add_argument("--videos_per_class", type=int, default=12,
@@ -43,9 +45,13 @@ def add_parser(subparsers) -> None:
                         help="encoder (default mpeg4: MPEG-4 Part 2, the CoViAR layout)")
     parser.add_argument("--gop", type=int, default=12,
                         help="I-frame interval, no B-frames (default 12)")
-    parser.add_argument("--camera_speed", type=float, default=0.25,
+    parser.add_argument("--camera_speed", type=float, default=None,
                         help="largest camera drift in px/frame, 0 for a fixed camera "
-                             "(default 0.25)")
+                             "(default: the variant's, 0.25 standard / 0.5 heldout)")
+    parser.add_argument("--variant", default="standard", choices=tuple(VARIANTS),
+                        help="generator variant (default standard); heldout has other scene "
+                             "families, object sizes, speeds and colours, for checking a recipe "
+                             "on data it was not tuned on")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing data set in --out")
     parser.set_defaults(run=run)
@@ -58,7 +64,7 @@ def run(args) -> int:
             args.out, seed=args.seed, videos_per_class=args.videos_per_class,
             clips_per_group=args.clips_per_group, width=width, height=height,
             num_frames=args.frames, fps=args.fps, codec=args.codec, gop=args.gop,
-            camera_speed=args.camera_speed, overwrite=args.overwrite)
+            camera_speed=args.camera_speed, variant=args.variant, overwrite=args.overwrite)
     except (ValueError, VideoError, OSError) as error:
         print(f"tfcmvp synth: error: {error}", file=sys.stderr)
         return 2

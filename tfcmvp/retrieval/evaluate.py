@@ -18,6 +18,7 @@ centring and normalisation differ. The JSON says which protocol was used.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pathlib
 from typing import Optional, Sequence
@@ -25,6 +26,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from tfcmvp.retrieval import features as features_lib
+from tfcmvp.retrieval.labels import LabelTable, relabel
 from tfcmvp.retrieval.metrics import DEFAULT_KS, hit_matrix, recall_at_k
 from tfcmvp.retrieval.protocols import check_protocol, prepare
 from tfcmvp.retrieval.report import plot_retrieval, write_json
@@ -77,7 +79,8 @@ def data_description(data_dir, extracted: features_lib.ExtractedFeatures) -> dic
 def evaluate_retrieval(model_dir, data_dir, *, clips: int = 10, protocol: str = "vcop",
                        ks: Sequence[int] = DEFAULT_KS, cache_dir=None, png=None,
                        output=None, batch_size: int = features_lib.DEFAULT_BATCH_SIZE,
-                       use_cache: bool = True, progress: Optional[bool] = None) -> dict:
+                       use_cache: bool = True, progress: Optional[bool] = None,
+                       labels: Optional[LabelTable] = None) -> dict:
     """Retrieval recall of an exported network (see the module docstring).
 
     Args:
@@ -96,6 +99,9 @@ def evaluate_retrieval(model_dir, data_dir, *, clips: int = 10, protocol: str = 
       batch_size: at most this many clips per call of the model.
       use_cache: False neither reads nor writes cached features.
       progress: a tqdm bar over the videos; None = only on a terminal.
+      labels: score by this label kind of a labels CSV
+        (:func:`tfcmvp.retrieval.labels.read_label_table`) instead of the
+        records' class labels; the record then names it under "labels".
 
     Returns:
       The record written to ``output`` (also when ``output`` is None):
@@ -116,6 +122,9 @@ def evaluate_retrieval(model_dir, data_dir, *, clips: int = 10, protocol: str = 
         fallback_cache_dir=fallback, use_cache=use_cache, thumbnails=png is not None,
         progress=progress)
     test, train = extracted.splits["test"], extracted.splits["train"]
+    if labels is not None:  # the features do not depend on labels: the cache still holds
+        test, train = (dataclasses.replace(split, **dict(zip(
+            ("labels", "label_names"), relabel(split.video_ids, labels)))) for split in (test, train))
     _check_labels("test", test)
     _check_labels("train", train)
 
@@ -125,6 +134,8 @@ def evaluate_retrieval(model_dir, data_dir, *, clips: int = 10, protocol: str = 
 
     model = str(model_dir)
     data = data_description(data_dir, extracted)
+    if labels is not None:
+        data["labels"] = {"file": labels.path, "column": labels.column}
     record = dict(recalls, protocol=protocol, model=model, data=data,
                   num_queries=len(test), num_gallery=len(train))
     if output is not None:
