@@ -23,7 +23,8 @@ and the launcher moves the files into place only after it succeeded, writing
 run.
 
 Pipeline: ListVideos (each video with its shard, fixed before the run) ->
-ExtractVideo (fetch, re-encode, decode) -> BuildRecord (JPEG) -> EncodeExample
+ExtractVideo (fetch, re-encode, decode; with ``--iframe_source reencode`` also
+the I-frames of a separate low-bit-rate encode) -> BuildRecord (JPEG) -> EncodeExample
 (``tfcmvp.schema``) -> StageRecord (one framed, gzip-compressed record per
 video under the staging folder, compressed on the worker that decoded it) ->
 GroupByShard (paths only) -> WriteShard (the shard's gzip members concatenated
@@ -93,7 +94,8 @@ def failure_record(entry: splits_lib.VideoEntry, path: str, stage: str, error: B
     """The ``failed.jsonl`` line of a video: its path, split, stage and cause.
 
     ``stage`` is the job's step: "open" (missing or unreadable file),
-    "reencode", "decode", "record" (JPEG encoding) or "serialize"; in the
+    "reencode", "decode", "iframes" (the I-frame re-encode of
+    ``--iframe_source reencode``), "record" (JPEG encoding) or "serialize"; in the
     decode step a codec error's own stage ("open", "decode", "vectors") is
     more precise and replaces it. ``local_names`` maps worker temp files (a
     copy of a remote video, a re-encoded file) back to what they stand for,
@@ -171,17 +173,24 @@ class _StageFn(beam.DoFn):
 
 
 class ExtractVideoFn(_StageFn):
-    """Task -> (task, CompressedVideo with RGB).
+    """Task -> (task, CompressedVideo with RGB, re-encoded I-frames or None).
 
     Copies a remote video to the worker, optionally re-encodes it (so that
     vectors, I-frames and RGB all come from the re-encoded stream), and
-    decodes it single-threaded. Temp files are deleted after each video.
+    decodes it single-threaded. With ``--iframe_source reencode`` the stream
+    that was decoded is encoded once more at ``--iframe_bitrate`` and its
+    I-frames (uint8 ``[K, h, w, 3]``, at the decode's I-frame indices) travel
+    beside the video; otherwise None. Temp files are deleted after each video.
     """
 
     def setup(self):
+        import importlib
+
         from tfcmvp import codec  # deferred: keeps the launcher light
 
         self._codec = codec
+        # The module, which tfcmvp.codec's `reencode` function shadows as an attribute.
+        self._reencode_lib = importlib.import_module("tfcmvp.codec.reencode")
         self._tmp = tempfile.mkdtemp(prefix="tfcmvp-extract-")
 
     def teardown(self):
@@ -204,11 +213,19 @@ class ExtractVideoFn(_StageFn):
                 temps.append(target)
                 local_names[target] = f"{path} (re-encoded to {config.reencode})"
                 self._codec.reencode(local, target, codec=config.reencode,
-                                     gop=config.reencode_gop)
+                                     gop=config.reencode_gop, bitrate=config.reencode_bitrate)
                 local = target
             stage = "decode"
             video = self._codec.read_video(local, rgb=True, mv_cell=config.mv_cell,
                                            rgb_short_side=config.rgb_short_side)
+            iframe_images = None
+            if config.iframe_source == "reencode":
+                stage = "iframes"
+                # From the file just decoded, so frame i there is frame i here.
+                iframe_images = self._reencode_lib.reencoded_iframes(
+                    local, video.iframe_indices, video.num_frames,
+                    bitrate=config.iframe_bitrate, rgb_short_side=config.rgb_short_side,
+                    scratch_dir=self._tmp)
         except Exception as error:  # noqa: BLE001 - any bad input must not stop the job
             yield self._fail(task, path, stage, error, local_names)
             return
@@ -221,11 +238,12 @@ class ExtractVideoFn(_StageFn):
             LOG.warning("%s: MPEG-4 Part 2 with B-frames, whose motion vectors FFmpeg exports "
                         "as zero; re-encode (--reencode mpeg4) to get their motion",
                         path)
-        yield task, video
+        yield task, video, iframe_images
 
 
 class BuildRecordFn(_StageFn):
-    """(task, CompressedVideo) -> (task, VideoRecord): JPEG frames, I-frames, vectors."""
+    """(task, CompressedVideo, I-frames or None) -> (task, VideoRecord): JPEG frames,
+    I-frames, vectors."""
 
     def setup(self):
         from tfcmvp import records
@@ -233,12 +251,14 @@ class BuildRecordFn(_StageFn):
         self._records = records
 
     def process(self, element):
-        task, video = element
+        task, video, iframe_images = element
         entry = task.entry
         try:
             record = self._records.build_record(
                 video, video_id=entry.path, label=entry.label, label_name=entry.label_name,
-                split=entry.split, jpeg_quality=self._config.jpeg_quality)
+                split=entry.split, jpeg_quality=self._config.jpeg_quality,
+                iframe_images=iframe_images,
+                iframe_bitrate=None if iframe_images is None else self._config.iframe_bitrate)
         except Exception as error:  # noqa: BLE001
             yield self._fail(task, video.path, "record", error)
             return

@@ -17,6 +17,11 @@ from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions
                                                   StandardOptions)
 
 REENCODE_CHOICES = ("none", "mpeg4", "h264")
+IFRAME_SOURCE_CHOICES = ("decoded", "reencode")  # tfcmvp.schema.IFRAME_SOURCES
+# The authors' I-frame encode: FFmpeg's mpeg4 encoder at its default bit rate
+# (tfcmvp.codec.reencode.DEFAULT_IFRAME_BITRATE; not imported: the launcher stays light).
+DEFAULT_IFRAME_BITRATE = "200k"
+_BITRATE_UNITS = {"": 1, "k": 1_000, "m": 1_000_000}  # ffmpeg's -b:v suffixes
 # One training sample: 16 RGB frames at stride 4 span 61 frames, then a gap
 # of 2 and 8 motion frames: 61 + 2 + 8 = 71 (see docs of tfcmvp.data).
 DEFAULT_MIN_FRAMES = 71
@@ -49,6 +54,21 @@ class ExtractOptions(PipelineOptions):
                                  "GOP --reencode_gop, no B-frames); default none.")
         parser.add_argument("--reencode_gop", type=int, default=12,
                             help="GOP of --reencode (default 12).")
+        parser.add_argument("--reencode_bitrate", default=None,
+                            help="Bit rate of --reencode, e.g. 200k (the authors' setting, "
+                                 "FFmpeg's mpeg4 default); default: a fixed quantiser "
+                                 "instead (MPEG-4 q 2, near-lossless; CoViAR used -q:v 1), "
+                                 "H.264 CRF 18.")
+        parser.add_argument("--iframe_source", default="decoded", choices=IFRAME_SOURCE_CHOICES,
+                            help="Where the stored I-frame images come from: decoded (default; "
+                                 "the decoded frame at the I-frame index, the same image as "
+                                 "that RGB frame) or reencode (the I-frame of a separate "
+                                 "MPEG-4 encode at --iframe_bitrate with I-frames at the same "
+                                 "indices, as the authors' code: never pixel-identical to an "
+                                 "RGB frame). RGB frames and vectors are the same either way.")
+        parser.add_argument("--iframe_bitrate", default=None,
+                            help="Bit rate of --iframe_source reencode (default "
+                                 f"{DEFAULT_IFRAME_BITRATE}, the authors').")
         parser.add_argument("--rgb_short_side", type=int, default=128,
                             help="Short side of the stored RGB frames and I-frames (default 128).")
         parser.add_argument("--mv_cell", type=int, default=8,
@@ -87,6 +107,9 @@ class ExtractConfig:
     num_shards: int
     overwrite: bool
     compression: str = "gzip"
+    reencode_bitrate: Optional[int] = None  # bits/s; None: constant quality
+    iframe_source: str = "decoded"
+    iframe_bitrate: Optional[int] = None  # bits/s with iframe_source "reencode", else None
 
     @classmethod
     def from_options(cls, options: PipelineOptions) -> "ExtractConfig":
@@ -109,6 +132,21 @@ class ExtractConfig:
             if value < low or (high is not None and value > high):
                 bound = f">= {low}" if high is None else f"in [{low}, {high}]"
                 problems.append(f"{flag} must be {bound}, got {value}")
+        reencode_bitrate = iframe_bitrate = None
+        if opts.reencode_bitrate is not None:
+            try:
+                reencode_bitrate = parse_bitrate(opts.reencode_bitrate)
+            except ValueError as error:
+                problems.append(f"--reencode_bitrate: {error}")
+            if opts.reencode == "none":
+                problems.append("--reencode_bitrate needs --reencode mpeg4 or h264")
+        if opts.iframe_source == "reencode":
+            try:
+                iframe_bitrate = parse_bitrate(opts.iframe_bitrate or DEFAULT_IFRAME_BITRATE)
+            except ValueError as error:
+                problems.append(f"--iframe_bitrate: {error}")
+        elif opts.iframe_bitrate is not None:
+            problems.append("--iframe_bitrate needs --iframe_source reencode")
         if problems:
             raise ValueError("invalid options: " + "; ".join(problems))
         return cls(
@@ -119,13 +157,29 @@ class ExtractConfig:
             rgb_short_side=opts.rgb_short_side, mv_cell=opts.mv_cell,
             min_frames=opts.min_frames, jpeg_quality=opts.jpeg_quality,
             num_shards=opts.num_shards, overwrite=opts.overwrite,
-            compression=opts.compression)
+            compression=opts.compression, reencode_bitrate=reencode_bitrate,
+            iframe_source=opts.iframe_source, iframe_bitrate=iframe_bitrate)
 
     def shards_for(self, listed: int) -> int:
         """Shard count of a split with ``listed`` videos."""
         if self.num_shards:
             return self.num_shards
         return max(1, math.ceil(listed / VIDEOS_PER_SHARD))
+
+
+def parse_bitrate(text: str) -> int:
+    """A bit rate as ffmpeg's ``-b:v`` writes it, in bits/s: "200k" -> 200000, "1.5M",
+    "64000". ``ValueError`` quotes the text; at least 1000 bits/s."""
+    value = str(text).strip()
+    unit = value[-1:].lower() if value[-1:].isalpha() else ""
+    try:
+        number = float(value[:-1] if unit else value)
+        bits = int(round(number * _BITRATE_UNITS[unit]))
+    except (KeyError, ValueError, OverflowError):
+        raise ValueError(f"{text!r} is not a bit rate (e.g. 200k, 1.5M, 64000)") from None
+    if bits < 1000:
+        raise ValueError(f"{text!r} is below 1000 bits/s")
+    return bits
 
 
 def _mentions(argv: Sequence[str], *flags: str) -> bool:

@@ -24,13 +24,24 @@ video/one_past_reference int64     1 when every vector of the stream points exac
                                    frame back (GOP of I + P frames, one reference frame)
 rgb/encoded              bytes[]   T JPEG images, every frame, short side ``rgb/height``
 rgb/height, width        int64     size of the stored RGB frames
-iframe/encoded           bytes[]   one JPEG per I-frame, same size as ``rgb/``, decoded
-                                   from the same stream as the motion vectors
+iframe/encoded           bytes[]   one JPEG per I-frame, same size as ``rgb/``; by default
+                                   decoded from the same stream as the motion vectors
+iframe/source            bytes     optional: "reencode" when ``iframe/encoded`` holds the
+                                   I-frames of a separate low-bit-rate MPEG-4 encode of the
+                                   same frames (``--iframe_source reencode``); absent means
+                                   "decoded"
+iframe/bitrate           int64     optional, with ``iframe/source``: bits per second of that
+                                   encode (absent: 0)
 mv/encoded               bytes     int16 little-endian, shape [T, mv/height, mv/width, 2]
 mv/height, width         int64     motion-vector grid size (cells)
 mv/cell                  int64     cell size in decoded-frame pixels
 mv/scale                 float     stored units per pixel (``MV_SCALE`` = 4: quarter-pel)
 =======================  ========  ===================================================
+
+The two ``iframe/`` keys were added within version 1: a record of the default
+("decoded") kind does not carry them and is byte for byte what earlier writers
+wrote, readers treat a missing key as "decoded" / 0, and earlier readers ignore
+them. No version change was needed in either direction.
 
 Motion vectors are stored as ``round(v * mv/scale)`` clipped to the int16
 range, x then y, in pixels of the *decoded* frame (see ``tfcmvp.codec`` for the
@@ -69,6 +80,14 @@ RGB_ENCODED = "rgb/encoded"
 RGB_HEIGHT = "rgb/height"
 RGB_WIDTH = "rgb/width"
 IFRAME_ENCODED = "iframe/encoded"
+IFRAME_SOURCE = "iframe/source"  # optional
+IFRAME_BITRATE = "iframe/bitrate"  # optional
+
+# Values of IFRAME_SOURCE: the I-frame images come from the decode that gave the
+# RGB frames and vectors, or from a separate low-bit-rate re-encode of it.
+IFRAME_SOURCE_DECODED = "decoded"
+IFRAME_SOURCE_REENCODE = "reencode"
+IFRAME_SOURCES = (IFRAME_SOURCE_DECODED, IFRAME_SOURCE_REENCODE)
 MV_ENCODED = "mv/encoded"
 MV_HEIGHT = "mv/height"
 MV_WIDTH = "mv/width"
@@ -82,6 +101,9 @@ class VideoRecord:
 
     ``rgb_jpegs`` and ``iframe_jpegs`` are already JPEG-encoded bytes;
     ``motion_vectors`` is float32 ``[T, mv_height, mv_width, 2]`` in pixels.
+    ``iframe_source`` says where the I-frame images come from (one of
+    ``IFRAME_SOURCES``) and ``iframe_bitrate`` the bit rate of the re-encode
+    (0 for "decoded").
     """
 
     video_id: str
@@ -101,6 +123,8 @@ class VideoRecord:
     iframe_jpegs: Sequence[bytes]
     motion_vectors: np.ndarray
     mv_cell: int
+    iframe_source: str = IFRAME_SOURCE_DECODED
+    iframe_bitrate: int = 0
 
     @property
     def num_frames(self) -> int:
@@ -139,6 +163,11 @@ def encode_example(record: VideoRecord) -> bytes:
             f"{len(record.iframe_indices)} I-frame indices")
     if set(record.frame_types) - set("IPB"):
         problems.append(f"frame types {sorted(set(record.frame_types) - set('IPB'))} not in I/P/B")
+    if record.iframe_source not in IFRAME_SOURCES:
+        problems.append(f"iframe_source {record.iframe_source!r} not in {IFRAME_SOURCES}")
+    elif (record.iframe_source == IFRAME_SOURCE_DECODED) != (int(record.iframe_bitrate) == 0):
+        problems.append(f"iframe_bitrate {record.iframe_bitrate!r} with iframe_source "
+                        f"{record.iframe_source!r} (0 exactly when decoded)")
     if problems:
         raise ValueError(f"{record.video_id}: inconsistent record: " + "; ".join(problems))
 
@@ -176,13 +205,21 @@ def encode_example(record: VideoRecord) -> bytes:
         MV_CELL: _ints([record.mv_cell]),
         MV_SCALE_KEY: _floats([MV_SCALE]),
     }
+    if record.iframe_source != IFRAME_SOURCE_DECODED:
+        # Written only when not the default, so that default records keep the
+        # bytes they had before these keys existed.
+        feature[IFRAME_SOURCE] = _bytes([record.iframe_source.encode()])
+        feature[IFRAME_BITRATE] = _ints([record.iframe_bitrate])
     example = example_proto.Example(features=example_proto.Features(feature=feature))
     # Sorted feature keys: the same record always gives the same bytes.
     return example.SerializeToString(deterministic=True)
 
 
 def feature_spec() -> dict:
-    """The ``tf.io.parse_single_example`` spec of schema version 1."""
+    """The ``tf.io.parse_single_example`` spec of schema version 1.
+
+    The optional ``iframe/`` keys have defaults, so records without them parse.
+    """
     import tensorflow as tf
 
     scalar_int = tf.io.FixedLenFeature([], tf.int64)
@@ -205,6 +242,8 @@ def feature_spec() -> dict:
         RGB_HEIGHT: scalar_int,
         RGB_WIDTH: scalar_int,
         IFRAME_ENCODED: tf.io.VarLenFeature(tf.string),
+        IFRAME_SOURCE: tf.io.FixedLenFeature([], tf.string, default_value=IFRAME_SOURCE_DECODED),
+        IFRAME_BITRATE: tf.io.FixedLenFeature([], tf.int64, default_value=0),
         MV_ENCODED: scalar_str,
         MV_HEIGHT: scalar_int,
         MV_WIDTH: scalar_int,
@@ -267,4 +306,7 @@ def decode_example(serialized: bytes) -> VideoRecord:
         iframe_jpegs=list(f[IFRAME_ENCODED].bytes_list.value),
         motion_vectors=raw.astype(np.float32) / np.float32(one(MV_SCALE_KEY, "float_list")),
         mv_cell=one(MV_CELL, "int64_list"),
+        iframe_source=(one(IFRAME_SOURCE, "bytes_list").decode() if IFRAME_SOURCE in f
+                       else IFRAME_SOURCE_DECODED),
+        iframe_bitrate=one(IFRAME_BITRATE, "int64_list") if IFRAME_BITRATE in f else 0,
     )
