@@ -13,10 +13,10 @@ import sys
 
 from tfcmvp import __version__
 from tfcmvp.cli import (describe_cmd, export_cmd, extract_cmd, finetune_cmd, inspect_cmd,
-                        pretrain_cmd, quickstart_cmd, retrieval_cmd, synth_cmd)
+                        pretrain_cmd, probe_cmd, quickstart_cmd, retrieval_cmd, synth_cmd)
 
 SUBCOMMANDS = (quickstart_cmd, synth_cmd, extract_cmd, inspect_cmd, pretrain_cmd, export_cmd,
-               describe_cmd, retrieval_cmd, finetune_cmd)
+               describe_cmd, retrieval_cmd, finetune_cmd, probe_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
