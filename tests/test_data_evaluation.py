@@ -25,15 +25,38 @@ def by_video(ds):
 
 
 def expected_starts(num_frames, num_clips=4, span=5):
-    centres = (np.arange(num_clips) + 0.5) * num_frames / num_clips
-    return np.clip(np.floor(centres - span / 2 + 0.5), 0, max(num_frames - span, 0)).astype(int)
+    """The authors' test positions (their VideoDataset): midpoints of N segments of [0, T - S]."""
+    if num_frames <= span:
+        return np.zeros(num_clips, int)
+    edges = np.linspace(0, num_frames - span, num_clips + 1)
+    return ((edges[1:] + edges[:-1]) / 2.).astype(int)
+
+
+def vcop_starts(num_frames, num_clips=4, span=5):
+    """VCOP's retrieval positions: centres linspace(S / 2, T - S / 2, N)."""
+    if num_frames < span:
+        return np.zeros(num_clips, int)
+    centres = np.linspace(span / 2, num_frames - span / 2, num_clips)
+    return np.array([int(c - span / 2) for c in centres])
+
+
+def coclr_frames(num_frames, clip_len=3, ds=2):
+    """CoCLR's test-mode frame_sampler: [windows, clip_len] frame indices."""
+    if num_frames - clip_len * ds <= 0:
+        sequence = np.arange(clip_len) * ds
+        seq_idx = np.zeros_like(sequence)
+        sequence = sequence[sequence < num_frames]
+        seq_idx[-len(sequence):] = sequence
+        return seq_idx[None]
+    start = np.arange(0, num_frames - clip_len * ds + 1, clip_len * ds // 2 - 1)[:, None]
+    return start + np.arange(clip_len)[None] * ds
 
 
 def test_rgb_clip_positions_and_padding(pattern):
     videos = by_video(eval_dataset(pattern, modality="rgb", **TINY))
     assert sorted(videos) == ["long", "mid", "short"]  # every video once, short ones too
-    # Midpoints of 4 segments of 40 frames: 5, 15, 25, 35 -> starts 3, 13, 23, 33.
-    np.testing.assert_array_equal(expected_starts(40), [3, 13, 23, 33])
+    # Default: the authors' positions, midpoints of 4 segments of the start range [0, 35].
+    np.testing.assert_array_equal(expected_starts(40), [4, 13, 21, 30])
     for vid, n in LENGTHS.items():
         e = videos[vid]
         assert e["clips"].shape == (4, 3, 16, 16, 3) and e["clips"].dtype == np.float32
@@ -61,9 +84,9 @@ def test_iframe_modality_nearest_to_clip_centre(pattern):
     e = videos["long"]
     assert e["clips"].shape == (4, 16, 16, 3)
     got = synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(e["clips"]))
-    # Clip centres (start + 2): 5, 15, 25, 35 -> I-frames (every 6) 6, 12 (tie 12/18: earlier),
-    # 24, 36.
-    np.testing.assert_array_equal(got, [6, 12, 24, 36])
+    # Clip centres (start + 2): 6, 15, 23, 32 -> I-frames (every 6) 6, 12 (tie 12/18: earlier),
+    # 24, 30.
+    np.testing.assert_array_equal(got, [6, 12, 24, 30])
     np.testing.assert_array_equal(
         synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(videos["short"]["clips"])),
         [0, 0, 0, 0])
@@ -92,6 +115,24 @@ def test_motion_modality_centred_window_scaled(pattern):
             atol=1e-6)
 
 
+@pytest.mark.parametrize("positions", ["vcop", "sliding"])
+def test_retrieval_positions(pattern, positions):
+    videos = by_video(eval_dataset(pattern, modality="rgb", positions=positions, **TINY))
+    for vid, n in LENGTHS.items():
+        frames = synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(videos[vid]["clips"]))
+        if positions == "vcop":
+            starts = vcop_starts(n)
+            expected = np.minimum(starts[:, None] + 2 * np.arange(3), n - 1)
+        else:  # the number of windows depends on the length: 18, 9, 1
+            expected = coclr_frames(n)
+        np.testing.assert_array_equal(frames, expected, err_msg=vid)
+    if positions == "vcop":
+        np.testing.assert_array_equal(vcop_starts(40), [0, 11, 23, 35])
+    else:  # windows 0, 2, ..., 34: hop 3 * 2 // 2 - 1 = 2 up to 40 - 3 * 2
+        assert len(videos["long"]["clips"]) == 18
+        np.testing.assert_array_equal(coclr_frames(3), [[0, 0, 2]])  # padded with frame 0
+
+
 def test_batched_and_deterministic(pattern):
     a = list(eval_dataset(pattern, modality="rgb", batch_size=2, **TINY).as_numpy_iterator())
     b = list(eval_dataset(pattern, modality="rgb", batch_size=2, **TINY).as_numpy_iterator())
@@ -109,7 +150,8 @@ def test_default_geometry_shapes(pattern):
 
 @pytest.mark.parametrize("kwargs, word", [
     ({"modality": "flow"}, "modality"), ({"num_clips": 0}, "num_clips"),
-    ({"mv_resize_method": "area"}, "mv_resize_method")])
+    ({"mv_resize_method": "area"}, "mv_resize_method"), ({"positions": "centred"}, "positions"),
+    ({"positions": "sliding", "batch_size": 2}, "batch_size=None")])
 def test_bad_arguments(pattern, kwargs, word):
     with pytest.raises(ValueError, match=word):
         eval_dataset(pattern, **kwargs)

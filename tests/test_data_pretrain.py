@@ -78,7 +78,12 @@ def test_windows_and_content(pattern):
             assert abs(frames[0] - target[0]) >= 3  # no overlap with the target window
             assert frames[-1] < LENGTHS[vid]
         iframe = synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(s["iframe"]))
-        assert iframe % GOP == 0 and start - 2 <= iframe <= end + 2
+        # Never one of the clip's frames (iframe_excludes_clip_frames); within 2 frames of the
+        # span unless every I-frame there is a clip frame (then the nearest other one).
+        assert iframe % GOP == 0 and iframe not in clip
+        in_window = [i for i in range(0, LENGTHS[vid], GOP)
+                     if start - 2 <= i <= end + 2 and i not in clip]
+        assert start - 2 <= iframe <= end + 2 or not in_window
 
 
 def ramp(rgb_normalised):
@@ -167,6 +172,22 @@ def test_each_visit_of_a_video_is_a_new_sample(pattern):
     for visits in clips.values():
         assert len(visits) >= 2
         assert any(not np.allclose(visits[0], v) for v in visits[1:])
+
+
+def test_iframe_exclusion_reaches_the_dataset(pattern):
+    """iframe_excludes_clip_frames=False restores clip frames as I-frame candidates (GOP 6,
+    stride 2: every I-frame inside the span is a clip frame when the clip starts even)."""
+    identical = {}
+    for exclude in (False, True):
+        ds = pretrain_dataset(pattern, 2, seed=4, deterministic=True,
+                              iframe_excludes_clip_frames=exclude, **PLAIN)
+        count = 0
+        for s in samples(ds, 12):
+            clip = synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(s["clip"]))
+            iframe = synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(s["iframe"]))
+            count += iframe in clip
+        identical[exclude] = count
+    assert identical[False] > 0 and identical[True] == 0
 
 
 def test_sample_is_identical_eagerly_and_inside_tf_data(pattern):

@@ -74,13 +74,17 @@ def test_recall_matches_the_brute_force_reference(tmp_path, capsys, data_dir, mo
     assert record["num_queries"] == 9 and record["num_gallery"] == 12
     data = record["data"]
     assert data["dir"] == str(data_dir) and data["layout"] == "csv"
-    assert data["modality"] == "rgb" and data["clips_per_video"] == 2
+    # VCOP: the 2 clips asked for; CoCLR: its sliding windows, 2-frame windows at every start
+    # 0 .. 4 of the 6-frame videos (hop max(2 // 2 - 1, 1) = 1): 5 per video.
+    clips = {"vcop": 2, "coclr": 5.0}[protocol]
+    assert data["modality"] == "rgb" and data["clips_per_video"] == clips
+    assert data["clip_positions"] == {"vcop": "vcop", "coclr": "sliding"}[protocol]
     assert data["network"] == "video"
 
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["model", "protocol", "R@1", "R@5", "R@10", "R@20", "R@50"]
     assert lines[2].split() == ["v_net", protocol] + [f"{expected[f'R@{k}']:.1f}" for k in KS]
-    assert "9 queries (test), 12 gallery videos (train), 2 rgb clips per video" in lines[3]
+    assert f"9 queries (test), 12 gallery videos (train), {clips} rgb clips per video" in lines[3]
 
 
 def test_second_run_with_a_figure_does_not_run_the_model(monkeypatch, tmp_path, data_dir,
@@ -95,14 +99,23 @@ def test_second_run_with_a_figure_does_not_run_the_model(monkeypatch, tmp_path, 
 
     calls.reset()
     png = tmp_path / "figs" / "retrieval.png"
-    assert run_cli("--model", model_dir, "--data", data_dir, "--clips", 2, "--protocol", "coclr",
+    assert run_cli("--model", model_dir, "--data", data_dir, "--clips", 2,
                    "--output", tmp_path / "second.json", "--cache_dir", cache, "--png", png) == 0
     assert calls.loads == 0 and calls.clips_per_call == []
     record = json.loads((tmp_path / "second.json").read_text())
-    assert record["R@1"] == pytest.approx(reference("coclr")["R@1"])
+    assert record["R@1"] == pytest.approx(reference("vcop")["R@1"])
     # 8 query rows of 1 + 5 panels, 1.5 in at 100 dpi each, plus the title strip.
     with Image.open(png) as image:
         assert image.size == (6 * 150, 8 * 150 + 40)
+
+    # CoCLR's sliding windows are other clips: their own cache entry, then reused.
+    for loads in (1, 1):
+        assert run_cli("--model", model_dir, "--data", data_dir, "--protocol", "coclr",
+                       "--output", tmp_path / "third.json", "--cache_dir", cache) == 0
+        assert calls.loads == loads
+    assert len(list(cache.glob("features-v_net-*.npz"))) == 2
+    record = json.loads((tmp_path / "third.json").read_text())
+    assert record["R@1"] == pytest.approx(reference("coclr")["R@1"])
 
 
 def test_no_cache_writes_nothing_and_default_cache_is_under_data(tmp_path, data_dir, model_dir):

@@ -160,20 +160,40 @@ def test_features_come_from_the_exported_modality(exports, data_dir, network, mo
             assert got.label_names[row] == f"class{VIDEOS[split][vid][0]}"
 
 
-def test_video_feature_is_the_mean_of_evenly_spaced_clips(tmp_path):
-    """Painted frames (red codes the frame index) show which frames the N clips averaged."""
+def vcop_frames(num_frames, num_clips, clip_len, stride):
+    """VCOP's retrieval clips: centres linspace(S / 2, T - S / 2, N), starts int(c - S / 2)."""
+    span = (clip_len - 1) * stride + 1
+    starts = np.array([int(c - span / 2)
+                       for c in np.linspace(span / 2, num_frames - span / 2, num_clips)])
+    return starts[:, None] + stride * np.arange(clip_len)  # [N, T]
+
+
+def coclr_frames(num_frames, clip_len, stride):
+    """CoCLR's test windows (videos longer than clip_len * stride): hop clip_len * stride // 2 - 1,
+    at least 1 frame."""
+    hop = max(clip_len * stride // 2 - 1, 1)
+    starts = np.arange(0, num_frames - clip_len * stride + 1, hop)
+    return starts[:, None] + stride * np.arange(clip_len)  # [N_v, T]
+
+
+@pytest.mark.parametrize("positions", ["vcop", "sliding"])
+def test_video_feature_is_the_mean_of_the_protocols_clips(tmp_path, positions):
+    """Painted frames (red codes the frame index) show which frames the clips averaged."""
     lengths = {"a": 20, "b": 9}
     records = [synthetic.painted_record(v, n, label=i, rgb_width=16, rgb_height=12)
                for i, (v, n) in enumerate(lengths.items())]
     data = write_data(tmp_path / "data", records, records, num_shards=1)
     model = save_tiny_export(tmp_path / "model", "video", [FRAMES, CROP, CROP, 3], stride=2)
-    result = features.extract_features(model, data, clips=3, use_cache=False, progress=False)
-    span = (FRAMES - 1) * 2 + 1
+    result = features.extract_features(model, data, clips=3, positions=positions,
+                                       use_cache=False, progress=False)
+    assert result.options.positions == positions
     for row, vid in enumerate(result.splits["test"].video_ids):
         n = lengths[vid]
-        centres = (np.arange(3) + 0.5) * n / 3
-        starts = np.clip(np.floor(centres - span / 2 + 0.5), 0, n - span).astype(int)
-        frames = (starts[:, None] + 2 * np.arange(FRAMES)).ravel()  # [N * T]
+        frames = (vcop_frames(n, 3, FRAMES, 2) if positions == "vcop"
+                  else coclr_frames(n, FRAMES, 2))  # [N, T]
+        # 2 x 2 counts as 4 frames under CoCLR: windows 0 .. 16 (a) and 0 .. 5 (b), hop 1.
+        assert result.splits["test"].clip_counts[row] == len(frames)
+        frames = frames.ravel()  # [N * T]
         red = ((8 * (frames % 32) + 4) / 255 - MEAN[0]) / STD[0]
         # JPEG moves a painted level by at most ~3 of 255: 0.05 after normalisation.
         np.testing.assert_allclose(result.splits["test"].features[row, 0], red.mean(), atol=0.05)
@@ -227,6 +247,26 @@ def test_second_run_reads_the_cache_without_calling_the_model(monkeypatch, tmp_p
     other = features.extract_features(exports["video"], data_dir, clips=2, cache_dir=cache,
                                       progress=False)
     assert not other.from_cache and calls.loads == 1 and other.key != first.key
+
+
+def test_clip_positions_are_part_of_the_cache_key(monkeypatch, tmp_path, exports, data_dir):
+    calls = ModelCalls(monkeypatch)
+    cache = tmp_path / "cache"
+    vcop = features.extract_features(exports["video"], data_dir, clips=3, cache_dir=cache,
+                                     progress=False)
+    sliding = features.extract_features(exports["video"], data_dir, clips=3, cache_dir=cache,
+                                        positions="sliding", progress=False)
+    assert not sliding.from_cache and calls.loads == 2 and sliding.key != vcop.key
+    with np.load(sliding.cache_path) as stored:
+        meta = json.loads(str(stored["meta"]))
+        assert meta["options"]["positions"] == "sliding" and meta["options"]["num_clips"] is None
+    # Sliding windows do not depend on the clip count: any --clips reads the same entry.
+    again = features.extract_features(exports["video"], data_dir, clips=7, cache_dir=cache,
+                                      positions="sliding", progress=False)
+    assert again.from_cache and again.key == sliding.key and calls.loads == 2
+    with pytest.raises(ValueError, match="'centred'"):
+        features.extract_features(exports["video"], data_dir, positions="centred",
+                                  progress=False)
 
 
 def test_new_weights_or_new_data_invalidate_the_cache(monkeypatch, tmp_path, data_dir):
@@ -329,15 +369,15 @@ def test_real_exports_of_the_three_networks(tmp_path):
                for i, (v, n) in enumerate(lengths.items())]
     data = write_data(tmp_path / "data", records[:1], records[1:])
     # The clip each network eats, spelled as eval_dataset options (32 -> short side 37);
-    # I-frames and motion windows are centred on the segment midpoints (span 1 and 8).
-    geometry = dict(num_clips=2, crop_size=32, resize_short=37)
+    # I-frames and motion windows at VCOP's clip positions (span 1 and 8).
+    geometry = dict(positions="vcop", num_clips=2, crop_size=32, resize_short=37)
     per_network = {"video": dict(modality="rgb", clip_len=8, clip_stride=2),
                    "iframe": dict(modality="iframe", clip_len=1, clip_stride=1),
                    "motion": dict(modality="motion", clip_len=8, clip_stride=1, motion_len=8)}
     for network, clip_options in per_network.items():
         path = export_random_init(config, tmp_path / network, network, seed=1)
-        result = features.extract_features(path, data, clips=2, use_cache=False,
-                                           progress=False)
+        result = features.extract_features(path, data, clips=2, positions="vcop",
+                                           use_cache=False, progress=False)
         assert result.options.modality == clip_options["modality"]
         embed = tf.saved_model.load(str(path)).signatures["embed"]
         for split in ("test", "train"):

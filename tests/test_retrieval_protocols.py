@@ -104,3 +104,15 @@ def test_l2_normalize_blocks_do_not_change_the_result(monkeypatch):
 def test_prepare_rejects_bad_input(query, gallery, match):
     with pytest.raises(ValueError, match=match):
         prepare(query, gallery)
+
+
+def test_each_protocol_names_its_clip_positions():
+    """VCOP: N evenly spaced clips; CoCLR: sliding windows (tfcmvp.data.sampling rules)."""
+    from tfcmvp.data.sampling import CLIP_POSITIONS
+
+    assert protocols.clip_positions("vcop") == "vcop"
+    assert protocols.clip_positions("coclr") == "sliding"
+    assert set(protocols.CLIP_POSITIONS) == set(protocols.PROTOCOLS)
+    assert set(protocols.CLIP_POSITIONS.values()) <= set(CLIP_POSITIONS)
+    with pytest.raises(ValueError, match="'simclr'"):
+        protocols.clip_positions("simclr")

@@ -98,6 +98,14 @@ class DataConfig:
         3, "hard-negative motion clips per video, from non-overlapping windows of the same video")
     iframe_window: int = field(
         5, "the I-frame is drawn among the I-frames within this many frames of the clip span")
+    iframe_excludes_clip_frames: bool = field(
+        True, "never take an I-frame whose index is one of the clip's frame indices: from the "
+              "same decode it is pixel-identical to a clip frame, a shortcut for context "
+              "matching (~22% of samples at GOP 12, stride 4). The authors keep such indices but "
+              "read I-frames from a separate low-bitrate re-encode, so never identical pixels; "
+              "with such data (extraction --iframe_source reencode) false reproduces their "
+              "sampling. Without another I-frame in the window: the nearest one that is not a "
+              "clip frame (tfcmvp.data.sampling)")
     crop_size: int = field(112, "side of the square training crop in pixels")
     min_crop_area: float = field(0.2, "smallest area fraction of the random resized crop")
     crop_ratio: tuple[float, ...] = field(

@@ -1,12 +1,19 @@
-"""The evaluation dataset: every video once, ``num_clips`` fixed clips each.
+"""The evaluation dataset: every video once, as fixed clips.
 
 Used for finetuning tests (softmax averaged over clips) and retrieval
 (features averaged over clips). Per video:
 
-* clip positions: clip ``i`` is centred on the midpoint of the i-th of
-  ``num_clips`` equal segments of the video, clamped so it fits (see
-  :func:`tfcmvp.data.sampling.eval_clip_starts`); a video shorter than one
-  span gets clips that start at 0 and repeat its last frame;
+* clip positions, by the rule ``positions`` (formulas in
+  :mod:`tfcmvp.data.sampling`): ``"authors"`` (the default; the authors'
+  finetuning test) puts ``num_clips`` clips at the midpoints of equal
+  segments of the valid start range, ``"vcop"`` (VCOP's retrieval) spaces
+  ``num_clips`` clip centres evenly from the first to the last possible one,
+  ``"sliding"`` (CoCLR's retrieval) slides a window over the whole video, so
+  the number of clips N varies from video to video. The two fixed-count rules
+  repeat no clip when the video has at least ``span + num_clips`` frames
+  (``"vcop"``: one fewer); a video shorter than one span gets clips that
+  start at 0 (``"sliding"``: one clip, padded at its start with frame 0) and
+  repeat its last frame;
 * geometry: short side resized to ``resize_short`` then the centre
   ``crop_size`` square (stored short side 128 -> the central 112x112);
 * modality "rgb": ``clip_len`` frames at ``clip_stride``, ImageNet-normalised,
@@ -43,6 +50,7 @@ def make_eval_sample(
     serialized,
     *,
     modality: str,
+    positions: str,
     num_clips: int,
     clip_len: int,
     clip_stride: int,
@@ -61,7 +69,9 @@ def make_eval_sample(
     with tf.control_dependencies([check]):
         t = tf.identity(t)
     span = sampling.clip_span(clip_len, clip_stride)
-    starts = sampling.eval_clip_starts(t, num_clips, span)  # [N]
+    starts = sampling.eval_clip_starts(
+        t, positions=positions, num_clips=num_clips, clip_len=clip_len,
+        clip_stride=clip_stride)  # [N]
     centre = augment.center_crop(
         features.CLIPS, crop_size, resize_short=resize_short,
         extent_keys={features.CLIPS: features.MV_EXTENT} if modality == "motion" else None,
@@ -101,6 +111,7 @@ def eval_dataset(
     file_pattern: reader.FilePattern,
     *,
     modality: str = "rgb",
+    positions: str = "authors",
     num_clips: int = 10,
     clip_len: int = _S.clip_len,
     clip_stride: int = _S.clip_stride,
@@ -114,19 +125,25 @@ def eval_dataset(
     num_parallel_calls: int = tf.data.AUTOTUNE,
     cycle_length: Optional[int] = None,
 ) -> tf.data.Dataset:
-    """Every video of the shards exactly once, as ``num_clips`` centre-cropped clips.
+    """Every video of the shards exactly once, as centre-cropped clips.
 
     Args:
       file_pattern: a glob or a list of globs / paths of gzip TFRecord shards.
       modality: "rgb", "iframe" or "motion" (see the module docstring).
-      num_clips: clips per video N (10, the test protocol of the paper).
+      positions: where the clips lie: "authors" (the authors' finetuning
+        test, default), "vcop" (VCOP's retrieval) or "sliding" (CoCLR's
+        retrieval, a video-dependent number of clips); see
+        :mod:`tfcmvp.data.sampling`.
+      num_clips: clips per video N (10, the test protocol of the paper);
+        unused by "sliding".
       clip_len, clip_stride, motion_len: as in :class:`SamplingConfig`.
       crop_size: output side S (112).
       resize_short: the short side is resized to this before the centre crop
         (128, the stored short side).
       mv_clip, mv_div, mv_resize_method: as in :class:`AugmentConfig`.
       batch_size: None yields one video per element; an int batches videos
-        (the last batch may be smaller).
+        (the last batch may be smaller; not with "sliding", whose videos have
+        different clip counts).
       num_parallel_calls: parallelism of reading and decoding; the order of
         the videos stays fixed.
       cycle_length: shards read at once (default min(#shards, 8)).
@@ -137,6 +154,12 @@ def eval_dataset(
     """
     if modality not in MODALITIES:
         raise ValueError(f"eval_dataset: modality must be one of {MODALITIES}, got {modality!r}")
+    if positions not in sampling.CLIP_POSITIONS:
+        raise ValueError(f"eval_dataset: positions must be one of {sampling.CLIP_POSITIONS}, "
+                         f"got {positions!r}")
+    if positions == "sliding" and batch_size is not None:
+        raise ValueError("eval_dataset: positions='sliding' gives every video its own number of "
+                         "clips, so videos cannot be batched; pass batch_size=None")
     for name, value in (("num_clips", num_clips), ("clip_len", clip_len),
                         ("clip_stride", clip_stride), ("motion_len", motion_len),
                         ("crop_size", crop_size), ("resize_short", resize_short)):
@@ -150,7 +173,7 @@ def eval_dataset(
         files, cycle_length=cycle_length, num_parallel_calls=num_parallel_calls, deterministic=True)
     ds = ds.map(
         lambda s: make_eval_sample(
-            s, modality=modality, num_clips=num_clips, clip_len=clip_len,
+            s, modality=modality, positions=positions, num_clips=num_clips, clip_len=clip_len,
             clip_stride=clip_stride, motion_len=motion_len, crop_size=crop_size,
             resize_short=resize_short, mv_clip=mv_clip, mv_div=mv_div,
             mv_resize_method=mv_resize_method),

@@ -10,7 +10,8 @@ each window lies):
   clip (same region of the scene, same flip) and nothing else.
 * ``motion[1:]``: ``num_negatives`` hard negatives from the same video, each
   with its own crop and flip.
-* ``iframe``: an I-frame near the clip with its own crop, flip, jitter, blur.
+* ``iframe``: an I-frame near the clip (by default never one of the clip's
+  own frames) with its own crop, flip, jitter, blur.
 
 Vectors are clamped to +-``mv_clip`` px and divided by ``mv_div``. Only the
 JPEGs the sample uses are decoded. Videos shorter than
@@ -107,6 +108,7 @@ def pretrain_dataset(
     period: str = _S.period,
     num_negatives: int = _S.num_negatives,
     iframe_window: int = _S.iframe_window,
+    iframe_excludes_clip_frames: bool = _S.iframe_excludes_clip_frames,
     crop_size: int = _A.crop_size,
     min_crop_area: float = _A.min_crop_area,
     crop_ratio: Sequence[float] = _A.crop_ratio,
@@ -132,7 +134,7 @@ def pretrain_dataset(
     Args:
       file_pattern: a glob (``OUT/train-*.tfrecord.gz``) or a list of globs / paths.
       batch_size: videos per batch B.
-      clip_len ... iframe_window: windows, see :class:`SamplingConfig`.
+      clip_len ... iframe_excludes_clip_frames: windows, see :class:`SamplingConfig`.
       crop_size ... blur: augmentation, see :class:`AugmentConfig`
         (``color_jitter`` / ``blur`` also accept a mapping of their fields,
         True for the defaults, or None to switch them off).
@@ -158,7 +160,7 @@ def pretrain_dataset(
     sampling_config = SamplingConfig(
         clip_len=clip_len, clip_stride=clip_stride, motion_len=motion_len,
         motion_gap=motion_gap, period=period, num_negatives=num_negatives,
-        iframe_window=iframe_window)
+        iframe_window=iframe_window, iframe_excludes_clip_frames=iframe_excludes_clip_frames)
     augment_config = AugmentConfig(
         crop_size=crop_size, min_crop_area=min_crop_area, crop_ratio=tuple(crop_ratio),
         flip_prob=flip_prob, flip_negates_mv_x=flip_negates_mv_x, mv_clip=mv_clip,

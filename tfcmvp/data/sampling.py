@@ -26,9 +26,54 @@ Conventions (all documented once here):
   with the defaults), they are drawn from every start, overlapping or not.
 * I-frame: drawn uniformly among the I-frames whose index lies within
   ``iframe_window`` frames of the clip span ``[start - w, end + w]``; if there
-  is none, the I-frame nearest to the span (earliest on a tie).
+  is none, the I-frame nearest to the span (earliest on a tie). With
+  ``iframe_excludes_clip_frames`` (the default) the I-frames whose index is
+  one of the clip's own frame indices are no candidates: read from the same
+  decode as the clip they would be pixel-identical to one of its frames, a
+  shortcut for context matching (the authors' I-frames come from a separate
+  low-bitrate re-encode, so never identical; with such records, extraction
+  ``--iframe_source reencode``, switching it off reproduces their sampling).
+  When no other I-frame lies in the window, the nearest I-frame that is not
+  a clip frame is taken (it may lie outside the window); when every I-frame
+  of the video is a clip frame, the nearest one.
 * Indices past the last frame are clamped to it: a clip longer than its
   video repeats the last frame (evaluation and finetuning pad this way).
+
+Evaluation clip positions (``positions`` of :func:`eval_clip_starts`; T
+frames, a span of S frames, N clips):
+
+* ``"authors"`` (the authors' finetuning test, ``VideoDataset`` of
+  alibaba/Deep-Vision Context-Motion-Decoupling): the midpoints of N equal
+  segments of the valid start range ``[0, T - S]``, truncated to ints, in
+  their float64 arithmetic: ``e = np.linspace(0, T - S, N + 1)``, starts
+  ``((e[1:] + e[:-1]) / 2).astype(int)``. That differs from the exact
+  ``floor((2i + 1)(T - S) / 2N)`` by one frame for a few lengths (e.g.
+  T = 89, N = 10); we follow the float arithmetic so the starts are theirs.
+  ``T <= S``: every clip starts at 0.
+* ``"vcop"`` (VCOP's retrieval, ``UCF101ClipRetrievalDataset`` of
+  xudejing/video-clip-order-prediction): clip centres
+  ``np.linspace(S / 2, T - S / 2, N)``, starts ``int(centre - S / 2)``
+  (float64 as theirs; equal to ``floor(i (T - S) / (N - 1))``). ``T < S``
+  (undefined in VCOP, which slices from the end): every clip starts at 0.
+* ``"sliding"`` (CoCLR's test windows, ``frame_sampler`` of TengdaHan/CoCLR
+  ``dataset/lmdb_dataset.py``, with ``num_frames = clip_len`` and
+  ``ds = clip_stride``): CoCLR counts a window as ``E = clip_len *
+  clip_stride`` frames (one stride more than the span); when ``T > E``, starts
+  ``0, h, 2h, ... <= T - E`` with ``h = E // 2 - 1`` ("half overlap - 1"; at
+  least 1), so the number of clips grows with the video and the last window
+  need not reach its end; when ``T <= E``, one window left-padded with frame
+  0: the frames ``j * clip_stride < T`` end the clip and frame 0 fills its
+  first slots, which is the start ``-(clip_len - ceil(T / clip_stride)) *
+  clip_stride`` with indices clamped at 0.
+
+Neither fixed-count rule repeats a clip once the video is long enough:
+``"vcop"`` from ``T >= S + N - 1`` (N distinct starts exist, and its starts
+are ``(T - S) / (N - 1) >= 1`` apart), ``"authors"`` from ``T >= S + N`` (its
+midpoints are ``(T - S) / N`` apart, so at ``T = S + N - 1`` two of them
+still share a frame: 70 frames, 16 x 4, N = 10 give 0, 1, 2, 3, 4, 4, 5, ...).
+Shorter videos repeat clips, unavoidably. Frames past the last one repeat it
+(the authors' test instead wraps them to frame 0; it only matters for videos
+shorter than the span).
 """
 
 from __future__ import annotations
@@ -38,6 +83,7 @@ import dataclasses
 import tensorflow as tf
 
 PERIODS = ("future", "current")
+CLIP_POSITIONS = ("authors", "vcop", "sliding")  # evaluation clip rules, see the docstring
 
 # Salts that separate the random streams of one sample (any distinct ints).
 _SALT_CLIP = 1
@@ -60,6 +106,8 @@ class SamplingConfig:
       num_negatives: hard-negative motion clips from the same video (3).
       iframe_window: the I-frame lies within this many frames of the clip
         span (5).
+      iframe_excludes_clip_frames: never take an I-frame whose index is one
+        of the clip's frame indices (see the module docstring; True).
     """
 
     clip_len: int = 16
@@ -69,6 +117,7 @@ class SamplingConfig:
     period: str = "future"
     num_negatives: int = 3
     iframe_window: int = 5
+    iframe_excludes_clip_frames: bool = True
 
     def __post_init__(self):
         for name in ("clip_len", "clip_stride", "motion_len", "motion_gap"):
@@ -79,6 +128,9 @@ class SamplingConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"SamplingConfig.{name} must be an int >= 0, got {value!r}")
+        if not isinstance(self.iframe_excludes_clip_frames, bool):
+            raise ValueError(f"SamplingConfig.iframe_excludes_clip_frames must be a bool, got "
+                             f"{self.iframe_excludes_clip_frames!r}")
         if self.period not in PERIODS:
             raise ValueError(f"SamplingConfig.period must be one of {PERIODS}, got {self.period!r}")
 
@@ -183,26 +235,42 @@ def nearest_iframes(iframe_indices, frames):
     return tf.argmin(distance, axis=1, output_type=tf.int64)
 
 
-def nearest_iframe(iframe_indices, first, last=None):
+def nearest_iframe(iframe_indices, first, last=None, allowed=None):
     """Ordinal (position in ``iframe_indices``) of the I-frame nearest to frames [first, last].
 
     ``last`` defaults to ``first`` (nearest to one frame). Ties go to the
-    earlier I-frame. ``iframe_indices`` must not be empty.
+    earlier I-frame. ``allowed`` (bool ``[M]``, optional) restricts the choice
+    to those I-frames when any is allowed; when none is, every I-frame
+    counts. ``iframe_indices`` must not be empty.
     """
     idx = _i64(iframe_indices)
     first = _i64(first)
     last = first if last is None else _i64(last)
     distance = tf.maximum(tf.maximum(first - idx, idx - last), 0)  # [M]
+    if allowed is not None:
+        # Disallowed I-frames lose to every allowed one, yet still win when
+        # nothing is allowed (they all get the same offset).
+        far = tf.reduce_max(distance) + 1
+        distance = tf.where(allowed, distance, distance + far)
     return tf.argmin(distance, output_type=tf.int64)  # first minimum on ties
 
 
-def choose_iframe(iframe_indices, first, last, window: int, seed):
+def choose_iframe(iframe_indices, first, last, window: int, seed, exclude=None):
     """Ordinal of a random I-frame within ``window`` frames of [first, last].
 
-    Falls back to :func:`nearest_iframe` when no I-frame is that close.
+    ``exclude`` (int ``[K]``, optional): frame indices the I-frame must not
+    have (the clip's own frames). Candidates are the I-frames in the window
+    that are not excluded; with none, the nearest I-frame to the span that is
+    not excluded, and when every I-frame is excluded the nearest one
+    (:func:`nearest_iframe`).
     """
     idx = _i64(iframe_indices)
     near = (idx >= _i64(first) - window) & (idx <= _i64(last) + window)  # [M]
+    allowed = None
+    if exclude is not None:
+        hit = tf.equal(idx[:, None], tf.reshape(_i64(exclude), [1, -1]))  # [M, K]
+        allowed = ~tf.reduce_any(hit, axis=1)  # [M]
+        near &= allowed
     candidates = tf.where(near)[:, 0]  # [C] ordinals
     count = tf.size(candidates, out_type=tf.int64)
 
@@ -211,7 +279,7 @@ def choose_iframe(iframe_indices, first, last, window: int, seed):
             [], seed, minval=tf.constant(0, tf.int64), maxval=count, dtype=tf.int64)
         return candidates[j]
 
-    return tf.cond(count > 0, pick, lambda: nearest_iframe(idx, first, last))
+    return tf.cond(count > 0, pick, lambda: nearest_iframe(idx, first, last, allowed))
 
 
 def sample_pretrain_windows(num_frames, iframe_indices, seed, config: SamplingConfig) -> dict:
@@ -239,12 +307,14 @@ def sample_pretrain_windows(num_frames, iframe_indices, seed, config: SamplingCo
         t, target, config.motion_len, config.num_negatives,
         tf.random.experimental.stateless_fold_in(seed, _SALT_NEGATIVES))
     motion_starts = tf.concat([target[None], negatives], axis=0)  # [1 + K]
+    clip = clip_indices(start, config.clip_len, config.clip_stride, t)  # [clip_len]
     iframe = choose_iframe(
         iframe_indices, start, start + config.span - 1, config.iframe_window,
-        tf.random.experimental.stateless_fold_in(seed, _SALT_IFRAME))
+        tf.random.experimental.stateless_fold_in(seed, _SALT_IFRAME),
+        exclude=clip if config.iframe_excludes_clip_frames else None)
     return {
         "clip_start": start,
-        "clip_indices": clip_indices(start, config.clip_len, config.clip_stride, t),
+        "clip_indices": clip,
         "motion_starts": motion_starts,
         "motion_indices": window_indices(motion_starts, config.motion_len, t),
         "iframe": iframe,
@@ -258,16 +328,92 @@ def random_clip_start(num_frames, needed: int, seed):
         [], seed, minval=tf.constant(0, tf.int64), maxval=max_start + 1, dtype=tf.int64)
 
 
-def eval_clip_starts(num_frames, num_clips: int, span: int):
-    """Starts of ``num_clips`` clips spread uniformly over a video.
+def check_positions(positions: str) -> str:
+    """``positions`` if it names an evaluation clip rule (``CLIP_POSITIONS``), else ValueError."""
+    if positions not in CLIP_POSITIONS:
+        raise ValueError(f"clip positions must be one of {CLIP_POSITIONS}, got {positions!r}")
+    return positions
 
-    Clip ``i`` is centred on the midpoint of the i-th of ``num_clips`` equal
-    segments, ``(i + 0.5) * T / num_clips`` (frame ``k`` covers the time
-    ``[k, k + 1)``, so a clip starting at ``s`` is centred on ``s + span / 2``),
-    rounded half up and clamped to the valid starts ``[0, max(T - span, 0)]``.
-    Returns int64 ``[num_clips]``.
+
+def _linspace(start, stop, num: int):
+    """``np.linspace(start, stop, num)`` in float64 with NumPy's exact operations.
+
+    NumPy computes ``arange(num) * ((stop - start) / (num - 1)) + start`` and
+    then sets the last element to ``stop``; the same IEEE operations here give
+    bit-identical values, so truncating them gives the same ints as the
+    reference code. ``num >= 2``.
     """
-    t = tf.cast(num_frames, tf.float64)
-    centres = (tf.range(num_clips, dtype=tf.float64) + 0.5) * t / num_clips  # [N]
-    starts = tf.cast(tf.floor(centres - span / 2 + 0.5), tf.int64)
-    return tf.clip_by_value(starts, 0, tf.maximum(_i64(num_frames) - span, 0))
+    start = tf.cast(start, tf.float64)
+    stop = tf.cast(stop, tf.float64)
+    step = (stop - start) / (num - 1)
+    inner = tf.range(num - 1, dtype=tf.float64) * step + start  # [num - 1]
+    return tf.concat([inner, stop[None]], axis=0)  # [num]
+
+
+def authors_clip_starts(num_frames, num_clips: int, span: int):
+    """The authors' test starts: midpoints of ``num_clips`` equal segments of [0, T - span].
+
+    See the module docstring (``"authors"``). Returns int64 ``[num_clips]``.
+    """
+    t = _i64(num_frames)
+    edges = _linspace(0.0, tf.maximum(t - span, 0), num_clips + 1)  # [N + 1]
+    middles = (edges[1:] + edges[:-1]) / 2.0  # [N], >= 0
+    starts = tf.cast(tf.floor(middles), tf.int64)
+    return tf.where(t > span, starts, tf.zeros_like(starts))
+
+
+def vcop_clip_starts(num_frames, num_clips: int, span: int):
+    """VCOP's retrieval starts: centres ``linspace(span / 2, T - span / 2, N)`` minus span / 2.
+
+    See the module docstring (``"vcop"``). Returns int64 ``[num_clips]``.
+    """
+    t = _i64(num_frames)
+    if num_clips == 1:
+        return tf.zeros([1], tf.int64)  # linspace of one point: its start, span / 2
+    half = span / 2
+    centres = _linspace(half, tf.cast(tf.maximum(t, span), tf.float64) - half, num_clips)  # [N]
+    return tf.cast(tf.floor(centres - half), tf.int64)  # centres >= half: floor = int()
+
+
+def sliding_clip_starts(num_frames, clip_len: int, clip_stride: int):
+    """CoCLR's sliding test windows; their number depends on the video length.
+
+    See the module docstring (``"sliding"``). Returns int64 ``[N_v]``, N_v >= 1;
+    a video of at most ``clip_len * clip_stride`` frames gets one window
+    whose start is <= 0 (frame 0 pads its first slots).
+    """
+    t = _i64(num_frames)
+    extent = clip_len * clip_stride  # CoCLR's window length, one stride more than the span
+    hop = max(extent // 2 - 1, 1)
+    starts = tf.range(0, tf.maximum(t - extent, 0) + 1, hop, dtype=tf.int64)  # [N_v]
+    # ceil(T / stride) frames of the clip lie in the video; frame 0 fills the slots before them.
+    in_video = (t + clip_stride - 1) // clip_stride
+    padded = -(clip_len - in_video) * clip_stride
+    return tf.where(t > extent, starts, tf.fill(tf.shape(starts), padded))
+
+
+def eval_clip_starts(num_frames, *, positions: str, num_clips: int, clip_len: int,
+                     clip_stride: int):
+    """Starts of a video's evaluation clips under the rule ``positions``.
+
+    Args:
+      num_frames: frames T of the video (a scalar tensor or int).
+      positions: ``"authors"``, ``"vcop"`` or ``"sliding"`` (see the module
+        docstring).
+      num_clips: clips N of the fixed-count rules; ``"sliding"`` ignores it.
+      clip_len, clip_stride: the clip (its span is ``(clip_len - 1) *
+        clip_stride + 1``).
+
+    Returns:
+      int64 ``[N]`` (``[N_v]`` for ``"sliding"``), within ``[0, max(T -
+      span, 0)]`` except the one window of a short video under
+      ``"sliding"``, which starts before 0; :func:`clip_indices` clamps the
+      indices into the video.
+    """
+    check_positions(positions)
+    if positions == "sliding":
+        return sliding_clip_starts(num_frames, clip_len, clip_stride)
+    span = clip_span(clip_len, clip_stride)
+    if positions == "authors":
+        return authors_clip_starts(num_frames, num_clips, span)
+    return vcop_clip_starts(num_frames, num_clips, span)

@@ -1,11 +1,12 @@
 """The test protocol of action recognition: 10 clips per video, softmax averaged.
 
-Every test video gives ``num_clips`` centre-cropped clips centred in equal
-segments of the video (:func:`tfcmvp.data.eval_dataset`); the classifier's
-softmax probabilities are averaged over the clips, and the video counts as a
-top-k hit when its label is among the k most probable classes. Ties count in
-the label's favour (as ``tf.math.in_top_k``): a hit when fewer than k classes
-are strictly more probable.
+Every test video gives ``num_clips`` centre-cropped clips at the authors'
+test positions, the midpoints of ``num_clips`` equal segments of the valid
+start range (``TEST_POSITIONS``; :func:`tfcmvp.data.eval_dataset`); the
+classifier's softmax probabilities are averaged over the clips, and the video
+counts as a top-k hit when its label is among the k most probable classes.
+Ties count in the label's favour (as ``tf.math.in_top_k``): a hit when fewer
+than k classes are strictly more probable.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from tfcmvp.data import eval_dataset, features
 from tfcmvp.finetuning.config import FinetuneConfig
 
 TOP_K = (1, 5)
+# Clip positions of the test: the authors' (``VideoDataset`` of their code),
+# which repeats no clip on videos of at least span + num_clips frames.
+TEST_POSITIONS = "authors"
 
 
 @dataclasses.dataclass
@@ -130,8 +134,9 @@ def _text(value) -> str:
 def make_test_dataset(config: FinetuneConfig, files) -> tf.data.Dataset:
     """The test split as batches of ``test.batch_size`` videos x ``test.num_clips`` clips."""
     return eval_dataset(
-        files, modality="rgb", num_clips=config.test.num_clips, clip_len=config.data.clip_len,
-        clip_stride=config.data.clip_stride, crop_size=config.data.crop_size,
+        files, modality="rgb", positions=TEST_POSITIONS, num_clips=config.test.num_clips,
+        clip_len=config.data.clip_len, clip_stride=config.data.clip_stride,
+        crop_size=config.data.crop_size,
         resize_short=config.test.resize_short, batch_size=config.test.batch_size,
         cycle_length=config.data.cycle_length)
 

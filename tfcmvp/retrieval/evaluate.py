@@ -11,9 +11,11 @@ exact top-k search with k = max(ks) (``search.topk_search``), recall at each k
 (``report.write_json``) and optionally a figure of a few queries with their
 top-5 results (``report.plot_retrieval``).
 
-Under ``"coclr"`` the clips are the same N evenly spaced clips as under
-``"vcop"`` (CoCLR itself averages sliding windows); only the set-wise
-centring and normalisation differ. The JSON says which protocol was used.
+The protocol decides the clips as well as the post-processing
+(``protocols.CLIP_POSITIONS``): ``"vcop"`` averages N (``clips``) clips with
+evenly spaced centres, ``"coclr"`` CoCLR's half-overlapping sliding windows
+over the whole video (``clips`` unused). The JSON says which protocol and
+which clip positions were used.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 from tfcmvp.retrieval import features as features_lib
 from tfcmvp.retrieval.labels import LabelTable, relabel
 from tfcmvp.retrieval.metrics import DEFAULT_KS, hit_matrix, recall_at_k
-from tfcmvp.retrieval.protocols import check_protocol, prepare
+from tfcmvp.retrieval.protocols import check_protocol, clip_positions, prepare
 from tfcmvp.retrieval.report import plot_retrieval, write_json
 from tfcmvp.retrieval.search import topk_search
 
@@ -60,6 +62,14 @@ def query_rows(num_queries: int, count: int = PNG_QUERIES) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, num_queries - 1, count)).astype(np.int64))
 
 
+def _clips_per_video(extracted: features_lib.ExtractedFeatures):
+    """N of the fixed-count positions; under sliding windows the mean count (0.1 precision)."""
+    if extracted.options.num_clips is not None:
+        return extracted.options.num_clips
+    counts = np.concatenate([split.clip_counts for split in extracted.splits.values()])
+    return round(float(counts.mean()), 1)
+
+
 def data_description(data_dir, extracted: features_lib.ExtractedFeatures) -> dict:
     """What the ``"data"`` entry of the JSON says: folder, dataset layout, clip sampling."""
     manifest = features_lib.read_manifest(data_dir) or {}
@@ -70,7 +80,8 @@ def data_description(data_dir, extracted: features_lib.ExtractedFeatures) -> dic
         "num_classes": manifest.get("num_classes"),
         "queries": "test", "gallery": "train",
         "modality": options.modality,
-        "clips_per_video": options.num_clips,
+        "clip_positions": options.positions,
+        "clips_per_video": _clips_per_video(extracted),
         "network": extracted.info.get("network"),
         "backbone": extracted.info.get("backbone"),
     }
@@ -88,8 +99,10 @@ def evaluate_retrieval(model_dir, data_dir, *, clips: int = 10, protocol: str = 
         decides the modality (V-, I- or M-Network) and the clip geometry.
       data_dir: extraction output folder with ``test-*`` (queries) and
         ``train-*`` (gallery) shards.
-      clips: clips per video; a video's feature is the mean of their embeddings.
-      protocol: ``"vcop"`` or ``"coclr"`` (``tfcmvp.retrieval.protocols``).
+      clips: clips per video under ``"vcop"``; a video's feature is the mean
+        of their embeddings (``"coclr"`` averages its sliding windows instead).
+      protocol: ``"vcop"`` or ``"coclr"`` (``tfcmvp.retrieval.protocols``):
+        the clip positions and the post-processing.
       ks: recall cut-offs.
       cache_dir: feature cache folder; None = ``DATA/.tfcmvp_cache``, or
         ``.tfcmvp_cache`` beside ``output`` when DATA is read-only.
@@ -118,7 +131,8 @@ def evaluate_retrieval(model_dir, data_dir, *, clips: int = 10, protocol: str = 
     fallback = (pathlib.Path(output).resolve().parent / features_lib.CACHE_DIR_NAME
                 if output is not None else None)
     extracted = features_lib.extract_features(
-        model_dir, data_dir, clips=clips, batch_size=batch_size, cache_dir=cache_dir,
+        model_dir, data_dir, clips=clips, positions=clip_positions(protocol),
+        batch_size=batch_size, cache_dir=cache_dir,
         fallback_cache_dir=fallback, use_cache=use_cache, thumbnails=png is not None,
         progress=progress)
     test, train = extracted.splits["test"], extracted.splits["train"]

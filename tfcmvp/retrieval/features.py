@@ -16,22 +16,27 @@ network        modality    clips fed to the ``embed`` signature
 
 Clip positions, crops and scaling are those of
 :func:`tfcmvp.data.evaluation.make_eval_sample` (the sample of
-``eval_dataset``): N clips centred on the midpoints of N equal segments of the
-video, short side resized to ``resize_short`` then the centre S x S. Motion
-windows are T consecutive frames centred on those midpoints (the clip span of a
-motion export is T frames at stride 1); I-frames are the ones nearest to them.
-``resize_short`` is the export's ``input.resize_short`` when it has one, else
-``round(S * 128 / 112)`` (the paper's test geometry: 128 then the centre 112).
+``eval_dataset``). The positions follow the rule ``positions`` (the
+protocol's, ``tfcmvp.retrieval.protocols.CLIP_POSITIONS``): ``"vcop"``, N
+clips with evenly spaced centres, or ``"sliding"``, CoCLR's half-overlapping
+windows over the whole video (a number N_v that depends on the video; the
+model then sees one video's windows per call). Frames: short side resized to
+``resize_short`` then the centre S x S. Motion windows are T consecutive
+frames (the clip span of a motion export is T frames at stride 1); I-frames
+are the ones nearest to the clip centres. ``resize_short`` is the export's
+``input.resize_short`` when it has one, else ``round(S * 128 / 112)`` (the
+paper's test geometry: 128 then the centre 112).
 
-A video's feature is the mean of its N ``embedding`` rows. The mean is the
-same for both retrieval protocols (they differ only in the post-processing of
-``tfcmvp.retrieval.protocols.prepare``), so one cache entry serves both.
+A video's feature is the mean of its ``embedding`` rows. The two protocols
+place their clips differently, so each has its own cache entry (the position
+rule is one of the options in the key).
 
 Cache
 -----
 ``CACHE_DIR/features-<model>-<key>.npz`` holds, per split ("test", "train"),
 ``<split>/features`` float32 ``[V, D]``, ``<split>/labels`` int64 ``[V]``,
-``<split>/video_ids`` and ``<split>/label_names`` (unicode ``[V]``), plus
+``<split>/video_ids`` and ``<split>/label_names`` (unicode ``[V]``),
+``<split>/clip_counts`` int64 ``[V]`` (clips averaged per video), plus
 ``meta`` (JSON: the key and what went into it). The key is a SHA-256 of
 
 * the model: the bytes of ``saved_model.pb``, ``variables/variables.index``
@@ -39,7 +44,8 @@ Cache
   ``assets/tfcmvp_export.json``;
 * the data: the bytes of ``manifest.json`` (it carries the extraction time)
   and the name and size of every test and train shard;
-* the options: clips per video and every clip / crop / scaling option above;
+* the options: the position rule, clips per video (none under
+  ``"sliding"``) and every clip / crop / scaling option above;
 * ``CACHE_VERSION``.
 
 Thumbnails for figures (the middle RGB frame of every video, fitted into
@@ -78,7 +84,7 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("test", "train")  # queries, gallery
 CACHE_DIR_NAME = ".tfcmvp_cache"
-CACHE_VERSION = 1  # bump when the cached arrays or their meaning change
+CACHE_VERSION = 2  # bump when the cached arrays or their meaning change (2: new positions)
 THUMB_SHAPE = (48, 64)  # (height, width) of the cached thumbnails, aspect kept by padding
 THUMB_QUALITY = 90  # JPEG quality of the cached thumbnails
 EXPORT_INFO_PATH = pathlib.Path(export_contract.ASSETS_DIR) / export_contract.INFO_NAME
@@ -109,7 +115,8 @@ class EvalOptions:
     """What one video's clips are: the keyword arguments of ``make_eval_sample``."""
 
     modality: str
-    num_clips: int
+    positions: str  # "vcop" or "sliding" (or "authors"): see tfcmvp.data.sampling
+    num_clips: Optional[int]  # None under "sliding", whose count depends on the video
     clip_len: int
     clip_stride: int
     motion_len: int
@@ -147,15 +154,20 @@ def _modality(info: dict, shape: list) -> str:
                      f"{sorted(NETWORK_MODALITY)} or a classifier")
 
 
-def eval_options(info: dict, num_clips: int) -> EvalOptions:
-    """Clip options of an export (see the module docstring), ``num_clips`` clips per video.
+def eval_options(info: dict, num_clips: int, positions: str = "vcop") -> EvalOptions:
+    """Clip options of an export (see the module docstring).
+
+    ``num_clips`` clips per video at the positions ``positions``
+    (``"sliding"`` ignores ``num_clips``: the options then hold None).
 
     Raises ValueError naming the offending field when the export's input
     contract cannot be produced by the evaluation pipeline (non-square crop,
     wrong channels, RGB statistics other than ImageNet's, missing stride).
     """
     from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
+    from tfcmvp.data.sampling import check_positions
 
+    check_positions(positions)
     if not isinstance(num_clips, int) or isinstance(num_clips, bool) or num_clips < 1:
         raise ValueError(f"clips per video must be a positive int, got {num_clips!r}")
     contract = info["input"]
@@ -188,16 +200,17 @@ def eval_options(info: dict, num_clips: int) -> EvalOptions:
                              f"got {stride!r}")
         clip_len, clip_stride, motion_len = frames, stride, _default_motion_len()
     elif modality == "motion":
-        # Motion windows centred on the segment midpoints: a span of T frames at stride 1.
+        # Motion windows at the clip positions: a span of T frames at stride 1.
         clip_len, clip_stride, motion_len = frames, 1, frames
     else:
-        # One frame per clip: the I-frame nearest the segment midpoint.
+        # One frame per clip: the I-frame nearest the clip position.
         clip_len, clip_stride, motion_len = 1, 1, _default_motion_len()
     # Exports carry resize_short; the paper's 128 / 112 ratio for ones that do not.
     resize_short = (contract.get("resize_short")
                     or int(round(height * export_contract.TEST_RESIZE_RATIO)))
     return EvalOptions(
-        modality=modality, num_clips=num_clips, clip_len=int(clip_len),
+        modality=modality, positions=positions,
+        num_clips=None if positions == "sliding" else num_clips, clip_len=int(clip_len),
         clip_stride=int(clip_stride), motion_len=int(motion_len), crop_size=height,
         resize_short=int(resize_short),
         mv_clip=float(contract.get("mv_clip") or defaults.mv_clip),
@@ -299,10 +312,11 @@ def _safe_name(text: str) -> str:
 class SplitFeatures:
     """Features of the videos of one split, in shard order."""
 
-    features: np.ndarray  # float32 [V, D]: mean of the N clip embeddings
+    features: np.ndarray  # float32 [V, D]: mean of the clip embeddings
     labels: np.ndarray  # int64 [V]
     video_ids: np.ndarray  # unicode [V]
     label_names: np.ndarray  # unicode [V]
+    clip_counts: Optional[np.ndarray] = None  # int64 [V]: clips averaged per video
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -376,7 +390,8 @@ def _load_npz(path: pathlib.Path, key: str) -> Optional[dict]:
 
 def _split_arrays(split: str, feats: SplitFeatures) -> dict:
     return {f"{split}/features": feats.features, f"{split}/labels": feats.labels,
-            f"{split}/video_ids": feats.video_ids, f"{split}/label_names": feats.label_names}
+            f"{split}/video_ids": feats.video_ids, f"{split}/label_names": feats.label_names,
+            f"{split}/clip_counts": feats.clip_counts}
 
 
 def _split_from_arrays(split: str, arrays: dict) -> SplitFeatures:
@@ -384,7 +399,8 @@ def _split_from_arrays(split: str, arrays: dict) -> SplitFeatures:
         features=arrays[f"{split}/features"].astype(np.float32),
         labels=arrays[f"{split}/labels"].astype(np.int64),
         video_ids=arrays[f"{split}/video_ids"].astype(str),
-        label_names=arrays[f"{split}/label_names"].astype(str))
+        label_names=arrays[f"{split}/label_names"].astype(str),
+        clip_counts=arrays[f"{split}/clip_counts"].astype(np.int64))
 
 
 # --------------------------------------------------------------------------- the model
@@ -480,14 +496,15 @@ def _run_split(embed, files, options: EvalOptions, *, split: str, batch_size: in
     from tfcmvp.data import features as keys
     from tfcmvp.retrieval.protocols import VCOP, video_features
 
-    num_clips = options.num_clips
+    # Sliding windows give every video its own clip count N_v: one video per batch.
+    videos_per_batch = 1 if options.num_clips is None else max(1, batch_size // options.num_clips)
     ds = _video_dataset(files, options, with_clips=True, with_thumbs=with_thumbs,
-                        videos_per_batch=max(1, batch_size // num_clips))
-    feats, labels, ids, names, thumbs = [], [], [], [], []
+                        videos_per_batch=videos_per_batch)
+    feats, labels, ids, names, thumbs, counts = [], [], [], [], [], []
     with _progress(total, f"{split} features", progress) as bar:
         for batch in ds:
             clips = batch[keys.CLIPS]  # [B, N, *input_shape]
-            num_videos = int(clips.shape[0])
+            num_videos, num_clips = int(clips.shape[0]), int(clips.shape[1])
             if tuple(clips.shape[2:]) != options.input_shape:
                 raise ValueError(f"clips of shape {tuple(clips.shape[2:])} do not match the "
                                  f"export input {options.input_shape}")
@@ -502,6 +519,7 @@ def _run_split(embed, files, options: EvalOptions, *, split: str, batch_size: in
             clip_feats = clip_feats.reshape(num_videos, num_clips, -1)  # [B, N, D]
             # The clip mean is the same under both protocols; VCOP only names it here.
             feats.append(video_features(clip_feats, VCOP))  # [B, D]
+            counts.extend([num_clips] * num_videos)
             labels.append(batch[keys.LABEL].numpy())
             ids.extend(v.decode() for v in batch[keys.VIDEO_ID].numpy())
             names.extend(v.decode() for v in batch[keys.LABEL_NAME].numpy())
@@ -513,7 +531,8 @@ def _run_split(embed, files, options: EvalOptions, *, split: str, batch_size: in
     result = SplitFeatures(
         features=np.concatenate(feats).astype(np.float32),
         labels=np.concatenate(labels).astype(np.int64),
-        video_ids=np.asarray(ids, dtype=str), label_names=np.asarray(names, dtype=str))
+        video_ids=np.asarray(ids, dtype=str), label_names=np.asarray(names, dtype=str),
+        clip_counts=np.asarray(counts, np.int64))
     return result, (Thumbnails.from_jpegs(np.concatenate(thumbs)) if with_thumbs else None)
 
 
@@ -563,7 +582,7 @@ def _store_thumbnails(cache_dir, data_key, thumbs: dict, ids: dict) -> None:
     _save_npz(_thumbs_path(cache_dir, data_key), arrays)
 
 
-def extract_features(model_dir, data_dir, *, clips: int = 10,
+def extract_features(model_dir, data_dir, *, clips: int = 10, positions: str = "vcop",
                      batch_size: int = DEFAULT_BATCH_SIZE, cache_dir=None,
                      fallback_cache_dir=None, use_cache: bool = True,
                      thumbnails: bool = False, progress: Optional[bool] = None
@@ -577,6 +596,10 @@ def extract_features(model_dir, data_dir, *, clips: int = 10,
         ``train-*.tfrecord.gz`` shards (and usually ``manifest.json``).
       clips: clips per video N; a video's feature is the mean of its N
         clip embeddings.
+      positions: where the clips lie: "vcop" (N evenly spaced clips, the
+        default) or "sliding" (CoCLR's windows over the whole video, N
+        unused); "authors" (the finetuning test's) also works. See
+        :mod:`tfcmvp.data.sampling`.
       batch_size: at most this many clips per call of the model (memory).
       cache_dir, fallback_cache_dir: see :func:`resolve_cache_dir`.
       use_cache: False neither reads nor writes the cache.
@@ -594,7 +617,7 @@ def extract_features(model_dir, data_dir, *, clips: int = 10,
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     model_dir, data_dir = pathlib.Path(model_dir), pathlib.Path(data_dir)
     info = read_export(model_dir)
-    options = eval_options(info, clips)
+    options = eval_options(info, clips, positions)
     shards = {split: find_shards(data_dir, split) for split in SPLITS}
     manifest = read_manifest(data_dir)
     data_key = data_fingerprint(data_dir, shards)

@@ -1,20 +1,32 @@
-"""Feature post-processing for the two video-retrieval protocols in the literature.
+"""The two video-retrieval protocols in the literature: clip positions and post-processing.
 
 Both protocols describe a video by the mean of its clip features and rank the
 gallery (train split) by cosine similarity to each query (test split). They
-differ only in what happens between the mean and the dot product:
+differ in where the clips lie (``CLIP_POSITIONS``, formulas in
+:mod:`tfcmvp.data.sampling`) and in what happens between the mean and the
+dot product:
 
 - ``"vcop"`` (Xu et al., CVPR 2019; the default, used by most papers that
-  report R@50): 10 clips with evenly spaced centres, plain mean, cosine
-  similarity. Reference: ``retrieve_clips.py`` in
-  xudejing/video-clip-order-prediction (``np.mean`` over clips, then
-  ``sklearn.metrics.pairwise.cosine_distances``).
-- ``"coclr"`` (Han et al., NeurIPS 2020): sliding windows, mean, then each set
-  is mean-centred **by its own mean** (queries minus the query mean, gallery
-  minus the gallery mean) and L2-normalised before the dot product.
-  Reference: ``test_retrieval`` in TengdaHan/CoCLR ``eval/main_classifier.py``
+  report R@50): N clips (10) with evenly spaced centres from the first to the
+  last possible one (positions ``"vcop"``), plain mean, cosine similarity.
+  Reference: ``retrieve_clips.py`` and ``UCF101ClipRetrievalDataset`` in
+  xudejing/video-clip-order-prediction (``np.linspace`` centres, ``np.mean``
+  over clips, then ``sklearn.metrics.pairwise.cosine_distances``).
+- ``"coclr"`` (Han et al., NeurIPS 2020): sliding windows over the whole
+  video, half overlapping (positions ``"sliding"``: their number depends on
+  the video's length, N is unused), mean, then each set is mean-centred **by
+  its own mean** (queries minus the query mean, gallery minus the gallery
+  mean) and L2-normalised before the dot product. Reference:
+  ``test_retrieval`` in TengdaHan/CoCLR ``eval/main_classifier.py``
   (``test_feature - test_feature.mean(0)``, ``train_feature -
-  train_feature.mean(0)``, ``F.normalize``, ``matmul``).
+  train_feature.mean(0)``, ``F.normalize``, ``matmul``) with the test-mode
+  ``frame_sampler`` of ``dataset/lmdb_dataset.py``. Deliberate differences
+  from that code, which we do not copy because they make the numbers random:
+  it builds the gallery with ``mode='train'``, i.e. ONE random window per
+  train video, and jitters the colours of both sets at random (p 0.3); we
+  slide windows over the gallery too and never jitter. It also drops videos
+  of at most ``clip_len // 2 * clip_stride + 1`` frames; we keep every video
+  (one padded window).
 
 After :func:`prepare` every non-zero row has unit L2 norm, so a plain dot
 product (``tfcmvp.retrieval.search.topk_search``) is the cosine similarity.
@@ -33,6 +45,8 @@ import numpy as np
 VCOP = "vcop"
 COCLR = "coclr"
 PROTOCOLS = (VCOP, COCLR)
+# The clip positions of each protocol (``positions`` of tfcmvp.data.eval_dataset).
+CLIP_POSITIONS = {VCOP: "vcop", COCLR: "sliding"}
 
 # Rows normalised per step: bounds the float64 temporaries to
 # _ROW_BLOCK x D x 8 bytes (16 MB at D=512) however large the gallery is.
@@ -44,6 +58,11 @@ def check_protocol(protocol: str) -> str:
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown retrieval protocol {protocol!r}; expected one of {PROTOCOLS}")
     return protocol
+
+
+def clip_positions(protocol: str) -> str:
+    """The clip-position rule of ``protocol`` (``"vcop"`` or ``"sliding"``)."""
+    return CLIP_POSITIONS[check_protocol(protocol)]
 
 
 def video_features(clip_features, protocol: str = VCOP) -> np.ndarray:
