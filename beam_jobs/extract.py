@@ -64,6 +64,7 @@ from beam_jobs.extract_options import (ExtractConfig, ExtractOptions, make_pipel
                                       make_runner)
 from tfcmvp import manifest as manifest_lib
 from tfcmvp import splits as splits_lib
+from tfcmvp.schema import IFRAME_SOURCE_REENCODE
 
 LOG = logging.getLogger("beam_jobs.extract")
 
@@ -219,7 +220,7 @@ class ExtractVideoFn(_StageFn):
             video = self._codec.read_video(local, rgb=True, mv_cell=config.mv_cell,
                                            rgb_short_side=config.rgb_short_side)
             iframe_images = None
-            if config.iframe_source == "reencode":
+            if config.iframe_source == IFRAME_SOURCE_REENCODE:
                 stage = "iframes"
                 # From the file just decoded, so frame i there is frame i here.
                 iframe_images = self._reencode_lib.reencoded_iframes(

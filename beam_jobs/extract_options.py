@@ -16,8 +16,9 @@ from typing import List, Optional, Sequence
 from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
                                                   StandardOptions)
 
+from tfcmvp.schema import IFRAME_SOURCE_DECODED, IFRAME_SOURCE_REENCODE, IFRAME_SOURCES
+
 REENCODE_CHOICES = ("none", "mpeg4", "h264")
-IFRAME_SOURCE_CHOICES = ("decoded", "reencode")  # tfcmvp.schema.IFRAME_SOURCES
 # The authors' I-frame encode: FFmpeg's mpeg4 encoder at its default bit rate
 # (tfcmvp.codec.reencode.DEFAULT_IFRAME_BITRATE; not imported: the launcher stays light).
 DEFAULT_IFRAME_BITRATE = "200k"
@@ -59,7 +60,8 @@ class ExtractOptions(PipelineOptions):
                                  "FFmpeg's mpeg4 default); default: a fixed quantiser "
                                  "instead (MPEG-4 q 2, near-lossless; CoViAR used -q:v 1), "
                                  "H.264 CRF 18.")
-        parser.add_argument("--iframe_source", default="decoded", choices=IFRAME_SOURCE_CHOICES,
+        parser.add_argument("--iframe_source", default=IFRAME_SOURCE_DECODED,
+                            choices=IFRAME_SOURCES,
                             help="Where the stored I-frame images come from: decoded (default; "
                                  "the decoded frame at the I-frame index, the same image as "
                                  "that RGB frame) or reencode (the I-frame of a separate "
@@ -108,7 +110,7 @@ class ExtractConfig:
     overwrite: bool
     compression: str = "gzip"
     reencode_bitrate: Optional[int] = None  # bits/s; None: constant quality
-    iframe_source: str = "decoded"
+    iframe_source: str = IFRAME_SOURCE_DECODED
     iframe_bitrate: Optional[int] = None  # bits/s with iframe_source "reencode", else None
 
     @classmethod
@@ -140,7 +142,7 @@ class ExtractConfig:
                 problems.append(f"--reencode_bitrate: {error}")
             if opts.reencode == "none":
                 problems.append("--reencode_bitrate needs --reencode mpeg4 or h264")
-        if opts.iframe_source == "reencode":
+        if opts.iframe_source == IFRAME_SOURCE_REENCODE:
             try:
                 iframe_bitrate = parse_bitrate(opts.iframe_bitrate or DEFAULT_IFRAME_BITRATE)
             except ValueError as error:
