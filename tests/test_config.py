@@ -28,9 +28,11 @@ def test_defaults_are_the_paper_settings():
     assert (c.model.head_hidden, c.model.head_out) == (2048, 512)
     # Objective.
     assert (c.loss.temperature, c.loss.alpha, c.loss.motion_loss) == (0.1, 0.5, "infonce")
+    assert c.loss.scale == 2.0  # the authors' loss_m + loss_i at alpha 0.5
     # Optimisation.
     assert (c.optimizer.momentum, c.optimizer.nesterov) == (0.9, True)
     assert c.optimizer.weight_decay == 5e-3
+    assert c.optimizer.weight_decay_mode == "coupled"  # PyTorch's SGD, as the authors'
     assert c.optimizer.base_lr_per_sample == 5e-4
     assert (c.optimizer.warmup_epochs, c.optimizer.clipnorm) == (5.0, 15.0)
     assert (c.train.epochs, c.train.global_batch_size) == (120, 64)
@@ -116,6 +118,10 @@ def test_bad_values_name_key_and_value():
         cfg.load_config(None, ["train.sync_bn=1"])
     with pytest.raises(cfg.ConfigError, match=r"loss\.alpha=1\.5 must lie in \[0, 1\]"):
         cfg.load_config(None, ["loss.alpha=1.5"])
+    with pytest.raises(cfg.ConfigError, match=r"loss\.scale=0\.0 must be > 0"):
+        cfg.load_config(None, ["loss.scale=0.0"])
+    with pytest.raises(cfg.ConfigError, match=r"optimizer\.weight_decay_mode='l2'"):
+        cfg.load_config(None, ["optimizer.weight_decay_mode=l2"])
     with pytest.raises(cfg.ConfigError, match="warmup_epochs"):
         cfg.load_config(None, ["train.epochs=5"])  # warm-up (5) as long as the run
     with pytest.raises(cfg.ConfigError, match="KEY=VALUE"):

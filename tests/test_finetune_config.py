@@ -16,6 +16,7 @@ CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
 def test_defaults_are_the_papers_ucf101_settings():
     c = FinetuneConfig()
     assert (c.optimizer.base_lr_per_sample, c.optimizer.weight_decay) == (1e-4, 3e-3)
+    assert c.optimizer.weight_decay_mode == "coupled"  # PyTorch's SGD, as the authors'
     assert (c.train.global_batch_size, c.train.epochs) == (8, 120)
     assert c.peak_learning_rate == pytest.approx(8e-4)  # lr = 1e-4 x B
     assert (c.optimizer.warmup_epochs, c.optimizer.final_learning_rate) == (0.0, 0.0)
@@ -33,6 +34,7 @@ def test_ucf101_and_hmdb51_configs():
     assert ucf == FinetuneConfig()  # the file spells out the defaults
     hmdb = load_finetune_config(CONFIG_DIR / "finetune_hmdb51.yaml")
     assert (hmdb.optimizer.base_lr_per_sample, hmdb.optimizer.weight_decay) == (2e-4, 2e-3)
+    assert hmdb.optimizer.weight_decay_mode == "coupled"
     assert hmdb.peak_learning_rate == pytest.approx(1.6e-3)  # lr = 2e-4 x B
     assert dataclasses.replace(hmdb, optimizer=ucf.optimizer) == ucf
     for name in ("finetune_ucf101.yaml", "finetune_hmdb51.yaml"):

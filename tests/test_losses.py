@@ -340,6 +340,18 @@ def test_joint_loss_weights_the_two_tasks():
             joint_loss(context, motion, alpha)
 
 
+def test_joint_loss_scale_multiplies_the_objective():
+    context, motion = tf.constant([1.0, 3.0]), tf.constant([5.0, 7.0])
+    # scale 2 at alpha 0.5 is the authors' loss_m + loss_i.
+    np.testing.assert_allclose(joint_loss(context, motion, 0.5, 2.0).numpy(), [6.0, 10.0])
+    np.testing.assert_allclose(joint_loss(context, motion, 0.25, 3.0).numpy(),
+                               3.0 * (0.75 * np.array([1.0, 3.0]) + 0.25 * np.array([5.0, 7.0])))
+    np.testing.assert_allclose(joint_loss(context, motion, 0.25).numpy(), [2.0, 4.0])  # scale 1
+    for scale in (0.0, -2.0):
+        with pytest.raises(ValueError, match="scale"):
+            joint_loss(context, motion, 0.5, scale)
+
+
 def test_replica_mean_divides_by_the_global_batch():
     np.testing.assert_allclose(replica_mean(tf.constant([1.0, 2.0, 3.0]), 6).numpy(), 1.0)
     # Positions are averaged per video first: videos count once each.

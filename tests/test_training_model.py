@@ -75,7 +75,9 @@ def test_per_example_losses_match_numpy():
                                  positives, tau)
     np.testing.assert_allclose(got["motion_loss"], mot.reshape(B, n).mean(-1), rtol=1e-4)
     np.testing.assert_allclose(got["motion_acc"], mot_hit.reshape(B, n).mean(-1), rtol=1e-6)
-    np.testing.assert_allclose(got["loss"], 0.5 * ctx + 0.5 * mot.reshape(B, n).mean(-1),
+    # The minimised objective: loss.scale (2, the authors' loss_m + loss_i) x Eq. 3.
+    assert config.loss.scale == 2.0
+    np.testing.assert_allclose(got["loss"], 2.0 * (0.5 * ctx + 0.5 * mot.reshape(B, n).mean(-1)),
                                rtol=1e-4)
 
 
@@ -86,7 +88,8 @@ def test_alpha_selects_the_objective(alpha, ctx_weight, motion_weight):
     got = model.per_example_losses(batch, model(batch, training=False))
     np.testing.assert_allclose(
         got["loss"].numpy(),
-        ctx_weight * got["context_loss"].numpy() + motion_weight * got["motion_loss"].numpy(),
+        config.loss.scale * (ctx_weight * got["context_loss"].numpy()
+                             + motion_weight * got["motion_loss"].numpy()),
         rtol=1e-6)
 
 

@@ -57,6 +57,7 @@ def test_optimizer_from_paper_config():
     assert isinstance(optimizer, keras.optimizers.SGD)
     assert optimizer.momentum == 0.9 and optimizer.nesterov is True
     assert optimizer.weight_decay == pytest.approx(5e-3)
+    assert optimizer.weight_decay_mode == "coupled"  # PyTorch's, as the authors'
     assert optimizer.global_clipnorm == 15.0
     schedule = optimizer._learning_rate  # the schedule object itself
     assert isinstance(schedule, WarmupCosine)
@@ -71,7 +72,8 @@ def test_optimizer_update_is_nesterov_sgd_with_decoupled_decay_and_clip():
     # w -= lr * wd * w;  m = mu * m - lr * g;  w += mu * m - lr * g (Nesterov).
     config = cfg.load_config(None, [
         "train.epochs=2", "train.global_batch_size=2", "optimizer.base_lr_per_sample=0.05",
-        "optimizer.warmup_epochs=0", "optimizer.clipnorm=1.0", "optimizer.weight_decay=0.1"])
+        "optimizer.warmup_epochs=0", "optimizer.clipnorm=1.0", "optimizer.weight_decay=0.1",
+        "optimizer.weight_decay_mode=decoupled"])  # coupled: test_training_optimizer_parity.py
     optimizer = build_optimizer(config, steps_per_epoch=2)  # peak 0.1, 4 steps of cosine
     w = keras.Variable(np.array([1.0, -2.0], np.float32))
     grads = [np.array([3.0, 4.0], np.float32), np.array([0.3, 0.4], np.float32)]

@@ -165,11 +165,18 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    """The pretraining objective J = (1 - alpha) J_I + alpha J_M (paper Eq. 3)."""
+    """The pretraining objective scale x ((1 - alpha) J_I + alpha J_M) (paper Eq. 3).
+
+    The logged ``loss`` is this scaled objective, the value that is minimised.
+    """
 
     temperature: float = field(0.1, "tau of both InfoNCE losses (Eq. 1, Eq. 2)")
     alpha: float = field(
         0.5, "weight of the motion loss: 0 = context only, 1 = motion only (Table 4)")
+    scale: float = field(
+        2.0, "factor on the whole objective (and so on its gradient). The authors minimise "
+             "loss_m + loss_i = 2 x ((1 - a) J_I + a J_M) at a = 0.5: scale 2 applies their "
+             "update at their lr = 5e-4 x B; 1 = Eq. 3 as printed (half their step)")
     motion_loss: Literal["infonce", "mse", "ce"] = field(
         "infonce", "motion objective: pointwise InfoNCE on features (paper), or regress the "
                    "pooled vectors (mse) / classify their quantised ranges (ce) (Table 1)")
@@ -187,10 +194,16 @@ class OptimizerConfig:
     momentum: float = field(0.9, "SGD momentum")
     nesterov: bool = field(True, "Nesterov momentum (authors' code; the paper says SGD)")
     weight_decay: Optional[float] = field(
-        5e-3, "decay per step of w -= lr x weight_decay x w, on every weight. Paper: 5e-3; "
-              "authors' code: 1e-3. Keras decays decoupled from the gradient, where PyTorch "
-              "adds weight_decay x w to it before momentum (about 1/(1 - momentum) = 10x "
-              "stronger at the same value). null = off")
+        5e-3, "L2 weight decay on every weight, applied as weight_decay_mode says. Paper: "
+              "5e-3; authors' code: 1e-3 (both PyTorch's coupled decay). null = off")
+    weight_decay_mode: Literal["coupled", "decoupled"] = field(
+        "coupled", "coupled = the authors' update, torch.optim.SGD after clip_grad_norm_: "
+                   "weight_decay x w is added to the clipped gradient before momentum, and the "
+                   "momentum buffer holds gradients (the rate applies when stepping). "
+                   "decoupled = Keras SGD (our update before this option): w -= lr x "
+                   "weight_decay x w each step, the rate folded into the velocity. At momentum "
+                   "0.9 coupled decay is about 1/(1 - momentum) = 10x stronger at the same "
+                   "weight_decay")
     warmup_epochs: float = field(5.0, "epochs of linear warm-up before the cosine decay")
     clipnorm: Optional[float] = field(
         15.0, "clip the global norm of the gradient (summed over replicas) to this; null = off")
@@ -262,6 +275,7 @@ def _check_ranges(config: PretrainConfig) -> None:
     raise_failed_check(config, [
         ("loss.alpha", 0.0 <= loss.alpha <= 1.0, "must lie in [0, 1]"),
         ("loss.temperature", loss.temperature > 0, "must be > 0"),
+        ("loss.scale", loss.scale > 0, "must be > 0"),
         ("loss.ce_bins", loss.ce_bins >= 2, "must be >= 2"),
         *shared["train"], *shared["optimizer"], *shared["runtime"], *shared["data"],
         *shared["model"],

@@ -77,9 +77,9 @@ class FinetuneOptimizerConfig(OptimizerConfig):
         1e-4, "peak learning rate per sample of the global batch: lr = base_lr_per_sample x B "
               "(paper: 1e-4 UCF101, 2e-4 HMDB51)")
     weight_decay: Optional[float] = field(
-        3e-3, "decay per step of w -= lr x weight_decay x w (paper: 3e-3 UCF101, 2e-3 HMDB51). "
-              "Keras decays decoupled from the gradient; PyTorch's SGD adds it to the gradient "
-              "before momentum (about 10x stronger at the same value). null = off")
+        3e-3, "L2 weight decay on every weight, applied as weight_decay_mode says (default "
+              "coupled, PyTorch's SGD as the authors'). Paper: 3e-3 UCF101, 2e-3 HMDB51. "
+              "null = off")
     warmup_epochs: float = field(
         0.0, "epochs of linear warm-up before the cosine decay (paper: none; authors: 10)")
     final_learning_rate: float = field(

@@ -194,8 +194,9 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
     def per_example_losses(self, inputs, outputs) -> dict:
         """Per-video losses and hits of the local batch (all [B], float32).
 
-        Keys: loss (joint, Eq. 3), context_loss, motion_loss (mean over the N
-        positions), context_acc, motion_acc (fraction of positions right).
+        Keys: loss (joint, Eq. 3 x loss.scale: the value minimised), context_loss,
+        motion_loss (mean over the N positions), context_acc, motion_acc
+        (fraction of positions right).
         """
         context_loss, context_hit = losses.context_infonce(
             outputs["context_query"], outputs["context_key"], self.loss_config.temperature)
@@ -212,7 +213,8 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
                 value_range=(-bound, bound), grid=self.target_grid)  # [B, N] each
         motion_loss = tf.reduce_mean(motion_loss, axis=-1)  # [B]
         motion_hit = tf.reduce_mean(motion_hit, axis=-1)  # [B]
-        joint = losses.joint_loss(context_loss, motion_loss, self.loss_config.alpha)  # [B]
+        joint = losses.joint_loss(context_loss, motion_loss, self.loss_config.alpha,
+                                  self.loss_config.scale)  # [B]
         return {"loss": joint, "context_loss": context_loss, "motion_loss": motion_loss,
                 "context_acc": context_hit, "motion_acc": motion_hit}
 
