@@ -20,19 +20,21 @@ def add_parser(subparsers) -> None:
         help="nearest-neighbour retrieval recall (R@1..50) of an exported network",
         description=(
             "Test videos (DATA/test-*.tfrecord.gz) query the train videos (DATA/train-*). A "
-            "video's feature is the mean of the `embed` signature over --clips evenly spaced "
-            "clips; the clip modality (RGB clips, I-frames, motion vectors) and geometry follow "
+            "video's feature is the mean of the `embed` signature over its clips (vcop: --clips "
+            "clips with evenly spaced centres; coclr: CoCLR's sliding windows); the clip modality (RGB clips, I-frames, motion vectors) and geometry follow "
             "the export's assets/tfcmvp_export.json, so V-, I- and M-Network exports all work. "
             "Prints a table of R@1, 5, 10, 20, 50 (percent) and writes them to --output. "
             "Features are cached per model, data and options (default folder "
             "DATA/.tfcmvp_cache, or .tfcmvp_cache beside --output when DATA is read-only), "
-            "so a second run, e.g. with the other --protocol, does not run the model."))
+            "so a second run with the same clips (e.g. with another --labels) does not run the "
+            "model."))
     parser.add_argument("--model", required=True, help="export folder written by `tfcmvp export`")
     parser.add_argument("--data", required=True,
                         help="output folder of the extraction job (test-* and train-* shards)")
     parser.add_argument("--output", required=True, help="JSON file for the results")
     parser.add_argument("--clips", type=int, default=10,
-                        help="clips per video, averaged (default 10, the VCOP protocol)")
+                        help="clips per video under --protocol vcop, averaged (default 10); "
+                             "coclr slides windows over the whole video instead")
     parser.add_argument("--protocol", choices=PROTOCOLS, default=VCOP,
                         help="vcop: mean of clip features, cosine similarity (default); coclr: "
                              "each set mean-centred and L2-normalised before the dot product")
