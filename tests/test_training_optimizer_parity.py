@@ -28,7 +28,7 @@ STEPS = 20
 BATCH = 4
 PEAK = 0.2  # 0.05 x batch 4
 WARMUP = 5
-CLIP = 1.0
+CLIP = 2.0  # clips 7 to 11 of the 20 steps of each seeded problem below
 DECAY = 0.05  # large, so that a decay applied the wrong way is far above 1e-6
 TOLERANCE = 1e-6
 
@@ -55,7 +55,7 @@ def problem(seed=0):
     """Initial weights [W (3, 2), b (2,)] and STEPS batches (x [4, 3], y [4, 2]).
 
     Every third batch has targets 30x larger: its gradient norm is far above
-    the clip; the others are small enough to pass unclipped."""
+    the clip; of the others, some pass unclipped."""
     rng = np.random.default_rng(seed)
     weights = [rng.normal(size=(3, 2)).astype(np.float32),
                rng.normal(size=(2,)).astype(np.float32)]
@@ -145,8 +145,8 @@ def test_the_problem_clips_some_steps_only():
     weights, xs, ys = problem()
     _, factors = torch_sgd(weights, xs, ys, learning_rates(), 0.9, True, DECAY, CLIP)
     clipped = sum(f < 1.0 for f in factors)
-    assert 3 <= clipped <= STEPS - 3, factors
-    assert min(factors) < 0.2  # some gradients are several times the limit
+    assert 5 <= clipped <= STEPS - 5, factors
+    assert min(factors) < 0.3  # some gradients are several times the limit
 
 
 def test_schedule_written_out_is_the_optimizers():
