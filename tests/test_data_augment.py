@@ -1,5 +1,7 @@
 """Augmentation ops of tfcmvp.data.augment, each run eagerly AND inside tf.data."""
 
+import collections
+import colorsys
 import math
 
 import numpy as np
@@ -253,45 +255,344 @@ def test_random_rotate_shared_and_bounded(mode):
     np.testing.assert_allclose(out["a"][4, 4, 0], 4.0, atol=1e-4)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_rotate_turns_rgb_and_vector_grid_about_the_frame_centre(mode):
+    # Decoded frame 76x60 px, RGB stored at 38x30 (2-px pixels), vectors on 8-px cells:
+    # 10x8 cells covering 80x64 px, so the frame is (60/64, 76/80) of the grid. Both
+    # pixel grids are square, so one angle turns the same scene in both.
+    extent = np.array([60 / 64, 76 / 80], np.float32)
+    rgb = _ramps(30, 38, 1.0, 1.0)  # value = (y, x) frame position of each pixel centre
+    grid = _ramps(8, 10, extent[0], extent[1])
+    angle = 0.35
+    region = tf.constant([[0.3, 0.3, 0.7, 0.7]])
+
+    def op(d):
+        return {
+            "rgb": augment.crop_resize(augment.rotate(d["rgb"], angle), region, 8),
+            "mv": augment.crop_resize(augment.rotate(d["mv"], angle, extent=d["extent"]),
+                                      region, 8, extent=d["extent"]),
+            "about_grid_centre": augment.crop_resize(
+                augment.rotate(d["mv"], angle), region, 8, extent=d["extent"])}
+
+    out = run(op, {"rgb": rgb, "mv": grid, "extent": extent}, mode)
+    # NumPy reference: the output at frame point q shows the scene at
+    # R(-angle) (q - c) + c, c = the frame centre, in decoded pixels (x right, y down).
+    j = 0.3 + 0.4 * (np.arange(8) + 0.5) / 8
+    qy, qx = np.meshgrid(j * 60, j * 76, indexing="ij")
+    dx, dy = qx - 38, qy - 30
+    src_x = np.cos(angle) * dx + np.sin(angle) * dy + 38
+    src_y = -np.sin(angle) * dx + np.cos(angle) * dy + 30
+    expected = np.stack([src_y / 60, src_x / 76], axis=-1)
+    np.testing.assert_allclose(out["rgb"], expected, atol=1e-4)
+    np.testing.assert_allclose(out["mv"], expected, atol=1e-4)
+    # Turning the grid about its own centre (not the frame's) would misalign it.
+    assert np.abs(out["about_grid_centre"] - expected).max() > 0.01
+
+
 # --- photometric ------------------------------------------------------------
+#
+# NumPy references written from torchvision's definitions (transforms/functional):
+# brightness multiplies, contrast blends with the mean of the grey frame, saturation
+# blends with the grey image, hue shifts h in HSV; grey = 0.299 R + 0.587 G + 0.114 B
+# (PIL's convert("L"), which the authors' code uses). Each result is clipped to [0, 1].
+
+GRAY = np.array([0.299, 0.587, 0.114])
 
 
-def numpy_jitter(x, b, c, s):
-    gray = lambda y: (y @ np.array([0.2989, 0.587, 0.114]))[..., None]  # noqa: E731
-    x = np.clip(x * b, 0, 1)
-    mean = gray(x).mean(axis=(-3, -2, -1), keepdims=True)
-    x = np.clip((x - mean) * c + mean, 0, 1)
-    g = gray(x)
-    return np.clip((x - g) * s + g, 0, 1)
+def np_gray(x):
+    return (x @ GRAY)[..., None]
+
+
+def np_brightness(x, f):
+    return np.clip(x * f, 0, 1)
+
+
+def np_contrast(x, f):
+    mean = np_gray(x).mean(axis=(-3, -2, -1), keepdims=True)  # per frame
+    return np.clip(mean + f * (x - mean), 0, 1)
+
+
+def np_saturation(x, f):
+    g = np_gray(x)
+    return np.clip(g + f * (x - g), 0, 1)
+
+
+def np_hue(x, delta):
+    flat = x.reshape(-1, 3)
+    out = []
+    for r, g, b in flat:
+        h, s, v = colorsys.rgb_to_hsv(r, g, b)
+        out.append(colorsys.hsv_to_rgb((h + delta) % 1.0, s, v))
+    return np.clip(np.array(out).reshape(x.shape), 0, 1)
+
+
+NP_ADJUSTMENTS = (np_brightness, np_contrast, np_saturation, np_hue)  # JITTER_ADJUSTMENTS order
+
+
+def np_jitter(x, factors, order=(0, 1, 2, 3)):
+    x = x.astype(np.float64)
+    for i in order:
+        x = NP_ADJUSTMENTS[i](x, factors[i])
+    return x
+
+
+def clip_of_frames(n=3, h=5, w=6, seed_=5):
+    """Distinct RGB frames in [0.05, 0.95], some near the top so brightness clips."""
+    rng = np.random.default_rng(seed_)
+    return rng.uniform(0.05, 0.95, size=[n, h, w, 3]).astype(np.float32)
+
+
+def test_adjustment_order_matches_torchvision():
+    assert [f.__name__ for f in augment.JITTER_ADJUSTMENTS] == [
+        "adjust_brightness", "adjust_contrast", "adjust_saturation", "adjust_hue"]
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_jitter_colors_matches_numpy(mode):
-    rng = np.random.default_rng(5)
-    x = rng.uniform(size=[2, 5, 6, 3]).astype(np.float32)
-    op = lambda d: {"y": augment.jitter_colors(d["x"], 1.2, 0.7, 1.3, 0.0)}
-    out = run(op, {"x": x}, mode)["y"]
-    np.testing.assert_allclose(out, numpy_jitter(x, 1.2, 0.7, 1.3), atol=2e-3)
+def test_grayscale_weights(mode):
+    x = np.array([[[[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.2, 0.4, 0.8]]]], np.float32)
+    out = run(lambda d: {"y": augment.to_grayscale(d["x"])}, {"x": x}, mode)["y"]
+    np.testing.assert_allclose(out[0, 0, :, 0], [0.299, 0.587, 0.114, 0.4 * 0.587 + 0.2 * 0.299
+                                                 + 0.8 * 0.114], atol=1e-6)
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_color_jitter_same_draw_for_all_frames(mode):
-    rng = np.random.default_rng(6)
-    frame = rng.uniform(0.2, 0.8, size=[5, 6, 3]).astype(np.float32)
-    clip = np.stack([frame] * 4)
-    op = augment.color_jitter("clip", ColorJitter(prob=1.0))
-    out = run(op, {"clip": clip, "seed": seed(1)}, mode)["clip"]
-    for t in range(1, 4):
-        np.testing.assert_allclose(out[t], out[0], atol=1e-6)
-    assert np.abs(out - clip).max() > 0.01
-    assert out.min() >= 0.0 and out.max() <= 1.0
-    # Another key (the I-frame) draws independently from the same sample seed.
+@pytest.mark.parametrize("index, factors", [
+    (0, (0.6, 1.4)), (1, (0.6, 1.4)), (2, (0.6, 1.4)), (3, (-0.1, 0.07, 0.5))])
+def test_each_adjustment_matches_numpy(mode, index, factors):
+    x = clip_of_frames()
+    adjust = augment.JITTER_ADJUSTMENTS[index]
+    for f in factors:
+        out = run(lambda d, f=f: {"y": adjust(d["x"], f)}, {"x": x}, mode)["y"]
+        expected = NP_ADJUSTMENTS[index](x.astype(np.float64), f)
+        np.testing.assert_allclose(out, expected, atol=1e-5)
+        assert np.abs(expected - x).max() > 0.02  # the factor does something
+
+
+ORDERS = [(0, 1, 2, 3), (3, 2, 1, 0), (2, 3, 0, 1), (1, 3, 0, 2)]
+FACTORS = (1.4, 0.6, 1.4, 0.1)
+
+
+def test_reference_orders_differ():
+    # Guards the next test: with these factors and frames the order changes the result.
+    x = clip_of_frames()
+    results = [np_jitter(x, FACTORS, order) for order in ORDERS]
+    for i in range(len(ORDERS)):
+        for k in range(i):
+            assert np.abs(results[i] - results[k]).max() > 0.01, (ORDERS[i], ORDERS[k])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("order", ORDERS)
+def test_jitter_colors_in_a_given_order_matches_numpy(mode, order):
+    x = clip_of_frames()
+    op = lambda d: {"y": augment.jitter_colors(d["x"], *FACTORS, order=d["order"])}  # noqa: E731
+    out = run(op, {"x": x, "order": np.array(order, np.int32)}, mode)["y"]
+    np.testing.assert_allclose(out, np_jitter(x, FACTORS, order), atol=1e-5)
+    if order == (0, 1, 2, 3):  # order=None is the torchvision order
+        plain = run(lambda d: {"y": augment.jitter_colors(d["x"], *FACTORS)}, {"x": x}, mode)
+        np.testing.assert_allclose(plain["y"], out, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_color_jitter_applies_its_draw(mode):
+    # The op applies sample_color_jitter's draw of the seed folded with its salt.
+    x = clip_of_frames()
+    jitter = ColorJitter()
+    op = augment.color_jitter("clip", jitter, salt=5)
+    applied = 0
+    for n in range(6):
+        draw = augment.sample_color_jitter(
+            tf.random.experimental.stateless_fold_in(seed(n), 5), jitter)
+        out = run(op, {"clip": x, "seed": seed(n)}, mode)["clip"]
+        if draw["apply"]:
+            applied += 1
+            expected = np_jitter(x, draw["factors"].numpy(), draw["order"].numpy())
+            np.testing.assert_allclose(out, expected, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(out, x)
+    assert 0 < applied < 6  # both cases were seen
+
+
+def draws_over_seeds(fn, num):
+    """``fn(seed)`` for seeds (7, 0) ... (7, num - 1), mapped in one tf.data pass (NumPy)."""
+    ds = tf.data.Dataset.range(num).map(lambda n: fn(tf.stack([tf.constant(7, tf.int64), n])))
+    return tf.nest.map_structure(np.asarray, ds.batch(num).get_single_element())
+
+
+def assert_frequency(events, p, what):
+    """The share of true events lies within 4 binomial standard deviations of p."""
+    n = len(events)
+    bound = 4 * math.sqrt(p * (1 - p) / n)
+    assert abs(np.mean(events) - p) <= bound, (what, np.mean(events), p, bound)
+
+
+def test_jitter_order_is_a_uniform_random_permutation():
+    num = 4800
+    draws = draws_over_seeds(lambda s: augment.sample_color_jitter(s, ColorJitter()), num)
+    orders = draws["order"]
+    assert all(sorted(o) == [0, 1, 2, 3] for o in orders)  # permutations
+    counts = collections.Counter(map(tuple, orders))
+    assert len(counts) == 24  # every order occurs
+    for order, count in counts.items():
+        assert_frequency(np.arange(num) < count, 1 / 24, order)
+    expected = num / 24
+    chi2 = sum((c - expected) ** 2 / expected for c in counts.values())
+    assert chi2 < 49.73, chi2  # the 0.999 quantile of chi-square with 23 degrees of freedom
+    # Factors: uniform in [1 - v, 1 + v] (brightness, contrast, saturation), [-v, v] (hue).
+    factors = draws["factors"]
+    low, high = np.array([0.6, 0.6, 0.6, -0.1]), np.array([1.4, 1.4, 1.4, 0.1])
+    assert np.all(factors >= low - 1e-6) and np.all(factors <= high + 1e-6)
+    np.testing.assert_allclose(factors.mean(axis=0), (low + high) / 2, atol=0.02)
+    # Without random_order: always torchvision's order.
+    fixed = draws_over_seeds(
+        lambda s: augment.sample_color_jitter(s, ColorJitter(random_order=False)), 50)
+    assert np.all(fixed["order"] == [0, 1, 2, 3])
+
+
+def changed(before, after):
+    return tf.reduce_any(tf.abs(after - before) > 1e-6)
+
+
+def is_grey(x):
+    return tf.reduce_all(tf.abs(x[..., 0] - x[..., 1]) < 1e-6) & tf.reduce_all(
+        tf.abs(x[..., 1] - x[..., 2]) < 1e-6)
+
+
+def test_probabilities_of_each_op_over_2000_seeds():
+    clip = tf.constant(clip_of_frames(n=2, h=6, w=7))  # > the blur radius, 5
+    num = 2000
+
+    def events(s):
+        data = {"clip": clip, "seed": s}
+        return {
+            "jitter": changed(clip, augment.color_jitter("clip", ColorJitter())(data)["clip"]),
+            "grayscale": is_grey(augment.random_grayscale("clip", 0.2)(data)["clip"]),
+            "blur": changed(clip, augment.gaussian_blur("clip", GaussianBlur())(data)["clip"]),
+            "flip": changed(clip, augment.random_flip("clip")(data)["clip"]),
+        }
+
+    got = draws_over_seeds(events, num)
+    for name, p in [("jitter", 0.5), ("grayscale", 0.2), ("blur", 0.5), ("flip", 0.5)]:
+        assert_frequency(got[name], p, name)
+    # The default config is the authors': jitter 0.5, grayscale 0.2, blur 0.5, flip 0.5.
+    defaults = AugmentConfig()
+    assert (defaults.color_jitter.prob, defaults.color_jitter.grayscale_prob,
+            defaults.blur.prob, defaults.flip_prob) == (0.5, 0.2, 0.5, 0.5)
+    assert defaults.color_jitter.random_order
+
+
+def test_clip_and_iframe_draw_independently_over_2000_seeds():
+    # The photometric recipe of the clip and of the I-frame, as in pretraining, without
+    # blur so that jitter and grayscale can be read off the output.
+    frames = clip_of_frames(n=2, h=4, w=5)
+    inputs = {"clip": tf.constant(frames * 255), "iframe": tf.constant(frames[0] * 255)}
+    config = AugmentConfig(blur=None)
+    recipe = augment.chain(augment.rgb_photometric("clip", config),
+                           augment.rgb_photometric("iframe", config))
+    mean, std = np.array(augment.IMAGENET_MEAN), np.array(augment.IMAGENET_STD)
+
+    def events(s):
+        out = recipe(dict(inputs, seed=s))
+        result = {}
+        for key in ("clip", "iframe"):
+            x = inputs[key] / 255.0
+            y = out[key] * std + mean  # back to [0, 1]
+            grey = is_grey(y)
+            gray_x = tf.concat([augment.to_grayscale(x)] * 3, axis=-1)
+            # Grey and not jittered: exactly the grey input; otherwise changed.
+            jittered = tf.where(grey, changed(gray_x, y), changed(x, y))
+            result[key] = tf.stack([jittered, grey])
+        return result
+
+    got = draws_over_seeds(events, 2000)
+    clip_j, clip_g = got["clip"][:, 0], got["clip"][:, 1]
+    ifr_j, ifr_g = got["iframe"][:, 0], got["iframe"][:, 1]
+    assert_frequency(clip_j, 0.5, "clip jitter")
+    assert_frequency(ifr_j, 0.5, "iframe jitter")
+    assert_frequency(clip_g, 0.2, "clip grayscale")
+    assert_frequency(ifr_g, 0.2, "iframe grayscale")
+    assert_frequency(clip_j & ifr_j, 0.25, "both jittered")
+    assert_frequency(clip_g & ifr_g, 0.04, "both grey")
+    assert_frequency(clip_j & clip_g, 0.1, "clip jittered and grey")
+    assert_frequency(clip_j & ifr_g, 0.1, "clip jittered, iframe grey")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_draw_for_all_frames_of_a_clip(mode):
+    # Each frame of the clip gets what it would get alone with the same seed: the same
+    # draw, applied frame by frame (the contrast mean is per frame, as in torchvision).
+    frames = clip_of_frames(n=3, h=6, w=7)
+    always = AugmentConfig(color_jitter=ColorJitter(prob=1.0, grayscale_prob=1.0),
+                           blur=GaussianBlur(prob=1.0))
+    ops = {
+        "jitter": augment.color_jitter("clip", ColorJitter(prob=1.0)),
+        "grayscale": augment.random_grayscale("clip", 1.0),
+        "blur": augment.gaussian_blur("clip", GaussianBlur(prob=1.0)),
+        "photometric": augment.rgb_photometric("clip", always),
+    }
+    seeds = np.stack([seed(n) for n in range(2)])
+
+    def whole_and_alone(op):
+        def compare(d):
+            out = {}
+            for n in range(len(seeds)):
+                out[f"whole{n}"] = op({"clip": d["clip"], "seed": d["seeds"][n]})["clip"]
+                out[f"alone{n}"] = tf.concat(
+                    [op({"clip": d["clip"][t:t + 1], "seed": d["seeds"][n]})["clip"]
+                     for t in range(len(frames))], axis=0)
+            return out
+
+        return compare
+
+    for name, op in ops.items():
+        out = run(whole_and_alone(op), {"clip": frames, "seeds": seeds}, mode)
+        for n in range(len(seeds)):
+            np.testing.assert_allclose(out[f"whole{n}"], out[f"alone{n}"], atol=1e-5,
+                                       err_msg=f"{name}, seed {n}")
+    # And a draw really differs between seeds and keys.
+    jitter = ops["jitter"]
+    a = run(jitter, {"clip": frames, "seed": seed(0)}, mode)["clip"]
+    assert not np.allclose(a, run(jitter, {"clip": frames, "seed": seed(1)}, mode)["clip"])
     other = augment.color_jitter("iframe", ColorJitter(prob=1.0))
-    out2 = run(other, {"iframe": clip, "seed": seed(1)}, mode)["iframe"]
-    assert not np.allclose(out2, out)
-    grey = augment.color_jitter("clip", ColorJitter(prob=0.0, grayscale_prob=1.0))
-    g = run(grey, {"clip": clip, "seed": seed(1)}, mode)["clip"]
-    np.testing.assert_allclose(g[..., 0], g[..., 2])
+    assert not np.allclose(a, run(other, {"iframe": frames, "seed": seed(0)}, mode)["iframe"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_random_grayscale(mode):
+    x = clip_of_frames()
+    out = run(augment.random_grayscale("clip", 1.0), {"clip": x, "seed": seed()}, mode)["clip"]
+    np.testing.assert_allclose(out, np.repeat(np_gray(x), 3, axis=-1), atol=1e-6)
+    off = run(augment.random_grayscale("clip", 0.0), {"clip": x, "seed": seed()}, mode)["clip"]
+    np.testing.assert_array_equal(off, x)
+    with pytest.raises(ValueError, match="random_grayscale prob"):
+        augment.random_grayscale("clip", 1.5)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_photometric_order_is_blur_jitter_grayscale(mode):
+    # rgb_photometric = the ops in the authors' order (same salts: same draws); the
+    # other orders give other clips, so the comparison can fail.
+    frames = clip_of_frames(n=2, h=8, w=9) * 255
+    jitter, blur = ColorJitter(prob=1.0, grayscale_prob=1.0), GaussianBlur(prob=1.0)
+    config = AugmentConfig(color_jitter=jitter, blur=blur)
+    steps = {"blur": augment.gaussian_blur("clip", blur),
+             "jitter": augment.color_jitter("clip", jitter),
+             "grayscale": augment.random_grayscale("clip", 1.0)}
+
+    def recipe(*names):
+        return augment.chain(augment.to_unit_range("clip"), *[steps[n] for n in names],
+                             augment.normalize("clip"))
+
+    data = {"clip": frames, "seed": seed(3)}
+    out = run(augment.rgb_photometric("clip", config), data, mode)["clip"]
+    np.testing.assert_allclose(out, run(recipe("blur", "jitter", "grayscale"), data, mode)["clip"],
+                               atol=1e-5)
+    for names in [("jitter", "blur", "grayscale"), ("blur", "grayscale", "jitter")]:
+        assert np.abs(out - run(recipe(*names), data, mode)["clip"]).max() > 1e-3, names
+    # No jitter config: neither jitter nor grayscale.
+    off = run(augment.rgb_photometric("clip", AugmentConfig(color_jitter=None, blur=None)), data,
+              mode)["clip"]
+    np.testing.assert_allclose(off, run(recipe(), data, mode)["clip"], atol=1e-6)
 
 
 def gaussian_reference(image, sigma, k):

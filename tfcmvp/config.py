@@ -57,20 +57,39 @@ def field(default, doc: str):
 
 @dataclasses.dataclass(frozen=True)
 class ColorJitterConfig:
-    """Colour jitter of the clip and the I-frame, one draw per clip
-    (``tfcmvp.data.ColorJitter``; the paper gives no strengths)."""
+    """Colour jitter, then random grayscale, of the clip and of the I-frame
+    (``tfcmvp.data.ColorJitter``).
 
-    brightness: float = field(0.4, "brightness factor drawn from [1 - v, 1 + v]")
-    contrast: float = field(0.4, "contrast factor drawn from [1 - v, 1 + v]")
-    saturation: float = field(0.4, "saturation factor drawn from [1 - v, 1 + v]")
-    hue: float = field(0.1, "hue shift drawn from [-v, v] turns of the colour wheel")
-    prob: float = field(0.8, "probability of jittering a clip at all")
-    grayscale_prob: float = field(0.0, "probability of then turning the clip grey")
+    One draw per clip, the same for all its frames; the clip and the I-frame
+    draw independently. The paper names colour jitter without values: the
+    defaults are the authors' code (``dataset/transforms.py`` and the
+    transform lists of ``pretrain.py``): torchvision's four adjustments at
+    0.4 / 0.4 / 0.4 / 0.1 in a random order, applied with p 0.5 after the
+    Gaussian blur, then a separate RandomGrayscale with p 0.2. Their
+    finetuning has no grayscale (``FinetuneDataConfig`` sets 0).
+    """
+
+    brightness: float = field(0.4, "brightness factor drawn from [1 - v, 1 + v] (authors: 0.4)")
+    contrast: float = field(0.4, "contrast factor drawn from [1 - v, 1 + v] (authors: 0.4)")
+    saturation: float = field(0.4, "saturation factor drawn from [1 - v, 1 + v] (authors: 0.4)")
+    hue: float = field(
+        0.1, "hue shift drawn from [-v, v] turns of the colour wheel (authors: 0.1)")
+    prob: float = field(
+        0.5, "probability of jittering a clip at all (authors: 0.5; SimCLR / CoCLR use 0.8)")
+    random_order: bool = field(
+        True, "apply the four adjustments in a random order drawn per clip, as torchvision's "
+              "ColorJitter and the authors' code; false: brightness, contrast, saturation, hue")
+    grayscale_prob: float = field(
+        0.2, "probability of turning the clip grey (0.299 R + 0.587 G + 0.114 B), drawn "
+             "independently of the jitter and applied after it (authors: 0.2 in pretraining, "
+             "none in finetuning); 0 = off")
 
 
 @dataclasses.dataclass(frozen=True)
 class BlurConfig:
-    """Gaussian blur of the clip and the I-frame (``tfcmvp.data.GaussianBlur``)."""
+    """Gaussian blur of the clip and the I-frame, one sigma per clip, applied
+    before the colour jitter (``tfcmvp.data.GaussianBlur``; sigma range and
+    probability are the authors' code, the paper names blur without values)."""
 
     sigma_min: float = field(0.1, "smallest blur sigma in output pixels")
     sigma_max: float = field(2.0, "largest blur sigma in output pixels")

@@ -27,12 +27,14 @@ their x component when asked (CoViAR does, the authors' code does not).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import zlib
 from typing import Callable, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
+from tfcmvp.config import BlurConfig, ColorJitterConfig
 from tfcmvp.data import features
 
 Op = Callable[[dict], dict]
@@ -47,24 +49,34 @@ def _check_prob(name, value):
         raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
 
 
+# The defaults of ColorJitter and GaussianBlur are those of the config
+# sections, documented there with their sources (one place for each value).
+_CJ = ColorJitterConfig
+_BL = BlurConfig
+
+
 @dataclasses.dataclass(frozen=True)
 class ColorJitter:
-    """Colour jitter, one draw per clip (the same for all its frames).
+    """Colour jitter and random grayscale of an RGB key, one draw per clip.
 
-    Factors are drawn uniformly: brightness and contrast and saturation
-    multiply by ``[1 - v, 1 + v]``, hue shifts by ``[-hue, hue]`` turns of
-    the colour wheel. Applied (in this fixed order) with probability
-    ``prob``; then the result becomes grey with probability
-    ``grayscale_prob``. Defaults follow the usual video SSL recipe
-    (CoCLR / SimCLR strengths); the paper gives none.
+    Fields and defaults (the authors' code) are those of
+    :class:`tfcmvp.config.ColorJitterConfig`, documented there. With
+    probability ``prob`` the clip gets torchvision's four adjustments
+    (:data:`JITTER_ADJUSTMENTS`): brightness, contrast and saturation factors
+    uniform in ``[1 - v, 1 + v]``, a hue shift uniform in ``[-hue, hue]``
+    turns, in a random order per draw (``random_order``) or in that order.
+    Random grayscale is a separate draw and a separate op
+    (:func:`random_grayscale`, probability ``grayscale_prob``) that
+    :func:`rgb_photometric` applies after the jitter.
     """
 
-    brightness: float = 0.4
-    contrast: float = 0.4
-    saturation: float = 0.4
-    hue: float = 0.1
-    prob: float = 0.8
-    grayscale_prob: float = 0.0
+    brightness: float = _CJ.brightness
+    contrast: float = _CJ.contrast
+    saturation: float = _CJ.saturation
+    hue: float = _CJ.hue
+    prob: float = _CJ.prob
+    random_order: bool = _CJ.random_order
+    grayscale_prob: float = _CJ.grayscale_prob
 
     def __post_init__(self):
         for name in ("brightness", "contrast", "saturation"):
@@ -75,21 +87,25 @@ class ColorJitter:
             raise ValueError(f"ColorJitter.hue must be in [0, 0.5], got {self.hue!r}")
         _check_prob("ColorJitter.prob", self.prob)
         _check_prob("ColorJitter.grayscale_prob", self.grayscale_prob)
+        if not isinstance(self.random_order, bool):
+            raise ValueError(
+                f"ColorJitter.random_order must be true or false, got {self.random_order!r}")
 
 
 @dataclasses.dataclass(frozen=True)
 class GaussianBlur:
     """Gaussian blur of a whole clip with one sigma, applied with probability ``prob``.
 
+    Fields and defaults are those of :class:`tfcmvp.config.BlurConfig`:
     ``sigma`` is drawn uniformly from ``[sigma_min, sigma_max]`` output pixels;
     the kernel has ``kernel_size`` taps (odd; 11 is about 10% of a 112 crop,
     as in SimCLR) and the border is reflected.
     """
 
-    sigma_min: float = 0.1
-    sigma_max: float = 2.0
-    prob: float = 0.5
-    kernel_size: int = 11
+    sigma_min: float = _BL.sigma_min
+    sigma_max: float = _BL.sigma_max
+    prob: float = _BL.prob
+    kernel_size: int = _BL.kernel_size
 
     def __post_init__(self):
         if not 0.0 < self.sigma_min <= self.sigma_max:
@@ -117,11 +133,13 @@ class AugmentConfig:
       mv_clip: vectors are clamped to +-mv_clip pixels (10) ...
       mv_div: ... then divided by mv_div (10), giving [-1, 1].
       mv_resize_method: "bilinear" or "nearest" resampling of vector maps.
-      color_jitter: :class:`ColorJitter` for the clip and the I-frame, or None.
+      color_jitter: :class:`ColorJitter` (and grayscale) for the clip and
+        the I-frame, or None (no jitter and no grayscale).
       blur: :class:`GaussianBlur` for the clip and the I-frame, or None.
-      rotate_degrees: random rotation in [-r, r] degrees of clip (and its
-        motion target), 0 = off. The authors rotate +-10 degrees when
-        finetuning; pretraining does not rotate.
+      rotate_degrees: random rotation in [-r, r] degrees of the whole frame
+        of the clip (and its motion target) before the crop, 0 = off. The
+        authors rotate +-10 degrees when finetuning; pretraining does not
+        rotate.
     """
 
     crop_size: int = 112
@@ -476,20 +494,30 @@ def random_flip(
     return op
 
 
-def rotate(images, angle, *, vectors: bool = False, method: str = "bilinear"):
-    """Rotates ``images`` ``[..., H, W, C]`` by ``angle`` radians about their centre.
+def rotate(images, angle, *, vectors: bool = False, method: str = "bilinear", extent=None):
+    """Rotates ``images`` ``[..., H, W, C]`` by ``angle`` radians about the frame's centre.
 
     In image coordinates (x right, y down) content at ``p`` moves to
     ``R(angle) (p - c) + c`` with ``R = [[cos, -sin], [sin, cos]]``: a
-    positive angle turns clockwise on screen. The border is reflected. With
-    ``vectors``, the (x, y) values are rotated by the same ``R``, so that a
-    rotated motion field describes the rotated content. Float32 out.
+    positive angle turns clockwise on screen. ``c`` is the centre of the
+    frame: of the image, or with ``extent`` (float32 ``[2]``, the fraction
+    (y, x) of a motion-vector grid the frame covers) of the part of the grid
+    that shows the frame, so an RGB frame and its vector grid turn the same
+    scene points. Pixels are taken as square (the RGB frames and the
+    vector cells both are). The border is reflected. With ``vectors``, the
+    (x, y) values are rotated by the same ``R``, so that a rotated motion
+    field describes the rotated content. Float32 out.
     """
     images = tf.cast(images, tf.float32)
     flat, lead = _flatten_images(images)  # [N, H, W, C]
     hw = tf.shape(flat)[1:3]
-    cy = (tf.cast(hw[0], tf.float32) - 1.0) / 2.0
-    cx = (tf.cast(hw[1], tf.float32) - 1.0) / 2.0
+    size = tf.cast(hw, tf.float32)
+    if extent is not None:
+        size = size * tf.cast(extent, tf.float32)
+    # The centre in pixel-index coordinates (pixel i covers [i, i + 1)).
+    cy = size[0] / 2.0 - 0.5
+    cx = size[1] / 2.0 - 0.5
+    angle = tf.cast(angle, tf.float32)
     cos, sin = tf.cos(angle), tf.sin(angle)
     # Output pixel -> input pixel: the inverse rotation R(-angle).
     transform = tf.stack([
@@ -512,13 +540,21 @@ def random_rotate(
     max_degrees: float,
     *,
     mv_keys: Sequence[str] = (),
+    extent_keys: Optional[Mapping[str, str]] = None,
     methods: Optional[Mapping[str, str]] = None,
     salt: Optional[int] = None,
 ) -> Op:
     """Rotation by one angle drawn from ``[-max_degrees, max_degrees]`` for all ``keys``.
 
-    Keys in ``mv_keys`` also get their vectors rotated (see :func:`rotate`).
-    Apply after cropping: all keys then share the same square pixel grid.
+    Each key turns about the centre of its frame (``extent_keys`` maps a key
+    to the dict key of its grid extent, as in :func:`random_resized_crop`),
+    so keys of different resolutions stay aligned. The authors' finetuning
+    rotates the whole decoded frame before the random crop (their
+    ``VRandomRotation`` comes first); do the same by applying this op before
+    :func:`random_resized_crop`. Keys in ``mv_keys`` also get their vectors
+    rotated (see :func:`rotate`). The corners the frame leaves are filled by
+    reflection (the authors' PIL ``rotate`` fills them black, nearest
+    neighbour).
     """
     keys = _keys(keys)
     mv_keys = set(_keys(mv_keys))
@@ -532,7 +568,8 @@ def random_rotate(
             [], _op_seed(data, salt, "random_rotate"), -limit, limit)
         for key in keys:
             data[key] = rotate(data[key], angle, vectors=key in mv_keys,
-                               method=methods.get(key, "bilinear"))
+                               method=methods.get(key, "bilinear"),
+                               extent=_extent(data, key, extent_keys))
         return data
 
     return op
@@ -540,44 +577,135 @@ def random_rotate(
 
 # ---------------------------------------------------------------------------
 # Photometric ops (RGB in [0, 1])
+#
+# The definitions are torchvision's (``torchvision.transforms.functional``),
+# which the authors' code calls frame by frame with one draw per clip.
+
+# ITU-R 601-2 luma, as PIL's ``convert("L")`` that the authors' RandomGray
+# and contrast use (torchvision's tensor ops take 0.2989 for red).
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
-def _gray(x):
-    return tf.image.rgb_to_grayscale(x)  # [..., 1]
+def to_grayscale(x):
+    """Luma ``0.299 R + 0.587 G + 0.114 B`` of RGB ``x`` ``[..., 3]`` -> ``[..., 1]``."""
+    x = tf.convert_to_tensor(x)
+    return tf.reduce_sum(x * tf.constant(GRAY_WEIGHTS, x.dtype), axis=-1, keepdims=True)
 
 
-def jitter_colors(x, brightness, contrast, saturation, hue):
+def adjust_brightness(x, factor):
+    """``x * factor``, clipped to [0, 1] (a blend with black)."""
+    return tf.clip_by_value(x * factor, 0.0, 1.0)
+
+
+def adjust_contrast(x, factor):
+    """A blend with the mean grey level of each frame (``[..., H, W, 3]``), clipped."""
+    mean = tf.reduce_mean(to_grayscale(x), axis=[-3, -2, -1], keepdims=True)
+    return tf.clip_by_value(mean + factor * (x - mean), 0.0, 1.0)
+
+
+def adjust_saturation(x, factor):
+    """A blend with the grey image, clipped."""
+    gray = to_grayscale(x)
+    return tf.clip_by_value(gray + factor * (x - gray), 0.0, 1.0)
+
+
+def adjust_hue(x, delta):
+    """Shifts the hue of every pixel by ``delta`` turns: in HSV, ``h -> (h + delta) mod 1``."""
+    return tf.clip_by_value(tf.image.adjust_hue(x, delta), 0.0, 1.0)
+
+
+# The four adjustments of colour jitter; a jitter ``order`` indexes this tuple.
+JITTER_ADJUSTMENTS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
+
+
+def jitter_colors(x, brightness, contrast, saturation, hue, order=None):
     """Applies given jitter factors to RGB ``x`` in [0, 1] (``[..., H, W, 3]``).
 
-    Brightness scales, contrast blends with the mean grey level of each frame,
-    saturation blends with the grey image, hue rotates; each result is
-    clipped to [0, 1] (torchvision's semantics).
+    ``order``: int ``[4]``, a permutation of the indices of
+    :data:`JITTER_ADJUSTMENTS` (0 brightness, 1 contrast, 2 saturation,
+    3 hue) saying which adjustment comes first, second, ...; None =
+    brightness, contrast, saturation, hue. Each result is clipped to [0, 1].
     """
-    x = tf.clip_by_value(x * brightness, 0.0, 1.0)
-    mean = tf.reduce_mean(_gray(x), axis=[-3, -2, -1], keepdims=True)
-    x = tf.clip_by_value((x - mean) * contrast + mean, 0.0, 1.0)
-    gray = _gray(x)
-    x = tf.clip_by_value((x - gray) * saturation + gray, 0.0, 1.0)
-    return tf.clip_by_value(tf.image.adjust_hue(x, hue), 0.0, 1.0)
+    factors = (brightness, contrast, saturation, hue)
+    if order is None:
+        for adjust, factor in zip(JITTER_ADJUSTMENTS, factors):
+            x = adjust(x, factor)
+        return x
+    order = tf.convert_to_tensor(order, tf.int32)
+
+    def step(i, y):
+        # Only the chosen branch runs.
+        return i + 1, tf.switch_case(order[i], [
+            functools.partial(adjust, y, factor)
+            for adjust, factor in zip(JITTER_ADJUSTMENTS, factors)])
+
+    # A loop, not four unrolled switches: one copy of the branches in the graph.
+    _, x = tf.while_loop(lambda i, _: i < len(JITTER_ADJUSTMENTS), step, [0, x])
+    return x
+
+
+def sample_color_jitter(seed, jitter: ColorJitter) -> dict:
+    """One draw of :class:`ColorJitter` from a stateless ``seed`` (int ``[2]``).
+
+    Returns ``{"apply": bool [], "factors": float32 [4], "order": int32 [4]}``:
+    whether to jitter (probability ``jitter.prob``), the brightness,
+    contrast, saturation factors and the hue shift, and the order of the
+    adjustments (a uniformly random permutation, the argsort of four
+    uniforms, or 0, 1, 2, 3 without ``random_order``).
+    """
+    u = tf.random.stateless_uniform([9], seed)
+    strength = tf.constant([jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue])
+    identity = tf.constant([1.0, 1.0, 1.0, 0.0])
+    factors = identity + strength * (2.0 * u[1:5] - 1.0)
+    if jitter.random_order:
+        order = tf.argsort(u[5:9])
+    else:
+        order = tf.range(len(JITTER_ADJUSTMENTS), dtype=tf.int32)
+    return {"apply": u[0] < jitter.prob, "factors": factors, "order": tf.cast(order, tf.int32)}
 
 
 def color_jitter(key: str, jitter: ColorJitter, *, salt: Optional[int] = None) -> Op:
-    """:class:`ColorJitter` of ``data[key]`` (RGB in [0, 1]); one draw for all its frames."""
+    """:class:`ColorJitter` of ``data[key]`` (RGB in [0, 1]); one draw for all its frames.
+
+    The draw is :func:`sample_color_jitter` of the sample seed folded with
+    ``salt`` (default: from the key, so the clip and the I-frame draw
+    independently). Grayscale is not done here: see :func:`random_grayscale`.
+    """
     salt = _default_salt("color_jitter", (key,)) if salt is None else salt
 
     def op(data: dict) -> dict:
         data = dict(data)
-        u = tf.random.stateless_uniform([6], _op_seed(data, salt, "color_jitter"))
-        b = 1.0 + jitter.brightness * (2.0 * u[0] - 1.0)
-        c = 1.0 + jitter.contrast * (2.0 * u[1] - 1.0)
-        s = 1.0 + jitter.saturation * (2.0 * u[2] - 1.0)
-        h = jitter.hue * (2.0 * u[3] - 1.0)
+        draw = sample_color_jitter(_op_seed(data, salt, "color_jitter"), jitter)
+        factors = tf.unstack(draw["factors"])
+        order = draw["order"] if jitter.random_order else None
         x = data[key]
-        x = tf.cond(u[4] < jitter.prob, lambda: jitter_colors(x, b, c, s, h), lambda: x)
-        if jitter.grayscale_prob > 0:
-            x = tf.cond(u[5] < jitter.grayscale_prob,
-                        lambda: tf.tile(_gray(x), [1] * (x.shape.rank - 1) + [3]), lambda: x)
-        data[key] = x
+        data[key] = tf.cond(draw["apply"], lambda: jitter_colors(x, *factors, order=order),
+                            lambda: x)
+        return data
+
+    return op
+
+
+def random_grayscale(key: str, prob: float, *, salt: Optional[int] = None) -> Op:
+    """Turns ``data[key]`` grey with probability ``prob``, one draw for all its frames.
+
+    Every channel becomes :func:`to_grayscale` (torchvision's
+    RandomGrayscale with 3 output channels; the authors' RandomGray). The
+    draw has its own salt (default: from the key), independent of the jitter.
+    """
+    _check_prob("random_grayscale prob", prob)
+    salt = _default_salt("random_grayscale", (key,)) if salt is None else salt
+
+    def op(data: dict) -> dict:
+        data = dict(data)
+        u = tf.random.stateless_uniform([], _op_seed(data, salt, "random_grayscale"))
+        x = data[key]
+
+        def grey():
+            gray = to_grayscale(x)
+            return tf.concat([gray, gray, gray], axis=-1)
+
+        data[key] = tf.cond(u < prob, grey, lambda: x)
         return data
 
     return op
@@ -665,12 +793,23 @@ def scale_motion(keys, *, clip: float = 10.0, div: float = 10.0) -> Op:
 
 
 def rgb_photometric(key: str, config: AugmentConfig) -> Op:
-    """The photometric part of the clip / I-frame recipe: [0, 1], jitter, blur, normalise."""
+    """The photometric part of the clip / I-frame recipe, in the authors' order.
+
+    [0, 1], Gaussian blur, colour jitter, random grayscale, ImageNet
+    normalisation (their pretraining list is crop, flip, blur, jitter,
+    grayscale, normalise; finetuning the same without grayscale). Each step
+    draws once for the whole of ``data[key]`` (all frames of a clip), from a
+    salt of its own and the key: the clip and the I-frame, and the steps of
+    one key, draw independently.
+    """
     ops = [to_unit_range(key)]
-    if config.color_jitter is not None:
-        ops.append(color_jitter(key, config.color_jitter))
     if config.blur is not None:
         ops.append(gaussian_blur(key, config.blur))
+    jitter = config.color_jitter
+    if jitter is not None:
+        ops.append(color_jitter(key, jitter))
+        if jitter.grayscale_prob > 0:
+            ops.append(random_grayscale(key, jitter.grayscale_prob))
     ops.append(normalize(key))
     return chain(*ops)
 

@@ -2,14 +2,15 @@
 
 The clip starts uniformly at random (a video shorter than the clip span
 starts at 0 and repeats its last frame, so no training video is dropped)
-and gets random resized crop, flip, rotation (``rotate_degrees``; the
-authors rotate +-10 degrees when finetuning, the paper lists only crop,
-flip, blur and jitter), colour jitter and blur, then ImageNet normalisation.
+and is augmented in the order of the authors' finetuning code: rotation of
+the whole frame (``rotate_degrees``, +-10; the paper lists only crop, flip,
+blur and jitter), random resized crop, flip, Gaussian blur, colour jitter
+(p 0.5, random order; no grayscale), then ImageNet normalisation.
 
 With ``with_motion`` the sample also carries the motion target of the clip
 for the auxiliary motion-prediction loss (paper Table 6), placed as in
-pretraining (``period``, ``motion_gap``) and sharing the clip's crop, flip and
-rotation (vectors rotate too), plus ``num_negatives`` independently
+pretraining (``period``, ``motion_gap``) and sharing the clip's rotation
+(about the frame's centre; vectors rotate too), crop and flip, plus ``num_negatives`` independently
 augmented negatives. The clip start is then drawn so that the target fits
 when the video is long enough; otherwise its frames are clamped to the last
 one.
@@ -17,6 +18,7 @@ one.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional, Sequence
 
 import tensorflow as tf
@@ -31,6 +33,9 @@ _A = AugmentConfig
 
 # The authors' finetuning rotation (degrees); pretraining uses none.
 FINETUNE_ROTATE_DEGREES = 10.0
+# The authors' finetuning jitter: the pretraining one (p 0.5, random order)
+# without the random grayscale, which their finetuning list does not have.
+FINETUNE_COLOR_JITTER = dataclasses.replace(ColorJitter(), grayscale_prob=0.0)
 
 _SALT_START = 11
 _SALT_NEGATIVES = 12
@@ -38,23 +43,33 @@ _SALT_NEGATIVES = 12
 
 def finetune_augmentation(config: AugmentConfig, *, with_motion: bool,
                           num_negatives: int) -> augment.Op:
-    """The finetuning recipe over CLIP (and MOTION target, NEGATIVES)."""
+    """The finetuning recipe over CLIP (and MOTION target, NEGATIVES).
+
+    The authors' order: rotation of the whole frame, then random resized
+    crop and flip (all three shared by the clip and its motion target), then
+    the photometric ops of :func:`augment.rgb_photometric`.
+    """
     crop = dict(min_area=config.min_crop_area, ratio=config.crop_ratio)
     s = config.crop_size
     shared = (features.CLIP, features.MOTION) if with_motion else (features.CLIP,)
     mv_keys = (features.MOTION,) if with_motion else ()
     mv_method = {features.MOTION: config.mv_resize_method}
-    ops = [
-        augment.random_resized_crop(
-            shared, s, **crop, extent_keys={features.MOTION: features.MV_EXTENT},
-            methods=mv_method),
+    extent = {features.MOTION: features.MV_EXTENT}
+    ops = []
+    if config.rotate_degrees > 0:
+        # Before the crop, on the whole decoded frame (the authors' order):
+        # the crop holds rotated scene, filled only where it reaches the
+        # frame's corners (rotating the crop fills its corners every time),
+        # and it is a rotation of the scene, not of the crop's resized,
+        # non-square pixels (which would shear it).
+        ops.append(augment.random_rotate(shared, config.rotate_degrees, mv_keys=mv_keys,
+                                         extent_keys=extent, methods=mv_method))
+    ops += [
+        augment.random_resized_crop(shared, s, **crop, extent_keys=extent, methods=mv_method),
         augment.random_flip(shared, prob=config.flip_prob, mv_keys=mv_keys,
                             negate_mv_x=config.flip_negates_mv_x),
+        augment.rgb_photometric(features.CLIP, config),
     ]
-    if config.rotate_degrees > 0:
-        ops.append(augment.random_rotate(shared, config.rotate_degrees, mv_keys=mv_keys,
-                                         methods=mv_method))
-    ops.append(augment.rgb_photometric(features.CLIP, config))
     if with_motion:
         ops.append(augment.scale_motion(features.MOTION, clip=config.mv_clip, div=config.mv_div))
     if with_motion and num_negatives:
@@ -119,7 +134,7 @@ def finetune_dataset(
     crop_ratio: Sequence[float] = _A.crop_ratio,
     flip_prob: float = _A.flip_prob,
     rotate_degrees: float = FINETUNE_ROTATE_DEGREES,
-    color_jitter: Optional[ColorJitter] = _A.color_jitter,
+    color_jitter: Optional[ColorJitter] = FINETUNE_COLOR_JITTER,
     blur: Optional[GaussianBlur] = _A.blur,
     with_motion: bool = False,
     motion_len: int = _S.motion_len,
@@ -142,8 +157,9 @@ def finetune_dataset(
     """Batches of augmented labelled clips from gzip TFRecord shards.
 
     Window arguments as in :class:`SamplingConfig`, augmentation arguments as
-    in :class:`AugmentConfig` (``rotate_degrees`` defaults to the authors'
-    finetuning value, 10; ``num_negatives`` to 0: only the target), pipeline
+    in :class:`AugmentConfig` (``rotate_degrees`` and ``color_jitter``
+    default to the authors' finetuning values: 10, and no grayscale;
+    ``num_negatives`` to 0: only the target), pipeline
     arguments as in :func:`tfcmvp.data.pretrain_dataset`. Every video with at
     least one frame is used.
 

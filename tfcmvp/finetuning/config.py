@@ -27,9 +27,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping, Optional, Sequence
 
-from tfcmvp.config import (ConfigError, DataConfig, ModelConfig, OptimizerConfig, RuntimeConfig,
-                           TrainConfig, apply_overrides, build_config, config_to_dict, field,
-                           merge, raise_failed_check, read_config_values, section_checks)
+from tfcmvp.config import (ColorJitterConfig, ConfigError, DataConfig, ModelConfig,
+                           OptimizerConfig, RuntimeConfig, TrainConfig, apply_overrides,
+                           build_config, config_to_dict, field, merge, raise_failed_check,
+                           read_config_values, section_checks)
 
 # The transferred V-Network: its layers and weight shapes (backbone, width, blocks) and
 # the clip it was trained on (length, crop size), which its features are tuned to.
@@ -53,13 +54,21 @@ class FinetuneDataConfig(DataConfig):
     The fields of :class:`tfcmvp.config.DataConfig`, plus ``rotate_degrees``.
     The motion fields (motion_len, motion_gap, period, num_negatives, mv_*,
     flip_negates_mv_x) only matter with ``train.motion_aux_weight > 0``;
-    ``iframe_window`` is not used.
+    ``iframe_window`` is not used. The augmentation follows the authors'
+    finetuning code (``finetune.py``): rotation of the whole frame, random
+    resized crop, flip, blur, colour jitter p 0.5, no grayscale. Their
+    rotation fills the corners black with nearest-neighbour sampling; ours
+    reflects them and samples bilinearly.
     """
 
+    color_jitter: Optional[ColorJitterConfig] = field(
+        ColorJitterConfig(grayscale_prob=0.0),
+        "colour jitter of the clip; null = off (the pretraining jitter without grayscale, "
+        "which the authors' finetuning does not use)")
     rotate_degrees: float = field(
-        10.0, "random rotation in [-r, r] degrees of the clip (and its motion target); the "
-              "authors rotate +-10 when finetuning, the paper lists only crop, flip, blur and "
-              "jitter; 0 = off")
+        10.0, "random rotation in [-r, r] degrees of the whole frame of the clip (and its "
+              "motion target) before the crop; the authors rotate +-10 when finetuning, the "
+              "paper lists only crop, flip, blur and jitter; 0 = off")
 
 
 @dataclasses.dataclass(frozen=True)
