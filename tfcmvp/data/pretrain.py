@@ -4,14 +4,15 @@ One sample per visit of a video (see :mod:`tfcmvp.data.sampling` for where
 each window lies):
 
 * ``clip``: ``clip_len`` RGB frames at ``clip_stride`` from a random start,
-  random resized crop + flip + colour jitter + blur (one draw for the whole
-  clip), normalised with ImageNet statistics.
+  random resized crop, flip, Gaussian blur, colour jitter (its four
+  adjustments in a random order), random grayscale: the authors' order, one
+  draw for the whole clip; normalised with ImageNet statistics.
 * ``motion[0]``: the target motion clip, cropped and flipped exactly like the
   clip (same region of the scene, same flip) and nothing else.
 * ``motion[1:]``: ``num_negatives`` hard negatives from the same video, each
   with its own crop and flip.
 * ``iframe``: an I-frame near the clip (by default never one of the clip's
-  own frames) with its own crop, flip, jitter, blur.
+  own frames) with its own crop, flip, blur, jitter and grayscale draws.
 
 Vectors are clamped to +-``mv_clip`` px and divided by ``mv_div``. Only the
 JPEGs the sample uses are decoded. Videos shorter than
