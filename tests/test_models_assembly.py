@@ -13,11 +13,20 @@ MOTION = (8, 32, 32, 2)
 WIDTH = 16
 
 
-def _networks(backbone="r2plus1d_26", predictor="transformer"):
-    """Clip + motion -> the four head outputs, as one functional model."""
+def _networks(backbone="r2plus1d_26", predictor="transformer", zero_init_residual=True,
+              stem="authors"):
+    """Clip + motion -> the four head outputs, as one functional model.
+
+    `zero_init_residual` and `stem` (R3D-10's, "authors" or "strided") go to the ResNets.
+    """
+    resnet = dict(zero_init_residual=zero_init_residual)
+    video_kwargs = {} if backbone == "c3d" else {"blocks": (1, 1, 1, 1), **resnet}
+    if backbone == "r3d_10":
+        video_kwargs["stem"] = stem
     video_net = build_backbone(backbone, input_shape=CLIP, width=4, name="video_net",
-                               **({} if backbone == "c3d" else {"blocks": (1, 1, 1, 1)}))
-    motion_net = build_backbone("r3d_10", input_shape=MOTION, width=4, name="motion_net")
+                               **video_kwargs)
+    motion_net = build_backbone("r3d_10", input_shape=MOTION, width=4, name="motion_net",
+                                stem=stem, **resnet)
     clip = keras.Input(CLIP, name="clip")
     motion = keras.Input(MOTION, name="motion")
     maps = video_net(clip)
@@ -64,7 +73,9 @@ def test_saved_and_reloaded_networks_give_identical_outputs(tmp_path):
 @pytest.mark.parametrize("backbone,predictor", [("r2plus1d_26", "transformer"),
                                                 ("c3d", "convgru")])
 def test_every_trainable_weight_receives_a_gradient(backbone, predictor):
-    model = _networks(backbone, predictor)
+    # Zero-init residual blocks (the default) pass no gradient into their branch
+    # until the branch's last BN gamma moves from 0: checked here without it.
+    model = _networks(backbone, predictor, zero_init_residual=False)
     inputs = _inputs()
     with tf.GradientTape() as tape:
         out = model(inputs, training=True)
@@ -92,14 +103,14 @@ def test_every_trainable_weight_receives_a_gradient(backbone, predictor):
 
 
 # TensorFlow has no float16 MaxPool3D kernel on CPU (GPU has one), so the
-# float16 case runs the pool-free R3D-10 as the V-Network here.
+# float16 case runs the pool-free R3D-10 (strided stem) as V- and M-Network here.
 @pytest.mark.parametrize("policy,dtype,backbone", [("mixed_bfloat16", "bfloat16", "r2plus1d_26"),
                                                    ("mixed_float16", "float16", "r3d_10")])
 def test_mixed_precision_computes_low_and_returns_float32_heads(policy, dtype, backbone):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
-        model = _networks(backbone)
+        model = _networks(backbone, stem="strided" if dtype == "float16" else "authors")
         video = model.get_layer("video_net")
         assert video.output["features"].dtype == dtype
         out = model(_inputs(), training=True)

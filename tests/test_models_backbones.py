@@ -1,4 +1,7 @@
-"""Backbones: output grids, parameter counts, padding alignment, config round trip."""
+"""Backbones: output grids, parameter counts, padding alignment, stems, zero-init residual,
+config round trip."""
+
+import re
 
 import keras
 import numpy as np
@@ -53,7 +56,8 @@ def test_paper_size_grids_and_parameter_counts():
         "r2plus1d_26": ((2, 16, 112, 112, 3), 26_507_471,
                         {"layer3": (2, 4, 7, 7, 1024), "features": (2, 2, 4, 4, 2048)}),
         "r3d_10": ((2, 8, 112, 112, 2), 14_352_384,
-                   {"layer3": (2, 2, 14, 14, 256), "features": (2, 1, 7, 7, 512)}),
+                   {"stem": (2, 8, 56, 56, 64), "layer3": (2, 2, 14, 14, 256),
+                    "features": (2, 1, 7, 7, 512)}),
         "r2d_10": ((2, 112, 112, 3), 4_905_792,
                    {"layer3": (2, 7, 7, 256), "features": (2, 4, 4, 512)}),
     }
@@ -68,6 +72,86 @@ def test_m_network_forward_gives_49_target_positions():
     model = build_backbone("r3d_10")
     out = model(np.zeros((1, 8, 112, 112, 2), np.float32))
     assert tuple(out["features"].shape) == (1, 1, 7, 7, 512)
+
+
+@pytest.mark.parametrize("stem, conv_shape, strides, pooled", [
+    ("authors", (None, 8, 112, 112, 64), (1, 1, 1), True),
+    ("strided", (None, 8, 56, 56, 64), (1, 2, 2), False),
+])
+def test_m_network_stems_reach_the_same_1x7x7_grid(stem, conv_shape, strides, pooled):
+    model = build_backbone("r3d_10", stem=stem)
+    conv_layer = model.get_layer("stem_conv")
+    assert conv_layer.kernel_size == (3, 7, 7) and conv_layer.strides == strides
+    assert tuple(conv_layer.output.shape) == conv_shape
+    assert any(layer.name == "stem_pool" for layer in model.layers) == pooled
+    shapes = _symbolic(model, (2, 8, 112, 112, 2))
+    assert shapes["stem"] == (2, 8, 56, 56, 64)
+    assert shapes["features"] == (2, 1, 7, 7, 512)
+    assert _trainable(model) == 14_352_384  # same weights either way
+    with pytest.raises(ValueError, match="'pooled'"):
+        build_backbone("r3d_10", stem="pooled")
+
+
+def test_authors_m_network_stem_is_a_stride_1_conv_then_a_3x3_stride_2_max_pool():
+    # Against NumPy: one 1x7x7-impulse-response channel, BN at init, ReLU, then
+    # PyTorch's MaxPool3d((1, 3, 3), (1, 2, 2), padding (0, 1, 1)).
+    model = build_backbone("r3d_10", input_shape=(1, 8, 8, 2), width=4)
+    x = np.random.default_rng(7).normal(size=(1, 1, 8, 8, 2)).astype(np.float32)
+    conv_out = keras.Model(model.input, model.get_layer("stem_conv_relu").output)(x).numpy()
+    stem = model(x, training=False)["stem"].numpy()
+    padded = np.pad(conv_out, ((0, 0), (0, 0), (1, 1), (1, 1), (0, 0)),
+                    constant_values=-np.inf)
+    expected = np.stack([np.stack([padded[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max(axis=(2, 3))
+                                   for j in range(4)], axis=2) for i in range(4)], axis=2)
+    assert conv_out.shape == (1, 1, 8, 8, 4) and stem.shape == (1, 1, 4, 4, 4)
+    np.testing.assert_allclose(stem, expected, rtol=1e-6)
+
+
+# Last BN of each residual branch: BasicBlock conv2 (its temporal half when
+# factorised), Bottleneck conv3.
+RESIDUAL_NETS = [
+    ("r3d_10", dict(input_shape=(8, 32, 32, 2), width=4), "_conv2_bn"),
+    ("r2d_10", dict(input_shape=(32, 32, 3), width=4), "_conv2_bn"),
+    ("r3d_26", dict(input_shape=(8, 32, 32, 3), width=4, blocks=(1, 2, 1, 1)), "_conv3_bn"),
+    ("r2plus1d_26", dict(input_shape=(8, 32, 32, 3), width=4, blocks=(1, 2, 1, 1)),
+     "_conv3_bn"),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, last_bn", RESIDUAL_NETS)
+def test_zero_init_residual_zeroes_the_last_bn_of_every_block(name, kwargs, last_bn):
+    model = build_backbone(name, **kwargs)  # zero_init_residual=True by default
+    norms = {layer.name: layer.gamma.numpy() for layer in model.layers
+             if isinstance(layer, keras.layers.BatchNormalization)}
+    blocks = {match.group(1) for match in map(re.compile(r"(layer\d+_block\d+)_").match, norms)
+              if match}
+    zeroed = sorted(n for n, gamma in norms.items() if np.all(gamma == 0.0))
+    assert zeroed == sorted(block + last_bn for block in blocks)
+    assert len(zeroed) == sum(kwargs.get("blocks", (1, 1, 1, 1)))
+    assert all(np.all(gamma == 1.0) for n, gamma in norms.items() if n not in zeroed)
+    plain = build_backbone(name, zero_init_residual=False, **kwargs)
+    assert all(np.all(layer.gamma.numpy() == 1.0) for layer in plain.layers
+               if isinstance(layer, keras.layers.BatchNormalization))
+
+
+def test_factorised_basic_block_zeroes_its_temporal_bn():
+    from tfcmvp.models.resnet3d import build_resnet3d
+
+    model = build_resnet3d(input_shape=(4, 16, 16, 3), block="basic", blocks=(1, 1, 1, 1),
+                           width=4, factorized=True)
+    gamma = {layer.name: layer.gamma.numpy() for layer in model.layers
+             if isinstance(layer, keras.layers.BatchNormalization)}
+    assert np.all(gamma["layer1_block1_conv2_temporal_bn"] == 0.0)
+    assert np.all(gamma["layer1_block1_conv2_spatial_bn"] == 1.0)
+
+
+def test_zero_init_blocks_start_as_their_shortcut():
+    # layer1 of R3D-10 has an identity shortcut: at init (inference-mode BN with
+    # mean 0, variance 1) its output is relu(stem) = stem exactly.
+    model = build_backbone("r3d_10", input_shape=(8, 32, 32, 2), width=4)
+    out = model(np.random.default_rng(3).normal(size=(2, 8, 32, 32, 2)).astype(np.float32),
+                training=False)
+    np.testing.assert_array_equal(out["layer1"], out["stem"])
 
 
 def test_r2plus1d_mid_channels_match_tran_et_al():

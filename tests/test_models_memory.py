@@ -40,19 +40,58 @@ def test_resample_in_time_and_space_is_separable_interpolation():
     np.testing.assert_array_equal(out, expected)
 
 
-def test_two_stage_memory_folds_and_upsamples_like_the_authors():
+def numpy_fold_and_upsample(layer3, layer4):
+    """The authors' memory steps in NumPy: layer3 steps 2t and 2t+1 side by side on
+    channels (torch.cat([x[:, :, 0::2], x[:, :, 1::2]], dim=1)), layer4 repeated by
+    PyTorch-nearest from 2x4x4 to 2x7x7."""
+    folded = np.concatenate([layer3[:, 0::2], layer3[:, 1::2]], axis=-1)
+    index = [0, 0, 1, 1, 2, 2, 3]
+    return folded, layer4[:, :, index][:, :, :, index]
+
+
+def test_add_fusion_is_the_authors_memory():
+    rng = np.random.default_rng(5)
+    layer3 = rng.normal(size=(2, 4, 7, 7, 3)).astype(np.float32)  # [B, T, H, W, C3]
+    layer4 = rng.normal(size=(2, 2, 4, 4, 6)).astype(np.float32)  # [B, T, H, W, 2 C3]
+    memory = PredictorMemory(width=5, time_fold=2)  # defaults: add, no bias, nearest
+    assert (memory.fusion, memory.use_bias, memory.interpolation) == ("add", False, "nearest")
+    tokens = memory([layer3, layer4]).numpy()
+    (kernel,) = memory.projection.get_weights()  # bias-free: the kernel is the only weight
+    assert kernel.shape == (6, 5)
+    folded, upsampled = numpy_fold_and_upsample(layer3, layer4)
+    fused = folded + upsampled  # [2, 2, 7, 7, 6]
+    np.testing.assert_allclose(memory.fuse([layer3, layer4]).numpy(), fused, rtol=1e-6)
+    expected = fused.reshape(2, 98, 6) @ kernel  # (t, y, x) order, no bias
+    assert tokens.shape == (2, 98, 5)
+    np.testing.assert_allclose(tokens, expected, rtol=1e-5, atol=1e-6)
+    # Token 50 is t=1, y=0, x=1: layer3 steps 2 and 3 there plus layer4 (1, 0, 0).
+    np.testing.assert_allclose(
+        memory.fuse([layer3, layer4]).numpy()[0, 1, 0, 1],
+        np.concatenate([layer3[0, 2, 0, 1], layer3[0, 3, 0, 1]]) + layer4[0, 1, 0, 0],
+        rtol=1e-6)
+    assert memory.fused_channels([layer3.shape, layer4.shape]) == 6
+
+
+def test_add_fusion_needs_equal_channels_and_names_the_shapes():
+    memory = PredictorMemory(width=4, time_fold=2, fusion="add")
+    with pytest.raises(ValueError, match=r"\(2, 4, 7, 7, 3\).*has 6.*\(2, 2, 4, 4, 5\) has 5"):
+        memory([np.zeros((2, 4, 7, 7, 3), np.float32), np.zeros((2, 2, 4, 4, 5), np.float32)])
+    with pytest.raises(ValueError, match="'sum'"):
+        PredictorMemory(width=4, fusion="sum")
+
+
+def test_concat_fusion_folds_and_upsamples_like_before():
     rng = np.random.default_rng(2)
     layer3 = rng.random((2, 4, 7, 7, 3), np.float32)  # [B, T, H, W, C3]
     layer4 = rng.random((2, 2, 4, 4, 5), np.float32)  # [B, T, H, W, C4]
-    memory = PredictorMemory(width=11, time_fold=2, interpolation="nearest")
+    memory = PredictorMemory(width=11, time_fold=2, interpolation="nearest", fusion="concat",
+                             use_bias=True)
     memory([layer3, layer4])
     memory.projection.set_weights([np.eye(11, dtype=np.float32), np.zeros(11, np.float32)])
     tokens = memory([layer3, layer4]).numpy()
-    # Reference: steps 2t and 2t+1 of layer3 side by side on channels, layer4
-    # repeated by PyTorch-nearest to 7x7, flattened in (t, y, x) order.
-    folded = np.concatenate([layer3[:, 0::2], layer3[:, 1::2]], axis=-1)  # [2, 2, 7, 7, 6]
-    index = [0, 0, 1, 1, 2, 2, 3]
-    upsampled = layer4[:, :, index][:, :, :, index]  # [2, 2, 7, 7, 5]
+    # Reference: folded layer3 and upsampled layer4 side by side on channels,
+    # flattened in (t, y, x) order.
+    folded, upsampled = numpy_fold_and_upsample(layer3, layer4)  # [2, 2, 7, 7, 6 / 5]
     expected = np.concatenate([folded, upsampled], axis=-1).reshape(2, 98, 11)
     assert tokens.shape == (2, 98, 11)
     np.testing.assert_allclose(tokens, expected, rtol=1e-6)
@@ -61,20 +100,25 @@ def test_two_stage_memory_folds_and_upsamples_like_the_authors():
     np.testing.assert_allclose(tokens[0, 50, 3:6], layer3[0, 3, 0, 1])
 
 
-def test_single_stage_memory_is_a_linear_map_of_the_flattened_grid():
+@pytest.mark.parametrize("fusion", ["add", "concat"])
+def test_single_stage_memory_is_a_linear_map_of_the_flattened_grid(fusion):
     conv5 = np.random.default_rng(3).random((2, 2, 7, 7, 8), np.float32)
-    memory = PredictorMemory(width=4, time_fold=1)
+    memory = PredictorMemory(width=4, time_fold=1, fusion=fusion, use_bias=True)
     tokens = memory(conv5).numpy()
     kernel, bias = memory.projection.get_weights()
     np.testing.assert_allclose(tokens, conv5.reshape(2, 98, 8) @ kernel + bias, rtol=1e-5,
                                atol=1e-6)
     assert memory.compute_output_shape((None, 2, 7, 7, 8)) == (None, 98, 4)
+    # One map (C3D's conv5): the fused map is the map itself, whatever the fusion.
+    np.testing.assert_array_equal(memory.fuse(conv5), conv5)
+    assert memory.fused_channels((None, 2, 7, 7, 8)) == 8
 
 
 def test_memory_in_a_functional_model_and_config_round_trip():
     layer3 = keras.Input((4, 4, 4, 6))
     layer4 = keras.Input((2, 2, 2, 10))
-    memory = PredictorMemory(width=8, time_fold=2, interpolation="trilinear")
+    memory = PredictorMemory(width=8, time_fold=2, interpolation="trilinear", fusion="concat",
+                             use_bias=True, init="keras")
     symbolic = memory([layer3, layer4])
     assert tuple(symbolic.shape) == (None, 32, 8)
     clone = PredictorMemory.from_config(memory.get_config())
@@ -84,6 +128,8 @@ def test_memory_in_a_functional_model_and_config_round_trip():
     clone.set_weights(memory.get_weights())
     np.testing.assert_array_equal(clone(inputs), memory(inputs))
     assert clone.get_config() == memory.get_config()
+    assert (clone.fusion, clone.use_bias, clone.init) == ("concat", True, "keras")
+    assert clone.projection.kernel.shape == (12 + 10, 8)
 
 
 def test_memory_rejects_a_time_axis_not_divisible_by_the_fold():

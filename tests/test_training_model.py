@@ -193,3 +193,137 @@ def test_mixed_bfloat16_computes_in_bfloat16_and_compares_in_float32():
                    for v in per_example.values())
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
+
+
+# ------------------------------------------------------------------ the authors' options
+
+
+def numpy_fused(layer3, layer4):
+    """layer3 folded 2x in time + layer4 nearest-upsampled to its grid (NumPy)."""
+    folded = np.concatenate([layer3[:, 0::2], layer3[:, 1::2]], axis=-1)
+    index = lambda n_in, n_out: [min(o * n_in // n_out, n_in - 1) for o in range(n_out)]
+    _, t, h, w, _ = folded.shape
+    t4, h4, w4 = layer4.shape[1:4]
+    return folded + layer4[:, index(t4, t)][:, :, index(h4, h)][:, :, :, index(w4, w)]
+
+
+RESNET_V = ("model.backbone=r3d_10", "data.clip_len=16")
+
+
+def test_fused_context_pooling_averages_the_fused_memory_map():
+    # R3D-10 V-Network on 16 x 32 x 32: layer3 [4, 4, 4, 16] folds to [2, 4, 4, 32],
+    # layer4 [2, 2, 2, 32] is upsampled to it; g_V reads the 32-channel mean.
+    config, model = build(*RESNET_V)
+    assert model.model_config.context_pooling == "fused"
+    batch = random_batch(config)
+    maps = {k: v.numpy() for k, v in model.v_network(batch["clip"], training=False).items()}
+    assert maps["layer3"].shape == (B, 4, 4, 4, 16) and maps["layer4"].shape == (B, 2, 2, 2, 32)
+    pooled = numpy_fused(maps["layer3"], maps["layer4"]).mean(axis=(1, 2, 3))  # [B, 32]
+    assert model.clip_head.hidden.kernel.shape == (32, 32)
+    out = model(batch, training=False)
+    np.testing.assert_allclose(out["context_query"], model.clip_head(pooled, training=False),
+                               rtol=1e-4, atol=1e-5)
+    # Not what pooling layer4 alone gives.
+    layer4_only = model.clip_head(maps["layer4"].mean(axis=(1, 2, 3)), training=False)
+    assert not np.allclose(out["context_query"], layer4_only, atol=1e-3)
+
+
+def test_layer4_context_pooling_and_concat_fusion_set_the_head_and_memory_widths():
+    config, model = build(*RESNET_V, "model.context_pooling=layer4")
+    batch = random_batch(config)
+    features = model.v_network(batch["clip"], training=False)["features"].numpy()
+    np.testing.assert_allclose(model(batch, training=False)["context_query"],
+                               model.clip_head(features.mean(axis=(1, 2, 3)), training=False),
+                               rtol=1e-4, atol=1e-5)
+    # concat: the projection reads 32 + 32 channels (with a bias when asked), and the
+    # fused map g_V pools is 64 wide.
+    _, concat = build(*RESNET_V, "model.memory_fusion=concat", "model.memory_bias=true")
+    assert [tuple(w.shape) for w in concat.memory.weights] == [(64, 16), (16,)]
+    assert concat.clip_head.hidden.kernel.shape == (64, 32)
+    _, added = build(*RESNET_V)
+    assert [tuple(w.shape) for w in added.memory.weights] == [(32, 16)]  # bias-free
+
+
+def test_c3d_context_query_is_the_same_under_both_poolings():
+    config, fused = build()
+    _, layer4 = build("model.context_pooling=layer4")  # same seed: same weights
+    batch = random_batch(config)
+    np.testing.assert_allclose(fused(batch, training=False)["context_query"],
+                               layer4(batch, training=False)["context_query"], rtol=1e-6)
+
+
+def test_options_reach_the_networks():
+    _, authors = build(*RESNET_V)
+    stem = authors.m_network.get_layer("stem_conv")
+    assert stem.strides == (1, 1, 1) and authors.m_network.get_layer("stem_pool")
+    # The tiny R3D-10 V-Network keeps its strided stem (motion_stem is the M-Network's).
+    assert authors.v_network.get_layer("stem_conv").strides == (1, 2, 2)
+    for network in (authors.v_network, authors.i_network, authors.m_network):
+        gammas = [layer.gamma.numpy() for layer in network.layers
+                  if isinstance(layer, keras.layers.BatchNormalization)]
+        assert sum(np.all(g == 0) for g in gammas) == 4, network.name  # one per block
+    assert authors.predictor.init == authors.memory.init == authors.clip_head.init == "authors"
+    _, legacy = build(*RESNET_V, "model.motion_stem=strided", "model.zero_init_residual=false",
+                      "model.init=keras")
+    assert legacy.m_network.get_layer("stem_conv").strides == (1, 2, 2)
+    assert "stem_pool" not in [layer.name for layer in legacy.m_network.layers]
+    assert all(np.all(layer.gamma.numpy() == 1) for layer in legacy.m_network.layers
+               if isinstance(layer, keras.layers.BatchNormalization))
+    assert legacy.predictor.init == legacy.motion_head.init == "keras"
+    # Same weights either way, so a checkpoint of one loads into the other.
+    assert [tuple(v.shape) for v in legacy.weights] == [tuple(v.shape) for v in authors.weights]
+
+
+def test_authors_init_of_every_linear_layer_of_the_pretraining_model():
+    _, model = build("model.predictor_width=64", "model.ffn_width=64", "model.num_heads=4")
+    linears = [model.memory.projection]
+    for layer in model.predictor.encoder_layers + model.predictor.decoder_layers:
+        linears += [layer.ffn_hidden, layer.ffn_output, layer.self_attention.output_dense]
+        if hasattr(layer, "cross_attention"):
+            linears.append(layer.cross_attention.output_dense)
+    kernels = np.concatenate([layer.kernel.numpy().ravel() for layer in linears])
+    # Memory 32 -> 64 (conv5 of C3D width 4); one encoder layer (2 FFN + 1 attention
+    # output) and one decoder layer (2 FFN + 2 attention outputs) of 64 x 64.
+    assert kernels.size == 32 * 64 + 7 * 64 * 64
+    assert abs(kernels.std() / 0.01 - 1) < 0.05 and abs(kernels.mean()) < 1e-3
+    biases = [layer.bias.numpy() for layer in linears if layer.bias is not None]
+    assert len(biases) == 7 and all(np.all(b == 0) for b in biases)  # memory: none
+    embeddings = np.concatenate([model.predictor.memory_pos.numpy().ravel(),
+                                 model.predictor.query_pos.numpy().ravel()])
+    assert embeddings.min() >= 0 and embeddings.max() <= 1
+    assert abs(embeddings.mean() - 0.5) < 0.05
+
+
+@pytest.mark.parametrize("override", [
+    "model.memory_fusion=concat", "model.memory_bias=true", "model.context_pooling=layer4",
+    "model.motion_stem=strided", "model.zero_init_residual=false", "model.init=keras"])
+def test_each_option_round_trips_through_the_saved_config_and_get_config(override, tmp_path):
+    from tfcmvp import config as cfg
+
+    config, model = build(override)
+    key = override.split("=")[0]
+    name = key.split(".")[1]
+    assert getattr(config.model, name) != getattr(cfg.ModelConfig(), name)  # not the default
+    path = cfg.save_config(config, tmp_path / "config.yaml")
+    assert cfg.load_config(path) == config
+    assert cfg.load_saved_config(path) == config  # a full saved config needs no legacy values
+    clone = PretrainModel.from_config(model.get_config())
+    assert clone.model_config == model.model_config
+    with pytest.raises(cfg.ConfigError, match=f"{key}='bogus'"):
+        tiny_config(f"{key}=bogus")
+
+
+def test_finetuning_motion_regulariser_takes_the_same_options():
+    from tfcmvp.finetuning.classifier import VideoClassifier
+
+    config, model = build(*RESNET_V, "model.memory_fusion=concat", "model.motion_stem=strided",
+                          "model.init=keras")
+    classifier = VideoClassifier(config.model, config.data, num_classes=3, motion_aux_weight=0.2,
+                                 sync_bn=config.train.sync_bn)
+    classifier.build()
+    assert classifier.memory.get_config() == model.memory.get_config()
+    assert classifier.predictor.get_config() == model.predictor.get_config()
+    assert classifier.motion_head.get_config() == model.motion_head.get_config()
+    assert classifier.m_network.get_config() == model.m_network.get_config()
+    assert [tuple(w.shape) for w in classifier.memory.weights] == [
+        tuple(w.shape) for w in model.memory.weights]

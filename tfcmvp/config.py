@@ -169,6 +169,29 @@ class ModelConfig:
     motion_width: int = field(64, "channels of the M-Network's first stage (paper: 64)")
     memory_interpolation: Literal["nearest", "trilinear"] = field(
         "nearest", "resampling of the coarser V-Network stage onto the memory grid")
+    memory_fusion: Literal["add", "concat"] = field(
+        "add", "fusion of a ResNet V-Network's folded layer3 and upsampled layer4 maps into the "
+               "predictor memory: add (authors' code; 98 tokens of 2048 at paper size) or concat "
+               "on channels (4096); C3D has one map")
+    memory_bias: bool = field(
+        False, "bias in the linear map of the memory to predictor_width (authors: none)")
+    context_pooling: Literal["fused", "layer4"] = field(
+        "fused", "what the clip-context query (g_V) averages for a ResNet V-Network: the fused "
+                 "memory map before its projection (authors' code; the context loss then also "
+                 "trains layer3) or the last stage alone (as finetuning and retrieval pool); the "
+                 "same map for C3D")
+    motion_stem: Literal["authors", "strided"] = field(
+        "authors", "M-Network stem: 3x7x7 conv at stride 1 then a 1x3x3 max pool of stride "
+                   "(1, 2, 2) (authors' code), or the conv at stride (1, 2, 2) without pool "
+                   "(a quarter of the stem's compute); same weights and output grid")
+    zero_init_residual: bool = field(
+        True, "the last BatchNorm of every residual block of the V-, I- and M-Network starts "
+              "at gamma 0 (authors' code)")
+    init: Literal["authors", "keras"] = field(
+        "authors", "initialisers of the memory, predictor and heads: authors' code (Linear "
+                   "N(0, 0.01), zero bias; attention inputs Xavier-uniform; positional "
+                   "embeddings U(0, 1); head layers Kaiming fan-out) or Keras defaults "
+                   "(Glorot-uniform; embeddings N(0, 1)); tfcmvp.models.initializers")
     predictor: Literal["transformer", "convgru"] = field(
         "transformer", "motion predictor from the V-Network memory to future motion (Table 1)")
     predictor_width: int = field(512, "width of the memory tokens and the predictor")
@@ -180,6 +203,50 @@ class ModelConfig:
     convgru_kernel: int = field(3, "spatial kernel of the ConvGRU predictor's convolutions")
     head_hidden: int = field(2048, "hidden width of the four MLP heads")
     head_out: int = field(512, "embedding width of the four MLP heads (then L2-normalised)")
+
+
+# The values that ModelConfig fields added after the first release had in effect
+# before they existed. A resolved config saved by that code (WORKDIR/config.yaml,
+# an export's assets/config.yaml) lacks these keys; read with the new defaults it
+# would describe another network (add fusion and no memory bias change the memory
+# projection's shape; the authors' M-Network stem and the fused context pooling
+# change the computation on the same weights), so readers of saved configs fill
+# them in from here (with_legacy_model_defaults, load_saved_config).
+LEGACY_MODEL_DEFAULTS: dict[str, Any] = {
+    "memory_fusion": "concat",
+    "memory_bias": True,
+    "context_pooling": "layer4",
+    "motion_stem": "strided",
+    "zero_init_residual": False,
+    "init": "keras",
+}
+
+
+def with_legacy_model_defaults(values: Mapping) -> dict:
+    """A copy of saved config `values` whose ``model`` section has every key of
+    :data:`LEGACY_MODEL_DEFAULTS` it lacks set to the legacy value.
+
+    Only for resolved configs written by :func:`save_config` (every field is
+    present, so a missing key means an older tfcmvp wrote it); a hand-written
+    config leaves fields out on purpose and gets the defaults.
+    """
+    values = dict(values)
+    model = values.get("model")
+    if isinstance(model, Mapping) or model is None:
+        values["model"] = {**LEGACY_MODEL_DEFAULTS, **dict(model or {})}
+    return values
+
+
+def load_saved_config(path, root=None):
+    """Reads a resolved config saved by :func:`save_config` (a run's or an
+    export's config.yaml), with :func:`with_legacy_model_defaults` applied.
+
+    `root`: the config class (default :class:`PretrainConfig`). Raises
+    :class:`ConfigError` naming the file and the key.
+    """
+    root = PretrainConfig if root is None else root
+    values = with_legacy_model_defaults(read_config_file(path))
+    return build_config(root, values, str(pathlib.Path(path).resolve()))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -80,14 +80,16 @@ def load_keras_network(model_dir) -> keras.Model:
 
     Rebuilds the network from ``assets/config.yaml`` (a pretraining config)
     and loads ``assets/network.weights.h5``. Works for video, iframe and
-    motion exports (pretrained or random init).
+    motion exports (pretrained or random init). A config written before a
+    model option existed is read with that option's old value
+    (``tfcmvp.config.LEGACY_MODEL_DEFAULTS``: e.g. the strided M-Network stem).
 
     Raises:
       NotAnExportError / ExportError: see :func:`read_export_info`; also when
         the export is a classifier (rebuilt by the finetuning code) or its
         weights do not fit the config's network.
     """
-    from tfcmvp.config import ConfigError, load_config
+    from tfcmvp.config import ConfigError, load_saved_config
     from tfcmvp.export import networks
 
     info = read_export_info(model_dir)
@@ -103,7 +105,7 @@ def load_keras_network(model_dir) -> keras.Model:
         if not path.is_file():
             raise ct.NotAnExportError(f"{model_dir}: {ct.ASSETS_DIR}/{path.name} is missing")
     try:
-        config = load_config(config_path)
+        config = load_saved_config(config_path)
     except ConfigError as error:
         raise ct.ExportError(f"{config_path} is not a pretraining config this tfcmvp reads: "
                              f"{error}") from error

@@ -13,7 +13,9 @@ clip's future motion (and its hard negatives) go through an M-Network (R3D-10)
 and head g_M2 to the keys [B, 1 + K, N, D]; the per-video loss is
 CE + w x J_M with J_M the pointwise InfoNCE of Eq. 2 averaged over the N
 positions. Only the V-Network and the classifier are kept for testing and
-export.
+export. The regulariser's networks follow the same ModelConfig options as in
+pretraining (memory fusion and bias, M-Network stem, zero-init residual,
+initialisers), built by the same functions of tfcmvp.training.pretrain_model.
 """
 
 from __future__ import annotations
@@ -31,11 +33,10 @@ from tfcmvp.data import features
 from tfcmvp.finetuning.config import FinetuneConfig, finetune_config_from_dict
 from tfcmvp.models.backbones import memory_spec
 from tfcmvp.models.heads import MLPHead
-from tfcmvp.models.memory import PredictorMemory
-from tfcmvp.models.predictor_transformer import TransformerPredictor
 from tfcmvp.training import step
 from tfcmvp.training.prebuilt import BuiltBeforeFit
-from tfcmvp.training.pretrain_model import build_m_network, build_v_network
+from tfcmvp.training.pretrain_model import (build_m_network, build_memory,
+                                            build_transformer_predictor, build_v_network)
 
 CLASSIFIER_METRICS = ("loss", "ce_loss", "acc", "lr")
 MOTION_METRICS = ("motion_loss", "motion_acc")
@@ -88,16 +89,11 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
             self.m_network = build_m_network(model, data, self.sync_bn)
             self.target_grid = tuple(int(s) for s in self.m_network.output["features"].shape[1:4])
             self.num_positions = math.prod(self.target_grid)  # N
-            spec = memory_spec(model.backbone)
-            self.memory_stages = spec.stages
-            self.memory = PredictorMemory(model.predictor_width, spec.time_fold,
-                                          model.memory_interpolation, name="memory")
-            self.predictor = TransformerPredictor(
-                self.num_positions, width=model.predictor_width, num_heads=model.num_heads,
-                ffn_width=model.ffn_width, num_encoder_layers=model.encoder_layers,
-                num_decoder_layers=model.decoder_layers, dropout=model.dropout, name="predictor")
+            self.memory_stages = memory_spec(model.backbone).stages
+            self.memory = build_memory(model)
+            self.predictor = build_transformer_predictor(model, self.num_positions)
             head = dict(hidden_units=model.head_hidden, output_units=model.head_out,
-                        sync_bn=self.sync_bn)
+                        sync_bn=self.sync_bn, init=model.init)
             self.prediction_head = MLPHead(**head, name="prediction_head")
             self.motion_head = MLPHead(**head, name="motion_head")
 

@@ -5,6 +5,9 @@
     spec = memory_spec("r2plus1d_26")
     memory = PredictorMemory(width, spec.time_fold)([maps[s] for s in spec.stages])
 
+The ResNets (RESIDUAL_BACKBONES) also take `zero_init_residual` (default
+True, the authors'), and r3d_10 a `stem` ("authors" or "strided").
+
 The table is an explicit dict of constructors (no lookup of modules by
 string); keyword arguments go to the constructor unchanged, so an unknown one
 fails there with Python's own message.
@@ -28,6 +31,9 @@ BACKBONES: dict[str, Callable[..., keras.Model]] = {
     "r3d_10": r3d_10,
     "r2d_10": r2d_10,
 }
+
+# The backbones built of residual blocks (they take zero_init_residual).
+RESIDUAL_BACKBONES = frozenset({"r3d_26", "r2plus1d_26", "r3d_10", "r2d_10"})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,13 +33,17 @@ def conv_initializer() -> keras.initializers.Initializer:
         scale=2.0, mode="fan_out", distribution="untruncated_normal")
 
 
-def batch_norm(sync_bn: bool, name: str) -> keras.layers.BatchNormalization:
+def batch_norm(sync_bn: bool, name: str, zero_gamma: bool = False
+               ) -> keras.layers.BatchNormalization:
     """BatchNorm over the channel (last) axis; `sync_bn` averages statistics
     over all replicas of a tf.distribute strategy (SyncBN in the paper).
 
-    Without sync_bn the fused kernel runs (see fused_batch_norm.py)."""
+    Without sync_bn the fused kernel runs (see fused_batch_norm.py).
+    `zero_gamma` starts the scale at 0 instead of 1 (zero-init residual: the
+    last BN of a residual branch, so that every block starts as the identity)."""
     return FusedBatchNormalization(
-        axis=-1, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=sync_bn, name=name)
+        axis=-1, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=sync_bn,
+        gamma_initializer="zeros" if zero_gamma else "ones", name=name)
 
 
 @keras.saving.register_keras_serializable(package="tfcmvp")
@@ -109,10 +113,12 @@ def conv(x, filters: int, kernel_size: Sequence[int], strides: Sequence[int], na
 
 
 def conv_bn(x, filters: int, kernel_size: Sequence[int], strides: Sequence[int], name: str,
-            sync_bn: bool, relu: bool = True):
-    """conv -> BN (-> ReLU). Layers are named `name`, `name + "_bn"`, `name + "_relu"`."""
+            sync_bn: bool, relu: bool = True, zero_gamma: bool = False):
+    """conv -> BN (-> ReLU). Layers are named `name`, `name + "_bn"`, `name + "_relu"`.
+
+    `zero_gamma`: the BN scale starts at 0 (see :func:`batch_norm`)."""
     x = conv(x, filters, kernel_size, strides, name=name)
-    x = batch_norm(sync_bn, name=name + "_bn")(x)
+    x = batch_norm(sync_bn, name=name + "_bn", zero_gamma=zero_gamma)(x)
     if relu:
         x = keras.layers.ReLU(name=name + "_relu")(x)
     return x

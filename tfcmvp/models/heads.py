@@ -9,6 +9,13 @@ cross-entropy loss ablations (Table 1).
 Under a mixed-precision policy both heads return float32: their last layer
 runs in float32 so the L2 norm, the InfoNCE logits and the regression
 targets are compared at full precision.
+
+Initialisation (`init`, see initializers.py): the authors' heads are 1x1
+nn.Conv1d layers initialised Kaiming-normal (fan-out), so under "authors"
+MLPHead's Dense kernels are too (their hidden conv's bias, zero-initialised
+and followed by BatchNorm, changes nothing and is left out); MotionValueHead
+is a plain linear read-out and takes the authors' nn.Linear rule, N(0, 0.01)
+and zero bias (the authors have no such head). "keras": Glorot-uniform.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import keras
 from keras import ops
 
 from tfcmvp.models.conv_bn import BN_EPSILON, BN_MOMENTUM
+from tfcmvp.models.initializers import check_init, head_initializer, linear_initializer
 
 L2_EPSILON = 1e-12
 
@@ -29,20 +37,26 @@ class MLPHead(keras.layers.Layer):
       hidden_units: width of the hidden layer (2048).
       output_units: embedding width (512).
       sync_bn: synchronise BatchNorm statistics across replicas.
+      init: "authors" (Kaiming fan-out) or "keras" (Glorot-uniform) Dense kernels.
     """
 
     def __init__(self, hidden_units: int = 2048, output_units: int = 512, sync_bn: bool = False,
-                 **kwargs):
+                 init: str = "authors", **kwargs):
         super().__init__(**kwargs)
         self.hidden_units = int(hidden_units)
         self.output_units = int(output_units)
         self.sync_bn = bool(sync_bn)
+        self.init = check_init(init, "MLPHead")
         # Layers. No biases before BN (its beta is the bias).
-        self.hidden = keras.layers.Dense(self.hidden_units, use_bias=False, name="hidden")
+        self.hidden = keras.layers.Dense(self.hidden_units, use_bias=False,
+                                         kernel_initializer=head_initializer(self.init),
+                                         name="hidden")
         self.hidden_norm = keras.layers.BatchNormalization(
             momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=self.sync_bn,
             name="hidden_norm")
-        self.output_dense = keras.layers.Dense(self.output_units, use_bias=False, name="output")
+        self.output_dense = keras.layers.Dense(self.output_units, use_bias=False,
+                                               kernel_initializer=head_initializer(self.init),
+                                               name="output")
         # float32 so the embedding leaves the head at full precision.
         self.output_norm = keras.layers.BatchNormalization(
             momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=self.sync_bn,
@@ -72,7 +86,7 @@ class MLPHead(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"hidden_units": self.hidden_units, "output_units": self.output_units,
-                       "sync_bn": self.sync_bn})
+                       "sync_bn": self.sync_bn, "init": self.init})
         return config
 
 
@@ -87,15 +101,19 @@ class MotionValueHead(keras.layers.Layer):
 
     Args:
       num_outputs: values per position.
+      init: "authors" (N(0, 0.01)) or "keras" (Glorot-uniform) kernel; zero bias.
     """
 
-    def __init__(self, num_outputs: int, **kwargs):
+    def __init__(self, num_outputs: int, init: str = "authors", **kwargs):
         super().__init__(**kwargs)
         if int(num_outputs) < 1:
             raise ValueError(f"MotionValueHead: num_outputs must be positive, got {num_outputs}")
         self.num_outputs = int(num_outputs)
+        self.init = check_init(init, "MotionValueHead")
         # Layers. float32 for regression targets / logits at full precision.
-        self.readout = keras.layers.Dense(self.num_outputs, dtype="float32", name="readout")
+        self.readout = keras.layers.Dense(self.num_outputs, dtype="float32",
+                                          kernel_initializer=linear_initializer(self.init),
+                                          name="readout")
 
     def build(self, input_shape):
         self.readout.build(tuple(input_shape))
@@ -107,5 +125,5 @@ class MotionValueHead(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"num_outputs": self.num_outputs})
+        config.update({"num_outputs": self.num_outputs, "init": self.init})
         return config

@@ -3,14 +3,21 @@
 The authors' memory for the ResNet V-Networks fuses two stages (16 x 112 x
 112 clip): layer3 [B, 4, 7, 7, C3] is folded in time by 2 (steps 2t and
 2t + 1 concatenated on channels: [B, 2, 7, 7, 2 C3]), layer4 [B, 2, 4, 4, C4]
-is upsampled to that 2 x 7 x 7 grid, the two are concatenated on channels
-and a linear map projects them to the Transformer width: 98 tokens.
-C3D's conv5 is already 2 x 7 x 7 and is used alone (time_fold=1).
+is upsampled (nearest) to that 2 x 7 x 7 grid, the two are ADDED
+(``fusion="add"``, which needs 2 C3 = C4) and a bias-free linear map projects
+the sum to the Transformer width: 98 tokens. ``fusion="concat"`` stacks the
+two maps on channels instead (tfcmvp before the option; 2 C3 + C4 inputs to the
+projection). C3D's conv5 is already 2 x 7 x 7 and is used alone
+(time_fold=1), where the fusion does not matter.
+
+The fused map (before the projection) is also what the authors' clip-context
+query pools for a ResNet V-Network: :meth:`PredictorMemory.fuse` returns it.
 
 Memory grids at the paper's input sizes (see backbones.memory_spec):
-  C3D            conv5 [2, 7, 7, 512]                      -> 98 tokens, 512 in
+  C3D               conv5 [2, 7, 7, 512]                      -> 98 tokens, 512 in
   R3D-26/R(2+1)D-26 layer3 [4, 7, 7, 1024] fold 2 + layer4 [2, 4, 4, 2048]
-                 -> [2, 7, 7, 2048 + 2048]                  -> 98 tokens, 4096 in
+                    add:    [2, 7, 7, 2048]                   -> 98 tokens, 2048 in
+                    concat: [2, 7, 7, 2048 + 2048]            -> 98 tokens, 4096 in
 """
 
 from __future__ import annotations
@@ -18,7 +25,10 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from tfcmvp.models.initializers import check_init, linear_initializer
 from tfcmvp.models.resample import INTERPOLATIONS, resample_grid
+
+FUSIONS = ("add", "concat")
 
 
 @keras.saving.register_keras_serializable(package="tfcmvp")
@@ -28,18 +38,23 @@ class PredictorMemory(keras.layers.Layer):
     The first map sets the grid: it is folded in time by `time_fold`
     (consecutive groups of `time_fold` steps concatenated on channels, so
     T must be divisible by it). Every further map is resampled to the folded
-    grid of the first. All are concatenated on channels, flattened in
-    (t, y, x) order and projected by a Dense layer to `width`.
+    grid of the first. The maps are then added (`fusion="add"`: equal
+    channels) or concatenated on channels (`"concat"`), flattened in (t, y, x)
+    order and projected by a Dense layer to `width`.
 
     Args:
       width: token width (the Transformer width, 512 in the paper).
       time_fold: temporal fold of the first map (2 for ResNet layer3, 1 for none).
-      interpolation: "nearest" (PyTorch's interpolate default, assumed to be the
-        authors') or "trilinear", for the maps resampled to the first one's grid.
+      interpolation: "nearest" (PyTorch's interpolate default, the authors') or
+        "trilinear", for the maps resampled to the first one's grid.
+      fusion: "add" (the authors') or "concat"; no effect on a single map.
+      use_bias: bias in the projection (the authors' has none).
+      init: projection initialiser, "authors" (N(0, 0.01)) or "keras"
+        (Glorot-uniform); see initializers.py.
     """
 
     def __init__(self, width: int = 512, time_fold: int = 2, interpolation: str = "nearest",
-                 **kwargs):
+                 fusion: str = "add", use_bias: bool = False, init: str = "authors", **kwargs):
         super().__init__(**kwargs)
         if int(width) < 1 or int(time_fold) < 1:
             raise ValueError(f"PredictorMemory: width ({width}) and time_fold ({time_fold}) "
@@ -47,11 +62,19 @@ class PredictorMemory(keras.layers.Layer):
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"PredictorMemory: unknown interpolation {interpolation!r}; "
                              f"expected one of {INTERPOLATIONS}")
+        if fusion not in FUSIONS:
+            raise ValueError(f"PredictorMemory: unknown fusion {fusion!r}; expected one of "
+                             f"{FUSIONS}")
         self.width = int(width)
         self.time_fold = int(time_fold)
         self.interpolation = interpolation
+        self.fusion = fusion
+        self.use_bias = bool(use_bias)
+        self.init = check_init(init, "PredictorMemory")
         # Layers.
-        self.projection = keras.layers.Dense(self.width, name="projection")
+        self.projection = keras.layers.Dense(
+            self.width, use_bias=self.use_bias, kernel_initializer=linear_initializer(self.init),
+            name="projection")
 
     def grid(self, input_shapes) -> tuple[int, int, int]:
         """(T, H, W) of the token grid for a list of input shapes."""
@@ -63,6 +86,25 @@ class PredictorMemory(keras.layers.Layer):
             raise ValueError(f"PredictorMemory: the first map has T={steps} steps, not divisible "
                              f"by time_fold={self.time_fold}")
         return steps // self.time_fold, height, width
+
+    def fused_channels(self, input_shapes) -> int:
+        """Channels of the fused map (the projection's input width) for these input shapes.
+
+        Raises ValueError naming the shapes when `fusion="add"` meets maps whose
+        channels differ from the folded first map's.
+        """
+        input_shapes = self._as_shape_list(input_shapes)
+        first = input_shapes[0][-1] * self.time_fold
+        others = [shape[-1] for shape in input_shapes[1:]]
+        if self.fusion == "concat":
+            return first + sum(others)
+        for shape, channels in zip(input_shapes[1:], others):
+            if channels != first:
+                raise ValueError(
+                    f"PredictorMemory: fusion='add' needs equal channels, but the first map "
+                    f"{input_shapes[0]} folded by time_fold={self.time_fold} has {first} and the "
+                    f"map {shape} has {channels}; use fusion='concat' for these maps")
+        return first
 
     @staticmethod
     def _as_shape_list(input_shapes):
@@ -77,24 +119,39 @@ class PredictorMemory(keras.layers.Layer):
     def build(self, input_shapes):
         input_shapes = self._as_shape_list(input_shapes)
         self.grid(input_shapes)
-        channels = input_shapes[0][-1] * self.time_fold + sum(s[-1] for s in input_shapes[1:])
-        self.projection.build((None, None, channels))
+        self.projection.build((None, None, self.fused_channels(input_shapes)))
         self.built = True
 
-    def call(self, inputs):
+    def fuse(self, inputs):
+        """The fused map [B, T / time_fold, H, W, C'] before the projection.
+
+        C' = fold * C1 for "add" (and for a single map), fold * C1 + C2 + ... for
+        "concat". The authors' clip-context query is its global mean.
+        """
         maps = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         grid = self.grid([tuple(m.shape) for m in maps])
+        self.fused_channels([tuple(m.shape) for m in maps])  # checks "add" channels
         first = maps[0]  # [B, T, H, W, C]
         if self.time_fold > 1:
             # Step f of every group of time_fold steps, concatenated on channels.
             first = ops.concatenate(
                 [first[:, offset::self.time_fold] for offset in range(self.time_fold)],
                 axis=-1)  # [B, T / fold, H, W, fold * C]
-        parts = [first]
-        for other in maps[1:]:
-            parts.append(ops.cast(resample_grid(other, grid, self.interpolation), first.dtype))
-        fused = ops.concatenate(parts, axis=-1) if len(parts) > 1 else first
-        tokens = ops.reshape(fused, (-1, grid[0] * grid[1] * grid[2], fused.shape[-1]))
+        others = [ops.cast(resample_grid(other, grid, self.interpolation), first.dtype)
+                  for other in maps[1:]]  # each [B, T / fold, H, W, C_i]
+        if not others:
+            return first
+        if self.fusion == "add":
+            fused = first
+            for other in others:
+                fused = fused + other
+            return fused  # [B, T / fold, H, W, fold * C]
+        return ops.concatenate([first, *others], axis=-1)  # [B, T / fold, H, W, sum]
+
+    def call(self, inputs):
+        fused = self.fuse(inputs)  # [B, T', H, W, C']
+        steps, height, width = fused.shape[1:4]
+        tokens = ops.reshape(fused, (-1, steps * height * width, fused.shape[-1]))
         return self.projection(tokens)  # [B, M, width]
 
     def compute_output_shape(self, input_shapes):
@@ -105,5 +162,6 @@ class PredictorMemory(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"width": self.width, "time_fold": self.time_fold,
-                       "interpolation": self.interpolation})
+                       "interpolation": self.interpolation, "fusion": self.fusion,
+                       "use_bias": self.use_bias, "init": self.init})
         return config

@@ -10,14 +10,23 @@ cross-attention q = y + pos_q, k = memory + pos_m, v = memory. The decoder
 starts from y = 0, so query j differs from the others only through its
 learned embedding pos_q[j]; prediction j is matched with flattened (t, y, x)
 position j of the M-Network output (N = T3 * H3 * W3, 49 in the paper).
-Embeddings are initialised N(0, 1) like DETR's nn.Embedding. There is no
-extra LayerNorm after the stacks: each post-norm layer already ends in one.
+There is no extra LayerNorm after the stacks: each post-norm layer already
+ends in one.
+
+Initialisation (`init`, see initializers.py): "authors" follows the authors'
+code: FFN layers and attention output projections N(0, 0.01) with zero bias
+(their nn.Linear rule), attention input projections Xavier-uniform over the
+stacked [3 D, D] matrix, positional embeddings U(0, 1). "keras" keeps Keras'
+Glorot-uniform kernels and N(0, 1) embeddings (DETR's nn.Embedding default).
 """
 
 from __future__ import annotations
 
 import keras
 from keras import ops
+
+from tfcmvp.models.initializers import (attention_input_initializer, check_init,
+                                        embedding_initializer, linear_initializer, reinitialize)
 
 # PyTorch's LayerNorm epsilon, as in the reference Transformer.
 LN_EPSILON = 1e-5
@@ -29,6 +38,28 @@ def _check_width(width: int, num_heads: int, owner: str) -> None:
                          f"num_heads {num_heads}")
 
 
+def _attention(width: int, num_heads: int, dropout: float, init: str, name: str):
+    """Multi-head attention whose query / key / value kernels follow `init`
+    (the output projection is set by :func:`_init_attention_output` once built)."""
+    return keras.layers.MultiHeadAttention(
+        num_heads, width // num_heads, dropout=dropout,
+        kernel_initializer=attention_input_initializer(init, width), name=name)
+
+
+def _init_attention_output(attention, init: str) -> None:
+    """The authors' nn.Linear rule for the attention output projection (a
+    Linear in PyTorch); keras.layers.MultiHeadAttention takes one initialiser
+    for all four projections, so the built kernel is overwritten."""
+    if init == "authors":
+        reinitialize(attention.output_dense.kernel, linear_initializer(init))
+
+
+def _dense(units: int, init: str, name: str, activation=None):
+    """A Transformer FFN layer: kernel by `init`, zero bias."""
+    return keras.layers.Dense(units, activation=activation,
+                              kernel_initializer=linear_initializer(init), name=name)
+
+
 @keras.saving.register_keras_serializable(package="tfcmvp")
 class TransformerEncoderLayer(keras.layers.Layer):
     """Post-norm encoder layer: x = LN(x + SA(x + pos, x + pos, x)); x = LN(x + FFN(x)).
@@ -38,32 +69,34 @@ class TransformerEncoderLayer(keras.layers.Layer):
       num_heads: attention heads (key size D / num_heads).
       ffn_width: hidden width of the feed-forward block.
       dropout: rate on attention weights, residual branches and the FFN hidden layer.
+      init: "authors" or "keras" initialisers (module docstring).
     """
 
     def __init__(self, width: int = 512, num_heads: int = 8, ffn_width: int = 512,
-                 dropout: float = 0.1, **kwargs):
+                 dropout: float = 0.1, init: str = "authors", **kwargs):
         super().__init__(**kwargs)
         _check_width(width, num_heads, type(self).__name__)
         self.width = int(width)
         self.num_heads = int(num_heads)
         self.ffn_width = int(ffn_width)
         self.dropout = float(dropout)
+        self.init = check_init(init, type(self).__name__)
         # Layers.
-        self.self_attention = keras.layers.MultiHeadAttention(
-            self.num_heads, self.width // self.num_heads, dropout=self.dropout,
-            name="self_attention")
+        self.self_attention = _attention(self.width, self.num_heads, self.dropout, self.init,
+                                         "self_attention")
         self.attention_dropout = keras.layers.Dropout(self.dropout)
         self.attention_norm = keras.layers.LayerNormalization(epsilon=LN_EPSILON,
                                                               name="attention_norm")
-        self.ffn_hidden = keras.layers.Dense(self.ffn_width, activation="relu", name="ffn_hidden")
+        self.ffn_hidden = _dense(self.ffn_width, self.init, "ffn_hidden", activation="relu")
         self.ffn_hidden_dropout = keras.layers.Dropout(self.dropout)
-        self.ffn_output = keras.layers.Dense(self.width, name="ffn_output")
+        self.ffn_output = _dense(self.width, self.init, "ffn_output")
         self.ffn_dropout = keras.layers.Dropout(self.dropout)
         self.ffn_norm = keras.layers.LayerNormalization(epsilon=LN_EPSILON, name="ffn_norm")
 
     def build(self, input_shape):
         shape = (None, None, self.width)
         self.self_attention.build(shape, shape, shape)
+        _init_attention_output(self.self_attention, self.init)
         self.attention_norm.build(shape)
         self.ffn_hidden.build(shape)
         self.ffn_output.build((None, None, self.ffn_width))
@@ -82,7 +115,7 @@ class TransformerEncoderLayer(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"width": self.width, "num_heads": self.num_heads,
-                       "ffn_width": self.ffn_width, "dropout": self.dropout})
+                       "ffn_width": self.ffn_width, "dropout": self.dropout, "init": self.init})
         return config
 
 
@@ -94,36 +127,38 @@ class TransformerDecoderLayer(keras.layers.Layer):
     """
 
     def __init__(self, width: int = 512, num_heads: int = 8, ffn_width: int = 512,
-                 dropout: float = 0.1, **kwargs):
+                 dropout: float = 0.1, init: str = "authors", **kwargs):
         super().__init__(**kwargs)
         _check_width(width, num_heads, type(self).__name__)
         self.width = int(width)
         self.num_heads = int(num_heads)
         self.ffn_width = int(ffn_width)
         self.dropout = float(dropout)
-        key_dim = self.width // self.num_heads
+        self.init = check_init(init, type(self).__name__)
         # Layers.
-        self.self_attention = keras.layers.MultiHeadAttention(
-            self.num_heads, key_dim, dropout=self.dropout, name="self_attention")
+        self.self_attention = _attention(self.width, self.num_heads, self.dropout, self.init,
+                                         "self_attention")
         self.self_attention_dropout = keras.layers.Dropout(self.dropout)
         self.self_attention_norm = keras.layers.LayerNormalization(epsilon=LN_EPSILON,
                                                                    name="self_attention_norm")
-        self.cross_attention = keras.layers.MultiHeadAttention(
-            self.num_heads, key_dim, dropout=self.dropout, name="cross_attention")
+        self.cross_attention = _attention(self.width, self.num_heads, self.dropout, self.init,
+                                          "cross_attention")
         self.cross_attention_dropout = keras.layers.Dropout(self.dropout)
         self.cross_attention_norm = keras.layers.LayerNormalization(epsilon=LN_EPSILON,
                                                                     name="cross_attention_norm")
-        self.ffn_hidden = keras.layers.Dense(self.ffn_width, activation="relu", name="ffn_hidden")
+        self.ffn_hidden = _dense(self.ffn_width, self.init, "ffn_hidden", activation="relu")
         self.ffn_hidden_dropout = keras.layers.Dropout(self.dropout)
-        self.ffn_output = keras.layers.Dense(self.width, name="ffn_output")
+        self.ffn_output = _dense(self.width, self.init, "ffn_output")
         self.ffn_dropout = keras.layers.Dropout(self.dropout)
         self.ffn_norm = keras.layers.LayerNormalization(epsilon=LN_EPSILON, name="ffn_norm")
 
     def build(self, input_shape):
         shape = (None, None, self.width)
         self.self_attention.build(shape, shape, shape)
+        _init_attention_output(self.self_attention, self.init)
         self.self_attention_norm.build(shape)
         self.cross_attention.build(shape, shape, shape)
+        _init_attention_output(self.cross_attention, self.init)
         self.cross_attention_norm.build(shape)
         self.ffn_hidden.build(shape)
         self.ffn_output.build((None, None, self.ffn_width))
@@ -147,7 +182,7 @@ class TransformerDecoderLayer(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"width": self.width, "num_heads": self.num_heads,
-                       "ffn_width": self.ffn_width, "dropout": self.dropout})
+                       "ffn_width": self.ffn_width, "dropout": self.dropout, "init": self.init})
         return config
 
 
@@ -167,11 +202,12 @@ class TransformerPredictor(keras.layers.Layer):
       num_encoder_layers: encoder depth (2).
       num_decoder_layers: decoder depth (4).
       dropout: dropout rate (0.1).
+      init: "authors" or "keras" initialisers (module docstring).
     """
 
     def __init__(self, num_queries: int, width: int = 512, num_heads: int = 8,
                  ffn_width: int = 512, num_encoder_layers: int = 2, num_decoder_layers: int = 4,
-                 dropout: float = 0.1, **kwargs):
+                 dropout: float = 0.1, init: str = "authors", **kwargs):
         super().__init__(**kwargs)
         _check_width(width, num_heads, type(self).__name__)
         if int(num_queries) < 1 or int(num_decoder_layers) < 1 or int(num_encoder_layers) < 0:
@@ -185,9 +221,10 @@ class TransformerPredictor(keras.layers.Layer):
         self.num_encoder_layers = int(num_encoder_layers)
         self.num_decoder_layers = int(num_decoder_layers)
         self.dropout = float(dropout)
+        self.init = check_init(init, type(self).__name__)
         # Layers.
         layer_args = dict(width=self.width, num_heads=self.num_heads, ffn_width=self.ffn_width,
-                          dropout=self.dropout)
+                          dropout=self.dropout, init=self.init)
         self.encoder_layers = [TransformerEncoderLayer(**layer_args, name=f"encoder_{i}")
                                for i in range(self.num_encoder_layers)]
         self.decoder_layers = [TransformerDecoderLayer(**layer_args, name=f"decoder_{i}")
@@ -197,11 +234,14 @@ class TransformerPredictor(keras.layers.Layer):
         if len(memory_shape) != 3 or memory_shape[1] is None or memory_shape[2] != self.width:
             raise ValueError(f"TransformerPredictor expects memory [B, M, {self.width}] with a "
                              f"static M, got {tuple(memory_shape)}")
-        embedding_init = keras.initializers.RandomNormal(stddev=1.0)
+        # One initialiser instance each: an unseeded Keras initialiser repeats its
+        # values, which would make query_pos a copy of memory_pos's first rows.
         self.memory_pos = self.add_weight(shape=(memory_shape[1], self.width),
-                                          initializer=embedding_init, name="memory_pos")
+                                          initializer=embedding_initializer(self.init),
+                                          name="memory_pos")
         self.query_pos = self.add_weight(shape=(self.num_queries, self.width),
-                                         initializer=embedding_init, name="query_pos")
+                                         initializer=embedding_initializer(self.init),
+                                         name="query_pos")
         for layer in self.encoder_layers + self.decoder_layers:
             layer.build((None, None, self.width))
         self.built = True
@@ -226,5 +266,6 @@ class TransformerPredictor(keras.layers.Layer):
         config.update({"num_queries": self.num_queries, "width": self.width,
                        "num_heads": self.num_heads, "ffn_width": self.ffn_width,
                        "num_encoder_layers": self.num_encoder_layers,
-                       "num_decoder_layers": self.num_decoder_layers, "dropout": self.dropout})
+                       "num_decoder_layers": self.num_decoder_layers, "dropout": self.dropout,
+                       "init": self.init})
         return config

@@ -15,7 +15,8 @@ Starting again with the same WORKDIR resumes from the newest checkpoint, at
 the epoch and step where it was written (epoch ends, and every
 ``train.checkpoint_every_steps`` steps). Raising ``train.epochs`` and starting
 again continues a finished run (the cosine schedule is then stretched to the
-new length from the current step on).
+new length from the current step on). A WORKDIR written before some model
+options existed resumes only with their old values (:func:`check_resumable_model`).
 
 Multi-worker runs (``runtime.strategy: multi_worker``) start the same call on
 every worker with a shared WORKDIR: the chief writes the files above, the
@@ -36,7 +37,8 @@ import tensorflow as tf
 
 from tfcmvp import manifest as manifest_lib
 from tfcmvp.manifest import find_shards, read_manifest
-from tfcmvp.config import DataConfig, PretrainConfig
+from tfcmvp.config import (LEGACY_MODEL_DEFAULTS, ConfigError, DataConfig, PretrainConfig,
+                           read_config_file)
 from tfcmvp.training import callbacks as cb
 from tfcmvp.training.loop import (compile_with_checkpoint, fit_with_resume, resume_point,
                                   save_run_config, set_precision_policy, start_strategy)
@@ -78,6 +80,44 @@ class PretrainResult:
     initial_step: int
     steps_per_epoch: int
     num_replicas: int
+
+
+# Model options (of LEGACY_MODEL_DEFAULTS) that change what restored weights compute;
+# the others only initialise weights, which a resumed run restores.
+RESTORED_MODEL_KEYS = ("memory_fusion", "memory_bias", "context_pooling", "motion_stem")
+
+
+def check_resumable_model(config: PretrainConfig, workdir) -> None:
+    """Refuses to resume an older tfcmvp's WORKDIR with a network it was not trained as.
+
+    That code saved WORKDIR/config.yaml without the model options of
+    :data:`tfcmvp.config.LEGACY_MODEL_DEFAULTS`, and its checkpoints hold a
+    network built with their legacy values. If WORKDIR has a checkpoint and
+    `config` sets one of :data:`RESTORED_MODEL_KEYS` differently, raises
+    ValueError naming the keys and the ``--set`` overrides that resume the
+    run as it was: the M-Network stem and the context pooling change no
+    weight's shape, so the checkpoint restore alone would not notice.
+    """
+    workdir = pathlib.Path(workdir)
+    path = workdir / CONFIG_NAME
+    if not path.is_file() or tf.train.latest_checkpoint(str(workdir / CHECKPOINT_DIR)) is None:
+        return
+    try:
+        saved = read_config_file(path).get("model") or {}
+    except ConfigError:
+        return  # unreadable: save_run_config warns and overwrites it
+    if not isinstance(saved, dict):
+        return
+    changed = [key for key in RESTORED_MODEL_KEYS
+               if key not in saved and getattr(config.model, key) != LEGACY_MODEL_DEFAULTS[key]]
+    if changed:
+        now = ", ".join(f"model.{key}={getattr(config.model, key)!r}" for key in changed)
+        fix = " ".join(f"--set model.{key}={str(LEGACY_MODEL_DEFAULTS[key]).lower()}"
+                       for key in changed)
+        raise ValueError(
+            f"{path} was written before the options {', '.join('model.' + k for k in changed)} "
+            f"existed, so the checkpoints in {workdir / CHECKPOINT_DIR} were trained with their "
+            f"old values; the config asks for {now}. Resume with {fix} (or start a new WORKDIR)")
 
 
 def find_train_shards(data_dir) -> list[str]:
@@ -205,6 +245,7 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
     logger.info("%d training shard(s) in %s", len(files), data_dir)
     steps_per_epoch = resolve_steps_per_epoch(config, files)
 
+    check_resumable_model(config, workdir)  # before config.yaml is overwritten
     chief = is_chief(strategy)
     if chief:
         save_run_config(config, workdir / CONFIG_NAME)

@@ -11,6 +11,9 @@ Forward pass (paper Fig. 2), for a local batch of B videos::
 
 Motion clip 0 is the target (future motion), 1..K-1 the hard negatives.
 N = T3 * H3 * W3 positions, in flattened (t, y, x) order on both sides.
+The map g_V averages is ``model.context_pooling``: the memory's fused map
+(the authors'; for a ResNet, layer3 folded + layer4 upsampled, before the
+projection) or the last stage; the same conv5 for C3D.
 For the value ablations (loss.motion_loss = mse / ce) the predictor output
 goes through a linear MotionValueHead instead, against the target clip
 average-pooled to the same grid; the M-Network and g_M1 / g_M2 are then not
@@ -28,7 +31,7 @@ from keras import ops
 from tfcmvp import losses
 from tfcmvp.config import DataConfig, LossConfig, ModelConfig, PretrainConfig, config_from_dict
 from tfcmvp.config import config_to_dict
-from tfcmvp.models.backbones import build_backbone, memory_spec
+from tfcmvp.models.backbones import RESIDUAL_BACKBONES, build_backbone, memory_spec
 from tfcmvp.models.heads import MLPHead, MotionValueHead
 from tfcmvp.models.memory import PredictorMemory
 from tfcmvp.models.predictor_convgru import ConvGRUPredictor
@@ -40,12 +43,24 @@ INPUT_KEYS = ("clip", "iframe", "motion")  # the batch entries the model reads
 METRIC_NAMES = ("loss", "context_loss", "motion_loss", "context_acc", "motion_acc", "lr")
 
 
+def _residual_kwargs(backbone: str, model: ModelConfig) -> dict:
+    """zero_init_residual for the ResNets (C3D has no residual blocks)."""
+    if backbone in RESIDUAL_BACKBONES:
+        return {"zero_init_residual": model.zero_init_residual}
+    return {}
+
+
 def build_v_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False) -> keras.Model:
     """The V-Network of `model` for clips of `data` (the network finetuning keeps)."""
     kwargs = dict(input_shape=(data.clip_len, data.crop_size, data.crop_size, 3),
-                  width=model.backbone_width, sync_bn=sync_bn)
+                  width=model.backbone_width, sync_bn=sync_bn,
+                  **_residual_kwargs(model.backbone, model))
     if model.backbone_blocks is not None:
         kwargs["blocks"] = tuple(model.backbone_blocks)
+    if model.backbone == "r3d_10":
+        # R3D-10 standing in as a tiny V-Network keeps its stride-2 stem without
+        # pool whatever model.motion_stem says (that option is the M-Network's).
+        kwargs["stem"] = "strided"
     return build_backbone(model.backbone, **kwargs)
 
 
@@ -53,14 +68,45 @@ def build_i_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False)
     """The I-Network of `model` for I-frames of `data`."""
     return build_backbone(model.iframe_backbone,
                           input_shape=(data.crop_size, data.crop_size, 3),
-                          width=model.iframe_width, sync_bn=sync_bn)
+                          width=model.iframe_width, sync_bn=sync_bn,
+                          **_residual_kwargs(model.iframe_backbone, model))
 
 
 def build_m_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False) -> keras.Model:
     """The M-Network of `model` for motion clips of `data` (2 channels: x, y)."""
     return build_backbone(model.motion_backbone,
                           input_shape=(data.motion_len, data.crop_size, data.crop_size, 2),
-                          width=model.motion_width, sync_bn=sync_bn)
+                          width=model.motion_width, sync_bn=sync_bn, stem=model.motion_stem,
+                          **_residual_kwargs(model.motion_backbone, model))
+
+
+def build_memory(model: ModelConfig) -> PredictorMemory:
+    """The predictor memory of `model`'s V-Network (see models/memory.py)."""
+    spec = memory_spec(model.backbone)
+    return PredictorMemory(model.predictor_width, spec.time_fold, model.memory_interpolation,
+                           fusion=model.memory_fusion, use_bias=model.memory_bias,
+                           init=model.init, name="memory")
+
+
+def build_transformer_predictor(model: ModelConfig, num_queries: int) -> TransformerPredictor:
+    """The Transformer predictor of `model` with `num_queries` (N) outputs."""
+    return TransformerPredictor(
+        num_queries, width=model.predictor_width, num_heads=model.num_heads,
+        ffn_width=model.ffn_width, num_encoder_layers=model.encoder_layers,
+        num_decoder_layers=model.decoder_layers, dropout=model.dropout, init=model.init,
+        name="predictor")
+
+
+def context_map(model: ModelConfig, v_maps: dict, memory: PredictorMemory, stages) -> "tf.Tensor":
+    """The V-Network map [B, T, H, W, C] that the clip-context query averages.
+
+    ``model.context_pooling="fused"``: the memory's fused map before its
+    projection (the authors'; for a ResNet, layer3 folded + layer4 upsampled);
+    "layer4": the last stage ("features"). Both are conv5 for C3D.
+    """
+    if model.context_pooling == "fused":
+        return memory.fuse([v_maps[stage] for stage in stages])
+    return v_maps["features"]
 
 
 @keras.saving.register_keras_serializable(package="tfcmvp")
@@ -93,22 +139,17 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
         self.m_network = build_m_network(model, data, self.sync_bn)
         self.target_grid = tuple(int(s) for s in self.m_network.output["features"].shape[1:4])
         self.num_positions = math.prod(self.target_grid)  # N
-        spec = memory_spec(model.backbone)
-        self.memory_stages = spec.stages
-        self.memory = PredictorMemory(model.predictor_width, spec.time_fold,
-                                      model.memory_interpolation, name="memory")
+        self.memory_stages = memory_spec(model.backbone).stages
+        self.memory = build_memory(model)
         if model.predictor == "transformer":
-            self.predictor = TransformerPredictor(
-                self.num_positions, width=model.predictor_width, num_heads=model.num_heads,
-                ffn_width=model.ffn_width, num_encoder_layers=model.encoder_layers,
-                num_decoder_layers=model.decoder_layers, dropout=model.dropout, name="predictor")
+            self.predictor = build_transformer_predictor(model, self.num_positions)
         else:
             self.predictor = ConvGRUPredictor(
                 self.target_grid, width=model.predictor_width, kernel_size=model.convgru_kernel,
                 name="predictor")
         # Heads: g_V, g_I (context), g_M1 (predicted motion), g_M2 (motion keys).
         head = dict(hidden_units=model.head_hidden, output_units=model.head_out,
-                    sync_bn=self.sync_bn)
+                    sync_bn=self.sync_bn, init=model.init)
         self.clip_head = MLPHead(**head, name="clip_head")
         self.iframe_head = MLPHead(**head, name="iframe_head")
         self.prediction_head = MLPHead(**head, name="prediction_head")
@@ -116,7 +157,7 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
         self.value_head = None
         if loss.motion_loss != "infonce":
             outputs = 2 if loss.motion_loss == "mse" else 2 * loss.ce_bins
-            self.value_head = MotionValueHead(outputs, name="value_head")
+            self.value_head = MotionValueHead(outputs, init=model.init, name="value_head")
             # Not part of the value objectives: keep them out of the optimizer.
             for unused in (self.m_network, self.prediction_head, self.motion_head):
                 unused.trainable = False
@@ -141,7 +182,10 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
             self.predictor.build((None, math.prod(memory_grid), self.model_config.predictor_width))
         else:
             self.predictor.build((None, *memory_grid, self.model_config.predictor_width))
-        self.clip_head.build((None, v_maps["features"].shape[-1]))
+        context_channels = (self.memory.fused_channels(memory_shapes)
+                            if self.model_config.context_pooling == "fused"
+                            else v_maps["features"].shape[-1])
+        self.clip_head.build((None, context_channels))
         self.iframe_head.build((None, self.i_network.output["features"].shape[-1]))
         prediction_shape = (None, self.num_positions, self.model_config.predictor_width)
         self.prediction_head.build(prediction_shape)
@@ -162,8 +206,9 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
         """
         clip, iframe, motion = (inputs[key] for key in INPUT_KEYS)
         v_maps = self.v_network(clip, training=training)
-        features = v_maps["features"]  # [B, T1, H1, W1, C1]
-        context_query = self.clip_head(ops.mean(features, axis=(1, 2, 3)), training=training)
+        pooled = context_map(self.model_config, v_maps, self.memory, self.memory_stages)
+        context_query = self.clip_head(ops.mean(pooled, axis=(1, 2, 3)),  # [B, C]
+                                       training=training)
         i_features = self.i_network(iframe, training=training)["features"]  # [B, h, w, C]
         context_key = self.iframe_head(ops.mean(i_features, axis=(1, 2)), training=training)
         outputs = {"context_query": context_query, "context_key": context_key}  # [B, D] each
