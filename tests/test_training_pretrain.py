@@ -63,9 +63,9 @@ def test_run_writes_history_checkpoints_config_and_weights(first_run):
         for key in ("loss", "context_loss", "motion_loss", "context_acc", "motion_acc", "lr"):
             assert np.isfinite(row[key]), key
         assert 0.0 <= row["context_acc"] <= 1.0 and 0.0 <= row["motion_acc"] <= 1.0
-        # loss = 0.5 context + 0.5 motion, averaged over the same videos.
-        assert row["loss"] == pytest.approx(0.5 * (row["context_loss"] + row["motion_loss"]),
-                                            rel=1e-5)
+        # loss = scale x (0.5 context + 0.5 motion), averaged over the same videos
+        # (loss.scale 2: the authors' loss_i + loss_m).
+        assert row["loss"] == pytest.approx(row["context_loss"] + row["motion_loss"], rel=1e-5)
     # lr is the epoch's mean rate: warm-up peak x (1, 2, 3) / 3, then the cosine
     # over steps 3-5: peak x (1, 0.75, 0.25); both average to 2/3 of the peak.
     assert rows[0]["lr"] == pytest.approx(PEAK * 2 / 3, rel=1e-5)
@@ -160,6 +160,8 @@ def test_steps_per_epoch_from_usable_videos(tmp_path):
     from tfcmvp.data import synthetic
     synthetic.write_shards([synthetic.painted_record(f"short{i}", 20) for i in range(3)],
                            str(tmp_path / "train-short"))
+    from tfcmvp import verify
+    verify.write_manifest(tmp_path)  # the extra shard is part of this data set
     files = find_train_shards(tmp_path)
     assert len(files) == 3
     assert resolve_steps_per_epoch(tiny_config("train.steps_per_epoch=null"), files) == 2

@@ -14,7 +14,7 @@ from typing import Optional
 
 import keras
 
-from tfcmvp.config import PretrainConfig, load_config
+from tfcmvp.config import PretrainConfig, load_saved_config
 from tfcmvp.export.contract import PRETRAIN_NETWORKS, ExportError
 
 # Network name -> weights file stem written by the pretraining run
@@ -85,7 +85,7 @@ def load_trained_network(workdir, network: str) -> tuple[keras.Model, PretrainCo
     if not weights_path.is_file():
         raise FileNotFoundError(
             f"no trained weights: run tfcmvp pretrain first ({weights_path} is missing)")
-    config = load_config(config_path)
+    config = load_saved_config(config_path)  # old runs: legacy architecture values
     model = build_network(network, config)
     load_network_weights(model, weights_path)
     return model, config

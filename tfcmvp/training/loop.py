@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 import keras
 import tensorflow as tf
 
-from tfcmvp.config import config_differences, load_config, save_config
+from tfcmvp.config import config_differences, load_saved_config, save_config
 from tfcmvp.training.callbacks import CheckpointCallback, TrainingCheckpoint
 from tfcmvp.training.strategy import configure_devices, make_strategy, per_replica_batch_size
 
@@ -60,7 +60,7 @@ def save_run_config(config, path: pathlib.Path) -> None:
     what changed since the last start."""
     if path.is_file():
         try:
-            previous = load_config(path, root=type(config))
+            previous = load_saved_config(path, root=type(config))
         except ValueError as error:  # an older tfcmvp's config: not fatal
             logger.warning("cannot read the previous %s (%s); overwriting it", path, error)
         else:
