@@ -16,11 +16,21 @@ Output in ``--output_dir``: ``train-XXXXX-of-NNNNN.tfrecord.gz`` and
 ``test-...`` (one ``tfcmvp.schema`` example per video), ``labels.txt`` (class
 names, line i = label i, 0-based), ``failed.jsonl`` (one line per video that
 could not be extracted: path, video_id, split, stage, error, message) and
-``manifest.json`` (counts per split, options, versions; see
-:mod:`tfcmvp.manifest`). The pipeline writes into a ``_incomplete-*`` folder
-and the launcher moves the files into place only after it succeeded, writing
-``manifest.json`` last: a folder without ``manifest.json`` is not a finished
-run.
+``manifest.json`` (counts per split, options, versions, and ``status``:
+"ok", or "failed" with the ``problems`` when no video was written or more than
+``--max_failed_fraction`` of a split's videos failed; see
+:mod:`tfcmvp.manifest`). The pipeline writes into an ``_incomplete-*``
+staging folder and the launcher puts the output in place only after it
+succeeded: on a local disk by swapping folders in one rename, so that a
+killed run leaves the previous output whole; ``--overwrite`` replaces only a
+previous output of this job (see :mod:`beam_jobs.output_folder`).
+
+Listed paths must stay inside ``--videos_dir``: an absolute path (unless
+``--allow_absolute_paths``) or one whose ``..`` leads outside is not opened
+and goes to ``failed.jsonl`` at stage "path". Exit codes of the command:
+0 done, 1 written but failed (status "failed"), 2 bad flags or inputs
+(nothing written), 130 / 143 interrupted by Ctrl-C / SIGTERM (workers
+stopped, staging folder removed, one line said).
 
 Pipeline: ListVideos (each video with its shard, fixed before the run) ->
 ExtractVideo (fetch, re-encode, decode; with ``--iframe_source reencode`` also
@@ -44,8 +54,8 @@ twice the output.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import datetime
 import json
 import logging
 import os
@@ -59,7 +69,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.runners.runner import PipelineState
 
-from beam_jobs import fileio, tfrecord_files, worker_logs
+from beam_jobs import fileio, interruption, output_folder, tfrecord_files, worker_logs
 from beam_jobs.extract_options import (ExtractConfig, ExtractOptions, make_pipeline_options,
                                       make_runner)
 from tfcmvp import manifest as manifest_lib
@@ -72,15 +82,34 @@ METRICS_NAMESPACE = "tfcmvp.extract"
 FAILED = "failed"  # tag of the side output of every stage
 TALLY = "tally"  # tag of the per-video counts of StageRecord
 SHARD_SUFFIX = manifest_lib.SHARD_SUFFIXES["gzip"]  # the default
-STAGING_PREFIX = "_incomplete-"
+STAGING_PREFIX = output_folder.STAGING_PREFIX
+STATUS_OK, STATUS_FAILED = "ok", "failed"  # manifest.json "status"
 _SUMMARY_NAME = "summary.jsonl"  # merged tallies, one line per split
 _SHARD_LIST_NAME = "shards.jsonl"  # one line per shard written: split, name, records
 PROGRESS_EVERY = 25  # videos between a worker's progress lines
 _PARTS_DIR = "parts"  # one staged record per video, joined into shards at the end
 
 
-class OutputExistsError(RuntimeError):
-    """``--output_dir`` holds files and ``--overwrite`` was not given."""
+OutputExistsError = output_folder.OutputExistsError
+
+
+class InputError(ValueError):
+    """An input folder or file named by a flag is missing; the message names flag and path."""
+
+
+class ExtractionFailedError(RuntimeError):
+    """The run finished and wrote its output, but too many videos failed (or all did).
+
+    ``manifest`` is what was written to ``manifest.json`` (status "failed").
+    """
+
+    def __init__(self, manifest: Dict):
+        self.manifest = manifest
+        out = manifest["options"]["output_dir"]
+        super().__init__(
+            "; ".join(manifest["problems"]) + f". The output was written, its "
+            f"{manifest_lib.MANIFEST_NAME} saying status \"{STATUS_FAILED}\"; the failures and "
+            f"their causes are in {out}/{manifest_lib.FAILED_NAME}")
 
 
 def _counter(name: str):
@@ -94,7 +123,8 @@ def failure_record(entry: splits_lib.VideoEntry, path: str, stage: str, error: B
                    local_names: Optional[Dict[str, str]] = None) -> Dict:
     """The ``failed.jsonl`` line of a video: its path, split, stage and cause.
 
-    ``stage`` is the job's step: "open" (missing or unreadable file),
+    ``stage`` is the job's step: "path" (an absolute path, or one leading
+    outside ``--videos_dir``: not opened), "open" (missing or unreadable file),
     "reencode", "decode", "iframes" (the I-frame re-encode of
     ``--iframe_source reencode``), "record" (JPEG encoding) or "serialize"; in the
     decode step a codec error's own stage ("open", "decode", "vectors") is
@@ -167,6 +197,10 @@ class _StageFn(beam.DoFn):
         return beam.pvalue.TaggedOutput(FAILED, record)
 
     def _path(self, task) -> str:
+        """The file of a listed video: under ``--videos_dir``, or the entry itself if absolute
+        (opened only with ``--allow_absolute_paths``; see ``ExtractVideoFn``)."""
+        if splits_lib.is_absolute(task.entry.path):
+            return task.entry.path
         return fileio.join(self._config.videos_dir, task.entry.path)
 
 
@@ -200,6 +234,11 @@ class ExtractVideoFn(_StageFn):
     def process(self, task):
         config = self._config
         path = self._path(task)
+        problem = splits_lib.path_problem(task.entry.path, config.allow_absolute_paths)
+        if problem:  # never opened: the listing must not reach files outside --videos_dir
+            yield self._fail(task, path, "path", splits_lib.EntryPathError(
+                f"listed as {task.entry.path!r}, which {problem}; not opened"))
+            return
         local_names: Dict[str, str] = {}
         temps: List[str] = []
         stage = "open"
@@ -444,58 +483,57 @@ def load_split_set(config: ExtractConfig) -> splits_lib.SplitSet:
     return splits_lib.parse_split_files({p: fileio.read_text(p) for p in paths}, config.split)
 
 
-def _is_previous_output(name: str) -> bool:
-    """Whether a file name (relative to the output folder) is ours to replace."""
-    first = name.split("/")[0]
-    if first.startswith(STAGING_PREFIX):
-        return True
-    if name in (manifest_lib.MANIFEST_NAME, manifest_lib.LABELS_NAME, manifest_lib.FAILED_NAME):
-        return True
-    split, _, rest = name.partition("-")
-    return (split in splits_lib.SPLITS and "-of-" in rest
-            and any(rest.endswith(suffix) for suffix in manifest_lib.SHARD_SUFFIXES.values()))
-
-
-def _relative(path: str, base: str) -> str:
-    return path[len(base):].lstrip("/\\").replace("\\", "/")
-
-
-def check_output_dir(config: ExtractConfig) -> List[str]:
-    """Files of a previous run in ``--output_dir`` (to replace at the end).
-
-    Raises :class:`OutputExistsError` when the folder holds anything and
-    ``--overwrite`` was not given.
-    """
-    existing = fileio.list_files(fileio.join(config.output_dir, "**"))
-    if existing and not config.overwrite:
-        shown = ", ".join(_relative(p, config.output_dir) for p in existing[:3])
-        raise OutputExistsError(
-            f"{config.output_dir} is not empty ({len(existing)} files: {shown}"
-            f"{', ...' if len(existing) > 3 else ''}); refusing to mix two runs' shards. "
-            f"Pass --overwrite to replace the previous run's output, or choose another "
-            f"--output_dir.")
-    ours = [p for p in existing if _is_previous_output(_relative(p, config.output_dir))]
-    others = sorted(set(existing) - set(ours))
-    if others:
-        LOG.warning("--overwrite keeps %d files that are not outputs of this job, e.g. %s",
-                    len(others), others[0])
-    return ours
+def check_videos_dir(config: ExtractConfig) -> None:
+    """Raises :class:`InputError` naming ``--videos_dir`` when it is missing, not a folder,
+    or (on object stores, which have no folders) holds no file at all."""
+    path = config.videos_dir
+    if fileio.is_local(path):
+        if not os.path.exists(path):
+            raise InputError(f"--videos_dir {path}: no such folder")
+        if not os.path.isdir(path):
+            raise InputError(f"--videos_dir {path}: not a folder")
+    elif not fileio.any_file_under(path):
+        raise InputError(f"--videos_dir {path}: no such folder (no file under it)")
 
 
 def _read_jsonl(path: str) -> List[Dict]:
     return [json.loads(line) for line in fileio.read_text(path).splitlines() if line.strip()]
 
 
-def finalize(config: ExtractConfig, split_set: splits_lib.SplitSet, staging_dir: str,
-             previous: Sequence[str], options: Dict) -> Dict:
-    """Checks the finished pipeline's outputs and moves them into place.
+def failure_problems(manifest: Dict, max_failed_fraction: float) -> List[str]:
+    """Why a finished run counts as failed: no video written at all, or a split where more
+    than ``max_failed_fraction`` of the listed videos failed. [] for a good run."""
+    splits = manifest["splits"]
+    listed = sum(split["listed"] for split in splits.values())
+    if listed and not sum(split["written"] for split in splits.values()):
+        return [f"no video was written: all {listed} listed videos failed"]
+    problems = []
+    for name, split in splits.items():
+        if split["listed"] and split["failed"] / split["listed"] > max_failed_fraction:
+            problems.append(
+                f"split {name!r}: {split['failed']} of {split['listed']} listed videos failed "
+                f"({split['failed'] / split['listed']:.0%} > --max_failed_fraction "
+                f"{max_failed_fraction:g})")
+    return problems
 
-    Order: verify the counts (nothing is touched if they do not add up),
-    delete the previous run's files, move the shards, write ``labels.txt``
-    and ``failed.jsonl``, and write ``manifest.json`` last.
+
+def finalize(config: ExtractConfig, split_set: splits_lib.SplitSet,
+             output_plan: output_folder.OutputPlan, options: Dict,
+             guard: Optional[interruption.SignalGuard] = None) -> Dict:
+    """Checks the finished pipeline's outputs and puts them in place.
+
+    Verifies the counts first (nothing is touched if they do not add up),
+    then builds the manifest, with ``status`` "ok" or "failed" and the
+    ``problems`` behind a failure (:func:`failure_problems`). Local output:
+    the shards, ``labels.txt``, ``failed.jsonl`` and ``manifest.json`` are
+    assembled in the staging folder and swapped with ``--output_dir`` in one
+    rename. Object stores: the previous run's ``manifest.json`` is deleted
+    first, then its other files, the new files moved in, and ``manifest.json``
+    written last, with signals held off (``guard``) meanwhile.
     """
     from tfcmvp.schema import SCHEMA_VERSION  # no TensorFlow import at module level
 
+    staging_dir = output_plan.staging_dir
     tallies = {row.pop("split"): row
                for row in _read_jsonl(fileio.join(staging_dir, _SUMMARY_NAME))}
     failures = sorted(_read_jsonl(fileio.join(staging_dir, manifest_lib.FAILED_NAME)),
@@ -525,42 +563,38 @@ def finalize(config: ExtractConfig, split_set: splits_lib.SplitSet, staging_dir:
                 fileio.join(staging_dir, f"{name}-*{suffix}"))) != count:
             raise manifest_lib.ManifestError(
                 f"split {name!r}: shards {names[:3]}... written, expected {count} shards")
-    staged_shards = {name: [fileio.join(staging_dir, n) for n in names]
-                     for name, names in shard_names.items()}
     manifest = manifest_lib.build_manifest(
         split_set.listed(), tallies, options=options, layout=split_set.layout,
         num_classes=len(split_set.class_names), shards=shard_names,
         schema_version=SCHEMA_VERSION)
+    problems = failure_problems(manifest, config.max_failed_fraction)
+    manifest["status"] = STATUS_FAILED if problems else STATUS_OK
+    manifest["problems"] = problems
 
     # Only now, with a complete and consistent new set, replace the old one.
-    old_manifest = fileio.join(config.output_dir, manifest_lib.MANIFEST_NAME)
-    fileio.delete([p for p in previous if p == old_manifest])  # first: the set is now incomplete
-    fileio.delete([p for p in previous if p != old_manifest and fileio.exists(p)])
-    for stale in sorted({_relative(p, config.output_dir).split("/")[0] for p in previous}):
-        if stale.startswith(STAGING_PREFIX):  # left by a run that was killed
-            _delete_tree(fileio.join(config.output_dir, stale))
-    fileio.rename((p, fileio.join(config.output_dir, _relative(p, staging_dir)))
-                  for paths in staged_shards.values() for p in paths)
-    fileio.write_text(fileio.join(config.output_dir, manifest_lib.LABELS_NAME),
-                      "".join(f"{name}\n" for name in split_set.class_names))
-    fileio.write_text(fileio.join(config.output_dir, manifest_lib.FAILED_NAME),
-                      "".join(json.dumps(rec, sort_keys=True) + "\n" for rec in failures),
-                      mime_type="application/jsonl")
-    fileio.write_text(fileio.join(config.output_dir, manifest_lib.MANIFEST_NAME),
-                      manifest_lib.dumps(manifest), mime_type="application/json")
+    output_folder.recheck(output_plan, config.overwrite)
+    target = output_plan.target_dir
+    held = guard.deferred() if guard is not None else contextlib.nullcontext()
+    with held:
+        if not output_plan.atomic:
+            old_manifest = fileio.join(target, manifest_lib.MANIFEST_NAME)
+            previous = list(output_plan.previous)
+            # First the manifest: from here on the folder is not a finished output.
+            fileio.delete([p for p in previous if p == old_manifest])
+            fileio.delete([p for p in previous if p != old_manifest and fileio.exists(p)])
+        fileio.mkdirs(target)
+        fileio.rename((fileio.join(staging_dir, name), fileio.join(target, name))
+                      for names in shard_names.values() for name in names)
+        fileio.write_text(fileio.join(target, manifest_lib.LABELS_NAME),
+                          "".join(f"{name}\n" for name in split_set.class_names))
+        fileio.write_text(fileio.join(target, manifest_lib.FAILED_NAME),
+                          "".join(json.dumps(rec, sort_keys=True) + "\n" for rec in failures),
+                          mime_type="application/jsonl")
+        fileio.write_text(fileio.join(target, manifest_lib.MANIFEST_NAME),
+                          manifest_lib.dumps(manifest), mime_type="application/json")
+        if output_plan.atomic:
+            output_folder.swap_into_place(output_plan)
     return manifest
-
-
-def _delete_tree(path: str) -> None:
-    """Deletes a folder and everything under it, on any file system."""
-    if fileio.is_local(path):
-        shutil.rmtree(path, ignore_errors=True)
-        return
-    fileio.delete(fileio.list_files(fileio.join(path, "**")))
-    try:
-        fileio.delete([path])  # file systems with real folders (HDFS); object stores have none
-    except IOError:
-        pass
 
 
 def job_options(config: ExtractConfig, split_set: splits_lib.SplitSet) -> Dict:
@@ -574,41 +608,63 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     """Runs the extraction job; returns the manifest that was written.
 
     ``argv`` holds the job's flags (:class:`~beam_jobs.extract_options.ExtractOptions`)
-    and any Beam flags; None reads ``sys.argv``. Raises ``ValueError`` for bad options or
-    split files, :class:`OutputExistsError` for a non-empty ``--output_dir``
-    without ``--overwrite``, and ``RuntimeError`` when the pipeline fails.
+    and any Beam flags; None reads ``sys.argv``. Raises, before the pipeline
+    starts, ``ValueError`` for unknown flags, bad options, a missing
+    ``--videos_dir`` (:class:`InputError`) or bad split files, and
+    :class:`OutputExistsError` for an ``--output_dir`` this run may not
+    replace; ``RuntimeError`` when the pipeline fails (the previous output is
+    left as it was); and :class:`ExtractionFailedError` after writing an
+    output whose manifest says status "failed" (too many failed videos).
+
+    Called from the main thread, SIGINT and SIGTERM stop the workers, remove
+    the staging folder, print one line and end the process (exit 130 / 143):
+    see :mod:`beam_jobs.interruption`.
     """
     options = make_pipeline_options(argv)
     config = ExtractConfig.from_options(options)
+    check_videos_dir(config)
     split_set = load_split_set(config)
     if not split_set.entries:
         raise ValueError(f"the split files list no videos: {split_set.sources}")
-    previous = check_output_dir(config)
+    refused = [(e.path, splits_lib.path_problem(e.path, config.allow_absolute_paths))
+               for e in split_set.entries]
+    refused = [(path, problem) for path, problem in refused if problem]
+    if refused:
+        LOG.warning("%d listed videos will not be opened and are listed in %s, e.g. %r %s",
+                    len(refused), manifest_lib.FAILED_NAME, *refused[0])
+    output_plan = output_folder.plan(config.output_dir, config.overwrite)
     listed = split_set.listed()
     LOG.info("%s split files: %s classes, %s", split_set.layout, len(split_set.class_names),
              ", ".join(f"{listed[n]} {n}" for n in split_names(split_set)))
 
     worker_logs.install()
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    staging_dir = fileio.join(config.output_dir, f"{STAGING_PREFIX}{stamp}-{os.getpid()}")
-    fileio.mkdirs(staging_dir)
+    staging_dir = output_plan.staging_dir
+
+    def remove_staging() -> str:
+        output_folder.delete_tree(staging_dir)
+        return (f"removed the unfinished output {staging_dir}; {config.output_dir} was left "
+                f"as it was")
+
     started = time.perf_counter()
-    try:
-        pipeline = beam.Pipeline(runner=make_runner(options), options=options)
-        build_pipeline(pipeline, config, split_set, staging_dir)
-        state = pipeline.run().wait_until_finish()
-        if state not in (None, PipelineState.DONE):
-            raise RuntimeError(f"extraction pipeline ended in state {state}; "
-                               f"{config.output_dir} was left unchanged")
-        manifest = finalize(config, split_set, staging_dir, previous,
-                            job_options(config, split_set))
-    finally:
-        _delete_tree(staging_dir)
+    with interruption.SignalGuard(remove_staging) as guard:
+        try:
+            pipeline = beam.Pipeline(runner=make_runner(options), options=options)
+            build_pipeline(pipeline, config, split_set, staging_dir)
+            state = pipeline.run().wait_until_finish()
+            if state not in (None, PipelineState.DONE):
+                raise RuntimeError(f"extraction pipeline ended in state {state}; "
+                                   f"{config.output_dir} was left unchanged")
+            manifest = finalize(config, split_set, output_plan, job_options(config, split_set),
+                                guard)
+        finally:
+            output_folder.delete_tree(staging_dir)
     seconds = time.perf_counter() - started
     totals = manifest_lib.merge_tallies(manifest["splits"].values())
     LOG.info("wrote %d videos (%d frames), %d failed, in %.1f s: %.2f videos/s, %.0f frames/s",
              totals["written"], totals["frames"], totals["failed"], seconds,
              totals["written"] / seconds, totals["frames"] / seconds)
+    if manifest["status"] != STATUS_OK:
+        raise ExtractionFailedError(manifest)
     return manifest
 
 
@@ -619,12 +675,19 @@ def print_help(prog: str = "python -m beam_jobs.extract") -> None:
     parser = argparse.ArgumentParser(
         prog=prog, description=__doc__.split("\n\n")[0],
         epilog="Any Apache Beam pipeline option is accepted as well (--runner, --project, "
-               "--region, --temp_location, --setup_file, --direct_num_workers, ...).")
+               "--region, --temp_location, --setup_file, --direct_num_workers, ...); any "
+               "other flag is an error. Exit status: 0 done; 1 the output was written but "
+               "no video was, or too many failed (manifest.json status \"failed\"); 2 bad "
+               "flags, inputs or --output_dir (nothing written); 130 / 143 interrupted by "
+               "Ctrl-C / SIGTERM.")
     ExtractOptions._add_argparse_args(parser)
     parser.print_help()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry point. Exit codes: 0 done; 1 the output was written but the run
+    failed (:class:`ExtractionFailedError`); 2 bad flags, inputs or ``--output_dir``
+    (nothing written); 130 / 143 interrupted by Ctrl-C / SIGTERM."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if "-h" in argv or "--help" in argv:
         print_help()
@@ -636,6 +699,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (OutputExistsError, ValueError) as error:
         print(f"beam_jobs.extract: error: {error}", file=sys.stderr)
         return 2
+    except ExtractionFailedError as error:
+        print(f"beam_jobs.extract: error: {error}", file=sys.stderr)
+        return 1
     failed = sum(split["failed"] for split in manifest["splits"].values())
     if failed:
         print(f"{failed} videos failed; see {manifest['options']['output_dir']}/"

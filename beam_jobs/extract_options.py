@@ -7,11 +7,14 @@ project, region, temp_location, setup_file, ...).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import difflib
+import functools
 import math
 import os
 import sys
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
                                                   StandardOptions)
@@ -31,6 +34,12 @@ VIDEOS_PER_SHARD = 100
 COMPRESSION_CHOICES = ("gzip", "none")
 LOCAL_RUNNER = "FnApiRunner"
 LOCAL_RUNNERS = ("DirectRunner", "SwitchingDirectRunner", "FnApiRunner")  # -> LOCAL_RUNNER
+# Above this fraction of a split's listed videos failing, the job exits with an error.
+DEFAULT_MAX_FAILED_FRACTION = 0.1
+
+
+class UnknownFlagError(ValueError):
+    """A flag that neither this job nor any Apache Beam pipeline option defines."""
 
 
 class ExtractOptions(PipelineOptions):
@@ -88,7 +97,25 @@ class ExtractOptions(PipelineOptions):
                                  "(*.tfrecord: 1.4x the bytes, 1.2-1.8x faster to read; "
                                  "benchmarks/bench_shard_formats.py).")
         parser.add_argument("--overwrite", action="store_true", default=False,
-                            help="Replace the output of a previous run in --output_dir.")
+                            help="Replace the output of a previous extraction in --output_dir "
+                                 "(a folder holding its manifest.json, shards, labels.txt and "
+                                 "failed.jsonl, and nothing else); the new output is written "
+                                 "beside it and swapped in at the end.")
+        parser.add_argument("--max_failed_fraction", type=float,
+                            default=DEFAULT_MAX_FAILED_FRACTION,
+                            help="Exit with an error (the output is still written, its "
+                                 "manifest.json saying status \"failed\") when more than this "
+                                 "fraction of a split's listed videos failed (default "
+                                 f"{DEFAULT_MAX_FAILED_FRACTION}: UCF101 and HMDB51 extract "
+                                 "without failures and downloaded sets such as Kinetics lose "
+                                 "a few percent, while a wrong --videos_dir or a missing codec "
+                                 "fails most videos). A run that writes no video at all is "
+                                 "always an error.")
+        parser.add_argument("--allow_absolute_paths", action="store_true", default=False,
+                            help="Accept absolute paths (/data/x.avi, gs://b/x.avi) in the split "
+                                 "files or --manifest CSV. Without it such an entry, like one "
+                                 "whose '..' leads outside --videos_dir, is not opened and is "
+                                 "listed in failed.jsonl (stage \"path\").")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +136,8 @@ class ExtractConfig:
     num_shards: int
     overwrite: bool
     compression: str = "gzip"
+    max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION
+    allow_absolute_paths: bool = False
     reencode_bitrate: Optional[int] = None  # bits/s; None: constant quality
     iframe_source: str = IFRAME_SOURCE_DECODED
     iframe_bitrate: Optional[int] = None  # bits/s with iframe_source "reencode", else None
@@ -134,6 +163,9 @@ class ExtractConfig:
             if value < low or (high is not None and value > high):
                 bound = f">= {low}" if high is None else f"in [{low}, {high}]"
                 problems.append(f"{flag} must be {bound}, got {value}")
+        if not 0.0 <= opts.max_failed_fraction <= 1.0:
+            problems.append(f"--max_failed_fraction must be in [0, 1], got "
+                            f"{opts.max_failed_fraction}")
         reencode_bitrate = iframe_bitrate = None
         if opts.reencode_bitrate is not None:
             try:
@@ -159,7 +191,8 @@ class ExtractConfig:
             rgb_short_side=opts.rgb_short_side, mv_cell=opts.mv_cell,
             min_frames=opts.min_frames, jpeg_quality=opts.jpeg_quality,
             num_shards=opts.num_shards, overwrite=opts.overwrite,
-            compression=opts.compression, reencode_bitrate=reencode_bitrate,
+            compression=opts.compression, max_failed_fraction=opts.max_failed_fraction,
+            allow_absolute_paths=opts.allow_absolute_paths, reencode_bitrate=reencode_bitrate,
             iframe_source=opts.iframe_source, iframe_bitrate=iframe_bitrate)
 
     def shards_for(self, listed: int) -> int:
@@ -189,19 +222,92 @@ def _mentions(argv: Sequence[str], *flags: str) -> bool:
                for arg in argv for flag in flags)
 
 
+def _known_flags() -> Dict[str, argparse.Action]:
+    """Every flag of every ``PipelineOptions`` class (this job's included) -> its action.
+
+    Gathered the way Beam builds its own parser (one class per name), so that
+    "known" here means exactly what Beam would parse.
+    """
+    parser = _OptionsParser(allow_abbrev=False, add_help=False)
+    classes = {}
+    for cls in PipelineOptions.__subclasses__():
+        classes.setdefault(str(cls), cls)
+    for cls in classes.values():
+        cls._add_argparse_args(parser)  # pylint: disable=protected-access
+    return {flag: action for action in parser._actions for flag in action.option_strings}
+
+
+class _OptionsParser(argparse.ArgumentParser):
+    """Collects flags only; Beam's option classes also call ``add_value_provider_argument``."""
+
+    def add_value_provider_argument(self, *args, **kwargs):
+        kwargs.pop("type", None)
+        return self.add_argument(*args, **kwargs)
+
+
+def check_flags(argv: Sequence[str]) -> None:
+    """Raises :class:`UnknownFlagError` naming every flag no options class defines.
+
+    Beam itself drops such flags with a warning ("Discarding unparseable
+    args"), so a typo such as ``--rencode mpeg4`` would run the job without
+    re-encoding. Each unknown flag comes with the closest known one
+    (``difflib``); a stray word that is no flag's value is reported too.
+    """
+    known = _known_flags()
+    unknown: List[str] = []
+    position = 0
+    while position < len(argv):
+        token = argv[position]
+        position += 1
+        if token == "--":
+            break
+        if not token.startswith("-"):
+            unknown.append(f"unexpected argument {token!r}")
+            continue
+        name, has_value = token.split("=", 1)[0], "=" in token
+        action = known.get(name)
+        if action is None:
+            # 0.8: typos and -/_ slips match ("--rencode" -> "--reencode": 0.95), while an
+            # unrelated word gets no far-fetched suggestion (difflib's default is 0.6).
+            guess = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+            hint = f" (did you mean {guess[0]}?)" if guess else ""
+            unknown.append(f"unknown flag {name}{hint}")
+            # Its value, if any, is not a stray word of its own.
+            if (not has_value and position < len(argv)
+                    and not argv[position].startswith("-")):
+                position += 1
+            continue
+        if has_value or action.nargs == 0:
+            continue
+        if action.nargs in ("*", "+"):
+            while position < len(argv) and not argv[position].startswith("-"):
+                position += 1
+        elif action.nargs == "?":
+            if position < len(argv) and not argv[position].startswith("-"):
+                position += 1
+        else:
+            position += action.nargs if isinstance(action.nargs, int) else 1
+    if unknown:
+        raise UnknownFlagError(
+            "; ".join(unknown) + ". `python -m beam_jobs.extract --help` lists this job's "
+            "flags; any other flag must be an Apache Beam pipeline option")
+
+
 def make_pipeline_options(argv: Optional[Sequence[str]] = None) -> PipelineOptions:
     """Parses ``argv`` (job and Beam flags) into ``PipelineOptions``.
 
-    Without ``--runner`` (or with ``--runner=DirectRunner``) the job runs
-    locally on ``FnApiRunner``, the engine the DirectRunner uses for batch
-    pipelines, named directly because Beam 2.77's DirectRunner first tries
-    to download the Prism runner from the internet, and Prism runs every
-    worker inside the launching process. Local runs without any
-    ``--direct_*`` flag get one worker process per core: decoding is
-    single-threaded per video, so the job scales by processes. Other runners
-    (Dataflow, Flink, Spark, Prism) are left as given.
+    Flags that neither this job nor Beam defines are an error
+    (:func:`check_flags`). Without ``--runner`` (or with
+    ``--runner=DirectRunner``) the job runs locally on ``FnApiRunner``, the
+    engine the DirectRunner uses for batch pipelines, named directly because
+    Beam 2.77's DirectRunner first tries to download the Prism runner from the
+    internet, and Prism runs every worker inside the launching process. Local
+    runs without any ``--direct_*`` flag get one worker process per core:
+    decoding is single-threaded per video, so the job scales by processes.
+    Other runners (Dataflow, Flink, Spark, Prism) are left as given.
     """
     argv: List[str] = list(sys.argv[1:] if argv is None else argv)
+    check_flags(argv)
     options = PipelineOptions(argv)
     standard = options.view_as(StandardOptions)
     if standard.runner is None or str(standard.runner).split(".")[-1] in LOCAL_RUNNERS:
@@ -219,7 +325,9 @@ def make_runner(options: PipelineOptions):
 
     For the local ``FnApiRunner`` this passes the pipeline options to the
     worker processes the way the DirectRunner does (without it they start
-    with empty options).
+    with empty options), and in ``multi_processing`` mode starts each worker
+    through :mod:`beam_jobs.worker_process`, so that workers exit with the
+    launcher however it ends (Ctrl-C, SIGTERM, ``kill -9``).
     """
     if str(options.view_as(StandardOptions).runner).split(".")[-1] != LOCAL_RUNNER:
         return None
@@ -228,5 +336,37 @@ def make_runner(options: PipelineOptions):
     from apache_beam.runners.portability.portable_runner import JobServiceHandle
 
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
-    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
+    return _parent_bound_runner_class()(provision_info=fn_runner.ExtendedProvisionInfo(
         beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
+
+
+@functools.lru_cache(maxsize=None)
+def _parent_bound_runner_class():
+    """``FnApiRunner`` whose worker processes are :mod:`beam_jobs.worker_process`.
+
+    ``FnApiRunner.run_pipeline`` assigns ``self._default_environment`` a
+    ``SubprocessSDKEnvironment`` running Beam's own worker main when
+    ``--direct_running_mode`` is ``multi_processing``, and nothing else picks
+    the worker command; the property below swaps in this project's command at
+    that assignment. Defined on first use: importing the runner pulls in most of Beam.
+    """
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.transforms import environments
+
+    from beam_jobs import worker_process
+
+    class ParentBoundFnApiRunner(fn_runner.FnApiRunner):
+        """FnApiRunner whose multi_processing workers exit with the launcher."""
+
+        @property
+        def _default_environment(self):
+            return self._environment
+
+        @_default_environment.setter
+        def _default_environment(self, environment):
+            if isinstance(environment, environments.SubprocessSDKEnvironment):
+                environment = environments.SubprocessSDKEnvironment.from_command_string(
+                    worker_process.command())
+            self._environment = environment
+
+    return ParentBoundFnApiRunner

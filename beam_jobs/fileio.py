@@ -37,6 +37,12 @@ def list_files(pattern: str) -> List[str]:
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
+def any_file_under(folder: str) -> bool:
+    """Whether at least one file lies under ``folder`` (one listing call, stopped at the first)."""
+    result = FileSystems.match([join(folder, "**")], limits=[1])[0]
+    return bool(result.metadata_list)
+
+
 def read_bytes(path: str) -> bytes:
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         return f.read()

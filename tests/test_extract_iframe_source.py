@@ -172,9 +172,12 @@ def test_iframe_failures_go_to_failed_jsonl(dataset, tmp_path, monkeypatch):
 
     monkeypatch.setattr(reencode_lib, "reencoded_iframes", broken)
     videos, listing = dataset
-    manifest = extract.run([f"--videos_dir={videos}", f"--manifest={listing}",
-                            f"--output_dir={tmp_path / 'out'}", "--iframe_source=reencode",
-                            *IN_PROCESS])
+    with pytest.raises(extract.ExtractionFailedError, match="no video was written"):
+        extract.run([f"--videos_dir={videos}", f"--manifest={listing}",
+                     f"--output_dir={tmp_path / 'out'}", "--iframe_source=reencode",
+                     *IN_PROCESS])
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
     assert manifest["splits"]["train"]["failed"] == 1
     failures = [json.loads(line)
                 for line in (tmp_path / "out" / "failed.jsonl").read_text().splitlines()]

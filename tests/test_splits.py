@@ -148,3 +148,29 @@ def test_csv_manifest_errors_name_line():
         splits.parse_manifest_csv("path,label,split\na.avi,x,train\nb.avi,x,val\n", "m.csv")
     with pytest.raises(SplitFileError, match=r"m\.csv:1: missing column\(s\) \['split'\]"):
         splits.parse_manifest_csv("path,label\na.avi,x\n", "m.csv")
+
+
+# path, refused by default, refused with allow_absolute=True
+@pytest.mark.parametrize("path, refused, refused_if_absolute_allowed", [
+    ("Jump/v_Jump_g01_c01.avi", False, False),
+    ("Jump/../Run/v.avi", False, False),  # stays inside the videos folder
+    ("Jump/../../v.avi", True, True),
+    ("Class/../../../etc/passwd", True, True),
+    ("..", True, True),
+    ("/etc/passwd", True, False),
+    ("//server/share/v.avi", True, False),
+    ("C:/videos/v.avi", True, False),
+    ("gs://bucket/v.avi", True, False),
+])
+def test_path_problem(path, refused, refused_if_absolute_allowed):
+    """An entry must resolve inside the videos folder; absolute ones only when allowed."""
+    assert (splits.path_problem(path) is not None) == refused
+    assert (splits.path_problem(path, allow_absolute=True) is not None) == \
+        refused_if_absolute_allowed
+
+
+def test_path_problem_reasons():
+    assert "outside --videos_dir" in splits.path_problem("a/../../b.avi", allow_absolute=True)
+    assert "--allow_absolute_paths" in splits.path_problem("/x.avi")
+    assert splits.path_problem("/x.avi", allow_absolute=True) is None
+    assert splits.is_absolute("s3://b/x") and not splits.is_absolute("b/x:y.avi")

@@ -12,6 +12,13 @@ Three layouts are understood:
   may be empty for unlabelled videos; split: "train" or "test"). Classes are
   numbered in alphabetical order.
 
+Entries are paths relative to the videos folder. :func:`path_problem` says
+why an entry may not be opened: an absolute path (``/etc/x``, ``C:/x``,
+``gs://b/x``) unless absolute paths are explicitly allowed, or a ``..`` that
+leads outside the videos folder. The check is on the text alone (symbolic
+links inside the videos folder are followed when the file is opened); the
+extraction job lists such entries as failed rather than opening them.
+
 The parsers work on file *texts* (a mapping from file path to content) so
 that they neither touch the file system nor care whether the files live on
 local disk or in a bucket; :func:`parse_split_files` picks the layout.
@@ -30,6 +37,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 SPLITS = ("train", "test")  # the split names the TFRecord schema knows
 
 _UCF_CLASSIND = "classInd.txt"
+_DRIVE = re.compile(r"^[A-Za-z]:/")  # C:/videos/x.avi (backslashes are already "/")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # gs://, s3://, file://
 _HMDB_SUFFIX = re.compile(r"^(?P<cls>.+)_test_split(?P<n>\d+)\.txt$")
 _HMDB_ROLE = {"1": "train", "2": "test", "0": None}  # 0: not used in this split
 
@@ -42,6 +51,10 @@ class SplitFileError(ValueError):
         self.line = line
         where = self.source if line is None else f"{self.source}:{line}"
         super().__init__(f"{where}: {message}")
+
+
+class EntryPathError(ValueError):
+    """A listed video's path may not be opened (see :func:`path_problem`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,6 +260,32 @@ def parse_manifest_csv(text: str, source: str) -> SplitSet:
         _check_unique(entries, seen, entry, source, number)
     entries.sort(key=lambda e: SPLITS.index(e.split))
     return SplitSet("csv", class_names, entries, [source])
+
+
+def is_absolute(path: str) -> bool:
+    """True for "/x", "//host/x", "C:/x" and "scheme://x" ("/"-separated paths)."""
+    return path.startswith("/") or bool(_DRIVE.match(path)) or bool(_SCHEME.match(path))
+
+
+def path_problem(path: str, allow_absolute: bool = False) -> Optional[str]:
+    """Why the listed ``path`` may not be opened under the videos folder, or None when it may.
+
+    ``path`` is an entry's "/"-separated path. Refused: an absolute path
+    (unless ``allow_absolute``), and a relative one whose ``..`` components
+    lead outside the videos folder once resolved as text ("a/../b.avi" is
+    fine, "a/../../b.avi" is not).
+    """
+    if is_absolute(path):
+        if allow_absolute:
+            return None
+        return ("is an absolute path; entries must be relative to --videos_dir "
+                "(--allow_absolute_paths accepts absolute ones)")
+    resolved = posixpath.normpath(path)
+    if resolved == ".." or resolved.startswith("../"):
+        return "leads outside --videos_dir (its '..' components climb above it)"
+    if resolved == ".":
+        return "names the --videos_dir folder itself, not a video"
+    return None
 
 
 def parse_split_files(texts: Mapping[str, str], split: int = 1) -> SplitSet:
