@@ -63,7 +63,7 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -519,7 +519,8 @@ def failure_problems(manifest: Dict, max_failed_fraction: float) -> List[str]:
 
 def finalize(config: ExtractConfig, split_set: splits_lib.SplitSet,
              output_plan: output_folder.OutputPlan, options: Dict,
-             guard: Optional[interruption.SignalGuard] = None) -> Dict:
+             guard: Optional[interruption.SignalGuard] = None,
+             on_commit: Optional[Callable[[], None]] = None) -> Dict:
     """Checks the finished pipeline's outputs and puts them in place.
 
     Verifies the counts first (nothing is touched if they do not add up),
@@ -529,7 +530,8 @@ def finalize(config: ExtractConfig, split_set: splits_lib.SplitSet,
     assembled in the staging folder and swapped with ``--output_dir`` in one
     rename. Object stores: the previous run's ``manifest.json`` is deleted
     first, then its other files, the new files moved in, and ``manifest.json``
-    written last, with signals held off (``guard``) meanwhile.
+    written last. Signals are held off (``guard``) while the output changes;
+    ``on_commit`` is called once the new output is in place.
     """
     from tfcmvp.schema import SCHEMA_VERSION  # no TensorFlow import at module level
 
@@ -594,6 +596,8 @@ def finalize(config: ExtractConfig, split_set: splits_lib.SplitSet,
                           manifest_lib.dumps(manifest), mime_type="application/json")
         if output_plan.atomic:
             output_folder.swap_into_place(output_plan)
+        if on_commit is not None:
+            on_commit()
     return manifest
 
 
@@ -640,8 +644,12 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     worker_logs.install()
     staging_dir = output_plan.staging_dir
 
+    committed = []  # set once the new output is in place (a signal may arrive just after)
+
     def remove_staging() -> str:
         output_folder.delete_tree(staging_dir)
+        if committed:
+            return f"the new output was already in place in {config.output_dir}"
         return (f"removed the unfinished output {staging_dir}; {config.output_dir} was left "
                 f"as it was")
 
@@ -655,7 +663,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
                 raise RuntimeError(f"extraction pipeline ended in state {state}; "
                                    f"{config.output_dir} was left unchanged")
             manifest = finalize(config, split_set, output_plan, job_options(config, split_set),
-                                guard)
+                                guard, on_commit=lambda: committed.append(True))
         finally:
             output_folder.delete_tree(staging_dir)
     seconds = time.perf_counter() - started

@@ -274,7 +274,8 @@ def previous_output(output_dir: str, overwrite: bool) -> List[str]:
 
 
 def plan(output_dir: str, overwrite: bool) -> OutputPlan:
-    """Clears stale staging folders, checks what ``output_dir`` holds and creates the staging folder."""
+    """Clears stale staging folders, checks what ``output_dir`` holds, creates the staging
+    folder (beside ``output_dir`` when it can be swapped in, else inside it)."""
     if fileio.is_local(output_dir):
         output_dir = os.path.realpath(output_dir)  # a symlinked OUT: swap its target's content
     clear_stale_staging(output_dir)

@@ -45,6 +45,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -74,7 +75,7 @@ def _set_parent_death_signal(signum: int) -> bool:
         return False
 
 
-SCRATCH_PREFIX = "tfcmvp-worker-"  # + "<pid>-<random>" in the system temp folder
+SCRATCH_PREFIX = "tfcmvp-worker-"  # + "<pid>@<host>-<random>" in the system temp folder
 
 
 def _pid_running(pid: int) -> bool:
@@ -87,14 +88,22 @@ def _pid_running(pid: int) -> bool:
     return True
 
 
+def _host() -> str:
+    return "".join(c if c.isalnum() or c == "." else "_" for c in socket.gethostname()) or "host"
+
+
 def remove_dead_scratch(temp_dir: Optional[str] = None) -> List[str]:
-    """Removes the scratch folders of workers that are not running (killed ones leave them)."""
+    """Removes the scratch folders of this host's workers that are not running (killed ones
+    leave them). The host in the name keeps a temp folder shared with another machine or
+    container, whose pids mean nothing here, out of it."""
     temp_dir = temp_dir or tempfile.gettempdir()
     removed = []
     for name in os.listdir(temp_dir):
-        pid = name[len(SCRATCH_PREFIX):].split("-", 1)[0]
-        if name.startswith(SCRATCH_PREFIX) and pid.isdigit() and int(pid) > 0 \
-                and not _pid_running(int(pid)):
+        if not name.startswith(SCRATCH_PREFIX):
+            continue
+        pid, _, rest = name[len(SCRATCH_PREFIX):].partition("@")
+        host = rest.rsplit("-", 1)[0]  # mkdtemp's random suffix has no "-"
+        if pid.isdigit() and int(pid) > 0 and host == _host() and not _pid_running(int(pid)):
             shutil.rmtree(os.path.join(temp_dir, name), ignore_errors=True)
             removed.append(name)
     return removed
@@ -104,7 +113,7 @@ class _Scratch:
     """This worker's temp folder, removed by whichever exit path comes first."""
 
     def __init__(self):
-        self.path = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+        self.path = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}@{_host()}-")
         self._lock = threading.Lock()
 
     def remove(self) -> None:

@@ -152,14 +152,17 @@ def test_scratch_folders_of_killed_workers_are_removed_by_the_next_worker(tmp_pa
     worker to start removes those whose process is gone, and nothing else."""
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
-    dead = tmp_path / f"{worker_process.SCRATCH_PREFIX}{ended.pid}-abc"
-    live = tmp_path / f"{worker_process.SCRATCH_PREFIX}{os.getpid()}-def"
+    host = worker_process._host()
+    dead = tmp_path / f"{worker_process.SCRATCH_PREFIX}{ended.pid}@{host}-abc"
+    live = tmp_path / f"{worker_process.SCRATCH_PREFIX}{os.getpid()}@{host}-def"
+    elsewhere = tmp_path / f"{worker_process.SCRATCH_PREFIX}{ended.pid}@elsewhere-ghi"
     other = tmp_path / "tfcmvp-worker-notes"
-    for folder in (dead, live, other):
+    for folder in (dead, live, elsewhere, other):
         folder.mkdir()
         (folder / "reencoded.mp4").write_bytes(b"\0")
     assert worker_process.remove_dead_scratch(str(tmp_path)) == [dead.name]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, elsewhere.name, other.name])
 
 
 def test_worker_command_replaces_the_shell():
