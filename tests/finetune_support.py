@@ -27,7 +27,8 @@ def tiny_finetune_config(*overrides: str) -> FinetuneConfig:
 def write_labelled_shards(directory, num_train: int = NUM_TRAIN, num_test: int = NUM_TEST,
                           num_frames: int = NUM_FRAMES,
                           uniform_train: bool = False) -> pathlib.Path:
-    """An extraction-like folder: train-/test-*.tfrecord.gz of painted videos and labels.txt.
+    """An extraction-like folder: train-/test-*.tfrecord.gz of painted videos, labels.txt
+    and the manifest.json that lists the shards.
 
     Video i has ``num_frames + i`` frames and label ``i % 3``. With
     `uniform_train` every training video has ``num_frames`` frames and label
@@ -46,4 +47,6 @@ def write_labelled_shards(directory, num_train: int = NUM_TRAIN, num_test: int =
             for i in range(count)]
         synthetic.write_shards(records, str(directory / split), num_shards=2)
     (directory / "labels.txt").write_text("".join(f"{name}\n" for name in CLASSES))
+    from tfcmvp import verify
+    verify.write_manifest(directory)
     return directory

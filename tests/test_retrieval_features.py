@@ -337,6 +337,8 @@ def test_thumbnails_show_the_middle_frame_and_are_cached(monkeypatch, tmp_path):
 
 
 def test_missing_shards_are_named(tmp_path, exports):
+    from tfcmvp import verify
+
     only_train = tmp_path / "only_train"
     synthetic.write_shards(solid_records("train"), str(only_train / "train"))
     with pytest.raises(FileNotFoundError,
@@ -344,6 +346,7 @@ def test_missing_shards_are_named(tmp_path, exports):
         features.extract_features(exports["video"], only_train, progress=False)
     only_test = tmp_path / "only_test"
     synthetic.write_shards(solid_records("test"), str(only_test / "test"))
+    verify.write_manifest(only_test)  # lists the test split only
     with pytest.raises(FileNotFoundError, match=f"no train shards .* in {only_test}"):
         features.extract_features(exports["video"], only_test, progress=False)
     with pytest.raises(FileNotFoundError, match=f"data folder {tmp_path / 'nowhere'}"):

@@ -42,12 +42,16 @@ def tiny_config(*overrides: str) -> cfg.PretrainConfig:
 
 def write_painted_shards(directory, num_videos: int = NUM_VIDEOS,
                          num_frames: int = NUM_FRAMES) -> list:
-    """``directory/train-0000i-of-00002.tfrecord.gz`` of painted videos."""
+    """``directory/train-0000i-of-00002.tfrecord.gz`` of painted videos, and the
+    ``manifest.json`` that lists them (the readers refuse shards without one)."""
+    from tfcmvp import verify
     from tfcmvp.data import synthetic
 
     records = [synthetic.painted_record(f"v{i:02d}", num_frames, label=i % 2)
                for i in range(num_videos)]
-    return synthetic.write_shards(records, str(pathlib.Path(directory) / "train"), num_shards=2)
+    paths = synthetic.write_shards(records, str(pathlib.Path(directory) / "train"), num_shards=2)
+    verify.write_manifest(directory)
+    return paths
 
 
 @contextlib.contextmanager

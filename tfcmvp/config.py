@@ -149,6 +149,12 @@ class DataConfig:
         None, "keep the decompressed records after the first epoch: 'memory', or a local file "
               "prefix (room for the uncompressed dataset), so later epochs skip reading and "
               "gunzip (about 7 ms of CPU per 2 MB record); null = read the shards every epoch")
+    on_corrupt: Literal["fail", "skip"] = field(
+        "fail", "a damaged training shard (bad CRC, broken gzip, truncated): fail = stop with "
+                "an error naming the shard and the byte offset; skip = read it up to the damage, "
+                "skip the rest, and log each damaged shard and how many records were skipped. "
+                "Evaluation (finetuning's test split, retrieval) always stops: a score over part "
+                "of a test set is not comparable")
 
 
 @dataclasses.dataclass(frozen=True)

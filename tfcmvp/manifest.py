@@ -151,29 +151,163 @@ def dumps(manifest: Mapping) -> str:
     return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
 
 
-def find_shards(data_dir, split: str, description: Optional[str] = None) -> list[str]:
-    """Sorted ``{split}-*.tfrecord.gz`` (or ``{split}-*.tfrecord``) files of an extraction
-    output folder.
+class DataFolderError(ValueError):
+    """A data folder disagrees with its ``manifest.json``: shards it does not list, a
+    shard list it lacks, or shards whose size or record count differ from it."""
 
-    Raises FileNotFoundError naming the folder when it does not exist, and
-    naming the folder and the pattern when it holds no such shards ("no
-    <description, default: split> shards ..."; with a hint when the folder has
-    no manifest.json either).
+
+class ShardList(list):
+    """Shard paths of one split, verified against the folder's ``manifest.json``.
+
+    A plain list of paths (sorted) that also carries what the manifest says:
+    ``data_dir``, ``split`` and ``expected_records`` (the split's ``written``
+    count, None when the manifest has none). Readers that count the records
+    anyway (:func:`tfcmvp.data.reader.scan_records`) compare with it.
+    """
+
+    def __init__(self, paths: Sequence[str], *, data_dir: str, split: str,
+                 expected_records: Optional[int]):
+        super().__init__(paths)
+        self.data_dir = data_dir
+        self.split = split
+        self.expected_records = expected_records
+
+
+def shard_pattern(split: str) -> str:
+    """The glob of a split's shards as users see it (the default gzip suffix)."""
+    return SHARD_GLOB.format(split=split)
+
+
+def shards_on_disk(data_dir, split: str) -> list[str]:
+    """Names of the files in `data_dir` that look like shards of `split` (both suffixes)."""
+    data_dir = pathlib.Path(data_dir)
+    return sorted(p.name for suffix in SHARD_SUFFIXES.values()
+                  for p in data_dir.glob(f"{split}-*{suffix}") if p.is_file())
+
+
+def _listed_shards(manifest_path: pathlib.Path, entry: Mapping, split: str) -> list[str]:
+    """The split's shard names from its manifest entry, each a plain name of that split."""
+    listed = entry.get("shards")
+    if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
+        raise DataFolderError(
+            f"{manifest_path}: split {split!r} has no shard list ('shards'), so its shards "
+            f"cannot be checked; was it written by `tfcmvp extract`?")
+    for name in listed:
+        # A name is read from DATA only: no folders, no way out of it.
+        if pathlib.PurePath(name).name != name or name in (".", "..") or not any(
+                name.startswith(f"{split}-") and name.endswith(suffix)
+                for suffix in SHARD_SUFFIXES.values()):
+            raise DataFolderError(f"{manifest_path}: split {split!r} lists {name!r}, which is "
+                                  f"not a shard name of that split ({shard_pattern(split)})")
+    return sorted(set(listed))
+
+
+def find_shards(data_dir, split: str, description: Optional[str] = None) -> ShardList:
+    """The shards of `split` in an extraction output folder, verified against its manifest.
+
+    Every reader of a data folder (pretraining, finetuning, retrieval, the
+    probe) finds its shards here, so none uses a shard the manifest does not
+    list or trains on a folder that lost one. Checks, without reading the
+    records: ``manifest.json`` is there (the extraction job writes it last: a
+    folder without one is an unfinished run); it lists `split` and its shards;
+    every listed shard is present; no other ``{split}-*`` shard is (e.g. shards
+    of two runs in one folder); the shards hold the bytes the manifest counted
+    (when it did). Record counts are checked by the readers that count them
+    (``ShardList.expected_records``); ``tfcmvp verify DATA`` checks every byte.
+
+    Returns a :class:`ShardList` of the listed shards' paths, sorted.
+
+    Raises:
+      FileNotFoundError: the folder, its manifest, the split or a listed shard
+        is missing (naming the folder or the shards; "no <description, default:
+        split> shards ..." when there are none).
+      DataFolderError: extra shards, a manifest without a shard list, or a
+        byte count that differs.
+      ValueError: ``manifest.json`` is not valid JSON.
     """
     data_dir = pathlib.Path(data_dir)
-    pattern = SHARD_GLOB.format(split=split)
+    what = description or split
+    pattern = shard_pattern(split)
     if not data_dir.is_dir():
+        raise FileNotFoundError(f"no {what} shards {pattern}: data folder {data_dir} does not exist")
+    on_disk = shards_on_disk(data_dir, split)
+    manifest_path = data_dir / MANIFEST_NAME
+    if not manifest_path.is_file():
+        if not on_disk:
+            raise FileNotFoundError(
+                f"no {what} shards {pattern} in {data_dir}; there is no {MANIFEST_NAME} either: "
+                f"is this the output folder of a finished `tfcmvp extract` run?")
         raise FileNotFoundError(
-            f"no {description or split} shards {pattern}: data folder {data_dir} does not exist")
-    files = sorted(str(p) for suffix in SHARD_SUFFIXES.values()
-                   for p in data_dir.glob(f"{split}-*{suffix}") if p.is_file())
-    if not files:
-        hint = ("" if (data_dir / MANIFEST_NAME).is_file()
-                else f"; there is no {MANIFEST_NAME} either: is this the output "
-                     f"folder of a finished `python -m beam_jobs.extract` run?")
+            f"{data_dir} has {len(on_disk)} {split} shard(s) but no {MANIFEST_NAME}: the "
+            f"extraction job writes it last, so this is an unfinished or interrupted run (or "
+            f"shards copied without it); rerun `tfcmvp extract` into an empty folder")
+    manifest = read_manifest(data_dir)
+    splits = manifest.get("splits") if isinstance(manifest, dict) else None
+    if not isinstance(splits, dict):
+        raise DataFolderError(f"{manifest_path}: no 'splits' mapping; was it written by "
+                              f"`tfcmvp extract`?")
+    entry = splits.get(split)
+    if not isinstance(entry, dict):
+        raise FileNotFoundError(f"no {what} shards {pattern} in {data_dir}: its {MANIFEST_NAME} "
+                                f"lists the split(s) {sorted(splits)} only")
+    listed = _listed_shards(manifest_path, entry, split)
+    if not listed:
+        raise FileNotFoundError(f"no {what} shards {pattern} in {data_dir}: its {MANIFEST_NAME} "
+                                f"lists none for split {split!r}")
+    missing = [name for name in listed if not (data_dir / name).is_file()]
+    if missing and len(missing) == len(listed):
         raise FileNotFoundError(
-            f"no {description or split} shards {pattern} in {data_dir}{hint}")
-    return files
+            f"no {what} shards {pattern} in {data_dir}: all {len(listed)} that {MANIFEST_NAME} "
+            f"lists are missing ({_names(missing)}); restore them or rerun `tfcmvp extract`")
+    if missing:
+        raise FileNotFoundError(
+            f"{data_dir}: {len(missing)} of the {len(listed)} {split} shards that "
+            f"{MANIFEST_NAME} lists are missing: {_names(missing)}; restore them or rerun "
+            f"`tfcmvp extract`")
+    extra = sorted(set(on_disk) - set(listed))
+    if extra:
+        raise DataFolderError(
+            f"{data_dir}: {len(extra)} {split} shard(s) that its {MANIFEST_NAME} does not list: "
+            f"{_names(extra)} (shards of another run?); give every extraction run its own "
+            f"folder, or move them out")
+    paths = [data_dir / name for name in listed]
+    expected_bytes = entry.get("bytes")
+    if isinstance(expected_bytes, int) and not isinstance(expected_bytes, bool):
+        # The job counts each record's framed (and compressed) bytes, and a shard is
+        # their concatenation: a truncated or replaced shard changes the sum.
+        total = sum(path.stat().st_size for path in paths)
+        if total != expected_bytes:
+            raise DataFolderError(
+                f"{data_dir}: its {len(paths)} {split} shard(s) hold {total} bytes, "
+                f"{MANIFEST_NAME} says {expected_bytes}: a shard was truncated, replaced or "
+                f"changed after extraction; `tfcmvp verify {data_dir}` names it")
+    written = entry.get("written")
+    return ShardList([str(path) for path in paths], data_dir=str(data_dir), split=split,
+                     expected_records=written if isinstance(written, int)
+                     and not isinstance(written, bool) else None)
+
+
+def check_record_count(files, count: int, *, skipped: bool = False) -> None:
+    """Compares the records read from `files` with the manifest's count of the split.
+
+    Does nothing unless `files` is a :class:`ShardList` whose manifest counted
+    the split. With `skipped` (damaged records were skipped on purpose) fewer
+    records are expected and only more is an error.
+
+    Raises DataFolderError naming the folder, the split and both counts.
+    """
+    expected = getattr(files, "expected_records", None)
+    if expected is None or count == expected or (skipped and count < expected):
+        return
+    raise DataFolderError(
+        f"{files.data_dir}: {count} {files.split} records read from {len(files)} shard(s), "
+        f"its {MANIFEST_NAME} says {expected} were written: the shards changed after "
+        f"extraction; `tfcmvp verify {files.data_dir}` checks them")
+
+
+def _names(names: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
 def read_manifest(data_dir) -> Optional[dict]:

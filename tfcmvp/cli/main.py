@@ -13,10 +13,11 @@ import sys
 
 from tfcmvp import __version__
 from tfcmvp.cli import (describe_cmd, export_cmd, extract_cmd, finetune_cmd, inspect_cmd,
-                        pretrain_cmd, probe_cmd, quickstart_cmd, retrieval_cmd, synth_cmd)
+                        pretrain_cmd, probe_cmd, quickstart_cmd, retrieval_cmd, synth_cmd,
+                        verify_cmd)
 
-SUBCOMMANDS = (quickstart_cmd, synth_cmd, extract_cmd, inspect_cmd, pretrain_cmd, export_cmd,
-               describe_cmd, retrieval_cmd, finetune_cmd, probe_cmd)
+SUBCOMMANDS = (quickstart_cmd, synth_cmd, extract_cmd, verify_cmd, inspect_cmd, pretrain_cmd,
+               export_cmd, describe_cmd, retrieval_cmd, finetune_cmd, probe_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +54,29 @@ def main(argv=None) -> int:
         # TensorFlow's checkpoint writer logs "Sharding callback duration" at INFO
         # through absl on every save.
         logging.getLogger("absl").setLevel(logging.WARNING)
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except Exception as error:  # noqa: BLE001 (only TensorFlow's DataLossError is handled)
+        return _data_loss(args, error)
+
+
+def _data_loss(args, error: Exception) -> int:
+    """Names the damaged shard(s) behind a DataLossError (TensorFlow names no file),
+    checking the shards of the command's --data folder; re-raises anything else."""
+    from tfcmvp import verify
+
+    if not verify.is_data_loss(error):
+        raise error
+    log = logging.getLogger("tfcmvp.cli")
+    data = getattr(args, "data", None)
+    named = verify.name_corrupt_shards(data, error) if data else error
+    if named is error:
+        log.error("a shard could not be read (%s: %s); `tfcmvp verify DATA` names the damaged "
+                  "one", type(error).__name__, getattr(error, "message", error))
+    else:
+        log.error("%s", named)
+    log.debug("traceback of the error above", exc_info=error)
+    return 2  # bad input, as when the commands find a damaged shard themselves
 
 
 if __name__ == "__main__":

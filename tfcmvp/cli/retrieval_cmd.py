@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import pathlib
 
 from tfcmvp.retrieval.protocols import PROTOCOLS, VCOP  # NumPy only
 
@@ -75,7 +74,7 @@ def run(args) -> int:
         logger.error("%s", error)
         logger.debug("traceback of the error above", exc_info=True)
         return 2
-    print(format_table({pathlib.Path(args.model).name: record}))
+    print(format_table({record["name"]: record}))  # saved_models/<name>/<version>: <name>
     print(f"{record['num_queries']} queries (test), {record['num_gallery']} gallery videos "
           f"(train), {record['data']['clips_per_video']} {record['data']['modality']} clips "
           f"per video")

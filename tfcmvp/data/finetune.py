@@ -153,6 +153,7 @@ def finetune_dataset(
     drop_remainder: bool = True,
     cycle_length: Optional[int] = None,
     cache: Optional[str] = None,
+    on_corrupt: str = "fail",
 ) -> tf.data.Dataset:
     """Batches of augmented labelled clips from gzip TFRecord shards.
 
@@ -184,4 +185,4 @@ def finetune_dataset(
         keep=lambda summary: summary[schema.NUM_FRAMES] >= 1,
         shuffle_buffer=shuffle_buffer, seed=seed, deterministic=deterministic, repeat=repeat,
         num_parallel_calls=num_parallel_calls, drop_remainder=drop_remainder,
-        cycle_length=cycle_length, cache=cache)
+        cycle_length=cycle_length, cache=cache, on_corrupt=on_corrupt)

@@ -35,14 +35,16 @@ def check_positive(name: str, value) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def report_skipped(files: Sequence[str], min_frames: int, what: str) -> None:
+def report_skipped(files: Sequence[str], min_frames: int, what: str,
+                   on_corrupt: str = "fail") -> None:
     """Scans ``files`` and logs the videos a pipeline needing ``min_frames`` skips.
 
     Raises ``ValueError`` when no video at all is usable, naming the files
     and the requirement (a silent empty training set would otherwise look
-    like a hang or an instant end of training).
+    like a hang or an instant end of training). Damaged shards: see
+    :func:`tfcmvp.data.reader.scan_records` (``on_corrupt``).
     """
-    scan = reader.scan_records(files)
+    scan = reader.scan_records(files, on_corrupt=on_corrupt)
     skipped = scan.skipped(min_frames)
     num_skipped = sum(len(v) for v in skipped.values())
     if num_skipped == len(scan):
@@ -71,6 +73,7 @@ def training_dataset(
     drop_remainder: bool,
     cycle_length: Optional[int],
     cache: Optional[str] = None,
+    on_corrupt: str = "fail",
 ) -> tf.data.Dataset:
     """Builds the pipeline; ``make_sample(serialized, seed) -> dict`` makes one sample.
 
@@ -85,12 +88,21 @@ def training_dataset(
     the tiny config). Shard order is then fixed after the first epoch; the
     shuffle buffer still mixes the videos. A file cache must not be shared by
     two runs at once (tf.data refuses).
+
+    ``on_corrupt``: "fail" (a damaged shard stops the run) or "skip" (each
+    damaged shard is read up to its damage); with "skip" the shards are
+    scanned here, so that what is skipped is named and counted in the log
+    (free when the caller scanned them already: scans are remembered).
     """
     check_positive("batch_size", batch_size)
+    reader.check_on_corrupt(on_corrupt)
+    if on_corrupt == "skip":
+        reader.scan_records(files, on_corrupt="skip")
     base_seed = new_base_seed() if seed is None else int(seed)
     ds = reader.records_dataset(
         files, shuffle_files=True, seed=base_seed, cycle_length=cycle_length,
-        num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+        num_parallel_calls=num_parallel_calls, deterministic=deterministic,
+        on_corrupt=on_corrupt)
     if keep is not None:
         # Decide on a cheap partial parse, in parallel; filter() itself is sequential.
         def tag(serialized):

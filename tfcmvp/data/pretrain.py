@@ -129,6 +129,7 @@ def pretrain_dataset(
     cycle_length: Optional[int] = None,
     count_skipped: bool = True,
     cache: Optional[str] = None,
+    on_corrupt: str = "fail",
 ) -> tf.data.Dataset:
     """Batches of pretraining samples from gzip TFRecord shards.
 
@@ -153,6 +154,8 @@ def pretrain_dataset(
         if none is usable.
       cache: None, "memory" or a local file prefix: keep the decompressed
         records after the first epoch (see ``pipeline.training_dataset``).
+      on_corrupt: a damaged shard stops the pipeline ("fail") or is read up
+        to its damage ("skip"; named and counted in the log).
 
     Yields dicts: "clip" float32 ``[B, clip_len, S, S, 3]``, "iframe"
     ``[B, S, S, 3]``, "motion" ``[B, 1 + num_negatives, motion_len, S, S, 2]``
@@ -169,7 +172,8 @@ def pretrain_dataset(
         blur=blur)
     files = reader.resolve_files(file_pattern)
     if count_skipped:
-        pipeline.report_skipped(files, sampling_config.min_frames, "pretrain_dataset")
+        pipeline.report_skipped(files, sampling_config.min_frames, "pretrain_dataset",
+                                on_corrupt=on_corrupt)
     return pipeline.training_dataset(
         files,
         lambda s, sample_seed: make_pretrain_sample(
@@ -178,4 +182,4 @@ def pretrain_dataset(
         keep=lambda summary: reader.eligible(summary, sampling_config.min_frames),
         shuffle_buffer=shuffle_buffer, seed=seed, deterministic=deterministic, repeat=repeat,
         num_parallel_calls=num_parallel_calls, drop_remainder=drop_remainder,
-        cycle_length=cycle_length, cache=cache)
+        cycle_length=cycle_length, cache=cache, on_corrupt=on_corrupt)

@@ -9,18 +9,31 @@ training sample is made of lives in ``sampling`` / ``pretrain`` /
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from typing import Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
 
-from tfcmvp import schema
+from tfcmvp import manifest, schema, verify
 
 FilePattern = Union[str, Sequence[str]]
+
+log = logging.getLogger(__name__)
 
 # Shards read at once by default: enough to mix videos from several shards,
 # few enough that the read buffers stay small.
 DEFAULT_CYCLE_LENGTH = 8
+# What reading a damaged shard does (config: data.on_corrupt): "fail" stops with an
+# error naming the shard and the offset, "skip" reads each damaged shard up to the
+# damage and drops the rest of it, and says so.
+ON_CORRUPT = ("fail", "skip")
+
+
+def check_on_corrupt(on_corrupt: str) -> None:
+    if on_corrupt not in ON_CORRUPT:
+        raise ValueError(f"on_corrupt must be one of {ON_CORRUPT}, got {on_corrupt!r}")
 
 
 def resolve_files(file_pattern: FilePattern) -> list:
@@ -28,7 +41,11 @@ def resolve_files(file_pattern: FilePattern) -> list:
 
     Raises ``ValueError`` naming the pattern when nothing matches, so a typo
     in a config fails at construction instead of yielding an empty dataset.
+    A :class:`tfcmvp.manifest.ShardList` (shards verified against their
+    manifest) is returned as it is, keeping what the manifest expects.
     """
+    if isinstance(file_pattern, manifest.ShardList):
+        return file_pattern
     patterns = [file_pattern] if isinstance(file_pattern, (str, bytes)) else list(file_pattern)
     if not patterns:
         raise ValueError("no TFRecord file pattern given (empty list)")
@@ -56,20 +73,34 @@ def records_dataset(
     cycle_length: Optional[int] = None,
     num_parallel_calls: int = tf.data.AUTOTUNE,
     deterministic: bool = True,
+    on_corrupt: str = "fail",
 ) -> tf.data.Dataset:
     """Serialized records of TFRecord shards (gzip or plain, by suffix), read interleaved.
 
     ``cycle_length`` shards (default ``min(len(files), 8)``) are read at once,
     one record from each in turn; with ``shuffle_files`` the shard order is
     reshuffled every epoch (reproducibly when ``seed`` is set).
+
+    ``on_corrupt="skip"``: a damaged shard ends at its damage (TensorFlow's
+    reader gives up on a file at its first DataLossError), the other shards
+    are read on. Nothing is reported here: :func:`scan_records` names and
+    counts what is skipped. With "fail" the DataLossError propagates
+    (:func:`tfcmvp.verify.corrupt_shards_named` names the shard).
     """
+    check_on_corrupt(on_corrupt)
     files = list(files)
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle_files and len(files) > 1:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     cycle = cycle_length or min(len(files), DEFAULT_CYCLE_LENGTH)
+
+    def read(path):
+        records = tf.data.TFRecordDataset(path, compression_type=compression_of(path))
+        # Per file, so that one damaged shard ends only itself.
+        return records.ignore_errors() if on_corrupt == "skip" else records
+
     return ds.interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression_type=compression_of(f)),
+        read,
         cycle_length=cycle,
         block_length=1,
         num_parallel_calls=num_parallel_calls,
@@ -114,6 +145,10 @@ class RecordScan:
     video_ids: list
     num_frames: np.ndarray  # int64 [V]
     num_iframes: np.ndarray  # int64 [V]
+    # Damaged shards read up to their damage (on_corrupt="skip"), and the records
+    # lost with them (None when the manifest's count is unknown).
+    damaged: list = dataclasses.field(default_factory=list)  # [tfcmvp.verify.ShardCheck]
+    skipped_records: Optional[int] = None
 
     def __len__(self) -> int:
         return len(self.video_ids)
@@ -128,13 +163,68 @@ class RecordScan:
         }
 
 
-def scan_records(files: Sequence[str], num_parallel_calls: int = tf.data.AUTOTUNE) -> RecordScan:
+def scan_records(files: Sequence[str], num_parallel_calls: int = tf.data.AUTOTUNE,
+                 on_corrupt: str = "fail") -> RecordScan:
     """One pass over the shards reading only ids and lengths (no JPEG decoding).
 
     Costs a read + gunzip of every shard: seconds for UCF101-sized data on
-    local disk.
+    local disk. A pass that fails on damaged bytes checks the shards to name
+    the damaged ones (:func:`tfcmvp.verify.check_shards`); then "fail" raises
+    :class:`tfcmvp.verify.CorruptShardError` naming each with its offset, and
+    "skip" logs them and scans again reading each up to its damage (as
+    ``records_dataset(on_corrupt="skip")`` does), recording what was lost.
+    For a :class:`tfcmvp.manifest.ShardList` the records read are compared
+    with the manifest's count (:func:`tfcmvp.manifest.check_record_count`).
+
+    A scan of unchanged files (same paths, sizes and times) is remembered for
+    the life of the process, so a pipeline that scans what its caller
+    scanned costs nothing.
     """
-    ds = records_dataset(files, num_parallel_calls=num_parallel_calls)
+    check_on_corrupt(on_corrupt)
+    key = (_file_stamps(files), on_corrupt, getattr(files, "expected_records", None))
+    if key in _SCANS:
+        return _SCANS[key]
+    try:
+        scan = _scan(files, num_parallel_calls, skip=False)
+    except tf.errors.DataLossError as error:
+        translated = verify.name_corrupt_shards(files, error, skip_hint=on_corrupt == "fail")
+        if translated is error or on_corrupt == "fail":
+            raise translated from error
+        scan = _scan(files, num_parallel_calls, skip=True)
+        scan.damaged = translated.checks
+        expected = getattr(files, "expected_records", None)
+        scan.skipped_records = None if expected is None else expected - len(scan)
+        for check in scan.damaged:
+            log.warning("on_corrupt=skip: %s is damaged (%s at byte %d): its records after "
+                        "the damage are skipped", check.path, check.error, check.offset)
+        log.warning("on_corrupt=skip: %s records skipped in %d damaged shard(s); %d read",
+                    "an unknown number of" if scan.skipped_records is None
+                    else scan.skipped_records, len(scan.damaged), len(scan))
+    manifest.check_record_count(files, len(scan), skipped=bool(scan.damaged))
+    _SCANS[key] = scan
+    while len(_SCANS) > _MAX_SCANS:
+        _SCANS.pop(next(iter(_SCANS)))
+    return scan
+
+
+_SCANS: dict = {}  # see scan_records: (file stamps, on_corrupt, expected) -> RecordScan
+_MAX_SCANS = 8
+
+
+def _file_stamps(files: Sequence[str]) -> tuple:
+    stamps = []
+    for path in files:
+        try:
+            stat = os.stat(path)
+            stamps.append((str(path), stat.st_size, stat.st_mtime_ns))
+        except OSError:  # remote paths (gs://...): never remembered
+            return (object(),)
+    return tuple(stamps)
+
+
+def _scan(files: Sequence[str], num_parallel_calls, skip: bool) -> RecordScan:
+    ds = records_dataset(files, num_parallel_calls=num_parallel_calls,
+                         on_corrupt="skip" if skip else "fail")
     ds = ds.map(parse_summary, num_parallel_calls=num_parallel_calls).batch(1024)
     ids, frames, iframes = [], [], []
     for batch in ds.as_numpy_iterator():

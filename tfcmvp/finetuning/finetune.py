@@ -127,7 +127,7 @@ def resolve_steps_per_epoch(config: FinetuneConfig, files) -> int:
         return config.train.steps_per_epoch
     from tfcmvp.data import reader
 
-    scan = reader.scan_records(files)
+    scan = reader.scan_records(files, on_corrupt=config.data.on_corrupt)
     usable = int((scan.num_frames >= 1).sum())  # finetune_dataset keeps every non-empty video
     steps = usable // config.train.global_batch_size
     if steps < 1:

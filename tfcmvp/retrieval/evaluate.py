@@ -27,17 +27,24 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from tfcmvp.manifest import check_record_count, find_shards
 from tfcmvp.retrieval import features as features_lib
 from tfcmvp.retrieval.labels import LabelTable, relabel
 from tfcmvp.retrieval.metrics import DEFAULT_KS, hit_matrix, recall_at_k
 from tfcmvp.retrieval.protocols import check_protocol, clip_positions, prepare
-from tfcmvp.retrieval.report import plot_retrieval, write_json
+from tfcmvp.retrieval.report import model_name, plot_retrieval, write_json
 from tfcmvp.retrieval.search import topk_search
+from tfcmvp.verify import corrupt_shards_named
 
 logger = logging.getLogger(__name__)
 
 PNG_QUERIES = 8  # rows of the figure
 PNG_RESULTS = 5  # results per row
+
+
+def _shards(data_dir) -> dict:
+    """{split: verified ShardList} of the queries and the gallery."""
+    return {split: find_shards(data_dir, split) for split in features_lib.SPLITS}
 
 
 def _check_ks(ks: Sequence[int]) -> tuple:
@@ -130,11 +137,15 @@ def evaluate_retrieval(model_dir, data_dir, *, clips: int = 10, protocol: str = 
     ks = _check_ks(ks)
     fallback = (pathlib.Path(output).resolve().parent / features_lib.CACHE_DIR_NAME
                 if output is not None else None)
-    extracted = features_lib.extract_features(
-        model_dir, data_dir, clips=clips, positions=clip_positions(protocol),
-        batch_size=batch_size, cache_dir=cache_dir,
-        fallback_cache_dir=fallback, use_cache=use_cache, thumbnails=png is not None,
-        progress=progress)
+    # A damaged shard fails in TensorFlow with an error naming no file: name it.
+    with corrupt_shards_named(data_dir, skip_hint=False):
+        extracted = features_lib.extract_features(
+            model_dir, data_dir, clips=clips, positions=clip_positions(protocol),
+            batch_size=batch_size, cache_dir=cache_dir,
+            fallback_cache_dir=fallback, use_cache=use_cache, thumbnails=png is not None,
+            progress=progress)
+    for split, files in _shards(data_dir).items():  # as many videos as the manifest counted
+        check_record_count(files, len(extracted.splits[split]))
     test, train = extracted.splits["test"], extracted.splits["train"]
     if labels is not None:  # the features do not depend on labels: the cache still holds
         test, train = (dataclasses.replace(split, **dict(zip(
@@ -146,14 +157,15 @@ def evaluate_retrieval(model_dir, data_dir, *, clips: int = 10, protocol: str = 
     scores, indices = topk_search(query, gallery, k=max(ks))  # [Q, min(k, G)] each
     recalls = recall_at_k(test.labels, train.labels, indices, ks)
 
-    model = str(model_dir)
+    model, name = str(model_dir), model_name(model_dir)
     data = data_description(data_dir, extracted)
     if labels is not None:
         data["labels"] = {"file": labels.path, "column": labels.column}
-    record = dict(recalls, protocol=protocol, model=model, data=data,
+    record = dict(recalls, protocol=protocol, model=model, name=name, data=data,
                   num_queries=len(test), num_gallery=len(train))
     if output is not None:
-        record = write_json(output, recalls, protocol, model, data, len(test), len(train))
+        record = write_json(output, recalls, protocol, model, data, len(test), len(train),
+                            name=name)
         logger.info("wrote %s", output)
 
     if png is not None:
@@ -162,7 +174,7 @@ def evaluate_retrieval(model_dir, data_dir, *, clips: int = 10, protocol: str = 
         test_thumbs, train_thumbs = extracted.thumbnails["test"], extracted.thumbnails["train"]
         shown = {int(i): train_thumbs[int(i)] for i in np.unique(indices[rows])}
         recall_1 = recalls.get("R@1")
-        title = (f"{pathlib.Path(model_dir).name} on {pathlib.Path(data_dir).name}: "
+        title = (f"{name} on {pathlib.Path(data_dir).name}: "
                  f"{protocol}, {extracted.options.modality}"
                  + (f", R@1 {recall_1:.1f}%" if recall_1 is not None else ""))
         plot_retrieval(png, [test_thumbs[int(i)] for i in rows], shown, indices[rows], hits,

@@ -15,6 +15,19 @@ MISS_COLOR = "#d7191c"  # red border: it does not
 QUERY_COLOR = "#404040"
 
 
+def model_name(model_dir) -> str:
+    """What the user called a model: its export folder's name, or ``<name>`` for the
+    TF Serving layout ``saved_models/<name>/<version>`` (a numeric folder name).
+
+    ``".."`` and ``"."`` are resolved first (symlinks are not: their names are
+    what the user chose).
+    """
+    path = pathlib.Path(os.path.abspath(model_dir))
+    if path.name.isdigit() and path.parent.name:
+        return path.parent.name
+    return path.name or str(path)
+
+
 def _recall_columns(results_by_model: dict) -> list[str]:
     keys = {key for result in results_by_model.values() for key in result
             if key.startswith("R@")}
@@ -54,17 +67,18 @@ def format_table(results_by_model: dict) -> str:
 
 
 def write_json(path, results: dict, protocol: str, model: str, data, num_queries: int,
-               num_gallery: int) -> dict:
+               num_gallery: int, *, name: str | None = None) -> dict:
     """Write one retrieval result as JSON and return the written record.
 
     Keys: the ``"R@k"`` entries of ``results`` (percent), then ``"protocol"``,
-    ``"model"``, ``"data"``, ``"num_queries"``, ``"num_gallery"``.
+    ``"model"``, (``"name"``,) ``"data"``, ``"num_queries"``, ``"num_gallery"``.
 
     Args:
       path: output file; parent folders are created.
       results: output of ``recall_at_k``; only its ``"R@k"`` keys are written.
       protocol: ``"vcop"`` or ``"coclr"`` (says which protocol gave the numbers).
       model: name or path of the evaluated model.
+      name: optional short name of the model (:func:`model_name`), as tables show it.
       data: description of the data (e.g. ``"ucf101 split 1"``); any JSON value.
       num_queries: number of query (test) videos.
       num_gallery: number of gallery (train) videos.
@@ -73,7 +87,8 @@ def write_json(path, results: dict, protocol: str, model: str, data, num_queries
     recalls = {key: float(results[key]) for key in _recall_columns({model: results})}
     if not recalls:
         raise ValueError(f"results hold no 'R@k' entries: {sorted(results)}")
-    record = dict(recalls, protocol=protocol, model=str(model), data=data,
+    record = dict(recalls, protocol=protocol, model=str(model),
+                  **({} if name is None else {"name": str(name)}), data=data,
                   num_queries=int(num_queries), num_gallery=int(num_gallery))
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -164,7 +164,7 @@ def count_usable_videos(files, data: DataConfig) -> int:
         clip_len=data.clip_len, clip_stride=data.clip_stride, motion_len=data.motion_len,
         motion_gap=data.motion_gap, period=data.period, num_negatives=data.num_negatives,
         iframe_window=data.iframe_window).min_frames
-    scan = reader.scan_records(files)
+    scan = reader.scan_records(files, on_corrupt=data.on_corrupt)
     skipped = scan.skipped(min_frames)
     usable = len(scan) - sum(len(ids) for ids in skipped.values())
     for reason, ids in skipped.items():

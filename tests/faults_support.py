@@ -1,0 +1,62 @@
+"""Shared pieces of tests/test_faults_data_*.py: extraction-like folders and damage.
+
+``write_folder`` writes shards the way ``beam_jobs.extract`` does (every
+record framed and gzip-compressed as its own member, members concatenated;
+or plain framed records with ``compression="none"``) plus the manifest that
+lists them, and returns where each record starts in its shard, so that a test
+knows the offset ``tfcmvp verify`` must name.
+"""
+
+import hashlib
+import pathlib
+
+from beam_jobs.tfrecord_files import frame_record, gzip_member
+from tfcmvp import manifest as manifest_lib
+from tfcmvp import schema, verify
+
+
+def write_shard(path, records, compression: str = "gzip") -> list:
+    """Writes `records` (schema.VideoRecord) to one shard; returns each record's file offset."""
+    pieces = [frame_record(schema.encode_example(record)) for record in records]
+    if compression == "gzip":
+        pieces = [gzip_member(piece) for piece in pieces]
+    offsets, position = [], 0
+    for piece in pieces:
+        offsets.append(position)
+        position += len(piece)
+    pathlib.Path(path).write_bytes(b"".join(pieces))
+    return offsets
+
+
+def write_folder(folder, splits: dict, num_shards: int = 2, compression: str = "gzip",
+                 labels=("left", "right", "still")) -> dict:
+    """``folder/{split}-0000i-of-0000n.tfrecord[.gz]`` of ``splits[split]`` (records dealt
+    round-robin, as the job does), labels.txt and manifest.json.
+
+    Returns ``{shard name: [file offset of each of its records]}``.
+    """
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = manifest_lib.SHARD_SUFFIXES[compression]
+    offsets = {}
+    for split, records in splits.items():
+        for shard in range(num_shards):
+            name = f"{split}-{shard:05d}-of-{num_shards:05d}{suffix}"
+            offsets[name] = write_shard(folder / name, records[shard::num_shards], compression)
+    (folder / manifest_lib.LABELS_NAME).write_text("".join(f"{name}\n" for name in labels))
+    verify.write_manifest(folder)
+    return offsets
+
+
+def flip_bytes(path, offset: int, count: int = 64) -> None:
+    """Inverts `count` bytes of `path` from `offset` on (same size, other content)."""
+    data = bytearray(pathlib.Path(path).read_bytes())
+    data[offset:offset + count] = bytes(b ^ 0xFF for b in data[offset:offset + count])
+    pathlib.Path(path).write_bytes(bytes(data))
+
+
+def snapshot(folder) -> dict:
+    """{relative path: sha256} of every file under `folder` (to show nothing changed)."""
+    folder = pathlib.Path(folder)
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
