@@ -64,12 +64,12 @@ import dataclasses
 import logging
 import math
 import pathlib
-import shutil
 import time
 from typing import Optional, Sequence
 
 import numpy as np
 
+from tfcmvp import outputs
 from tfcmvp import synth_scenes as scenes
 
 logger = logging.getLogger(__name__)
@@ -508,15 +508,18 @@ def make_dataset(out_dir, seed: int = 0, *, videos_per_class: int = 12, clips_pe
       classes: motion classes, a subset of :data:`CLASSES`, in label order.
       variant: generator variant: "standard" (what the tiny recipe is tuned on)
         or "heldout" (other scenes, sizes, speeds, colours; never tuned on).
-      overwrite: replace an existing data set in ``out_dir`` (its ``videos/``
-        and ``splits/`` folders are deleted first; nothing else is touched).
+      overwrite: replace a data set that synth wrote in ``out_dir`` before
+        (``videos/``, ``splits/``, ``labels.csv``); refused when they hold
+        anything else (:func:`tfcmvp.outputs.synth_problem`). The new set is
+        written beside the old one and swapped in at the end, so a killed run
+        leaves the old set whole; nothing else in ``out_dir`` is touched.
 
     Returns:
       A :class:`DatasetSummary`.
 
     Raises:
       ValueError: bad arguments, or ``out_dir`` already holds a data set and
-        ``overwrite`` is False.
+        ``overwrite`` is False (or it holds files synth did not write).
     """
     # Imported here so that rendering alone needs only NumPy.
     from tfcmvp.codec import write_video
@@ -538,14 +541,9 @@ def make_dataset(out_dir, seed: int = 0, *, videos_per_class: int = 12, clips_pe
         logger.warning("num_frames=%d < %d: these videos are too short for a pretraining sample",
                        num_frames, MIN_PRETRAIN_FRAMES)
     root = pathlib.Path(out_dir)
-    videos_dir, splits_dir = root / "videos", root / "splits"
-    for existing in (videos_dir, splits_dir):
-        if existing.exists() and any(existing.iterdir()):
-            if not overwrite:
-                raise ValueError(
-                    f"{existing} is not empty: choose another folder or pass overwrite=True")
-            # Stale videos of a larger earlier set would otherwise sit unlisted beside the new.
-            shutil.rmtree(existing)
+    # Written into a staging folder in root, swapped in whole at the end (outputs.py).
+    staging = outputs.begin_synth(root, overwrite)
+    videos_dir, splits_dir = staging / "videos", staging / "splits"
 
     start = time.perf_counter()
     train_groups, test_groups = split_groups(videos_per_class // clips_per_group, test_fraction)
@@ -574,9 +572,10 @@ def make_dataset(out_dir, seed: int = 0, *, videos_per_class: int = 12, clips_pe
     _write_lines(splits_dir / "testlist01.txt", test)
     # Both labels of every video, for evaluation by motion and by scene
     # (`tfcmvp retrieval --labels DIR/labels.csv --label_column scene`).
-    _write_lines(root / LABELS_FILE, ["video,split,motion,scene"] + [
+    _write_lines(staging / LABELS_FILE, ["video,split,motion,scene"] + [
         f"{p},{'test' if p in test else 'train'},{p.split('/')[0]},{scene_of[p]}"
         for p in sorted(train + test)])
+    outputs.finish_synth(staging, root)
     return DatasetSummary(
         out_dir=str(root), classes=classes, train=train, test=test, num_frames=num_frames,
         width=width, height=height, fps=fps, codec=codec, gop=gop, total_bytes=total_bytes,

@@ -37,7 +37,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--output", required=True,
                         help="export folder (for TF Serving: MODEL_BASE/1)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing export folder")
+                        help="replace a previous export in --output (a folder holding "
+                             "saved_model.pb and assets/tfcmvp_export.json, nothing else); any "
+                             "other folder, the --workdir or a parent of it is refused. The old "
+                             "export stays whole until the new one is swapped in")
     parser.set_defaults(run=run)
 
 

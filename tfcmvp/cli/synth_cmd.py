@@ -53,7 +53,9 @@ def add_parser(subparsers) -> None:
                              "families, object sizes, speeds and colours, for checking a recipe "
                              "on data it was not tuned on")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing data set in --out")
+                        help="replace a data set synth wrote in --out before (videos/, splits/, "
+                             "labels.csv); refused when they hold other files. The old set "
+                             "stays whole until the new one is swapped in")
     parser.set_defaults(run=run)
 
 

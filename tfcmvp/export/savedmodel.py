@@ -23,15 +23,14 @@ by TensorFlow itself against the same TensorSpec.
 
 from __future__ import annotations
 
-import os
 import pathlib
 import shutil
-import tempfile
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Sequence
 
 import keras
 import tensorflow as tf
 
+from tfcmvp import outputs
 from tfcmvp.export import contract as ct
 
 SignatureFn = Callable[[tf.Tensor], Mapping[str, tf.Tensor]]
@@ -193,15 +192,16 @@ def _check_network_input(network: keras.Model, input_shape) -> None:
 
 def export_network(network: keras.Model, output_dir, info: Mapping, config_yaml: str,
                    extra_signatures: Optional[Mapping[str, SignatureFn]] = None, *,
-                   overwrite: bool = False) -> pathlib.Path:
+                   overwrite: bool = False, inputs: Sequence = ()) -> pathlib.Path:
     """Writes `network` as a tfcmvp export folder and returns its path.
 
     Args:
       network: a tfcmvp backbone (returns a dict with "features"); its
         weights are exported as they are now.
       output_dir: the export folder (created; its parent too). The folder is
-        written beside it under a temporary name and renamed when complete,
-        so a crash never leaves a half-written export.
+        written beside it under a temporary name and swapped in when complete
+        (:func:`tfcmvp.outputs.swap_in`), so a crash or a kill never leaves a
+        half-written export, and a previous export stays whole until then.
       info: the description (see :mod:`tfcmvp.export.contract`, e.g. from
         :func:`~tfcmvp.export.contract.make_export_info`); ``signatures``,
         ``embedding_dim`` and ``feature_shape`` are filled in from the
@@ -210,19 +210,21 @@ def export_network(network: keras.Model, output_dir, info: Mapping, config_yaml:
       config_yaml: the resolved training config, written to assets/config.yaml.
       extra_signatures: {name: fn(clips) -> dict of tensors}, e.g. a
         classifier's ``classify``.
-      overwrite: replace an existing non-empty `output_dir` (else FileExistsError).
+      overwrite: replace a previous export in `output_dir`; a folder holding
+        anything else is never replaced (:func:`tfcmvp.outputs.export_problem`).
+      inputs: paths the export is made from (e.g. the pretraining workdir):
+        `output_dir` must be none of them and no parent of one.
 
     Returns: the export folder.
 
     Raises:
       ExportError: `info` is invalid or does not fit the network.
-      FileExistsError: `output_dir` exists, is not empty and `overwrite` is False.
+      FileExistsError (:class:`tfcmvp.outputs.OverwriteRefused`): `output_dir`
+        is not empty and `overwrite` is False; or it holds something other
+        than an export; or it is (or holds) one of `inputs`.
     """
     output_dir = pathlib.Path(output_dir)
-    if output_dir.exists() and not overwrite and (
-            not output_dir.is_dir() or any(output_dir.iterdir())):
-        raise FileExistsError(f"export folder {output_dir} already exists and is not empty "
-                              f"(pass overwrite=True, or --overwrite on the command line)")
+    outputs.check_export_output(output_dir, overwrite=overwrite, inputs=inputs)
     contract_input = info.get("input") if isinstance(info, Mapping) else None
     if not isinstance(contract_input, Mapping) or "shape" not in contract_input:
         raise ct.ExportError(f"export info needs input.shape, got input={contract_input!r}")
@@ -232,9 +234,7 @@ def export_network(network: keras.Model, output_dir, info: Mapping, config_yaml:
     module = ExportModule(network, input_shape, extra_signatures)
     info = ct.validate_export_info(_complete_info(info, module), "export info")
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".tmp",
-                                            dir=output_dir.parent))
+    staging = outputs.make_staging_dir(output_dir.parent, f".{output_dir.name}.tfcmvp-staging-")
     try:
         assets, written = staging / "assets_in", staging / "saved_model"
         assets.mkdir()
@@ -250,24 +250,12 @@ def export_network(network: keras.Model, output_dir, info: Mapping, config_yaml:
         for name in (ct.INFO_NAME, ct.CONFIG_NAME, ct.WEIGHTS_NAME):
             if not (written / ct.ASSETS_DIR / name).is_file():
                 raise ct.ExportError(f"the SavedModel in {written} lacks {ct.ASSETS_DIR}/{name}")
-        _replace_dir(written, output_dir)
+        # Again: the folder may have changed during the export.
+        outputs.check_export_output(output_dir, overwrite=overwrite, inputs=inputs)
+        outputs.swap_in(written, output_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return output_dir
-
-
-def _replace_dir(source: pathlib.Path, target: pathlib.Path) -> None:
-    """Moves folder `source` to `target`, replacing what is there."""
-    if not target.exists():
-        os.replace(source, target)
-        return
-    old = source.with_name(source.name + ".old")
-    os.replace(target, old)
-    os.replace(source, target)
-    if old.is_dir():
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        old.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------
@@ -287,7 +275,8 @@ def export_pretrained(workdir, output_dir, network: str = "video", *,
     Raises:
       FileNotFoundError: the workdir, its config or the weights are missing.
       ExportError: the weights do not fit the config's network.
-      FileExistsError: see :func:`export_network`.
+      FileExistsError: see :func:`export_network`; also when `output_dir` is
+        the workdir or one of its parents.
     """
     from tfcmvp.config import dump_config
     from tfcmvp.export import networks
@@ -300,7 +289,8 @@ def export_pretrained(workdir, output_dir, network: str = "video", *,
     info = ct.make_export_info(
         network=network, backbone=ct.backbone_name(network, config.model),
         input_spec=ct.input_contract(network, config.data), source=source)
-    return export_network(model, output_dir, info, dump_config(config), overwrite=overwrite)
+    return export_network(model, output_dir, info, dump_config(config), overwrite=overwrite,
+                          inputs=[workdir])
 
 
 def export_random_init(config, output_dir, network: str = "video", seed: Optional[int] = None,
