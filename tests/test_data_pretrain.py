@@ -232,3 +232,22 @@ def test_cached_records_give_the_same_batches_without_rereading_the_shards(tmp_p
     assert not np.array_equal(second["clip"], later[-1]["clip"])  # new windows and crops
     if cache == "file":
         assert list((tmp_path / "cache").glob("records*.index"))
+
+
+def test_iframe_color_jitter_changes_the_iframe_alone(pattern):
+    def first_batches(**extra):
+        ds = pretrain_dataset(pattern, 2, seed=3, deterministic=True, count_skipped=False,
+                              **dict(PLAIN, **extra))
+        return list(ds.take(2).as_numpy_iterator())
+
+    plain = first_batches()
+    own = first_batches(iframe_color_jitter={"hue": 0.5, "prob": 1.0, "grayscale_prob": 0.0})
+    for x, y in zip(plain, own):
+        # The clip and the motion clips keep the plain recipe (no jitter) ...
+        np.testing.assert_array_equal(x["clip"], y["clip"])
+        np.testing.assert_array_equal(x["motion"], y["motion"])
+        # ... the I-frame gets its own jitter.
+        assert not np.allclose(x["iframe"], y["iframe"], atol=1e-3)
+    # null (the default) is the clip's recipe for the I-frame too.
+    same = first_batches(iframe_color_jitter=None)
+    np.testing.assert_array_equal(plain[0]["iframe"], same[0]["iframe"])

@@ -140,6 +140,11 @@ class DataConfig:
         "bilinear", "resampling of motion-vector maps to the crop")
     color_jitter: Optional[ColorJitterConfig] = field(
         ColorJitterConfig(), "colour jitter of clip and I-frame; null = off")
+    iframe_color_jitter: Optional[ColorJitterConfig] = field(
+        None, "colour jitter of the I-frame alone, replacing color_jitter for it; null = the "
+              "same as the clip's (paper). hue 0.5 with prob 1 randomises the I-frame's "
+              "colours, so that context matching cannot be solved by colour statistics "
+              "(`tfcmvp probe` measures whether it is)")
     blur: Optional[BlurConfig] = field(
         BlurConfig(), "Gaussian blur of clip and I-frame; null = off")
     shuffle_buffer: int = field(256, "videos in the tf.data shuffle buffer (<= 1: no shuffle)")

@@ -135,6 +135,8 @@ class AugmentConfig:
       mv_resize_method: "bilinear" or "nearest" resampling of vector maps.
       color_jitter: :class:`ColorJitter` (and grayscale) for the clip and
         the I-frame, or None (no jitter and no grayscale).
+      iframe_color_jitter: a :class:`ColorJitter` for the I-frame alone
+        (replacing ``color_jitter`` for it), or None: the same as the clip.
       blur: :class:`GaussianBlur` for the clip and the I-frame, or None.
       rotate_degrees: random rotation in [-r, r] degrees of the whole frame
         of the clip (and its motion target) before the crop, 0 = off. The
@@ -153,6 +155,7 @@ class AugmentConfig:
     color_jitter: Optional[ColorJitter] = ColorJitter()
     blur: Optional[GaussianBlur] = GaussianBlur()
     rotate_degrees: float = 0.0
+    iframe_color_jitter: Optional[ColorJitter] = None
 
     def __post_init__(self):
         if not isinstance(self.crop_size, int) or self.crop_size < 1:
@@ -178,6 +181,7 @@ class AugmentConfig:
                 f"AugmentConfig.rotate_degrees must be in [0, 180), got {self.rotate_degrees!r}")
         object.__setattr__(self, "crop_ratio", (float(lo), float(hi)))
         object.__setattr__(self, "color_jitter", as_color_jitter(self.color_jitter))
+        object.__setattr__(self, "iframe_color_jitter", as_color_jitter(self.iframe_color_jitter))
         object.__setattr__(self, "blur", as_blur(self.blur))
 
 

@@ -23,6 +23,7 @@ which.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional, Sequence
 
 import tensorflow as tf
@@ -41,6 +42,9 @@ def pretrain_augmentation(config: AugmentConfig, *, num_negatives: int) -> augme
     crop = dict(min_area=config.min_crop_area, ratio=config.crop_ratio)
     mv_method = {features.MOTION: config.mv_resize_method}
     s = config.crop_size
+    iframe_config = config
+    if config.iframe_color_jitter is not None:  # the I-frame's own colour recipe
+        iframe_config = dataclasses.replace(config, color_jitter=config.iframe_color_jitter)
     ops = [
         # Clip and target share one region and one flip: the target is the
         # motion of the scene the clip shows.
@@ -53,7 +57,7 @@ def pretrain_augmentation(config: AugmentConfig, *, num_negatives: int) -> augme
         augment.random_resized_crop(features.IFRAME, s, **crop),
         augment.random_flip(features.IFRAME, prob=config.flip_prob),
         augment.rgb_photometric(features.CLIP, config),
-        augment.rgb_photometric(features.IFRAME, config),
+        augment.rgb_photometric(features.IFRAME, iframe_config),
         augment.scale_motion(features.MOTION, clip=config.mv_clip, div=config.mv_div),
     ]
     if num_negatives:
@@ -119,6 +123,7 @@ def pretrain_dataset(
     mv_div: float = _A.mv_div,
     mv_resize_method: str = _A.mv_resize_method,
     color_jitter: Optional[ColorJitter] = _A.color_jitter,
+    iframe_color_jitter: Optional[ColorJitter] = _A.iframe_color_jitter,
     blur: Optional[GaussianBlur] = _A.blur,
     shuffle_buffer: int = 256,
     seed: Optional[int] = None,
@@ -137,7 +142,7 @@ def pretrain_dataset(
       file_pattern: a glob (``OUT/train-*.tfrecord.gz``) or a list of globs / paths.
       batch_size: videos per batch B.
       clip_len ... iframe_excludes_clip_frames: windows, see :class:`SamplingConfig`.
-      crop_size ... blur: augmentation, see :class:`AugmentConfig`
+      crop_size ... iframe_color_jitter: augmentation, see :class:`AugmentConfig`
         (``color_jitter`` / ``blur`` also accept a mapping of their fields,
         True for the defaults, or None to switch them off).
       shuffle_buffer: videos in the shuffle buffer (256; each holds its
@@ -169,7 +174,7 @@ def pretrain_dataset(
         crop_size=crop_size, min_crop_area=min_crop_area, crop_ratio=tuple(crop_ratio),
         flip_prob=flip_prob, flip_negates_mv_x=flip_negates_mv_x, mv_clip=mv_clip,
         mv_div=mv_div, mv_resize_method=mv_resize_method, color_jitter=color_jitter,
-        blur=blur)
+        blur=blur, iframe_color_jitter=iframe_color_jitter)
     files = reader.resolve_files(file_pattern)
     if count_skipped:
         pipeline.report_skipped(files, sampling_config.min_frames, "pretrain_dataset",

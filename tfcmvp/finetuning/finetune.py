@@ -69,7 +69,7 @@ SAVED_MODEL_DIR = "saved_model"
 WEIGHTS_STEM = "classifier"  # WORKDIR/weights/classifier.weights.h5
 WATCHED_LOSSES = ("ce_loss", "motion_loss", "loss")  # most specific first
 # DataConfig fields that finetune_dataset does not take.
-_NOT_DATASET_KWARGS = ("iframe_window", "iframe_excludes_clip_frames")
+_NOT_DATASET_KWARGS = ("iframe_window", "iframe_excludes_clip_frames", "iframe_color_jitter")
 
 
 @dataclasses.dataclass
