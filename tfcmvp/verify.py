@@ -303,10 +303,13 @@ class DataReport:
             lines.append(f"verified: {num_shards} shard(s) intact, every count as in "
                          f"{manifest_lib.MANIFEST_NAME}")
         else:
-            lines.append(f"NOT OK: {len(self.bad_shards)} of {num_shards} shard(s) damaged"
-                         + ("" if all(s.problem is None and s.count_problem is None
-                                      for s in self.splits) and self.problem is None
-                            else "; the folder disagrees with its manifest (see above)"))
+            if self.problem is not None:
+                also = "; the folder has no usable manifest (see above)"
+            elif any(split.problem or split.count_problem for split in self.splits):
+                also = "; the folder disagrees with its manifest (see above)"
+            else:
+                also = ""
+            lines.append(f"NOT OK: {len(self.bad_shards)} of {num_shards} shard(s) damaged{also}")
         return "\n".join(lines)
 
 
@@ -350,9 +353,13 @@ def verify_data(data_dir, workers: Optional[int] = None) -> DataReport:
         split_problems[name] = None
         if manifest is not None:
             try:
-                expected[name] = manifest_lib.find_shards(data_dir, name).expected_records
+                manifest_lib.find_shards(data_dir, name)
             except (OSError, ValueError) as error:
                 split_problems[name] = str(error)
+            entry = manifest["splits"].get(name) if name in listed_splits else None
+            written = entry.get("written") if isinstance(entry, dict) else None
+            if isinstance(written, int) and not isinstance(written, bool):
+                expected[name] = written
         shard_paths[name] = [str(data_dir / shard)
                              for shard in manifest_lib.shards_on_disk(data_dir, name)]
     every = [path for name in names for path in shard_paths[name]]

@@ -131,7 +131,9 @@ def evaluate_retrieval(model_dir, data_dir, *, clips: int = 10, protocol: str = 
     Raises:
       FileNotFoundError: missing export or shards (naming the path).
       ValueError: bad options, unlabelled videos, or an export the evaluation
-        pipeline cannot feed.
+        pipeline cannot feed; :class:`tfcmvp.manifest.DataFolderError` when the
+        data folder disagrees with its manifest (extra shards, another count)
+        and :class:`tfcmvp.verify.CorruptShardError` naming a damaged shard.
     """
     check_protocol(protocol)
     ks = _check_ks(ks)
