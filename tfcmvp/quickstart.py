@@ -1,20 +1,24 @@
-"""The main job on the embedded default data, end to end.
+"""The main job on the embedded default data, end to end, with the paper's ablation.
 
-synthetic videos (``tfcmvp.synth``) -> Beam extraction (DirectRunner) -> tiny
-pretraining -> SavedModel export (pretrained and random init) -> retrieval and
-a short finetune of both -> one table, pretrained vs scratch.
+synthetic videos with a motion and a scene label (``tfcmvp.synth``) -> Beam
+extraction (DirectRunner) -> tiny pretraining of three objectives (context
+only, motion only, joint: the paper's Table 4) over several seeds -> SavedModel
+exports of each and of random-init twins -> retrieval scored by motion and by
+scene -> a short finetune of the joint model and of random init -> one table.
 
 Every stage writes under one WORKDIR and is skipped when its output is already
 complete, so a second run (or a run that was interrupted) picks up where the
-first one stopped:
+first one stopped. The settings that made a WORKDIR are kept in it; a run with
+other settings stops and names the difference instead of mixing results::
 
-    WORKDIR/synth/          videos/ + splits/ (UCF101 layout)
-    WORKDIR/records/        TFRecord shards, manifest.json, failed.jsonl
-    WORKDIR/pretrain/       the pretraining run (history.csv, checkpoints, ...)
-    WORKDIR/models/         pretrained/ and scratch/ SavedModels
-    WORKDIR/retrieval/      <model>.json (+ .png)
-    WORKDIR/finetune/       <model>/ runs with results.json
-    WORKDIR/results.json    the table below, as data
+    WORKDIR/settings.json                 what made this folder
+    WORKDIR/synth/                        videos/, splits/, labels.csv
+    WORKDIR/records/                      TFRecord shards, manifest.json, failed.jsonl
+    WORKDIR/pretrain/<row>/seed<k>/       each pretraining run (history.csv, ...)
+    WORKDIR/models/<row>/seed<k>/         SavedModels (row "scratch": random init)
+    WORKDIR/retrieval/<row>-seed<k>-<label kind>.json
+    WORKDIR/finetune/<joint|scratch>/     the two short finetunes (results.json)
+    WORKDIR/results.json                  the tables below, as data
 """
 
 from __future__ import annotations
@@ -27,11 +31,21 @@ import pathlib
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
+from tfcmvp import quickstart_report
+
 logger = logging.getLogger(__name__)
 
 REPO_CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
-MODELS = ("pretrained", "scratch")
-TABLE_KS = (1, 5, 10, 20)
+# Ablation rows (paper Table 4): name -> overrides of the pretraining config.
+# "joint" keeps the config's own alpha.
+ROWS = {"context": ("loss.alpha=0",), "motion": ("loss.alpha=1",), "joint": ()}
+SCRATCH = "scratch"  # random-init twins, one per seed
+LABEL_KINDS = ("motion", "scene")
+FINETUNED = ("joint", SCRATCH)
+
+
+class QuickstartError(ValueError):
+    """The WORKDIR holds another run's results, or a setting is invalid."""
 
 
 @dataclasses.dataclass
@@ -39,10 +53,13 @@ class QuickstartSettings:
     """Sizes of one quickstart run (defaults: the README's quickstart).
 
     Attributes:
-      seed: seed of the synthetic data and of training.
-      videos_per_class: synthetic videos per class (5 classes).
+      seed: seed of the synthetic data and of the first training run.
+      num_seeds: pretraining runs per ablation row, seeds ``seed .. seed + n - 1``.
+      videos_per_class: synthetic videos per motion class (5 classes).
       num_frames: frames per synthetic video.
-      pretrain_config: YAML config of the pretraining run.
+      variant: generator variant of the data ("standard", or "heldout": the
+        check on data the tiny recipe was never tuned on).
+      pretrain_config: YAML config of the pretraining runs.
       finetune_config: YAML config of the short finetune.
       pretrain_overrides: ``key=value`` overrides of the pretraining config.
       finetune_overrides: ``key=value`` overrides of the finetune config.
@@ -51,8 +68,10 @@ class QuickstartSettings:
     """
 
     seed: int = 0
+    num_seeds: int = 3
     videos_per_class: int = 24
     num_frames: int = 96
+    variant: str = "standard"
     pretrain_config: pathlib.Path = REPO_CONFIGS / "pretrain_tiny_cpu.yaml"
     finetune_config: pathlib.Path = REPO_CONFIGS / "finetune_tiny_cpu.yaml"
     pretrain_overrides: Sequence[str] = ()
@@ -62,12 +81,26 @@ class QuickstartSettings:
 
     @classmethod
     def smoke(cls) -> "QuickstartSettings":
-        """A minutes-long setting for CI: the whole chain, tiny sizes."""
-        return cls(videos_per_class=4, num_frames=80,
+        """A minutes-long setting for CI: the whole chain, tiny sizes, one seed."""
+        return cls(num_seeds=1, videos_per_class=4, num_frames=80,
                    pretrain_overrides=("train.epochs=1", "train.steps_per_epoch=2",
                                        "optimizer.warmup_epochs=0"),
                    finetune_overrides=("train.epochs=1", "train.steps_per_epoch=2"),
                    retrieval_clips=2, workers=1)
+
+    @property
+    def seeds(self) -> List[int]:
+        return list(range(self.seed, self.seed + self.num_seeds))
+
+    def as_record(self) -> Dict:
+        """The settings as JSON-safe values (what WORKDIR/settings.json holds)."""
+        record = dataclasses.asdict(self)
+        for key, value in record.items():
+            if isinstance(value, pathlib.Path):
+                record[key] = str(value.resolve())
+            elif isinstance(value, tuple):
+                record[key] = list(value)
+        return record
 
 
 @dataclasses.dataclass
@@ -78,7 +111,7 @@ class StageTiming:
 
 
 class Quickstart:
-    """Runs the stages in order; each is a method that returns its output path."""
+    """Runs the stages in order; a stage is skipped when its output is complete."""
 
     def __init__(self, workdir, settings: Optional[QuickstartSettings] = None,
                  progress: Callable[[str], None] = print):
@@ -86,6 +119,8 @@ class Quickstart:
         self.settings = settings or QuickstartSettings()
         self.progress = progress
         self.timings: List[StageTiming] = []
+        if self.settings.num_seeds < 1:
+            raise QuickstartError(f"num_seeds must be >= 1, got {self.settings.num_seeds}")
 
     # Paths ---------------------------------------------------------------
     @property
@@ -97,17 +132,26 @@ class Quickstart:
         return self.workdir / "records"
 
     @property
-    def pretrain_dir(self) -> pathlib.Path:
-        return self.workdir / "pretrain"
+    def labels_csv(self) -> pathlib.Path:
+        from tfcmvp.synth import LABELS_FILE
 
-    def model_dir(self, name: str) -> pathlib.Path:
-        return self.workdir / "models" / name
+        return self.synth_dir / LABELS_FILE
 
-    def retrieval_json(self, name: str) -> pathlib.Path:
-        return self.workdir / "retrieval" / f"{name}.json"
+    @property
+    def settings_json(self) -> pathlib.Path:
+        return self.workdir / "settings.json"
 
-    def finetune_dir(self, name: str) -> pathlib.Path:
-        return self.workdir / "finetune" / name
+    def pretrain_dir(self, row: str, seed: int) -> pathlib.Path:
+        return self.workdir / "pretrain" / row / f"seed{seed}"
+
+    def model_dir(self, row: str, seed: int) -> pathlib.Path:
+        return self.workdir / "models" / row / f"seed{seed}"
+
+    def retrieval_json(self, row: str, seed: int, kind: str) -> pathlib.Path:
+        return self.workdir / "retrieval" / f"{row}-seed{seed}-{kind}.json"
+
+    def finetune_dir(self, row: str) -> pathlib.Path:
+        return self.workdir / "finetune" / row
 
     # Stages --------------------------------------------------------------
     def _stage(self, name: str, done: bool, work: Callable[[], object]) -> None:
@@ -122,15 +166,39 @@ class Quickstart:
         self.timings.append(StageTiming(name, seconds, False))
         self.progress(f"[quickstart] {name}: done in {seconds:.0f} s")
 
+    def check_settings(self) -> None:
+        """Records the settings in a new WORKDIR; refuses one made with others.
+
+        Skipped stages would otherwise mix another run's data or models into
+        this run's table (e.g. a ``--smoke`` folder re-run at full size).
+        """
+        wanted = self.settings.as_record()
+        if self.settings_json.is_file():
+            made = json.loads(self.settings_json.read_text())
+            diff = [f"{key}: {made.get(key)!r} -> {value!r}" for key, value in wanted.items()
+                    if made.get(key) != value]
+            if diff:
+                raise QuickstartError(
+                    f"{self.workdir} holds a quickstart made with other settings ("
+                    + "; ".join(diff) + "): choose another --workdir, or delete that folder "
+                    "to start over")
+            return
+        if self.workdir.is_dir() and any(self.workdir.iterdir()):
+            raise QuickstartError(
+                f"{self.workdir} is not empty and was not made by the quickstart (no "
+                f"{self.settings_json.name}): choose an empty or new --workdir")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.settings_json.write_text(json.dumps(wanted, indent=2) + "\n")
+
     def make_data(self) -> None:
         from tfcmvp import synth
 
         s = self.settings
         self._stage(
-            "synthetic videos", (self.synth_dir / "splits" / "testlist01.txt").is_file(),
+            "synthetic videos", self.labels_csv.is_file(),
             lambda: synth.make_dataset(self.synth_dir, seed=s.seed,
                                        videos_per_class=s.videos_per_class,
-                                       num_frames=s.num_frames))
+                                       num_frames=s.num_frames, variant=s.variant))
 
     def extract(self) -> None:
         from beam_jobs import extract
@@ -145,62 +213,77 @@ class Quickstart:
         self._stage("Beam extraction", (self.records_dir / "manifest.json").is_file(),
                     lambda: extract.run(argv))
 
-    def pretrain(self) -> None:
+    def pretrain_config(self, row: str, seed: int):
         from tfcmvp.config import load_config
-        from tfcmvp.training.pretrain import pretrain
 
         s = self.settings
-        overrides = [f"train.seed={s.seed}", *s.pretrain_overrides]
-        config = load_config(s.pretrain_config, overrides)
-        weights = self.pretrain_dir / "weights" / "v_network.weights.h5"
-        history = self.pretrain_dir / "history.csv"
-        finished = weights.is_file() and history.is_file() and (
-            _count_rows(history) >= config.train.epochs)
-        self._stage("pretraining", finished,
-                    lambda: pretrain(config, self.records_dir, self.pretrain_dir, verbose=2))
+        return load_config(s.pretrain_config,
+                           [f"train.seed={seed}", *s.pretrain_overrides, *ROWS[row]])
+
+    def pretrain(self) -> None:
+        from tfcmvp.training.pretrain import pretrain
+
+        for row in ROWS:
+            for seed in self.settings.seeds:
+                config, workdir = self.pretrain_config(row, seed), self.pretrain_dir(row, seed)
+                weights = workdir / "weights" / "v_network.weights.h5"
+                history = workdir / "history.csv"
+                finished = weights.is_file() and history.is_file() and (
+                    quickstart_report.count_rows(history) >= config.train.epochs)
+                self._stage(f"pretraining ({row}, seed {seed})", finished,
+                            lambda config=config, workdir=workdir: pretrain(
+                                config, self.records_dir, workdir, verbose=2))
 
     def export(self) -> None:
-        from tfcmvp.config import load_config
         from tfcmvp.export import export_pretrained, export_random_init
 
-        pretrained, scratch = self.model_dir("pretrained"), self.model_dir("scratch")
-        self._stage("export pretrained", (pretrained / "saved_model.pb").is_file(),
-                    lambda: export_pretrained(self.pretrain_dir, pretrained, network="video"))
-        config = load_config(self.pretrain_dir / "config.yaml")
-        self._stage("export random init", (scratch / "saved_model.pb").is_file(),
-                    lambda: export_random_init(config, scratch, network="video",
-                                               seed=self.settings.seed))
+        for seed in self.settings.seeds:
+            for row in ROWS:
+                out = self.model_dir(row, seed)
+                self._stage(f"export ({row}, seed {seed})", (out / "saved_model.pb").is_file(),
+                            lambda row=row, seed=seed, out=out: export_pretrained(
+                                self.pretrain_dir(row, seed), out, network="video"))
+            out = self.model_dir(SCRATCH, seed)
+            self._stage(f"export (random init, seed {seed})", (out / "saved_model.pb").is_file(),
+                        lambda seed=seed, out=out: export_random_init(
+                            self.pretrain_config("joint", seed), out, network="video",
+                            seed=seed))
 
     def retrieval(self) -> None:
         from tfcmvp.retrieval.evaluate import evaluate_retrieval
+        from tfcmvp.retrieval.labels import read_label_table
 
-        for name in MODELS:
-            out = self.retrieval_json(name)
-            self._stage(f"retrieval ({name})", out.is_file(),
-                        lambda name=name, out=out: evaluate_retrieval(
-                            self.model_dir(name), self.records_dir, output=out,
-                            clips=self.settings.retrieval_clips,
-                            png=out.with_suffix(".png")))
+        tables = {kind: read_label_table(self.labels_csv, kind) for kind in LABEL_KINDS}
+        for row in (*ROWS, SCRATCH):
+            for seed in self.settings.seeds:
+                for kind, table in tables.items():
+                    out = self.retrieval_json(row, seed, kind)
+                    self._stage(
+                        f"retrieval ({row}, seed {seed}, by {kind})", out.is_file(),
+                        lambda row=row, seed=seed, out=out, table=table: evaluate_retrieval(
+                            self.model_dir(row, seed), self.records_dir, output=out,
+                            clips=self.settings.retrieval_clips, labels=table,
+                            png=out.with_suffix(".png"), progress=False))
 
     def finetune(self) -> None:
         from tfcmvp.finetuning.config import load_finetune_config
         from tfcmvp.finetuning.finetune import finetune
 
         s = self.settings
-        for name in MODELS:
+        for row in FINETUNED:
             # Both start from an export: "scratch" is the random-init export of the
             # same architecture (the paper's baseline), so only the weights differ.
-            workdir, model = self.finetune_dir(name), self.model_dir(name)
+            workdir, model = self.finetune_dir(row), self.model_dir(row, s.seed)
             config = load_finetune_config(
                 s.finetune_config, [f"train.seed={s.seed}", *s.finetune_overrides],
                 model_dir=model)
-            self._stage(f"finetune ({name})", (workdir / "results.json").is_file(),
+            self._stage(f"finetune ({row})", (workdir / "results.json").is_file(),
                         lambda config=config, workdir=workdir, model=model: finetune(
                             config, self.records_dir, workdir, model_dir=model, verbose=2))
 
     def run(self) -> Dict:
-        """All stages in order; returns (and writes) the results table as data."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        """All stages in order; returns (and writes) the results as data."""
+        self.check_settings()
         start = time.perf_counter()
         self.make_data()
         self.extract()
@@ -215,72 +298,44 @@ class Quickstart:
         return results
 
     def collect(self) -> Dict:
-        """Reads every stage's output into one dict (the quickstart's table)."""
+        """Reads every stage's output into one dict (the quickstart's tables)."""
         manifest = json.loads((self.records_dir / "manifest.json").read_text())
-        rows = {}
-        for name in MODELS:
-            retrieval = json.loads(self.retrieval_json(name).read_text())
-            finetune = json.loads((self.finetune_dir(name) / "results.json").read_text())
-            rows[name] = {**{f"R@{k}": retrieval[f"R@{k}"] for k in TABLE_KS},
-                          "top1": finetune["top1"], "top5": finetune["top5"]}
-        history = _read_last_row(self.pretrain_dir / "history.csv")
+        seeds = self.settings.seeds
+        ablation = {}
+        for row in (SCRATCH, *ROWS):
+            entry = {}
+            for kind in LABEL_KINDS:
+                for k in quickstart_report.TABLE_KS:
+                    entry[f"{kind}_R@{k}"] = [
+                        json.loads(self.retrieval_json(row, s, kind).read_text())[f"R@{k}"]
+                        for s in seeds]
+            if row != SCRATCH:
+                last = [quickstart_report.read_last_row(self.pretrain_dir(row, s) / "history.csv")
+                        for s in seeds]
+                for name in ("context_acc", "motion_acc", "context_loss", "motion_loss"):
+                    entry[name] = [float(r[name]) for r in last if r and name in r]
+            ablation[row] = entry
+        finetuned = {row: {k: v for k, v in json.loads(
+            (self.finetune_dir(row) / "results.json").read_text()).items() if k in ("top1", "top5")}
+            for row in FINETUNED}
         return {
             "workdir": str(self.workdir),
+            "settings": self.settings.as_record(),
+            "seeds": seeds,
             "records": {split: {k: v for k, v in counts.items() if k in
                                 ("listed", "written", "failed", "short")}
                         for split, counts in manifest["splits"].items()},
-            "pretrain_last_epoch": history,
-            "models": rows,
+            "ablation": ablation,
+            "finetune": finetuned,
             "artifacts": {
                 "records": str(self.records_dir),
-                "pretrain": str(self.pretrain_dir),
-                "saved_models": {n: str(self.model_dir(n)) for n in MODELS},
-                "retrieval": {n: str(self.retrieval_json(n)) for n in MODELS},
-                "finetune": {n: str(self.finetune_dir(n)) for n in MODELS},
+                "labels": str(self.labels_csv),
+                "pretrain": str(self.workdir / "pretrain"),
+                "saved_models": str(self.workdir / "models"),
+                "retrieval": str(self.workdir / "retrieval"),
+                "finetune": str(self.workdir / "finetune"),
             },
         }
 
 
-def format_results(results: Dict) -> str:
-    """The printed table: retrieval R@k and finetune top-1, pretrained vs scratch."""
-    header = ["model"] + [f"R@{k}" for k in TABLE_KS] + ["top-1", "top-5"]
-    lines = ["  ".join(f"{h:>10}" for h in header)]
-    for name, row in results["models"].items():
-        values = [row[f"R@{k}"] for k in TABLE_KS] + [row["top1"], row["top5"]]
-        lines.append("  ".join([f"{name:>10}"] + [f"{v:10.1f}" for v in values]))
-    pre, scr = results["models"]["pretrained"], results["models"]["scratch"]
-    lines.append("")
-    lines.append(f"pretrained - scratch: R@1 {pre['R@1'] - scr['R@1']:+.1f}, "
-                 f"top-1 {pre['top1'] - scr['top1']:+.1f} (percentage points)")
-    last = results.get("pretrain_last_epoch") or {}
-    if last:
-        lines.append("pretraining, last epoch: " + ", ".join(
-            f"{k} {float(last[k]):.3f}" for k in
-            ("loss", "context_loss", "motion_loss", "context_acc", "motion_acc") if k in last))
-    lines.append("")
-    lines.append("artifacts:")
-    art = results["artifacts"]
-    lines.append(f"  records      {art['records']}")
-    lines.append(f"  pretraining  {art['pretrain']}  (history.csv, history.png, tensorboard/)")
-    for name in MODELS:
-        lines.append(f"  {name:<12} {art['saved_models'][name]}  (SavedModel)")
-    lines.append(f"  retrieval    {pathlib.Path(art['retrieval']['pretrained']).parent}")
-    lines.append(f"  finetune     {pathlib.Path(art['finetune']['pretrained']).parent}")
-    if "seconds" in results:
-        lines.append(f"total time: {results['seconds'] / 60:.1f} min")
-    return "\n".join(lines)
-
-
-def _count_rows(csv_path: pathlib.Path) -> int:
-    with open(csv_path) as f:
-        return max(sum(1 for _ in f) - 1, 0)
-
-
-def _read_last_row(csv_path: pathlib.Path) -> Optional[Dict[str, str]]:
-    import csv
-
-    if not csv_path.is_file():
-        return None
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return rows[-1] if rows else None
+format_results = quickstart_report.format_results
