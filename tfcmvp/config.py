@@ -277,6 +277,11 @@ class LossConfig:
     motion_loss: Literal["infonce", "mse", "ce"] = field(
         "infonce", "motion objective: pointwise InfoNCE on features (paper), or regress the "
                    "pooled vectors (mse) / classify their quantised ranges (ce) (Table 1)")
+    motion_only_epochs: float = field(
+        0.0, "epochs at the start that minimise the motion loss alone (alpha 1) before the "
+             "joint objective: a curriculum for small runs, where the larger context gradients "
+             "on the shared V-Network keep the motion task on its ln(batch) plateau (see "
+             "configs/pretrain_tiny_cpu.yaml); 0 = joint from the first step (paper)")
     ce_bins: int = field(
         21, "classes per motion component for the mse/ce ablations (odd: zero motion gets "
             "its own class); over (-mv_clip, mv_clip) px that is 1 px per class")
@@ -371,6 +376,8 @@ def _check_ranges(config: PretrainConfig) -> None:
     shared = section_checks(config)
     raise_failed_check(config, [
         ("loss.alpha", 0.0 <= loss.alpha <= 1.0, "must lie in [0, 1]"),
+        ("loss.motion_only_epochs", 0.0 <= loss.motion_only_epochs <= config.train.epochs,
+         f"must lie in [0, train.epochs = {config.train.epochs}]"),
         ("loss.temperature", loss.temperature > 0, "must be > 0"),
         ("loss.scale", loss.scale > 0, "must be > 0"),
         ("loss.ce_bins", loss.ce_bins >= 2, "must be >= 2"),

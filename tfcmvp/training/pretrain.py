@@ -252,7 +252,8 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
     keras.utils.set_random_seed(config.train.seed)
 
     with strategy.scope():
-        model = PretrainModel.from_pretrain_config(config)
+        model = PretrainModel.from_pretrain_config(
+            config, motion_only_steps=round(config.loss.motion_only_epochs * steps_per_epoch))
         model.build()
         optimizer = build_optimizer(config, steps_per_epoch)
         # Every worker saves (sync-on-read metric sums are reduced across

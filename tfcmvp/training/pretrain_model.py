@@ -122,15 +122,20 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
       data_config: the sample layout (`DataConfig` or its dict): input sizes
         and the motion value range of the mse / ce ablations.
       sync_bn: BatchNorm statistics over all replicas.
+      motion_only_steps: optimizer steps at the start that minimise the motion
+        loss alone (alpha = 1) before the configured alpha applies
+        (``loss.motion_only_epochs`` x steps per epoch; 0 = joint from step 0).
     """
 
     def __init__(self, model_config: ModelConfig, loss_config: LossConfig,
-                 data_config: DataConfig, sync_bn: bool = False, **kwargs):
+                 data_config: DataConfig, sync_bn: bool = False, motion_only_steps: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.model_config = _section(ModelConfig, model_config, "model")
         self.loss_config = _section(LossConfig, loss_config, "loss")
         self.data_config = _section(DataConfig, data_config, "data")
         self.sync_bn = bool(sync_bn)
+        self.motion_only_steps = int(motion_only_steps)
         model, loss, data = self.model_config, self.loss_config, self.data_config
 
         # Networks.
@@ -258,10 +263,19 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
                 value_range=(-bound, bound), grid=self.target_grid)  # [B, N] each
         motion_loss = tf.reduce_mean(motion_loss, axis=-1)  # [B]
         motion_hit = tf.reduce_mean(motion_hit, axis=-1)  # [B]
-        joint = losses.joint_loss(context_loss, motion_loss, self.loss_config.alpha,
+        joint = losses.joint_loss(context_loss, motion_loss, self.current_alpha(),
                                   self.loss_config.scale)  # [B]
         return {"loss": joint, "context_loss": context_loss, "motion_loss": motion_loss,
                 "context_acc": context_hit, "motion_acc": motion_hit}
+
+    def current_alpha(self):
+        """``loss.alpha``, or 1 (motion alone) during the first ``motion_only_steps``
+        optimizer steps."""
+        alpha = self.loss_config.alpha
+        if self.motion_only_steps > 0 and self.optimizer is not None:
+            alpha = tf.where(self.optimizer.iterations < self.motion_only_steps,
+                             tf.constant(1.0), tf.constant(alpha, tf.float32))
+        return alpha
 
     # ------------------------------------------------------------ train / test
 
@@ -291,6 +305,7 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
             "loss_config": config_to_dict(self.loss_config),
             "data_config": config_to_dict(self.data_config),
             "sync_bn": self.sync_bn,
+            "motion_only_steps": self.motion_only_steps,
         })
         return config
 
