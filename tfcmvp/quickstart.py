@@ -37,8 +37,10 @@ logger = logging.getLogger(__name__)
 
 REPO_CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 # Ablation rows (paper Table 4): name -> overrides of the pretraining config.
-# "joint" keeps the config's own alpha.
-ROWS = {"context": ("loss.alpha=0",), "motion": ("loss.alpha=1",), "joint": ()}
+# "joint" keeps the config's own alpha (and its motion-only first epochs, which a
+# context-only row must not have).
+ROWS = {"context": ("loss.alpha=0", "loss.motion_only_epochs=0"), "motion": ("loss.alpha=1",),
+        "joint": ()}
 SCRATCH = "scratch"  # random-init twins, one per seed
 LABEL_KINDS = ("motion", "scene")
 FINETUNED = ("joint", SCRATCH)
