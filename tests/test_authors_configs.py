@@ -37,17 +37,6 @@ AUTHORS_CONFIGS = {
 }
 
 
-def flat(values: dict, prefix: str = "") -> dict:
-    """{"section.field": value} of a nested config dict."""
-    out = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out.update(flat(value, prefix + key + "."))
-        else:
-            out[prefix + key] = value
-    return out
-
-
 def test_every_authors_config_is_covered():
     assert sorted(p.name for p in CONFIG_DIR.glob("*_authors.yaml")) == sorted(AUTHORS_CONFIGS)
 
@@ -55,8 +44,8 @@ def test_every_authors_config_is_covered():
 @pytest.mark.parametrize("name", sorted(AUTHORS_CONFIGS))
 def test_authors_config_differs_from_its_paper_config_in_exactly_the_listed_keys(name):
     paper_name, load, differences = AUTHORS_CONFIGS[name]
-    paper = flat(cfg.config_to_dict(load(CONFIG_DIR / paper_name)))
-    authors = flat(cfg.config_to_dict(load(CONFIG_DIR / name)))
+    paper = cfg.flatten(cfg.config_to_dict(load(CONFIG_DIR / paper_name)))
+    authors = cfg.flatten(cfg.config_to_dict(load(CONFIG_DIR / name)))
     assert paper.keys() == authors.keys()
     differing = {key for key in paper if paper[key] != authors[key]}
     assert differing == set(differences)
@@ -70,7 +59,7 @@ def test_authors_config_file_starts_from_its_paper_config_and_sets_only_the_list
     paper_name, _, differences = AUTHORS_CONFIGS[name]
     values = yaml.safe_load((CONFIG_DIR / name).read_text(encoding="utf-8"))
     assert values.pop(cfg.BASE_KEY) == paper_name
-    assert set(flat(values)) == set(differences)
+    assert set(cfg.flatten(values)) == set(differences)
 
 
 @pytest.mark.parametrize("name", sorted(AUTHORS_CONFIGS))

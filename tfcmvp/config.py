@@ -727,19 +727,20 @@ def save_config(config: PretrainConfig, path) -> pathlib.Path:
     return path
 
 
+def flatten(values: Mapping, prefix: str = "") -> dict:
+    """``{"section.field": value}`` of a nested config dict (sections become key prefixes)."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            out.update(flatten(value, prefix + key + "."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
 def config_differences(old: PretrainConfig, new: PretrainConfig) -> list[str]:
     """``["train.epochs: 2 -> 3", ...]`` for every field that differs."""
-
-    def flat(values, prefix=""):
-        out = {}
-        for key, value in values.items():
-            if isinstance(value, dict):
-                out.update(flat(value, prefix + key + "."))
-            else:
-                out[prefix + key] = value
-        return out
-
-    a, b = flat(config_to_dict(old)), flat(config_to_dict(new))
+    a, b = flatten(config_to_dict(old)), flatten(config_to_dict(new))
     return [f"{key}: {a[key]!r} -> {b[key]!r}" for key in a if a[key] != b[key]]
 
 
