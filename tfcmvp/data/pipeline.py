@@ -7,8 +7,18 @@ Randomness: every sample gets the stateless seed ``[base_seed, n]`` where
 ``n`` counts the samples drawn (``enumerate`` after ``repeat``, so every
 visit of a video differs). Shard order and the shuffle buffer are seeded
 with ``base_seed``. With a seed and ``deterministic=True`` two runs yield
-identical batches; without ``deterministic`` the parallel stages may
-reorder elements (each element still carries its own seed).
+identical batches whatever the parallelism (AUTOTUNE) and the cache: every
+stage keeps its input order and a sample depends only on its record and its
+seed. Without ``deterministic`` the parallel stages hand out elements as
+they finish, so under load a video lands at another position of the stream
+(another seed, another batch; measured: two tiny pretraining runs of one
+seed then differ from the first epoch on).
+
+Under TensorFlow's op determinism (``train.deterministic`` of a run) tf.data
+also runs a parallel map whose function holds a stateful op sequentially:
+the schema-version ``tf.debugging.Assert`` of
+:func:`tfcmvp.data.reader.parse_record` is one, so the sample map then runs
+on one core.
 """
 
 from __future__ import annotations
@@ -98,6 +108,9 @@ def training_dataset(
     reader.check_on_corrupt(on_corrupt)
     if on_corrupt == "skip":
         reader.scan_records(files, on_corrupt="skip")
+    if deterministic and seed is None:
+        log.warning("deterministic=True without a seed: the order is fixed but the seed is "
+                    "drawn at random, so two runs still differ")
     base_seed = new_base_seed() if seed is None else int(seed)
     ds = reader.records_dataset(
         files, shuffle_files=True, seed=base_seed, cycle_length=cycle_length,

@@ -58,7 +58,7 @@ from tfcmvp.training.loop import (compile_with_checkpoint, fit_with_resume, resu
 from tfcmvp.training.pretrain import (CHECKPOINT_DIR, CONFIG_NAME, HISTORY_CSV, HISTORY_PNG,
                                       TENSORBOARD_DIR, WEIGHTS_DIR, dataset_kwargs,
                                       manifest_summary)
-from tfcmvp.training.strategy import is_chief, worker_name
+from tfcmvp.training.strategy import is_chief, op_determinism, worker_name
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +192,21 @@ def finetune(config: FinetuneConfig, data_dir, workdir, model_dir=None, *,
       ValueError: neither or both of model_dir / random_init, a batch not
         divisible by the replicas, a workdir started from another model, or
         a checkpoint that does not fit the model of the config.
+
+    With ``train.deterministic`` two calls with the same config, data, start
+    and seed give bit-identical histories, weights and test results on one
+    device (see :class:`tfcmvp.config.TrainConfig`).
     """
+    # Op determinism is process-wide: on (or off) for this run only, and
+    # before the run's first op.
+    with op_determinism(config.train.deterministic):
+        return _finetune(config, data_dir, workdir, model_dir, random_init=random_init,
+                         verbose=verbose, callbacks=callbacks)
+
+
+def _finetune(config: FinetuneConfig, data_dir, workdir, model_dir, *, random_init: bool,
+              verbose, callbacks: Sequence[keras.callbacks.Callback]) -> FinetuneResult:
+    """:func:`finetune` inside its op-determinism setting."""
     if (model_dir is None) == (not random_init):
         raise ValueError("finetune needs exactly one of model_dir (a pretrained export) and "
                          f"random_init=True, got model_dir={model_dir!r}, "

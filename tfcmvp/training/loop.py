@@ -37,7 +37,30 @@ def start_strategy(config) -> tf.distribute.Strategy:
     per_replica = per_replica_batch_size(config.train.global_batch_size, replicas)
     logger.info("global batch %d = %d replica(s) x %d", config.train.global_batch_size, replicas,
                 per_replica)
+    warn_unverified_determinism(config, replicas)
     return strategy
+
+
+_determinism_warned = False
+
+
+def warn_unverified_determinism(config, num_replicas: int) -> None:
+    """Warns (once per process) when ``train.deterministic`` asks for bit-identical
+    runs where that was not verified: several replicas on GPUs or workers.
+
+    One device and MirroredStrategy over virtual CPUs were measured
+    bit-identical; GPU all-reduce (NCCL) and multi-worker collectives were
+    not checked, and their summation order is theirs to choose.
+    """
+    global _determinism_warned
+    if (not config.train.deterministic or num_replicas < 2 or config.runtime.virtual_cpus >= 2
+            or _determinism_warned):
+        return
+    _determinism_warned = True
+    logger.warning(
+        "train.deterministic with %d replicas (runtime.strategy=%s): bit-identical runs are "
+        "verified on one device and on virtual CPUs only; here the cross-device sums may "
+        "differ in the last bits from run to run", num_replicas, config.runtime.strategy)
 
 
 def set_precision_policy(train) -> None:

@@ -44,7 +44,7 @@ from tfcmvp.training.loop import (compile_with_checkpoint, fit_with_resume, resu
                                   save_run_config, set_precision_policy, start_strategy)
 from tfcmvp.training.optimizer import build_optimizer
 from tfcmvp.training.pretrain_model import INPUT_KEYS, PretrainModel
-from tfcmvp.training.strategy import is_chief, worker_name
+from tfcmvp.training.strategy import is_chief, op_determinism, worker_name
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +229,20 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
       FileNotFoundError: no training shards in `data_dir`.
       ValueError: batch not divisible by the replicas, no usable video, or a
         checkpoint that does not fit the model of the config.
+
+    With ``train.deterministic`` two calls with the same config, data and
+    seed give bit-identical histories and weights on one device (see
+    :class:`tfcmvp.config.TrainConfig`).
     """
+    # Op determinism is process-wide: on (or off) for this run only, and
+    # before the run's first op.
+    with op_determinism(config.train.deterministic):
+        return _pretrain(config, data_dir, workdir, verbose=verbose, callbacks=callbacks)
+
+
+def _pretrain(config: PretrainConfig, data_dir, workdir, *, verbose,
+              callbacks: Sequence[keras.callbacks.Callback]) -> PretrainResult:
+    """:func:`pretrain` inside its op-determinism setting."""
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     strategy = start_strategy(config)

@@ -11,10 +11,14 @@
 Logical devices can only be configured before TensorFlow initialises its
 devices (before the first op, `list_logical_devices`, a strategy, ...), so
 :func:`configure_devices` must run first in a process.
+
+:func:`op_determinism` switches TensorFlow's op determinism for a block (the
+kernels and the tf.data rewrites of ``train.deterministic``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import tensorflow as tf
@@ -106,3 +110,34 @@ def worker_name(strategy: tf.distribute.Strategy) -> str:
         return "chief"
     return f"{resolver.task_type}-{resolver.task_id}"
 
+
+
+@contextlib.contextmanager
+def op_determinism(enabled: bool):
+    """Runs the block with TensorFlow's op determinism on (or off), then restores it.
+
+    On, every op either runs a deterministic kernel or raises
+    ``UnimplementedError``, random ops need a global seed, and tf.data keeps
+    element order and runs a parallel ``map`` / ``interleave`` whose function
+    holds a stateful op (other than reading files and legacy random ops)
+    sequentially. The setting is process-wide; restoring it keeps a run from
+    changing the code that runs after it in the same process (tests, the
+    quickstart's later stages).
+    """
+    # TensorFlow has a public switch on only; the off switch (used by its own
+    # tests) lives in tensorflow.python.framework.config.
+    from tensorflow.python.framework import config as tf_config
+
+    previous = tf_config.is_op_determinism_enabled()
+    _set_op_determinism(tf_config, enabled)
+    try:
+        yield
+    finally:
+        _set_op_determinism(tf_config, previous)
+
+
+def _set_op_determinism(tf_config, enabled: bool) -> None:
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        tf_config.disable_op_determinism()
