@@ -130,8 +130,8 @@ class TrainingCheckpoint:
             raise ValueError(
                 f"checkpoint {path} does not match the model built from the config (did the "
                 f"model section change since it was written?): {error}") from error
-        logger.info("restored %s: epoch %d, step %d in epoch, optimizer step %d", path,
-                    int(self.epoch.numpy()), int(self.step_in_epoch.numpy()),
+        logger.info("restored %s (%s, optimizer step %d)", path,
+                    describe_position(int(self.epoch.numpy()), int(self.step_in_epoch.numpy())),
                     int(self.optimizer.iterations.numpy()))
         return True
 
@@ -148,8 +148,24 @@ class TrainingCheckpoint:
         self.epoch.assign(epoch)
         self.step_in_epoch.assign(step_in_epoch)
         path = self.manager.save(checkpoint_number=int(self.optimizer.iterations.numpy()))
-        logger.info("saved %s (epoch %d, step %d in epoch)", path, epoch, step_in_epoch)
+        # DEBUG: one line per epoch (or per `every_steps`) would crowd the progress
+        # lines at the default level; the restore line says where a run resumes.
+        logger.debug("saved %s (%s)", path, describe_position(epoch, step_in_epoch))
         return path
+
+
+def describe_position(epoch: int, step_in_epoch: int) -> str:
+    """The checkpoint counters in Keras' 1-based epoch numbers ("Epoch E/N").
+
+    ``epoch`` counts finished epochs, so a save at an epoch boundary is the end
+    of epoch ``epoch`` and a save mid-epoch is inside epoch ``epoch + 1``; the
+    numbers then match Keras' progress lines and history.csv's epoch column.
+    """
+    if step_in_epoch:
+        return f"epoch {epoch + 1}, step {step_in_epoch}"
+    if epoch:
+        return f"end of epoch {epoch}"
+    return "before epoch 1"
 
 
 class CheckpointCallback(keras.callbacks.Callback):

@@ -1,0 +1,60 @@
+"""A quiet, honest CLI (issue #9, item 8): log levels, epoch numbers, --verbose,
+and one-line errors for path mistakes.
+
+Commands run in-process through ``tfcmvp.cli.main.main``; each test checks the
+exit code, the message (naming the path and the problem) and what is on disk.
+"""
+
+import logging
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcmvp.training import callbacks as cb
+
+
+def dense_model():
+    """A one-layer model, compiled and built: all a checkpoint needs."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def test_checkpoint_lines_are_debug_and_use_keras_epoch_numbers(tmp_path, caplog, capsys):
+    model = dense_model()
+    checkpoint = cb.TrainingCheckpoint(tmp_path, model, model.optimizer)
+    x = np.zeros((6, 2), "float32")
+    data = tf.data.Dataset.from_tensor_slices((x, x[:, :1])).batch(2).repeat()
+    history = cb.HistoryCSV(tmp_path / "history.csv", columns=("epoch", "step", "loss"))
+    with caplog.at_level(logging.INFO, logger=cb.logger.name):
+        model.fit(data, epochs=2, steps_per_epoch=3, verbose=2,
+                  callbacks=[cb.CheckpointCallback(checkpoint, every_steps=2), history])
+    assert not [r for r in caplog.records if "saved" in r.getMessage()]  # not at INFO
+    caplog.clear()
+
+    model = dense_model()
+    checkpoint = cb.TrainingCheckpoint(tmp_path / "again", model, model.optimizer)
+    with caplog.at_level(logging.DEBUG, logger=cb.logger.name):
+        model.fit(data, epochs=2, steps_per_epoch=3, verbose=2,
+                  callbacks=[cb.CheckpointCallback(checkpoint, every_steps=2)])
+    saves = [r.getMessage() for r in caplog.records if r.getMessage().startswith("saved")]
+    assert all(r.levelno == logging.DEBUG for r in caplog.records
+               if r.getMessage().startswith("saved"))
+    # Steps 2 and 4 fall inside Keras' epochs 1 and 2; steps 3 and 6 end them.
+    assert [s.split("(")[-1] for s in saves] == [
+        "epoch 1, step 2)", "end of epoch 1)", "epoch 2, step 1)", "end of epoch 2)"]
+    keras_epochs = re.findall(r"Epoch (\d+)/2", capsys.readouterr().out)
+    assert keras_epochs == ["1", "2", "1", "2"]
+    assert [row["epoch"] for row in cb.read_history(tmp_path / "history.csv")] == [1, 2]
+
+    fresh = dense_model()
+    restored = cb.TrainingCheckpoint(tmp_path / "again", fresh, fresh.optimizer)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=cb.logger.name):
+        assert restored.restore()
+    assert "(end of epoch 2, optimizer step 6)" in caplog.records[-1].getMessage()
