@@ -5,14 +5,17 @@ Commands run in-process through ``tfcmvp.cli.main.main``; each test checks the
 exit code, the message (naming the path and the problem) and what is on disk.
 """
 
+import io
 import logging
 import re
+import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfcmvp.cli.main import main
 from tfcmvp.training import callbacks as cb
 
 
@@ -58,3 +61,30 @@ def test_checkpoint_lines_are_debug_and_use_keras_epoch_numbers(tmp_path, caplog
     with caplog.at_level(logging.INFO, logger=cb.logger.name):
         assert restored.restore()
     assert "(end of epoch 2, optimizer step 6)" in caplog.records[-1].getMessage()
+
+
+class Terminal(io.StringIO):
+    """Standard output that says it is a terminal."""
+
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("flag, terminal, expected", [
+    ([], True, 1), ([], False, 2), (["--verbose", "0"], True, 0), (["--verbose", "1"], False, 1)])
+def test_verbose_default_is_a_bar_on_a_terminal_and_lines_otherwise(
+        tmp_path, monkeypatch, flag, terminal, expected):
+    import tfcmvp.training.pretrain  # noqa: F401 (the package re-exports a function of that name)
+
+    module = sys.modules["tfcmvp.training.pretrain"]
+    seen = {}
+
+    def fake_pretrain(config, data, workdir, *, verbose):
+        seen["verbose"] = verbose
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(module, "pretrain", fake_pretrain)
+    monkeypatch.setattr(sys, "stdout", Terminal() if terminal else io.StringIO())
+    status = main(["pretrain", "--data", str(tmp_path), "--workdir", str(tmp_path / "w"),
+                   *flag])
+    assert (status, seen) == (2, {"verbose": expected})

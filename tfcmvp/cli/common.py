@@ -7,6 +7,7 @@ should not wait for it.
 from __future__ import annotations
 
 import logging
+import sys
 
 VERBOSE_CHOICES = (0, 1, 2)  # Keras progress levels
 
@@ -80,9 +81,17 @@ def print_config_keys(config, docs: dict) -> None:
         print(f"{key:<{width}} = {shown}  # {doc}")
 
 
-def keras_verbose(args):
-    """The ``verbose`` argument of ``model.fit`` for ``--verbose`` ("auto" when not given)."""
-    return "auto" if args.verbose is None else args.verbose
+def keras_verbose(args) -> int:
+    """The ``verbose`` argument of ``model.fit`` for ``--verbose``.
+
+    Not given: 1 (progress bar) when standard output is a terminal, else 2 (a
+    line per epoch). Keras' own "auto" always means 1, whose carriage-return
+    redraws fill a redirected log with one long line per epoch.
+    """
+    if args.verbose is not None:
+        return args.verbose
+    isatty = getattr(sys.stdout, "isatty", None)  # Keras writes its progress to stdout
+    return 1 if isatty is not None and isatty() else 2
 
 
 def run_training(logger: logging.Logger, train, *args, **kwargs):
