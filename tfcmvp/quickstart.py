@@ -86,7 +86,9 @@ class QuickstartSettings:
         """A minutes-long setting for CI: the whole chain, tiny sizes, one seed."""
         return cls(num_seeds=1, videos_per_class=4, num_frames=80,
                    pretrain_overrides=("train.epochs=1", "train.steps_per_epoch=2",
-                                       "optimizer.warmup_epochs=0"),
+                                       "optimizer.warmup_epochs=0",
+                                       # one motion-only step, then one joint step
+                                       "loss.motion_only_epochs=0.5"),
                    finetune_overrides=("train.epochs=1", "train.steps_per_epoch=2"),
                    retrieval_clips=2, workers=1)
 
