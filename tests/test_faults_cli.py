@@ -88,3 +88,60 @@ def test_verbose_default_is_a_bar_on_a_terminal_and_lines_otherwise(
     status = main(["pretrain", "--data", str(tmp_path), "--workdir", str(tmp_path / "w"),
                    *flag])
     assert (status, seen) == (2, {"verbose": expected})
+
+
+def test_unknown_log_level_is_a_usage_error_naming_it(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--log_level", "LOUD", "verify", "nowhere"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --log_level: unknown level 'LOUD'" in err and "Traceback" not in err
+
+
+def run_in(tmp_path, monkeypatch, argv):
+    """Runs the CLI in `tmp_path`; returns the exit status."""
+    monkeypatch.chdir(tmp_path)
+    return main(argv)
+
+
+@pytest.mark.parametrize("command, workdir, problem", [
+    (["pretrain"], "afile", "--workdir afile: is a file, not a folder"),
+    (["finetune", "--random_init"], "afile/run", "--workdir afile/run: afile is a file, not a folder"),
+])
+def test_workdir_that_is_a_file_is_one_line(tmp_path, monkeypatch, caplog, command, workdir,
+                                            problem):
+    (tmp_path / "afile").write_text("mine")
+    status = run_in(tmp_path, monkeypatch, [*command, "--data", "data", "--workdir", workdir])
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert (status, errors) == (2, [problem])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_inspect_png_in_a_missing_folder_blames_the_folder_not_the_video(
+        tmp_path, monkeypatch, capsys):
+    status = run_in(tmp_path, monkeypatch,
+                    ["inspect", "clip.mp4", "--png", "missing_dir/x.png"])
+    err = capsys.readouterr().err
+    assert (status, err) == (2, "tfcmvp inspect: error: --png missing_dir/x.png: "
+                                "folder missing_dir does not exist\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flags, problem", [
+    (["--output", "results"], "--output results: is a folder; give a file name"),
+    (["--output", "results/afile/r.json"],
+     "--output results/afile/r.json: results/afile is a file, not a folder"),
+])
+def test_retrieval_output_paths_are_checked_before_any_work(tmp_path, monkeypatch, caplog,
+                                                            flags, problem):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "afile").write_text("mine")
+    status = run_in(tmp_path, monkeypatch,
+                    ["retrieval", "--model", "model", "--data", "data", *flags])
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert (status, errors) == (2, [problem])
+    # Nothing written: no results.tmp beside the folder, nothing new inside it.
+    assert [p.name for p in tmp_path.iterdir()] == ["results"]
+    assert [p.name for p in (tmp_path / "results").iterdir()] == ["afile"]
+    assert (tmp_path / "results" / "afile").read_text() == "mine"

@@ -7,7 +7,9 @@ should not wait for it.
 from __future__ import annotations
 
 import logging
+import pathlib
 import sys
+from typing import Optional
 
 VERBOSE_CHOICES = (0, 1, 2)  # Keras progress levels
 
@@ -92,6 +94,38 @@ def keras_verbose(args) -> int:
         return args.verbose
     isatty = getattr(sys.stdout, "isatty", None)  # Keras writes its progress to stdout
     return 1 if isatty is not None and isatty() else 2
+
+
+def folder_problem(flag: str, path) -> Optional[str]:
+    """Why ``path`` cannot be (or become) a folder, as one line naming ``flag`` and
+    the path; None when it can. Checked before any work so that a mistake costs
+    no time and leaves nothing behind."""
+    path = pathlib.Path(path)
+    if path.exists() and not path.is_dir():
+        return f"{flag} {path}: is a file, not a folder"
+    return _file_ancestor(flag, path)
+
+
+def _file_ancestor(flag: str, path: pathlib.Path) -> Optional[str]:
+    """The problem when the nearest existing ancestor of ``path`` is not a folder."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{flag} {path}: {parent} is a file, not a folder"
+            break
+    return None
+
+
+def output_file_problem(flag: str, path, creates_parents: bool = False) -> Optional[str]:
+    """Why the file ``path`` cannot be written, as one line naming ``flag`` and the
+    path (an existing folder, a parent that is a file, or, unless the writer
+    ``creates_parents``, a missing parent folder); None when it can."""
+    path = pathlib.Path(path)
+    if path.is_dir():
+        return f"{flag} {path}: is a folder; give a file name"
+    if not creates_parents and not path.parent.exists():
+        return f"{flag} {path}: folder {path.parent} does not exist"
+    return _file_ancestor(flag, path)
 
 
 def run_training(logger: logging.Logger, train, *args, **kwargs):

@@ -43,6 +43,10 @@ def run(args) -> int:
         common.check_required(args)
         if args.model is None and not args.random_init:
             args._parser.error("one of the arguments --model --random_init is required")
+        problem = common.folder_problem("--workdir", args.workdir)
+        if problem:
+            logger.error("%s", problem)
+            return 2
     from tfcmvp.config import field_docs
     from tfcmvp.finetuning.config import ConfigError, FinetuneConfig, load_finetune_config
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from tfcmvp import inspection
+from tfcmvp.cli import common
 from tfcmvp.codec import DEFAULT_MV_CELL, VideoError
 
 
@@ -32,6 +33,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    # The figure's path is checked first: the statistics take a while, and a
+    # failure to write it afterwards would read as a problem with the video.
+    problem = args.png and common.output_file_problem("--png", args.png)
+    if problem:
+        print(f"tfcmvp inspect: error: {problem}", file=sys.stderr)
+        return 2
     try:
         print(inspection.describe_video(args.video, mv_cell=args.mv_cell, gop=args.gop))
         if args.png:

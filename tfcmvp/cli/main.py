@@ -20,12 +20,24 @@ SUBCOMMANDS = (quickstart_cmd, synth_cmd, extract_cmd, verify_cmd, inspect_cmd, 
                export_cmd, describe_cmd, retrieval_cmd, finetune_cmd, probe_cmd)
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(value: str) -> str:
+    """``--log_level``, upper-cased; an unknown name is a usage error naming the choices
+    (logging.basicConfig would raise it as a traceback)."""
+    if value.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"unknown level {value!r} (choose from {', '.join(LOG_LEVELS)}, any case)")
+    return value.upper()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfcmvp",
         description="Self-supervised video representation learning from I-frames and motion vectors.")
     parser.add_argument("--version", action="version", version=f"tfcmvp {__version__}")
-    parser.add_argument("--log_level", default="INFO",
+    parser.add_argument("--log_level", default="INFO", type=_log_level,
                         help="Python logging level (default INFO); DEBUG also shows "
                              "TensorFlow's C++ INFO and WARNING lines")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -34,6 +34,10 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     if not args.list_keys:
         common.check_required(args)
+        problem = common.folder_problem("--workdir", args.workdir)
+        if problem:
+            logger.error("%s", problem)
+            return 2
     try:
         config = load_config(args.config, args.overrides)
     except ConfigError as error:

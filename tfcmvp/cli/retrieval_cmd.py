@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from tfcmvp.cli import common
 from tfcmvp.retrieval.protocols import PROTOCOLS, VCOP  # NumPy only
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,15 @@ def run(args) -> int:
     from tfcmvp.retrieval.labels import read_label_table
     from tfcmvp.retrieval.report import format_table
 
+    # Output paths first: a bad one found after the features are computed would
+    # waste the run and leave a temporary file beside it. Missing parent folders
+    # are fine: the report writers create them.
+    for flag, path in (("--output", args.output), ("--png", args.png)):
+        problem = path is not None and common.output_file_problem(flag, path,
+                                                                  creates_parents=True)
+        if problem:
+            logger.error("%s", problem)
+            return 2
     if (args.labels is None) != (args.label_column is None):
         logger.error("--labels and --label_column go together (got only %s)",
                      "--labels" if args.label_column is None else "--label_column")
