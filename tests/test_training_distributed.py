@@ -38,7 +38,11 @@ configure_devices(config.runtime)  # before anything initialises TF devices
 
 class Weights(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
-        self.before = [v.numpy() for v in self.model.v_network.weights]
+        network = self.model.v_network
+        trainable = {{id(v) for v in network.trainable_weights}}
+        self.names = [v.path for v in network.weights]
+        self.trainable = [id(v) in trainable for v in network.weights]
+        self.before = [v.numpy() for v in network.weights]
 
     def on_train_end(self, logs=None):
         self.after = [v.numpy() for v in self.model.v_network.weights]
@@ -50,7 +54,8 @@ with without_grappler():
 np.savez({out!r} + ".npz", **{{f"before_{{i}}": w for i, w in enumerate(weights.before)}},
          **{{f"after_{{i}}": w for i, w in enumerate(weights.after)}})
 with open({out!r} + ".json", "w") as f:
-    json.dump({{"replicas": result.num_replicas, "row": result.history[0]}}, f)
+    json.dump({{"replicas": result.num_replicas, "row": result.history[0],
+               "names": weights.names, "trainable": weights.trainable}}, f)
 """
 
 ONE_STEP = (
@@ -79,13 +84,30 @@ def test_two_replicas_match_one_replica_on_the_same_global_batch(tmp_path):
     # leave ~1e-4 relative; a mismatched positive would change them by O(1).
     for key in ("loss", "context_loss", "motion_loss", "context_acc", "motion_acc", "lr"):
         assert info2["row"][key] == pytest.approx(info1["row"][key], rel=1e-3, abs=1e-6), key
-    # The update of every weight (and SyncBN moving statistic) agrees to 1 % of
-    # its size (measured: 0.1 % at most, on a moving variance); a gradient
-    # scaled by 2 or 1/2 would be off by 100 % or 50 %.
-    for b1, a1, a2 in zip(before1, after1, after2):
-        update = np.max(np.abs(a1 - b1))
-        assert update > 0
-        assert np.max(np.abs(a2 - a1)) <= 1e-2 * update + 1e-7
+    # The update of every weight and SyncBN moving statistic agrees with one
+    # replica's; a gradient scaled by 2 or 1/2 would be off by 100 % or 50 % of it.
+    # The moving statistics come from the forward pass alone: element-wise to
+    # 1 % of their update (measured: 2e-5).
+    # The trainable weights to 20 % of their update in norm, per tensor, and not
+    # element-wise: the one-replica run normalises with the fused BN kernel, the
+    # two-replica run with Keras's synchronised moments, about 1e-5 apart, and a
+    # pre-activation that close to 0 falls on the other side of a ReLU in one of
+    # the runs, which changes the gradient of its layer, and of every layer below,
+    # by what flows through that one position (this step: two such positions at
+    # conv3a, 1.7 % on conv1a_bn/beta). Measured on 15 first steps (5 seeds x 3
+    # batches), the worst tensor was 0.02-0.5 % off in norm in 12 and 1.2-5.1 %
+    # (8 % element-wise) in 3; a gradient scaled by 2 or 1/2 stays >= 45 % off.
+    assert info1["names"] == info2["names"]
+    for name, trainable, b1, a1, a2 in zip(info1["names"], info1["trainable"], before1,
+                                           after1, after2):
+        if trainable:
+            update = np.linalg.norm(a1 - b1)
+            assert update > 0, name
+            assert np.linalg.norm(a2 - a1) <= 0.2 * update, name
+        else:
+            update = np.max(np.abs(a1 - b1))
+            assert update > 0, name
+            assert np.max(np.abs(a2 - a1)) <= 1e-2 * update + 1e-7, name
 
 
 def free_ports(count: int) -> list:
