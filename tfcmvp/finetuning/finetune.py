@@ -251,7 +251,7 @@ def _finetune(config: FinetuneConfig, data_dir, workdir, model_dir, *, random_in
                                                         write_directory=scratch)
 
     start = resume_point(checkpoint, steps_per_epoch)
-    model.summary(print_fn=logger.info)
+    model.summary(print_fn=logger.debug)  # the layer table only at --log_level DEBUG
 
     def run_test(network) -> EvalResult:
         return evaluate_classifier(network, config, test_files)

@@ -276,7 +276,7 @@ def _pretrain(config: PretrainConfig, data_dir, workdir, *, verbose,
             model, optimizer, config.train, workdir / CHECKPOINT_DIR, write_directory=scratch)
 
     start = resume_point(checkpoint, steps_per_epoch)
-    model.summary(print_fn=logger.info)
+    model.summary(print_fn=logger.debug)  # the layer table only at --log_level DEBUG
 
     networks = model.networks()
     if start.epoch < config.train.epochs:
