@@ -108,13 +108,19 @@ def assert_some_array_differs(first, second):
     assert any(not np.array_equal(a, b) for a, b in zip(first, second))
 
 
-@pytest.mark.slow
-def test_pretraining_twice_gives_identical_history_and_weights(tmp_path):
+def same_seed_twice_and_another(runner, tmp_path) -> dict:
+    """Three concurrent runs of `runner` on the same shards: "first" and "second" with
+    the same seed, "other_seed" with seed 1; their (info, before, after) results."""
     write_labelled_shards(tmp_path / "data", num_frames=NUM_FRAMES)
     names = {"first": (), "second": (), "other_seed": ("train.seed=1",)}
-    runs = {name: start_weights_run(PRETRAIN_RUNNER, overrides, tmp_path, name)
+    runs = {name: start_weights_run(runner, overrides, tmp_path, name)
             for name, overrides in names.items()}
-    results = {name: finish_weights_run(run, tmp_path, name) for name, run in runs.items()}
+    return {name: finish_weights_run(run, tmp_path, name) for name, run in runs.items()}
+
+
+@pytest.mark.slow
+def test_pretraining_twice_gives_identical_history_and_weights(tmp_path):
+    results = same_seed_twice_and_another(PRETRAIN_RUNNER, tmp_path)
     (info1, before1, after1), (info2, before2, after2), (other, other_before, other_after) = (
         results["first"], results["second"], results["other_seed"])
 
@@ -134,11 +140,7 @@ def test_pretraining_twice_gives_identical_history_and_weights(tmp_path):
 
 @pytest.mark.slow
 def test_finetuning_twice_gives_identical_history_weights_and_test(tmp_path):
-    write_labelled_shards(tmp_path / "data", num_frames=NUM_FRAMES)
-    names = {"first": (), "second": (), "other_seed": ("train.seed=1",)}
-    runs = {name: start_weights_run(FINETUNE_RUNNER, overrides, tmp_path, name)
-            for name, overrides in names.items()}
-    results = {name: finish_weights_run(run, tmp_path, name) for name, run in runs.items()}
+    results = same_seed_twice_and_another(FINETUNE_RUNNER, tmp_path)
     (info1, before1, after1), (info2, before2, after2), (other, _, other_after) = (
         results["first"], results["second"], results["other_seed"])
 
