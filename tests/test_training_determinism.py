@@ -29,7 +29,7 @@ import numpy as np
 import keras
 sys.path.insert(0, {tests!r})
 from tensorflow.python.framework import config as tf_config
-from training_support import tiny_config, without_grappler
+from training_support import tiny_config, weights_recorder, without_grappler
 from tfcmvp.training.pretrain import pretrain
 from tfcmvp.training.strategy import configure_devices
 
@@ -37,16 +37,7 @@ config = tiny_config(*{overrides!r})
 configure_devices(config.runtime)  # before anything initialises TF devices
 
 
-class Weights(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.before = [v.numpy() for v in self.model.weights]
-        self.op_determinism = tf_config.is_op_determinism_enabled()
-
-    def on_train_end(self, logs=None):
-        self.after = [v.numpy() for v in self.model.weights]
-
-
-weights = Weights()
+weights = weights_recorder()
 # Grappler only where the test asks (its first-call optimisation of the
 # two-replica step takes longer than the training).
 with without_grappler() if config.runtime.virtual_cpus else contextlib.nullcontext():
@@ -66,19 +57,11 @@ import keras
 sys.path.insert(0, {tests!r})
 from tensorflow.python.framework import config as tf_config
 from finetune_support import tiny_finetune_config
+from training_support import weights_recorder
 from tfcmvp.finetuning.finetune import finetune
 
 
-class Weights(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.before = [v.numpy() for v in self.model.weights]
-        self.op_determinism = tf_config.is_op_determinism_enabled()
-
-    def on_train_end(self, logs=None):
-        self.after = [v.numpy() for v in self.model.weights]
-
-
-weights = Weights()
+weights = weights_recorder()
 result = finetune(tiny_finetune_config(*{overrides!r}), {data!r}, {workdir!r},
                   random_init=True, verbose=0, callbacks=[weights])
 np.savez({out!r} + ".npz", **{{f"before_{{i}}": w for i, w in enumerate(weights.before)}},

@@ -105,3 +105,21 @@ def finish_weights_run(process: subprocess.Popen, tmp_path, name) -> tuple:
     before = [arrays[f"before_{i}"] for i in range(count)]
     after = [arrays[f"after_{i}"] for i in range(count)]
     return info, before, after
+
+
+def weights_recorder():
+    """A Keras callback keeping every weight before and after `fit` (``.before``,
+    ``.after``: lists of arrays) and whether op determinism was on during the run
+    (``.op_determinism``); for the runner scripts of the determinism tests."""
+    import keras
+    from tensorflow.python.framework import config as tf_config
+
+    class RecordWeights(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.before = [v.numpy() for v in self.model.weights]
+            self.op_determinism = tf_config.is_op_determinism_enabled()
+
+        def on_train_end(self, logs=None):
+            self.after = [v.numpy() for v in self.model.weights]
+
+    return RecordWeights()
