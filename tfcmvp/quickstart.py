@@ -8,8 +8,9 @@ scene -> a short finetune of the joint model and of random init -> one table.
 
 Every stage writes under one WORKDIR and is skipped when its output is already
 complete, so a second run (or a run that was interrupted) picks up where the
-first one stopped. The settings that made a WORKDIR are kept in it; a run with
-other settings stops and names the difference instead of mixing results::
+first one stopped (one quickstart at a time: a second one on the same WORKDIR
+stops naming the first). The settings that made a WORKDIR are kept in it; a
+run with other settings stops and names the difference instead of mixing results::
 
     WORKDIR/settings.json                 what made this folder
     WORKDIR/synth/                        videos/, splits/, labels.csv
@@ -31,7 +32,7 @@ import pathlib
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from tfcmvp import quickstart_report
+from tfcmvp import quickstart_report, workdir_lock
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +188,8 @@ class Quickstart:
                     + "; ".join(diff) + "): choose another --workdir, or delete that folder "
                     "to start over")
             return
-        if self.workdir.is_dir() and any(self.workdir.iterdir()):
+        if self.workdir.is_dir() and any(p.name != workdir_lock.LOCK_NAME
+                                         for p in self.workdir.iterdir()):
             raise QuickstartError(
                 f"{self.workdir} is not empty and was not made by the quickstart (no "
                 f"{self.settings_json.name}): choose an empty or new --workdir")
@@ -286,7 +288,15 @@ class Quickstart:
                             config, self.records_dir, workdir, model_dir=model, verbose=2))
 
     def run(self) -> Dict:
-        """All stages in order; returns (and writes) the results as data."""
+        """All stages in order; returns (and writes) the results as data.
+
+        Holds the WORKDIR's lock throughout (:mod:`tfcmvp.workdir_lock`): a second
+        quickstart on the same WORKDIR raises WorkdirBusyError before reading it.
+        """
+        with workdir_lock.hold(self.workdir):
+            return self._run()
+
+    def _run(self) -> Dict:
         self.check_settings()
         start = time.perf_counter()
         self.make_data()

@@ -12,6 +12,7 @@ import os
 import sys
 
 from tfcmvp import __version__
+from tfcmvp.workdir_lock import WorkdirBusyError
 from tfcmvp.cli import (describe_cmd, export_cmd, extract_cmd, finetune_cmd, inspect_cmd,
                         pretrain_cmd, probe_cmd, quickstart_cmd, retrieval_cmd, synth_cmd,
                         verify_cmd)
@@ -68,6 +69,9 @@ def main(argv=None) -> int:
         logging.getLogger("absl").setLevel(logging.WARNING)
     try:
         return int(args.run(args) or 0)
+    except WorkdirBusyError as error:  # pretrain, finetune, quickstart: another run's workdir
+        logging.getLogger("tfcmvp.cli").error("%s", error)
+        return 2
     except Exception as error:  # noqa: BLE001 (only TensorFlow's DataLossError is handled)
         return _data_loss(args, error)
 

@@ -85,7 +85,9 @@ def source_text(source: Mapping) -> str:
     """One line of provenance: pretrained from WORKDIR (epoch E) / random init (seed S)."""
     kind = source.get("kind")
     if kind == "pretrained":
-        return f"pretrained in {source.get('workdir')} (epoch {source.get('epoch')})"
+        planned = source.get("planned_epochs")  # only in exports of unfinished runs
+        of = f" of {planned} planned: an unfinished run" if planned else ""
+        return f"pretrained in {source.get('workdir')} (epoch {source.get('epoch')}{of})"
     if kind == "random_init":
         return f"random init (seed {source.get('seed')}), untrained: the scratch baseline"
     extras = ", ".join(f"{k} {v}" for k, v in source.items() if k != "kind" and v is not None)

@@ -67,6 +67,23 @@ def trained_epochs(workdir) -> Optional[int]:
     return max(epochs) if epochs else None
 
 
+def unfinished_run(workdir, config: PretrainConfig, epoch: Optional[int]) -> Optional[str]:
+    """Why a pretraining WORKDIR's weights are not those of a finished run, or None.
+
+    `epoch` is :func:`trained_epochs`; the run is finished when it reached
+    the ``train.epochs`` of its config.yaml (the last start's value, so a run
+    resumed with more epochs counts as unfinished until it gets there).
+    """
+    planned = config.train.epochs
+    if epoch is None:
+        return (f"{workdir} has no finished epoch in its history.csv (of {planned} planned): "
+                f"exporting its weights file as it is")
+    if epoch < planned:
+        return (f"{workdir} finished {epoch} of {planned} epochs (a stopped or still running "
+                f"pretraining); exporting the epoch-{epoch} weights")
+    return None
+
+
 def load_trained_network(workdir, network: str) -> tuple[keras.Model, PretrainConfig]:
     """Rebuilds `network` of a pretraining WORKDIR and loads its trained weights.
 

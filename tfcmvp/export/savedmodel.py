@@ -23,6 +23,7 @@ by TensorFlow itself against the same TensorSpec.
 
 from __future__ import annotations
 
+import logging
 import pathlib
 import shutil
 from typing import Callable, Mapping, Optional, Sequence
@@ -32,6 +33,8 @@ import tensorflow as tf
 
 from tfcmvp import outputs
 from tfcmvp.export import contract as ct
+
+logger = logging.getLogger(__name__)
 
 SignatureFn = Callable[[tf.Tensor], Mapping[str, tf.Tensor]]
 
@@ -270,7 +273,9 @@ def export_pretrained(workdir, output_dir, network: str = "video", *,
     Rebuilds the network from WORKDIR/config.yaml, loads
     WORKDIR/weights/<v|i|m>_network.weights.h5 (the newest epoch's) and writes
     the export folder (source.kind "pretrained", source.epoch from
-    history.csv).
+    history.csv). A run that has not finished its ``train.epochs`` (stopped,
+    or still running) is exported as it is, with a warning naming the epoch,
+    and source.planned_epochs says how many it was meant to have.
 
     Raises:
       FileNotFoundError: the workdir, its config or the weights are missing.
@@ -283,9 +288,13 @@ def export_pretrained(workdir, output_dir, network: str = "video", *,
 
     model, config = networks.load_trained_network(workdir, network)
     _, weights_path = networks.workdir_paths(workdir, network)
+    epoch = networks.trained_epochs(workdir)
     source = {"kind": "pretrained", "workdir": str(pathlib.Path(workdir).resolve()),
-              "epoch": networks.trained_epochs(workdir),
-              "weights": str(weights_path.resolve())}
+              "epoch": epoch, "weights": str(weights_path.resolve())}
+    unfinished = networks.unfinished_run(workdir, config, epoch)
+    if unfinished:
+        logger.warning("%s", unfinished)
+        source["planned_epochs"] = config.train.epochs
     info = ct.make_export_info(
         network=network, backbone=ct.backbone_name(network, config.model),
         input_spec=ct.input_contract(network, config.data), source=source)

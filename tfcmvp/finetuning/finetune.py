@@ -22,7 +22,8 @@ the epochs of ``test.eval_epochs`` and after the last one. WORKDIR receives:
                                 embed, features (tfcmvp.export contract, network "classifier")
 
 Starting again with the same WORKDIR resumes from the newest checkpoint, as
-pretraining does; a finished run is tested and exported again.
+pretraining does (one run at a time: WORKDIR/.tfcmvp.lock, see
+:mod:`tfcmvp.workdir_lock`); a finished run is tested and exported again.
 
 Multi-worker runs (``runtime.strategy: multi_worker``) start the same call on
 every worker with a shared WORKDIR: the chief writes the files above, the
@@ -33,6 +34,7 @@ result goes into every worker's epoch logs).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -44,6 +46,7 @@ import keras
 import tensorflow as tf
 
 from tfcmvp import manifest as manifest_lib
+from tfcmvp import workdir_lock
 from tfcmvp.manifest import find_shards, read_manifest
 from tfcmvp.config import dump_config
 from tfcmvp.data import features
@@ -192,21 +195,31 @@ def finetune(config: FinetuneConfig, data_dir, workdir, model_dir=None, *,
       ValueError: neither or both of model_dir / random_init, a batch not
         divisible by the replicas, a workdir started from another model, or
         a checkpoint that does not fit the model of the config.
+      tfcmvp.workdir_lock.WorkdirBusyError: another run holds `workdir`.
+
+    A refused call (any of the errors above but the first) leaves `workdir`
+    as it was.
 
     With ``train.deterministic`` two calls with the same config, data, start
     and seed give bit-identical histories, weights and test results on one
     device (see :class:`tfcmvp.config.TrainConfig`).
     """
     # Op determinism is process-wide: on (or off) for this run only, and
-    # before the run's first op.
-    with op_determinism(config.train.deterministic):
+    # before the run's first op. The workdir lock is taken inside, once the
+    # strategy says whether this process is the chief; the stack releases it.
+    with op_determinism(config.train.deterministic), contextlib.ExitStack() as held:
         return _finetune(config, data_dir, workdir, model_dir, random_init=random_init,
-                         verbose=verbose, callbacks=callbacks)
+                         verbose=verbose, callbacks=callbacks, held=held)
 
 
 def _finetune(config: FinetuneConfig, data_dir, workdir, model_dir, *, random_init: bool,
-              verbose, callbacks: Sequence[keras.callbacks.Callback]) -> FinetuneResult:
-    """:func:`finetune` inside its op-determinism setting."""
+              verbose, callbacks: Sequence[keras.callbacks.Callback],
+              held: contextlib.ExitStack) -> FinetuneResult:
+    """:func:`finetune` inside its op-determinism setting; the workdir lock goes on `held`.
+
+    Every check that can refuse a (resumed) run comes before the first write
+    into WORKDIR, so that a refused run leaves it as it was.
+    """
     if (model_dir is None) == (not random_init):
         raise ValueError("finetune needs exactly one of model_dir (a pretrained export) and "
                          f"random_init=True, got model_dir={model_dir!r}, "
@@ -217,6 +230,9 @@ def _finetune(config: FinetuneConfig, data_dir, workdir, model_dir, *, random_in
     if model_dir is not None:
         check_architecture(config, model_dir)
     strategy = start_strategy(config)
+    chief = is_chief(strategy)
+    # One run per WORKDIR; the other workers of a multi-worker run share the chief's.
+    held.enter_context(workdir_lock.hold(workdir, enabled=chief))
     set_precision_policy(config.train)  # before anything is written: it can refuse
 
     train_files = find_shards(data_dir, "train")
@@ -233,10 +249,8 @@ def _finetune(config: FinetuneConfig, data_dir, workdir, model_dir, *, random_in
     # Multi-worker runs: every worker runs this with the same WORKDIR; the chief writes
     # the run's files, the others only take part in checkpoints (through a scratch
     # folder, removed at the end) and run the test (for the epoch logs).
-    chief = is_chief(strategy)
     if chief:
         _check_source(workdir / SOURCE_NAME, source)
-        save_run_config(config, workdir / CONFIG_NAME)
     keras.utils.set_random_seed(config.train.seed)
 
     with strategy.scope():
@@ -250,7 +264,12 @@ def _finetune(config: FinetuneConfig, data_dir, workdir, model_dir, *, random_in
                                                         workdir / CHECKPOINT_DIR,
                                                         write_directory=scratch)
 
+    # The checkpoint restore (a changed architecture) and resume_point (a changed
+    # epoch length) can still refuse: the run's files are written only after them.
     start = resume_point(checkpoint, steps_per_epoch)
+    if chief:
+        _write_json(workdir / SOURCE_NAME, source)
+        save_run_config(config, workdir / CONFIG_NAME)
     model.summary(print_fn=logger.debug)  # the layer table only at --log_level DEBUG
 
     def run_test(network) -> EvalResult:
@@ -368,12 +387,11 @@ def _write_json(path: pathlib.Path, value: dict) -> None:
 
 
 def _check_source(path: pathlib.Path, source: dict) -> None:
-    """Writes source.json; a workdir with checkpoints must resume from the same model."""
+    """Refuses a workdir with checkpoints whose source.json names another start
+    (the caller writes source.json once every check has passed)."""
     if path.is_file() and tf.train.latest_checkpoint(str(path.parent / CHECKPOINT_DIR)):
         previous = json.loads(path.read_text(encoding="utf-8"))
         if previous != source:
             raise ValueError(
                 f"{path.parent} holds a run started from {previous}, not {source}: use another "
                 f"workdir (resuming would mix two initialisations)")
-        return
-    _write_json(path, source)

@@ -11,6 +11,8 @@ produces goes to WORKDIR:
     tensorboard/                TensorBoard event files
     weights/{v,i,m}_network.weights.h5   the three backbones, for export
 
+One run at a time: the run holds WORKDIR/.tfcmvp.lock (:mod:`tfcmvp.workdir_lock`),
+and a second one started on the same WORKDIR stops at once naming the first.
 Starting again with the same WORKDIR resumes from the newest checkpoint, at
 the epoch and step where it was written (epoch ends, and every
 ``train.checkpoint_every_steps`` steps). Raising ``train.epochs`` and starting
@@ -26,6 +28,7 @@ other workers take part in each checkpoint through a scratch folder
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import pathlib
@@ -36,6 +39,7 @@ import keras
 import tensorflow as tf
 
 from tfcmvp import manifest as manifest_lib
+from tfcmvp import workdir_lock
 from tfcmvp.manifest import find_shards, read_manifest
 from tfcmvp.config import (LEGACY_MODEL_DEFAULTS, ConfigError, DataConfig, PretrainConfig,
                            read_config_file)
@@ -229,23 +233,37 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
       FileNotFoundError: no training shards in `data_dir`.
       ValueError: batch not divisible by the replicas, no usable video, or a
         checkpoint that does not fit the model of the config.
+      tfcmvp.workdir_lock.WorkdirBusyError: another run holds `workdir`.
+
+    A refused call (any of the errors above but the first) leaves `workdir`
+    as it was.
 
     With ``train.deterministic`` two calls with the same config, data and
     seed give bit-identical histories and weights on one device (see
     :class:`tfcmvp.config.TrainConfig`).
     """
     # Op determinism is process-wide: on (or off) for this run only, and
-    # before the run's first op.
-    with op_determinism(config.train.deterministic):
-        return _pretrain(config, data_dir, workdir, verbose=verbose, callbacks=callbacks)
+    # before the run's first op. The workdir lock is taken inside, once the
+    # strategy says whether this process is the chief; the stack releases it.
+    with op_determinism(config.train.deterministic), contextlib.ExitStack() as held:
+        return _pretrain(config, data_dir, workdir, verbose=verbose, callbacks=callbacks,
+                         held=held)
 
 
 def _pretrain(config: PretrainConfig, data_dir, workdir, *, verbose,
-              callbacks: Sequence[keras.callbacks.Callback]) -> PretrainResult:
-    """:func:`pretrain` inside its op-determinism setting."""
+              callbacks: Sequence[keras.callbacks.Callback],
+              held: contextlib.ExitStack) -> PretrainResult:
+    """:func:`pretrain` inside its op-determinism setting; the workdir lock goes on `held`.
+
+    Every check that can refuse a (resumed) run comes before the first write
+    into WORKDIR, so that a refused run leaves it as it was.
+    """
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     strategy = start_strategy(config)
+    chief = is_chief(strategy)
+    # One run per WORKDIR; the other workers of a multi-worker run share the chief's.
+    held.enter_context(workdir_lock.hold(workdir, enabled=chief))
     set_precision_policy(config.train)  # before anything is written: it can refuse
 
     files = find_train_shards(data_dir)
@@ -259,9 +277,6 @@ def _pretrain(config: PretrainConfig, data_dir, workdir, *, verbose,
     steps_per_epoch = resolve_steps_per_epoch(config, files)
 
     check_resumable_model(config, workdir)  # before config.yaml is overwritten
-    chief = is_chief(strategy)
-    if chief:
-        save_run_config(config, workdir / CONFIG_NAME)
     keras.utils.set_random_seed(config.train.seed)
 
     with strategy.scope():
@@ -275,7 +290,11 @@ def _pretrain(config: PretrainConfig, data_dir, workdir, *, verbose,
         optimizer, checkpoint = compile_with_checkpoint(
             model, optimizer, config.train, workdir / CHECKPOINT_DIR, write_directory=scratch)
 
+    # The checkpoint restore (a changed architecture) and resume_point (a changed
+    # epoch length) can still refuse: config.yaml is written only after them.
     start = resume_point(checkpoint, steps_per_epoch)
+    if chief:
+        save_run_config(config, workdir / CONFIG_NAME)
     model.summary(print_fn=logger.debug)  # the layer table only at --log_level DEBUG
 
     networks = model.networks()
