@@ -60,8 +60,14 @@ def make_eval_sample(
     mv_clip: float,
     mv_div: float,
     mv_resize_method: str,
+    starts=None,
 ) -> dict:
-    """One serialized record -> the evaluation clips of one video (see the module docstring)."""
+    """One serialized record -> the evaluation clips of one video (see the module docstring).
+
+    ``starts``: int64 ``[N]`` clip starts to use instead of the rule
+    ``positions`` (``tfcmvp embed --window``); each is then cut, cropped and
+    scaled exactly as the rule's starts would be.
+    """
     parsed = reader.parse_record(serialized)
     t = parsed[schema.NUM_FRAMES]
     check = tf.debugging.Assert(
@@ -69,9 +75,11 @@ def make_eval_sample(
     with tf.control_dependencies([check]):
         t = tf.identity(t)
     span = sampling.clip_span(clip_len, clip_stride)
-    starts = sampling.eval_clip_starts(
-        t, positions=positions, num_clips=num_clips, clip_len=clip_len,
-        clip_stride=clip_stride)  # [N]
+    if starts is None:
+        starts = sampling.eval_clip_starts(
+            t, positions=positions, num_clips=num_clips, clip_len=clip_len,
+            clip_stride=clip_stride)  # [N]
+    starts = tf.cast(starts, tf.int64)
     centre = augment.center_crop(
         features.CLIPS, crop_size, resize_short=resize_short,
         extent_keys={features.CLIPS: features.MV_EXTENT} if modality == "motion" else None,
