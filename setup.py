@@ -20,8 +20,13 @@ INSTALL_REQUIRES = [
     "matplotlib==3.11.2",
 ]
 
+SKLEARN = "scikit-learn==1.9.1"  # the linear probe's solver (tfcmvp.evaluation.linear_probe)
+
 EXTRAS = {
-    "test": ["pytest==9.0.3", "pytest-timeout==2.4.0"],
+    # The tests run the linear probe too, so they need its solver.
+    "test": ["pytest==9.0.3", "pytest-timeout==2.4.0", SKLEARN],
+    # `tfcmvp evaluate --linear` (kNN needs nothing beyond the install requirements).
+    "eval": [SKLEARN],
     # Peers measured side by side in benchmarks/ (not needed to use tfcmvp).
     "bench": ["opencv-python-headless==5.0.0.93", "motion-vector-extractor==2.0.0"],
 }

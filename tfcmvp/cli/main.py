@@ -13,12 +13,13 @@ import sys
 
 from tfcmvp import __version__
 from tfcmvp.workdir_lock import WorkdirBusyError
-from tfcmvp.cli import (describe_cmd, embed_cmd, export_cmd, extract_cmd, finetune_cmd,
-                        inspect_cmd, pretrain_cmd, probe_cmd, quickstart_cmd, retrieval_cmd,
-                        synth_cmd, verify_cmd)
+from tfcmvp.cli import (describe_cmd, embed_cmd, evaluate_cmd, export_cmd, extract_cmd,
+                        finetune_cmd, inspect_cmd, pretrain_cmd, probe_cmd, quickstart_cmd,
+                        retrieval_cmd, synth_cmd, verify_cmd)
 
 SUBCOMMANDS = (quickstart_cmd, synth_cmd, extract_cmd, verify_cmd, inspect_cmd, pretrain_cmd,
-               export_cmd, describe_cmd, retrieval_cmd, embed_cmd, finetune_cmd, probe_cmd)
+               export_cmd, describe_cmd, retrieval_cmd, evaluate_cmd, embed_cmd, finetune_cmd,
+               probe_cmd)
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
