@@ -69,7 +69,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.runners.runner import PipelineState
 
-from beam_jobs import fileio, interruption, output_folder, tfrecord_files, worker_logs
+from beam_jobs import fileio, interruption, output_folder, progress, tfrecord_files, worker_logs
 from beam_jobs.extract_options import (ExtractConfig, ExtractOptions, make_pipeline_options,
                                       make_runner)
 from tfcmvp import manifest as manifest_lib
@@ -183,17 +183,25 @@ def _part_path(staging_dir: str, task: Task) -> str:
 
 
 class _StageFn(beam.DoFn):
-    """Base of the job's DoFns: one place that emits and counts failures."""
+    """Base of the job's DoFns: one place that emits and counts failures.
 
-    def __init__(self, config: ExtractConfig):
+    ``progress_dir`` (a local folder, or None): where each failure also leaves
+    an empty marker file for the launcher's progress count (see
+    :mod:`beam_jobs.progress`).
+    """
+
+    def __init__(self, config: ExtractConfig, progress_dir: Optional[str] = None):
         super().__init__()
         self._config = config
+        self._progress_dir = progress_dir
         self._failed = _counter("videos_failed")
 
     def _fail(self, task, path, stage, error, local_names=None):
         record = failure_record(task.entry, path, stage, error, local_names)
         LOG.warning("%s failed at %s: %s", task.entry.path, record["stage"], record["message"])
         self._failed.inc()
+        if self._progress_dir is not None:
+            progress.write_marker(self._progress_dir, task.entry.split, task.index)
         return beam.pvalue.TaggedOutput(FAILED, record)
 
     def _path(self, task) -> str:
@@ -415,11 +423,13 @@ def split_names(split_set: splits_lib.SplitSet) -> List[str]:
 
 
 def build_pipeline(pipeline: beam.Pipeline, config: ExtractConfig,
-                   split_set: splits_lib.SplitSet, staging_dir: str) -> None:
+                   split_set: splits_lib.SplitSet, staging_dir: str,
+                   progress_dir: Optional[str] = None) -> None:
     """Applies the job's transforms to ``pipeline``, writing into ``staging_dir``.
 
     Nothing runs here; :func:`run` calls ``pipeline.run()``. Tests use this to
-    build the graph for another runner without submitting it.
+    build the graph for another runner without submitting it. ``progress_dir``:
+    see :class:`_StageFn` (None: no failure markers).
     """
     tasks = plan_tasks(split_set, config)
     listed = split_set.listed()
@@ -428,12 +438,12 @@ def build_pipeline(pipeline: beam.Pipeline, config: ExtractConfig,
                   for shard in range(config.shards_for(listed[name]))]
 
     videos = pipeline | "ListVideos" >> beam.Create(tasks)
-    extracted = videos | "ExtractVideo" >> beam.ParDo(ExtractVideoFn(config)).with_outputs(
-        FAILED, main="videos")
-    built = extracted.videos | "BuildRecord" >> beam.ParDo(BuildRecordFn(config)).with_outputs(
-        FAILED, main="records")
-    encoded = built.records | "EncodeExample" >> beam.ParDo(EncodeExampleFn(config)).with_outputs(
-        FAILED, main="examples")
+    extracted = videos | "ExtractVideo" >> beam.ParDo(
+        ExtractVideoFn(config, progress_dir)).with_outputs(FAILED, main="videos")
+    built = extracted.videos | "BuildRecord" >> beam.ParDo(
+        BuildRecordFn(config, progress_dir)).with_outputs(FAILED, main="records")
+    encoded = built.records | "EncodeExample" >> beam.ParDo(
+        EncodeExampleFn(config, progress_dir)).with_outputs(FAILED, main="examples")
     staged = encoded.examples | "StageRecord" >> beam.ParDo(
         StageRecordFn(config, staging_dir)).with_outputs(TALLY, main="parts")
 
@@ -645,8 +655,11 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     staging_dir = output_plan.staging_dir
 
     committed = []  # set once the new output is in place (a signal may arrive just after)
+    monitors = []  # the progress display, closed before the interruption line is printed
 
     def remove_staging() -> str:
+        for monitor in monitors:
+            monitor.stop(finished=False)
         output_folder.delete_tree(staging_dir)
         if committed:
             return f"the new output was already in place in {config.output_dir}"
@@ -656,9 +669,22 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     started = time.perf_counter()
     with interruption.SignalGuard(remove_staging) as guard:
         try:
-            pipeline = beam.Pipeline(runner=make_runner(options), options=options)
-            build_pipeline(pipeline, config, split_set, staging_dir)
-            state = pipeline.run().wait_until_finish()
+            runner = make_runner(options)  # None: not the local runner
+            pipeline = beam.Pipeline(runner=runner, options=options)
+            # Progress is counted from the staging folder, which the launcher sees only
+            # with the local runner on a local disk (beam_jobs.progress).
+            counted = runner is not None and fileio.is_local(staging_dir)
+            build_pipeline(pipeline, config, split_set, staging_dir,
+                           progress.marker_dir(staging_dir) if counted else None)
+            monitors.append(progress.start(len(split_set.entries), staging_dir,
+                                           local_runner=runner is not None,
+                                           is_local_path=fileio.is_local(staging_dir)))
+            finished = False  # the final count only for a run that finished
+            try:
+                state = pipeline.run().wait_until_finish()
+                finished = state in (None, PipelineState.DONE)
+            finally:
+                monitors[0].stop(finished=finished)
             if state not in (None, PipelineState.DONE):
                 raise RuntimeError(f"extraction pipeline ended in state {state}; "
                                    f"{config.output_dir} was left unchanged")

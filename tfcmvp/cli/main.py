@@ -12,6 +12,7 @@ import os
 import sys
 
 from tfcmvp import __version__
+from tfcmvp.cli import tf_startup
 from tfcmvp.workdir_lock import WorkdirBusyError
 from tfcmvp.cli import (describe_cmd, embed_cmd, evaluate_cmd, export_cmd, extract_cmd,
                         finetune_cmd, inspect_cmd, pretrain_cmd, probe_cmd, quickstart_cmd,
@@ -61,6 +62,8 @@ def main(argv=None) -> int:
         # every traced step) would bury the command's own log; errors still show. Set
         # before any subcommand imports TensorFlow; an explicit environment value wins.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # Its Abseil start-up lines ignore that variable: caught at the first import.
+        tf_startup.install()
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
