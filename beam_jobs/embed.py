@@ -691,9 +691,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "-h" in argv or "--help" in argv:
         embed_options.build_parser().print_help()
         return 0
-    # TensorFlow's C++ start-up lines (here and in the workers, which inherit it) would
-    # bury the job's own log; an explicit value wins.
+    # TensorFlow's C++ start-up lines would bury the job's own log: its INFO and WARNING
+    # lines (here and in the workers, which inherit the variable; an explicit value wins),
+    # and in the launcher the Abseil lines that ignore it (tfcmvp.cli.tf_startup).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tfcmvp.cli import tf_startup
+
+    tf_startup.install()
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
