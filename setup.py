@@ -21,12 +21,16 @@ INSTALL_REQUIRES = [
 ]
 
 SKLEARN = "scikit-learn==1.9.1"  # the linear probe's solver (tfcmvp.evaluation.linear_probe)
+# `--runner DaskRunner` (beam_jobs.dask_cluster). Beam 2.77's extra asks for dask and
+# distributed >= 2024.4.2 with no upper bound; these are the versions the tests run.
+DASK = ["apache-beam[dask]==2.77.0", "dask==2026.8.0", "distributed==2026.8.0"]
 
 EXTRAS = {
-    # The tests run the linear probe too, so they need its solver.
-    "test": ["pytest==9.0.3", "pytest-timeout==2.4.0", SKLEARN],
+    # The tests run the linear probe too, so they need its solver, and the job on Dask.
+    "test": ["pytest==9.0.3", "pytest-timeout==2.4.0", SKLEARN, *DASK],
     # `tfcmvp evaluate --linear` (kNN needs nothing beyond the install requirements).
     "eval": [SKLEARN],
+    "dask": DASK,
     # Peers measured side by side in benchmarks/ (not needed to use tfcmvp).
     "bench": ["opencv-python-headless==5.0.0.93", "motion-vector-extractor==2.0.0"],
 }

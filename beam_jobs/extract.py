@@ -12,6 +12,12 @@ On Dataflow (any Beam runner works the same way)::
         --output_dir gs://b/ucf101_s1 --runner DataflowRunner --project P --region R \\
         --temp_location gs://b/tmp --setup_file ./setup.py
 
+On Dask (``pip install -e '.[dask]'``; a local cluster of ``--dask_workers``
+processes, or an existing cluster with ``--dask_address tcp://HOST:PORT``;
+see :mod:`beam_jobs.dask_cluster`)::
+
+    python -m beam_jobs.extract ... --runner DaskRunner --dask_workers 2
+
 Output in ``--output_dir``: ``train-XXXXX-of-NNNNN.tfrecord.gz`` and
 ``test-...`` (one ``tfcmvp.schema`` example per video), ``labels.txt`` (class
 names, line i = label i, 0-based), ``failed.jsonl`` (one line per video that
@@ -43,7 +49,18 @@ with ``--compression none`` plain framed records and ``*.tfrecord`` shards). Eve
 tagged ``failed`` output; those are written to ``failed.jsonl`` and counted,
 never dropped. Per-split tallies of what was written and what failed are
 combined in the pipeline (SummarizeSplits) and checked by the launcher against
-the split files: ``listed == written + failed``.
+the split files: ``listed == written + failed``. The shard list, the failures
+and the tallies end in one sink (GroupByFile -> WriteFiles, three small
+files in the staging folder that the launcher reads).
+
+The pipeline uses only Create, ParDo, Flatten, GroupByKey and what is built
+from them (CoGroupByKey, CombinePerKey): no side inputs, no Beam file sinks,
+one final step that depends on every other, and tagged outputs split by
+:class:`~beam_jobs.tagged_outputs.ParDoWithOutputs`. That is what Beam's
+Dask runner supports, and every runner gives byte-identical output. Counters
+(namespace ``tfcmvp.extract``) are reported by runners with metrics
+(Dataflow, the local runner); the Dask runner has none, and nothing in the
+output depends on them: ``manifest.json`` counts come from the tallies.
 
 Shards: ``--num_shards N`` per split, or about one per 100 listed videos;
 video i of a split's listing goes to shard ``i % N``. The same videos and
@@ -69,9 +86,11 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.runners.runner import PipelineState
 
-from beam_jobs import fileio, interruption, output_folder, progress, tfrecord_files, worker_logs
+from beam_jobs import (dask_cluster, fileio, interruption, output_folder, progress,
+                       tfrecord_files, worker_logs)
 from beam_jobs.extract_options import (ExtractConfig, ExtractOptions, make_pipeline_options,
                                       make_runner)
+from beam_jobs.tagged_outputs import ParDoWithOutputs
 from tfcmvp import manifest as manifest_lib
 from tfcmvp import splits as splits_lib
 from tfcmvp.schema import IFRAME_SOURCE_REENCODE
@@ -413,6 +432,28 @@ class WriteShardFn(beam.DoFn):
         yield {"split": split, "name": name, "records": len(parts)}
 
 
+class WriteLinesFn(beam.DoFn):
+    """(file name, {"file": [True], "lines": [str]}) -> writes ``staging_dir/name``.
+
+    The lines sorted, each ending in a newline (an empty file when there are
+    none), so the file does not depend on the order in which the runner
+    gathered them. Writes the whole file in one go: a retried element
+    rewrites it. Used instead of ``WriteToText``, whose finalize step reads a
+    side input, which the Dask runner cannot provide.
+    """
+
+    def __init__(self, staging_dir: str):
+        super().__init__()
+        self._staging_dir = staging_dir
+
+    def process(self, element):
+        name, grouped = element
+        lines = sorted(grouped["lines"])
+        fileio.write_text(fileio.join(self._staging_dir, name),
+                          "".join(line + "\n" for line in lines))
+        yield name, len(lines)
+
+
 # ----------------------------------------------------------------------------- pipeline
 
 
@@ -438,44 +479,50 @@ def build_pipeline(pipeline: beam.Pipeline, config: ExtractConfig,
                   for shard in range(config.shards_for(listed[name]))]
 
     videos = pipeline | "ListVideos" >> beam.Create(tasks)
-    extracted = videos | "ExtractVideo" >> beam.ParDo(
-        ExtractVideoFn(config, progress_dir)).with_outputs(FAILED, main="videos")
-    built = extracted.videos | "BuildRecord" >> beam.ParDo(
-        BuildRecordFn(config, progress_dir)).with_outputs(FAILED, main="records")
-    encoded = built.records | "EncodeExample" >> beam.ParDo(
-        EncodeExampleFn(config, progress_dir)).with_outputs(FAILED, main="examples")
-    staged = encoded.examples | "StageRecord" >> beam.ParDo(
-        StageRecordFn(config, staging_dir)).with_outputs(TALLY, main="parts")
+    extracted = videos | "ExtractVideo" >> ParDoWithOutputs(
+        ExtractVideoFn(config, progress_dir), FAILED, main="videos")
+    built = extracted.videos | "BuildRecord" >> ParDoWithOutputs(
+        BuildRecordFn(config, progress_dir), FAILED, main="records")
+    encoded = built.records | "EncodeExample" >> ParDoWithOutputs(
+        EncodeExampleFn(config, progress_dir), FAILED, main="examples")
+    staged = encoded.examples | "StageRecord" >> ParDoWithOutputs(
+        StageRecordFn(config, staging_dir), TALLY, main="parts")
 
     # Every shard key takes part, even one whose videos all failed.
     shards = pipeline | "ListShards" >> beam.Create(shard_keys)
-    ({"shard": shards, "parts": staged.parts}
-     | "GroupByShard" >> beam.CoGroupByKey()
-     | "WriteShard" >> beam.ParDo(WriteShardFn(staging_dir, config.compression))
-     | "FormatShard" >> beam.Map(lambda shard: json.dumps(shard, sort_keys=True))
-     | "WriteShardList" >> beam.io.WriteToText(
-         fileio.join(staging_dir, _SHARD_LIST_NAME), shard_name_template="", num_shards=1))
+    shard_lines = ({"shard": shards, "parts": staged.parts}
+                   | "GroupByShard" >> beam.CoGroupByKey()
+                   | "WriteShard" >> beam.ParDo(WriteShardFn(staging_dir, config.compression))
+                   | "FormatShard" >> beam.Map(
+                       lambda shard: (_SHARD_LIST_NAME, json.dumps(shard, sort_keys=True))))
 
     failures = ((extracted[FAILED], built[FAILED], encoded[FAILED])
                 | "CollectFailures" >> beam.Flatten())
-    (failures
-     | "FormatFailure" >> beam.Map(lambda rec: json.dumps(rec, sort_keys=True))
-     | "WriteFailed" >> beam.io.WriteToText(
-         fileio.join(staging_dir, manifest_lib.FAILED_NAME), shard_name_template="",
-         num_shards=1))
+    failed_lines = failures | "FormatFailure" >> beam.Map(
+        lambda rec: (manifest_lib.FAILED_NAME, json.dumps(rec, sort_keys=True)))
 
     # Explicit type: Beam would infer Dict[str, int] from the literal and pick a coder
     # that cannot hold the id lists.
     failed_tallies = failures | "TallyFailed" >> beam.Map(
         lambda rec: (rec["split"], manifest_lib.failed_tally())).with_output_types(
             Tuple[str, manifest_lib.Tally])
-    ((staged[TALLY], failed_tallies)
-     | "CollectTallies" >> beam.Flatten()
-     | "SummarizeSplits" >> beam.CombinePerKey(manifest_lib.merge_tallies)
-     | "FormatSummary" >> beam.MapTuple(
-         lambda split, tally: json.dumps({"split": split, **tally}, sort_keys=True))
-     | "WriteSummary" >> beam.io.WriteToText(
-         fileio.join(staging_dir, _SUMMARY_NAME), shard_name_template="", num_shards=1))
+    summary_lines = ((staged[TALLY], failed_tallies)
+                     | "CollectTallies" >> beam.Flatten()
+                     | "SummarizeSplits" >> beam.CombinePerKey(manifest_lib.merge_tallies)
+                     | "FormatSummary" >> beam.MapTuple(
+                         lambda split, tally: (_SUMMARY_NAME, json.dumps(
+                             {"split": split, **tally}, sort_keys=True))))
+
+    # One sink, applied last, that every other step leads to: the Dask runner computes
+    # only the pipeline's last step and what it depends on. Each file is written even
+    # when it has no line (no failure).
+    files = pipeline | "ListFiles" >> beam.Create(
+        [(name, True) for name in (_SHARD_LIST_NAME, manifest_lib.FAILED_NAME, _SUMMARY_NAME)])
+    lines = ((shard_lines, failed_lines, summary_lines)
+             | "CollectLines" >> beam.Flatten())
+    ({"file": files, "lines": lines}
+     | "GroupByFile" >> beam.CoGroupByKey()
+     | "WriteFiles" >> beam.ParDo(WriteLinesFn(staging_dir)))
 
 
 # ----------------------------------------------------------------------------- launcher
@@ -667,8 +714,10 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
                 f"as it was")
 
     started = time.perf_counter()
-    with interruption.SignalGuard(remove_staging) as guard:
+    with interruption.SignalGuard(remove_staging) as guard, contextlib.ExitStack() as cluster:
         try:
+            # --runner DaskRunner: its local cluster, if any, runs until the end of the run.
+            cluster.enter_context(dask_cluster.session(options, len(split_set.entries)))
             runner = make_runner(options)  # None: not the local runner
             pipeline = beam.Pipeline(runner=runner, options=options)
             # Progress is counted from the staging folder, which the launcher sees only
@@ -715,6 +764,7 @@ def print_help(prog: str = "python -m beam_jobs.extract") -> None:
                "flags, inputs or --output_dir (nothing written); 130 / 143 interrupted by "
                "Ctrl-C / SIGTERM.")
     ExtractOptions._add_argparse_args(parser)
+    dask_cluster.DaskClusterOptions._add_argparse_args(parser)
     parser.print_help()
 
 
@@ -726,8 +776,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "-h" in argv or "--help" in argv:
         print_help()
         return 0
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=worker_logs.LOG_FORMAT)
     try:
         manifest = run(argv)
     except (OutputExistsError, ValueError) as error:

@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence
 from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
                                                   StandardOptions)
 
+from beam_jobs import dask_cluster  # its DaskClusterOptions: --dask_address, --dask_workers
 from tfcmvp.schema import IFRAME_SOURCE_DECODED, IFRAME_SOURCE_REENCODE, IFRAME_SOURCES
 
 REENCODE_CHOICES = ("none", "mpeg4", "h264")
@@ -304,11 +305,16 @@ def make_pipeline_options(argv: Optional[Sequence[str]] = None) -> PipelineOptio
     internet, and Prism runs every worker inside the launching process. Local
     runs without any ``--direct_*`` flag get one worker process per core:
     decoding is single-threaded per video, so the job scales by processes.
-    Other runners (Dataflow, Flink, Spark, Prism) are left as given.
+    ``--runner DaskRunner`` is Beam's Dask runner (:mod:`beam_jobs.dask_cluster`;
+    ``ValueError`` when dask is not installed or its flags disagree). Other
+    runners (Dataflow, Flink, Spark, Prism) are left as given.
     """
     argv: List[str] = list(sys.argv[1:] if argv is None else argv)
+    if dask_cluster.named_in(argv):
+        dask_cluster.import_runner()  # defines Beam's --dask_* flags before they are checked
     check_flags(argv)
     options = PipelineOptions(argv)
+    dask_cluster.configure(options)
     standard = options.view_as(StandardOptions)
     if standard.runner is None or str(standard.runner).split(".")[-1] in LOCAL_RUNNERS:
         standard.runner = LOCAL_RUNNER
@@ -327,8 +333,11 @@ def make_runner(options: PipelineOptions):
     worker processes the way the DirectRunner does (without it they start
     with empty options), and in ``multi_processing`` mode starts each worker
     through :mod:`beam_jobs.worker_process`, so that workers exit with the
-    launcher however it ends (Ctrl-C, SIGTERM, ``kill -9``).
+    launcher however it ends (Ctrl-C, SIGTERM, ``kill -9``). For ``DaskRunner``:
+    Beam's Dask runner, which closes its client when the run ends.
     """
+    if dask_cluster.is_dask_runner(options.view_as(StandardOptions).runner):
+        return dask_cluster.make_runner()
     if str(options.view_as(StandardOptions).runner).split(".")[-1] != LOCAL_RUNNER:
         return None
     from apache_beam.portability.api import beam_provision_api_pb2

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # the launcher's and Dask workers'
 FORWARDING_LOGGER = "apache_beam.runners.portability.local_job_service"
 RUNNER_LOGGER = "apache_beam.runners.portability.fn_api_runner.worker_handlers"
 WORKER_LOGGER = "beam_jobs.worker"  # the name rewritten worker records are shown under
@@ -62,9 +63,11 @@ class _DropInfo(logging.Filter):
         return record.levelno != logging.INFO
 
 
-# Beam loggers whose INFO lines say nothing a user of this job needs (per-bundle cache
-# set-up, one "Renamed 1 shards" per small output file).
-QUIET_LOGGERS = ("apache_beam.runners.worker.statecache", "apache_beam.io.filebasedsink")
+# Loggers whose INFO lines say nothing a user of this job needs: Beam's (per-bundle cache
+# set-up, one "Renamed 1 shards" per small output file) and Dask's (each client and worker
+# connecting and leaving, with --runner DaskRunner).
+QUIET_LOGGERS = ("apache_beam.runners.worker.statecache", "apache_beam.io.filebasedsink",
+                 "distributed")
 
 
 def install() -> None:

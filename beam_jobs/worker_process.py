@@ -35,6 +35,11 @@ starts:
 
 On SIGTERM a worker removes its scratch folder and exits at once
 (``os._exit``), without a traceback.
+
+The local Dask cluster of ``--runner DaskRunner`` (:mod:`beam_jobs.dask_cluster`)
+starts its workers the same way (:func:`dask_command`: ``python -m
+beam_jobs.worker_process <launcher pid> --dask <scheduler address>``), so
+they get the same binding, scratch folder and stopping.
 """
 
 from __future__ import annotations
@@ -56,12 +61,20 @@ MODULE = "beam_jobs.worker_process"
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 WATCHDOG_SECONDS = 1.0  # how often the watchdog looks for a new parent
 EXIT_PARENT_GONE = 3  # exit code of a worker whose launcher is gone
+DASK_FLAG = "--dask"  # PARENT_PID --dask SCHEDULER_ADDRESS: a Dask worker instead of Beam's
 
 
 def command(parent_pid: Optional[int] = None) -> str:
     """The shell command that starts one worker bound to ``parent_pid`` (default: this process)."""
     pid = os.getpid() if parent_pid is None else parent_pid
     return f"exec {shlex.quote(sys.executable)} -m {MODULE} {pid}"
+
+
+def dask_command(scheduler_address: str, parent_pid: Optional[int] = None) -> List[str]:
+    """The argv of one Dask worker for ``scheduler_address``, bound to ``parent_pid`` (default:
+    this process) like the Beam workers above (see :mod:`beam_jobs.dask_cluster`)."""
+    pid = os.getpid() if parent_pid is None else parent_pid
+    return [sys.executable, "-m", MODULE, str(pid), DASK_FLAG, scheduler_address]
 
 
 def _set_parent_death_signal(signum: int) -> bool:
@@ -149,23 +162,59 @@ def bind_to_parent(parent_pid: int, scratch: _Scratch) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point of a worker process: ``python -m beam_jobs.worker_process PARENT_PID``."""
+    """Entry point of a worker process: ``python -m beam_jobs.worker_process PARENT_PID``
+    (a Beam SDK worker) or ``... PARENT_PID --dask SCHEDULER_ADDRESS`` (a Dask worker)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    dask_address = None
+    if len(argv) == 3 and argv[1] == DASK_FLAG:
+        dask_address = argv.pop(2)
+        argv.pop(1)
     if len(argv) != 1 or not argv[0].isdigit():
-        print(f"usage: python -m {MODULE} PARENT_PID (started by the local runner)",
-              file=sys.stderr)
+        print(f"usage: python -m {MODULE} PARENT_PID [{DASK_FLAG} SCHEDULER_ADDRESS] "
+              "(started by the local runner or the job's local Dask cluster)", file=sys.stderr)
         return 2
     scratch = _Scratch()
     bind_to_parent(int(argv[0]), scratch)
     remove_dead_scratch()
     tempfile.tempdir = scratch.path  # DoFns' temp files (tempfile.mkdtemp) land in here
     try:
-        from apache_beam.runners.worker import sdk_worker_main  # after the binding: takes seconds
+        if dask_address is not None:
+            _serve_dask(dask_address, scratch.path)
+        else:
+            from apache_beam.runners.worker import sdk_worker_main  # after the binding: seconds
 
-        sdk_worker_main.main(sys.argv)
+            sdk_worker_main.main(sys.argv)
     finally:
         scratch.remove()
     return 0
+
+
+def _serve_dask(scheduler_address: str, scratch_dir: str) -> None:
+    """Runs one single-threaded Dask worker (no nanny) until the scheduler closes it.
+
+    One thread: decoding is single-threaded per video and the job scales by
+    processes, as on the local Beam runner. No nanny: this process is the
+    launcher's child, so the binding above ends it with the launcher (a
+    nanny would restart a worker the launcher is stopping). Its spill files
+    go to the scratch folder. Log records of the job's DoFns go to stderr,
+    the terminal of the launcher; Dask's own INFO chatter is dropped.
+    """
+    import asyncio
+    import logging
+
+    from distributed import Worker
+
+    from beam_jobs.worker_logs import LOG_FORMAT
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+
+    async def serve() -> None:
+        async with Worker(scheduler_address, nthreads=1, local_directory=scratch_dir,
+                          name=f"{_host()}-{os.getpid()}") as worker:
+            await worker.finished()
+
+    asyncio.run(serve())
 
 
 # ----------------------------------------------------------------------------- launcher side

@@ -1,7 +1,8 @@
-"""Beam extraction job: 2 DirectRunner worker processes against 1, in one run.
+"""Beam extraction job: 2 worker processes against 1, on the local runner and on Dask.
 
-    python benchmarks/bench_beam_workers.py                  # ~2 min on 2 cores
+    python benchmarks/bench_beam_workers.py                  # ~4 min on 2 cores
     python benchmarks/bench_beam_workers.py --videos 48      # quick look
+    python benchmarks/bench_beam_workers.py --runners direct # the local runner only
 
 Generates ``--distinct`` 320x240 MPEG-4 Part 2 videos (GOP 12, no B-frames) of
 moving textures and lists them, under other names (hard links), until the
@@ -9,17 +10,24 @@ splits hold ``--videos`` entries in UCF101 layout: every listed video is
 decoded and written in full, so the job does the work of that many videos
 while the set-up stays short. Then runs ``beam_jobs.extract`` on a short job
 (the first ``--short`` videos) and on the whole list, each with 1 and with 2
-worker processes (multi_processing both times, so only the worker count
-differs), each into a fresh output folder. Prints wall time, videos/s,
-frames/s and the 2-worker speed-up of each (target: at least 1.7x on the long
-job); the short job shows the fixed cost (runner and worker start-up) that a
-longer job amortises. Run it on an otherwise idle machine: the ratio is
-meaningless while other jobs compete for the cores.
+worker processes, each into a fresh output folder, on each of ``--runners``:
+``direct``, the default local runner (FnApiRunner, multi_processing both
+times, so only the worker count differs), and ``dask``, Beam's Dask runner on
+a local cluster of that many single-threaded worker processes started for
+the run (``--runner DaskRunner --dask_workers N``; needs the ``dask`` extra).
+Prints wall time, videos/s, frames/s and the 2-worker speed-up of each
+(target: at least 1.7x on the long job), and whether both runners wrote the
+same shards, byte for byte; the short job shows the fixed cost (runner,
+cluster and worker start-up) that a longer job amortises. Run it on an
+otherwise idle machine: the ratio is meaningless while other jobs compete for
+the cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import filecmp
+import importlib.util
 import json
 import os
 import pathlib
@@ -71,29 +79,49 @@ def shorter(root: pathlib.Path, count: int) -> pathlib.Path:
     return short
 
 
-def run_job(root: pathlib.Path, splits: pathlib.Path, workers: int) -> dict:
-    out = root / f"out_{workers}"
+RUNNER_FLAGS = {
+    "direct": lambda n: ["--direct_num_workers", str(n), "--direct_running_mode",
+                         "multi_processing"],
+    "dask": lambda n: ["--runner", "DaskRunner", "--dask_workers", str(n)],
+}
+
+
+def run_job(root: pathlib.Path, splits: pathlib.Path, workers: int, runner: str) -> dict:
+    out = root / f"out_{splits.name}_{runner}_{workers}"
     shutil.rmtree(out, ignore_errors=True)
     argv = ["--videos_dir", str(root / "videos"), "--splits_dir", str(splits),
-            "--output_dir", str(out), "--direct_num_workers", str(workers),
-            "--direct_running_mode", "multi_processing"]
+            "--output_dir", str(out), *RUNNER_FLAGS[runner](workers)]
     start = time.perf_counter()
     manifest = extract.run(argv)
     seconds = time.perf_counter() - start
     train = manifest["splits"]["train"]
-    return {"workers": workers, "seconds": seconds, "videos": train["written"],
-            "frames": train["frames"]}
+    return {"runner": runner, "workers": workers, "seconds": seconds,
+            "videos": train["written"], "frames": train["frames"], "out": str(out)}
 
 
-def print_table(title: str, results: list) -> float:
+def same_shards(first: str, second: str) -> bool:
+    """True when two output folders hold the same shard files with the same bytes."""
+    names = sorted(p.name for p in pathlib.Path(first).glob("*.tfrecord.gz"))
+    other = sorted(p.name for p in pathlib.Path(second).glob("*.tfrecord.gz"))
+    return bool(names) and names == other and all(
+        filecmp.cmp(pathlib.Path(first) / n, pathlib.Path(second) / n, shallow=False)
+        for n in names)
+
+
+def print_table(title: str, results: list) -> dict:
+    """Prints the runs of one job; returns each runner's 2-worker speed-up."""
     print(f"\n{title}")
-    print(f"{'workers':>8} {'videos':>7} {'seconds':>9} {'videos/s':>9} {'frames/s':>9}")
+    print(f"{'runner':>7} {'workers':>8} {'videos':>7} {'seconds':>9} {'videos/s':>9} "
+          f"{'frames/s':>9}")
     for r in results:
-        print(f"{r['workers']:>8} {r['videos']:>7} {r['seconds']:>9.1f} "
+        print(f"{r['runner']:>7} {r['workers']:>8} {r['videos']:>7} {r['seconds']:>9.1f} "
               f"{r['videos'] / r['seconds']:>9.2f} {r['frames'] / r['seconds']:>9.0f}")
-    speedup = results[0]["seconds"] / results[1]["seconds"]
-    print(f"2 workers vs 1: {speedup:.2f}x")
-    return speedup
+    speedups = {}
+    for runner in dict.fromkeys(r["runner"] for r in results):
+        one, two = [r for r in results if r["runner"] == runner]
+        speedups[runner] = one["seconds"] / two["seconds"]
+        print(f"{runner}: 2 workers vs 1: {speedups[runner]:.2f}x")
+    return speedups
 
 
 def main(argv=None) -> int:
@@ -105,10 +133,19 @@ def main(argv=None) -> int:
     parser.add_argument("--short", type=int, default=16,
                         help="videos in the short job (default 16; 0 skips it)")
     parser.add_argument("--frames", type=int, default=150, help="frames per video (default 150)")
+    parser.add_argument("--runners", default="direct,dask",
+                        help="comma-separated: direct (the default local runner), dask "
+                             "(Beam's Dask runner on a local cluster); default both")
     parser.add_argument("--json", type=pathlib.Path, help="also write the results here")
     args = parser.parse_args(argv)
     if not 0 < args.distinct <= args.videos or args.distinct % 2:
         parser.error("--distinct must be even and between 1 and --videos")
+    runners = [r.strip() for r in args.runners.split(",") if r.strip()]
+    unknown = [r for r in runners if r not in RUNNER_FLAGS]
+    if unknown or not runners:
+        parser.error(f"--runners: unknown {unknown}; choose from {sorted(RUNNER_FLAGS)}")
+    if "dask" in runners and importlib.util.find_spec("distributed") is None:
+        parser.error("--runners dask needs the dask extra: pip install -e '.[dask]'")
 
     root = pathlib.Path(tempfile.mkdtemp(prefix="bench_beam_"))
     runs = {}
@@ -117,10 +154,20 @@ def main(argv=None) -> int:
               f"listed {args.videos} times ...")
         make_videos(root, args.videos, args.distinct, args.frames)
         print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+        jobs = {"long": root / "splits"}
         if args.short:
-            splits = shorter(root, args.short)
-            runs["short"] = [run_job(root, splits, 1), run_job(root, splits, 2)]
-        runs["long"] = [run_job(root, root / "splits", 1), run_job(root, root / "splits", 2)]
+            jobs = {"short": shorter(root, args.short), **jobs}
+        identical = {}
+        for job, splits in jobs.items():
+            runs[job] = []
+            for runner in runners:
+                for workers in (1, 2):
+                    result = run_job(root, splits, workers, runner)
+                    if runs[job]:  # compared with the job's first run, then deleted
+                        identical[job] = identical.get(job, True) and same_shards(
+                            runs[job][0]["out"], result["out"])
+                        shutil.rmtree(result["out"])
+                    runs[job].append(result)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -129,10 +176,16 @@ def main(argv=None) -> int:
         speedups["short"] = print_table(f"short job ({args.short} videos: mostly start-up)",
                                         runs["short"])
     speedups["long"] = print_table(f"long job ({args.videos} videos)", runs["long"])
-    print(f"\n2 workers vs 1 on the long job: {speedups['long']:.2f}x (target >= 1.7x)")
+    print()
+    for runner, speedup in speedups["long"].items():
+        print(f"{runner}: 2 workers vs 1 on the long job: {speedup:.2f}x (target >= 1.7x)")
+    for job, same in identical.items():
+        print(f"{job} job: every run wrote the same shards, byte for byte: "
+              f"{'yes' if same else 'NO'}")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if args.json:
-        args.json.write_text(json.dumps({"runs": runs, "speedups": speedups}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"runs": runs, "speedups": speedups,
+                                         "identical_shards": identical}, indent=2) + "\n")
     return 0
 
 

@@ -511,8 +511,8 @@ def test_dataflow_graph_is_built_without_submitting(tmp_path, no_network, monkey
     proto = pipeline.to_runner_api()
     names = {t.unique_name for t in proto.components.transforms.values()}
     for label in ("ListVideos", "ExtractVideo", "BuildRecord", "EncodeExample", "StageRecord",
-                  "ListShards", "GroupByShard", "WriteShard", "CollectFailures", "WriteFailed",
-                  "CollectTallies", "SummarizeSplits", "WriteSummary"):
+                  "ListShards", "GroupByShard", "WriteShard", "CollectFailures",
+                  "CollectTallies", "SummarizeSplits", "GroupByFile", "WriteFiles"):
         assert label in names, label
     # The launcher-side plan: one train and one test shard, with every video placed.
     tasks = extract.plan_tasks(split_set, config)
