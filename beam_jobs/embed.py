@@ -54,6 +54,7 @@ import io
 import json
 import logging
 import os
+import posixpath
 import queue
 import shutil
 import sys
@@ -66,6 +67,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.runners.runner import PipelineState
+from apache_beam.utils import shared
 
 from beam_jobs import (embed_options, embed_output, extract_options, fileio, interruption,
                        output_folder, worker_logs)
@@ -107,22 +109,37 @@ def _counter(name: str):
 # ----------------------------------------------------------------------------- inputs
 
 
+def _remote_list(item: str) -> List[str]:
+    """The paths a remote list file names (:func:`tfcmvp.embedding.inputs.read_list_file`'s
+    rules; relative paths are relative to the list file's folder)."""
+    text = fileio.read_text(item)
+    if item.lower().endswith(".csv"):
+        rows = [row[0].strip() for row in csv.reader(text.splitlines()) if row]
+        if rows and rows[0].lower() == "path":
+            rows = rows[1:]
+    else:
+        rows = [line.strip() for line in text.splitlines()]
+    base = item.rsplit("/", 1)[0]
+    listed = []
+    for row in rows:
+        if not row or row.startswith("#"):
+            continue
+        if "://" not in row and not row.startswith("/"):
+            # Object stores take "a/../b" literally: resolve it as a folder path would be.
+            scheme, rest = fileio.join(base, row).split("://", 1)
+            row = f"{scheme}://{posixpath.normpath(rest)}"
+        listed.append(row)
+    return listed
+
+
 def _remote_videos(item: str) -> List[str]:
     """Videos named by a remote INPUT (``gs://``...): a file, a list file or a folder,
-    with :mod:`tfcmvp.embedding.inputs`' rules (recursive, by extension, hidden skipped)."""
-    if fileio.exists(item):
+    with :mod:`tfcmvp.embedding.inputs`' rules (recursive, by extension, sorted, hidden
+    entries skipped)."""
+    if fileio.exists(item):  # a file: object stores have no folders to exist
         if not inputs_lib.is_list_file(item):
             return [item]
-        base = item.rsplit("/", 1)[0]
-        listed = []
-        for line in fileio.read_text(item).splitlines():
-            entry = (next(csv.reader([line]), [""]) or [""])[0].strip() \
-                if item.lower().endswith(".csv") else line.strip()
-            if not entry or entry.startswith("#") or (item.lower().endswith(".csv")
-                                                        and not listed and entry == "path"):
-                continue
-            listed.append(entry if "://" in entry or entry.startswith("/")
-                          else fileio.join(base, entry))
+        listed = _remote_list(item)
         if not listed:
             raise inputs_lib.InputError(f"INPUT {item}: a list file that lists no path")
         return listed
@@ -135,7 +152,8 @@ def _remote_videos(item: str) -> List[str]:
             found.append(path)
     if not found:
         raise inputs_lib.InputError(f"INPUT {item}: no such file, or a folder without video "
-                                    f"files")
+                                    f"files (looked for "
+                                    f"{', '.join(sorted(inputs_lib.VIDEO_EXTENSIONS))})")
     return sorted(found)
 
 
@@ -290,8 +308,11 @@ class ClipCutter:
 class EmbedVideoFn(beam.DoFn):
     """Task -> (task, float32 ``[n, D]`` embeddings, n table rows, frames); failures tagged.
 
-    ``setup`` loads the SavedModel and builds the clip pipeline once per
-    worker. Per video: copy a remote file to the worker, build the record
+    ``setup`` loads the SavedModel once per worker process (a
+    ``apache_beam.utils.shared.Shared`` handle: runners that run several
+    threads per process, as Dataflow does, share one copy) and builds the
+    clip pipeline once per DoFn instance. Per video: copy a remote file to
+    the worker, build the record
     (:func:`tfcmvp.embedding.run.prepare_video`), cut its clips, run the
     export (:func:`tfcmvp.embedding.run.embed_clips`), make the table rows
     (:func:`tfcmvp.embedding.run.table_rows`): ``tfcmvp embed``'s steps.
@@ -304,6 +325,7 @@ class EmbedVideoFn(beam.DoFn):
         super().__init__()
         self._config = config
         self._clips = clips
+        self._model = shared.Shared()  # one loaded export per process
         self._ok = _counter("videos_embedded")
         self._failed = _counter("videos_failed")
         self._rows = _counter("clips")
@@ -315,8 +337,14 @@ class EmbedVideoFn(beam.DoFn):
 
         self._run = run_lib
         self._tmp = tempfile.mkdtemp(prefix="tfcmvp-embed-")
-        model_dir = localize_folder(self._config.model_dir, self._tmp)
-        self._embed = features.load_embedding_fn(model_dir)
+
+        def load():
+            # A remote export is copied once, by the DoFn that loads it; the copy is
+            # removed at its teardown (the loaded model no longer reads it).
+            return features.load_embedding_fn(localize_folder(self._config.model_dir,
+                                                              self._tmp))
+
+        self._embed = self._model.acquire(load)
         self._cutter = ClipCutter(self._clips.options)
         self._done = 0
         self._since = time.perf_counter()

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -58,7 +59,8 @@ def _job(inputs, model, out, *flags):
 def _joined_shards(out):
     """The README's way to read every shard at once: (matrix, CSV text with one header)."""
     matrix = np.concatenate([np.load(p) for p in sorted(glob.glob(f"{out}/embeddings-*.npy"))])
-    tables = [pathlib.Path(p).read_bytes().decode() for p in sorted(glob.glob(f"{out}/clips-*.csv"))]
+    tables = [pathlib.Path(p).read_bytes().decode()
+              for p in sorted(glob.glob(f"{out}/clips-*.csv"))]
     header = tables[0].splitlines(keepends=True)[0]
     assert all(t.startswith(header) for t in tables)
     return matrix, header + "".join(t[len(header):] for t in tables)
@@ -190,6 +192,40 @@ def test_help_lists_the_job_flags(capsys):
         assert flag in text
     # The job's flags are not Beam options (they would clash with the extraction job's).
     assert not set(embed_options.known_flags()) & {"--videos_dir", "--reencode"}
+
+
+def test_remote_inputs_and_export(exports, tmp_path, monkeypatch):
+    """gs:// INPUTs (a folder, a .csv list) and a gs:// export, on a fake bucket in tmp_path."""
+    bucket = tmp_path / "bucket"
+    for name in ("videos/b.mp4", "videos/a/x.avi", "videos/.hidden/y.avi", "videos/notes.txt",
+                 "lists/clips.csv"):
+        (bucket / name).parent.mkdir(parents=True, exist_ok=True)
+        (bucket / name).write_bytes(b"")
+    (bucket / "lists/clips.csv").write_text("path,label\n../videos/b.mp4,1\n# skip\n"
+                                            "gs://other/z.mkv,2\n")
+    shutil.copytree(exports["iframe"], bucket / "model")
+
+    def local(path):
+        return str(bucket / path[len("gs://b/"):])
+
+    monkeypatch.setattr(embed.fileio, "exists", lambda path: os.path.isfile(local(path)))
+    monkeypatch.setattr(embed.fileio, "read_text", lambda path: open(local(path)).read())
+    monkeypatch.setattr(embed.fileio, "read_bytes",
+                        lambda path: pathlib.Path(local(path)).read_bytes())
+    monkeypatch.setattr(embed.fileio, "list_files", lambda pattern: sorted(  # "FOLDER/**"
+        "gs://b/" + p.relative_to(bucket).as_posix()
+        for p in pathlib.Path(local(pattern[:-3])).rglob("*") if p.is_file()))
+    assert embed.list_videos(["gs://b/videos/", "gs://b/lists/clips.csv"]) == [
+        "gs://b/videos/a/x.avi", "gs://b/videos/b.mp4", "gs://other/z.mkv"]  # b.mp4 once
+    with pytest.raises(ValueError, match="INPUT gs://b/lists/: no such file, or a folder"):
+        embed.list_videos(["gs://b/lists/"])
+    copy = embed.localize_folder("gs://b/model", str(tmp_path))
+    assert sorted(p.relative_to(copy).as_posix() for p in pathlib.Path(copy).rglob("*")
+                  if p.is_file()) == sorted(p.relative_to(exports["iframe"]).as_posix()
+                                            for p in exports["iframe"].rglob("*") if p.is_file())
+    config = embed_options.EmbedConfig(inputs=("gs://b/videos",), model_dir="gs://b/model",
+                                       output_dir=str(tmp_path / "out"))
+    assert embed.read_export_clips(config, str(tmp_path)).network == "iframe"
 
 
 @pytest.mark.slow
