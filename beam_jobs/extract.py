@@ -39,7 +39,8 @@ and goes to ``failed.jsonl`` at stage "path". Exit codes of the command:
 stopped, staging folder removed, one line said).
 
 Pipeline: ListVideos (each video with its shard, fixed before the run) ->
-ExtractVideo (fetch, re-encode, decode; with ``--iframe_source reencode`` also
+ExtractRecords, four stages run one video at a time in one step: ExtractVideo
+(fetch, re-encode, decode; with ``--iframe_source reencode`` also
 the I-frames of a separate low-bit-rate encode) -> BuildRecord (JPEG) -> EncodeExample
 (``tfcmvp.schema``) -> StageRecord (one framed, gzip-compressed record per
 video under the staging folder, compressed on the worker that decoded it) ->
@@ -56,7 +57,8 @@ files in the staging folder that the launcher reads).
 The pipeline uses only Create, ParDo, Flatten, GroupByKey and what is built
 from them (CoGroupByKey, CombinePerKey): no side inputs, no Beam file sinks,
 one final step that depends on every other, and tagged outputs split by
-:class:`~beam_jobs.tagged_outputs.ParDoWithOutputs`. That is what Beam's
+:class:`~beam_jobs.tagged_outputs.ParDoWithOutputs`, which also chains the
+four per-video stages so that no step's outputs are decoded videos. That is what Beam's
 Dask runner supports, and every runner gives byte-identical output. Counters
 (namespace ``tfcmvp.extract``) are reported by runners with metrics
 (Dataflow, the local runner); the Dask runner has none, and nothing in the
@@ -479,14 +481,12 @@ def build_pipeline(pipeline: beam.Pipeline, config: ExtractConfig,
                   for shard in range(config.shards_for(listed[name]))]
 
     videos = pipeline | "ListVideos" >> beam.Create(tasks)
-    extracted = videos | "ExtractVideo" >> ParDoWithOutputs(
-        ExtractVideoFn(config, progress_dir), FAILED, main="videos")
-    built = extracted.videos | "BuildRecord" >> ParDoWithOutputs(
-        BuildRecordFn(config, progress_dir), FAILED, main="records")
-    encoded = built.records | "EncodeExample" >> ParDoWithOutputs(
-        EncodeExampleFn(config, progress_dir), FAILED, main="examples")
-    staged = encoded.examples | "StageRecord" >> ParDoWithOutputs(
-        StageRecordFn(config, staging_dir), TALLY, main="parts")
+    # The four stages run as one step, a video at a time: a decoded video never waits in
+    # memory for the next stage (the Dask runner would hold a whole partition's).
+    staged = videos | "ExtractRecords" >> ParDoWithOutputs(
+        [ExtractVideoFn(config, progress_dir), BuildRecordFn(config, progress_dir),
+         EncodeExampleFn(config, progress_dir), StageRecordFn(config, staging_dir)],
+        FAILED, TALLY, main="parts")
 
     # Every shard key takes part, even one whose videos all failed.
     shards = pipeline | "ListShards" >> beam.Create(shard_keys)
@@ -496,8 +496,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: ExtractConfig,
                    | "FormatShard" >> beam.Map(
                        lambda shard: (_SHARD_LIST_NAME, json.dumps(shard, sort_keys=True))))
 
-    failures = ((extracted[FAILED], built[FAILED], encoded[FAILED])
-                | "CollectFailures" >> beam.Flatten())
+    failures = staged[FAILED]  # from any of the four stages
     failed_lines = failures | "FormatFailure" >> beam.Map(
         lambda rec: (manifest_lib.FAILED_NAME, json.dumps(rec, sort_keys=True)))
 

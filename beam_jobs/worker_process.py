@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
 import shlex
 import shutil
@@ -136,6 +137,9 @@ class _Scratch:
     def exit_now(self, code: int) -> None:
         """Removes the scratch folder and ends the process at once (no cleanup of Beam's threads,
         whose only peer, the launcher, is gone or has asked us to stop)."""
+        # A DoFn still running in another thread would see its temp files vanish and log
+        # the video as failed, which it did not (seen on the Dask workers at Ctrl-C).
+        logging.disable(logging.CRITICAL)
         self.remove()
         os._exit(code)
 

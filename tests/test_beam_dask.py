@@ -232,6 +232,38 @@ def test_dask_runner_keeps_tagged_outputs_apart_only_with_pardo_with_outputs(clu
         "even-0", "even-2", "even-4", "odd-1", "odd-3", "odd-5"]
 
 
+def test_chained_dofns_run_as_one_step_with_every_stage_tagged_output(cluster, tmp_path):
+    """ParDoWithOutputs([first, second]): first's main outputs feed second; tagged outputs of
+    both reach their tag; an undeclared tag is an error naming the DoFn."""
+    import apache_beam as beam
+
+    from beam_jobs.tagged_outputs import ParDoWithOutputs, _ChainAsElements
+
+    class Decode(beam.DoFn):
+        def process(self, x):
+            yield beam.pvalue.TaggedOutput("failed", x) if x % 3 == 0 else x * 10
+
+    class Stage(beam.DoFn):
+        def process(self, y):
+            yield beam.pvalue.TaggedOutput("tally", y // 10)
+            yield y + 1
+
+    def build(pipeline):
+        out = (pipeline | beam.Create(range(1, 7))
+               | ParDoWithOutputs([Decode(), Stage()], "failed", "tally", main="parts"))
+        ((out.parts | "P" >> beam.Map(lambda v: ("parts", v)),
+          out.failed | "F" >> beam.Map(lambda v: ("failed", v)),
+          out.tally | "T" >> beam.Map(lambda v: ("tally", v)))
+         | beam.Flatten() | beam.Map(lambda kv: (tmp_path / f"{kv[0]}-{kv[1]}").touch()))
+
+    run_on_dask(cluster, build)
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [f"parts-{x * 10 + 1}" for x in (1, 2, 4, 5)] + ["failed-3", "failed-6"]
+        + [f"tally-{x}" for x in (1, 2, 4, 5)])
+    with pytest.raises(ValueError, match="Decode emitted the undeclared tag 'failed'"):
+        list(_ChainAsElements([Decode(), Stage()], ("tally",)).process(3))
+
+
 def test_dask_runner_runs_only_the_last_step_and_what_it_needs(cluster, tmp_path):
     """Why the job ends in one sink (if this starts failing, Beam fixed it)."""
     import apache_beam as beam

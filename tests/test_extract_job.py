@@ -510,8 +510,7 @@ def test_dataflow_graph_is_built_without_submitting(tmp_path, no_network, monkey
     extract.build_pipeline(pipeline, config, split_set, "gs://my-bucket/ucf101_s1/_incomplete-x")
     proto = pipeline.to_runner_api()
     names = {t.unique_name for t in proto.components.transforms.values()}
-    for label in ("ListVideos", "ExtractVideo", "BuildRecord", "EncodeExample", "StageRecord",
-                  "ListShards", "GroupByShard", "WriteShard", "CollectFailures",
+    for label in ("ListVideos", "ExtractRecords", "ListShards", "GroupByShard", "WriteShard",
                   "CollectTallies", "SummarizeSplits", "GroupByFile", "WriteFiles"):
         assert label in names, label
     # The launcher-side plan: one train and one test shard, with every video placed.
