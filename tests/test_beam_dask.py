@@ -346,3 +346,22 @@ def test_every_step_leads_to_the_last_one(dataset, tmp_path):
     assert [n.full_label for n in visitor.leaves if n not in needed] == []
     assert [n.full_label for n in visitor.leaves if n.side_inputs] == []
     assert [n.full_label for n in visitor.leaves if len(n.outputs) > 1] == []
+
+
+def test_runner_without_dask_installed_says_how_to_install(dataset, tmp_path, capsys,
+                                                          monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def no_dask(name, *args):
+        if name.startswith("apache_beam.runners.dask"):
+            raise ImportError("No module named 'dask'")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", no_dask)
+    assert extract.main([*dataset[0], f"--output_dir={tmp_path / 'out'}",
+                         "--runner", "DaskRunner"]) == 2
+    assert ("--runner DaskRunner needs dask and distributed (No module named 'dask'); install "
+            "them with pip install -e '.[dask]'") in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
