@@ -26,8 +26,9 @@ SKLEARN = "scikit-learn==1.9.1"  # the linear probe's solver (tfcmvp.evaluation.
 DASK = ["apache-beam[dask]==2.77.0", "dask==2026.8.0", "distributed==2026.8.0"]
 
 EXTRAS = {
-    # The tests run the linear probe too, so they need its solver, and the job on Dask.
-    "test": ["pytest==9.0.3", "pytest-timeout==2.4.0", SKLEARN, *DASK],
+    # The tests run the linear probe too, so they need its solver, and the job on Dask;
+    # ruff checks the style before them (.ci/run, pyproject.toml).
+    "test": ["pytest==9.0.3", "pytest-timeout==2.4.0", "ruff==0.17.5", SKLEARN, *DASK],
     # `tfcmvp evaluate --linear` (kNN needs nothing beyond the install requirements).
     "eval": [SKLEARN],
     "dask": DASK,
@@ -38,8 +39,10 @@ EXTRAS = {
 setup(
     name="tfcmvp",
     version="0.1.0",
-    description=("Self-supervised video representation learning from compressed video: "
-                 "I-frames for context, motion vectors for motion (TensorFlow / Keras 3)."),
+    description=(
+        "Self-supervised video representation learning from compressed video: "
+        "I-frames for context, motion vectors for motion (TensorFlow / Keras 3)."
+    ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.13",

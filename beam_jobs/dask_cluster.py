@@ -26,8 +26,8 @@ keeps all of a partition's outputs of a step in memory before the next step
 (see :mod:`beam_jobs.tagged_outputs` for both), and computes only the last
 transform of the pipeline and what it depends on. On a cluster of one's
 own, Ctrl-C of the launcher drops the job's waiting tasks, but a running
-task (a partition) runs to its end. Each Dask partition is one bundle (DoFn ``setup`` to ``teardown``), run
-by one worker thread. :func:`session` spreads the videos over
+task (a partition) runs to its end. Each Dask partition is one bundle (DoFn
+``setup`` to ``teardown``), run by one worker thread. :func:`session` spreads the videos over
 :data:`PARTITIONS_PER_THREAD` partitions per worker thread of the cluster
 (one video each for smaller jobs) unless ``--dask_npartitions`` or
 ``--dask_partition_size`` is given: the runner's default of 128 elements per
@@ -72,14 +72,21 @@ class DaskClusterOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser):
-        parser.add_argument("--dask_address", default=None,
-                            help="With --runner DaskRunner: the scheduler of an existing Dask "
-                                 "cluster, tcp://HOST:PORT (Beam's --dask_client_address means "
-                                 "the same). Without it the job starts a local cluster.")
-        parser.add_argument("--dask_workers", type=int, default=None,
-                            help="With --runner DaskRunner and no --dask_address: worker "
-                                 "processes of the local cluster started for the job "
-                                 "(default: one per core).")
+        parser.add_argument(
+            "--dask_address",
+            default=None,
+            help="With --runner DaskRunner: the scheduler of an existing Dask "
+            "cluster, tcp://HOST:PORT (Beam's --dask_client_address means "
+            "the same). Without it the job starts a local cluster.",
+        )
+        parser.add_argument(
+            "--dask_workers",
+            type=int,
+            default=None,
+            help="With --runner DaskRunner and no --dask_address: worker "
+            "processes of the local cluster started for the job "
+            "(default: one per core).",
+        )
 
 
 def is_dask_runner(runner) -> bool:
@@ -104,8 +111,10 @@ def import_runner():
     try:
         return importlib.import_module("apache_beam.runners.dask.dask_runner")
     except ImportError as error:
-        raise ValueError(f"--runner {SHORT_NAME} needs dask and distributed ({error}); "
-                         f"install them with {INSTALL_HINT}") from None
+        raise ValueError(
+            f"--runner {SHORT_NAME} needs dask and distributed ({error}); "
+            f"install them with {INSTALL_HINT}"
+        ) from None
 
 
 def configure(options: PipelineOptions) -> None:
@@ -114,28 +123,39 @@ def configure(options: PipelineOptions) -> None:
     ours = options.view_as(DaskClusterOptions)
     standard = options.view_as(StandardOptions)
     if not is_dask_runner(standard.runner):
-        given = [flag for flag, value in (("--dask_address", ours.dask_address),
-                                          ("--dask_workers", ours.dask_workers))
-                 if value is not None]
+        given = [
+            flag
+            for flag, value in (
+                ("--dask_address", ours.dask_address),
+                ("--dask_workers", ours.dask_workers),
+            )
+            if value is not None
+        ]
         if given:
-            raise ValueError(f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} "
-                             f"--runner {SHORT_NAME} (the runner is "
-                             f"{standard.runner or 'the local default'})")
+            raise ValueError(
+                f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} "
+                f"--runner {SHORT_NAME} (the runner is "
+                f"{standard.runner or 'the local default'})"
+            )
         return
     beam_options = options.view_as(import_runner().DaskOptions)
     standard.runner = DASK_RUNNER
     problems = []
     if ours.dask_address and beam_options.address and ours.dask_address != beam_options.address:
-        problems.append(f"--dask_address {ours.dask_address} and --dask_client_address "
-                        f"{beam_options.address} disagree")
+        problems.append(
+            f"--dask_address {ours.dask_address} and --dask_client_address "
+            f"{beam_options.address} disagree"
+        )
     address = ours.dask_address or beam_options.address
     if ours.dask_workers is not None:
         if ours.dask_workers < 1:
             problems.append(f"--dask_workers must be >= 1, got {ours.dask_workers}")
         if address or beam_options.scheduler_file:
-            problems.append("--dask_workers sizes the local cluster, which is not started "
-                            "when the job is given a cluster (--dask_address or "
-                            "--dask_scheduler_file): start that cluster's workers instead")
+            problems.append(
+                "--dask_workers sizes the local cluster, which is not started "
+                "when the job is given a cluster (--dask_address or "
+                "--dask_scheduler_file): start that cluster's workers instead"
+            )
     if problems:
         raise ValueError("invalid options: " + "; ".join(problems))
     beam_options.address = address
@@ -181,8 +201,7 @@ def cluster_threads(address: Optional[str], scheduler_file: Optional[str] = None
     """Worker threads of the cluster at ``address`` (or in ``scheduler_file``) right now."""
     from distributed import Client
 
-    with Client(address, scheduler_file=scheduler_file, timeout=30,
-                set_as_default=False) as client:
+    with Client(address, scheduler_file=scheduler_file, timeout=30, set_as_default=False) as client:
         return sum(client.nthreads().values())
 
 
@@ -204,12 +223,16 @@ def session(options: PipelineOptions, num_videos: int) -> Iterator[Optional[str]
         if not partitions_given:
             threads = cluster_threads(beam_options.address, beam_options.scheduler_file)
             if not threads:
-                LOG.warning("the Dask cluster has no worker yet; the job waits for workers, "
-                            "and its videos are split for one (--dask_npartitions sets it)")
+                LOG.warning(
+                    "the Dask cluster has no worker yet; the job waits for workers, "
+                    "and its videos are split for one (--dask_npartitions sets it)"
+                )
             beam_options.npartitions = default_partitions(num_videos, threads)
-        LOG.info("running on the Dask cluster at %s (%s partitions)",
-                 beam_options.address or beam_options.scheduler_file,
-                 beam_options.npartitions or f"{beam_options.partition_size} videos")
+        LOG.info(
+            "running on the Dask cluster at %s (%s partitions)",
+            beam_options.address or beam_options.scheduler_file,
+            beam_options.npartitions or f"{beam_options.partition_size} videos",
+        )
         yield beam_options.address
         return
     workers = options.view_as(DaskClusterOptions).dask_workers or os.cpu_count() or 1
@@ -240,15 +263,21 @@ def local_cluster(workers: int, start_seconds: float = WORKER_START_SECONDS) -> 
     # The scheduler's HTTP server (health checks; no dashboard) starts even without a
     # dashboard, on port 8787 unless told otherwise: any free port, so that two jobs (or a
     # user's own cluster) do not collide.
-    cluster = LocalCluster(n_workers=0, host="127.0.0.1", scheduler_port=0,
-                           dashboard_address=None, silence_logs=logging.WARNING,
-                           scheduler_kwargs={"dashboard": False,
-                                             "dashboard_address": "127.0.0.1:0"})
+    cluster = LocalCluster(
+        n_workers=0,
+        host="127.0.0.1",
+        scheduler_port=0,
+        dashboard_address=None,
+        silence_logs=logging.WARNING,
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+    )
     processes: List[subprocess.Popen] = []
     try:
         address = cluster.scheduler_address
-        processes = [subprocess.Popen(worker_process.dask_command(address),
-                                      stdin=subprocess.DEVNULL) for _ in range(workers)]
+        processes = [
+            subprocess.Popen(worker_process.dask_command(address), stdin=subprocess.DEVNULL)
+            for _ in range(workers)
+        ]
         _wait_for_workers(cluster, processes, start_seconds)
         LOG.info("local Dask cluster: scheduler %s, %d worker processes", address, workers)
         yield address
@@ -262,11 +291,15 @@ def _wait_for_workers(cluster, processes: List[subprocess.Popen], seconds: float
     while len(cluster.scheduler.workers) < len(processes):
         exited = [p for p in processes if p.poll() is not None]
         if exited:
-            raise RuntimeError(f"a local Dask worker exited during start-up (exit code "
-                               f"{exited[0].returncode}; its messages are above)")
+            raise RuntimeError(
+                f"a local Dask worker exited during start-up (exit code "
+                f"{exited[0].returncode}; its messages are above)"
+            )
         if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(cluster.scheduler.workers)} of {len(processes)} "
-                               f"local Dask workers started within {seconds:g} s")
+            raise RuntimeError(
+                f"only {len(cluster.scheduler.workers)} of {len(processes)} "
+                f"local Dask workers started within {seconds:g} s"
+            )
         time.sleep(0.1)
 
 

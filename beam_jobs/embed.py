@@ -69,8 +69,15 @@ from apache_beam.metrics import Metrics
 from apache_beam.runners.runner import PipelineState
 from apache_beam.utils import shared
 
-from beam_jobs import (embed_options, embed_output, extract_options, fileio, interruption,
-                       output_folder, worker_logs)
+from beam_jobs import (
+    embed_options,
+    embed_output,
+    extract_options,
+    fileio,
+    interruption,
+    output_folder,
+    worker_logs,
+)
 from beam_jobs.embed_options import EmbedConfig
 from tfcmvp import manifest as manifest_lib
 from tfcmvp.embedding import inputs as inputs_lib
@@ -98,8 +105,9 @@ class EmbeddingJobFailedError(RuntimeError):
         self.manifest = manifest
         super().__init__(
             "; ".join(manifest["problems"]) + f". The output was written, its "
-            f"{embed_output.MANIFEST_NAME} saying status \"{STATUS_FAILED}\"; the failures and "
-            f"their causes are in {manifest['output_dir']}/{embed_output.FAILED_NAME}")
+            f'{embed_output.MANIFEST_NAME} saying status "{STATUS_FAILED}"; the failures and '
+            f"their causes are in {manifest['output_dir']}/{embed_output.FAILED_NAME}"
+        )
 
 
 def _counter(name: str):
@@ -146,14 +154,17 @@ def _remote_videos(item: str) -> List[str]:
     folder = item.rstrip("/")
     found = []
     for path in fileio.list_files(fileio.join(folder, "**")):
-        relative = path[len(folder):].lstrip("/")
+        relative = path[len(folder) :].lstrip("/")
         if inputs_lib.is_video_name(path) and not any(
-                part.startswith(".") for part in relative.split("/")):
+            part.startswith(".") for part in relative.split("/")
+        ):
             found.append(path)
     if not found:
-        raise inputs_lib.InputError(f"INPUT {item}: no such file, or a folder without video "
-                                    f"files (looked for "
-                                    f"{', '.join(sorted(inputs_lib.VIDEO_EXTENSIONS))})")
+        raise inputs_lib.InputError(
+            f"INPUT {item}: no such file, or a folder without video "
+            f"files (looked for "
+            f"{', '.join(sorted(inputs_lib.VIDEO_EXTENSIONS))})"
+        )
     return sorted(found)
 
 
@@ -171,8 +182,7 @@ def list_videos(inputs: Sequence[str]) -> List[str]:
     videos: List[str] = []
     seen = set()
     for item in inputs:
-        found = (inputs_lib.gather_inputs([item]) if fileio.is_local(item)
-                 else _remote_videos(item))
+        found = inputs_lib.gather_inputs([item]) if fileio.is_local(item) else _remote_videos(item)
         for video in found:
             key = os.path.normpath(os.path.abspath(video)) if fileio.is_local(video) else video
             if key not in seen:
@@ -193,7 +203,7 @@ def localize_folder(folder: str, tmp_dir: str) -> str:
     if not files:
         raise FileNotFoundError(f"{folder}: no such folder (no file under it)")
     for path in files:
-        target = os.path.join(local, *path[len(prefix):].split("/"))
+        target = os.path.join(local, *path[len(prefix) :].split("/"))
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with open(target, "wb") as handle:
             handle.write(fileio.read_bytes(path))
@@ -221,8 +231,10 @@ class Task:
 def plan_tasks(videos: Sequence[str], num_shards: int) -> List[Task]:
     """Assigns every listed video its position and shard."""
     count = len(videos)
-    return [Task(path, index, index * num_shards // count, num_shards)
-            for index, path in enumerate(videos)]
+    return [
+        Task(path, index, index * num_shards // count, num_shards)
+        for index, path in enumerate(videos)
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,8 +272,9 @@ def read_export_clips(config: EmbedConfig, tmp_dir: str) -> ExportClips:
 
     layout = config.layout()
     info = features.read_export(localize_folder(config.model_dir, tmp_dir))
-    return ExportClips(info, features.eval_options(info, layout.num_clips), layout,
-                       config.storage())
+    return ExportClips(
+        info, features.eval_options(info, layout.num_clips), layout, config.storage()
+    )
 
 
 # ----------------------------------------------------------------------------- stages
@@ -341,8 +354,7 @@ class EmbedVideoFn(beam.DoFn):
         def load():
             # A remote export is copied once, by the DoFn that loads it; the copy is
             # removed at its teardown (the loaded model no longer reads it).
-            return features.load_embedding_fn(localize_folder(self._config.model_dir,
-                                                              self._tmp))
+            return features.load_embedding_fn(localize_folder(self._config.model_dir, self._tmp))
 
         self._embed = self._model.acquire(load)
         self._cutter = ClipCutter(self._clips.options)
@@ -368,12 +380,20 @@ class EmbedVideoFn(beam.DoFn):
         local = None
         try:
             # Local files are opened where they are, so that failures read as tfcmvp embed's.
-            local, copied = ((task.path, False) if fileio.is_local(task.path)
-                             else fileio.localize(task.path, self._tmp))
+            local, copied = (
+                (task.path, False)
+                if fileio.is_local(task.path)
+                else fileio.localize(task.path, self._tmp)
+            )
             try:
                 serialized, pending = self._run.prepare_video(
-                    local, modality=clips.options.modality, options=clips.options,
-                    layout=clips.layout, storage=clips.storage, min_frames=config.min_frames)
+                    local,
+                    modality=clips.options.modality,
+                    options=clips.options,
+                    layout=clips.layout,
+                    storage=clips.storage,
+                    min_frames=config.min_frames,
+                )
             finally:
                 if copied:
                     os.remove(local)
@@ -394,8 +414,9 @@ class EmbedVideoFn(beam.DoFn):
         except Exception as error:  # noqa: BLE001 - VideoError at stage "embed"
             yield self._fail(task, "embed", error)
             return
-        rows = self._run.table_rows(pending, modality=clips.options.modality,
-                                    network=clips.network, span=clips.span)
+        rows = self._run.table_rows(
+            pending, modality=clips.options.modality, network=clips.network, span=clips.span
+        )
         frames = int(pending.record.num_frames)
         self._ok.inc()
         self._rows.inc(len(rows))
@@ -408,8 +429,11 @@ class EmbedVideoFn(beam.DoFn):
         self._done += 1
         if self._done % PROGRESS_EVERY == 0:
             seconds = max(time.perf_counter() - self._since, 1e-9)
-            LOG.info("this worker has embedded %d videos: %.2f videos/s", self._done,
-                     self._done / seconds)
+            LOG.info(
+                "this worker has embedded %d videos: %.2f videos/s",
+                self._done,
+                self._done / seconds,
+            )
 
 
 def _part_path(staging_dir: str, task: Task) -> str:
@@ -433,8 +457,11 @@ class StageRowsFn(beam.DoFn):
     def process(self, element):
         task, matrix, rows, frames = element
         buffer = io.BytesIO()
-        np.savez(buffer, embeddings=np.ascontiguousarray(matrix, np.float32),
-                 rows=np.array(json.dumps(rows)))
+        np.savez(
+            buffer,
+            embeddings=np.ascontiguousarray(matrix, np.float32),
+            rows=np.array(json.dumps(rows)),
+        )
         part = _part_path(self._staging_dir, task)
         with fileio.create(part) as handle:
             handle.write(buffer.getvalue())
@@ -476,8 +503,9 @@ class WriteShardFn(beam.DoFn):
             for row in rows:
                 writer.writerow([row_number] + [row[key] for key in writer_lib.TABLE_COLUMNS[1:]])
                 row_number += 1
-        matrix = (np.concatenate(matrices) if matrices
-                  else np.zeros([0, self._dim], np.float32))  # [rows, D]
+        matrix = (
+            np.concatenate(matrices) if matrices else np.zeros([0, self._dim], np.float32)
+        )  # [rows, D]
         embeddings_name, table_name = embed_output.shard_names(shard, num_shards)
         buffer = io.BytesIO()
         np.save(buffer, matrix, allow_pickle=False)
@@ -485,42 +513,65 @@ class WriteShardFn(beam.DoFn):
             handle.write(buffer.getvalue())
         with fileio.create(fileio.join(self._staging_dir, table_name), "text/csv") as handle:
             handle.write(table.getvalue().encode("utf-8"))
-        yield {"shard": shard, "embeddings": embeddings_name, "table": table_name,
-               "videos": len(parts), "rows": int(matrix.shape[0]), "first_row": first_row,
-               "frames": sum(frames for _, _, _, frames in parts)}
+        yield {
+            "shard": shard,
+            "embeddings": embeddings_name,
+            "table": table_name,
+            "videos": len(parts),
+            "rows": int(matrix.shape[0]),
+            "first_row": first_row,
+            "frames": sum(frames for _, _, _, frames in parts),
+        }
 
 
 # ----------------------------------------------------------------------------- pipeline
 
 
-def build_pipeline(pipeline: beam.Pipeline, config: EmbedConfig, clips: ExportClips,
-                   tasks: Sequence[Task], staging_dir: str) -> None:
+def build_pipeline(
+    pipeline: beam.Pipeline,
+    config: EmbedConfig,
+    clips: ExportClips,
+    tasks: Sequence[Task],
+    staging_dir: str,
+) -> None:
     """Applies the job's transforms to ``pipeline``, writing into ``staging_dir``.
 
     Nothing runs here; :func:`run` calls ``pipeline.run()``.
     """
     num_shards = tasks[0].num_shards
     videos = pipeline | "ListVideos" >> beam.Create(list(tasks))
-    embedded = videos | "EmbedVideo" >> beam.ParDo(
-        EmbedVideoFn(config, clips)).with_outputs(FAILED, main="videos")
+    embedded = videos | "EmbedVideo" >> beam.ParDo(EmbedVideoFn(config, clips)).with_outputs(
+        FAILED, main="videos"
+    )
     parts = embedded.videos | "StageRows" >> beam.ParDo(StageRowsFn(staging_dir))
-    rows_per_shard = (parts
-                      | "RowsOfVideo" >> beam.MapTuple(lambda shard, part: (shard, part[2]))
-                      | "RowsPerShard" >> beam.CombinePerKey(sum))
+    rows_per_shard = (
+        parts
+        | "RowsOfVideo" >> beam.MapTuple(lambda shard, part: (shard, part[2]))
+        | "RowsPerShard" >> beam.CombinePerKey(sum)
+    )
     # Every shard takes part, even one whose videos all failed.
     shards = pipeline | "ListShards" >> beam.Create([(s, num_shards) for s in range(num_shards)])
-    ({"shard": shards, "parts": parts}
-     | "GroupByShard" >> beam.CoGroupByKey()
-     | "WriteShard" >> beam.ParDo(WriteShardFn(staging_dir, clips.dim),
-                                  rows_per_shard=beam.pvalue.AsDict(rows_per_shard))
-     | "FormatShard" >> beam.Map(lambda shard: json.dumps(shard, sort_keys=True))
-     | "WriteShardList" >> beam.io.WriteToText(
-         fileio.join(staging_dir, _SHARD_LIST_NAME), shard_name_template="", num_shards=1))
-    (embedded[FAILED]
-     | "FormatFailure" >> beam.Map(lambda record: json.dumps(record, sort_keys=True))
-     | "WriteFailed" >> beam.io.WriteToText(
-         fileio.join(staging_dir, embed_output.FAILED_NAME), shard_name_template="",
-         num_shards=1))
+    (
+        {"shard": shards, "parts": parts}
+        | "GroupByShard" >> beam.CoGroupByKey()
+        | "WriteShard"
+        >> beam.ParDo(
+            WriteShardFn(staging_dir, clips.dim), rows_per_shard=beam.pvalue.AsDict(rows_per_shard)
+        )
+        | "FormatShard" >> beam.Map(lambda shard: json.dumps(shard, sort_keys=True))
+        | "WriteShardList"
+        >> beam.io.WriteToText(
+            fileio.join(staging_dir, _SHARD_LIST_NAME), shard_name_template="", num_shards=1
+        )
+    )
+    (
+        embedded[FAILED]
+        | "FormatFailure" >> beam.Map(lambda record: json.dumps(record, sort_keys=True))
+        | "WriteFailed"
+        >> beam.io.WriteToText(
+            fileio.join(staging_dir, embed_output.FAILED_NAME), shard_name_template="", num_shards=1
+        )
+    )
 
 
 # ----------------------------------------------------------------------------- launcher
@@ -536,26 +587,44 @@ def job_summary(config: EmbedConfig, clips: ExportClips) -> Dict:
     options, layout = clips.options, clips.layout
     info = clips.info
     return {
-        "export": {"model_dir": config.model_dir, "network": info["network"],
-                   "backbone": info.get("backbone"),
-                   "embedding_dim": info.get("embedding_dim"), "input": info["input"]},
-        "clips": {"modality": options.modality, "input_shape": list(options.input_shape),
-                  "span": clips.span, **dataclasses.asdict(layout),
-                  "positions": None if layout.sliding else "vcop",
-                  "sample": options.sample_kwargs()},
+        "export": {
+            "model_dir": config.model_dir,
+            "network": info["network"],
+            "backbone": info.get("backbone"),
+            "embedding_dim": info.get("embedding_dim"),
+            "input": info["input"],
+        },
+        "clips": {
+            "modality": options.modality,
+            "input_shape": list(options.input_shape),
+            "span": clips.span,
+            **dataclasses.asdict(layout),
+            "positions": None if layout.sliding else "vcop",
+            "sample": options.sample_kwargs(),
+        },
         "storage": dataclasses.asdict(clips.storage),
         "min_frames": config.min_frames,
         "max_failed_fraction": config.max_failed_fraction,
-        "options": {"inputs": list(config.inputs), "model": config.model_dir,
-                    "output_dir": config.output_dir, "num_shards": config.num_shards,
-                    "batch_size": config.batch_size, "overwrite": config.overwrite},
+        "options": {
+            "inputs": list(config.inputs),
+            "model": config.model_dir,
+            "output_dir": config.output_dir,
+            "num_shards": config.num_shards,
+            "batch_size": config.batch_size,
+            "overwrite": config.overwrite,
+        },
     }
 
 
-def finalize(config: EmbedConfig, clips: ExportClips, tasks: Sequence[Task],
-             output_plan: output_folder.OutputPlan, started: float,
-             guard: Optional[interruption.SignalGuard] = None,
-             on_commit: Optional[Callable[[], None]] = None) -> Dict:
+def finalize(
+    config: EmbedConfig,
+    clips: ExportClips,
+    tasks: Sequence[Task],
+    output_plan: output_folder.OutputPlan,
+    started: float,
+    guard: Optional[interruption.SignalGuard] = None,
+    on_commit: Optional[Callable[[], None]] = None,
+) -> Dict:
     """Checks the finished pipeline's outputs, writes the manifest, puts the output in place.
 
     The counts are verified first (nothing is touched if they do not add
@@ -571,36 +640,49 @@ def finalize(config: EmbedConfig, clips: ExportClips, tasks: Sequence[Task],
     from tfcmvp.export import contract
 
     staging_dir = output_plan.staging_dir
-    failures = sorted(_read_jsonl(fileio.join(staging_dir, embed_output.FAILED_NAME)),
-                      key=lambda record: record["index"])
-    shards = sorted(_read_jsonl(fileio.join(staging_dir, _SHARD_LIST_NAME)),
-                    key=lambda shard: shard["shard"])
+    failures = sorted(
+        _read_jsonl(fileio.join(staging_dir, embed_output.FAILED_NAME)),
+        key=lambda record: record["index"],
+    )
+    shards = sorted(
+        _read_jsonl(fileio.join(staging_dir, _SHARD_LIST_NAME)), key=lambda shard: shard["shard"]
+    )
     num_shards = tasks[0].num_shards
     listed = len(tasks)
     if [shard["shard"] for shard in shards] != list(range(num_shards)):
         raise manifest_lib.ManifestError(
-            f"shards {[s['shard'] for s in shards][:5]}... written, expected {num_shards}")
+            f"shards {[s['shard'] for s in shards][:5]}... written, expected {num_shards}"
+        )
     first = 0
     for shard in shards:
         if shard["first_row"] != first:
             raise manifest_lib.ManifestError(
-                f"shard {shard['shard']} starts at row {shard['first_row']}, expected {first}")
+                f"shard {shard['shard']} starts at row {shard['first_row']}, expected {first}"
+            )
         first += shard["rows"]
     embedded = sum(shard["videos"] for shard in shards)
     failed_indices = [record["index"] for record in failures]
     if embedded + len(failures) != listed or len(set(failed_indices)) != len(failures):
         raise manifest_lib.ManifestError(
-            f"{listed} videos listed but {embedded} embedded + {len(failures)} failure lines")
+            f"{listed} videos listed but {embedded} embedded + {len(failures)} failure lines"
+        )
     problems = failure_problems(listed, embedded, len(failures), config.max_failed_fraction)
     manifest = {
         "job": embed_output.JOB,
         "status": STATUS_FAILED if problems else STATUS_OK,
         "problems": problems,
         "output_dir": config.output_dir,
-        "counts": {"listed": listed, "embedded": embedded, "failed": len(failures),
-                   "clips": first, "frames": sum(shard["frames"] for shard in shards)},
-        "shards": [{key: shard[key] for key in ("embeddings", "table", "videos", "rows",
-                                                "first_row")} for shard in shards],
+        "counts": {
+            "listed": listed,
+            "embedded": embedded,
+            "failed": len(failures),
+            "clips": first,
+            "frames": sum(shard["frames"] for shard in shards),
+        },
+        "shards": [
+            {key: shard[key] for key in ("embeddings", "table", "videos", "rows", "first_row")}
+            for shard in shards
+        ],
         "seconds": round(time.perf_counter() - started, 3),
         **job_summary(config, clips),
         **contract.versions(),
@@ -608,7 +690,8 @@ def finalize(config: EmbedConfig, clips: ExportClips, tasks: Sequence[Task],
     }
     failure_lines = "".join(
         json.dumps({k: v for k, v in record.items() if k != "index"}, sort_keys=True) + "\n"
-        for record in failures)
+        for record in failures
+    )
 
     # Only now, with a complete and consistent new set, replace the old one.
     embed_output.recheck(output_plan, config.overwrite)
@@ -622,12 +705,21 @@ def finalize(config: EmbedConfig, clips: ExportClips, tasks: Sequence[Task],
             fileio.delete([p for p in previous if p == old_manifest])
             fileio.delete([p for p in previous if p != old_manifest and fileio.exists(p)])
         fileio.mkdirs(target)
-        fileio.rename((fileio.join(staging_dir, shard[key]), fileio.join(target, shard[key]))
-                      for shard in shards for key in ("embeddings", "table"))
-        fileio.write_text(fileio.join(target, embed_output.FAILED_NAME), failure_lines,
-                          mime_type="application/jsonl")
-        fileio.write_text(fileio.join(target, embed_output.MANIFEST_NAME),
-                          json.dumps(manifest, indent=2) + "\n", mime_type="application/json")
+        fileio.rename(
+            (fileio.join(staging_dir, shard[key]), fileio.join(target, shard[key]))
+            for shard in shards
+            for key in ("embeddings", "table")
+        )
+        fileio.write_text(
+            fileio.join(target, embed_output.FAILED_NAME),
+            failure_lines,
+            mime_type="application/jsonl",
+        )
+        fileio.write_text(
+            fileio.join(target, embed_output.MANIFEST_NAME),
+            json.dumps(manifest, indent=2) + "\n",
+            mime_type="application/json",
+        )
         if output_plan.atomic:
             output_folder.swap_into_place(output_plan)
         if on_commit is not None:
@@ -637,8 +729,11 @@ def finalize(config: EmbedConfig, clips: ExportClips, tasks: Sequence[Task],
 
 def _local_inputs(config: EmbedConfig, videos: Sequence[str]) -> List[str]:
     """Local paths the job reads (export, list files, videos): the output must not hold one."""
-    named = [config.model_dir, *[item for item in config.inputs if os.path.isfile(item)
-                                 and inputs_lib.is_list_file(item)], *videos]
+    named = [
+        config.model_dir,
+        *[item for item in config.inputs if os.path.isfile(item) and inputs_lib.is_list_file(item)],
+        *videos,
+    ]
     return [path for path in named if fileio.is_local(path)]
 
 
@@ -669,13 +764,20 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if fileio.is_local(config.output_dir):
-        outputs.check_not_input(config.output_dir, _local_inputs(config, videos),
-                                flag="--output_dir")
+        outputs.check_not_input(
+            config.output_dir, _local_inputs(config, videos), flag="--output_dir"
+        )
     output_plan = embed_output.plan(config.output_dir, config.overwrite)
     tasks = plan_tasks(videos, config.shards_for(len(videos)))
-    LOG.info("embedding %d videos with %s (%s network, %s clips %s) into %d shard(s)",
-             len(videos), config.model_dir, clips.network, clips.options.modality,
-             list(clips.options.input_shape), tasks[0].num_shards)
+    LOG.info(
+        "embedding %d videos with %s (%s network, %s clips %s) into %d shard(s)",
+        len(videos),
+        config.model_dir,
+        clips.network,
+        clips.options.modality,
+        list(clips.options.input_shape),
+        tasks[0].num_shards,
+    )
 
     worker_logs.install()
     staging_dir = output_plan.staging_dir
@@ -685,27 +787,42 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
         output_folder.delete_tree(staging_dir)
         if committed:
             return f"the new output was already in place in {config.output_dir}"
-        return (f"removed the unfinished output {staging_dir}; {config.output_dir} was left "
-                f"as it was")
+        return (
+            f"removed the unfinished output {staging_dir}; {config.output_dir} was left as it was"
+        )
 
     started = time.perf_counter()
     with interruption.SignalGuard(remove_staging, prog=embed_output.JOB) as guard:
         try:
-            pipeline = beam.Pipeline(runner=extract_options.make_runner(options),
-                                     options=options)
+            pipeline = beam.Pipeline(runner=extract_options.make_runner(options), options=options)
             build_pipeline(pipeline, config, clips, tasks, staging_dir)
             state = pipeline.run().wait_until_finish()
             if state not in (None, PipelineState.DONE):
-                raise RuntimeError(f"embedding pipeline ended in state {state}; "
-                                   f"{config.output_dir} was left unchanged")
-            manifest = finalize(config, clips, tasks, output_plan, started, guard,
-                                on_commit=lambda: committed.append(True))
+                raise RuntimeError(
+                    f"embedding pipeline ended in state {state}; "
+                    f"{config.output_dir} was left unchanged"
+                )
+            manifest = finalize(
+                config,
+                clips,
+                tasks,
+                output_plan,
+                started,
+                guard,
+                on_commit=lambda: committed.append(True),
+            )
         finally:
             output_folder.delete_tree(staging_dir)
     counts = manifest["counts"]
-    LOG.info("embedded %d of %d videos (%d clips, %d failed) in %.1f s: %.2f videos/s",
-             counts["embedded"], counts["listed"], counts["clips"], counts["failed"],
-             manifest["seconds"], counts["embedded"] / max(manifest["seconds"], 1e-9))
+    LOG.info(
+        "embedded %d of %d videos (%d clips, %d failed) in %.1f s: %.2f videos/s",
+        counts["embedded"],
+        counts["listed"],
+        counts["clips"],
+        counts["failed"],
+        manifest["seconds"],
+        counts["embedded"] / max(manifest["seconds"], 1e-9),
+    )
     if manifest["status"] != STATUS_OK:
         raise EmbeddingJobFailedError(manifest)
     return manifest
@@ -726,8 +843,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from tfcmvp.cli import tf_startup
 
     tf_startup.install()
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         manifest = run(argv)
     except (OutputExistsError, ValueError, OSError) as error:
@@ -739,11 +857,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{embed_output.JOB}: error: {error}", file=sys.stderr)
         return 1
     counts = manifest["counts"]
-    print(f"embedded {counts['embedded']} of {counts['listed']} videos: {counts['clips']} "
-          f"clips in {len(manifest['shards'])} shard(s) in {manifest['output_dir']}")
+    print(
+        f"embedded {counts['embedded']} of {counts['listed']} videos: {counts['clips']} "
+        f"clips in {len(manifest['shards'])} shard(s) in {manifest['output_dir']}"
+    )
     if counts["failed"]:
-        print(f"{counts['failed']} failed: {manifest['output_dir']}/{embed_output.FAILED_NAME}",
-              file=sys.stderr)
+        print(
+            f"{counts['failed']} failed: {manifest['output_dir']}/{embed_output.FAILED_NAME}",
+            file=sys.stderr,
+        )
     return 0
 
 

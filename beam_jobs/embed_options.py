@@ -38,8 +38,8 @@ VIDEOS_PER_SHARD = 1000
 # Runners this job cannot use, and why (checked before anything starts).
 UNSUPPORTED_RUNNERS = {
     "DaskRunner": "its Dask runner has no side inputs, which the shard writer reads (each "
-                  "shard's first row number); run it on the local runner (no --runner) or on "
-                  "Dataflow",
+    "shard's first row number); run it on the local runner (no --runner) or on "
+    "Dataflow",
 }
 
 
@@ -53,57 +53,107 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The job's own flags (:mod:`beam_jobs.embed` for what they do)."""
     parser = _Parser(
-        prog=PROG, allow_abbrev=False, add_help=False,
+        prog=PROG,
+        allow_abbrev=False,
+        add_help=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="`tfcmvp embed` as an Apache Beam job: clip embeddings of video files with "
-                    "an exported network, written in shards with a manifest.",
+        "an exported network, written in shards with a manifest.",
         epilog="Any Apache Beam pipeline option is accepted as well (--runner, --project, "
-               "--region, --temp_location, --setup_file, --direct_num_workers, ...); any other "
-               "flag is an error.\n\nexit status: 0 done; 1 the output was written but no "
-               "video was embedded, or more than --max_failed_fraction failed (manifest.json "
-               "status \"failed\"); 2 bad flags, inputs, export or --output_dir (nothing "
-               "written); 130 / 143 interrupted by Ctrl-C / SIGTERM.")
-    parser.add_argument("--inputs", nargs="+", action="extend", metavar="INPUT",
-                        help="video files, folders (searched recursively for .mp4, .avi, .mkv, "
-                             ".mov, .webm, .mpg, ... files) or list files (.txt / .csv, one "
-                             "path per line, relative to the list file); local or gs://...")
-    parser.add_argument("--model", help="export folder written by `tfcmvp export` (local or "
-                                        "gs://...)")
-    parser.add_argument("--output_dir",
-                        help="where the shards, manifest.json and failed.jsonl go (local or "
-                             "gs://...); must be missing or empty unless --overwrite")
-    parser.add_argument("--num_shards", type=int, default=0,
-                        help=f"shards of the output; 0 (default) = about one per "
-                             f"{VIDEOS_PER_SHARD} listed videos")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a previous output of this job in --output_dir (written "
-                             "beside it and swapped in at the end)")
-    parser.add_argument("--clips", type=int, default=None,
-                        help=f"clips per video at retrieval's positions (default "
-                             f"{embed_cmd.DEFAULT_CLIPS}); not with --window / --stride")
-    parser.add_argument("--window", type=int, default=None,
-                        help="per-segment features: segments of W frames (default: the "
-                             "export's clip span), one clip centred in each")
-    parser.add_argument("--stride", type=int, default=None,
-                        help="frames between segment starts (default: W, no overlap)")
-    parser.add_argument("--min_frames", type=int, default=1,
-                        help="videos with fewer frames fail (stage short); default 1")
-    parser.add_argument("--max_failed_fraction", type=float,
-                        default=embed_cmd.DEFAULT_MAX_FAILED_FRACTION,
-                        help="exit 1 when more than this fraction of the videos failed "
-                             "(default 1.0: only when none was embedded)")
-    parser.add_argument("--batch_size", type=int, default=embed_cmd.DEFAULT_BATCH_SIZE,
-                        help=f"at most this many clips per call of the model (default "
-                             f"{embed_cmd.DEFAULT_BATCH_SIZE})")
-    parser.add_argument("--rgb_short_side", type=int, default=embed_cmd.DEFAULT_RGB_SHORT_SIDE,
-                        help=f"short side of the stored frames the network was trained on "
-                             f"(default {embed_cmd.DEFAULT_RGB_SHORT_SIDE})")
-    parser.add_argument("--jpeg_quality", type=int, default=embed_cmd.DEFAULT_JPEG_QUALITY,
-                        help=f"JPEG quality of the stored frames (default "
-                             f"{embed_cmd.DEFAULT_JPEG_QUALITY})")
-    parser.add_argument("--mv_cell", type=int, default=embed_cmd.DEFAULT_MV_CELL,
-                        help=f"motion-vector grid cell in pixels (default "
-                             f"{embed_cmd.DEFAULT_MV_CELL})")
+        "--region, --temp_location, --setup_file, --direct_num_workers, ...); any other "
+        "flag is an error.\n\nexit status: 0 done; 1 the output was written but no "
+        "video was embedded, or more than --max_failed_fraction failed (manifest.json "
+        'status "failed"); 2 bad flags, inputs, export or --output_dir (nothing '
+        "written); 130 / 143 interrupted by Ctrl-C / SIGTERM.",
+    )
+    parser.add_argument(
+        "--inputs",
+        nargs="+",
+        action="extend",
+        metavar="INPUT",
+        help="video files, folders (searched recursively for .mp4, .avi, .mkv, "
+        ".mov, .webm, .mpg, ... files) or list files (.txt / .csv, one "
+        "path per line, relative to the list file); local or gs://...",
+    )
+    parser.add_argument(
+        "--model", help="export folder written by `tfcmvp export` (local or gs://...)"
+    )
+    parser.add_argument(
+        "--output_dir",
+        help="where the shards, manifest.json and failed.jsonl go (local or "
+        "gs://...); must be missing or empty unless --overwrite",
+    )
+    parser.add_argument(
+        "--num_shards",
+        type=int,
+        default=0,
+        help=f"shards of the output; 0 (default) = about one per {VIDEOS_PER_SHARD} listed videos",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a previous output of this job in --output_dir (written "
+        "beside it and swapped in at the end)",
+    )
+    parser.add_argument(
+        "--clips",
+        type=int,
+        default=None,
+        help=f"clips per video at retrieval's positions (default "
+        f"{embed_cmd.DEFAULT_CLIPS}); not with --window / --stride",
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="per-segment features: segments of W frames (default: the "
+        "export's clip span), one clip centred in each",
+    )
+    parser.add_argument(
+        "--stride",
+        type=int,
+        default=None,
+        help="frames between segment starts (default: W, no overlap)",
+    )
+    parser.add_argument(
+        "--min_frames",
+        type=int,
+        default=1,
+        help="videos with fewer frames fail (stage short); default 1",
+    )
+    parser.add_argument(
+        "--max_failed_fraction",
+        type=float,
+        default=embed_cmd.DEFAULT_MAX_FAILED_FRACTION,
+        help="exit 1 when more than this fraction of the videos failed "
+        "(default 1.0: only when none was embedded)",
+    )
+    parser.add_argument(
+        "--batch_size",
+        type=int,
+        default=embed_cmd.DEFAULT_BATCH_SIZE,
+        help=f"at most this many clips per call of the model (default "
+        f"{embed_cmd.DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--rgb_short_side",
+        type=int,
+        default=embed_cmd.DEFAULT_RGB_SHORT_SIDE,
+        help=f"short side of the stored frames the network was trained on "
+        f"(default {embed_cmd.DEFAULT_RGB_SHORT_SIDE})",
+    )
+    parser.add_argument(
+        "--jpeg_quality",
+        type=int,
+        default=embed_cmd.DEFAULT_JPEG_QUALITY,
+        help=f"JPEG quality of the stored frames (default {embed_cmd.DEFAULT_JPEG_QUALITY})",
+    )
+    parser.add_argument(
+        "--mv_cell",
+        type=int,
+        default=embed_cmd.DEFAULT_MV_CELL,
+        help=f"motion-vector grid cell in pixels (default {embed_cmd.DEFAULT_MV_CELL})",
+    )
     return parser
 
 
@@ -136,39 +186,55 @@ class EmbedConfig:
     def from_args(cls, args: argparse.Namespace) -> "EmbedConfig":
         """Validates the parsed flags; ``ValueError`` names every bad flag and its value."""
         problems: List[str] = []
-        for flag, value in (("--inputs", args.inputs), ("--model", args.model),
-                            ("--output_dir", args.output_dir)):
+        for flag, value in (
+            ("--inputs", args.inputs),
+            ("--model", args.model),
+            ("--output_dir", args.output_dir),
+        ):
             if not value:
                 problems.append(f"{flag} is required")
         sliding = args.window is not None or args.stride is not None
         if sliding and args.clips is not None:
-            problems.append("--clips places clips at retrieval's positions; --window / --stride "
-                            "place one per segment: give one or the other")
-        for flag, value, low, high in (("--num_shards", args.num_shards, 0, None),
-                                       ("--clips", args.clips, 1, None),
-                                       ("--window", args.window, 1, None),
-                                       ("--stride", args.stride, 1, None),
-                                       ("--min_frames", args.min_frames, 1, None),
-                                       ("--batch_size", args.batch_size, 1, None),
-                                       ("--rgb_short_side", args.rgb_short_side, 16, None),
-                                       ("--jpeg_quality", args.jpeg_quality, 1, 95),
-                                       ("--mv_cell", args.mv_cell, 1, 64)):
+            problems.append(
+                "--clips places clips at retrieval's positions; --window / --stride "
+                "place one per segment: give one or the other"
+            )
+        for flag, value, low, high in (
+            ("--num_shards", args.num_shards, 0, None),
+            ("--clips", args.clips, 1, None),
+            ("--window", args.window, 1, None),
+            ("--stride", args.stride, 1, None),
+            ("--min_frames", args.min_frames, 1, None),
+            ("--batch_size", args.batch_size, 1, None),
+            ("--rgb_short_side", args.rgb_short_side, 16, None),
+            ("--jpeg_quality", args.jpeg_quality, 1, 95),
+            ("--mv_cell", args.mv_cell, 1, 64),
+        ):
             if value is not None and (value < low or (high is not None and value > high)):
                 bound = f">= {low}" if high is None else f"in [{low}, {high}]"
                 problems.append(f"{flag} must be {bound}, got {value}")
         if not 0.0 <= args.max_failed_fraction <= 1.0:
-            problems.append(f"--max_failed_fraction must be in [0, 1], got "
-                            f"{args.max_failed_fraction}")
+            problems.append(
+                f"--max_failed_fraction must be in [0, 1], got {args.max_failed_fraction}"
+            )
         if problems:
             raise ValueError("invalid options: " + "; ".join(problems))
         return cls(
-            inputs=tuple(args.inputs), model_dir=args.model.rstrip("/") or "/",
-            output_dir=args.output_dir.rstrip("/") or "/", num_shards=args.num_shards,
-            overwrite=args.overwrite, num_clips=args.clips or embed_cmd.DEFAULT_CLIPS,
-            window=args.window, stride=args.stride, min_frames=args.min_frames,
-            max_failed_fraction=args.max_failed_fraction, batch_size=args.batch_size,
-            rgb_short_side=args.rgb_short_side, jpeg_quality=args.jpeg_quality,
-            mv_cell=args.mv_cell)
+            inputs=tuple(args.inputs),
+            model_dir=args.model.rstrip("/") or "/",
+            output_dir=args.output_dir.rstrip("/") or "/",
+            num_shards=args.num_shards,
+            overwrite=args.overwrite,
+            num_clips=args.clips or embed_cmd.DEFAULT_CLIPS,
+            window=args.window,
+            stride=args.stride,
+            min_frames=args.min_frames,
+            max_failed_fraction=args.max_failed_fraction,
+            batch_size=args.batch_size,
+            rgb_short_side=args.rgb_short_side,
+            jpeg_quality=args.jpeg_quality,
+            mv_cell=args.mv_cell,
+        )
 
     def shards_for(self, listed: int) -> int:
         """Shard count of an output of ``listed`` videos."""
@@ -186,14 +252,17 @@ class EmbedConfig:
         """The :class:`tfcmvp.embedding.StorageSettings` of these flags."""
         from tfcmvp.embedding import StorageSettings
 
-        return StorageSettings(rgb_short_side=self.rgb_short_side,
-                               jpeg_quality=self.jpeg_quality, mv_cell=self.mv_cell)
+        return StorageSettings(
+            rgb_short_side=self.rgb_short_side, jpeg_quality=self.jpeg_quality, mv_cell=self.mv_cell
+        )
 
 
 def known_flags() -> dict:
     """This job's flags and every Beam flag (not the extraction job's) -> argparse action."""
-    return {**job_flags.beam_flags(exclude=(extract_options.ExtractOptions,)),
-            **job_flags.parser_flags(build_parser())}
+    return {
+        **job_flags.beam_flags(exclude=(extract_options.ExtractOptions,)),
+        **job_flags.parser_flags(build_parser()),
+    }
 
 
 def parse(argv: Sequence[str]) -> Tuple[EmbedConfig, PipelineOptions]:
@@ -210,6 +279,7 @@ def parse(argv: Sequence[str]) -> Tuple[EmbedConfig, PipelineOptions]:
     runner = PipelineOptions(beam_argv).view_as(StandardOptions).runner
     short = str(runner).split(".")[-1]
     if short in UNSUPPORTED_RUNNERS:
-        raise ValueError(f"--runner {runner}: not supported by {PROG}: "
-                         f"{UNSUPPORTED_RUNNERS[short]}")
+        raise ValueError(
+            f"--runner {runner}: not supported by {PROG}: {UNSUPPORTED_RUNNERS[short]}"
+        )
     return config, extract_options.make_pipeline_options(beam_argv)

@@ -67,10 +67,17 @@ def _read_previous_manifest(output_dir: str) -> Tuple[Optional[dict], str]:
     except (OSError, ValueError) as error:
         return None, f"its {MANIFEST_NAME} cannot be read as JSON ({error})"
     shards = manifest.get("shards") if isinstance(manifest, dict) else None
-    if not (isinstance(manifest, dict) and manifest.get("job") == JOB
-            and isinstance(shards, list)
-            and all(isinstance(s, dict) and isinstance(s.get("embeddings"), str)
-                    and isinstance(s.get("table"), str) for s in shards)):
+    if not (
+        isinstance(manifest, dict)
+        and manifest.get("job") == JOB
+        and isinstance(shards, list)
+        and all(
+            isinstance(s, dict)
+            and isinstance(s.get("embeddings"), str)
+            and isinstance(s.get("table"), str)
+            for s in shards
+        )
+    ):
         return None, f"its {MANIFEST_NAME} was not written by {JOB}"
     return manifest, ""
 
@@ -92,8 +99,11 @@ def previous_output(output_dir: str, overwrite: bool) -> List[str]:
     holds anything without ``--overwrite``, and with ``--overwrite`` when it
     holds anything but one previous output of this job.
     """
-    if fileio.is_local(output_dir) and os.path.lexists(output_dir) \
-            and not os.path.isdir(output_dir):
+    if (
+        fileio.is_local(output_dir)
+        and os.path.lexists(output_dir)
+        and not os.path.isdir(output_dir)
+    ):
         raise OutputExistsError(f"--output_dir {output_dir} is a file, not a folder")
     contents = _contents(output_dir)
     if not contents:
@@ -103,22 +113,27 @@ def previous_output(output_dir: str, overwrite: bool) -> List[str]:
         manifest, why_not = _read_previous_manifest(output_dir)
     others = contents
     if manifest is not None:
-        ours = set(_OWN_FILES) | {name for shard in manifest["shards"]
-                                  for name in (shard["embeddings"], shard["table"])}
+        ours = set(_OWN_FILES) | {
+            name for shard in manifest["shards"] for name in (shard["embeddings"], shard["table"])
+        }
         others = [name for name in contents if name not in ours]
         if others:
-            why_not = (f"it holds {len(others)} file(s) its {MANIFEST_NAME} does not list: "
-                       f"{_shown(others)}")
+            why_not = (
+                f"it holds {len(others)} file(s) its {MANIFEST_NAME} does not list: "
+                f"{_shown(others)}"
+            )
     listing = f"{len(contents)} entries: {_shown(contents)}"
     if others:
         raise OutputExistsError(
             f"{output_dir} is not empty ({listing}) and is not the output of a previous "
             f"{JOB} run: {why_not}. --overwrite replaces only such an output, so nothing was "
-            f"touched; choose another --output_dir, or move those files away")
+            f"touched; choose another --output_dir, or move those files away"
+        )
     if not overwrite:
         raise OutputExistsError(
             f"{output_dir} is not empty ({listing}): it holds the output of a previous {JOB} "
-            f"run. Pass --overwrite to replace it, or choose another --output_dir")
+            f"run. Pass --overwrite to replace it, or choose another --output_dir"
+        )
     return [fileio.join(output_dir, name) for name in contents]
 
 
@@ -139,8 +154,11 @@ def plan(output_dir: str, overwrite: bool) -> output_folder.OutputPlan:
             os.makedirs(staging)
             return output_folder.OutputPlan(output_dir, staging, True, previous)
         except PermissionError:
-            LOG.warning("cannot write beside %s (in %s): replacing its files in place, not "
-                        "atomically", output_dir, parent)
+            LOG.warning(
+                "cannot write beside %s (in %s): replacing its files in place, not atomically",
+                output_dir,
+                parent,
+            )
     staging = fileio.join(output_dir, name)
     fileio.mkdirs(staging)
     return output_folder.OutputPlan(output_dir, staging, False, previous)
@@ -148,12 +166,14 @@ def plan(output_dir: str, overwrite: bool) -> output_folder.OutputPlan:
 
 def recheck(output_plan: output_folder.OutputPlan, overwrite: bool) -> None:
     """Raises :class:`OutputExistsError` if ``output_dir`` gained files while the job ran."""
-    added = sorted(set(previous_output(output_plan.output_dir, overwrite))
-                   - set(output_plan.previous))
+    added = sorted(
+        set(previous_output(output_plan.output_dir, overwrite)) - set(output_plan.previous)
+    )
     if added:
         raise OutputExistsError(
             f"{output_plan.output_dir} changed while the job ran ({_shown(added)} appeared); "
-            f"nothing was replaced")
+            f"nothing was replaced"
+        )
 
 
 def read_manifest(output_dir: str) -> dict:

@@ -46,13 +46,13 @@ the I-frames of a separate low-bit-rate encode) -> BuildRecord (JPEG) -> EncodeE
 video under the staging folder, compressed on the worker that decoded it) ->
 GroupByShard (paths only) -> WriteShard (the shard's gzip members concatenated
 in listing order: a valid gzip file, see :mod:`beam_jobs.tfrecord_files`;
-with ``--compression none`` plain framed records and ``*.tfrecord`` shards). Every stage sends the videos it cannot handle to a
-tagged ``failed`` output; those are written to ``failed.jsonl`` and counted,
-never dropped. Per-split tallies of what was written and what failed are
-combined in the pipeline (SummarizeSplits) and checked by the launcher against
-the split files: ``listed == written + failed``. The shard list, the failures
-and the tallies end in one sink (GroupByFile -> WriteFiles, three small
-files in the staging folder that the launcher reads).
+with ``--compression none`` plain framed records and ``*.tfrecord`` shards). Every
+stage sends the videos it cannot handle to a tagged ``failed`` output; those are
+written to ``failed.jsonl`` and counted, never dropped. Per-split tallies of what was
+written and what failed are combined in the pipeline (SummarizeSplits) and checked
+by the launcher against the split files: ``listed == written + failed``. The shard
+list, the failures and the tallies end in one sink (GroupByFile -> WriteFiles, three
+small files in the staging folder that the launcher reads).
 
 The pipeline uses only Create, ParDo, Flatten, GroupByKey and what is built
 from them (CoGroupByKey, CombinePerKey): no side inputs, no Beam file sinks,
@@ -88,10 +88,21 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.runners.runner import PipelineState
 
-from beam_jobs import (dask_cluster, fileio, interruption, output_folder, progress,
-                       tfrecord_files, worker_logs)
-from beam_jobs.extract_options import (ExtractConfig, ExtractOptions, make_pipeline_options,
-                                      make_runner)
+from beam_jobs import (
+    dask_cluster,
+    fileio,
+    interruption,
+    output_folder,
+    progress,
+    tfrecord_files,
+    worker_logs,
+)
+from beam_jobs.extract_options import (
+    ExtractConfig,
+    ExtractOptions,
+    make_pipeline_options,
+    make_runner,
+)
 from beam_jobs.tagged_outputs import ParDoWithOutputs
 from tfcmvp import manifest as manifest_lib
 from tfcmvp import splits as splits_lib
@@ -129,8 +140,9 @@ class ExtractionFailedError(RuntimeError):
         out = manifest["options"]["output_dir"]
         super().__init__(
             "; ".join(manifest["problems"]) + f". The output was written, its "
-            f"{manifest_lib.MANIFEST_NAME} saying status \"{STATUS_FAILED}\"; the failures and "
-            f"their causes are in {out}/{manifest_lib.FAILED_NAME}")
+            f'{manifest_lib.MANIFEST_NAME} saying status "{STATUS_FAILED}"; the failures and '
+            f"their causes are in {out}/{manifest_lib.FAILED_NAME}"
+        )
 
 
 def _counter(name: str):
@@ -140,8 +152,13 @@ def _counter(name: str):
 # ----------------------------------------------------------------------------- failures
 
 
-def failure_record(entry: splits_lib.VideoEntry, path: str, stage: str, error: BaseException,
-                   local_names: Optional[Dict[str, str]] = None) -> Dict:
+def failure_record(
+    entry: splits_lib.VideoEntry,
+    path: str,
+    stage: str,
+    error: BaseException,
+    local_names: Optional[Dict[str, str]] = None,
+) -> Dict:
     """The ``failed.jsonl`` line of a video: its path, split, stage and cause.
 
     ``stage`` is the job's step: "path" (an absolute path, or one leading
@@ -160,8 +177,14 @@ def failure_record(entry: splits_lib.VideoEntry, path: str, stage: str, error: B
         message = message.replace(temp, shown)
     if path not in message:
         message = f"{path}: {message}"
-    return {"path": path, "video_id": entry.path, "split": entry.split, "stage": stage,
-            "error": type(error).__name__, "message": message}
+    return {
+        "path": path,
+        "video_id": entry.path,
+        "split": entry.split,
+        "stage": stage,
+        "error": type(error).__name__,
+        "message": message,
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,8 +222,9 @@ def shard_name(split: str, shard: int, num_shards: int, compression: str = "gzip
 
 
 def _part_path(staging_dir: str, task: Task) -> str:
-    return fileio.join(staging_dir, _PARTS_DIR, f"{task.entry.split}-{task.shard:05d}",
-                       f"{task.index:07d}.part")
+    return fileio.join(
+        staging_dir, _PARTS_DIR, f"{task.entry.split}-{task.shard:05d}", f"{task.index:07d}.part"
+    )
 
 
 class _StageFn(beam.DoFn):
@@ -265,8 +289,14 @@ class ExtractVideoFn(_StageFn):
         path = self._path(task)
         problem = splits_lib.path_problem(task.entry.path, config.allow_absolute_paths)
         if problem:  # never opened: the listing must not reach files outside --videos_dir
-            yield self._fail(task, path, "path", splits_lib.EntryPathError(
-                f"listed as {task.entry.path!r}, which {problem}; not opened"))
+            yield self._fail(
+                task,
+                path,
+                "path",
+                splits_lib.EntryPathError(
+                    f"listed as {task.entry.path!r}, which {problem}; not opened"
+                ),
+            )
             return
         local_names: Dict[str, str] = {}
         temps: List[str] = []
@@ -281,20 +311,30 @@ class ExtractVideoFn(_StageFn):
                 target = os.path.join(self._tmp, "reencoded.mp4")
                 temps.append(target)
                 local_names[target] = f"{path} (re-encoded to {config.reencode})"
-                self._codec.reencode(local, target, codec=config.reencode,
-                                     gop=config.reencode_gop, bitrate=config.reencode_bitrate)
+                self._codec.reencode(
+                    local,
+                    target,
+                    codec=config.reencode,
+                    gop=config.reencode_gop,
+                    bitrate=config.reencode_bitrate,
+                )
                 local = target
             stage = "decode"
-            video = self._codec.read_video(local, rgb=True, mv_cell=config.mv_cell,
-                                           rgb_short_side=config.rgb_short_side)
+            video = self._codec.read_video(
+                local, rgb=True, mv_cell=config.mv_cell, rgb_short_side=config.rgb_short_side
+            )
             iframe_images = None
             if config.iframe_source == IFRAME_SOURCE_REENCODE:
                 stage = "iframes"
                 # From the file just decoded, so frame i there is frame i here.
                 iframe_images = self._reencode_lib.reencoded_iframes(
-                    local, video.iframe_indices, video.num_frames,
-                    bitrate=config.iframe_bitrate, rgb_short_side=config.rgb_short_side,
-                    scratch_dir=self._tmp)
+                    local,
+                    video.iframe_indices,
+                    video.num_frames,
+                    bitrate=config.iframe_bitrate,
+                    rgb_short_side=config.rgb_short_side,
+                    scratch_dir=self._tmp,
+                )
         except Exception as error:  # noqa: BLE001 - any bad input must not stop the job
             yield self._fail(task, path, stage, error, local_names)
             return
@@ -304,9 +344,11 @@ class ExtractVideoFn(_StageFn):
                     os.remove(temp)
         video.path = path  # the dataset file, not the worker's temp copy
         if video.codec == "mpeg4" and "B" in video.frame_types:
-            LOG.warning("%s: MPEG-4 Part 2 with B-frames, whose motion vectors FFmpeg exports "
-                        "as zero; re-encode (--reencode mpeg4) to get their motion",
-                        path)
+            LOG.warning(
+                "%s: MPEG-4 Part 2 with B-frames, whose motion vectors FFmpeg exports "
+                "as zero; re-encode (--reencode mpeg4) to get their motion",
+                path,
+            )
         yield task, video, iframe_images
 
 
@@ -324,10 +366,15 @@ class BuildRecordFn(_StageFn):
         entry = task.entry
         try:
             record = self._records.build_record(
-                video, video_id=entry.path, label=entry.label, label_name=entry.label_name,
-                split=entry.split, jpeg_quality=self._config.jpeg_quality,
+                video,
+                video_id=entry.path,
+                label=entry.label,
+                label_name=entry.label_name,
+                split=entry.split,
+                jpeg_quality=self._config.jpeg_quality,
                 iframe_images=iframe_images,
-                iframe_bitrate=None if iframe_images is None else self._config.iframe_bitrate)
+                iframe_bitrate=None if iframe_images is None else self._config.iframe_bitrate,
+            )
         except Exception as error:  # noqa: BLE001
             yield self._fail(task, video.path, "record", error)
             return
@@ -353,7 +400,8 @@ class EncodeExampleFn(_StageFn):
 
 
 class StageRecordFn(_StageFn):
-    """Stores one framed record, as a gzip member (``--compression gzip``), under the staging folder.
+    """Stores one framed record, as a gzip member (``--compression gzip``), under the
+    staging folder.
 
     Emits its shard key and tally. Compressing here, per video, spreads the
     gzip work over every worker; a shard then only concatenates members.
@@ -385,8 +433,9 @@ class StageRecordFn(_StageFn):
         part = _part_path(self._staging_dir, task)
         with fileio.create(part) as handle:
             handle.write(member)
-        tally = manifest_lib.written_tally(task.entry.path, frame_types, len(member),
-                                           self._config.min_frames)
+        tally = manifest_lib.written_tally(
+            task.entry.path, frame_types, len(member), self._config.min_frames
+        )
         if tally["all_intra"]:
             LOG.warning("%s: every frame is an I-frame (no motion vectors)", self._path(task))
         self._ok.inc()
@@ -398,7 +447,6 @@ class StageRecordFn(_StageFn):
         yield beam.pvalue.TaggedOutput(TALLY, (task.entry.split, tally))
         yield (task.entry.split, task.shard), (task.index, part)
 
-
     def _report_progress(self, frames: int) -> None:
         """A line every PROGRESS_EVERY videos of this worker: the local runner has no
         progress display, and a long job would otherwise be silent until it ends."""
@@ -406,8 +454,12 @@ class StageRecordFn(_StageFn):
         self._written_frames += frames
         if self._written % PROGRESS_EVERY == 0:
             seconds = max(time.perf_counter() - self._since, 1e-9)
-            LOG.info("this worker has written %d videos (%d frames): %.1f videos/s",
-                     self._written, self._written_frames, self._written / seconds)
+            LOG.info(
+                "this worker has written %d videos (%d frames): %.1f videos/s",
+                self._written,
+                self._written_frames,
+                self._written / seconds,
+            )
 
 
 class WriteShardFn(beam.DoFn):
@@ -451,8 +503,9 @@ class WriteLinesFn(beam.DoFn):
     def process(self, element):
         name, grouped = element
         lines = sorted(grouped["lines"])
-        fileio.write_text(fileio.join(self._staging_dir, name),
-                          "".join(line + "\n" for line in lines))
+        fileio.write_text(
+            fileio.join(self._staging_dir, name), "".join(line + "\n" for line in lines)
+        )
         yield name, len(lines)
 
 
@@ -465,9 +518,13 @@ def split_names(split_set: splits_lib.SplitSet) -> List[str]:
     return [name for name in splits_lib.SPLITS if listed[name]]
 
 
-def build_pipeline(pipeline: beam.Pipeline, config: ExtractConfig,
-                   split_set: splits_lib.SplitSet, staging_dir: str,
-                   progress_dir: Optional[str] = None) -> None:
+def build_pipeline(
+    pipeline: beam.Pipeline,
+    config: ExtractConfig,
+    split_set: splits_lib.SplitSet,
+    staging_dir: str,
+    progress_dir: Optional[str] = None,
+) -> None:
     """Applies the job's transforms to ``pipeline``, writing into ``staging_dir``.
 
     Nothing runs here; :func:`run` calls ``pipeline.run()``. Tests use this to
@@ -476,52 +533,72 @@ def build_pipeline(pipeline: beam.Pipeline, config: ExtractConfig,
     """
     tasks = plan_tasks(split_set, config)
     listed = split_set.listed()
-    shard_keys = [((name, shard), config.shards_for(listed[name]))
-                  for name in split_names(split_set)
-                  for shard in range(config.shards_for(listed[name]))]
+    shard_keys = [
+        ((name, shard), config.shards_for(listed[name]))
+        for name in split_names(split_set)
+        for shard in range(config.shards_for(listed[name]))
+    ]
 
     videos = pipeline | "ListVideos" >> beam.Create(tasks)
     # The four stages run as one step, a video at a time: a decoded video never waits in
     # memory for the next stage (the Dask runner would hold a whole partition's).
     staged = videos | "ExtractRecords" >> ParDoWithOutputs(
-        [ExtractVideoFn(config, progress_dir), BuildRecordFn(config, progress_dir),
-         EncodeExampleFn(config, progress_dir), StageRecordFn(config, staging_dir)],
-        FAILED, TALLY, main="parts")
+        [
+            ExtractVideoFn(config, progress_dir),
+            BuildRecordFn(config, progress_dir),
+            EncodeExampleFn(config, progress_dir),
+            StageRecordFn(config, staging_dir),
+        ],
+        FAILED,
+        TALLY,
+        main="parts",
+    )
 
     # Every shard key takes part, even one whose videos all failed.
     shards = pipeline | "ListShards" >> beam.Create(shard_keys)
-    shard_lines = ({"shard": shards, "parts": staged.parts}
-                   | "GroupByShard" >> beam.CoGroupByKey()
-                   | "WriteShard" >> beam.ParDo(WriteShardFn(staging_dir, config.compression))
-                   | "FormatShard" >> beam.Map(
-                       lambda shard: (_SHARD_LIST_NAME, json.dumps(shard, sort_keys=True))))
+    shard_lines = (
+        {"shard": shards, "parts": staged.parts}
+        | "GroupByShard" >> beam.CoGroupByKey()
+        | "WriteShard" >> beam.ParDo(WriteShardFn(staging_dir, config.compression))
+        | "FormatShard"
+        >> beam.Map(lambda shard: (_SHARD_LIST_NAME, json.dumps(shard, sort_keys=True)))
+    )
 
     failures = staged[FAILED]  # from any of the four stages
     failed_lines = failures | "FormatFailure" >> beam.Map(
-        lambda rec: (manifest_lib.FAILED_NAME, json.dumps(rec, sort_keys=True)))
+        lambda rec: (manifest_lib.FAILED_NAME, json.dumps(rec, sort_keys=True))
+    )
 
     # Explicit type: Beam would infer Dict[str, int] from the literal and pick a coder
     # that cannot hold the id lists.
     failed_tallies = failures | "TallyFailed" >> beam.Map(
-        lambda rec: (rec["split"], manifest_lib.failed_tally())).with_output_types(
-            Tuple[str, manifest_lib.Tally])
-    summary_lines = ((staged[TALLY], failed_tallies)
-                     | "CollectTallies" >> beam.Flatten()
-                     | "SummarizeSplits" >> beam.CombinePerKey(manifest_lib.merge_tallies)
-                     | "FormatSummary" >> beam.MapTuple(
-                         lambda split, tally: (_SUMMARY_NAME, json.dumps(
-                             {"split": split, **tally}, sort_keys=True))))
+        lambda rec: (rec["split"], manifest_lib.failed_tally())
+    ).with_output_types(Tuple[str, manifest_lib.Tally])
+    summary_lines = (
+        (staged[TALLY], failed_tallies)
+        | "CollectTallies" >> beam.Flatten()
+        | "SummarizeSplits" >> beam.CombinePerKey(manifest_lib.merge_tallies)
+        | "FormatSummary"
+        >> beam.MapTuple(
+            lambda split, tally: (
+                _SUMMARY_NAME,
+                json.dumps({"split": split, **tally}, sort_keys=True),
+            )
+        )
+    )
 
     # One sink, applied last, that every other step leads to: the Dask runner computes
     # only the pipeline's last step and what it depends on. Each file is written even
     # when it has no line (no failure).
     files = pipeline | "ListFiles" >> beam.Create(
-        [(name, True) for name in (_SHARD_LIST_NAME, manifest_lib.FAILED_NAME, _SUMMARY_NAME)])
-    lines = ((shard_lines, failed_lines, summary_lines)
-             | "CollectLines" >> beam.Flatten())
-    ({"file": files, "lines": lines}
-     | "GroupByFile" >> beam.CoGroupByKey()
-     | "WriteFiles" >> beam.ParDo(WriteLinesFn(staging_dir)))
+        [(name, True) for name in (_SHARD_LIST_NAME, manifest_lib.FAILED_NAME, _SUMMARY_NAME)]
+    )
+    lines = (shard_lines, failed_lines, summary_lines) | "CollectLines" >> beam.Flatten()
+    (
+        {"file": files, "lines": lines}
+        | "GroupByFile" >> beam.CoGroupByKey()
+        | "WriteFiles" >> beam.ParDo(WriteLinesFn(staging_dir))
+    )
 
 
 # ----------------------------------------------------------------------------- launcher
@@ -569,14 +646,19 @@ def failure_problems(manifest: Dict, max_failed_fraction: float) -> List[str]:
             problems.append(
                 f"split {name!r}: {split['failed']} of {split['listed']} listed videos failed "
                 f"({split['failed'] / split['listed']:.0%} > --max_failed_fraction "
-                f"{max_failed_fraction:g})")
+                f"{max_failed_fraction:g})"
+            )
     return problems
 
 
-def finalize(config: ExtractConfig, split_set: splits_lib.SplitSet,
-             output_plan: output_folder.OutputPlan, options: Dict,
-             guard: Optional[interruption.SignalGuard] = None,
-             on_commit: Optional[Callable[[], None]] = None) -> Dict:
+def finalize(
+    config: ExtractConfig,
+    split_set: splits_lib.SplitSet,
+    output_plan: output_folder.OutputPlan,
+    options: Dict,
+    guard: Optional[interruption.SignalGuard] = None,
+    on_commit: Optional[Callable[[], None]] = None,
+) -> Dict:
     """Checks the finished pipeline's outputs and puts them in place.
 
     Verifies the counts first (nothing is touched if they do not add up),
@@ -592,10 +674,13 @@ def finalize(config: ExtractConfig, split_set: splits_lib.SplitSet,
     from tfcmvp.schema import SCHEMA_VERSION  # no TensorFlow import at module level
 
     staging_dir = output_plan.staging_dir
-    tallies = {row.pop("split"): row
-               for row in _read_jsonl(fileio.join(staging_dir, _SUMMARY_NAME))}
-    failures = sorted(_read_jsonl(fileio.join(staging_dir, manifest_lib.FAILED_NAME)),
-                      key=lambda rec: (rec["split"], rec["video_id"]))
+    tallies = {
+        row.pop("split"): row for row in _read_jsonl(fileio.join(staging_dir, _SUMMARY_NAME))
+    }
+    failures = sorted(
+        _read_jsonl(fileio.join(staging_dir, manifest_lib.FAILED_NAME)),
+        key=lambda rec: (rec["split"], rec["video_id"]),
+    )
     shards = _read_jsonl(fileio.join(staging_dir, _SHARD_LIST_NAME))
     listed = split_set.listed()
     # Cross-check the tallies against what was really written: failure lines, shard
@@ -605,26 +690,38 @@ def finalize(config: ExtractConfig, split_set: splits_lib.SplitSet,
         if lines != tally["failed"]:
             raise manifest_lib.ManifestError(
                 f"split {name!r}: {tally['failed']} failures counted but {lines} lines in "
-                f"{manifest_lib.FAILED_NAME}")
+                f"{manifest_lib.FAILED_NAME}"
+            )
         in_shards = sum(shard["records"] for shard in shards if shard["split"] == name)
         if in_shards != tally["written"]:
             raise manifest_lib.ManifestError(
                 f"split {name!r}: {tally['written']} records counted but {in_shards} joined "
-                f"into shards")
-    shard_names = {name: sorted(shard["name"] for shard in shards if shard["split"] == name)
-                   for name in split_names(split_set)}
+                f"into shards"
+            )
+    shard_names = {
+        name: sorted(shard["name"] for shard in shards if shard["split"] == name)
+        for name in split_names(split_set)
+    }
     for name, names in shard_names.items():
         count = config.shards_for(listed[name])
         expected = [shard_name(name, i, count, config.compression) for i in range(count)]
         suffix = manifest_lib.SHARD_SUFFIXES[config.compression]
-        if names != expected or len(fileio.list_files(
-                fileio.join(staging_dir, f"{name}-*{suffix}"))) != count:
+        if (
+            names != expected
+            or len(fileio.list_files(fileio.join(staging_dir, f"{name}-*{suffix}"))) != count
+        ):
             raise manifest_lib.ManifestError(
-                f"split {name!r}: shards {names[:3]}... written, expected {count} shards")
+                f"split {name!r}: shards {names[:3]}... written, expected {count} shards"
+            )
     manifest = manifest_lib.build_manifest(
-        split_set.listed(), tallies, options=options, layout=split_set.layout,
-        num_classes=len(split_set.class_names), shards=shard_names,
-        schema_version=SCHEMA_VERSION)
+        split_set.listed(),
+        tallies,
+        options=options,
+        layout=split_set.layout,
+        num_classes=len(split_set.class_names),
+        shards=shard_names,
+        schema_version=SCHEMA_VERSION,
+    )
     problems = failure_problems(manifest, config.max_failed_fraction)
     manifest["status"] = STATUS_FAILED if problems else STATUS_OK
     manifest["problems"] = problems
@@ -641,15 +738,25 @@ def finalize(config: ExtractConfig, split_set: splits_lib.SplitSet,
             fileio.delete([p for p in previous if p == old_manifest])
             fileio.delete([p for p in previous if p != old_manifest and fileio.exists(p)])
         fileio.mkdirs(target)
-        fileio.rename((fileio.join(staging_dir, name), fileio.join(target, name))
-                      for names in shard_names.values() for name in names)
-        fileio.write_text(fileio.join(target, manifest_lib.LABELS_NAME),
-                          "".join(f"{name}\n" for name in split_set.class_names))
-        fileio.write_text(fileio.join(target, manifest_lib.FAILED_NAME),
-                          "".join(json.dumps(rec, sort_keys=True) + "\n" for rec in failures),
-                          mime_type="application/jsonl")
-        fileio.write_text(fileio.join(target, manifest_lib.MANIFEST_NAME),
-                          manifest_lib.dumps(manifest), mime_type="application/json")
+        fileio.rename(
+            (fileio.join(staging_dir, name), fileio.join(target, name))
+            for names in shard_names.values()
+            for name in names
+        )
+        fileio.write_text(
+            fileio.join(target, manifest_lib.LABELS_NAME),
+            "".join(f"{name}\n" for name in split_set.class_names),
+        )
+        fileio.write_text(
+            fileio.join(target, manifest_lib.FAILED_NAME),
+            "".join(json.dumps(rec, sort_keys=True) + "\n" for rec in failures),
+            mime_type="application/jsonl",
+        )
+        fileio.write_text(
+            fileio.join(target, manifest_lib.MANIFEST_NAME),
+            manifest_lib.dumps(manifest),
+            mime_type="application/json",
+        )
         if output_plan.atomic:
             output_folder.swap_into_place(output_plan)
         if on_commit is not None:
@@ -686,16 +793,26 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     split_set = load_split_set(config)
     if not split_set.entries:
         raise ValueError(f"the split files list no videos: {split_set.sources}")
-    refused = [(e.path, splits_lib.path_problem(e.path, config.allow_absolute_paths))
-               for e in split_set.entries]
+    refused = [
+        (e.path, splits_lib.path_problem(e.path, config.allow_absolute_paths))
+        for e in split_set.entries
+    ]
     refused = [(path, problem) for path, problem in refused if problem]
     if refused:
-        LOG.warning("%d listed videos will not be opened and are listed in %s, e.g. %r %s",
-                    len(refused), manifest_lib.FAILED_NAME, *refused[0])
+        LOG.warning(
+            "%d listed videos will not be opened and are listed in %s, e.g. %r %s",
+            len(refused),
+            manifest_lib.FAILED_NAME,
+            *refused[0],
+        )
     output_plan = output_folder.plan(config.output_dir, config.overwrite)
     listed = split_set.listed()
-    LOG.info("%s split files: %s classes, %s", split_set.layout, len(split_set.class_names),
-             ", ".join(f"{listed[n]} {n}" for n in split_names(split_set)))
+    LOG.info(
+        "%s split files: %s classes, %s",
+        split_set.layout,
+        len(split_set.class_names),
+        ", ".join(f"{listed[n]} {n}" for n in split_names(split_set)),
+    )
 
     worker_logs.install()
     staging_dir = output_plan.staging_dir
@@ -709,8 +826,9 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
         output_folder.delete_tree(staging_dir)
         if committed:
             return f"the new output was already in place in {config.output_dir}"
-        return (f"removed the unfinished output {staging_dir}; {config.output_dir} was left "
-                f"as it was")
+        return (
+            f"removed the unfinished output {staging_dir}; {config.output_dir} was left as it was"
+        )
 
     started = time.perf_counter()
     with interruption.SignalGuard(remove_staging) as guard, contextlib.ExitStack() as cluster:
@@ -722,11 +840,21 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
             # Progress is counted from the staging folder, which the launcher sees only
             # with the local runner on a local disk (beam_jobs.progress).
             counted = runner is not None and fileio.is_local(staging_dir)
-            build_pipeline(pipeline, config, split_set, staging_dir,
-                           progress.marker_dir(staging_dir) if counted else None)
-            monitors.append(progress.start(len(split_set.entries), staging_dir,
-                                           local_runner=runner is not None,
-                                           is_local_path=fileio.is_local(staging_dir)))
+            build_pipeline(
+                pipeline,
+                config,
+                split_set,
+                staging_dir,
+                progress.marker_dir(staging_dir) if counted else None,
+            )
+            monitors.append(
+                progress.start(
+                    len(split_set.entries),
+                    staging_dir,
+                    local_runner=runner is not None,
+                    is_local_path=fileio.is_local(staging_dir),
+                )
+            )
             finished = False  # the final count only for a run that finished
             try:
                 state = pipeline.run().wait_until_finish()
@@ -734,17 +862,31 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
             finally:
                 monitors[0].stop(finished=finished)
             if state not in (None, PipelineState.DONE):
-                raise RuntimeError(f"extraction pipeline ended in state {state}; "
-                                   f"{config.output_dir} was left unchanged")
-            manifest = finalize(config, split_set, output_plan, job_options(config, split_set),
-                                guard, on_commit=lambda: committed.append(True))
+                raise RuntimeError(
+                    f"extraction pipeline ended in state {state}; "
+                    f"{config.output_dir} was left unchanged"
+                )
+            manifest = finalize(
+                config,
+                split_set,
+                output_plan,
+                job_options(config, split_set),
+                guard,
+                on_commit=lambda: committed.append(True),
+            )
         finally:
             output_folder.delete_tree(staging_dir)
     seconds = time.perf_counter() - started
     totals = manifest_lib.merge_tallies(manifest["splits"].values())
-    LOG.info("wrote %d videos (%d frames), %d failed, in %.1f s: %.2f videos/s, %.0f frames/s",
-             totals["written"], totals["frames"], totals["failed"], seconds,
-             totals["written"] / seconds, totals["frames"] / seconds)
+    LOG.info(
+        "wrote %d videos (%d frames), %d failed, in %.1f s: %.2f videos/s, %.0f frames/s",
+        totals["written"],
+        totals["frames"],
+        totals["failed"],
+        seconds,
+        totals["written"] / seconds,
+        totals["frames"] / seconds,
+    )
     if manifest["status"] != STATUS_OK:
         raise ExtractionFailedError(manifest)
     return manifest
@@ -755,13 +897,15 @@ def print_help(prog: str = "python -m beam_jobs.extract") -> None:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__.split("\n\n")[0],
+        prog=prog,
+        description=__doc__.split("\n\n")[0],
         epilog="Any Apache Beam pipeline option is accepted as well (--runner, --project, "
-               "--region, --temp_location, --setup_file, --direct_num_workers, ...); any "
-               "other flag is an error. Exit status: 0 done; 1 the output was written but "
-               "no video was, or too many failed (manifest.json status \"failed\"); 2 bad "
-               "flags, inputs or --output_dir (nothing written); 130 / 143 interrupted by "
-               "Ctrl-C / SIGTERM.")
+        "--region, --temp_location, --setup_file, --direct_num_workers, ...); any "
+        "other flag is an error. Exit status: 0 done; 1 the output was written but "
+        'no video was, or too many failed (manifest.json status "failed"); 2 bad '
+        "flags, inputs or --output_dir (nothing written); 130 / 143 interrupted by "
+        "Ctrl-C / SIGTERM.",
+    )
     ExtractOptions._add_argparse_args(parser)
     dask_cluster.DaskClusterOptions._add_argparse_args(parser)
     parser.print_help()
@@ -786,8 +930,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     failed = sum(split["failed"] for split in manifest["splits"].values())
     if failed:
-        print(f"{failed} videos failed; see {manifest['options']['output_dir']}/"
-              f"{manifest_lib.FAILED_NAME}", file=sys.stderr)
+        print(
+            f"{failed} videos failed; see {manifest['options']['output_dir']}/"
+            f"{manifest_lib.FAILED_NAME}",
+            file=sys.stderr,
+        )
     return 0
 
 

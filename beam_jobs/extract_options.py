@@ -16,8 +16,7 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence
 
-from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions,
-                                                  StandardOptions)
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from beam_jobs import dask_cluster  # its DaskClusterOptions: --dask_address, --dask_workers
 from tfcmvp.schema import IFRAME_SOURCE_DECODED, IFRAME_SOURCE_REENCODE, IFRAME_SOURCES
@@ -49,74 +48,131 @@ class ExtractOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
         # No required=True: Beam re-parses every options class on workers.
-        parser.add_argument("--videos_dir", default=None,
-                            help="Folder of the videos (local or gs://...); split files name "
-                                 "videos relative to it.")
-        parser.add_argument("--splits_dir", default=None,
-                            help="Folder of UCF101 or HMDB51 split files (layout detected).")
+        parser.add_argument(
+            "--videos_dir",
+            default=None,
+            help="Folder of the videos (local or gs://...); split files name "
+            "videos relative to it.",
+        )
+        parser.add_argument(
+            "--splits_dir",
+            default=None,
+            help="Folder of UCF101 or HMDB51 split files (layout detected).",
+        )
         parser.add_argument("--split", type=int, default=1, help="Split number (default 1).")
-        parser.add_argument("--manifest", default=None,
-                            help="CSV with columns path,label,split instead of --splits_dir.")
-        parser.add_argument("--output_dir", default=None,
-                            help="Where the TFRecords, labels.txt, manifest.json and "
-                                 "failed.jsonl go (local or gs://...).")
-        parser.add_argument("--reencode", default="none", choices=REENCODE_CHOICES,
-                            help="Re-encode every video before extraction (CoViAR style, "
-                                 "GOP --reencode_gop, no B-frames); default none.")
-        parser.add_argument("--reencode_gop", type=int, default=12,
-                            help="GOP of --reencode (default 12).")
-        parser.add_argument("--reencode_bitrate", default=None,
-                            help="Bit rate of --reencode, e.g. 200k (the authors' setting, "
-                                 "FFmpeg's mpeg4 default); default: a fixed quantiser "
-                                 "instead (MPEG-4 q 2, near-lossless; CoViAR used -q:v 1), "
-                                 "H.264 CRF 18.")
-        parser.add_argument("--iframe_source", default=IFRAME_SOURCE_DECODED,
-                            choices=IFRAME_SOURCES,
-                            help="Where the stored I-frame images come from: decoded (default; "
-                                 "the decoded frame at the I-frame index, the same image as "
-                                 "that RGB frame) or reencode (the I-frame of a separate "
-                                 "MPEG-4 encode at --iframe_bitrate with I-frames at the same "
-                                 "indices, as the authors' code: never pixel-identical to an "
-                                 "RGB frame). RGB frames and vectors are the same either way.")
-        parser.add_argument("--iframe_bitrate", default=None,
-                            help="Bit rate of --iframe_source reencode (default "
-                                 f"{DEFAULT_IFRAME_BITRATE}, the authors').")
-        parser.add_argument("--rgb_short_side", type=int, default=128,
-                            help="Short side of the stored RGB frames and I-frames (default 128).")
-        parser.add_argument("--mv_cell", type=int, default=8,
-                            help="Motion-vector grid cell in pixels (default 8).")
-        parser.add_argument("--min_frames", type=int, default=DEFAULT_MIN_FRAMES,
-                            help="Videos with fewer frames are written but counted as short "
-                                 f"(default {DEFAULT_MIN_FRAMES}).")
-        parser.add_argument("--jpeg_quality", type=int, default=90,
-                            help="JPEG quality of the stored frames (default 90).")
-        parser.add_argument("--num_shards", type=int, default=0,
-                            help="Shards per split; 0 = about one per "
-                                 f"{VIDEOS_PER_SHARD} listed videos.")
-        parser.add_argument("--compression", default="gzip", choices=COMPRESSION_CHOICES,
-                            help="Shard compression: gzip (default, *.tfrecord.gz) or none "
-                                 "(*.tfrecord: 1.4x the bytes, 1.2-1.8x faster to read; "
-                                 "benchmarks/bench_shard_formats.py).")
-        parser.add_argument("--overwrite", action="store_true", default=False,
-                            help="Replace the output of a previous extraction in --output_dir "
-                                 "(a folder holding its manifest.json, shards, labels.txt and "
-                                 "failed.jsonl, and nothing else); the new output is written "
-                                 "beside it and swapped in at the end.")
-        parser.add_argument("--max_failed_fraction", type=float,
-                            default=DEFAULT_MAX_FAILED_FRACTION,
-                            help="Exit with an error (the output is still written, its "
-                                 "manifest.json saying status \"failed\") when more than this "
-                                 "fraction of a split's listed videos failed (default "
-                                 f"{DEFAULT_MAX_FAILED_FRACTION}: UCF101 and HMDB51 extract "
-                                 "without failures and downloaded sets such as Kinetics lose "
-                                 "a few percent, while a wrong --videos_dir or a missing codec "
-                                 "fails most videos). A run that writes no video at all is "
-                                 "always an error.")
-        parser.add_argument("--allow_absolute_paths", action="store_true", default=False,
-                            help="Accept absolute paths (/data/x.avi, gs://b/x.avi) in the split "
-                                 "files or --manifest CSV. Without it such an entry, like one "
-                                 "whose '..' leads outside --videos_dir, is not opened and is "
-                                 "listed in failed.jsonl (stage \"path\").")
+        parser.add_argument(
+            "--manifest",
+            default=None,
+            help="CSV with columns path,label,split instead of --splits_dir.",
+        )
+        parser.add_argument(
+            "--output_dir",
+            default=None,
+            help="Where the TFRecords, labels.txt, manifest.json and "
+            "failed.jsonl go (local or gs://...).",
+        )
+        parser.add_argument(
+            "--reencode",
+            default="none",
+            choices=REENCODE_CHOICES,
+            help="Re-encode every video before extraction (CoViAR style, "
+            "GOP --reencode_gop, no B-frames); default none.",
+        )
+        parser.add_argument(
+            "--reencode_gop", type=int, default=12, help="GOP of --reencode (default 12)."
+        )
+        parser.add_argument(
+            "--reencode_bitrate",
+            default=None,
+            help="Bit rate of --reencode, e.g. 200k (the authors' setting, "
+            "FFmpeg's mpeg4 default); default: a fixed quantiser "
+            "instead (MPEG-4 q 2, near-lossless; CoViAR used -q:v 1), "
+            "H.264 CRF 18.",
+        )
+        parser.add_argument(
+            "--iframe_source",
+            default=IFRAME_SOURCE_DECODED,
+            choices=IFRAME_SOURCES,
+            help="Where the stored I-frame images come from: decoded (default; "
+            "the decoded frame at the I-frame index, the same image as "
+            "that RGB frame) or reencode (the I-frame of a separate "
+            "MPEG-4 encode at --iframe_bitrate with I-frames at the same "
+            "indices, as the authors' code: never pixel-identical to an "
+            "RGB frame). RGB frames and vectors are the same either way.",
+        )
+        parser.add_argument(
+            "--iframe_bitrate",
+            default=None,
+            help="Bit rate of --iframe_source reencode (default "
+            f"{DEFAULT_IFRAME_BITRATE}, the authors').",
+        )
+        parser.add_argument(
+            "--rgb_short_side",
+            type=int,
+            default=128,
+            help="Short side of the stored RGB frames and I-frames (default 128).",
+        )
+        parser.add_argument(
+            "--mv_cell", type=int, default=8, help="Motion-vector grid cell in pixels (default 8)."
+        )
+        parser.add_argument(
+            "--min_frames",
+            type=int,
+            default=DEFAULT_MIN_FRAMES,
+            help="Videos with fewer frames are written but counted as short "
+            f"(default {DEFAULT_MIN_FRAMES}).",
+        )
+        parser.add_argument(
+            "--jpeg_quality",
+            type=int,
+            default=90,
+            help="JPEG quality of the stored frames (default 90).",
+        )
+        parser.add_argument(
+            "--num_shards",
+            type=int,
+            default=0,
+            help=f"Shards per split; 0 = about one per {VIDEOS_PER_SHARD} listed videos.",
+        )
+        parser.add_argument(
+            "--compression",
+            default="gzip",
+            choices=COMPRESSION_CHOICES,
+            help="Shard compression: gzip (default, *.tfrecord.gz) or none "
+            "(*.tfrecord: 1.4x the bytes, 1.2-1.8x faster to read; "
+            "benchmarks/bench_shard_formats.py).",
+        )
+        parser.add_argument(
+            "--overwrite",
+            action="store_true",
+            default=False,
+            help="Replace the output of a previous extraction in --output_dir "
+            "(a folder holding its manifest.json, shards, labels.txt and "
+            "failed.jsonl, and nothing else); the new output is written "
+            "beside it and swapped in at the end.",
+        )
+        parser.add_argument(
+            "--max_failed_fraction",
+            type=float,
+            default=DEFAULT_MAX_FAILED_FRACTION,
+            help="Exit with an error (the output is still written, its "
+            'manifest.json saying status "failed") when more than this '
+            "fraction of a split's listed videos failed (default "
+            f"{DEFAULT_MAX_FAILED_FRACTION}: UCF101 and HMDB51 extract "
+            "without failures and downloaded sets such as Kinetics lose "
+            "a few percent, while a wrong --videos_dir or a missing codec "
+            "fails most videos). A run that writes no video at all is "
+            "always an error.",
+        )
+        parser.add_argument(
+            "--allow_absolute_paths",
+            action="store_true",
+            default=False,
+            help="Accept absolute paths (/data/x.avi, gs://b/x.avi) in the split "
+            "files or --manifest CSV. Without it such an entry, like one "
+            "whose '..' leads outside --videos_dir, is not opened and is "
+            'listed in failed.jsonl (stage "path").',
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,19 +210,22 @@ class ExtractConfig:
             problems.append("--output_dir is required")
         if bool(opts.splits_dir) == bool(opts.manifest):
             problems.append("pass exactly one of --splits_dir and --manifest")
-        for flag, value, low, high in (("--split", opts.split, 1, None),
-                                       ("--reencode_gop", opts.reencode_gop, 1, None),
-                                       ("--rgb_short_side", opts.rgb_short_side, 16, None),
-                                       ("--mv_cell", opts.mv_cell, 1, 64),
-                                       ("--min_frames", opts.min_frames, 0, None),
-                                       ("--jpeg_quality", opts.jpeg_quality, 1, 95),
-                                       ("--num_shards", opts.num_shards, 0, None)):
+        for flag, value, low, high in (
+            ("--split", opts.split, 1, None),
+            ("--reencode_gop", opts.reencode_gop, 1, None),
+            ("--rgb_short_side", opts.rgb_short_side, 16, None),
+            ("--mv_cell", opts.mv_cell, 1, 64),
+            ("--min_frames", opts.min_frames, 0, None),
+            ("--jpeg_quality", opts.jpeg_quality, 1, 95),
+            ("--num_shards", opts.num_shards, 0, None),
+        ):
             if value < low or (high is not None and value > high):
                 bound = f">= {low}" if high is None else f"in [{low}, {high}]"
                 problems.append(f"{flag} must be {bound}, got {value}")
         if not 0.0 <= opts.max_failed_fraction <= 1.0:
-            problems.append(f"--max_failed_fraction must be in [0, 1], got "
-                            f"{opts.max_failed_fraction}")
+            problems.append(
+                f"--max_failed_fraction must be in [0, 1], got {opts.max_failed_fraction}"
+            )
         reencode_bitrate = iframe_bitrate = None
         if opts.reencode_bitrate is not None:
             try:
@@ -187,14 +246,24 @@ class ExtractConfig:
         return cls(
             videos_dir=opts.videos_dir.rstrip("/") or "/",
             output_dir=opts.output_dir.rstrip("/") or "/",
-            splits_dir=opts.splits_dir, split=opts.split, manifest=opts.manifest,
-            reencode=opts.reencode, reencode_gop=opts.reencode_gop,
-            rgb_short_side=opts.rgb_short_side, mv_cell=opts.mv_cell,
-            min_frames=opts.min_frames, jpeg_quality=opts.jpeg_quality,
-            num_shards=opts.num_shards, overwrite=opts.overwrite,
-            compression=opts.compression, max_failed_fraction=opts.max_failed_fraction,
-            allow_absolute_paths=opts.allow_absolute_paths, reencode_bitrate=reencode_bitrate,
-            iframe_source=opts.iframe_source, iframe_bitrate=iframe_bitrate)
+            splits_dir=opts.splits_dir,
+            split=opts.split,
+            manifest=opts.manifest,
+            reencode=opts.reencode,
+            reencode_gop=opts.reencode_gop,
+            rgb_short_side=opts.rgb_short_side,
+            mv_cell=opts.mv_cell,
+            min_frames=opts.min_frames,
+            jpeg_quality=opts.jpeg_quality,
+            num_shards=opts.num_shards,
+            overwrite=opts.overwrite,
+            compression=opts.compression,
+            max_failed_fraction=opts.max_failed_fraction,
+            allow_absolute_paths=opts.allow_absolute_paths,
+            reencode_bitrate=reencode_bitrate,
+            iframe_source=opts.iframe_source,
+            iframe_bitrate=iframe_bitrate,
+        )
 
     def shards_for(self, listed: int) -> int:
         """Shard count of a split with ``listed`` videos."""
@@ -219,8 +288,7 @@ def parse_bitrate(text: str) -> int:
 
 
 def _mentions(argv: Sequence[str], *flags: str) -> bool:
-    return any(arg == f"--{flag}" or arg.startswith(f"--{flag}=")
-               for arg in argv for flag in flags)
+    return any(arg == f"--{flag}" or arg.startswith(f"--{flag}=") for arg in argv for flag in flags)
 
 
 def _known_flags() -> Dict[str, argparse.Action]:
@@ -274,8 +342,7 @@ def check_flags(argv: Sequence[str]) -> None:
             hint = f" (did you mean {guess[0]}?)" if guess else ""
             unknown.append(f"unknown flag {name}{hint}")
             # Its value, if any, is not a stray word of its own.
-            if (not has_value and position < len(argv)
-                    and not argv[position].startswith("-")):
+            if not has_value and position < len(argv) and not argv[position].startswith("-"):
                 position += 1
             continue
         if has_value or action.nargs == 0:
@@ -291,7 +358,8 @@ def check_flags(argv: Sequence[str]) -> None:
     if unknown:
         raise UnknownFlagError(
             "; ".join(unknown) + ". `python -m beam_jobs.extract --help` lists this job's "
-            "flags; any other flag must be an Apache Beam pipeline option")
+            "flags; any other flag must be an Apache Beam pipeline option"
+        )
 
 
 def make_pipeline_options(argv: Optional[Sequence[str]] = None) -> PipelineOptions:
@@ -345,8 +413,11 @@ def make_runner(options: PipelineOptions):
     from apache_beam.runners.portability.portable_runner import JobServiceHandle
 
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
-    return _parent_bound_runner_class()(provision_info=fn_runner.ExtendedProvisionInfo(
-        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
+    return _parent_bound_runner_class()(
+        provision_info=fn_runner.ExtendedProvisionInfo(
+            beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
+        )
+    )
 
 
 @functools.lru_cache(maxsize=None)
@@ -375,7 +446,8 @@ def _parent_bound_runner_class():
         def _default_environment(self, environment):
             if isinstance(environment, environments.SubprocessSDKEnvironment):
                 environment = environments.SubprocessSDKEnvironment.from_command_string(
-                    worker_process.command())
+                    worker_process.command()
+                )
             self._environment = environment
 
     return ParentBoundFnApiRunner

@@ -55,8 +55,9 @@ def read_text(path: str) -> str:
 
 def create(path: str, mime_type: str = "application/octet-stream") -> BinaryIO:
     """A binary write handle (local parent folders are created)."""
-    return FileSystems.create(path, mime_type=mime_type,
-                              compression_type=CompressionTypes.UNCOMPRESSED)
+    return FileSystems.create(
+        path, mime_type=mime_type, compression_type=CompressionTypes.UNCOMPRESSED
+    )
 
 
 def write_text(path: str, text: str, mime_type: str = "text/plain") -> None:
@@ -103,7 +104,9 @@ def localize(path: str, tmp_dir: str) -> Tuple[str, bool]:
     if not FileSystems.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
     local = os.path.join(tmp_dir, "src" + os.path.splitext(path)[1])
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as src, \
-            open(local, "wb") as dst:
+    with (
+        FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as src,
+        open(local, "wb") as dst,
+    ):
         shutil.copyfileobj(src, dst, _COPY_CHUNK)
     return local, True

@@ -84,8 +84,12 @@ class SignalGuard:
             done = self._cleanup()
         except Exception as error:  # noqa: BLE001 - the one line must still be printed
             done = f"cleanup failed: {error}"
-        workers = f"stopped {stopped} worker process{'es' if stopped != 1 else ''}; " \
-            if stopped else ""
-        print(f"{self._prog}: interrupted by {signal.Signals(signum).name}: {workers}{done}",
-              file=sys.stderr, flush=True)
+        workers = (
+            f"stopped {stopped} worker process{'es' if stopped != 1 else ''}; " if stopped else ""
+        )
+        print(
+            f"{self._prog}: interrupted by {signal.Signals(signum).name}: {workers}{done}",
+            file=sys.stderr,
+            flush=True,
+        )
         os._exit(128 + signum)

@@ -102,4 +102,5 @@ def check_flags(argv: Sequence[str], known: Dict[str, argparse.Action], prog: st
     if unknown:
         raise UnknownFlagError(
             "; ".join(unknown) + f". `{prog} --help` lists this job's flags; any other flag "
-            f"must be an Apache Beam pipeline option")
+            f"must be an Apache Beam pipeline option"
+        )

@@ -130,11 +130,17 @@ def _leftovers(output_dir: str) -> List[str]:
     if fileio.is_local(output_dir):
         parent, name = _split_local(output_dir)
         if os.path.isdir(parent):
-            found += [os.path.join(parent, entry) for entry in sorted(os.listdir(parent))
-                      if entry.startswith(f"{name}.{STAGING_PREFIX}")]
+            found += [
+                os.path.join(parent, entry)
+                for entry in sorted(os.listdir(parent))
+                if entry.startswith(f"{name}.{STAGING_PREFIX}")
+            ]
         if os.path.isdir(output_dir):
-            found += [os.path.join(output_dir, entry) for entry in sorted(os.listdir(output_dir))
-                      if entry.startswith(STAGING_PREFIX)]
+            found += [
+                os.path.join(output_dir, entry)
+                for entry in sorted(os.listdir(output_dir))
+                if entry.startswith(STAGING_PREFIX)
+            ]
         return found
     inside = set()
     for path in fileio.list_files(fileio.join(output_dir, f"{STAGING_PREFIX}*", "**")):
@@ -168,17 +174,25 @@ def clear_stale_staging(output_dir: str) -> List[str]:
     for path in _leftovers(output_dir):
         state, pid, host = _owner(path)
         if state != "stale":
-            who = (f"an extraction that is still running (pid {pid})" if state == "running"
-                   else f"an extraction on host {host} (pid {pid})" if host
-                   else "an extraction")
+            who = (
+                f"an extraction that is still running (pid {pid})"
+                if state == "running"
+                else f"an extraction on host {host} (pid {pid})"
+                if host
+                else "an extraction"
+            )
             raise OutputExistsError(
                 f"{path} is the unfinished output of {who} into {output_dir}; wait for it to "
-                f"end, or if no extraction is writing there, remove it: {remove_command(path)}")
+                f"end, or if no extraction is writing there, remove it: {remove_command(path)}"
+            )
         previous = os.path.join(path, PREVIOUS_NAME)
         if fileio.is_local(path) and os.path.isdir(previous) and not os.path.lexists(output_dir):
             os.rename(previous, output_dir)
-            LOG.warning("restored the previous output %s from %s (a run was killed while "
-                        "swapping it)", output_dir, path)
+            LOG.warning(
+                "restored the previous output %s from %s (a run was killed while swapping it)",
+                output_dir,
+                path,
+            )
         delete_tree(path)
         LOG.info("removed %s, left by an extraction that was interrupted (pid %s)", path, pid)
         removed.append(path)
@@ -189,7 +203,7 @@ def clear_stale_staging(output_dir: str) -> List[str]:
 
 
 def _relative(path: str, base: str) -> str:
-    return path[len(base):].lstrip("/\\").replace("\\", "/")
+    return path[len(base) :].lstrip("/\\").replace("\\", "/")
 
 
 def _contents(output_dir: str) -> List[str]:
@@ -205,9 +219,13 @@ def _contents(output_dir: str) -> List[str]:
             found += [f"{rel_root}/{d}/".lstrip("/") for d in dirs]
             found += [f"{rel_root}/{f}".lstrip("/") for f in files]
         return sorted(found)
-    return sorted(rel for rel in (_relative(p, output_dir)
-                                  for p in fileio.list_files(fileio.join(output_dir, "**")))
-                  if not rel.split("/")[0].startswith(STAGING_PREFIX))
+    return sorted(
+        rel
+        for rel in (
+            _relative(p, output_dir) for p in fileio.list_files(fileio.join(output_dir, "**"))
+        )
+        if not rel.split("/")[0].startswith(STAGING_PREFIX)
+    )
 
 
 def _read_previous_manifest(output_dir: str) -> Tuple[Optional[dict], str]:
@@ -219,9 +237,14 @@ def _read_previous_manifest(output_dir: str) -> Tuple[Optional[dict], str]:
         return None, f"its {manifest_lib.MANIFEST_NAME} cannot be read as JSON ({error})"
     splits = manifest.get("splits") if isinstance(manifest, dict) else None
     options = manifest.get("options") if isinstance(manifest, dict) else None
-    if not (isinstance(splits, dict) and isinstance(options, dict) and "videos_dir" in options
-            and all(isinstance(s, dict) and isinstance(s.get("shards", []), list)
-                    for s in splits.values())):
+    if not (
+        isinstance(splits, dict)
+        and isinstance(options, dict)
+        and "videos_dir" in options
+        and all(
+            isinstance(s, dict) and isinstance(s.get("shards", []), list) for s in splits.values()
+        )
+    ):
         return None, f"its {manifest_lib.MANIFEST_NAME} was not written by beam_jobs.extract"
     return manifest, ""
 
@@ -239,8 +262,11 @@ def previous_output(output_dir: str, overwrite: bool) -> List[str]:
     anything but one previous output of this job (no ``manifest.json``, a
     manifest of something else, or files the manifest does not list).
     """
-    if fileio.is_local(output_dir) and os.path.lexists(output_dir) \
-            and not os.path.isdir(output_dir):
+    if (
+        fileio.is_local(output_dir)
+        and os.path.lexists(output_dir)
+        and not os.path.isdir(output_dir)
+    ):
         raise OutputExistsError(f"--output_dir {output_dir} is a file, not a folder")
     contents = _contents(output_dir)
     if not contents:
@@ -250,23 +276,28 @@ def previous_output(output_dir: str, overwrite: bool) -> List[str]:
         manifest, why_not = _read_previous_manifest(output_dir)
     others = contents
     if manifest is not None:
-        ours = set(_OWN_FILES) | {name for split in manifest["splits"].values()
-                                  for name in split.get("shards", [])}
+        ours = set(_OWN_FILES) | {
+            name for split in manifest["splits"].values() for name in split.get("shards", [])
+        }
         others = [name for name in contents if name not in ours]
         if others:
-            why_not = (f"it holds {len(others)} file(s) its {manifest_lib.MANIFEST_NAME} does "
-                       f"not list: {_shown(others)}")
+            why_not = (
+                f"it holds {len(others)} file(s) its {manifest_lib.MANIFEST_NAME} does "
+                f"not list: {_shown(others)}"
+            )
     listing = f"{len(contents)} entries: {_shown(contents)}"
     if others:
         raise OutputExistsError(
             f"{output_dir} is not empty ({listing}) and is not the output of a previous "
             f"extraction: {why_not}. --overwrite replaces only such an output, so nothing was "
-            f"touched; choose another --output_dir, or move those files away")
+            f"touched; choose another --output_dir, or move those files away"
+        )
     if not overwrite:
         raise OutputExistsError(
             f"{output_dir} is not empty ({listing}): it holds the output of a previous "
             f"extraction; refusing to mix two runs' shards. Pass --overwrite to replace it, "
-            f"or choose another --output_dir")
+            f"or choose another --output_dir"
+        )
     return [fileio.join(output_dir, name) for name in contents]
 
 
@@ -288,8 +319,11 @@ def plan(output_dir: str, overwrite: bool) -> OutputPlan:
             os.makedirs(staging)
             return OutputPlan(output_dir, staging, True, previous)
         except PermissionError:
-            LOG.warning("cannot write beside %s (in %s): replacing its files in place, not "
-                        "atomically", output_dir, parent)
+            LOG.warning(
+                "cannot write beside %s (in %s): replacing its files in place, not atomically",
+                output_dir,
+                parent,
+            )
     staging = fileio.join(output_dir, name)
     fileio.mkdirs(staging)
     return OutputPlan(output_dir, staging, False, previous)
@@ -303,7 +337,8 @@ def recheck(output_plan: OutputPlan, overwrite: bool) -> None:
     if added:
         raise OutputExistsError(
             f"{output_plan.output_dir} changed while the job ran ({_shown(added)} appeared); "
-            f"nothing was replaced")
+            f"nothing was replaced"
+        )
 
 
 def _exchange(first: str, second: str) -> bool:
@@ -315,8 +350,10 @@ def _exchange(first: str, second: str) -> bool:
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
         return False
-    if renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second),
-                 _RENAME_EXCHANGE) == 0:
+    if (
+        renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
+        == 0
+    ):
         return True
     error = ctypes.get_errno()
     if error in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: file system without exchange

@@ -108,8 +108,14 @@ class ProgressMonitor:
       poll_seconds: how often the counts are read.
     """
 
-    def __init__(self, total: int, staging_dir: str, stream: Optional[TextIO] = None,
-                 interactive: Optional[bool] = None, poll_seconds: float = POLL_SECONDS):
+    def __init__(
+        self,
+        total: int,
+        staging_dir: str,
+        stream: Optional[TextIO] = None,
+        interactive: Optional[bool] = None,
+        poll_seconds: float = POLL_SECONDS,
+    ):
         self.total = total
         self.staging_dir = staging_dir
         self.stream = stream or sys.stderr
@@ -134,16 +140,22 @@ class ProgressMonitor:
             from tqdm import tqdm
             from tqdm.contrib.logging import logging_redirect_tqdm
 
-            self._bar = tqdm(total=self.total, unit="video", desc="extract", file=self.stream,
-                             dynamic_ncols=True)
+            self._bar = tqdm(
+                total=self.total, unit="video", desc="extract", file=self.stream, dynamic_ncols=True
+            )
             # Log records (a failed video, a worker's warning) print above the bar.
             self._redirect = logging_redirect_tqdm()
             self._redirect.__enter__()
         else:
-            LOG.info("extracting %d videos; a progress line every %d%% and at least every %d s",
-                     self.total, round(100 * LOG_FRACTION), LOG_EVERY_SECONDS)
-        self._thread = threading.Thread(target=self._poll_loop, name="extract-progress",
-                                        daemon=True)
+            LOG.info(
+                "extracting %d videos; a progress line every %d%% and at least every %d s",
+                self.total,
+                round(100 * LOG_FRACTION),
+                LOG_EVERY_SECONDS,
+            )
+        self._thread = threading.Thread(
+            target=self._poll_loop, name="extract-progress", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -162,8 +174,14 @@ class ProgressMonitor:
             self._bar = self._redirect = None
         if finished:
             seconds = time.monotonic() - self._started
-            LOG.info("extraction: %d/%d videos done (%d failed) in %s, %.2f videos/s", self.done,
-                     self.total, self.failed, _duration(seconds), self.done / max(seconds, 1e-9))
+            LOG.info(
+                "extraction: %d/%d videos done (%d failed) in %s, %.2f videos/s",
+                self.done,
+                self.total,
+                self.failed,
+                _duration(seconds),
+                self.done / max(seconds, 1e-9),
+            )
 
     # -- polling --------------------------------------------------------------
     def _poll_loop(self) -> None:
@@ -197,9 +215,11 @@ class ProgressMonitor:
         """``extraction: 12/120 videos done (10%), 1 failed, 2.30 videos/s, ETA 47 s``."""
         rate = self.done / max(seconds, 1e-9)
         eta = _duration((self.total - self.done) / rate) if self.done else "unknown"
-        return (f"extraction: {self.done}/{self.total} videos done "
-                f"({100 * self.done / max(self.total, 1):.0f}%), {self.failed} failed, "
-                f"{rate:.2f} videos/s, ETA {eta}")
+        return (
+            f"extraction: {self.done}/{self.total} videos done "
+            f"({100 * self.done / max(self.total, 1):.0f}%), {self.failed} failed, "
+            f"{rate:.2f} videos/s, ETA {eta}"
+        )
 
 
 class _NoProgress:
@@ -209,8 +229,13 @@ class _NoProgress:
         pass
 
 
-def start(total: int, staging_dir: str, local_runner: bool, is_local_path: bool,
-          stream: Optional[TextIO] = None):
+def start(
+    total: int,
+    staging_dir: str,
+    local_runner: bool,
+    is_local_path: bool,
+    stream: Optional[TextIO] = None,
+):
     """A started :class:`ProgressMonitor`, or a do-nothing one after saying why there is none.
 
     Args:
@@ -222,9 +247,15 @@ def start(total: int, staging_dir: str, local_runner: bool, is_local_path: bool,
       stream: see :class:`ProgressMonitor`.
     """
     if not (local_runner and is_local_path):
-        where = ("the staging folder is not on a local disk" if local_runner
-                 else "the pipeline runs on another runner")
-        LOG.info("no progress display: %s; the runner's own monitoring shows progress "
-                 "(and each worker logs a line every few videos)", where)
+        where = (
+            "the staging folder is not on a local disk"
+            if local_runner
+            else "the pipeline runs on another runner"
+        )
+        LOG.info(
+            "no progress display: %s; the runner's own monitoring shows progress "
+            "(and each worker logs a line every few videos)",
+            where,
+        )
         return _NoProgress()
     return ProgressMonitor(total, staging_dir, stream=stream).start()

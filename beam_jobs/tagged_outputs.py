@@ -60,8 +60,10 @@ class _ChainAsElements(beam.DoFn):
         for output in fn.process(element) or ():
             if isinstance(output, TaggedOutput):
                 if output.tag not in self._tags:
-                    raise ValueError(f"{type(fn).__name__} emitted the undeclared tag "
-                                     f"{output.tag!r} (declared: {sorted(self._tags)})")
+                    raise ValueError(
+                        f"{type(fn).__name__} emitted the undeclared tag "
+                        f"{output.tag!r} (declared: {sorted(self._tags)})"
+                    )
                 yield output.tag, output.value
             elif position + 1 < len(self._fns):
                 yield from self._run(position + 1, output)
@@ -71,8 +73,10 @@ class _ChainAsElements(beam.DoFn):
     def finish_bundle(self):
         for fn in self._fns:
             if fn.finish_bundle() is not None:
-                raise ValueError(f"{type(fn).__name__}.finish_bundle emits elements, which "
-                                 "ParDoWithOutputs does not pass on")
+                raise ValueError(
+                    f"{type(fn).__name__}.finish_bundle emits elements, which "
+                    "ParDoWithOutputs does not pass on"
+                )
 
     def teardown(self):
         for fn in self._fns:
@@ -122,5 +126,6 @@ class ParDoWithOutputs(beam.PTransform):
         outputs = _Outputs()
         for name, tag in ((self._main, None), *((t, t) for t in self._tags)):
             outputs[name] = tagged | f"Select{name[:1].upper()}{name[1:]}" >> beam.FlatMap(
-                _select, tag)
+                _select, tag
+            )
         return outputs

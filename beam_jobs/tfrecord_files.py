@@ -33,8 +33,14 @@ def masked_crc32c(data: bytes) -> int:
 def frame_record(data: bytes) -> bytes:
     """One record in TFRecord framing."""
     length = struct.pack("<Q", len(data))
-    return b"".join((length, struct.pack("<I", masked_crc32c(length)), data,
-                     struct.pack("<I", masked_crc32c(data))))
+    return b"".join(
+        (
+            length,
+            struct.pack("<I", masked_crc32c(length)),
+            data,
+            struct.pack("<I", masked_crc32c(data)),
+        )
+    )
 
 
 def gzip_member(framed: bytes, level: int = 6) -> bytes:

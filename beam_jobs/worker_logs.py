@@ -9,8 +9,8 @@ own messages (failed videos, all-intra videos, progress).
 
 :func:`install` adds a filter that keeps a forwarded record only when it
 comes from ``beam_jobs`` or ``tfcmvp`` code, or is an error, and rewrites it
-as ``<message> (<file>:<line>)`` under the name ``beam_jobs.worker``; the runner's "starting ... server
-on port" INFO lines are dropped. With the root logger at DEBUG
+as ``<message> (<file>:<line>)`` under the name ``beam_jobs.worker``; the
+runner's "starting ... server on port" INFO lines are dropped. With the root logger at DEBUG
 (``--log_level DEBUG`` in the CLI) nothing is filtered.
 """
 
@@ -66,8 +66,11 @@ class _DropInfo(logging.Filter):
 # Loggers whose INFO lines say nothing a user of this job needs: Beam's (per-bundle cache
 # set-up, one "Renamed 1 shards" per small output file) and Dask's (each client and worker
 # connecting and leaving, with --runner DaskRunner).
-QUIET_LOGGERS = ("apache_beam.runners.worker.statecache", "apache_beam.io.filebasedsink",
-                 "distributed")
+QUIET_LOGGERS = (
+    "apache_beam.runners.worker.statecache",
+    "apache_beam.io.filebasedsink",
+    "distributed",
+)
 
 
 def install() -> None:

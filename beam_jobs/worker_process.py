@@ -115,7 +115,7 @@ def remove_dead_scratch(temp_dir: Optional[str] = None) -> List[str]:
     for name in os.listdir(temp_dir):
         if not name.startswith(SCRATCH_PREFIX):
             continue
-        pid, _, rest = name[len(SCRATCH_PREFIX):].partition("@")
+        pid, _, rest = name[len(SCRATCH_PREFIX) :].partition("@")
         host = rest.rsplit("-", 1)[0]  # mkdtemp's random suffix has no "-"
         if pid.isdigit() and int(pid) > 0 and host == _host() and not _pid_running(int(pid)):
             shutil.rmtree(os.path.join(temp_dir, name), ignore_errors=True)
@@ -157,8 +157,9 @@ def bind_to_parent(parent_pid: int, scratch: _Scratch) -> None:
     _set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != parent_pid:  # the launcher died before the request above
         scratch.exit_now(EXIT_PARENT_GONE)
-    threading.Thread(target=_watch_parent, args=(parent_pid, scratch), daemon=True,
-                     name="parent-watchdog").start()
+    threading.Thread(
+        target=_watch_parent, args=(parent_pid, scratch), daemon=True, name="parent-watchdog"
+    ).start()
     try:
         os.setpgid(0, 0)
     except OSError:
@@ -174,8 +175,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         dask_address = argv.pop(2)
         argv.pop(1)
     if len(argv) != 1 or not argv[0].isdigit():
-        print(f"usage: python -m {MODULE} PARENT_PID [{DASK_FLAG} SCHEDULER_ADDRESS] "
-              "(started by the local runner or the job's local Dask cluster)", file=sys.stderr)
+        print(
+            f"usage: python -m {MODULE} PARENT_PID [{DASK_FLAG} SCHEDULER_ADDRESS] "
+            "(started by the local runner or the job's local Dask cluster)",
+            file=sys.stderr,
+        )
         return 2
     scratch = _Scratch()
     bind_to_parent(int(argv[0]), scratch)
@@ -214,8 +218,12 @@ def _serve_dask(scheduler_address: str, scratch_dir: str) -> None:
     logging.getLogger("distributed").setLevel(logging.WARNING)
 
     async def serve() -> None:
-        async with Worker(scheduler_address, nthreads=1, local_directory=scratch_dir,
-                          name=f"{_host()}-{os.getpid()}") as worker:
+        async with Worker(
+            scheduler_address,
+            nthreads=1,
+            local_directory=scratch_dir,
+            name=f"{_host()}-{os.getpid()}",
+        ) as worker:
             await worker.finished()
 
     asyncio.run(serve())
@@ -234,7 +242,7 @@ def _children_linux(parent_pid: int) -> List[int]:
             with open(f"/proc/{name}/stat", "rb") as handle:
                 stat = handle.read()
             # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-            fields = stat[stat.rindex(b")") + 2:].split()
+            fields = stat[stat.rindex(b")") + 2 :].split()
             if fields[0] == b"Z" or int(fields[1]) != parent_pid:
                 continue
             with open(f"/proc/{name}/cmdline", "rb") as handle:

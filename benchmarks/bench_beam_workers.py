@@ -57,12 +57,19 @@ def make_videos(root: pathlib.Path, count: int, distinct: int, frames: int) -> N
         (videos / name).mkdir(parents=True, exist_ok=True)
         if i < distinct:
             velocity = (1.0, -1.5) if name == "Up" else (-1.0, 1.5)
-            write_video(videos / rel, moving_texture(frames, 240, 320, velocity, seed=i),
-                        codec="mpeg4", gop=12)
+            write_video(
+                videos / rel,
+                moving_texture(frames, 240, 320, velocity, seed=i),
+                codec="mpeg4",
+                gop=12,
+            )
         else:
             source = i % distinct  # same class parity when distinct is even
-            os.link(videos / classes[source % 2] / f"v_{classes[source % 2]}_g"
-                    f"{source // 2 + 1:03d}_c01.avi", videos / rel)
+            os.link(
+                videos / classes[source % 2] / f"v_{classes[source % 2]}_g"
+                f"{source // 2 + 1:03d}_c01.avi",
+                videos / rel,
+            )
         train_lines.append(f"{rel} {i % 2 + 1}\n")
     (splits / "trainlist01.txt").write_text("".join(train_lines))
     (splits / "testlist01.txt").write_text("")
@@ -80,8 +87,12 @@ def shorter(root: pathlib.Path, count: int) -> pathlib.Path:
 
 
 RUNNER_FLAGS = {
-    "direct": lambda n: ["--direct_num_workers", str(n), "--direct_running_mode",
-                         "multi_processing"],
+    "direct": lambda n: [
+        "--direct_num_workers",
+        str(n),
+        "--direct_running_mode",
+        "multi_processing",
+    ],
     "dask": lambda n: ["--runner", "DaskRunner", "--dask_workers", str(n)],
 }
 
@@ -89,33 +100,54 @@ RUNNER_FLAGS = {
 def run_job(root: pathlib.Path, splits: pathlib.Path, workers: int, runner: str) -> dict:
     out = root / f"out_{splits.name}_{runner}_{workers}"
     shutil.rmtree(out, ignore_errors=True)
-    argv = ["--videos_dir", str(root / "videos"), "--splits_dir", str(splits),
-            "--output_dir", str(out), *RUNNER_FLAGS[runner](workers)]
+    argv = [
+        "--videos_dir",
+        str(root / "videos"),
+        "--splits_dir",
+        str(splits),
+        "--output_dir",
+        str(out),
+        *RUNNER_FLAGS[runner](workers),
+    ]
     start = time.perf_counter()
     manifest = extract.run(argv)
     seconds = time.perf_counter() - start
     train = manifest["splits"]["train"]
-    return {"runner": runner, "workers": workers, "seconds": seconds,
-            "videos": train["written"], "frames": train["frames"], "out": str(out)}
+    return {
+        "runner": runner,
+        "workers": workers,
+        "seconds": seconds,
+        "videos": train["written"],
+        "frames": train["frames"],
+        "out": str(out),
+    }
 
 
 def same_shards(first: str, second: str) -> bool:
     """True when two output folders hold the same shard files with the same bytes."""
     names = sorted(p.name for p in pathlib.Path(first).glob("*.tfrecord.gz"))
     other = sorted(p.name for p in pathlib.Path(second).glob("*.tfrecord.gz"))
-    return bool(names) and names == other and all(
-        filecmp.cmp(pathlib.Path(first) / n, pathlib.Path(second) / n, shallow=False)
-        for n in names)
+    return (
+        bool(names)
+        and names == other
+        and all(
+            filecmp.cmp(pathlib.Path(first) / n, pathlib.Path(second) / n, shallow=False)
+            for n in names
+        )
+    )
 
 
 def print_table(title: str, results: list) -> dict:
     """Prints the runs of one job; returns each runner's 2-worker speed-up."""
     print(f"\n{title}")
-    print(f"{'runner':>7} {'workers':>8} {'videos':>7} {'seconds':>9} {'videos/s':>9} "
-          f"{'frames/s':>9}")
+    print(
+        f"{'runner':>7} {'workers':>8} {'videos':>7} {'seconds':>9} {'videos/s':>9} {'frames/s':>9}"
+    )
     for r in results:
-        print(f"{r['runner']:>7} {r['workers']:>8} {r['videos']:>7} {r['seconds']:>9.1f} "
-              f"{r['videos'] / r['seconds']:>9.2f} {r['frames'] / r['seconds']:>9.0f}")
+        print(
+            f"{r['runner']:>7} {r['workers']:>8} {r['videos']:>7} {r['seconds']:>9.1f} "
+            f"{r['videos'] / r['seconds']:>9.2f} {r['frames'] / r['seconds']:>9.0f}"
+        )
     speedups = {}
     for runner in dict.fromkeys(r["runner"] for r in results):
         one, two = [r for r in results if r["runner"] == runner]
@@ -126,16 +158,22 @@ def print_table(title: str, results: list) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--videos", type=int, default=192,
-                        help="videos listed in the long job (default 192)")
-    parser.add_argument("--distinct", type=int, default=16,
-                        help="distinct video files generated (default 16)")
-    parser.add_argument("--short", type=int, default=16,
-                        help="videos in the short job (default 16; 0 skips it)")
+    parser.add_argument(
+        "--videos", type=int, default=192, help="videos listed in the long job (default 192)"
+    )
+    parser.add_argument(
+        "--distinct", type=int, default=16, help="distinct video files generated (default 16)"
+    )
+    parser.add_argument(
+        "--short", type=int, default=16, help="videos in the short job (default 16; 0 skips it)"
+    )
     parser.add_argument("--frames", type=int, default=150, help="frames per video (default 150)")
-    parser.add_argument("--runners", default="direct,dask",
-                        help="comma-separated: direct (the default local runner), dask "
-                             "(Beam's Dask runner on a local cluster); default both")
+    parser.add_argument(
+        "--runners",
+        default="direct,dask",
+        help="comma-separated: direct (the default local runner), dask "
+        "(Beam's Dask runner on a local cluster); default both",
+    )
     parser.add_argument("--json", type=pathlib.Path, help="also write the results here")
     args = parser.parse_args(argv)
     if not 0 < args.distinct <= args.videos or args.distinct % 2:
@@ -150,8 +188,10 @@ def main(argv=None) -> int:
     root = pathlib.Path(tempfile.mkdtemp(prefix="bench_beam_"))
     runs = {}
     try:
-        print(f"generating {args.distinct} videos of {args.frames} frames (320x240 MPEG-4), "
-              f"listed {args.videos} times ...")
+        print(
+            f"generating {args.distinct} videos of {args.frames} frames (320x240 MPEG-4), "
+            f"listed {args.videos} times ..."
+        )
         make_videos(root, args.videos, args.distinct, args.frames)
         print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
         jobs = {"long": root / "splits"}
@@ -165,7 +205,8 @@ def main(argv=None) -> int:
                     result = run_job(root, splits, workers, runner)
                     if runs[job]:  # compared with the job's first run, then deleted
                         identical[job] = identical.get(job, True) and same_shards(
-                            runs[job][0]["out"], result["out"])
+                            runs[job][0]["out"], result["out"]
+                        )
                         shutil.rmtree(result["out"])
                     runs[job].append(result)
     finally:
@@ -173,19 +214,25 @@ def main(argv=None) -> int:
 
     speedups = {}
     if "short" in runs:
-        speedups["short"] = print_table(f"short job ({args.short} videos: mostly start-up)",
-                                        runs["short"])
+        speedups["short"] = print_table(
+            f"short job ({args.short} videos: mostly start-up)", runs["short"]
+        )
     speedups["long"] = print_table(f"long job ({args.videos} videos)", runs["long"])
     print()
     for runner, speedup in speedups["long"].items():
         print(f"{runner}: 2 workers vs 1 on the long job: {speedup:.2f}x (target >= 1.7x)")
     for job, same in identical.items():
-        print(f"{job} job: every run wrote the same shards, byte for byte: "
-              f"{'yes' if same else 'NO'}")
+        print(
+            f"{job} job: every run wrote the same shards, byte for byte: {'yes' if same else 'NO'}"
+        )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if args.json:
-        args.json.write_text(json.dumps({"runs": runs, "speedups": speedups,
-                                         "identical_shards": identical}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {"runs": runs, "speedups": speedups, "identical_shards": identical}, indent=2
+            )
+            + "\n"
+        )
     return 0
 
 

@@ -50,9 +50,17 @@ NETWORKS = (("video", "rgb"), ("iframe", "iframe"), ("motion", "motion"))
 def make_videos(folder: str, videos: int, frames: int) -> list:
     from tfcmvp.synth import CLASSES, make_dataset
 
-    classes = CLASSES[:max(1, -(-videos // 2))]
-    make_dataset(folder, seed=0, videos_per_class=2, clips_per_group=1, width=320,
-                 height=240, num_frames=frames, classes=classes)
+    classes = CLASSES[: max(1, -(-videos // 2))]
+    make_dataset(
+        folder,
+        seed=0,
+        videos_per_class=2,
+        clips_per_group=1,
+        width=320,
+        height=240,
+        num_frames=frames,
+        classes=classes,
+    )
     return sorted(glob.glob(os.path.join(folder, "videos", "*", "*.avi")))[:videos]
 
 
@@ -79,17 +87,28 @@ def embed_path(modality: str):
     from tfcmvp.retrieval.features import EvalOptions
 
     # Clip geometry of the default (paper) exports; it only places the clips.
-    options = EvalOptions(modality=modality, positions="vcop", num_clips=10, clip_len=16,
-                          clip_stride=4, motion_len=8, crop_size=112, resize_short=128,
-                          mv_clip=10.0, mv_div=10.0, mv_resize_method="bilinear")
+    options = EvalOptions(
+        modality=modality,
+        positions="vcop",
+        num_clips=10,
+        clip_len=16,
+        clip_stride=4,
+        motion_len=8,
+        crop_size=112,
+        resize_short=128,
+        mv_clip=10.0,
+        mv_div=10.0,
+        mv_resize_method="bilinear",
+    )
     if modality == "motion":
         options = EvalOptions(**{**options.sample_kwargs(), "clip_len": 8, "clip_stride": 1})
     if modality == "iframe":
         options = EvalOptions(**{**options.sample_kwargs(), "clip_len": 1, "clip_stride": 1})
 
     def run(path: str) -> int:
-        _, item = prepare_video(path, modality=modality, options=options, layout=ClipLayout(),
-                                storage=StorageSettings())
+        _, item = prepare_video(
+            path, modality=modality, options=options, layout=ClipLayout(), storage=StorageSettings()
+        )
         return item.record.num_frames
 
     return run
@@ -109,8 +128,11 @@ def timed(work, paths, repeats: int) -> tuple:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--inputs", help="time these videos (a folder or list file, as "
-                                         "`tfcmvp embed` takes) instead of synthetic ones")
+    parser.add_argument(
+        "--inputs",
+        help="time these videos (a folder or list file, as "
+        "`tfcmvp embed` takes) instead of synthetic ones",
+    )
     parser.add_argument("--videos", type=int, default=6, help="synthetic videos (default 6)")
     parser.add_argument("--frames", type=int, default=150, help="frames per video (default 150)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs, best counts")
@@ -129,20 +151,26 @@ def main(argv=None) -> int:
             paths = make_videos(folder, args.videos, args.frames)
             what = f"{len(paths)} synthetic videos x {args.frames} frames, 320x240 MPEG-4 GOP 12"
         works = [("full RGB decode (peer)", full_rgb_decode)]
-        works += [(f"embed {network} ({modality})", embed_path(modality))
-                  for network, modality in NETWORKS]
+        works += [
+            (f"embed {network} ({modality})", embed_path(modality))
+            for network, modality in NETWORKS
+        ]
         for _, work in works:
             work(paths[0])  # warm-up: imports, caches
         print(f"{what}; one core, best of {args.repeats}")
-        print(f"{'path':<26}{'videos/s':>10}{'frames/s':>10}{'x peer':>8}"
-              f"{'wall videos/s':>15}{'wall frames/s':>15}{'x peer':>8}")
+        print(
+            f"{'path':<26}{'videos/s':>10}{'frames/s':>10}{'x peer':>8}"
+            f"{'wall videos/s':>15}{'wall frames/s':>15}{'x peer':>8}"
+        )
         peer = None
         for name, work in works:
             frames, cpu, wall = timed(work, paths, args.repeats)
             rates = (len(paths) / cpu, frames / cpu, len(paths) / wall, frames / wall)
             peer = peer or rates
-            print(f"{name:<26}{rates[0]:>10.2f}{rates[1]:>10,.0f}{rates[1] / peer[1]:>8.2f}"
-                  f"{rates[2]:>15.2f}{rates[3]:>15,.0f}{rates[3] / peer[3]:>8.2f}")
+            print(
+                f"{name:<26}{rates[0]:>10.2f}{rates[1]:>10,.0f}{rates[1] / peer[1]:>8.2f}"
+                f"{rates[2]:>15.2f}{rates[3]:>15,.0f}{rates[3] / peer[3]:>8.2f}"
+            )
     print(f"\nload average: {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     return 0
 

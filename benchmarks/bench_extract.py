@@ -129,8 +129,9 @@ def tfcmvp_full_record(path: str, short_side: int = 128) -> int:
     from tfcmvp import records, schema
 
     video = read_video(path, rgb=True, rgb_short_side=short_side)
-    record = records.build_record(video, video_id=os.path.basename(path), label=-1,
-                                  label_name="", split="train")
+    record = records.build_record(
+        video, video_id=os.path.basename(path), label=-1, label_name="", split="train"
+    )
     schema.encode_example(record)
     return video.num_frames
 
@@ -160,8 +161,9 @@ def make_videos(folder: str, num_frames: int) -> dict:
         # Not a target (the targets are on GOPs without B-frames), shown because most
         # H.264 in the wild has B-frames: their bi-predicted blocks take the raster's
         # exact averaging path.
-        B_FRAMES: write_video(os.path.join(folder, "bench_b.mp4"), frames, codec="h264", gop=12,
-                              b_frames=2),
+        B_FRAMES: write_video(
+            os.path.join(folder, "bench_b.mp4"), frames, codec="h264", gop=12, b_frames=2
+        ),
     }
 
 
@@ -186,17 +188,24 @@ def _print_table(rates, names, codecs):
             row += f"{rate:14,.0f}{rate / rates[BARE, codec]:9.2f}"
         print(row)
     for codec in codecs:
-        print(f"{codec}: (ii)/(iii) = {rates[OURS, codec] / rates[PEER, codec]:.2f}, "
-              f"(ii)/(i') = {rates[OURS, codec] / rates[BARE_SKIP, codec]:.2f}, "
-              f"(ii)/(iv) = {rates[OURS, codec] / rates[FLOW, codec]:.0f}, "
-              f"(v)/(iv) = {rates[FULL, codec] / rates[FLOW, codec]:.0f}")
+        print(
+            f"{codec}: (ii)/(iii) = {rates[OURS, codec] / rates[PEER, codec]:.2f}, "
+            f"(ii)/(i') = {rates[OURS, codec] / rates[BARE_SKIP, codec]:.2f}, "
+            f"(ii)/(iv) = {rates[OURS, codec] / rates[FLOW, codec]:.0f}, "
+            f"(v)/(iv) = {rates[FULL, codec] / rates[FLOW, codec]:.0f}"
+        )
 
 
 def _print_checks(rates, codecs):
     checks = [
-        ("(ii) >= (iii) on MPEG-4 and H.264", all(rates[OURS, c] >= rates[PEER, c] for c in codecs)),
-        ("(ii) >= 60% of (i) on MPEG-4 and H.264",
-         all(rates[OURS, c] >= 0.6 * rates[BARE, c] for c in codecs)),
+        (
+            "(ii) >= (iii) on MPEG-4 and H.264",
+            all(rates[OURS, c] >= rates[PEER, c] for c in codecs),
+        ),
+        (
+            "(ii) >= 60% of (i) on MPEG-4 and H.264",
+            all(rates[OURS, c] >= 0.6 * rates[BARE, c] for c in codecs),
+        ),
         ("(ii) > 3,000 frames/s on MPEG-4", rates[OURS, "MPEG-4"] > 3000),
         ("(v) >= 1,500 frames/s on MPEG-4", rates[FULL, "MPEG-4"] >= 1500),
     ]
@@ -233,11 +242,15 @@ def main(argv=None) -> int:
     load_after = os.getloadavg()
 
     codecs = list(videos)
-    print(f"320x240, {args.frames} frames, GOP 12 (no B-frames; {B_FRAMES}: 2 B-frames per "
-          f"P-frame, not a target), one pinned core "
-          f"(core {args.core}), best of {args.repeats}")
-    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
-          f"(1 min; {os.cpu_count()} cores)")
+    print(
+        f"320x240, {args.frames} frames, GOP 12 (no B-frames; {B_FRAMES}: 2 B-frames per "
+        f"P-frame, not a target), one pinned core "
+        f"(core {args.core}), best of {args.repeats}"
+    )
+    print(
+        f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
+        f"(1 min; {os.cpu_count()} cores)"
+    )
     for clock in ("wall", "cpu"):
         print()
         print(f"frames/s by {'wall-clock' if clock == 'wall' else 'process CPU'} time")

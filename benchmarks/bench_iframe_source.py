@@ -57,9 +57,17 @@ SHORT_SIDE = 128
 def make_videos(folder: str, videos: int, frames: int) -> list:
     from tfcmvp.synth import CLASSES, make_dataset
 
-    classes = CLASSES[:max(1, -(-videos // 2))]
-    make_dataset(folder, seed=0, videos_per_class=2, clips_per_group=1, width=320,
-                 height=240, num_frames=frames, classes=classes)
+    classes = CLASSES[: max(1, -(-videos // 2))]
+    make_dataset(
+        folder,
+        seed=0,
+        videos_per_class=2,
+        clips_per_group=1,
+        width=320,
+        height=240,
+        num_frames=frames,
+        classes=classes,
+    )
     return sorted(glob.glob(os.path.join(folder, "videos", "*", "*.avi")))[:videos]
 
 
@@ -76,12 +84,23 @@ def extract_one(path: str, scratch: str, reencode: bool, iframe_bitrate) -> int:
     video = read_video(local, rgb=True, rgb_short_side=SHORT_SIDE)
     images = None
     if iframe_bitrate:
-        images = reencoded_iframes(local, video.iframe_indices, video.num_frames,
-                                   bitrate=iframe_bitrate, rgb_short_side=SHORT_SIDE,
-                                   scratch_dir=scratch)
-    record = records.build_record(video, video_id=os.path.basename(path), label=0,
-                                  label_name="x", split="train", iframe_images=images,
-                                  iframe_bitrate=iframe_bitrate)
+        images = reencoded_iframes(
+            local,
+            video.iframe_indices,
+            video.num_frames,
+            bitrate=iframe_bitrate,
+            rgb_short_side=SHORT_SIDE,
+            scratch_dir=scratch,
+        )
+    record = records.build_record(
+        video,
+        video_id=os.path.basename(path),
+        label=0,
+        label_name="x",
+        split="train",
+        iframe_images=images,
+        iframe_bitrate=iframe_bitrate,
+    )
     schema.encode_example(record)
     return video.num_frames
 
@@ -106,21 +125,31 @@ def differences(paths, scratch, bitrate):
     bits = seconds = 0.0
     for path in paths:
         video = read_video(path, rgb=True, rgb_short_side=SHORT_SIDE)
-        images = reencoded_iframes(path, video.iframe_indices, video.num_frames,
-                                   bitrate=bitrate, rgb_short_side=SHORT_SIDE,
-                                   scratch_dir=scratch)
+        images = reencoded_iframes(
+            path,
+            video.iframe_indices,
+            video.num_frames,
+            bitrate=bitrate,
+            rgb_short_side=SHORT_SIDE,
+            scratch_dir=scratch,
+        )
         diff = images.astype(np.float64) - video.frames[video.iframe_indices]  # [K, h, w, 3]
         abs_sum += np.abs(diff).sum()
         sq_sum += np.square(diff).sum()
         count += diff.size
         # The same encode once more, kept, to read its size (the function deletes its own).
-        sized = reencode(path, os.path.join(scratch, "sized.avi"), codec="mpeg4",
-                         gop=iframe_gop(video.iframe_indices, video.num_frames),
-                         bitrate=bitrate, keyframes=video.iframe_indices)
+        sized = reencode(
+            path,
+            os.path.join(scratch, "sized.avi"),
+            codec="mpeg4",
+            gop=iframe_gop(video.iframe_indices, video.num_frames),
+            bitrate=bitrate,
+            keyframes=video.iframe_indices,
+        )
         bits += 8 * os.path.getsize(sized)
         seconds += video.num_frames / video.fps
     mse = sq_sum / count
-    return abs_sum / count, 10 * np.log10(255.0 ** 2 / mse), bits / seconds / 1000
+    return abs_sum / count, 10 * np.log10(255.0**2 / mse), bits / seconds / 1000
 
 
 def main(argv=None) -> int:
@@ -139,19 +168,26 @@ def main(argv=None) -> int:
         scratch = os.path.join(folder, "scratch")
         os.makedirs(scratch)
         extract_one(paths[0], scratch, True, args.iframe_bitrate)  # warm-up: imports, caches
-        print(f"{len(paths)} videos x {args.frames} frames, 320x240 MPEG-4 GOP 12, one core, "
-              f"best of {args.repeats}; I-frame re-encode at {args.iframe_bitrate} bits/s")
-        print(f"{'source':<18}{'clock':<6}{'decoded':>10}{'reencode':>10}{'ratio':>7}"
-              f"{'added ms/frame':>16}   (frames/s)")
+        print(
+            f"{len(paths)} videos x {args.frames} frames, 320x240 MPEG-4 GOP 12, one core, "
+            f"best of {args.repeats}; I-frame re-encode at {args.iframe_bitrate} bits/s"
+        )
+        print(
+            f"{'source':<18}{'clock':<6}{'decoded':>10}{'reencode':>10}{'ratio':>7}"
+            f"{'added ms/frame':>16}   (frames/s)"
+        )
         for name, reencode in (("as is", False), ("--reencode mpeg4", True)):
             plain = frames_per_second(paths, scratch, reencode, None, args.repeats)
-            again = frames_per_second(paths, scratch, reencode, args.iframe_bitrate,
-                                      args.repeats)
+            again = frames_per_second(paths, scratch, reencode, args.iframe_bitrate, args.repeats)
             for clock, base, more in zip(("cpu", "wall"), plain, again):
-                print(f"{name:<18}{clock:<6}{base:>10,.0f}{more:>10,.0f}{more / base:>7.2f}"
-                      f"{1e3 / more - 1e3 / base:>16.2f}")
-        print("\nre-encoded I-frame vs decoded frame at the same index (128-px short side, "
-              "before JPEG):")
+                print(
+                    f"{name:<18}{clock:<6}{base:>10,.0f}{more:>10,.0f}{more / base:>7.2f}"
+                    f"{1e3 / more - 1e3 / base:>16.2f}"
+                )
+        print(
+            "\nre-encoded I-frame vs decoded frame at the same index (128-px short side, "
+            "before JPEG):"
+        )
         print(f"{'bitrate':>10}{'mean |diff|':>14}{'PSNR dB':>10}{'real kb/s':>12}")
         for bitrate in sorted({100_000, args.iframe_bitrate, 800_000}):
             mad, psnr, kbps = differences(paths, scratch, bitrate)

@@ -47,14 +47,21 @@ def build_shards(folder: str, num_videos: int) -> str:
     frames = moving_texture(120, 240, 320, velocity=(1.5, -0.5), seed=0)  # [T, 240, 320, 3]
     path = write_video(os.path.join(folder, "bench.avi"), frames, codec="mpeg4", gop=12)
     video = read_video(path, rgb=True, rgb_short_side=128)
-    record = records.build_record(video, video_id="bench", label=0, label_name="bench",
-                                  split="train")
-    print(f"record: {record.num_frames} frames, RGB {record.rgb_width}x{record.rgb_height}, "
-          f"vectors {video.motion_vectors.shape[1]}x{video.motion_vectors.shape[2]} cells, "
-          f"{len(record.iframe_indices)} I-frames, "
-          f"{sum(map(len, record.rgb_jpegs)) / record.num_frames / 1024:.1f} KiB per JPEG")
-    writers = [tf.io.TFRecordWriter(os.path.join(folder, f"train-{i:05d}-of-00004.tfrecord.gz"),
-                                    options="GZIP") for i in range(4)]
+    record = records.build_record(
+        video, video_id="bench", label=0, label_name="bench", split="train"
+    )
+    print(
+        f"record: {record.num_frames} frames, RGB {record.rgb_width}x{record.rgb_height}, "
+        f"vectors {video.motion_vectors.shape[1]}x{video.motion_vectors.shape[2]} cells, "
+        f"{len(record.iframe_indices)} I-frames, "
+        f"{sum(map(len, record.rgb_jpegs)) / record.num_frames / 1024:.1f} KiB per JPEG"
+    )
+    writers = [
+        tf.io.TFRecordWriter(
+            os.path.join(folder, f"train-{i:05d}-of-00004.tfrecord.gz"), options="GZIP"
+        )
+        for i in range(4)
+    ]
     for n in range(num_videos):
         record.video_id = f"bench/{n:04d}"
         writers[n % 4].write(schema.encode_example(record))
@@ -73,8 +80,13 @@ def child(args) -> None:
     from tfcmvp.data import eval_dataset, pretrain_dataset
 
     if args.mode == "pretrain":
-        ds = pretrain_dataset(args.pattern, args.batch_size, seed=0, count_skipped=False,
-                              num_parallel_calls=args.parallel)
+        ds = pretrain_dataset(
+            args.pattern,
+            args.batch_size,
+            seed=0,
+            count_skipped=False,
+            num_parallel_calls=args.parallel,
+        )
         clips_per_batch = args.batch_size
     else:
         ds = eval_dataset(args.pattern, modality="rgb", num_parallel_calls=args.parallel)
@@ -119,16 +131,35 @@ def run(argv=None) -> int:
             if cores > available:
                 print(f"skipping {mode} on {cores} cores: only {available} available")
                 continue
-            cmd = [sys.executable, __file__, "--child", "--mode", mode.split()[0],
-                   "--pattern", pattern, "--cores", str(cores), "--parallel", str(parallel),
-                   "--batch_size", str(args.batch_size), "--batches", str(args.batches),
-                   "--warmup", str(args.warmup), "--repeats", str(args.repeats)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                "--mode",
+                mode.split()[0],
+                "--pattern",
+                pattern,
+                "--cores",
+                str(cores),
+                "--parallel",
+                str(parallel),
+                "--batch_size",
+                str(args.batch_size),
+                "--batches",
+                str(args.batches),
+                "--warmup",
+                str(args.warmup),
+                "--repeats",
+                str(args.repeats),
+            ]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             rate = json.loads(out.strip().splitlines()[-1])["clips_per_s"]
             rows.append((mode, parallel, cores, rate))
     load_after = os.getloadavg()
-    print(f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
-          f"({available} cores visible)")
+    print(
+        f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
+        f"({available} cores visible)"
+    )
     header = ("pipeline", "parallel calls", "cores", "clips/s", "clips/s/core")
     print(f"{header[0]:<10} {header[1]:>14} {header[2]:>6} {header[3]:>9} {header[4]:>13}")
     for mode, parallel, cores, rate in rows:

@@ -146,8 +146,9 @@ def batch_specs(config) -> dict:
     return {
         "clip": tf.TensorSpec([b, d.clip_len, d.crop_size, d.crop_size, 3]),
         "iframe": tf.TensorSpec([b, d.crop_size, d.crop_size, 3]),
-        "motion": tf.TensorSpec([b, 1 + d.num_negatives, d.motion_len, d.crop_size,
-                                 d.crop_size, 2]),
+        "motion": tf.TensorSpec(
+            [b, 1 + d.num_negatives, d.motion_len, d.crop_size, d.crop_size, 2]
+        ),
     }
 
 
@@ -172,8 +173,15 @@ def bench_pretrain_step(name: str, config, args) -> dict:
     batch = random_like(specs)
     log(f"[{name}] timing {args.steps} steps after {args.warmup} warm-up ...")
     times = time_calls(step, (batch,), args.warmup, args.steps)
-    return {"name": name, "model": model, "step": step, "count": count, "times": times,
-            "batch": config.train.global_batch_size, "config": config}
+    return {
+        "name": name,
+        "model": model,
+        "step": step,
+        "count": count,
+        "times": times,
+        "batch": config.train.global_batch_size,
+        "config": config,
+    }
 
 
 def plain_c3d(input_shape, classes: int):
@@ -181,10 +189,16 @@ def plain_c3d(input_shape, classes: int):
     import keras
 
     layers = [keras.Input(input_shape)]
-    for filters, convs, pool in ((64, 1, (1, 2, 2)), (128, 1, (2, 2, 2)), (256, 2, (2, 2, 2)),
-                                 (512, 2, (2, 2, 2)), (512, 2, None)):
-        layers += [keras.layers.Conv3D(filters, 3, padding="same", activation="relu")
-                   for _ in range(convs)]
+    for filters, convs, pool in (
+        (64, 1, (1, 2, 2)),
+        (128, 1, (2, 2, 2)),
+        (256, 2, (2, 2, 2)),
+        (512, 2, (2, 2, 2)),
+        (512, 2, None),
+    ):
+        layers += [
+            keras.layers.Conv3D(filters, 3, padding="same", activation="relu") for _ in range(convs)
+        ]
         if pool is not None:
             layers.append(keras.layers.MaxPooling3D(pool))
     layers += [keras.layers.GlobalAveragePooling3D(), keras.layers.Dense(classes)]
@@ -204,8 +218,7 @@ def bench_plain_step(config, args) -> dict:
     def step(clips, labels):
         with tf.GradientTape() as tape:
             logits = model(clips, training=True)  # [B, classes]
-            loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return loss
@@ -237,8 +250,10 @@ def part_functions(model, specs) -> list:
     from tfcmvp import losses
 
     if model.value_head is not None or model.model_config.predictor != "transformer":
-        raise ValueError("the time split covers the paper's objective (loss.motion_loss="
-                         "infonce, model.predictor=transformer)")
+        raise ValueError(
+            "the time split covers the paper's objective (loss.motion_loss="
+            "infonce, model.predictor=transformer)"
+        )
     b, k = specs["motion"].shape[:2]
     v_out = model.v_network.output  # dict of symbolic stage maps
     m_out = model.m_network.output["features"]  # [B*K, T3, H3, W3, C]
@@ -286,16 +301,13 @@ def part_functions(model, specs) -> list:
             tape.watch(inputs)
             # As PretrainModel.call, from the networks' outputs on.
             outputs = {
-                "context_query": model.clip_head(ops.mean(clip_map, axis=(1, 2, 3)),
-                                                 training=True),
-                "context_key": model.iframe_head(ops.mean(iframe_map, axis=(1, 2)),
-                                                 training=True),
+                "context_query": model.clip_head(ops.mean(clip_map, axis=(1, 2, 3)), training=True),
+                "context_key": model.iframe_head(ops.mean(iframe_map, axis=(1, 2)), training=True),
                 "motion_query": model.prediction_head(prediction, training=True),
             }
             flat = tf.reshape(motion_map, [-1, model.num_positions, motion_map.shape[-1]])
             keys = model.motion_head(flat, training=True)  # [B*K, N, D]
-            outputs["motion_keys"] = tf.reshape(keys, [-1, k, model.num_positions,
-                                                       keys.shape[-1]])
+            outputs["motion_keys"] = tf.reshape(keys, [-1, k, model.num_positions, keys.shape[-1]])
             per_example = model.per_example_losses(None, outputs)
             loss = losses.replica_mean(per_example["loss"], b)
         heads = [model.clip_head, model.iframe_head, model.prediction_head, model.motion_head]
@@ -308,20 +320,21 @@ def part_functions(model, specs) -> list:
         return model.optimizer.iterations
 
     return [
-        ("V-Network (C3D)" if model.model_config.backbone == "c3d" else "V-Network",
-         v_part, [specs["clip"]]),
+        (
+            "V-Network (C3D)" if model.model_config.backbone == "c3d" else "V-Network",
+            v_part,
+            [specs["clip"]],
+        ),
         ("I-Network", i_part, [specs["iframe"]]),
         (f"M-Network ({k} motion clips)", m_part, [specs["motion"]]),
         ("predictor (memory + Transformer)", predictor_part, map_specs),
         ("heads + losses", heads_part, [v_features, i_features, predicted, m_features]),
-        ("optimizer update", optimizer_part,
-         [tf.TensorSpec(v.shape, v.dtype) for v in variables]),
+        ("optimizer update", optimizer_part, [tf.TensorSpec(v.shape, v.dtype) for v in variables]),
     ]
 
 
 def bench_parts(result: dict, args) -> list[dict]:
     """Times and counts each part of `result`'s step (see part_functions)."""
-    import tensorflow as tf
 
     rows = []
     specs = batch_specs(result["config"])
@@ -349,11 +362,13 @@ def bench_pipeline(config, pattern: str, args) -> float:
     from tfcmvp.training.pretrain import dataset_kwargs
 
     batch = config.train.global_batch_size
-    dataset = pretrain_dataset(pattern, batch, **dataset_kwargs(config.data), seed=0,
-                               count_skipped=False)
+    dataset = pretrain_dataset(
+        pattern, batch, **dataset_kwargs(config.data), seed=0, count_skipped=False
+    )
     iterator = iter(dataset)
-    times = time_calls(lambda: next(iterator)["clip"], (), args.pipeline_warmup,
-                       args.pipeline_batches)
+    times = time_calls(
+        lambda: next(iterator)["clip"], (), args.pipeline_warmup, args.pipeline_batches
+    )
     return batch * len(times) / sum(times)
 
 
@@ -365,78 +380,121 @@ def bench_pipeline(config, pattern: str, args) -> float:
 def step_stats(result: dict, ceiling: float) -> dict:
     seconds = statistics.median(result["times"])
     flop_rate = result["count"].total / seconds
-    return {"seconds": seconds, "clips_per_s": result.get("batch", 0) / seconds,
-            "gflop": result["count"].total / 1e9, "gflop_per_s": flop_rate / 1e9,
-            "fraction": flop_rate / ceiling}
+    return {
+        "seconds": seconds,
+        "clips_per_s": result.get("batch", 0) / seconds,
+        "gflop": result["count"].total / 1e9,
+        "gflop_per_s": flop_rate / 1e9,
+        "fraction": flop_rate / ceiling,
+    }
 
 
-def print_report(args, env: dict, ceiling: float, steps: list[dict], peer: dict, paper: dict,
-                 profiler: dict, pipelines: list, parts: list[dict]) -> None:
+def print_report(
+    args,
+    env: dict,
+    ceiling: float,
+    steps: list[dict],
+    peer: dict,
+    paper: dict,
+    profiler: dict,
+    pipelines: list,
+    parts: list[dict],
+) -> None:
     g = 1e9
-    print(f"\ntfcmvp pretraining benchmark ({'--quick' if args.quick else 'full'}): "
-          f"TF {env['tf']}, Keras {env['keras']}, {env['cores']} cores visible, float32, "
-          f"one replica, no XLA")
-    print(f"load average before {env['load_before']:.2f}, after {os.getloadavg()[0]:.2f}; "
-          f"step times: median of {args.steps} after {args.warmup} warm-up")
+    print(
+        f"\ntfcmvp pretraining benchmark ({'--quick' if args.quick else 'full'}): "
+        f"TF {env['tf']}, Keras {env['keras']}, {env['cores']} cores visible, float32, "
+        f"one replica, no XLA"
+    )
+    print(
+        f"load average before {env['load_before']:.2f}, after {os.getloadavg()[0]:.2f}; "
+        f"step times: median of {args.steps} after {args.warmup} warm-up"
+    )
     sync = {result["config"].train.sync_bn for result in steps}
-    print(f"configs as written, train.sync_bn={'/'.join(map(str, sorted(sync)))} (on one replica "
-          f"the fused BatchNorm kernel either way)")
-    print(f"ceiling: {CEILING_SIZE}x{CEILING_SIZE} float32 tf.matmul, best of "
-          f"{args.ceiling_repeats}: {ceiling / g:.1f} GFLOP/s")
+    print(
+        f"configs as written, train.sync_bn={'/'.join(map(str, sorted(sync)))} (on one replica "
+        f"the fused BatchNorm kernel either way)"
+    )
+    print(
+        f"ceiling: {CEILING_SIZE}x{CEILING_SIZE} float32 tf.matmul, best of "
+        f"{args.ceiling_repeats}: {ceiling / g:.1f} GFLOP/s"
+    )
 
     print("\n1-2. Train step (model's train_step in one tf.function, in-memory batch)")
-    header = f"{'model':<34} {'batch':>5} {'step ms':>9} {'clips/s':>8} {'GFLOP/step':>11} " \
-             f"{'GFLOP/s':>8} {'% ceiling':>9}"
+    header = (
+        f"{'model':<34} {'batch':>5} {'step ms':>9} {'clips/s':>8} {'GFLOP/step':>11} "
+        f"{'GFLOP/s':>8} {'% ceiling':>9}"
+    )
     print(header)
     print("-" * len(header))
     stats = {}
     for result in steps + [peer]:
         s = stats[result["name"]] = step_stats(result, ceiling)
-        print(f"{result['name']:<34} {result['batch']:>5} {1000 * s['seconds']:>9.1f} "
-              f"{s['clips_per_s']:>8.2f} {s['gflop']:>11.2f} {s['gflop_per_s']:>8.1f} "
-              f"{100 * s['fraction']:>8.1f}%")
+        print(
+            f"{result['name']:<34} {result['batch']:>5} {1000 * s['seconds']:>9.1f} "
+            f"{s['clips_per_s']:>8.2f} {s['gflop']:>11.2f} {s['gflop_per_s']:>8.1f} "
+            f"{100 * s['fraction']:>8.1f}%"
+        )
     paper_stats, peer_stats = stats[paper["name"]], stats[peer["name"]]
-    print(f"tfcmvp / plain, fraction of ceiling: "
-          f"{paper_stats['fraction'] / peer_stats['fraction']:.2f} "
-          f"(target for the paper config: >= 35% of the ceiling)")
+    print(
+        f"tfcmvp / plain, fraction of ceiling: "
+        f"{paper_stats['fraction'] / peer_stats['fraction']:.2f} "
+        f"(target for the paper config: >= 35% of the ceiling)"
+    )
 
     count = paper["count"]
     groups = count.grouped()
-    print(f"\nFLOPs of one paper-config step, counted in its traced graph "
-          f"(tfcmvp.training.flops; 2 per multiply-add):")
-    print(f"  conv forward {groups.get('forward', 0) / g:.1f} G + conv input gradients "
-          f"{groups.get('input gradient', 0) / g:.1f} G + conv weight gradients "
-          f"{groups.get('weight gradient', 0) / g:.1f} G + MatMul/BatchMatMul (fwd + bwd) "
-          f"{groups.get('matmul', 0) / g:.1f} G = {count.total / g:.1f} G")
+    print(
+        "\nFLOPs of one paper-config step, counted in its traced graph "
+        "(tfcmvp.training.flops; 2 per multiply-add):"
+    )
+    print(
+        f"  conv forward {groups.get('forward', 0) / g:.1f} G + conv input gradients "
+        f"{groups.get('input gradient', 0) / g:.1f} G + conv weight gradients "
+        f"{groups.get('weight gradient', 0) / g:.1f} G + MatMul/BatchMatMul (fwd + bwd) "
+        f"{groups.get('matmul', 0) / g:.1f} G = {count.total / g:.1f} G"
+    )
     print("  ops: " + ", ".join(f"{n} x{count.ops[n]}" for n in sorted(count.ops)))
     print("  not counted: elementwise work (BatchNorm, ReLU, pooling, softmax, optimizer update)")
     profiled = sum(profiler.values())
     missed = sum(v for k, v in count.by_type.items() if k not in profiler)
     elementwise = sum(v for k, v in profiler.items() if k not in count.by_type)
-    print(f"  TF profiler (float_operation) on the same graph: {profiled / g:.1f} G; it has no "
-          f"statistics for {', '.join(sorted(k for k in count.by_type if k not in profiler))} "
-          f"({missed / g:.1f} G) and adds {elementwise / g:.1f} G of elementwise ops")
+    print(
+        f"  TF profiler (float_operation) on the same graph: {profiled / g:.1f} G; it has no "
+        f"statistics for {', '.join(sorted(k for k in count.by_type if k not in profiler))} "
+        f"({missed / g:.1f} G) and adds {elementwise / g:.1f} G of elementwise ops"
+    )
 
-    print(f"\n3. Input pipeline (tfcmvp.data.pretrain_dataset, default AUTOTUNE parallelism, "
-          f"real records) vs the train step")
-    header = f"{'config':<34} {'pipeline clips/s':>16} {'per core':>9} {'step clips/s':>13} " \
-             f"{'pipeline/step':>14} {'input adds':>11}  bottleneck"
+    print(
+        "\n3. Input pipeline (tfcmvp.data.pretrain_dataset, default AUTOTUNE parallelism, "
+        "real records) vs the train step"
+    )
+    header = (
+        f"{'config':<34} {'pipeline clips/s':>16} {'per core':>9} {'step clips/s':>13} "
+        f"{'pipeline/step':>14} {'input adds':>11}  bottleneck"
+    )
     print(header)
     print("-" * len(header))
     for name, rate in pipelines:
         step_rate = stats[name]["clips_per_s"]
         verdict = "pipeline" if rate < step_rate else "train step"
-        print(f"{name:<34} {rate:>16.1f} {rate / env['cores']:>9.1f} {step_rate:>13.2f} "
-              f"{rate / step_rate:>13.1f}x {100 * step_rate / rate:>10.1f}%  {verdict}")
-    print(f"  Each timed alone on all {env['cores']} cores (per core = clips/s / "
-          f"{env['cores']}). The pipeline is the bottleneck when it makes fewer clips/s\n"
-          f"  than the step takes. Here both share the cores, so feeding the step adds "
-          f"step/pipeline to its time (input adds).")
+        print(
+            f"{name:<34} {rate:>16.1f} {rate / env['cores']:>9.1f} {step_rate:>13.2f} "
+            f"{rate / step_rate:>13.1f}x {100 * step_rate / rate:>10.1f}%  {verdict}"
+        )
+    print(
+        f"  Each timed alone on all {env['cores']} cores (per core = clips/s / "
+        f"{env['cores']}). The pipeline is the bottleneck when it makes fewer clips/s\n"
+        f"  than the step takes. Here both share the cores, so feeding the step adds "
+        f"step/pipeline to its time (input adds)."
+    )
 
     total = statistics.median(paper["times"])
     part_sum = sum(statistics.median(p["times"]) for p in parts)
-    print(f"\n4. Time split of the paper-config step (batch {paper['batch']}): forward + "
-          f"backward of each part alone")
+    print(
+        f"\n4. Time split of the paper-config step (batch {paper['batch']}): forward + "
+        f"backward of each part alone"
+    )
     header = f"{'part':<34} {'ms':>9} {'share':>7} {'GFLOP':>8} {'GFLOP/s':>8} {'% ceiling':>9}"
     print(header)
     print("-" * len(header))
@@ -444,20 +502,25 @@ def print_report(args, env: dict, ceiling: float, steps: list[dict], peer: dict,
         seconds = statistics.median(part["times"])
         flop = part["count"].total
         rate = flop / seconds
-        print(f"{part['name']:<34} {1000 * seconds:>9.1f} {100 * seconds / part_sum:>6.1f}% "
-              f"{flop / g:>8.2f} {rate / g:>8.1f} {100 * rate / ceiling:>8.1f}%")
+        print(
+            f"{part['name']:<34} {1000 * seconds:>9.1f} {100 * seconds / part_sum:>6.1f}% "
+            f"{flop / g:>8.2f} {rate / g:>8.1f} {100 * rate / ceiling:>8.1f}%"
+        )
     print("-" * len(header))
     print(f"{'sum of parts':<34} {1000 * part_sum:>9.1f}")
-    print(f"{'whole train step':<34} {1000 * total:>9.1f}  (difference "
-          f"{1000 * (total - part_sum):+.1f} ms: metrics, glue, and what parts gain or lose "
-          f"when traced together)")
+    print(
+        f"{'whole train step':<34} {1000 * total:>9.1f}  (difference "
+        f"{1000 * (total - part_sum):+.1f} ms: metrics, glue, and what parts gain or lose "
+        f"when traced together)"
+    )
 
 
 def run(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps: under 2 minutes")
-    parser.add_argument("--batch", type=int,
-                        help="global batch of the paper config (default 4, --quick 2)")
+    parser.add_argument(
+        "--batch", type=int, help="global batch of the paper config (default 4, --quick 2)"
+    )
     parser.add_argument("--paper_config", default=str(PAPER_CONFIG))
     parser.add_argument("--tiny_config", default=str(TINY_CONFIG))
     parser.add_argument("--steps", type=int, help="timed steps (default 8, --quick 2)")
@@ -474,8 +537,12 @@ def run(argv=None) -> int:
     import keras
     import tensorflow as tf
 
-    env = {"tf": tf.__version__, "keras": keras.__version__, "cores": len(os.sched_getaffinity(0)),
-           "load_before": os.getloadavg()[0]}
+    env = {
+        "tf": tf.__version__,
+        "keras": keras.__version__,
+        "cores": len(os.sched_getaffinity(0)),
+        "load_before": os.getloadavg()[0],
+    }
     keras.utils.set_random_seed(0)
     log("matmul ceiling ...")
     ceiling = matmul_ceiling(CEILING_SIZE, args.ceiling_repeats)
@@ -499,7 +566,8 @@ def run(argv=None) -> int:
     log("[paper] TF profiler count ...")
     with contextlib.redirect_stdout(sys.stderr):
         profiler = flops.profiler_flops(
-            paper["step"].get_concrete_function(batch_specs(paper_config)).graph)
+            paper["step"].get_concrete_function(batch_specs(paper_config)).graph
+        )
 
     parts = bench_parts(paper, args)
 

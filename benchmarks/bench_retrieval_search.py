@@ -41,11 +41,10 @@ import tracemalloc
 import numpy as np
 
 from tfcmvp.retrieval.protocols import l2_normalize
-from tfcmvp.retrieval.search import (DEFAULT_CHUNK_SIZE, DEFAULT_QUERY_CHUNK_SIZE,
-                                     topk_search)
+from tfcmvp.retrieval.search import DEFAULT_CHUNK_SIZE, DEFAULT_QUERY_CHUNK_SIZE, topk_search
 
-GB = 1024 ** 3
-MB = 1024 ** 2
+GB = 1024**3
+MB = 1024**2
 
 
 def measure(fn):
@@ -82,8 +81,7 @@ def main(argv=None) -> int:
     parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
     parser.add_argument("--query-chunk-size", type=int, default=DEFAULT_QUERY_CHUNK_SIZE)
     parser.add_argument("--max-peak-gb", type=float, default=3.0)
-    parser.add_argument("--quick", action="store_true",
-                        help="divide every size by 10 (smoke run)")
+    parser.add_argument("--quick", action="store_true", help="divide every size by 10 (smoke run)")
     parser.add_argument("--json", help="also write the measurements here")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -92,12 +90,23 @@ def main(argv=None) -> int:
             setattr(args, name, getattr(args, name) // 10)
 
     rng = np.random.default_rng(args.seed)
-    search = lambda q, g: topk_search(q, g, args.k, chunk_size=args.chunk_size,  # noqa: E731
-                                      query_chunk_size=args.query_chunk_size)
-    print(f"numpy {np.__version__}, {os.cpu_count()} CPUs, D={args.dim}, k={args.k}, "
-          f"chunks {args.query_chunk_size} queries x {args.chunk_size} gallery")
-    report = {"dim": args.dim, "k": args.k, "chunk_size": args.chunk_size,
-              "query_chunk_size": args.query_chunk_size}
+    search = lambda q, g: topk_search(
+        q,
+        g,
+        args.k,
+        chunk_size=args.chunk_size,  # noqa: E731
+        query_chunk_size=args.query_chunk_size,
+    )
+    print(
+        f"numpy {np.__version__}, {os.cpu_count()} CPUs, D={args.dim}, k={args.k}, "
+        f"chunks {args.query_chunk_size} queries x {args.chunk_size} gallery"
+    )
+    report = {
+        "dim": args.dim,
+        "k": args.k,
+        "chunk_size": args.chunk_size,
+        "query_chunk_size": args.query_chunk_size,
+    }
 
     # 1. Side by side where brute force fits.
     q = random_unit(rng, args.brute_queries, args.dim)
@@ -110,13 +119,20 @@ def main(argv=None) -> int:
     print(f"    {'':12s} {'time s':>8s} {'peak MB':>9s}")
     print(f"    {'brute force':12s} {b_sec:8.2f} {b_peak / MB:9.1f}")
     print(f"    {'chunked':12s} {c_sec:8.2f} {c_peak / MB:9.1f}")
-    print(f"    ratio brute/chunked: time {b_sec / c_sec:.2f}x, memory {b_peak / c_peak:.1f}x; "
-          f"identical indices {100 * same:.3f}%, max score difference {max_diff:.2e}")
+    print(
+        f"    ratio brute/chunked: time {b_sec / c_sec:.2f}x, memory {b_peak / c_peak:.1f}x; "
+        f"identical indices {100 * same:.3f}%, max score difference {max_diff:.2e}"
+    )
     report["side_by_side"] = {
-        "queries": args.brute_queries, "gallery": args.brute_gallery,
-        "brute_seconds": b_sec, "brute_peak_mb": b_peak / MB,
-        "chunked_seconds": c_sec, "chunked_peak_mb": c_peak / MB,
-        "identical_indices": same, "max_score_difference": max_diff}
+        "queries": args.brute_queries,
+        "gallery": args.brute_gallery,
+        "brute_seconds": b_sec,
+        "brute_peak_mb": b_peak / MB,
+        "chunked_seconds": c_sec,
+        "chunked_peak_mb": c_peak / MB,
+        "identical_indices": same,
+        "max_score_difference": max_diff,
+    }
     del q, g, b_scores, b_idx, c_scores, c_idx
 
     # 2. Chunked search at full scale.
@@ -128,15 +144,24 @@ def main(argv=None) -> int:
     brute_gb = args.queries * args.gallery * (4 + 8) / GB  # scores + argsort indices
     rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB  # KiB on Linux
     print(f"\n[2] {args.queries} x {args.gallery} (chunked only)")
-    print(f"    time {sec:.1f} s ({args.queries / sec:.0f} queries/s), search peak "
-          f"{peak / MB:.0f} MB beyond the {features_mb:.0f} MB of features; "
-          f"process peak RSS {rss_gb:.2f} GB")
-    print(f"    brute force would need ~{brute_gb:.1f} GB "
-          f"(estimate: {brute_gb * GB / peak:.0f}x the chunked peak)")
+    print(
+        f"    time {sec:.1f} s ({args.queries / sec:.0f} queries/s), search peak "
+        f"{peak / MB:.0f} MB beyond the {features_mb:.0f} MB of features; "
+        f"process peak RSS {rss_gb:.2f} GB"
+    )
+    print(
+        f"    brute force would need ~{brute_gb:.1f} GB "
+        f"(estimate: {brute_gb * GB / peak:.0f}x the chunked peak)"
+    )
     report["full_scale"] = {
-        "queries": args.queries, "gallery": args.gallery, "seconds": sec,
-        "peak_mb": peak / MB, "features_mb": features_mb, "process_peak_rss_gb": rss_gb,
-        "brute_force_estimate_gb": brute_gb}
+        "queries": args.queries,
+        "gallery": args.gallery,
+        "seconds": sec,
+        "peak_mb": peak / MB,
+        "features_mb": features_mb,
+        "process_peak_rss_gb": rss_gb,
+        "brute_force_estimate_gb": brute_gb,
+    }
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)

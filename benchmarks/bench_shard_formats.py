@@ -36,8 +36,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import bench_input_pipeline  # noqa: E402
 
-CONFIGS = {"tiny": REPO / "configs" / "pretrain_tiny_cpu.yaml",
-           "paper C3D": REPO / "configs" / "pretrain_ucf101_c3d.yaml"}
+CONFIGS = {
+    "tiny": REPO / "configs" / "pretrain_tiny_cpu.yaml",
+    "paper C3D": REPO / "configs" / "pretrain_ucf101_c3d.yaml",
+}
 
 
 def plain_copies(pattern: str, folder: pathlib.Path) -> str:
@@ -78,11 +80,18 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_shards_") as folder:
         gzip_pattern = bench_input_pipeline.build_shards(folder, args.videos)
         plain_pattern = plain_copies(gzip_pattern, pathlib.Path(folder) / "plain")
-        sizes = {name: sum(p.stat().st_size for p in pathlib.Path(pattern).parent.glob(
-            pathlib.Path(pattern).name)) for name, pattern in
-            (("gzip", gzip_pattern), ("none", plain_pattern))}
-        runs = [("gzip shards", gzip_pattern, None), ("plain shards", plain_pattern, None),
-                ("gzip shards + cache", gzip_pattern, "memory")]
+        sizes = {
+            name: sum(
+                p.stat().st_size
+                for p in pathlib.Path(pattern).parent.glob(pathlib.Path(pattern).name)
+            )
+            for name, pattern in (("gzip", gzip_pattern), ("none", plain_pattern))
+        }
+        runs = [
+            ("gzip shards", gzip_pattern, None),
+            ("plain shards", plain_pattern, None),
+            ("gzip shards + cache", gzip_pattern, "memory"),
+        ]
         rates = {}
         for name, path in CONFIGS.items():
             config = load_config(path, ["runtime.strategy=default"])
@@ -90,16 +99,19 @@ def main(argv=None) -> int:
                 print(f"[{name}] {label} ...", file=sys.stderr, flush=True)
                 rates[name, label] = clips_per_second(pattern, config, cache, args)
 
-    print(f"\n{args.videos} records, load average before {load_before:.2f}, after "
-          f"{os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
-    print(f"shard bytes: gzip {sizes['gzip'] / 1e6:.1f} MB, plain {sizes['none'] / 1e6:.1f} MB "
-          f"({sizes['none'] / sizes['gzip']:.2f}x)")
+    print(
+        f"\n{args.videos} records, load average before {load_before:.2f}, after "
+        f"{os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)"
+    )
+    print(
+        f"shard bytes: gzip {sizes['gzip'] / 1e6:.1f} MB, plain {sizes['none'] / 1e6:.1f} MB "
+        f"({sizes['none'] / sizes['gzip']:.2f}x)"
+    )
     print(f"\n{'config':<10} {'shards':<22} {'clips/s':>9} {'vs gzip':>8}")
     for name in CONFIGS:
         for label, _, _ in runs:
             rate = rates[name, label]
-            print(f"{name:<10} {label:<22} {rate:>9.1f} "
-                  f"{rate / rates[name, 'gzip shards']:>7.2f}x")
+            print(f"{name:<10} {label:<22} {rate:>9.1f} {rate / rates[name, 'gzip shards']:>7.2f}x")
     return 0
 
 

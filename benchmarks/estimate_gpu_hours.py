@@ -34,7 +34,6 @@ epochs; retrieval runs the forward on 10 clips of every train and test video.
 from __future__ import annotations
 
 import argparse
-import math
 import pathlib
 import sys
 import time
@@ -47,8 +46,12 @@ CONFIGS = REPO / "configs"
 PAPER_RUNS = (
     ("C3D", "pretrain_ucf101_c3d.yaml", "pretrain_k400_c3d.yaml", "c3d"),
     ("R3D-26", "pretrain_ucf101_r3d26.yaml", "pretrain_k400_r3d26.yaml", "r3d_26"),
-    ("R(2+1)D-26", "pretrain_ucf101_r2plus1d26.yaml", "pretrain_k400_r2plus1d26.yaml",
-     "r2plus1d_26"),
+    (
+        "R(2+1)D-26",
+        "pretrain_ucf101_r2plus1d26.yaml",
+        "pretrain_k400_r2plus1d26.yaml",
+        "r2plus1d_26",
+    ),
 )
 FINETUNE_CONFIG = CONFIGS / "finetune_ucf101.yaml"
 # Training / test videos of split 1 (the extraction's `listed` counts).
@@ -65,22 +68,44 @@ def log(message: str) -> None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", type=int, nargs=2, default=(2, 4), metavar=("B1", "B2"),
-                        help="the two one-replica batch sizes traced per pretraining config "
-                             "(default 2 4)")
-    parser.add_argument("--gpu_name", default="NVIDIA V100 (fp32)",
-                        help="GPU named in the output (default: NVIDIA V100 (fp32))")
-    parser.add_argument("--gpu_tflops", type=float, default=15.7,
-                        help="peak TFLOP/s of that GPU at the precision trained (default 15.7, "
-                             "V100 SXM2 fp32)")
-    parser.add_argument("--utilisation", type=float, default=0.4,
-                        help="assumed sustained fraction of the peak (default 0.4)")
+    parser.add_argument(
+        "--batches",
+        type=int,
+        nargs=2,
+        default=(2, 4),
+        metavar=("B1", "B2"),
+        help="the two one-replica batch sizes traced per pretraining config (default 2 4)",
+    )
+    parser.add_argument(
+        "--gpu_name",
+        default="NVIDIA V100 (fp32)",
+        help="GPU named in the output (default: NVIDIA V100 (fp32))",
+    )
+    parser.add_argument(
+        "--gpu_tflops",
+        type=float,
+        default=15.7,
+        help="peak TFLOP/s of that GPU at the precision trained (default 15.7, V100 SXM2 fp32)",
+    )
+    parser.add_argument(
+        "--utilisation",
+        type=float,
+        default=0.4,
+        help="assumed sustained fraction of the peak (default 0.4)",
+    )
     parser.add_argument("--epochs", type=int, default=120, help="epochs of every run (120)")
-    parser.add_argument("--k400_videos", type=int, default=240_000,
-                        help="Kinetics-400 training videos (default 240,000: the paper lists "
-                             "246k; copies downloaded today hold about 240k)")
-    parser.add_argument("--skip_finetune", action="store_true",
-                        help="pretraining only (skips the finetuning and retrieval counts)")
+    parser.add_argument(
+        "--k400_videos",
+        type=int,
+        default=240_000,
+        help="Kinetics-400 training videos (default 240,000: the paper lists "
+        "246k; copies downloaded today hold about 240k)",
+    )
+    parser.add_argument(
+        "--skip_finetune",
+        action="store_true",
+        help="pretraining only (skips the finetuning and retrieval counts)",
+    )
     args = parser.parse_args(argv)
     b1, b2 = args.batches
     if not 1 <= b1 < b2:
@@ -99,8 +124,10 @@ def load_pretrain(path: pathlib.Path, batch: int):
     """The config at `path`, on one device, at `batch` videos."""
     from tfcmvp.config import load_config
 
-    return load_config(path, ["runtime.strategy=default", "runtime.virtual_cpus=0",
-                              f"train.global_batch_size={batch}"])
+    return load_config(
+        path,
+        ["runtime.strategy=default", "runtime.virtual_cpus=0", f"train.global_batch_size={batch}"],
+    )
 
 
 def pretrain_step_flops(path: pathlib.Path, batch: int) -> int:
@@ -108,8 +135,7 @@ def pretrain_step_flops(path: pathlib.Path, batch: int) -> int:
     import keras
     import tensorflow as tf
 
-    from tfcmvp.training import PretrainModel, build_optimizer
-    from tfcmvp.training import flops
+    from tfcmvp.training import PretrainModel, build_optimizer, flops
 
     config = load_pretrain(path, batch)
     keras.backend.clear_session()
@@ -122,8 +148,9 @@ def pretrain_step_flops(path: pathlib.Path, batch: int) -> int:
     specs = {
         "clip": tf.TensorSpec([batch, d.clip_len, d.crop_size, d.crop_size, 3]),
         "iframe": tf.TensorSpec([batch, d.crop_size, d.crop_size, 3]),
-        "motion": tf.TensorSpec([batch, 1 + d.num_negatives, d.motion_len, d.crop_size,
-                                 d.crop_size, 2]),
+        "motion": tf.TensorSpec(
+            [batch, 1 + d.num_negatives, d.motion_len, d.crop_size, d.crop_size, 2]
+        ),
     }
     return flops.count_function_flops(model.train_step, specs).total
 
@@ -140,9 +167,14 @@ def finetune_flops(backbone: str, batch: int) -> tuple[int, int]:
     from tfcmvp.finetuning.optimizer import build_finetune_optimizer
     from tfcmvp.training import flops
 
-    config = load_finetune_config(FINETUNE_CONFIG, [
-        f"model.backbone={backbone}", "runtime.strategy=default",
-        f"train.global_batch_size={batch}"])
+    config = load_finetune_config(
+        FINETUNE_CONFIG,
+        [
+            f"model.backbone={backbone}",
+            "runtime.strategy=default",
+            f"train.global_batch_size={batch}",
+        ],
+    )
     keras.backend.clear_session()
     model = VideoClassifier.from_finetune_config(config, UCF101_CLASSES)
     model.build()
@@ -152,7 +184,8 @@ def finetune_flops(backbone: str, batch: int) -> tuple[int, int]:
     d = config.data
     clip = tf.TensorSpec([batch, d.clip_len, d.crop_size, d.crop_size, 3])
     train = flops.count_function_flops(
-        model.train_step, {"clip": clip, "label": tf.TensorSpec([batch], tf.int32)}).total
+        model.train_step, {"clip": clip, "label": tf.TensorSpec([batch], tf.int32)}
+    ).total
     forward = flops.count_function_flops(lambda x: model(x, training=False), clip).total
     return train // batch, forward // batch
 
@@ -192,47 +225,69 @@ def main(argv=None) -> None:
         k400 = load_pretrain(CONFIGS / k400_file, 1)
         for section in ("data", "model", "loss"):
             if config_to_dict(getattr(ucf, section)) != config_to_dict(getattr(k400, section)):
-                raise SystemExit(f"{k400_file} and {ucf_file} differ in {section}: the UCF101 "
-                                 f"count does not carry over")
+                raise SystemExit(
+                    f"{k400_file} and {ucf_file} differ in {section}: the UCF101 "
+                    f"count does not carry over"
+                )
         global_ucf = load_config(CONFIGS / ucf_file).train.global_batch_size
         global_k400 = load_config(CONFIGS / k400_file).train.global_batch_size
-        row = {"name": name, "backbone": backbone, "a": a, "c": c, "counts": counts,
-               "ucf_batch": global_ucf, "k400_batch": global_k400,
-               "ucf_video": a + c * global_ucf, "k400_video": a + c * global_k400}
+        row = {
+            "name": name,
+            "backbone": backbone,
+            "a": a,
+            "c": c,
+            "counts": counts,
+            "ucf_batch": global_ucf,
+            "k400_batch": global_k400,
+            "ucf_video": a + c * global_ucf,
+            "k400_video": a + c * global_k400,
+        }
         if not args.skip_finetune:
             log(f"[{name}] tracing the finetuning step and the test forward at batch {b1} ...")
             row["ft_video"], row["fwd_clip"] = finetune_flops(backbone, b1)
         rows.append(row)
 
     peak = args.gpu_tflops * args.utilisation
-    print(f"Assumed GPU: {args.gpu_name}, peak {args.gpu_tflops:g} TFLOP/s x "
-          f"{args.utilisation:.0%} sustained = {peak:.2f} TFLOP/s; {args.epochs} epochs; "
-          f"UCF101 split 1 {UCF101_TRAIN:,} train videos, Kinetics-400 "
-          f"{args.k400_videos:,}.")
-    print(f"Pretraining step FLOPs counted at one-replica batches {b1} and {b2} "
-          f"(tfcmvp.training.flops; F(B) = a B + c B^2).")
+    print(
+        f"Assumed GPU: {args.gpu_name}, peak {args.gpu_tflops:g} TFLOP/s x "
+        f"{args.utilisation:.0%} sustained = {peak:.2f} TFLOP/s; {args.epochs} epochs; "
+        f"UCF101 split 1 {UCF101_TRAIN:,} train videos, Kinetics-400 "
+        f"{args.k400_videos:,}."
+    )
+    print(
+        f"Pretraining step FLOPs counted at one-replica batches {b1} and {b2} "
+        f"(tfcmvp.training.flops; F(B) = a B + c B^2)."
+    )
     print()
-    print("| V-Network | step GFLOP at B1 / B2 | a: GFLOP per video | c: MFLOP per video "
-          f"per key video | GFLOP per video-step, UCF101 (G={rows[0]['ucf_batch']}) | "
-          f"K400 (G={rows[0]['k400_batch']}) | "
-          "GPU-hours UCF101 | GPU-hours K400 |")
+    print(
+        "| V-Network | step GFLOP at B1 / B2 | a: GFLOP per video | c: MFLOP per video "
+        f"per key video | GFLOP per video-step, UCF101 (G={rows[0]['ucf_batch']}) | "
+        f"K400 (G={rows[0]['k400_batch']}) | "
+        "GPU-hours UCF101 | GPU-hours K400 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         ucf_hours = gpu_hours(r["ucf_video"] * UCF101_TRAIN * args.epochs, args)
         k400_hours = gpu_hours(r["k400_video"] * args.k400_videos * args.epochs, args)
         r["ucf_hours"], r["k400_hours"] = ucf_hours, k400_hours
-        print(f"| {r['name']} | {r['counts'][0] / 1e9:,.1f} / {r['counts'][1] / 1e9:,.1f} | "
-              f"{r['a'] / 1e9:,.1f} | {r['c'] / 1e6:,.1f} | {r['ucf_video'] / 1e9:,.1f} | "
-              f"{r['k400_video'] / 1e9:,.1f} | {ucf_hours:,.0f} | {k400_hours:,.0f} |")
+        print(
+            f"| {r['name']} | {r['counts'][0] / 1e9:,.1f} / {r['counts'][1] / 1e9:,.1f} | "
+            f"{r['a'] / 1e9:,.1f} | {r['c'] / 1e6:,.1f} | {r['ucf_video'] / 1e9:,.1f} | "
+            f"{r['k400_video'] / 1e9:,.1f} | {ucf_hours:,.0f} | {k400_hours:,.0f} |"
+        )
     if not args.skip_finetune:
         ucf_tests = len(set(_finetune_test_epochs()) | {args.epochs})
         print()
-        print(f"Finetuning ({args.epochs} epochs; tests of {RETRIEVAL_CLIPS} clips per test "
-              f"video after {ucf_tests} epochs) and retrieval ({RETRIEVAL_CLIPS} clips of "
-              f"every train and test video), same GPU assumption:")
+        print(
+            f"Finetuning ({args.epochs} epochs; tests of {RETRIEVAL_CLIPS} clips per test "
+            f"video after {ucf_tests} epochs) and retrieval ({RETRIEVAL_CLIPS} clips of "
+            f"every train and test video), same GPU assumption:"
+        )
         print()
-        print("| V-Network | GFLOP per video-step | GFLOP per test clip | GPU-hours finetune "
-              "UCF101 | finetune HMDB51 | retrieval UCF101 + HMDB51 |")
+        print(
+            "| V-Network | GFLOP per video-step | GFLOP per test clip | GPU-hours finetune "
+            "UCF101 | finetune HMDB51 | retrieval UCF101 + HMDB51 |"
+        )
         print("|---|---|---|---|---|---|")
         for r in rows:
             ft = r["ft_video"] * args.epochs
@@ -241,8 +296,10 @@ def main(argv=None) -> None:
             hmdb = gpu_hours(ft * HMDB51_TRAIN + test * HMDB51_TEST, args)
             videos = UCF101_TRAIN + UCF101_TEST + HMDB51_TRAIN + HMDB51_TEST
             retrieval = gpu_hours(r["fwd_clip"] * RETRIEVAL_CLIPS * videos, args)
-            print(f"| {r['name']} | {r['ft_video'] / 1e9:,.1f} | {r['fwd_clip'] / 1e9:,.1f} | "
-                  f"{ucf:,.1f} | {hmdb:,.1f} | {retrieval:,.2f} |")
+            print(
+                f"| {r['name']} | {r['ft_video'] / 1e9:,.1f} | {r['fwd_clip'] / 1e9:,.1f} | "
+                f"{ucf:,.1f} | {hmdb:,.1f} | {retrieval:,.2f} |"
+            )
     log(f"done in {time.perf_counter() - started:.0f} s")
 
 

@@ -1,8 +1,11 @@
-"""Shared test fixtures: paths to the test data kept in the repository."""
+"""Shared test fixtures: the test data kept in the repository, and a fake pretraining run
+with its exports (tests/export_support.py builds them)."""
 
 import pathlib
 
 import pytest
+
+from export_support import NETWORKS, fake_workdir
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 TEST_DATA = REPO_ROOT / "tests" / "data"  # vendored, with its licence note (README.md there)
@@ -15,3 +18,21 @@ def carphone_path() -> pathlib.Path:
     if not path.is_file():
         pytest.fail(f"test video missing: {path} (it is part of the repository)")
     return path
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """(workdir, config, {network: keras model}) of a finished fake pretraining run
+    (``export_support.fake_workdir``); one per test module."""
+    path = tmp_path_factory.mktemp("run")
+    config, models = fake_workdir(path)
+    return path, config, models
+
+
+@pytest.fixture(scope="module")
+def exports(workdir, tmp_path_factory):
+    """{network: export folder} of the three networks of the module's fake run."""
+    from tfcmvp.export import export_pretrained
+
+    root = tmp_path_factory.mktemp("exports")
+    return {network: export_pretrained(workdir[0], root / network, network) for network in NETWORKS}

@@ -6,18 +6,17 @@ training_support, with every BatchNorm given random statistics and affine
 parameters: trained-looking weights whose outputs are far from zero even on
 an all-zero clip (an untrained network maps zeros to zeros).
 
-The module-scoped fixtures `workdir` and `exports` are shared by importing
-them into a test module (``from export_support import exports, workdir``);
-every importing module gets its own fake run.
+The module-scoped fixtures built on it, `workdir` and `exports`, live in
+conftest.py: every test module that asks for them gets its own fake run.
 """
 
 import pathlib
 
 import numpy as np
-import pytest
 
 from tfcmvp import config as cfg
 from tfcmvp.export import networks
+
 from training_support import tiny_config
 
 # Literal output grids of the tiny networks (widths 4, 8 x 32 x 32 clips):
@@ -58,31 +57,17 @@ def fake_workdir(workdir, *overrides: str) -> tuple:
         model = networks.build_network(network, config, seed=100 + index)
         randomise_batch_norm(model, seed=200 + index)
         models[network] = model
-    save_network_weights(workdir / WEIGHTS_DIR,
-                         {networks.WEIGHTS_STEMS[name]: model for name, model in models.items()})
-    write_history(workdir / HISTORY_CSV,
-                  [{"epoch": e, "step": 3 * e, "loss": 1.0 / e} for e in range(1, EPOCHS + 1)])
+    save_network_weights(
+        workdir / WEIGHTS_DIR,
+        {networks.WEIGHTS_STEMS[name]: model for name, model in models.items()},
+    )
+    write_history(
+        workdir / HISTORY_CSV,
+        [{"epoch": e, "step": 3 * e, "loss": 1.0 / e} for e in range(1, EPOCHS + 1)],
+    )
     return config, models
 
 
 def random_clips(shape, batch: int = 2, seed: int = 0) -> np.ndarray:
     """float32 [batch, *shape] standard-normal clips."""
     return np.random.default_rng(seed).standard_normal((batch, *shape)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """(workdir, config, {network: keras model}) of a finished fake run."""
-    path = tmp_path_factory.mktemp("run")
-    config, models = fake_workdir(path)
-    return path, config, models
-
-
-@pytest.fixture(scope="module")
-def exports(workdir, tmp_path_factory):
-    """{network: export folder} of the three networks of the fake run."""
-    from tfcmvp.export import export_pretrained
-
-    root = tmp_path_factory.mktemp("exports")
-    return {network: export_pretrained(workdir[0], root / network, network)
-            for network in NETWORKS}

@@ -28,8 +28,13 @@ def write_shard(path, records, compression: str = "gzip") -> list:
     return offsets
 
 
-def write_folder(folder, splits: dict, num_shards: int = 2, compression: str = "gzip",
-                 labels=("left", "right", "still")) -> dict:
+def write_folder(
+    folder,
+    splits: dict,
+    num_shards: int = 2,
+    compression: str = "gzip",
+    labels=("left", "right", "still"),
+) -> dict:
     """``folder/{split}-0000i-of-0000n.tfrecord[.gz]`` of ``splits[split]`` (records dealt
     round-robin, as the job does), labels.txt and manifest.json.
 
@@ -51,12 +56,15 @@ def write_folder(folder, splits: dict, num_shards: int = 2, compression: str = "
 def flip_bytes(path, offset: int, count: int = 64) -> None:
     """Inverts `count` bytes of `path` from `offset` on (same size, other content)."""
     data = bytearray(pathlib.Path(path).read_bytes())
-    data[offset:offset + count] = bytes(b ^ 0xFF for b in data[offset:offset + count])
+    data[offset : offset + count] = bytes(b ^ 0xFF for b in data[offset : offset + count])
     pathlib.Path(path).write_bytes(bytes(data))
 
 
 def snapshot(folder) -> dict:
     """{relative path: sha256} of every file under `folder` (to show nothing changed)."""
     folder = pathlib.Path(folder)
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }

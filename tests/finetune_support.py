@@ -8,10 +8,14 @@ clips per video with the paper's resize ratio (128 / 112 of 32 = 37).
 import pathlib
 
 from tfcmvp.finetuning.config import FinetuneConfig, load_finetune_config
+
 from training_support import TINY_OVERRIDES
 
 FINETUNE_TINY = TINY_OVERRIDES + (
-    "test.resize_short=37", "test.num_clips=2", "test.batch_size=4", "test.eval_epochs=[1]",
+    "test.resize_short=37",
+    "test.num_clips=2",
+    "test.batch_size=4",
+    "test.eval_epochs=[1]",
 )
 CLASSES = ("left", "right", "still")
 NUM_TRAIN = 8
@@ -24,9 +28,13 @@ def tiny_finetune_config(*overrides: str) -> FinetuneConfig:
     return load_finetune_config(None, list(FINETUNE_TINY) + list(overrides))
 
 
-def write_labelled_shards(directory, num_train: int = NUM_TRAIN, num_test: int = NUM_TEST,
-                          num_frames: int = NUM_FRAMES,
-                          uniform_train: bool = False) -> pathlib.Path:
+def write_labelled_shards(
+    directory,
+    num_train: int = NUM_TRAIN,
+    num_test: int = NUM_TEST,
+    num_frames: int = NUM_FRAMES,
+    uniform_train: bool = False,
+) -> pathlib.Path:
     """An extraction-like folder: train-/test-*.tfrecord.gz of painted videos, labels.txt
     and the manifest.json that lists the shards.
 
@@ -40,13 +48,19 @@ def write_labelled_shards(directory, num_train: int = NUM_TRAIN, num_test: int =
     directory = pathlib.Path(directory)
     for split, count in (("train", num_train), ("test", num_test)):
         same = uniform_train and split == "train"
-        records = [synthetic.painted_record(
-            f"{split}{i:02d}", num_frames + (0 if same else i),
-            label=0 if same else i % len(CLASSES),
-            label_name=CLASSES[0 if same else i % len(CLASSES)], split=split)
-            for i in range(count)]
+        records = [
+            synthetic.painted_record(
+                f"{split}{i:02d}",
+                num_frames + (0 if same else i),
+                label=0 if same else i % len(CLASSES),
+                label_name=CLASSES[0 if same else i % len(CLASSES)],
+                split=split,
+            )
+            for i in range(count)
+        ]
         synthetic.write_shards(records, str(directory / split), num_shards=2)
     (directory / "labels.txt").write_text("".join(f"{name}\n" for name in CLASSES))
     from tfcmvp import verify
+
     verify.write_manifest(directory)
     return directory

@@ -33,26 +33,42 @@ NUM_CLASSES = 3  # of the tiny classifier export
 def export_info(network, shape, **input_extra):
     """A contract-shaped ``tfcmvp_export.json`` for a network of input ``shape``."""
     channels = shape[-1]
-    contract = {"shape": list(shape), "dtype": "float32",
-                "frames": shape[0] if len(shape) == 4 else None,
-                "stride": (1 if len(shape) == 4 else None), "size": list(shape[-3:-1]),
-                "channels": channels}
+    contract = {
+        "shape": list(shape),
+        "dtype": "float32",
+        "frames": shape[0] if len(shape) == 4 else None,
+        "stride": (1 if len(shape) == 4 else None),
+        "size": list(shape[-3:-1]),
+        "channels": channels,
+    }
     if channels == 3:
-        contract.update(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD),
-                        value_range="ImageNet-normalised RGB")
+        contract.update(
+            mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), value_range="ImageNet-normalised RGB"
+        )
     else:
         contract.update(mv_clip=10.0, mv_div=10.0, value_range="clamped and scaled vectors")
     contract.update(input_extra)
-    info = {"format_version": 1, "network": network, "backbone": "tiny_mean",
-            "input": contract, "embedding_dim": channels, "feature_shape": list(shape),
-            "signatures": ["embed", "features"],
-            "source": {"kind": "random_init", "workdir": None, "epoch": None},
-            "tfcmvp_version": "test", "tensorflow_version": "test", "keras_version": "test",
-            "created": "2000-01-01T00:00:00+00:00"}
+    info = {
+        "format_version": 1,
+        "network": network,
+        "backbone": "tiny_mean",
+        "input": contract,
+        "embedding_dim": channels,
+        "feature_shape": list(shape),
+        "signatures": ["embed", "features"],
+        "source": {"kind": "random_init", "workdir": None, "epoch": None},
+        "tfcmvp_version": "test",
+        "tensorflow_version": "test",
+        "keras_version": "test",
+        "created": "2000-01-01T00:00:00+00:00",
+    }
     if network == "classifier":
-        info.update(signatures=["embed", "features", "classify"], num_classes=NUM_CLASSES,
-                    class_names=None, source={"kind": "finetuned", "workdir": None,
-                                              "epoch": None})
+        info.update(
+            signatures=["embed", "features", "classify"],
+            num_classes=NUM_CLASSES,
+            class_names=None,
+            source={"kind": "finetuned", "workdir": None, "epoch": None},
+        )
     return info
 
 
@@ -92,8 +108,10 @@ def save_tiny_export(path, network, shape, *, scale=1.0, quantum=None, **input_e
 
     module = MeanEmbedder()
     path = pathlib.Path(path)
-    signatures = {"embed": module.embed.get_concrete_function(),
-                  "features": module.features.get_concrete_function()}
+    signatures = {
+        "embed": module.embed.get_concrete_function(),
+        "features": module.features.get_concrete_function(),
+    }
     if network == "classifier":
         spec = tf.TensorSpec([None, *shape], tf.float32, name="clips")
         module.classify = tf.function(module._classify, input_signature=[spec])
@@ -101,7 +119,8 @@ def save_tiny_export(path, network, shape, *, scale=1.0, quantum=None, **input_e
     tf.saved_model.save(module, str(path), signatures=signatures)
     (path / "assets").mkdir(exist_ok=True)
     (path / "assets" / "tfcmvp_export.json").write_text(
-        json.dumps(export_info(network, shape, **input_extra), indent=2))
+        json.dumps(export_info(network, shape, **input_extra), indent=2)
+    )
     return path
 
 
@@ -112,27 +131,49 @@ def colour_of_feature(feature):
     return rgb.astype(np.uint8)
 
 
-def solid_record(video_id, label, split, *, rgb, iframe=None, mv=(0.0, 0.0), label_name=None,
-                 num_frames=NUM_FRAMES):
+def solid_record(
+    video_id,
+    label,
+    split,
+    *,
+    rgb,
+    iframe=None,
+    mv=(0.0, 0.0),
+    label_name=None,
+    num_frames=NUM_FRAMES,
+):
     """A video whose RGB frames are all ``rgb``, I-frames (0 and 3) ``iframe``, vectors ``mv``."""
     iframe = rgb if iframe is None else iframe
     frame = np.broadcast_to(np.asarray(rgb, np.uint8), (RGB_HEIGHT, RGB_WIDTH, 3)).copy()
     iframe_image = np.broadcast_to(np.asarray(iframe, np.uint8), (RGB_HEIGHT, RGB_WIDTH, 3)).copy()
     iframes = [0, 3]
     mv_cell = 8
-    vectors = np.zeros([num_frames, 2 * RGB_HEIGHT // mv_cell, 2 * RGB_WIDTH // mv_cell, 2],
-                       np.float32)
+    vectors = np.zeros(
+        [num_frames, 2 * RGB_HEIGHT // mv_cell, 2 * RGB_WIDTH // mv_cell, 2], np.float32
+    )
     vectors[...] = np.asarray(mv, np.float32)
     types = ["P"] * num_frames
     for i in iframes:
         types[i] = "I"
     return schema.VideoRecord(
-        video_id=video_id, label=label, label_name=label_name or f"class{label}", split=split,
-        fps=25.0, width=2 * RGB_WIDTH, height=2 * RGB_HEIGHT, codec="mpeg4",
-        frame_types="".join(types), iframe_indices=iframes, one_past_reference=True,
-        rgb_jpegs=[encode_jpeg(frame, 95)] * num_frames, rgb_height=RGB_HEIGHT,
-        rgb_width=RGB_WIDTH, iframe_jpegs=[encode_jpeg(iframe_image, 95)] * len(iframes),
-        motion_vectors=vectors, mv_cell=mv_cell)
+        video_id=video_id,
+        label=label,
+        label_name=label_name or f"class{label}",
+        split=split,
+        fps=25.0,
+        width=2 * RGB_WIDTH,
+        height=2 * RGB_HEIGHT,
+        codec="mpeg4",
+        frame_types="".join(types),
+        iframe_indices=iframes,
+        one_past_reference=True,
+        rgb_jpegs=[encode_jpeg(frame, 95)] * num_frames,
+        rgb_height=RGB_HEIGHT,
+        rgb_width=RGB_WIDTH,
+        iframe_jpegs=[encode_jpeg(iframe_image, 95)] * len(iframes),
+        motion_vectors=vectors,
+        mv_cell=mv_cell,
+    )
 
 
 def write_data(folder, test_records, train_records, *, num_shards=2, manifest=True):
@@ -144,8 +185,9 @@ def write_data(folder, test_records, train_records, *, num_shards=2, manifest=Tr
     synthetic.write_shards(train_records, str(folder / "train"), num_shards=num_shards)
     if manifest:
         labels = {r.label for r in list(test_records) + list(train_records)}
-        verify.write_manifest(folder, layout="csv", num_classes=len(labels),
-                              created="2000-01-01T00:00:00+00:00")
+        verify.write_manifest(
+            folder, layout="csv", num_classes=len(labels), created="2000-01-01T00:00:00+00:00"
+        )
     return folder
 
 

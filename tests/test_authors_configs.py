@@ -28,12 +28,22 @@ FINETUNE_DIFFERENCES = {
 }
 # authors' config -> (paper config, loader, known differences)
 AUTHORS_CONFIGS = {
-    **{f"pretrain_ucf101_{arch}_authors.yaml":
-       (f"pretrain_ucf101_{arch}.yaml", cfg.load_config, PRETRAIN_DIFFERENCES)
-       for arch in ("c3d", "r3d26", "r2plus1d26")},
-    **{f"finetune_{data}_authors.yaml":
-       (f"finetune_{data}.yaml", load_finetune_config, FINETUNE_DIFFERENCES)
-       for data in ("ucf101", "hmdb51")},
+    **{
+        f"pretrain_ucf101_{arch}_authors.yaml": (
+            f"pretrain_ucf101_{arch}.yaml",
+            cfg.load_config,
+            PRETRAIN_DIFFERENCES,
+        )
+        for arch in ("c3d", "r3d26", "r2plus1d26")
+    },
+    **{
+        f"finetune_{data}_authors.yaml": (
+            f"finetune_{data}.yaml",
+            load_finetune_config,
+            FINETUNE_DIFFERENCES,
+        )
+        for data in ("ucf101", "hmdb51")
+    },
 }
 
 
@@ -64,8 +74,11 @@ def test_authors_config_file_starts_from_its_paper_config_and_sets_only_the_list
 
 @pytest.mark.parametrize("name", sorted(AUTHORS_CONFIGS))
 def test_authors_config_header_names_each_listed_key(name):
-    header = "\n".join(line for line in (CONFIG_DIR / name).read_text(encoding="utf-8")
-                       .splitlines() if line.startswith("#"))
+    header = "\n".join(
+        line
+        for line in (CONFIG_DIR / name).read_text(encoding="utf-8").splitlines()
+        if line.startswith("#")
+    )
     for key in AUTHORS_CONFIGS[name][2]:
         assert key in header, f"{name}: header does not name {key}"
 

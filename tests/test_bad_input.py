@@ -21,8 +21,12 @@ IN_PROCESS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
 def smooth_frames(num_frames, height, width):
     """uint8 [T, H, W, 3]: gradients that drift by one pixel per frame (cheap to encode)."""
     yy, xx = np.mgrid[0:height, 0:width]
-    return np.stack([np.stack([(xx + t) * 3 % 256, yy * 2 % 256, (xx + yy + 2 * t) % 256], -1)
-                     for t in range(num_frames)]).astype(np.uint8)
+    return np.stack(
+        [
+            np.stack([(xx + t) * 3 % 256, yy * 2 % 256, (xx + yy + 2 * t) % 256], -1)
+            for t in range(num_frames)
+        ]
+    ).astype(np.uint8)
 
 
 def write_audio_only(path):
@@ -42,9 +46,15 @@ def write_audio_only(path):
 
 # name -> split; every one is listed in the CSV manifest.
 LISTED = {
-    "bad/zero.avi": "train", "bad/truncated.avi": "train", "bad/random.avi": "test",
-    "bad/text.avi": "test", "bad/audio.avi": "train", "bad/missing.avi": "test",
-    "odd/short.avi": "train", "odd/intra.avi": "train", "odd/size_90x70.avi": "test",
+    "bad/zero.avi": "train",
+    "bad/truncated.avi": "train",
+    "bad/random.avi": "test",
+    "bad/text.avi": "test",
+    "bad/audio.avi": "train",
+    "bad/missing.avi": "test",
+    "odd/short.avi": "train",
+    "odd/intra.avi": "train",
+    "odd/size_90x70.avi": "test",
     "odd/large_1080p.avi": "test",
 }
 
@@ -58,25 +68,37 @@ def run(tmp_path_factory):
     (videos / "bad" / "zero.avi").write_bytes(b"")
     whole = write_video(root / "whole.avi", smooth_frames(80, 48, 64), codec="mpeg4", gop=12)
     data = open(whole, "rb").read()
-    (videos / "bad" / "truncated.avi").write_bytes(data[:len(data) // 2])
+    (videos / "bad" / "truncated.avi").write_bytes(data[: len(data) // 2])
     (videos / "bad" / "random.avi").write_bytes(
-        np.random.default_rng(1).integers(0, 256, 20000, dtype=np.uint8).tobytes())
+        np.random.default_rng(1).integers(0, 256, 20000, dtype=np.uint8).tobytes()
+    )
     (videos / "bad" / "text.avi").write_text("this is not a video\n" * 50)
     write_audio_only(videos / "bad" / "audio.avi")
     write_video(videos / "odd" / "short.avi", smooth_frames(20, 48, 64), codec="mpeg4", gop=12)
     write_video(videos / "odd" / "intra.avi", smooth_frames(72, 48, 64), codec="mpeg4", gop=1)
-    write_video(videos / "odd" / "size_90x70.avi", smooth_frames(72, 70, 90), codec="mpeg4",
-                gop=12)
-    write_video(videos / "odd" / "large_1080p.avi", smooth_frames(3, 1080, 1920), codec="mpeg4",
-                gop=12)
+    write_video(videos / "odd" / "size_90x70.avi", smooth_frames(72, 70, 90), codec="mpeg4", gop=12)
+    write_video(
+        videos / "odd" / "large_1080p.avi", smooth_frames(3, 1080, 1920), codec="mpeg4", gop=12
+    )
     csv = root / "list.csv"
-    csv.write_text("path,label,split\n" + "".join(
-        f"{name},{name.split('/')[0]},{split}\n" for name, split in LISTED.items()))
+    csv.write_text(
+        "path,label,split\n"
+        + "".join(f"{name},{name.split('/')[0]},{split}\n" for name, split in LISTED.items())
+    )
     # 6 of 10 fail by design: above the default --max_failed_fraction.
-    manifest = extract.run([f"--videos_dir={videos}", f"--manifest={csv}",
-                            f"--output_dir={out}", "--max_failed_fraction=1", *IN_PROCESS])
-    failures = {rec["video_id"]: rec for rec in map(
-        json.loads, (out / "failed.jsonl").read_text().splitlines())}
+    manifest = extract.run(
+        [
+            f"--videos_dir={videos}",
+            f"--manifest={csv}",
+            f"--output_dir={out}",
+            "--max_failed_fraction=1",
+            *IN_PROCESS,
+        ]
+    )
+    failures = {
+        rec["video_id"]: rec
+        for rec in map(json.loads, (out / "failed.jsonl").read_text().splitlines())
+    }
     records = {}
     import tensorflow as tf
 
@@ -93,7 +115,11 @@ def check_failure(run, name, stage, error, cause):
     rec = failures[name]
     path = str(videos / name)
     assert (rec["path"], rec["split"], rec["stage"], rec["error"]) == (
-        path, LISTED[name], stage, error)
+        path,
+        LISTED[name],
+        stage,
+        error,
+    )
     assert path in rec["message"], rec["message"]
     assert cause in rec["message"], rec["message"]
 

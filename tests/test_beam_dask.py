@@ -28,8 +28,14 @@ from tfcmvp.codec.synthetic import moving_texture  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IN_PROCESS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
 # 5 good videos in two classes, 2 shards of train, and one file that is no video.
-LISTING = [("Walk/w0.avi", "train"), ("Run/r0.avi", "train"), ("Walk/w1.avi", "train"),
-           ("Run/bad.avi", "train"), ("Run/r1.avi", "train"), ("Walk/w2.avi", "test")]
+LISTING = [
+    ("Walk/w0.avi", "train"),
+    ("Run/r0.avi", "train"),
+    ("Walk/w1.avi", "train"),
+    ("Run/bad.avi", "train"),
+    ("Run/r1.avi", "train"),
+    ("Walk/w2.avi", "test"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +48,19 @@ def dataset(tmp_path_factory):
         if "bad" in path:
             (videos / path).write_bytes(b"not a video")
         else:
-            write_video(videos / path, moving_texture(20, 32, 48, (1, seed % 3 - 1), seed=seed),
-                        gop=8)
-    (root / "list.csv").write_text("path,label,split\n" + "".join(
-        f"{path},{path.split('/')[0]},{split}\n" for path, split in LISTING))
-    flags = [f"--videos_dir={videos}", f"--manifest={root / 'list.csv'}", "--num_shards=2",
-             "--max_failed_fraction=0.5"]
+            write_video(
+                videos / path, moving_texture(20, 32, 48, (1, seed % 3 - 1), seed=seed), gop=8
+            )
+    (root / "list.csv").write_text(
+        "path,label,split\n"
+        + "".join(f"{path},{path.split('/')[0]},{split}\n" for path, split in LISTING)
+    )
+    flags = [
+        f"--videos_dir={videos}",
+        f"--manifest={root / 'list.csv'}",
+        "--num_shards=2",
+        "--max_failed_fraction=0.5",
+    ]
     reference = root / "default"
     extract.run([*flags, f"--output_dir={reference}", *IN_PROCESS])
     return flags, reference
@@ -75,15 +88,26 @@ def folder_bytes(folder):
 
 def check_same_output(out, reference):
     got, want = folder_bytes(out), folder_bytes(reference)
-    assert list(got) == list(want) == [
-        "failed.jsonl", "labels.txt", "manifest.json", "test-00000-of-00002.tfrecord.gz",
-        "test-00001-of-00002.tfrecord.gz", "train-00000-of-00002.tfrecord.gz",
-        "train-00001-of-00002.tfrecord.gz"]
+    assert (
+        list(got)
+        == list(want)
+        == [
+            "failed.jsonl",
+            "labels.txt",
+            "manifest.json",
+            "test-00000-of-00002.tfrecord.gz",
+            "test-00001-of-00002.tfrecord.gz",
+            "train-00000-of-00002.tfrecord.gz",
+            "train-00001-of-00002.tfrecord.gz",
+        ]
+    )
     for name in want:
         assert got[name] == want[name], name
     manifest = got["manifest.json"]
-    assert {s: (v["listed"], v["written"], v["failed"]) for s, v in manifest["splits"].items()} \
-        == {"train": (5, 4, 1), "test": (1, 1, 0)}
+    assert {s: (v["listed"], v["written"], v["failed"]) for s, v in manifest["splits"].items()} == {
+        "train": (5, 4, 1),
+        "test": (1, 1, 0),
+    }
     (failure,) = [json.loads(line) for line in got["failed.jsonl"].splitlines()]
     assert (failure["video_id"], failure["stage"]) == ("Run/bad.avi", "open")
     assert os.path.getsize(out / "train-00000-of-00002.tfrecord.gz") > 0
@@ -107,8 +131,11 @@ def workers_of(launcher_pid):
 
 
 def staging(out):
-    return sorted(p.name for p in out.parent.iterdir()
-                  if p.name.startswith(f"{out.name}.{output_folder.STAGING_PREFIX}"))
+    return sorted(
+        p.name
+        for p in out.parent.iterdir()
+        if p.name.startswith(f"{out.name}.{output_folder.STAGING_PREFIX}")
+    )
 
 
 @pytest.mark.slow
@@ -116,8 +143,9 @@ def test_given_cluster_writes_what_the_default_runner_writes(dataset, cluster, t
     """``--dask_address``: the job on a running cluster (started here), in this process."""
     flags, reference = dataset
     out = tmp_path / "out"
-    manifest = extract.run([*flags, f"--output_dir={out}", "--runner=DaskRunner",
-                            f"--dask_address={cluster}"])
+    manifest = extract.run(
+        [*flags, f"--output_dir={out}", "--runner=DaskRunner", f"--dask_address={cluster}"]
+    )
     assert manifest["status"] == "ok"
     check_same_output(out, reference)
     assert staging(out) == []
@@ -131,9 +159,22 @@ def test_command_line_local_cluster_of_two_workers(dataset, tmp_path):
     flags, reference = dataset
     out = tmp_path / "out"
     process = subprocess.Popen(
-        [sys.executable, "-m", "beam_jobs.extract", *flags, f"--output_dir={out}",
-         "--runner", "DaskRunner", "--dask_workers", "2"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "beam_jobs.extract",
+            *flags,
+            f"--output_dir={out}",
+            "--runner",
+            "DaskRunner",
+            "--dask_workers",
+            "2",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen = set()
     while process.poll() is None:  # the workers, while they run
         seen.update(workers_of(process.pid))
@@ -157,15 +198,28 @@ def test_ctrl_c_stops_the_local_cluster_and_cleans_up(dataset, tmp_path):
     listing = tmp_path / "many.csv"  # links to one clip: far more work than the test waits for
     for i in range(200):
         os.symlink(os.path.join(videos, "Walk", "w0.avi"), tmp_path / f"v{i:03d}.avi")
-    listing.write_text("path,label,split\n" + "".join(
-        f"v{i:03d}.avi,walk,train\n" for i in range(200)))
+    listing.write_text(
+        "path,label,split\n" + "".join(f"v{i:03d}.avi,walk,train\n" for i in range(200))
+    )
     out = tmp_path / "out"
     stderr = open(tmp_path / "stderr.txt", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "beam_jobs.extract", f"--videos_dir={tmp_path}",
-         f"--manifest={listing}", f"--output_dir={out}", "--reencode=mpeg4",
-         "--runner=DaskRunner", "--dask_workers=2"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "beam_jobs.extract",
+            f"--videos_dir={tmp_path}",
+            f"--manifest={listing}",
+            f"--output_dir={out}",
+            "--reencode=mpeg4",
+            "--runner=DaskRunner",
+            "--dask_workers=2",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     while len(workers_of(process.pid)) < 2 or not list(tmp_path.glob("out._incomplete-*/parts")):
         assert process.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
@@ -179,12 +233,16 @@ def test_ctrl_c_stops_the_local_cluster_and_cleans_up(dataset, tmp_path):
     lines = [line for line in err.splitlines() if " INFO " not in line]
     assert len(lines) == 1 and lines[0].startswith(
         "beam_jobs.extract: interrupted by SIGINT: stopped 2 worker processes; removed the "
-        f"unfinished output {out}.{output_folder.STAGING_PREFIX}"), err[-3000:]
+        f"unfinished output {out}.{output_folder.STAGING_PREFIX}"
+    ), err[-3000:]
     assert "Traceback" not in err
     assert staging(out) == [] and not out.exists()
     # The workers' scratch folders went with them.
-    assert not [name for name in os.listdir(tempfile.gettempdir())
-                if any(name.startswith(f"{worker_process.SCRATCH_PREFIX}{p}@") for p in workers)]
+    assert not [
+        name
+        for name in os.listdir(tempfile.gettempdir())
+        if any(name.startswith(f"{worker_process.SCRATCH_PREFIX}{p}@") for p in workers)
+    ]
 
 
 def run_on_dask(cluster, build):
@@ -212,24 +270,39 @@ def test_dask_runner_keeps_tagged_outputs_apart_only_with_pardo_with_outputs(clu
     def mark(folder):
         def write(element):
             (folder / f"{element[0]}-{element[1]}").touch()
+
         return write
 
     def build(split):
         def apply(pipeline):
             outputs = pipeline | beam.Create(range(6)) | split
-            ((outputs.even | "Even" >> beam.Map(lambda x: ("even", x)),
-              outputs.odd | "Odd" >> beam.Map(lambda x: ("odd", x)))
-             | beam.Flatten() | beam.Map(mark(tmp_path / label)))
+            (
+                (
+                    outputs.even | "Even" >> beam.Map(lambda x: ("even", x)),
+                    outputs.odd | "Odd" >> beam.Map(lambda x: ("odd", x)),
+                )
+                | beam.Flatten()
+                | beam.Map(mark(tmp_path / label))
+            )
+
         return apply
 
-    for label, split in (("beam", beam.ParDo(EvenOrOdd()).with_outputs("odd", main="even")),
-                         ("ours", ParDoWithOutputs(EvenOrOdd(), "odd", main="even"))):
+    for label, split in (
+        ("beam", beam.ParDo(EvenOrOdd()).with_outputs("odd", main="even")),
+        ("ours", ParDoWithOutputs(EvenOrOdd(), "odd", main="even")),
+    ):
         (tmp_path / label).mkdir()
         run_on_dask(cluster, build(split))
     every = {f"{tag}-{x}" for tag in ("even", "odd") for x in range(6)}
     assert set(os.listdir(tmp_path / "beam")) == every
     assert sorted(os.listdir(tmp_path / "ours")) == [
-        "even-0", "even-2", "even-4", "odd-1", "odd-3", "odd-5"]
+        "even-0",
+        "even-2",
+        "even-4",
+        "odd-1",
+        "odd-3",
+        "odd-5",
+    ]
 
 
 def test_chained_dofns_run_as_one_step_with_every_stage_tagged_output(cluster, tmp_path):
@@ -249,17 +322,27 @@ def test_chained_dofns_run_as_one_step_with_every_stage_tagged_output(cluster, t
             yield y + 1
 
     def build(pipeline):
-        out = (pipeline | beam.Create(range(1, 7))
-               | ParDoWithOutputs([Decode(), Stage()], "failed", "tally", main="parts"))
-        ((out.parts | "P" >> beam.Map(lambda v: ("parts", v)),
-          out.failed | "F" >> beam.Map(lambda v: ("failed", v)),
-          out.tally | "T" >> beam.Map(lambda v: ("tally", v)))
-         | beam.Flatten() | beam.Map(lambda kv: (tmp_path / f"{kv[0]}-{kv[1]}").touch()))
+        out = (
+            pipeline
+            | beam.Create(range(1, 7))
+            | ParDoWithOutputs([Decode(), Stage()], "failed", "tally", main="parts")
+        )
+        (
+            (
+                out.parts | "P" >> beam.Map(lambda v: ("parts", v)),
+                out.failed | "F" >> beam.Map(lambda v: ("failed", v)),
+                out.tally | "T" >> beam.Map(lambda v: ("tally", v)),
+            )
+            | beam.Flatten()
+            | beam.Map(lambda kv: (tmp_path / f"{kv[0]}-{kv[1]}").touch())
+        )
 
     run_on_dask(cluster, build)
     assert sorted(os.listdir(tmp_path)) == sorted(
-        [f"parts-{x * 10 + 1}" for x in (1, 2, 4, 5)] + ["failed-3", "failed-6"]
-        + [f"tally-{x}" for x in (1, 2, 4, 5)])
+        [f"parts-{x * 10 + 1}" for x in (1, 2, 4, 5)]
+        + ["failed-3", "failed-6"]
+        + [f"tally-{x}" for x in (1, 2, 4, 5)]
+    )
     with pytest.raises(ValueError, match="Decode emitted the undeclared tag 'failed'"):
         list(_ChainAsElements([Decode(), Stage()], ("tally",)).process(3))
 
@@ -279,17 +362,26 @@ def test_dask_runner_runs_only_the_last_step_and_what_it_needs(cluster, tmp_path
     assert os.listdir(tmp_path) == ["last"]
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--dask_workers=2"], "--dask_workers needs --runner DaskRunner"),
-    (["--dask_address=tcp://h:8786"], "--dask_address needs --runner DaskRunner"),
-    (["--runner=DaskRunner", "--dask_workers=0"], "--dask_workers must be >= 1, got 0"),
-    (["--runner=DaskRunner", "--dask_workers=2", "--dask_address=tcp://h:8786"],
-     "--dask_workers sizes the local cluster, which is not started"),
-    (["--runner=DaskRunner", "--dask_address=tcp://a:1", "--dask_client_address=tcp://b:1"],
-     "--dask_address tcp://a:1 and --dask_client_address tcp://b:1 disagree"),
-    (["--runner=DaskRunner", "--dask_npartition=4"],
-     "unknown flag --dask_npartition (did you mean --dask_npartitions?)"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--dask_workers=2"], "--dask_workers needs --runner DaskRunner"),
+        (["--dask_address=tcp://h:8786"], "--dask_address needs --runner DaskRunner"),
+        (["--runner=DaskRunner", "--dask_workers=0"], "--dask_workers must be >= 1, got 0"),
+        (
+            ["--runner=DaskRunner", "--dask_workers=2", "--dask_address=tcp://h:8786"],
+            "--dask_workers sizes the local cluster, which is not started",
+        ),
+        (
+            ["--runner=DaskRunner", "--dask_address=tcp://a:1", "--dask_client_address=tcp://b:1"],
+            "--dask_address tcp://a:1 and --dask_client_address tcp://b:1 disagree",
+        ),
+        (
+            ["--runner=DaskRunner", "--dask_npartition=4"],
+            "unknown flag --dask_npartition (did you mean --dask_npartitions?)",
+        ),
+    ],
+)
 def test_bad_dask_flags_exit_2_before_any_work(dataset, tmp_path, capsys, flags, message):
     out = tmp_path / "out"
     assert extract.main([*dataset[0], f"--output_dir={out}", *flags]) == 2
@@ -320,7 +412,8 @@ def test_every_step_leads_to_the_last_one(dataset, tmp_path):
     from beam_jobs import extract_options
 
     options = extract_options.make_pipeline_options(
-        [*dataset[0], f"--output_dir={tmp_path / 'out'}", "--runner=DaskRunner"])
+        [*dataset[0], f"--output_dir={tmp_path / 'out'}", "--runner=DaskRunner"]
+    )
     config = extract_options.ExtractConfig.from_options(options)
     pipeline = beam.Pipeline(runner=extract_options.make_runner(options), options=options)
     extract.build_pipeline(pipeline, config, extract.load_split_set(config), str(tmp_path))
@@ -341,15 +434,17 @@ def test_every_step_leads_to_the_last_one(dataset, tmp_path):
         node = todo.pop()
         if node not in needed:
             needed.add(node)
-            todo.extend(value.producer for value in node.inputs
-                        if getattr(value, "producer", None) is not None)
+            todo.extend(
+                value.producer
+                for value in node.inputs
+                if getattr(value, "producer", None) is not None
+            )
     assert [n.full_label for n in visitor.leaves if n not in needed] == []
     assert [n.full_label for n in visitor.leaves if n.side_inputs] == []
     assert [n.full_label for n in visitor.leaves if len(n.outputs) > 1] == []
 
 
-def test_runner_without_dask_installed_says_how_to_install(dataset, tmp_path, capsys,
-                                                          monkeypatch):
+def test_runner_without_dask_installed_says_how_to_install(dataset, tmp_path, capsys, monkeypatch):
     import importlib
 
     real = importlib.import_module
@@ -360,8 +455,12 @@ def test_runner_without_dask_installed_says_how_to_install(dataset, tmp_path, ca
         return real(name, *args)
 
     monkeypatch.setattr(importlib, "import_module", no_dask)
-    assert extract.main([*dataset[0], f"--output_dir={tmp_path / 'out'}",
-                         "--runner", "DaskRunner"]) == 2
-    assert ("--runner DaskRunner needs dask and distributed (No module named 'dask'); install "
-            "them with pip install -e '.[dask]'") in capsys.readouterr().err
+    assert (
+        extract.main([*dataset[0], f"--output_dir={tmp_path / 'out'}", "--runner", "DaskRunner"])
+        == 2
+    )
+    assert (
+        "--runner DaskRunner needs dask and distributed (No module named 'dask'); install "
+        "them with pip install -e '.[dask]'"
+    ) in capsys.readouterr().err
     assert os.listdir(tmp_path) == []

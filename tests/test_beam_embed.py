@@ -24,7 +24,6 @@ import numpy as np
 import pytest
 
 from beam_jobs import embed, embed_options, embed_output
-from export_support import exports, workdir  # noqa: F401 (fixtures)
 from tfcmvp.codec import write_video
 from tfcmvp.codec.synthetic import moving_texture
 
@@ -45,36 +44,61 @@ def videos(tmp_path_factory):
     frames = moving_texture(40, 48, 64, velocity=(1.5, -0.5), seed=3)  # [T, H, W, 3]
     write_video(root / "a_texture.avi", frames, codec="mpeg4", gop=12)
     write_video(root / "b_texture.mp4", frames[:30], codec="h264", gop=10, b_frames=2)
-    write_video(root / "sub" / "c_short.avi", moving_texture(20, 48, 64, seed=5),
-                codec="mpeg4", gop=6)
+    write_video(
+        root / "sub" / "c_short.avi", moving_texture(20, 48, 64, seed=5), codec="mpeg4", gop=6
+    )
     (root / "broken.mp4").write_bytes(b"not a video at all" * 10)
     return root, [str(root / "sub" / "c_short.avi"), str(root)]
 
 
 def _job(inputs, model, out, *flags):
-    return ["--inputs", *inputs, "--model", str(model), "--output_dir", str(out), *flags,
-            *IN_PROCESS]
+    return [
+        "--inputs",
+        *inputs,
+        "--model",
+        str(model),
+        "--output_dir",
+        str(out),
+        *flags,
+        *IN_PROCESS,
+    ]
 
 
 def _joined_shards(out):
     """The README's way to read every shard at once: (matrix, CSV text with one header)."""
     matrix = np.concatenate([np.load(p) for p in sorted(glob.glob(f"{out}/embeddings-*.npy"))])
-    tables = [pathlib.Path(p).read_bytes().decode()
-              for p in sorted(glob.glob(f"{out}/clips-*.csv"))]
+    tables = [
+        pathlib.Path(p).read_bytes().decode() for p in sorted(glob.glob(f"{out}/clips-*.csv"))
+    ]
     header = tables[0].splitlines(keepends=True)[0]
     assert all(t.startswith(header) for t in tables)
-    return matrix, header + "".join(t[len(header):] for t in tables)
+    return matrix, header + "".join(t[len(header) :] for t in tables)
 
 
-@pytest.mark.parametrize("network, layout", [("video", []), ("iframe", []),
-                                             ("motion", ["--window", "8", "--stride", "4"])])
+@pytest.mark.parametrize(
+    "network, layout",
+    [("video", []), ("iframe", []), ("motion", ["--window", "8", "--stride", "4"])],
+)
 def test_shards_equal_tfcmvp_embed(network, layout, exports, videos, tmp_path):
     from tfcmvp.cli.main import main as cli_main
 
     root, inputs = videos
     model = exports[network]
-    assert cli_main(["embed", *inputs, "--model", str(model), "--output", str(tmp_path / "cli"),
-                     "--no_progress", *layout]) == 0
+    assert (
+        cli_main(
+            [
+                "embed",
+                *inputs,
+                "--model",
+                str(model),
+                "--output",
+                str(tmp_path / "cli"),
+                "--no_progress",
+                *layout,
+            ]
+        )
+        == 0
+    )
     manifest = embed.run(_job(inputs, model, tmp_path / "beam", "--num_shards", "3", *layout))
     cli, beam = tmp_path / "cli", tmp_path / "beam"
 
@@ -85,7 +109,10 @@ def test_shards_equal_tfcmvp_embed(network, layout, exports, videos, tmp_path):
     assert table == (cli / "clips.csv").read_bytes().decode()  # the table, row numbers too
     rows = list(csv.DictReader(io.StringIO(table, newline="")))
     assert [r["path"] for r in rows if r["clip"] == "0"] == [
-        inputs[0], str(root / "a_texture.avi"), str(root / "b_texture.mp4")]  # listing order
+        inputs[0],
+        str(root / "a_texture.avi"),
+        str(root / "b_texture.mp4"),
+    ]  # listing order
     loaded, loaded_rows = embed_output.read_shards(str(beam))
     np.testing.assert_array_equal(loaded, expected)
     assert loaded_rows == rows
@@ -107,11 +134,15 @@ def test_shards_equal_tfcmvp_embed(network, layout, exports, videos, tmp_path):
     # Listing c_short, a, b, broken in 3 shards, consecutive: c_short + a | b | broken, whose
     # shard is written empty.
     assert [(s["videos"], s["first_row"]) for s in shards] == [
-        (2, 0), (1, shards[0]["rows"]), (0, shards[0]["rows"] + shards[1]["rows"])]
+        (2, 0),
+        (1, shards[0]["rows"]),
+        (0, shards[0]["rows"] + shards[1]["rows"]),
+    ]
     assert np.load(beam / shards[2]["embeddings"]).shape == (0, 32)
     assert sum(s["rows"] for s in shards) == counts["clips"] == len(rows)
     assert sorted(p.name for p in beam.iterdir()) == sorted(
-        ["manifest.json", "failed.jsonl"] + [s[k] for s in shards for k in ("embeddings", "table")])
+        ["manifest.json", "failed.jsonl"] + [s[k] for s in shards for k in ("embeddings", "table")]
+    )
     assert not list(tmp_path.glob("*._incomplete-*"))  # staging folder removed
 
 
@@ -135,8 +166,7 @@ def test_exit_codes_and_output_rules(exports, videos, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert (out / "manifest.json").read_text() == before
     # 1 of 4 failed: above --max_failed_fraction 0.2, so written but exit 1.
-    assert embed.main(_job(inputs, model, out, "--overwrite", "--max_failed_fraction",
-                           "0.2")) == 1
+    assert embed.main(_job(inputs, model, out, "--overwrite", "--max_failed_fraction", "0.2")) == 1
     assert "1 of 4 listed videos failed" in capsys.readouterr().err
     assert embed.main(_job(inputs, model, out, "--overwrite", "--num_shards", "2")) == 0
     manifest = json.loads((out / "manifest.json").read_text())
@@ -151,17 +181,21 @@ def test_exit_codes_and_output_rules(exports, videos, tmp_path, capsys):
     # The output may not hold an input.
     assert embed.main(_job(inputs, model, root, "--overwrite")) == 2
     assert "which this command reads" in capsys.readouterr().err
-    assert not list(tmp_path.glob("*._incomplete-*")) and not list(root.parent.glob(
-        f"{root.name}._incomplete-*"))
+    assert not list(tmp_path.glob("*._incomplete-*")) and not list(
+        root.parent.glob(f"{root.name}._incomplete-*")
+    )
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--num_shard", "3"], "unknown flag --num_shard (did you mean --num_shards?)"),
-    (["--reencode", "mpeg4"], "unknown flag --reencode"),  # the extraction job's, not ours
-    (["--clips", "4", "--window", "8"], "give one or the other"),
-    (["--jpeg_quality", "0"], "--jpeg_quality must be in [1, 95], got 0"),
-    (["--runner", "DaskRunner"], "not supported by python -m beam_jobs.embed"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--num_shard", "3"], "unknown flag --num_shard (did you mean --num_shards?)"),
+        (["--reencode", "mpeg4"], "unknown flag --reencode"),  # the extraction job's, not ours
+        (["--clips", "4", "--window", "8"], "give one or the other"),
+        (["--jpeg_quality", "0"], "--jpeg_quality must be in [1, 95], got 0"),
+        (["--runner", "DaskRunner"], "not supported by python -m beam_jobs.embed"),
+    ],
+)
 def test_bad_flags_exit_2_before_anything(flags, message, videos, tmp_path, capsys):
     _, inputs = videos
     out = tmp_path / "out"
@@ -172,8 +206,9 @@ def test_bad_flags_exit_2_before_anything(flags, message, videos, tmp_path, caps
 
 def test_missing_inputs_and_export_exit_2(exports, videos, tmp_path, capsys):
     _, inputs = videos
-    assert embed.main(_job([str(tmp_path / "nothing.mp4")], exports["video"],
-                           tmp_path / "out")) == 2
+    assert (
+        embed.main(_job([str(tmp_path / "nothing.mp4")], exports["video"], tmp_path / "out")) == 2
+    )
     err = capsys.readouterr().err
     assert "INPUT" in err and "no such file" in err
     assert embed.main(_job(inputs, tmp_path / "no_export", tmp_path / "out")) == 2
@@ -187,8 +222,15 @@ def test_missing_inputs_and_export_exit_2(exports, videos, tmp_path, capsys):
 def test_help_lists_the_job_flags(capsys):
     assert embed.main(["--help"]) == 0
     text = capsys.readouterr().out
-    for flag in ("--inputs", "--model", "--output_dir", "--num_shards", "--window",
-                 "--max_failed_fraction", "Apache Beam pipeline option"):
+    for flag in (
+        "--inputs",
+        "--model",
+        "--output_dir",
+        "--num_shards",
+        "--window",
+        "--max_failed_fraction",
+        "Apache Beam pipeline option",
+    ):
         assert flag in text
     # The job's flags are not Beam options (they would clash with the extraction job's).
     assert not set(embed_options.known_flags()) & {"--videos_dir", "--reencode"}
@@ -197,34 +239,55 @@ def test_help_lists_the_job_flags(capsys):
 def test_remote_inputs_and_export(exports, tmp_path, monkeypatch):
     """gs:// INPUTs (a folder, a .csv list) and a gs:// export, on a fake bucket in tmp_path."""
     bucket = tmp_path / "bucket"
-    for name in ("videos/b.mp4", "videos/a/x.avi", "videos/.hidden/y.avi", "videos/notes.txt",
-                 "lists/clips.csv"):
+    for name in (
+        "videos/b.mp4",
+        "videos/a/x.avi",
+        "videos/.hidden/y.avi",
+        "videos/notes.txt",
+        "lists/clips.csv",
+    ):
         (bucket / name).parent.mkdir(parents=True, exist_ok=True)
         (bucket / name).write_bytes(b"")
-    (bucket / "lists/clips.csv").write_text("path,label\n../videos/b.mp4,1\n# skip\n"
-                                            "gs://other/z.mkv,2\n")
+    (bucket / "lists/clips.csv").write_text(
+        "path,label\n../videos/b.mp4,1\n# skip\ngs://other/z.mkv,2\n"
+    )
     shutil.copytree(exports["iframe"], bucket / "model")
 
     def local(path):
-        return str(bucket / path[len("gs://b/"):])
+        return str(bucket / path[len("gs://b/") :])
 
     monkeypatch.setattr(embed.fileio, "exists", lambda path: os.path.isfile(local(path)))
     monkeypatch.setattr(embed.fileio, "read_text", lambda path: open(local(path)).read())
-    monkeypatch.setattr(embed.fileio, "read_bytes",
-                        lambda path: pathlib.Path(local(path)).read_bytes())
-    monkeypatch.setattr(embed.fileio, "list_files", lambda pattern: sorted(  # "FOLDER/**"
-        "gs://b/" + p.relative_to(bucket).as_posix()
-        for p in pathlib.Path(local(pattern[:-3])).rglob("*") if p.is_file()))
+    monkeypatch.setattr(
+        embed.fileio, "read_bytes", lambda path: pathlib.Path(local(path)).read_bytes()
+    )
+    monkeypatch.setattr(
+        embed.fileio,
+        "list_files",
+        lambda pattern: sorted(  # "FOLDER/**"
+            "gs://b/" + p.relative_to(bucket).as_posix()
+            for p in pathlib.Path(local(pattern[:-3])).rglob("*")
+            if p.is_file()
+        ),
+    )
     assert embed.list_videos(["gs://b/videos/", "gs://b/lists/clips.csv"]) == [
-        "gs://b/videos/a/x.avi", "gs://b/videos/b.mp4", "gs://other/z.mkv"]  # b.mp4 once
+        "gs://b/videos/a/x.avi",
+        "gs://b/videos/b.mp4",
+        "gs://other/z.mkv",
+    ]  # b.mp4 once
     with pytest.raises(ValueError, match="INPUT gs://b/lists/: no such file, or a folder"):
         embed.list_videos(["gs://b/lists/"])
     copy = embed.localize_folder("gs://b/model", str(tmp_path))
-    assert sorted(p.relative_to(copy).as_posix() for p in pathlib.Path(copy).rglob("*")
-                  if p.is_file()) == sorted(p.relative_to(exports["iframe"]).as_posix()
-                                            for p in exports["iframe"].rglob("*") if p.is_file())
-    config = embed_options.EmbedConfig(inputs=("gs://b/videos",), model_dir="gs://b/model",
-                                       output_dir=str(tmp_path / "out"))
+    assert sorted(
+        p.relative_to(copy).as_posix() for p in pathlib.Path(copy).rglob("*") if p.is_file()
+    ) == sorted(
+        p.relative_to(exports["iframe"]).as_posix()
+        for p in exports["iframe"].rglob("*")
+        if p.is_file()
+    )
+    config = embed_options.EmbedConfig(
+        inputs=("gs://b/videos",), model_dir="gs://b/model", output_dir=str(tmp_path / "out")
+    )
     assert embed.read_export_clips(config, str(tmp_path)).network == "iframe"
 
 
@@ -236,9 +299,19 @@ def test_command_with_two_worker_processes(exports, videos, tmp_path):
     root, inputs = videos
     model = exports["motion"]
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "beam_jobs.embed", "--inputs", *inputs, "--model",
-               str(model), "--output_dir", str(out), "--direct_num_workers=2",
-               "--direct_running_mode=multi_processing"]
+    command = [
+        sys.executable,
+        "-m",
+        "beam_jobs.embed",
+        "--inputs",
+        *inputs,
+        "--model",
+        str(model),
+        "--output_dir",
+        str(out),
+        "--direct_num_workers=2",
+        "--direct_running_mode=multi_processing",
+    ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "embedded 3 of 4 videos: 30 clips in 1 shard(s)" in done.stdout

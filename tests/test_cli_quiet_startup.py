@@ -15,11 +15,15 @@ import sys
 import pytest
 
 from tfcmvp.cli import tf_startup
+
 from training_support import REPO_ROOT
 
 # The formats of TensorFlow's C++ log lines (Abseil's and TensorFlow's older one).
-CPP_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] "
-                      r"|absl::InitializeLog", re.M)
+CPP_LINE = re.compile(
+    r"^[IWEF]\d{4} \d\d:\d\d|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] "
+    r"|absl::InitializeLog",
+    re.M,
+)
 
 STARTUP = [
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
@@ -47,18 +51,28 @@ def test_replay_sends_startup_lines_to_debug_and_the_rest_to_stderr(caplog, caps
     tf_startup.replay([line + "\n" for line in STARTUP + KEPT])
     assert capsys.readouterr().err == "".join(line + "\n" for line in KEPT)
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
-        (logging.DEBUG, line) for line in STARTUP]
+        (logging.DEBUG, line) for line in STARTUP
+    ]
 
 
 def run_cli(*argv):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
+        [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    )
     # Prints whether the command imported TensorFlow (else the check below says nothing).
-    code = ("import sys; from tfcmvp.cli.main import main; status = main(sys.argv[1:]); "
-            "print('tensorflow' in sys.modules); sys.exit(status)")
-    return subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True,
-                          text=True, timeout=300, cwd=REPO_ROOT)
+    code = (
+        "import sys; from tfcmvp.cli.main import main; status = main(sys.argv[1:]); "
+        "print('tensorflow' in sys.modules); sys.exit(status)"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
 
 
 def test_a_command_that_loads_tensorflow_prints_no_cpp_lines(tmp_path):

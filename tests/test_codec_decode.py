@@ -174,13 +174,17 @@ def test_carphone(carphone_path):
     np.testing.assert_array_equal(again.motion_vectors, video.motion_vectors)
 
 
-@pytest.mark.parametrize("codec, ext, kwargs", [
-    ("mpeg4", "avi", dict(b_frames=2)),
-    ("mpeg2video", "mpg", dict(b_frames=2)),
-    ("h264", "mp4", dict(b_frames=3, refs=3)),
-])
-def test_vectors_only_decode_gives_the_same_vectors_as_with_rgb(tmp_path, mpeg4_texture, codec,
-                                                                 ext, kwargs):
+@pytest.mark.parametrize(
+    "codec, ext, kwargs",
+    [
+        ("mpeg4", "avi", dict(b_frames=2)),
+        ("mpeg2video", "mpg", dict(b_frames=2)),
+        ("h264", "mp4", dict(b_frames=3, refs=3)),
+    ],
+)
+def test_vectors_only_decode_gives_the_same_vectors_as_with_rgb(
+    tmp_path, mpeg4_texture, codec, ext, kwargs
+):
     """rgb=False skips the inverse DCT and the deblocking filter: the vectors and
     picture types, parsed from the bitstream, must not change."""
     path = write_video(tmp_path / f"v.{ext}", mpeg4_texture, codec=codec, **kwargs)

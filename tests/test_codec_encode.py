@@ -7,8 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from tfcmvp.codec import VideoError, read_video, write_video
-from tfcmvp.codec import h264_sps
+from tfcmvp.codec import VideoError, h264_sps, read_video, write_video
 from tfcmvp.codec.synthetic import moving_texture
 
 GOP12_NO_B = ("I" + "P" * 11) * 2 + "IPPPP"  # 29 frames

@@ -208,14 +208,17 @@ def test_p_frame_tiling_of_mixed_shapes_without_overlap_is_exact():
     for top in range(0, 32, 16):
         for left in range(0, 64, 16):
             shape = rng.integers(4)
-            parts = {0: [(0, 0, 16, 16)], 1: [(0, 0, 16, 8), (0, 8, 16, 8)],
-                     2: [(0, 0, 8, 16), (8, 0, 8, 16)],
-                     3: [(dx, dy, 8, 8) for dy in (0, 8) for dx in (0, 8)]}[int(shape)]
+            parts = {
+                0: [(0, 0, 16, 16)],
+                1: [(0, 0, 16, 8), (0, 8, 16, 8)],
+                2: [(0, 0, 8, 16), (8, 0, 8, 16)],
+                3: [(dx, dy, 8, 8) for dy in (0, 8) for dx in (0, 8)],
+            }[int(shape)]
             for dx, dy, w, h in parts:
                 rows.append((0, left + dx, top + dy, w, h, *rng.normal(size=2)))
     out = rasterize(rows, 1, 32, 64, 8, index_dtype=np.int16)
     for _, left, top, w, h, vx, vy in rows:
-        cells = out[0, top // 8:(top + h) // 8, left // 8:(left + w) // 8]
+        cells = out[0, top // 8 : (top + h) // 8, left // 8 : (left + w) // 8]
         np.testing.assert_allclose(cells, np.broadcast_to(np.float32([vx, vy]), cells.shape))
 
 

@@ -121,16 +121,18 @@ def test_reencode_bitrate_sets_the_size(tmp_path, vga_source, b_frame_source):
 def test_reencode_keyframes_and_yuv_frames(tmp_path, b_frame_source):
     """Forced I-frames land where asked; decoded frames passed in YUV keep no picture type
     of their own (the source's I-frames at 0, 12, 24 are not copied)."""
-    forced = reencode(b_frame_source, tmp_path / "forced.avi", gop=100, keyframes=[0, 5, 17],
-                      rgb_round_trip=False)
+    forced = reencode(
+        b_frame_source, tmp_path / "forced.avi", gop=100, keyframes=[0, 5, 17], rgb_round_trip=False
+    )
     assert [i for i, t in enumerate(read_video(forced).frame_types) if t == "I"] == [0, 5, 17]
     grid = reencode(b_frame_source, tmp_path / "grid.avi", gop=12, rgb_round_trip=False)
     assert read_video(grid).frame_types == COVIAR_29
     # Without the RGB round trip the re-encode is closer to the source (mostly chroma).
     source = read_video(b_frame_source, rgb=True).frames.astype(int)
     via_rgb = read_video(reencode(b_frame_source, tmp_path / "rgb.avi", quality=1), rgb=True)
-    direct = read_video(reencode(b_frame_source, tmp_path / "yuv.avi", quality=1,
-                                 rgb_round_trip=False), rgb=True)
+    direct = read_video(
+        reencode(b_frame_source, tmp_path / "yuv.avi", quality=1, rgb_round_trip=False), rgb=True
+    )
     assert np.abs(direct.frames - source).mean() < np.abs(via_rgb.frames - source).mean()
 
 
@@ -145,18 +147,29 @@ def test_reencoded_iframes_are_close_but_not_identical(tmp_path, vga_source):
     video = read_video(vga_source, rgb=True, rgb_short_side=128)
     assert list(video.iframe_indices) == [0, 12, 24, 36, 48]
     decoded = video.frames[video.iframe_indices]  # [5, 128, 171, 3]
-    images = reencoded_iframes(vga_source, video.iframe_indices, video.num_frames,
-                               rgb_short_side=128, scratch_dir=str(tmp_path))
+    images = reencoded_iframes(
+        vga_source,
+        video.iframe_indices,
+        video.num_frames,
+        rgb_short_side=128,
+        scratch_dir=str(tmp_path),
+    )
     assert images.dtype == np.uint8 and images.shape == decoded.shape == (5, 128, 171, 3)
     diff = np.abs(images.astype(int) - decoded)
     assert diff.mean() > 1.0  # never the decoded frame itself
     assert psnr(images, decoded) > 25  # but the same picture
-    again = reencoded_iframes(vga_source, video.iframe_indices, video.num_frames,
-                              rgb_short_side=128, scratch_dir=str(tmp_path))
+    again = reencoded_iframes(
+        vga_source,
+        video.iframe_indices,
+        video.num_frames,
+        rgb_short_side=128,
+        scratch_dir=str(tmp_path),
+    )
     np.testing.assert_array_equal(again, images)  # single-threaded: deterministic
     assert list(tmp_path.iterdir()) == []  # the temporary encode is removed
-    richer = reencoded_iframes(vga_source, video.iframe_indices, video.num_frames,
-                               bitrate=2_000_000, rgb_short_side=128)
+    richer = reencoded_iframes(
+        vga_source, video.iframe_indices, video.num_frames, bitrate=2_000_000, rgb_short_side=128
+    )
     assert np.abs(richer.astype(int) - decoded).mean() < 0.8 * diff.mean()
     # Irregular I-frames (e.g. an H.264 source's own keyframes) are forced in place.
     irregular = reencoded_iframes(vga_source, [0, 7], video.num_frames, rgb_short_side=128)

@@ -21,10 +21,19 @@ def test_defaults_are_the_paper_settings():
     assert (c.data.mv_clip, c.data.mv_div) == (10.0, 10.0)
     # Networks.
     assert (c.model.backbone, c.model.iframe_backbone, c.model.motion_backbone) == (
-        "c3d", "r2d_10", "r3d_10")
+        "c3d",
+        "r2d_10",
+        "r3d_10",
+    )
     assert c.model.predictor == "transformer"
-    assert (c.model.encoder_layers, c.model.decoder_layers, c.model.predictor_width,
-            c.model.num_heads, c.model.ffn_width, c.model.dropout) == (2, 4, 512, 8, 512, 0.1)
+    assert (
+        c.model.encoder_layers,
+        c.model.decoder_layers,
+        c.model.predictor_width,
+        c.model.num_heads,
+        c.model.ffn_width,
+        c.model.dropout,
+    ) == (2, 4, 512, 8, 512, 0.1)
     assert (c.model.head_hidden, c.model.head_out) == (2048, 512)
     # Objective.
     assert (c.loss.temperature, c.loss.alpha, c.loss.motion_loss) == (0.1, 0.5, "infonce")
@@ -50,23 +59,36 @@ def test_every_field_is_documented():
 
 def test_yaml_file_overrides_defaults(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("model:\n  backbone: r3d_26\ntrain:\n  epochs: 7\n  steps_per_epoch: 12\n"
-                    "optimizer:\n  clipnorm: null\n  base_lr_per_sample: 1\n")
+    path.write_text(
+        "model:\n  backbone: r3d_26\ntrain:\n  epochs: 7\n  steps_per_epoch: 12\n"
+        "optimizer:\n  clipnorm: null\n  base_lr_per_sample: 1\n"
+    )
     c = cfg.load_config(path)
     assert c.model.backbone == "r3d_26"
     assert c.train.epochs == 7 and c.train.steps_per_epoch == 12
     assert c.optimizer.clipnorm is None
     # An int where a float is expected becomes a float.
-    assert c.optimizer.base_lr_per_sample == 1.0 and isinstance(c.optimizer.base_lr_per_sample,
-                                                                float)
+    assert c.optimizer.base_lr_per_sample == 1.0 and isinstance(
+        c.optimizer.base_lr_per_sample, float
+    )
     assert c.train.global_batch_size == 64  # untouched default
 
 
 def test_overrides_are_yaml_typed(tmp_path):
-    c = cfg.load_config(None, [
-        "train.epochs=9", "loss.alpha=0", "model.predictor=convgru", "train.sync_bn=false",
-        "train.steps_per_epoch=null", "optimizer.weight_decay=1e-3",
-        "model.backbone=r3d_26", "model.backbone_blocks=[1, 1, 1, 1]", "data.period=current"])
+    c = cfg.load_config(
+        None,
+        [
+            "train.epochs=9",
+            "loss.alpha=0",
+            "model.predictor=convgru",
+            "train.sync_bn=false",
+            "train.steps_per_epoch=null",
+            "optimizer.weight_decay=1e-3",
+            "model.backbone=r3d_26",
+            "model.backbone_blocks=[1, 1, 1, 1]",
+            "data.period=current",
+        ],
+    )
     assert c.train.epochs == 9 and isinstance(c.train.epochs, int)
     assert c.loss.alpha == 0.0 and isinstance(c.loss.alpha, float)
     assert c.model.predictor == "convgru"
@@ -133,10 +155,17 @@ def test_bad_values_name_key_and_value():
 
 
 def test_save_and_load_round_trip(tmp_path):
-    original = cfg.load_config(None, [
-        "model.backbone=r2plus1d_26", "model.backbone_blocks=[1, 2, 1, 1]",
-        "train.checkpoint_every_steps=50", "train.mixed_precision=mixed_bfloat16",
-        "runtime.virtual_cpus=2", "optimizer.warmup_epochs=2.5"])
+    original = cfg.load_config(
+        None,
+        [
+            "model.backbone=r2plus1d_26",
+            "model.backbone_blocks=[1, 2, 1, 1]",
+            "train.checkpoint_every_steps=50",
+            "train.mixed_precision=mixed_bfloat16",
+            "runtime.virtual_cpus=2",
+            "optimizer.warmup_epochs=2.5",
+        ],
+    )
     path = cfg.save_config(original, tmp_path / "out" / "config.yaml")
     restored = cfg.load_config(path)
     assert restored == original
@@ -155,9 +184,9 @@ def test_config_differences_lists_changed_fields():
 def test_base_file_is_merged_under_the_file(tmp_path):
     (tmp_path / "common").mkdir()
     (tmp_path / "common" / "base.yaml").write_text(
-        "train:\n  epochs: 50\n  global_batch_size: 32\nmodel:\n  backbone: r3d_26\n")
-    (tmp_path / "child.yaml").write_text(
-        "base: common/base.yaml\ntrain:\n  epochs: 60\n")
+        "train:\n  epochs: 50\n  global_batch_size: 32\nmodel:\n  backbone: r3d_26\n"
+    )
+    (tmp_path / "child.yaml").write_text("base: common/base.yaml\ntrain:\n  epochs: 60\n")
     (tmp_path / "grandchild.yaml").write_text("base: child.yaml\nloss:\n  alpha: 1\n")
     c = cfg.load_config(tmp_path / "grandchild.yaml")
     assert c.train.epochs == 60  # child wins over base
@@ -178,12 +207,13 @@ def test_base_cycle_and_missing_base_are_errors(tmp_path):
 
 def test_ablations_are_config_values():
     for override, attribute, value in [
-            ("data.period=current", ("data", "period"), "current"),
-            ("loss.motion_loss=mse", ("loss", "motion_loss"), "mse"),
-            ("loss.motion_loss=ce", ("loss", "motion_loss"), "ce"),
-            ("model.predictor=convgru", ("model", "predictor"), "convgru"),
-            ("loss.alpha=0", ("loss", "alpha"), 0.0),
-            ("loss.alpha=1", ("loss", "alpha"), 1.0)]:
+        ("data.period=current", ("data", "period"), "current"),
+        ("loss.motion_loss=mse", ("loss", "motion_loss"), "mse"),
+        ("loss.motion_loss=ce", ("loss", "motion_loss"), "ce"),
+        ("model.predictor=convgru", ("model", "predictor"), "convgru"),
+        ("loss.alpha=0", ("loss", "alpha"), 0.0),
+        ("loss.alpha=1", ("loss", "alpha"), 1.0),
+    ]:
         c = cfg.load_config(None, [override])
         assert getattr(getattr(c, attribute[0]), attribute[1]) == value
 
@@ -205,7 +235,10 @@ def test_paper_configs_load_with_paper_values(name):
     c = cfg.load_config(path)
     backbone, batch, epochs = PAPER_CONFIGS[name]
     assert (c.model.backbone, c.train.global_batch_size, c.train.epochs) == (
-        backbone, batch, epochs)
+        backbone,
+        batch,
+        epochs,
+    )
     assert c.data == cfg.DataConfig() and c.loss == cfg.LossConfig()
     assert c.optimizer == cfg.OptimizerConfig()
     assert c.runtime.strategy in ("mirrored", "multi_worker")
@@ -266,4 +299,7 @@ def test_data_section_maps_one_to_one_onto_pretrain_dataset():
             assert parameter.default == expected, field.name
         else:
             assert value == parameter.default or tuple(value) == tuple(parameter.default), (
-                field.name, value, parameter.default)
+                field.name,
+                value,
+                parameter.default,
+            )

@@ -14,14 +14,21 @@ import tensorflow as tf
 import yaml
 
 from tfcmvp import config as cfg
-from tfcmvp.export import export_random_init, load_keras_network
 from tfcmvp.export import contract as ct
+from tfcmvp.export import export_random_init, load_keras_network
 from tfcmvp.training.pretrain import CHECKPOINT_DIR, CONFIG_NAME, check_resumable_model
 from tfcmvp.training.pretrain_model import PretrainModel
+
 from training_support import tiny_config
 
-NEW_KEYS = ("memory_fusion", "memory_bias", "context_pooling", "motion_stem",
-            "zero_init_residual", "init")
+NEW_KEYS = (
+    "memory_fusion",
+    "memory_bias",
+    "context_pooling",
+    "motion_stem",
+    "zero_init_residual",
+    "init",
+)
 
 
 def old_config_dict(*overrides: str) -> dict:
@@ -43,11 +50,15 @@ def test_legacy_defaults_name_every_new_option_and_its_old_value():
     assert set(NEW_KEYS) <= fields
     defaults = cfg.ModelConfig()
     # Each is a real change of default (otherwise it needs no legacy value).
-    assert all(getattr(defaults, key) != value for key, value in
-               cfg.LEGACY_MODEL_DEFAULTS.items())
+    assert all(getattr(defaults, key) != value for key, value in cfg.LEGACY_MODEL_DEFAULTS.items())
     assert cfg.LEGACY_MODEL_DEFAULTS == {
-        "memory_fusion": "concat", "memory_bias": True, "context_pooling": "layer4",
-        "motion_stem": "strided", "zero_init_residual": False, "init": "keras"}
+        "memory_fusion": "concat",
+        "memory_bias": True,
+        "context_pooling": "layer4",
+        "motion_stem": "strided",
+        "zero_init_residual": False,
+        "init": "keras",
+    }
 
 
 def test_an_old_saved_config_loads_with_the_legacy_values_and_builds_the_old_network(tmp_path):
@@ -93,21 +104,30 @@ def test_resuming_an_old_workdir_with_other_architecture_values_is_refused(tmp_p
         check_resumable_model(today, workdir)
     message = str(error.value)
     assert "model.memory_fusion='add'" in message and "model.motion_stem='authors'" in message
-    assert ("--set model.memory_fusion=concat --set model.memory_bias=true "
-            "--set model.context_pooling=layer4 --set model.motion_stem=strided") in message
+    assert (
+        "--set model.memory_fusion=concat --set model.memory_bias=true "
+        "--set model.context_pooling=layer4 --set model.motion_stem=strided"
+    ) in message
     assert "zero_init_residual" not in message  # initialisation: restored weights replace it
     # The suggested overrides resume it.
-    check_resumable_model(tiny_config("model.memory_fusion=concat", "model.memory_bias=true",
-                                      "model.context_pooling=layer4",
-                                      "model.motion_stem=strided"), workdir)
+    check_resumable_model(
+        tiny_config(
+            "model.memory_fusion=concat",
+            "model.memory_bias=true",
+            "model.context_pooling=layer4",
+            "model.motion_stem=strided",
+        ),
+        workdir,
+    )
     # A config saved by today's code has every key: nothing to check here.
     cfg.save_config(tiny_config("model.motion_stem=strided"), workdir / CONFIG_NAME)
     check_resumable_model(today, workdir)
 
 
 def test_an_old_motion_export_reloads_with_its_strided_stem(tmp_path):
-    config = tiny_config(*(f"model.{key}={str(value).lower()}"
-                           for key, value in cfg.LEGACY_MODEL_DEFAULTS.items()))
+    config = tiny_config(
+        *(f"model.{key}={str(value).lower()}" for key, value in cfg.LEGACY_MODEL_DEFAULTS.items())
+    )
     path = export_random_init(config, tmp_path / "motion", "motion", seed=3)
     write_yaml(path / ct.ASSETS_DIR / ct.CONFIG_NAME, old_config_dict())  # as old code wrote it
     model = load_keras_network(path)
@@ -117,4 +137,6 @@ def test_an_old_motion_export_reloads_with_its_strided_stem(tmp_path):
     loaded = tf.saved_model.load(str(path))
     np.testing.assert_allclose(
         loaded.signatures["embed"](clips=tf.constant(motion))["embedding"].numpy(),
-        model(motion, training=False)["features"].numpy().mean(axis=(1, 2, 3)), atol=1e-5)
+        model(motion, training=False)["features"].numpy().mean(axis=(1, 2, 3)),
+        atol=1e-5,
+    )

@@ -57,10 +57,17 @@ def resample_reference(image, region, size, extent=(1.0, 1.0), method="bilinear"
 # --- configs ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs, word", [
-    ({"min_crop_area": 0.0}, "min_crop_area"), ({"crop_ratio": (2.0, 1.0)}, "crop_ratio"),
-    ({"flip_prob": 1.5}, "flip_prob"), ({"mv_div": 0}, "mv_div"),
-    ({"mv_resize_method": "bicubic"}, "mv_resize_method"), ({"crop_size": 0}, "crop_size")])
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"min_crop_area": 0.0}, "min_crop_area"),
+        ({"crop_ratio": (2.0, 1.0)}, "crop_ratio"),
+        ({"flip_prob": 1.5}, "flip_prob"),
+        ({"mv_div": 0}, "mv_div"),
+        ({"mv_resize_method": "bicubic"}, "mv_resize_method"),
+        ({"crop_size": 0}, "crop_size"),
+    ],
+)
 def test_augment_config_rejects_bad_values(kwargs, word):
     with pytest.raises(ValueError, match=word):
         AugmentConfig(**kwargs)
@@ -117,7 +124,8 @@ def test_crop_resize_matches_numpy_reference(mode, method):
     image = rng.uniform(0, 255, [13, 17, 2]).astype(np.float32)
     for region in ([0.1, 0.2, 0.9, 0.7], [0.0, 0.0, 1.0, 1.0], [0.31, 0.05, 0.52, 0.45]):
         op = lambda d, r=region: {  # noqa: E731
-            "y": augment.crop_resize(d["x"], tf.constant([r]), 11, method=method)}
+            "y": augment.crop_resize(d["x"], tf.constant([r]), 11, method=method)
+        }
         out = run(op, {"x": image}, mode)["y"]
         expected = resample_reference(image, region, 11, method=method)
         np.testing.assert_allclose(out, expected, atol=2e-3)
@@ -141,8 +149,10 @@ def test_same_region_on_rgb_and_vector_grid_is_aligned(mode):
 
     def op(d):
         r = tf.constant([region])
-        return {"rgb": augment.crop_resize(d["rgb"], r, 12),
-                "mv": augment.crop_resize(d["mv"], r, 12, extent=d["extent"])}
+        return {
+            "rgb": augment.crop_resize(d["rgb"], r, 12),
+            "mv": augment.crop_resize(d["mv"], r, 12, extent=d["extent"]),
+        }
 
     out = run(op, {"rgb": rgb, "mv": grid, "extent": extent}, mode)
     # Both show the same points of the scene: the ramps agree (linear -> exact in the interior).
@@ -156,8 +166,12 @@ def test_same_region_on_rgb_and_vector_grid_is_aligned(mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_random_resized_crop_shared_between_keys(mode):
     extent = np.array([1.0, 1.0], np.float32)
-    data = {"clip": np.stack([_ramps(32, 40, 1, 1)] * 3), "mv": np.stack([_ramps(8, 10, 1, 1)] * 2),
-            "extent": extent, "seed": seed(3)}
+    data = {
+        "clip": np.stack([_ramps(32, 40, 1, 1)] * 3),
+        "mv": np.stack([_ramps(8, 10, 1, 1)] * 2),
+        "extent": extent,
+        "seed": seed(3),
+    }
     op = augment.random_resized_crop(("clip", "mv"), 6, extent_keys={"mv": "extent"})
     out = run(op, data, mode)
     assert out["clip"].shape == (3, 6, 6, 2) and out["mv"].shape == (2, 6, 6, 2)
@@ -193,8 +207,9 @@ def test_center_region_after_short_side_resize():
     # 171x128 frame, short side 128 -> crop 112: 112/128 of the height, 112/171 of the width.
     region = augment.center_region(171 / 128, 112, 128).numpy()[0]
     h, w = 112 / 128, 112 / 171
-    np.testing.assert_allclose(region, [(1 - h) / 2, (1 - w) / 2, (1 + h) / 2, (1 + w) / 2],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        region, [(1 - h) / 2, (1 - w) / 2, (1 + h) / 2, (1 + w) / 2], rtol=1e-5
+    )
 
 
 # --- flip and rotation -----------------------------------------------------
@@ -234,8 +249,10 @@ def test_rotate_quarter_turn_and_vectors(mode):
     image = rng.uniform(size=[6, 6, 1]).astype(np.float32)
     field = np.zeros([6, 6, 2], np.float32)
     field[..., 0] = 1.0  # everything moves right
-    op = lambda d: {"img": augment.rotate(d["img"], math.pi / 2),
-                    "mv": augment.rotate(d["mv"], math.pi / 2, vectors=True)}
+    op = lambda d: {
+        "img": augment.rotate(d["img"], math.pi / 2),
+        "mv": augment.rotate(d["mv"], math.pi / 2, vectors=True),
+    }
     out = run(op, {"img": image, "mv": field}, mode)
     # Positive angles turn clockwise on screen: numpy's rot90 with k=-1.
     np.testing.assert_allclose(out["img"], np.rot90(image, k=-1), atol=1e-5)
@@ -269,10 +286,13 @@ def test_rotate_turns_rgb_and_vector_grid_about_the_frame_centre(mode):
     def op(d):
         return {
             "rgb": augment.crop_resize(augment.rotate(d["rgb"], angle), region, 8),
-            "mv": augment.crop_resize(augment.rotate(d["mv"], angle, extent=d["extent"]),
-                                      region, 8, extent=d["extent"]),
+            "mv": augment.crop_resize(
+                augment.rotate(d["mv"], angle, extent=d["extent"]), region, 8, extent=d["extent"]
+            ),
             "about_grid_centre": augment.crop_resize(
-                augment.rotate(d["mv"], angle), region, 8, extent=d["extent"])}
+                augment.rotate(d["mv"], angle), region, 8, extent=d["extent"]
+            ),
+        }
 
     out = run(op, {"rgb": rgb, "mv": grid, "extent": extent}, mode)
     # NumPy reference: the output at frame point q shows the scene at
@@ -344,20 +364,26 @@ def clip_of_frames(n=3, h=5, w=6, seed_=5):
 
 def test_adjustment_order_matches_torchvision():
     assert [f.__name__ for f in augment.JITTER_ADJUSTMENTS] == [
-        "adjust_brightness", "adjust_contrast", "adjust_saturation", "adjust_hue"]
+        "adjust_brightness",
+        "adjust_contrast",
+        "adjust_saturation",
+        "adjust_hue",
+    ]
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_grayscale_weights(mode):
     x = np.array([[[[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.2, 0.4, 0.8]]]], np.float32)
     out = run(lambda d: {"y": augment.to_grayscale(d["x"])}, {"x": x}, mode)["y"]
-    np.testing.assert_allclose(out[0, 0, :, 0], [0.299, 0.587, 0.114, 0.4 * 0.587 + 0.2 * 0.299
-                                                 + 0.8 * 0.114], atol=1e-6)
+    np.testing.assert_allclose(
+        out[0, 0, :, 0], [0.299, 0.587, 0.114, 0.4 * 0.587 + 0.2 * 0.299 + 0.8 * 0.114], atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("index, factors", [
-    (0, (0.6, 1.4)), (1, (0.6, 1.4)), (2, (0.6, 1.4)), (3, (-0.1, 0.07, 0.5))])
+@pytest.mark.parametrize(
+    "index, factors", [(0, (0.6, 1.4)), (1, (0.6, 1.4)), (2, (0.6, 1.4)), (3, (-0.1, 0.07, 0.5))]
+)
 def test_each_adjustment_matches_numpy(mode, index, factors):
     x = clip_of_frames()
     adjust = augment.JITTER_ADJUSTMENTS[index]
@@ -402,7 +428,8 @@ def test_color_jitter_applies_its_draw(mode):
     applied = 0
     for n in range(6):
         draw = augment.sample_color_jitter(
-            tf.random.experimental.stateless_fold_in(seed(n), 5), jitter)
+            tf.random.experimental.stateless_fold_in(seed(n), 5), jitter
+        )
         out = run(op, {"clip": x, "seed": seed(n)}, mode)["clip"]
         if draw["apply"]:
             applied += 1
@@ -445,7 +472,8 @@ def test_jitter_order_is_a_uniform_random_permutation():
     np.testing.assert_allclose(factors.mean(axis=0), (low + high) / 2, atol=0.02)
     # Without random_order: always torchvision's order.
     fixed = draws_over_seeds(
-        lambda s: augment.sample_color_jitter(s, ColorJitter(random_order=False)), 50)
+        lambda s: augment.sample_color_jitter(s, ColorJitter(random_order=False)), 50
+    )
     assert np.all(fixed["order"] == [0, 1, 2, 3])
 
 
@@ -455,7 +483,8 @@ def changed(before, after):
 
 def is_grey(x):
     return tf.reduce_all(tf.abs(x[..., 0] - x[..., 1]) < 1e-6) & tf.reduce_all(
-        tf.abs(x[..., 1] - x[..., 2]) < 1e-6)
+        tf.abs(x[..., 1] - x[..., 2]) < 1e-6
+    )
 
 
 def test_probabilities_of_each_op_over_2000_seeds():
@@ -476,8 +505,12 @@ def test_probabilities_of_each_op_over_2000_seeds():
         assert_frequency(got[name], p, name)
     # The default config is the authors': jitter 0.5, grayscale 0.2, blur 0.5, flip 0.5.
     defaults = AugmentConfig()
-    assert (defaults.color_jitter.prob, defaults.color_jitter.grayscale_prob,
-            defaults.blur.prob, defaults.flip_prob) == (0.5, 0.2, 0.5, 0.5)
+    assert (
+        defaults.color_jitter.prob,
+        defaults.color_jitter.grayscale_prob,
+        defaults.blur.prob,
+        defaults.flip_prob,
+    ) == (0.5, 0.2, 0.5, 0.5)
     assert defaults.color_jitter.random_order
 
 
@@ -487,8 +520,9 @@ def test_clip_and_iframe_draw_independently_over_2000_seeds():
     frames = clip_of_frames(n=2, h=4, w=5)
     inputs = {"clip": tf.constant(frames * 255), "iframe": tf.constant(frames[0] * 255)}
     config = AugmentConfig(blur=None)
-    recipe = augment.chain(augment.rgb_photometric("clip", config),
-                           augment.rgb_photometric("iframe", config))
+    recipe = augment.chain(
+        augment.rgb_photometric("clip", config), augment.rgb_photometric("iframe", config)
+    )
     mean, std = np.array(augment.IMAGENET_MEAN), np.array(augment.IMAGENET_STD)
 
     def events(s):
@@ -522,8 +556,9 @@ def test_one_draw_for_all_frames_of_a_clip(mode):
     # Each frame of the clip gets what it would get alone with the same seed: the same
     # draw, applied frame by frame (the contrast mean is per frame, as in torchvision).
     frames = clip_of_frames(n=3, h=6, w=7)
-    always = AugmentConfig(color_jitter=ColorJitter(prob=1.0, grayscale_prob=1.0),
-                           blur=GaussianBlur(prob=1.0))
+    always = AugmentConfig(
+        color_jitter=ColorJitter(prob=1.0, grayscale_prob=1.0), blur=GaussianBlur(prob=1.0)
+    )
     ops = {
         "jitter": augment.color_jitter("clip", ColorJitter(prob=1.0)),
         "grayscale": augment.random_grayscale("clip", 1.0),
@@ -538,8 +573,12 @@ def test_one_draw_for_all_frames_of_a_clip(mode):
             for n in range(len(seeds)):
                 out[f"whole{n}"] = op({"clip": d["clip"], "seed": d["seeds"][n]})["clip"]
                 out[f"alone{n}"] = tf.concat(
-                    [op({"clip": d["clip"][t:t + 1], "seed": d["seeds"][n]})["clip"]
-                     for t in range(len(frames))], axis=0)
+                    [
+                        op({"clip": d["clip"][t : t + 1], "seed": d["seeds"][n]})["clip"]
+                        for t in range(len(frames))
+                    ],
+                    axis=0,
+                )
             return out
 
         return compare
@@ -547,8 +586,9 @@ def test_one_draw_for_all_frames_of_a_clip(mode):
     for name, op in ops.items():
         out = run(whole_and_alone(op), {"clip": frames, "seeds": seeds}, mode)
         for n in range(len(seeds)):
-            np.testing.assert_allclose(out[f"whole{n}"], out[f"alone{n}"], atol=1e-5,
-                                       err_msg=f"{name}, seed {n}")
+            np.testing.assert_allclose(
+                out[f"whole{n}"], out[f"alone{n}"], atol=1e-5, err_msg=f"{name}, seed {n}"
+            )
     # And a draw really differs between seeds and keys.
     jitter = ops["jitter"]
     a = run(jitter, {"clip": frames, "seed": seed(0)}, mode)["clip"]
@@ -575,23 +615,28 @@ def test_photometric_order_is_blur_jitter_grayscale(mode):
     frames = clip_of_frames(n=2, h=8, w=9) * 255
     jitter, blur = ColorJitter(prob=1.0, grayscale_prob=1.0), GaussianBlur(prob=1.0)
     config = AugmentConfig(color_jitter=jitter, blur=blur)
-    steps = {"blur": augment.gaussian_blur("clip", blur),
-             "jitter": augment.color_jitter("clip", jitter),
-             "grayscale": augment.random_grayscale("clip", 1.0)}
+    steps = {
+        "blur": augment.gaussian_blur("clip", blur),
+        "jitter": augment.color_jitter("clip", jitter),
+        "grayscale": augment.random_grayscale("clip", 1.0),
+    }
 
     def recipe(*names):
-        return augment.chain(augment.to_unit_range("clip"), *[steps[n] for n in names],
-                             augment.normalize("clip"))
+        return augment.chain(
+            augment.to_unit_range("clip"), *[steps[n] for n in names], augment.normalize("clip")
+        )
 
     data = {"clip": frames, "seed": seed(3)}
     out = run(augment.rgb_photometric("clip", config), data, mode)["clip"]
-    np.testing.assert_allclose(out, run(recipe("blur", "jitter", "grayscale"), data, mode)["clip"],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        out, run(recipe("blur", "jitter", "grayscale"), data, mode)["clip"], atol=1e-5
+    )
     for names in [("jitter", "blur", "grayscale"), ("blur", "grayscale", "jitter")]:
         assert np.abs(out - run(recipe(*names), data, mode)["clip"]).max() > 1e-3, names
     # No jitter config: neither jitter nor grayscale.
-    off = run(augment.rgb_photometric("clip", AugmentConfig(color_jitter=None, blur=None)), data,
-              mode)["clip"]
+    off = run(
+        augment.rgb_photometric("clip", AugmentConfig(color_jitter=None, blur=None)), data, mode
+    )["clip"]
     np.testing.assert_allclose(off, run(recipe(), data, mode)["clip"], atol=1e-6)
 
 
@@ -600,8 +645,8 @@ def gaussian_reference(image, sigma, k):
     taps = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
     taps /= taps.sum()
     padded = np.pad(image, [(r, r), (r, r), (0, 0)], mode="reflect")
-    rows = sum(taps[i] * padded[i:i + image.shape[0]] for i in range(k))
-    return sum(taps[i] * rows[:, i:i + image.shape[1]] for i in range(k))
+    rows = sum(taps[i] * padded[i : i + image.shape[0]] for i in range(k))
+    return sum(taps[i] * rows[:, i : i + image.shape[1]] for i in range(k))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -609,8 +654,9 @@ def test_blur_matches_numpy_and_keeps_constants(mode):
     rng = np.random.default_rng(7)
     image = rng.uniform(size=[12, 14, 3]).astype(np.float32)
     op = lambda d: {"y": augment.blur_images(d["x"], 1.5, 7)}
-    np.testing.assert_allclose(run(op, {"x": image}, mode)["y"],
-                               gaussian_reference(image, 1.5, 7), atol=1e-5)
+    np.testing.assert_allclose(
+        run(op, {"x": image}, mode)["y"], gaussian_reference(image, 1.5, 7), atol=1e-5
+    )
     flat = np.full([2, 12, 14, 3], 0.3, np.float32)
     blur = augment.gaussian_blur("clip", GaussianBlur(prob=1.0, kernel_size=5))
     blurred = run(blur, {"clip": flat, "seed": seed()}, mode)["clip"]
@@ -622,8 +668,12 @@ def test_blur_matches_numpy_and_keeps_constants(mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_normalisation_statistics(mode):
     mean255 = np.array(augment.IMAGENET_MEAN) * 255
-    x = np.stack([np.broadcast_to(mean255, [2, 2, 3]),
-                  np.broadcast_to(mean255 + 255 * np.array(augment.IMAGENET_STD), [2, 2, 3])])
+    x = np.stack(
+        [
+            np.broadcast_to(mean255, [2, 2, 3]),
+            np.broadcast_to(mean255 + 255 * np.array(augment.IMAGENET_STD), [2, 2, 3]),
+        ]
+    )
     op = augment.chain(augment.to_unit_range("x"), augment.normalize("x"))
     out = run(op, {"x": x.astype(np.float32)}, mode)["x"]
     np.testing.assert_allclose(out[0], 0.0, atol=1e-5)  # the mean maps to 0

@@ -14,8 +14,10 @@ GOP = 6
 @pytest.fixture(scope="module")
 def pattern(tmp_path_factory):
     folder = tmp_path_factory.mktemp("eval")
-    records = [synthetic.painted_record(v, n, label=i, label_name=f"class{i}", gop=GOP)
-               for i, (v, n) in enumerate(LENGTHS.items())]
+    records = [
+        synthetic.painted_record(v, n, label=i, label_name=f"class{i}", gop=GOP)
+        for i, (v, n) in enumerate(LENGTHS.items())
+    ]
     synthetic.write_shards(records, str(folder / "test"), num_shards=2)
     return str(folder / "test-*.tfrecord.gz")
 
@@ -29,7 +31,7 @@ def expected_starts(num_frames, num_clips=4, span=5):
     if num_frames <= span:
         return np.zeros(num_clips, int)
     edges = np.linspace(0, num_frames - span, num_clips + 1)
-    return ((edges[1:] + edges[:-1]) / 2.).astype(int)
+    return ((edges[1:] + edges[:-1]) / 2.0).astype(int)
 
 
 def vcop_starts(num_frames, num_clips=4, span=5):
@@ -46,7 +48,7 @@ def coclr_frames(num_frames, clip_len=3, ds=2):
         sequence = np.arange(clip_len) * ds
         seq_idx = np.zeros_like(sequence)
         sequence = sequence[sequence < num_frames]
-        seq_idx[-len(sequence):] = sequence
+        seq_idx[-len(sequence) :] = sequence
         return seq_idx[None]
     start = np.arange(0, num_frames - clip_len * ds + 1, clip_len * ds // 2 - 1)[:, None]
     return start + np.arange(clip_len)[None] * ds
@@ -67,7 +69,8 @@ def test_rgb_clip_positions_and_padding(pattern):
         assert e["label_name"] == f"class{list(LENGTHS).index(vid)}".encode()
     np.testing.assert_array_equal(
         synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(videos["short"]["clips"])),
-        [[0, 2, 2]] * 4)
+        [[0, 2, 2]] * 4,
+    )
 
 
 def test_rgb_centre_crop_content(pattern):
@@ -89,7 +92,8 @@ def test_iframe_modality_nearest_to_clip_centre(pattern):
     np.testing.assert_array_equal(got, [6, 12, 24, 30])
     np.testing.assert_array_equal(
         synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(videos["short"]["clips"])),
-        [0, 0, 0, 0])
+        [0, 0, 0, 0],
+    )
 
 
 def test_iframe_modality_without_iframes_uses_the_clip_centre(tmp_path):
@@ -111,8 +115,10 @@ def test_motion_modality_centred_window_scaled(pattern):
         np.testing.assert_array_equal(frames, expected, err_msg=vid)
         # x = index / 4 px -> clamped to 10 px, / 10.
         np.testing.assert_allclose(
-            clips[..., 0], np.broadcast_to((expected / 40.0)[..., None, None], clips.shape[:-1]),
-            atol=1e-6)
+            clips[..., 0],
+            np.broadcast_to((expected / 40.0)[..., None, None], clips.shape[:-1]),
+            atol=1e-6,
+        )
 
 
 @pytest.mark.parametrize("positions", ["vcop", "sliding"])
@@ -148,10 +154,16 @@ def test_default_geometry_shapes(pattern):
     assert e["clips"].shape == (10, 8, 112, 112, 2)
 
 
-@pytest.mark.parametrize("kwargs, word", [
-    ({"modality": "flow"}, "modality"), ({"num_clips": 0}, "num_clips"),
-    ({"mv_resize_method": "area"}, "mv_resize_method"), ({"positions": "centred"}, "positions"),
-    ({"positions": "sliding", "batch_size": 2}, "batch_size=None")])
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"modality": "flow"}, "modality"),
+        ({"num_clips": 0}, "num_clips"),
+        ({"mv_resize_method": "area"}, "mv_resize_method"),
+        ({"positions": "centred"}, "positions"),
+        ({"positions": "sliding", "batch_size": 2}, "batch_size=None"),
+    ],
+)
 def test_bad_arguments(pattern, kwargs, word):
     with pytest.raises(ValueError, match=word):
         eval_dataset(pattern, **kwargs)

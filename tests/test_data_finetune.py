@@ -47,12 +47,14 @@ def test_every_video_once_per_epoch_with_padding(pattern):
         assert 0 <= frames[0] <= max(n - 7, 0)
     c = next(s for s in got if s["video_id"] == b"c")
     np.testing.assert_array_equal(
-        synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(c["clip"])), [0, 2, 4, 4])
+        synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(c["clip"])), [0, 2, 4, 4]
+    )
 
 
 def test_motion_target_for_the_auxiliary_loss(pattern):
-    ds = finetune_dataset(pattern, 3, seed=1, with_motion=True, motion_len=3, motion_gap=2,
-                          num_negatives=1, **PLAIN)
+    ds = finetune_dataset(
+        pattern, 3, seed=1, with_motion=True, motion_len=3, motion_gap=2, num_negatives=1, **PLAIN
+    )
     batch = next(iter(ds))
     assert batch["motion"].shape == (3, 2, 3, 16, 16, 2)
     for s in unbatch(ds, 3):
@@ -70,8 +72,9 @@ def test_motion_target_for_the_auxiliary_loss(pattern):
 
 def test_default_augmentation_runs_and_is_seeded(pattern):
     def first(seed):
-        ds = finetune_dataset(pattern, 2, seed=seed, deterministic=True, with_motion=True,
-                              **TINY)  # jitter, blur, rotation +-10 degrees
+        ds = finetune_dataset(
+            pattern, 2, seed=seed, deterministic=True, with_motion=True, **TINY
+        )  # jitter, blur, rotation +-10 degrees
         return next(ds.as_numpy_iterator())
 
     a, b, c = first(3), first(3), first(4)
@@ -91,8 +94,11 @@ MEAN, STD = np.array(augment.IMAGENET_MEAN), np.array(augment.IMAGENET_STD)
 def run(op, data, mode):
     """``op`` on ``data`` eagerly or as a tf.data map; NumPy values."""
     data = {k: tf.convert_to_tensor(v) for k, v in data.items()}
-    out = op(data) if mode == "eager" else (
-        tf.data.Dataset.from_tensors(data).map(op).get_single_element())
+    out = (
+        op(data)
+        if mode == "eager"
+        else (tf.data.Dataset.from_tensors(data).map(op).get_single_element())
+    )
     return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -119,8 +125,15 @@ def median_steps(pos):
     return down, right
 
 
-ROTATING = AugmentConfig(crop_size=24, min_crop_area=0.5, crop_ratio=(0.5, 0.5), flip_prob=0.0,
-                         color_jitter=None, blur=None, rotate_degrees=15.0)
+ROTATING = AugmentConfig(
+    crop_size=24,
+    min_crop_area=0.5,
+    crop_ratio=(0.5, 0.5),
+    flip_prob=0.0,
+    color_jitter=None,
+    blur=None,
+    rotate_degrees=15.0,
+)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -134,8 +147,10 @@ def test_rotation_turns_the_whole_frame_before_the_crop(mode):
     op = finetune_augmentation(ROTATING, with_motion=False, num_negatives=0)
     angles = []
     for n in range(6):
-        data = {features.CLIP: position_frames(height, width, 200.0),
-                features.SEED: np.array([3, n], np.int64)}
+        data = {
+            features.CLIP: position_frames(height, width, 200.0),
+            features.SEED: np.array([3, n], np.int64),
+        }
         clip = run(op, data, mode)[features.CLIP]
         assert clip.shape == (2, 24, 24, 3)
         np.testing.assert_allclose(clip[0], clip[1], atol=1e-5)  # one draw for the clip
@@ -143,8 +158,7 @@ def test_rotation_turns_the_whole_frame_before_the_crop(mode):
         down, right = median_steps(pos)
         cosine = down @ right / (np.linalg.norm(down) * np.linalg.norm(right))
         assert abs(cosine) < 0.01, (n, down, right)
-        np.testing.assert_allclose(np.linalg.norm(right) / np.linalg.norm(down), 0.5,
-                                   rtol=0.01)
+        np.testing.assert_allclose(np.linalg.norm(right) / np.linalg.norm(down), 0.5, rtol=0.01)
         angles.append(math.degrees(math.atan2(down[1], down[0])))
     assert max(abs(a) for a in angles) <= 15.0 + 0.1, angles
     assert max(abs(a) for a in angles) > 3.0, angles  # it does rotate
@@ -164,9 +178,12 @@ def test_motion_target_turns_with_the_clip(mode):
     vv, uu = np.meshgrid(v, u, indexing="ij")
     mv = np.repeat(np.stack([uu, vv], axis=-1)[None], 2, axis=0).astype(np.float32) * 5
     for n in range(4):
-        data = {features.CLIP: position_frames(30, 38, 200.0),
-                features.MOTION: mv, features.MV_EXTENT: extent,
-                features.SEED: np.array([4, n], np.int64)}
+        data = {
+            features.CLIP: position_frames(30, 38, 200.0),
+            features.MOTION: mv,
+            features.MV_EXTENT: extent,
+            features.SEED: np.array([4, n], np.int64),
+        }
         out = run(op, data, mode)
         pos = clip_positions(out[features.CLIP][0], 200.0)  # [S, S, (y, x)]
         down, _ = median_steps(pos * [60, 76])
@@ -184,9 +201,19 @@ def test_finetune_dataset_defaults_are_the_finetune_config():
     # finetuning: rotation 10, jitter p 0.5 in a random order, no grayscale).
     parameters = inspect.signature(finetune_dataset).parameters
     config = FinetuneDataConfig()
-    for name in ("crop_size", "min_crop_area", "crop_ratio", "flip_prob", "rotate_degrees",
-                 "color_jitter", "blur", "flip_negates_mv_x", "mv_clip", "mv_div",
-                 "mv_resize_method"):
+    for name in (
+        "crop_size",
+        "min_crop_area",
+        "crop_ratio",
+        "flip_prob",
+        "rotate_degrees",
+        "color_jitter",
+        "blur",
+        "flip_negates_mv_x",
+        "mv_clip",
+        "mv_div",
+        "mv_resize_method",
+    ):
         value, default = getattr(config, name), parameters[name].default
         if dataclasses.is_dataclass(value):
             assert dataclasses.asdict(value) == dataclasses.asdict(default), name

@@ -13,8 +13,15 @@ from tfcmvp.data.sampling import SamplingConfig
 
 # Tiny windows: clip 4 x 2 (span 7), motion 3 frames starting 2 after the clip's end,
 # 2 negatives, I-frame within 2 frames; a sample needs 7 + 1 + 3 = 11 frames.
-TINY = dict(clip_len=4, clip_stride=2, motion_len=3, motion_gap=2, num_negatives=2,
-            iframe_window=2, crop_size=16)
+TINY = dict(
+    clip_len=4,
+    clip_stride=2,
+    motion_len=3,
+    motion_gap=2,
+    num_negatives=2,
+    iframe_window=2,
+    crop_size=16,
+)
 PLAIN = dict(TINY, color_jitter=None, blur=None)
 GOP = 6
 LABELS = {"v0": 0, "v1": 1, "v2": 2, "short0": 3, "short1": 4, "noiframe": 5}
@@ -24,9 +31,12 @@ LENGTHS = {"v0": 24, "v1": 30, "v2": 39, "short0": 9, "short1": 10, "noiframe": 
 @pytest.fixture(scope="module")
 def pattern(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pretrain")
-    records = [synthetic.painted_record(v, LENGTHS[v], label=LABELS[v], gop=GOP,
-                                        iframe_indices=[] if v == "noiframe" else None)
-               for v in LENGTHS]
+    records = [
+        synthetic.painted_record(
+            v, LENGTHS[v], label=LABELS[v], gop=GOP, iframe_indices=[] if v == "noiframe" else None
+        )
+        for v in LENGTHS
+    ]
     synthetic.write_shards(records, str(folder / "train"), num_shards=2)
     return str(folder / "train-*.tfrecord.gz")
 
@@ -81,8 +91,9 @@ def test_windows_and_content(pattern):
         # Never one of the clip's frames (iframe_excludes_clip_frames); within 2 frames of the
         # span unless every I-frame there is a clip frame (then the nearest other one).
         assert iframe % GOP == 0 and iframe not in clip
-        in_window = [i for i in range(0, LENGTHS[vid], GOP)
-                     if start - 2 <= i <= end + 2 and i not in clip]
+        in_window = [
+            i for i in range(0, LENGTHS[vid], GOP) if start - 2 <= i <= end + 2 and i not in clip
+        ]
         assert start - 2 <= iframe <= end + 2 or not in_window
 
 
@@ -153,8 +164,9 @@ def test_no_usable_video_is_an_error(tmp_path):
 
 def test_same_seed_same_batches_other_seed_differs(pattern):
     def first_batches(seed):
-        ds = pretrain_dataset(pattern, 2, seed=seed, deterministic=True, count_skipped=False,
-                              **TINY)  # with jitter and blur
+        ds = pretrain_dataset(
+            pattern, 2, seed=seed, deterministic=True, count_skipped=False, **TINY
+        )  # with jitter and blur
         return list(ds.take(3).as_numpy_iterator())
 
     a, b, c = first_batches(5), first_batches(5), first_batches(6)
@@ -179,8 +191,9 @@ def test_iframe_exclusion_reaches_the_dataset(pattern):
     stride 2: every I-frame inside the span is a clip frame when the clip starts even)."""
     identical = {}
     for exclude in (False, True):
-        ds = pretrain_dataset(pattern, 2, seed=4, deterministic=True,
-                              iframe_excludes_clip_frames=exclude, **PLAIN)
+        ds = pretrain_dataset(
+            pattern, 2, seed=4, deterministic=True, iframe_excludes_clip_frames=exclude, **PLAIN
+        )
         count = 0
         for s in samples(ds, 12):
             clip = synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(s["clip"]))
@@ -193,13 +206,17 @@ def test_iframe_exclusion_reaches_the_dataset(pattern):
 def test_sample_is_identical_eagerly_and_inside_tf_data(pattern):
     files = tf.io.gfile.glob(pattern)
     serialized = next(iter(tf.data.TFRecordDataset(files[0], compression_type="GZIP")))
-    cfg = SamplingConfig(clip_len=4, clip_stride=2, motion_len=3, motion_gap=2, num_negatives=2,
-                         iframe_window=2)
+    cfg = SamplingConfig(
+        clip_len=4, clip_stride=2, motion_len=3, motion_gap=2, num_negatives=2, iframe_window=2
+    )
     aug = AugmentConfig(crop_size=16)  # with jitter and blur
     seed = tf.constant([9, 1], tf.int64)
     eager = make_pretrain_sample(serialized, seed, cfg, aug)
-    graph = tf.data.Dataset.from_tensors((serialized, seed)).map(
-        lambda s, k: make_pretrain_sample(s, k, cfg, aug)).get_single_element()
+    graph = (
+        tf.data.Dataset.from_tensors((serialized, seed))
+        .map(lambda s, k: make_pretrain_sample(s, k, cfg, aug))
+        .get_single_element()
+    )
     assert eager["video_id"].numpy() == graph["video_id"].numpy()
     for key in ("clip", "iframe", "motion", "label"):
         np.testing.assert_allclose(eager[key].numpy(), graph[key].numpy(), atol=1e-5, err_msg=key)
@@ -213,15 +230,17 @@ def test_cached_records_give_the_same_batches_without_rereading_the_shards(tmp_p
 
     folder = tmp_path / "shards"
     folder.mkdir()
-    records = [synthetic.painted_record(v, LENGTHS[v], label=LABELS[v], gop=GOP)
-               for v in ("v0", "v1", "v2")]
+    records = [
+        synthetic.painted_record(v, LENGTHS[v], label=LABELS[v], gop=GOP)
+        for v in ("v0", "v1", "v2")
+    ]
     synthetic.write_shards(records, str(folder / "train"), num_shards=2)
     kwargs = dict(PLAIN, seed=3, deterministic=True, count_skipped=False, shuffle_buffer=1)
     where = "memory" if cache == "memory" else str(tmp_path / "cache" / "records")  # (a new folder)
-    plain = list(pretrain_dataset(str(folder / "train-*"), 3, **kwargs)
-                 .take(1).as_numpy_iterator())
-    iterator = pretrain_dataset(str(folder / "train-*"), 3, cache=where,
-                                **kwargs).as_numpy_iterator()
+    plain = list(pretrain_dataset(str(folder / "train-*"), 3, **kwargs).take(1).as_numpy_iterator())
+    iterator = pretrain_dataset(
+        str(folder / "train-*"), 3, cache=where, **kwargs
+    ).as_numpy_iterator()
     first = next(iterator)  # one batch = one epoch of the 3 videos
     for key in first:
         np.testing.assert_array_equal(first[key], plain[0][key], err_msg=key)
@@ -236,8 +255,9 @@ def test_cached_records_give_the_same_batches_without_rereading_the_shards(tmp_p
 
 def test_iframe_color_jitter_changes_the_iframe_alone(pattern):
     def first_batches(**extra):
-        ds = pretrain_dataset(pattern, 2, seed=3, deterministic=True, count_skipped=False,
-                              **dict(PLAIN, **extra))
+        ds = pretrain_dataset(
+            pattern, 2, seed=3, deterministic=True, count_skipped=False, **dict(PLAIN, **extra)
+        )
         return list(ds.take(2).as_numpy_iterator())
 
     plain = first_batches()

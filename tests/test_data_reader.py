@@ -11,10 +11,12 @@ from tfcmvp.data import reader, synthetic
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     folder = tmp_path_factory.mktemp("reader")
-    records = [synthetic.painted_record("a/v0", 20, label=3, gop=6),
-               synthetic.painted_record("a/v1", 8, label=1, gop=6),
-               synthetic.painted_record("b/v2", 15, label=0, iframe_indices=[]),
-               synthetic.painted_record("b/v3", 30, label=2, width=76, height=60)]
+    records = [
+        synthetic.painted_record("a/v0", 20, label=3, gop=6),
+        synthetic.painted_record("a/v1", 8, label=1, gop=6),
+        synthetic.painted_record("b/v2", 15, label=0, iframe_indices=[]),
+        synthetic.painted_record("b/v3", 30, label=2, width=76, height=60),
+    ]
     paths = synthetic.write_shards(records, str(folder / "train"), num_shards=2)
     return folder, paths, records
 
@@ -40,8 +42,9 @@ def test_scan_records_and_skip_reasons(shards):
 
 def test_records_dataset_reads_every_record_once(shards):
     _, paths, _ = shards
-    ids = [schema.decode_example(s).video_id
-           for s in reader.records_dataset(paths).as_numpy_iterator()]
+    ids = [
+        schema.decode_example(s).video_id for s in reader.records_dataset(paths).as_numpy_iterator()
+    ]
     assert sorted(ids) == ["a/v0", "a/v1", "b/v2", "b/v3"]
 
 
@@ -62,23 +65,29 @@ def test_parse_record_rejects_other_schema_version(shards):
     serialized = next(iter(tf.data.TFRecordDataset(paths[0], compression_type="GZIP"))).numpy()
     example = tf.train.Example.FromString(serialized)
     example.features.feature[schema.VERSION].int64_list.value[0] = schema.SCHEMA_VERSION + 1
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match="a/v0.* has schema version 2; this tfcmvp reads 1"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="a/v0.* has schema version 2; this tfcmvp reads 1"
+    ):
         reader.parse_record(example.SerializeToString())
 
 
 def test_decode_frames_gathers_with_repeats(shards):
     _, paths, _ = shards
     parsed = reader.parse_record(
-        next(iter(tf.data.TFRecordDataset(paths[0], compression_type="GZIP"))))
+        next(iter(tf.data.TFRecordDataset(paths[0], compression_type="GZIP")))
+    )
     indices = tf.constant([[0, 5, 5], [19, 0, 7]])
     frames = reader.decode_frames(parsed[schema.RGB_ENCODED], indices).numpy()
     assert frames.shape == (2, 3, 32, 40, 3) and frames.dtype == np.uint8
     np.testing.assert_array_equal(
-        synthetic.frame_index_from_rgb(frames.astype(np.float32)), [[0, 5, 5], [19, 0, 7]])
+        synthetic.frame_index_from_rgb(frames.astype(np.float32)), [[0, 5, 5], [19, 0, 7]]
+    )
     # Graph mode (inside tf.data) gives the same frames.
-    in_graph = tf.data.Dataset.from_tensors(parsed[schema.RGB_ENCODED]).map(
-        lambda enc: reader.decode_frames(enc, indices)).get_single_element()
+    in_graph = (
+        tf.data.Dataset.from_tensors(parsed[schema.RGB_ENCODED])
+        .map(lambda enc: reader.decode_frames(enc, indices))
+        .get_single_element()
+    )
     np.testing.assert_array_equal(in_graph.numpy(), frames)
 
 

@@ -20,9 +20,15 @@ def test_config_derived_lengths():
     assert SamplingConfig(clip_len=4, clip_stride=2, motion_len=3, motion_gap=2).min_frames == 11
 
 
-@pytest.mark.parametrize("kwargs, word", [
-    ({"period": "past"}, "period"), ({"clip_len": 0}, "clip_len"),
-    ({"num_negatives": -1}, "num_negatives"), ({"motion_gap": 1.5}, "motion_gap")])
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"period": "past"}, "period"),
+        ({"clip_len": 0}, "clip_len"),
+        ({"num_negatives": -1}, "num_negatives"),
+        ({"motion_gap": 1.5}, "motion_gap"),
+    ],
+)
 def test_config_rejects_bad_values(kwargs, word):
     with pytest.raises(ValueError, match=word):
         SamplingConfig(**kwargs)
@@ -49,8 +55,10 @@ def test_pretrain_windows_default_config(num_frames):
     cfg = SamplingConfig()
     iframes = np.arange(0, num_frames, 12)
     for n in range(25):
-        w = {k: v.numpy() for k, v in
-             sampling.sample_pretrain_windows(num_frames, iframes, seed(n), cfg).items()}
+        w = {
+            k: v.numpy()
+            for k, v in sampling.sample_pretrain_windows(num_frames, iframes, seed(n), cfg).items()
+        }
         s = w["clip_start"]
         assert 0 <= s <= num_frames - 71
         np.testing.assert_array_equal(w["clip_indices"], s + 4 * np.arange(16))
@@ -140,7 +148,8 @@ def test_choose_iframe_within_window_and_fallback():
 
 def test_nearest_iframes_vector():
     np.testing.assert_array_equal(
-        sampling.nearest_iframes([0, 6, 12, 18], [5, 9, 15, 40]), [1, 1, 2, 3])
+        sampling.nearest_iframes([0, 6, 12, 18], [5, 9, 15, 40]), [1, 1, 2, 3]
+    )
 
 
 # ----------------------------------------------------------------------------- I-frame choice
@@ -155,12 +164,16 @@ def test_choose_iframe_never_a_clip_frame_when_another_lies_in_the_window():
     # 84 is no clip frame and lies in the window [15, 85]: it is the only candidate.
     iframes = np.arange(0, 200, 12)
     exclude = clip_frames(20)
-    got = {int(iframes[sampling.choose_iframe(iframes, 20, 80, 5, seed(n), exclude=exclude)])
-           for n in range(40)}
+    got = {
+        int(iframes[sampling.choose_iframe(iframes, 20, 80, 5, seed(n), exclude=exclude)])
+        for n in range(40)
+    }
     assert got == {84}
     # Start 23: frames 23, 27, ..., 83 (odd) never hold an I-frame: every one in [18, 88] counts.
-    got = {int(iframes[sampling.choose_iframe(iframes, 23, 83, 5, seed(n),
-                                              exclude=clip_frames(23))]) for n in range(60)}
+    got = {
+        int(iframes[sampling.choose_iframe(iframes, 23, 83, 5, seed(n), exclude=clip_frames(23))])
+        for n in range(60)
+    }
     assert got == {24, 36, 48, 60, 72, 84}
     # Without exclude, clip frames are candidates as before.
     got = {int(iframes[sampling.choose_iframe(iframes, 20, 80, 5, seed(n))]) for n in range(60)}
@@ -171,17 +184,16 @@ def test_choose_iframe_fallbacks_with_exclusion():
     iframes = np.arange(0, 200, 12)
     # Start 24: every I-frame in [19, 89] (24 .. 84) is a clip frame; the nearest others are
     # 12 and 96, both 12 frames from the span: the earlier wins.
-    assert int(sampling.choose_iframe(iframes, 24, 84, 5, seed(0),
-                                      exclude=clip_frames(24))) == 1
+    assert int(sampling.choose_iframe(iframes, 24, 84, 5, seed(0), exclude=clip_frames(24))) == 1
     # I-frames 0, 30, 96, clip 30 .. 90, window 0: 30 is a clip frame; 96 (6 frames after the
     # span) is nearer than 0 (30 before it).
-    assert int(sampling.choose_iframe([0, 30, 96], 30, 90, 0, seed(0),
-                                      exclude=clip_frames(30, 16, 4))) == 2
+    assert (
+        int(sampling.choose_iframe([0, 30, 96], 30, 90, 0, seed(0), exclude=clip_frames(30, 16, 4)))
+        == 2
+    )
     # Every I-frame of the video is a clip frame: the nearest one, as without exclusion.
-    assert int(sampling.choose_iframe([24, 36], 20, 80, 5, seed(0),
-                                      exclude=clip_frames(20))) == 0
-    assert int(sampling.choose_iframe([36, 24], 20, 80, 0, seed(0),
-                                      exclude=clip_frames(20))) == 0
+    assert int(sampling.choose_iframe([24, 36], 20, 80, 5, seed(0), exclude=clip_frames(20))) == 0
+    assert int(sampling.choose_iframe([36, 24], 20, 80, 0, seed(0), exclude=clip_frames(20))) == 0
 
 
 def reference_iframe_candidates(iframes, start, end, window, clip):
@@ -204,13 +216,15 @@ def test_sampled_iframe_follows_the_rule_over_many_seeds(gop, stride, window):
 
     def draw(t, n):
         iframes = tf.range(0, t, gop, dtype=tf.int64)
-        w = sampling.sample_pretrain_windows(t, iframes, tf.stack([tf.constant(9, tf.int64), n]),
-                                             cfg)
+        w = sampling.sample_pretrain_windows(
+            t, iframes, tf.stack([tf.constant(9, tf.int64), n]), cfg
+        )
         return t, w["clip_indices"], w["iframe"]
 
     pairs = [(t, n) for t in lengths for n in range(12)]
     ds = tf.data.Dataset.from_tensor_slices(
-        (np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64)))
+        (np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64))
+    )
     seen_fallback = 0
     for t, clip, ordinal in ds.map(draw).as_numpy_iterator():
         iframes = np.arange(0, t, gop)
@@ -219,7 +233,8 @@ def test_sampled_iframe_follows_the_rule_over_many_seeds(gop, stride, window):
         # A clip frame only when the video has no other I-frame (T = 71, start 0, GOP 12).
         assert iframes[ordinal] not in clip or np.isin(iframes, clip).all()
         seen_fallback += len(expected) == 1 and not (
-            clip[0] - window <= iframes[ordinal] <= clip[-1] + window)
+            clip[0] - window <= iframes[ordinal] <= clip[-1] + window
+        )
     if gop % stride == 0:  # some clips hold every nearby I-frame: the fallback is exercised
         assert seen_fallback > 0
 
@@ -234,15 +249,18 @@ def test_exclusion_removes_the_identical_frame_measured_on_a_realistic_case():
         def same(t, n, cfg=cfg):
             iframes = tf.range(0, t, 12, dtype=tf.int64)
             w = sampling.sample_pretrain_windows(
-                t, iframes, tf.stack([t, n]), cfg)  # seeded by (T, n): independent draws
+                t, iframes, tf.stack([t, n]), cfg
+            )  # seeded by (T, n): independent draws
             return tf.reduce_any(tf.equal(w["clip_indices"], tf.gather(iframes, w["iframe"])))
 
         lengths = np.repeat(np.arange(120, 301, dtype=np.int64), 16)
         seeds = np.tile(np.arange(16, dtype=np.int64), 181)
         ds = tf.data.Dataset.from_tensor_slices((lengths, seeds)).map(same).batch(1024)
         shares[exclude] = np.concatenate(list(ds.as_numpy_iterator())).mean()
-    print(f"identical I-frame in {shares[False]:.1%} of samples, {shares[True]:.1%} with the "
-          f"exclusion")
+    print(
+        f"identical I-frame in {shares[False]:.1%} of samples, {shares[True]:.1%} with the "
+        f"exclusion"
+    )
     assert 0.18 < shares[False] < 0.28 and shares[True] == 0.0
 
 
@@ -259,7 +277,7 @@ def authors_starts(t, n, span):
     if t <= span:
         return np.zeros(n, int)
     edges = np.linspace(0, t - span, n + 1)
-    return ((edges[1:] + edges[:-1]) / 2.).astype(int)
+    return ((edges[1:] + edges[:-1]) / 2.0).astype(int)
 
 
 def vcop_starts(t, n, span):
@@ -276,7 +294,7 @@ def coclr_indices(t, clip_len, ds):
         sequence = np.arange(clip_len) * ds
         seq_idx = np.zeros_like(sequence)
         sequence = sequence[sequence < t]
-        seq_idx[-len(sequence):] = sequence
+        seq_idx[-len(sequence) :] = sequence
         return seq_idx[None]
     available = t - clip_len * ds
     start = np.arange(0, available + 1, clip_len * ds // 2 - 1)[:, None]
@@ -284,8 +302,9 @@ def coclr_indices(t, clip_len, ds):
 
 
 def starts(t, positions, n=10, clip_len=16, stride=4):
-    return sampling.eval_clip_starts(t, positions=positions, num_clips=n, clip_len=clip_len,
-                                     clip_stride=stride).numpy()
+    return sampling.eval_clip_starts(
+        t, positions=positions, num_clips=n, clip_len=clip_len, clip_stride=stride
+    ).numpy()
 
 
 @pytest.mark.parametrize("t", [80, 120, 186, 61, 70, 89, 30, 1000])
@@ -325,8 +344,8 @@ def test_positions_known_answers():
         np.testing.assert_array_equal(starts(30, rule), np.zeros(10))
         np.testing.assert_array_equal(starts(61, rule), np.zeros(10))
         np.testing.assert_array_equal(
-            sampling.clip_indices(starts(30, rule), 16, 4, 30)[0],
-            np.minimum(4 * np.arange(16), 29))
+            sampling.clip_indices(starts(30, rule), 16, 4, 30)[0], np.minimum(4 * np.arange(16), 29)
+        )
 
 
 def test_positions_over_many_lengths_and_clip_shapes_inside_tf_data():
@@ -334,9 +353,14 @@ def test_positions_over_many_lengths_and_clip_shapes_inside_tf_data():
     for clip_len, stride, n in [(16, 4, 10), (16, 1, 10), (8, 2, 5), (3, 2, 4), (16, 4, 1)]:
         span = (clip_len - 1) * stride + 1
         lengths = np.arange(1, 450, dtype=np.int64)
-        ds = tf.data.Dataset.from_tensor_slices(lengths).map(lambda t: tuple(
-            sampling.eval_clip_starts(t, positions=p, num_clips=n, clip_len=clip_len,
-                                      clip_stride=stride) for p in ("authors", "vcop")))
+        ds = tf.data.Dataset.from_tensor_slices(lengths).map(
+            lambda t, n=n, clip_len=clip_len, stride=stride: tuple(
+                sampling.eval_clip_starts(
+                    t, positions=p, num_clips=n, clip_len=clip_len, clip_stride=stride
+                )
+                for p in ("authors", "vcop")
+            )
+        )
         for t, (a, v) in zip(lengths, ds.as_numpy_iterator()):
             np.testing.assert_array_equal(a, authors_starts(t, n, span), err_msg=f"authors {t}")
             np.testing.assert_array_equal(v, vcop_starts(t, n, span), err_msg=f"vcop {t}")
@@ -346,7 +370,8 @@ def test_positions_over_many_lengths_and_clip_shapes_inside_tf_data():
 @pytest.mark.parametrize("clip_len, stride", [(16, 4), (32, 1), (4, 2)])
 def test_sliding_windows_match_coclr(t, clip_len, stride):
     got = sampling.clip_indices(
-        starts(t, "sliding", n=None, clip_len=clip_len, stride=stride), clip_len, stride, t)
+        starts(t, "sliding", n=None, clip_len=clip_len, stride=stride), clip_len, stride, t
+    )
     np.testing.assert_array_equal(got, coclr_indices(t, clip_len, stride))
 
 
@@ -358,11 +383,11 @@ def test_sliding_windows_known_answers():
     # T = 20: one window, frames 0, 4, 8, 12, 16 at its end and frame 0 before them.
     short = starts(20, "sliding", n=None)
     np.testing.assert_array_equal(short, [-44])
-    np.testing.assert_array_equal(sampling.clip_indices(short, 16, 4, 20)[0],
-                                  [0] * 11 + [0, 4, 8, 12, 16])
+    np.testing.assert_array_equal(
+        sampling.clip_indices(short, 16, 4, 20)[0], [0] * 11 + [0, 4, 8, 12, 16]
+    )
     # One frame per clip (I-frame exports): CoCLR's hop would be 0; we step by 1.
-    np.testing.assert_array_equal(starts(4, "sliding", n=None, clip_len=1, stride=1),
-                                  [0, 1, 2, 3])
+    np.testing.assert_array_equal(starts(4, "sliding", n=None, clip_len=1, stride=1), [0, 1, 2, 3])
 
 
 def test_unknown_positions_are_named():
@@ -371,8 +396,9 @@ def test_unknown_positions_are_named():
 
 
 def test_windows_identical_inside_tf_data():
-    cfg = SamplingConfig(clip_len=4, clip_stride=2, motion_len=3, motion_gap=2, num_negatives=2,
-                         iframe_window=2)
+    cfg = SamplingConfig(
+        clip_len=4, clip_stride=2, motion_len=3, motion_gap=2, num_negatives=2, iframe_window=2
+    )
     iframes = tf.constant([0, 6, 12, 18, 24], tf.int64)
 
     def draw(n):

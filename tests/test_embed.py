@@ -17,13 +17,14 @@ import pathlib
 import numpy as np
 import pytest
 
-from export_support import NETWORKS, exports, workdir  # noqa: F401 (fixtures)
 from tfcmvp.cli import embed_cmd
 from tfcmvp.cli.main import main as cli_main
 from tfcmvp.codec import write_video
 from tfcmvp.codec.synthetic import moving_texture, write_tone
 from tfcmvp.embedding import inputs as inputs_lib
 from tfcmvp.embedding import writer as writer_lib
+
+from export_support import NETWORKS
 
 MODALITY = {"video": "rgb", "iframe": "iframe", "motion": "motion"}
 
@@ -44,21 +45,39 @@ def _reference_clips(info, paths, tmp_path):
     from tfcmvp.codec import read_video
     from tfcmvp.data import evaluation, synthetic
 
-    built = [records.build_record(read_video(p, rgb=True, mv_cell=8, rgb_short_side=128),
-                                  video_id=str(p), label=-1, label_name="", split="test",
-                                  jpeg_quality=90) for p in paths]  # the job's defaults
+    built = [
+        records.build_record(
+            read_video(p, rgb=True, mv_cell=8, rgb_short_side=128),
+            video_id=str(p),
+            label=-1,
+            label_name="",
+            split="test",
+            jpeg_quality=90,
+        )
+        for p in paths
+    ]  # the job's defaults
     shards = synthetic.write_shards(built, str(tmp_path / "test"), num_shards=1)
     contract = info["input"]
     network = info["network"]
     frames = contract["frames"] or 1
-    kwargs = dict(modality=MODALITY[network], positions="vcop", num_clips=10,
-                  crop_size=contract["size"][0], resize_short=contract["resize_short"])
+    kwargs = dict(
+        modality=MODALITY[network],
+        positions="vcop",
+        num_clips=10,
+        crop_size=contract["size"][0],
+        resize_short=contract["resize_short"],
+    )
     if network == "video":
         kwargs.update(clip_len=frames, clip_stride=contract["stride"])
     elif network == "motion":
-        kwargs.update(clip_len=frames, clip_stride=1, motion_len=frames,
-                      mv_clip=contract["mv_clip"], mv_div=contract["mv_div"],
-                      mv_resize_method=contract["mv_resize_method"])
+        kwargs.update(
+            clip_len=frames,
+            clip_stride=1,
+            motion_len=frames,
+            mv_clip=contract["mv_clip"],
+            mv_div=contract["mv_div"],
+            mv_resize_method=contract["mv_resize_method"],
+        )
     else:
         kwargs.update(clip_len=1, clip_stride=1)
     return [element["clips"].numpy() for element in evaluation.eval_dataset(shards, **kwargs)]
@@ -78,10 +97,14 @@ def test_known_answer_against_extraction_and_retrieval(network, exports, videos,
         seen.append(np.asarray(clips))
         return export_embed(clips)
 
-    result = embed_videos(videos, model, tmp_path / "out", embed_fn=recording_embed,
-                          progress=False)
-    assert result.summary["counts"] == {"listed": 3, "embedded": 3, "failed": 0, "clips": 30,
-                                        "frames": 40 + 30 + 120}
+    result = embed_videos(videos, model, tmp_path / "out", embed_fn=recording_embed, progress=False)
+    assert result.summary["counts"] == {
+        "listed": 3,
+        "embedded": 3,
+        "failed": 0,
+        "clips": 30,
+        "frames": 40 + 30 + 120,
+    }
     reference = _reference_clips(info, videos, tmp_path)
     shape = tuple(info["input"]["shape"])
     assert len(seen) == 3  # one call per video: 10 clips < batch 20
@@ -125,12 +148,18 @@ def test_table_rows_follow_the_clip_positions(exports, videos, tmp_path):
 def test_sliding_windows(network, exports, videos, tmp_path):
     from tfcmvp.embedding import ClipLayout, embed_videos
 
-    result = embed_videos(videos[:1], exports[network], tmp_path / "w",
-                          layout=ClipLayout(window=10, stride=5), progress=False)
+    result = embed_videos(
+        videos[:1],
+        exports[network],
+        tmp_path / "w",
+        layout=ClipLayout(window=10, stride=5),
+        progress=False,
+    )
     segments = list(range(0, 40 - 10 + 1, 5))  # T = 40: 0, 5, ..., 30
     rows = _read_table(tmp_path / "w" / "clips.csv")
     assert [(int(r["start_frame"]), int(r["end_frame"])) for r in rows] == [
-        (s, s + 10) for s in segments]
+        (s, s + 10) for s in segments
+    ]
     matrix = np.load(tmp_path / "w" / "embeddings.npy")
     assert matrix.shape == (len(segments), 32) and result.summary["clips"]["window"] == 10
 
@@ -152,18 +181,24 @@ def test_bad_files_are_reported_and_counted(exports, videos, tmp_path, caplog):
     counts = result.summary["counts"]
     assert counts == {"listed": 6, "embedded": 2, "failed": 4, "clips": 20, "frames": 70}
     assert result.summary["status"] == "ok"
-    failed = [json.loads(line) for line in (tmp_path / "out" / "failed.jsonl").read_text()
-              .splitlines()]
+    failed = [
+        json.loads(line) for line in (tmp_path / "out" / "failed.jsonl").read_text().splitlines()
+    ]
     stages = {pathlib.Path(f["path"]).name: f["stage"] for f in failed}
-    assert stages == {"garbage.mp4": "open", "tone.mp4": "open", "truncated.avi": "decode",
-                      "intra.avi": "vectors"}
+    assert stages == {
+        "garbage.mp4": "open",
+        "tone.mp4": "open",
+        "truncated.avi": "decode",
+        "intra.avi": "vectors",
+    }
     assert all(f["path"] in f["message"] for f in failed)
     assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 4  # one line each
     rows = _read_table(tmp_path / "out" / "clips.csv")
     assert {r["path"] for r in rows} == set(videos[:2])
     # The I-Network embeds the all-intra video the M-Network cannot.
-    result = embed_videos([str(folder / "intra.avi")], exports["iframe"], tmp_path / "i",
-                          progress=False)
+    result = embed_videos(
+        [str(folder / "intra.avi")], exports["iframe"], tmp_path / "i", progress=False
+    )
     assert result.embedded == 1
 
 
@@ -171,8 +206,17 @@ def test_nothing_embedded_writes_the_failures_and_exits_1(exports, tmp_path, cap
     bad = tmp_path / "bad.mkv"
     bad.write_bytes(b"\x1a\x45\xdf\xa3 broken")
     out = tmp_path / "out"
-    status = cli_main(["embed", str(bad), "--model", str(exports["motion"]), "--output",
-                       str(out), "--no_progress"])
+    status = cli_main(
+        [
+            "embed",
+            str(bad),
+            "--model",
+            str(exports["motion"]),
+            "--output",
+            str(out),
+            "--no_progress",
+        ]
+    )
     assert status == 1
     summary = json.loads((out / "embed.json").read_text())
     assert summary["status"] == "failed" and summary["counts"]["failed"] == 1
@@ -181,24 +225,38 @@ def test_nothing_embedded_writes_the_failures_and_exits_1(exports, tmp_path, cap
 
 def test_folders_and_list_files(tmp_path):
     root = tmp_path / "set"
-    for name in ("b/clip2.MP4", "a/clip1.avi", "a/deep/clip3.mkv", "a/notes.txt",
-                 ".hidden/x.mp4", "a/.y.webm", "c.mov"):
+    for name in (
+        "b/clip2.MP4",
+        "a/clip1.avi",
+        "a/deep/clip3.mkv",
+        "a/notes.txt",
+        ".hidden/x.mp4",
+        "a/.y.webm",
+        "c.mov",
+    ):
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
     assert inputs_lib.gather_inputs([root]) == [
-        str(root / n) for n in ("a/clip1.avi", "a/deep/clip3.mkv", "b/clip2.MP4", "c.mov")]
+        str(root / n) for n in ("a/clip1.avi", "a/deep/clip3.mkv", "b/clip2.MP4", "c.mov")
+    ]
     listing = tmp_path / "list.txt"
     listing.write_text("# my videos\nset/c.mov\n\n/abs/elsewhere.avi\nset/c.mov\n")
     table = tmp_path / "list.csv"
-    table.write_text("path,label\nset/b/clip2.MP4,3\n\"set/a/clip1.avi\",1\n")
+    table.write_text('path,label\nset/b/clip2.MP4,3\n"set/a/clip1.avi",1\n')
     got = inputs_lib.gather_inputs([listing, table, root / "c.mov"])
-    assert got == [str(tmp_path / "set/c.mov"), "/abs/elsewhere.avi",
-                   str(tmp_path / "set/b/clip2.MP4"), str(tmp_path / "set/a/clip1.avi")]
+    assert got == [
+        str(tmp_path / "set/c.mov"),
+        "/abs/elsewhere.avi",
+        str(tmp_path / "set/b/clip2.MP4"),
+        str(tmp_path / "set/a/clip1.avi"),
+    ]
     empty = tmp_path / "empty"
     empty.mkdir()
-    for bad, message in ((tmp_path / "missing.mp4", "no such file"),
-                         (empty, "without video files")):
+    for bad, message in (
+        (tmp_path / "missing.mp4", "no such file"),
+        (empty, "without video files"),
+    ):
         with pytest.raises(inputs_lib.InputError, match=message):
             inputs_lib.gather_inputs([bad])
 
@@ -207,8 +265,15 @@ def test_cli_list_file_overwrite_and_refusals(exports, videos, tmp_path, capsys)
     listing = tmp_path / "videos.txt"
     listing.write_text("\n".join(videos[:2]) + "\n")
     out = tmp_path / "out"
-    args = ["embed", str(listing), "--model", str(exports["iframe"]), "--output", str(out),
-            "--no_progress"]
+    args = [
+        "embed",
+        str(listing),
+        "--model",
+        str(exports["iframe"]),
+        "--output",
+        str(out),
+        "--no_progress",
+    ]
     assert cli_main(args) == 0
     assert "embedded 2 of 2 videos: 20 clips x 32 (iframe network" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == sorted(writer_lib.OUTPUT_ENTRIES)
@@ -225,9 +290,9 @@ def test_cli_list_file_overwrite_and_refusals(exports, videos, tmp_path, capsys)
 
 
 def test_defaults_match_the_library_and_the_extraction_job():
-    from beam_jobs.extract_options import ExtractOptions
     import argparse
 
+    from beam_jobs.extract_options import ExtractOptions
     from tfcmvp.embedding import ClipLayout, StorageSettings, run
 
     parser = argparse.ArgumentParser()
@@ -235,10 +300,15 @@ def test_defaults_match_the_library_and_the_extraction_job():
     job = parser.parse_args(["--videos_dir", "x"])
     storage = StorageSettings()
     assert (storage.rgb_short_side, storage.jpeg_quality, storage.mv_cell) == (
-        job.rgb_short_side, job.jpeg_quality, job.mv_cell)
-    assert (embed_cmd.DEFAULT_RGB_SHORT_SIDE, embed_cmd.DEFAULT_JPEG_QUALITY,
-            embed_cmd.DEFAULT_MV_CELL) == (storage.rgb_short_side, storage.jpeg_quality,
-                                           storage.mv_cell)
+        job.rgb_short_side,
+        job.jpeg_quality,
+        job.mv_cell,
+    )
+    assert (
+        embed_cmd.DEFAULT_RGB_SHORT_SIDE,
+        embed_cmd.DEFAULT_JPEG_QUALITY,
+        embed_cmd.DEFAULT_MV_CELL,
+    ) == (storage.rgb_short_side, storage.jpeg_quality, storage.mv_cell)
     assert embed_cmd.DEFAULT_CLIPS == ClipLayout().num_clips
     assert embed_cmd.DEFAULT_BATCH_SIZE == run.DEFAULT_BATCH_SIZE
     assert embed_cmd.DEFAULT_MAX_FAILED_FRACTION == run.DEFAULT_MAX_FAILED_FRACTION

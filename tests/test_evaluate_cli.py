@@ -14,8 +14,6 @@ import sys
 
 import numpy as np
 import pytest
-from retrieval_support import (CROP, FRAMES, ModelCalls, colour_of_feature, save_tiny_export,
-                               solid_record, write_data)
 from test_evaluation_knn import reference_accuracy
 
 from tfcmvp.cli import evaluate_cmd, main, retrieval_cmd
@@ -23,47 +21,98 @@ from tfcmvp.evaluation import linear_probe as lp
 from tfcmvp.evaluation.run import evaluate_features
 from tfcmvp.retrieval import features
 
+from retrieval_support import (
+    CROP,
+    FRAMES,
+    ModelCalls,
+    colour_of_feature,
+    save_tiny_export,
+    solid_record,
+    write_data,
+)
+
 # Video features on the 0.25 grid of the quantised model (exact after JPEG): three
 # overlapping classes, so that neither method is at 0 or 100.
-TEST = [[1.0, -1.75, 0.5], [0.5, 0.75, 0.75], [1.25, -0.5, 1.5],
-        [1.5, 0.75, 1.5], [-0.5, 1.25, 1.5], [-0.5, 2.0, 0.0],
-        [0.0, -0.25, 1.75], [0.0, -1.25, 1.75], [0.25, -0.5, 1.75]]
+TEST = [
+    [1.0, -1.75, 0.5],
+    [0.5, 0.75, 0.75],
+    [1.25, -0.5, 1.5],
+    [1.5, 0.75, 1.5],
+    [-0.5, 1.25, 1.5],
+    [-0.5, 2.0, 0.0],
+    [0.0, -0.25, 1.75],
+    [0.0, -1.25, 1.75],
+    [0.25, -0.5, 1.75],
+]
 TEST_LABELS = [0, 0, 0, 1, 1, 1, 2, 2, 2]
-TRAIN = [[2.0, -1.5, 0.75], [1.25, -1.0, -0.25], [2.0, -0.25, 0.0], [1.0, 0.75, 0.5],
-         [-1.75, 1.5, 0.5], [-0.25, 1.25, -0.25], [0.25, -0.25, -0.75], [-1.5, 1.0, 0.5],
-         [0.0, 0.5, 0.5], [2.0, 0.0, 1.0], [-0.5, -1.0, -0.25], [0.25, -1.5, 1.25]]
+TRAIN = [
+    [2.0, -1.5, 0.75],
+    [1.25, -1.0, -0.25],
+    [2.0, -0.25, 0.0],
+    [1.0, 0.75, 0.5],
+    [-1.75, 1.5, 0.5],
+    [-0.25, 1.25, -0.25],
+    [0.25, -0.25, -0.75],
+    [-1.5, 1.0, 0.5],
+    [0.0, 0.5, 0.5],
+    [2.0, 0.0, 1.0],
+    [-0.5, -1.0, -0.25],
+    [0.25, -1.5, 1.25],
+]
 TRAIN_LABELS = [0] * 4 + [1] * 4 + [2] * 4
 # A second label kind of the same videos (the labels CSV's "scene"), cutting across classes.
 TEST_SCENES = [(i // 3) % 2 for i in range(len(TEST))]
 TRAIN_SCENES = [(i // 3) % 2 for i in range(len(TRAIN))]
 SETTINGS = ("--clips", 2, "--k", 1, 5, 200, "--c_grid", 0.1, 1, 10, "--folds", 3, "--seed", 3)
-RECORD_KEYS = {"model", "name", "data", "label_kind", "features", "num_train", "num_test",
-               "num_classes", "seed", "knn", "linear"}
+RECORD_KEYS = {
+    "model",
+    "name",
+    "data",
+    "label_kind",
+    "features",
+    "num_train",
+    "num_test",
+    "num_classes",
+    "seed",
+    "knn",
+    "linear",
+}
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    test = [solid_record(f"q{i}", label, "test", rgb=colour_of_feature(f))
-            for i, (f, label) in enumerate(zip(TEST, TEST_LABELS))]
-    train = [solid_record(f"g{i}", label, "train", rgb=colour_of_feature(f))
-             for i, (f, label) in enumerate(zip(TRAIN, TRAIN_LABELS))]
+    test = [
+        solid_record(f"q{i}", label, "test", rgb=colour_of_feature(f))
+        for i, (f, label) in enumerate(zip(TEST, TEST_LABELS))
+    ]
+    train = [
+        solid_record(f"g{i}", label, "train", rgb=colour_of_feature(f))
+        for i, (f, label) in enumerate(zip(TRAIN, TRAIN_LABELS))
+    ]
     return write_data(tmp_path_factory.mktemp("data"), test, train, num_shards=2)
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    return save_tiny_export(tmp_path_factory.mktemp("exports") / "v_net", "video",
-                            [FRAMES, CROP, CROP, 3], quantum=0.25)
+    return save_tiny_export(
+        tmp_path_factory.mktemp("exports") / "v_net", "video", [FRAMES, CROP, CROP, 3], quantum=0.25
+    )
 
 
 @pytest.fixture
 def labels_csv(tmp_path):
     csv = tmp_path / "labels.csv"
-    csv.write_text("video,motion,scene\n" + "".join(
-        f"{prefix}{i},m{label},{'ab'[scene]}\n"
-        for prefix, labels, scenes in (("q", TEST_LABELS, TEST_SCENES),
-                                       ("g", TRAIN_LABELS, TRAIN_SCENES))
-        for i, (label, scene) in enumerate(zip(labels, scenes))))
+    csv.write_text(
+        "video,motion,scene\n"
+        + "".join(
+            f"{prefix}{i},m{label},{'ab'[scene]}\n"
+            for prefix, labels, scenes in (
+                ("q", TEST_LABELS, TEST_SCENES),
+                ("g", TRAIN_LABELS, TRAIN_SCENES),
+            )
+            for i, (label, scene) in enumerate(zip(labels, scenes))
+        )
+    )
     return csv
 
 
@@ -78,8 +127,9 @@ def table_rows(stdout):
     """{(method, setting): (top-1, top-5)} of the printed table."""
     rows = {}
     for line in stdout.splitlines():
-        match = re.fullmatch(r"(kNN|linear)\s+(\S+(?: \(capped: \d+\))?)\s+([\d.]+)\s+([\d.]+)",
-                             line)
+        match = re.fullmatch(
+            r"(kNN|linear)\s+(\S+(?: \(capped: \d+\))?)\s+([\d.]+)\s+([\d.]+)", line
+        )
         if match:
             rows[match[1], match[2]] = (float(match[3]), float(match[4]))
     return rows
@@ -87,9 +137,24 @@ def table_rows(stdout):
 
 def test_knn_and_linear_against_references(tmp_path, capsys, data_dir, model_dir):
     output = tmp_path / "out" / "evaluate.json"
-    assert run_cli(evaluate_cmd, "evaluate", "--model", model_dir, "--data", data_dir,
-                   "--knn", "--linear", *SETTINGS, "--output", output,
-                   "--cache_dir", tmp_path / "cache") == 0
+    assert (
+        run_cli(
+            evaluate_cmd,
+            "evaluate",
+            "--model",
+            model_dir,
+            "--data",
+            data_dir,
+            "--knn",
+            "--linear",
+            *SETTINGS,
+            "--output",
+            output,
+            "--cache_dir",
+            tmp_path / "cache",
+        )
+        == 0
+    )
     record = json.loads(output.read_text())
     assert set(record) == RECORD_KEYS
     assert (record["num_train"], record["num_test"], record["num_classes"]) == (12, 9, 3)
@@ -102,23 +167,34 @@ def test_knn_and_linear_against_references(tmp_path, capsys, data_dir, model_dir
     assert knn["temperature"] == 0.07
     assert [(r["k"], r["k_used"]) for r in knn["results"]] == [(1, 1), (5, 5), (200, 12)]
     for result in knn["results"]:
-        expected = reference_accuracy(np.array(TEST), np.array(TEST_LABELS), np.array(TRAIN),
-                                      np.array(TRAIN_LABELS), result["k_used"], 0.07, 3)
+        expected = reference_accuracy(
+            np.array(TEST),
+            np.array(TEST_LABELS),
+            np.array(TRAIN),
+            np.array(TRAIN_LABELS),
+            result["k_used"],
+            0.07,
+            3,
+        )
         assert result["top1"] == pytest.approx(expected["top1"]), result
         assert result["top5"] == pytest.approx(expected["top5"]), result
     assert 0 < knn["results"][0]["top1"] < 100  # the data can tell a wrong answer apart
 
     linear = record["linear"]
-    expected = lp.linear_probe(TRAIN, TRAIN_LABELS, TEST, TEST_LABELS, c_grid=(0.1, 1, 10),
-                               folds=3, seed=3)
+    expected = lp.linear_probe(
+        TRAIN, TRAIN_LABELS, TEST, TEST_LABELS, c_grid=(0.1, 1, 10), folds=3, seed=3
+    )
     assert linear == expected  # the probe saw exactly the known features and labels
     assert linear["C_grid"] == [0.1, 1.0, 10.0] and linear["folds"] == 3
 
     out = capsys.readouterr().out
     rows = table_rows(out)
-    shown = {("kNN", "k=1"): knn["results"][0], ("kNN", "k=5"): knn["results"][1],
-             ("kNN", "k=200 (capped: 12)"): knn["results"][2],
-             ("linear", f"C={linear['chosen_C']:g}"): linear}
+    shown = {
+        ("kNN", "k=1"): knn["results"][0],
+        ("kNN", "k=5"): knn["results"][1],
+        ("kNN", "k=200 (capped: 12)"): knn["results"][2],
+        ("linear", f"C={linear['chosen_C']:g}"): linear,
+    }
     assert set(rows) == set(shown)
     for key, result in shown.items():  # every printed number is the JSON's, rounded
         assert rows[key] == (round(result["top1"], 1), round(result["top5"], 1)), key
@@ -127,25 +203,61 @@ def test_knn_and_linear_against_references(tmp_path, capsys, data_dir, model_dir
 
 
 def test_retrieval_cache_is_shared_and_labels_csv_changes_the_kind(
-        monkeypatch, tmp_path, capsys, data_dir, model_dir, labels_csv):
+    monkeypatch, tmp_path, capsys, data_dir, model_dir, labels_csv
+):
     cache = tmp_path / "cache"
-    assert run_cli(retrieval_cmd, "retrieval", "--model", model_dir, "--data", data_dir,
-                   "--clips", 2, "--output", tmp_path / "r.json", "--cache_dir", cache) == 0
+    assert (
+        run_cli(
+            retrieval_cmd,
+            "retrieval",
+            "--model",
+            model_dir,
+            "--data",
+            data_dir,
+            "--clips",
+            2,
+            "--output",
+            tmp_path / "r.json",
+            "--cache_dir",
+            cache,
+        )
+        == 0
+    )
     calls = ModelCalls(monkeypatch)
     output = tmp_path / "scene.json"
-    assert run_cli(evaluate_cmd, "evaluate", "--model", model_dir, "--data", data_dir, "--knn",
-                   *SETTINGS, "--labels", labels_csv, "--label_column", "scene",
-                   "--output", output, "--cache_dir", cache) == 0
+    assert (
+        run_cli(
+            evaluate_cmd,
+            "evaluate",
+            "--model",
+            model_dir,
+            "--data",
+            data_dir,
+            "--knn",
+            *SETTINGS,
+            "--labels",
+            labels_csv,
+            "--label_column",
+            "scene",
+            "--output",
+            output,
+            "--cache_dir",
+            cache,
+        )
+        == 0
+    )
     assert calls.loads == 0 and calls.clips_per_call == []  # retrieval's features, cached
     record = json.loads(output.read_text())
     assert record["features"]["from_cache"] is True
     assert record["label_kind"] == "scene" and record["linear"] is None
     assert record["data"]["labels"] == {"file": str(labels_csv), "column": "scene"}
     assert record["num_classes"] == 2
-    by_class = reference_accuracy(np.array(TEST), np.array(TEST_LABELS), np.array(TRAIN),
-                                  np.array(TRAIN_LABELS), 1, 0.07, 3)
-    expected = reference_accuracy(np.array(TEST), np.array(TEST_SCENES), np.array(TRAIN),
-                                  np.array(TRAIN_SCENES), 1, 0.07, 2)
+    by_class = reference_accuracy(
+        np.array(TEST), np.array(TEST_LABELS), np.array(TRAIN), np.array(TRAIN_LABELS), 1, 0.07, 3
+    )
+    expected = reference_accuracy(
+        np.array(TEST), np.array(TEST_SCENES), np.array(TRAIN), np.array(TRAIN_SCENES), 1, 0.07, 2
+    )
     assert expected["top1"] != by_class["top1"]  # the label kind changes the answer
     assert record["knn"]["results"][0]["top1"] == pytest.approx(expected["top1"])
     out = capsys.readouterr().out
@@ -155,15 +267,34 @@ def test_retrieval_cache_is_shared_and_labels_csv_changes_the_kind(
 
 def test_a_random_init_network_runs_the_chain(tmp_path, capsys, data_dir):
     # A real tiny V-Network, untrained: its own features (cached) give the JSON's numbers.
-    from training_support import tiny_config
-
     from tfcmvp.export import export_random_init
+
+    from training_support import tiny_config
 
     model = export_random_init(tiny_config(), tmp_path / "scratch", "video", seed=0)
     output = tmp_path / "scratch.json"
-    assert run_cli(evaluate_cmd, "evaluate", "--model", model, "--data", data_dir, "--clips", 2,
-                   "--folds", 2, "--c_grid", 1, 100, "--output", output,
-                   "--cache_dir", tmp_path / "cache") == 0  # neither flag: both methods
+    assert (
+        run_cli(
+            evaluate_cmd,
+            "evaluate",
+            "--model",
+            model,
+            "--data",
+            data_dir,
+            "--clips",
+            2,
+            "--folds",
+            2,
+            "--c_grid",
+            1,
+            100,
+            "--output",
+            output,
+            "--cache_dir",
+            tmp_path / "cache",
+        )
+        == 0
+    )  # neither flag: both methods
     record = json.loads(output.read_text())
     assert record["knn"] is not None and record["linear"] is not None
     assert [r["k_used"] for r in record["knn"]["results"]] == [12, 12]  # 20 and 200, capped
@@ -178,15 +309,30 @@ def test_a_random_init_network_runs_the_chain(tmp_path, capsys, data_dir):
     assert "kNN" in capsys.readouterr().out
 
 
-def test_missing_scikit_learn_fails_before_any_work(monkeypatch, tmp_path, caplog, data_dir,
-                                                    model_dir):
+def test_missing_scikit_learn_fails_before_any_work(
+    monkeypatch, tmp_path, caplog, data_dir, model_dir
+):
     for name in ("sklearn", "sklearn.linear_model", "sklearn.exceptions"):
         monkeypatch.setitem(sys.modules, name, None)
     calls = ModelCalls(monkeypatch)
     output = tmp_path / "x.json"
     with caplog.at_level(logging.ERROR):
-        assert run_cli(evaluate_cmd, "evaluate", "--model", model_dir, "--data", data_dir,
-                       "--linear", "--output", output, "--cache_dir", tmp_path / "cache") == 2
+        assert (
+            run_cli(
+                evaluate_cmd,
+                "evaluate",
+                "--model",
+                model_dir,
+                "--data",
+                data_dir,
+                "--linear",
+                "--output",
+                output,
+                "--cache_dir",
+                tmp_path / "cache",
+            )
+            == 2
+        )
     assert "pip install 'tfcmvp[eval]'" in caplog.text
     assert calls.loads == 0 and not output.exists()
 
@@ -203,8 +349,12 @@ def test_usage_errors_name_the_flag(tmp_path, caplog, data_dir, model_dir, label
         assert run_cli(evaluate_cmd, "evaluate", *common, "--knn", "--k", 0) == 2
         assert "k must be a positive integer, got 0" in caplog.text
         caplog.clear()
-        assert run_cli(evaluate_cmd, "evaluate", "--model", tmp_path / "nope", "--data",
-                       data_dir, "--knn") == 2
+        assert (
+            run_cli(
+                evaluate_cmd, "evaluate", "--model", tmp_path / "nope", "--data", data_dir, "--knn"
+            )
+            == 2
+        )
         assert str(tmp_path / "nope") in caplog.text
 
 

@@ -24,8 +24,11 @@ def reference_scores(test, train, train_labels, k, temperature, num_classes):
 def reference_accuracy(test, test_labels, train, train_labels, k, temperature, num_classes):
     scores = reference_scores(test, train, train_labels, k, temperature, num_classes)
     ranked = np.argsort(-scores, axis=1, kind="stable")
-    return {f"top{t}": 100.0 * np.mean([test_labels[q] in ranked[q, :t]
-                                        for q in range(len(test_labels))]) for t in (1, 5)}
+    return {
+        f"top{t}": 100.0
+        * np.mean([test_labels[q] in ranked[q, :t] for q in range(len(test_labels))])
+        for t in (1, 5)
+    }
 
 
 def random_set(seed, num_classes=8, dim=6, train=60, test=25):
@@ -55,8 +58,7 @@ def test_accuracy_matches_the_reference_for_each_k():
     assert [r["k_used"] for r in results] == [1, 5, 20, 60]  # 200 capped at the 60 train videos
     values = []
     for result in results:
-        expected = reference_accuracy(test_x, test_y, train_x, train_y, result["k_used"], 0.07,
-                                      8)
+        expected = reference_accuracy(test_x, test_y, train_x, train_y, result["k_used"], 0.07, 8)
         assert result["top1"] == pytest.approx(expected["top1"], abs=1e-9), result
         assert result["top5"] == pytest.approx(expected["top5"], abs=1e-9), result
         values.append((result["top1"], result["top5"]))
@@ -74,8 +76,9 @@ def test_weighting_overrules_the_majority():
     scores = knn.knn_class_scores(query, train, labels, k=3, temperature=0.07)
     # Written out: class 0 gets e^(0.99/0.07) ~ 1.39e6, class 1 e^(0.7/0.07) + e^(0.6/0.07)
     # ~ 27,300. A plain majority (every weight 1) would pick class 1.
-    np.testing.assert_allclose(scores[0], [np.exp(0.99 / 0.07),
-                                           np.exp(0.70 / 0.07) + np.exp(0.60 / 0.07)], rtol=1e-5)
+    np.testing.assert_allclose(
+        scores[0], [np.exp(0.99 / 0.07), np.exp(0.70 / 0.07) + np.exp(0.60 / 0.07)], rtol=1e-5
+    )
     assert knn.rank_classes(scores, 1)[0, 0] == 0
     # A temperature so high that every weight is ~1 gives the plain majority back.
     flat = knn.knn_class_scores(query, train, labels, k=3, temperature=1e6)
@@ -116,7 +119,8 @@ def test_hand_made_accuracy_with_a_known_answer():
     result = knn.knn_accuracy(query, [0, 2, 5], train, labels, ks=(1, 5))
     assert result == [
         {"k": 1, "k_used": 1, "top1": pytest.approx(100 / 3), "top5": pytest.approx(200 / 3)},
-        {"k": 5, "k_used": 5, "top1": pytest.approx(100 / 3), "top5": pytest.approx(100.0)}]
+        {"k": 5, "k_used": 5, "top1": pytest.approx(100 / 3), "top5": pytest.approx(100.0)},
+    ]
 
 
 def test_blocks_of_queries_give_the_same_result(monkeypatch):
@@ -132,20 +136,34 @@ def test_a_test_class_without_train_videos_is_a_miss():
     assert result["top1"] == 0.0 and result["top5"] == 0.0  # class 7 scores 0, ranks 8th
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"ks": (0,)}, "k must be a positive integer, got 0"),
-    ({"ks": ()}, "ks is empty"),
-    ({"temperature": 0.0}, "temperature must be a positive number, got 0.0"),
-    ({"train_labels": [0, -1]}, "train labels must be >= 0"),
-    ({"train_labels": [0]}, "train labels must have shape (2,)"),
-    ({"test_labels": [0.5]}, "test labels must be integer class indices"),
-    ({"train_features": np.array([[1.0, np.nan], [0.0, 1.0]])}, "not finite"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"ks": (0,)}, "k must be a positive integer, got 0"),
+        ({"ks": ()}, "ks is empty"),
+        ({"temperature": 0.0}, "temperature must be a positive number, got 0.0"),
+        ({"train_labels": [0, -1]}, "train labels must be >= 0"),
+        ({"train_labels": [0]}, "train labels must have shape (2,)"),
+        ({"test_labels": [0.5]}, "test labels must be integer class indices"),
+        ({"train_features": np.array([[1.0, np.nan], [0.0, 1.0]])}, "not finite"),
+    ],
+)
 def test_bad_input_is_named(kwargs, message):
-    args = {"test_features": np.array([[1.0, 0.0]]), "test_labels": [0],
-            "train_features": np.array([[1.0, 0.0], [0.0, 1.0]]), "train_labels": [0, 1]}
+    args = {
+        "test_features": np.array([[1.0, 0.0]]),
+        "test_labels": [0],
+        "train_features": np.array([[1.0, 0.0], [0.0, 1.0]]),
+        "train_labels": [0, 1],
+    }
     args.update(kwargs)
-    with pytest.raises(ValueError, ) as error:
-        knn.knn_accuracy(args.pop("test_features"), args.pop("test_labels"),
-                         args.pop("train_features"), args.pop("train_labels"), **args)
+    with pytest.raises(
+        ValueError,
+    ) as error:
+        knn.knn_accuracy(
+            args.pop("test_features"),
+            args.pop("test_labels"),
+            args.pop("train_features"),
+            args.pop("train_labels"),
+            **args,
+        )
     assert message in str(error.value)

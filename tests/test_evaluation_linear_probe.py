@@ -1,4 +1,5 @@
-"""Linear probe (tfcmvp.evaluation.linear_probe): known answers, C chosen on the train split only."""
+"""Linear probe (tfcmvp.evaluation.linear_probe): known answers, C chosen on the train
+split only."""
 
 import sys
 
@@ -85,7 +86,11 @@ def test_chosen_c_is_what_train_validation_picks(selection):
     top2 = lp.linear_probe(train_x, train_y, test_x, test_y, c_grid=GRID, folds=3, seed=7)
     assert top2 == result  # deterministic with the seed
     assert {k: result[k] for k in ("C_grid", "folds", "seed", "max_iter")} == {
-        "C_grid": list(GRID), "folds": 3, "seed": 7, "max_iter": 1000}
+        "C_grid": list(GRID),
+        "folds": 3,
+        "seed": 7,
+        "max_iter": 1000,
+    }
 
 
 def test_the_test_split_never_picks_c(selection):
@@ -93,9 +98,13 @@ def test_the_test_split_never_picks_c(selection):
     # Test labels made to favour another C: exactly what the whole-train model with that
     # C predicts, so that C would score 100 % on the test split and the chosen one less.
     x_train, x_test = unit_rows(train_x), unit_rows(test_x)
-    predictions = {c: LogisticRegression(C=c, max_iter=1000).fit(x_train, train_y).predict(x_test)
-                   for c in GRID}
-    other = next(c for c in reversed(GRID) if not np.array_equal(predictions[c], predictions[chosen]))
+    predictions = {
+        c: LogisticRegression(C=c, max_iter=1000).fit(x_train, train_y).predict(x_test)
+        for c in GRID
+    }
+    other = next(
+        c for c in reversed(GRID) if not np.array_equal(predictions[c], predictions[chosen])
+    )
     rigged = predictions[other]
     test_accuracy = {c: np.mean(predictions[c] == rigged) for c in GRID}
     assert max(test_accuracy, key=test_accuracy.get) != chosen  # the test split would pick other
@@ -104,8 +113,12 @@ def test_the_test_split_never_picks_c(selection):
     assert result["top1"] == pytest.approx(100.0 * test_accuracy[chosen]) and result["top1"] < 100
     # And with the test labels scrambled the choice is the same.
     scrambled = np.random.default_rng(0).permutation(rigged)
-    assert lp.linear_probe(train_x, train_y, test_x, scrambled, c_grid=GRID, folds=3,
-                           seed=7)["chosen_C"] == chosen
+    assert (
+        lp.linear_probe(train_x, train_y, test_x, scrambled, c_grid=GRID, folds=3, seed=7)[
+            "chosen_C"
+        ]
+        == chosen
+    )
 
 
 def test_stratified_folds_spread_every_class_and_follow_the_seed():
@@ -125,8 +138,15 @@ def test_a_class_missing_from_training_ranks_last():
     train_x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [1.0, 0.1], [0.1, 1.0]])
     train_y = np.array([0, 0, 1, 1, 0, 1])
     # 7 classes in all: class 6 has no train video, so its test video misses top-1 and top-5.
-    result = lp.linear_probe(train_x, train_y, np.array([[1.0, 0.05], [0.5, 0.5]]), [0, 6],
-                             c_grid=(1.0,), folds=2, seed=0)
+    result = lp.linear_probe(
+        train_x,
+        train_y,
+        np.array([[1.0, 0.05], [0.5, 0.5]]),
+        [0, 6],
+        c_grid=(1.0,),
+        folds=2,
+        seed=0,
+    )
     assert result["top1"] == 50.0 and result["top5"] == 50.0
 
 
@@ -139,19 +159,32 @@ def test_missing_scikit_learn_names_the_extra(monkeypatch):
     assert isinstance(error.value, ImportError)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"train_labels": [0, 0, 0, 0]}, "the train split holds one class only (0)"),
-    ({"folds": 5}, "folds must be an integer from 2 to the number of train videos (4), got 5"),
-    ({"folds": 1}, "folds must be an integer from 2"),
-    ({"c_grid": (1.0, 0.0)}, "the C grid must be positive numbers, got (1.0, 0.0)"),
-    ({"c_grid": ()}, "the C grid must be positive numbers, got ()"),
-    ({"test_features": np.ones((2, 3))}, "train and test feature sizes differ"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"train_labels": [0, 0, 0, 0]}, "the train split holds one class only (0)"),
+        ({"folds": 5}, "folds must be an integer from 2 to the number of train videos (4), got 5"),
+        ({"folds": 1}, "folds must be an integer from 2"),
+        ({"c_grid": (1.0, 0.0)}, "the C grid must be positive numbers, got (1.0, 0.0)"),
+        ({"c_grid": ()}, "the C grid must be positive numbers, got ()"),
+        ({"test_features": np.ones((2, 3))}, "train and test feature sizes differ"),
+    ],
+)
 def test_bad_input_is_named(kwargs, message):
-    args = {"train_features": np.eye(4)[:, :2] + 0.1, "train_labels": [0, 1, 0, 1],
-            "test_features": np.eye(2), "test_labels": [0, 1], "folds": 2}
+    args = {
+        "train_features": np.eye(4)[:, :2] + 0.1,
+        "train_labels": [0, 1, 0, 1],
+        "test_features": np.eye(2),
+        "test_labels": [0, 1],
+        "folds": 2,
+    }
     args.update(kwargs)
     with pytest.raises(ValueError) as error:
-        lp.linear_probe(args.pop("train_features"), args.pop("train_labels"),
-                        args.pop("test_features"), args.pop("test_labels"), **args)
+        lp.linear_probe(
+            args.pop("train_features"),
+            args.pop("train_labels"),
+            args.pop("test_features"),
+            args.pop("test_labels"),
+            **args,
+        )
     assert message in str(error.value)

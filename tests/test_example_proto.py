@@ -21,8 +21,11 @@ def tf_example(features):
             return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
         return tf.train.Feature(float_list=tf.train.FloatList(value=values))
 
-    return tf.train.Example(features=tf.train.Features(
-        feature={key: feature(kind, values) for key, (kind, values) in features.items()}))
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={key: feature(kind, values) for key, (kind, values) in features.items()}
+        )
+    )
 
 
 def our_example(features):
@@ -33,8 +36,11 @@ def our_example(features):
             return example_proto.Feature(int64_list=example_proto.Int64List(value=values))
         return example_proto.Feature(float_list=example_proto.FloatList(value=values))
 
-    return example_proto.Example(features=example_proto.Features(
-        feature={key: feature(kind, values) for key, (kind, values) in features.items()}))
+    return example_proto.Example(
+        features=example_proto.Features(
+            feature={key: feature(kind, values) for key, (kind, values) in features.items()}
+        )
+    )
 
 
 FEATURES = {
@@ -65,19 +71,22 @@ def test_real_record_parses_with_tensorflow(carphone_path):
     import tensorflow as tf
 
     video = read_video(carphone_path, rgb=True, mv_cell=8, rgb_short_side=64)
-    rec = records.build_record(video, video_id="carphone.mp4", label=2, label_name="talk",
-                               split="test", jpeg_quality=80)
+    rec = records.build_record(
+        video, video_id="carphone.mp4", label=2, label_name="talk", split="test", jpeg_quality=80
+    )
     serialized = schema.encode_example(rec)
-    assert tf.train.Example.FromString(serialized).SerializeToString(
-        deterministic=True) == serialized
+    assert (
+        tf.train.Example.FromString(serialized).SerializeToString(deterministic=True) == serialized
+    )
     parsed = schema.parse_example(tf.constant(serialized))
     assert parsed[schema.VIDEO_ID].numpy() == b"carphone.mp4"
     assert int(parsed[schema.LABEL]) == 2
     assert parsed[schema.FRAME_TYPES].numpy().decode() == video.frame_types
     assert list(parsed[schema.IFRAME_INDICES].numpy()) == list(video.iframe_indices)
     assert parsed[schema.RGB_ENCODED].shape == (120,)
-    np.testing.assert_allclose(parsed[schema.MV_ENCODED].numpy(), video.motion_vectors,
-                               atol=1 / 8 + 1e-6)
+    np.testing.assert_allclose(
+        parsed[schema.MV_ENCODED].numpy(), video.motion_vectors, atol=1 / 8 + 1e-6
+    )
     # And the same bytes twice: sorted keys make the record deterministic.
     assert schema.encode_example(rec) == serialized
 
@@ -99,7 +108,8 @@ def test_writing_records_does_not_import_tensorflow(carphone_path):
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
         print(loaded)
     """)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

@@ -16,14 +16,21 @@ import pytest
 import tensorflow as tf
 
 import tfcmvp
-from export_support import (EPOCHS, NETWORKS, TINY_SHAPES, exports,  # noqa: F401
-                            random_clips, workdir)  # exports, workdir: shared fixtures
 from tfcmvp import config as cfg
 from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
-from tfcmvp.export import (ExportError, contract, describe_export, export_network,
-                           export_random_init, load_keras_network, make_export_info,
-                           read_export_info)
-from tfcmvp.export import networks
+from tfcmvp.export import (
+    ExportError,
+    contract,
+    describe_export,
+    export_network,
+    export_random_init,
+    load_keras_network,
+    make_export_info,
+    networks,
+    read_export_info,
+)
+
+from export_support import EPOCHS, NETWORKS, TINY_SHAPES, random_clips
 from training_support import tiny_config
 
 # --------------------------------------------------------------------------- round trips
@@ -51,9 +58,12 @@ def test_saved_model_outputs_equal_keras_outputs(network, workdir, exports):
     # serving_default is embed; the restored tf.functions give the same.
     np.testing.assert_allclose(
         loaded.signatures["serving_default"](clips=tf.constant(clips))["embedding"].numpy(),
-        expected_embedding, atol=1e-5)
-    np.testing.assert_allclose(loaded.embed(tf.constant(clips))["embedding"].numpy(),
-                               expected_embedding, atol=1e-5)
+        expected_embedding,
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        loaded.embed(tf.constant(clips))["embedding"].numpy(), expected_embedding, atol=1e-5
+    )
 
 
 def test_load_keras_network_rebuilds_the_same_network(workdir, exports):
@@ -64,8 +74,11 @@ def test_load_keras_network_rebuilds_the_same_network(workdir, exports):
     for a, b in zip(original.get_weights(), rebuilt.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     clips = random_clips(TINY_SHAPES["video"][0], seed=2)
-    np.testing.assert_allclose(rebuilt(clips, training=False)["features"].numpy(),
-                               original(clips, training=False)["features"].numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        rebuilt(clips, training=False)["features"].numpy(),
+        original(clips, training=False)["features"].numpy(),
+        atol=1e-6,
+    )
 
 
 def test_saved_variables_are_the_networks(workdir, exports):
@@ -94,8 +107,11 @@ def test_export_info_states_the_input_contract_and_provenance(workdir, exports):
         assert info["feature_shape"] == list(feature_shape)
         assert info["signatures"] == ["embed", "features"]
         assert info["source"] == {
-            "kind": "pretrained", "workdir": str(path.resolve()), "epoch": EPOCHS,
-            "weights": str(networks.workdir_paths(path, network)[1].resolve())}
+            "kind": "pretrained",
+            "workdir": str(path.resolve()),
+            "epoch": EPOCHS,
+            "weights": str(networks.workdir_paths(path, network)[1].resolve()),
+        }
         assert info["tfcmvp_version"] == tfcmvp.__version__
         assert info["tensorflow_version"] == tf.__version__
         assert info["keras_version"] == keras.__version__
@@ -118,7 +134,10 @@ def test_assets_hold_the_resolved_config_and_the_weights(workdir, exports):
     _, config, models = workdir
     assets = exports["iframe"] / "assets"
     assert sorted(p.name for p in assets.iterdir()) == [
-        "config.yaml", "network.weights.h5", "tfcmvp_export.json"]
+        "config.yaml",
+        "network.weights.h5",
+        "tfcmvp_export.json",
+    ]
     assert cfg.load_config(assets / "config.yaml") == config
     rebuilt = networks.build_network("iframe", config)
     rebuilt.load_weights(str(assets / "network.weights.h5"))
@@ -173,8 +192,11 @@ def test_wrong_shape_or_dtype_errors_say_what_was_expected(exports):
     with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a float tensor"):
         embed(clips=tf.zeros([2, 8, 32, 32, 3], tf.float64))
     # The restored functions are checked by TensorFlow against the TensorSpec.
-    with pytest.raises(TypeError, match=r"TensorSpec\(shape=\(None, 8, 32, 32, 3\), "
-                                        r"dtype=tf.float32"):
+    with pytest.raises(
+        TypeError,
+        match=r"TensorSpec\(shape=\(None, 8, 32, 32, 3\), "
+        r"dtype=tf.float32",
+    ):
         loaded.features(tf.zeros([2, 8, 32, 16, 3]))
 
 
@@ -186,10 +208,14 @@ def test_random_init_export_is_seeded_and_untrained(workdir, tmp_path):
     a = export_random_init(config, tmp_path / "a", "video", seed=5)
     b = export_random_init(config, tmp_path / "b", "video", seed=5)
     info = read_export_info(a)
-    assert info["source"] == {"kind": "random_init", "workdir": None, "epoch": None, "seed": 5,
-                              "config": None}
-    weights = {name: load_keras_network(path).get_weights() for name, path in (("a", a),
-                                                                                ("b", b))}
+    assert info["source"] == {
+        "kind": "random_init",
+        "workdir": None,
+        "epoch": None,
+        "seed": 5,
+        "config": None,
+    }
+    weights = {name: load_keras_network(path).get_weights() for name, path in (("a", a), ("b", b))}
     weights["c"] = networks.build_network("video", config, seed=6).get_weights()
     for x, y in zip(weights["a"], weights["b"], strict=True):
         np.testing.assert_array_equal(x, y)  # same seed, same network
@@ -214,7 +240,9 @@ def test_random_init_of_a_resnet_video_network(tmp_path):
     loaded = tf.saved_model.load(str(path))
     np.testing.assert_allclose(
         loaded.signatures["embed"](clips=tf.constant(clips))["embedding"].numpy(),
-        model(clips, training=False)["features"].numpy().mean(axis=(1, 2, 3)), atol=1e-5)
+        model(clips, training=False)["features"].numpy().mean(axis=(1, 2, 3)),
+        atol=1e-5,
+    )
 
 
 # --------------------------------------------------------------------------- extra signatures
@@ -233,11 +261,20 @@ def test_extra_signature_is_exported_with_its_variables(tmp_path):
         return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
 
     info = make_export_info(
-        network="classifier", backbone="c3d", input_spec=contract.input_contract(
-            "video", config.data), source={"kind": "finetuned", "workdir": "ft", "epoch": 1},
-        num_classes=3, class_names=["a", "b", "c"])
-    path = export_network(backbone, tmp_path / "clf", info, cfg.dump_config(config),
-                          extra_signatures={"classify": classify})
+        network="classifier",
+        backbone="c3d",
+        input_spec=contract.input_contract("video", config.data),
+        source={"kind": "finetuned", "workdir": "ft", "epoch": 1},
+        num_classes=3,
+        class_names=["a", "b", "c"],
+    )
+    path = export_network(
+        backbone,
+        tmp_path / "clf",
+        info,
+        cfg.dump_config(config),
+        extra_signatures={"classify": classify},
+    )
     written = read_export_info(path)
     assert written["signatures"] == ["embed", "features", "classify"]
     assert written["num_classes"] == 3
@@ -250,17 +287,22 @@ def test_extra_signature_is_exported_with_its_variables(tmp_path):
     with pytest.raises(ExportError, match="holds a 'classifier' network"):
         load_keras_network(path)
     text = describe_export(path)
-    assert ("classify: clips float32 [None, 8, 32, 32, 3] -> logits float32 [None, 3], "
-            "probabilities float32 [None, 3]") in text
+    assert (
+        "classify: clips float32 [None, 8, 32, 32, 3] -> logits float32 [None, 3], "
+        "probabilities float32 [None, 3]"
+    ) in text
     assert "classes: 3" in text and "source: finetuned (workdir ft, epoch 1)" in text
 
 
 def test_export_network_rejects_a_contract_that_does_not_fit(tmp_path):
     config = tiny_config()
     backbone = networks.build_network("video", config)
-    info = make_export_info(network="video", backbone="c3d",
-                            input_spec=contract.video_input_contract(16, 4, 32),
-                            source={"kind": "random_init"})
+    info = make_export_info(
+        network="video",
+        backbone="c3d",
+        input_spec=contract.video_input_contract(16, 4, 32),
+        source={"kind": "random_init"},
+    )
     with pytest.raises(ExportError, match=r"input.shape \[16, 32, 32, 3\] does not fit"):
         export_network(backbone, tmp_path / "x", info, "")
     assert not (tmp_path / "x").exists()

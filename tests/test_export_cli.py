@@ -12,13 +12,21 @@ import keras
 import pytest
 import tensorflow as tf
 
-from export_support import EPOCHS, exports, workdir  # noqa: F401 (shared fixtures)
 from tfcmvp import config as cfg
 from tfcmvp.cli import describe_cmd, export_cmd
 from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
-from tfcmvp.export import (ExportError, NotAnExportError, describe_export, export_pretrained,
-                           export_random_init, read_export_info)
+from tfcmvp.export import (
+    ExportError,
+    NotAnExportError,
+    describe_export,
+    export_pretrained,
+    export_random_init,
+    read_export_info,
+)
+
+from export_support import EPOCHS
 from training_support import tiny_config
+
 
 def _cli(module, argv):
     parser = argparse.ArgumentParser(prog="tfcmvp")
@@ -34,13 +42,17 @@ def test_not_an_export_is_an_error_naming_the_folder(tmp_path, caplog):
     missing = tmp_path / "nowhere"
     with pytest.raises(NotAnExportError, match=f"export folder {missing} does not exist"):
         read_export_info(missing)
-    with pytest.raises(FileNotFoundError, match=f"{tmp_path} is not a tfcmvp export: it has no "
-                                                r"saved_model.pb"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=f"{tmp_path} is not a tfcmvp export: it has no "
+        r"saved_model.pb",
+    ):
         read_export_info(tmp_path)
     plain = tmp_path / "plain"
     module = tf.Module()
-    module.f = tf.function(lambda x: {"y": x * 2.0},
-                           input_signature=[tf.TensorSpec([None], tf.float32)])
+    module.f = tf.function(
+        lambda x: {"y": x * 2.0}, input_signature=[tf.TensorSpec([None], tf.float32)]
+    )
     tf.saved_model.save(module, str(plain))
     with pytest.raises(NotAnExportError, match="is a SavedModel but not a tfcmvp export"):
         describe_export(plain)
@@ -53,12 +65,28 @@ def test_missing_weights_name_the_file(workdir, tmp_path, caplog):
     run = tmp_path / "run"
     shutil.copytree(workdir[0], run)
     (run / "weights" / "m_network.weights.h5").unlink()
-    with pytest.raises(FileNotFoundError, match="no trained weights: run tfcmvp pretrain first "
-                                                r"\(.*m_network.weights.h5 is missing\)"):
+    with pytest.raises(
+        FileNotFoundError,
+        match="no trained weights: run tfcmvp pretrain first "
+        r"\(.*m_network.weights.h5 is missing\)",
+    ):
         export_pretrained(run, tmp_path / "out", "motion")
     caplog.set_level(logging.ERROR)
-    assert _cli(export_cmd, ["export", "--workdir", str(run), "--output",
-                             str(tmp_path / "out"), "--network", "motion"]) == 2
+    assert (
+        _cli(
+            export_cmd,
+            [
+                "export",
+                "--workdir",
+                str(run),
+                "--output",
+                str(tmp_path / "out"),
+                "--network",
+                "motion",
+            ],
+        )
+        == 2
+    )
     assert "no trained weights: run tfcmvp pretrain first" in caplog.text
     assert not (tmp_path / "out").exists()
 
@@ -101,8 +129,11 @@ def test_describe_prints_the_contract_signatures_and_provenance(workdir, exports
         "serving_default: clips float32 [None, 8, 32, 32, 3] -> embedding float32 [None, 32]"
         "  (= embed)",
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}",
-        "model.backbone: c3d", "model.backbone_width: 4", "data.clip_stride: 2",
-        "loss.alpha: 0.5", "train.epochs: 2",
+        "model.backbone: c3d",
+        "model.backbone_width: 4",
+        "data.clip_stride: 2",
+        "loss.alpha: 0.5",
+        "train.epochs: 2",
         "assets/network.weights.h5",
     ]:
         assert expected in text, f"{expected!r} missing from:\n{text}"
@@ -114,8 +145,13 @@ def test_describe_prints_the_contract_signatures_and_provenance(workdir, exports
 
 def test_cli_export_from_workdir_prints_a_summary(workdir, tmp_path, capsys):
     out = tmp_path / "iframe_model"
-    assert _cli(export_cmd, ["export", "--workdir", str(workdir[0]), "--output", str(out),
-                             "--network", "iframe"]) == 0
+    assert (
+        _cli(
+            export_cmd,
+            ["export", "--workdir", str(workdir[0]), "--output", str(out), "--network", "iframe"],
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert f"to {out.resolve()}" in printed
     assert "signatures: embed (serving_default), features" in printed
@@ -129,23 +165,46 @@ def test_cli_export_from_workdir_prints_a_summary(workdir, tmp_path, capsys):
 def test_cli_export_random_init_from_a_config_file(tmp_path, capsys):
     config_file = cfg.save_config(tiny_config(), tmp_path / "tiny.yaml")
     out = tmp_path / "scratch"
-    assert _cli(export_cmd, ["export", "--config", str(config_file), "--random_init",
-                             "--set", "data.clip_len=16", "--output", str(out),
-                             "--seed", "7"]) == 0
+    assert (
+        _cli(
+            export_cmd,
+            [
+                "export",
+                "--config",
+                str(config_file),
+                "--random_init",
+                "--set",
+                "data.clip_len=16",
+                "--output",
+                str(out),
+                "--seed",
+                "7",
+            ],
+        )
+        == 0
+    )
     assert "random init (seed 7)" in capsys.readouterr().out
     info = read_export_info(out)
     assert info["input"]["shape"] == [16, 32, 32, 3]
-    assert info["source"] == {"kind": "random_init", "workdir": None, "epoch": None, "seed": 7,
-                              "config": str(config_file.resolve())}
+    assert info["source"] == {
+        "kind": "random_init",
+        "workdir": None,
+        "epoch": None,
+        "seed": 7,
+        "config": str(config_file.resolve()),
+    }
     assert cfg.load_config(out / "assets" / "config.yaml").data.clip_len == 16
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--output", "o"], "pass --workdir (a pretraining run) or --random_init"),
-    (["--workdir", "w", "--random_init", "--output", "o"], "exclude each other"),
-    (["--workdir", "w", "--seed", "3", "--output", "o"], "--seed only go with --random_init"),
-    (["--random_init", "--set", "model.nope=1", "--output", "o"], "model.nope"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--output", "o"], "pass --workdir (a pretraining run) or --random_init"),
+        (["--workdir", "w", "--random_init", "--output", "o"], "exclude each other"),
+        (["--workdir", "w", "--seed", "3", "--output", "o"], "--seed only go with --random_init"),
+        (["--random_init", "--set", "model.nope=1", "--output", "o"], "model.nope"),
+    ],
+)
 def test_cli_export_usage_errors(argv, message, caplog):
     caplog.set_level(logging.ERROR)
     assert _cli(export_cmd, ["export", *argv]) == 2

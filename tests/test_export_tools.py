@@ -14,8 +14,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from export_support import TINY_SHAPES, fake_workdir, random_clips
 from tfcmvp.export import export_pretrained
+
+from export_support import TINY_SHAPES, fake_workdir, random_clips
 
 INPUT_SHAPE, FEATURE_SHAPE, DIM = TINY_SHAPES["video"]
 
@@ -28,8 +29,10 @@ def exported(tmp_path_factory):
     model_dir = export_pretrained(root / "run", root / "model", "video")
     arrays = root / "arrays"
     arrays.mkdir()
-    inputs = {"zeros": np.zeros((1, *INPUT_SHAPE), np.float32),
-              "random": random_clips(INPUT_SHAPE, batch=2, seed=9)}
+    inputs = {
+        "zeros": np.zeros((1, *INPUT_SHAPE), np.float32),
+        "random": random_clips(INPUT_SHAPE, batch=2, seed=9),
+    }
     for name, clips in inputs.items():
         features = models["video"](clips, training=False)["features"].numpy()
         np.save(arrays / f"{name}_clips.npy", clips)
@@ -86,11 +89,14 @@ LOAD_WITHOUT_TFCMVP = textwrap.dedent("""
 def test_loads_and_runs_with_tensorflow_only(exported, tmp_path):
     model_dir, arrays = exported
     # -I: isolated mode (no user site, no current directory on sys.path).
-    result = _run([sys.executable, "-I", "-c", LOAD_WITHOUT_TFCMVP, str(model_dir), str(arrays)],
-                  cwd=tmp_path)
+    result = _run(
+        [sys.executable, "-I", "-c", LOAD_WITHOUT_TFCMVP, str(model_dir), str(arrays)], cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"OK (2, {DIM}) (2, {', '.join(map(str, FEATURE_SHAPE))}) tfcmvp_export.json" \
+    assert (
+        f"OK (2, {DIM}) (2, {', '.join(map(str, FEATURE_SHAPE))}) tfcmvp_export.json"
         in result.stdout
+    )
 
 
 def test_saved_model_cli_show_lists_the_signatures(exported, tmp_path):
@@ -110,10 +116,23 @@ def test_saved_model_cli_run_gives_the_keras_outputs(exported, tmp_path):
     model_dir, arrays = exported
     # TF 2.21's --input_exprs accepts Python literals only (no np.zeros), so the
     # input goes in as a .npy file.
-    result = _run([*_saved_model_cli(), "run", "--dir", str(model_dir), "--tag_set", "serve",
-                   "--signature_def", "embed", "--inputs",
-                   f"clips={arrays / 'zeros_clips.npy'}", "--outdir", str(tmp_path / "out")],
-                  cwd=tmp_path)
+    result = _run(
+        [
+            *_saved_model_cli(),
+            "run",
+            "--dir",
+            str(model_dir),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "embed",
+            "--inputs",
+            f"clips={arrays / 'zeros_clips.npy'}",
+            "--outdir",
+            str(tmp_path / "out"),
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     embedding = np.load(tmp_path / "out" / "embedding.npy")
     assert embedding.shape == (1, DIM)

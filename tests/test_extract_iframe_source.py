@@ -18,11 +18,29 @@ IFRAMES = [0, 12, 24, 36, 48]
 
 # The keys of a schema-1 record as written before the optional iframe/ keys existed.
 V1_KEYS = {
-    "schema/version", "video/id", "video/label", "video/label_name", "video/split",
-    "video/fps", "video/width", "video/height", "video/codec", "video/num_frames",
-    "video/frame_types", "video/iframe_indices", "video/one_past_reference", "rgb/encoded",
-    "rgb/height", "rgb/width", "iframe/encoded", "mv/encoded", "mv/height", "mv/width",
-    "mv/cell", "mv/scale"}
+    "schema/version",
+    "video/id",
+    "video/label",
+    "video/label_name",
+    "video/split",
+    "video/fps",
+    "video/width",
+    "video/height",
+    "video/codec",
+    "video/num_frames",
+    "video/frame_types",
+    "video/iframe_indices",
+    "video/one_past_reference",
+    "rgb/encoded",
+    "rgb/height",
+    "rgb/width",
+    "iframe/encoded",
+    "mv/encoded",
+    "mv/height",
+    "mv/width",
+    "mv/cell",
+    "mv/scale",
+}
 
 
 def decode_jpeg(data):
@@ -41,8 +59,8 @@ def read_records(out):
     for shard in sorted(out.glob("*.tfrecord.gz")):
         data, offset = gzip.decompress(shard.read_bytes()), 0
         while offset < len(data):  # TFRecord framing: length, crc, data, crc
-            length = int.from_bytes(data[offset:offset + 8], "little")
-            raw = data[offset + 12:offset + 12 + length]
+            length = int.from_bytes(data[offset : offset + 8], "little")
+            raw = data[offset + 12 : offset + 12 + length]
             offset += 16 + length
             record = schema.decode_example(raw)
             found[record.video_id] = (raw, record)
@@ -56,8 +74,9 @@ def dataset(tmp_path_factory):
     videos = root / "videos"
     videos.mkdir()
     for seed, (name, velocity) in enumerate((("a.avi", (2, -1)), ("b.avi", (-1, 1)))):
-        write_video(videos / name, moving_texture(NUM_FRAMES, 240, 320, velocity, seed=seed),
-                    fps=25, gop=12)
+        write_video(
+            videos / name, moving_texture(NUM_FRAMES, 240, 320, velocity, seed=seed), fps=25, gop=12
+        )
     listing = root / "list.csv"
     listing.write_text("path,label,split\na.avi,walk,train\nb.avi,run,test\n")
     return videos, listing
@@ -71,8 +90,9 @@ def runs(dataset, tmp_path_factory):
     common = [f"--videos_dir={videos}", f"--manifest={listing}", *IN_PROCESS]
     manifests = {
         "decoded": extract.run([*common, f"--output_dir={root / 'decoded'}"]),
-        "reencode": extract.run([*common, f"--output_dir={root / 'reencode'}",
-                                 "--iframe_source=reencode"]),
+        "reencode": extract.run(
+            [*common, f"--output_dir={root / 'reencode'}", "--iframe_source=reencode"]
+        ),
     }
     return {name: (read_records(root / name), manifests[name]) for name in manifests}
 
@@ -86,8 +106,10 @@ def test_reencoded_iframes_replace_only_the_iframe_pixels(runs):
         assert new.iframe_indices == old.iframe_indices == IFRAMES
         assert new.frame_types == old.frame_types
         assert new.rgb_jpegs == old.rgb_jpegs  # RGB frames: the same bytes
-        assert schema.quantize_vectors(new.motion_vectors).tobytes() == \
-            schema.quantize_vectors(old.motion_vectors).tobytes()  # vectors: the same bytes
+        assert (
+            schema.quantize_vectors(new.motion_vectors).tobytes()
+            == schema.quantize_vectors(old.motion_vectors).tobytes()
+        )  # vectors: the same bytes
         assert (new.iframe_source, new.iframe_bitrate) == ("reencode", 200_000)
         assert (old.iframe_source, old.iframe_bitrate) == ("decoded", 0)
         for position, index in enumerate(new.iframe_indices):
@@ -144,16 +166,17 @@ def test_reencode_bitrate_reaches_the_job(dataset, tmp_path):
     from tfcmvp.codec import reencode
 
     videos, listing = dataset
-    common = [f"--videos_dir={videos}", f"--manifest={listing}", "--reencode=mpeg4",
-              *IN_PROCESS]
+    common = [f"--videos_dir={videos}", f"--manifest={listing}", "--reencode=mpeg4", *IN_PROCESS]
     extract.run([*common, f"--output_dir={tmp_path / 'q'}"])
-    manifest = extract.run([*common, f"--output_dir={tmp_path / 'b'}",
-                            "--reencode_bitrate=100k"])
+    manifest = extract.run([*common, f"--output_dir={tmp_path / 'b'}", "--reencode_bitrate=100k"])
     assert manifest["options"]["reencode_bitrate"] == 100_000
     _, by_quantiser = read_records(tmp_path / "q")["a.avi"]
     _, by_bitrate = read_records(tmp_path / "b")["a.avi"]
-    here = read_video(reencode(videos / "a.avi", tmp_path / "a.mp4", bitrate=100_000),
-                      rgb=True, rgb_short_side=128)
+    here = read_video(
+        reencode(videos / "a.avi", tmp_path / "a.mp4", bitrate=100_000),
+        rgb=True,
+        rgb_short_side=128,
+    )
     assert by_bitrate.rgb_jpegs == [records.encode_jpeg(f) for f in here.frames]
     assert by_bitrate.rgb_jpegs != by_quantiser.rgb_jpegs
     assert by_bitrate.iframe_indices == by_quantiser.iframe_indices == IFRAMES
@@ -173,33 +196,47 @@ def test_iframe_failures_go_to_failed_jsonl(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(reencode_lib, "reencoded_iframes", broken)
     videos, listing = dataset
     with pytest.raises(extract.ExtractionFailedError, match="no video was written"):
-        extract.run([f"--videos_dir={videos}", f"--manifest={listing}",
-                     f"--output_dir={tmp_path / 'out'}", "--iframe_source=reencode",
-                     *IN_PROCESS])
+        extract.run(
+            [
+                f"--videos_dir={videos}",
+                f"--manifest={listing}",
+                f"--output_dir={tmp_path / 'out'}",
+                "--iframe_source=reencode",
+                *IN_PROCESS,
+            ]
+        )
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["status"] == "failed"
     assert manifest["splits"]["train"]["failed"] == 1
-    failures = [json.loads(line)
-                for line in (tmp_path / "out" / "failed.jsonl").read_text().splitlines()]
-    assert {(f["video_id"], f["stage"]) for f in failures} == {("a.avi", "iframes"),
-                                                               ("b.avi", "iframes")}
+    failures = [
+        json.loads(line) for line in (tmp_path / "out" / "failed.jsonl").read_text().splitlines()
+    ]
+    assert {(f["video_id"], f["stage"]) for f in failures} == {
+        ("a.avi", "iframes"),
+        ("b.avi", "iframes"),
+    }
     assert all("encoder exploded" in f["message"] for f in failures)
 
 
 def config_of(*flags):
     options = extract_options.make_pipeline_options(
-        ["--videos_dir=v", "--output_dir=o", "--splits_dir=s", *flags])
+        ["--videos_dir=v", "--output_dir=o", "--splits_dir=s", *flags]
+    )
     return extract_options.ExtractConfig.from_options(options)
 
 
 def test_options():
     default = config_of()
     assert (default.iframe_source, default.iframe_bitrate, default.reencode_bitrate) == (
-        "decoded", None, None)
+        "decoded",
+        None,
+        None,
+    )
     authors = config_of("--iframe_source=reencode")
     assert (authors.iframe_source, authors.iframe_bitrate) == ("reencode", 200_000)
-    assert config_of("--iframe_source=reencode", "--iframe_bitrate=1.5M").iframe_bitrate == \
-        1_500_000
+    assert (
+        config_of("--iframe_source=reencode", "--iframe_bitrate=1.5M").iframe_bitrate == 1_500_000
+    )
     assert config_of("--reencode=mpeg4", "--reencode_bitrate=200k").reencode_bitrate == 200_000
     with pytest.raises(ValueError, match="--iframe_bitrate needs --iframe_source reencode"):
         config_of("--iframe_bitrate=200k")
@@ -210,7 +247,11 @@ def test_options():
     with pytest.raises(SystemExit):  # argparse: not one of the choices
         config_of("--iframe_source=clip")
     assert [extract_options.parse_bitrate(t) for t in ("200k", "200K", "1.5M", "64000")] == [
-        200_000, 200_000, 1_500_000, 64_000]
+        200_000,
+        200_000,
+        1_500_000,
+        64_000,
+    ]
     with pytest.raises(ValueError, match="below 1000 bits/s"):
         extract_options.parse_bitrate("0.5k")
 
@@ -226,14 +267,27 @@ def test_cli_passes_the_new_flags_to_the_job(monkeypatch, capsys):
         return {"splits": {}, "options": {}}
 
     monkeypatch.setattr(extract, "run", fake_run)
-    argv = ["--videos_dir=v", "--output_dir=o", "--splits_dir=s", "--iframe_source", "reencode",
-            "--iframe_bitrate=100k", "--reencode=mpeg4", "--reencode_bitrate", "300k"]
+    argv = [
+        "--videos_dir=v",
+        "--output_dir=o",
+        "--splits_dir=s",
+        "--iframe_source",
+        "reencode",
+        "--iframe_bitrate=100k",
+        "--reencode=mpeg4",
+        "--reencode_bitrate",
+        "300k",
+    ]
     assert cli.main(["extract", *argv]) == 0
     assert seen["argv"] == argv
     config = extract_options.ExtractConfig.from_options(
-        extract_options.make_pipeline_options(seen["argv"]))
+        extract_options.make_pipeline_options(seen["argv"])
+    )
     assert (config.iframe_source, config.iframe_bitrate, config.reencode_bitrate) == (
-        "reencode", 100_000, 300_000)
+        "reencode",
+        100_000,
+        300_000,
+    )
     assert cli.main(["extract", "--help"]) == 0
     shown = capsys.readouterr().out
     for flag in ("--iframe_source", "--iframe_bitrate", "--reencode_bitrate"):
@@ -245,9 +299,18 @@ def painted_video():
 
     frames = np.stack([np.full((16, 24, 3), 40 * t, np.uint8) for t in range(5)])
     return CompressedVideo(
-        path="/data/v.avi", codec="mpeg4", width=24, height=16, fps=25.0, frame_types="IPPIP",
-        iframe_indices=np.array([0, 3]), motion_vectors=np.zeros((5, 2, 3, 2), np.float32),
-        mv_cell=8, one_past_reference=True, frames=frames)
+        path="/data/v.avi",
+        codec="mpeg4",
+        width=24,
+        height=16,
+        fps=25.0,
+        frame_types="IPPIP",
+        iframe_indices=np.array([0, 3]),
+        motion_vectors=np.zeros((5, 2, 3, 2), np.float32),
+        mv_cell=8,
+        one_past_reference=True,
+        frames=frames,
+    )
 
 
 def test_build_record_with_reencoded_iframes():
@@ -260,8 +323,11 @@ def test_build_record_with_reencoded_iframes():
     back = schema.decode_example(schema.encode_example(record))
     assert (back.iframe_source, back.iframe_bitrate) == ("reencode", 200_000)
     assert back.iframe_jpegs == record.iframe_jpegs
-    with pytest.raises(ValueError, match=r"/data/v\.avi: re-encoded I-frames are uint8 "
-                                         r"\(1, 16, 24, 3\), expected uint8 \(2, 16, 24, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"/data/v\.avi: re-encoded I-frames are uint8 "
+        r"\(1, 16, 24, 3\), expected uint8 \(2, 16, 24, 3\)",
+    ):
         records.build_record(video, **kwargs, iframe_images=images[:1], iframe_bitrate=1000)
     with pytest.raises(ValueError, match="iframe_images and iframe_bitrate go together"):
         records.build_record(video, **kwargs, iframe_images=images)
@@ -270,8 +336,9 @@ def test_build_record_with_reencoded_iframes():
 
 
 def test_encode_example_checks_the_iframe_source():
-    record = records.build_record(painted_video(), video_id="v.avi", label=0, label_name="x",
-                                  split="train")
+    record = records.build_record(
+        painted_video(), video_id="v.avi", label=0, label_name="x", split="train"
+    )
     record.iframe_source = "clip"
     with pytest.raises(ValueError, match=r"v\.avi: inconsistent record: iframe_source 'clip'"):
         schema.encode_example(record)

@@ -20,6 +20,7 @@ import pytest
 from beam_jobs import progress
 from tfcmvp.codec import write_video
 from tfcmvp.codec.synthetic import moving_texture
+
 from training_support import REPO_ROOT
 
 
@@ -62,8 +63,9 @@ def test_count_finished_counts_parts_and_failure_markers(tmp_path):
 
 def test_log_lines_every_tenth_with_counts_rate_and_eta(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="beam_jobs.extract")
-    monitor = progress.ProgressMonitor(10, str(tmp_path), stream=io.StringIO(),
-                                       poll_seconds=0.01).start()
+    monitor = progress.ProgressMonitor(
+        10, str(tmp_path), stream=io.StringIO(), poll_seconds=0.01
+    ).start()
     try:
         finish(tmp_path, "train", 0)
         finish(tmp_path, "train", 1, failed=True)
@@ -78,11 +80,15 @@ def test_log_lines_every_tenth_with_counts_rate_and_eta(tmp_path, caplog):
         monitor.stop()
     lines = progress_lines(caplog)
     assert lines[0] == "extracting 10 videos; a progress line every 10% and at least every 30 s"
-    assert re.fullmatch(r"extraction: 2/10 videos done \(20%\), 1 failed, [\d.]+ videos/s, "
-                        r"ETA \d+ s", lines[1]), lines[1]
+    assert re.fullmatch(
+        r"extraction: 2/10 videos done \(20%\), 1 failed, [\d.]+ videos/s, "
+        r"ETA \d+ s",
+        lines[1],
+    ), lines[1]
     assert re.fullmatch(r"extraction: 5/10 videos done \(50%\), 1 failed, .*", lines[2]), lines[2]
-    assert re.fullmatch(r"extraction: 10/10 videos done \(1 failed\) in \d+ s, [\d.]+ videos/s",
-                        lines[-1]), lines[-1]
+    assert re.fullmatch(
+        r"extraction: 10/10 videos done \(1 failed\) in \d+ s, [\d.]+ videos/s", lines[-1]
+    ), lines[-1]
     assert not any(line.startswith("extraction: 10/10 videos done (100%)") for line in lines)
 
 
@@ -103,18 +109,26 @@ def test_a_bar_on_a_terminal(tmp_path, caplog):
     bar = terminal.getvalue()
     assert re.search(r"extract: +50%.*\| 2/4 \[.*<.*, failed=1\]", bar), bar  # elapsed<ETA
     assert re.search(r"extract: 100%.*\| 4/4 .*failed=1\]", bar), bar
-    assert re.fullmatch(r"extraction: 4/4 videos done \(1 failed\) in \d+ s, [\d.]+ videos/s",
-                        progress_lines(caplog)[-1])
+    assert re.fullmatch(
+        r"extraction: 4/4 videos done \(1 failed\) in \d+ s, [\d.]+ videos/s",
+        progress_lines(caplog)[-1],
+    )
 
 
 def test_another_runner_gets_one_line_and_no_display(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="beam_jobs.extract")
-    monitor = progress.start(10, "gs://bucket/out/_incomplete-x", local_runner=False,
-                             is_local_path=False, stream=Terminal())
+    monitor = progress.start(
+        10,
+        "gs://bucket/out/_incomplete-x",
+        local_runner=False,
+        is_local_path=False,
+        stream=Terminal(),
+    )
     monitor.stop()
     assert progress_lines(caplog) == [
         "no progress display: the pipeline runs on another runner; the runner's own "
-        "monitoring shows progress (and each worker logs a line every few videos)"]
+        "monitoring shows progress (and each worker logs a line every few videos)"
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -131,17 +145,35 @@ def test_a_run_with_worker_processes_logs_progress_up_to_n_of_n(videos, tmp_path
     names = [f"ok{i}.avi" for i in range(4)] + ["missing.avi"]
     listing.write_text("path,label,split\n" + "".join(f"{n},walk,train\n" for n in names))
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "beam_jobs.extract", f"--videos_dir={videos}",
-               f"--manifest={listing}", f"--output_dir={out}", "--max_failed_fraction=0.5",
-               "--direct_num_workers=2", "--direct_running_mode=multi_processing"]
-    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "beam_jobs.extract",
+        f"--videos_dir={videos}",
+        f"--manifest={listing}",
+        f"--output_dir={out}",
+        "--max_failed_fraction=0.5",
+        "--direct_num_workers=2",
+        "--direct_running_mode=multi_processing",
+    ]
+    done = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = [line.split(": ", 1)[1] for line in done.stderr.splitlines()
-             if "beam_jobs.extract: extract" in line]
+    lines = [
+        line.split(": ", 1)[1]
+        for line in done.stderr.splitlines()
+        if "beam_jobs.extract: extract" in line
+    ]
     assert lines[0] == "extracting 5 videos; a progress line every 10% and at least every 30 s"
-    assert re.fullmatch(r"extraction: 5/5 videos done \(1 failed\) in \d+ s, [\d.]+ videos/s",
-                        lines[-1]), lines
+    assert re.fullmatch(
+        r"extraction: 5/5 videos done \(1 failed\) in \d+ s, [\d.]+ videos/s", lines[-1]
+    ), lines
     assert "\r" not in done.stderr  # no bar when stderr is not a terminal
     # Neither the launcher nor its workers load TensorFlow: none of its C++ lines.
     assert not re.search(r"^[IWEF]\d{4} \d\d:\d\d|absl::InitializeLog", done.stderr, re.M)

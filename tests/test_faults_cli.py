@@ -35,22 +35,37 @@ def test_checkpoint_lines_are_debug_and_use_keras_epoch_numbers(tmp_path, caplog
     data = tf.data.Dataset.from_tensor_slices((x, x[:, :1])).batch(2).repeat()
     history = cb.HistoryCSV(tmp_path / "history.csv", columns=("epoch", "step", "loss"))
     with caplog.at_level(logging.INFO, logger=cb.logger.name):
-        model.fit(data, epochs=2, steps_per_epoch=3, verbose=2,
-                  callbacks=[cb.CheckpointCallback(checkpoint, every_steps=2), history])
+        model.fit(
+            data,
+            epochs=2,
+            steps_per_epoch=3,
+            verbose=2,
+            callbacks=[cb.CheckpointCallback(checkpoint, every_steps=2), history],
+        )
     assert not [r for r in caplog.records if "saved" in r.getMessage()]  # not at INFO
     caplog.clear()
 
     model = dense_model()
     checkpoint = cb.TrainingCheckpoint(tmp_path / "again", model, model.optimizer)
     with caplog.at_level(logging.DEBUG, logger=cb.logger.name):
-        model.fit(data, epochs=2, steps_per_epoch=3, verbose=2,
-                  callbacks=[cb.CheckpointCallback(checkpoint, every_steps=2)])
+        model.fit(
+            data,
+            epochs=2,
+            steps_per_epoch=3,
+            verbose=2,
+            callbacks=[cb.CheckpointCallback(checkpoint, every_steps=2)],
+        )
     saves = [r.getMessage() for r in caplog.records if r.getMessage().startswith("saved")]
-    assert all(r.levelno == logging.DEBUG for r in caplog.records
-               if r.getMessage().startswith("saved"))
+    assert all(
+        r.levelno == logging.DEBUG for r in caplog.records if r.getMessage().startswith("saved")
+    )
     # Steps 2 and 4 fall inside Keras' epochs 1 and 2; steps 3 and 6 end them.
     assert [s.split("(")[-1] for s in saves] == [
-        "epoch 1, step 2)", "end of epoch 1)", "epoch 2, step 1)", "end of epoch 2)"]
+        "epoch 1, step 2)",
+        "end of epoch 1)",
+        "epoch 2, step 1)",
+        "end of epoch 2)",
+    ]
     keras_epochs = re.findall(r"Epoch (\d+)/2", capsys.readouterr().out)
     assert keras_epochs == ["1", "2", "1", "2"]
     assert [row["epoch"] for row in cb.read_history(tmp_path / "history.csv")] == [1, 2]
@@ -70,10 +85,13 @@ class Terminal(io.StringIO):
         return True
 
 
-@pytest.mark.parametrize("flag, terminal, expected", [
-    ([], True, 1), ([], False, 2), (["--verbose", "0"], True, 0), (["--verbose", "1"], False, 1)])
+@pytest.mark.parametrize(
+    "flag, terminal, expected",
+    [([], True, 1), ([], False, 2), (["--verbose", "0"], True, 0), (["--verbose", "1"], False, 1)],
+)
 def test_verbose_default_is_a_bar_on_a_terminal_and_lines_otherwise(
-        tmp_path, monkeypatch, flag, terminal, expected):
+    tmp_path, monkeypatch, flag, terminal, expected
+):
     import tfcmvp.training.pretrain  # noqa: F401 (the package re-exports a function of that name)
 
     module = sys.modules["tfcmvp.training.pretrain"]
@@ -85,8 +103,7 @@ def test_verbose_default_is_a_bar_on_a_terminal_and_lines_otherwise(
 
     monkeypatch.setattr(module, "pretrain", fake_pretrain)
     monkeypatch.setattr(sys, "stdout", Terminal() if terminal else io.StringIO())
-    status = main(["pretrain", "--data", str(tmp_path), "--workdir", str(tmp_path / "w"),
-                   *flag])
+    status = main(["pretrain", "--data", str(tmp_path), "--workdir", str(tmp_path / "w"), *flag])
     assert (status, seen) == (2, {"verbose": expected})
 
 
@@ -104,12 +121,20 @@ def run_in(tmp_path, monkeypatch, argv):
     return main(argv)
 
 
-@pytest.mark.parametrize("command, workdir, problem", [
-    (["pretrain"], "afile", "--workdir afile: is a file, not a folder"),
-    (["finetune", "--random_init"], "afile/run", "--workdir afile/run: afile is a file, not a folder"),
-])
-def test_workdir_that_is_a_file_is_one_line(tmp_path, monkeypatch, caplog, command, workdir,
-                                            problem):
+@pytest.mark.parametrize(
+    "command, workdir, problem",
+    [
+        (["pretrain"], "afile", "--workdir afile: is a file, not a folder"),
+        (
+            ["finetune", "--random_init"],
+            "afile/run",
+            "--workdir afile/run: afile is a file, not a folder",
+        ),
+    ],
+)
+def test_workdir_that_is_a_file_is_one_line(
+    tmp_path, monkeypatch, caplog, command, workdir, problem
+):
     (tmp_path / "afile").write_text("mine")
     status = run_in(tmp_path, monkeypatch, [*command, "--data", "data", "--workdir", workdir])
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
@@ -119,26 +144,35 @@ def test_workdir_that_is_a_file_is_one_line(tmp_path, monkeypatch, caplog, comma
 
 
 def test_inspect_png_in_a_missing_folder_blames_the_folder_not_the_video(
-        tmp_path, monkeypatch, capsys):
-    status = run_in(tmp_path, monkeypatch,
-                    ["inspect", "clip.mp4", "--png", "missing_dir/x.png"])
+    tmp_path, monkeypatch, capsys
+):
+    status = run_in(tmp_path, monkeypatch, ["inspect", "clip.mp4", "--png", "missing_dir/x.png"])
     err = capsys.readouterr().err
-    assert (status, err) == (2, "tfcmvp inspect: error: --png missing_dir/x.png: "
-                                "folder missing_dir does not exist\n")
+    assert (status, err) == (
+        2,
+        "tfcmvp inspect: error: --png missing_dir/x.png: folder missing_dir does not exist\n",
+    )
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("flags, problem", [
-    (["--output", "results"], "--output results: is a folder; give a file name"),
-    (["--output", "results/afile/r.json"],
-     "--output results/afile/r.json: results/afile is a file, not a folder"),
-])
-def test_retrieval_output_paths_are_checked_before_any_work(tmp_path, monkeypatch, caplog,
-                                                            flags, problem):
+@pytest.mark.parametrize(
+    "flags, problem",
+    [
+        (["--output", "results"], "--output results: is a folder; give a file name"),
+        (
+            ["--output", "results/afile/r.json"],
+            "--output results/afile/r.json: results/afile is a file, not a folder",
+        ),
+    ],
+)
+def test_retrieval_output_paths_are_checked_before_any_work(
+    tmp_path, monkeypatch, caplog, flags, problem
+):
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "afile").write_text("mine")
-    status = run_in(tmp_path, monkeypatch,
-                    ["retrieval", "--model", "model", "--data", "data", *flags])
+    status = run_in(
+        tmp_path, monkeypatch, ["retrieval", "--model", "model", "--data", "data", *flags]
+    )
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert (status, errors) == (2, [problem])
     # Nothing written: no results.tmp beside the folder, nothing new inside it.

@@ -12,14 +12,15 @@ import argparse
 import logging
 
 import pytest
-from faults_support import flip_bytes, snapshot, write_folder
-from finetune_support import FINETUNE_TINY
-from retrieval_support import CROP, FRAMES, save_tiny_export, solid_record
 
 from tfcmvp import manifest, verify
 from tfcmvp.cli import main as cli_main
 from tfcmvp.cli import pretrain_cmd, retrieval_cmd
 from tfcmvp.data import synthetic
+
+from faults_support import flip_bytes, snapshot, write_folder
+from finetune_support import FINETUNE_TINY
+from retrieval_support import CROP, FRAMES, save_tiny_export, solid_record
 from training_support import NUM_FRAMES, TINY_OVERRIDES
 
 BAD = "train-00001-of-00002.tfrecord.gz"  # holds videos 1, 3, 5, 7 (dealt round-robin)
@@ -27,9 +28,16 @@ DAMAGED_RECORD = 2  # its third record, video 5: records 0 and 1 are read before
 
 
 def _painted(split, count):
-    return [synthetic.painted_record(f"{split}{i:02d}", NUM_FRAMES + i, label=i % 3,
-                                     label_name=("left", "right", "still")[i % 3], split=split)
-            for i in range(count)]
+    return [
+        synthetic.painted_record(
+            f"{split}{i:02d}",
+            NUM_FRAMES + i,
+            label=i % 3,
+            label_name=("left", "right", "still")[i % 3],
+            split=split,
+        )
+        for i in range(count)
+    ]
 
 
 @pytest.fixture
@@ -59,8 +67,9 @@ def test_verify_names_the_damaged_shard_with_its_offset(tmp_path, damaged, capsy
     before = snapshot(data)
     assert cli_main.main(["verify", str(data), "--workers", "2"]) == 1
     out = capsys.readouterr().out
-    assert (f"BAD  {BAD}: record {DAMAGED_RECORD}: the gzip member starting here does not "
-            f"inflate") in out
+    assert (
+        f"BAD  {BAD}: record {DAMAGED_RECORD}: the gzip member starting here does not inflate"
+    ) in out
     assert f"at byte {start} ({DAMAGED_RECORD} intact record(s) before it)" in out
     assert "ok   train-00000-of-00002.tfrecord.gz: 4 records" in out
     assert "ok   test-00001-of-00002.tfrecord.gz: 3 records" in out
@@ -82,8 +91,11 @@ def test_verify_names_plain_records_and_truncation(tmp_path):
     name = "train-00000-of-00002.tfrecord"  # videos 0 and 2
     flip_bytes(data / name, offsets[name][1] + 200)  # inside record 1's data
     check = verify.check_shard(data / name)
-    assert (check.records, check.offset, check.error) == (1, offsets[name][1],
-                                                         "record 1: data CRC mismatch")
+    assert (check.records, check.offset, check.error) == (
+        1,
+        offsets[name][1],
+        "record 1: data CRC mismatch",
+    )
     truncated = data / "train-00001-of-00002.tfrecord"
     truncated.write_bytes(truncated.read_bytes()[:-10])
     check = verify.check_shard(truncated)
@@ -99,8 +111,17 @@ def test_pretraining_stops_with_an_error_naming_the_shard(damaged, tmp_path, cap
     data, start = damaged
     before = snapshot(data)
     caplog.set_level(logging.ERROR)
-    status = _cli(pretrain_cmd, ["pretrain", "--data", str(data), "--workdir",
-                                 str(tmp_path / "run"), *_sets(TINY_OVERRIDES)])
+    status = _cli(
+        pretrain_cmd,
+        [
+            "pretrain",
+            "--data",
+            str(data),
+            "--workdir",
+            str(tmp_path / "run"),
+            *_sets(TINY_OVERRIDES),
+        ],
+    )
     assert status == 2
     assert f"{data / BAD}: record {DAMAGED_RECORD}:" in caplog.text
     assert f"at byte {start}" in caplog.text
@@ -119,18 +140,34 @@ def test_on_corrupt_skip_reads_up_to_the_damage_and_counts_what_it_skipped(damag
     caplog.set_level(logging.WARNING)
     scan = reader.scan_records(files, on_corrupt="skip")
     # BAD holds train01, 03, 05, 07: 01 and 03 come before the damage.
-    assert sorted(scan.video_ids) == ["train00", "train01", "train02", "train03", "train04",
-                                      "train06"]
+    assert sorted(scan.video_ids) == [
+        "train00",
+        "train01",
+        "train02",
+        "train03",
+        "train04",
+        "train06",
+    ]
     assert scan.skipped_records == 2 and [c.offset for c in scan.damaged] == [start]
     assert f"{data / BAD} is damaged" in caplog.text
     assert "on_corrupt=skip: 2 records skipped in 1 damaged shard(s); 6 read" in caplog.text
 
     # The training pipeline reads the same six videos, and does not stop.
-    dataset = pretrain_dataset(files, 1, clip_len=8, clip_stride=2, num_negatives=1,
-                               crop_size=32, blur=None, shuffle_buffer=1, repeat=False,
-                               seed=0, deterministic=True, on_corrupt="skip")
-    seen = sorted(v.decode() for batch in dataset.as_numpy_iterator()
-                  for v in batch["video_id"])
+    dataset = pretrain_dataset(
+        files,
+        1,
+        clip_len=8,
+        clip_stride=2,
+        num_negatives=1,
+        crop_size=32,
+        blur=None,
+        shuffle_buffer=1,
+        repeat=False,
+        seed=0,
+        deterministic=True,
+        on_corrupt="skip",
+    )
+    seen = sorted(v.decode() for batch in dataset.as_numpy_iterator() for v in batch["video_id"])
     assert seen == sorted(scan.video_ids)
     with pytest.raises(verify.CorruptShardError, match=BAD):
         pretrain_dataset(files, 1, clip_len=8, clip_stride=2, num_negatives=1, crop_size=32)
@@ -140,11 +177,26 @@ def test_on_corrupt_skip_reads_up_to_the_damage_and_counts_what_it_skipped(damag
 def test_pretraining_with_on_corrupt_skip_trains_and_reports(damaged, tmp_path, caplog):
     data, start = damaged
     caplog.set_level(logging.WARNING)
-    overrides = [*TINY_OVERRIDES, "train.epochs=1", "train.steps_per_epoch=1",
-                 "optimizer.warmup_epochs=0",
-                 "data.on_corrupt=skip"]
-    status = _cli(pretrain_cmd, ["pretrain", "--data", str(data), "--workdir",
-                                 str(tmp_path / "run"), "--verbose", "0", *_sets(overrides)])
+    overrides = [
+        *TINY_OVERRIDES,
+        "train.epochs=1",
+        "train.steps_per_epoch=1",
+        "optimizer.warmup_epochs=0",
+        "data.on_corrupt=skip",
+    ]
+    status = _cli(
+        pretrain_cmd,
+        [
+            "pretrain",
+            "--data",
+            str(data),
+            "--workdir",
+            str(tmp_path / "run"),
+            "--verbose",
+            "0",
+            *_sets(overrides),
+        ],
+    )
     assert status == 0
     assert f"{data / BAD} is damaged (record {DAMAGED_RECORD}:" in caplog.text
     assert f"at byte {start})" in caplog.text
@@ -160,12 +212,25 @@ def test_retrieval_stops_with_an_error_naming_the_shard(tmp_path, caplog):
     bad = "test-00000-of-00002.tfrecord.gz"
     flip_bytes(data / bad, offsets[bad][1] + 100)
     before = snapshot(data)
-    model = save_tiny_export(tmp_path / "saved_models" / "tiny" / "1", "video",
-                             [FRAMES, CROP, CROP, 3])
+    model = save_tiny_export(
+        tmp_path / "saved_models" / "tiny" / "1", "video", [FRAMES, CROP, CROP, 3]
+    )
     caplog.set_level(logging.ERROR)
-    status = _cli(retrieval_cmd, ["retrieval", "--model", str(model), "--data", str(data),
-                                  "--output", str(tmp_path / "r.json"), "--no_cache", "--clips",
-                                  "2"])
+    status = _cli(
+        retrieval_cmd,
+        [
+            "retrieval",
+            "--model",
+            str(model),
+            "--data",
+            str(data),
+            "--output",
+            str(tmp_path / "r.json"),
+            "--no_cache",
+            "--clips",
+            "2",
+        ],
+    )
     assert status == 2
     assert f"{data / bad}: record 1:" in caplog.text and f"at byte {offsets[bad][1]}" in caplog.text
     assert "on_corrupt" not in caplog.text  # evaluation never skips
@@ -174,18 +239,34 @@ def test_retrieval_stops_with_an_error_naming_the_shard(tmp_path, caplog):
 
 
 @pytest.mark.slow  # builds the tiny classifier and runs into the damage in fit: about 20 s
-def test_a_data_loss_inside_training_is_named_by_the_cli(damaged, tmp_path, caplog,
-                                                         monkeypatch):
+def test_a_data_loss_inside_training_is_named_by_the_cli(damaged, tmp_path, caplog, monkeypatch):
     """Finetuning with train.steps_per_epoch set never scans its shards: the damage
     surfaces inside Keras' fit as a DataLossError, which the CLI turns into the shard."""
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
     data, start = damaged
     caplog.set_level(logging.ERROR)
-    status = cli_main.main(["finetune", "--random_init", "--data", str(data), "--workdir",
-                            str(tmp_path / "ft"), "--verbose", "0",
-                            *_sets([*FINETUNE_TINY, "train.epochs=1", "train.steps_per_epoch=2",
-                                    "optimizer.warmup_epochs=0", "data.shuffle_buffer=1",
-                                    "data.cycle_length=1"])])
+    status = cli_main.main(
+        [
+            "finetune",
+            "--random_init",
+            "--data",
+            str(data),
+            "--workdir",
+            str(tmp_path / "ft"),
+            "--verbose",
+            "0",
+            *_sets(
+                [
+                    *FINETUNE_TINY,
+                    "train.epochs=1",
+                    "train.steps_per_epoch=2",
+                    "optimizer.warmup_epochs=0",
+                    "data.shuffle_buffer=1",
+                    "data.cycle_length=1",
+                ]
+            ),
+        ]
+    )
     assert status == 2
     assert f"{data / BAD}: record {DAMAGED_RECORD}:" in caplog.text
     assert f"at byte {start}" in caplog.text

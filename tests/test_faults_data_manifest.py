@@ -14,23 +14,28 @@ import logging
 import shutil
 
 import pytest
-from faults_support import snapshot, write_folder
-from retrieval_support import CROP, FRAMES, save_tiny_export, solid_record
 
 from tfcmvp import manifest, verify
 from tfcmvp.cli import pretrain_cmd, retrieval_cmd
 from tfcmvp.data import synthetic
+
+from faults_support import snapshot, write_folder
+from retrieval_support import CROP, FRAMES, save_tiny_export, solid_record
 from training_support import NUM_FRAMES, TINY_OVERRIDES
 
 
 def _painted(split, count, prefix=""):
-    return [synthetic.painted_record(f"{prefix}{split}{i:02d}", NUM_FRAMES, split=split)
-            for i in range(count)]
+    return [
+        synthetic.painted_record(f"{prefix}{split}{i:02d}", NUM_FRAMES, split=split)
+        for i in range(count)
+    ]
 
 
 def _solid(split, count, prefix=""):
-    return [solid_record(f"{prefix}{split}{i}", i % 2, split, rgb=(20 * i, 90, 180))
-            for i in range(count)]
+    return [
+        solid_record(f"{prefix}{split}{i}", i % 2, split, rgb=(20 * i, 90, 180))
+        for i in range(count)
+    ]
 
 
 def _cli(module, argv):
@@ -47,13 +52,26 @@ def _pretrain(data, workdir):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    return save_tiny_export(tmp_path_factory.mktemp("exports") / "tiny", "video",
-                            [FRAMES, CROP, CROP, 3])
+    return save_tiny_export(
+        tmp_path_factory.mktemp("exports") / "tiny", "video", [FRAMES, CROP, CROP, 3]
+    )
 
 
 def _retrieval(model, data, output):
-    return _cli(retrieval_cmd, ["retrieval", "--model", str(model), "--data", str(data),
-                                "--output", str(output), "--clips", "2"])
+    return _cli(
+        retrieval_cmd,
+        [
+            "retrieval",
+            "--model",
+            str(model),
+            "--data",
+            str(data),
+            "--output",
+            str(output),
+            "--clips",
+            "2",
+        ],
+    )
 
 
 def test_a_missing_shard_stops_pretraining(tmp_path, caplog):
@@ -63,8 +81,10 @@ def test_a_missing_shard_stops_pretraining(tmp_path, caplog):
     before = snapshot(data)
     caplog.set_level(logging.ERROR)
     assert _pretrain(data, tmp_path / "run") == 2
-    assert (f"{data}: 1 of the 3 train shards that manifest.json lists are missing: "
-            f"train-00001-of-00003.tfrecord.gz") in caplog.text
+    assert (
+        f"{data}: 1 of the 3 train shards that manifest.json lists are missing: "
+        f"train-00001-of-00003.tfrecord.gz"
+    ) in caplog.text
     assert not (tmp_path / "run" / "checkpoints").exists()
     assert snapshot(data) == before
 
@@ -73,15 +93,18 @@ def test_shards_of_another_run_stop_retrieval(tmp_path, model, caplog):
     """Two runs in one folder used to give a gallery with every video twice."""
     data, other = tmp_path / "data", tmp_path / "other"
     write_folder(data, {"test": _solid("test", 4), "train": _solid("train", 6)})
-    write_folder(other, {"test": _solid("test", 4, "x"), "train": _solid("train", 6, "x")},
-                 num_shards=3)
+    write_folder(
+        other, {"test": _solid("test", 4, "x"), "train": _solid("train", 6, "x")}, num_shards=3
+    )
     stray = "train-00000-of-00003.tfrecord.gz"
     shutil.copy(other / stray, data / stray)
     before = snapshot(data)
     caplog.set_level(logging.ERROR)
     assert _retrieval(model, data, tmp_path / "r.json") == 2
-    assert (f"{data}: 1 train shard(s) that its manifest.json does not list: {stray} (shards "
-            f"of another run?)") in caplog.text
+    assert (
+        f"{data}: 1 train shard(s) that its manifest.json does not list: {stray} (shards "
+        f"of another run?)"
+    ) in caplog.text
     assert not (tmp_path / "r.json").exists()
     assert snapshot(data) == before  # the stray shard is still there: not ours to delete
     assert not (data / ".tfcmvp_cache").exists()  # nothing was read
@@ -93,8 +116,10 @@ def test_a_folder_without_manifest_is_an_unfinished_run(tmp_path, model, caplog)
     (data / "manifest.json").unlink()
     caplog.set_level(logging.ERROR)
     assert _retrieval(model, data, tmp_path / "r.json") == 2
-    assert (f"{data} has 2 test shard(s) but no manifest.json: the extraction job writes it "
-            f"last, so this is an unfinished or interrupted run") in caplog.text
+    assert (
+        f"{data} has 2 test shard(s) but no manifest.json: the extraction job writes it "
+        f"last, so this is an unfinished or interrupted run"
+    ) in caplog.text
     assert _pretrain(data, tmp_path / "run") == 2
     assert f"{data} has 2 train shard(s) but no manifest.json" in caplog.text
     assert not (tmp_path / "r.json").exists()
@@ -107,9 +132,11 @@ def test_a_truncated_shard_differs_from_the_manifest_bytes(tmp_path):
     size = shard.stat().st_size
     shard.write_bytes(shard.read_bytes()[:-100])
     expected = json.loads((data / "manifest.json").read_text())["splits"]["train"]["bytes"]
-    with pytest.raises(manifest.DataFolderError,
-                       match=f"its 2 train shard\\(s\\) hold {expected - 100} bytes, "
-                             f"manifest.json says {expected}"):
+    with pytest.raises(
+        manifest.DataFolderError,
+        match=f"its 2 train shard\\(s\\) hold {expected - 100} bytes, "
+        f"manifest.json says {expected}",
+    ):
         manifest.find_shards(data, "train")
     assert shard.stat().st_size == size - 100
 
@@ -126,14 +153,17 @@ def test_a_record_count_that_differs_is_an_error(tmp_path):
     path.write_text(json.dumps(values))
     files = manifest.find_shards(data, "train")
     assert files.expected_records == 5
-    with pytest.raises(manifest.DataFolderError,
-                       match=f"{data}: 4 train records read from 2 shard\\(s\\), its "
-                             f"manifest.json says 5 were written"):
+    with pytest.raises(
+        manifest.DataFolderError,
+        match=f"{data}: 4 train records read from 2 shard\\(s\\), its "
+        f"manifest.json says 5 were written",
+    ):
         reader.scan_records(files)
     report = verify.verify_data(data, workers=1)
     assert not report.ok
-    assert report.splits[0].count_problem == ("4 records in the shards, manifest.json says 5 "
-                                              "were written")
+    assert report.splits[0].count_problem == (
+        "4 records in the shards, manifest.json says 5 were written"
+    )
 
 
 def test_a_manifest_cannot_point_outside_its_folder(tmp_path):

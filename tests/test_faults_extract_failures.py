@@ -43,8 +43,15 @@ def test_nothing_written_exits_1_and_the_manifest_says_failed(videos, tmp_path, 
     out = tmp_path / "out"
     csv = listing(tmp_path, ["missing_a.avi", "missing_b.avi"])
     # Even a fraction of 1 accepts no run that wrote nothing.
-    code, err = run_main([f"--videos_dir={videos}", f"--manifest={csv}", f"--output_dir={out}",
-                          "--max_failed_fraction=1"], capsys)
+    code, err = run_main(
+        [
+            f"--videos_dir={videos}",
+            f"--manifest={csv}",
+            f"--output_dir={out}",
+            "--max_failed_fraction=1",
+        ],
+        capsys,
+    )
     assert code == 1
     assert "error: no video was written: all 2 listed videos failed" in err
     assert f"{out}/failed.jsonl" in err
@@ -62,11 +69,11 @@ def test_nothing_written_exits_1_and_the_manifest_says_failed(videos, tmp_path, 
 def test_more_failures_than_the_fraction_exit_1(videos, tmp_path, capsys):
     out = tmp_path / "out"
     csv = listing(tmp_path, ["ok0.avi", "ok1.avi", "ok2.avi", "missing.avi"])
-    code, err = run_main([f"--videos_dir={videos}", f"--manifest={csv}", f"--output_dir={out}"],
-                         capsys)
+    code, err = run_main(
+        [f"--videos_dir={videos}", f"--manifest={csv}", f"--output_dir={out}"], capsys
+    )
     assert code == 1
-    assert ("split 'train': 1 of 4 listed videos failed (25% > --max_failed_fraction 0.1)"
-            in err)
+    assert "split 'train': 1 of 4 listed videos failed (25% > --max_failed_fraction 0.1)" in err
     manifest = json.loads((out / "manifest.json").read_text())
     assert (manifest["status"], manifest["options"]["max_failed_fraction"]) == ("failed", 0.1)
     assert manifest["splits"]["train"]["written"] == 3  # the good videos are there all the same
@@ -75,8 +82,15 @@ def test_more_failures_than_the_fraction_exit_1(videos, tmp_path, capsys):
 def test_failures_within_the_fraction_exit_0(videos, tmp_path, capsys):
     out = tmp_path / "out"
     csv = listing(tmp_path, ["ok0.avi", "ok1.avi", "ok2.avi", "missing.avi"])
-    code, err = run_main([f"--videos_dir={videos}", f"--manifest={csv}", f"--output_dir={out}",
-                          "--max_failed_fraction=0.25"], capsys)
+    code, err = run_main(
+        [
+            f"--videos_dir={videos}",
+            f"--manifest={csv}",
+            f"--output_dir={out}",
+            "--max_failed_fraction=0.25",
+        ],
+        capsys,
+    )
     assert code == 0
     assert f"1 videos failed; see {out}/failed.jsonl" in err and "error" not in err
     manifest = json.loads((out / "manifest.json").read_text())
@@ -86,8 +100,15 @@ def test_failures_within_the_fraction_exit_0(videos, tmp_path, capsys):
 def test_fraction_out_of_range_is_a_flag_error(videos, tmp_path, capsys):
     out = tmp_path / "out"
     csv = listing(tmp_path, ["ok0.avi"])
-    code, err = run_main([f"--videos_dir={videos}", f"--manifest={csv}", f"--output_dir={out}",
-                          "--max_failed_fraction=1.5"], capsys)
+    code, err = run_main(
+        [
+            f"--videos_dir={videos}",
+            f"--manifest={csv}",
+            f"--output_dir={out}",
+            "--max_failed_fraction=1.5",
+        ],
+        capsys,
+    )
     assert code == 2
     assert "--max_failed_fraction must be in [0, 1], got 1.5" in err
     assert sorted(os.listdir(tmp_path)) == ["list.csv"]
@@ -95,11 +116,17 @@ def test_fraction_out_of_range_is_a_flag_error(videos, tmp_path, capsys):
 
 def test_each_split_is_judged_on_its_own():
     """A test split that failed entirely is not hidden by a large, healthy train split."""
-    manifest = {"splits": {"train": {"listed": 100, "written": 100, "failed": 0},
-                           "test": {"listed": 2, "written": 0, "failed": 2}}}
+    manifest = {
+        "splits": {
+            "train": {"listed": 100, "written": 100, "failed": 0},
+            "test": {"listed": 2, "written": 0, "failed": 2},
+        }
+    }
     assert extract.failure_problems(manifest, 0.1) == [
-        "split 'test': 2 of 2 listed videos failed (100% > --max_failed_fraction 0.1)"]
+        "split 'test': 2 of 2 listed videos failed (100% > --max_failed_fraction 0.1)"
+    ]
     assert extract.failure_problems(manifest, 1.0) == []
     manifest["splits"]["train"].update(written=0, failed=100)
     assert extract.failure_problems(manifest, 1.0) == [
-        "no video was written: all 102 listed videos failed"]
+        "no video was written: all 102 listed videos failed"
+    ]

@@ -19,9 +19,13 @@ def inputs(tmp_path):
     (tmp_path / "videos").mkdir()
     csv = tmp_path / "list.csv"
     csv.write_text("path,label,split\na.avi,walk,train\n")
-    return [f"--videos_dir={tmp_path / 'videos'}", f"--manifest={csv}",
-            f"--output_dir={tmp_path / 'out'}", "--direct_num_workers=1",
-            "--direct_running_mode=in_memory"]
+    return [
+        f"--videos_dir={tmp_path / 'videos'}",
+        f"--manifest={csv}",
+        f"--output_dir={tmp_path / 'out'}",
+        "--direct_num_workers=1",
+        "--direct_running_mode=in_memory",
+    ]
 
 
 def test_misspelt_flag_is_an_error_naming_the_right_one(tmp_path, inputs, capsys):
@@ -41,8 +45,9 @@ def test_misspelt_flag_through_the_tfcmvp_command(tmp_path, inputs, capsys):
 
 def test_every_unknown_word_is_reported():
     with pytest.raises(extract_options.UnknownFlagError) as error:
-        extract_options.check_flags(["--videos_dir", "v", "--frobnicate", "3", "stray",
-                                     "--output-dir", "o"])
+        extract_options.check_flags(
+            ["--videos_dir", "v", "--frobnicate", "3", "stray", "--output-dir", "o"]
+        )
     message = str(error.value)
     assert "unknown flag --frobnicate;" in message  # nothing close: no suggestion
     assert "unexpected argument 'stray'" in message
@@ -50,10 +55,29 @@ def test_every_unknown_word_is_reported():
 
 
 def test_real_beam_options_pass_through():
-    argv = ["--videos_dir", "v", "--runner", "DataflowRunner", "--project", "p", "--region",
-            "r", "--temp_location", "gs://b/t", "--setup_file", "./setup.py", "--experiments",
-            "a", "--experiments=b", "--num_workers", "3", "--dry_run=True", "--overwrite",
-            "--direct_num_workers=2", "--save_main_session"]
+    argv = [
+        "--videos_dir",
+        "v",
+        "--runner",
+        "DataflowRunner",
+        "--project",
+        "p",
+        "--region",
+        "r",
+        "--temp_location",
+        "gs://b/t",
+        "--setup_file",
+        "./setup.py",
+        "--experiments",
+        "a",
+        "--experiments=b",
+        "--num_workers",
+        "3",
+        "--dry_run=True",
+        "--overwrite",
+        "--direct_num_workers=2",
+        "--save_main_session",
+    ]
     extract_options.check_flags(argv)  # no error
     options = extract_options.make_pipeline_options(argv)
     from apache_beam.options.pipeline_options import DebugOptions, WorkerOptions

@@ -22,8 +22,9 @@ from beam_jobs import extract, output_folder, worker_process
 from tfcmvp.codec import write_video
 from tfcmvp.codec.synthetic import moving_texture
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="reads /proc to find the worker processes")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads /proc to find the worker processes"
+)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LISTED = 400  # links to one clip: far more work than a test waits for
 
@@ -37,16 +38,26 @@ def job(tmp_path_factory):
     write_video(videos / "clip.avi", moving_texture(60, 96, 128, (1, 1), seed=0), gop=12)
     for i in range(LISTED):
         os.symlink("clip.avi", videos / f"v{i:03d}.avi")
-    (root / "list.csv").write_text("path,label,split\n" + "".join(
-        f"v{i:03d}.avi,walk,train\n" for i in range(LISTED)))
+    (root / "list.csv").write_text(
+        "path,label,split\n" + "".join(f"v{i:03d}.avi,walk,train\n" for i in range(LISTED))
+    )
     (root / "two.csv").write_text("path,label,split\nv000.avi,walk,train\nv001.avi,walk,test\n")
     previous = root / "previous"
-    extract.run([f"--videos_dir={videos}", f"--manifest={root / 'two.csv'}",
-                 f"--output_dir={previous}", "--direct_num_workers=1",
-                 "--direct_running_mode=in_memory"])
+    extract.run(
+        [
+            f"--videos_dir={videos}",
+            f"--manifest={root / 'two.csv'}",
+            f"--output_dir={previous}",
+            "--direct_num_workers=1",
+            "--direct_running_mode=in_memory",
+        ]
+    )
     # --reencode: each video costs a re-encode too, so the workers stay busy.
-    return ([f"--videos_dir={videos}", f"--manifest={root / 'list.csv'}", "--reencode=mpeg4"],
-            previous, videos)
+    return (
+        [f"--videos_dir={videos}", f"--manifest={root / 'list.csv'}", "--reencode=mpeg4"],
+        previous,
+        videos,
+    )
 
 
 def snapshot(folder):
@@ -76,10 +87,21 @@ def start(job, out, tmp_path, workers):
     shutil.copytree(previous, out)
     stderr = open(tmp_path / "stderr.txt", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "beam_jobs.extract", *argv, f"--output_dir={out}",
-         "--overwrite", f"--direct_num_workers={workers}",
-         "--direct_running_mode=multi_processing"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "beam_jobs.extract",
+            *argv,
+            f"--output_dir={out}",
+            "--overwrite",
+            f"--direct_num_workers={workers}",
+            "--direct_running_mode=multi_processing",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     while len(workers_of(process.pid)) < workers or not staging(out):
         assert process.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
@@ -91,8 +113,11 @@ def start(job, out, tmp_path, workers):
 
 
 def staging(out):
-    return sorted(p.name for p in out.parent.iterdir()
-                  if p.name.startswith(f"{out.name}.{output_folder.STAGING_PREFIX}"))
+    return sorted(
+        p.name
+        for p in out.parent.iterdir()
+        if p.name.startswith(f"{out.name}.{output_folder.STAGING_PREFIX}")
+    )
 
 
 def wait_gone(launcher_pid, seconds):
@@ -102,8 +127,9 @@ def wait_gone(launcher_pid, seconds):
     return workers_of(launcher_pid)
 
 
-@pytest.mark.parametrize("signum, workers", [(signal.SIGTERM, 2), (signal.SIGINT, 1)],
-                         ids=["SIGTERM", "ctrl-c"])
+@pytest.mark.parametrize(
+    "signum, workers", [(signal.SIGTERM, 2), (signal.SIGINT, 1)], ids=["SIGTERM", "ctrl-c"]
+)
 def test_signal_stops_workers_and_cleans_up(job, tmp_path, signum, workers):
     out = tmp_path / "out"
     process = start(job, out, tmp_path, workers)
@@ -118,7 +144,8 @@ def test_signal_stops_workers_and_cleans_up(job, tmp_path, signum, workers):
     noun = "process" if workers == 1 else "processes"
     assert len(lines) == 1 and lines[0].startswith(
         f"beam_jobs.extract: interrupted by {signal.Signals(signum).name}: stopped {workers} "
-        f"worker {noun}; removed the unfinished output {out}.{output_folder.STAGING_PREFIX}"), err
+        f"worker {noun}; removed the unfinished output {out}.{output_folder.STAGING_PREFIX}"
+    ), err
     assert lines[0].endswith(f"; {out} was left as it was")
     assert "Traceback" not in err
     assert staging(out) == []
@@ -141,8 +168,15 @@ def test_kill_9_leaves_no_worker_and_the_next_run_cleans_up(job, tmp_path):
     assert snapshot(out) == snapshot(previous)
     (left,) = staging(out)  # the launcher could not remove it
     two = [a.replace("list.csv", "two.csv") for a in argv if not a.startswith("--reencode")]
-    manifest = extract.run([*two, f"--output_dir={out}", "--overwrite",
-                            "--direct_num_workers=1", "--direct_running_mode=in_memory"])
+    manifest = extract.run(
+        [
+            *two,
+            f"--output_dir={out}",
+            "--overwrite",
+            "--direct_num_workers=1",
+            "--direct_running_mode=in_memory",
+        ]
+    )
     assert staging(out) == [] and not (tmp_path / left).exists()
     assert manifest["splits"]["train"]["written"] == 1
 
@@ -162,11 +196,13 @@ def test_scratch_folders_of_killed_workers_are_removed_by_the_next_worker(tmp_pa
         (folder / "reencoded.mp4").write_bytes(b"\0")
     assert worker_process.remove_dead_scratch(str(tmp_path)) == [dead.name]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [live.name, elsewhere.name, other.name])
+        [live.name, elsewhere.name, other.name]
+    )
 
 
 def test_worker_command_replaces_the_shell():
     """``exec``: the worker is the launcher's own child, so the parent-death signal is tied to
     the launcher and not to an intermediate ``sh``."""
     assert worker_process.command(1234) == (
-        f"exec {shlex.quote(sys.executable)} -m beam_jobs.worker_process 1234")
+        f"exec {shlex.quote(sys.executable)} -m beam_jobs.worker_process 1234"
+    )

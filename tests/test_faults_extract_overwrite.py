@@ -30,8 +30,9 @@ def job(tmp_path_factory):
     root = tmp_path_factory.mktemp("overwrite")
     (root / "videos").mkdir()
     for i in range(2):
-        write_video(root / "videos" / f"v{i}.avi", moving_texture(20, 32, 48, (1, 0), seed=i),
-                    gop=12)
+        write_video(
+            root / "videos" / f"v{i}.avi", moving_texture(20, 32, 48, (1, 0), seed=i), gop=12
+        )
     (root / "list.csv").write_text("path,label,split\nv0.avi,walk,train\nv1.avi,run,test\n")
     argv = [f"--videos_dir={root / 'videos'}", f"--manifest={root / 'list.csv'}", *IN_PROCESS]
     extract.run([*argv, f"--output_dir={root / 'previous'}"])
@@ -116,22 +117,27 @@ def test_overwrite_swaps_the_new_output_in(job, tmp_path, monkeypatch, exchange)
         monkeypatch.setattr(output_folder, "_exchange", lambda first, second: False)
     manifest = extract.run([*argv, f"--output_dir={out}", "--overwrite", "--num_shards=2"])
     assert sorted(os.listdir(out)) == [
-        "failed.jsonl", "labels.txt", "manifest.json", "test-00000-of-00002.tfrecord.gz",
-        "test-00001-of-00002.tfrecord.gz", "train-00000-of-00002.tfrecord.gz",
-        "train-00001-of-00002.tfrecord.gz"]
+        "failed.jsonl",
+        "labels.txt",
+        "manifest.json",
+        "test-00000-of-00002.tfrecord.gz",
+        "test-00001-of-00002.tfrecord.gz",
+        "train-00000-of-00002.tfrecord.gz",
+        "train-00001-of-00002.tfrecord.gz",
+    ]
     assert json.loads((out / "manifest.json").read_text()) == manifest
     assert manifest["options"]["num_shards"] == 2
     assert os.listdir(tmp_path) == ["out"]  # the old output went with the staging folder
 
 
-def test_killed_between_the_two_renames_the_old_output_comes_back(job, tmp_path, capsys,
-                                                                    caplog):
+def test_killed_between_the_two_renames_the_old_output_comes_back(job, tmp_path, capsys, caplog):
     """A run killed after moving OUT aside and before moving the new one in: OUT is missing;
     the next run puts the old output back before anything else."""
     _, previous = job
     out = tmp_path / "out"
-    staging = tmp_path / (f"out.{output_folder.STAGING_PREFIX}20250101T000000-{dead_pid()}@"
-                          f"{output_folder._host()}")
+    staging = tmp_path / (
+        f"out.{output_folder.STAGING_PREFIX}20250101T000000-{dead_pid()}@{output_folder._host()}"
+    )
     shutil.copytree(previous, staging / output_folder.PREVIOUS_NAME)
     shutil.copytree(previous, staging / output_folder.NEW_OUTPUT_NAME)
     with caplog.at_level(logging.WARNING, logger="beam_jobs.extract"):
@@ -148,8 +154,9 @@ def test_staging_folders_of_dead_runs_are_removed(job, tmp_path, caplog):
     out = tmp_path / "out"
     shutil.copytree(previous, out)
     inside = out / f"{output_folder.STAGING_PREFIX}20250101T000000-{dead_pid()}"  # older name
-    beside = tmp_path / (f"out.{output_folder.STAGING_PREFIX}20250101T000000-{dead_pid()}@"
-                         f"{output_folder._host()}")
+    beside = tmp_path / (
+        f"out.{output_folder.STAGING_PREFIX}20250101T000000-{dead_pid()}@{output_folder._host()}"
+    )
     for folder in (inside / "beam-temp-x", beside / "parts"):
         folder.mkdir(parents=True)
         (folder / "half-written").write_bytes(b"\0" * 10)
@@ -163,12 +170,15 @@ def test_staging_folders_of_dead_runs_are_removed(job, tmp_path, caplog):
 
 def test_staging_folder_of_a_running_extraction_stops_the_run(job, tmp_path, capsys):
     out = tmp_path / "out"
-    live = tmp_path / (f"out.{output_folder.STAGING_PREFIX}20250101T000000-{os.getpid()}@"
-                       f"{output_folder._host()}")
+    live = tmp_path / (
+        f"out.{output_folder.STAGING_PREFIX}20250101T000000-{os.getpid()}@{output_folder._host()}"
+    )
     (live / "parts").mkdir(parents=True)
     err = refuse(job, out, capsys)
-    assert f"{live} is the unfinished output of an extraction that is still running " \
-           f"(pid {os.getpid()})" in err
+    assert (
+        f"{live} is the unfinished output of an extraction that is still running "
+        f"(pid {os.getpid()})" in err
+    )
     assert f"remove it: rm -r {live}" in err
 
 

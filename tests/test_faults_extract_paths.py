@@ -36,25 +36,37 @@ def video_ids(out):
     for shard in sorted(out.glob("*.tfrecord.gz")):
         data, offset = gzip.decompress(shard.read_bytes()), 0
         while offset < len(data):  # TFRecord framing: length, crc, data, crc
-            length = int.from_bytes(data[offset:offset + 8], "little")
-            ids.append(schema.decode_example(data[offset + 12:offset + 12 + length]).video_id)
+            length = int.from_bytes(data[offset : offset + 8], "little")
+            ids.append(schema.decode_example(data[offset + 12 : offset + 12 + length]).video_id)
             offset += 16 + length
     return sorted(ids)
 
 
 def failures(out):
-    return {rec["video_id"]: rec for rec in map(
-        json.loads, (out / "failed.jsonl").read_text().splitlines())}
+    return {
+        rec["video_id"]: rec
+        for rec in map(json.loads, (out / "failed.jsonl").read_text().splitlines())
+    }
 
 
 def run_csv(root, videos, out, *flags):
     csv = root / "list.csv"
-    csv.write_text("path,label,split\n"
-                   "Jump/a.avi,Jump,train\n"
-                   "Jump/../../outside.avi,Jump,train\n"
-                   f"{root / 'outside.avi'},Jump,test\n")
-    return extract.run([f"--videos_dir={videos}", f"--manifest={csv}", f"--output_dir={out}",
-                        "--max_failed_fraction=1", *flags, *IN_PROCESS])
+    csv.write_text(
+        "path,label,split\n"
+        "Jump/a.avi,Jump,train\n"
+        "Jump/../../outside.avi,Jump,train\n"
+        f"{root / 'outside.avi'},Jump,test\n"
+    )
+    return extract.run(
+        [
+            f"--videos_dir={videos}",
+            f"--manifest={csv}",
+            f"--output_dir={out}",
+            "--max_failed_fraction=1",
+            *flags,
+            *IN_PROCESS,
+        ]
+    )
 
 
 def test_escape_and_absolute_path_in_a_csv_are_failed_entries(dataset, tmp_path):
@@ -65,8 +77,11 @@ def test_escape_and_absolute_path_in_a_csv_are_failed_entries(dataset, tmp_path)
     failed = failures(out)
     assert set(failed) == {"Jump/../../outside.avi", str(root / "outside.avi")}
     escape = failed["Jump/../../outside.avi"]
-    assert (escape["stage"], escape["error"], escape["split"]) == ("path", "EntryPathError",
-                                                                   "train")
+    assert (escape["stage"], escape["error"], escape["split"]) == (
+        "path",
+        "EntryPathError",
+        "train",
+    )
     assert "leads outside --videos_dir" in escape["message"]
     assert "Jump/../../outside.avi" in escape["message"] and "not opened" in escape["message"]
     absolute = failed[str(root / "outside.avi")]
@@ -74,7 +89,9 @@ def test_escape_and_absolute_path_in_a_csv_are_failed_entries(dataset, tmp_path)
     assert "is an absolute path" in absolute["message"]
     assert "--allow_absolute_paths" in absolute["message"]
     assert [(s["listed"], s["written"], s["failed"]) for s in manifest["splits"].values()] == [
-        (2, 1, 1), (1, 0, 1)]
+        (2, 1, 1),
+        (1, 0, 1),
+    ]
 
 
 def test_allow_absolute_paths_opens_absolute_entries_only(dataset, tmp_path):
@@ -94,9 +111,18 @@ def test_escape_in_a_ucf101_split_file(dataset, tmp_path):
     (splits / "trainlist01.txt").write_text("Jump/a.avi 1\nJump/../../outside.avi 1\n")
     (splits / "testlist01.txt").write_text("Jump/../../../../../../etc/passwd\n")
     out = tmp_path / "out"
-    extract.run([f"--videos_dir={videos}", f"--splits_dir={splits}", f"--output_dir={out}",
-                 "--max_failed_fraction=1", *IN_PROCESS])
+    extract.run(
+        [
+            f"--videos_dir={videos}",
+            f"--splits_dir={splits}",
+            f"--output_dir={out}",
+            "--max_failed_fraction=1",
+            *IN_PROCESS,
+        ]
+    )
     assert video_ids(out) == ["Jump/a.avi"]
     failed = failures(out)
     assert {k: v["stage"] for k, v in failed.items()} == {
-        "Jump/../../outside.avi": "path", "Jump/../../../../../../etc/passwd": "path"}
+        "Jump/../../outside.avi": "path",
+        "Jump/../../../../../../etc/passwd": "path",
+    }

@@ -18,12 +18,12 @@ import sys
 import time
 
 import pytest
-from export_support import workdir  # noqa: F401 (shared fixture)
-from faults_support import snapshot
 
 from tfcmvp import outputs
 from tfcmvp.cli import export_cmd
 from tfcmvp.export import export_random_init, read_export_info
+
+from faults_support import snapshot
 from training_support import REPO_ROOT, TINY_OVERRIDES
 
 
@@ -35,7 +35,7 @@ def _cli(argv):
 
 
 @pytest.fixture
-def project(workdir, tmp_path):  # noqa: F811 (the fixture above)
+def project(workdir, tmp_path):
     """tmp_path/project/pretrain: a copy of the finished fake run."""
     run = tmp_path / "project" / "pretrain"
     shutil.copytree(workdir[0], run)
@@ -46,38 +46,54 @@ def test_output_that_is_the_workdir_or_holds_it_is_refused(project, caplog):
     caplog.set_level(logging.ERROR)
     before = snapshot(project.parent)
     assert _cli(["--workdir", project, "--output", project.parent, "--overwrite"]) == 2
-    assert (f"--output {project.parent} holds {project}, which this command reads: writing "
-            f"there would delete it") in caplog.text
+    assert (
+        f"--output {project.parent} holds {project}, which this command reads: writing "
+        f"there would delete it"
+    ) in caplog.text
     assert _cli(["--workdir", project, "--output", project, "--overwrite"]) == 2
     assert f"--output {project} is {project}, which this command reads" in caplog.text
     assert snapshot(project.parent) == before  # nothing deleted, nothing added
 
 
-def test_a_folder_with_a_foreign_file_is_refused(workdir, tmp_path, caplog):  # noqa: F811
+def test_a_folder_with_a_foreign_file_is_refused(workdir, tmp_path, caplog):
     out = tmp_path / "model"
     export_random_init(workdir[1], out, "iframe", seed=1)
     (out / "notes.txt").write_text("mine")
     before = snapshot(out)
     caplog.set_level(logging.ERROR)
-    assert _cli(["--random_init", "--network", "iframe", "--output", out, "--overwrite",
-                 *[a for o in TINY_OVERRIDES for a in ("--set", o)]]) == 2
-    assert (f"refusing to overwrite {out}: besides an export it holds notes.txt. --overwrite "
-            f"replaces only a previous export") in caplog.text
+    assert (
+        _cli(
+            [
+                "--random_init",
+                "--network",
+                "iframe",
+                "--output",
+                out,
+                "--overwrite",
+                *[a for o in TINY_OVERRIDES for a in ("--set", o)],
+            ]
+        )
+        == 2
+    )
+    assert (
+        f"refusing to overwrite {out}: besides an export it holds notes.txt. --overwrite "
+        f"replaces only a previous export"
+    ) in caplog.text
     assert snapshot(out) == before
 
     # Not an export at all (e.g. a data folder): refused, untouched.
     data = tmp_path / "data"
     data.mkdir()
     (data / "train-00000-of-00001.tfrecord.gz").write_bytes(b"records")
-    with pytest.raises(outputs.OverwriteRefused, match="holds no saved_model.pb, so it is not "
-                                                       "an export"):
+    with pytest.raises(
+        outputs.OverwriteRefused, match="holds no saved_model.pb, so it is not an export"
+    ):
         export_random_init(workdir[1], data, "iframe", overwrite=True)
     assert [p.name for p in data.iterdir()] == ["train-00000-of-00001.tfrecord.gz"]
     assert (data / "train-00000-of-00001.tfrecord.gz").read_bytes() == b"records"
 
 
-def test_a_previous_export_is_replaced_and_a_failed_run_keeps_it(workdir, tmp_path,  # noqa: F811
-                                                                 monkeypatch):
+def test_a_previous_export_is_replaced_and_a_failed_run_keeps_it(workdir, tmp_path, monkeypatch):
     import tensorflow as tf
 
     out = tmp_path / "model"
@@ -102,23 +118,40 @@ def test_a_previous_export_is_replaced_and_a_failed_run_keeps_it(workdir, tmp_pa
 
 
 @pytest.mark.slow  # a TensorFlow process killed mid-export: about 15 s
-def test_a_killed_export_leaves_the_previous_one_whole(workdir, tmp_path, caplog):  # noqa: F811
+def test_a_killed_export_leaves_the_previous_one_whole(workdir, tmp_path, caplog):
     out = tmp_path / "model"
     export_random_init(workdir[1], out, "video", seed=1)
     before = snapshot(out)
     sets = [a for o in TINY_OVERRIDES for a in ("--set", o)]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(
-        [sys.executable, "-m", "tfcmvp.cli.main", "export", "--random_init", "--seed", "2",
-         "--output", str(out), "--overwrite", *sets],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "tfcmvp.cli.main",
+            "export",
+            "--random_init",
+            "--seed",
+            "2",
+            "--output",
+            str(out),
+            "--overwrite",
+            *sets,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     # Kill it once it writes its staging folder beside the export (the SavedModel
     # is being written into it).
     deadline = time.monotonic() + 120
     staging = []
     while not staging and time.monotonic() < deadline and process.poll() is None:
-        staging = [p for p in tmp_path.iterdir() if p.name.startswith(".model.tfcmvp-staging-")
-                   and any(p.rglob("*"))]
+        staging = [
+            p
+            for p in tmp_path.iterdir()
+            if p.name.startswith(".model.tfcmvp-staging-") and any(p.rglob("*"))
+        ]
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()

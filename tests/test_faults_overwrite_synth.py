@@ -12,10 +12,11 @@ import argparse
 import logging
 
 import pytest
-from faults_support import snapshot
 
 from tfcmvp import outputs, synth
 from tfcmvp.cli import synth_cmd
+
+from faults_support import snapshot
 
 # Tiny sets: 32x32, 2 frames, one class.
 KWARGS = dict(clips_per_group=1, num_frames=2, width=32, height=32, classes=("MoveUp",))
@@ -38,8 +39,9 @@ def previous(tmp_path):
     return out
 
 
-@pytest.mark.parametrize("foreign", ["videos/MoveUp/my_clip.avi", "videos/README.txt",
-                                     "splits/trainlist02.txt"])
+@pytest.mark.parametrize(
+    "foreign", ["videos/MoveUp/my_clip.avi", "videos/README.txt", "splits/trainlist02.txt"]
+)
 def test_a_foreign_file_is_refused_and_kept(previous, foreign, capsys):
     (previous / foreign).write_text("not synth's")
     before = snapshot(previous)
@@ -67,12 +69,17 @@ def test_without_overwrite_an_existing_set_is_kept(previous, capsys):
 
 def test_a_previous_set_is_replaced_and_other_files_stay(previous):
     synth.make_dataset(previous, videos_per_class=2, overwrite=True, **KWARGS)
-    videos = sorted(p.relative_to(previous / "videos").as_posix()
-                    for p in (previous / "videos").rglob("*.avi"))
+    videos = sorted(
+        p.relative_to(previous / "videos").as_posix() for p in (previous / "videos").rglob("*.avi")
+    )
     assert videos == ["MoveUp/v_MoveUp_g01_c01.avi", "MoveUp/v_MoveUp_g02_c01.avi"]
     assert (previous / "notes.txt").read_text() == "mine"
-    assert sorted(p.name for p in previous.iterdir()) == ["labels.csv", "notes.txt", "splits",
-                                                          "videos"]
+    assert sorted(p.name for p in previous.iterdir()) == [
+        "labels.csv",
+        "notes.txt",
+        "splits",
+        "videos",
+    ]
     assert outputs.synth_problem(previous) is None
 
 
@@ -95,12 +102,19 @@ def test_a_failed_run_leaves_the_old_set_whole(previous, monkeypatch, caplog):
     assert written and str(previous / "videos") not in str(written[0])  # written beside
     staging = [p for p in previous.iterdir() if p.name.startswith(outputs.SYNTH_STAGING_PREFIX)]
     assert len(staging) == 1  # removed when the process ends, or by the next run:
-    assert {k: v for k, v in snapshot(previous).items()
-            if not k.startswith(outputs.SYNTH_STAGING_PREFIX)} == before
+    assert {
+        k: v
+        for k, v in snapshot(previous).items()
+        if not k.startswith(outputs.SYNTH_STAGING_PREFIX)
+    } == before
     monkeypatch.undo()
 
     caplog.set_level(logging.WARNING)
     synth.make_dataset(previous, videos_per_class=2, overwrite=True, **KWARGS)
     assert f"removing {staging[0]}, left by an interrupted run" in caplog.text
-    assert sorted(p.name for p in previous.iterdir()) == ["labels.csv", "notes.txt", "splits",
-                                                          "videos"]
+    assert sorted(p.name for p in previous.iterdir()) == [
+        "labels.csv",
+        "notes.txt",
+        "splits",
+        "videos",
+    ]

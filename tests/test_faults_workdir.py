@@ -22,6 +22,7 @@ import pytest
 from tfcmvp import workdir_lock
 from tfcmvp.cli.main import main
 from tfcmvp.export import read_export_info
+
 from training_support import REPO_ROOT, tiny_config, without_grappler, write_painted_shards
 
 # A process that holds a workdir's lock until it is killed.
@@ -38,19 +39,30 @@ TINY_CLI = ["--set", "model.backbone_width=4", "--set", "train.steps_per_epoch=1
 def files_on_disk(folder) -> dict:
     """{relative path: (size, mtime_ns, sha256)} of every file under `folder`."""
     folder = pathlib.Path(folder)
-    return {p.relative_to(folder).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns,
-                                               hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): (
+            p.stat().st_size,
+            p.stat().st_mtime_ns,
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+        )
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
 def holder(tmp_path):
     """Starts a process holding the lock of ``tmp_path/work``; yields (workdir, process)."""
     workdir = tmp_path / "work"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]))
-    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(workdir)], env=env,
-                               stdout=subprocess.PIPE, text=True)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        ),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(workdir)], env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert process.stdout.readline().strip() == "held"
         yield workdir, process
@@ -66,8 +78,9 @@ def refusal_line(caplog) -> str:
 
 
 def assert_names_holder(line: str, workdir, process) -> None:
-    assert line.startswith(f"{workdir} is in use by another run (pid {process.pid} on "
-                           f"{socket.gethostname()}, started ")
+    assert line.startswith(
+        f"{workdir} is in use by another run (pid {process.pid} on {socket.gethostname()}, started "
+    )
     assert line.endswith("wait for it to end, or choose another workdir")
 
 
@@ -83,14 +96,23 @@ def data_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("command", ["pretrain", "finetune", "quickstart"])
 def test_a_second_run_on_a_held_workdir_stops_at_once_naming_the_holder(
-        command, holder, data_dir, caplog):
+    command, holder, data_dir, caplog
+):
     workdir, process = holder
     (workdir / "config.yaml").write_text("a file of the running run\n")
     before = files_on_disk(workdir)
-    argv = {"pretrain": ["pretrain", "--data", str(data_dir), "--workdir", str(workdir)],
-            "finetune": ["finetune", "--random_init", "--data", str(data_dir),
-                         "--workdir", str(workdir)],
-            "quickstart": ["quickstart", "--smoke", "--workdir", str(workdir)]}[command]
+    argv = {
+        "pretrain": ["pretrain", "--data", str(data_dir), "--workdir", str(workdir)],
+        "finetune": [
+            "finetune",
+            "--random_init",
+            "--data",
+            str(data_dir),
+            "--workdir",
+            str(workdir),
+        ],
+        "quickstart": ["quickstart", "--smoke", "--workdir", str(workdir)],
+    }[command]
     with caplog.at_level(logging.INFO):
         assert main(argv + (TINY_CLI if command != "quickstart" else [])) == 2
     assert_names_holder(refusal_line(caplog), workdir, process)
@@ -140,8 +162,12 @@ class InterruptAt(keras.callbacks.Callback):
             raise Interrupted(f"stopped at step {self.step}")
 
 
-STOPPED_RUN = ("train.epochs=3", "train.steps_per_epoch=2", "train.checkpoint_every_steps=1",
-               "optimizer.warmup_epochs=0")
+STOPPED_RUN = (
+    "train.epochs=3",
+    "train.steps_per_epoch=2",
+    "train.checkpoint_every_steps=1",
+    "optimizer.warmup_epochs=0",
+)
 
 
 @pytest.fixture(scope="module")
@@ -151,17 +177,22 @@ def stopped_run(data_dir, tmp_path_factory):
 
     workdir = tmp_path_factory.mktemp("stopped") / "run"
     with without_grappler(), pytest.raises(Interrupted):
-        pretrain(tiny_config(*STOPPED_RUN), data_dir, workdir, verbose=0,
-                 callbacks=[InterruptAt(3)])
+        pretrain(
+            tiny_config(*STOPPED_RUN), data_dir, workdir, verbose=0, callbacks=[InterruptAt(3)]
+        )
     return workdir
 
 
-@pytest.mark.parametrize("change, message", [
-    ("model.backbone_width=8", "does not match the model built from the config"),
-    ("train.steps_per_epoch=1", "stopped at step 1 of epoch 2, but an epoch now has only 1"),
-])
-def test_a_refused_pretraining_resume_changes_nothing(stopped_run, data_dir, tmp_path, change,
-                                                      message):
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("model.backbone_width=8", "does not match the model built from the config"),
+        ("train.steps_per_epoch=1", "stopped at step 1 of epoch 2, but an epoch now has only 1"),
+    ],
+)
+def test_a_refused_pretraining_resume_changes_nothing(
+    stopped_run, data_dir, tmp_path, change, message
+):
     from tfcmvp.training.pretrain import pretrain
 
     workdir = tmp_path / "run"
@@ -174,39 +205,58 @@ def test_a_refused_pretraining_resume_changes_nothing(stopped_run, data_dir, tmp
 
 
 def test_a_refused_finetuning_resume_changes_nothing(tmp_path):
-    from finetune_support import tiny_finetune_config, write_labelled_shards
     from tfcmvp.finetuning.finetune import finetune
+
+    from finetune_support import tiny_finetune_config, write_labelled_shards
 
     data = write_labelled_shards(tmp_path / "data")
     workdir = tmp_path / "run"
-    run = ("train.epochs=2", "train.steps_per_epoch=2", "train.checkpoint_every_steps=1",
-           "optimizer.warmup_epochs=0")
+    run = (
+        "train.epochs=2",
+        "train.steps_per_epoch=2",
+        "train.checkpoint_every_steps=1",
+        "optimizer.warmup_epochs=0",
+    )
     with without_grappler(), pytest.raises(Interrupted):
-        finetune(tiny_finetune_config(*run), data, workdir, random_init=True, verbose=0,
-                 callbacks=[InterruptAt(1)])
+        finetune(
+            tiny_finetune_config(*run),
+            data,
+            workdir,
+            random_init=True,
+            verbose=0,
+            callbacks=[InterruptAt(1)],
+        )
     before = files_on_disk(workdir)
     assert {"config.yaml", "source.json", "checkpoints/checkpoint"} <= set(before)
     with without_grappler(), pytest.raises(ValueError, match="does not match the model"):
-        finetune(tiny_finetune_config(*run, "model.backbone_width=8"), data, workdir,
-                 random_init=True, verbose=0)
+        finetune(
+            tiny_finetune_config(*run, "model.backbone_width=8"),
+            data,
+            workdir,
+            random_init=True,
+            verbose=0,
+        )
     assert files_on_disk(workdir) == before
 
 
 # --------------------------------------------------------------------------- export
 
 
-def test_export_of_an_unfinished_run_warns_and_names_the_epoch(stopped_run, tmp_path, caplog,
-                                                               capsys):
+def test_export_of_an_unfinished_run_warns_and_names_the_epoch(
+    stopped_run, tmp_path, caplog, capsys
+):
     out = tmp_path / "model"
     before = files_on_disk(stopped_run)
     with caplog.at_level(logging.INFO):
         assert main(["export", "--workdir", str(stopped_run), "--output", str(out)]) == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [f"{stopped_run} finished 1 of 3 epochs (a stopped or still running "
-                        f"pretraining); exporting the epoch-1 weights"]
+    assert warnings == [
+        f"{stopped_run} finished 1 of 3 epochs (a stopped or still running "
+        f"pretraining); exporting the epoch-1 weights"
+    ]
     source = read_export_info(out)["source"]
     assert (source["epoch"], source["planned_epochs"]) == (1, 3)
-    assert f"(epoch 1 of 3 planned: an unfinished run)" in capsys.readouterr().out
+    assert "(epoch 1 of 3 planned: an unfinished run)" in capsys.readouterr().out
     assert files_on_disk(stopped_run) == before  # export only reads the workdir
 
 
@@ -215,8 +265,20 @@ def test_export_of_a_finished_run_does_not_warn(tmp_path, caplog):
 
     fake_workdir(tmp_path / "run")  # history.csv reaches its config's train.epochs
     with caplog.at_level(logging.INFO):
-        assert main(["export", "--workdir", str(tmp_path / "run"), "--network", "iframe",
-                     "--output", str(tmp_path / "model")]) == 0
+        assert (
+            main(
+                [
+                    "export",
+                    "--workdir",
+                    str(tmp_path / "run"),
+                    "--network",
+                    "iframe",
+                    "--output",
+                    str(tmp_path / "model"),
+                ]
+            )
+            == 0
+        )
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     source = read_export_info(tmp_path / "model")["source"]
     assert source["epoch"] == EPOCHS and "planned_epochs" not in source

@@ -6,9 +6,14 @@ import pathlib
 import pytest
 
 from tfcmvp import config as cfg
-from tfcmvp.finetuning.config import (ConfigError, FinetuneConfig, apply_finetune_overrides,
-                                      finetune_config_from_dict, load_finetune_config,
-                                      with_export_architecture)
+from tfcmvp.finetuning.config import (
+    ConfigError,
+    FinetuneConfig,
+    apply_finetune_overrides,
+    finetune_config_from_dict,
+    load_finetune_config,
+    with_export_architecture,
+)
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
@@ -43,17 +48,30 @@ def test_ucf101_and_hmdb51_configs():
 
 
 def test_authors_options_and_the_regulariser_are_overrides():
-    c = load_finetune_config(CONFIG_DIR / "finetune_ucf101.yaml", [
-        "optimizer.warmup_epochs=10", "optimizer.final_learning_rate=1.0e-6",
-        "train.motion_aux_weight=0.2", "data.rotate_degrees=0"])
+    c = load_finetune_config(
+        CONFIG_DIR / "finetune_ucf101.yaml",
+        [
+            "optimizer.warmup_epochs=10",
+            "optimizer.final_learning_rate=1.0e-6",
+            "train.motion_aux_weight=0.2",
+            "data.rotate_degrees=0",
+        ],
+    )
     assert (c.optimizer.warmup_epochs, c.optimizer.final_learning_rate) == (10.0, 1e-6)
     assert c.motion_aux and c.train.motion_aux_weight == 0.2 and c.data.rotate_degrees == 0.0
 
 
 def test_round_trip_through_yaml(tmp_path):
-    c = load_finetune_config(None, ["train.motion_aux_weight=0.2", "data.blur=null",
-                                    "test.eval_epochs=[2, 4]", "model.backbone=r3d_26",
-                                    "model.backbone_blocks=[1, 1, 1, 1]"])
+    c = load_finetune_config(
+        None,
+        [
+            "train.motion_aux_weight=0.2",
+            "data.blur=null",
+            "test.eval_epochs=[2, 4]",
+            "model.backbone=r3d_26",
+            "model.backbone_blocks=[1, 1, 1, 1]",
+        ],
+    )
     path = cfg.save_config(c, tmp_path / "config.yaml")
     assert load_finetune_config(path) == c
     assert finetune_config_from_dict(cfg.config_to_dict(c)) == c
@@ -62,13 +80,19 @@ def test_round_trip_through_yaml(tmp_path):
 def test_unknown_keys_are_named(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("train:\n  motion_aux_wieght: 0.2\n")
-    with pytest.raises(ConfigError, match=rf"{path}: unknown config key "
-                                          r"'train.motion_aux_wieght'; did you mean "
-                                          r"train.motion_aux_weight"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"{path}: unknown config key "
+        r"'train.motion_aux_wieght'; did you mean "
+        r"train.motion_aux_weight",
+    ):
         load_finetune_config(path)
-    with pytest.raises(ConfigError, match=r"--set 'classifier.drop_out=0.5': unknown config key "
-                                          r"'classifier.drop_out'; did you mean "
-                                          r"classifier.dropout"):
+    with pytest.raises(
+        ConfigError,
+        match=r"--set 'classifier.drop_out=0.5': unknown config key "
+        r"'classifier.drop_out'; did you mean "
+        r"classifier.dropout",
+    ):
         load_finetune_config(None, ["classifier.drop_out=0.5"])
     # A pretraining-only section is unknown here.
     with pytest.raises(ConfigError, match=r"unknown config key 'loss'"):
@@ -79,53 +103,79 @@ def test_unknown_keys_are_named(tmp_path):
         apply_finetune_overrides({}, ["test=3"])
 
 
-@pytest.mark.parametrize("override, message", [
-    ("classifier.dropout=1.0", r"classifier.dropout=1.0 must lie in \[0, 1\)"),
-    ("train.motion_aux_weight=-0.1", r"train.motion_aux_weight=-0.1 must be >= 0"),
-    ("optimizer.final_learning_rate=0.01", r"optimizer.final_learning_rate=0.01 must lie in "
-                                           r"\[0, peak learning rate"),
-    ("test.num_clips=0", r"test.num_clips=0 must be >= 1"),
-    ("test.resize_short=100", r"test.resize_short=100 must be >= data.crop_size = 112"),
-    ("data.rotate_degrees=180", r"data.rotate_degrees=180.0 must lie in \[0, 180\)"),
-    ("classifier.dropout=high", r"classifier.dropout='high' is not a valid float"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("classifier.dropout=1.0", r"classifier.dropout=1.0 must lie in \[0, 1\)"),
+        ("train.motion_aux_weight=-0.1", r"train.motion_aux_weight=-0.1 must be >= 0"),
+        (
+            "optimizer.final_learning_rate=0.01",
+            r"optimizer.final_learning_rate=0.01 must lie in "
+            r"\[0, peak learning rate",
+        ),
+        ("test.num_clips=0", r"test.num_clips=0 must be >= 1"),
+        ("test.resize_short=100", r"test.resize_short=100 must be >= data.crop_size = 112"),
+        ("data.rotate_degrees=180", r"data.rotate_degrees=180.0 must lie in \[0, 180\)"),
+        ("classifier.dropout=high", r"classifier.dropout='high' is not a valid float"),
+    ],
+)
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
         load_finetune_config(None, [override])
 
 
 def test_regulariser_needs_the_transformer_predictor():
-    with pytest.raises(ConfigError, match=r"model.predictor='convgru' must be 'transformer' with "
-                                          r"train.motion_aux_weight > 0"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model.predictor='convgru' must be 'transformer' with "
+        r"train.motion_aux_weight > 0",
+    ):
         load_finetune_config(None, ["train.motion_aux_weight=0.2", "model.predictor=convgru"])
     load_finetune_config(None, ["model.predictor=convgru"])  # unused without the regulariser
 
 
-ARCHITECTURE = {"model.backbone": "r3d_26", "model.backbone_width": 32,
-                "model.backbone_blocks": [1, 1, 1, 1], "data.clip_len": 8, "data.crop_size": 64,
-                "data.clip_stride": 2}
+ARCHITECTURE = {
+    "model.backbone": "r3d_26",
+    "model.backbone_width": 32,
+    "model.backbone_blocks": [1, 1, 1, 1],
+    "data.clip_len": 8,
+    "data.crop_size": 64,
+    "data.clip_stride": 2,
+}
 
 
 def test_export_architecture_fills_unset_fields():
     values = with_export_architecture({"train": {"epochs": 3}}, ARCHITECTURE, "f.yaml", "M")
     c = finetune_config_from_dict(values)
     assert (c.model.backbone, c.model.backbone_width, c.model.backbone_blocks) == (
-        "r3d_26", 32, (1, 1, 1, 1))
-    assert (c.data.clip_len, c.data.crop_size, c.data.clip_stride, c.train.epochs) == (
-        8, 64, 2, 3)
+        "r3d_26",
+        32,
+        (1, 1, 1, 1),
+    )
+    assert (c.data.clip_len, c.data.crop_size, c.data.clip_stride, c.train.epochs) == (8, 64, 2, 3)
     # Equal values may be repeated; the stride may differ.
     values = with_export_architecture(
-        {"model": {"backbone": "r3d_26", "backbone_blocks": (1, 1, 1, 1)},
-         "data": {"clip_stride": 4}}, ARCHITECTURE, "f.yaml", "M")
+        {
+            "model": {"backbone": "r3d_26", "backbone_blocks": (1, 1, 1, 1)},
+            "data": {"clip_stride": 4},
+        },
+        ARCHITECTURE,
+        "f.yaml",
+        "M",
+    )
     assert finetune_config_from_dict(values).data.clip_stride == 4
 
 
 def test_export_architecture_mismatch_names_field_and_both_values():
-    with pytest.raises(ConfigError, match=r"f.yaml: model.backbone_blocks=\[2, 2, 2, 2\] "
-                                          r"disagrees with the pretrained model M "
-                                          r"\(model.backbone_blocks=\[1, 1, 1, 1\]\)"):
-        with_export_architecture({"model": {"backbone_blocks": [2, 2, 2, 2]}}, ARCHITECTURE,
-                                 "f.yaml", "M")
+    with pytest.raises(
+        ConfigError,
+        match=r"f.yaml: model.backbone_blocks=\[2, 2, 2, 2\] "
+        r"disagrees with the pretrained model M "
+        r"\(model.backbone_blocks=\[1, 1, 1, 1\]\)",
+    ):
+        with_export_architecture(
+            {"model": {"backbone_blocks": [2, 2, 2, 2]}}, ARCHITECTURE, "f.yaml", "M"
+        )
 
 
 def test_tiny_config_is_small_and_fits_the_tiny_pretraining():
@@ -135,7 +185,13 @@ def test_tiny_config_is_small_and_fits_the_tiny_pretraining():
     assert "tfcmvp finetune" in path.read_text().split("\n\n")[0]
     # The quickstart finetunes the tiny pretraining's export with this config.
     pretrain = cfg.load_config(CONFIG_DIR / "pretrain_tiny_cpu.yaml")
-    for key in ("model.backbone", "model.backbone_width", "model.backbone_blocks",
-                "data.clip_len", "data.crop_size", "data.clip_stride"):
+    for key in (
+        "model.backbone",
+        "model.backbone_width",
+        "model.backbone_blocks",
+        "data.clip_len",
+        "data.crop_size",
+        "data.clip_stride",
+    ):
         section, name = key.split(".")
         assert getattr(getattr(c, section), name) == getattr(getattr(pretrain, section), name), key

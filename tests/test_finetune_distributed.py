@@ -56,9 +56,12 @@ with open({out!r} + ".json", "w") as f:
 """
 
 ONE_STEP = (
-    "train.epochs=1", "train.steps_per_epoch=1", "optimizer.warmup_epochs=0",
+    "train.epochs=1",
+    "train.steps_per_epoch=1",
+    "optimizer.warmup_epochs=0",
     "optimizer.base_lr_per_sample=0.025",  # lr 0.1 at global batch 4: a visible update
-    "classifier.dropout=0", "train.sync_bn=true",
+    "classifier.dropout=0",
+    "train.sync_bn=true",
 )
 
 
@@ -90,12 +93,15 @@ def test_two_replicas_match_one_replica(tmp_path):
         assert np.max(np.abs(a2 - a1)) <= 1e-2 * update + 1e-7
     assert updated > len(before1) // 2
     # The test after the epoch ran under both strategies on (nearly) the same weights.
-    rows = [list(csv.DictReader((tmp_path / name / "test_predictions.csv").open()))
-            for name in ("one", "two")]
+    rows = [
+        list(csv.DictReader((tmp_path / name / "test_predictions.csv").open()))
+        for name in ("one", "two")
+    ]
     assert [r["video_id"] for r in rows[0]] == [r["video_id"] for r in rows[1]]
     for r1, r2 in zip(*rows):
-        assert float(r2["label_probability"]) == pytest.approx(float(r1["label_probability"]),
-                                                               abs=1e-3)
+        assert float(r2["label_probability"]) == pytest.approx(
+            float(r1["label_probability"]), abs=1e-3
+        )
 
 
 @pytest.mark.slow
@@ -109,13 +115,24 @@ def test_two_workers_finetune_one_model_and_test_it(tmp_path):
 
     write_labelled_shards(tmp_path / "data")
     cluster = [f"localhost:{port}" for port in free_ports(2)]
-    runs = [start_weights_run(
-        RUNNER, ONE_STEP + ("runtime.strategy=multi_worker",), tmp_path, f"worker{index}",
-        workdir_name="run", extra_env={"TF_CONFIG": json.dumps(
-            {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})})
-        for index in range(2)]
+    runs = [
+        start_weights_run(
+            RUNNER,
+            ONE_STEP + ("runtime.strategy=multi_worker",),
+            tmp_path,
+            f"worker{index}",
+            workdir_name="run",
+            extra_env={
+                "TF_CONFIG": json.dumps(
+                    {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+                )
+            },
+        )
+        for index in range(2)
+    ]
     (info0, before0, after0), (info1, _, after1) = [
-        finish_weights_run(run, tmp_path, f"worker{index}") for index, run in enumerate(runs)]
+        finish_weights_run(run, tmp_path, f"worker{index}") for index, run in enumerate(runs)
+    ]
     assert info0["replicas"] == info1["replicas"] == 2
     for a0, a1 in zip(after0, after1):
         np.testing.assert_array_equal(a0, a1)

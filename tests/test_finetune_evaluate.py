@@ -5,8 +5,13 @@ import csv
 import numpy as np
 import pytest
 
-from tfcmvp.finetuning.evaluate import (EvalResult, evaluate_classifier, evaluate_clips, softmax,
-                                        top_k_hits)
+from tfcmvp.finetuning.evaluate import (
+    EvalResult,
+    evaluate_classifier,
+    evaluate_clips,
+    softmax,
+    top_k_hits,
+)
 
 
 class TableClassifier:
@@ -26,8 +31,11 @@ def clip_batch(ids, labels, names):
     """Videos whose clips carry their row index of the logit table; clips [V, N, 2, 3, 3]."""
     ids = np.asarray(ids)  # [V, N]
     clips = np.broadcast_to(ids[:, :, None, None, None], (*ids.shape, 2, 3, 3)).astype(np.float32)
-    return {"clips": clips, "label": np.asarray(labels, np.int64),
-            "video_id": np.asarray([n.encode() for n in names])}
+    return {
+        "clips": clips,
+        "label": np.asarray(labels, np.int64),
+        "video_id": np.asarray([n.encode() for n in names]),
+    }
 
 
 def test_softmax_is_averaged_over_clips_not_logits():
@@ -51,8 +59,10 @@ def test_ten_clip_top1_top5_match_numpy_reference():
     names = [f"v{i}" for i in range(num_videos)]
     classifier = TableClassifier(table)
     # Two batches of videos (4 + 3), as eval_dataset(batch_size=4) yields them.
-    batches = [clip_batch(ids[:4], labels[:4], names[:4]),
-               clip_batch(ids[4:], labels[4:], names[4:])]
+    batches = [
+        clip_batch(ids[:4], labels[:4], names[:4]),
+        clip_batch(ids[4:], labels[4:], names[4:]),
+    ]
     result = evaluate_clips(classifier, batches)
 
     # Reference, written out: exp / sum per clip, mean over the 10 clips, ranks.
@@ -77,8 +87,9 @@ def test_exact_accuracies_of_a_constructed_case():
     base = np.array([6.0, 5.0, 4.0, 3.0, 2.0, 1.0])
     table = [base, base, base, base]
     labels = [0, 1, 4, 5]
-    result = evaluate_clips(TableClassifier(table), [clip_batch([[0], [1], [2], [3]], labels,
-                                                                list("abcd"))])
+    result = evaluate_clips(
+        TableClassifier(table), [clip_batch([[0], [1], [2], [3]], labels, list("abcd"))]
+    )
     assert result.top1 == 25.0  # only the rank-0 label
     assert result.top5 == 75.0  # ranks 0, 1 and 4
 
@@ -100,13 +111,20 @@ def test_empty_test_set_gives_nan():
 
 
 def test_predictions_csv(tmp_path):
-    result = EvalResult(top1=50.0, top5=100.0, num_videos=2,
-                        probabilities=np.array([[0.7, 0.3], [0.6, 0.4]]),
-                        labels=np.array([0, 1]), video_ids=["a/x.avi", "b/y.avi"])
+    result = EvalResult(
+        top1=50.0,
+        top5=100.0,
+        num_videos=2,
+        probabilities=np.array([[0.7, 0.3], [0.6, 0.4]]),
+        labels=np.array([0, 1]),
+        video_ids=["a/x.avi", "b/y.avi"],
+    )
     path = result.write_predictions(tmp_path / "p.csv", ["run", "jump"])
     rows = list(csv.DictReader(path.open()))
     assert [(r["video_id"], r["label_name"], r["predicted_name"]) for r in rows] == [
-        ("a/x.avi", "run", "run"), ("b/y.avi", "jump", "run")]
+        ("a/x.avi", "run", "run"),
+        ("b/y.avi", "jump", "run"),
+    ]
     assert [float(r["label_probability"]) for r in rows] == [0.7, 0.4]
 
 
@@ -118,16 +136,26 @@ def test_evaluate_classifier_on_records(tmp_path):
     from tfcmvp.finetuning.config import load_finetune_config
 
     labels = [0, 1, 2, 2, 1]
-    records = [synthetic.painted_record(f"v{i}", 12 + 3 * i, label=label)
-               for i, label in enumerate(labels)]
+    records = [
+        synthetic.painted_record(f"v{i}", 12 + 3 * i, label=label) for i, label in enumerate(labels)
+    ]
     files = synthetic.write_shards(records, str(tmp_path / "test"))
-    config = load_finetune_config(None, ["data.clip_len=4", "data.clip_stride=2",
-                                         "data.crop_size=16", "test.resize_short=20",
-                                         "test.num_clips=3", "test.batch_size=2"])
+    config = load_finetune_config(
+        None,
+        [
+            "data.clip_len=4",
+            "data.clip_stride=2",
+            "data.crop_size=16",
+            "test.resize_short=20",
+            "test.num_clips=3",
+            "test.batch_size=2",
+        ],
+    )
     bias = np.array([0.5, 2.0, 1.0])
     inputs = keras.Input((4, 16, 16, 3))
-    dense = keras.layers.Dense(3, kernel_initializer="zeros",
-                               bias_initializer=keras.initializers.Constant(bias))
+    dense = keras.layers.Dense(
+        3, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(bias)
+    )
     model = keras.Model(inputs, dense(keras.layers.Flatten()(inputs)))
     result = evaluate_classifier(model, config, files)
     assert result.video_ids == [f"v{i}" for i in range(5)]

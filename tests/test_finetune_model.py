@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from finetune_support import CLASSES, tiny_finetune_config, write_labelled_shards
 from tfcmvp import losses
 from tfcmvp.finetuning.classifier import VideoClassifier, load_backbone_weights
 from tfcmvp.finetuning.finetune import find_shards, make_train_dataset
 from tfcmvp.finetuning.optimizer import WarmupCosineToFinal, build_finetune_optimizer
 from tfcmvp.training.pretrain_model import build_v_network
+
+from finetune_support import CLASSES, tiny_finetune_config, write_labelled_shards
 from training_support import without_grappler
 
 B = 4  # tiny global batch
@@ -30,8 +31,11 @@ def compiled(config, steps_per_epoch=3, run_eagerly=False):
     keras.utils.set_random_seed(config.train.seed)
     model = VideoClassifier.from_finetune_config(config, K)
     model.build()
-    model.compile(optimizer=build_finetune_optimizer(config, steps_per_epoch), jit_compile=False,
-                  run_eagerly=run_eagerly)
+    model.compile(
+        optimizer=build_finetune_optimizer(config, steps_per_epoch),
+        jit_compile=False,
+        run_eagerly=run_eagerly,
+    )
     return model
 
 
@@ -83,8 +87,9 @@ def test_one_step_trains_every_weight_with_a_finite_loss(train_files):
 def test_motion_aux_loss_is_ce_plus_weighted_pointwise_infonce(train_files):
     # Dropout off everywhere, so two training-mode passes give the same outputs
     # (BatchNorm uses the batch's statistics in both).
-    config = tiny_finetune_config("train.motion_aux_weight=0.2", "classifier.dropout=0.0",
-                                  "model.dropout=0.0")
+    config = tiny_finetune_config(
+        "train.motion_aux_weight=0.2", "classifier.dropout=0.0", "model.dropout=0.0"
+    )
     model = compiled(config, run_eagerly=True)
     batch = first_batch(config, train_files)
     assert tuple(batch["motion"].shape) == (B, 2, 8, 32, 32, 2)  # target + 1 negative
@@ -93,8 +98,13 @@ def test_motion_aux_loss_is_ce_plus_weighted_pointwise_infonce(train_files):
     assert tuple(outputs["motion_query"].shape) == (B, 4, 16)
     assert tuple(outputs["motion_keys"].shape) == (B, 2, 4, 16)
     ce = cross_entropy(outputs["logits"], batch["label"].numpy()).mean()
-    j_m = float(tf.reduce_mean(losses.motion_infonce(
-        outputs["motion_query"], outputs["motion_keys"], temperature=0.1)[0]))
+    j_m = float(
+        tf.reduce_mean(
+            losses.motion_infonce(outputs["motion_query"], outputs["motion_keys"], temperature=0.1)[
+                0
+            ]
+        )
+    )
 
     m_before = [w.numpy().copy() for w in model.m_network.trainable_weights]
     with without_grappler():
@@ -104,8 +114,10 @@ def test_motion_aux_loss_is_ce_plus_weighted_pointwise_infonce(train_files):
     assert logs["loss"] == pytest.approx(ce + 0.2 * j_m, rel=1e-5)
     assert 0.0 <= logs["motion_acc"] <= 1.0
     # The M-Network (from scratch) trains through the auxiliary loss.
-    assert any(not np.array_equal(b, w.numpy())
-               for b, w in zip(m_before, model.m_network.trainable_weights))
+    assert any(
+        not np.array_equal(b, w.numpy())
+        for b, w in zip(m_before, model.m_network.trainable_weights)
+    )
 
 
 def test_motion_aux_batch_without_motion_is_an_error(train_files):
@@ -136,8 +148,11 @@ def test_load_backbone_weights_copies_and_checks_shapes():
     for mine, theirs in zip(model.backbone.weights, source.weights):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
     wider = build_v_network(tiny_finetune_config("model.backbone_width=8").model, config.data)
-    with pytest.raises(ValueError, match=r"weight .*kernel has shape \(3, 3, 3, 3, 4\).*"
-                                         r"\(3, 3, 3, 3, 8\).*the architectures differ"):
+    with pytest.raises(
+        ValueError,
+        match=r"weight .*kernel has shape \(3, 3, 3, 3, 4\).*"
+        r"\(3, 3, 3, 3, 8\).*the architectures differ",
+    ):
         load_backbone_weights(model.backbone, wider)
 
 
@@ -154,8 +169,9 @@ def test_warmup_cosine_to_final_rate():
 
 
 def test_optimizer_uses_the_paper_finetuning_rate():
-    config = tiny_finetune_config("train.epochs=4", "optimizer.warmup_epochs=0",
-                                  "optimizer.final_learning_rate=1.0e-6")
+    config = tiny_finetune_config(
+        "train.epochs=4", "optimizer.warmup_epochs=0", "optimizer.final_learning_rate=1.0e-6"
+    )
     optimizer = build_finetune_optimizer(config, steps_per_epoch=5)
     schedule = optimizer._learning_rate
     assert float(schedule(0)) == pytest.approx(1e-4 * B)  # lr = 1e-4 x B, no warm-up
@@ -171,6 +187,7 @@ def test_test_step_reports_the_loss_without_training(train_files):
     logs = model.test_on_batch(batch, return_dict=True)
     logits = model(batch["clip"], training=False)
     assert logs["ce_loss"] == pytest.approx(
-        cross_entropy(logits, batch["label"].numpy()).mean(), rel=1e-5)
+        cross_entropy(logits, batch["label"].numpy()).mean(), rel=1e-5
+    )
     for b, w in zip(before, model.weights):  # no update, no BatchNorm statistics
         np.testing.assert_array_equal(b, w.numpy())

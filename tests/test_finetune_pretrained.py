@@ -12,8 +12,6 @@ import logging
 import numpy as np
 import pytest
 
-from export_support import fake_workdir
-from finetune_support import FINETUNE_TINY, tiny_finetune_config, write_labelled_shards
 from tfcmvp.cli import finetune_cmd
 from tfcmvp.config import ConfigError
 from tfcmvp.export import export_pretrained, load_keras_network
@@ -21,6 +19,9 @@ from tfcmvp.finetuning.classifier import VideoClassifier
 from tfcmvp.finetuning.config import check_architecture, load_finetune_config
 from tfcmvp.finetuning.finetune import _load_pretrained
 from tfcmvp.training.callbacks import read_history
+
+from export_support import fake_workdir
+from finetune_support import FINETUNE_TINY, tiny_finetune_config, write_labelled_shards
 from training_support import without_grappler
 
 # The tiny run without the architecture keys, which come from the export.
@@ -41,25 +42,33 @@ def test_architecture_comes_from_the_export(pretrained):
     model_dir, _ = pretrained
     config = load_finetune_config(None, NOT_ARCHITECTURE, model_dir=model_dir)
     assert (config.model.backbone, config.model.backbone_width, config.model.backbone_blocks) == (
-        "c3d", 4, None)
+        "c3d",
+        4,
+        None,
+    )
     assert (config.data.clip_len, config.data.crop_size, config.data.clip_stride) == (8, 32, 2)
     check_architecture(config, model_dir)  # agrees
     # Repeating the export's values is fine; a stride of one's own is allowed.
-    same = load_finetune_config(None, FINETUNE_TINY + ("data.clip_stride=3",),
-                                model_dir=model_dir)
+    same = load_finetune_config(None, FINETUNE_TINY + ("data.clip_stride=3",), model_dir=model_dir)
     assert same.data.clip_stride == 3 and same.model == config.model
 
 
-@pytest.mark.parametrize("override, field", [
-    ("model.backbone=r3d_26", "model.backbone"),
-    ("model.backbone_width=8", "model.backbone_width"),
-    ("data.clip_len=16", "data.clip_len"),
-    ("data.crop_size=64", "data.crop_size"),
-])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("model.backbone=r3d_26", "model.backbone"),
+        ("model.backbone_width=8", "model.backbone_width"),
+        ("data.clip_len=16", "data.clip_len"),
+        ("data.crop_size=64", "data.crop_size"),
+    ],
+)
 def test_architecture_mismatch_names_the_field(pretrained, override, field):
     model_dir, _ = pretrained
-    with pytest.raises(ConfigError, match=rf"{field}=.* disagrees with the pretrained model "
-                                          rf".*\({field}="):
+    with pytest.raises(
+        ConfigError,
+        match=rf"{field}=.* disagrees with the pretrained model "
+        rf".*\({field}=",
+    ):
         load_finetune_config(None, NOT_ARCHITECTURE + (override,), model_dir=model_dir)
 
 
@@ -67,8 +76,11 @@ def test_architecture_mismatch_in_a_file_names_file_and_field(pretrained, tmp_pa
     model_dir, _ = pretrained
     path = tmp_path / "ft.yaml"
     path.write_text("data:\n  clip_len: 16\n")
-    with pytest.raises(ConfigError, match=rf"{path}: data.clip_len=16 disagrees .*"
-                                          rf"data.clip_len=8"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"{path}: data.clip_len=16 disagrees .*"
+        rf"data.clip_len=8",
+    ):
         load_finetune_config(path, model_dir=model_dir)
     # The library entry checks a config built without the export, too.
     with pytest.raises(ConfigError, match="data.clip_len=16 in the finetuning config disagrees"):
@@ -95,8 +107,12 @@ def test_pretrained_backbone_weights_equal_the_exports(pretrained):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
         np.testing.assert_array_equal(mine.numpy(), original.numpy())  # the trained values
     clips = np.random.default_rng(0).normal(size=(2, 8, 32, 32, 3)).astype(np.float32)
-    np.testing.assert_allclose(model.backbone(clips, training=False)["features"],
-                               trained(clips, training=False)["features"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.backbone(clips, training=False)["features"],
+        trained(clips, training=False)["features"],
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def cli(argv):
@@ -112,13 +128,31 @@ def test_cli_finetunes_the_export(pretrained, tmp_path):
     data = write_labelled_shards(tmp_path / "data")
     workdir = tmp_path / "run"
     # With the motion regulariser: its graph-mode step (the model tests run it eagerly).
-    sets = [arg for o in NOT_ARCHITECTURE + ("train.epochs=1", "train.steps_per_epoch=1",
-                                             "optimizer.warmup_epochs=0",
-                                             "train.motion_aux_weight=0.2")
-            for arg in ("--set", o)]
+    sets = [
+        arg
+        for o in NOT_ARCHITECTURE
+        + (
+            "train.epochs=1",
+            "train.steps_per_epoch=1",
+            "optimizer.warmup_epochs=0",
+            "train.motion_aux_weight=0.2",
+        )
+        for arg in ("--set", o)
+    ]
     with without_grappler():
-        code = cli(["--model", str(model_dir), "--data", str(data), "--workdir", str(workdir),
-                    "--verbose", "0", *sets])
+        code = cli(
+            [
+                "--model",
+                str(model_dir),
+                "--data",
+                str(data),
+                "--workdir",
+                str(workdir),
+                "--verbose",
+                "0",
+                *sets,
+            ]
+        )
     assert code == 0
     results = json.loads((workdir / "results.json").read_text())
     assert results["model"] == str(model_dir.resolve()) and results["random_init"] is False
@@ -136,14 +170,34 @@ def test_cli_finetunes_the_export(pretrained, tmp_path):
 def test_cli_config_errors_return_2(pretrained, tmp_path, caplog):
     model_dir, _ = pretrained
     with caplog.at_level(logging.ERROR):
-        code = cli(["--model", str(model_dir), "--data", str(tmp_path), "--workdir",
-                    str(tmp_path / "run"), "--set", "train.motion_aux_wieght=0.2"])
+        code = cli(
+            [
+                "--model",
+                str(model_dir),
+                "--data",
+                str(tmp_path),
+                "--workdir",
+                str(tmp_path / "run"),
+                "--set",
+                "train.motion_aux_wieght=0.2",
+            ]
+        )
     assert code == 2
     assert "unknown config key 'train.motion_aux_wieght'" in caplog.text
     assert "train.motion_aux_weight" in caplog.text  # the suggestion
     with caplog.at_level(logging.ERROR):
-        code = cli(["--model", str(model_dir), "--data", str(tmp_path), "--workdir",
-                    str(tmp_path / "run"), "--set", "model.backbone_width=16"])
+        code = cli(
+            [
+                "--model",
+                str(model_dir),
+                "--data",
+                str(tmp_path),
+                "--workdir",
+                str(tmp_path / "run"),
+                "--set",
+                "model.backbone_width=16",
+            ]
+        )
     assert code == 2 and "model.backbone_width=16 disagrees" in caplog.text
     with pytest.raises(SystemExit):  # --model and --random_init exclude each other
         cli(["--model", str(model_dir), "--random_init", "--data", "d", "--workdir", "w"])
@@ -155,13 +209,16 @@ def test_cli_list_keys_shows_the_values_taken_from_the_export(pretrained, capsys
     model_dir, _ = pretrained
     assert cli(["--list_keys", "--model", str(model_dir), "--set", "train.epochs=7"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    by_key = {line.split(" = ")[0].strip(): line.split(" = ", 1)[1].split("  # ")[0]
-              for line in lines}
+    by_key = {
+        line.split(" = ")[0].strip(): line.split(" = ", 1)[1].split("  # ")[0] for line in lines
+    }
     assert by_key["train.epochs"] == "7"
     assert (by_key["model.backbone"], by_key["data.clip_len"]) == ('"c3d"', "8")
     assert by_key["train.motion_aux_weight"] == "0.0"
-    for argv, missing in [(["--random_init", "--workdir", "w"], "--data"),
-                          (["--data", "d", "--workdir", "w"], "--model --random_init")]:
+    for argv, missing in [
+        (["--random_init", "--workdir", "w"], "--data"),
+        (["--data", "d", "--workdir", "w"], "--model --random_init"),
+    ]:
         with pytest.raises(SystemExit) as exit_info:
             cli(argv)
         assert exit_info.value.code == 2 and missing in capsys.readouterr().err

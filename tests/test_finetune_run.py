@@ -11,12 +11,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from finetune_support import CLASSES, NUM_TEST, tiny_finetune_config, write_labelled_shards
 from tfcmvp.finetuning.classifier import VideoClassifier
 from tfcmvp.finetuning.evaluate import evaluate_classifier, softmax
-from tfcmvp.finetuning.finetune import (_check_source, find_shards, finetune, read_class_names,
-                                         resolve_steps_per_epoch)
+from tfcmvp.finetuning.finetune import (
+    _check_source,
+    find_shards,
+    finetune,
+    read_class_names,
+    resolve_steps_per_epoch,
+)
 from tfcmvp.training import callbacks as cb
+
+from finetune_support import CLASSES, NUM_TEST, tiny_finetune_config, write_labelled_shards
 from training_support import without_grappler
 
 RUN = ("train.epochs=2", "train.steps_per_epoch=2", "test.eval_epochs=[1]")
@@ -78,8 +84,9 @@ def test_results_json_and_predictions(first_run, data_dir):
     for key in ("top1", "top5"):
         assert results[key] * NUM_TEST / 100 == pytest.approx(round(results[key] * NUM_TEST / 100))
     # The same protocol on the rebuilt classifier gives the same numbers.
-    again = evaluate_classifier(rebuilt(config, result.workdir), config,
-                                find_shards(data_dir, "test"))
+    again = evaluate_classifier(
+        rebuilt(config, result.workdir), config, find_shards(data_dir, "test")
+    )
     assert (again.top1, again.top5) == (results["top1"], results["top5"])
     np.testing.assert_allclose(again.probabilities, result.test.probabilities, rtol=1e-5)
     lines = (result.workdir / "test_predictions.csv").read_text().splitlines()
@@ -102,8 +109,9 @@ def test_saved_model_classify_returns_probabilities(first_run):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(probabilities, softmax(logits), rtol=1e-5)
     # The exported logits are the trained classifier's.
-    np.testing.assert_allclose(logits, rebuilt(config, result.workdir)(clips, training=False),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        logits, rebuilt(config, result.workdir)(clips, training=False), rtol=1e-4, atol=1e-5
+    )
     embedding = loaded.signatures["embed"](clips=tf.constant(clips))["embedding"]
     assert tuple(embedding.shape) == (3, 32)
 
@@ -147,11 +155,20 @@ def test_missing_test_shards_and_labels_are_named(tmp_path):
 
 def test_steps_per_epoch_default_to_videos_over_batch(data_dir):
     files = find_shards(data_dir, "train")
-    assert resolve_steps_per_epoch(tiny_finetune_config("train.steps_per_epoch=null"),
-                                   files) == 2  # 8 videos // batch 4
-    assert resolve_steps_per_epoch(tiny_finetune_config("train.steps_per_epoch=null",
-                                                        "train.global_batch_size=3"), files) == 2
-    with pytest.raises(ValueError, match=r"only 8 training videos for "
-                                         r"train.global_batch_size=16"):
-        resolve_steps_per_epoch(tiny_finetune_config("train.steps_per_epoch=null",
-                                                     "train.global_batch_size=16"), files)
+    assert (
+        resolve_steps_per_epoch(tiny_finetune_config("train.steps_per_epoch=null"), files) == 2
+    )  # 8 videos // batch 4
+    assert (
+        resolve_steps_per_epoch(
+            tiny_finetune_config("train.steps_per_epoch=null", "train.global_batch_size=3"), files
+        )
+        == 2
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"only 8 training videos for "
+        r"train.global_batch_size=16",
+    ):
+        resolve_steps_per_epoch(
+            tiny_finetune_config("train.steps_per_epoch=null", "train.global_batch_size=16"), files
+        )

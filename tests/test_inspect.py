@@ -15,8 +15,9 @@ from tfcmvp.codec import read_video, write_video
 def synth_video(tmp_path_factory):
     """MPEG-4, GOP 12, no B: 24 frames of objects moving up."""
     path = tmp_path_factory.mktemp("inspect") / "up.avi"
-    rendered = synth.render_clip(0, "MoveUp", 1, 1, width=96, height=64, num_frames=24,
-                                 camera_speed=0.0)
+    rendered = synth.render_clip(
+        0, "MoveUp", 1, 1, width=96, height=64, num_frames=24, camera_speed=0.0
+    )
     write_video(path, rendered.frames, fps=25, codec="mpeg4", gop=12)
     return path
 

@@ -12,8 +12,16 @@ import pytest
 import tensorflow as tf
 
 from tfcmvp.losses import (
-    DEFAULT_TEMPERATURE, context_infonce, joint_loss, motion_infonce, motion_mse,
-    motion_quantized_ce, pool_motion_targets, quantize_motion, replica_mean)
+    DEFAULT_TEMPERATURE,
+    context_infonce,
+    joint_loss,
+    motion_infonce,
+    motion_mse,
+    motion_quantized_ce,
+    pool_motion_targets,
+    quantize_motion,
+    replica_mean,
+)
 
 # ---------------------------------------------------------------- references (float64)
 
@@ -71,7 +79,9 @@ def ref_pool(motion, grid):
         for i in range(t3):
             for y in range(h3):
                 for x in range(w3):
-                    cell = motion[b, i * ft:(i + 1) * ft, y * fh:(y + 1) * fh, x * fw:(x + 1) * fw]
+                    cell = motion[
+                        b, i * ft : (i + 1) * ft, y * fh : (y + 1) * fh, x * fw : (x + 1) * fw
+                    ]
                     out[b, (i * h3 + y) * w3 + x] = cell.reshape(-1, 2).mean(axis=0)
     return out
 
@@ -154,8 +164,12 @@ def test_context_gradient_matches_analytic():
     d_qh, d_kh = delta @ kh, delta.T @ qh
 
     def through_norm(x, xh, d):
-        return np.stack([(np.eye(4) - np.outer(xh[i], xh[i])) @ d[i] / np.linalg.norm(x[i])
-                         for i in range(len(x))])
+        return np.stack(
+            [
+                (np.eye(4) - np.outer(xh[i], xh[i])) @ d[i] / np.linalg.norm(x[i])
+                for i in range(len(x))
+            ]
+        )
 
     np.testing.assert_allclose(grad_q.numpy(), through_norm(qd, qh, d_qh), atol=1e-5)
     np.testing.assert_allclose(grad_k.numpy(), through_norm(kd, kh, d_kh), atol=1e-5)
@@ -167,8 +181,11 @@ def test_context_gradient_reaches_key_encoder():
     w_q, w_k = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
     wq_var, wk_var = tf.Variable(w_q, dtype=tf.float32), tf.Variable(w_k, dtype=tf.float32)
     with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(context_infonce(tf.constant(x_clip, tf.float32) @ wq_var,
-                                              tf.constant(x_iframe, tf.float32) @ wk_var)[0])
+        loss = tf.reduce_mean(
+            context_infonce(
+                tf.constant(x_clip, tf.float32) @ wq_var, tf.constant(x_iframe, tf.float32) @ wk_var
+            )[0]
+        )
     grad_k = tape.gradient(loss, wk_var).numpy()
     want = numeric_grad(lambda w: ref_context(x_clip @ w_q, x_iframe @ w, 0.1)[0].mean(), w_k)
     assert np.abs(grad_k).max() > 1e-2
@@ -178,8 +195,10 @@ def test_context_gradient_reaches_key_encoder():
 # ---------------------------------------------------------------- motion (Eq. 2)
 
 
-@pytest.mark.parametrize("batch, clips, positions, depth", [
-    (1, 1, 1, 4), (1, 4, 1, 3), (2, 4, 3, 8), (3, 2, 5, 6), (2, 4, 49, 8)])
+@pytest.mark.parametrize(
+    "batch, clips, positions, depth",
+    [(1, 1, 1, 4), (1, 4, 1, 3), (2, 4, 3, 8), (3, 2, 5, 6), (2, 4, 49, 8)],
+)
 def test_motion_matches_reference(batch, clips, positions, depth):
     rng = np.random.default_rng(batch * 1000 + clips * 100 + positions)
     pred, keys = _rand(rng, batch, positions, depth), _rand(rng, batch, clips, positions, depth)
@@ -196,8 +215,9 @@ def test_motion_single_key_has_zero_loss():
     np.testing.assert_array_equal(correct.numpy(), [[1.0]])
 
 
-@pytest.mark.parametrize("batch, clips, positions, tau",
-                         [(2, 2, 3, 0.1), (1, 4, 4, 0.1), (3, 1, 2, 0.3)])
+@pytest.mark.parametrize(
+    "batch, clips, positions, tau", [(2, 2, 3, 0.1), (1, 4, 4, 0.1), (3, 1, 2, 0.3)]
+)
 def test_motion_aligned_one_hot_known_answer(batch, clips, positions, tau):
     # Every key position of every clip gets its own axis; the prediction equals
     # the target clip's key: loss = log(1 + (B K N - 1) e^(-1/tau)).
@@ -206,8 +226,9 @@ def test_motion_aligned_one_hot_known_answer(batch, clips, positions, tau):
     pred = 0.3 * keys[:, 0]
     loss, correct = motion_infonce(tf.constant(pred), tf.constant(keys), temperature=tau)
     want = math.log(1.0 + (total - 1) * math.exp(-1.0 / tau))
-    np.testing.assert_allclose(loss.numpy(), np.full((batch, positions), want),
-                               rtol=1e-5, atol=2e-6)
+    np.testing.assert_allclose(
+        loss.numpy(), np.full((batch, positions), want), rtol=1e-5, atol=2e-6
+    )
     np.testing.assert_array_equal(correct.numpy(), np.ones((batch, positions)))
 
 
@@ -276,15 +297,22 @@ def test_graph_and_xla_with_unknown_batch_match_eager():
     query, key = _rand(rng, 3, 8), _rand(rng, 3, 8)
     pred, keys = _rand(rng, 3, 4, 8), _rand(rng, 3, 2, 4, 8)
 
-    @tf.function(jit_compile=True, input_signature=[
-        tf.TensorSpec([None, 8]), tf.TensorSpec([None, 8]),
-        tf.TensorSpec([None, 4, 8]), tf.TensorSpec([None, 2, 4, 8])])
+    @tf.function(
+        jit_compile=True,
+        input_signature=[
+            tf.TensorSpec([None, 8]),
+            tf.TensorSpec([None, 8]),
+            tf.TensorSpec([None, 4, 8]),
+            tf.TensorSpec([None, 2, 4, 8]),
+        ],
+    )
     def compiled(q, k, p, m):
         return context_infonce(q, k) + motion_infonce(p, m)
 
     got = compiled(query, key, pred, keys)
     want = context_infonce(tf.constant(query), tf.constant(key)) + motion_infonce(
-        tf.constant(pred), tf.constant(keys))
+        tf.constant(pred), tf.constant(keys)
+    )
     for g, w in zip(got, want):
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-5, atol=1e-5)
 
@@ -333,8 +361,9 @@ def test_joint_loss_weights_the_two_tasks():
     np.testing.assert_allclose(joint_loss(context, motion, 0.0).numpy(), [1.0, 3.0])
     np.testing.assert_allclose(joint_loss(context, motion, 1.0).numpy(), [5.0, 7.0])
     # The authors' loss_m + loss_i is twice the alpha = 0.5 objective.
-    np.testing.assert_allclose(2 * joint_loss(context, motion, 0.5).numpy(),
-                               (context + motion).numpy())
+    np.testing.assert_allclose(
+        2 * joint_loss(context, motion, 0.5).numpy(), (context + motion).numpy()
+    )
     for alpha in (-0.1, 1.5):
         with pytest.raises(ValueError, match="alpha"):
             joint_loss(context, motion, alpha)
@@ -344,8 +373,10 @@ def test_joint_loss_scale_multiplies_the_objective():
     context, motion = tf.constant([1.0, 3.0]), tf.constant([5.0, 7.0])
     # scale 2 at alpha 0.5 is the authors' loss_m + loss_i.
     np.testing.assert_allclose(joint_loss(context, motion, 0.5, 2.0).numpy(), [6.0, 10.0])
-    np.testing.assert_allclose(joint_loss(context, motion, 0.25, 3.0).numpy(),
-                               3.0 * (0.75 * np.array([1.0, 3.0]) + 0.25 * np.array([5.0, 7.0])))
+    np.testing.assert_allclose(
+        joint_loss(context, motion, 0.25, 3.0).numpy(),
+        3.0 * (0.75 * np.array([1.0, 3.0]) + 0.25 * np.array([5.0, 7.0])),
+    )
     np.testing.assert_allclose(joint_loss(context, motion, 0.25).numpy(), [2.0, 4.0])  # scale 1
     for scale in (0.0, -2.0):
         with pytest.raises(ValueError, match="scale"):
@@ -367,8 +398,10 @@ def test_replica_mean_divides_by_the_global_batch():
 # ---------------------------------------------------------------- ablations (Table 1)
 
 
-@pytest.mark.parametrize("shape, grid", [
-    ((2, 8, 16, 16, 2), (1, 2, 2)), ((1, 4, 6, 9, 2), (2, 3, 3)), ((1, 2, 3, 3, 2), (2, 3, 3))])
+@pytest.mark.parametrize(
+    "shape, grid",
+    [((2, 8, 16, 16, 2), (1, 2, 2)), ((1, 4, 6, 9, 2), (2, 3, 3)), ((1, 2, 3, 3, 2), (2, 3, 3))],
+)
 def test_pool_motion_targets_matches_reference(shape, grid):
     motion = np.random.default_rng(10).normal(size=shape).astype(np.float32)
     got = pool_motion_targets(tf.constant(motion), grid)
@@ -486,8 +519,9 @@ def test_motion_quantized_ce_dense_targets_and_shape_errors():
     rng = np.random.default_rng(13)
     dense = rng.uniform(-1, 1, (2, 2, 4, 4, 2)).astype(np.float32)
     logits = rng.normal(size=(2, 4, 2, 6)).astype(np.float32)
-    loss, _ = motion_quantized_ce(tf.constant(logits), tf.constant(dense), 6, (-1, 1),
-                                  grid=(1, 2, 2))
+    loss, _ = motion_quantized_ce(
+        tf.constant(logits), tf.constant(dense), 6, (-1, 1), grid=(1, 2, 2)
+    )
     want, _ = _ref_ce(logits, ref_pool(dense, (1, 2, 2)), 6, -1.0, 1.0)
     np.testing.assert_allclose(loss.numpy(), want, rtol=1e-5)
     with pytest.raises(ValueError, match=r"\[B, N, 2, 5\]"):

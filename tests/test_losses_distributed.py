@@ -40,7 +40,8 @@ def _worker(out_path: str) -> None:
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
 
     sys.path.insert(0, str(REPO_ROOT))
     from tfcmvp.losses import context_infonce, joint_loss, motion_infonce, replica_mean
@@ -65,20 +66,25 @@ def _worker(out_path: str) -> None:
             loss = replica_mean(per_video, global_batch)
         grads = tape.gradient(loss, [weights[name] for name in WEIGHTS])
         # None (no path from the loss) becomes zeros so the checks below report it.
-        grads = [tf.zeros_like(weights[name]) if grad is None else grad
-                 for name, grad in zip(WEIGHTS, grads)]
+        grads = [
+            tf.zeros_like(weights[name]) if grad is None else grad
+            for name, grad in zip(WEIGHTS, grads)
+        ]
         return loss, grads, per_video, context_correct, motion_correct
 
     results = {}
     for name, alpha, split in CASES:
         total = sum(split)
-        batch = (rng.normal(size=(total, D_IN)).astype(np.float32),
-                 rng.normal(size=(total, D_IN)).astype(np.float32),
-                 rng.normal(size=(total, POSITIONS, D_IN)).astype(np.float32),
-                 rng.normal(size=(total, CLIPS, POSITIONS, D_IN)).astype(np.float32))
+        batch = (
+            rng.normal(size=(total, D_IN)).astype(np.float32),
+            rng.normal(size=(total, D_IN)).astype(np.float32),
+            rng.normal(size=(total, POSITIONS, D_IN)).astype(np.float32),
+            rng.normal(size=(total, CLIPS, POSITIONS, D_IN)).astype(np.float32),
+        )
 
         loss, grads, per_video, _, _ = tf.function(step)(
-            single, tuple(tf.constant(x) for x in batch), alpha, total)
+            single, tuple(tf.constant(x) for x in batch), alpha, total
+        )
         results[f"{name}/single/loss"] = loss.numpy()
         results[f"{name}/single/per_video"] = per_video.numpy()
         for weight, grad in zip(WEIGHTS, grads):
@@ -88,7 +94,7 @@ def _worker(out_path: str) -> None:
 
         def local_rows(context, starts=starts, batch=batch):
             r = context.replica_id_in_sync_group
-            return tuple(tf.constant(x[starts[r]:starts[r + 1]]) for x in batch)
+            return tuple(tf.constant(x[starts[r] : starts[r + 1]]) for x in batch)
 
         local = strategy.experimental_distribute_values_from_function(local_rows)
 
@@ -100,7 +106,8 @@ def _worker(out_path: str) -> None:
         # Optimisers under MirroredStrategy sum the replicas' gradients.
         results[f"{name}/mirrored/loss"] = strategy.reduce("SUM", loss, axis=None).numpy()
         results[f"{name}/mirrored/per_video"] = np.concatenate(
-            [t.numpy() for t in strategy.experimental_local_results(per_video)])
+            [t.numpy() for t in strategy.experimental_local_results(per_video)]
+        )
         results[f"{name}/mirrored/replicas"] = np.array(strategy.num_replicas_in_sync)
         for weight, grad in zip(WEIGHTS, grads):
             results[f"{name}/mirrored/{weight}"] = strategy.reduce("SUM", grad, axis=None).numpy()
@@ -110,8 +117,13 @@ def _worker(out_path: str) -> None:
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("distributed") / "results.npz"
-    proc = subprocess.run([sys.executable, __file__, str(out)], capture_output=True,
-                          text=True, timeout=300, cwd=REPO_ROOT)
+    proc = subprocess.run(
+        [sys.executable, __file__, str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
     if proc.returncode != 0:
         pytest.fail(f"distributed worker failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
     with np.load(out) as data:
@@ -135,15 +147,19 @@ def test_loss_matches_single_replica(results, case):
 @pytest.mark.parametrize("case", [c[0] for c in CASES])
 @pytest.mark.parametrize("weight", WEIGHTS)
 def test_gradients_match_single_replica(results, case, weight):
-    np.testing.assert_allclose(results[f"{case}/mirrored/{weight}"],
-                               results[f"{case}/single/{weight}"], atol=1e-5)
+    np.testing.assert_allclose(
+        results[f"{case}/mirrored/{weight}"], results[f"{case}/single/{weight}"], atol=1e-5
+    )
 
 
-@pytest.mark.parametrize("case, used", [
-    ("context", ("w_clip", "w_iframe")),
-    ("motion", ("w_pred", "w_motion")),
-    ("joint", WEIGHTS),
-])
+@pytest.mark.parametrize(
+    "case, used",
+    [
+        ("context", ("w_clip", "w_iframe")),
+        ("motion", ("w_pred", "w_motion")),
+        ("joint", WEIGHTS),
+    ],
+)
 def test_gradients_reach_every_encoder_in_use(results, case, used):
     for weight in WEIGHTS:
         grad = results[f"{case}/mirrored/{weight}"]

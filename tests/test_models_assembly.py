@@ -5,16 +5,24 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcmvp.models import (ConvGRUPredictor, MLPHead, MotionValueHead, PredictorMemory,
-                           TransformerPredictor, build_backbone, memory_spec)
+from tfcmvp.models import (
+    ConvGRUPredictor,
+    MLPHead,
+    MotionValueHead,
+    PredictorMemory,
+    TransformerPredictor,
+    build_backbone,
+    memory_spec,
+)
 
 CLIP = (16, 32, 32, 3)
 MOTION = (8, 32, 32, 2)
 WIDTH = 16
 
 
-def _networks(backbone="r2plus1d_26", predictor="transformer", zero_init_residual=True,
-              stem="authors"):
+def _networks(
+    backbone="r2plus1d_26", predictor="transformer", zero_init_residual=True, stem="authors"
+):
     """Clip + motion -> the four head outputs, as one functional model.
 
     `zero_init_residual` and `stem` (R3D-10's, "authors" or "strided") go to the ResNets.
@@ -23,10 +31,12 @@ def _networks(backbone="r2plus1d_26", predictor="transformer", zero_init_residua
     video_kwargs = {} if backbone == "c3d" else {"blocks": (1, 1, 1, 1), **resnet}
     if backbone == "r3d_10":
         video_kwargs["stem"] = stem
-    video_net = build_backbone(backbone, input_shape=CLIP, width=4, name="video_net",
-                               **video_kwargs)
-    motion_net = build_backbone("r3d_10", input_shape=MOTION, width=4, name="motion_net",
-                                stem=stem, **resnet)
+    video_net = build_backbone(
+        backbone, input_shape=CLIP, width=4, name="video_net", **video_kwargs
+    )
+    motion_net = build_backbone(
+        "r3d_10", input_shape=MOTION, width=4, name="motion_net", stem=stem, **resnet
+    )
     clip = keras.Input(CLIP, name="clip")
     motion = keras.Input(MOTION, name="motion")
     maps = video_net(clip)
@@ -35,8 +45,14 @@ def _networks(backbone="r2plus1d_26", predictor="transformer", zero_init_residua
     spec = memory_spec(backbone)
     if predictor == "transformer":
         memory = PredictorMemory(WIDTH, spec.time_fold)([maps[s] for s in spec.stages])
-        predicted = TransformerPredictor(num_targets, width=WIDTH, num_heads=2, ffn_width=WIDTH,
-                                         num_encoder_layers=1, num_decoder_layers=1)(memory)
+        predicted = TransformerPredictor(
+            num_targets,
+            width=WIDTH,
+            num_heads=2,
+            ffn_width=WIDTH,
+            num_encoder_layers=1,
+            num_decoder_layers=1,
+        )(memory)
     else:
         predicted = ConvGRUPredictor(targets.shape[1:4], width=WIDTH)(maps["features"])
     context = keras.layers.GlobalAveragePooling3D()(maps["features"])
@@ -52,8 +68,10 @@ def _networks(backbone="r2plus1d_26", predictor="transformer", zero_init_residua
 
 def _inputs(batch=2, seed=0):
     rng = np.random.default_rng(seed)
-    return {"clip": rng.random((batch,) + CLIP, np.float32),
-            "motion": rng.standard_normal((batch,) + MOTION).astype(np.float32)}
+    return {
+        "clip": rng.random((batch,) + CLIP, np.float32),
+        "motion": rng.standard_normal((batch,) + MOTION).astype(np.float32),
+    }
 
 
 def test_saved_and_reloaded_networks_give_identical_outputs(tmp_path):
@@ -61,8 +79,11 @@ def test_saved_and_reloaded_networks_give_identical_outputs(tmp_path):
     inputs = _inputs()
     expected = model(inputs, training=False)
     assert {k: tuple(v.shape) for k, v in expected.items()} == {
-        "context_query": (2, 8), "motion_query": (2, 4, 8), "motion_key": (2, 4, 8),
-        "motion_values": (2, 4, 2)}
+        "context_query": (2, 8),
+        "motion_query": (2, 4, 8),
+        "motion_key": (2, 4, 8),
+        "motion_values": (2, 4, 2),
+    }
     path = tmp_path / "networks.keras"
     model.save(path)
     reloaded = keras.saving.load_model(path)
@@ -70,8 +91,7 @@ def test_saved_and_reloaded_networks_give_identical_outputs(tmp_path):
         np.testing.assert_array_equal(value, expected[key])
 
 
-@pytest.mark.parametrize("backbone,predictor", [("r2plus1d_26", "transformer"),
-                                                ("c3d", "convgru")])
+@pytest.mark.parametrize("backbone,predictor", [("r2plus1d_26", "transformer"), ("c3d", "convgru")])
 def test_every_trainable_weight_receives_a_gradient(backbone, predictor):
     # Zero-init residual blocks (the default) pass no gradient into their branch
     # until the branch's last BN gamma moves from 0: checked here without it.
@@ -81,12 +101,17 @@ def test_every_trainable_weight_receives_a_gradient(backbone, predictor):
         out = model(inputs, training=True)
         # Contrastive-style logits so the L2-normalised heads get non-zero gradients.
         logits = tf.einsum("bnc,kmc->bnkm", out["motion_query"], out["motion_key"])
-        loss = (tf.reduce_sum(tf.nn.log_softmax(tf.reshape(logits, (2, 4, -1)))[..., 0])
-                + tf.reduce_sum(out["context_query"][:, 0])
-                + tf.reduce_sum(tf.square(out["motion_values"])))
+        loss = (
+            tf.reduce_sum(tf.nn.log_softmax(tf.reshape(logits, (2, 4, -1)))[..., 0])
+            + tf.reduce_sum(out["context_query"][:, 0])
+            + tf.reduce_sum(tf.square(out["motion_values"]))
+        )
     grads = tape.gradient(loss, model.trainable_weights)
-    missing = {w.path.split("/", 1)[1] for w, g in zip(model.trainable_weights, grads)
-               if g is None or not np.any(g.numpy())}
+    missing = {
+        w.path.split("/", 1)[1]
+        for w, g in zip(model.trainable_weights, grads)
+        if g is None or not np.any(g.numpy())
+    }
     if predictor == "transformer":
         # DETR: the decoder starts from zeros, so the first self-attention sees
         # zero values: its output is the constant b_v W_o + b_o and its query,
@@ -94,8 +119,13 @@ def test_every_trainable_weight_receives_a_gradient(backbone, predictor):
         # initialisation, W_o and the following LayerNorm's gamma get zero
         # gradients too (until b_v moves).
         prefix = "decoder_0/self_attention"
-        dead = {f"{prefix}/query/kernel", f"{prefix}/query/bias", f"{prefix}/key/kernel",
-                f"{prefix}/key/bias", f"{prefix}/value/kernel"}
+        dead = {
+            f"{prefix}/query/kernel",
+            f"{prefix}/query/bias",
+            f"{prefix}/key/kernel",
+            f"{prefix}/key/bias",
+            f"{prefix}/value/kernel",
+        }
         zero_at_init = {f"{prefix}/attention_output/kernel", f"{prefix}_norm/gamma"}
         assert missing == dead | zero_at_init
     else:
@@ -104,8 +134,10 @@ def test_every_trainable_weight_receives_a_gradient(backbone, predictor):
 
 # TensorFlow has no float16 MaxPool3D kernel on CPU (GPU has one), so the
 # float16 case runs the pool-free R3D-10 (strided stem) as V- and M-Network here.
-@pytest.mark.parametrize("policy,dtype,backbone", [("mixed_bfloat16", "bfloat16", "r2plus1d_26"),
-                                                   ("mixed_float16", "float16", "r3d_10")])
+@pytest.mark.parametrize(
+    "policy,dtype,backbone",
+    [("mixed_bfloat16", "bfloat16", "r2plus1d_26"), ("mixed_float16", "float16", "r3d_10")],
+)
 def test_mixed_precision_computes_low_and_returns_float32_heads(policy, dtype, backbone):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)

@@ -29,8 +29,13 @@ def test_tiny_r2plus1d_26_grids_on_64px_clips():
     model = build_backbone("r2plus1d_26", input_shape=(16, 64, 64, 3), width=8, blocks=(1, 1, 1, 1))
     out = model(np.random.default_rng(0).random((2, 16, 64, 64, 3), np.float32))
     assert _shapes(out) == {
-        "stem": (2, 16, 16, 16, 8), "layer1": (2, 16, 16, 16, 32), "layer2": (2, 8, 8, 8, 64),
-        "layer3": (2, 4, 4, 4, 128), "layer4": (2, 2, 2, 2, 256), "features": (2, 2, 2, 2, 256)}
+        "stem": (2, 16, 16, 16, 8),
+        "layer1": (2, 16, 16, 16, 32),
+        "layer2": (2, 8, 8, 8, 64),
+        "layer3": (2, 4, 4, 4, 128),
+        "layer4": (2, 2, 2, 2, 256),
+        "features": (2, 2, 2, 2, 256),
+    }
     np.testing.assert_array_equal(out["features"], out["layer4"])
 
 
@@ -40,26 +45,57 @@ def test_tiny_c3d_and_m_network_and_i_network_grids():
     image = build_backbone("r2d_10", input_shape=(64, 64, 3), width=8)
     rng = np.random.default_rng(1)
     assert tuple(video(rng.random((2, 16, 64, 64, 3), np.float32))["features"].shape) == (
-        2, 2, 4, 4, 64)
+        2,
+        2,
+        4,
+        4,
+        64,
+    )
     assert tuple(motion(rng.random((2, 8, 64, 64, 2), np.float32))["features"].shape) == (
-        2, 1, 4, 4, 64)
+        2,
+        1,
+        4,
+        4,
+        64,
+    )
     assert tuple(image(rng.random((2, 64, 64, 3), np.float32))["features"].shape) == (2, 2, 2, 64)
 
 
 def test_paper_size_grids_and_parameter_counts():
     expected = {
-        "c3d": ((2, 16, 112, 112, 3), 27_658_688,
-                {"conv4": (2, 4, 14, 14, 512), "conv5": (2, 2, 7, 7, 512),
-                 "features": (2, 2, 7, 7, 512)}),
-        "r3d_26": ((2, 16, 112, 112, 3), 26_498_752,
-                   {"layer3": (2, 4, 7, 7, 1024), "features": (2, 2, 4, 4, 2048)}),
-        "r2plus1d_26": ((2, 16, 112, 112, 3), 26_507_471,
-                        {"layer3": (2, 4, 7, 7, 1024), "features": (2, 2, 4, 4, 2048)}),
-        "r3d_10": ((2, 8, 112, 112, 2), 14_352_384,
-                   {"stem": (2, 8, 56, 56, 64), "layer3": (2, 2, 14, 14, 256),
-                    "features": (2, 1, 7, 7, 512)}),
-        "r2d_10": ((2, 112, 112, 3), 4_905_792,
-                   {"layer3": (2, 7, 7, 256), "features": (2, 4, 4, 512)}),
+        "c3d": (
+            (2, 16, 112, 112, 3),
+            27_658_688,
+            {
+                "conv4": (2, 4, 14, 14, 512),
+                "conv5": (2, 2, 7, 7, 512),
+                "features": (2, 2, 7, 7, 512),
+            },
+        ),
+        "r3d_26": (
+            (2, 16, 112, 112, 3),
+            26_498_752,
+            {"layer3": (2, 4, 7, 7, 1024), "features": (2, 2, 4, 4, 2048)},
+        ),
+        "r2plus1d_26": (
+            (2, 16, 112, 112, 3),
+            26_507_471,
+            {"layer3": (2, 4, 7, 7, 1024), "features": (2, 2, 4, 4, 2048)},
+        ),
+        "r3d_10": (
+            (2, 8, 112, 112, 2),
+            14_352_384,
+            {
+                "stem": (2, 8, 56, 56, 64),
+                "layer3": (2, 2, 14, 14, 256),
+                "features": (2, 1, 7, 7, 512),
+            },
+        ),
+        "r2d_10": (
+            (2, 112, 112, 3),
+            4_905_792,
+            {"layer3": (2, 7, 7, 256), "features": (2, 4, 4, 512)},
+        ),
     }
     for name, (shape, params, grids) in expected.items():
         model = build_backbone(name)
@@ -74,10 +110,13 @@ def test_m_network_forward_gives_49_target_positions():
     assert tuple(out["features"].shape) == (1, 1, 7, 7, 512)
 
 
-@pytest.mark.parametrize("stem, conv_shape, strides, pooled", [
-    ("authors", (None, 8, 112, 112, 64), (1, 1, 1), True),
-    ("strided", (None, 8, 56, 56, 64), (1, 2, 2), False),
-])
+@pytest.mark.parametrize(
+    "stem, conv_shape, strides, pooled",
+    [
+        ("authors", (None, 8, 112, 112, 64), (1, 1, 1), True),
+        ("strided", (None, 8, 56, 56, 64), (1, 2, 2), False),
+    ],
+)
 def test_m_network_stems_reach_the_same_1x7x7_grid(stem, conv_shape, strides, pooled):
     model = build_backbone("r3d_10", stem=stem)
     conv_layer = model.get_layer("stem_conv")
@@ -99,10 +138,20 @@ def test_authors_m_network_stem_is_a_stride_1_conv_then_a_3x3_stride_2_max_pool(
     x = np.random.default_rng(7).normal(size=(1, 1, 8, 8, 2)).astype(np.float32)
     conv_out = keras.Model(model.input, model.get_layer("stem_conv_relu").output)(x).numpy()
     stem = model(x, training=False)["stem"].numpy()
-    padded = np.pad(conv_out, ((0, 0), (0, 0), (1, 1), (1, 1), (0, 0)),
-                    constant_values=-np.inf)
-    expected = np.stack([np.stack([padded[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max(axis=(2, 3))
-                                   for j in range(4)], axis=2) for i in range(4)], axis=2)
+    padded = np.pad(conv_out, ((0, 0), (0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
+    expected = np.stack(
+        [
+            np.stack(
+                [
+                    padded[:, :, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].max(axis=(2, 3))
+                    for j in range(4)
+                ],
+                axis=2,
+            )
+            for i in range(4)
+        ],
+        axis=2,
+    )
     assert conv_out.shape == (1, 1, 8, 8, 4) and stem.shape == (1, 1, 4, 4, 4)
     np.testing.assert_allclose(stem, expected, rtol=1e-6)
 
@@ -113,34 +162,44 @@ RESIDUAL_NETS = [
     ("r3d_10", dict(input_shape=(8, 32, 32, 2), width=4), "_conv2_bn"),
     ("r2d_10", dict(input_shape=(32, 32, 3), width=4), "_conv2_bn"),
     ("r3d_26", dict(input_shape=(8, 32, 32, 3), width=4, blocks=(1, 2, 1, 1)), "_conv3_bn"),
-    ("r2plus1d_26", dict(input_shape=(8, 32, 32, 3), width=4, blocks=(1, 2, 1, 1)),
-     "_conv3_bn"),
+    ("r2plus1d_26", dict(input_shape=(8, 32, 32, 3), width=4, blocks=(1, 2, 1, 1)), "_conv3_bn"),
 ]
 
 
 @pytest.mark.parametrize("name, kwargs, last_bn", RESIDUAL_NETS)
 def test_zero_init_residual_zeroes_the_last_bn_of_every_block(name, kwargs, last_bn):
     model = build_backbone(name, **kwargs)  # zero_init_residual=True by default
-    norms = {layer.name: layer.gamma.numpy() for layer in model.layers
-             if isinstance(layer, keras.layers.BatchNormalization)}
-    blocks = {match.group(1) for match in map(re.compile(r"(layer\d+_block\d+)_").match, norms)
-              if match}
+    norms = {
+        layer.name: layer.gamma.numpy()
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
+    blocks = {
+        match.group(1) for match in map(re.compile(r"(layer\d+_block\d+)_").match, norms) if match
+    }
     zeroed = sorted(n for n, gamma in norms.items() if np.all(gamma == 0.0))
     assert zeroed == sorted(block + last_bn for block in blocks)
     assert len(zeroed) == sum(kwargs.get("blocks", (1, 1, 1, 1)))
     assert all(np.all(gamma == 1.0) for n, gamma in norms.items() if n not in zeroed)
     plain = build_backbone(name, zero_init_residual=False, **kwargs)
-    assert all(np.all(layer.gamma.numpy() == 1.0) for layer in plain.layers
-               if isinstance(layer, keras.layers.BatchNormalization))
+    assert all(
+        np.all(layer.gamma.numpy() == 1.0)
+        for layer in plain.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    )
 
 
 def test_factorised_basic_block_zeroes_its_temporal_bn():
     from tfcmvp.models.resnet3d import build_resnet3d
 
-    model = build_resnet3d(input_shape=(4, 16, 16, 3), block="basic", blocks=(1, 1, 1, 1),
-                           width=4, factorized=True)
-    gamma = {layer.name: layer.gamma.numpy() for layer in model.layers
-             if isinstance(layer, keras.layers.BatchNormalization)}
+    model = build_resnet3d(
+        input_shape=(4, 16, 16, 3), block="basic", blocks=(1, 1, 1, 1), width=4, factorized=True
+    )
+    gamma = {
+        layer.name: layer.gamma.numpy()
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
     assert np.all(gamma["layer1_block1_conv2_temporal_bn"] == 0.0)
     assert np.all(gamma["layer1_block1_conv2_spatial_bn"] == 1.0)
 
@@ -149,8 +208,9 @@ def test_zero_init_blocks_start_as_their_shortcut():
     # layer1 of R3D-10 has an identity shortcut: at init (inference-mode BN with
     # mean 0, variance 1) its output is relu(stem) = stem exactly.
     model = build_backbone("r3d_10", input_shape=(8, 32, 32, 2), width=4)
-    out = model(np.random.default_rng(3).normal(size=(2, 8, 32, 32, 2)).astype(np.float32),
-                training=False)
+    out = model(
+        np.random.default_rng(3).normal(size=(2, 8, 32, 32, 2)).astype(np.float32), training=False
+    )
     np.testing.assert_array_equal(out["layer1"], out["stem"])
 
 
@@ -204,10 +264,14 @@ def test_strided_conv_padding_is_a_padv2_op_that_grappler_leaves_alone():
     assert layer.compute_output_shape((None, 3, 4, None, 2)) == (None, 5, 6, None, 2)
     assert SymmetricZeroPadding.from_config(layer.get_config()).padding == layer.padding
     net = build_backbone("r3d_10", input_shape=(8, 16, 16, 2), width=4)
-    graph = tf.function(lambda t: net(t, training=True)).get_concrete_function(
-        tf.TensorSpec([1, 8, 16, 16, 2])).graph
-    fed_by = [op.inputs[0].op.type for op in graph.get_operations()
-              if op.type in ("Conv2D", "Conv3D")]
+    graph = (
+        tf.function(lambda t: net(t, training=True))
+        .get_concrete_function(tf.TensorSpec([1, 8, 16, 16, 2]))
+        .graph
+    )
+    fed_by = [
+        op.inputs[0].op.type for op in graph.get_operations() if op.type in ("Conv2D", "Conv3D")
+    ]
     assert "PadV2" in fed_by and "Pad" not in fed_by  # (the stem's max-pool pad stays Pad)
 
 
@@ -231,16 +295,23 @@ def test_c3d_without_batch_norm_is_the_original_biased_c3d():
 
 
 def test_sync_bn_reaches_every_batch_norm():
-    for name, shape in [("r2plus1d_26", (8, 32, 32, 3)), ("c3d", (16, 32, 32, 3)),
-                        ("r2d_10", (32, 32, 3))]:
+    for name, shape in [
+        ("r2plus1d_26", (8, 32, 32, 3)),
+        ("c3d", (16, 32, 32, 3)),
+        ("r2d_10", (32, 32, 3)),
+    ]:
         kwargs = {"blocks": (1, 1, 1, 1)} if name != "c3d" else {}
         model = build_backbone(name, input_shape=shape, width=4, sync_bn=True, **kwargs)
-        norms = [layer for layer in model.layers
-                 if isinstance(layer, keras.layers.BatchNormalization)]
+        norms = [
+            layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+        ]
         assert norms and all(layer.synchronized for layer in norms), name
         plain = build_backbone(name, input_shape=shape, width=4, **kwargs)
-        assert all(isinstance(layer, FusedBatchNormalization) and not layer.synchronized
-                   for layer in plain.layers if isinstance(layer, keras.layers.BatchNormalization))
+        assert all(
+            isinstance(layer, FusedBatchNormalization) and not layer.synchronized
+            for layer in plain.layers
+            if isinstance(layer, keras.layers.BatchNormalization)
+        )
 
 
 def test_registry_rejects_unknown_names_and_gives_memory_specs():

@@ -20,15 +20,16 @@ def _conv_same(x, kernel, bias):
     out = np.zeros(x.shape[:3] + (kernel.shape[-1],))
     for dy in range(k):
         for dx in range(k):
-            out += padded[:, dy:dy + height, dx:dx + width] @ kernel[dy, dx]
+            out += padded[:, dy : dy + height, dx : dx + width] @ kernel[dy, dx]
     return out + bias
 
 
 def _cell_ref(cell, x, h):
     gates = _sigmoid(_conv_same(np.concatenate([x, h], -1), *cell.gates.get_weights()))
-    update, reset = gates[..., :cell.width], gates[..., cell.width:]
-    candidate = np.tanh(_conv_same(np.concatenate([x, reset * h], -1),
-                                   *cell.candidate.get_weights()))
+    update, reset = gates[..., : cell.width], gates[..., cell.width :]
+    candidate = np.tanh(
+        _conv_same(np.concatenate([x, reset * h], -1), *cell.candidate.get_weights())
+    )
     return (1.0 - update) * h + update * candidate
 
 
@@ -47,8 +48,9 @@ def test_cell_matches_numpy_gru_equations():
 
 def test_predictor_rollout_matches_numpy_reference():
     # Backbone map 2 x 4 x 4 -> target grid 3 x 2 x 2 (space resampled, time rolled out).
-    predictor = ConvGRUPredictor(target_grid=(3, 2, 2), width=4, kernel_size=3,
-                                 interpolation="trilinear")
+    predictor = ConvGRUPredictor(
+        target_grid=(3, 2, 2), width=4, kernel_size=3, interpolation="trilinear"
+    )
     rng = np.random.default_rng(1)
     features = rng.random((2, 2, 4, 4, 6), np.float32)  # [B, T1, H1, W1, C1]
     out = predictor(features).numpy()
@@ -61,8 +63,9 @@ def test_predictor_rollout_matches_numpy_reference():
         h = _cell_ref(predictor.cell, x[:, step], h)
     predictions = []
     for _ in range(3):
-        p = _dense(predictor.prediction_output,
-                   np.maximum(_dense(predictor.prediction_hidden, h), 0.0))
+        p = _dense(
+            predictor.prediction_output, np.maximum(_dense(predictor.prediction_hidden, h), 0.0)
+        )
         predictions.append(p)
         h = _cell_ref(predictor.cell, np.maximum(p, 0.0), h)
     expected = np.stack(predictions, axis=1).reshape(2, 12, 4)  # (t, y, x) order
@@ -70,8 +73,9 @@ def test_predictor_rollout_matches_numpy_reference():
 
 
 def test_predictor_config_round_trip_and_functional_use():
-    predictor = ConvGRUPredictor(target_grid=(1, 7, 7), width=8, kernel_size=1,
-                                 interpolation="nearest")
+    predictor = ConvGRUPredictor(
+        target_grid=(1, 7, 7), width=8, kernel_size=1, interpolation="nearest"
+    )
     inputs = keras.Input((2, 4, 4, 16))
     assert tuple(predictor(inputs).shape) == (None, 49, 8)
     clone = ConvGRUPredictor.from_config(predictor.get_config())

@@ -74,8 +74,9 @@ def test_fused_batch_norm_matches_numpy_and_updates_moving_stats_unbiased():
     np.testing.assert_allclose(out, _bn_train(x, gamma, beta, 1e-5), atol=1e-4)
     axes = (0, 1, 2, 3)
     np.testing.assert_allclose(layer.moving_mean.numpy(), 0.1 * x.mean(axis=axes), rtol=1e-5)
-    np.testing.assert_allclose(layer.moving_variance.numpy(),
-                               0.9 + 0.1 * x.var(axis=axes, ddof=1), rtol=1e-5)
+    np.testing.assert_allclose(
+        layer.moving_variance.numpy(), 0.9 + 0.1 * x.var(axis=axes, ddof=1), rtol=1e-5
+    )
     mean, var = layer.moving_mean.numpy(), layer.moving_variance.numpy()
     expected = (x - mean) / np.sqrt(var + 1e-5) * gamma + beta
     np.testing.assert_allclose(layer(x, training=False).numpy(), expected, atol=1e-4)
@@ -86,25 +87,31 @@ def test_fused_batch_norm_falls_back_for_other_ranks_and_fuses_sync_on_one_repli
     fused kernel and still matches Keras's synchronised BN, biased moving variance
     included (the 2-replica case is tests/test_training_distributed.py)."""
     rng = np.random.default_rng(5)
-    for shape, synchronized, fuses in [((4, 3, 6), False, False), ((2, 4, 4, 6), True, True),
-                                       ((2, 3, 4, 4, 6), True, True)]:
+    for shape, synchronized, fuses in [
+        ((4, 3, 6), False, False),
+        ((2, 4, 4, 6), True, True),
+        ((2, 3, 4, 4, 6), True, True),
+    ]:
         x = rng.standard_normal(shape).astype(np.float32) * 2 + 1
         fused = FusedBatchNormalization(synchronized=synchronized, momentum=0.9, epsilon=1e-5)
-        plain = keras.layers.BatchNormalization(synchronized=synchronized, momentum=0.9,
-                                                epsilon=1e-5)
+        plain = keras.layers.BatchNormalization(
+            synchronized=synchronized, momentum=0.9, epsilon=1e-5
+        )
         assert fused._can_fuse(x, None) == fuses
         np.testing.assert_allclose(fused(x, training=True), plain(x, training=True), atol=1e-5)
-        np.testing.assert_allclose(fused.moving_mean.numpy(), plain.moving_mean.numpy(),
-                                   rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(fused.moving_variance.numpy(), plain.moving_variance.numpy(),
-                                   rtol=1e-5)
-        np.testing.assert_allclose(fused(x, training=False), plain(x, training=False),
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            fused.moving_mean.numpy(), plain.moving_mean.numpy(), rtol=1e-5, atol=1e-7
+        )
+        np.testing.assert_allclose(
+            fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-5
+        )
+        np.testing.assert_allclose(fused(x, training=False), plain(x, training=False), atol=1e-5)
     layer = FusedBatchNormalization(momentum=0.9)
     clone = FusedBatchNormalization.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     assert keras.saving.get_registered_name(FusedBatchNormalization) == (
-        "tfcmvp>FusedBatchNormalization")
+        "tfcmvp>FusedBatchNormalization"
+    )
 
 
 SYNC_ON_TWO_REPLICAS = """
@@ -135,8 +142,9 @@ def test_synchronized_batch_norm_is_not_fused_on_two_replicas():
     from training_support import REPO_ROOT
 
     code = SYNC_ON_TWO_REPLICAS.format(repo=str(REPO_ROOT))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found == {"two": [False, False], "one": True}

@@ -9,8 +9,12 @@ import pytest
 import tensorflow as tf
 
 from tfcmvp.models.heads import MLPHead, MotionValueHead
-from tfcmvp.models.initializers import (attention_input_initializer, check_init,
-                                        linear_initializer, reinitialize)
+from tfcmvp.models.initializers import (
+    attention_input_initializer,
+    check_init,
+    linear_initializer,
+    reinitialize,
+)
 from tfcmvp.models.memory import PredictorMemory
 from tfcmvp.models.predictor_transformer import TransformerPredictor
 
@@ -37,31 +41,49 @@ def assert_uniform(values, low, high, name):
 
 def transformer(init, width=WIDTH):
     keras.utils.set_random_seed(0)
-    predictor = TransformerPredictor(49, width=width, num_heads=8, ffn_width=width,
-                                     num_encoder_layers=1, num_decoder_layers=1, dropout=0.1,
-                                     init=init)
+    predictor = TransformerPredictor(
+        49,
+        width=width,
+        num_heads=8,
+        ffn_width=width,
+        num_encoder_layers=1,
+        num_decoder_layers=1,
+        dropout=0.1,
+        init=init,
+    )
     predictor.build((None, 98, width))
     return predictor
 
 
 def attention_layers(predictor):
     encoder, decoder = predictor.encoder_layers[0], predictor.decoder_layers[0]
-    return {"encoder.self": encoder.self_attention, "decoder.self": decoder.self_attention,
-            "decoder.cross": decoder.cross_attention}
+    return {
+        "encoder.self": encoder.self_attention,
+        "decoder.self": decoder.self_attention,
+        "decoder.cross": decoder.cross_attention,
+    }
 
 
 def ffn_layers(predictor):
-    return {f"{name}.{ffn}": getattr(layer, ffn)
-            for name, layer in (("encoder", predictor.encoder_layers[0]),
-                                ("decoder", predictor.decoder_layers[0]))
-            for ffn in ("ffn_hidden", "ffn_output")}
+    return {
+        f"{name}.{ffn}": getattr(layer, ffn)
+        for name, layer in (
+            ("encoder", predictor.encoder_layers[0]),
+            ("decoder", predictor.decoder_layers[0]),
+        )
+        for ffn in ("ffn_hidden", "ffn_output")
+    }
 
 
 def test_authors_linear_layers_are_n_0_001_with_zero_bias():
     predictor = transformer("authors")
     linears = {name: layer for name, layer in ffn_layers(predictor).items()}
-    linears.update({f"{name}.output": attention.output_dense
-                    for name, attention in attention_layers(predictor).items()})
+    linears.update(
+        {
+            f"{name}.output": attention.output_dense
+            for name, attention in attention_layers(predictor).items()
+        }
+    )
     assert len(linears) == 7
     for name, layer in linears.items():
         assert_normal(layer.kernel.numpy(), 0.01, name)
@@ -117,8 +139,9 @@ def test_authors_heads_are_kaiming_fan_out_and_the_value_head_n_0_001():
     head.build((None, 1024))
     # PyTorch kaiming_normal_(mode="fan_out") on Conv1d [out, in, 1]: std sqrt(2 / out).
     assert_normal(head.hidden.kernel.numpy(), math.sqrt(2 / 2048), "hidden", std_tolerance=0.01)
-    assert_normal(head.output_dense.kernel.numpy(), math.sqrt(2 / 512), "output",
-                  std_tolerance=0.01)
+    assert_normal(
+        head.output_dense.kernel.numpy(), math.sqrt(2 / 512), "output", std_tolerance=0.01
+    )
     np.testing.assert_array_equal(head.hidden_norm.gamma.numpy(), 1.0)
     np.testing.assert_array_equal(head.hidden_norm.beta.numpy(), 0.0)
     value = MotionValueHead(2048)
@@ -144,9 +167,12 @@ def test_reinitialize_inside_a_traced_function_runs_once_not_every_call():
 
 
 def test_configs_round_trip_the_init_and_unknown_names_are_refused():
-    for layer in (TransformerPredictor(4, width=16, num_heads=2, ffn_width=16, init="keras"),
-                  MLPHead(8, 4, init="keras"), MotionValueHead(2, init="keras"),
-                  PredictorMemory(4, init="keras")):
+    for layer in (
+        TransformerPredictor(4, width=16, num_heads=2, ffn_width=16, init="keras"),
+        MLPHead(8, 4, init="keras"),
+        MotionValueHead(2, init="keras"),
+        PredictorMemory(4, init="keras"),
+    ):
         clone = type(layer).from_config(layer.get_config())
         assert clone.init == "keras" and clone.get_config() == layer.get_config()
     with pytest.raises(ValueError, match="'torch'.*'authors', 'keras'"):
@@ -154,5 +180,4 @@ def test_configs_round_trip_the_init_and_unknown_names_are_refused():
     with pytest.raises(ValueError, match="MLPHead: unknown init 'xavier'"):
         MLPHead(8, 4, init="xavier")
     assert isinstance(linear_initializer("keras"), keras.initializers.GlorotUniform)
-    assert attention_input_initializer("authors", 512).maxval == pytest.approx(
-        math.sqrt(6 / 2048))
+    assert attention_input_initializer("authors", 512).maxval == pytest.approx(math.sqrt(6 / 2048))

@@ -68,7 +68,8 @@ def test_add_fusion_is_the_authors_memory():
     np.testing.assert_allclose(
         memory.fuse([layer3, layer4]).numpy()[0, 1, 0, 1],
         np.concatenate([layer3[0, 2, 0, 1], layer3[0, 3, 0, 1]]) + layer4[0, 1, 0, 0],
-        rtol=1e-6)
+        rtol=1e-6,
+    )
     assert memory.fused_channels([layer3.shape, layer4.shape]) == 6
 
 
@@ -84,8 +85,9 @@ def test_concat_fusion_folds_and_upsamples_like_before():
     rng = np.random.default_rng(2)
     layer3 = rng.random((2, 4, 7, 7, 3), np.float32)  # [B, T, H, W, C3]
     layer4 = rng.random((2, 2, 4, 4, 5), np.float32)  # [B, T, H, W, C4]
-    memory = PredictorMemory(width=11, time_fold=2, interpolation="nearest", fusion="concat",
-                             use_bias=True)
+    memory = PredictorMemory(
+        width=11, time_fold=2, interpolation="nearest", fusion="concat", use_bias=True
+    )
     memory([layer3, layer4])
     memory.projection.set_weights([np.eye(11, dtype=np.float32), np.zeros(11, np.float32)])
     tokens = memory([layer3, layer4]).numpy()
@@ -106,8 +108,9 @@ def test_single_stage_memory_is_a_linear_map_of_the_flattened_grid(fusion):
     memory = PredictorMemory(width=4, time_fold=1, fusion=fusion, use_bias=True)
     tokens = memory(conv5).numpy()
     kernel, bias = memory.projection.get_weights()
-    np.testing.assert_allclose(tokens, conv5.reshape(2, 98, 8) @ kernel + bias, rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        tokens, conv5.reshape(2, 98, 8) @ kernel + bias, rtol=1e-5, atol=1e-6
+    )
     assert memory.compute_output_shape((None, 2, 7, 7, 8)) == (None, 98, 4)
     # One map (C3D's conv5): the fused map is the map itself, whatever the fusion.
     np.testing.assert_array_equal(memory.fuse(conv5), conv5)
@@ -117,8 +120,14 @@ def test_single_stage_memory_is_a_linear_map_of_the_flattened_grid(fusion):
 def test_memory_in_a_functional_model_and_config_round_trip():
     layer3 = keras.Input((4, 4, 4, 6))
     layer4 = keras.Input((2, 2, 2, 10))
-    memory = PredictorMemory(width=8, time_fold=2, interpolation="trilinear", fusion="concat",
-                             use_bias=True, init="keras")
+    memory = PredictorMemory(
+        width=8,
+        time_fold=2,
+        interpolation="trilinear",
+        fusion="concat",
+        use_bias=True,
+        init="keras",
+    )
     symbolic = memory([layer3, layer4])
     assert tuple(symbolic.shape) == (None, 32, 8)
     clone = PredictorMemory.from_config(memory.get_config())

@@ -4,8 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from tfcmvp.models.predictor_transformer import (TransformerDecoderLayer,
-                                                 TransformerEncoderLayer, TransformerPredictor)
+from tfcmvp.models.predictor_transformer import (
+    TransformerDecoderLayer,
+    TransformerEncoderLayer,
+    TransformerPredictor,
+)
 
 WIDTH, HEADS, FFN = 8, 2, 12
 
@@ -23,8 +26,10 @@ def _dense(layer, x):
 
 def _mha(mha, query, key, value):
     """keras MultiHeadAttention in NumPy: [B, N, D] x [B, M, D] -> [B, N, D]."""
+
     def project(dense, x):
         return np.einsum("bnd,dhk->bnhk", x, dense.kernel.numpy()) + dense.bias.numpy()
+
     q = project(mha.query_dense, query)
     k = project(mha.key_dense, key)
     v = project(mha.value_dense, value)
@@ -59,9 +64,15 @@ def _decoder_ref(layer, y, memory, query_pos, memory_pos):
 
 
 def _predictor(num_queries=5, encoders=2, decoders=3, dropout=0.1):
-    return TransformerPredictor(num_queries, width=WIDTH, num_heads=HEADS, ffn_width=FFN,
-                                num_encoder_layers=encoders, num_decoder_layers=decoders,
-                                dropout=dropout)
+    return TransformerPredictor(
+        num_queries,
+        width=WIDTH,
+        num_heads=HEADS,
+        ffn_width=FFN,
+        num_encoder_layers=encoders,
+        num_decoder_layers=decoders,
+        dropout=dropout,
+    )
 
 
 def test_predictor_matches_numpy_detr_reference():
@@ -126,8 +137,10 @@ def test_predictor_config_round_trip_and_functional_use():
     clone(memory)
     clone.set_weights(predictor.get_weights())
     np.testing.assert_array_equal(clone(memory), predictor(memory))
-    for layer in (TransformerEncoderLayer(WIDTH, HEADS, FFN),
-                  TransformerDecoderLayer(WIDTH, HEADS)):
+    for layer in (
+        TransformerEncoderLayer(WIDTH, HEADS, FFN),
+        TransformerDecoderLayer(WIDTH, HEADS),
+    ):
         assert type(layer).from_config(layer.get_config()).get_config() == layer.get_config()
 
 
@@ -137,8 +150,9 @@ def test_paper_size_predictor_parameter_count():
     attention = 4 * (512 * 512 + 512)
     ffn = 2 * (512 * 512 + 512)
     norm = 2 * 512
-    expected = (2 * (attention + ffn + 2 * norm) + 4 * (2 * attention + ffn + 3 * norm)
-                + (98 + 49) * 512)
+    expected = (
+        2 * (attention + ffn + 2 * norm) + 4 * (2 * attention + ffn + 3 * norm) + (98 + 49) * 512
+    )
     assert predictor.count_params() == expected == 13_749_760
 
 

@@ -13,8 +13,9 @@ ROWS = ("scratch", "context", "motion", "joint")
 def smoke_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("qs") / "run"
     lines = []
-    runner = quickstart.Quickstart(workdir, quickstart.QuickstartSettings.smoke(),
-                                   progress=lines.append)
+    runner = quickstart.Quickstart(
+        workdir, quickstart.QuickstartSettings.smoke(), progress=lines.append
+    )
     return runner, runner.run()
 
 
@@ -35,8 +36,9 @@ def test_smoke_chain_writes_every_artifact_and_a_complete_table(smoke_run):
     for row in ("joint", "scratch"):
         assert (runner.finetune_dir(row) / "saved_model" / "saved_model.pb").is_file()
         assert 0.0 <= results["finetune"][row]["top1"] <= 100.0
-    assert json.loads((runner.workdir / "results.json").read_text())["ablation"] == \
-        results["ablation"]
+    assert (
+        json.loads((runner.workdir / "results.json").read_text())["ablation"] == results["ablation"]
+    )
     table = quickstart.format_results(results)
     for title in ("random init", "context only", "motion only", "joint (paper)", "by scene"):
         assert title in table
@@ -46,8 +48,9 @@ def test_smoke_chain_writes_every_artifact_and_a_complete_table(smoke_run):
 def test_second_run_skips_every_stage(smoke_run):
     runner, results = smoke_run
     lines = []
-    again = quickstart.Quickstart(runner.workdir, quickstart.QuickstartSettings.smoke(),
-                                  progress=lines.append).run()
+    again = quickstart.Quickstart(
+        runner.workdir, quickstart.QuickstartSettings.smoke(), progress=lines.append
+    ).run()
     assert again["ablation"] == results["ablation"]
     assert lines and all("skipped" in line for line in lines)
 
@@ -75,13 +78,20 @@ def test_a_folder_not_made_by_the_quickstart_is_refused(tmp_path):
 
 def test_table_shows_mean_and_spread_over_seeds(tmp_path):
     labels = tmp_path / "labels.csv"
-    labels.write_text("video,split,motion,scene\na,train,M1,S1\nb,train,M2,S1\n"
-                      "c,test,M1,S1\nd,test,M2,S2\n")
+    labels.write_text(
+        "video,split,motion,scene\na,train,M1,S1\nb,train,M2,S1\nc,test,M1,S1\nd,test,M2,S2\n"
+    )
     results = {
         "seeds": [0, 1, 2],
-        "ablation": {"scratch": {"motion_R@1": [10.0, 20.0, 30.0], "scene_R@1": [50.0] * 3},
-                     "joint": {"motion_R@1": [40.0, 50.0, 60.0], "scene_R@1": [55.0, 60.0, 65.0],
-                               "context_acc": [0.5, 0.6, 0.7], "motion_acc": [0.1, 0.2, 0.3]}},
+        "ablation": {
+            "scratch": {"motion_R@1": [10.0, 20.0, 30.0], "scene_R@1": [50.0] * 3},
+            "joint": {
+                "motion_R@1": [40.0, 50.0, 60.0],
+                "scene_R@1": [55.0, 60.0, 65.0],
+                "context_acc": [0.5, 0.6, 0.7],
+                "motion_acc": [0.1, 0.2, 0.3],
+            },
+        },
         "finetune": {"joint": {"top1": 90.0}, "scratch": {"top1": 40.0}},
         "artifacts": {"labels": str(labels)},
     }

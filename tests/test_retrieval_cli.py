@@ -7,40 +7,84 @@ import logging
 import numpy as np
 import pytest
 from PIL import Image
-from retrieval_support import (CROP, FRAMES, ModelCalls, colour_of_feature, reference_recall,
-                               save_tiny_export, solid_record, write_data)
 
 from tfcmvp.cli import retrieval_cmd
 from tfcmvp.retrieval import PROTOCOLS, features
 
+from retrieval_support import (
+    CROP,
+    FRAMES,
+    ModelCalls,
+    colour_of_feature,
+    reference_recall,
+    save_tiny_export,
+    solid_record,
+    write_data,
+)
+
 KS = (1, 5, 10, 20, 50)
 # Video features on the 0.25 grid of the quantised tiny model (exact after JPEG):
 # three noisy classes, so that R@1 and R@5 are neither 0 nor 100.
-QUERY = [[1.0, -1.75, 0.5], [0.5, 0.75, 0.75], [1.25, -0.5, 1.5],
-         [1.5, 0.75, 1.5], [-0.5, 1.25, 1.5], [-0.5, 2.0, 0.0],
-         [0.0, -0.25, 1.75], [0.0, -1.25, 1.75], [0.25, -0.5, 1.75]]
+QUERY = [
+    [1.0, -1.75, 0.5],
+    [0.5, 0.75, 0.75],
+    [1.25, -0.5, 1.5],
+    [1.5, 0.75, 1.5],
+    [-0.5, 1.25, 1.5],
+    [-0.5, 2.0, 0.0],
+    [0.0, -0.25, 1.75],
+    [0.0, -1.25, 1.75],
+    [0.25, -0.5, 1.75],
+]
 QUERY_LABELS = [0, 0, 0, 1, 1, 1, 2, 2, 2]
-GALLERY = [[2.0, -1.5, 0.75], [1.25, -1.0, -0.25], [2.0, -0.25, 0.0], [1.0, 0.75, 0.5],
-           [-1.75, 1.5, 0.5], [-0.25, 1.25, -0.25], [0.25, -0.25, -0.75], [-1.5, 1.0, 0.5],
-           [0.0, 0.5, 0.5], [2.0, 0.0, 1.0], [-0.5, -1.0, -0.25], [0.25, -1.5, 1.25]]
+GALLERY = [
+    [2.0, -1.5, 0.75],
+    [1.25, -1.0, -0.25],
+    [2.0, -0.25, 0.0],
+    [1.0, 0.75, 0.5],
+    [-1.75, 1.5, 0.5],
+    [-0.25, 1.25, -0.25],
+    [0.25, -0.25, -0.75],
+    [-1.5, 1.0, 0.5],
+    [0.0, 0.5, 0.5],
+    [2.0, 0.0, 1.0],
+    [-0.5, -1.0, -0.25],
+    [0.25, -1.5, 1.25],
+]
 GALLERY_LABELS = [0] * 4 + [1] * 4 + [2] * 4
-RECORD_KEYS = {"R@1", "R@5", "R@10", "R@20", "R@50", "protocol", "model", "name", "data",
-               "num_queries", "num_gallery"}
+RECORD_KEYS = {
+    "R@1",
+    "R@5",
+    "R@10",
+    "R@20",
+    "R@50",
+    "protocol",
+    "model",
+    "name",
+    "data",
+    "num_queries",
+    "num_gallery",
+}
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    test = [solid_record(f"q{i}", label, "test", rgb=colour_of_feature(f))
-            for i, (f, label) in enumerate(zip(QUERY, QUERY_LABELS))]
-    train = [solid_record(f"g{i}", label, "train", rgb=colour_of_feature(f))
-             for i, (f, label) in enumerate(zip(GALLERY, GALLERY_LABELS))]
+    test = [
+        solid_record(f"q{i}", label, "test", rgb=colour_of_feature(f))
+        for i, (f, label) in enumerate(zip(QUERY, QUERY_LABELS))
+    ]
+    train = [
+        solid_record(f"g{i}", label, "train", rgb=colour_of_feature(f))
+        for i, (f, label) in enumerate(zip(GALLERY, GALLERY_LABELS))
+    ]
     return write_data(tmp_path_factory.mktemp("data"), test, train, num_shards=3)
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    return save_tiny_export(tmp_path_factory.mktemp("exports") / "v_net", "video",
-                            [FRAMES, CROP, CROP, 3], quantum=0.25)
+    return save_tiny_export(
+        tmp_path_factory.mktemp("exports") / "v_net", "video", [FRAMES, CROP, CROP, 3], quantum=0.25
+    )
 
 
 def run_cli(*argv):
@@ -51,21 +95,36 @@ def run_cli(*argv):
 
 
 def reference(protocol):
-    recalls, similarity = reference_recall(QUERY, QUERY_LABELS, GALLERY, GALLERY_LABELS, KS,
-                                           protocol)
+    recalls, similarity = reference_recall(
+        QUERY, QUERY_LABELS, GALLERY, GALLERY_LABELS, KS, protocol
+    )
     # The design leaves no near-ties, so float32 and float64 rank alike.
     assert np.diff(np.sort(similarity, axis=1), axis=1).min() > 1e-3
     return recalls
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_recall_matches_the_brute_force_reference(tmp_path, capsys, data_dir, model_dir,
-                                                  protocol):
+def test_recall_matches_the_brute_force_reference(tmp_path, capsys, data_dir, model_dir, protocol):
     expected = reference(protocol)
     assert 0 < expected["R@1"] < 100 and expected["R@5"] < 100  # the test can tell errors apart
     output = tmp_path / "out" / "retrieval.json"
-    assert run_cli("--model", model_dir, "--data", data_dir, "--clips", 2, "--protocol",
-                   protocol, "--output", output, "--cache_dir", tmp_path / "cache") == 0
+    assert (
+        run_cli(
+            "--model",
+            model_dir,
+            "--data",
+            data_dir,
+            "--clips",
+            2,
+            "--protocol",
+            protocol,
+            "--output",
+            output,
+            "--cache_dir",
+            tmp_path / "cache",
+        )
+        == 0
+    )
     record = json.loads(output.read_text())
     assert set(record) == RECORD_KEYS
     for key, value in expected.items():
@@ -87,20 +146,49 @@ def test_recall_matches_the_brute_force_reference(tmp_path, capsys, data_dir, mo
     assert f"9 queries (test), 12 gallery videos (train), {clips} rgb clips per video" in lines[3]
 
 
-def test_second_run_with_a_figure_does_not_run_the_model(monkeypatch, tmp_path, data_dir,
-                                                         model_dir):
+def test_second_run_with_a_figure_does_not_run_the_model(
+    monkeypatch, tmp_path, data_dir, model_dir
+):
     calls = ModelCalls(monkeypatch)
     cache = tmp_path / "cache"
-    assert run_cli("--model", model_dir, "--data", data_dir, "--clips", 2,
-                   "--output", tmp_path / "first.json", "--cache_dir", cache) == 0
+    assert (
+        run_cli(
+            "--model",
+            model_dir,
+            "--data",
+            data_dir,
+            "--clips",
+            2,
+            "--output",
+            tmp_path / "first.json",
+            "--cache_dir",
+            cache,
+        )
+        == 0
+    )
     assert calls.loads == 1 and sum(calls.clips_per_call) == 2 * 21
     assert len(list(cache.glob("features-v_net-*.npz"))) == 1
     assert len(list(cache.glob("thumbs-*.npz"))) == 1
 
     calls.reset()
     png = tmp_path / "figs" / "retrieval.png"
-    assert run_cli("--model", model_dir, "--data", data_dir, "--clips", 2,
-                   "--output", tmp_path / "second.json", "--cache_dir", cache, "--png", png) == 0
+    assert (
+        run_cli(
+            "--model",
+            model_dir,
+            "--data",
+            data_dir,
+            "--clips",
+            2,
+            "--output",
+            tmp_path / "second.json",
+            "--cache_dir",
+            cache,
+            "--png",
+            png,
+        )
+        == 0
+    )
     assert calls.loads == 0 and calls.clips_per_call == []
     record = json.loads((tmp_path / "second.json").read_text())
     assert record["R@1"] == pytest.approx(reference("vcop")["R@1"])
@@ -110,8 +198,21 @@ def test_second_run_with_a_figure_does_not_run_the_model(monkeypatch, tmp_path, 
 
     # CoCLR's sliding windows are other clips: their own cache entry, then reused.
     for loads in (1, 1):
-        assert run_cli("--model", model_dir, "--data", data_dir, "--protocol", "coclr",
-                       "--output", tmp_path / "third.json", "--cache_dir", cache) == 0
+        assert (
+            run_cli(
+                "--model",
+                model_dir,
+                "--data",
+                data_dir,
+                "--protocol",
+                "coclr",
+                "--output",
+                tmp_path / "third.json",
+                "--cache_dir",
+                cache,
+            )
+            == 0
+        )
         assert calls.loads == loads
     assert len(list(cache.glob("features-v_net-*.npz"))) == 2
     record = json.loads((tmp_path / "third.json").read_text())
@@ -119,9 +220,15 @@ def test_second_run_with_a_figure_does_not_run_the_model(monkeypatch, tmp_path, 
 
 
 def test_no_cache_writes_nothing_and_default_cache_is_under_data(tmp_path, data_dir, model_dir):
-    data = write_data(tmp_path / "data", [solid_record("q", 0, "test", rgb=(200, 10, 10))],
-                      [solid_record("g0", 0, "train", rgb=(190, 20, 10)),
-                       solid_record("g1", 1, "train", rgb=(10, 10, 200))], num_shards=1)
+    data = write_data(
+        tmp_path / "data",
+        [solid_record("q", 0, "test", rgb=(200, 10, 10))],
+        [
+            solid_record("g0", 0, "train", rgb=(190, 20, 10)),
+            solid_record("g1", 1, "train", rgb=(10, 10, 200)),
+        ],
+        num_shards=1,
+    )
     output = tmp_path / "r.json"
     assert run_cli("--model", model_dir, "--data", data, "--output", output, "--no_cache") == 0
     assert not (data / features.CACHE_DIR_NAME).exists()
@@ -134,8 +241,12 @@ def test_no_cache_writes_nothing_and_default_cache_is_under_data(tmp_path, data_
 
 
 def test_unwritable_data_folder_caches_beside_the_output(tmp_path, model_dir):
-    data = write_data(tmp_path / "data", [solid_record("q", 0, "test", rgb=(200, 10, 10))],
-                      [solid_record("g", 0, "train", rgb=(190, 20, 10))], num_shards=1)
+    data = write_data(
+        tmp_path / "data",
+        [solid_record("q", 0, "test", rgb=(200, 10, 10))],
+        [solid_record("g", 0, "train", rgb=(190, 20, 10))],
+        num_shards=1,
+    )
     (data / features.CACHE_DIR_NAME).write_text("a file in the way")
     output = tmp_path / "results" / "r.json"
     assert run_cli("--model", model_dir, "--data", data, "--output", output) == 0
@@ -156,11 +267,24 @@ def test_errors_name_the_path(tmp_path, caplog, data_dir, model_dir):
     assert not (tmp_path / "r.json").exists()
 
     caplog.clear()
-    unlabelled = write_data(tmp_path / "unlabelled",
-                            [solid_record("q", -1, "test", rgb=(1, 2, 3), label_name="none")],
-                            [solid_record("g", 0, "train", rgb=(1, 2, 3))], num_shards=1)
-    assert run_cli("--model", model_dir, "--data", unlabelled, "--output", tmp_path / "r.json",
-                   "--no_cache") == 2
+    unlabelled = write_data(
+        tmp_path / "unlabelled",
+        [solid_record("q", -1, "test", rgb=(1, 2, 3), label_name="none")],
+        [solid_record("g", 0, "train", rgb=(1, 2, 3))],
+        num_shards=1,
+    )
+    assert (
+        run_cli(
+            "--model",
+            model_dir,
+            "--data",
+            unlabelled,
+            "--output",
+            tmp_path / "r.json",
+            "--no_cache",
+        )
+        == 2
+    )
     assert "1 test video(s) have no class label (-1), e.g. 'q'" in caplog.text
 
 
@@ -173,17 +297,39 @@ def test_labels_csv_scores_by_another_label_kind(tmp_path, capsys, data_dir, mod
     query_scene = [i % 2 for i in range(len(QUERY))]
     gallery_scene = [(i // 2) % 2 for i in range(len(GALLERY))]
     csv = tmp_path / "labels.csv"
-    csv.write_text("video,motion,scene\n" + "".join(
-        f"{prefix}{i},m{label},{'ab'[scene]}\n"
-        for prefix, labels, scenes in (("q", QUERY_LABELS, query_scene),
-                                       ("g", GALLERY_LABELS, gallery_scene))
-        for i, (label, scene) in enumerate(zip(labels, scenes))))
+    csv.write_text(
+        "video,motion,scene\n"
+        + "".join(
+            f"{prefix}{i},m{label},{'ab'[scene]}\n"
+            for prefix, labels, scenes in (
+                ("q", QUERY_LABELS, query_scene),
+                ("g", GALLERY_LABELS, gallery_scene),
+            )
+            for i, (label, scene) in enumerate(zip(labels, scenes))
+        )
+    )
     expected, _ = reference_recall(QUERY, query_scene, GALLERY, gallery_scene, KS, "vcop")
     assert expected != reference("vcop")  # the label kind changes the answer
     output = tmp_path / "scene.json"
-    assert run_cli("--model", model_dir, "--data", data_dir, "--clips", 2, "--output", output,
-                   "--cache_dir", tmp_path / "cache", "--labels", csv,
-                   "--label_column", "scene") == 0
+    assert (
+        run_cli(
+            "--model",
+            model_dir,
+            "--data",
+            data_dir,
+            "--clips",
+            2,
+            "--output",
+            output,
+            "--cache_dir",
+            tmp_path / "cache",
+            "--labels",
+            csv,
+            "--label_column",
+            "scene",
+        )
+        == 0
+    )
     record = json.loads(output.read_text())
     for key, value in expected.items():
         assert record[key] == pytest.approx(value, abs=1e-9), key
@@ -193,8 +339,20 @@ def test_labels_csv_scores_by_another_label_kind(tmp_path, capsys, data_dir, mod
 def test_labels_csv_errors_name_the_file_and_column(tmp_path, caplog, data_dir, model_dir):
     csv = tmp_path / "labels.csv"
     csv.write_text("video,scene\nq0,a\n")
-    common = ("--model", model_dir, "--data", data_dir, "--clips", 2, "--output",
-              tmp_path / "x.json", "--cache_dir", tmp_path / "cache", "--labels", csv)
+    common = (
+        "--model",
+        model_dir,
+        "--data",
+        data_dir,
+        "--clips",
+        2,
+        "--output",
+        tmp_path / "x.json",
+        "--cache_dir",
+        tmp_path / "cache",
+        "--labels",
+        csv,
+    )
     with caplog.at_level(logging.ERROR):
         assert run_cli(*common, "--label_column", "motion") == 2
         assert f"{csv}: no label column 'motion'; columns: scene" in caplog.text

@@ -44,7 +44,12 @@ def test_hand_made_retrieval_end_to_end():
     assert recall == {"R@1": 25.0, "R@5": 75.0, "R@10": 75.0, "R@20": 75.0, "R@50": 75.0}
     assert list(recall) == ["R@1", "R@5", "R@10", "R@20", "R@50"]
     assert recall_at_k(QUERY_LABELS, GALLERY_LABELS, indices, ks=(1, 2, 4, 5, 6)) == {
-        "R@1": 25.0, "R@2": 50.0, "R@4": 50.0, "R@5": 75.0, "R@6": 75.0}
+        "R@1": 25.0,
+        "R@2": 50.0,
+        "R@4": 50.0,
+        "R@5": 75.0,
+        "R@6": 75.0,
+    }
 
 
 def test_vcop_and_coclr_differ_when_centring_moves_the_neighbours():
@@ -67,8 +72,11 @@ def test_vcop_and_coclr_differ_when_centring_moves_the_neighbours():
 
 
 def test_hit_matrix_and_string_labels():
-    hits = hit_matrix(np.array(["run", "jump"]), np.array(["jump", "run", "run"]),
-                      np.array([[1, 0, 2], [2, 1, 0]]))
+    hits = hit_matrix(
+        np.array(["run", "jump"]),
+        np.array(["jump", "run", "run"]),
+        np.array([[1, 0, 2], [2, 1, 0]]),
+    )
     np.testing.assert_array_equal(hits, [[True, False, True], [False, False, True]])
 
 
@@ -90,12 +98,15 @@ def test_k_past_the_gallery_is_clamped_only_for_a_full_ranking():
         recall_at_k([5, 9], gallery_labels, full[:, :2], ks=(1, 5))
 
 
-@pytest.mark.parametrize("args, match", [
-    (([], [1, 2], np.zeros((0, 1), int)), "without queries"),
-    (([1], [1, 2], [[2]]), "out of range for a gallery of 2"),
-    (([1, 2], [1, 2], [[0]]), r"\[Q=2, K\]"),
-    (([[1]], [1, 2], [[0]]), "1-D"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (([], [1, 2], np.zeros((0, 1), int)), "without queries"),
+        (([1], [1, 2], [[2]]), "out of range for a gallery of 2"),
+        (([1, 2], [1, 2], [[0]]), r"\[Q=2, K\]"),
+        (([[1]], [1, 2], [[0]]), "1-D"),
+    ],
+)
 def test_recall_rejects_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
         recall_at_k(*args)

@@ -4,11 +4,11 @@ shows as ``<name>`` in the table, the JSON and the figure's title."""
 import argparse
 import json
 
-from retrieval_support import CROP, FRAMES, save_tiny_export, solid_record, write_data
-
 from tfcmvp.cli import retrieval_cmd
 from tfcmvp.retrieval import evaluate
 from tfcmvp.retrieval.report import model_name
+
+from retrieval_support import CROP, FRAMES, save_tiny_export, solid_record, write_data
 
 
 def test_model_name_of_the_layouts(tmp_path, monkeypatch):
@@ -25,22 +25,38 @@ def test_model_name_of_the_layouts(tmp_path, monkeypatch):
 
 
 def test_table_json_and_figure_use_the_name(tmp_path, capsys, monkeypatch):
-    data = write_data(tmp_path / "data",
-                      [solid_record(f"q{i}", i % 2, "test", rgb=(60 * i, 90, 200))
-                       for i in range(2)],
-                      [solid_record(f"g{i}", i % 2, "train", rgb=(50 * i, 60, 120))
-                       for i in range(4)], num_shards=1)
-    model = save_tiny_export(tmp_path / "saved_models" / "tiny_cmd" / "1", "video",
-                             [FRAMES, CROP, CROP, 3])
+    data = write_data(
+        tmp_path / "data",
+        [solid_record(f"q{i}", i % 2, "test", rgb=(60 * i, 90, 200)) for i in range(2)],
+        [solid_record(f"g{i}", i % 2, "train", rgb=(50 * i, 60, 120)) for i in range(4)],
+        num_shards=1,
+    )
+    model = save_tiny_export(
+        tmp_path / "saved_models" / "tiny_cmd" / "1", "video", [FRAMES, CROP, CROP, 3]
+    )
     titles = []
-    monkeypatch.setattr(evaluate, "plot_retrieval",
-                        lambda *args, title=None, **kwargs: titles.append(title))
+    monkeypatch.setattr(
+        evaluate, "plot_retrieval", lambda *args, title=None, **kwargs: titles.append(title)
+    )
     parser = argparse.ArgumentParser(prog="tfcmvp")
     retrieval_cmd.add_parser(parser.add_subparsers(dest="command", required=True))
     output = tmp_path / "r.json"
-    args = parser.parse_args(["retrieval", "--model", str(model), "--data", str(data),
-                              "--output", str(output), "--png", str(tmp_path / "r.png"),
-                              "--clips", "2", "--no_cache"])
+    args = parser.parse_args(
+        [
+            "retrieval",
+            "--model",
+            str(model),
+            "--data",
+            str(data),
+            "--output",
+            str(output),
+            "--png",
+            str(tmp_path / "r.png"),
+            "--clips",
+            "2",
+            "--no_cache",
+        ]
+    )
     assert args.run(args) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[2].split()[0] == "tiny_cmd"  # the row, not "1"

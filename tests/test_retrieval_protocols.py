@@ -8,8 +8,9 @@ from tfcmvp.retrieval.protocols import l2_normalize, prepare, video_features
 
 
 def test_video_features_is_the_mean_of_the_clips():
-    clips = np.array([[[1.0, 2.0], [3.0, 4.0]],
-                      [[-1.0, 0.0], [1.0, 8.0]]], np.float32)  # [V=2, N=2, D=2]
+    clips = np.array(
+        [[[1.0, 2.0], [3.0, 4.0]], [[-1.0, 0.0], [1.0, 8.0]]], np.float32
+    )  # [V=2, N=2, D=2]
     for protocol in ("vcop", "coclr"):
         out = video_features(clips, protocol)
         np.testing.assert_array_equal(out, [[2.0, 3.0], [0.0, 4.0]])
@@ -27,13 +28,16 @@ def test_video_features_accepts_ragged_clip_counts():
     np.testing.assert_array_equal(video_features(videos, "coclr"), [[0.0, 2.0], [3.0, 2.0]])
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.zeros((2, 3)), r"\[V, N, D\]"),
-    ([np.zeros((2, 3)), np.zeros((0, 3))], "video 1 has no clip features"),
-    ([np.zeros((2, 3)), np.zeros((2, 4))], "video 1"),
-    ([np.zeros((1, 2)), np.array([[np.nan, 0.0]])], "video 1 has non-finite"),
-    ([], "no videos"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((2, 3)), r"\[V, N, D\]"),
+        ([np.zeros((2, 3)), np.zeros((0, 3))], "video 1 has no clip features"),
+        ([np.zeros((2, 3)), np.zeros((2, 4))], "video 1"),
+        ([np.zeros((1, 2)), np.array([[np.nan, 0.0]])], "video 1 has non-finite"),
+        ([], "no videos"),
+    ],
+)
 def test_video_features_rejects_bad_input(bad, match):
     with pytest.raises(ValueError, match=match):
         video_features(bad)
@@ -52,8 +56,9 @@ def test_vcop_prepare_gives_cosine_similarity():
     gallery = rng.standard_normal((9, 8)) * 0.1 - 2
     q, g = prepare(query, gallery, "vcop")
     assert q.dtype == np.float32 and g.dtype == np.float32
-    cosine = (query @ gallery.T) / np.outer(np.linalg.norm(query, axis=1),
-                                           np.linalg.norm(gallery, axis=1))
+    cosine = (query @ gallery.T) / np.outer(
+        np.linalg.norm(query, axis=1), np.linalg.norm(gallery, axis=1)
+    )
     np.testing.assert_allclose(q @ g.T, cosine, atol=1e-6)
 
 
@@ -95,12 +100,15 @@ def test_l2_normalize_blocks_do_not_change_the_result(monkeypatch):
     np.testing.assert_array_equal(l2_normalize(x, center=x.mean(axis=0)), whole)
 
 
-@pytest.mark.parametrize("query, gallery, match", [
-    (np.ones((2, 3)), np.ones((2, 4)), "feature sizes differ"),
-    (np.ones((0, 3)), np.ones((2, 3)), "query features are empty"),
-    (np.ones(3), np.ones((2, 3)), r"query features must be \[V, D\]"),
-    (np.ones((2, 3)), np.array([[1.0, 1.0, 1.0], [1.0, np.inf, 1.0]]), "gallery .*row 1"),
-])
+@pytest.mark.parametrize(
+    "query, gallery, match",
+    [
+        (np.ones((2, 3)), np.ones((2, 4)), "feature sizes differ"),
+        (np.ones((0, 3)), np.ones((2, 3)), "query features are empty"),
+        (np.ones(3), np.ones((2, 3)), r"query features must be \[V, D\]"),
+        (np.ones((2, 3)), np.array([[1.0, 1.0, 1.0], [1.0, np.inf, 1.0]]), "gallery .*row 1"),
+    ],
+)
 def test_prepare_rejects_bad_input(query, gallery, match):
     with pytest.raises(ValueError, match=match):
         prepare(query, gallery)

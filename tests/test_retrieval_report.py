@@ -11,10 +11,12 @@ from tfcmvp.retrieval.report import HIT_COLOR, MISS_COLOR
 
 
 def test_format_table_rows_models_columns_recall():
-    table = format_table({
-        "cmd-r3d": {"R@1": 41.234, "R@10": 70.0, "R@5": 60.0, "protocol": "vcop"},
-        "random-init": {"R@1": 9.0, "R@5": 20.0},
-    })
+    table = format_table(
+        {
+            "cmd-r3d": {"R@1": 41.234, "R@10": 70.0, "R@5": 60.0, "protocol": "vcop"},
+            "random-init": {"R@1": 9.0, "R@5": 20.0},
+        }
+    )
     assert table.splitlines() == [
         "model        protocol   R@1   R@5  R@10",
         "-----------  --------  ----  ----  ----",
@@ -25,7 +27,10 @@ def test_format_table_rows_models_columns_recall():
 
 def test_format_table_without_protocol_and_empty():
     assert format_table({"m": {"R@20": 5.25, "R@1": 100.0}}).splitlines() == [
-        "model    R@1  R@20", "-----  -----  ----", "m      100.0   5.2"]
+        "model    R@1  R@20",
+        "-----  -----  ----",
+        "m      100.0   5.2",
+    ]
     with pytest.raises(ValueError, match="no results"):
         format_table({})
 
@@ -33,13 +38,26 @@ def test_format_table_without_protocol_and_empty():
 def test_write_json_round_trip(tmp_path):
     path = tmp_path / "out" / "ucf101_vcop.json"
     results = {"R@1": 25.0, "R@5": 75.0, "R@10": 75.0, "R@20": 75.0, "R@50": 75.0}
-    record = write_json(path, results, "vcop", "saved_models/cmd", "ucf101 split 1",
-                        num_queries=4, num_gallery=6)
+    record = write_json(
+        path, results, "vcop", "saved_models/cmd", "ucf101 split 1", num_queries=4, num_gallery=6
+    )
     loaded = json.loads(path.read_text())
-    assert loaded == record == {
-        "R@1": 25.0, "R@5": 75.0, "R@10": 75.0, "R@20": 75.0, "R@50": 75.0,
-        "protocol": "vcop", "model": "saved_models/cmd", "data": "ucf101 split 1",
-        "num_queries": 4, "num_gallery": 6}
+    assert (
+        loaded
+        == record
+        == {
+            "R@1": 25.0,
+            "R@5": 75.0,
+            "R@10": 75.0,
+            "R@20": 75.0,
+            "R@50": 75.0,
+            "protocol": "vcop",
+            "model": "saved_models/cmd",
+            "data": "ucf101 split 1",
+            "num_queries": 4,
+            "num_gallery": 6,
+        }
+    )
     assert list(loaded) == list(record)
     assert [p.name for p in path.parent.iterdir()] == ["ucf101_vcop.json"]  # no temp left
 
@@ -53,7 +71,7 @@ def test_write_json_rejects_unknown_protocol_and_missing_recall(tmp_path):
 
 
 def _rgb(hex_color):
-    return np.array([int(hex_color[i:i + 2], 16) for i in (1, 3, 5)])
+    return np.array([int(hex_color[i : i + 2], 16) for i in (1, 3, 5)])
 
 
 def _border_pixel(image, ax, fig):
@@ -74,9 +92,18 @@ def test_plot_retrieval_grid_and_hit_colours(tmp_path):
     hits = rng.random((3, 7)) < 0.5
     hits[0, :5] = [True, False, True, False, False]
     png = tmp_path / "fig" / "retrieval.png"
-    fig = plot_retrieval(png, query_thumbs, gallery_thumbs, topk, hits,
-                         query_labels=["a", "b", "c"], gallery_labels=list("abcdefgh"),
-                         scores=np.linspace(1, 0, 21).reshape(3, 7), title="cmd / vcop", dpi=60)
+    fig = plot_retrieval(
+        png,
+        query_thumbs,
+        gallery_thumbs,
+        topk,
+        hits,
+        query_labels=["a", "b", "c"],
+        gallery_labels=list("abcdefgh"),
+        scores=np.linspace(1, 0, 21).reshape(3, 7),
+        title="cmd / vcop",
+        dpi=60,
+    )
 
     # 3 rows x 6 panels: the query, then its top 5.
     assert len(fig.axes) == 18
@@ -102,8 +129,13 @@ def test_plot_retrieval_grid_and_hit_colours(tmp_path):
 
 def test_plot_retrieval_small_gallery_keeps_the_grid(tmp_path):
     thumbs = [np.full((8, 8), 0.5), np.zeros((8, 8, 1))]  # grey and single-channel images
-    fig = plot_retrieval(tmp_path / "small.png", thumbs, {0: np.ones((8, 8, 3)), 1: thumbs[0]},
-                         np.array([[1, 0], [0, 1]]), np.array([[True, False], [False, False]]))
+    fig = plot_retrieval(
+        tmp_path / "small.png",
+        thumbs,
+        {0: np.ones((8, 8, 3)), 1: thumbs[0]},
+        np.array([[1, 0], [0, 1]]),
+        np.array([[True, False], [False, False]]),
+    )
     assert (tmp_path / "small.png").stat().st_size > 0
     assert len(fig.axes) == 12
     grid = np.array(fig.axes).reshape(2, 6)
@@ -112,8 +144,14 @@ def test_plot_retrieval_small_gallery_keeps_the_grid(tmp_path):
 
 def test_plot_retrieval_rejects_mismatched_shapes(tmp_path):
     with pytest.raises(ValueError, match=r"hits shape \(1, 2\) != topk_indices shape \(1, 3\)"):
-        plot_retrieval(tmp_path / "x.png", [np.zeros((4, 4))], [np.zeros((4, 4))] * 3,
-                       [[0, 1, 2]], [[True, False]])
+        plot_retrieval(
+            tmp_path / "x.png",
+            [np.zeros((4, 4))],
+            [np.zeros((4, 4))] * 3,
+            [[0, 1, 2]],
+            [[True, False]],
+        )
     with pytest.raises(ValueError, match=r"topk_indices must be \[2, K\]"):
-        plot_retrieval(tmp_path / "x.png", [np.zeros((4, 4))] * 2, [np.zeros((4, 4))],
-                       [[0]], [[True]])
+        plot_retrieval(
+            tmp_path / "x.png", [np.zeros((4, 4))] * 2, [np.zeros((4, 4))], [[0]], [[True]]
+        )

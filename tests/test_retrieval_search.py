@@ -35,8 +35,9 @@ def test_matches_brute_force_exactly_with_ties(chunk_size, query_chunk_size):
     query, gallery = dyadic_data(seed=0)
     k = 20
     want_scores, want_indices = brute_force(query, gallery, k)
-    scores, indices = topk_search(query, gallery, k, chunk_size=chunk_size,
-                                  query_chunk_size=query_chunk_size)
+    scores, indices = topk_search(
+        query, gallery, k, chunk_size=chunk_size, query_chunk_size=query_chunk_size
+    )
     assert scores.dtype == np.float32 and indices.dtype == np.int64
     assert scores.shape == indices.shape == (40, k)
     np.testing.assert_array_equal(indices, want_indices)
@@ -58,8 +59,9 @@ def test_continuous_data_agrees_with_brute_force():
     gallery = rng.standard_normal((700, 48)).astype(np.float32)
     want_scores, want_indices = brute_force(query, gallery, 25)
     for chunk_size in (1, 33, 700):
-        scores, indices = topk_search(query, gallery, 25, chunk_size=chunk_size,
-                                      query_chunk_size=10)
+        scores, indices = topk_search(
+            query, gallery, 25, chunk_size=chunk_size, query_chunk_size=10
+        )
         # Different matmul blockings may round a dot product differently in
         # the last bit, so compare values with a tolerance ...
         np.testing.assert_allclose(scores, want_scores, rtol=0, atol=1e-5)
@@ -71,12 +73,14 @@ def test_continuous_data_agrees_with_brute_force():
         assert np.array_equal(indices[~near_tie], want_indices[~near_tie])
         # The returned scores are the dot products of the returned items.
         np.testing.assert_allclose(
-            scores, np.einsum("qd,qkd->qk", query, gallery[indices]), atol=1e-5)
+            scores, np.einsum("qd,qkd->qk", query, gallery[indices]), atol=1e-5
+        )
 
 
 def test_equal_scores_keep_lower_gallery_index_first_across_chunks():
-    gallery = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [1.0, 0.0],
-                        [0.0, 1.0]], np.float32)
+    gallery = np.array(
+        [[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32
+    )
     query = np.array([[1.0, 0.0], [0.0, 0.0]], np.float32)
     for chunk_size in (1, 2, 4, 6):
         scores, indices = topk_search(query, gallery, 3, chunk_size=chunk_size)
@@ -129,15 +133,18 @@ def test_float64_input_and_no_queries():
     assert scores.shape == indices.shape == (0, 2)
 
 
-@pytest.mark.parametrize("query, gallery, kwargs, match", [
-    (np.ones((2, 3)), np.ones((4, 2)), {}, "feature sizes differ"),
-    (np.ones((2, 3)), np.ones((0, 3)), {}, "gallery is empty"),
-    (np.ones(3), np.ones((4, 3)), {}, r"query must be \[N, D\]"),
-    (np.ones((2, 3)), np.ones((4, 3)), {"k": 0}, "k must be a positive integer, got 0"),
-    (np.ones((2, 3)), np.ones((4, 3)), {"chunk_size": 0}, "chunk_size must be"),
-    (np.ones((2, 3)), np.ones((4, 3)), {"query_chunk_size": 2.5}, "query_chunk_size must be"),
-    (np.ones((2, 3)), np.array([[1.0] * 3] * 3 + [[1.0, np.nan, 1.0]]), {}, "gallery row 3"),
-])
+@pytest.mark.parametrize(
+    "query, gallery, kwargs, match",
+    [
+        (np.ones((2, 3)), np.ones((4, 2)), {}, "feature sizes differ"),
+        (np.ones((2, 3)), np.ones((0, 3)), {}, "gallery is empty"),
+        (np.ones(3), np.ones((4, 3)), {}, r"query must be \[N, D\]"),
+        (np.ones((2, 3)), np.ones((4, 3)), {"k": 0}, "k must be a positive integer, got 0"),
+        (np.ones((2, 3)), np.ones((4, 3)), {"chunk_size": 0}, "chunk_size must be"),
+        (np.ones((2, 3)), np.ones((4, 3)), {"query_chunk_size": 2.5}, "query_chunk_size must be"),
+        (np.ones((2, 3)), np.array([[1.0] * 3] * 3 + [[1.0, np.nan, 1.0]]), {}, "gallery row 3"),
+    ],
+)
 def test_rejects_bad_input(query, gallery, kwargs, match):
     kwargs = {"k": 2, **kwargs}
     with pytest.raises(ValueError, match=match):

@@ -6,17 +6,23 @@ from tfcmvp import splits
 from tfcmvp.splits import SplitFileError, VideoEntry
 
 UCF_CLASSES = "1 ApplyEyeMakeup\r\n2 Archery\n3 HandstandPushups\n"
-UCF_TRAIN = ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\n"
-             "Archery/v_Archery_g08_c02.avi 2\n"
-             "\n"
-             "HandStandPushups/v_HandStandPushups_g08_c01.avi 3\n")
+UCF_TRAIN = (
+    "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\n"
+    "Archery/v_Archery_g08_c02.avi 2\n"
+    "\n"
+    "HandStandPushups/v_HandStandPushups_g08_c01.avi 3\n"
+)
 UCF_TEST = "Archery/v_Archery_g01_c01.avi\nApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\n"
 
 
 def ucf_texts(**overrides):
-    texts = {"s/classInd.txt": UCF_CLASSES, "s/trainlist01.txt": UCF_TRAIN,
-             "s/testlist01.txt": UCF_TEST, "s/trainlist02.txt": "Archery/v_x.avi 2\n",
-             "s/testlist02.txt": "Archery/v_y.avi\n"}
+    texts = {
+        "s/classInd.txt": UCF_CLASSES,
+        "s/trainlist01.txt": UCF_TRAIN,
+        "s/testlist01.txt": UCF_TEST,
+        "s/trainlist02.txt": "Archery/v_x.avi 2\n",
+        "s/testlist02.txt": "Archery/v_y.avi\n",
+    }
     texts.update({f"s/{name}": text for name, text in overrides.items()})
     return texts
 
@@ -29,8 +35,9 @@ def test_ucf101_split1_labels_paths_and_order():
         VideoEntry("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", 0, "ApplyEyeMakeup", "train"),
         VideoEntry("Archery/v_Archery_g08_c02.avi", 1, "Archery", "train"),
         # The real UCF101 lists spell this folder with a capital S: matched to class 3.
-        VideoEntry("HandStandPushups/v_HandStandPushups_g08_c01.avi", 2, "HandstandPushups",
-                   "train"),
+        VideoEntry(
+            "HandStandPushups/v_HandStandPushups_g08_c01.avi", 2, "HandstandPushups", "train"
+        ),
         VideoEntry("Archery/v_Archery_g01_c01.avi", 1, "Archery", "test"),
         VideoEntry("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", 0, "ApplyEyeMakeup", "test"),
     ]
@@ -40,8 +47,10 @@ def test_ucf101_split1_labels_paths_and_order():
 
 def test_ucf101_other_split_number():
     parsed = splits.parse_split_files(ucf_texts(), split=2)
-    assert [(e.path, e.split) for e in parsed.entries] == [("Archery/v_x.avi", "train"),
-                                                           ("Archery/v_y.avi", "test")]
+    assert [(e.path, e.split) for e in parsed.entries] == [
+        ("Archery/v_x.avi", "train"),
+        ("Archery/v_y.avi", "test"),
+    ]
 
 
 def test_ucf101_label_disagreeing_with_folder_names_file_and_line():
@@ -75,17 +84,18 @@ def test_ucf101_missing_file_is_named():
 
 def test_duplicate_video_names_both_places():
     bad = UCF_TEST + "Archery/v_Archery_g08_c02.avi\n"
-    with pytest.raises(SplitFileError,
-                       match=r"testlist01\.txt:3: .*already listed at s/trainlist01\.txt:2"):
+    with pytest.raises(
+        SplitFileError, match=r"testlist01\.txt:3: .*already listed at s/trainlist01\.txt:2"
+    ):
         splits.parse_split_files(ucf_texts(**{"testlist01.txt": bad}))
 
 
 HMDB = {
     "h/brush_hair_test_split1.txt": "April_09_brush_hair_u_nm_np1_ba_goo_0.avi 1 \n"
-                                    "Blonde_being_brushed_f_nm_np2_ri_med_0.avi 2 \n"
-                                    "unused_one.avi 0 \n",
+    "Blonde_being_brushed_f_nm_np2_ri_med_0.avi 2 \n"
+    "unused_one.avi 0 \n",
     "h/cartwheel_test_split1.txt": "(Rad)Schlag_die_Bank!_cartwheel_f_cm_np1_le_med_0.avi 2\n"
-                                   "Bodenturnen_cartwheel_f_cm_np1_ri_bad_1.avi 1\n",
+    "Bodenturnen_cartwheel_f_cm_np1_ri_bad_1.avi 1\n",
     "h/brush_hair_test_split2.txt": "April_09_brush_hair_u_nm_np1_ba_goo_0.avi 2\n",
     "h/cartwheel_test_split2.txt": "x.avi 1\n",
 }
@@ -96,14 +106,21 @@ def test_hmdb51_roles_classes_and_paths():
     assert parsed.layout == "hmdb51"
     assert parsed.class_names == ["brush_hair", "cartwheel"]
     assert parsed.entries == [
-        VideoEntry("brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi", 0, "brush_hair",
-                   "train"),
-        VideoEntry("cartwheel/Bodenturnen_cartwheel_f_cm_np1_ri_bad_1.avi", 1, "cartwheel",
-                   "train"),
-        VideoEntry("brush_hair/Blonde_being_brushed_f_nm_np2_ri_med_0.avi", 0, "brush_hair",
-                   "test"),
-        VideoEntry("cartwheel/(Rad)Schlag_die_Bank!_cartwheel_f_cm_np1_le_med_0.avi", 1,
-                   "cartwheel", "test"),
+        VideoEntry(
+            "brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi", 0, "brush_hair", "train"
+        ),
+        VideoEntry(
+            "cartwheel/Bodenturnen_cartwheel_f_cm_np1_ri_bad_1.avi", 1, "cartwheel", "train"
+        ),
+        VideoEntry(
+            "brush_hair/Blonde_being_brushed_f_nm_np2_ri_med_0.avi", 0, "brush_hair", "test"
+        ),
+        VideoEntry(
+            "cartwheel/(Rad)Schlag_die_Bank!_cartwheel_f_cm_np1_le_med_0.avi",
+            1,
+            "cartwheel",
+            "test",
+        ),
     ]
     assert parsed.listed() == {"train": 2, "test": 2}
     assert splits.parse_split_files(HMDB, split=2).listed() == {"train": 1, "test": 1}
@@ -131,16 +148,15 @@ def test_layout_detection():
 
 
 def test_csv_manifest():
-    text = ("path,split,label\n"
-            "b/two.avi,test,dog\n"
-            "a/one.avi,train,cat\n"
-            "c/three.mp4,train,\n")
+    text = "path,split,label\nb/two.avi,test,dog\na/one.avi,train,cat\nc/three.mp4,train,\n"
     parsed = splits.parse_manifest_csv(text, "m.csv")
     assert parsed.layout == "csv"
     assert parsed.class_names == ["cat", "dog"]
-    assert parsed.entries == [VideoEntry("a/one.avi", 0, "cat", "train"),
-                              VideoEntry("c/three.mp4", -1, "", "train"),
-                              VideoEntry("b/two.avi", 1, "dog", "test")]
+    assert parsed.entries == [
+        VideoEntry("a/one.avi", 0, "cat", "train"),
+        VideoEntry("c/three.mp4", -1, "", "train"),
+        VideoEntry("b/two.avi", 1, "dog", "test"),
+    ]
 
 
 def test_csv_manifest_errors_name_line():
@@ -151,22 +167,26 @@ def test_csv_manifest_errors_name_line():
 
 
 # path, refused by default, refused with allow_absolute=True
-@pytest.mark.parametrize("path, refused, refused_if_absolute_allowed", [
-    ("Jump/v_Jump_g01_c01.avi", False, False),
-    ("Jump/../Run/v.avi", False, False),  # stays inside the videos folder
-    ("Jump/../../v.avi", True, True),
-    ("Class/../../../etc/passwd", True, True),
-    ("..", True, True),
-    ("/etc/passwd", True, False),
-    ("//server/share/v.avi", True, False),
-    ("C:/videos/v.avi", True, False),
-    ("gs://bucket/v.avi", True, False),
-])
+@pytest.mark.parametrize(
+    "path, refused, refused_if_absolute_allowed",
+    [
+        ("Jump/v_Jump_g01_c01.avi", False, False),
+        ("Jump/../Run/v.avi", False, False),  # stays inside the videos folder
+        ("Jump/../../v.avi", True, True),
+        ("Class/../../../etc/passwd", True, True),
+        ("..", True, True),
+        ("/etc/passwd", True, False),
+        ("//server/share/v.avi", True, False),
+        ("C:/videos/v.avi", True, False),
+        ("gs://bucket/v.avi", True, False),
+    ],
+)
 def test_path_problem(path, refused, refused_if_absolute_allowed):
     """An entry must resolve inside the videos folder; absolute ones only when allowed."""
     assert (splits.path_problem(path) is not None) == refused
-    assert (splits.path_problem(path, allow_absolute=True) is not None) == \
-        refused_if_absolute_allowed
+    assert (
+        splits.path_problem(path, allow_absolute=True) is not None
+    ) == refused_if_absolute_allowed
 
 
 def test_path_problem_reasons():

@@ -19,8 +19,15 @@ CELL = 8
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
-    summary = synth.make_dataset(root, seed=SEED, videos_per_class=4, clips_per_group=2,
-                                 num_frames=FRAMES, width=WIDTH, height=HEIGHT)
+    summary = synth.make_dataset(
+        root,
+        seed=SEED,
+        videos_per_class=4,
+        clips_per_group=2,
+        num_frames=FRAMES,
+        width=WIDTH,
+        height=HEIGHT,
+    )
     return root, summary
 
 
@@ -43,8 +50,11 @@ def test_layout_and_split_files_parse_exactly(dataset):
         assert int(match.group(4)) == label_of[match.group(1)]  # 1-based label of the folder
 
     listed = sorted(m.group(0).split(" ")[0] for m in train + test)
-    on_disk = sorted(p.relative_to(root / "videos").as_posix()
-                     for p in (root / "videos").rglob("*") if p.is_file())
+    on_disk = sorted(
+        p.relative_to(root / "videos").as_posix()
+        for p in (root / "videos").rglob("*")
+        if p.is_file()
+    )
     assert listed == on_disk  # every video listed exactly once, nothing else on disk
     assert len(on_disk) == 5 * 4
     assert sorted(summary.train + summary.test) == listed
@@ -80,13 +90,22 @@ def test_videos_decode_with_frame_count_and_gop(dataset):
 
 
 def _hashes(root):
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_gives_identical_files(tmp_path):
-    kwargs = dict(videos_per_class=2, clips_per_group=1, num_frames=14, width=64, height=48,
-                  classes=("MoveUp", "ZoomIn"))
+    kwargs = dict(
+        videos_per_class=2,
+        clips_per_group=1,
+        num_frames=14,
+        width=64,
+        height=48,
+        classes=("MoveUp", "ZoomIn"),
+    )
     synth.make_dataset(tmp_path / "a", seed=3, **kwargs)
     synth.make_dataset(tmp_path / "b", seed=3, **kwargs)
     synth.make_dataset(tmp_path / "c", seed=4, **kwargs)
@@ -142,10 +161,12 @@ def test_existing_dataset_is_kept_unless_overwrite(dataset, tmp_path):
 
 def _vectors_and_cells(root, class_name, group, clip):
     """Decoded vectors of P-frames with per-cell object coverage and cell centres."""
-    video = read_video(root / "videos" / class_name / synth.video_name(class_name, group, clip),
-                       mv_cell=CELL)
-    rendered = synth.render_clip(SEED, class_name, group, clip, width=WIDTH, height=HEIGHT,
-                                 num_frames=FRAMES)
+    video = read_video(
+        root / "videos" / class_name / synth.video_name(class_name, group, clip), mv_cell=CELL
+    )
+    rendered = synth.render_clip(
+        SEED, class_name, group, clip, width=WIDTH, height=HEIGHT, num_frames=FRAMES
+    )
     coverage = rendered.object_alpha.reshape(FRAMES, HEIGHT // CELL, CELL, WIDTH // CELL, CELL)
     coverage = coverage.mean(axis=(2, 4))  # [T, Hc, Wc]
     predicted = np.array([t == "P" for t in video.frame_types])
@@ -212,8 +233,23 @@ def test_still_objects_have_near_zero_vectors(dataset):
 
 def test_cli_writes_dataset_and_prints_summary(tmp_path, capsys):
     out = tmp_path / "ds"
-    code = cli.main(["synth", "--out", str(out), "--videos_per_class", "2", "--clips_per_group",
-                     "1", "--frames", "14", "--size", "64x48", "--seed", "1"])
+    code = cli.main(
+        [
+            "synth",
+            "--out",
+            str(out),
+            "--videos_per_class",
+            "2",
+            "--clips_per_group",
+            "1",
+            "--frames",
+            "14",
+            "--size",
+            "64x48",
+            "--seed",
+            "1",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     assert "10 videos (5 train, 5 test), 64x48, 14 frames" in printed
@@ -226,8 +262,24 @@ def test_cli_reports_errors_with_exit_code_2(tmp_path, capsys):
     out = tmp_path / "ds"
     (out / "videos").mkdir(parents=True)
     (out / "videos" / "junk.txt").write_text("x")
-    assert cli.main(["synth", "--out", str(out), "--videos_per_class", "2",
-                     "--clips_per_group", "1", "--frames", "14", "--size", "64x48"]) == 2
+    assert (
+        cli.main(
+            [
+                "synth",
+                "--out",
+                str(out),
+                "--videos_per_class",
+                "2",
+                "--clips_per_group",
+                "1",
+                "--frames",
+                "14",
+                "--size",
+                "64x48",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "not empty" in err and str(out / "videos") in err and "Traceback" not in err
     with pytest.raises(SystemExit) as exit_info:
@@ -277,8 +329,9 @@ def test_scene_family_sets_the_background_structure_not_its_colour():
 def test_every_scene_of_each_variant_renders(variant):
     knobs = synth_scenes.get_variant(variant)
     for scene in knobs.scenes:
-        clip = synth.render_clip(2, "ZoomIn", 1, 1, num_frames=2, width=64, height=48,
-                                 variant=variant, scene=scene)
+        clip = synth.render_clip(
+            2, "ZoomIn", 1, 1, num_frames=2, width=64, height=48, variant=variant, scene=scene
+        )
         assert clip.frames.shape == (2, 48, 64, 3) and clip.scene == scene
         assert clip.frames.std() > 10  # a textured background, not a flat one
 

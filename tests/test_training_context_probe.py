@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from training_support import tiny_config, write_painted_shards
 
 from tfcmvp.cli import main as cli
 from tfcmvp.data import features
 from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from tfcmvp.training import context_probe as probe
 from tfcmvp.training.pretrain import pretrain
+
+from training_support import tiny_config, write_painted_shards
 
 MEAN, STD = np.float32(IMAGENET_MEAN), np.float32(IMAGENET_STD)
 
@@ -21,8 +22,10 @@ def _normalised(rgb):
 def _batch(iframe_rgb, clip_rgb=(0.5, 0.5, 0.5)):
     iframe = np.broadcast_to(_normalised(iframe_rgb), (2, 4, 4, 3))
     clip = np.broadcast_to(_normalised(clip_rgb), (2, 3, 4, 4, 3))
-    return {features.IFRAME: tf.constant(iframe, tf.float32),
-            features.CLIP: tf.constant(clip, tf.float32)}
+    return {
+        features.IFRAME: tf.constant(iframe, tf.float32),
+        features.CLIP: tf.constant(clip, tf.float32),
+    }
 
 
 def test_hue_rotation_turns_red_into_cyan_and_keeps_the_clip():
@@ -51,16 +54,36 @@ def test_shuffle_pairs_each_clip_with_another_clips_iframe():
 def test_probe_runs_on_a_trained_workdir(tmp_path, capsys):
     write_painted_shards(tmp_path / "data")
     workdir = tmp_path / "run"
-    pretrain(tiny_config("train.epochs=1", "optimizer.warmup_epochs=0"), tmp_path / "data", workdir, verbose=0)
+    pretrain(
+        tiny_config("train.epochs=1", "optimizer.warmup_epochs=0"),
+        tmp_path / "data",
+        workdir,
+        verbose=0,
+    )
     results = probe.context_probe(workdir, tmp_path / "data", batches=2, batch_size=4)
     assert list(results) == list(probe.PROBES)
     for values in results.values():
         assert 0.0 <= values["context_acc"] <= 1.0 and 0.0 <= values["motion_acc"] <= 1.0
     # Motion inputs are untouched by the colour probes: the same motion accuracy.
     assert results["hue rotated"]["motion_acc"] == results["as trained"]["motion_acc"]
-    assert cli.main(["probe", "--workdir", str(workdir), "--data", str(tmp_path / "data"),
-                     "--batches", "1", "--batch_size", "4",
-                     "--output", str(tmp_path / "probe.json")]) == 0
+    assert (
+        cli.main(
+            [
+                "probe",
+                "--workdir",
+                str(workdir),
+                "--data",
+                str(tmp_path / "data"),
+                "--batches",
+                "1",
+                "--batch_size",
+                "4",
+                "--output",
+                str(tmp_path / "probe.json"),
+            ]
+        )
+        == 0
+    )
     assert "hue rotated" in capsys.readouterr().out and (tmp_path / "probe.json").is_file()
 
 
@@ -68,6 +91,7 @@ def test_probe_without_a_checkpoint_names_the_folder(tmp_path, caplog):
     (tmp_path / "run").mkdir()
     tiny = tiny_config()
     from tfcmvp.config import save_config
+
     save_config(tiny, tmp_path / "run" / "config.yaml")
     assert cli.main(["probe", "--workdir", str(tmp_path / "run"), "--data", str(tmp_path)]) == 2
     assert f"no checkpoint in {tmp_path / 'run' / 'checkpoints'}" in caplog.text

@@ -96,8 +96,10 @@ def same_seed_twice_and_another(runner, tmp_path) -> dict:
     the same seed, "other_seed" with seed 1; their (info, before, after) results."""
     write_labelled_shards(tmp_path / "data", num_frames=NUM_FRAMES)
     names = {"first": (), "second": (), "other_seed": ("train.seed=1",)}
-    runs = {name: start_weights_run(runner, overrides, tmp_path, name)
-            for name, overrides in names.items()}
+    runs = {
+        name: start_weights_run(runner, overrides, tmp_path, name)
+        for name, overrides in names.items()
+    }
     return {name: finish_weights_run(run, tmp_path, name) for name, run in runs.items()}
 
 
@@ -105,7 +107,10 @@ def same_seed_twice_and_another(runner, tmp_path) -> dict:
 def test_pretraining_twice_gives_identical_history_and_weights(tmp_path):
     results = same_seed_twice_and_another(PRETRAIN_RUNNER, tmp_path)
     (info1, before1, after1), (info2, before2, after2), (other, other_before, other_after) = (
-        results["first"], results["second"], results["other_seed"])
+        results["first"],
+        results["second"],
+        results["other_seed"],
+    )
 
     # Op determinism is on during the run and back off after it.
     assert info1["op_determinism_in_run"] and not info1["op_determinism_after"]
@@ -125,7 +130,10 @@ def test_pretraining_twice_gives_identical_history_and_weights(tmp_path):
 def test_finetuning_twice_gives_identical_history_weights_and_test(tmp_path):
     results = same_seed_twice_and_another(FINETUNE_RUNNER, tmp_path)
     (info1, before1, after1), (info2, before2, after2), (other, _, other_after) = (
-        results["first"], results["second"], results["other_seed"])
+        results["first"],
+        results["second"],
+        results["other_seed"],
+    )
 
     assert info1["op_determinism_in_run"] and not info1["op_determinism_after"]
     assert len(info1["history"]) == 2
@@ -137,8 +145,10 @@ def test_finetuning_twice_gives_identical_history_weights_and_test(tmp_path):
     assert_some_array_differs(before1, after1)
     for key in ("top1", "top5"):
         assert info1["results"][key] == info2["results"][key]
-    predictions = [list(csv.DictReader((tmp_path / name / "test_predictions.csv").open()))
-                   for name in ("first", "second")]
+    predictions = [
+        list(csv.DictReader((tmp_path / name / "test_predictions.csv").open()))
+        for name in ("first", "second")
+    ]
     assert predictions[0] == predictions[1]
 
     assert without_timing(other["history"]) != without_timing(info1["history"])
@@ -150,12 +160,19 @@ def test_pretraining_on_two_virtual_cpus_twice_is_identical(tmp_path):
     # MirroredStrategy over logical CPUs: the multi-replica code path (SyncBN,
     # key gathering, gradient sums across replicas) is deterministic as well.
     write_labelled_shards(tmp_path / "data", num_frames=NUM_FRAMES)
-    overrides = ("runtime.virtual_cpus=2", "train.sync_bn=true", "train.epochs=1",
-                 "optimizer.warmup_epochs=0")
-    runs = {name: start_weights_run(PRETRAIN_RUNNER, overrides, tmp_path, name)
-            for name in ("first", "second")}
-    (info1, _, after1), (info2, _, after2) = (finish_weights_run(run, tmp_path, name)
-                                              for name, run in runs.items())
+    overrides = (
+        "runtime.virtual_cpus=2",
+        "train.sync_bn=true",
+        "train.epochs=1",
+        "optimizer.warmup_epochs=0",
+    )
+    runs = {
+        name: start_weights_run(PRETRAIN_RUNNER, overrides, tmp_path, name)
+        for name in ("first", "second")
+    }
+    (info1, _, after1), (info2, _, after2) = (
+        finish_weights_run(run, tmp_path, name) for name, run in runs.items()
+    )
     assert info1["replicas"] == 2
     assert without_timing(info1["history"]) == without_timing(info2["history"])
     assert_same_arrays(after1, after2)

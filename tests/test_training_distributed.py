@@ -20,8 +20,7 @@ import sys
 import numpy as np
 import pytest
 
-from training_support import (REPO_ROOT, finish_weights_run, start_weights_run,
-                              write_painted_shards)
+from training_support import REPO_ROOT, finish_weights_run, start_weights_run, write_painted_shards
 
 RUNNER = """
 import json, sys
@@ -59,10 +58,13 @@ with open({out!r} + ".json", "w") as f:
 """
 
 ONE_STEP = (
-    "train.epochs=1", "train.steps_per_epoch=1", "optimizer.warmup_epochs=0",
+    "train.epochs=1",
+    "train.steps_per_epoch=1",
+    "optimizer.warmup_epochs=0",
     "optimizer.base_lr_per_sample=0.025",  # lr 0.1 at global batch 4: a visible update
     "optimizer.clipnorm=null",  # an active clip would hide a wrongly scaled gradient
-    "model.dropout=0", "train.sync_bn=true",
+    "model.dropout=0",
+    "train.sync_bn=true",
 )
 
 
@@ -98,8 +100,9 @@ def test_two_replicas_match_one_replica_on_the_same_global_batch(tmp_path):
     # batches), the worst tensor was 0.02-0.5 % off in norm in 12 and 1.2-5.1 %
     # (8 % element-wise) in 3; a gradient scaled by 2 or 1/2 stays >= 45 % off.
     assert info1["names"] == info2["names"]
-    for name, trainable, b1, a1, a2 in zip(info1["names"], info1["trainable"], before1,
-                                           after1, after2):
+    for name, trainable, b1, a1, a2 in zip(
+        info1["names"], info1["trainable"], before1, after1, after2
+    ):
         if trainable:
             update = np.linalg.norm(a1 - b1)
             assert update > 0, name
@@ -136,13 +139,22 @@ def test_two_workers_train_one_model(tmp_path):
     cluster = [f"localhost:{port}" for port in free_ports(2)]
     runs = []
     for index in range(2):
-        tf_config = json.dumps({"cluster": {"worker": cluster},
-                                "task": {"type": "worker", "index": index}})
-        runs.append(start_weights_run(
-            RUNNER, ONE_STEP + ("runtime.strategy=multi_worker", "train.steps_per_epoch=2"),
-            tmp_path, f"worker{index}", workdir_name="run", extra_env={"TF_CONFIG": tf_config}))
+        tf_config = json.dumps(
+            {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+        )
+        runs.append(
+            start_weights_run(
+                RUNNER,
+                ONE_STEP + ("runtime.strategy=multi_worker", "train.steps_per_epoch=2"),
+                tmp_path,
+                f"worker{index}",
+                workdir_name="run",
+                extra_env={"TF_CONFIG": tf_config},
+            )
+        )
     (info0, before0, after0), (info1, before1, after1) = [
-        finish_weights_run(run, tmp_path, f"worker{index}") for index, run in enumerate(runs)]
+        finish_weights_run(run, tmp_path, f"worker{index}") for index, run in enumerate(runs)
+    ]
 
     assert info0["replicas"] == info1["replicas"] == 2
     for b0, b1, a0, a1 in zip(before0, before1, after0, after1):
@@ -152,8 +164,14 @@ def test_two_workers_train_one_model(tmp_path):
     assert info0["row"]["step"] == 2 and np.isfinite(info0["row"]["loss"])
     workdir = tmp_path / "run"
     names = sorted(p.name for p in workdir.iterdir())
-    assert names == ["checkpoints", "config.yaml", "history.csv", "history.png", "tensorboard",
-                     "weights"], names  # no scratch-worker-1 left
+    assert names == [
+        "checkpoints",
+        "config.yaml",
+        "history.csv",
+        "history.png",
+        "tensorboard",
+        "weights",
+    ], names  # no scratch-worker-1 left
     assert (workdir / "weights" / "v_network.weights.h5").exists()
 
 
@@ -207,8 +225,12 @@ print(json.dumps({{"norm": norm, "part_norm": part_norm, "ours": diff(ours, refe
 
 @pytest.mark.slow
 def test_clipping_applies_to_the_replica_summed_gradient():
-    result = subprocess.run([sys.executable, "-c", CLIP_CHECK.format(repo=str(REPO_ROOT))],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", CLIP_CHECK.format(repo=str(REPO_ROOT))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["norm"] > 2.0 and found["part_norm"] > 1.0  # the clip (1.0) is active

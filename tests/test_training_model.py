@@ -6,6 +6,7 @@ import pytest
 
 from tfcmvp.training.optimizer import build_optimizer
 from tfcmvp.training.pretrain_model import METRIC_NAMES, PretrainModel
+
 from training_support import tiny_config
 
 B = 2
@@ -18,8 +19,9 @@ def random_batch(config, seed=0, batch=B):
     return {
         "clip": rng.normal(size=(batch, d.clip_len, s, s, 3)).astype("float32"),
         "iframe": rng.normal(size=(batch, s, s, 3)).astype("float32"),
-        "motion": rng.uniform(-1, 1, size=(batch, 1 + d.num_negatives, d.motion_len, s, s, 2))
-        .astype("float32"),
+        "motion": rng.uniform(
+            -1, 1, size=(batch, 1 + d.num_negatives, d.motion_len, s, s, 2)
+        ).astype("float32"),
     }
 
 
@@ -71,14 +73,16 @@ def test_per_example_losses_match_numpy():
     keys = out["motion_keys"]  # [B, K, N, D]
     k, n = keys.shape[1], keys.shape[2]
     positives = (np.arange(B)[:, None] * k * n + np.arange(n)[None, :]).reshape(-1)
-    mot, mot_hit = numpy_infonce(out["motion_query"].reshape(-1, 16), keys.reshape(-1, 16),
-                                 positives, tau)
+    mot, mot_hit = numpy_infonce(
+        out["motion_query"].reshape(-1, 16), keys.reshape(-1, 16), positives, tau
+    )
     np.testing.assert_allclose(got["motion_loss"], mot.reshape(B, n).mean(-1), rtol=1e-4)
     np.testing.assert_allclose(got["motion_acc"], mot_hit.reshape(B, n).mean(-1), rtol=1e-6)
     # The minimised objective: loss.scale (2, the authors' loss_m + loss_i) x Eq. 3.
     assert config.loss.scale == 2.0
-    np.testing.assert_allclose(got["loss"], 2.0 * (0.5 * ctx + 0.5 * mot.reshape(B, n).mean(-1)),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        got["loss"], 2.0 * (0.5 * ctx + 0.5 * mot.reshape(B, n).mean(-1)), rtol=1e-4
+    )
 
 
 @pytest.mark.parametrize("alpha, ctx_weight, motion_weight", [(0.0, 1.0, 0.0), (1.0, 0.0, 1.0)])
@@ -88,9 +92,10 @@ def test_alpha_selects_the_objective(alpha, ctx_weight, motion_weight):
     got = model.per_example_losses(batch, model(batch, training=False))
     np.testing.assert_allclose(
         got["loss"].numpy(),
-        config.loss.scale * (ctx_weight * got["context_loss"].numpy()
-                             + motion_weight * got["motion_loss"].numpy()),
-        rtol=1e-6)
+        config.loss.scale
+        * (ctx_weight * got["context_loss"].numpy() + motion_weight * got["motion_loss"].numpy()),
+        rtol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("kind, shape", [("mse", (B, 4, 2)), ("ce", (B, 4, 2, 21))])
@@ -104,8 +109,9 @@ def test_value_ablations_predict_motion_values(kind, shape):
     # The M-Network and the motion heads are not part of these objectives.
     assert not model.m_network.trainable and not model.motion_head.trainable
     trainable = {v.path for v in model.trainable_variables}
-    assert not any(path.startswith(("r3d_10", "motion_head", "prediction_head"))
-                   for path in trainable)
+    assert not any(
+        path.startswith(("r3d_10", "motion_head", "prediction_head")) for path in trainable
+    )
     assert len(model.trainable_variables) < len(infonce_model.trainable_variables)
     got = model.per_example_losses(batch, out)
     assert tuple(got["motion_loss"].shape) == (B,)
@@ -154,8 +160,10 @@ def test_train_and_test_steps_update_and_report_all_metrics():
     assert set(logs) == set(METRIC_NAMES)
     assert int(optimizer.iterations.numpy()) == 1
     assert logs["lr"] == pytest.approx(config.peak_learning_rate)  # step 0, no warm-up
-    changed = [not np.array_equal(b, v.numpy())
-               for b, v in zip(before, model.v_network.trainable_variables)]
+    changed = [
+        not np.array_equal(b, v.numpy())
+        for b, v in zip(before, model.v_network.trainable_variables)
+    ]
     assert all(changed)
     evaluated = model.test_on_batch(batch, return_dict=True)
     assert set(evaluated) == set(METRIC_NAMES)
@@ -169,13 +177,19 @@ def test_train_and_test_steps_update_and_report_all_metrics():
 
 def test_sync_bn_reaches_every_batch_norm():
     _, model = build("train.sync_bn=true")
-    norms = [layer for layer in model._flatten_layers()
-             if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [
+        layer
+        for layer in model._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert len(norms) > 20
     assert all(layer.synchronized for layer in norms)
     _, plain = build("train.sync_bn=false")
-    assert not any(layer.synchronized for layer in plain._flatten_layers()
-                   if isinstance(layer, keras.layers.BatchNormalization))
+    assert not any(
+        layer.synchronized
+        for layer in plain._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization)
+    )
 
 
 def test_mixed_bfloat16_computes_in_bfloat16_and_compares_in_float32():
@@ -189,8 +203,9 @@ def test_mixed_bfloat16_computes_in_bfloat16_and_compares_in_float32():
         out = model(batch, training=False)
         assert {str(v.dtype) for v in out.values()} == {"<dtype: 'float32'>"}
         per_example = model.per_example_losses(batch, out)
-        assert all(v.dtype == "float32" and np.all(np.isfinite(v.numpy()))
-                   for v in per_example.values())
+        assert all(
+            v.dtype == "float32" and np.all(np.isfinite(v.numpy())) for v in per_example.values()
+        )
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
 
@@ -221,8 +236,9 @@ def test_fused_context_pooling_averages_the_fused_memory_map():
     pooled = numpy_fused(maps["layer3"], maps["layer4"]).mean(axis=(1, 2, 3))  # [B, 32]
     assert model.clip_head.hidden.kernel.shape == (32, 32)
     out = model(batch, training=False)
-    np.testing.assert_allclose(out["context_query"], model.clip_head(pooled, training=False),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        out["context_query"], model.clip_head(pooled, training=False), rtol=1e-4, atol=1e-5
+    )
     # Not what pooling layer4 alone gives.
     layer4_only = model.clip_head(maps["layer4"].mean(axis=(1, 2, 3)), training=False)
     assert not np.allclose(out["context_query"], layer4_only, atol=1e-3)
@@ -232,9 +248,12 @@ def test_layer4_context_pooling_and_concat_fusion_set_the_head_and_memory_widths
     config, model = build(*RESNET_V, "model.context_pooling=layer4")
     batch = random_batch(config)
     features = model.v_network(batch["clip"], training=False)["features"].numpy()
-    np.testing.assert_allclose(model(batch, training=False)["context_query"],
-                               model.clip_head(features.mean(axis=(1, 2, 3)), training=False),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        model(batch, training=False)["context_query"],
+        model.clip_head(features.mean(axis=(1, 2, 3)), training=False),
+        rtol=1e-4,
+        atol=1e-5,
+    )
     # concat: the projection reads 32 + 32 channels (with a bias when asked), and the
     # fused map g_V pools is 64 wide.
     _, concat = build(*RESNET_V, "model.memory_fusion=concat", "model.memory_bias=true")
@@ -248,8 +267,11 @@ def test_c3d_context_query_is_the_same_under_both_poolings():
     config, fused = build()
     _, layer4 = build("model.context_pooling=layer4")  # same seed: same weights
     batch = random_batch(config)
-    np.testing.assert_allclose(fused(batch, training=False)["context_query"],
-                               layer4(batch, training=False)["context_query"], rtol=1e-6)
+    np.testing.assert_allclose(
+        fused(batch, training=False)["context_query"],
+        layer4(batch, training=False)["context_query"],
+        rtol=1e-6,
+    )
 
 
 def test_options_reach_the_networks():
@@ -259,16 +281,23 @@ def test_options_reach_the_networks():
     # The tiny R3D-10 V-Network keeps its strided stem (motion_stem is the M-Network's).
     assert authors.v_network.get_layer("stem_conv").strides == (1, 2, 2)
     for network in (authors.v_network, authors.i_network, authors.m_network):
-        gammas = [layer.gamma.numpy() for layer in network.layers
-                  if isinstance(layer, keras.layers.BatchNormalization)]
+        gammas = [
+            layer.gamma.numpy()
+            for layer in network.layers
+            if isinstance(layer, keras.layers.BatchNormalization)
+        ]
         assert sum(np.all(g == 0) for g in gammas) == 4, network.name  # one per block
     assert authors.predictor.init == authors.memory.init == authors.clip_head.init == "authors"
-    _, legacy = build(*RESNET_V, "model.motion_stem=strided", "model.zero_init_residual=false",
-                      "model.init=keras")
+    _, legacy = build(
+        *RESNET_V, "model.motion_stem=strided", "model.zero_init_residual=false", "model.init=keras"
+    )
     assert legacy.m_network.get_layer("stem_conv").strides == (1, 2, 2)
     assert "stem_pool" not in [layer.name for layer in legacy.m_network.layers]
-    assert all(np.all(layer.gamma.numpy() == 1) for layer in legacy.m_network.layers
-               if isinstance(layer, keras.layers.BatchNormalization))
+    assert all(
+        np.all(layer.gamma.numpy() == 1)
+        for layer in legacy.m_network.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    )
     assert legacy.predictor.init == legacy.motion_head.init == "keras"
     # Same weights either way, so a checkpoint of one loads into the other.
     assert [tuple(v.shape) for v in legacy.weights] == [tuple(v.shape) for v in authors.weights]
@@ -288,15 +317,24 @@ def test_authors_init_of_every_linear_layer_of_the_pretraining_model():
     assert abs(kernels.std() / 0.01 - 1) < 0.05 and abs(kernels.mean()) < 1e-3
     biases = [layer.bias.numpy() for layer in linears if layer.bias is not None]
     assert len(biases) == 7 and all(np.all(b == 0) for b in biases)  # memory: none
-    embeddings = np.concatenate([model.predictor.memory_pos.numpy().ravel(),
-                                 model.predictor.query_pos.numpy().ravel()])
+    embeddings = np.concatenate(
+        [model.predictor.memory_pos.numpy().ravel(), model.predictor.query_pos.numpy().ravel()]
+    )
     assert embeddings.min() >= 0 and embeddings.max() <= 1
     assert abs(embeddings.mean() - 0.5) < 0.05
 
 
-@pytest.mark.parametrize("override", [
-    "model.memory_fusion=concat", "model.memory_bias=true", "model.context_pooling=layer4",
-    "model.motion_stem=strided", "model.zero_init_residual=false", "model.init=keras"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "model.memory_fusion=concat",
+        "model.memory_bias=true",
+        "model.context_pooling=layer4",
+        "model.motion_stem=strided",
+        "model.zero_init_residual=false",
+        "model.init=keras",
+    ],
+)
 def test_each_option_round_trips_through_the_saved_config_and_get_config(override, tmp_path):
     from tfcmvp import config as cfg
 
@@ -316,14 +354,21 @@ def test_each_option_round_trips_through_the_saved_config_and_get_config(overrid
 def test_finetuning_motion_regulariser_takes_the_same_options():
     from tfcmvp.finetuning.classifier import VideoClassifier
 
-    config, model = build(*RESNET_V, "model.memory_fusion=concat", "model.motion_stem=strided",
-                          "model.init=keras")
-    classifier = VideoClassifier(config.model, config.data, num_classes=3, motion_aux_weight=0.2,
-                                 sync_bn=config.train.sync_bn)
+    config, model = build(
+        *RESNET_V, "model.memory_fusion=concat", "model.motion_stem=strided", "model.init=keras"
+    )
+    classifier = VideoClassifier(
+        config.model,
+        config.data,
+        num_classes=3,
+        motion_aux_weight=0.2,
+        sync_bn=config.train.sync_bn,
+    )
     classifier.build()
     assert classifier.memory.get_config() == model.memory.get_config()
     assert classifier.predictor.get_config() == model.predictor.get_config()
     assert classifier.motion_head.get_config() == model.motion_head.get_config()
     assert classifier.m_network.get_config() == model.m_network.get_config()
     assert [tuple(w.shape) for w in classifier.memory.weights] == [
-        tuple(w.shape) for w in model.memory.weights]
+        tuple(w.shape) for w in model.memory.weights
+    ]

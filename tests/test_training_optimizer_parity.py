@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from tfcmvp import config as cfg
 from tfcmvp.training.optimizer import ReplicaSumSGD, build_optimizer
+
 from training_support import REPO_ROOT
 
 STEPS = 20
@@ -35,9 +36,15 @@ TOLERANCE = 1e-6
 
 # 4 epochs of 5 steps: 5 warm-up steps up to 0.05 x 4 = 0.2, then 15 of cosine.
 OVERRIDES = (
-    "train.epochs=4", f"train.global_batch_size={BATCH}", "train.steps_per_epoch=5",
-    "optimizer.base_lr_per_sample=0.05", "optimizer.warmup_epochs=1",
-    f"optimizer.clipnorm={CLIP}", f"optimizer.weight_decay={DECAY}", "optimizer.momentum=0.9")
+    "train.epochs=4",
+    f"train.global_batch_size={BATCH}",
+    "train.steps_per_epoch=5",
+    "optimizer.base_lr_per_sample=0.05",
+    "optimizer.warmup_epochs=1",
+    f"optimizer.clipnorm={CLIP}",
+    f"optimizer.weight_decay={DECAY}",
+    "optimizer.momentum=0.9",
+)
 
 
 def config(*overrides):
@@ -46,9 +53,12 @@ def config(*overrides):
 
 def learning_rates():
     """The schedule written out: linear warm-up counting step + 1, then cosine to 0."""
-    return [PEAK * (s + 1) / WARMUP if s < WARMUP
-            else PEAK * (1 + math.cos(math.pi * (s - WARMUP) / (STEPS - WARMUP))) / 2
-            for s in range(STEPS)]
+    return [
+        PEAK * (s + 1) / WARMUP
+        if s < WARMUP
+        else PEAK * (1 + math.cos(math.pi * (s - WARMUP) / (STEPS - WARMUP))) / 2
+        for s in range(STEPS)
+    ]
 
 
 def problem(seed=0):
@@ -57,8 +67,7 @@ def problem(seed=0):
     Every third batch has targets 30x larger: its gradient norm is far above
     the clip; of the others, some pass unclipped."""
     rng = np.random.default_rng(seed)
-    weights = [rng.normal(size=(3, 2)).astype(np.float32),
-               rng.normal(size=(2,)).astype(np.float32)]
+    weights = [rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=(2,)).astype(np.float32)]
     xs = rng.normal(size=(STEPS, BATCH, 3)).astype(np.float32)
     ys = 0.1 * rng.normal(size=(STEPS, BATCH, 2)).astype(np.float32)
     ys[::3] *= 30.0
@@ -158,8 +167,9 @@ def test_schedule_written_out_is_the_optimizers():
 
 @pytest.mark.parametrize("nesterov", [True, False])
 def test_coupled_mode_is_torch_sgd_after_clip_grad_norm(nesterov):
-    optimizer = build_optimizer(config(f"optimizer.nesterov={str(nesterov).lower()}"),
-                                steps_per_epoch=5)
+    optimizer = build_optimizer(
+        config(f"optimizer.nesterov={str(nesterov).lower()}"), steps_per_epoch=5
+    )
     assert optimizer.weight_decay_mode == "coupled"  # the default
     weights, xs, ys = problem()
     reference, _ = torch_sgd(weights, xs, ys, learning_rates(), 0.9, nesterov, DECAY, CLIP)
@@ -167,8 +177,10 @@ def test_coupled_mode_is_torch_sgd_after_clip_grad_norm(nesterov):
 
 
 def test_coupled_mode_without_momentum_or_decay_is_plain_clipped_sgd():
-    optimizer = build_optimizer(config("optimizer.momentum=0.0", "optimizer.nesterov=false",
-                                       "optimizer.weight_decay=null"), steps_per_epoch=5)
+    optimizer = build_optimizer(
+        config("optimizer.momentum=0.0", "optimizer.nesterov=false", "optimizer.weight_decay=null"),
+        steps_per_epoch=5,
+    )
     weights, xs, ys = problem(seed=1)
     reference, _ = torch_sgd(weights, xs, ys, learning_rates(), 0.0, False, 0.0, CLIP)
     assert_same_trajectory(run_ours(optimizer, weights, xs, ys), reference)
@@ -186,8 +198,7 @@ def test_coupled_mode_under_dynamic_loss_scaling():
 
 
 def test_decoupled_mode_is_keras_sgd_with_decay_w_minus_lr_wd_w():
-    optimizer = build_optimizer(config("optimizer.weight_decay_mode=decoupled"),
-                                steps_per_epoch=5)
+    optimizer = build_optimizer(config("optimizer.weight_decay_mode=decoupled"), steps_per_epoch=5)
     weights, xs, ys = problem()
     reference = keras_sgd(weights, xs, ys, learning_rates(), 0.9, True, DECAY, CLIP)
     assert_same_trajectory(run_ours(optimizer, weights, xs, ys), reference)
@@ -201,8 +212,7 @@ def test_the_modes_differ_by_far_more_than_the_tolerance():
     lrs = learning_rates()
     torch_no_decay, _ = torch_sgd(weights, xs, ys, lrs, 0.9, True, 0.0, CLIP)
     keras_no_decay = keras_sgd(weights, xs, ys, lrs, 0.9, True, 0.0, CLIP)
-    gap = max(float(np.max(np.abs(a - b)))
-              for a, b in zip(torch_no_decay[-1], keras_no_decay[-1]))
+    gap = max(float(np.max(np.abs(a - b))) for a, b in zip(torch_no_decay[-1], keras_no_decay[-1]))
     assert gap > 1e-3
     # Decay alone: zero gradients, constant rate 0.1, 20 steps.
     coupled = decoupled = 1.0
@@ -215,8 +225,7 @@ def test_the_modes_differ_by_far_more_than_the_tolerance():
 
 
 def test_mode_is_in_the_optimizer_config_and_checked():
-    optimizer = build_optimizer(config("optimizer.weight_decay_mode=decoupled"),
-                                steps_per_epoch=5)
+    optimizer = build_optimizer(config("optimizer.weight_decay_mode=decoupled"), steps_per_epoch=5)
     clone = ReplicaSumSGD.from_config(optimizer.get_config())
     assert clone.weight_decay_mode == "decoupled"
     assert clone.weight_decay == pytest.approx(DECAY)
@@ -290,10 +299,12 @@ print(json.dumps({{"replicas": strategy.num_replicas_in_sync, "history": history
 def test_coupled_mode_on_two_replicas_is_torch_sgd_on_the_global_batch(tmp_path):
     weights, xs, ys = problem(seed=3)
     np.savez(tmp_path / "data.npz", w=weights[0], b=weights[1], xs=xs, ys=ys)
-    script = MIRRORED_RUN.format(repo=str(REPO_ROOT), data=str(tmp_path / "data.npz"),
-                                 overrides=list(OVERRIDES))
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300)
+    script = MIRRORED_RUN.format(
+        repo=str(REPO_ROOT), data=str(tmp_path / "data.npz"), overrides=list(OVERRIDES)
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["replicas"] == 2

@@ -25,7 +25,9 @@ def test_k400_config_is_the_ucf101_config_with_its_batch_and_cluster(arch):
     ucf = cfg.load_config(CONFIG_DIR / f"pretrain_ucf101_{arch}.yaml")
     k400 = cfg.load_config(CONFIG_DIR / f"pretrain_k400_{arch}.yaml")
     assert cfg.config_differences(ucf, k400) == [
-        "train.global_batch_size: 64 -> 512", "runtime.strategy: 'mirrored' -> 'multi_worker'"]
+        "train.global_batch_size: 64 -> 512",
+        "runtime.strategy: 'mirrored' -> 'multi_worker'",
+    ]
     assert k400.peak_learning_rate == pytest.approx(0.256)  # 5e-4 x 512
 
 

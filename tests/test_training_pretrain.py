@@ -14,9 +14,14 @@ import tensorflow as tf
 
 from tfcmvp import config as cfg
 from tfcmvp.training import callbacks as cb
-from tfcmvp.training.pretrain import (HISTORY_CSV, find_train_shards, pretrain,
-                                      resolve_steps_per_epoch)
+from tfcmvp.training.pretrain import (
+    HISTORY_CSV,
+    find_train_shards,
+    pretrain,
+    resolve_steps_per_epoch,
+)
 from tfcmvp.training.pretrain_model import build_v_network
+
 from training_support import REPO_ROOT, tiny_config, without_grappler, write_painted_shards
 
 REPO_CONFIGS = REPO_ROOT / "configs"
@@ -74,15 +79,22 @@ def test_run_writes_history_checkpoints_config_and_weights(first_run):
     # Saved at steps 2 (mid-epoch), 3 and 6 (epoch ends) and 4 (mid-epoch); 3 kept.
     checkpoints = sorted(p.name for p in (workdir / "checkpoints").glob("ckpt-*.index"))
     assert checkpoints == ["ckpt-3.index", "ckpt-4.index", "ckpt-6.index"]
-    assert (int(value(workdir / "checkpoints/ckpt-4", "epoch")),
-            int(value(workdir / "checkpoints/ckpt-4", "step_in_epoch"))) == (1, 1)
+    assert (
+        int(value(workdir / "checkpoints/ckpt-4", "epoch")),
+        int(value(workdir / "checkpoints/ckpt-4", "step_in_epoch")),
+    ) == (1, 1)
     assert result.checkpoint.endswith("ckpt-6")
-    assert (int(value(result.checkpoint, "epoch")),
-            int(value(result.checkpoint, "step_in_epoch"))) == (2, 0)
+    assert (
+        int(value(result.checkpoint, "epoch")),
+        int(value(result.checkpoint, "step_in_epoch")),
+    ) == (2, 0)
     assert int(value(result.checkpoint, "optimizer/_iterations")) == 6
     # The optimizer's slots are saved with it (restoring them: test_training_callbacks.py).
-    slots = [n for n, _ in tf.train.list_variables(result.checkpoint)
-             if n.startswith("optimizer/_variables/")]
+    slots = [
+        n
+        for n, _ in tf.train.list_variables(result.checkpoint)
+        if n.startswith("optimizer/_variables/")
+    ]
     assert len(slots) > 100
     assert cfg.load_config(workdir / "config.yaml") == config
     assert (workdir / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -158,18 +170,25 @@ def test_steps_per_epoch_from_usable_videos(tmp_path):
     # 8 long videos and 3 too short for a sample (25 frames needed): 8 // 4 = 2 steps.
     write_painted_shards(tmp_path, num_videos=8)
     from tfcmvp.data import synthetic
-    synthetic.write_shards([synthetic.painted_record(f"short{i}", 20) for i in range(3)],
-                           str(tmp_path / "train-short"))
+
+    synthetic.write_shards(
+        [synthetic.painted_record(f"short{i}", 20) for i in range(3)], str(tmp_path / "train-short")
+    )
     from tfcmvp import verify
+
     verify.write_manifest(tmp_path)  # the extra shard is part of this data set
     files = find_train_shards(tmp_path)
     assert len(files) == 3
     assert resolve_steps_per_epoch(tiny_config("train.steps_per_epoch=null"), files) == 2
     assert resolve_steps_per_epoch(tiny_config("train.steps_per_epoch=7"), files) == 7
-    with pytest.raises(ValueError, match=r"only 8 usable training videos for "
-                                         r"train\.global_batch_size=16"):
+    with pytest.raises(
+        ValueError,
+        match=r"only 8 usable training videos for "
+        r"train\.global_batch_size=16",
+    ):
         resolve_steps_per_epoch(
-            tiny_config("train.steps_per_epoch=null", "train.global_batch_size=16"), files)
+            tiny_config("train.steps_per_epoch=null", "train.global_batch_size=16"), files
+        )
 
 
 def test_cli_reports_config_errors_and_lists_keys(tmp_path, caplog, capsys):
@@ -179,15 +198,31 @@ def test_cli_reports_config_errors_and_lists_keys(tmp_path, caplog, capsys):
 
     parser = argparse.ArgumentParser()
     pretrain_cmd.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["pretrain", "--data", str(tmp_path), "--workdir",
-                              str(tmp_path / "run"), "--set", "train.epoch=3"])
+    args = parser.parse_args(
+        [
+            "pretrain",
+            "--data",
+            str(tmp_path),
+            "--workdir",
+            str(tmp_path / "run"),
+            "--set",
+            "train.epoch=3",
+        ]
+    )
     assert args.run(args) == 2
     assert "'train.epoch'" in caplog.text and "train.epochs" in caplog.text
 
     # --list_keys alone: the effective values (here of the tiny config plus --set).
-    args = parser.parse_args(["pretrain", "--list_keys", "--config",
-                              str(REPO_CONFIGS / "pretrain_tiny_cpu.yaml"), "--set",
-                              "loss.alpha=0.25"])
+    args = parser.parse_args(
+        [
+            "pretrain",
+            "--list_keys",
+            "--config",
+            str(REPO_CONFIGS / "pretrain_tiny_cpu.yaml"),
+            "--set",
+            "loss.alpha=0.25",
+        ]
+    )
     assert args.run(args) == 0
     listed = capsys.readouterr().out.splitlines()
     by_key = {line.split(" = ")[0].strip(): line.split(" = ", 1)[1] for line in listed}
@@ -202,16 +237,21 @@ def test_cli_reports_config_errors_and_lists_keys(tmp_path, caplog, capsys):
     assert exit_info.value.code == 2
     assert "the following arguments are required: --data" in capsys.readouterr().err
 
-    args = parser.parse_args(["pretrain", "--data", str(tmp_path / "empty"), "--workdir",
-                              str(tmp_path / "run")])
+    args = parser.parse_args(
+        ["pretrain", "--data", str(tmp_path / "empty"), "--workdir", str(tmp_path / "run")]
+    )
     assert args.run(args) == 2
     assert "no training shards" in caplog.text
 
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="the check is for CPUs")
 def test_mixed_float16_on_a_cpu_is_refused_before_anything_is_written(data_dir, tmp_path):
-    config = tiny_config("train.epochs=1", "train.steps_per_epoch=1", "optimizer.warmup_epochs=0",
-                         "train.mixed_precision=mixed_float16")
+    config = tiny_config(
+        "train.epochs=1",
+        "train.steps_per_epoch=1",
+        "optimizer.warmup_epochs=0",
+        "train.mixed_precision=mixed_float16",
+    )
     with pytest.raises(ValueError, match="needs a GPU.*mixed_bfloat16"):
         pretrain(config, data_dir, tmp_path / "run", verbose=0)
     assert not list((tmp_path / "run").iterdir())
@@ -219,8 +259,12 @@ def test_mixed_float16_on_a_cpu_is_refused_before_anything_is_written(data_dir, 
 
 def test_one_step_in_mixed_bfloat16(data_dir, tmp_path):
     """bfloat16 compute (the CPU's mixed precision): finite losses, float32 variables."""
-    config = tiny_config("train.epochs=1", "train.steps_per_epoch=1", "optimizer.warmup_epochs=0",
-                         "train.mixed_precision=mixed_bfloat16")
+    config = tiny_config(
+        "train.epochs=1",
+        "train.steps_per_epoch=1",
+        "optimizer.warmup_epochs=0",
+        "train.mixed_precision=mixed_bfloat16",
+    )
     try:
         with without_grappler():
             result = pretrain(config, data_dir, tmp_path / "run", verbose=0)

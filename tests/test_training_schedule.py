@@ -62,7 +62,10 @@ def test_optimizer_from_paper_config():
     schedule = optimizer._learning_rate  # the schedule object itself
     assert isinstance(schedule, WarmupCosine)
     assert (schedule.peak_learning_rate, schedule.warmup_steps, schedule.total_steps) == (
-        pytest.approx(0.032), 500, 12000)
+        pytest.approx(0.032),
+        500,
+        12000,
+    )
     # The optimizer reads the schedule at its own step counter.
     assert float(optimizer.learning_rate) == pytest.approx(0.032 / 500)
 
@@ -70,10 +73,18 @@ def test_optimizer_from_paper_config():
 def test_optimizer_update_is_nesterov_sgd_with_decoupled_decay_and_clip():
     # One variable, two steps, against a NumPy re-implementation of Keras SGD:
     # w -= lr * wd * w;  m = mu * m - lr * g;  w += mu * m - lr * g (Nesterov).
-    config = cfg.load_config(None, [
-        "train.epochs=2", "train.global_batch_size=2", "optimizer.base_lr_per_sample=0.05",
-        "optimizer.warmup_epochs=0", "optimizer.clipnorm=1.0", "optimizer.weight_decay=0.1",
-        "optimizer.weight_decay_mode=decoupled"])  # coupled: test_training_optimizer_parity.py
+    config = cfg.load_config(
+        None,
+        [
+            "train.epochs=2",
+            "train.global_batch_size=2",
+            "optimizer.base_lr_per_sample=0.05",
+            "optimizer.warmup_epochs=0",
+            "optimizer.clipnorm=1.0",
+            "optimizer.weight_decay=0.1",
+            "optimizer.weight_decay_mode=decoupled",
+        ],
+    )  # coupled: test_training_optimizer_parity.py
     optimizer = build_optimizer(config, steps_per_epoch=2)  # peak 0.1, 4 steps of cosine
     w = keras.Variable(np.array([1.0, -2.0], np.float32))
     grads = [np.array([3.0, 4.0], np.float32), np.array([0.3, 0.4], np.float32)]

@@ -22,14 +22,27 @@ REPO_ROOT = TESTS_DIR.parent
 # Smallest sizes the networks accept: C3D needs T divisible by 8 and
 # 16-pixel cells; R3D-10 maps 8 x 32 x 32 motion to a 1 x 2 x 2 grid (N = 4).
 TINY_OVERRIDES = (
-    "data.clip_len=8", "data.clip_stride=2", "data.num_negatives=1", "data.crop_size=32",
-    "data.shuffle_buffer=8", "data.blur=null",
-    "model.backbone_width=4", "model.iframe_width=4", "model.motion_width=4",
-    "model.predictor_width=16", "model.num_heads=2", "model.ffn_width=16",
-    "model.encoder_layers=1", "model.decoder_layers=1", "model.head_hidden=32",
+    "data.clip_len=8",
+    "data.clip_stride=2",
+    "data.num_negatives=1",
+    "data.crop_size=32",
+    "data.shuffle_buffer=8",
+    "data.blur=null",
+    "model.backbone_width=4",
+    "model.iframe_width=4",
+    "model.motion_width=4",
+    "model.predictor_width=16",
+    "model.num_heads=2",
+    "model.ffn_width=16",
+    "model.encoder_layers=1",
+    "model.decoder_layers=1",
+    "model.head_hidden=32",
     "model.head_out=16",
-    "train.global_batch_size=4", "train.steps_per_epoch=3", "train.epochs=2",
-    "train.deterministic=true", "optimizer.warmup_epochs=1",
+    "train.global_batch_size=4",
+    "train.steps_per_epoch=3",
+    "train.epochs=2",
+    "train.deterministic=true",
+    "optimizer.warmup_epochs=1",
 )
 NUM_VIDEOS = 8
 NUM_FRAMES = 40  # >= the 25 frames one tiny sample spans
@@ -40,15 +53,17 @@ def tiny_config(*overrides: str) -> cfg.PretrainConfig:
     return cfg.load_config(None, list(TINY_OVERRIDES) + list(overrides))
 
 
-def write_painted_shards(directory, num_videos: int = NUM_VIDEOS,
-                         num_frames: int = NUM_FRAMES) -> list:
+def write_painted_shards(
+    directory, num_videos: int = NUM_VIDEOS, num_frames: int = NUM_FRAMES
+) -> list:
     """``directory/train-0000i-of-00002.tfrecord.gz`` of painted videos, and the
     ``manifest.json`` that lists them (the readers refuse shards without one)."""
     from tfcmvp import verify
     from tfcmvp.data import synthetic
 
-    records = [synthetic.painted_record(f"v{i:02d}", num_frames, label=i % 2)
-               for i in range(num_videos)]
+    records = [
+        synthetic.painted_record(f"v{i:02d}", num_frames, label=i % 2) for i in range(num_videos)
+    ]
     paths = synthetic.write_shards(records, str(pathlib.Path(directory) / "train"), num_shards=2)
     verify.write_manifest(directory)
     return paths
@@ -69,11 +84,13 @@ def without_grappler():
         yield
     finally:
         tf.config.optimizer.set_experimental_options(
-            {"disable_meta_optimizer": previous.get("disable_meta_optimizer", False)})
+            {"disable_meta_optimizer": previous.get("disable_meta_optimizer", False)}
+        )
 
 
-def start_weights_run(runner: str, overrides, tmp_path, name, workdir_name=None,
-                      extra_env=None) -> subprocess.Popen:
+def start_weights_run(
+    runner: str, overrides, tmp_path, name, workdir_name=None, extra_env=None
+) -> subprocess.Popen:
     """Starts ``runner`` (a script template) in a fresh Python with the repository importable.
 
     The template gets ``tests`` (this folder), ``overrides`` (a list),
@@ -82,14 +99,27 @@ def start_weights_run(runner: str, overrides, tmp_path, name, workdir_name=None,
     (the path prefix of the ``.json`` / ``.npz`` it writes). ``extra_env``
     adds environment variables (e.g. ``TF_CONFIG``).
     """
-    code = runner.format(tests=str(TESTS_DIR), overrides=list(overrides),
-                         data=str(tmp_path / "data"),
-                         workdir=str(tmp_path / (workdir_name or name)),
-                         out=str(tmp_path / name))
-    env = dict(os.environ, **(extra_env or {}), PYTHONPATH=os.pathsep.join(
-        [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    code = runner.format(
+        tests=str(TESTS_DIR),
+        overrides=list(overrides),
+        data=str(tmp_path / "data"),
+        workdir=str(tmp_path / (workdir_name or name)),
+        out=str(tmp_path / name),
+    )
+    env = dict(
+        os.environ,
+        **(extra_env or {}),
+        PYTHONPATH=os.pathsep.join(
+            [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        ),
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def finish_weights_run(process: subprocess.Popen, tmp_path, name) -> tuple:

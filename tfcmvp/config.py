@@ -72,17 +72,21 @@ class ColorJitterConfig:
     brightness: float = field(0.4, "brightness factor drawn from [1 - v, 1 + v] (authors: 0.4)")
     contrast: float = field(0.4, "contrast factor drawn from [1 - v, 1 + v] (authors: 0.4)")
     saturation: float = field(0.4, "saturation factor drawn from [1 - v, 1 + v] (authors: 0.4)")
-    hue: float = field(
-        0.1, "hue shift drawn from [-v, v] turns of the colour wheel (authors: 0.1)")
+    hue: float = field(0.1, "hue shift drawn from [-v, v] turns of the colour wheel (authors: 0.1)")
     prob: float = field(
-        0.5, "probability of jittering a clip at all (authors: 0.5; SimCLR / CoCLR use 0.8)")
+        0.5, "probability of jittering a clip at all (authors: 0.5; SimCLR / CoCLR use 0.8)"
+    )
     random_order: bool = field(
-        True, "apply the four adjustments in a random order drawn per clip, as torchvision's "
-              "ColorJitter and the authors' code; false: brightness, contrast, saturation, hue")
+        True,
+        "apply the four adjustments in a random order drawn per clip, as torchvision's "
+        "ColorJitter and the authors' code; false: brightness, contrast, saturation, hue",
+    )
     grayscale_prob: float = field(
-        0.2, "probability of turning the clip grey (0.299 R + 0.587 G + 0.114 B), drawn "
-             "independently of the jitter and applied after it (authors: 0.2 in pretraining, "
-             "none in finetuning); 0 = off")
+        0.2,
+        "probability of turning the clip grey (0.299 R + 0.587 G + 0.114 B), drawn "
+        "independently of the jitter and applied after it (authors: 0.2 in pretraining, "
+        "none in finetuning); 0 = off",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,59 +111,76 @@ class DataConfig:
 
     clip_len: int = field(16, "frames in the RGB clip fed to the V-Network")
     clip_stride: int = field(
-        4, "temporal stride between the clip's frames (16 x 4: a 61-frame span)")
+        4, "temporal stride between the clip's frames (16 x 4: a 61-frame span)"
+    )
     motion_len: int = field(8, "consecutive motion-vector frames in each motion clip")
     motion_gap: int = field(
-        3, "frames between the clip's last frame and the first future motion frame")
+        3, "frames between the clip's last frame and the first future motion frame"
+    )
     period: Literal["future", "current"] = field(
-        "future", "motion target: the motion after the clip (paper) or under it (Table 1 ablation)")
+        "future", "motion target: the motion after the clip (paper) or under it (Table 1 ablation)"
+    )
     num_negatives: int = field(
-        3, "hard-negative motion clips per video, from non-overlapping windows of the same video")
+        3, "hard-negative motion clips per video, from non-overlapping windows of the same video"
+    )
     iframe_window: int = field(
-        5, "the I-frame is drawn among the I-frames within this many frames of the clip span")
+        5, "the I-frame is drawn among the I-frames within this many frames of the clip span"
+    )
     iframe_excludes_clip_frames: bool = field(
-        True, "never take an I-frame whose index is one of the clip's frame indices: from the "
-              "same decode it is pixel-identical to a clip frame, a shortcut for context "
-              "matching (~22% of samples at GOP 12, stride 4). The authors keep such indices but "
-              "read I-frames from a separate low-bitrate re-encode, so never identical pixels; "
-              "with such data (extraction --iframe_source reencode) false reproduces their "
-              "sampling. Without another I-frame in the window: the nearest one that is not a "
-              "clip frame (tfcmvp.data.sampling)")
+        True,
+        "never take an I-frame whose index is one of the clip's frame indices: from the "
+        "same decode it is pixel-identical to a clip frame, a shortcut for context "
+        "matching (~22% of samples at GOP 12, stride 4). The authors keep such indices but "
+        "read I-frames from a separate low-bitrate re-encode, so never identical pixels; "
+        "with such data (extraction --iframe_source reencode) false reproduces their "
+        "sampling. Without another I-frame in the window: the nearest one that is not a "
+        "clip frame (tfcmvp.data.sampling)",
+    )
     crop_size: int = field(112, "side of the square training crop in pixels")
     min_crop_area: float = field(0.2, "smallest area fraction of the random resized crop")
     crop_ratio: tuple[float, ...] = field(
-        (3 / 4, 4 / 3), "(low, high) range of the crop's width / height")
+        (3 / 4, 4 / 3), "(low, high) range of the crop's width / height"
+    )
     flip_prob: float = field(0.5, "probability of a horizontal flip")
     flip_negates_mv_x: bool = field(
-        True, "negate the x component of motion vectors on a horizontal flip (CoViAR; the "
-              "authors' code does not, which makes a flipped clip disagree with its vectors)")
+        True,
+        "negate the x component of motion vectors on a horizontal flip (CoViAR; the "
+        "authors' code does not, which makes a flipped clip disagree with its vectors)",
+    )
     mv_clip: float = field(10.0, "motion vectors are clamped to +-mv_clip pixels (authors: 10)")
-    mv_div: float = field(
-        10.0, "motion vectors are divided by mv_div after clamping (authors: 10)")
+    mv_div: float = field(10.0, "motion vectors are divided by mv_div after clamping (authors: 10)")
     mv_resize_method: Literal["bilinear", "nearest"] = field(
-        "bilinear", "resampling of motion-vector maps to the crop")
+        "bilinear", "resampling of motion-vector maps to the crop"
+    )
     color_jitter: Optional[ColorJitterConfig] = field(
-        ColorJitterConfig(), "colour jitter of clip and I-frame; null = off")
+        ColorJitterConfig(), "colour jitter of clip and I-frame; null = off"
+    )
     iframe_color_jitter: Optional[ColorJitterConfig] = field(
-        None, "colour jitter of the I-frame alone, replacing color_jitter for it; null = the "
-              "same as the clip's (paper). hue 0.5 with prob 1 randomises the I-frame's "
-              "colours, so that context matching cannot be solved by colour statistics "
-              "(`tfcmvp probe` measures whether it is)")
+        None,
+        "colour jitter of the I-frame alone, replacing color_jitter for it; null = the "
+        "same as the clip's (paper). hue 0.5 with prob 1 randomises the I-frame's "
+        "colours, so that context matching cannot be solved by colour statistics "
+        "(`tfcmvp probe` measures whether it is)",
+    )
     blur: Optional[BlurConfig] = field(
-        BlurConfig(), "Gaussian blur of clip and I-frame; null = off")
+        BlurConfig(), "Gaussian blur of clip and I-frame; null = off"
+    )
     shuffle_buffer: int = field(256, "videos in the tf.data shuffle buffer (<= 1: no shuffle)")
-    cycle_length: Optional[int] = field(
-        None, "TFRecord shards read at once; null = min(shards, 8)")
+    cycle_length: Optional[int] = field(None, "TFRecord shards read at once; null = min(shards, 8)")
     cache: Optional[str] = field(
-        None, "keep the decompressed records after the first epoch: 'memory', or a local file "
-              "prefix (room for the uncompressed dataset), so later epochs skip reading and "
-              "gunzip (about 7 ms of CPU per 2 MB record); null = read the shards every epoch")
+        None,
+        "keep the decompressed records after the first epoch: 'memory', or a local file "
+        "prefix (room for the uncompressed dataset), so later epochs skip reading and "
+        "gunzip (about 7 ms of CPU per 2 MB record); null = read the shards every epoch",
+    )
     on_corrupt: Literal["fail", "skip"] = field(
-        "fail", "a damaged training shard (bad CRC, broken gzip, truncated): fail = stop with "
-                "an error naming the shard and the byte offset; skip = read it up to the damage, "
-                "skip the rest, and log each damaged shard and how many records were skipped. "
-                "Evaluation (finetuning's test split, retrieval) always stops: a score over part "
-                "of a test set is not comparable")
+        "fail",
+        "a damaged training shard (bad CRC, broken gzip, truncated): fail = stop with "
+        "an error naming the shard and the byte offset; skip = read it up to the damage, "
+        "skip the rest, and log each damaged shard and how many records were skipped. "
+        "Evaluation (finetuning's test split, retrieval) always stops: a score over part "
+        "of a test set is not comparable",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,43 +189,60 @@ class ModelConfig:
     predictor memory, motion predictor and the four MLP heads."""
 
     backbone: Literal["c3d", "r2plus1d_26", "r3d_26", "r3d_10"] = field(
-        "c3d", "V-Network, the video backbone kept after pretraining (r3d_10: tiny runs only)")
+        "c3d", "V-Network, the video backbone kept after pretraining (r3d_10: tiny runs only)"
+    )
     backbone_width: int = field(
-        64, "channels of the V-Network's first stage; the others scale with it (paper: 64)")
+        64, "channels of the V-Network's first stage; the others scale with it (paper: 64)"
+    )
     backbone_blocks: Optional[tuple[int, ...]] = field(
-        None, "residual blocks per stage of a ResNet V-Network; null = the architecture's "
-              "own ((2, 2, 2, 2) for the -26 nets); must be null for c3d")
+        None,
+        "residual blocks per stage of a ResNet V-Network; null = the architecture's "
+        "own ((2, 2, 2, 2) for the -26 nets); must be null for c3d",
+    )
     iframe_backbone: Literal["r2d_10"] = field("r2d_10", "I-Network (shallow 2-D ResNet)")
     iframe_width: int = field(64, "channels of the I-Network's first stage (paper: 64)")
     motion_backbone: Literal["r3d_10"] = field("r3d_10", "M-Network (shallow 3-D ResNet)")
     motion_width: int = field(64, "channels of the M-Network's first stage (paper: 64)")
     memory_interpolation: Literal["nearest", "trilinear"] = field(
-        "nearest", "resampling of the coarser V-Network stage onto the memory grid")
+        "nearest", "resampling of the coarser V-Network stage onto the memory grid"
+    )
     memory_fusion: Literal["add", "concat"] = field(
-        "add", "fusion of a ResNet V-Network's folded layer3 and upsampled layer4 maps into the "
-               "predictor memory: add (authors' code; 98 tokens of 2048 at paper size) or concat "
-               "on channels (4096); C3D has one map")
+        "add",
+        "fusion of a ResNet V-Network's folded layer3 and upsampled layer4 maps into the "
+        "predictor memory: add (authors' code; 98 tokens of 2048 at paper size) or concat "
+        "on channels (4096); C3D has one map",
+    )
     memory_bias: bool = field(
-        False, "bias in the linear map of the memory to predictor_width (authors: none)")
+        False, "bias in the linear map of the memory to predictor_width (authors: none)"
+    )
     context_pooling: Literal["fused", "layer4"] = field(
-        "fused", "what the clip-context query (g_V) averages for a ResNet V-Network: the fused "
-                 "memory map before its projection (authors' code; the context loss then also "
-                 "trains layer3) or the last stage alone (as finetuning and retrieval pool); the "
-                 "same map for C3D")
+        "fused",
+        "what the clip-context query (g_V) averages for a ResNet V-Network: the fused "
+        "memory map before its projection (authors' code; the context loss then also "
+        "trains layer3) or the last stage alone (as finetuning and retrieval pool); the "
+        "same map for C3D",
+    )
     motion_stem: Literal["authors", "strided"] = field(
-        "authors", "M-Network stem: 3x7x7 conv at stride 1 then a 1x3x3 max pool of stride "
-                   "(1, 2, 2) (authors' code), or the conv at stride (1, 2, 2) without pool "
-                   "(a quarter of the stem's compute); same weights and output grid")
+        "authors",
+        "M-Network stem: 3x7x7 conv at stride 1 then a 1x3x3 max pool of stride "
+        "(1, 2, 2) (authors' code), or the conv at stride (1, 2, 2) without pool "
+        "(a quarter of the stem's compute); same weights and output grid",
+    )
     zero_init_residual: bool = field(
-        True, "the last BatchNorm of every residual block of the V-, I- and M-Network starts "
-              "at gamma 0 (authors' code)")
+        True,
+        "the last BatchNorm of every residual block of the V-, I- and M-Network starts "
+        "at gamma 0 (authors' code)",
+    )
     init: Literal["authors", "keras"] = field(
-        "authors", "initialisers of the memory, predictor and heads: authors' code (Linear "
-                   "N(0, 0.01), zero bias; attention inputs Xavier-uniform; positional "
-                   "embeddings U(0, 1); head layers Kaiming fan-out) or Keras defaults "
-                   "(Glorot-uniform; embeddings N(0, 1)); tfcmvp.models.initializers")
+        "authors",
+        "initialisers of the memory, predictor and heads: authors' code (Linear "
+        "N(0, 0.01), zero bias; attention inputs Xavier-uniform; positional "
+        "embeddings U(0, 1); head layers Kaiming fan-out) or Keras defaults "
+        "(Glorot-uniform; embeddings N(0, 1)); tfcmvp.models.initializers",
+    )
     predictor: Literal["transformer", "convgru"] = field(
-        "transformer", "motion predictor from the V-Network memory to future motion (Table 1)")
+        "transformer", "motion predictor from the V-Network memory to future motion (Table 1)"
+    )
     predictor_width: int = field(512, "width of the memory tokens and the predictor")
     encoder_layers: int = field(2, "Transformer encoder layers")
     decoder_layers: int = field(4, "Transformer decoder layers")
@@ -269,22 +307,31 @@ class LossConfig:
 
     temperature: float = field(0.1, "tau of both InfoNCE losses (Eq. 1, Eq. 2)")
     alpha: float = field(
-        0.5, "weight of the motion loss: 0 = context only, 1 = motion only (Table 4)")
+        0.5, "weight of the motion loss: 0 = context only, 1 = motion only (Table 4)"
+    )
     scale: float = field(
-        2.0, "factor on the whole objective (and so on its gradient). The authors minimise "
-             "loss_m + loss_i = 2 x ((1 - a) J_I + a J_M) at a = 0.5: scale 2 applies their "
-             "update at their lr = 5e-4 x B; 1 = Eq. 3 as printed (half their step)")
+        2.0,
+        "factor on the whole objective (and so on its gradient). The authors minimise "
+        "loss_m + loss_i = 2 x ((1 - a) J_I + a J_M) at a = 0.5: scale 2 applies their "
+        "update at their lr = 5e-4 x B; 1 = Eq. 3 as printed (half their step)",
+    )
     motion_loss: Literal["infonce", "mse", "ce"] = field(
-        "infonce", "motion objective: pointwise InfoNCE on features (paper), or regress the "
-                   "pooled vectors (mse) / classify their quantised ranges (ce) (Table 1)")
+        "infonce",
+        "motion objective: pointwise InfoNCE on features (paper), or regress the "
+        "pooled vectors (mse) / classify their quantised ranges (ce) (Table 1)",
+    )
     motion_only_epochs: float = field(
-        0.0, "epochs at the start that minimise the motion loss alone (alpha 1) before the "
-             "joint objective: a curriculum for small runs, where the larger context gradients "
-             "on the shared V-Network keep the motion task on its ln(batch) plateau (see "
-             "configs/pretrain_tiny_cpu.yaml); 0 = joint from the first step (paper)")
+        0.0,
+        "epochs at the start that minimise the motion loss alone (alpha 1) before the "
+        "joint objective: a curriculum for small runs, where the larger context gradients "
+        "on the shared V-Network keep the motion task on its ln(batch) plateau (see "
+        "configs/pretrain_tiny_cpu.yaml); 0 = joint from the first step (paper)",
+    )
     ce_bins: int = field(
-        21, "classes per motion component for the mse/ce ablations (odd: zero motion gets "
-            "its own class); over (-mv_clip, mv_clip) px that is 1 px per class")
+        21,
+        "classes per motion component for the mse/ce ablations (odd: zero motion gets "
+        "its own class); over (-mv_clip, mv_clip) px that is 1 px per class",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,23 +339,29 @@ class OptimizerConfig:
     """SGD with a warm-up + cosine learning-rate schedule."""
 
     base_lr_per_sample: float = field(
-        5e-4, "peak learning rate per sample of the global batch: lr = base_lr_per_sample x B")
+        5e-4, "peak learning rate per sample of the global batch: lr = base_lr_per_sample x B"
+    )
     momentum: float = field(0.9, "SGD momentum")
     nesterov: bool = field(True, "Nesterov momentum (authors' code; the paper says SGD)")
     weight_decay: Optional[float] = field(
-        5e-3, "L2 weight decay on every weight, applied as weight_decay_mode says. Paper: "
-              "5e-3; authors' code: 1e-3 (both PyTorch's coupled decay). null = off")
+        5e-3,
+        "L2 weight decay on every weight, applied as weight_decay_mode says. Paper: "
+        "5e-3; authors' code: 1e-3 (both PyTorch's coupled decay). null = off",
+    )
     weight_decay_mode: Literal["coupled", "decoupled"] = field(
-        "coupled", "coupled = the authors' update, torch.optim.SGD after clip_grad_norm_: "
-                   "weight_decay x w is added to the clipped gradient before momentum, and the "
-                   "momentum buffer holds gradients (the rate applies when stepping). "
-                   "decoupled = Keras SGD (our update before this option): w -= lr x "
-                   "weight_decay x w each step, the rate folded into the velocity. At momentum "
-                   "0.9 coupled decay is about 1/(1 - momentum) = 10x stronger at the same "
-                   "weight_decay")
+        "coupled",
+        "coupled = the authors' update, torch.optim.SGD after clip_grad_norm_: "
+        "weight_decay x w is added to the clipped gradient before momentum, and the "
+        "momentum buffer holds gradients (the rate applies when stepping). "
+        "decoupled = Keras SGD (our update before this option): w -= lr x "
+        "weight_decay x w each step, the rate folded into the velocity. At momentum "
+        "0.9 coupled decay is about 1/(1 - momentum) = 10x stronger at the same "
+        "weight_decay",
+    )
     warmup_epochs: float = field(5.0, "epochs of linear warm-up before the cosine decay")
     clipnorm: Optional[float] = field(
-        15.0, "clip the global norm of the gradient (summed over replicas) to this; null = off")
+        15.0, "clip the global norm of the gradient (summed over replicas) to this; null = off"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,29 +370,35 @@ class TrainConfig:
 
     epochs: int = field(120, "training epochs")
     global_batch_size: int = field(
-        64, "videos per step over all replicas (UCF101: 64 on 4 GPUs; K400: 512 on 32)")
+        64, "videos per step over all replicas (UCF101: 64 on 4 GPUs; K400: 512 on 32)"
+    )
     steps_per_epoch: Optional[int] = field(
-        None, "optimizer steps per epoch; null = training videos // global_batch_size")
+        None, "optimizer steps per epoch; null = training videos // global_batch_size"
+    )
     checkpoint_every_steps: Optional[int] = field(
-        None, "also checkpoint every N steps (a killed run resumes mid-epoch); "
-              "null = per epoch only")
+        None,
+        "also checkpoint every N steps (a killed run resumes mid-epoch); null = per epoch only",
+    )
     keep_checkpoints: int = field(3, "newest checkpoints kept in WORKDIR/checkpoints")
     seed: int = field(0, "seed of weight initialisation, sampling and augmentation")
     deterministic: bool = field(
-        False, "bit-identical runs (history, weights) for one config, data and seed on one "
-               "device, same machine and TensorFlow: tf.data keeps its order through the parallel "
-               "stages and TensorFlow's op determinism is on for the run (deterministic kernels: "
-               "other last bits than a run without; the sample map, whose record parse holds a "
-               "stateful Assert, runs on one thread). Without it two tiny runs of one seed "
-               "sharing the cores differed from the first epoch on. Cost, tiny configs on 2 "
-               "shared CPU cores: pretraining 5.1 vs 5.2 steps/s (medians of 10 alternated runs; "
-               "on/off per pair 0.74-1.28, median 0.97), finetuning none measurable. Also "
-               "verified under MirroredStrategy on virtual CPUs; replicas on GPUs or workers are "
-               "unverified (it warns). A resumed run draws fresh samples from its step, so it "
-               "differs from an uninterrupted one. Off by default: the paper configs run on GPUs, "
-               "where the one-thread sample map can starve them")
+        False,
+        "bit-identical runs (history, weights) for one config, data and seed on one "
+        "device, same machine and TensorFlow: tf.data keeps its order through the parallel "
+        "stages and TensorFlow's op determinism is on for the run (deterministic kernels: "
+        "other last bits than a run without; the sample map, whose record parse holds a "
+        "stateful Assert, runs on one thread). Without it two tiny runs of one seed "
+        "sharing the cores differed from the first epoch on. Cost, tiny configs on 2 "
+        "shared CPU cores: pretraining 5.1 vs 5.2 steps/s (medians of 10 alternated runs; "
+        "on/off per pair 0.74-1.28, median 0.97), finetuning none measurable. Also "
+        "verified under MirroredStrategy on virtual CPUs; replicas on GPUs or workers are "
+        "unverified (it warns). A resumed run draws fresh samples from its step, so it "
+        "differs from an uninterrupted one. Off by default: the paper configs run on GPUs, "
+        "where the one-thread sample map can starve them",
+    )
     mixed_precision: Optional[Literal["mixed_float16", "mixed_bfloat16"]] = field(
-        None, "Keras dtype policy of the networks (losses stay float32); null = float32")
+        None, "Keras dtype policy of the networks (losses stay float32); null = float32"
+    )
     sync_bn: bool = field(True, "BatchNorm statistics over the global batch (SyncBN, authors)")
 
 
@@ -348,11 +407,15 @@ class RuntimeConfig:
     """Where the run executes."""
 
     strategy: Literal["default", "mirrored", "multi_worker"] = field(
-        "default", "tf.distribute strategy: default (one device), mirrored (all local GPUs), "
-                   "multi_worker (MultiWorkerMirroredStrategy, cluster from TF_CONFIG)")
+        "default",
+        "tf.distribute strategy: default (one device), mirrored (all local GPUs), "
+        "multi_worker (MultiWorkerMirroredStrategy, cluster from TF_CONFIG)",
+    )
     virtual_cpus: int = field(
-        0, "N >= 2 splits the CPU into N logical devices and mirrors over them (testing "
-           "data parallelism without GPUs); 0 = off")
+        0,
+        "N >= 2 splits the CPU into N logical devices and mirrors over them (testing "
+        "data parallelism without GPUs); 0 = off",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,17 +423,21 @@ class PretrainConfig:
     """A complete pretraining run."""
 
     data: DataConfig = dataclasses.field(
-        default_factory=DataConfig, metadata={"doc": "sampling and augmentation"})
+        default_factory=DataConfig, metadata={"doc": "sampling and augmentation"}
+    )
     model: ModelConfig = dataclasses.field(
-        default_factory=ModelConfig, metadata={"doc": "networks"})
-    loss: LossConfig = dataclasses.field(
-        default_factory=LossConfig, metadata={"doc": "objective"})
+        default_factory=ModelConfig, metadata={"doc": "networks"}
+    )
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig, metadata={"doc": "objective"})
     optimizer: OptimizerConfig = dataclasses.field(
-        default_factory=OptimizerConfig, metadata={"doc": "SGD and learning-rate schedule"})
+        default_factory=OptimizerConfig, metadata={"doc": "SGD and learning-rate schedule"}
+    )
     train: TrainConfig = dataclasses.field(
-        default_factory=TrainConfig, metadata={"doc": "run length, batch, checkpoints"})
+        default_factory=TrainConfig, metadata={"doc": "run length, batch, checkpoints"}
+    )
     runtime: RuntimeConfig = dataclasses.field(
-        default_factory=RuntimeConfig, metadata={"doc": "devices and distribution"})
+        default_factory=RuntimeConfig, metadata={"doc": "devices and distribution"}
+    )
 
     def __post_init__(self):
         _check_ranges(self)
@@ -385,16 +452,25 @@ def _check_ranges(config: PretrainConfig) -> None:
     """Value checks that types alone do not catch, each naming the key."""
     loss = config.loss
     shared = section_checks(config)
-    raise_failed_check(config, [
-        ("loss.alpha", 0.0 <= loss.alpha <= 1.0, "must lie in [0, 1]"),
-        ("loss.motion_only_epochs", 0.0 <= loss.motion_only_epochs <= config.train.epochs,
-         f"must lie in [0, train.epochs = {config.train.epochs}]"),
-        ("loss.temperature", loss.temperature > 0, "must be > 0"),
-        ("loss.scale", loss.scale > 0, "must be > 0"),
-        ("loss.ce_bins", loss.ce_bins >= 2, "must be >= 2"),
-        *shared["train"], *shared["optimizer"], *shared["runtime"], *shared["data"],
-        *shared["model"],
-    ])
+    raise_failed_check(
+        config,
+        [
+            ("loss.alpha", 0.0 <= loss.alpha <= 1.0, "must lie in [0, 1]"),
+            (
+                "loss.motion_only_epochs",
+                0.0 <= loss.motion_only_epochs <= config.train.epochs,
+                f"must lie in [0, train.epochs = {config.train.epochs}]",
+            ),
+            ("loss.temperature", loss.temperature > 0, "must be > 0"),
+            ("loss.scale", loss.scale > 0, "must be > 0"),
+            ("loss.ce_bins", loss.ce_bins >= 2, "must be >= 2"),
+            *shared["train"],
+            *shared["optimizer"],
+            *shared["runtime"],
+            *shared["data"],
+            *shared["model"],
+        ],
+    )
 
 
 def section_checks(config) -> dict[str, list[tuple[str, bool, str]]]:
@@ -406,34 +482,44 @@ def section_checks(config) -> dict[str, list[tuple[str, bool, str]]]:
         "train": [
             ("train.epochs", train.epochs >= 1, "must be >= 1"),
             ("train.global_batch_size", train.global_batch_size >= 1, "must be >= 1"),
-            ("train.steps_per_epoch",
-             train.steps_per_epoch is None or train.steps_per_epoch >= 1,
-             "must be >= 1 or null"),
-            ("train.checkpoint_every_steps",
-             train.checkpoint_every_steps is None or train.checkpoint_every_steps >= 1,
-             "must be >= 1 or null"),
+            (
+                "train.steps_per_epoch",
+                train.steps_per_epoch is None or train.steps_per_epoch >= 1,
+                "must be >= 1 or null",
+            ),
+            (
+                "train.checkpoint_every_steps",
+                train.checkpoint_every_steps is None or train.checkpoint_every_steps >= 1,
+                "must be >= 1 or null",
+            ),
             ("train.keep_checkpoints", train.keep_checkpoints >= 1, "must be >= 1"),
         ],
         "optimizer": [
-            ("optimizer.warmup_epochs", 0 <= opt.warmup_epochs < train.epochs,
-             f"must lie in [0, train.epochs = {train.epochs})"),
-            ("optimizer.clipnorm", opt.clipnorm is None or opt.clipnorm > 0,
-             "must be > 0 or null"),
+            (
+                "optimizer.warmup_epochs",
+                0 <= opt.warmup_epochs < train.epochs,
+                f"must lie in [0, train.epochs = {train.epochs})",
+            ),
+            ("optimizer.clipnorm", opt.clipnorm is None or opt.clipnorm > 0, "must be > 0 or null"),
             ("optimizer.base_lr_per_sample", opt.base_lr_per_sample > 0, "must be > 0"),
         ],
         "runtime": [
             ("runtime.virtual_cpus", runtime.virtual_cpus >= 0, "must be >= 0"),
-            ("runtime.virtual_cpus",
-             runtime.virtual_cpus < 2 or runtime.strategy != "multi_worker",
-             "cannot be combined with runtime.strategy=multi_worker"),
+            (
+                "runtime.virtual_cpus",
+                runtime.virtual_cpus < 2 or runtime.strategy != "multi_worker",
+                "cannot be combined with runtime.strategy=multi_worker",
+            ),
         ],
         "data": [
             ("data.min_crop_area", 0 < config.data.min_crop_area <= 1, "must lie in (0, 1]"),
         ],
         "model": [
-            ("model.backbone_blocks",
-             config.model.backbone_blocks is None or config.model.backbone != "c3d",
-             "must be null for model.backbone=c3d (C3D has no residual blocks)"),
+            (
+                "model.backbone_blocks",
+                config.model.backbone_blocks is None or config.model.backbone != "c3d",
+                "must be null for model.backbone=c3d (C3D has no residual blocks)",
+            ),
         ],
     }
 
@@ -541,15 +627,19 @@ def _coerce(value, tp, key: str, source: str):
 def _unknown_key(key: str, valid: Sequence[str], source: str) -> ConfigError:
     close = difflib.get_close_matches(key.rsplit(".", 1)[-1], valid, n=3, cutoff=0.5)
     prefix = key.rsplit(".", 1)[0] + "." if "." in key else ""
-    hint = (f"; did you mean {', '.join(prefix + c for c in close)}?" if close
-            else f"; valid keys here: {', '.join(prefix + v for v in valid)}")
+    hint = (
+        f"; did you mean {', '.join(prefix + c for c in close)}?"
+        if close
+        else f"; valid keys here: {', '.join(prefix + v for v in valid)}"
+    )
     return ConfigError(f"{source}: unknown config key {key!r}{hint}")
 
 
 def build_config(cls, values: Mapping, source: str, prefix: str = ""):
     if not isinstance(values, Mapping):
-        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'the config'} must be a mapping, "
-                          f"got {values!r}")
+        raise ConfigError(
+            f"{source}: {prefix.rstrip('.') or 'the config'} must be a mapping, got {values!r}"
+        )
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = _hints(cls)
     kwargs = {}
@@ -563,8 +653,9 @@ def build_config(cls, values: Mapping, source: str, prefix: str = ""):
             if value is None and _nullable(tp):
                 kwargs[name] = None  # an optional section switched off
             else:
-                kwargs[name] = build_config(section, {} if value is None else value, source,
-                                      key + ".")
+                kwargs[name] = build_config(
+                    section, {} if value is None else value, source, key + "."
+                )
         else:
             kwargs[name] = _coerce(value, tp, key, source)
     try:
@@ -590,9 +681,11 @@ def config_to_dict(config) -> dict:
         return value
 
     return {
-        f.name: (config_to_dict(getattr(config, f.name))
-                 if dataclasses.is_dataclass(getattr(config, f.name))
-                 else plain(getattr(config, f.name)))
+        f.name: (
+            config_to_dict(getattr(config, f.name))
+            if dataclasses.is_dataclass(getattr(config, f.name))
+            else plain(getattr(config, f.name))
+        )
         for f in dataclasses.fields(config)
     }
 
@@ -665,10 +758,12 @@ def apply_overrides(values: Mapping, overrides: Sequence[str], root=PretrainConf
         cls = root
         node = values
         for depth, name in enumerate(path):
-            key = ".".join(path[:depth + 1])
+            key = ".".join(path[: depth + 1])
             if cls is None or not dataclasses.is_dataclass(cls):
-                raise ConfigError(f"--set {text!r}: {'.'.join(path[:depth])} is a value, "
-                                  f"not a section, so {key!r} does not exist")
+                raise ConfigError(
+                    f"--set {text!r}: {'.'.join(path[:depth])} is a value, "
+                    f"not a section, so {key!r} does not exist"
+                )
             names = [f.name for f in dataclasses.fields(cls)]
             if name not in names:
                 raise _unknown_key(key, names, f"--set {text!r}")
@@ -676,11 +771,16 @@ def apply_overrides(values: Mapping, overrides: Sequence[str], root=PretrainConf
             section = _section_type(tp)
             last = depth == len(path) - 1
             if last:
-                if section is not None and not isinstance(value, Mapping) and not (
-                        value is None and _nullable(tp)):
-                    raise ConfigError(f"--set {text!r}: {key} is a section; set one of its "
-                                      f"fields, e.g. "
-                                      f"{key}.{dataclasses.fields(section)[0].name}=...")
+                if (
+                    section is not None
+                    and not isinstance(value, Mapping)
+                    and not (value is None and _nullable(tp))
+                ):
+                    raise ConfigError(
+                        f"--set {text!r}: {key} is a section; set one of its "
+                        f"fields, e.g. "
+                        f"{key}.{dataclasses.fields(section)[0].name}=..."
+                    )
                 both_mappings = isinstance(node.get(name), Mapping) and value is not None
                 if section is not None and both_mappings:
                     node[name] = merge(node[name], value)
@@ -698,8 +798,9 @@ def apply_overrides(values: Mapping, overrides: Sequence[str], root=PretrainConf
     return values
 
 
-def read_config_values(path=None, overrides: Sequence[str] = (),
-                       root=PretrainConfig) -> tuple[dict, str]:
+def read_config_values(
+    path=None, overrides: Sequence[str] = (), root=PretrainConfig
+) -> tuple[dict, str]:
     """The values of a YAML config (none if `path` is None) with the overrides
     applied, and the source that names them in error messages.
 

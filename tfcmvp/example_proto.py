@@ -23,8 +23,15 @@ _PACKAGE = "tensorflow"
 _F = descriptor_pb2.FieldDescriptorProto
 
 
-def _field(name: str, number: int, kind: int, label: int = _F.LABEL_OPTIONAL,
-           type_name: str = "", oneof: int | None = None, packed: bool = False):
+def _field(
+    name: str,
+    number: int,
+    kind: int,
+    label: int = _F.LABEL_OPTIONAL,
+    type_name: str = "",
+    oneof: int | None = None,
+    packed: bool = False,
+):
     field = _F(name=name, number=number, type=kind, label=label, json_name=name)
     if type_name:
         field.type_name = f".{_PACKAGE}.{type_name}"
@@ -38,37 +45,47 @@ def _field(name: str, number: int, kind: int, label: int = _F.LABEL_OPTIONAL,
 def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
     """The messages of TensorFlow's ``example.proto`` that a ``tf.train.Example`` uses."""
     proto = descriptor_pb2.FileDescriptorProto(
-        name="tfcmvp/tf_example.proto", package=_PACKAGE, syntax="proto3")
+        name="tfcmvp/tf_example.proto", package=_PACKAGE, syntax="proto3"
+    )
     repeated = _F.LABEL_REPEATED
     proto.message_type.add(name="BytesList").field.append(
-        _field("value", 1, _F.TYPE_BYTES, repeated))
+        _field("value", 1, _F.TYPE_BYTES, repeated)
+    )
     proto.message_type.add(name="FloatList").field.append(
-        _field("value", 1, _F.TYPE_FLOAT, repeated, packed=True))
+        _field("value", 1, _F.TYPE_FLOAT, repeated, packed=True)
+    )
     proto.message_type.add(name="Int64List").field.append(
-        _field("value", 1, _F.TYPE_INT64, repeated, packed=True))
+        _field("value", 1, _F.TYPE_INT64, repeated, packed=True)
+    )
 
     feature = proto.message_type.add(name="Feature")
     feature.oneof_decl.add(name="kind")
-    feature.field.extend([
-        _field("bytes_list", 1, _F.TYPE_MESSAGE, type_name="BytesList", oneof=0),
-        _field("float_list", 2, _F.TYPE_MESSAGE, type_name="FloatList", oneof=0),
-        _field("int64_list", 3, _F.TYPE_MESSAGE, type_name="Int64List", oneof=0),
-    ])
+    feature.field.extend(
+        [
+            _field("bytes_list", 1, _F.TYPE_MESSAGE, type_name="BytesList", oneof=0),
+            _field("float_list", 2, _F.TYPE_MESSAGE, type_name="FloatList", oneof=0),
+            _field("int64_list", 3, _F.TYPE_MESSAGE, type_name="Int64List", oneof=0),
+        ]
+    )
 
     # map<string, Feature> feature = 1, spelled as protobuf compiles maps: a
     # repeated nested entry message with the map_entry option.
     features = proto.message_type.add(name="Features")
     entry = features.nested_type.add(name="FeatureEntry")
     entry.options.map_entry = True
-    entry.field.extend([
-        _field("key", 1, _F.TYPE_STRING),
-        _field("value", 2, _F.TYPE_MESSAGE, type_name="Feature"),
-    ])
+    entry.field.extend(
+        [
+            _field("key", 1, _F.TYPE_STRING),
+            _field("value", 2, _F.TYPE_MESSAGE, type_name="Feature"),
+        ]
+    )
     features.field.append(
-        _field("feature", 1, _F.TYPE_MESSAGE, repeated, type_name="Features.FeatureEntry"))
+        _field("feature", 1, _F.TYPE_MESSAGE, repeated, type_name="Features.FeatureEntry")
+    )
 
     proto.message_type.add(name="Example").field.append(
-        _field("features", 1, _F.TYPE_MESSAGE, type_name="Features"))
+        _field("features", 1, _F.TYPE_MESSAGE, type_name="Features")
+    )
     return proto
 
 

@@ -61,7 +61,8 @@ def motion_stats(video: CompressedVideo) -> MotionStats:
         moving=float((magnitude >= _MOVING).mean()),
         mean_magnitude=float(on.mean()) if len(on) else 0.0,
         p99_magnitude=float(np.percentile(on, 99)) if len(on) else 0.0,
-        mean_vector=tuple(float(v) for v in vectors[covered].mean(0)) if len(on) else (0.0, 0.0))
+        mean_vector=tuple(float(v) for v in vectors[covered].mean(0)) if len(on) else (0.0, 0.0),
+    )
 
 
 def describe_video(path, mv_cell: int = DEFAULT_MV_CELL, gop: int = 12) -> str:
@@ -109,8 +110,10 @@ def describe_video(path, mv_cell: int = DEFAULT_MV_CELL, gop: int = 12) -> str:
     if video.one_past_reference:
         lines.append("one-frame vectors: yes (every vector spans exactly one frame)")
     else:
-        lines.append("one-frame vectors: no (B-frames or several reference frames: vectors may "
-                     "span 2+ frames; re-encode for CoViAR-style input)")
+        lines.append(
+            "one-frame vectors: no (B-frames or several reference frames: vectors may "
+            "span 2+ frames; re-encode for CoViAR-style input)"
+        )
     lines += [
         f"motion vectors ({mv_cell}-px cells, {cells_x}x{cells_y} per frame, "
         f"{stats.predicted_frames} predicted frames):",
@@ -183,8 +186,9 @@ def colour_wheel(size: int = 101) -> np.ndarray:
     return np.concatenate([rgb, inside[..., None].astype(np.float64)], axis=-1)
 
 
-def choose_frames(frame_types: str, columns: int, start: Optional[int] = None,
-                  stride: Optional[int] = None) -> list:
+def choose_frames(
+    frame_types: str, columns: int, start: Optional[int] = None, stride: Optional[int] = None
+) -> list:
     """Display indices of the frames to show.
 
     Defaults: a stride of a quarter of the typical I-frame spacing, so that
@@ -208,9 +212,18 @@ def choose_frames(frame_types: str, columns: int, start: Optional[int] = None,
     return [i for i in range(start, total, stride)][:columns]
 
 
-def plot_video(path, png_path, *, columns: int = 8, start: Optional[int] = None,
-               stride: Optional[int] = None, mv_cell: int = DEFAULT_MV_CELL,
-               panel_width: float = 1.8, dpi: int = 100, arrow_step: int = 2) -> tuple:
+def plot_video(
+    path,
+    png_path,
+    *,
+    columns: int = 8,
+    start: Optional[int] = None,
+    stride: Optional[int] = None,
+    mv_cell: int = DEFAULT_MV_CELL,
+    panel_width: float = 1.8,
+    dpi: int = 100,
+    arrow_step: int = 2,
+) -> tuple:
     """Draw the decoded frames, the I-frames and the motion vectors of one video (PNG).
 
     Rows: (a) the decoded frames; (b) what the stream stores in full: the
@@ -250,9 +263,16 @@ def plot_video(path, png_path, *, columns: int = 8, start: Optional[int] = None,
     fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
     # Rows of panels, then the GOP strip; one extra column for the legend.
     grid = fig.add_gridspec(
-        4, columns + 1, height_ratios=[panel_width * aspect] * 3 + [0.18],
-        left=0.05, right=0.995, top=1 - 0.55 / (height_px / dpi), bottom=0.35 / (height_px / dpi),
-        wspace=0.04, hspace=0.12)
+        4,
+        columns + 1,
+        height_ratios=[panel_width * aspect] * 3 + [0.18],
+        left=0.05,
+        right=0.995,
+        top=1 - 0.55 / (height_px / dpi),
+        bottom=0.35 / (height_px / dpi),
+        wspace=0.04,
+        hspace=0.12,
+    )
 
     vectors = video.motion_vectors[shown]  # [N, Hc, Wc, 2]
     magnitude = np.hypot(vectors[..., 0], vectors[..., 1])
@@ -279,8 +299,9 @@ def plot_video(path, png_path, *, columns: int = 8, start: Optional[int] = None,
                 spine.set_linewidth(0.5)
                 spine.set_color("#888888")
         panels[0].imshow(image, interpolation="nearest")
-        panels[0].set_title(f"frame {index} ({kind})", fontsize=8,
-                            color="#b00000" if kind == "I" else "black")
+        panels[0].set_title(
+            f"frame {index} ({kind})", fontsize=8, color="#b00000" if kind == "I" else "black"
+        )
         if kind == "I":
             panels[1].imshow(image, interpolation="nearest")
             for spine in panels[1].spines.values():
@@ -289,20 +310,48 @@ def plot_video(path, png_path, *, columns: int = 8, start: Optional[int] = None,
         else:
             grey = image.mean(axis=-1, keepdims=True).repeat(3, axis=-1) / 255.0
             panels[1].imshow(0.82 + 0.18 * grey, interpolation="nearest")
-            panels[1].text(0.5, 0.5, f"{kind}-frame\nnot stored", transform=panels[1].transAxes,
-                           ha="center", va="center", fontsize=8, color="#555555")
-        panels[2].imshow(flow_colours(vectors[column], scale), extent=extent,
-                         interpolation="nearest")
+            panels[1].text(
+                0.5,
+                0.5,
+                f"{kind}-frame\nnot stored",
+                transform=panels[1].transAxes,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="#555555",
+            )
+        panels[2].imshow(
+            flow_colours(vectors[column], scale), extent=extent, interpolation="nearest"
+        )
         if kind == "I":
-            panels[2].text(0.5, 0.5, "I-frame:\nno vectors", transform=panels[2].transAxes,
-                           ha="center", va="center", fontsize=8, color="#bbbbbb")
+            panels[2].text(
+                0.5,
+                0.5,
+                "I-frame:\nno vectors",
+                transform=panels[2].transAxes,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="#bbbbbb",
+            )
         else:
             v = vectors[column, ::arrow_step, ::arrow_step]  # [hy, hx, 2]
             keep = np.hypot(v[..., 0], v[..., 1]) > 0
-            panels[2].quiver(centres_x[keep], centres_y[keep], v[..., 0][keep] * gain,
-                             v[..., 1][keep] * gain, angles="xy", scale_units="xy", scale=1.0,
-                             color="white", width=0.012, headwidth=3.5, headlength=4,
-                             edgecolor="black", linewidth=0.3)
+            panels[2].quiver(
+                centres_x[keep],
+                centres_y[keep],
+                v[..., 0][keep] * gain,
+                v[..., 1][keep] * gain,
+                angles="xy",
+                scale_units="xy",
+                scale=1.0,
+                color="white",
+                width=0.012,
+                headwidth=3.5,
+                headlength=4,
+                edgecolor="black",
+                linewidth=0.3,
+            )
         panels[2].set_xlim(extent[0], min(extent[1], video.width - 0.5))
         panels[2].set_ylim(min(extent[2], video.height - 0.5), extent[3])
         if column == 0:
@@ -322,21 +371,32 @@ def plot_video(path, png_path, *, columns: int = 8, start: Optional[int] = None,
     info = fig.add_subplot(grid[0:2, columns])
     info.set_axis_off()
     stats = motion_stats(video)
-    info.text(0.05, 0.95,
-              f"{video.codec}\n{video.width}x{video.height}\n{video.fps:.2f} fps\n"
-              f"{video.num_frames} frames\n"
-              f"I {video.frame_types.count('I')}  P {video.frame_types.count('P')}  "
-              f"B {video.frame_types.count('B')}\n\n"
-              f"vectors on {100 * stats.covered:.0f} %\nof cells; mean |v|\n"
-              f"{stats.mean_magnitude:.2f} px\n\narrows x{gain:.1f}",
-              transform=info.transAxes, ha="left", va="top", fontsize=7, family="monospace")
+    info.text(
+        0.05,
+        0.95,
+        f"{video.codec}\n{video.width}x{video.height}\n{video.fps:.2f} fps\n"
+        f"{video.num_frames} frames\n"
+        f"I {video.frame_types.count('I')}  P {video.frame_types.count('P')}  "
+        f"B {video.frame_types.count('B')}\n\n"
+        f"vectors on {100 * stats.covered:.0f} %\nof cells; mean |v|\n"
+        f"{stats.mean_magnitude:.2f} px\n\narrows x{gain:.1f}",
+        transform=info.transAxes,
+        ha="left",
+        va="top",
+        fontsize=7,
+        family="monospace",
+    )
 
     # GOP strip: one coloured tick per frame.
     strip = fig.add_subplot(grid[3, :columns])
     palette = {"I": (0.75, 0.05, 0.05), "P": (0.55, 0.7, 0.9), "B": (0.45, 0.75, 0.45)}
     colours = np.array([[palette[t] for t in video.frame_types]])  # [1, T, 3]
-    strip.imshow(colours, aspect="auto", interpolation="nearest",
-                 extent=(-0.5, video.num_frames - 0.5, 0.5, -0.5))
+    strip.imshow(
+        colours,
+        aspect="auto",
+        interpolation="nearest",
+        extent=(-0.5, video.num_frames - 0.5, 0.5, -0.5),
+    )
     for index in shown:
         strip.plot([index], [0], marker="v", color="black", markersize=3)
     strip.set_yticks([])
@@ -344,10 +404,23 @@ def plot_video(path, png_path, *, columns: int = 8, start: Optional[int] = None,
     strip.tick_params(axis="x", labelsize=6, length=2, pad=1)
     strip.set_ylabel("GOP", fontsize=7, rotation=0, ha="right", va="center")
     for offset, letter in enumerate("IPB"):
-        strip.text(1.004 + 0.012 * offset, 0.5, letter, transform=strip.transAxes, fontsize=7,
-                   va="center", ha="left", weight="bold", color=palette[letter])
-    fig.suptitle(f"{os.path.basename(os.fspath(path))}: decoded stream (a) vs compressed stream "
-                 f"(b: I-frames, c: motion vectors)", fontsize=9, y=1 - 0.12 / (height_px / dpi),
-                 va="top")
+        strip.text(
+            1.004 + 0.012 * offset,
+            0.5,
+            letter,
+            transform=strip.transAxes,
+            fontsize=7,
+            va="center",
+            ha="left",
+            weight="bold",
+            color=palette[letter],
+        )
+    fig.suptitle(
+        f"{os.path.basename(os.fspath(path))}: decoded stream (a) vs compressed stream "
+        f"(b: I-frames, c: motion vectors)",
+        fontsize=9,
+        y=1 - 0.12 / (height_px / dpi),
+        va="top",
+    )
     fig.savefig(png_path, dpi=dpi)
     return width_px, height_px

@@ -94,6 +94,7 @@ def package_versions(names: Sequence[str] = VERSIONED_PACKAGES) -> Dict[str, Opt
         if name == "tfcmvp":
             # The code that ran, even from a source tree that was never pip-installed.
             from tfcmvp import __version__
+
             versions[name] = __version__
             continue
         try:
@@ -103,10 +104,17 @@ def package_versions(names: Sequence[str] = VERSIONED_PACKAGES) -> Dict[str, Opt
     return versions
 
 
-def build_manifest(listed: Mapping[str, int], tallies: Mapping[str, Mapping], *,
-                   options: Mapping, layout: str, num_classes: int,
-                   shards: Mapping[str, Sequence[str]], schema_version: int,
-                   created: Optional[str] = None) -> Dict:
+def build_manifest(
+    listed: Mapping[str, int],
+    tallies: Mapping[str, Mapping],
+    *,
+    options: Mapping,
+    layout: str,
+    num_classes: int,
+    shards: Mapping[str, Sequence[str]],
+    schema_version: int,
+    created: Optional[str] = None,
+) -> Dict:
     """The manifest dict of a finished run.
 
     Args:
@@ -125,20 +133,22 @@ def build_manifest(listed: Mapping[str, int], tallies: Mapping[str, Mapping], *,
     """
     unknown = sorted(set(tallies) - set(listed))
     if unknown:
-        raise ManifestError(f"pipeline produced output for split(s) {unknown} that no split "
-                            f"file lists")
+        raise ManifestError(
+            f"pipeline produced output for split(s) {unknown} that no split file lists"
+        )
     splits = {}
     for name, count in listed.items():
         tally = merge_tallies([tallies.get(name, {})])
         if count != tally["written"] + tally["failed"]:
             raise ManifestError(
                 f"split {name!r}: {count} videos listed but {tally['written']} written + "
-                f"{tally['failed']} failed; the run lost videos")
+                f"{tally['failed']} failed; the run lost videos"
+            )
         splits[name] = {"listed": int(count), **tally, "shards": sorted(shards.get(name, []))}
     return {
         "schema_version": int(schema_version),
-        "created": created or datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"),
+        "created": created
+        or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "layout": layout,
         "num_classes": int(num_classes),
         "splits": splits,
@@ -165,8 +175,9 @@ class ShardList(list):
     anyway (:func:`tfcmvp.data.reader.scan_records`) compare with it.
     """
 
-    def __init__(self, paths: Sequence[str], *, data_dir: str, split: str,
-                 expected_records: Optional[int]):
+    def __init__(
+        self, paths: Sequence[str], *, data_dir: str, split: str, expected_records: Optional[int]
+    ):
         super().__init__(paths)
         self.data_dir = data_dir
         self.split = split
@@ -181,8 +192,12 @@ def shard_pattern(split: str) -> str:
 def shards_on_disk(data_dir, split: str) -> list[str]:
     """Names of the files in `data_dir` that look like shards of `split` (both suffixes)."""
     data_dir = pathlib.Path(data_dir)
-    return sorted(p.name for suffix in SHARD_SUFFIXES.values()
-                  for p in data_dir.glob(f"{split}-*{suffix}") if p.is_file())
+    return sorted(
+        p.name
+        for suffix in SHARD_SUFFIXES.values()
+        for p in data_dir.glob(f"{split}-*{suffix}")
+        if p.is_file()
+    )
 
 
 def _listed_shards(manifest_path: pathlib.Path, entry: Mapping, split: str) -> list[str]:
@@ -191,14 +206,22 @@ def _listed_shards(manifest_path: pathlib.Path, entry: Mapping, split: str) -> l
     if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
         raise DataFolderError(
             f"{manifest_path}: split {split!r} has no shard list ('shards'), so its shards "
-            f"cannot be checked; was it written by `tfcmvp extract`?")
+            f"cannot be checked; was it written by `tfcmvp extract`?"
+        )
     for name in listed:
         # A name is read from DATA only: no folders, no way out of it.
-        if pathlib.PurePath(name).name != name or name in (".", "..") or not any(
+        if (
+            pathlib.PurePath(name).name != name
+            or name in (".", "..")
+            or not any(
                 name.startswith(f"{split}-") and name.endswith(suffix)
-                for suffix in SHARD_SUFFIXES.values()):
-            raise DataFolderError(f"{manifest_path}: split {split!r} lists {name!r}, which is "
-                                  f"not a shard name of that split ({shard_pattern(split)})")
+                for suffix in SHARD_SUFFIXES.values()
+            )
+        ):
+            raise DataFolderError(
+                f"{manifest_path}: split {split!r} lists {name!r}, which is "
+                f"not a shard name of that split ({shard_pattern(split)})"
+            )
     return sorted(set(listed))
 
 
@@ -229,47 +252,59 @@ def find_shards(data_dir, split: str, description: Optional[str] = None) -> Shar
     what = description or split
     pattern = shard_pattern(split)
     if not data_dir.is_dir():
-        raise FileNotFoundError(f"no {what} shards {pattern}: data folder {data_dir} does not exist")
+        raise FileNotFoundError(
+            f"no {what} shards {pattern}: data folder {data_dir} does not exist"
+        )
     on_disk = shards_on_disk(data_dir, split)
     manifest_path = data_dir / MANIFEST_NAME
     if not manifest_path.is_file():
         if not on_disk:
             raise FileNotFoundError(
                 f"no {what} shards {pattern} in {data_dir}; there is no {MANIFEST_NAME} either: "
-                f"is this the output folder of a finished `tfcmvp extract` run?")
+                f"is this the output folder of a finished `tfcmvp extract` run?"
+            )
         raise FileNotFoundError(
             f"{data_dir} has {len(on_disk)} {split} shard(s) but no {MANIFEST_NAME}: the "
             f"extraction job writes it last, so this is an unfinished or interrupted run (or "
-            f"shards copied without it); rerun `tfcmvp extract` into an empty folder")
+            f"shards copied without it); rerun `tfcmvp extract` into an empty folder"
+        )
     manifest = read_manifest(data_dir)
     splits = manifest.get("splits") if isinstance(manifest, dict) else None
     if not isinstance(splits, dict):
-        raise DataFolderError(f"{manifest_path}: no 'splits' mapping; was it written by "
-                              f"`tfcmvp extract`?")
+        raise DataFolderError(
+            f"{manifest_path}: no 'splits' mapping; was it written by `tfcmvp extract`?"
+        )
     entry = splits.get(split)
     if not isinstance(entry, dict):
-        raise FileNotFoundError(f"no {what} shards {pattern} in {data_dir}: its {MANIFEST_NAME} "
-                                f"lists the split(s) {sorted(splits)} only")
+        raise FileNotFoundError(
+            f"no {what} shards {pattern} in {data_dir}: its {MANIFEST_NAME} "
+            f"lists the split(s) {sorted(splits)} only"
+        )
     listed = _listed_shards(manifest_path, entry, split)
     if not listed:
-        raise FileNotFoundError(f"no {what} shards {pattern} in {data_dir}: its {MANIFEST_NAME} "
-                                f"lists none for split {split!r}")
+        raise FileNotFoundError(
+            f"no {what} shards {pattern} in {data_dir}: its {MANIFEST_NAME} "
+            f"lists none for split {split!r}"
+        )
     missing = [name for name in listed if not (data_dir / name).is_file()]
     if missing and len(missing) == len(listed):
         raise FileNotFoundError(
             f"no {what} shards {pattern} in {data_dir}: all {len(listed)} that {MANIFEST_NAME} "
-            f"lists are missing ({_names(missing)}); restore them or rerun `tfcmvp extract`")
+            f"lists are missing ({_names(missing)}); restore them or rerun `tfcmvp extract`"
+        )
     if missing:
         raise FileNotFoundError(
             f"{data_dir}: {len(missing)} of the {len(listed)} {split} shards that "
             f"{MANIFEST_NAME} lists are missing: {_names(missing)}; restore them or rerun "
-            f"`tfcmvp extract`")
+            f"`tfcmvp extract`"
+        )
     extra = sorted(set(on_disk) - set(listed))
     if extra:
         raise DataFolderError(
             f"{data_dir}: {len(extra)} {split} shard(s) that its {MANIFEST_NAME} does not list: "
             f"{_names(extra)} (shards of another run?); give every extraction run its own "
-            f"folder, or move them out")
+            f"folder, or move them out"
+        )
     paths = [data_dir / name for name in listed]
     expected_bytes = entry.get("bytes")
     if isinstance(expected_bytes, int) and not isinstance(expected_bytes, bool):
@@ -280,11 +315,17 @@ def find_shards(data_dir, split: str, description: Optional[str] = None) -> Shar
             raise DataFolderError(
                 f"{data_dir}: its {len(paths)} {split} shard(s) hold {total} bytes, "
                 f"{MANIFEST_NAME} says {expected_bytes}: a shard was truncated, replaced or "
-                f"changed after extraction; `tfcmvp verify {data_dir}` names it")
+                f"changed after extraction; `tfcmvp verify {data_dir}` names it"
+            )
     written = entry.get("written")
-    return ShardList([str(path) for path in paths], data_dir=str(data_dir), split=split,
-                     expected_records=written if isinstance(written, int)
-                     and not isinstance(written, bool) else None)
+    return ShardList(
+        [str(path) for path in paths],
+        data_dir=str(data_dir),
+        split=split,
+        expected_records=written
+        if isinstance(written, int) and not isinstance(written, bool)
+        else None,
+    )
 
 
 def check_record_count(files, count: int, *, skipped: bool = False) -> None:
@@ -302,7 +343,8 @@ def check_record_count(files, count: int, *, skipped: bool = False) -> None:
     raise DataFolderError(
         f"{files.data_dir}: {count} {files.split} records read from {len(files)} shard(s), "
         f"its {MANIFEST_NAME} says {expected} were written: the shards changed after "
-        f"extraction; `tfcmvp verify {files.data_dir}` checks them")
+        f"extraction; `tfcmvp verify {files.data_dir}` checks them"
+    )
 
 
 def _names(names: Sequence[str], limit: int = 5) -> str:

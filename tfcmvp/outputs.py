@@ -45,8 +45,13 @@ def _renameat2():
         function = ctypes.CDLL(None, use_errno=True).renameat2
     except (OSError, AttributeError):
         return None
-    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                         ctypes.c_uint]
+    function.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
     function.restype = ctypes.c_int
     return function
 
@@ -60,8 +65,10 @@ def exchange(first, second) -> bool:
     function = _renameat2()
     if function is None:
         return False
-    if function(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second),
-                _RENAME_EXCHANGE) == 0:
+    if (
+        function(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
+        == 0
+    ):
         return True
     code = ctypes.get_errno()
     if code in _NO_EXCHANGE:
@@ -102,8 +109,9 @@ def make_staging_dir(parent, prefix: str) -> pathlib.Path:
     parent = pathlib.Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
     for leftover in parent.iterdir():
-        if leftover.name.startswith(prefix) and (leftover.name.endswith(".tmp")
-                                                 or leftover.name.endswith(".tmp.old")):
+        if leftover.name.startswith(prefix) and (
+            leftover.name.endswith(".tmp") or leftover.name.endswith(".tmp.old")
+        ):
             logger.warning("removing %s, left by an interrupted run", leftover)
             _remove(leftover)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=parent))
@@ -130,17 +138,22 @@ def check_not_input(output, inputs: Iterable, flag: str = "--output") -> None:
             what = "is" if source == resolved else "holds"
             raise OverwriteRefused(
                 f"{flag} {output} {what} {item}, which this command reads: writing there "
-                f"would delete it; choose another {flag}")
+                f"would delete it; choose another {flag}"
+            )
 
 
 def _foreign(names: Iterable[str], allowed, patterns: Sequence[str] = ()) -> list:
-    return sorted(name for name in names
-                  if name not in allowed and not any(re.fullmatch(p, name) for p in patterns))
+    return sorted(
+        name
+        for name in names
+        if name not in allowed and not any(re.fullmatch(p, name) for p in patterns)
+    )
 
 
 def _shown(names: Sequence[str], limit: int = 3) -> str:
-    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more"
-                                        if len(names) > limit else "")
+    return ", ".join(names[:limit]) + (
+        f" and {len(names) - limit} more" if len(names) > limit else ""
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -168,11 +181,17 @@ def export_problem(folder) -> Optional[str]:
     if not (folder / "assets" / "tfcmvp_export.json").is_file():
         return "it holds no assets/tfcmvp_export.json, so `tfcmvp export` did not write it"
     foreign = _foreign((p.name for p in folder.iterdir()), EXPORT_ENTRIES)
-    foreign += ["assets/" + name for name in _foreign(
-        (p.name for p in (folder / "assets").iterdir()), EXPORT_ASSETS)]
+    foreign += [
+        "assets/" + name
+        for name in _foreign((p.name for p in (folder / "assets").iterdir()), EXPORT_ASSETS)
+    ]
     if (folder / "variables").is_dir():
-        foreign += ["variables/" + name for name in _foreign(
-            (p.name for p in (folder / "variables").iterdir()), (), EXPORT_VARIABLES)]
+        foreign += [
+            "variables/" + name
+            for name in _foreign(
+                (p.name for p in (folder / "variables").iterdir()), (), EXPORT_VARIABLES
+            )
+        ]
     if foreign:
         return f"besides an export it holds {_shown(foreign)}"
     return None
@@ -194,15 +213,18 @@ def check_export_output(output_dir, *, overwrite: bool, inputs: Iterable = ()) -
     if output.is_dir() and not output.is_symlink() and not any(output.iterdir()):
         return
     if not overwrite:
-        raise OverwriteRefused(f"export folder {output} already exists and is not empty "
-                               f"(pass overwrite=True, or --overwrite on the command line, to "
-                               f"replace a previous export)")
+        raise OverwriteRefused(
+            f"export folder {output} already exists and is not empty "
+            f"(pass overwrite=True, or --overwrite on the command line, to "
+            f"replace a previous export)"
+        )
     problem = export_problem(output)
     if problem:
         raise OverwriteRefused(
             f"refusing to overwrite {output}: {problem}. --overwrite replaces only a previous "
             f"export (saved_model.pb, variables/, assets/tfcmvp_export.json and nothing else); "
-            f"choose another --output or move its content away")
+            f"choose another --output or move its content away"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -221,8 +243,11 @@ def _listed_videos(splits_dir: pathlib.Path) -> set:
     for name in ("trainlist01.txt", "testlist01.txt"):
         path = splits_dir / name
         if path.is_file():
-            listed.update(line.split()[0] for line in path.read_text(encoding="utf-8")
-                          .splitlines() if line.strip())
+            listed.update(
+                line.split()[0]
+                for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip()
+            )
     return listed
 
 
@@ -250,16 +275,24 @@ def synth_problem(root) -> Optional[str]:
     if videos.exists():
         if not videos.is_dir():
             return f"{videos} is a file"
-        foreign = sorted(str(p.relative_to(videos)) for p in videos.rglob("*")
-                         if not p.is_dir() and str(p.relative_to(videos).as_posix())
-                         not in listed)
+        foreign = sorted(
+            str(p.relative_to(videos))
+            for p in videos.rglob("*")
+            if not p.is_dir() and str(p.relative_to(videos).as_posix()) not in listed
+        )
         if foreign:
-            reason = ("that no split file in splits/ lists" if listed
-                      else "and there is no splits/ listing synth's videos")
+            reason = (
+                "that no split file in splits/ lists"
+                if listed
+                else "and there is no splits/ listing synth's videos"
+            )
             return f"{videos} holds {_shown(foreign)} {reason}"
     if labels.exists():
-        first = (labels.read_text(encoding="utf-8").splitlines() or [""])[0] \
-            if labels.is_file() else None
+        first = (
+            (labels.read_text(encoding="utf-8").splitlines() or [""])[0]
+            if labels.is_file()
+            else None
+        )
         if first != SYNTH_LABELS_HEADER:
             return f"{labels} is not synth's (its first line is not {SYNTH_LABELS_HEADER!r})"
     return None
@@ -284,14 +317,18 @@ def begin_synth(root, overwrite: bool) -> pathlib.Path:
     root = pathlib.Path(root)
     existing = [root / name for name in SYNTH_ENTRIES if _holds_something(root / name)]
     if existing and not overwrite:
-        raise ValueError(f"{existing[0]} is not empty: choose another folder or pass "
-                         f"overwrite=True (--overwrite)")
+        raise ValueError(
+            f"{existing[0]} is not empty: choose another folder or pass "
+            f"overwrite=True (--overwrite)"
+        )
     if existing:
         problem = synth_problem(root)
         if problem:
-            raise ValueError(f"refusing to overwrite the data set in {root}: {problem}. "
-                             f"--overwrite replaces only what synth wrote; move those files "
-                             f"away or choose another --out")
+            raise ValueError(
+                f"refusing to overwrite the data set in {root}: {problem}. "
+                f"--overwrite replaces only what synth wrote; move those files "
+                f"away or choose another --out"
+            )
     return make_staging_dir(root, SYNTH_STAGING_PREFIX)
 
 
@@ -305,8 +342,10 @@ def finish_synth(staging, root) -> None:
     staging, root = pathlib.Path(staging), pathlib.Path(root)
     problem = synth_problem(root)  # files may have appeared while the set was written
     if problem:
-        raise ValueError(f"refusing to overwrite the data set in {root}: {problem}; the new "
-                         f"data set is left in {staging}")
+        raise ValueError(
+            f"refusing to overwrite the data set in {root}: {problem}; the new "
+            f"data set is left in {staging}"
+        )
     for name in ("videos", SYNTH_LABELS_FILE, "splits"):
         swap_in(staging / name, root / name)
     shutil.rmtree(staging, ignore_errors=True)

@@ -40,8 +40,11 @@ REPO_CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 # Ablation rows (paper Table 4): name -> overrides of the pretraining config.
 # "joint" keeps the config's own alpha (and its motion-only first epochs, which a
 # context-only row must not have).
-ROWS = {"context": ("loss.alpha=0", "loss.motion_only_epochs=0"), "motion": ("loss.alpha=1",),
-        "joint": ()}
+ROWS = {
+    "context": ("loss.alpha=0", "loss.motion_only_epochs=0"),
+    "motion": ("loss.alpha=1",),
+    "joint": (),
+}
 SCRATCH = "scratch"  # random-init twins, one per seed
 LABEL_KINDS = ("motion", "scene")
 FINETUNED = ("joint", SCRATCH)
@@ -85,13 +88,21 @@ class QuickstartSettings:
     @classmethod
     def smoke(cls) -> "QuickstartSettings":
         """A minutes-long setting for CI: the whole chain, tiny sizes, one seed."""
-        return cls(num_seeds=1, videos_per_class=4, num_frames=80,
-                   pretrain_overrides=("train.epochs=1", "train.steps_per_epoch=2",
-                                       "optimizer.warmup_epochs=0",
-                                       # one motion-only step, then one joint step
-                                       "loss.motion_only_epochs=0.5"),
-                   finetune_overrides=("train.epochs=1", "train.steps_per_epoch=2"),
-                   retrieval_clips=2, workers=1)
+        return cls(
+            num_seeds=1,
+            videos_per_class=4,
+            num_frames=80,
+            pretrain_overrides=(
+                "train.epochs=1",
+                "train.steps_per_epoch=2",
+                "optimizer.warmup_epochs=0",
+                # one motion-only step, then one joint step
+                "loss.motion_only_epochs=0.5",
+            ),
+            finetune_overrides=("train.epochs=1", "train.steps_per_epoch=2"),
+            retrieval_clips=2,
+            workers=1,
+        )
 
     @property
     def seeds(self) -> List[int]:
@@ -118,8 +129,12 @@ class StageTiming:
 class Quickstart:
     """Runs the stages in order; a stage is skipped when its output is complete."""
 
-    def __init__(self, workdir, settings: Optional[QuickstartSettings] = None,
-                 progress: Callable[[str], None] = print):
+    def __init__(
+        self,
+        workdir,
+        settings: Optional[QuickstartSettings] = None,
+        progress: Callable[[str], None] = print,
+    ):
         self.workdir = pathlib.Path(workdir)
         self.settings = settings or QuickstartSettings()
         self.progress = progress
@@ -180,19 +195,26 @@ class Quickstart:
         wanted = self.settings.as_record()
         if self.settings_json.is_file():
             made = json.loads(self.settings_json.read_text())
-            diff = [f"{key}: {made.get(key)!r} -> {value!r}" for key, value in wanted.items()
-                    if made.get(key) != value]
+            diff = [
+                f"{key}: {made.get(key)!r} -> {value!r}"
+                for key, value in wanted.items()
+                if made.get(key) != value
+            ]
             if diff:
                 raise QuickstartError(
                     f"{self.workdir} holds a quickstart made with other settings ("
-                    + "; ".join(diff) + "): choose another --workdir, or delete that folder "
-                    "to start over")
+                    + "; ".join(diff)
+                    + "): choose another --workdir, or delete that folder "
+                    "to start over"
+                )
             return
-        if self.workdir.is_dir() and any(p.name != workdir_lock.LOCK_NAME
-                                         for p in self.workdir.iterdir()):
+        if self.workdir.is_dir() and any(
+            p.name != workdir_lock.LOCK_NAME for p in self.workdir.iterdir()
+        ):
             raise QuickstartError(
                 f"{self.workdir} is not empty and was not made by the quickstart (no "
-                f"{self.settings_json.name}): choose an empty or new --workdir")
+                f"{self.settings_json.name}): choose an empty or new --workdir"
+            )
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.settings_json.write_text(json.dumps(wanted, indent=2) + "\n")
 
@@ -201,30 +223,47 @@ class Quickstart:
 
         s = self.settings
         self._stage(
-            "synthetic videos", self.labels_csv.is_file(),
-            lambda: synth.make_dataset(self.synth_dir, seed=s.seed,
-                                       videos_per_class=s.videos_per_class,
-                                       num_frames=s.num_frames, variant=s.variant))
+            "synthetic videos",
+            self.labels_csv.is_file(),
+            lambda: synth.make_dataset(
+                self.synth_dir,
+                seed=s.seed,
+                videos_per_class=s.videos_per_class,
+                num_frames=s.num_frames,
+                variant=s.variant,
+            ),
+        )
 
     def extract(self) -> None:
         from beam_jobs import extract
 
         workers = self.settings.workers or os.cpu_count() or 1
-        argv = ["--videos_dir", str(self.synth_dir / "videos"),
-                "--splits_dir", str(self.synth_dir / "splits"),
-                "--output_dir", str(self.records_dir),
-                "--overwrite",
-                "--direct_num_workers", str(workers),
-                "--direct_running_mode", "multi_processing" if workers > 1 else "in_memory"]
-        self._stage("Beam extraction", (self.records_dir / "manifest.json").is_file(),
-                    lambda: extract.run(argv))
+        argv = [
+            "--videos_dir",
+            str(self.synth_dir / "videos"),
+            "--splits_dir",
+            str(self.synth_dir / "splits"),
+            "--output_dir",
+            str(self.records_dir),
+            "--overwrite",
+            "--direct_num_workers",
+            str(workers),
+            "--direct_running_mode",
+            "multi_processing" if workers > 1 else "in_memory",
+        ]
+        self._stage(
+            "Beam extraction",
+            (self.records_dir / "manifest.json").is_file(),
+            lambda: extract.run(argv),
+        )
 
     def pretrain_config(self, row: str, seed: int):
         from tfcmvp.config import load_config
 
         s = self.settings
-        return load_config(s.pretrain_config,
-                           [f"train.seed={seed}", *s.pretrain_overrides, *ROWS[row]])
+        return load_config(
+            s.pretrain_config, [f"train.seed={seed}", *s.pretrain_overrides, *ROWS[row]]
+        )
 
     def pretrain(self) -> None:
         from tfcmvp.training.pretrain import pretrain
@@ -234,11 +273,18 @@ class Quickstart:
                 config, workdir = self.pretrain_config(row, seed), self.pretrain_dir(row, seed)
                 weights = workdir / "weights" / "v_network.weights.h5"
                 history = workdir / "history.csv"
-                finished = weights.is_file() and history.is_file() and (
-                    quickstart_report.count_rows(history) >= config.train.epochs)
-                self._stage(f"pretraining ({row}, seed {seed})", finished,
-                            lambda config=config, workdir=workdir: pretrain(
-                                config, self.records_dir, workdir, verbose=2))
+                finished = (
+                    weights.is_file()
+                    and history.is_file()
+                    and (quickstart_report.count_rows(history) >= config.train.epochs)
+                )
+                self._stage(
+                    f"pretraining ({row}, seed {seed})",
+                    finished,
+                    lambda config=config, workdir=workdir: pretrain(
+                        config, self.records_dir, workdir, verbose=2
+                    ),
+                )
 
     def export(self) -> None:
         from tfcmvp.export import export_pretrained, export_random_init
@@ -246,14 +292,21 @@ class Quickstart:
         for seed in self.settings.seeds:
             for row in ROWS:
                 out = self.model_dir(row, seed)
-                self._stage(f"export ({row}, seed {seed})", (out / "saved_model.pb").is_file(),
-                            lambda row=row, seed=seed, out=out: export_pretrained(
-                                self.pretrain_dir(row, seed), out, network="video"))
+                self._stage(
+                    f"export ({row}, seed {seed})",
+                    (out / "saved_model.pb").is_file(),
+                    lambda row=row, seed=seed, out=out: export_pretrained(
+                        self.pretrain_dir(row, seed), out, network="video"
+                    ),
+                )
             out = self.model_dir(SCRATCH, seed)
-            self._stage(f"export (random init, seed {seed})", (out / "saved_model.pb").is_file(),
-                        lambda seed=seed, out=out: export_random_init(
-                            self.pretrain_config("joint", seed), out, network="video",
-                            seed=seed))
+            self._stage(
+                f"export (random init, seed {seed})",
+                (out / "saved_model.pb").is_file(),
+                lambda seed=seed, out=out: export_random_init(
+                    self.pretrain_config("joint", seed), out, network="video", seed=seed
+                ),
+            )
 
     def retrieval(self) -> None:
         from tfcmvp.retrieval.evaluate import evaluate_retrieval
@@ -265,11 +318,18 @@ class Quickstart:
                 for kind, table in tables.items():
                     out = self.retrieval_json(row, seed, kind)
                     self._stage(
-                        f"retrieval ({row}, seed {seed}, by {kind})", out.is_file(),
+                        f"retrieval ({row}, seed {seed}, by {kind})",
+                        out.is_file(),
                         lambda row=row, seed=seed, out=out, table=table: evaluate_retrieval(
-                            self.model_dir(row, seed), self.records_dir, output=out,
-                            clips=self.settings.retrieval_clips, labels=table,
-                            png=out.with_suffix(".png"), progress=False))
+                            self.model_dir(row, seed),
+                            self.records_dir,
+                            output=out,
+                            clips=self.settings.retrieval_clips,
+                            labels=table,
+                            png=out.with_suffix(".png"),
+                            progress=False,
+                        ),
+                    )
 
     def finetune(self) -> None:
         from tfcmvp.finetuning.config import load_finetune_config
@@ -281,11 +341,15 @@ class Quickstart:
             # same architecture (the paper's baseline), so only the weights differ.
             workdir, model = self.finetune_dir(row), self.model_dir(row, s.seed)
             config = load_finetune_config(
-                s.finetune_config, [f"train.seed={s.seed}", *s.finetune_overrides],
-                model_dir=model)
-            self._stage(f"finetune ({row})", (workdir / "results.json").is_file(),
-                        lambda config=config, workdir=workdir, model=model: finetune(
-                            config, self.records_dir, workdir, model_dir=model, verbose=2))
+                s.finetune_config, [f"train.seed={s.seed}", *s.finetune_overrides], model_dir=model
+            )
+            self._stage(
+                f"finetune ({row})",
+                (workdir / "results.json").is_file(),
+                lambda config=config, workdir=workdir, model=model: finetune(
+                    config, self.records_dir, workdir, model_dir=model, verbose=2
+                ),
+            )
 
     def run(self) -> Dict:
         """All stages in order; returns (and writes) the results as data.
@@ -322,23 +386,36 @@ class Quickstart:
                 for k in quickstart_report.TABLE_KS:
                     entry[f"{kind}_R@{k}"] = [
                         json.loads(self.retrieval_json(row, s, kind).read_text())[f"R@{k}"]
-                        for s in seeds]
+                        for s in seeds
+                    ]
             if row != SCRATCH:
-                last = [quickstart_report.read_last_row(self.pretrain_dir(row, s) / "history.csv")
-                        for s in seeds]
+                last = [
+                    quickstart_report.read_last_row(self.pretrain_dir(row, s) / "history.csv")
+                    for s in seeds
+                ]
                 for name in ("context_acc", "motion_acc", "context_loss", "motion_loss"):
                     entry[name] = [float(r[name]) for r in last if r and name in r]
             ablation[row] = entry
-        finetuned = {row: {k: v for k, v in json.loads(
-            (self.finetune_dir(row) / "results.json").read_text()).items() if k in ("top1", "top5")}
-            for row in FINETUNED}
+        finetuned = {
+            row: {
+                k: v
+                for k, v in json.loads(
+                    (self.finetune_dir(row) / "results.json").read_text()
+                ).items()
+                if k in ("top1", "top5")
+            }
+            for row in FINETUNED
+        }
         return {
             "workdir": str(self.workdir),
             "settings": self.settings.as_record(),
             "seeds": seeds,
-            "records": {split: {k: v for k, v in counts.items() if k in
-                                ("listed", "written", "failed", "short")}
-                        for split, counts in manifest["splits"].items()},
+            "records": {
+                split: {
+                    k: v for k, v in counts.items() if k in ("listed", "written", "failed", "short")
+                }
+                for split, counts in manifest["splits"].items()
+            },
             "ablation": ablation,
             "finetune": finetuned,
             "artifacts": {

@@ -7,8 +7,12 @@ import pathlib
 from typing import Dict, Optional, Sequence
 
 TABLE_KS = (1, 5)  # recalls kept per label kind
-ROW_TITLES = {"scratch": "random init", "context": "context only", "motion": "motion only",
-              "joint": "joint (paper)"}
+ROW_TITLES = {
+    "scratch": "random init",
+    "context": "context only",
+    "motion": "motion only",
+    "joint": "joint (paper)",
+}
 
 
 def spread(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> str:
@@ -46,30 +50,39 @@ def format_results(results: Dict) -> str:
     labels = results["artifacts"]["labels"]
     chance = {kind: chance_recall_at_1(labels, kind) for kind in ("motion", "scene")}
     seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
-    lines = [f"retrieval R@1 (%), V-Network, mean over {len(seeds)} pretraining "
-             f"{seed_text} (min-max); chance: motion {chance['motion']:.1f}, "
-             f"scene {chance['scene']:.1f}",
-             f"{'pretraining':<15}{'by motion':>20}{'by scene':>20}{'context acc':>20}"
-             f"{'motion acc':>20}"]
+    lines = [
+        f"retrieval R@1 (%), V-Network, mean over {len(seeds)} pretraining "
+        f"{seed_text} (min-max); chance: motion {chance['motion']:.1f}, "
+        f"scene {chance['scene']:.1f}",
+        f"{'pretraining':<15}{'by motion':>20}{'by scene':>20}{'context acc':>20}"
+        f"{'motion acc':>20}",
+    ]
     for row, entry in ablation.items():
         lines.append(
             f"{ROW_TITLES.get(row, row):<15}{spread(entry['motion_R@1']):>20}"
             f"{spread(entry['scene_R@1']):>20}"
             f"{spread(entry.get('context_acc', []), 100):>20}"
-            f"{spread(entry.get('motion_acc', []), 100):>20}")
+            f"{spread(entry.get('motion_acc', []), 100):>20}"
+        )
     lines.append("(context acc / motion acc: pretext top-1 in the last epoch, %)")
     scratch = ablation.get("scratch")
     joint = ablation.get("joint")
     if scratch and joint:
-        lines.append("joint - random init: R@1 by motion "
-                     f"{mean(joint['motion_R@1']) - mean(scratch['motion_R@1']):+.1f}, "
-                     f"by scene {mean(joint['scene_R@1']) - mean(scratch['scene_R@1']):+.1f} "
-                     "(percentage points)")
+        lines.append(
+            "joint - random init: R@1 by motion "
+            f"{mean(joint['motion_R@1']) - mean(scratch['motion_R@1']):+.1f}, "
+            f"by scene {mean(joint['scene_R@1']) - mean(scratch['scene_R@1']):+.1f} "
+            "(percentage points)"
+        )
     finetune = results.get("finetune") or {}
     if finetune:
         lines.append("")
-        lines.append(f"finetune top-1 by motion (seed {seeds[0]}): " + ", ".join(
-            f"{ROW_TITLES.get(row, row)} {value['top1']:.1f}" for row, value in finetune.items()))
+        lines.append(
+            f"finetune top-1 by motion (seed {seeds[0]}): "
+            + ", ".join(
+                f"{ROW_TITLES.get(row, row)} {value['top1']:.1f}" for row, value in finetune.items()
+            )
+        )
     lines.append("")
     lines.append("artifacts:")
     for name, path in results["artifacts"].items():

@@ -34,10 +34,17 @@ def encode_jpeg(frame: np.ndarray, quality: int = DEFAULT_JPEG_QUALITY) -> bytes
     return buffer.getvalue()
 
 
-def build_record(video: CompressedVideo, *, video_id: str, label: int, label_name: str,
-                 split: str, jpeg_quality: int = DEFAULT_JPEG_QUALITY,
-                 iframe_images: Optional[np.ndarray] = None,
-                 iframe_bitrate: Optional[int] = None) -> VideoRecord:
+def build_record(
+    video: CompressedVideo,
+    *,
+    video_id: str,
+    label: int,
+    label_name: str,
+    split: str,
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY,
+    iframe_images: Optional[np.ndarray] = None,
+    iframe_bitrate: Optional[int] = None,
+) -> VideoRecord:
     """Builds the stored record of one decoded video.
 
     Args:
@@ -63,19 +70,24 @@ def build_record(video: CompressedVideo, *, video_id: str, label: int, label_nam
     if frames is None:
         raise ValueError(f"{video.path}: decoded without RGB frames (read_video(..., rgb=True))")
     if len(frames) != video.num_frames:
-        raise ValueError(f"{video.path}: {len(frames)} RGB frames for {video.num_frames} "
-                         f"picture types")
+        raise ValueError(
+            f"{video.path}: {len(frames)} RGB frames for {video.num_frames} picture types"
+        )
     if video.num_frames == 0:
         raise ValueError(f"{video.path}: no frames decoded")
     rgb_jpegs: List[bytes] = [encode_jpeg(frame, jpeg_quality) for frame in frames]
     iframes = [int(i) for i in np.asarray(video.iframe_indices).reshape(-1)]
     bad = [i for i in iframes if not 0 <= i < video.num_frames or video.frame_types[i] != "I"]
     if bad:
-        raise ValueError(f"{video.path}: I-frame indices {bad[:5]} do not point at I-frames "
-                         f"of {video.frame_types[:40]!r}...")
+        raise ValueError(
+            f"{video.path}: I-frame indices {bad[:5]} do not point at I-frames "
+            f"of {video.frame_types[:40]!r}..."
+        )
     if (iframe_images is None) != (iframe_bitrate is None):
-        raise ValueError(f"{video.path}: iframe_images and iframe_bitrate go together "
-                         f"(got images={iframe_images is not None}, bitrate={iframe_bitrate!r})")
+        raise ValueError(
+            f"{video.path}: iframe_images and iframe_bitrate go together "
+            f"(got images={iframe_images is not None}, bitrate={iframe_bitrate!r})"
+        )
     if iframe_images is None:
         # The I-frame images are the decoded frames at those indices, resized
         # like every other frame: the same JPEG bytes, stored again so that a
@@ -84,13 +96,16 @@ def build_record(video: CompressedVideo, *, video_id: str, label: int, label_nam
         source, bitrate = IFRAME_SOURCE_DECODED, 0
     else:
         if int(iframe_bitrate) <= 0:
-            raise ValueError(f"{video.path}: iframe_bitrate must be positive, got "
-                             f"{iframe_bitrate!r}")
+            raise ValueError(
+                f"{video.path}: iframe_bitrate must be positive, got {iframe_bitrate!r}"
+            )
         images = np.asarray(iframe_images)
         expected = (len(iframes),) + frames.shape[1:]
         if iframes and (images.dtype != np.uint8 or images.shape != expected):
-            raise ValueError(f"{video.path}: re-encoded I-frames are {images.dtype} "
-                             f"{images.shape}, expected uint8 {expected}")
+            raise ValueError(
+                f"{video.path}: re-encoded I-frames are {images.dtype} "
+                f"{images.shape}, expected uint8 {expected}"
+            )
         if not iframes and len(images):
             raise ValueError(f"{video.path}: {len(images)} re-encoded I-frames for no I-frame")
         iframe_jpegs = [encode_jpeg(image, jpeg_quality) for image in images]

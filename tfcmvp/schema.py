@@ -160,14 +160,17 @@ def encode_example(record: VideoRecord) -> bytes:
     if len(record.iframe_jpegs) != len(record.iframe_indices):
         problems.append(
             f"{len(record.iframe_jpegs)} I-frame images for "
-            f"{len(record.iframe_indices)} I-frame indices")
+            f"{len(record.iframe_indices)} I-frame indices"
+        )
     if set(record.frame_types) - set("IPB"):
         problems.append(f"frame types {sorted(set(record.frame_types) - set('IPB'))} not in I/P/B")
     if record.iframe_source not in IFRAME_SOURCES:
         problems.append(f"iframe_source {record.iframe_source!r} not in {IFRAME_SOURCES}")
     elif (record.iframe_source == IFRAME_SOURCE_DECODED) != (int(record.iframe_bitrate) == 0):
-        problems.append(f"iframe_bitrate {record.iframe_bitrate!r} with iframe_source "
-                        f"{record.iframe_source!r} (0 exactly when decoded)")
+        problems.append(
+            f"iframe_bitrate {record.iframe_bitrate!r} with iframe_source "
+            f"{record.iframe_source!r} (0 exactly when decoded)"
+        )
     if problems:
         raise ValueError(f"{record.video_id}: inconsistent record: " + "; ".join(problems))
 
@@ -176,7 +179,8 @@ def encode_example(record: VideoRecord) -> bytes:
 
     def _ints(values):
         return example_proto.Feature(
-            int64_list=example_proto.Int64List(value=[int(v) for v in values]))
+            int64_list=example_proto.Int64List(value=[int(v) for v in values])
+        )
 
     def _floats(values):
         return example_proto.Feature(float_list=example_proto.FloatList(value=list(values)))
@@ -306,7 +310,10 @@ def decode_example(serialized: bytes) -> VideoRecord:
         iframe_jpegs=list(f[IFRAME_ENCODED].bytes_list.value),
         motion_vectors=raw.astype(np.float32) / np.float32(one(MV_SCALE_KEY, "float_list")),
         mv_cell=one(MV_CELL, "int64_list"),
-        iframe_source=(one(IFRAME_SOURCE, "bytes_list").decode() if IFRAME_SOURCE in f
-                       else IFRAME_SOURCE_DECODED),
+        iframe_source=(
+            one(IFRAME_SOURCE, "bytes_list").decode()
+            if IFRAME_SOURCE in f
+            else IFRAME_SOURCE_DECODED
+        ),
         iframe_bitrate=one(IFRAME_BITRATE, "int64_list") if IFRAME_BITRATE in f else 0,
     )

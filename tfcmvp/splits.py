@@ -105,7 +105,7 @@ def _basename_map(texts: Mapping[str, str]) -> Dict[str, str]:
 
 
 def detect_layout(file_names: Sequence[str], split: int = 1) -> str:
-    """"ucf101" or "hmdb51" from the names of the files in a splits folder.
+    """ "ucf101" or "hmdb51" from the names of the files in a splits folder.
 
     Raises ``ValueError`` when neither (or both) layouts are recognised.
     """
@@ -115,7 +115,8 @@ def detect_layout(file_names: Sequence[str], split: int = 1) -> str:
     if ucf and hmdb:
         raise ValueError(
             f"split files of both UCF101 ({_UCF_CLASSIND}) and HMDB51 (*_test_splitN.txt) "
-            f"layouts found; keep one layout per folder")
+            f"layouts found; keep one layout per folder"
+        )
     if ucf:
         return "ucf101"
     if hmdb:
@@ -123,15 +124,22 @@ def detect_layout(file_names: Sequence[str], split: int = 1) -> str:
     raise ValueError(
         f"no split files recognised among {sorted(names)[:10]}: expected UCF101 "
         f"({_UCF_CLASSIND}, trainlist{split:02d}.txt, testlist{split:02d}.txt) or HMDB51 "
-        f"(<class>_test_split{split}.txt)")
+        f"(<class>_test_split{split}.txt)"
+    )
 
 
-def _check_unique(entries: List[VideoEntry], where: Dict[str, Tuple[str, int]],
-                  entry: VideoEntry, source: str, line: int) -> None:
+def _check_unique(
+    entries: List[VideoEntry],
+    where: Dict[str, Tuple[str, int]],
+    entry: VideoEntry,
+    source: str,
+    line: int,
+) -> None:
     if entry.path in where:
         first_source, first_line = where[entry.path]
         raise SplitFileError(
-            source, f"video {entry.path!r} already listed at {first_source}:{first_line}", line)
+            source, f"video {entry.path!r} already listed at {first_source}:{first_line}", line
+        )
     where[entry.path] = (source, line)
     entries.append(entry)
 
@@ -144,7 +152,8 @@ def parse_ucf101(texts: Mapping[str, str], split: int = 1) -> SplitSet:
     if missing:
         raise SplitFileError(
             posixpath.dirname(next(iter(texts), "")) or ".",
-            f"UCF101 split {split}: missing {', '.join(missing)}")
+            f"UCF101 split {split}: missing {', '.join(missing)}",
+        )
     class_source = by_name[_UCF_CLASSIND]
 
     # classInd.txt: "index name", 1-based, contiguous.
@@ -156,8 +165,10 @@ def parse_ucf101(texts: Mapping[str, str], split: int = 1) -> SplitSet:
         index = int(parts[0])
         if index != len(class_names) + 1:
             raise SplitFileError(
-                class_source, f"class index {index} out of order (expected {len(class_names) + 1})",
-                number)
+                class_source,
+                f"class index {index} out of order (expected {len(class_names) + 1})",
+                number,
+            )
         class_names.append(parts[1])
     if not class_names:
         raise SplitFileError(class_source, "no classes listed")
@@ -172,8 +183,11 @@ def parse_ucf101(texts: Mapping[str, str], split: int = 1) -> SplitSet:
         if folder.lower() in folded:
             return folded[folder.lower()]
         raise SplitFileError(
-            source, f"video {path!r} is not in a class folder of {class_source} "
-            f"(expected '<class>/<video>')", number)
+            source,
+            f"video {path!r} is not in a class folder of {class_source} "
+            f"(expected '<class>/<video>')",
+            number,
+        )
 
     entries: List[VideoEntry] = []
     seen: Dict[str, Tuple[str, int]] = {}
@@ -184,21 +198,32 @@ def parse_ucf101(texts: Mapping[str, str], split: int = 1) -> SplitSet:
             path = parts[0].replace("\\", "/")
             label = label_of_folder(path, source, number)
             if split_name == "train" and len(parts) != 2:
-                raise SplitFileError(source, f"expected '<class>/<video> <index>', got {line!r}",
-                                     number)
+                raise SplitFileError(
+                    source, f"expected '<class>/<video> <index>', got {line!r}", number
+                )
             if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
-                raise SplitFileError(source, f"expected '<class>/<video> [<index>]', got {line!r}",
-                                     number)
+                raise SplitFileError(
+                    source, f"expected '<class>/<video> [<index>]', got {line!r}", number
+                )
             if len(parts) == 2:
                 given = int(parts[1]) - 1
                 if given != label:
                     raise SplitFileError(
-                        source, f"class index {parts[1]} disagrees with folder "
-                        f"{class_names[label]!r} (index {label + 1} in {class_source})", number)
-            _check_unique(entries, seen, VideoEntry(path, label, class_names[label], split_name),
-                          source, number)
-    return SplitSet("ucf101", class_names, entries, [class_source, by_name[wanted[1]],
-                                                     by_name[wanted[2]]])
+                        source,
+                        f"class index {parts[1]} disagrees with folder "
+                        f"{class_names[label]!r} (index {label + 1} in {class_source})",
+                        number,
+                    )
+            _check_unique(
+                entries,
+                seen,
+                VideoEntry(path, label, class_names[label], split_name),
+                source,
+                number,
+            )
+    return SplitSet(
+        "ucf101", class_names, entries, [class_source, by_name[wanted[1]], by_name[wanted[2]]]
+    )
 
 
 def parse_hmdb51(texts: Mapping[str, str], split: int = 1) -> SplitSet:
@@ -211,7 +236,8 @@ def parse_hmdb51(texts: Mapping[str, str], split: int = 1) -> SplitSet:
     if not per_class:
         raise SplitFileError(
             posixpath.dirname(next(iter(texts), "")) or ".",
-            f"HMDB51 split {split}: no <class>_test_split{split}.txt files")
+            f"HMDB51 split {split}: no <class>_test_split{split}.txt files",
+        )
     class_names = sorted(per_class)
     entries: List[VideoEntry] = []
     seen: Dict[str, Tuple[str, int]] = {}
@@ -221,13 +247,16 @@ def parse_hmdb51(texts: Mapping[str, str], split: int = 1) -> SplitSet:
             parts = line.rsplit(None, 1)  # the role is the last column
             if len(parts) != 2 or parts[1] not in _HMDB_ROLE:
                 raise SplitFileError(
-                    source, f"expected '<video> <0|1|2>' (1 train, 2 test, 0 unused), got {line!r}",
-                    number)
+                    source,
+                    f"expected '<video> <0|1|2>' (1 train, 2 test, 0 unused), got {line!r}",
+                    number,
+                )
             role = _HMDB_ROLE[parts[1]]
             if role is None:
                 continue
-            _check_unique(entries, seen, VideoEntry(f"{name}/{parts[0]}", label, name, role),
-                          source, number)
+            _check_unique(
+                entries, seen, VideoEntry(f"{name}/{parts[0]}", label, name, role), source, number
+            )
     # Stable order: every train video, then every test video, each in file order.
     entries.sort(key=lambda e: SPLITS.index(e.split))
     return SplitSet("hmdb51", class_names, entries, [per_class[n] for n in class_names])
@@ -278,8 +307,10 @@ def path_problem(path: str, allow_absolute: bool = False) -> Optional[str]:
     if is_absolute(path):
         if allow_absolute:
             return None
-        return ("is an absolute path; entries must be relative to --videos_dir "
-                "(--allow_absolute_paths accepts absolute ones)")
+        return (
+            "is an absolute path; entries must be relative to --videos_dir "
+            "(--allow_absolute_paths accepts absolute ones)"
+        )
     resolved = posixpath.normpath(path)
     if resolved == ".." or resolved.startswith("../"):
         return "leads outside --videos_dir (its '..' components climb above it)"

@@ -251,7 +251,7 @@ def _zoom_texture(grid, offset, uy, ux, level: float, gain: float) -> np.ndarray
     total = np.zeros((len(uy), len(ux)), np.float32)
     for j in range(_ZOOM_LAYERS):
         rank = j + frac
-        period = _FINEST_PERIOD * 2.0 ** rank
+        period = _FINEST_PERIOD * 2.0**rank
         weight = math.sin(math.pi * rank / _ZOOM_LAYERS) ** 2
         qy = (np.asarray(uy, np.float64) / period + offset[0]) * _NOISE_GRID
         qx = (np.asarray(ux, np.float64) / period + offset[1]) * _NOISE_GRID
@@ -265,7 +265,8 @@ def _random_texture(rng: np.random.Generator, saturation=(0.3, 1.0)) -> _Texture
         grid=rng.random((_NOISE_GRID, _NOISE_GRID)).astype(np.float32),
         offset=rng.random(2).astype(np.float32),
         palette=scenes.random_palette(rng, saturation),
-        gain=float(rng.uniform(2.5, 3.5)))
+        gain=float(rng.uniform(2.5, 3.5)),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -280,14 +281,23 @@ class _Object:
     zoom_level: np.ndarray  # float [T] texture zoom level per frame
 
 
-def _object_track(rng: np.random.Generator, class_name: str, shape: _Shape, height: int,
-                  width: int, num_frames: int, camera: np.ndarray, speed_scale: float = 1.0):
+def _object_track(
+    rng: np.random.Generator,
+    class_name: str,
+    shape: _Shape,
+    height: int,
+    width: int,
+    num_frames: int,
+    camera: np.ndarray,
+    speed_scale: float = 1.0,
+):
     """Screen centre [T, 2] (y, x) and zoom level [T] of one object of ``class_name``.
 
     ``speed_scale`` multiplies every speed (the held-out variant moves slower).
     """
     t = np.arange(num_frames, dtype=np.float64)
     hh, hw = shape.half_h, shape.half_w
+
     # Anchors (the position at mid-video) keep the object in the frame where possible.
     def anchor(half, size, margin=0.0):
         lo, hi = half + margin, size - half - margin
@@ -329,8 +339,9 @@ def _object_track(rng: np.random.Generator, class_name: str, shape: _Shape, heig
 # Rendering.
 
 
-def _render_object(frame: np.ndarray, coverage: np.ndarray, obj: _Object, index: int,
-                   sprite_cache: dict) -> None:
+def _render_object(
+    frame: np.ndarray, coverage: np.ndarray, obj: _Object, index: int, sprite_cache: dict
+) -> None:
     """Alpha-composite one object into ``frame`` [H, W, 3] at frame ``index``, in place.
 
     The shape's coverage is rasterised once (a sprite with a one-pixel zero
@@ -383,10 +394,20 @@ def _render_object(frame: np.ndarray, coverage: np.ndarray, obj: _Object, index:
     cov += alpha * (1 - cov)
 
 
-def render_clip(seed: int, class_name: str, group: int, clip: int, *, width: int = 160,
-                height: int = 128, num_frames: int = 96, camera_speed: Optional[float] = None,
-                classes: Sequence[str] = CLASSES, variant: str = "standard",
-                scene: Optional[str] = None) -> RenderedClip:
+def render_clip(
+    seed: int,
+    class_name: str,
+    group: int,
+    clip: int,
+    *,
+    width: int = 160,
+    height: int = 128,
+    num_frames: int = 96,
+    camera_speed: Optional[float] = None,
+    classes: Sequence[str] = CLASSES,
+    variant: str = "standard",
+    scene: Optional[str] = None,
+) -> RenderedClip:
     """Render video ``v_<class_name>_g<group>_c<clip>`` of the data set made with ``seed``.
 
     The scene (background) comes from a stream seeded by (seed, class, group),
@@ -428,8 +449,9 @@ def render_clip(seed: int, class_name: str, group: int, clip: int, *, width: int
     t = np.arange(num_frames, dtype=np.float64)
     camera = (t - (num_frames - 1) / 2.0)[:, None] * velocity  # [T, 2] (y, x)
     margin = int(math.ceil(np.abs(camera).max())) + 2
-    canvas = scenes.background(scene_rng, height + 2 * margin, width + 2 * margin, scene,
-                               knobs.saturation)  # [H + 2m, W + 2m, 3]
+    canvas = scenes.background(
+        scene_rng, height + 2 * margin, width + 2 * margin, scene, knobs.saturation
+    )  # [H + 2m, W + 2m, 3]
 
     # Objects: 25-40 % of the frame in total, split over one or two.
     frame_area = width * height
@@ -441,8 +463,9 @@ def render_clip(seed: int, class_name: str, group: int, clip: int, *, width: int
     objects = []
     for share in shares:
         shape = _random_shape(rng, total_area * share)
-        centre, level = _object_track(rng, class_name, shape, height, width, num_frames, camera,
-                                      knobs.speed_scale)
+        centre, level = _object_track(
+            rng, class_name, shape, height, width, num_frames, camera, knobs.speed_scale
+        )
         objects.append(_Object(shape, _random_texture(rng, knobs.saturation), centre, level))
 
     frames = np.empty((num_frames, height, width, 3), np.uint8)
@@ -453,7 +476,7 @@ def render_clip(seed: int, class_name: str, group: int, clip: int, *, width: int
         oy, ox = camera[index] + margin
         iy, ix = int(math.floor(oy)), int(math.floor(ox))
         fy, fx = np.float32(oy - iy), np.float32(ox - ix)
-        crop = canvas[iy:iy + height + 1, ix:ix + width + 1]  # [H + 1, W + 1, 3]
+        crop = canvas[iy : iy + height + 1, ix : ix + width + 1]  # [H + 1, W + 1, 3]
         rows = (1 - fy) * crop[:-1] + fy * crop[1:]
         frame = (1 - fx) * rows[:, :-1] + fx * rows[:, 1:]  # [H, W, 3]
         coverage = np.zeros((height, width), np.float32)
@@ -462,9 +485,13 @@ def render_clip(seed: int, class_name: str, group: int, clip: int, *, width: int
         frames[index] = np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8)
         coverage_all[index] = coverage
     return RenderedClip(
-        class_name=class_name, scene=scene, frames=frames, object_alpha=coverage_all,
+        class_name=class_name,
+        scene=scene,
+        frames=frames,
+        object_alpha=coverage_all,
         object_centres=[obj.centre[:, ::-1].copy() for obj in objects],
-        camera_velocity=(float(velocity[1]), float(velocity[0])))
+        camera_velocity=(float(velocity[1]), float(velocity[0])),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -483,11 +510,24 @@ def split_groups(num_groups: int, test_fraction: float) -> tuple:
     return groups[num_test:], groups[:num_test]
 
 
-def make_dataset(out_dir, seed: int = 0, *, videos_per_class: int = 12, clips_per_group: int = 2,
-                 test_fraction: float = 1.0 / 3.0, width: int = 160, height: int = 128,
-                 num_frames: int = 96, fps: int = 25, codec: str = "mpeg4", gop: int = 12,
-                 camera_speed: Optional[float] = None, classes: Sequence[str] = CLASSES,
-                 variant: str = "standard", overwrite: bool = False) -> DatasetSummary:
+def make_dataset(
+    out_dir,
+    seed: int = 0,
+    *,
+    videos_per_class: int = 12,
+    clips_per_group: int = 2,
+    test_fraction: float = 1.0 / 3.0,
+    width: int = 160,
+    height: int = 128,
+    num_frames: int = 96,
+    fps: int = 25,
+    codec: str = "mpeg4",
+    gop: int = 12,
+    camera_speed: Optional[float] = None,
+    classes: Sequence[str] = CLASSES,
+    variant: str = "standard",
+    overwrite: bool = False,
+) -> DatasetSummary:
     """Render, encode and write the synthetic motion data set in the UCF101 layout.
 
     Args:
@@ -532,14 +572,18 @@ def make_dataset(out_dir, seed: int = 0, *, videos_per_class: int = 12, clips_pe
     if videos_per_class < 2 * clips_per_group or videos_per_class % clips_per_group:
         raise ValueError(
             f"videos_per_class={videos_per_class} must be a multiple of clips_per_group="
-            f"{clips_per_group} with at least two groups (one for train, one for test)")
+            f"{clips_per_group} with at least two groups (one for train, one for test)"
+        )
     if width % 2 or height % 2 or width < 32 or height < 32:
         raise ValueError(f"frame size {width}x{height}: width and height must be even and >= 32")
     if num_frames < 2:
         raise ValueError(f"num_frames={num_frames}: need at least 2 frames")
     if num_frames < MIN_PRETRAIN_FRAMES:
-        logger.warning("num_frames=%d < %d: these videos are too short for a pretraining sample",
-                       num_frames, MIN_PRETRAIN_FRAMES)
+        logger.warning(
+            "num_frames=%d < %d: these videos are too short for a pretraining sample",
+            num_frames,
+            MIN_PRETRAIN_FRAMES,
+        )
     root = pathlib.Path(out_dir)
     # Written into a staging folder in root, swapped in whole at the end (outputs.py).
     staging = outputs.begin_synth(root, overwrite)
@@ -553,34 +597,62 @@ def make_dataset(out_dir, seed: int = 0, *, videos_per_class: int = 12, clips_pe
         (videos_dir / class_name).mkdir(parents=True, exist_ok=True)
         for group in sorted(train_groups + test_groups):
             for clip in range(1, clips_per_group + 1):
-                rendered = render_clip(seed, class_name, group, clip, width=width, height=height,
-                                       num_frames=num_frames, camera_speed=camera_speed,
-                                       classes=classes, variant=variant)
+                rendered = render_clip(
+                    seed,
+                    class_name,
+                    group,
+                    clip,
+                    width=width,
+                    height=height,
+                    num_frames=num_frames,
+                    camera_speed=camera_speed,
+                    classes=classes,
+                    variant=variant,
+                )
                 relative = f"{class_name}/{video_name(class_name, group, clip)}"
                 scene_of[relative] = rendered.scene
                 path = videos_dir / relative
-                write_video(path, rendered.frames, fps=fps, codec=codec, gop=gop, b_frames=0,
-                            refs=1)
+                write_video(
+                    path, rendered.frames, fps=fps, codec=codec, gop=gop, b_frames=0, refs=1
+                )
                 total_bytes += path.stat().st_size
                 (test if group in test_groups else train).append(relative)
 
     splits_dir.mkdir(parents=True, exist_ok=True)
     label_of = {name: index for index, name in enumerate(classes, start=1)}
     _write_lines(splits_dir / "classInd.txt", [f"{label_of[c]} {c}" for c in classes])
-    _write_lines(splits_dir / "trainlist01.txt",
-                 [f"{p} {label_of[p.split('/')[0]]}" for p in train])
+    _write_lines(
+        splits_dir / "trainlist01.txt", [f"{p} {label_of[p.split('/')[0]]}" for p in train]
+    )
     _write_lines(splits_dir / "testlist01.txt", test)
     # Both labels of every video, for evaluation by motion and by scene
     # (`tfcmvp retrieval --labels DIR/labels.csv --label_column scene`).
-    _write_lines(staging / LABELS_FILE, ["video,split,motion,scene"] + [
-        f"{p},{'test' if p in test else 'train'},{p.split('/')[0]},{scene_of[p]}"
-        for p in sorted(train + test)])
+    _write_lines(
+        staging / LABELS_FILE,
+        ["video,split,motion,scene"]
+        + [
+            f"{p},{'test' if p in test else 'train'},{p.split('/')[0]},{scene_of[p]}"
+            for p in sorted(train + test)
+        ],
+    )
     outputs.finish_synth(staging, root)
     return DatasetSummary(
-        out_dir=str(root), classes=classes, train=train, test=test, num_frames=num_frames,
-        width=width, height=height, fps=fps, codec=codec, gop=gop, total_bytes=total_bytes,
-        seconds=time.perf_counter() - start, variant=knobs.name, scenes=knobs.scenes,
-        scene_of=scene_of)
+        out_dir=str(root),
+        classes=classes,
+        train=train,
+        test=test,
+        num_frames=num_frames,
+        width=width,
+        height=height,
+        fps=fps,
+        codec=codec,
+        gop=gop,
+        total_bytes=total_bytes,
+        seconds=time.perf_counter() - start,
+        variant=knobs.name,
+        scenes=knobs.scenes,
+        scene_of=scene_of,
+    )
 
 
 def _write_lines(path: pathlib.Path, lines: Sequence[str]) -> None:

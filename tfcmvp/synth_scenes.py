@@ -125,8 +125,13 @@ def hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
     q = v * (1 - s * f)
     t = v * (1 - s * (1 - f))
     choices = [
-        np.stack([v, t, p], -1), np.stack([q, v, p], -1), np.stack([p, v, t], -1),
-        np.stack([p, q, v], -1), np.stack([t, p, v], -1), np.stack([v, p, q], -1)]
+        np.stack([v, t, p], -1),
+        np.stack([q, v, p], -1),
+        np.stack([p, v, t], -1),
+        np.stack([p, q, v], -1),
+        np.stack([t, p, v], -1),
+        np.stack([v, p, q], -1),
+    ]
     out = np.zeros(hsv.shape, dtype=np.float64)
     for index, value in enumerate(choices):
         out = np.where((i == index)[..., None], value, out)
@@ -167,7 +172,8 @@ class _Canvas:
         for cell, weight in zip(cell_sizes, weights):
             # Grid larger than the canvas: the noise does not visibly repeat.
             grid = self.rng.random(
-                (int(self.height / cell) + 2, int(self.width / cell) + 2)).astype(np.float32)
+                (int(self.height / cell) + 2, int(self.width / cell) + 2)
+            ).astype(np.float32)
             qy, qx = self.rows / cell + self.rng.random(), self.cols / cell + self.rng.random()
             total += weight * value_noise(grid, qy, qx)
         return total
@@ -182,7 +188,8 @@ def _stripes(c: _Canvas) -> np.ndarray:
     period = c.rng.uniform(10, 24)
     phase = c.along(c.rng.uniform(0, np.pi)) * (2 * np.pi / period)
     return np.sin(phase + c.rng.uniform(0, 2 * np.pi)) + c.rng.uniform(0.2, 0.5) * c.noise(
-        [10, 5], [1.0, 0.5])
+        [10, 5], [1.0, 0.5]
+    )
 
 
 def _tiles(c: _Canvas) -> np.ndarray:
@@ -223,7 +230,7 @@ def _dots(c: _Canvas) -> np.ndarray:
     pitch = c.rng.uniform(12, 22)
     u, v = c.along(c.rng.uniform(0, np.pi)) / pitch, c.along(c.rng.uniform(0, np.pi)) / pitch
     du, dv = u - np.round(u), v - np.round(v)
-    return (np.sqrt(du ** 2 + dv ** 2) < 0.3).astype(np.float32) + 0.3 * c.noise([8], [1.0])
+    return (np.sqrt(du**2 + dv**2) < 0.3).astype(np.float32) + 0.3 * c.noise([8], [1.0])
 
 
 def _waves(c: _Canvas) -> np.ndarray:
@@ -242,13 +249,20 @@ def _diagonal(c: _Canvas) -> np.ndarray:
 
 
 _FIELDS = {
-    "Stripes": _stripes, "Tiles": _tiles, "Clouds": _clouds, "Horizon": _horizon,
-    "Rings": _rings, "Dots": _dots, "Waves": _waves, "Diagonal": _diagonal,
+    "Stripes": _stripes,
+    "Tiles": _tiles,
+    "Clouds": _clouds,
+    "Horizon": _horizon,
+    "Rings": _rings,
+    "Dots": _dots,
+    "Waves": _waves,
+    "Diagonal": _diagonal,
 }
 
 
-def background(rng: np.random.Generator, height: int, width: int, scene: str,
-               saturation=(0.3, 1.0)) -> np.ndarray:
+def background(
+    rng: np.random.Generator, height: int, width: int, scene: str, saturation=(0.3, 1.0)
+) -> np.ndarray:
     """A background of the scene family `scene`, float32 ``[height, width, 3]`` in [0, 1].
 
     The structure comes from the family; the palette and the lighting are

@@ -35,7 +35,7 @@ import os
 import pathlib
 import struct
 import zlib
-from typing import Iterator, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from tfcmvp import manifest as manifest_lib
 
@@ -83,8 +83,10 @@ class ShardCheck:
         """One line: ``path: N records`` or ``path: <error> at byte X (...)``."""
         if self.ok:
             return f"{self.path}: {self.records} records, {self.size} bytes"
-        return (f"{self.path}: {self.error} at byte {self.offset} ({self.records} intact "
-                f"record(s) before it)")
+        return (
+            f"{self.path}: {self.error} at byte {self.offset} ({self.records} intact "
+            f"record(s) before it)"
+        )
 
 
 class _Damage(Exception):
@@ -128,12 +130,12 @@ class _Framing:
         buffer, start = self._buffer, 0
         while len(buffer) - start >= HEADER_BYTES:
             (length, length_crc) = struct.unpack_from("<QI", buffer, start)
-            if _masked_crc32c(bytes(buffer[start:start + 8])) != length_crc:
+            if _masked_crc32c(bytes(buffer[start : start + 8])) != length_crc:
                 raise self._damage("length CRC mismatch")
             end = start + HEADER_BYTES + length + FOOTER_BYTES
             if len(buffer) < end:
                 break
-            payload = bytes(buffer[start + HEADER_BYTES:end - FOOTER_BYTES])
+            payload = bytes(buffer[start + HEADER_BYTES : end - FOOTER_BYTES])
             (data_crc,) = struct.unpack_from("<I", buffer, end - FOOTER_BYTES)
             if _masked_crc32c(payload) != data_crc:
                 raise self._damage("data CRC mismatch")
@@ -147,8 +149,9 @@ class _Framing:
 
     def finish(self) -> None:
         if self._buffer:
-            raise self._damage(f"the stream ends inside it ({len(self._buffer)} bytes of it "
-                               f"present): truncated")
+            raise self._damage(
+                f"the stream ends inside it ({len(self._buffer)} bytes of it present): truncated"
+            )
 
 
 def _check_plain(handle, framing: _Framing) -> None:
@@ -168,8 +171,11 @@ def _check_gzip(handle, framing: _Framing) -> None:
             pending = handle.read(GZIP_CHUNK)
             if not pending:
                 if inflater is not None:
-                    raise _Damage(member, f"record {framing.records}: the file ends inside the "
-                                          f"gzip member that starts here: truncated")
+                    raise _Damage(
+                        member,
+                        f"record {framing.records}: the file ends inside the "
+                        f"gzip member that starts here: truncated",
+                    )
                 framing.finish()
                 return
         if inflater is None:
@@ -178,9 +184,12 @@ def _check_gzip(handle, framing: _Framing) -> None:
         try:
             data = inflater.decompress(piece)
         except zlib.error as error:
-            raise _Damage(member, f"record {framing.records}: the gzip member starting here does "
-                                  f"not inflate (zlib: {str(error).split(': ')[-1]}; detected in "
-                                  f"bytes {position}-{position + len(piece)})") from None
+            raise _Damage(
+                member,
+                f"record {framing.records}: the gzip member starting here does "
+                f"not inflate (zlib: {str(error).split(': ')[-1]}; detected in "
+                f"bytes {position}-{position + len(piece)})",
+            ) from None
         framing.feed(data, member)
         if inflater.eof:  # the member ended inside `piece`; the rest starts the next one
             position += len(piece) - len(inflater.unused_data)
@@ -255,8 +264,10 @@ class SplitReport:
         if self.problem or self.bad or self.expected_records is None:
             return None  # the count of a folder with other problems says nothing more
         if self.records != self.expected_records:
-            return (f"{self.records} records in the shards, {manifest_lib.MANIFEST_NAME} "
-                    f"says {self.expected_records} were written")
+            return (
+                f"{self.records} records in the shards, {manifest_lib.MANIFEST_NAME} "
+                f"says {self.expected_records} were written"
+            )
         return None
 
     @property
@@ -289,19 +300,25 @@ class DataReport:
                 if check.ok:
                     lines.append(f"ok   {name}: {check.records} records")
                 else:
-                    lines.append(f"BAD  {name}: {check.error} at byte {check.offset} "
-                                 f"({check.records} intact record(s) before it)")
-            expected = ("" if split.expected_records is None
-                        else f" of {split.expected_records} written")
-            lines.append(f"{split.name}: {split.records} records{expected} in "
-                         f"{len(split.checks)} shard(s)")
+                    lines.append(
+                        f"BAD  {name}: {check.error} at byte {check.offset} "
+                        f"({check.records} intact record(s) before it)"
+                    )
+            expected = (
+                "" if split.expected_records is None else f" of {split.expected_records} written"
+            )
+            lines.append(
+                f"{split.name}: {split.records} records{expected} in {len(split.checks)} shard(s)"
+            )
             for problem in (split.problem, split.count_problem):
                 if problem:
                     lines.append(f"{split.name}: {problem}")
         num_shards = sum(len(split.checks) for split in self.splits)
         if self.ok:
-            lines.append(f"verified: {num_shards} shard(s) intact, every count as in "
-                         f"{manifest_lib.MANIFEST_NAME}")
+            lines.append(
+                f"verified: {num_shards} shard(s) intact, every count as in "
+                f"{manifest_lib.MANIFEST_NAME}"
+            )
         else:
             if self.problem is not None:
                 also = "; the folder has no usable manifest (see above)"
@@ -342,11 +359,15 @@ def verify_data(data_dir, workers: Optional[int] = None) -> DataReport:
     except ValueError as error:
         problem = str(error)
     if manifest is None and problem is None:
-        problem = (f"no {manifest_lib.MANIFEST_NAME}: not the output of a finished "
-                   f"`tfcmvp extract` run (the job writes it last)")
-    listed_splits = (sorted(manifest.get("splits", {}))
-                     if isinstance(manifest, dict) and isinstance(manifest.get("splits"), dict)
-                     else [])
+        problem = (
+            f"no {manifest_lib.MANIFEST_NAME}: not the output of a finished "
+            f"`tfcmvp extract` run (the job writes it last)"
+        )
+    listed_splits = (
+        sorted(manifest.get("splits", {}))
+        if isinstance(manifest, dict) and isinstance(manifest.get("splits"), dict)
+        else []
+    )
     names = sorted(set(listed_splits) | set(_splits_on_disk(data_dir)))
     split_problems, expected, shard_paths = {}, {}, {}
     for name in names:
@@ -360,12 +381,17 @@ def verify_data(data_dir, workers: Optional[int] = None) -> DataReport:
             written = entry.get("written") if isinstance(entry, dict) else None
             if isinstance(written, int) and not isinstance(written, bool):
                 expected[name] = written
-        shard_paths[name] = [str(data_dir / shard)
-                             for shard in manifest_lib.shards_on_disk(data_dir, name)]
+        shard_paths[name] = [
+            str(data_dir / shard) for shard in manifest_lib.shards_on_disk(data_dir, name)
+        ]
     every = [path for name in names for path in shard_paths[name]]
     results = dict(zip(every, check_shards(every, workers)))
-    splits = [SplitReport(name, split_problems[name], [results[p] for p in shard_paths[name]],
-                          expected.get(name)) for name in names]
+    splits = [
+        SplitReport(
+            name, split_problems[name], [results[p] for p in shard_paths[name]], expected.get(name)
+        )
+        for name in names
+    ]
     return DataReport(str(data_dir), problem, splits)
 
 
@@ -377,18 +403,23 @@ def verify_data(data_dir, workers: Optional[int] = None) -> DataReport:
 def corrupt_shard_message(bad: Sequence[ShardCheck], *, skip_hint: bool = True) -> str:
     """The error text naming each damaged shard, with what to do about it."""
     folders = sorted({os.path.dirname(check.path) or "." for check in bad})
-    lines = [f"{len(bad)} damaged shard(s): " + "; ".join(
-        f"{check.path}: {check.error} at byte {check.offset}" for check in bad)]
-    lines.append(f"`tfcmvp verify {folders[0]}` checks every shard; re-extract the data"
-                 + (", or set data.on_corrupt=skip to train on the intact records"
-                    if skip_hint else ""))
+    lines = [
+        f"{len(bad)} damaged shard(s): "
+        + "; ".join(f"{check.path}: {check.error} at byte {check.offset}" for check in bad)
+    ]
+    lines.append(
+        f"`tfcmvp verify {folders[0]}` checks every shard; re-extract the data"
+        + (", or set data.on_corrupt=skip to train on the intact records" if skip_hint else "")
+    )
     return ". ".join(lines)
 
 
 def is_data_loss(error: BaseException) -> bool:
     """Whether `error` is TensorFlow's DataLossError (without importing TensorFlow)."""
-    return any(cls.__name__ == "DataLossError" and cls.__module__.startswith("tensorflow")
-               for cls in type(error).__mro__)
+    return any(
+        cls.__name__ == "DataLossError" and cls.__module__.startswith("tensorflow")
+        for cls in type(error).__mro__
+    )
 
 
 def shard_paths_of(source) -> list:
@@ -398,13 +429,17 @@ def shard_paths_of(source) -> list:
         folder = pathlib.Path(source)
         if not folder.is_dir():
             return []
-        return [str(folder / shard) for split in _splits_on_disk(folder)
-                for shard in manifest_lib.shards_on_disk(folder, split)]
+        return [
+            str(folder / shard)
+            for split in _splits_on_disk(folder)
+            for shard in manifest_lib.shards_on_disk(folder, split)
+        ]
     return [str(path) for path in source]
 
 
-def name_corrupt_shards(source, error: BaseException, *, skip_hint: bool = True,
-                        workers: Optional[int] = None) -> BaseException:
+def name_corrupt_shards(
+    source, error: BaseException, *, skip_hint: bool = True, workers: Optional[int] = None
+) -> BaseException:
     """The error to raise for a DataLossError met while reading `source` (paths or a folder).
 
     Checks the shards (a pass over them, only now that one failed) and returns
@@ -439,8 +474,13 @@ def corrupt_shards_named(source, *, skip_hint: bool = True):
 # ---------------------------------------------------------------------------
 
 
-def write_manifest(data_dir, *, layout: str = "csv", num_classes: Optional[int] = None,
-                   created: Optional[str] = None) -> dict:
+def write_manifest(
+    data_dir,
+    *,
+    layout: str = "csv",
+    num_classes: Optional[int] = None,
+    created: Optional[str] = None,
+) -> dict:
     """Writes ``DATA/manifest.json`` for shards that were not written by ``tfcmvp extract``
     (tests, synthetic data, shards made by other tools), and returns it.
 
@@ -466,12 +506,21 @@ def write_manifest(data_dir, *, layout: str = "csv", num_classes: Optional[int] 
         listed[split], tallies[split], shards[split] = tally["written"], tally, names
     if num_classes is None:
         labels = data_dir / manifest_lib.LABELS_NAME
-        num_classes = (len([line for line in labels.read_text(encoding="utf-8").splitlines()
-                            if line.strip()]) if labels.is_file() else 0)
+        num_classes = (
+            len([line for line in labels.read_text(encoding="utf-8").splitlines() if line.strip()])
+            if labels.is_file()
+            else 0
+        )
     manifest = manifest_lib.build_manifest(
-        listed, tallies, options={"written_by": "tfcmvp.verify.write_manifest"}, layout=layout,
-        num_classes=num_classes, shards=shards, schema_version=schema.SCHEMA_VERSION,
-        created=created)
+        listed,
+        tallies,
+        options={"written_by": "tfcmvp.verify.write_manifest"},
+        layout=layout,
+        num_classes=num_classes,
+        shards=shards,
+        schema_version=schema.SCHEMA_VERSION,
+        created=created,
+    )
     path = data_dir / manifest_lib.MANIFEST_NAME
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(manifest_lib.dumps(manifest), encoding="utf-8")

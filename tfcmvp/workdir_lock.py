@@ -56,8 +56,10 @@ class WorkdirBusyError(RuntimeError):
     def __init__(self, workdir: pathlib.Path, holder: dict):
         self.workdir = workdir
         self.holder = holder
-        super().__init__(f"{workdir} is in use by another run ({describe_holder(holder)}): "
-                         f"wait for it to end, or choose another workdir")
+        super().__init__(
+            f"{workdir} is in use by another run ({describe_holder(holder)}): "
+            f"wait for it to end, or choose another workdir"
+        )
 
 
 def describe_holder(holder: dict) -> str:
@@ -80,10 +82,12 @@ def lock_path(workdir) -> pathlib.Path:
 
 
 def _holder_record() -> dict:
-    return {"pid": os.getpid(), "host": socket.gethostname(),
-            "started": datetime.datetime.now().astimezone().isoformat(sep=" ",
-                                                                       timespec="seconds"),
-            "command": " ".join([os.path.basename(sys.argv[0] or "python"), *sys.argv[1:]])}
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": datetime.datetime.now().astimezone().isoformat(sep=" ", timespec="seconds"),
+        "command": " ".join([os.path.basename(sys.argv[0] or "python"), *sys.argv[1:]]),
+    }
 
 
 @contextlib.contextmanager
@@ -107,8 +111,12 @@ def hold(workdir, enabled: bool = True) -> Iterator[Optional[pathlib.Path]]:
         return
     workdir = pathlib.Path(workdir)
     if fcntl is None:
-        logger.warning("no fcntl on this platform (%s): %s is not locked, so nothing keeps a "
-                       "second run out of it while this one runs", sys.platform, workdir)
+        logger.warning(
+            "no fcntl on this platform (%s): %s is not locked, so nothing keeps a "
+            "second run out of it while this one runs",
+            sys.platform,
+            workdir,
+        )
         yield None
         return
     workdir.mkdir(parents=True, exist_ok=True)
@@ -142,8 +150,12 @@ def _acquire(path: pathlib.Path, workdir: pathlib.Path) -> Optional[int]:
         except OSError as error:
             os.close(fd)
             if error.errno in _NO_LOCKS:
-                logger.warning("the file system of %s does not support locks (%s): it is not "
-                               "locked, so nothing keeps a second run out of it", workdir, error)
+                logger.warning(
+                    "the file system of %s does not support locks (%s): it is not "
+                    "locked, so nothing keeps a second run out of it",
+                    workdir,
+                    error,
+                )
                 return None
             raise
         # The holder before us unlinks the file before releasing it: if we locked

@@ -21,15 +21,21 @@ def add_config_argument(parser, help: str) -> None:  # noqa: A002 (argparse's ow
 
 def add_set_argument(parser, help: str) -> None:  # noqa: A002
     """``--set KEY=VALUE`` (repeatable), collected in ``args.overrides``."""
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help=help)
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
+    )
 
 
 def add_verbose_argument(parser) -> None:
     """``--verbose {0,1,2}``; read it back with :func:`keras_verbose`."""
-    parser.add_argument("--verbose", type=int, choices=VERBOSE_CHOICES, default=None,
-                        help="Keras progress: 0 silent, 1 progress bar, 2 a line per epoch "
-                             "(default: 1 on a terminal, else 2)")
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=VERBOSE_CHOICES,
+        default=None,
+        help="Keras progress: 0 silent, 1 progress bar, 2 a line per epoch "
+        "(default: 1 on a terminal, else 2)",
+    )
 
 
 def add_list_keys_argument(parser) -> None:
@@ -38,9 +44,12 @@ def add_list_keys_argument(parser) -> None:
     Commands that offer it declare their other required flags with
     :func:`add_required_argument`, so that ``--list_keys`` alone is enough.
     """
-    parser.add_argument("--list_keys", action="store_true",
-                        help="print every config key with its value (the defaults, or those of "
-                             "--config and --set) and its documentation, then exit")
+    parser.add_argument(
+        "--list_keys",
+        action="store_true",
+        help="print every config key with its value (the defaults, or those of "
+        "--config and --set) and its documentation, then exit",
+    )
     parser.set_defaults(_parser=parser, _required=[])
 
 
@@ -53,15 +62,19 @@ def add_required_argument(parser, *flags: str, **kwargs) -> None:
 def add_data_and_workdir_arguments(parser, data_help: str) -> None:
     """``--data DIR`` and ``--workdir DIR``, required unless ``--list_keys``."""
     add_required_argument(parser, "--data", help=data_help)
-    add_required_argument(parser, "--workdir",
-                          help="run folder (created; resumed if it holds a checkpoint)")
+    add_required_argument(
+        parser, "--workdir", help="run folder (created; resumed if it holds a checkpoint)"
+    )
 
 
 def check_required(args) -> None:
     """Exits with argparse's usage error when a flag of :func:`add_required_argument` is
     missing (and ``--list_keys`` was not given)."""
-    missing = [action.option_strings[0] for action in args._required
-               if getattr(args, action.dest) in (None, False)]
+    missing = [
+        action.option_strings[0]
+        for action in args._required
+        if getattr(args, action.dest) in (None, False)
+    ]
     if missing:
         args._parser.error(f"the following arguments are required: {', '.join(missing)}")
 

@@ -16,9 +16,12 @@ def add_parser(subparsers) -> None:
             "input contract (frames, stride, size, value range, normalisation or vector "
             "scaling), every signature with its TensorSpecs as saved_model.pb declares them, "
             "where the weights came from, the versions that wrote it and the key values of "
-            "assets/config.yaml."))
-    parser.add_argument("model_dir", metavar="MODEL_DIR",
-                        help="export folder written by `tfcmvp export`")
+            "assets/config.yaml."
+        ),
+    )
+    parser.add_argument(
+        "model_dir", metavar="MODEL_DIR", help="export folder written by `tfcmvp export`"
+    )
     parser.set_defaults(run=run)
 
 

@@ -50,49 +50,103 @@ def add_parser(subparsers) -> None:
             "path only motion vectors. By default --clips clips per video at retrieval's "
             "(VCOP) positions; --window / --stride give per-segment features instead. Files "
             "that cannot be embedded are reported, listed in OUT/failed.jsonl and counted; "
-            "the run goes on."))
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="video files, folders (searched recursively for .mp4, .avi, .mkv, "
-                             ".mov, .webm, .mpg, ... files) or list files (.txt / .csv, one "
-                             "path per line, relative to the list file)")
+            "the run goes on."
+        ),
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="video files, folders (searched recursively for .mp4, .avi, .mkv, "
+        ".mov, .webm, .mpg, ... files) or list files (.txt / .csv, one "
+        "path per line, relative to the list file)",
+    )
     parser.add_argument("--model", required=True, help="export folder written by `tfcmvp export`")
-    parser.add_argument("--output", required=True, metavar="OUT",
-                        help="output folder (see below); must not exist or be empty unless "
-                             "--overwrite")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a previous `tfcmvp embed` output in OUT (written beside "
-                             "it and swapped in at the end)")
-    parser.add_argument("--clips", type=int, default=None,
-                        help=f"clips per video at retrieval's positions (default "
-                             f"{DEFAULT_CLIPS}); not with --window / --stride")
-    parser.add_argument("--window", type=int, metavar="W",
-                        help="per-segment features: segments of W frames (default: the "
-                             "export's clip span), one clip centred in each")
-    parser.add_argument("--stride", type=int, metavar="S",
-                        help="frames between segment starts (default: W, no overlap)")
-    parser.add_argument("--min_frames", type=int, default=1,
-                        help="videos with fewer frames fail (stage short); default 1: a video "
-                             "shorter than a clip repeats its last frame, as in retrieval")
-    parser.add_argument("--max_failed_fraction", type=float,
-                        default=DEFAULT_MAX_FAILED_FRACTION,
-                        help="exit 1 when more than this fraction of the videos failed "
-                             "(default 1.0: only when none was embedded)")
-    parser.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
-                        help=f"at most this many clips per call of the model (default "
-                             f"{DEFAULT_BATCH_SIZE})")
+    parser.add_argument(
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="output folder (see below); must not exist or be empty unless --overwrite",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a previous `tfcmvp embed` output in OUT (written beside "
+        "it and swapped in at the end)",
+    )
+    parser.add_argument(
+        "--clips",
+        type=int,
+        default=None,
+        help=f"clips per video at retrieval's positions (default "
+        f"{DEFAULT_CLIPS}); not with --window / --stride",
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        metavar="W",
+        help="per-segment features: segments of W frames (default: the "
+        "export's clip span), one clip centred in each",
+    )
+    parser.add_argument(
+        "--stride",
+        type=int,
+        metavar="S",
+        help="frames between segment starts (default: W, no overlap)",
+    )
+    parser.add_argument(
+        "--min_frames",
+        type=int,
+        default=1,
+        help="videos with fewer frames fail (stage short); default 1: a video "
+        "shorter than a clip repeats its last frame, as in retrieval",
+    )
+    parser.add_argument(
+        "--max_failed_fraction",
+        type=float,
+        default=DEFAULT_MAX_FAILED_FRACTION,
+        help="exit 1 when more than this fraction of the videos failed "
+        "(default 1.0: only when none was embedded)",
+    )
+    parser.add_argument(
+        "--batch_size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"at most this many clips per call of the model (default {DEFAULT_BATCH_SIZE})",
+    )
     storage = parser.add_argument_group(
-        "storage", "how the extraction job stored the training frames (its defaults); set them "
-                   "only to match data extracted with other values")
-    storage.add_argument("--rgb_short_side", type=int, default=DEFAULT_RGB_SHORT_SIDE,
-                         help=f"short side of the stored frames (default {DEFAULT_RGB_SHORT_SIDE})")
-    storage.add_argument("--jpeg_quality", type=int, default=DEFAULT_JPEG_QUALITY,
-                         help=f"JPEG quality of the stored frames (default {DEFAULT_JPEG_QUALITY})")
-    storage.add_argument("--mv_cell", type=int, default=DEFAULT_MV_CELL,
-                         help=f"motion-vector grid cell in pixels (default {DEFAULT_MV_CELL})")
-    parser.add_argument("--progress", dest="progress", action="store_true", default=None,
-                        help="always draw the progress bar (default: on a terminal only)")
-    parser.add_argument("--no_progress", dest="progress", action="store_false",
-                        help="never draw the progress bar")
+        "storage",
+        "how the extraction job stored the training frames (its defaults); set them "
+        "only to match data extracted with other values",
+    )
+    storage.add_argument(
+        "--rgb_short_side",
+        type=int,
+        default=DEFAULT_RGB_SHORT_SIDE,
+        help=f"short side of the stored frames (default {DEFAULT_RGB_SHORT_SIDE})",
+    )
+    storage.add_argument(
+        "--jpeg_quality",
+        type=int,
+        default=DEFAULT_JPEG_QUALITY,
+        help=f"JPEG quality of the stored frames (default {DEFAULT_JPEG_QUALITY})",
+    )
+    storage.add_argument(
+        "--mv_cell",
+        type=int,
+        default=DEFAULT_MV_CELL,
+        help=f"motion-vector grid cell in pixels (default {DEFAULT_MV_CELL})",
+    )
+    parser.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="always draw the progress bar (default: on a terminal only)",
+    )
+    parser.add_argument(
+        "--no_progress", dest="progress", action="store_false", help="never draw the progress bar"
+    )
     parser.set_defaults(run=run)
 
 
@@ -109,19 +163,30 @@ def run(args) -> int:
     from tfcmvp.embedding import ClipLayout, EmbeddingFailedError, StorageSettings, embed_videos
 
     if (args.window is not None or args.stride is not None) and args.clips is not None:
-        logger.error("--clips places clips at retrieval's positions; --window / --stride place "
-                     "one per segment: give one or the other")
+        logger.error(
+            "--clips places clips at retrieval's positions; --window / --stride place "
+            "one per segment: give one or the other"
+        )
         return 2
     try:
-        layout = ClipLayout(num_clips=args.clips or DEFAULT_CLIPS, window=args.window,
-                            stride=args.stride)
-        storage = StorageSettings(rgb_short_side=args.rgb_short_side,
-                                  jpeg_quality=args.jpeg_quality, mv_cell=args.mv_cell)
-        result = embed_videos(args.inputs, args.model, args.output, layout=layout,
-                              storage=storage, batch_size=args.batch_size,
-                              min_frames=args.min_frames,
-                              max_failed_fraction=args.max_failed_fraction,
-                              overwrite=args.overwrite, progress=args.progress)
+        layout = ClipLayout(
+            num_clips=args.clips or DEFAULT_CLIPS, window=args.window, stride=args.stride
+        )
+        storage = StorageSettings(
+            rgb_short_side=args.rgb_short_side, jpeg_quality=args.jpeg_quality, mv_cell=args.mv_cell
+        )
+        result = embed_videos(
+            args.inputs,
+            args.model,
+            args.output,
+            layout=layout,
+            storage=storage,
+            batch_size=args.batch_size,
+            min_frames=args.min_frames,
+            max_failed_fraction=args.max_failed_fraction,
+            overwrite=args.overwrite,
+            progress=args.progress,
+        )
     except EmbeddingFailedError as error:
         logger.error("%s", error)
         return 1
@@ -132,10 +197,12 @@ def run(args) -> int:
     summary = result.summary
     counts = summary["counts"]
     clips = summary["clips"]
-    print(f"embedded {counts['embedded']} of {counts['listed']} videos: {counts['clips']} "
-          f"clips x {summary['export']['embedding_dim']} ({summary['export']['network']} "
-          f"network, {clips['modality']} clips {clips['input_shape']}) in "
-          f"{summary['seconds']:.1f} s")
+    print(
+        f"embedded {counts['embedded']} of {counts['listed']} videos: {counts['clips']} "
+        f"clips x {summary['export']['embedding_dim']} ({summary['export']['network']} "
+        f"network, {clips['modality']} clips {clips['input_shape']}) in "
+        f"{summary['seconds']:.1f} s"
+    )
     if counts["failed"]:
         print(f"{counts['failed']} failed: {args.output}/failed.jsonl")
     print(f"embeddings: {args.output}/embeddings.npy\ntable:      {args.output}/clips.csv")

@@ -22,25 +22,42 @@ def add_parser(subparsers) -> None:
             "{features: [N, T', H', W', C]}), plus assets/tfcmvp_export.json (input contract "
             "and provenance), assets/config.yaml and assets/network.weights.h5. With "
             "--random_init the network of --config is exported untrained (the scratch "
-            "baseline). The folder loads with tf.saved_model.load, TensorFlow only."))
+            "baseline). The folder loads with tf.saved_model.load, TensorFlow only."
+        ),
+    )
     parser.add_argument("--workdir", help="pretraining run folder (written by tfcmvp pretrain)")
-    parser.add_argument("--random_init", action="store_true",
-                        help="export the untrained network of --config instead of a workdir's")
-    common.add_config_argument(parser, "with --random_init: YAML config (default: the paper's "
-                                       "UCF101 C3D settings)")
+    parser.add_argument(
+        "--random_init",
+        action="store_true",
+        help="export the untrained network of --config instead of a workdir's",
+    )
+    common.add_config_argument(
+        parser, "with --random_init: YAML config (default: the paper's UCF101 C3D settings)"
+    )
     common.add_set_argument(parser, "with --random_init: override a config field (repeatable)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="with --random_init: initialisation seed (default train.seed)")
-    parser.add_argument("--network", choices=NETWORK_CHOICES, default="video",
-                        help="which network: video (V-Network, default), iframe (I-Network) or "
-                             "motion (M-Network)")
-    parser.add_argument("--output", required=True,
-                        help="export folder (for TF Serving: MODEL_BASE/1)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a previous export in --output (a folder holding "
-                             "saved_model.pb and assets/tfcmvp_export.json, nothing else); any "
-                             "other folder, the --workdir or a parent of it is refused. The old "
-                             "export stays whole until the new one is swapped in")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="with --random_init: initialisation seed (default train.seed)",
+    )
+    parser.add_argument(
+        "--network",
+        choices=NETWORK_CHOICES,
+        default="video",
+        help="which network: video (V-Network, default), iframe (I-Network) or motion (M-Network)",
+    )
+    parser.add_argument(
+        "--output", required=True, help="export folder (for TF Serving: MODEL_BASE/1)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a previous export in --output (a folder holding "
+        "saved_model.pb and assets/tfcmvp_export.json, nothing else); any "
+        "other folder, the --workdir or a parent of it is refused. The old "
+        "export stays whole until the new one is swapped in",
+    )
     parser.set_defaults(run=run)
 
 
@@ -51,11 +68,20 @@ def _usage_error(args) -> str | None:
         return None
     if not args.workdir:
         return "pass --workdir (a pretraining run) or --random_init [--config FILE]"
-    given = [flag for flag, value in (("--config", args.config), ("--set", args.overrides),
-                                       ("--seed", args.seed is not None)) if value]
+    given = [
+        flag
+        for flag, value in (
+            ("--config", args.config),
+            ("--set", args.overrides),
+            ("--seed", args.seed is not None),
+        )
+        if value
+    ]
     if given:
-        return (f"{', '.join(given)} only go with --random_init; a workdir export uses the "
-                f"workdir's own config.yaml")
+        return (
+            f"{', '.join(given)} only go with --random_init; a workdir export uses the "
+            f"workdir's own config.yaml"
+        )
     return None
 
 
@@ -74,16 +100,27 @@ def run(args) -> int:
             logger.error("%s", error)
             return 2
     # Imported here: TensorFlow takes seconds to load; --help should not wait for it.
-    from tfcmvp.export import export_pretrained, export_random_init, export_summary
-    from tfcmvp.export import read_export_info
+    from tfcmvp.export import (
+        export_pretrained,
+        export_random_init,
+        export_summary,
+        read_export_info,
+    )
 
     try:
         if args.random_init:
-            path = export_random_init(config, args.output, args.network, seed=args.seed,
-                                      overwrite=args.overwrite, config_path=args.config)
+            path = export_random_init(
+                config,
+                args.output,
+                args.network,
+                seed=args.seed,
+                overwrite=args.overwrite,
+                config_path=args.config,
+            )
         else:
-            path = export_pretrained(args.workdir, args.output, args.network,
-                                     overwrite=args.overwrite)
+            path = export_pretrained(
+                args.workdir, args.output, args.network, overwrite=args.overwrite
+            )
     except (OSError, ValueError) as error:  # FileNotFoundError, FileExistsError, ExportError
         logger.error("%s", error)
         logger.debug("traceback of the error above", exc_info=True)

@@ -18,22 +18,34 @@ def add_parser(subparsers) -> None:
             "test it with 10 clips per test video (softmax averaged; top-1 and top-5) and "
             "export it as a SavedModel with a classify signature. WORKDIR receives config.yaml, "
             "checkpoints/, history.csv, history.png, results.json, test_predictions.csv and "
-            "saved_model/; running the same command again resumes from the newest checkpoint."))
+            "saved_model/; running the same command again resumes from the newest checkpoint."
+        ),
+    )
     common.add_list_keys_argument(parser)
     start = parser.add_mutually_exclusive_group()
-    start.add_argument("--model", default=None,
-                       help="a tfcmvp export of a pretrained V-Network (tfcmvp export): its "
-                            "weights and architecture initialise the backbone")
-    start.add_argument("--random_init", action="store_true",
-                       help="start from random weights, architecture from the config (the "
-                            "'scratch' baseline)")
-    common.add_config_argument(parser, "YAML config (configs/finetune_*.yaml); default: the "
-                                       "paper's UCF101 settings")
+    start.add_argument(
+        "--model",
+        default=None,
+        help="a tfcmvp export of a pretrained V-Network (tfcmvp export): its "
+        "weights and architecture initialise the backbone",
+    )
+    start.add_argument(
+        "--random_init",
+        action="store_true",
+        help="start from random weights, architecture from the config (the 'scratch' baseline)",
+    )
+    common.add_config_argument(
+        parser, "YAML config (configs/finetune_*.yaml); default: the paper's UCF101 settings"
+    )
     common.add_data_and_workdir_arguments(
-        parser, "output folder of the extraction job (train-/test-*.tfrecord.gz, labels.txt)")
-    common.add_set_argument(parser, "override a config field, value parsed as YAML, e.g. "
-                                    "--set train.epochs=3 --set train.motion_aux_weight=0.2 "
-                                    "(repeatable)")
+        parser, "output folder of the extraction job (train-/test-*.tfrecord.gz, labels.txt)"
+    )
+    common.add_set_argument(
+        parser,
+        "override a config field, value parsed as YAML, e.g. "
+        "--set train.epochs=3 --set train.motion_aux_weight=0.2 "
+        "(repeatable)",
+    )
     common.add_verbose_argument(parser)
     parser.set_defaults(run=run)
 
@@ -60,12 +72,24 @@ def run(args) -> int:
         return 0
     from tfcmvp.finetuning.finetune import finetune
 
-    result, status = common.run_training(logger, finetune, config, args.data, args.workdir,
-                                         model_dir=args.model, random_init=args.random_init,
-                                         verbose=common.keras_verbose(args))
+    result, status = common.run_training(
+        logger,
+        finetune,
+        config,
+        args.data,
+        args.workdir,
+        model_dir=args.model,
+        random_init=args.random_init,
+        verbose=common.keras_verbose(args),
+    )
     if status:
         return status
-    logger.info("done: %d epochs in %s; test top-1 %.2f%%, top-5 %.2f%%; SavedModel in %s",
-                result.results["epochs"], result.workdir, result.results["top1"],
-                result.results["top5"], result.saved_model)
+    logger.info(
+        "done: %d epochs in %s; test top-1 %.2f%%, top-5 %.2f%%; SavedModel in %s",
+        result.results["epochs"],
+        result.workdir,
+        result.results["top1"],
+        result.results["top5"],
+        result.saved_model,
+    )
     return 0

@@ -16,19 +16,32 @@ def add_parser(subparsers) -> None:
         description=(
             "Report codec, size, frame rate, frame count, the GOP pattern checked against the "
             "CoViAR layout (I every --gop frames, no B) and motion-vector statistics. With --png, "
-            "also draw decoded frames, stored I-frames and colour-coded motion vectors."))
+            "also draw decoded frames, stored I-frames and colour-coded motion vectors."
+        ),
+    )
     parser.add_argument("video", help="video file")
     parser.add_argument("--png", help="also write a figure to this PNG file")
-    parser.add_argument("--mv_cell", type=int, default=DEFAULT_MV_CELL,
-                        help=f"motion-vector raster cell in pixels (default {DEFAULT_MV_CELL})")
-    parser.add_argument("--gop", type=int, default=12,
-                        help="I-frame spacing to check the stream against (default 12)")
-    parser.add_argument("--columns", type=int, default=8,
-                        help="frames shown in the figure (default 8)")
-    parser.add_argument("--start", type=int,
-                        help="first frame shown (default: chosen from the GOP)")
-    parser.add_argument("--stride", type=int,
-                        help="frames between columns (default: a quarter GOP)")
+    parser.add_argument(
+        "--mv_cell",
+        type=int,
+        default=DEFAULT_MV_CELL,
+        help=f"motion-vector raster cell in pixels (default {DEFAULT_MV_CELL})",
+    )
+    parser.add_argument(
+        "--gop",
+        type=int,
+        default=12,
+        help="I-frame spacing to check the stream against (default 12)",
+    )
+    parser.add_argument(
+        "--columns", type=int, default=8, help="frames shown in the figure (default 8)"
+    )
+    parser.add_argument(
+        "--start", type=int, help="first frame shown (default: chosen from the GOP)"
+    )
+    parser.add_argument(
+        "--stride", type=int, help="frames between columns (default: a quarter GOP)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -43,8 +56,13 @@ def run(args) -> int:
         print(inspection.describe_video(args.video, mv_cell=args.mv_cell, gop=args.gop))
         if args.png:
             width, height = inspection.plot_video(
-                args.video, args.png, columns=args.columns, start=args.start, stride=args.stride,
-                mv_cell=args.mv_cell)
+                args.video,
+                args.png,
+                columns=args.columns,
+                start=args.start,
+                stride=args.stride,
+                mv_cell=args.mv_cell,
+            )
             print(f"figure:      {args.png} ({width}x{height} px)")
     except (VideoError, ValueError, OSError) as error:
         # VideoError messages start with the file name; name it for the others.

@@ -12,15 +12,39 @@ import os
 import sys
 
 from tfcmvp import __version__
-from tfcmvp.cli import tf_startup
+from tfcmvp.cli import (
+    describe_cmd,
+    embed_cmd,
+    evaluate_cmd,
+    export_cmd,
+    extract_cmd,
+    finetune_cmd,
+    inspect_cmd,
+    pretrain_cmd,
+    probe_cmd,
+    quickstart_cmd,
+    retrieval_cmd,
+    synth_cmd,
+    tf_startup,
+    verify_cmd,
+)
 from tfcmvp.workdir_lock import WorkdirBusyError
-from tfcmvp.cli import (describe_cmd, embed_cmd, evaluate_cmd, export_cmd, extract_cmd,
-                        finetune_cmd, inspect_cmd, pretrain_cmd, probe_cmd, quickstart_cmd,
-                        retrieval_cmd, synth_cmd, verify_cmd)
 
-SUBCOMMANDS = (quickstart_cmd, synth_cmd, extract_cmd, verify_cmd, inspect_cmd, pretrain_cmd,
-               export_cmd, describe_cmd, retrieval_cmd, evaluate_cmd, embed_cmd, finetune_cmd,
-               probe_cmd)
+SUBCOMMANDS = (
+    quickstart_cmd,
+    synth_cmd,
+    extract_cmd,
+    verify_cmd,
+    inspect_cmd,
+    pretrain_cmd,
+    export_cmd,
+    describe_cmd,
+    retrieval_cmd,
+    evaluate_cmd,
+    embed_cmd,
+    finetune_cmd,
+    probe_cmd,
+)
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -31,18 +55,26 @@ def _log_level(value: str) -> str:
     (logging.basicConfig would raise it as a traceback)."""
     if value.upper() not in LOG_LEVELS:
         raise argparse.ArgumentTypeError(
-            f"unknown level {value!r} (choose from {', '.join(LOG_LEVELS)}, any case)")
+            f"unknown level {value!r} (choose from {', '.join(LOG_LEVELS)}, any case)"
+        )
     return value.upper()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfcmvp",
-        description="Self-supervised video representation learning from I-frames and motion vectors.")
+        description=(
+            "Self-supervised video representation learning from I-frames and motion vectors."
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"tfcmvp {__version__}")
-    parser.add_argument("--log_level", default="INFO", type=_log_level,
-                        help="Python logging level (default INFO); DEBUG also shows "
-                             "TensorFlow's C++ INFO and WARNING lines")
+    parser.add_argument(
+        "--log_level",
+        default="INFO",
+        type=_log_level,
+        help="Python logging level (default INFO); DEBUG also shows "
+        "TensorFlow's C++ INFO and WARNING lines",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.add_parser(subparsers)
@@ -65,8 +97,8 @@ def main(argv=None) -> int:
         # Its Abseil start-up lines ignore that variable: caught at the first import.
         tf_startup.install()
     logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if args.log_level.upper() != "DEBUG":
         # TensorFlow's checkpoint writer logs "Sharding callback duration" at INFO
         # through absl on every save.
@@ -91,8 +123,11 @@ def _data_loss(args, error: Exception) -> int:
     data = getattr(args, "data", None)
     named = verify.name_corrupt_shards(data, error) if data else error
     if named is error:
-        log.error("a shard could not be read (%s: %s); `tfcmvp verify DATA` names the damaged "
-                  "one", type(error).__name__, getattr(error, "message", error))
+        log.error(
+            "a shard could not be read (%s: %s); `tfcmvp verify DATA` names the damaged one",
+            type(error).__name__,
+            getattr(error, "message", error),
+        )
     else:
         log.error("%s", named)
     log.debug("traceback of the error above", exc_info=error)

@@ -18,15 +18,22 @@ def add_parser(subparsers) -> None:
             "Pretrain with context matching (clip vs I-frame) and motion prediction (future "
             "motion vectors). WORKDIR receives config.yaml, checkpoints/, history.csv, "
             "history.png, tensorboard/ and weights/; running the same command again resumes "
-            "from the newest checkpoint."))
-    common.add_config_argument(parser, "YAML config (configs/pretrain_*.yaml); default: the "
-                                       "paper's UCF101 C3D settings")
+            "from the newest checkpoint."
+        ),
+    )
+    common.add_config_argument(
+        parser, "YAML config (configs/pretrain_*.yaml); default: the paper's UCF101 C3D settings"
+    )
     common.add_list_keys_argument(parser)
     common.add_data_and_workdir_arguments(
-        parser, "output folder of the extraction job (train-*.tfrecord.gz, manifest.json)")
-    common.add_set_argument(parser, "override a config field, value parsed as YAML, e.g. "
-                                    "--set train.epochs=3 --set model.predictor=convgru "
-                                    "(repeatable)")
+        parser, "output folder of the extraction job (train-*.tfrecord.gz, manifest.json)"
+    )
+    common.add_set_argument(
+        parser,
+        "override a config field, value parsed as YAML, e.g. "
+        "--set train.epochs=3 --set model.predictor=convgru "
+        "(repeatable)",
+    )
     common.add_verbose_argument(parser)
     parser.set_defaults(run=run)
 
@@ -50,12 +57,18 @@ def run(args) -> int:
     # config errors should not wait for it.
     from tfcmvp.training.pretrain import pretrain
 
-    result, status = common.run_training(logger, pretrain, config, args.data, args.workdir,
-                                         verbose=common.keras_verbose(args))
+    result, status = common.run_training(
+        logger, pretrain, config, args.data, args.workdir, verbose=common.keras_verbose(args)
+    )
     if status:
         return status
     last = result.history[-1] if result.history else {}
-    logger.info("done: %d epochs in %s; last epoch loss %s, context_acc %s, motion_acc %s",
-                len(result.history), result.workdir, last.get("loss"), last.get("context_acc"),
-                last.get("motion_acc"))
+    logger.info(
+        "done: %d epochs in %s; last epoch loss %s, context_acc %s, motion_acc %s",
+        len(result.history),
+        result.workdir,
+        last.get("loss"),
+        last.get("context_acc"),
+        last.get("motion_acc"),
+    )
     return 0

@@ -14,7 +14,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "quickstart",
         help="synthetic data -> Beam extraction -> pretraining ablation -> export -> "
-             "retrieval + finetune",
+        "retrieval + finetune",
         description=(
             "Runs the main job end to end on the embedded synthetic data set (videos with a "
             "motion and a scene label): pretrains the context-only, motion-only and joint "
@@ -22,25 +22,41 @@ def add_parser(subparsers) -> None:
             "retrieval R@1 by motion and by scene (the paper's Table 4 ablation) and a short "
             "finetune of the joint model against random init. Stages whose output already "
             "exists in --workdir are skipped; a --workdir made with other settings is "
-            "refused."))
-    parser.add_argument("--workdir", required=True, type=pathlib.Path,
-                        help="folder for every artifact of the run")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="data seed and first training seed (default 0)")
-    parser.add_argument("--seeds", type=int, default=None,
-                        help="pretraining runs per objective (default 3; 1 with --smoke)")
-    parser.add_argument("--variant", default="standard", choices=("standard", "heldout"),
-                        help="synthetic generator variant (default standard; heldout: other "
-                             "scenes, sizes, speeds and colours, never tuned on)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny sizes (4 videos per class, 1 short epoch, one seed): a "
-                             "check of the chain in a few minutes, not a result")
+            "refused."
+        ),
+    )
+    parser.add_argument(
+        "--workdir", required=True, type=pathlib.Path, help="folder for every artifact of the run"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="data seed and first training seed (default 0)"
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="pretraining runs per objective (default 3; 1 with --smoke)",
+    )
+    parser.add_argument(
+        "--variant",
+        default="standard",
+        choices=("standard", "heldout"),
+        help="synthetic generator variant (default standard; heldout: other "
+        "scenes, sizes, speeds and colours, never tuned on)",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes (4 videos per class, 1 short epoch, one seed): a "
+        "check of the chain in a few minutes, not a result",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    settings = (quickstart.QuickstartSettings.smoke() if args.smoke
-                else quickstart.QuickstartSettings())
+    settings = (
+        quickstart.QuickstartSettings.smoke() if args.smoke else quickstart.QuickstartSettings()
+    )
     settings.seed = args.seed
     settings.variant = args.variant
     if args.seeds is not None:

@@ -41,8 +41,10 @@ logger = logging.getLogger("tfcmvp.tensorflow")
 MODULE = "tensorflow"
 # Abseil's format ("I0000 00:00:1796474183.099709   23587 port.cc:153] ...") and
 # TensorFlow's older one ("2025-01-02 10:11:12.345678: I tensorflow/core/...").
-_CPP_LINE = re.compile(r"^(?:(?P<absl>[IWEF])\d{4} [\d:.]+\s+\d+ [\w./-]+:\d+\] "
-                       r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: (?P<tf>[IWEF]) )")
+_CPP_LINE = re.compile(
+    r"^(?:(?P<absl>[IWEF])\d{4} [\d:.]+\s+\d+ [\w./-]+:\d+\] "
+    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: (?P<tf>[IWEF]) )"
+)
 _ABSL_PREINIT = "WARNING: All log messages before absl::InitializeLog() is called"
 # The one error-level start-up line: a CUDA build of TensorFlow on a machine without a
 # (working) NVIDIA driver; the run logs how many replicas it got, on which devices.

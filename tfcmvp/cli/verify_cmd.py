@@ -19,10 +19,18 @@ def add_parser(subparsers) -> None:
             "each split holds as many records as the manifest says were written. Prints a "
             "line per shard (a damaged one with the byte offset where the damaged record or "
             "gzip member starts) and exits 0 when everything is intact, 1 otherwise. Shards "
-            "are checked in parallel, one process per shard up to --workers."))
-    parser.add_argument("data", metavar="DATA", help="the data folder (tfcmvp extract --output_dir)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes checking shards at once (default: the CPU count)")
+            "are checked in parallel, one process per shard up to --workers."
+        ),
+    )
+    parser.add_argument(
+        "data", metavar="DATA", help="the data folder (tfcmvp extract --output_dir)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes checking shards at once (default: the CPU count)",
+    )
     parser.set_defaults(run=run)
 
 

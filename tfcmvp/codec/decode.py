@@ -217,8 +217,9 @@ class RgbConverter:
         if out_size != (frame.height, frame.width):
             # Scale in the decoder's YUV first, then convert the small frame:
             # cheaper than one scale-and-convert pass.
-            frame = self._scaler.reformat(frame, width=out_size[1], height=out_size[0],
-                                          interpolation=self.interpolation)
+            frame = self._scaler.reformat(
+                frame, width=out_size[1], height=out_size[0], interpolation=self.interpolation
+            )
         return self._to_rgb.reformat(frame, format="rgb24").to_ndarray()  # [h, w, 3]
 
 
@@ -258,8 +259,9 @@ class _VectorRaster:
         self.width = width
         self.rows, self.cols = raster.grid_shape(height, width, cell)
         self.chunk_frames = max(1, _RASTER_CHUNK_CELLS // (self.rows * self.cols))
-        self.out = np.empty((max(expected_frames, self.chunk_frames), self.rows, self.cols, 2),
-                            np.float32)  # [capacity, Hc, Wc, 2]
+        self.out = np.empty(
+            (max(expected_frames, self.chunk_frames), self.rows, self.cols, 2), np.float32
+        )  # [capacity, Hc, Wc, 2]
         self.done = 0  # frames rasterised into self.out
         self.buffer = bytearray(1 << 16)
         self.used = 0
@@ -297,7 +299,12 @@ class _VectorRaster:
         records = np.frombuffer(self.buffer, raster.MOTION_VECTOR_DTYPE, count=count)  # [N]
         frame_index = np.repeat(np.arange(num_frames, dtype=np.int32), self.counts)  # [N]
         raster.rasterize_vectors(
-            records, frame_index, num_frames, self.height, self.width, self.cell,
+            records,
+            frame_index,
+            num_frames,
+            self.height,
+            self.width,
+            self.cell,
             out=self.out[self.done : self.done + num_frames],
         )
         del records
@@ -379,12 +386,23 @@ def read_video(
         context.options = options
         context.thread_count = 1
         context.thread_type = "NONE"
-        return _decode(path, container, stream, codec, fps, expected, rgb, mv_cell, rgb_short_side,
-                       rgb_interpolation)
+        return _decode(
+            path,
+            container,
+            stream,
+            codec,
+            fps,
+            expected,
+            rgb,
+            mv_cell,
+            rgb_short_side,
+            rgb_interpolation,
+        )
 
 
-def _decode(path, container, stream, codec, fps, expected, rgb, mv_cell, rgb_short_side,
-            rgb_interpolation) -> CompressedVideo:
+def _decode(
+    path, container, stream, codec, fps, expected, rgb, mv_cell, rgb_short_side, rgb_interpolation
+) -> CompressedVideo:
     types: List[str] = []
     images: List[np.ndarray] = []
     vectors = None
@@ -408,7 +426,8 @@ def _decode(path, container, stream, codec, fps, expected, rgb, mv_cell, rgb_sho
             for frame in frames:
                 if frame.is_corrupt:
                     raise CorruptVideoError(
-                        path, f"frame {len(types)} is corrupt (damaged or missing data)",
+                        path,
+                        f"frame {len(types)} is corrupt (damaged or missing data)",
                         stage="decode",
                     )
                 if vectors is None:

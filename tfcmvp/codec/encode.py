@@ -75,8 +75,9 @@ def _check_arguments(codec, gop, b_frames, refs, quality, bitrate):
             raise ValueError(f"quality for {codec} must lie in [{low}, {high}], got {quality!r}")
     if bitrate is not None:
         if quality is not None:
-            raise ValueError(f"give quality or bitrate, not both (quality={quality!r}, "
-                             f"bitrate={bitrate!r})")
+            raise ValueError(
+                f"give quality or bitrate, not both (quality={quality!r}, bitrate={bitrate!r})"
+            )
         if int(bitrate) < 1000:
             raise ValueError(f"bitrate must be >= 1000 bits/s, got {bitrate!r}")
 
@@ -131,8 +132,10 @@ def _yuv_frame(path, index, frame, source_hw, size):
     size go through RGB to be cropped like arrays are.
     """
     if (frame.height, frame.width) != tuple(source_hw):
-        raise ValueError(f"{path}: frame {index} is {frame.width}x{frame.height}, expected "
-                         f"{source_hw[1]}x{source_hw[0]} like frame 0")
+        raise ValueError(
+            f"{path}: frame {index} is {frame.width}x{frame.height}, expected "
+            f"{source_hw[1]}x{source_hw[0]} like frame 0"
+        )
     if (frame.height, frame.width) != tuple(size):
         rgb = frame.to_ndarray(format="rgb24")[: size[0], : size[1]]  # [H, W, 3]
         return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")

@@ -87,7 +87,9 @@ def _grid_aligned(left, top, width, height, cell) -> bool:
 
 def _fits_int32(dtype) -> bool:
     """Whether every value of an array of this dtype fits in int32."""
-    return (dtype.kind == "i" and dtype.itemsize <= 4) or (dtype.kind == "u" and dtype.itemsize <= 2)
+    return (dtype.kind == "i" and dtype.itemsize <= 4) or (
+        dtype.kind == "u" and dtype.itemsize <= 2
+    )
 
 
 def _rasterize_aligned(frame_index, left, top, width, height, vx, vy, rows, cols, cell, mean):
@@ -121,8 +123,14 @@ def _rasterize_aligned(frame_index, left, top, width, height, vx, vy, rows, cols
     col = col0 + (dx if int(kx.min()) == kx_max else np.minimum(dx, kx - 1))  # [Kx, N]
     # Blocks that reach past the grid (coded size > frame size) or start before
     # it, and empty blocks (whose clamped offset would be -1): indices need clipping.
-    beyond = bool(row0.min() < 0 or col0.min() < 0 or (row0 + ky).max() > rows
-                  or (col0 + kx).max() > cols or ky.min() < 1 or kx.min() < 1)
+    beyond = bool(
+        row0.min() < 0
+        or col0.min() < 0
+        or (row0 + ky).max() > rows
+        or (col0 + kx).max() > cols
+        or ky.min() < 1
+        or kx.min() < 1
+    )
     if beyond:
         row = np.clip(row, 0, rows - 1)
         col = np.clip(col, 0, cols - 1)
@@ -147,8 +155,7 @@ def _rasterize_aligned(frame_index, left, top, width, height, vx, vy, rows, cols
             mean.view(np.complex64)[:, 0][flat] = values
             return
     # 1 for an exact (block, cell) pair, 0 for a clamped duplicate: [Ky*Kx, N].
-    weight = (row_ok[:, None, :] & col_ok[None, :, :]).reshape(-1, vx.shape[0]).astype(
-        np.float64)
+    weight = (row_ok[:, None, :] & col_ok[None, :, :]).reshape(-1, vx.shape[0]).astype(np.float64)
     flat = flat.ravel()
     count = np.bincount(flat, weight.ravel(), minlength=size)
     sum_x = np.bincount(flat, (weight * vx).ravel(), minlength=size)
@@ -158,8 +165,9 @@ def _rasterize_aligned(frame_index, left, top, width, height, vx, vy, rows, cols
     np.multiply(sum_y, inverse, out=mean[:, 1], casting="unsafe")
 
 
-def _overlapping_cells(frame_index, left, top, width, height, rows, cols, cell, frame_height,
-                       frame_width):
+def _overlapping_cells(
+    frame_index, left, top, width, height, rows, cols, cell, frame_height, frame_width
+):
     """Cells of arbitrary blocks, weighted by the in-frame overlap area.
 
     Returns:
@@ -223,10 +231,15 @@ def rasterize_blocks(
     if out is None:
         out = np.zeros((num_frames, rows, cols, 2), np.float32)  # [T, Hc, Wc, 2]
     else:
-        if (out.shape != (num_frames, rows, cols, 2) or out.dtype != np.float32
-                or not out.flags.c_contiguous):
-            raise ValueError(f"out must be C-contiguous float32 {(num_frames, rows, cols, 2)}, "
-                             f"got {out.dtype} {out.shape}")
+        if (
+            out.shape != (num_frames, rows, cols, 2)
+            or out.dtype != np.float32
+            or not out.flags.c_contiguous
+        ):
+            raise ValueError(
+                f"out must be C-contiguous float32 {(num_frames, rows, cols, 2)}, "
+                f"got {out.dtype} {out.shape}"
+            )
         out.fill(0)
     frame_index = np.asarray(frame_index)
     if frame_index.dtype.kind not in "iu":
@@ -241,9 +254,12 @@ def rasterize_blocks(
     size = num_frames * rows * cols
     # 32-bit indices when they cannot overflow (codec vectors: int16 fields):
     # half the memory traffic of int64 in every step below.
-    index_dtype = np.int32 if size < 2**31 and all(
-        _fits_int32(np.asarray(a).dtype) for a in (frame_index, left, top, width, height)
-    ) else np.int64
+    index_dtype = (
+        np.int32
+        if size < 2**31
+        and all(_fits_int32(np.asarray(a).dtype) for a in (frame_index, left, top, width, height))
+        else np.int64
+    )
     frame_index = frame_index.astype(index_dtype, copy=False)
     left = np.asarray(left).astype(index_dtype, copy=False)
     top = np.asarray(top).astype(index_dtype, copy=False)
@@ -320,6 +336,16 @@ def rasterize_vectors(
     left = vectors["dst_x"] - (w >> 1)
     top = vectors["dst_y"] - (h >> 1)
     return rasterize_blocks(
-        frame_index, left, top, w, h, vx, vy, num_frames, frame_height, frame_width, cell,
+        frame_index,
+        left,
+        top,
+        w,
+        h,
+        vx,
+        vy,
+        num_frames,
+        frame_height,
+        frame_width,
+        cell,
         out=out,
     )

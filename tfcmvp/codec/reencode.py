@@ -178,22 +178,32 @@ def reencoded_iframes(
     src = os.fspath(src)
     wanted = [int(i) for i in iframe_indices]
     if any(b <= a for a, b in zip(wanted, wanted[1:])) or any(
-            not 0 <= i < num_frames for i in wanted):
-        raise ValueError(f"{src}: I-frame indices must increase within [0, {num_frames}), "
-                         f"got {wanted[:8]}{'...' if len(wanted) > 8 else ''}")
+        not 0 <= i < num_frames for i in wanted
+    ):
+        raise ValueError(
+            f"{src}: I-frame indices must increase within [0, {num_frames}), "
+            f"got {wanted[:8]}{'...' if len(wanted) > 8 else ''}"
+        )
     rgb_size(1, 1, rgb_short_side)  # rejects a bad short side before any encoding
     if not wanted:
         return np.zeros((0, 0, 0, 3), np.uint8)
     handle, path = tempfile.mkstemp(prefix="iframes-", suffix=".avi", dir=scratch_dir)
     os.close(handle)
     try:
-        reencode(src, path, codec="mpeg4", gop=iframe_gop(wanted, num_frames),
-                 bitrate=bitrate, keyframes=wanted, rgb_round_trip=False)
+        reencode(
+            src,
+            path,
+            codec="mpeg4",
+            gop=iframe_gop(wanted, num_frames),
+            bitrate=bitrate,
+            keyframes=wanted,
+            rgb_round_trip=False,
+        )
         return _read_iframes(path, src, wanted, num_frames, rgb_short_side, rgb_interpolation)
     except VideoError as error:
         # Name the source, not the temp file; keep the cause.
         message = str(error).replace(path, "the I-frame re-encode")
-        message = message[len(src) + 2:] if message.startswith(f"{src}: ") else message
+        message = message[len(src) + 2 :] if message.startswith(f"{src}: ") else message
         raise VideoError(src, message, stage="reencode") from error
     finally:
         if os.path.exists(path):
@@ -214,18 +224,26 @@ def _read_iframes(path, src, wanted, num_frames, short_side, interpolation) -> n
             for frame in container.decode(stream):
                 if count in positions:
                     if int(frame.pict_type) != int(av.video.frame.PictureType.I):
-                        raise VideoError(src, f"the I-frame re-encode has no I-frame at frame "
-                                              f"{count}", stage="reencode")
+                        raise VideoError(
+                            src,
+                            f"the I-frame re-encode has no I-frame at frame {count}",
+                            stage="reencode",
+                        )
                     size = rgb_size(frame.height, frame.width, short_side)
                     if size != (frame.height, frame.width):
-                        frame = scaler.reformat(frame, width=size[1], height=size[0],
-                                                interpolation=interpolation)
+                        frame = scaler.reformat(
+                            frame, width=size[1], height=size[0], interpolation=interpolation
+                        )
                     images.append(to_rgb.reformat(frame, format="rgb24").to_ndarray())  # [h, w, 3]
                 count += 1
     except av.FFmpegError as error:
-        raise VideoError(src, f"decoding the I-frame re-encode failed: {error}",
-                         stage="reencode") from error
+        raise VideoError(
+            src, f"decoding the I-frame re-encode failed: {error}", stage="reencode"
+        ) from error
     if count != num_frames:
-        raise VideoError(src, f"the I-frame re-encode has {count} frames, the decode "
-                              f"{num_frames}", stage="reencode")
+        raise VideoError(
+            src,
+            f"the I-frame re-encode has {count} frames, the decode {num_frames}",
+            stage="reencode",
+        )
     return np.stack(images)  # [K, h, w, 3]

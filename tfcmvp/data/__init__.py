@@ -24,7 +24,15 @@ from tfcmvp.data.reader import RecordScan, resolve_files, scan_records
 from tfcmvp.data.sampling import SamplingConfig
 
 __all__ = [
-    "AugmentConfig", "ColorJitter", "GaussianBlur", "MODALITIES", "RecordScan",
-    "SamplingConfig", "eval_dataset", "finetune_dataset", "pretrain_dataset",
-    "resolve_files", "scan_records",
+    "AugmentConfig",
+    "ColorJitter",
+    "GaussianBlur",
+    "MODALITIES",
+    "RecordScan",
+    "SamplingConfig",
+    "eval_dataset",
+    "finetune_dataset",
+    "pretrain_dataset",
+    "resolve_files",
+    "scan_records",
 ]

@@ -82,14 +82,16 @@ class ColorJitter:
         for name in ("brightness", "contrast", "saturation"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(
-                    f"ColorJitter.{name} must be in [0, 1], got {getattr(self, name)!r}")
+                    f"ColorJitter.{name} must be in [0, 1], got {getattr(self, name)!r}"
+                )
         if not 0.0 <= self.hue <= 0.5:
             raise ValueError(f"ColorJitter.hue must be in [0, 0.5], got {self.hue!r}")
         _check_prob("ColorJitter.prob", self.prob)
         _check_prob("ColorJitter.grayscale_prob", self.grayscale_prob)
         if not isinstance(self.random_order, bool):
             raise ValueError(
-                f"ColorJitter.random_order must be true or false, got {self.random_order!r}")
+                f"ColorJitter.random_order must be true or false, got {self.random_order!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,10 +113,12 @@ class GaussianBlur:
         if not 0.0 < self.sigma_min <= self.sigma_max:
             raise ValueError(
                 f"GaussianBlur needs 0 < sigma_min <= sigma_max, got {self.sigma_min!r}, "
-                f"{self.sigma_max!r}")
+                f"{self.sigma_max!r}"
+            )
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise ValueError(
-                f"GaussianBlur.kernel_size must be odd and positive, got {self.kernel_size!r}")
+                f"GaussianBlur.kernel_size must be odd and positive, got {self.kernel_size!r}"
+            )
         _check_prob("GaussianBlur.prob", self.prob)
 
 
@@ -160,25 +164,32 @@ class AugmentConfig:
     def __post_init__(self):
         if not isinstance(self.crop_size, int) or self.crop_size < 1:
             raise ValueError(
-                f"AugmentConfig.crop_size must be a positive int, got {self.crop_size!r}")
+                f"AugmentConfig.crop_size must be a positive int, got {self.crop_size!r}"
+            )
         if not 0.0 < self.min_crop_area <= 1.0:
             raise ValueError(
-                f"AugmentConfig.min_crop_area must be in (0, 1], got {self.min_crop_area!r}")
+                f"AugmentConfig.min_crop_area must be in (0, 1], got {self.min_crop_area!r}"
+            )
         lo, hi = self.crop_ratio
         if not 0.0 < lo <= hi:
             raise ValueError(
-                f"AugmentConfig.crop_ratio must be 0 < lo <= hi, got {self.crop_ratio!r}")
+                f"AugmentConfig.crop_ratio must be 0 < lo <= hi, got {self.crop_ratio!r}"
+            )
         _check_prob("AugmentConfig.flip_prob", self.flip_prob)
         if self.mv_clip <= 0 or self.mv_div <= 0:
-            raise ValueError(f"AugmentConfig.mv_clip and mv_div must be > 0, "
-                             f"got {self.mv_clip!r}, {self.mv_div!r}")
+            raise ValueError(
+                f"AugmentConfig.mv_clip and mv_div must be > 0, "
+                f"got {self.mv_clip!r}, {self.mv_div!r}"
+            )
         if self.mv_resize_method not in RESIZE_METHODS:
             raise ValueError(
                 f"AugmentConfig.mv_resize_method must be one of {RESIZE_METHODS}, "
-                f"got {self.mv_resize_method!r}")
+                f"got {self.mv_resize_method!r}"
+            )
         if not 0.0 <= self.rotate_degrees < 180.0:
             raise ValueError(
-                f"AugmentConfig.rotate_degrees must be in [0, 180), got {self.rotate_degrees!r}")
+                f"AugmentConfig.rotate_degrees must be in [0, 180), got {self.rotate_degrees!r}"
+            )
         object.__setattr__(self, "crop_ratio", (float(lo), float(hi)))
         object.__setattr__(self, "color_jitter", as_color_jitter(self.color_jitter))
         object.__setattr__(self, "iframe_color_jitter", as_color_jitter(self.iframe_color_jitter))
@@ -234,8 +245,10 @@ def _default_salt(name: str, keys: Sequence[str]) -> int:
 
 def _op_seed(data: dict, salt: int, op_name: str):
     if features.SEED not in data:
-        raise ValueError(f"{op_name} is random and needs data[{features.SEED!r}] (int [2]); "
-                         f"keys present: {sorted(data)}")
+        raise ValueError(
+            f"{op_name} is random and needs data[{features.SEED!r}] (int [2]); "
+            f"keys present: {sorted(data)}"
+        )
     return tf.random.experimental.stateless_fold_in(data[features.SEED], salt)
 
 
@@ -250,8 +263,9 @@ def _flatten_images(x):
     return tf.reshape(x, tf.concat([[-1], shape[-3:]], axis=0)), lead
 
 
-def sample_crop_regions(seed, num, aspect, min_area: float, ratio: Sequence[float],
-                        attempts: int = 10):
+def sample_crop_regions(
+    seed, num, aspect, min_area: float, ratio: Sequence[float], attempts: int = 10
+):
     """Random resized crop regions, frame-normalised ``(y0, x0, y1, x1)``, float32 ``[num, 4]``.
 
     The crop covers a fraction ``U[min_area, 1]`` of the frame area with a
@@ -264,7 +278,8 @@ def sample_crop_regions(seed, num, aspect, min_area: float, ratio: Sequence[floa
     seeds = tf.random.experimental.stateless_split(seed, 4)
     area = tf.random.stateless_uniform([num, attempts], seeds[0], min_area, 1.0)
     log_r = tf.random.stateless_uniform(
-        [num, attempts], seeds[1], math.log(ratio[0]), math.log(ratio[1]))
+        [num, attempts], seeds[1], math.log(ratio[0]), math.log(ratio[1])
+    )
     r = tf.exp(log_r)
     w = tf.sqrt(area * r / aspect)  # [num, attempts] fraction of the frame width
     h = tf.sqrt(area * aspect / r)
@@ -334,7 +349,8 @@ def crop_resize(images, regions, size: int, *, extent=None, method: str = "bilin
     boxes = tf.repeat(boxes, per_region, axis=0)  # [N, 4]
     padded = _pad_edges(flat)  # [N, H + 2, W + 2, C]
     out = tf.image.crop_and_resize(
-        padded, boxes, tf.range(n), [size, size], method=method)  # [N, S, S, C]
+        padded, boxes, tf.range(n), [size, size], method=method
+    )  # [N, S, S, C]
     out = tf.reshape(out, tf.concat([lead, [size, size, tf.shape(flat)[-1]]], axis=0))
     out.set_shape(images.shape[:-3].concatenate([size, size, images.shape[-1]]))
     return out
@@ -399,8 +415,12 @@ def random_resized_crop(
         regions = sample_crop_regions(seed, num, aspect, min_area, ratio)  # [R, 4]
         for key in keys:
             data[key] = crop_resize(
-                data[key], regions, size, extent=_extent(data, key, extent_keys),
-                method=methods.get(key, "bilinear"))
+                data[key],
+                regions,
+                size,
+                extent=_extent(data, key, extent_keys),
+                method=methods.get(key, "bilinear"),
+            )
         return data
 
     return op
@@ -429,8 +449,12 @@ def center_crop(
         region = center_region(aspect, size, resize_short)
         for key in keys:
             data[key] = crop_resize(
-                data[key], region, size, extent=_extent(data, key, extent_keys),
-                method=methods.get(key, "bilinear"))
+                data[key],
+                region,
+                size,
+                extent=_extent(data, key, extent_keys),
+                method=methods.get(key, "bilinear"),
+            )
         return data
 
     return op
@@ -448,6 +472,7 @@ def flip_columns(x, flip, *, negate_x: bool = False, independent: bool = False):
     x = tf.convert_to_tensor(x)
     axis = x.shape.rank - 2
     if not independent:
+
         def mirror():
             out = tf.reverse(x, [axis])
             return out * tf.constant([-1.0, 1.0], x.dtype) if negate_x else out
@@ -491,8 +516,9 @@ def random_flip(
         shape = tf.shape(data[keys[0]])[:1] if independent else []
         flip = tf.random.stateless_uniform(shape, seed) < prob  # [] or [n]
         for key in keys:
-            data[key] = flip_columns(data[key], flip, independent=independent,
-                                     negate_x=key in mv_keys and negate_mv_x)
+            data[key] = flip_columns(
+                data[key], flip, independent=independent, negate_x=key in mv_keys and negate_mv_x
+            )
         return data
 
     return op
@@ -524,13 +550,17 @@ def rotate(images, angle, *, vectors: bool = False, method: str = "bilinear", ex
     angle = tf.cast(angle, tf.float32)
     cos, sin = tf.cos(angle), tf.sin(angle)
     # Output pixel -> input pixel: the inverse rotation R(-angle).
-    transform = tf.stack([
-        cos, sin, cx - cos * cx - sin * cy,
-        -sin, cos, cy + sin * cx - cos * cy,
-        0.0, 0.0])[None]  # [1, 8]
+    transform = tf.stack(
+        [cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy, 0.0, 0.0]
+    )[None]  # [1, 8]
     out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=flat, transforms=transform, output_shape=hw, fill_value=0.0,
-        interpolation=method.upper(), fill_mode="REFLECT")
+        images=flat,
+        transforms=transform,
+        output_shape=hw,
+        fill_value=0.0,
+        interpolation=method.upper(),
+        fill_mode="REFLECT",
+    )
     if vectors:
         vx, vy = out[..., 0], out[..., 1]
         out = tf.stack([cos * vx - sin * vy, sin * vx + cos * vy], axis=-1)
@@ -569,11 +599,16 @@ def random_rotate(
     def op(data: dict) -> dict:
         data = dict(data)
         angle = tf.random.stateless_uniform(
-            [], _op_seed(data, salt, "random_rotate"), -limit, limit)
+            [], _op_seed(data, salt, "random_rotate"), -limit, limit
+        )
         for key in keys:
-            data[key] = rotate(data[key], angle, vectors=key in mv_keys,
-                               method=methods.get(key, "bilinear"),
-                               extent=_extent(data, key, extent_keys))
+            data[key] = rotate(
+                data[key],
+                angle,
+                vectors=key in mv_keys,
+                method=methods.get(key, "bilinear"),
+                extent=_extent(data, key, extent_keys),
+            )
         return data
 
     return op
@@ -639,9 +674,13 @@ def jitter_colors(x, brightness, contrast, saturation, hue, order=None):
 
     def step(i, y):
         # Only the chosen branch runs.
-        return i + 1, tf.switch_case(order[i], [
-            functools.partial(adjust, y, factor)
-            for adjust, factor in zip(JITTER_ADJUSTMENTS, factors)])
+        return i + 1, tf.switch_case(
+            order[i],
+            [
+                functools.partial(adjust, y, factor)
+                for adjust, factor in zip(JITTER_ADJUSTMENTS, factors)
+            ],
+        )
 
     # A loop, not four unrolled switches: one copy of the branches in the graph.
     _, x = tf.while_loop(lambda i, _: i < len(JITTER_ADJUSTMENTS), step, [0, x])
@@ -683,8 +722,9 @@ def color_jitter(key: str, jitter: ColorJitter, *, salt: Optional[int] = None) -
         factors = tf.unstack(draw["factors"])
         order = draw["order"] if jitter.random_order else None
         x = data[key]
-        data[key] = tf.cond(draw["apply"], lambda: jitter_colors(x, *factors, order=order),
-                            lambda: x)
+        data[key] = tf.cond(
+            draw["apply"], lambda: jitter_colors(x, *factors, order=order), lambda: x
+        )
         return data
 
     return op
@@ -743,8 +783,9 @@ def gaussian_blur(key: str, blur: GaussianBlur, *, salt: Optional[int] = None) -
         u = tf.random.stateless_uniform([2], _op_seed(data, salt, "gaussian_blur"))
         sigma = blur.sigma_min + (blur.sigma_max - blur.sigma_min) * u[0]
         x = data[key]
-        data[key] = tf.cond(u[1] < blur.prob,
-                            lambda: blur_images(x, sigma, blur.kernel_size), lambda: x)
+        data[key] = tf.cond(
+            u[1] < blur.prob, lambda: blur_images(x, sigma, blur.kernel_size), lambda: x
+        )
         return data
 
     return op
@@ -767,8 +808,9 @@ def to_unit_range(keys) -> Op:
     return op
 
 
-def normalize(keys, mean: Sequence[float] = IMAGENET_MEAN,
-              std: Sequence[float] = IMAGENET_STD) -> Op:
+def normalize(
+    keys, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> Op:
     """``(x - mean) / std`` over the last (channel) axis; ImageNet statistics by default."""
     keys = _keys(keys)
     mean_t = tf.constant(mean, tf.float32)
@@ -826,12 +868,20 @@ def negative_motion(config: AugmentConfig) -> Op:
     """
     return chain(
         random_resized_crop(
-            features.NEGATIVES, config.crop_size, min_area=config.min_crop_area,
-            ratio=config.crop_ratio, independent=True,
+            features.NEGATIVES,
+            config.crop_size,
+            min_area=config.min_crop_area,
+            ratio=config.crop_ratio,
+            independent=True,
             extent_keys={features.NEGATIVES: features.MV_EXTENT},
-            methods={features.NEGATIVES: config.mv_resize_method}),
+            methods={features.NEGATIVES: config.mv_resize_method},
+        ),
         random_flip(
-            features.NEGATIVES, prob=config.flip_prob, mv_keys=features.NEGATIVES,
-            negate_mv_x=config.flip_negates_mv_x, independent=True),
+            features.NEGATIVES,
+            prob=config.flip_prob,
+            mv_keys=features.NEGATIVES,
+            negate_mv_x=config.flip_negates_mv_x,
+            independent=True,
+        ),
         scale_motion(features.NEGATIVES, clip=config.mv_clip, div=config.mv_div),
     )

@@ -71,19 +71,23 @@ def make_eval_sample(
     parsed = reader.parse_record(serialized)
     t = parsed[schema.NUM_FRAMES]
     check = tf.debugging.Assert(
-        t > 0, [tf.strings.format("video {} has no frames", [parsed[schema.VIDEO_ID]])])
+        t > 0, [tf.strings.format("video {} has no frames", [parsed[schema.VIDEO_ID]])]
+    )
     with tf.control_dependencies([check]):
         t = tf.identity(t)
     span = sampling.clip_span(clip_len, clip_stride)
     if starts is None:
         starts = sampling.eval_clip_starts(
-            t, positions=positions, num_clips=num_clips, clip_len=clip_len,
-            clip_stride=clip_stride)  # [N]
+            t, positions=positions, num_clips=num_clips, clip_len=clip_len, clip_stride=clip_stride
+        )  # [N]
     starts = tf.cast(starts, tf.int64)
     centre = augment.center_crop(
-        features.CLIPS, crop_size, resize_short=resize_short,
+        features.CLIPS,
+        crop_size,
+        resize_short=resize_short,
         extent_keys={features.CLIPS: features.MV_EXTENT} if modality == "motion" else None,
-        methods={features.CLIPS: mv_resize_method if modality == "motion" else "bilinear"})
+        methods={features.CLIPS: mv_resize_method if modality == "motion" else "bilinear"},
+    )
     if modality == "rgb":
         idx = sampling.clip_indices(starts, clip_len, clip_stride, t)  # [N, T]
         data = {features.CLIPS: reader.decode_frames(parsed[schema.RGB_ENCODED], idx)}
@@ -94,15 +98,19 @@ def make_eval_sample(
         images = tf.cond(
             tf.size(iframes) > 0,
             lambda: reader.decode_frames(
-                parsed[schema.IFRAME_ENCODED], sampling.nearest_iframes(iframes, middle)),
-            lambda: reader.decode_frames(parsed[schema.RGB_ENCODED], middle))  # [N, H, W, 3]
+                parsed[schema.IFRAME_ENCODED], sampling.nearest_iframes(iframes, middle)
+            ),
+            lambda: reader.decode_frames(parsed[schema.RGB_ENCODED], middle),
+        )  # [N, H, W, 3]
         data = {features.CLIPS: images}
         ops = [centre, augment.to_unit_range(features.CLIPS), augment.normalize(features.CLIPS)]
     elif modality == "motion":
         first = sampling.centred_window_start(starts, span, motion_len, t)  # [N]
         idx = sampling.window_indices(first, motion_len, t)  # [N, L]
-        data = {features.CLIPS: tf.gather(parsed[schema.MV_ENCODED], idx),  # [N, L, h, w, 2]
-                features.MV_EXTENT: reader.mv_extent(parsed)}
+        data = {
+            features.CLIPS: tf.gather(parsed[schema.MV_ENCODED], idx),  # [N, L, h, w, 2]
+            features.MV_EXTENT: reader.mv_extent(parsed),
+        }
         ops = [centre, augment.scale_motion(features.CLIPS, clip=mv_clip, div=mv_div)]
     else:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
@@ -163,29 +171,51 @@ def eval_dataset(
     if modality not in MODALITIES:
         raise ValueError(f"eval_dataset: modality must be one of {MODALITIES}, got {modality!r}")
     if positions not in sampling.CLIP_POSITIONS:
-        raise ValueError(f"eval_dataset: positions must be one of {sampling.CLIP_POSITIONS}, "
-                         f"got {positions!r}")
+        raise ValueError(
+            f"eval_dataset: positions must be one of {sampling.CLIP_POSITIONS}, got {positions!r}"
+        )
     if positions == "sliding" and batch_size is not None:
-        raise ValueError("eval_dataset: positions='sliding' gives every video its own number of "
-                         "clips, so videos cannot be batched; pass batch_size=None")
-    for name, value in (("num_clips", num_clips), ("clip_len", clip_len),
-                        ("clip_stride", clip_stride), ("motion_len", motion_len),
-                        ("crop_size", crop_size), ("resize_short", resize_short)):
+        raise ValueError(
+            "eval_dataset: positions='sliding' gives every video its own number of "
+            "clips, so videos cannot be batched; pass batch_size=None"
+        )
+    for name, value in (
+        ("num_clips", num_clips),
+        ("clip_len", clip_len),
+        ("clip_stride", clip_stride),
+        ("motion_len", motion_len),
+        ("crop_size", crop_size),
+        ("resize_short", resize_short),
+    ):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"eval_dataset: {name} must be a positive int, got {value!r}")
     if mv_resize_method not in augment.RESIZE_METHODS:
-        raise ValueError(f"eval_dataset: mv_resize_method must be one of {augment.RESIZE_METHODS}, "
-                         f"got {mv_resize_method!r}")
+        raise ValueError(
+            f"eval_dataset: mv_resize_method must be one of {augment.RESIZE_METHODS}, "
+            f"got {mv_resize_method!r}"
+        )
     files = reader.resolve_files(file_pattern)
     ds = reader.records_dataset(
-        files, cycle_length=cycle_length, num_parallel_calls=num_parallel_calls, deterministic=True)
+        files, cycle_length=cycle_length, num_parallel_calls=num_parallel_calls, deterministic=True
+    )
     ds = ds.map(
         lambda s: make_eval_sample(
-            s, modality=modality, positions=positions, num_clips=num_clips, clip_len=clip_len,
-            clip_stride=clip_stride, motion_len=motion_len, crop_size=crop_size,
-            resize_short=resize_short, mv_clip=mv_clip, mv_div=mv_div,
-            mv_resize_method=mv_resize_method),
-        num_parallel_calls=num_parallel_calls, deterministic=True)
+            s,
+            modality=modality,
+            positions=positions,
+            num_clips=num_clips,
+            clip_len=clip_len,
+            clip_stride=clip_stride,
+            motion_len=motion_len,
+            crop_size=crop_size,
+            resize_short=resize_short,
+            mv_clip=mv_clip,
+            mv_div=mv_div,
+            mv_resize_method=mv_resize_method,
+        ),
+        num_parallel_calls=num_parallel_calls,
+        deterministic=True,
+    )
     if batch_size is not None:
         ds = ds.batch(batch_size, drop_remainder=False)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -41,8 +41,9 @@ _SALT_START = 11
 _SALT_NEGATIVES = 12
 
 
-def finetune_augmentation(config: AugmentConfig, *, with_motion: bool,
-                          num_negatives: int) -> augment.Op:
+def finetune_augmentation(
+    config: AugmentConfig, *, with_motion: bool, num_negatives: int
+) -> augment.Op:
     """The finetuning recipe over CLIP (and MOTION target, NEGATIVES).
 
     The authors' order: rotation of the whole frame, then random resized
@@ -62,12 +63,20 @@ def finetune_augmentation(config: AugmentConfig, *, with_motion: bool,
         # frame's corners (rotating the crop fills its corners every time),
         # and it is a rotation of the scene, not of the crop's resized,
         # non-square pixels (which would shear it).
-        ops.append(augment.random_rotate(shared, config.rotate_degrees, mv_keys=mv_keys,
-                                         extent_keys=extent, methods=mv_method))
+        ops.append(
+            augment.random_rotate(
+                shared,
+                config.rotate_degrees,
+                mv_keys=mv_keys,
+                extent_keys=extent,
+                methods=mv_method,
+            )
+        )
     ops += [
         augment.random_resized_crop(shared, s, **crop, extent_keys=extent, methods=mv_method),
-        augment.random_flip(shared, prob=config.flip_prob, mv_keys=mv_keys,
-                            negate_mv_x=config.flip_negates_mv_x),
+        augment.random_flip(
+            shared, prob=config.flip_prob, mv_keys=mv_keys, negate_mv_x=config.flip_negates_mv_x
+        ),
         augment.rgb_photometric(features.CLIP, config),
     ]
     if with_motion:
@@ -77,8 +86,13 @@ def finetune_augmentation(config: AugmentConfig, *, with_motion: bool,
     return augment.chain(*ops)
 
 
-def make_finetune_sample(serialized, seed, sampling_config: SamplingConfig,
-                         augment_config: AugmentConfig, with_motion: bool) -> dict:
+def make_finetune_sample(
+    serialized,
+    seed,
+    sampling_config: SamplingConfig,
+    augment_config: AugmentConfig,
+    with_motion: bool,
+) -> dict:
     """One serialized record + a stateless seed ``[2]`` -> one finetuning sample.
 
     Returns CLIP float32 ``[T, S, S, 3]``, LABEL, VIDEO_ID and, with
@@ -89,27 +103,36 @@ def make_finetune_sample(serialized, seed, sampling_config: SamplingConfig,
     cfg = sampling_config
     needed = cfg.min_frames if with_motion else cfg.span
     start = sampling.random_clip_start(
-        t, needed, tf.random.experimental.stateless_fold_in(seed, _SALT_START))
+        t, needed, tf.random.experimental.stateless_fold_in(seed, _SALT_START)
+    )
     data = {
         features.CLIP: reader.decode_frames(
             parsed[schema.RGB_ENCODED],
-            sampling.clip_indices(start, cfg.clip_len, cfg.clip_stride, t)),  # uint8 [T, H, W, 3]
+            sampling.clip_indices(start, cfg.clip_len, cfg.clip_stride, t),
+        ),  # uint8 [T, H, W, 3]
         features.SEED: seed,
     }
     if with_motion:
         target = tf.clip_by_value(
-            sampling.target_start(start, cfg), 0, tf.maximum(t - cfg.motion_len, 0))
+            sampling.target_start(start, cfg), 0, tf.maximum(t - cfg.motion_len, 0)
+        )
         negatives = sampling.sample_negative_starts(
-            t, target, cfg.motion_len, cfg.num_negatives,
-            tf.random.experimental.stateless_fold_in(seed, _SALT_NEGATIVES))
+            t,
+            target,
+            cfg.motion_len,
+            cfg.num_negatives,
+            tf.random.experimental.stateless_fold_in(seed, _SALT_NEGATIVES),
+        )
         starts = tf.concat([target[None], negatives], axis=0)  # [1 + K]
-        motion = tf.gather(parsed[schema.MV_ENCODED],
-                           sampling.window_indices(starts, cfg.motion_len, t))  # [1+K, L, h, w, 2]
+        motion = tf.gather(
+            parsed[schema.MV_ENCODED], sampling.window_indices(starts, cfg.motion_len, t)
+        )  # [1+K, L, h, w, 2]
         data[features.MOTION] = motion[0]
         data[features.NEGATIVES] = motion[1:]
         data[features.MV_EXTENT] = reader.mv_extent(parsed)
     data = finetune_augmentation(
-        augment_config, with_motion=with_motion, num_negatives=cfg.num_negatives)(data)
+        augment_config, with_motion=with_motion, num_negatives=cfg.num_negatives
+    )(data)
     out = {
         features.CLIP: data[features.CLIP],
         features.LABEL: parsed[schema.LABEL],
@@ -169,20 +192,41 @@ def finetune_dataset(
     ``[B, 1 + num_negatives, motion_len, S, S, 2]``.
     """
     sampling_config = SamplingConfig(
-        clip_len=clip_len, clip_stride=clip_stride, motion_len=motion_len,
-        motion_gap=motion_gap, period=period, num_negatives=num_negatives)
+        clip_len=clip_len,
+        clip_stride=clip_stride,
+        motion_len=motion_len,
+        motion_gap=motion_gap,
+        period=period,
+        num_negatives=num_negatives,
+    )
     augment_config = AugmentConfig(
-        crop_size=crop_size, min_crop_area=min_crop_area, crop_ratio=tuple(crop_ratio),
-        flip_prob=flip_prob, flip_negates_mv_x=flip_negates_mv_x, mv_clip=mv_clip,
-        mv_div=mv_div, mv_resize_method=mv_resize_method, color_jitter=color_jitter,
-        blur=blur, rotate_degrees=rotate_degrees)
+        crop_size=crop_size,
+        min_crop_area=min_crop_area,
+        crop_ratio=tuple(crop_ratio),
+        flip_prob=flip_prob,
+        flip_negates_mv_x=flip_negates_mv_x,
+        mv_clip=mv_clip,
+        mv_div=mv_div,
+        mv_resize_method=mv_resize_method,
+        color_jitter=color_jitter,
+        blur=blur,
+        rotate_degrees=rotate_degrees,
+    )
     files = reader.resolve_files(file_pattern)
     return pipeline.training_dataset(
         files,
         lambda s, sample_seed: make_finetune_sample(
-            s, sample_seed, sampling_config, augment_config, with_motion),
+            s, sample_seed, sampling_config, augment_config, with_motion
+        ),
         batch_size=batch_size,
         keep=lambda summary: summary[schema.NUM_FRAMES] >= 1,
-        shuffle_buffer=shuffle_buffer, seed=seed, deterministic=deterministic, repeat=repeat,
-        num_parallel_calls=num_parallel_calls, drop_remainder=drop_remainder,
-        cycle_length=cycle_length, cache=cache, on_corrupt=on_corrupt)
+        shuffle_buffer=shuffle_buffer,
+        seed=seed,
+        deterministic=deterministic,
+        repeat=repeat,
+        num_parallel_calls=num_parallel_calls,
+        drop_remainder=drop_remainder,
+        cycle_length=cycle_length,
+        cache=cache,
+        on_corrupt=on_corrupt,
+    )

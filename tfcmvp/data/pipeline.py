@@ -45,8 +45,9 @@ def check_positive(name: str, value) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def report_skipped(files: Sequence[str], min_frames: int, what: str,
-                   on_corrupt: str = "fail") -> None:
+def report_skipped(
+    files: Sequence[str], min_frames: int, what: str, on_corrupt: str = "fail"
+) -> None:
     """Scans ``files`` and logs the videos a pipeline needing ``min_frames`` skips.
 
     Raises ``ValueError`` when no video at all is usable, naming the files
@@ -61,11 +62,18 @@ def report_skipped(files: Sequence[str], min_frames: int, what: str,
         raise ValueError(
             f"{what}: none of the {len(scan)} videos in {len(files)} file(s) "
             f"({files[0]}{' ...' if len(files) > 1 else ''}) can give a sample: "
-            + "; ".join(f"{len(v)} {reason}" for reason, v in skipped.items()))
+            + "; ".join(f"{len(v)} {reason}" for reason, v in skipped.items())
+        )
     for reason, ids in skipped.items():
         if ids:
-            log.warning("%s: skipping %d of %d videos with %s, e.g. %s",
-                        what, len(ids), len(scan), reason, ", ".join(ids[:5]))
+            log.warning(
+                "%s: skipping %d of %d videos with %s, e.g. %s",
+                what,
+                len(ids),
+                len(scan),
+                reason,
+                ", ".join(ids[:5]),
+            )
     log.info("%s: %d of %d videos usable", what, len(scan) - num_skipped, len(scan))
 
 
@@ -109,13 +117,20 @@ def training_dataset(
     if on_corrupt == "skip":
         reader.scan_records(files, on_corrupt="skip")
     if deterministic and seed is None:
-        log.warning("deterministic=True without a seed: the order is fixed but the seed is "
-                    "drawn at random, so two runs still differ")
+        log.warning(
+            "deterministic=True without a seed: the order is fixed but the seed is "
+            "drawn at random, so two runs still differ"
+        )
     base_seed = new_base_seed() if seed is None else int(seed)
     ds = reader.records_dataset(
-        files, shuffle_files=True, seed=base_seed, cycle_length=cycle_length,
-        num_parallel_calls=num_parallel_calls, deterministic=deterministic,
-        on_corrupt=on_corrupt)
+        files,
+        shuffle_files=True,
+        seed=base_seed,
+        cycle_length=cycle_length,
+        num_parallel_calls=num_parallel_calls,
+        deterministic=deterministic,
+        on_corrupt=on_corrupt,
+    )
     if keep is not None:
         # Decide on a cheap partial parse, in parallel; filter() itself is sequential.
         def tag(serialized):
@@ -145,7 +160,9 @@ def training_dataset(
     base = tf.constant(base_seed, tf.int64)
     ds = ds.enumerate().map(
         lambda n, s: make_sample(s, tf.stack([base, n])),
-        num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+        num_parallel_calls=num_parallel_calls,
+        deterministic=deterministic,
+    )
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()

@@ -49,11 +49,18 @@ def pretrain_augmentation(config: AugmentConfig, *, num_negatives: int) -> augme
         # Clip and target share one region and one flip: the target is the
         # motion of the scene the clip shows.
         augment.random_resized_crop(
-            (features.CLIP, features.MOTION), s, **crop,
-            extent_keys={features.MOTION: features.MV_EXTENT}, methods=mv_method),
+            (features.CLIP, features.MOTION),
+            s,
+            **crop,
+            extent_keys={features.MOTION: features.MV_EXTENT},
+            methods=mv_method,
+        ),
         augment.random_flip(
-            (features.CLIP, features.MOTION), prob=config.flip_prob,
-            mv_keys=features.MOTION, negate_mv_x=config.flip_negates_mv_x),
+            (features.CLIP, features.MOTION),
+            prob=config.flip_prob,
+            mv_keys=features.MOTION,
+            negate_mv_x=config.flip_negates_mv_x,
+        ),
         augment.random_resized_crop(features.IFRAME, s, **crop),
         augment.random_flip(features.IFRAME, prob=config.flip_prob),
         augment.rgb_photometric(features.CLIP, config),
@@ -65,8 +72,9 @@ def pretrain_augmentation(config: AugmentConfig, *, num_negatives: int) -> augme
     return augment.chain(*ops)
 
 
-def make_pretrain_sample(serialized, seed, sampling_config: SamplingConfig,
-                         augment_config: AugmentConfig) -> dict:
+def make_pretrain_sample(
+    serialized, seed, sampling_config: SamplingConfig, augment_config: AugmentConfig
+) -> dict:
     """One serialized record + a stateless seed ``[2]`` -> one pretraining sample.
 
     The video must be eligible (``num_frames >= sampling_config.min_frames``,
@@ -76,20 +84,22 @@ def make_pretrain_sample(serialized, seed, sampling_config: SamplingConfig,
     """
     parsed = reader.parse_record(serialized)
     windows = sampling.sample_pretrain_windows(
-        parsed[schema.NUM_FRAMES], parsed[schema.IFRAME_INDICES], seed, sampling_config)
+        parsed[schema.NUM_FRAMES], parsed[schema.IFRAME_INDICES], seed, sampling_config
+    )
     motion = tf.gather(parsed[schema.MV_ENCODED], windows["motion_indices"])  # [1+K, L, h, w, 2]
     data = {
         features.CLIP: reader.decode_frames(
-            parsed[schema.RGB_ENCODED], windows["clip_indices"]),  # uint8 [T, H, W, 3]
+            parsed[schema.RGB_ENCODED], windows["clip_indices"]
+        ),  # uint8 [T, H, W, 3]
         features.IFRAME: reader.decode_jpeg(
-            parsed[schema.IFRAME_ENCODED][windows["iframe"]]),  # uint8 [H, W, 3]
+            parsed[schema.IFRAME_ENCODED][windows["iframe"]]
+        ),  # uint8 [H, W, 3]
         features.MOTION: motion[0],  # [L, h, w, 2]
         features.NEGATIVES: motion[1:],  # [K, L, h, w, 2]
         features.MV_EXTENT: reader.mv_extent(parsed),
         features.SEED: seed,
     }
-    data = pretrain_augmentation(
-        augment_config, num_negatives=sampling_config.num_negatives)(data)
+    data = pretrain_augmentation(augment_config, num_negatives=sampling_config.num_negatives)(data)
     parts = [data[features.MOTION][None]]  # [1, L, S, S, 2]: the target first
     if sampling_config.num_negatives:
         parts.append(data[features.NEGATIVES])  # [K, L, S, S, 2]
@@ -167,24 +177,47 @@ def pretrain_dataset(
     (index 0 = target), "label" int64 ``[B]``, "video_id" string ``[B]``.
     """
     sampling_config = SamplingConfig(
-        clip_len=clip_len, clip_stride=clip_stride, motion_len=motion_len,
-        motion_gap=motion_gap, period=period, num_negatives=num_negatives,
-        iframe_window=iframe_window, iframe_excludes_clip_frames=iframe_excludes_clip_frames)
+        clip_len=clip_len,
+        clip_stride=clip_stride,
+        motion_len=motion_len,
+        motion_gap=motion_gap,
+        period=period,
+        num_negatives=num_negatives,
+        iframe_window=iframe_window,
+        iframe_excludes_clip_frames=iframe_excludes_clip_frames,
+    )
     augment_config = AugmentConfig(
-        crop_size=crop_size, min_crop_area=min_crop_area, crop_ratio=tuple(crop_ratio),
-        flip_prob=flip_prob, flip_negates_mv_x=flip_negates_mv_x, mv_clip=mv_clip,
-        mv_div=mv_div, mv_resize_method=mv_resize_method, color_jitter=color_jitter,
-        blur=blur, iframe_color_jitter=iframe_color_jitter)
+        crop_size=crop_size,
+        min_crop_area=min_crop_area,
+        crop_ratio=tuple(crop_ratio),
+        flip_prob=flip_prob,
+        flip_negates_mv_x=flip_negates_mv_x,
+        mv_clip=mv_clip,
+        mv_div=mv_div,
+        mv_resize_method=mv_resize_method,
+        color_jitter=color_jitter,
+        blur=blur,
+        iframe_color_jitter=iframe_color_jitter,
+    )
     files = reader.resolve_files(file_pattern)
     if count_skipped:
-        pipeline.report_skipped(files, sampling_config.min_frames, "pretrain_dataset",
-                                on_corrupt=on_corrupt)
+        pipeline.report_skipped(
+            files, sampling_config.min_frames, "pretrain_dataset", on_corrupt=on_corrupt
+        )
     return pipeline.training_dataset(
         files,
         lambda s, sample_seed: make_pretrain_sample(
-            s, sample_seed, sampling_config, augment_config),
+            s, sample_seed, sampling_config, augment_config
+        ),
         batch_size=batch_size,
         keep=lambda summary: reader.eligible(summary, sampling_config.min_frames),
-        shuffle_buffer=shuffle_buffer, seed=seed, deterministic=deterministic, repeat=repeat,
-        num_parallel_calls=num_parallel_calls, drop_remainder=drop_remainder,
-        cycle_length=cycle_length, cache=cache, on_corrupt=on_corrupt)
+        shuffle_buffer=shuffle_buffer,
+        seed=seed,
+        deterministic=deterministic,
+        repeat=repeat,
+        num_parallel_calls=num_parallel_calls,
+        drop_remainder=drop_remainder,
+        cycle_length=cycle_length,
+        cache=cache,
+        on_corrupt=on_corrupt,
+    )

@@ -104,7 +104,8 @@ def records_dataset(
         cycle_length=cycle,
         block_length=1,
         num_parallel_calls=num_parallel_calls,
-        deterministic=deterministic)
+        deterministic=deterministic,
+    )
 
 
 def parse_record(serialized) -> dict:
@@ -113,7 +114,8 @@ def parse_record(serialized) -> dict:
     version = parsed[schema.VERSION]
     message = tf.strings.format(
         "record {} has schema version {}; this tfcmvp reads {}",
-        [parsed[schema.VIDEO_ID], version, schema.SCHEMA_VERSION])
+        [parsed[schema.VIDEO_ID], version, schema.SCHEMA_VERSION],
+    )
     check = tf.debugging.Assert(tf.equal(version, schema.SCHEMA_VERSION), [message])
     with tf.control_dependencies([check]):
         parsed[schema.NUM_FRAMES] = tf.identity(parsed[schema.NUM_FRAMES])
@@ -163,8 +165,9 @@ class RecordScan:
         }
 
 
-def scan_records(files: Sequence[str], num_parallel_calls: int = tf.data.AUTOTUNE,
-                 on_corrupt: str = "fail") -> RecordScan:
+def scan_records(
+    files: Sequence[str], num_parallel_calls: int = tf.data.AUTOTUNE, on_corrupt: str = "fail"
+) -> RecordScan:
     """One pass over the shards reading only ids and lengths (no JPEG decoding).
 
     Costs a read + gunzip of every shard: seconds for UCF101-sized data on
@@ -195,11 +198,19 @@ def scan_records(files: Sequence[str], num_parallel_calls: int = tf.data.AUTOTUN
         expected = getattr(files, "expected_records", None)
         scan.skipped_records = None if expected is None else expected - len(scan)
         for check in scan.damaged:
-            log.warning("on_corrupt=skip: %s is damaged (%s at byte %d): its records after "
-                        "the damage are skipped", check.path, check.error, check.offset)
-        log.warning("on_corrupt=skip: %s records skipped in %d damaged shard(s); %d read",
-                    "an unknown number of" if scan.skipped_records is None
-                    else scan.skipped_records, len(scan.damaged), len(scan))
+            log.warning(
+                "on_corrupt=skip: %s is damaged (%s at byte %d): its records after "
+                "the damage are skipped",
+                check.path,
+                check.error,
+                check.offset,
+            )
+        log.warning(
+            "on_corrupt=skip: %s records skipped in %d damaged shard(s); %d read",
+            "an unknown number of" if scan.skipped_records is None else scan.skipped_records,
+            len(scan.damaged),
+            len(scan),
+        )
     manifest.check_record_count(files, len(scan), skipped=bool(scan.damaged))
     _SCANS[key] = scan
     while len(_SCANS) > _MAX_SCANS:
@@ -223,8 +234,9 @@ def _file_stamps(files: Sequence[str]) -> tuple:
 
 
 def _scan(files: Sequence[str], num_parallel_calls, skip: bool) -> RecordScan:
-    ds = records_dataset(files, num_parallel_calls=num_parallel_calls,
-                         on_corrupt="skip" if skip else "fail")
+    ds = records_dataset(
+        files, num_parallel_calls=num_parallel_calls, on_corrupt="skip" if skip else "fail"
+    )
     ds = ds.map(parse_summary, num_parallel_calls=num_parallel_calls).batch(1024)
     ids, frames, iframes = [], [], []
     for batch in ds.as_numpy_iterator():
@@ -256,8 +268,10 @@ def decode_frames(encoded, indices):
     flat = tf.reshape(indices, [-1])  # [N]
     unique, position = tf.unique(flat)  # [U], [N]
     images = tf.map_fn(
-        decode_jpeg, tf.gather(encoded, unique),
-        fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))  # [U, H, W, 3]
+        decode_jpeg,
+        tf.gather(encoded, unique),
+        fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
+    )  # [U, H, W, 3]
     frames = tf.gather(images, position)  # [N, H, W, 3]
     shape = tf.concat([tf.shape(indices), tf.shape(images)[1:]], axis=0)
     return tf.reshape(frames, shape)

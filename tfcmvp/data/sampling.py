@@ -129,8 +129,10 @@ class SamplingConfig:
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"SamplingConfig.{name} must be an int >= 0, got {value!r}")
         if not isinstance(self.iframe_excludes_clip_frames, bool):
-            raise ValueError(f"SamplingConfig.iframe_excludes_clip_frames must be a bool, got "
-                             f"{self.iframe_excludes_clip_frames!r}")
+            raise ValueError(
+                f"SamplingConfig.iframe_excludes_clip_frames must be a bool, got "
+                f"{self.iframe_excludes_clip_frames!r}"
+            )
         if self.period not in PERIODS:
             raise ValueError(f"SamplingConfig.period must be one of {PERIODS}, got {self.period!r}")
 
@@ -212,7 +214,8 @@ def sample_negative_starts(num_frames, target, motion_len: int, num_negatives: i
 
         def with_replacement():
             return tf.random.stateless_uniform(
-                [k], seed, minval=tf.constant(0, tf.int64), maxval=count, dtype=tf.int64)
+                [k], seed, minval=tf.constant(0, tf.int64), maxval=count, dtype=tf.int64
+            )
 
         return tf.cond(count >= k, without_replacement, with_replacement)
 
@@ -276,7 +279,8 @@ def choose_iframe(iframe_indices, first, last, window: int, seed, exclude=None):
 
     def pick():
         j = tf.random.stateless_uniform(
-            [], seed, minval=tf.constant(0, tf.int64), maxval=count, dtype=tf.int64)
+            [], seed, minval=tf.constant(0, tf.int64), maxval=count, dtype=tf.int64
+        )
         return candidates[j]
 
     return tf.cond(count > 0, pick, lambda: nearest_iframe(idx, first, last, allowed))
@@ -298,20 +302,32 @@ def sample_pretrain_windows(num_frames, iframe_indices, seed, config: SamplingCo
         # The target lies inside the span, so only the span has to fit.
         max_start = tf.maximum(t - config.span, 0)
     start = tf.random.stateless_uniform(
-        [], tf.random.experimental.stateless_fold_in(seed, _SALT_CLIP),
-        minval=tf.constant(0, tf.int64), maxval=max_start + 1, dtype=tf.int64)
+        [],
+        tf.random.experimental.stateless_fold_in(seed, _SALT_CLIP),
+        minval=tf.constant(0, tf.int64),
+        maxval=max_start + 1,
+        dtype=tf.int64,
+    )
     target = target_start(start, config)
     if config.period == "current":
         target = tf.clip_by_value(target, 0, tf.maximum(t - config.motion_len, 0))
     negatives = sample_negative_starts(
-        t, target, config.motion_len, config.num_negatives,
-        tf.random.experimental.stateless_fold_in(seed, _SALT_NEGATIVES))
+        t,
+        target,
+        config.motion_len,
+        config.num_negatives,
+        tf.random.experimental.stateless_fold_in(seed, _SALT_NEGATIVES),
+    )
     motion_starts = tf.concat([target[None], negatives], axis=0)  # [1 + K]
     clip = clip_indices(start, config.clip_len, config.clip_stride, t)  # [clip_len]
     iframe = choose_iframe(
-        iframe_indices, start, start + config.span - 1, config.iframe_window,
+        iframe_indices,
+        start,
+        start + config.span - 1,
+        config.iframe_window,
         tf.random.experimental.stateless_fold_in(seed, _SALT_IFRAME),
-        exclude=clip if config.iframe_excludes_clip_frames else None)
+        exclude=clip if config.iframe_excludes_clip_frames else None,
+    )
     return {
         "clip_start": start,
         "clip_indices": clip,
@@ -325,7 +341,8 @@ def random_clip_start(num_frames, needed: int, seed):
     """Uniform start for a window of ``needed`` frames; 0 when the video is shorter."""
     max_start = tf.maximum(_i64(num_frames) - needed, 0)
     return tf.random.stateless_uniform(
-        [], seed, minval=tf.constant(0, tf.int64), maxval=max_start + 1, dtype=tf.int64)
+        [], seed, minval=tf.constant(0, tf.int64), maxval=max_start + 1, dtype=tf.int64
+    )
 
 
 def check_positions(positions: str) -> str:
@@ -392,8 +409,9 @@ def sliding_clip_starts(num_frames, clip_len: int, clip_stride: int):
     return tf.where(t > extent, starts, tf.fill(tf.shape(starts), padded))
 
 
-def eval_clip_starts(num_frames, *, positions: str, num_clips: int, clip_len: int,
-                     clip_stride: int):
+def eval_clip_starts(
+    num_frames, *, positions: str, num_clips: int, clip_len: int, clip_stride: int
+):
     """Starts of a video's evaluation clips under the rule ``positions``.
 
     Args:

@@ -88,12 +88,24 @@ def painted_record(
     for i in iframe_indices:
         types[i] = "I"
     return schema.VideoRecord(
-        video_id=video_id, label=label, label_name=label_name, split=split, fps=25.0,
-        width=width, height=height, codec="mpeg4", frame_types="".join(types),
-        iframe_indices=iframe_indices, one_past_reference=True, rgb_jpegs=jpegs,
-        rgb_height=rgb_height, rgb_width=rgb_width,
+        video_id=video_id,
+        label=label,
+        label_name=label_name,
+        split=split,
+        fps=25.0,
+        width=width,
+        height=height,
+        codec="mpeg4",
+        frame_types="".join(types),
+        iframe_indices=iframe_indices,
+        one_past_reference=True,
+        rgb_jpegs=jpegs,
+        rgb_height=rgb_height,
+        rgb_width=rgb_width,
         iframe_jpegs=[jpegs[i] for i in iframe_indices],
-        motion_vectors=painted_vectors(num_frames, width, height, mv_cell), mv_cell=mv_cell)
+        motion_vectors=painted_vectors(num_frames, width, height, mv_cell),
+        mv_cell=mv_cell,
+    )
 
 
 def write_shards(records: Iterable[schema.VideoRecord], prefix: str, num_shards: int = 1) -> list:

@@ -71,9 +71,16 @@ def clip_starts(num_frames: int, options: EvalOptions, layout: ClipLayout) -> tu
         raise ValueError(f"a video needs at least one frame, got {num_frames}")
     span = span_of(options)
     if not layout.sliding:
-        starts = np.asarray(eval_clip_starts(
-            num_frames, positions=RETRIEVAL_POSITIONS, num_clips=layout.num_clips,
-            clip_len=options.clip_len, clip_stride=options.clip_stride), np.int64)  # [N]
+        starts = np.asarray(
+            eval_clip_starts(
+                num_frames,
+                positions=RETRIEVAL_POSITIONS,
+                num_clips=layout.num_clips,
+                clip_len=options.clip_len,
+                clip_stride=options.clip_stride,
+            ),
+            np.int64,
+        )  # [N]
         first = np.clip(starts, 0, num_frames - 1)
         return starts, first, np.minimum(starts + span, num_frames)
     window = layout.window or span
@@ -107,7 +114,8 @@ def clip_dataset(items, options: EvalOptions):
     def sample(serialized, starts):
         return evaluation.make_eval_sample(serialized, starts=starts, **kwargs)[keys.CLIPS]
 
-    ds = tf.data.Dataset.from_generator(items, output_signature=(
-        tf.TensorSpec([], tf.string), tf.TensorSpec([None], tf.int64)))
+    ds = tf.data.Dataset.from_generator(
+        items, output_signature=(tf.TensorSpec([], tf.string), tf.TensorSpec([None], tf.int64))
+    )
     ds = ds.map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(1)

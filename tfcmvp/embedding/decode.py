@@ -73,11 +73,18 @@ class StorageSettings:
     mv_cell: int = codec_decode.DEFAULT_MV_CELL  # --mv_cell: motion-vector grid cell in pixels
 
     def __post_init__(self):
-        for name, low, high in (("rgb_short_side", 16, None), ("jpeg_quality", 1, 95),
-                                ("mv_cell", 1, 64)):
+        for name, low, high in (
+            ("rgb_short_side", 16, None),
+            ("jpeg_quality", 1, 95),
+            ("mv_cell", 1, 64),
+        ):
             value = getattr(self, name)
-            if (not isinstance(value, int) or isinstance(value, bool) or value < low
-                    or (high is not None and value > high)):
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or value < low
+                or (high is not None and value > high)
+            ):
                 bound = f">= {low}" if high is None else f"in [{low}, {high}]"
                 raise ValueError(f"{name} must be an int {bound}, got {value!r}")
 
@@ -96,8 +103,9 @@ class KeyframeVideo:
     images: np.ndarray  # uint8 [K, h, w, 3], short side resized
 
 
-def read_keyframes(path, rgb_short_side: Optional[int] = None,
-                   rgb_interpolation: str = "AREA") -> KeyframeVideo:
+def read_keyframes(
+    path, rgb_short_side: Optional[int] = None, rgb_interpolation: str = "AREA"
+) -> KeyframeVideo:
     """Decodes only the key frames of a video to RGB.
 
     The decoder is told to drop non-key frames (``skip_frame = "NONKEY"``),
@@ -129,41 +137,56 @@ def read_keyframes(path, rgb_short_side: Optional[int] = None,
                     stamp = packet.pts if packet.pts is not None else packet.dts
                     if stamp is None:
                         raise CorruptVideoError(
-                            path, "packets without timestamps: key frames cannot be placed "
-                                  "(remux the stream into a container, e.g. .mp4 or .mkv)",
-                            stage="decode")
+                            path,
+                            "packets without timestamps: key frames cannot be placed "
+                            "(remux the stream into a container, e.g. .mp4 or .mkv)",
+                            stage="decode",
+                        )
                     stamps.append(int(stamp))
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as error:
                     raise CorruptVideoError(
-                        path, f"decoding failed after {len(stamps)} packets (packet at pts "
-                              f"{packet.pts}): {error}", stage="decode") from error
+                        path,
+                        f"decoding failed after {len(stamps)} packets (packet at pts "
+                        f"{packet.pts}): {error}",
+                        stage="decode",
+                    ) from error
                 for frame in frames:
                     if frame.is_corrupt:
-                        raise CorruptVideoError(path, f"key frame {len(keyframes)} is corrupt "
-                                                      f"(damaged or missing data)", stage="decode")
+                        raise CorruptVideoError(
+                            path,
+                            f"key frame {len(keyframes)} is corrupt (damaged or missing data)",
+                            stage="decode",
+                        )
                     if size is None:
                         size = (frame.height, frame.width)
                     elif (frame.height, frame.width) != size:
                         raise CorruptVideoError(
-                            path, f"frame size changes from {size[1]}x{size[0]} to "
-                                  f"{frame.width}x{frame.height}", stage="decode")
+                            path,
+                            f"frame size changes from {size[1]}x{size[0]} to "
+                            f"{frame.width}x{frame.height}",
+                            stage="decode",
+                        )
                     stamp = frame.pts if frame.pts is not None else frame.dts
                     keyframes.append((stamp, to_rgb(frame)))  # [h, w, 3]
                 frame = frames = None
                 if len(stamps) % _COLLECT_EVERY == 0:
                     gc.collect(0)
         except av.FFmpegError as error:
-            raise CorruptVideoError(path, f"reading packets failed after {len(stamps)} "
-                                          f"packets: {error}", stage="decode") from error
+            raise CorruptVideoError(
+                path, f"reading packets failed after {len(stamps)} packets: {error}", stage="decode"
+            ) from error
         codec = context.name
     if not stamps:
         raise CorruptVideoError(path, "no frame could be decoded", stage="decode")
     if expected and len(stamps) < expected - codec_decode._shortfall_tolerance(expected):
         raise CorruptVideoError(
-            path, f"{len(stamps)} frames but the container declares about {expected} "
-                  f"(truncated or damaged file)", stage="decode")
+            path,
+            f"{len(stamps)} frames but the container declares about {expected} "
+            f"(truncated or damaged file)",
+            stage="decode",
+        )
     if not keyframes:
         raise CorruptVideoError(path, "no key frame could be decoded", stage="decode")
     order = np.sort(np.asarray(stamps, np.int64))  # presentation order
@@ -171,21 +194,30 @@ def read_keyframes(path, rgb_short_side: Optional[int] = None,
     indices = np.searchsorted(order, key_stamps)  # display index of each key frame
     found = (indices < len(order)) & (order[np.minimum(indices, len(order) - 1)] == key_stamps)
     if not found.all():
-        raise CorruptVideoError(path, "a key frame's timestamp matches no packet",
-                                stage="decode")
+        raise CorruptVideoError(path, "a key frame's timestamp matches no packet", stage="decode")
     ranked = np.argsort(indices, kind="stable")
     return KeyframeVideo(
-        path=path, codec=codec, width=size[1], height=size[0], fps=fps,
-        num_frames=len(stamps), iframe_indices=indices[ranked].astype(np.int64),
-        images=np.stack([keyframes[i][1] for i in ranked]))
+        path=path,
+        codec=codec,
+        width=size[1],
+        height=size[0],
+        fps=fps,
+        num_frames=len(stamps),
+        iframe_indices=indices[ranked].astype(np.int64),
+        images=np.stack([keyframes[i][1] for i in ranked]),
+    )
 
 
 def _empty_vectors(num_frames: int) -> np.ndarray:
     return np.zeros([num_frames, 1, 1, 2], np.float32)  # never read by rgb / iframe clips
 
 
-def video_record(path, modality: str, storage: StorageSettings = StorageSettings(),
-                 video_id: Optional[str] = None) -> schema.VideoRecord:
+def video_record(
+    path,
+    modality: str,
+    storage: StorageSettings = StorageSettings(),
+    video_id: Optional[str] = None,
+) -> schema.VideoRecord:
     """The record of one video holding what clips of ``modality`` read (module docstring).
 
     ``video_id`` defaults to the path. Raises :class:`tfcmvp.codec.VideoError`
@@ -196,31 +228,54 @@ def video_record(path, modality: str, storage: StorageSettings = StorageSettings
     video_id = path if video_id is None else video_id
     common = dict(video_id=video_id, label=-1, label_name="", split="test")
     if modality == "rgb":
-        video = codec_decode.read_video(path, rgb=True, mv_cell=storage.mv_cell,
-                                        rgb_short_side=storage.rgb_short_side)
+        video = codec_decode.read_video(
+            path, rgb=True, mv_cell=storage.mv_cell, rgb_short_side=storage.rgb_short_side
+        )
         return records.build_record(video, jpeg_quality=storage.jpeg_quality, **common)
     if modality == "motion":
         video = codec_decode.read_video(path, rgb=False, mv_cell=storage.mv_cell)
         if "P" not in video.frame_types and "B" not in video.frame_types:
-            raise VideoError(path, f"every one of its {video.num_frames} frames is an I-frame: "
-                                   f"no motion vectors", stage="vectors")
+            raise VideoError(
+                path,
+                f"every one of its {video.num_frames} frames is an I-frame: no motion vectors",
+                stage="vectors",
+            )
         return schema.VideoRecord(
-            fps=video.fps, width=video.width, height=video.height, codec=video.codec,
-            frame_types=video.frame_types, iframe_indices=list(video.iframe_indices),
+            fps=video.fps,
+            width=video.width,
+            height=video.height,
+            codec=video.codec,
+            frame_types=video.frame_types,
+            iframe_indices=list(video.iframe_indices),
             one_past_reference=video.one_past_reference,
-            rgb_jpegs=[b""] * video.num_frames, rgb_height=0, rgb_width=0,
+            rgb_jpegs=[b""] * video.num_frames,
+            rgb_height=0,
+            rgb_width=0,
             iframe_jpegs=[b""] * len(video.iframe_indices),
-            motion_vectors=video.motion_vectors, mv_cell=video.mv_cell, **common)
+            motion_vectors=video.motion_vectors,
+            mv_cell=video.mv_cell,
+            **common,
+        )
     if modality == "iframe":
         video = read_keyframes(path, rgb_short_side=storage.rgb_short_side)
         types = np.full(video.num_frames, "P")
         types[video.iframe_indices] = "I"
         return schema.VideoRecord(
-            fps=video.fps, width=video.width, height=video.height, codec=video.codec,
-            frame_types="".join(types), iframe_indices=[int(i) for i in video.iframe_indices],
-            one_past_reference=False, rgb_jpegs=[b""] * video.num_frames,
-            rgb_height=int(video.images.shape[1]), rgb_width=int(video.images.shape[2]),
-            iframe_jpegs=[records.encode_jpeg(image, storage.jpeg_quality)
-                          for image in video.images],
-            motion_vectors=_empty_vectors(video.num_frames), mv_cell=storage.mv_cell, **common)
+            fps=video.fps,
+            width=video.width,
+            height=video.height,
+            codec=video.codec,
+            frame_types="".join(types),
+            iframe_indices=[int(i) for i in video.iframe_indices],
+            one_past_reference=False,
+            rgb_jpegs=[b""] * video.num_frames,
+            rgb_height=int(video.images.shape[1]),
+            rgb_width=int(video.images.shape[2]),
+            iframe_jpegs=[
+                records.encode_jpeg(image, storage.jpeg_quality) for image in video.images
+            ],
+            motion_vectors=_empty_vectors(video.num_frames),
+            mv_cell=storage.mv_cell,
+            **common,
+        )
     raise ValueError(f"modality must be one of ('rgb', 'iframe', 'motion'), got {modality!r}")

@@ -26,9 +26,31 @@ import pathlib
 from typing import Iterable, List
 
 # FFmpeg reads many more; these are the containers video collections come in.
-VIDEO_EXTENSIONS = frozenset({
-    ".mp4", ".m4v", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m2v", ".ts", ".mts",
-    ".m2ts", ".wmv", ".asf", ".flv", ".3gp", ".ogv", ".vob", ".divx", ".h264", ".264"})
+VIDEO_EXTENSIONS = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".avi",
+        ".mkv",
+        ".mov",
+        ".webm",
+        ".mpg",
+        ".mpeg",
+        ".m2v",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".wmv",
+        ".asf",
+        ".flv",
+        ".3gp",
+        ".ogv",
+        ".vob",
+        ".divx",
+        ".h264",
+        ".264",
+    }
+)
 LIST_EXTENSIONS = frozenset({".txt", ".csv"})
 
 
@@ -103,8 +125,10 @@ def gather_inputs(inputs: Iterable) -> List[str]:
         if path.is_dir():
             found = videos_in_folder(path)
             if not found:
-                raise InputError(f"INPUT {item}: a folder without video files (looked for "
-                                 f"{', '.join(sorted(VIDEO_EXTENSIONS))} under it)")
+                raise InputError(
+                    f"INPUT {item}: a folder without video files (looked for "
+                    f"{', '.join(sorted(VIDEO_EXTENSIONS))} under it)"
+                )
         elif path.is_file():
             found = read_list_file(path) if is_list_file(path) else [str(path)]
             if not found:

@@ -57,8 +57,10 @@ class EmbeddingFailedError(RuntimeError):
 
     def __init__(self, summary: dict):
         self.summary = summary
-        super().__init__("; ".join(summary["problems"]) + f". The output was written; the "
-                         f"failures and their causes are in {summary['output']}/failed.jsonl")
+        super().__init__(
+            "; ".join(summary["problems"]) + f". The output was written; the "
+            f"failures and their causes are in {summary['output']}/failed.jsonl"
+        )
 
 
 @dataclasses.dataclass
@@ -94,8 +96,13 @@ def _progress(total: int, progress: Optional[bool]):
     from tqdm.auto import tqdm
 
     # progress=None: a bar on a terminal only, not in redirected logs.
-    return tqdm(total=total, desc="embed", unit="video",
-                disable=None if progress is None else not progress, leave=False)
+    return tqdm(
+        total=total,
+        desc="embed",
+        unit="video",
+        disable=None if progress is None else not progress,
+        leave=False,
+    )
 
 
 def _iframe_used(record, starts: np.ndarray, span: int) -> np.ndarray:
@@ -119,20 +126,29 @@ class _Pending:
     last: np.ndarray
 
 
-def prepare_video(path: str, *, modality: str, options, layout: ClipLayout,
-                  storage: StorageSettings, min_frames: int = 1) -> tuple:
+def prepare_video(
+    path: str,
+    *,
+    modality: str,
+    options,
+    layout: ClipLayout,
+    storage: StorageSettings,
+    min_frames: int = 1,
+) -> tuple:
     """``(serialized record, _Pending)`` of one video; raises on a bad one (with a stage)."""
     from tfcmvp import schema
 
     record = video_record(path, modality, storage)
     if record.num_frames < min_frames:
-        raise ShortVideoError(path, f"{record.num_frames} frames, fewer than --min_frames "
-                                    f"{min_frames}", stage="short")
+        raise ShortVideoError(
+            path, f"{record.num_frames} frames, fewer than --min_frames {min_frames}", stage="short"
+        )
     starts, first, last = clip_starts(record.num_frames, options, layout)
     serialized = schema.encode_example(record)
     # The table needs the metadata only: drop the frames and vectors now.
-    record = dataclasses.replace(record, rgb_jpegs=[], iframe_jpegs=[],
-                                 motion_vectors=np.zeros([0, 1, 1, 2], np.float32))
+    record = dataclasses.replace(
+        record, rgb_jpegs=[], iframe_jpegs=[], motion_vectors=np.zeros([0, 1, 1, 2], np.float32)
+    )
     return serialized, _Pending(path, record, starts, first, last)
 
 
@@ -140,47 +156,72 @@ def embed_clips(embed: Callable, clips, batch_size: int, path: str) -> np.ndarra
     """float32 ``[N, D]``: the export on ``[N, ...]`` clips, at most ``batch_size`` per call."""
     count = int(clips.shape[0])
     try:
-        parts = [np.asarray(embed(clips[i:i + batch_size])) for i in range(0, count, batch_size)]
+        parts = [np.asarray(embed(clips[i : i + batch_size])) for i in range(0, count, batch_size)]
         embeddings = np.concatenate(parts, axis=0)  # [N, D]
     except Exception as error:  # noqa: BLE001 - the model's failure on this video only
-        raise VideoError(path, f"the model failed on its clips: {error}", stage="embed") \
-            from error
+        raise VideoError(path, f"the model failed on its clips: {error}", stage="embed") from error
     if embeddings.ndim != 2 or embeddings.shape[0] != count:
-        raise VideoError(path, f"the embedding of {count} clips has shape {embeddings.shape}, "
-                               f"expected [{count}, D]", stage="embed")
+        raise VideoError(
+            path,
+            f"the embedding of {count} clips has shape {embeddings.shape}, expected [{count}, D]",
+            stage="embed",
+        )
     return embeddings.astype(np.float32)
 
 
 def table_rows(pending: _Pending, *, modality: str, network: str, span: int) -> list:
     """The ``clips.csv`` rows of one video (:mod:`tfcmvp.embedding.writer`)."""
     record = pending.record
-    iframes = (_iframe_used(record, pending.starts, span) if modality == "iframe"
-               else np.full(len(pending.starts), -1))
+    iframes = (
+        _iframe_used(record, pending.starts, span)
+        if modality == "iframe"
+        else np.full(len(pending.starts), -1)
+    )
     fps = float(record.fps)
-    return [{"path": pending.path, "clip": i, "start_frame": int(a), "end_frame": int(b),
-             "start_time": round(int(a) / fps, 6), "end_time": round(int(b) / fps, 6),
-             "fps": round(fps, 6), "num_frames": record.num_frames, "codec": record.codec,
-             "network": network, "iframe": int(k)}
-            for i, (a, b, k) in enumerate(zip(pending.first, pending.last, iframes))]
+    return [
+        {
+            "path": pending.path,
+            "clip": i,
+            "start_frame": int(a),
+            "end_frame": int(b),
+            "start_time": round(int(a) / fps, 6),
+            "end_time": round(int(b) / fps, 6),
+            "fps": round(fps, 6),
+            "num_frames": record.num_frames,
+            "codec": record.codec,
+            "network": network,
+            "iframe": int(k),
+        }
+        for i, (a, b, k) in enumerate(zip(pending.first, pending.last, iframes))
+    ]
 
 
-def failure_problems(listed: int, embedded: int, failed: int,
-                     max_failed_fraction: float) -> list:
+def failure_problems(listed: int, embedded: int, failed: int, max_failed_fraction: float) -> list:
     """Why a run counts as failed (the extraction job's rule); [] for a good run."""
     if listed and not embedded:
         return [f"no video was embedded: all {listed} listed videos failed"]
     if listed and failed / listed > max_failed_fraction:
-        return [f"{failed} of {listed} listed videos failed ({failed / listed:.0%} > "
-                f"--max_failed_fraction {max_failed_fraction:g})"]
+        return [
+            f"{failed} of {listed} listed videos failed ({failed / listed:.0%} > "
+            f"--max_failed_fraction {max_failed_fraction:g})"
+        ]
     return []
 
 
-def embed_videos(inputs: Sequence, model_dir, output, *, layout: ClipLayout = ClipLayout(),
-                 storage: StorageSettings = StorageSettings(),
-                 batch_size: int = DEFAULT_BATCH_SIZE, min_frames: int = 1,
-                 max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION,
-                 overwrite: bool = False, progress: Optional[bool] = None,
-                 embed_fn: Optional[Callable] = None) -> EmbedResult:
+def embed_videos(
+    inputs: Sequence,
+    model_dir,
+    output,
+    *,
+    layout: ClipLayout = ClipLayout(),
+    storage: StorageSettings = StorageSettings(),
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    min_frames: int = 1,
+    max_failed_fraction: float = DEFAULT_MAX_FAILED_FRACTION,
+    overwrite: bool = False,
+    progress: Optional[bool] = None,
+    embed_fn: Optional[Callable] = None,
+) -> EmbedResult:
     """Embeds every video named by ``inputs`` with the export ``model_dir`` into ``output``.
 
     Args:
@@ -219,15 +260,19 @@ def embed_videos(inputs: Sequence, model_dir, output, *, layout: ClipLayout = Cl
     info = features.read_export(model_dir)
     options = features.eval_options(info, layout.num_clips)
     videos = inputs_lib.gather_inputs(inputs)
-    list_files = [item for item in inputs if os.path.isfile(item)
-                  and inputs_lib.is_list_file(item)]
-    writer = EmbeddingWriter(output, overwrite=overwrite,
-                             inputs=[model_dir, *list_files, *videos])
+    list_files = [item for item in inputs if os.path.isfile(item) and inputs_lib.is_list_file(item)]
+    writer = EmbeddingWriter(output, overwrite=overwrite, inputs=[model_dir, *list_files, *videos])
     with writer:
         embed = embed_fn or features.load_embedding_fn(model_dir)
         network, modality, span = info["network"], options.modality, span_of(options)
-        logger.info("embedding %d videos with %s (%s network, %s clips %s)", len(videos),
-                    model_dir, network, modality, list(options.input_shape))
+        logger.info(
+            "embedding %d videos with %s (%s network, %s clips %s)",
+            len(videos),
+            model_dir,
+            network,
+            modality,
+            list(options.input_shape),
+        )
         started = time.perf_counter()
         embedded = frames = 0
         pending: collections.deque = collections.deque()
@@ -244,8 +289,13 @@ def embed_videos(inputs: Sequence, model_dir, output, *, layout: ClipLayout = Cl
                 for path in videos:
                     try:
                         serialized, item = prepare_video(
-                            path, modality=modality, options=options, layout=layout,
-                            storage=storage, min_frames=min_frames)
+                            path,
+                            modality=modality,
+                            options=options,
+                            layout=layout,
+                            storage=storage,
+                            min_frames=min_frames,
+                        )
                     except Exception as error:  # noqa: BLE001 - a bad file must not stop the run
                         fail(path, "decode", error)
                         continue
@@ -259,8 +309,7 @@ def embed_videos(inputs: Sequence, model_dir, output, *, layout: ClipLayout = Cl
                 except VideoError as error:
                     fail(item.path, "embed", error)
                     continue
-                writer.add(matrix, table_rows(item, modality=modality, network=network,
-                                              span=span))
+                writer.add(matrix, table_rows(item, modality=modality, network=network, span=span))
                 embedded += 1
                 frames += item.record.num_frames
                 bar.update(1)
@@ -271,16 +320,29 @@ def embed_videos(inputs: Sequence, model_dir, output, *, layout: ClipLayout = Cl
             "status": STATUS_FAILED if problems else STATUS_OK,
             "problems": problems,
             "output": str(output),
-            "counts": {"listed": len(videos), "embedded": embedded, "failed": failed,
-                       "clips": writer.rows, "frames": frames},
+            "counts": {
+                "listed": len(videos),
+                "embedded": embedded,
+                "failed": failed,
+                "clips": writer.rows,
+                "frames": frames,
+            },
             "seconds": round(seconds, 3),
-            "export": {"model_dir": str(model_dir), "network": network,
-                       "backbone": info.get("backbone"),
-                       "embedding_dim": info.get("embedding_dim"), "input": info["input"]},
-            "clips": {"modality": options.modality, "input_shape": list(options.input_shape),
-                      "span": span_of(options), **dataclasses.asdict(layout),
-                      "positions": None if layout.sliding else "vcop",
-                      "sample": options.sample_kwargs()},
+            "export": {
+                "model_dir": str(model_dir),
+                "network": network,
+                "backbone": info.get("backbone"),
+                "embedding_dim": info.get("embedding_dim"),
+                "input": info["input"],
+            },
+            "clips": {
+                "modality": options.modality,
+                "input_shape": list(options.input_shape),
+                "span": span_of(options),
+                **dataclasses.asdict(layout),
+                "positions": None if layout.sliding else "vcop",
+                "sample": options.sample_kwargs(),
+            },
             "storage": dataclasses.asdict(storage),
             "min_frames": min_frames,
             "max_failed_fraction": max_failed_fraction,
@@ -288,8 +350,14 @@ def embed_videos(inputs: Sequence, model_dir, output, *, layout: ClipLayout = Cl
             "created": contract.utc_now(),
         }
         writer.commit(summary, dim=int(info.get("embedding_dim") or 0))
-    logger.info("embedded %d of %d videos (%d clips, %d failed) in %.1f s", embedded,
-                len(videos), writer.rows, failed, seconds)
+    logger.info(
+        "embedded %d of %d videos (%d clips, %d failed) in %.1f s",
+        embedded,
+        len(videos),
+        writer.rows,
+        failed,
+        seconds,
+    )
     if problems:
         raise EmbeddingFailedError(summary)
     return EmbedResult(pathlib.Path(output), summary)

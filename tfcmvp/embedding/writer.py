@@ -50,8 +50,20 @@ TABLE_NAME = "clips.csv"
 FAILED_NAME = "failed.jsonl"
 SUMMARY_NAME = "embed.json"
 OUTPUT_ENTRIES = (EMBEDDINGS_NAME, TABLE_NAME, FAILED_NAME, SUMMARY_NAME)
-TABLE_COLUMNS = ("row", "path", "clip", "start_frame", "end_frame", "start_time", "end_time",
-                 "fps", "num_frames", "codec", "network", "iframe")
+TABLE_COLUMNS = (
+    "row",
+    "path",
+    "clip",
+    "start_frame",
+    "end_frame",
+    "start_time",
+    "end_time",
+    "fps",
+    "num_frames",
+    "codec",
+    "network",
+    "iframe",
+)
 _RAW_NAME = "embeddings.f32"  # rows appended during the run
 _COPY_ROWS = 1 << 16  # rows per chunk when the raw file becomes the .npy
 
@@ -86,12 +98,14 @@ def check_output(output, *, overwrite: bool, inputs: Iterable = ()) -> None:
     if not overwrite:
         raise outputs.OverwriteRefused(
             f"--output {output} already exists and is not empty (pass --overwrite to replace "
-            f"a previous embed output)")
+            f"a previous embed output)"
+        )
     problem = output_problem(output)
     if problem:
         raise outputs.OverwriteRefused(
             f"refusing to overwrite {output}: {problem}. --overwrite replaces only a previous "
-            f"embed output ({', '.join(OUTPUT_ENTRIES)}); choose another --output")
+            f"embed output ({', '.join(OUTPUT_ENTRIES)}); choose another --output"
+        )
 
 
 class EmbeddingWriter:
@@ -158,18 +172,20 @@ class EmbeddingWriter:
         self._close()
         raw_path = self.staging / _RAW_NAME
         dim = self.dim if self.dim is not None else int(dim)
-        matrix = np.lib.format.open_memmap(self.staging / EMBEDDINGS_NAME, mode="w+",
-                                           dtype=np.float32, shape=(self.rows, dim))
+        matrix = np.lib.format.open_memmap(
+            self.staging / EMBEDDINGS_NAME, mode="w+", dtype=np.float32, shape=(self.rows, dim)
+        )
         if self.rows:
             raw = np.memmap(raw_path, dtype=np.float32, mode="r", shape=(self.rows, dim))
             for first in range(0, self.rows, _COPY_ROWS):
-                matrix[first:first + _COPY_ROWS] = raw[first:first + _COPY_ROWS]
+                matrix[first : first + _COPY_ROWS] = raw[first : first + _COPY_ROWS]
             del raw
         matrix.flush()
         del matrix
         raw_path.unlink()
-        (self.staging / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n",
-                                                 encoding="utf-8")
+        (self.staging / SUMMARY_NAME).write_text(
+            json.dumps(summary, indent=2) + "\n", encoding="utf-8"
+        )
         # The output may have appeared (or changed) while the videos were embedded.
         check_output(self.output, overwrite=self.overwrite)
         if self.output.is_dir() and not any(self.output.iterdir()):

@@ -49,14 +49,17 @@ def check_labels(name: str, labels, size: int) -> np.ndarray:
     """``labels`` as int64 ``[size]`` of class indices >= 0, or a ValueError naming ``name``."""
     labels = np.asarray(labels)
     if labels.shape != (size,):
-        raise ValueError(f"{name} labels must have shape ({size},) (one per video), "
-                         f"got {labels.shape}")
+        raise ValueError(
+            f"{name} labels must have shape ({size},) (one per video), got {labels.shape}"
+        )
     if size and not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{name} labels must be integer class indices, got dtype {labels.dtype}")
     labels = labels.astype(np.int64)
     if size and labels.min() < 0:
-        raise ValueError(f"{name} labels must be >= 0 (a class index), got {labels.min()} at "
-                         f"video {int(np.argmin(labels))}")
+        raise ValueError(
+            f"{name} labels must be >= 0 (a class index), got {labels.min()} at "
+            f"video {int(np.argmin(labels))}"
+        )
     return labels
 
 
@@ -82,8 +85,13 @@ def check_temperature(temperature) -> float:
     return float(temperature)
 
 
-def _votes(similarity: np.ndarray, neighbours: np.ndarray, train_labels: np.ndarray,
-           temperature: float, num_classes: int) -> np.ndarray:
+def _votes(
+    similarity: np.ndarray,
+    neighbours: np.ndarray,
+    train_labels: np.ndarray,
+    temperature: float,
+    num_classes: int,
+) -> np.ndarray:
     """Class scores ``[Q, C]`` from the neighbours' similarities and indices ``[Q, k]``."""
     # float64: exp(1 / 0.07) ~ 1.6e6 per neighbour; sums of 200 stay exact enough.
     weights = np.exp(similarity.astype(np.float64) / temperature)  # [Q, k]
@@ -102,9 +110,15 @@ def _num_classes(num_classes, *label_sets) -> int:
     return int(num_classes)
 
 
-def knn_class_scores(test_features, train_features, train_labels, *, k: int,
-                     temperature: float = DEFAULT_TEMPERATURE,
-                     num_classes: int | None = None) -> np.ndarray:
+def knn_class_scores(
+    test_features,
+    train_features,
+    train_labels,
+    *,
+    k: int,
+    temperature: float = DEFAULT_TEMPERATURE,
+    num_classes: int | None = None,
+) -> np.ndarray:
     """Weighted kNN class scores: ``sum over the k nearest of exp(cosine / T)`` per class.
 
     Args:
@@ -145,9 +159,16 @@ def topk_hits(ranked: np.ndarray, labels: np.ndarray, tops: Sequence[int] = TOP)
     return {t: (ranked[:, :t] == labels[:, None]).any(axis=1) for t in tops}
 
 
-def knn_accuracy(test_features, test_labels, train_features, train_labels, *,
-                 ks: Sequence[int] = DEFAULT_KS, temperature: float = DEFAULT_TEMPERATURE,
-                 num_classes: int | None = None) -> list:
+def knn_accuracy(
+    test_features,
+    test_labels,
+    train_features,
+    train_labels,
+    *,
+    ks: Sequence[int] = DEFAULT_KS,
+    temperature: float = DEFAULT_TEMPERATURE,
+    num_classes: int | None = None,
+) -> list:
     """Weighted-kNN top-1 and top-5 accuracy (percent) for each k (see the module docstring).
 
     Args:
@@ -182,11 +203,16 @@ def knn_accuracy(test_features, test_labels, train_features, train_labels, *,
         # The k nearest are the first k of the max(ks) nearest (same order, same tie rule).
         similarity, neighbours = topk_search(test[block], train, k=max(ks))  # [b, K] each
         for k in ks:
-            scores = _votes(similarity[:, :k], neighbours[:, :k], train_labels, temperature,
-                            num_classes)  # [b, C]
+            scores = _votes(
+                similarity[:, :k], neighbours[:, :k], train_labels, temperature, num_classes
+            )  # [b, C]
             ranked = rank_classes(scores, max(TOP))
             for t, hit in topk_hits(ranked, test_labels[block]).items():
                 hits[k][t].append(hit)
-    return [dict({"k": k, "k_used": min(k, train.shape[0])},
-                 **{f"top{t}": 100.0 * float(np.concatenate(hits[k][t]).mean()) for t in TOP})
-            for k in ks]
+    return [
+        dict(
+            {"k": k, "k_used": min(k, train.shape[0])},
+            **{f"top{t}": 100.0 * float(np.concatenate(hits[k][t]).mean()) for t in TOP},
+        )
+        for k in ks
+    ]

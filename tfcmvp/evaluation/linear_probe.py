@@ -84,7 +84,8 @@ def require_sklearn():
     except ImportError as error:
         raise MissingDependencyError(
             f"the linear probe needs scikit-learn, which is not installed ({error}); "
-            f"install it with: {INSTALL_HINT}") from error
+            f"install it with: {INSTALL_HINT}"
+        ) from error
     return LogisticRegression, ConvergenceWarning
 
 
@@ -124,8 +125,10 @@ def stratified_folds(labels, folds: int, seed: int) -> np.ndarray:
     """
     labels = np.asarray(labels)
     if isinstance(folds, bool) or int(folds) != folds or not 2 <= folds <= labels.size:
-        raise ValueError(f"folds must be an integer from 2 to the number of train videos "
-                         f"({labels.size}), got {folds!r}")
+        raise ValueError(
+            f"folds must be an integer from 2 to the number of train videos "
+            f"({labels.size}), got {folds!r}"
+        )
     rng = np.random.default_rng(seed)
     assignment = np.empty(labels.size, np.int64)
     next_fold = 0
@@ -136,9 +139,11 @@ def stratified_folds(labels, folds: int, seed: int) -> np.ndarray:
     return assignment
 
 
-def _fit(features: np.ndarray, labels: np.ndarray, c: float, max_iter: int, record: list,
-         what: str):
-    """A LogisticRegression fitted on ``features`` [N, D]; non-convergence appended to ``record``."""
+def _fit(
+    features: np.ndarray, labels: np.ndarray, c: float, max_iter: int, record: list, what: str
+):
+    """A LogisticRegression fitted on ``features`` [N, D]; non-convergence appended to
+    ``record``."""
     logistic_regression, convergence_warning = require_sklearn()
     from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
 
@@ -150,8 +155,9 @@ def _fit(features: np.ndarray, labels: np.ndarray, c: float, max_iter: int, reco
         if issubclass(warning.category, convergence_warning):
             record.append(what)
         else:  # not ours to swallow
-            warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                                   warning.lineno)
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     return model
 
 
@@ -168,14 +174,23 @@ def _check_train(features, labels) -> tuple:
         raise ValueError(f"train features must be a non-empty [N, D], got {features.shape}")
     labels = check_labels("train", labels, features.shape[0])
     if np.unique(labels).size < 2:
-        raise ValueError(f"the train split holds one class only ({int(labels[0])}): a "
-                         f"classifier needs at least two")
+        raise ValueError(
+            f"the train split holds one class only ({int(labels[0])}): a "
+            f"classifier needs at least two"
+        )
     return features, labels
 
 
-def select_c(features, labels, *, c_grid: Sequence[float] = DEFAULT_C_GRID,
-             folds: int = DEFAULT_FOLDS, seed: int = 0, max_iter: int = MAX_ITER,
-             not_converged: list | None = None) -> tuple:
+def select_c(
+    features,
+    labels,
+    *,
+    c_grid: Sequence[float] = DEFAULT_C_GRID,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    max_iter: int = MAX_ITER,
+    not_converged: list | None = None,
+) -> tuple:
     """The ``C`` of the grid with the best out-of-fold top-1 on these (train) videos.
 
     Args:
@@ -202,10 +217,13 @@ def select_c(features, labels, *, c_grid: Sequence[float] = DEFAULT_C_GRID,
         for fold in range(folds):
             held_out = fold_of == fold
             if np.unique(labels[~held_out]).size < 2:
-                raise ValueError(f"fold {fold} of the train split leaves one class to fit; "
-                                 f"use fewer folds or more train videos")
-            model = _fit(features[~held_out], labels[~held_out], c, max_iter, record,
-                         f"C={c:g} fold {fold}")
+                raise ValueError(
+                    f"fold {fold} of the train split leaves one class to fit; "
+                    f"use fewer folds or more train videos"
+                )
+            model = _fit(
+                features[~held_out], labels[~held_out], c, max_iter, record, f"C={c:g} fold {fold}"
+            )
             correct += int(np.sum(model.predict(features[held_out]) == labels[held_out]))
         accuracies.append(100.0 * correct / labels.size)
     best = max(accuracies)
@@ -213,10 +231,18 @@ def select_c(features, labels, *, c_grid: Sequence[float] = DEFAULT_C_GRID,
     return chosen, accuracies
 
 
-def linear_probe(train_features, train_labels, test_features, test_labels, *,
-                 c_grid: Sequence[float] = DEFAULT_C_GRID, folds: int = DEFAULT_FOLDS,
-                 seed: int = 0, max_iter: int = MAX_ITER,
-                 num_classes: int | None = None) -> dict:
+def linear_probe(
+    train_features,
+    train_labels,
+    test_features,
+    test_labels,
+    *,
+    c_grid: Sequence[float] = DEFAULT_C_GRID,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    max_iter: int = MAX_ITER,
+    num_classes: int | None = None,
+) -> dict:
     """Linear-probe top-1 and top-5 (percent) with ``C`` chosen on the train split.
 
     Features are L2-normalised here (zero rows stay zero). See the module
@@ -246,8 +272,9 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *,
     if test_features.ndim != 2 or test_features.shape[0] == 0:
         raise ValueError(f"test features must be a non-empty [Q, D], got {test_features.shape}")
     if test_features.shape[1] != train_features.shape[1]:
-        raise ValueError(f"train and test feature sizes differ: {train_features.shape} vs "
-                         f"{test_features.shape}")
+        raise ValueError(
+            f"train and test feature sizes differ: {train_features.shape} vs {test_features.shape}"
+        )
     test_labels = check_labels("test", test_labels, test_features.shape[0])
     if num_classes is None:
         num_classes = int(max(train_labels.max(), test_labels.max())) + 1
@@ -258,18 +285,35 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *,
     test = l2_normalize(test_features).astype(np.float64)  # [Q, D]
 
     not_converged = []
-    chosen, accuracies = select_c(train, train_labels, c_grid=grid, folds=folds, seed=seed,
-                                  max_iter=max_iter, not_converged=not_converged)
+    chosen, accuracies = select_c(
+        train,
+        train_labels,
+        c_grid=grid,
+        folds=folds,
+        seed=seed,
+        max_iter=max_iter,
+        not_converged=not_converged,
+    )
     # Selection is over; the test split is used from here on only.
     model = _fit(train, train_labels, chosen, max_iter, not_converged, f"C={chosen:g} refit")
     ranked = rank_classes(class_scores(model, test, num_classes), max(TOP))
     hits = topk_hits(ranked, test_labels)
     if not_converged:
-        logger.warning("L-BFGS stopped at max_iter=%d before converging in %d of %d fits (%s)",
-                       max_iter, len(not_converged), len(grid) * folds + 1,
-                       ", ".join(not_converged[:5]) + (", ..." if len(not_converged) > 5 else ""))
-    result = {"C_grid": list(grid), "folds": int(folds), "seed": int(seed),
-              "max_iter": int(max_iter), "validation_top1": accuracies, "chosen_C": chosen}
+        logger.warning(
+            "L-BFGS stopped at max_iter=%d before converging in %d of %d fits (%s)",
+            max_iter,
+            len(not_converged),
+            len(grid) * folds + 1,
+            ", ".join(not_converged[:5]) + (", ..." if len(not_converged) > 5 else ""),
+        )
+    result = {
+        "C_grid": list(grid),
+        "folds": int(folds),
+        "seed": int(seed),
+        "max_iter": int(max_iter),
+        "validation_top1": accuracies,
+        "chosen_C": chosen,
+    }
     result.update({f"top{t}": 100.0 * float(hits[t].mean()) for t in TOP})
     result.update(not_converged=not_converged, solver=solver_name())
     return result

@@ -36,13 +36,21 @@ def _num_classes(train_labels: np.ndarray, test_labels: np.ndarray) -> int:
     return int(max(train_labels.max(), test_labels.max())) + 1
 
 
-def evaluate_features(train_features, train_labels, test_features, test_labels, *,
-                      knn: bool = True, linear: bool = True,
-                      ks: Sequence[int] = knn_lib.DEFAULT_KS,
-                      temperature: float = knn_lib.DEFAULT_TEMPERATURE,
-                      c_grid: Sequence[float] = linear_lib.DEFAULT_C_GRID,
-                      folds: int = linear_lib.DEFAULT_FOLDS, seed: int = 0,
-                      max_iter: int = linear_lib.MAX_ITER) -> dict:
+def evaluate_features(
+    train_features,
+    train_labels,
+    test_features,
+    test_labels,
+    *,
+    knn: bool = True,
+    linear: bool = True,
+    ks: Sequence[int] = knn_lib.DEFAULT_KS,
+    temperature: float = knn_lib.DEFAULT_TEMPERATURE,
+    c_grid: Sequence[float] = linear_lib.DEFAULT_C_GRID,
+    folds: int = linear_lib.DEFAULT_FOLDS,
+    seed: int = 0,
+    max_iter: int = linear_lib.MAX_ITER,
+) -> dict:
     """Both methods on given video features (NumPy in, dict out; no model, no files).
 
     Args:
@@ -62,42 +70,78 @@ def evaluate_features(train_features, train_labels, test_features, test_labels, 
     train_labels = knn_lib.check_labels("train", train_labels, train_features.shape[0])
     test_labels = knn_lib.check_labels("test", test_labels, test_features.shape[0])
     if not train_labels.size or not test_labels.size:
-        raise ValueError(f"need train and test videos, got {train_labels.size} train and "
-                         f"{test_labels.size} test")
+        raise ValueError(
+            f"need train and test videos, got {train_labels.size} train and {test_labels.size} test"
+        )
     num_classes = _num_classes(train_labels, test_labels)
-    result = {"num_train": int(train_labels.size), "num_test": int(test_labels.size),
-              "num_classes": num_classes, "seed": int(seed), "knn": None, "linear": None}
+    result = {
+        "num_train": int(train_labels.size),
+        "num_test": int(test_labels.size),
+        "num_classes": num_classes,
+        "seed": int(seed),
+        "knn": None,
+        "linear": None,
+    }
     if linear:
         linear_lib.require_sklearn()  # fail before the kNN's work, not after
     if knn:
-        result["knn"] = {"temperature": knn_lib.check_temperature(temperature),
-                         "results": knn_lib.knn_accuracy(
-                             test_features, test_labels, train_features, train_labels, ks=ks,
-                             temperature=temperature, num_classes=num_classes)}
+        result["knn"] = {
+            "temperature": knn_lib.check_temperature(temperature),
+            "results": knn_lib.knn_accuracy(
+                test_features,
+                test_labels,
+                train_features,
+                train_labels,
+                ks=ks,
+                temperature=temperature,
+                num_classes=num_classes,
+            ),
+        }
     if linear:
         result["linear"] = linear_lib.linear_probe(
-            train_features, train_labels, test_features, test_labels, c_grid=c_grid,
-            folds=folds, seed=seed, max_iter=max_iter, num_classes=num_classes)
+            train_features,
+            train_labels,
+            test_features,
+            test_labels,
+            c_grid=c_grid,
+            folds=folds,
+            seed=seed,
+            max_iter=max_iter,
+            num_classes=num_classes,
+        )
     return result
 
 
 def _check_labelled(split: str, labels: np.ndarray, video_ids: np.ndarray) -> None:
     unlabelled = np.flatnonzero(labels < 0)
     if unlabelled.size:
-        raise ValueError(f"{unlabelled.size} {split} video(s) have no class label (-1), e.g. "
-                         f"{str(video_ids[unlabelled[0]])!r}; kNN and the linear probe need "
-                         f"labelled videos (or --labels)")
+        raise ValueError(
+            f"{unlabelled.size} {split} video(s) have no class label (-1), e.g. "
+            f"{str(video_ids[unlabelled[0]])!r}; kNN and the linear probe need "
+            f"labelled videos (or --labels)"
+        )
 
 
-def evaluate_export(model_dir, data_dir, *, knn: bool = True, linear: bool = True,
-                    ks: Sequence[int] = knn_lib.DEFAULT_KS,
-                    temperature: float = knn_lib.DEFAULT_TEMPERATURE,
-                    c_grid: Sequence[float] = linear_lib.DEFAULT_C_GRID,
-                    folds: int = linear_lib.DEFAULT_FOLDS, seed: int = 0,
-                    max_iter: int = linear_lib.MAX_ITER, clips: int = DEFAULT_CLIPS,
-                    labels=None, cache_dir=None, use_cache: bool = True,
-                    batch_size: Optional[int] = None, output=None,
-                    progress: Optional[bool] = None) -> dict:
+def evaluate_export(
+    model_dir,
+    data_dir,
+    *,
+    knn: bool = True,
+    linear: bool = True,
+    ks: Sequence[int] = knn_lib.DEFAULT_KS,
+    temperature: float = knn_lib.DEFAULT_TEMPERATURE,
+    c_grid: Sequence[float] = linear_lib.DEFAULT_C_GRID,
+    folds: int = linear_lib.DEFAULT_FOLDS,
+    seed: int = 0,
+    max_iter: int = linear_lib.MAX_ITER,
+    clips: int = DEFAULT_CLIPS,
+    labels=None,
+    cache_dir=None,
+    use_cache: bool = True,
+    batch_size: Optional[int] = None,
+    output=None,
+    progress: Optional[bool] = None,
+) -> dict:
     """kNN and/or linear-probe accuracy of an exported network (see the module docstring).
 
     Args:
@@ -143,33 +187,65 @@ def evaluate_export(model_dir, data_dir, *, knn: bool = True, linear: bool = Tru
     if knn:
         knn_lib.check_ks(ks)
         knn_lib.check_temperature(temperature)
-    fallback = (pathlib.Path(output).resolve().parent / features_lib.CACHE_DIR_NAME
-                if output is not None else None)
+    fallback = (
+        pathlib.Path(output).resolve().parent / features_lib.CACHE_DIR_NAME
+        if output is not None
+        else None
+    )
     with corrupt_shards_named(data_dir, skip_hint=False):
         extracted = features_lib.extract_features(
-            model_dir, data_dir, clips=clips, positions=POSITIONS,
-            batch_size=batch_size or features_lib.DEFAULT_BATCH_SIZE, cache_dir=cache_dir,
-            fallback_cache_dir=fallback, use_cache=use_cache, progress=progress)
+            model_dir,
+            data_dir,
+            clips=clips,
+            positions=POSITIONS,
+            batch_size=batch_size or features_lib.DEFAULT_BATCH_SIZE,
+            cache_dir=cache_dir,
+            fallback_cache_dir=fallback,
+            use_cache=use_cache,
+            progress=progress,
+        )
     for split in features_lib.SPLITS:  # as many videos as the manifest counted
         check_record_count(find_shards(data_dir, split), len(extracted.splits[split]))
     test, train = extracted.splits["test"], extracted.splits["train"]
     if labels is not None:  # the features do not depend on labels: the cache still holds
-        test, train = (dataclasses.replace(split, **dict(zip(
-            ("labels", "label_names"), relabel(split.video_ids, labels)))) for split in (test, train))
+        test, train = (
+            dataclasses.replace(
+                split, **dict(zip(("labels", "label_names"), relabel(split.video_ids, labels)))
+            )
+            for split in (test, train)
+        )
     _check_labelled("test", test.labels, test.video_ids)
     _check_labelled("train", train.labels, train.video_ids)
 
-    result = evaluate_features(train.features, train.labels, test.features, test.labels,
-                               knn=knn, linear=linear, ks=ks, temperature=temperature,
-                               c_grid=c_grid, folds=folds, seed=seed, max_iter=max_iter)
+    result = evaluate_features(
+        train.features,
+        train.labels,
+        test.features,
+        test.labels,
+        knn=knn,
+        linear=linear,
+        ks=ks,
+        temperature=temperature,
+        c_grid=c_grid,
+        folds=folds,
+        seed=seed,
+        max_iter=max_iter,
+    )
     data = data_description(data_dir, extracted)
     if labels is not None:
         data["labels"] = {"file": labels.path, "column": labels.column}
-    record = {"model": str(model_dir), "name": model_name(model_dir), "data": data,
-              "label_kind": labels.column if labels is not None else RECORD_LABEL,
-              "features": {"clips": extracted.options.num_clips, "positions": POSITIONS,
-                           "video_feature": "mean of the clip embeddings, L2-normalised",
-                           "from_cache": bool(extracted.from_cache)}}
+    record = {
+        "model": str(model_dir),
+        "name": model_name(model_dir),
+        "data": data,
+        "label_kind": labels.column if labels is not None else RECORD_LABEL,
+        "features": {
+            "clips": extracted.options.num_clips,
+            "positions": POSITIONS,
+            "video_feature": "mean of the clip embeddings, L2-normalised",
+            "from_cache": bool(extracted.from_cache),
+        },
+    }
     record.update(result)
     if output is not None:
         write_json(output, record)
@@ -194,46 +270,67 @@ def format_table(record: dict) -> str:
     header = ("method", "setting", "top-1", "top-5")
     rows = []
     for entry in (record.get("knn") or {}).get("results", []):
-        setting = f"k={entry['k']}" + (f" (capped: {entry['k_used']})"
-                                       if entry["k_used"] != entry["k"] else "")
+        setting = f"k={entry['k']}" + (
+            f" (capped: {entry['k_used']})" if entry["k_used"] != entry["k"] else ""
+        )
         rows.append(("kNN", setting, f"{entry['top1']:.1f}", f"{entry['top5']:.1f}"))
     linear = record.get("linear")
     if linear:
-        rows.append(("linear", f"C={linear['chosen_C']:g}", f"{linear['top1']:.1f}",
-                     f"{linear['top5']:.1f}"))
+        rows.append(
+            (
+                "linear",
+                f"C={linear['chosen_C']:g}",
+                f"{linear['top1']:.1f}",
+                f"{linear['top5']:.1f}",
+            )
+        )
     if not rows:
         raise ValueError("the record holds no kNN or linear result")
     widths = [max(len(line[i]) for line in (header, *rows)) for i in range(len(header))]
 
     def fmt(line):  # text left-aligned, numbers right-aligned
-        return "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
-                         for i, (cell, w) in enumerate(zip(line, widths))).rstrip()
+        return "  ".join(
+            cell.ljust(w) if i < 2 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths))
+        ).rstrip()
 
     return "\n".join([fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows])
 
 
 def format_settings(record: dict) -> str:
     """The lines under the table: what was classified, by which labels, with which settings."""
-    kind = ("(the records' class labels)" if record["label_kind"] == RECORD_LABEL
-            else f"by {record['label_kind']}")
-    lines = [f"{record['num_train']} train videos (kNN bank, classifier training set), "
-             f"{record['num_test']} test videos, {record['num_classes']} classes {kind}"]
+    kind = (
+        "(the records' class labels)"
+        if record["label_kind"] == RECORD_LABEL
+        else f"by {record['label_kind']}"
+    )
+    lines = [
+        f"{record['num_train']} train videos (kNN bank, classifier training set), "
+        f"{record['num_test']} test videos, {record['num_classes']} classes {kind}"
+    ]
     if record.get("knn"):
-        lines.append(f"kNN: weights exp(cosine / {record['knn']['temperature']:g}), k capped at "
-                     f"the number of train videos")
+        lines.append(
+            f"kNN: weights exp(cosine / {record['knn']['temperature']:g}), k capped at "
+            f"the number of train videos"
+        )
     linear = record.get("linear")
     if linear:
         grid = linear["C_grid"]
-        lines.append(f"linear: C chosen from {len(grid)} values {min(grid):g}..{max(grid):g} by "
-                     f"{linear['folds']}-fold validation on the train split (seed "
-                     f"{linear['seed']}), out-of-fold top-1 {max(linear['validation_top1']):.1f}")
+        lines.append(
+            f"linear: C chosen from {len(grid)} values {min(grid):g}..{max(grid):g} by "
+            f"{linear['folds']}-fold validation on the train split (seed "
+            f"{linear['seed']}), out-of-fold top-1 {max(linear['validation_top1']):.1f}"
+        )
         if len(grid) > 1 and linear["chosen_C"] in (min(grid), max(grid)):
             edge = "largest" if linear["chosen_C"] == max(grid) else "smallest"
-            lines.append(f"linear: the chosen C is the grid's {edge}; a wider --c_grid may "
-                         f"validate better")
+            lines.append(
+                f"linear: the chosen C is the grid's {edge}; a wider --c_grid may validate better"
+            )
         if linear["not_converged"]:
-            lines.append(f"linear: {len(linear['not_converged'])} fit(s) stopped at "
-                         f"max_iter={linear['max_iter']} (listed in the JSON)")
+            lines.append(
+                f"linear: {len(linear['not_converged'])} fit(s) stopped at "
+                f"max_iter={linear['max_iter']} (listed in the JSON)"
+            )
     if record["num_classes"] <= 5:
         lines.append(f"top-5 of {record['num_classes']} classes is 100 by construction")
     return "\n".join(lines)

@@ -19,19 +19,55 @@ config, validation), ``savedmodel`` (writing: :func:`export_network`,
 ``describe`` (the text of ``tfcmvp describe``).
 """
 
-from tfcmvp.export.contract import (CLASSIFY, EMBED, FEATURES, FORMAT_VERSION, INPUT_NAME,
-                                    NETWORKS, PRETRAIN_NETWORKS, ExportError, NotAnExportError,
-                                    input_contract, make_export_info, validate_export_info)
+from tfcmvp.export.contract import (
+    CLASSIFY,
+    EMBED,
+    FEATURES,
+    FORMAT_VERSION,
+    INPUT_NAME,
+    NETWORKS,
+    PRETRAIN_NETWORKS,
+    ExportError,
+    NotAnExportError,
+    input_contract,
+    make_export_info,
+    validate_export_info,
+)
 from tfcmvp.export.describe import describe_export, export_summary
-from tfcmvp.export.loading import (load_export, load_keras_network, read_export_config_text,
-                                   read_export_info)
-from tfcmvp.export.savedmodel import (ExportModule, export_network, export_pretrained,
-                                      export_random_init)
+from tfcmvp.export.loading import (
+    load_export,
+    load_keras_network,
+    read_export_config_text,
+    read_export_info,
+)
+from tfcmvp.export.savedmodel import (
+    ExportModule,
+    export_network,
+    export_pretrained,
+    export_random_init,
+)
 
 __all__ = [
-    "CLASSIFY", "EMBED", "FEATURES", "FORMAT_VERSION", "INPUT_NAME", "NETWORKS",
-    "PRETRAIN_NETWORKS", "ExportError", "NotAnExportError", "ExportModule", "input_contract",
-    "make_export_info", "validate_export_info", "describe_export", "export_summary",
-    "load_export", "load_keras_network", "read_export_config_text", "read_export_info",
-    "export_network", "export_pretrained", "export_random_init",
+    "CLASSIFY",
+    "EMBED",
+    "FEATURES",
+    "FORMAT_VERSION",
+    "INPUT_NAME",
+    "NETWORKS",
+    "PRETRAIN_NETWORKS",
+    "ExportError",
+    "NotAnExportError",
+    "ExportModule",
+    "input_contract",
+    "make_export_info",
+    "validate_export_info",
+    "describe_export",
+    "export_summary",
+    "load_export",
+    "load_keras_network",
+    "read_export_config_text",
+    "read_export_info",
+    "export_network",
+    "export_pretrained",
+    "export_random_init",
 ]

@@ -96,7 +96,8 @@ def video_input_contract(clip_len: int, clip_stride: int, crop_size: int) -> dic
         "preprocessing": (
             f"{clip_len} frames {clip_stride} apart (spanning {span} frames); short side resized "
             f"to resize_short, centre {crop_size}x{crop_size} crop; as "
-            f"tfcmvp.data.eval_dataset(modality='rgb') yields them"),
+            f"tfcmvp.data.eval_dataset(modality='rgb') yields them"
+        ),
     }
 
 
@@ -115,12 +116,18 @@ def iframe_input_contract(crop_size: int) -> dict:
         "preprocessing": (
             f"one decoded I-frame; short side resized to resize_short, centre "
             f"{crop_size}x{crop_size} crop; as tfcmvp.data.eval_dataset(modality='iframe') "
-            f"yields them"),
+            f"yields them"
+        ),
     }
 
 
-def motion_input_contract(motion_len: int, crop_size: int, mv_clip: float, mv_div: float,
-                          mv_resize_method: str = "bilinear") -> dict:
+def motion_input_contract(
+    motion_len: int,
+    crop_size: int,
+    mv_clip: float,
+    mv_div: float,
+    mv_resize_method: str = "bilinear",
+) -> dict:
     """Input of a motion network: ``motion_len`` consecutive motion-vector maps, 2 channels."""
     bound = float(mv_clip) / float(mv_div)
     return {
@@ -135,7 +142,8 @@ def motion_input_contract(motion_len: int, crop_size: int, mv_clip: float, mv_di
         "normalisation": (
             f"per-pixel motion vectors in pixels of the decoded frame (displacement from the "
             f"reference frame), clamped to +-{float(mv_clip):g} px, then divided by "
-            f"{float(mv_div):g}"),
+            f"{float(mv_div):g}"
+        ),
         "mv_clip": float(mv_clip),
         "mv_div": float(mv_div),
         "mv_resize_method": mv_resize_method,
@@ -144,7 +152,8 @@ def motion_input_contract(motion_len: int, crop_size: int, mv_clip: float, mv_di
             f"{motion_len} consecutive vector frames; maps resized ({mv_resize_method}) with "
             f"the frame (short side to resize_short, centre {crop_size}x{crop_size} crop) "
             f"without rescaling the vectors; as tfcmvp.data.eval_dataset(modality='motion') "
-            f"yields them"),
+            f"yields them"
+        ),
     }
 
 
@@ -155,15 +164,19 @@ def input_contract(network: str, data) -> dict:
     if network == "iframe":
         return iframe_input_contract(data.crop_size)
     if network == "motion":
-        return motion_input_contract(data.motion_len, data.crop_size, data.mv_clip, data.mv_div,
-                                     data.mv_resize_method)
+        return motion_input_contract(
+            data.motion_len, data.crop_size, data.mv_clip, data.mv_div, data.mv_resize_method
+        )
     raise ExportError(f"network must be one of {PRETRAIN_NETWORKS}, got {network!r}")
 
 
 def backbone_name(network: str, model) -> str:
     """The backbone of pretraining network `network` under ``ModelConfig`` `model`."""
-    names = {"video": model.backbone, "iframe": model.iframe_backbone,
-             "motion": model.motion_backbone}
+    names = {
+        "video": model.backbone,
+        "iframe": model.iframe_backbone,
+        "motion": model.motion_backbone,
+    }
     if network not in names:
         raise ExportError(f"network must be one of {PRETRAIN_NETWORKS}, got {network!r}")
     return names[network]
@@ -181,8 +194,11 @@ def versions() -> dict:
 
     from tfcmvp import __version__
 
-    return {"tfcmvp_version": __version__, "tensorflow_version": tf.__version__,
-            "keras_version": keras.__version__}
+    return {
+        "tfcmvp_version": __version__,
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+    }
 
 
 def utc_now() -> str:
@@ -190,10 +206,17 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def make_export_info(*, network: str, backbone: str, input_spec: Mapping, source: Mapping,
-                     embedding_dim: Optional[int] = None,
-                     feature_shape: Optional[Sequence[int]] = None,
-                     signatures: Sequence[str] = BASE_SIGNATURES, **extra) -> dict:
+def make_export_info(
+    *,
+    network: str,
+    backbone: str,
+    input_spec: Mapping,
+    source: Mapping,
+    embedding_dim: Optional[int] = None,
+    feature_shape: Optional[Sequence[int]] = None,
+    signatures: Sequence[str] = BASE_SIGNATURES,
+    **extra,
+) -> dict:
     """A description with the versions of this process and the time filled in.
 
     `input_spec` is the input contract (:func:`input_contract` or one of the
@@ -233,8 +256,10 @@ def export_info_problems(info: Any) -> list[str]:
     problems = []
     version = info.get("format_version")
     if not _is_int(version) or not 1 <= version <= FORMAT_VERSION:
-        problems.append(f"format_version must be an int in [1, {FORMAT_VERSION}] (this tfcmvp "
-                        f"reads up to {FORMAT_VERSION}), got {version!r}")
+        problems.append(
+            f"format_version must be an int in [1, {FORMAT_VERSION}] (this tfcmvp "
+            f"reads up to {FORMAT_VERSION}), got {version!r}"
+        )
     network = info.get("network")
     if network not in NETWORKS:
         problems.append(f"network must be one of {list(NETWORKS)}, got {network!r}")
@@ -251,17 +276,22 @@ def export_info_problems(info: Any) -> list[str]:
         else:
             rank = {"iframe": 3, "video": 4, "motion": 4}.get(network)
             if rank is not None and len(shape) != rank:
-                problems.append(f"input.shape {shape} must have {rank} entries for a "
-                                f"{network} network")
+                problems.append(
+                    f"input.shape {shape} must have {rank} entries for a {network} network"
+                )
             if contract.get("channels") != shape[-1]:
-                problems.append(f"input.channels {contract.get('channels')!r} must equal the "
-                                f"last entry of input.shape {shape}")
+                problems.append(
+                    f"input.channels {contract.get('channels')!r} must equal the "
+                    f"last entry of input.shape {shape}"
+                )
             if contract.get("size") != shape[-3:-1]:
-                problems.append(f"input.size {contract.get('size')!r} must equal input.shape "
-                                f"{shape}[-3:-1]")
+                problems.append(
+                    f"input.size {contract.get('size')!r} must equal input.shape {shape}[-3:-1]"
+                )
             if len(shape) == 4 and contract.get("frames") != shape[0]:
-                problems.append(f"input.frames {contract.get('frames')!r} must equal input.shape "
-                                f"{shape}[0]")
+                problems.append(
+                    f"input.frames {contract.get('frames')!r} must equal input.shape {shape}[0]"
+                )
         if contract.get("dtype") != "float32":
             problems.append(f"input.dtype must be 'float32', got {contract.get('dtype')!r}")
 
@@ -285,8 +315,9 @@ def export_info_problems(info: Any) -> list[str]:
 
     source = info.get("source")
     if not isinstance(source, dict) or source.get("kind") not in SOURCE_KINDS:
-        problems.append(f"source must be an object whose kind is one of {list(SOURCE_KINDS)}, "
-                        f"got {source!r}")
+        problems.append(
+            f"source must be an object whose kind is one of {list(SOURCE_KINDS)}, got {source!r}"
+        )
     for key in ("tfcmvp_version", "tensorflow_version", "keras_version", "created"):
         if not isinstance(info.get(key), str):
             problems.append(f"{key} must be a string, got {info.get(key)!r}")
@@ -296,8 +327,10 @@ def export_info_problems(info: Any) -> list[str]:
             problems.append(f"num_classes must be a positive int, got {classes!r}")
         names = info.get("class_names")
         if names is not None and (not isinstance(names, list) or len(names) != classes):
-            problems.append(f"class_names must be null or a list of num_classes={classes!r} "
-                            f"names, got {names!r}")
+            problems.append(
+                f"class_names must be null or a list of num_classes={classes!r} "
+                f"names, got {names!r}"
+            )
     return problems
 
 
@@ -308,8 +341,9 @@ def validate_export_info(info: Any, where: str = "export description") -> dict:
     """
     problems = export_info_problems(info)
     if problems:
-        raise ExportError(f"{where} is not a valid tfcmvp export description: "
-                          + "; ".join(problems))
+        raise ExportError(
+            f"{where} is not a valid tfcmvp export description: " + "; ".join(problems)
+        )
     return info
 
 

@@ -17,17 +17,38 @@ from tfcmvp.export import contract as ct
 
 # Config values shown by describe, per network (dotted keys of assets/config.yaml).
 KEY_CONFIG_VALUES = {
-    "video": ("model.backbone", "model.backbone_width", "model.backbone_blocks",
-              "data.clip_len", "data.clip_stride", "data.crop_size"),
+    "video": (
+        "model.backbone",
+        "model.backbone_width",
+        "model.backbone_blocks",
+        "data.clip_len",
+        "data.clip_stride",
+        "data.crop_size",
+    ),
     "iframe": ("model.iframe_backbone", "model.iframe_width", "data.crop_size"),
-    "motion": ("model.motion_backbone", "model.motion_width", "data.motion_len",
-               "data.crop_size", "data.mv_clip", "data.mv_div", "data.flip_negates_mv_x"),
+    "motion": (
+        "model.motion_backbone",
+        "model.motion_width",
+        "data.motion_len",
+        "data.crop_size",
+        "data.mv_clip",
+        "data.mv_div",
+        "data.flip_negates_mv_x",
+    ),
 }
 KEY_CONFIG_VALUES["classifier"] = KEY_CONFIG_VALUES["video"]  # a finetuned V-Network
 # Shown for every export: the objective and the run that trained it.
-RUN_CONFIG_VALUES = ("data.period", "model.predictor", "loss.alpha", "loss.motion_loss",
-                     "loss.temperature", "train.epochs", "train.global_batch_size",
-                     "optimizer.base_lr_per_sample", "train.seed")
+RUN_CONFIG_VALUES = (
+    "data.period",
+    "model.predictor",
+    "loss.alpha",
+    "loss.motion_loss",
+    "loss.temperature",
+    "train.epochs",
+    "train.global_batch_size",
+    "optimizer.base_lr_per_sample",
+    "train.seed",
+)
 
 
 def _shape_text(shape) -> str:
@@ -43,8 +64,10 @@ def input_lines(info: Mapping) -> list[str]:
     """The input contract, one fact per line."""
     contract = info["input"]
     shape = contract["shape"]
-    lines = [f"shape: {_shape_text([None, *shape])} {contract.get('dtype')}"
-             + (f"  ({contract['layout']})" if contract.get("layout") else "")]
+    lines = [
+        f"shape: {_shape_text([None, *shape])} {contract.get('dtype')}"
+        + (f"  ({contract['layout']})" if contract.get("layout") else "")
+    ]
     frames, stride = contract.get("frames"), contract.get("stride")
     if frames is not None:
         span = (frames - 1) * (stride or 1) + 1
@@ -58,8 +81,10 @@ def input_lines(info: Mapping) -> list[str]:
     if contract.get("mean") is not None:
         lines.append(f"mean (RGB): {contract['mean']}, std (RGB): {contract.get('std')}")
     if contract.get("mv_clip") is not None:
-        lines.append(f"vector scaling: clamp to +-{contract['mv_clip']:g} px, divide by "
-                     f"{contract.get('mv_div'):g}")
+        lines.append(
+            f"vector scaling: clamp to +-{contract['mv_clip']:g} px, divide by "
+            f"{contract.get('mv_div'):g}"
+        )
     if contract.get("preprocessing"):
         lines.append(f"preprocessing: {contract['preprocessing']}")
     if contract.get("resize_short") is not None:
@@ -132,21 +157,30 @@ def describe_export(model_dir) -> str:
         config_yaml = None
     indent = "  "
     sections = [
-        (f"tfcmvp export {model_dir.resolve()}", [
-            f"network: {info['network']} (backbone {info['backbone']}), format "
-            f"v{info['format_version']}",
-            f"source: {source_text(info['source'])}",
-            f"embedding: {info['embedding_dim']}-d (global average of the feature map "
-            f"{_shape_text([None, *info['feature_shape']])})",
-            f"created {info['created']} with tfcmvp {info['tfcmvp_version']}, TensorFlow "
-            f"{info['tensorflow_version']}, Keras {info['keras_version']}",
-        ] + ([f"classes: {info.get('num_classes')}"] if info["network"] == "classifier" else [])),
+        (
+            f"tfcmvp export {model_dir.resolve()}",
+            [
+                f"network: {info['network']} (backbone {info['backbone']}), format "
+                f"v{info['format_version']}",
+                f"source: {source_text(info['source'])}",
+                f"embedding: {info['embedding_dim']}-d (global average of the feature map "
+                f"{_shape_text([None, *info['feature_shape']])})",
+                f"created {info['created']} with tfcmvp {info['tfcmvp_version']}, TensorFlow "
+                f"{info['tensorflow_version']}, Keras {info['keras_version']}",
+            ]
+            + ([f"classes: {info.get('num_classes')}"] if info["network"] == "classifier" else []),
+        ),
         (f"input contract ({ct.INPUT_NAME})", input_lines(info)),
         ("signatures (from saved_model.pb)", signature_lines(loaded)),
         (f"key config values ({ct.ASSETS_DIR}/{ct.CONFIG_NAME})", config_lines(info, config_yaml)),
-        ("assets", [f"{ct.ASSETS_DIR}/{name}" for name in (ct.INFO_NAME, ct.CONFIG_NAME,
-                                                           ct.WEIGHTS_NAME)
-                    if (model_dir / ct.ASSETS_DIR / name).is_file()]),
+        (
+            "assets",
+            [
+                f"{ct.ASSETS_DIR}/{name}"
+                for name in (ct.INFO_NAME, ct.CONFIG_NAME, ct.WEIGHTS_NAME)
+                if (model_dir / ct.ASSETS_DIR / name).is_file()
+            ],
+        ),
     ]
     out = []
     for title, lines in sections:
@@ -158,22 +192,30 @@ def describe_export(model_dir) -> str:
 def export_summary(model_dir, info: Mapping) -> str:
     """What ``tfcmvp export`` prints when it is done."""
     contract = info["input"]
-    signatures = [f"{name} (serving_default)" if name == ct.EMBED else name
-                  for name in info["signatures"]]
-    frames = (f"{contract['frames']} frames at stride {contract['stride']}, "
-              if contract.get("frames") is not None else "one image, ")
+    signatures = [
+        f"{name} (serving_default)" if name == ct.EMBED else name for name in info["signatures"]
+    ]
+    frames = (
+        f"{contract['frames']} frames at stride {contract['stride']}, "
+        if contract.get("frames") is not None
+        else "one image, "
+    )
     if contract.get("mv_clip") is not None:
-        values = (f"vectors clamped to +-{contract['mv_clip']:g} px and divided by "
-                  f"{contract.get('mv_div'):g}")
+        values = (
+            f"vectors clamped to +-{contract['mv_clip']:g} px and divided by "
+            f"{contract.get('mv_div'):g}"
+        )
     else:
         values = "RGB in [0, 1], then (x - mean) / std, ImageNet statistics"
-    return "\n".join([
-        f"exported the {info['network']} network ({info['backbone']}, "
-        f"{source_text(info['source'])}) to {pathlib.Path(model_dir).resolve()}",
-        f"  signatures: {', '.join(signatures)}",
-        f"  input: {ct.INPUT_NAME} float32 {_shape_text([None, *contract['shape']])} "
-        f"({frames}{values})",
-        f"  embedding dim: {info['embedding_dim']} (features "
-        f"{_shape_text([None, *info['feature_shape']])})",
-        f"  details: tfcmvp describe {model_dir}",
-    ])
+    return "\n".join(
+        [
+            f"exported the {info['network']} network ({info['backbone']}, "
+            f"{source_text(info['source'])}) to {pathlib.Path(model_dir).resolve()}",
+            f"  signatures: {', '.join(signatures)}",
+            f"  input: {ct.INPUT_NAME} float32 {_shape_text([None, *contract['shape']])} "
+            f"({frames}{values})",
+            f"  embedding dim: {info['embedding_dim']} (features "
+            f"{_shape_text([None, *info['feature_shape']])})",
+            f"  details: tfcmvp describe {model_dir}",
+        ]
+    )

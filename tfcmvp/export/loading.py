@@ -25,12 +25,14 @@ def _export_paths(model_dir) -> tuple[pathlib.Path, pathlib.Path]:
     if not (model_dir / "saved_model.pb").is_file():
         raise ct.NotAnExportError(
             f"{model_dir} is not a tfcmvp export: it has no saved_model.pb (pass the output "
-            f"folder of `tfcmvp export`)")
+            f"folder of `tfcmvp export`)"
+        )
     path = model_dir / ct.ASSETS_DIR / ct.INFO_NAME
     if not path.is_file():
         raise ct.NotAnExportError(
             f"{model_dir} is a SavedModel but not a tfcmvp export: {ct.ASSETS_DIR}/"
-            f"{ct.INFO_NAME} is missing")
+            f"{ct.INFO_NAME} is missing"
+        )
     return model_dir, path
 
 
@@ -69,9 +71,11 @@ def load_export(model_dir):
     loaded = tf.saved_model.load(str(model_dir))
     missing = [name for name in info["signatures"] if name not in loaded.signatures]
     if missing:
-        raise ct.ExportError(f"{model_dir}: the SavedModel lacks the signatures {missing} that "
-                             f"{ct.ASSETS_DIR}/{ct.INFO_NAME} lists (it has "
-                             f"{sorted(loaded.signatures)})")
+        raise ct.ExportError(
+            f"{model_dir}: the SavedModel lacks the signatures {missing} that "
+            f"{ct.ASSETS_DIR}/{ct.INFO_NAME} lists (it has "
+            f"{sorted(loaded.signatures)})"
+        )
     return loaded, info
 
 
@@ -98,7 +102,8 @@ def load_keras_network(model_dir) -> keras.Model:
     if network not in ct.PRETRAIN_NETWORKS:
         raise ct.ExportError(
             f"{model_dir} holds a {network!r} network; load_keras_network rebuilds the "
-            f"pretraining networks {list(ct.PRETRAIN_NETWORKS)} only")
+            f"pretraining networks {list(ct.PRETRAIN_NETWORKS)} only"
+        )
     config_path = model_dir / ct.ASSETS_DIR / ct.CONFIG_NAME
     weights_path = model_dir / ct.ASSETS_DIR / ct.WEIGHTS_NAME
     for path in (config_path, weights_path):
@@ -107,8 +112,9 @@ def load_keras_network(model_dir) -> keras.Model:
     try:
         config = load_saved_config(config_path)
     except ConfigError as error:
-        raise ct.ExportError(f"{config_path} is not a pretraining config this tfcmvp reads: "
-                             f"{error}") from error
+        raise ct.ExportError(
+            f"{config_path} is not a pretraining config this tfcmvp reads: {error}"
+        ) from error
     model = networks.build_network(network, config)
     networks.load_network_weights(model, weights_path)
     return model

@@ -29,8 +29,7 @@ def check_network_name(network: str) -> str:
     return network
 
 
-def build_network(network: str, config: PretrainConfig, seed: Optional[int] = None
-                  ) -> keras.Model:
+def build_network(network: str, config: PretrainConfig, seed: Optional[int] = None) -> keras.Model:
     """The untrained `network` ("video", "iframe" or "motion") of `config`.
 
     Args:
@@ -76,11 +75,15 @@ def unfinished_run(workdir, config: PretrainConfig, epoch: Optional[int]) -> Opt
     """
     planned = config.train.epochs
     if epoch is None:
-        return (f"{workdir} has no finished epoch in its history.csv (of {planned} planned): "
-                f"exporting its weights file as it is")
+        return (
+            f"{workdir} has no finished epoch in its history.csv (of {planned} planned): "
+            f"exporting its weights file as it is"
+        )
     if epoch < planned:
-        return (f"{workdir} finished {epoch} of {planned} epochs (a stopped or still running "
-                f"pretraining); exporting the epoch-{epoch} weights")
+        return (
+            f"{workdir} finished {epoch} of {planned} epochs (a stopped or still running "
+            f"pretraining); exporting the epoch-{epoch} weights"
+        )
     return None
 
 
@@ -98,10 +101,12 @@ def load_trained_network(workdir, network: str) -> tuple[keras.Model, PretrainCo
         raise FileNotFoundError(f"pretraining workdir {workdir} does not exist")
     if not config_path.is_file():
         raise FileNotFoundError(
-            f"{config_path} is missing: is {workdir} the --workdir of `tfcmvp pretrain`?")
+            f"{config_path} is missing: is {workdir} the --workdir of `tfcmvp pretrain`?"
+        )
     if not weights_path.is_file():
         raise FileNotFoundError(
-            f"no trained weights: run tfcmvp pretrain first ({weights_path} is missing)")
+            f"no trained weights: run tfcmvp pretrain first ({weights_path} is missing)"
+        )
     config = load_saved_config(config_path)  # old runs: legacy architecture values
     model = build_network(network, config)
     load_network_weights(model, weights_path)
@@ -116,4 +121,5 @@ def load_network_weights(model: keras.Model, path) -> None:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise ExportError(
             f"{path} does not fit the {model.name} network built from its config (was the "
-            f"config changed after training?): {first_line}") from error
+            f"config changed after training?): {first_line}"
+        ) from error

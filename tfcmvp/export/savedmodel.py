@@ -52,7 +52,10 @@ def check_clips(clips: tf.Tensor, input_shape, signature: str) -> tf.Tensor:
     got = tf.strings.reduce_join(tf.strings.as_string(shape[1:]), separator=", ")
     message = tf.strings.format(
         f"tfcmvp {signature}: expected {ct.INPUT_NAME} float32 [N, {expected}] (see "
-        f"assets/{ct.INFO_NAME}), got shape {{}}", [shape], summarize=-1)
+        f"assets/{ct.INFO_NAME}), got shape {{}}",
+        [shape],
+        summarize=-1,
+    )
     assertion = tf.debugging.Assert(tf.equal(got, expected), [message])
     with tf.control_dependencies([assertion]):
         return tf.identity(clips)
@@ -65,7 +68,8 @@ def feature_map(network: keras.Model, clips: tf.Tensor) -> tf.Tensor:
         raise ct.ExportError(
             f"network {network.name!r} must return a dict with a {ct.FEATURES_OUTPUT!r} entry "
             f"(a tfcmvp backbone), got {type(outputs).__name__}"
-            + (f" with keys {sorted(outputs)}" if isinstance(outputs, Mapping) else ""))
+            + (f" with keys {sorted(outputs)}" if isinstance(outputs, Mapping) else "")
+        )
     return tf.cast(outputs[ct.FEATURES_OUTPUT], tf.float32)  # [N, (T',) H', W', C]
 
 
@@ -84,9 +88,13 @@ class ExportModule(tf.Module):
         the functions read are saved with the network's.
     """
 
-    def __init__(self, network: keras.Model, input_shape,
-                 extra_signatures: Optional[Mapping[str, SignatureFn]] = None,
-                 name: str = "tfcmvp_export"):
+    def __init__(
+        self,
+        network: keras.Model,
+        input_shape,
+        extra_signatures: Optional[Mapping[str, SignatureFn]] = None,
+        name: str = "tfcmvp_export",
+    ):
         super().__init__(name=name)
         input_shape = tuple(int(d) for d in input_shape)
         spec = tf.TensorSpec((None, *input_shape), tf.float32, name=ct.INPUT_NAME)
@@ -100,8 +108,10 @@ class ExportModule(tf.Module):
         functions = {ct.EMBED: embed, ct.FEATURES: features}
         for signature, fn in (extra_signatures or {}).items():
             if signature in functions or signature == ct.SERVING_DEFAULT:
-                raise ct.ExportError(f"extra signature {signature!r} clashes with the built-in "
-                                     f"{list(functions) + [ct.SERVING_DEFAULT]}")
+                raise ct.ExportError(
+                    f"extra signature {signature!r} clashes with the built-in "
+                    f"{list(functions) + [ct.SERVING_DEFAULT]}"
+                )
             if not signature.isidentifier():
                 raise ct.ExportError(f"signature name {signature!r} must be a Python identifier")
             functions[signature] = _float32_outputs(fn, signature)
@@ -109,16 +119,14 @@ class ExportModule(tf.Module):
         for signature, fn in functions.items():
             checked = _checked(fn, input_shape, signature)
             # autograph off: the Keras call is plain graph code, nothing to convert.
-            setattr(self, signature, tf.function(checked, input_signature=[spec],
-                                                 autograph=False))
+            setattr(self, signature, tf.function(checked, input_signature=[spec], autograph=False))
         self._signature_names = tuple(functions)
         # The only state saved: the variables the traced functions read.
         self.network_variables = _variables_of(self.concrete_functions().values())
 
     def concrete_functions(self) -> dict:
         """{signature name: concrete function}, in export order."""
-        return {name: getattr(self, name).get_concrete_function()
-                for name in self._signature_names}
+        return {name: getattr(self, name).get_concrete_function() for name in self._signature_names}
 
     def signature_map(self) -> dict:
         """The `signatures` argument of tf.saved_model.save (serving_default = embed)."""
@@ -140,10 +148,14 @@ def _float32_outputs(fn: SignatureFn, signature: str) -> SignatureFn:
     def wrapped(clips):
         outputs = fn(clips)
         if not isinstance(outputs, Mapping) or not outputs:
-            raise ct.ExportError(f"signature {signature!r} must return a non-empty dict of "
-                                 f"tensors, got {type(outputs).__name__}")
-        return {key: tf.cast(value, tf.float32) if value.dtype.is_floating else value
-                for key, value in outputs.items()}
+            raise ct.ExportError(
+                f"signature {signature!r} must return a non-empty dict of "
+                f"tensors, got {type(outputs).__name__}"
+            )
+        return {
+            key: tf.cast(value, tf.float32) if value.dtype.is_floating else value
+            for key, value in outputs.items()
+        }
 
     return wrapped
 
@@ -176,8 +188,9 @@ def _complete_info(info: Mapping, module: ExportModule) -> dict:
         if key == "signatures" and given is not None and list(given) == list(ct.BASE_SIGNATURES):
             given = None  # the default of make_export_info: extra signatures may follow
         if given is not None and given != value:
-            raise ct.ExportError(f"export info {key}={given!r} disagrees with the traced network "
-                                 f"({value!r})")
+            raise ct.ExportError(
+                f"export info {key}={given!r} disagrees with the traced network ({value!r})"
+            )
         info[key] = value
     return info
 
@@ -187,15 +200,25 @@ def _check_network_input(network: keras.Model, input_shape) -> None:
     if len(inputs) != 1:
         return  # a subclassed model: the trace with the TensorSpec is the check
     declared = tuple(inputs[0].shape[1:])
-    if any(d is not None and d != e for d, e in zip(declared, input_shape)) or \
-            len(declared) != len(input_shape):
-        raise ct.ExportError(f"export info input.shape {list(input_shape)} does not fit the "
-                             f"network {network.name!r}, whose input is {list(declared)}")
+    if any(d is not None and d != e for d, e in zip(declared, input_shape)) or len(declared) != len(
+        input_shape
+    ):
+        raise ct.ExportError(
+            f"export info input.shape {list(input_shape)} does not fit the "
+            f"network {network.name!r}, whose input is {list(declared)}"
+        )
 
 
-def export_network(network: keras.Model, output_dir, info: Mapping, config_yaml: str,
-                   extra_signatures: Optional[Mapping[str, SignatureFn]] = None, *,
-                   overwrite: bool = False, inputs: Sequence = ()) -> pathlib.Path:
+def export_network(
+    network: keras.Model,
+    output_dir,
+    info: Mapping,
+    config_yaml: str,
+    extra_signatures: Optional[Mapping[str, SignatureFn]] = None,
+    *,
+    overwrite: bool = False,
+    inputs: Sequence = (),
+) -> pathlib.Path:
     """Writes `network` as a tfcmvp export folder and returns its path.
 
     Args:
@@ -266,8 +289,9 @@ def export_network(network: keras.Model, output_dir, info: Mapping, config_yaml:
 # ---------------------------------------------------------------------------
 
 
-def export_pretrained(workdir, output_dir, network: str = "video", *,
-                      overwrite: bool = False) -> pathlib.Path:
+def export_pretrained(
+    workdir, output_dir, network: str = "video", *, overwrite: bool = False
+) -> pathlib.Path:
     """Exports `network` ("video", "iframe" or "motion") of a pretraining WORKDIR.
 
     Rebuilds the network from WORKDIR/config.yaml, loads
@@ -289,21 +313,36 @@ def export_pretrained(workdir, output_dir, network: str = "video", *,
     model, config = networks.load_trained_network(workdir, network)
     _, weights_path = networks.workdir_paths(workdir, network)
     epoch = networks.trained_epochs(workdir)
-    source = {"kind": "pretrained", "workdir": str(pathlib.Path(workdir).resolve()),
-              "epoch": epoch, "weights": str(weights_path.resolve())}
+    source = {
+        "kind": "pretrained",
+        "workdir": str(pathlib.Path(workdir).resolve()),
+        "epoch": epoch,
+        "weights": str(weights_path.resolve()),
+    }
     unfinished = networks.unfinished_run(workdir, config, epoch)
     if unfinished:
         logger.warning("%s", unfinished)
         source["planned_epochs"] = config.train.epochs
     info = ct.make_export_info(
-        network=network, backbone=ct.backbone_name(network, config.model),
-        input_spec=ct.input_contract(network, config.data), source=source)
-    return export_network(model, output_dir, info, dump_config(config), overwrite=overwrite,
-                          inputs=[workdir])
+        network=network,
+        backbone=ct.backbone_name(network, config.model),
+        input_spec=ct.input_contract(network, config.data),
+        source=source,
+    )
+    return export_network(
+        model, output_dir, info, dump_config(config), overwrite=overwrite, inputs=[workdir]
+    )
 
 
-def export_random_init(config, output_dir, network: str = "video", seed: Optional[int] = None,
-                       *, overwrite: bool = False, config_path=None) -> pathlib.Path:
+def export_random_init(
+    config,
+    output_dir,
+    network: str = "video",
+    seed: Optional[int] = None,
+    *,
+    overwrite: bool = False,
+    config_path=None,
+) -> pathlib.Path:
     """Exports `network` of `config` untrained: the paper's "scratch" baseline.
 
     Args:
@@ -320,9 +359,17 @@ def export_random_init(config, output_dir, network: str = "video", seed: Optiona
 
     seed = config.train.seed if seed is None else int(seed)
     model = networks.build_network(network, config, seed=seed)
-    source = {"kind": "random_init", "workdir": None, "epoch": None, "seed": seed,
-              "config": None if config_path is None else str(pathlib.Path(config_path).resolve())}
+    source = {
+        "kind": "random_init",
+        "workdir": None,
+        "epoch": None,
+        "seed": seed,
+        "config": None if config_path is None else str(pathlib.Path(config_path).resolve()),
+    }
     info = ct.make_export_info(
-        network=network, backbone=ct.backbone_name(network, config.model),
-        input_spec=ct.input_contract(network, config.data), source=source)
+        network=network,
+        backbone=ct.backbone_name(network, config.model),
+        input_spec=ct.input_contract(network, config.data),
+        source=source,
+    )
     return export_network(model, output_dir, info, dump_config(config), overwrite=overwrite)

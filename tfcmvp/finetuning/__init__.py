@@ -14,19 +14,42 @@
 """
 
 from tfcmvp.finetuning.classifier import VideoClassifier, load_backbone_weights
-from tfcmvp.finetuning.config import (ARCHITECTURE_KEYS, ClassifierConfig, EvaluationConfig,
-                                      FinetuneConfig, FinetuneDataConfig,
-                                      FinetuneOptimizerConfig, FinetuneTrainConfig,
-                                      apply_finetune_overrides, check_architecture,
-                                      finetune_config_from_dict, load_finetune_config)
+from tfcmvp.finetuning.config import (
+    ARCHITECTURE_KEYS,
+    ClassifierConfig,
+    EvaluationConfig,
+    FinetuneConfig,
+    FinetuneDataConfig,
+    FinetuneOptimizerConfig,
+    FinetuneTrainConfig,
+    apply_finetune_overrides,
+    check_architecture,
+    finetune_config_from_dict,
+    load_finetune_config,
+)
 from tfcmvp.finetuning.evaluate import EvalResult, evaluate_classifier, evaluate_clips
 from tfcmvp.finetuning.finetune import FinetuneResult, finetune
 from tfcmvp.finetuning.optimizer import WarmupCosineToFinal, build_finetune_optimizer
 
 __all__ = [
-    "ARCHITECTURE_KEYS", "ClassifierConfig", "EvalResult", "EvaluationConfig", "FinetuneConfig",
-    "FinetuneDataConfig", "FinetuneOptimizerConfig", "FinetuneResult", "FinetuneTrainConfig",
-    "VideoClassifier", "WarmupCosineToFinal", "apply_finetune_overrides",
-    "build_finetune_optimizer", "check_architecture", "evaluate_classifier", "evaluate_clips",
-    "finetune", "finetune_config_from_dict", "load_backbone_weights", "load_finetune_config",
+    "ARCHITECTURE_KEYS",
+    "ClassifierConfig",
+    "EvalResult",
+    "EvaluationConfig",
+    "FinetuneConfig",
+    "FinetuneDataConfig",
+    "FinetuneOptimizerConfig",
+    "FinetuneResult",
+    "FinetuneTrainConfig",
+    "VideoClassifier",
+    "WarmupCosineToFinal",
+    "apply_finetune_overrides",
+    "build_finetune_optimizer",
+    "check_architecture",
+    "evaluate_classifier",
+    "evaluate_clips",
+    "finetune",
+    "finetune_config_from_dict",
+    "load_backbone_weights",
+    "load_finetune_config",
 ]

@@ -18,14 +18,27 @@ from tfcmvp.finetuning.evaluate import EvalResult
 logger = logging.getLogger(__name__)
 
 # history.csv: these first, then any other logged value in sorted order.
-FINETUNE_COLUMNS = ("epoch", "step", "loss", "ce_loss", "motion_loss", "acc", "motion_acc",
-                    "val_top1", "val_top5", "lr", "seconds")
+FINETUNE_COLUMNS = (
+    "epoch",
+    "step",
+    "loss",
+    "ce_loss",
+    "motion_loss",
+    "acc",
+    "motion_acc",
+    "val_top1",
+    "val_top5",
+    "lr",
+    "seconds",
+)
 # history.png: (title, [(column, scale)]) per panel. Accuracies are stored as
 # fractions (like the pretext accuracies of pretraining) and drawn in percent.
 FINETUNE_PANELS = (
     ("loss", (("loss", 1.0), ("ce_loss", 1.0), ("motion_loss", 1.0))),
-    ("accuracy (%)", (("acc", 100.0), ("val_top1", 100.0), ("val_top5", 100.0),
-                      ("motion_acc", 100.0))),
+    (
+        "accuracy (%)",
+        (("acc", 100.0), ("val_top1", 100.0), ("val_top5", 100.0), ("motion_acc", 100.0)),
+    ),
 )
 
 
@@ -52,8 +65,13 @@ class EvaluateAfterEpochs(keras.callbacks.Callback):
             return
         result = self.evaluate(self.model)
         self.last = (epoch + 1, result)
-        logger.info("epoch %d: test top-1 %.2f%%, top-5 %.2f%% on %d videos", epoch + 1,
-                    result.top1, result.top5, result.num_videos)
+        logger.info(
+            "epoch %d: test top-1 %.2f%%, top-5 %.2f%% on %d videos",
+            epoch + 1,
+            result.top1,
+            result.top5,
+            result.num_videos,
+        )
         if logs is not None:
             logs["val_top1"] = result.top1 / 100.0
             logs["val_top5"] = result.top5 / 100.0

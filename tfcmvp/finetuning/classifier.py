@@ -35,8 +35,12 @@ from tfcmvp.models.backbones import memory_spec
 from tfcmvp.models.heads import MLPHead
 from tfcmvp.training import step
 from tfcmvp.training.prebuilt import BuiltBeforeFit
-from tfcmvp.training.pretrain_model import (build_m_network, build_memory,
-                                            build_transformer_predictor, build_v_network)
+from tfcmvp.training.pretrain_model import (
+    build_m_network,
+    build_memory,
+    build_transformer_predictor,
+    build_v_network,
+)
 
 CLASSIFIER_METRICS = ("loss", "ce_loss", "acc", "lr")
 MOTION_METRICS = ("motion_loss", "motion_acc")
@@ -63,9 +67,17 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
       sync_bn: BatchNorm statistics over all replicas.
     """
 
-    def __init__(self, model_config: ModelConfig, data_config: DataConfig, num_classes: int,
-                 dropout: float = 0.3, motion_aux_weight: float = 0.0,
-                 motion_aux_temperature: float = 0.1, sync_bn: bool = False, **kwargs):
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        data_config: DataConfig,
+        num_classes: int,
+        dropout: float = 0.3,
+        motion_aux_weight: float = 0.0,
+        motion_aux_temperature: float = 0.1,
+        sync_bn: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.model_config = _section(ModelConfig, model_config, "model")
         self.data_config = _section(DataConfig, data_config, "data")
@@ -92,8 +104,12 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
             self.memory_stages = memory_spec(model.backbone).stages
             self.memory = build_memory(model)
             self.predictor = build_transformer_predictor(model, self.num_positions)
-            head = dict(hidden_units=model.head_hidden, output_units=model.head_out,
-                        sync_bn=self.sync_bn, init=model.init)
+            head = dict(
+                hidden_units=model.head_hidden,
+                output_units=model.head_out,
+                sync_bn=self.sync_bn,
+                init=model.init,
+            )
             self.prediction_head = MLPHead(**head, name="prediction_head")
             self.motion_head = MLPHead(**head, name="motion_head")
 
@@ -101,13 +117,20 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
 
     @classmethod
-    def from_finetune_config(cls, config: FinetuneConfig, num_classes: int,
-                             **kwargs) -> "VideoClassifier":
+    def from_finetune_config(
+        cls, config: FinetuneConfig, num_classes: int, **kwargs
+    ) -> "VideoClassifier":
         """The classifier of a whole run config."""
-        return cls(config.model, config.data, num_classes, dropout=config.classifier.dropout,
-                   motion_aux_weight=config.train.motion_aux_weight,
-                   motion_aux_temperature=config.train.motion_aux_temperature,
-                   sync_bn=config.train.sync_bn, **kwargs)
+        return cls(
+            config.model,
+            config.data,
+            num_classes,
+            dropout=config.classifier.dropout,
+            motion_aux_weight=config.train.motion_aux_weight,
+            motion_aux_temperature=config.train.motion_aux_temperature,
+            sync_bn=config.train.sync_bn,
+            **kwargs,
+        )
 
     @property
     def motion_aux(self) -> bool:
@@ -126,9 +149,11 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
             tokens = math.prod(self.memory.grid(memory_shapes))
             self.predictor.build((None, tokens, self.model_config.predictor_width))
             self.prediction_head.build(
-                (None, self.num_positions, self.model_config.predictor_width))
+                (None, self.num_positions, self.model_config.predictor_width)
+            )
             self.motion_head.build(
-                (None, self.num_positions, self.m_network.output["features"].shape[-1]))
+                (None, self.num_positions, self.m_network.output["features"].shape[-1])
+            )
         self.built = True
 
     # ---------------------------------------------------------------- forward
@@ -158,7 +183,8 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
         m_features = ops.reshape(m_features, (-1, self.num_positions, m_features.shape[-1]))
         keys = self.motion_head(m_features, training=training)  # [B * (1 + K'), N, D]
         outputs["motion_keys"] = ops.reshape(
-            keys, (-1, clips, self.num_positions, keys.shape[-1]))  # [B, 1 + K', N, D]
+            keys, (-1, clips, self.num_positions, keys.shape[-1])
+        )  # [B, 1 + K', N, D]
         return outputs
 
     def per_example_losses(self, inputs: dict, outputs: dict) -> dict:
@@ -173,13 +199,14 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
         # On CPU an out-of-range label raises here with its value; on GPU it
         # gives NaN, which the NaN/Inf stop of the trainer reports.
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)  # [B]
-        hit = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels),
-                      tf.float32)  # [B]
+        hit = tf.cast(
+            tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels), tf.float32
+        )  # [B]
         result = {"loss": ce, "ce_loss": ce, "acc": hit}
         if self.motion_aux:
             motion_loss, motion_hit = losses.motion_infonce(
-                outputs["motion_query"], outputs["motion_keys"],
-                self.motion_aux_temperature)  # [B, N] each
+                outputs["motion_query"], outputs["motion_keys"], self.motion_aux_temperature
+            )  # [B, N] each
             motion_loss = tf.reduce_mean(motion_loss, axis=-1)  # [B]
             result["motion_loss"] = motion_loss
             result["motion_acc"] = tf.reduce_mean(motion_hit, axis=-1)  # [B]
@@ -206,8 +233,10 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
         keys = (features.CLIP, features.LABEL) + ((features.MOTION,) if self.motion_aux else ())
         missing = [key for key in keys if key not in x]
         if missing:
-            raise KeyError(f"VideoClassifier batch lacks {missing} (has {sorted(x)}); the "
-                           f"motion regulariser needs the dataset's with_motion=True")
+            raise KeyError(
+                f"VideoClassifier batch lacks {missing} (has {sorted(x)}); the "
+                f"motion regulariser needs the dataset's with_motion=True"
+            )
         return {key: x[key] for key in keys}
 
     # ----------------------------------------------------------------- config
@@ -216,15 +245,17 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
         from tfcmvp.config import config_to_dict
 
         config = super().get_config()
-        config.update({
-            "model_config": config_to_dict(self.model_config),
-            "data_config": config_to_dict(self.data_config),
-            "num_classes": self.num_classes,
-            "dropout": self.dropout,
-            "motion_aux_weight": self.motion_aux_weight,
-            "motion_aux_temperature": self.motion_aux_temperature,
-            "sync_bn": self.sync_bn,
-        })
+        config.update(
+            {
+                "model_config": config_to_dict(self.model_config),
+                "data_config": config_to_dict(self.data_config),
+                "num_classes": self.num_classes,
+                "dropout": self.dropout,
+                "motion_aux_weight": self.motion_aux_weight,
+                "motion_aux_temperature": self.motion_aux_temperature,
+                "sync_bn": self.sync_bn,
+            }
+        )
         return config
 
 
@@ -232,12 +263,14 @@ def _section(cls, value, name):
     """A config section given as the dataclass (or a subclass) or as its dict."""
     if isinstance(value, cls):
         return value
-    return getattr(finetune_config_from_dict({name: dict(value)}, f"VideoClassifier {name}_config"),
-                   name)
+    return getattr(
+        finetune_config_from_dict({name: dict(value)}, f"VideoClassifier {name}_config"), name
+    )
 
 
-def load_backbone_weights(backbone: keras.Model, network: keras.Model,
-                          source: Optional[str] = None) -> None:
+def load_backbone_weights(
+    backbone: keras.Model, network: keras.Model, source: Optional[str] = None
+) -> None:
     """Copies the weights of `network` (e.g. ``tfcmvp.export.load_keras_network``)
     into `backbone`, variable by variable.
 
@@ -247,12 +280,16 @@ def load_backbone_weights(backbone: keras.Model, network: keras.Model,
     source = source or network.name
     target, given = backbone.weights, network.weights
     if len(target) != len(given):
-        raise ValueError(f"the V-Network of the config has {len(target)} weights, the pretrained "
-                         f"network {source} has {len(given)}: the architectures differ")
+        raise ValueError(
+            f"the V-Network of the config has {len(target)} weights, the pretrained "
+            f"network {source} has {len(given)}: the architectures differ"
+        )
     for mine, theirs in zip(target, given):
         if tuple(mine.shape) != tuple(theirs.shape):
-            raise ValueError(f"weight {mine.path} has shape {tuple(mine.shape)} in the config's "
-                             f"V-Network but {tuple(theirs.shape)} ({theirs.path}) in {source}: "
-                             f"the architectures differ")
+            raise ValueError(
+                f"weight {mine.path} has shape {tuple(mine.shape)} in the config's "
+                f"V-Network but {tuple(theirs.shape)} ({theirs.path}) in {source}: "
+                f"the architectures differ"
+            )
     for mine, theirs in zip(target, given):
         mine.assign(theirs.numpy())

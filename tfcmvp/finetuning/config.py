@@ -27,15 +27,33 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping, Optional, Sequence
 
-from tfcmvp.config import (ColorJitterConfig, ConfigError, DataConfig, ModelConfig,
-                           OptimizerConfig, RuntimeConfig, TrainConfig, apply_overrides,
-                           build_config, config_to_dict, field, merge, raise_failed_check,
-                           read_config_values, section_checks)
+from tfcmvp.config import (
+    ColorJitterConfig,
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    OptimizerConfig,
+    RuntimeConfig,
+    TrainConfig,
+    apply_overrides,
+    build_config,
+    config_to_dict,
+    field,
+    merge,
+    raise_failed_check,
+    read_config_values,
+    section_checks,
+)
 
 # The transferred V-Network: its layers and weight shapes (backbone, width, blocks) and
 # the clip it was trained on (length, crop size), which its features are tuned to.
-ARCHITECTURE_KEYS = ("model.backbone", "model.backbone_width", "model.backbone_blocks",
-                     "data.clip_len", "data.crop_size")
+ARCHITECTURE_KEYS = (
+    "model.backbone",
+    "model.backbone_width",
+    "model.backbone_blocks",
+    "data.clip_len",
+    "data.crop_size",
+)
 # Taken from the export when not set, but free to differ.
 INHERITED_KEYS = ("data.clip_stride",)
 
@@ -64,11 +82,14 @@ class FinetuneDataConfig(DataConfig):
     color_jitter: Optional[ColorJitterConfig] = field(
         ColorJitterConfig(grayscale_prob=0.0),
         "colour jitter of the clip; null = off (the pretraining jitter without grayscale, "
-        "which the authors' finetuning does not use)")
+        "which the authors' finetuning does not use)",
+    )
     rotate_degrees: float = field(
-        10.0, "random rotation in [-r, r] degrees of the whole frame of the clip (and its "
-              "motion target) before the crop; the authors rotate +-10 when finetuning, the "
-              "paper lists only crop, flip, blur and jitter; 0 = off")
+        10.0,
+        "random rotation in [-r, r] degrees of the whole frame of the clip (and its "
+        "motion target) before the crop; the authors rotate +-10 when finetuning, the "
+        "paper lists only crop, flip, blur and jitter; 0 = off",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,20 +104,29 @@ class FinetuneOptimizerConfig(OptimizerConfig):
     """SGD with warm-up + cosine decay, finetuning defaults (paper, UCF101)."""
 
     base_lr_per_sample: float = field(
-        1e-4, "peak learning rate per sample of the global batch: lr = base_lr_per_sample x B "
-              "(paper: 1e-4 UCF101, 2e-4 HMDB51)")
+        1e-4,
+        "peak learning rate per sample of the global batch: lr = base_lr_per_sample x B "
+        "(paper: 1e-4 UCF101, 2e-4 HMDB51)",
+    )
     weight_decay: Optional[float] = field(
-        3e-3, "L2 weight decay on every weight, applied as weight_decay_mode says (default "
-              "coupled, PyTorch's SGD as the authors'). Paper: 3e-3 UCF101, 2e-3 HMDB51. "
-              "null = off")
+        3e-3,
+        "L2 weight decay on every weight, applied as weight_decay_mode says (default "
+        "coupled, PyTorch's SGD as the authors'). Paper: 3e-3 UCF101, 2e-3 HMDB51. "
+        "null = off",
+    )
     warmup_epochs: float = field(
-        0.0, "epochs of linear warm-up before the cosine decay (paper: none; authors: 10)")
+        0.0, "epochs of linear warm-up before the cosine decay (paper: none; authors: 10)"
+    )
     final_learning_rate: float = field(
-        0.0, "the cosine decays from the peak to this rate at the end of training (paper: 0; "
-             "authors: 1e-6)")
+        0.0,
+        "the cosine decays from the peak to this rate at the end of training (paper: 0; "
+        "authors: 1e-6)",
+    )
     clipnorm: Optional[float] = field(
-        None, "clip the global norm of the gradient (summed over replicas) to this; the paper "
-              "gives none for finetuning; null = off")
+        None,
+        "clip the global norm of the gradient (summed over replicas) to this; the paper "
+        "gives none for finetuning; null = off",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,9 +136,11 @@ class FinetuneTrainConfig(TrainConfig):
     global_batch_size: int = field(8, "videos per step over all replicas (paper: 8 on 1 GPU)")
     sync_bn: bool = field(False, "BatchNorm statistics over the global batch (SyncBN)")
     motion_aux_weight: float = field(
-        0.0, "weight w of the auxiliary motion-prediction loss, loss = CE + w x J_M (paper "
-             "Table 6: 0.2); adds an M-Network, memory, Transformer predictor and two heads, "
-             "trained from scratch; 0 = off")
+        0.0,
+        "weight w of the auxiliary motion-prediction loss, loss = CE + w x J_M (paper "
+        "Table 6: 0.2); adds an M-Network, memory, Transformer predictor and two heads, "
+        "trained from scratch; 0 = off",
+    )
     motion_aux_temperature: float = field(0.1, "tau of the auxiliary pointwise InfoNCE (Eq. 2)")
 
 
@@ -119,12 +151,15 @@ class EvaluationConfig:
     num_clips: int = field(10, "clips per test video, centred in equal segments (paper: 10)")
     resize_short: int = field(128, "short side the frames are resized to before the centre crop")
     batch_size: int = field(
-        2, "test videos per forward pass; x num_clips clips (2 x 10 = 20 clips of 16 x 112 x "
-           "112 keep the activations of C3D inference within a few GB)")
+        2,
+        "test videos per forward pass; x num_clips clips (2 x 10 = 20 clips of 16 x 112 x "
+        "112 keep the activations of C3D inference within a few GB)",
+    )
     eval_epochs: tuple[int, ...] = field(
         (1, 5, 10, 20, 50),
         "also test after these epochs (val_top1 / val_top5 in history.csv: the convergence "
-        "curve of paper Table 3); the last epoch is always tested")
+        "curve of paper Table 3); the last epoch is always tested",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,21 +167,28 @@ class FinetuneConfig:
     """A complete finetuning run."""
 
     data: FinetuneDataConfig = dataclasses.field(
-        default_factory=FinetuneDataConfig, metadata={"doc": "sampling and augmentation"})
+        default_factory=FinetuneDataConfig, metadata={"doc": "sampling and augmentation"}
+    )
     model: ModelConfig = dataclasses.field(
         default_factory=ModelConfig,
-        metadata={"doc": "V-Network (and the networks of the motion regulariser)"})
+        metadata={"doc": "V-Network (and the networks of the motion regulariser)"},
+    )
     classifier: ClassifierConfig = dataclasses.field(
-        default_factory=ClassifierConfig, metadata={"doc": "the task head"})
+        default_factory=ClassifierConfig, metadata={"doc": "the task head"}
+    )
     optimizer: FinetuneOptimizerConfig = dataclasses.field(
-        default_factory=FinetuneOptimizerConfig, metadata={"doc": "SGD and learning-rate schedule"})
+        default_factory=FinetuneOptimizerConfig, metadata={"doc": "SGD and learning-rate schedule"}
+    )
     train: FinetuneTrainConfig = dataclasses.field(
         default_factory=FinetuneTrainConfig,
-        metadata={"doc": "run length, batch, checkpoints, motion regulariser"})
+        metadata={"doc": "run length, batch, checkpoints, motion regulariser"},
+    )
     test: EvaluationConfig = dataclasses.field(
-        default_factory=EvaluationConfig, metadata={"doc": "test protocol"})
+        default_factory=EvaluationConfig, metadata={"doc": "test protocol"}
+    )
     runtime: RuntimeConfig = dataclasses.field(
-        default_factory=RuntimeConfig, metadata={"doc": "devices and distribution"})
+        default_factory=RuntimeConfig, metadata={"doc": "devices and distribution"}
+    )
 
     def __post_init__(self):
         _check_ranges(self)
@@ -166,28 +208,39 @@ def _check_ranges(config: FinetuneConfig) -> None:
     """Value checks that types alone do not catch, each naming the key."""
     train, opt, test = config.train, config.optimizer, config.test
     shared = section_checks(config)
-    raise_failed_check(config, [
-        ("classifier.dropout", 0.0 <= config.classifier.dropout < 1.0, "must lie in [0, 1)"),
-        *shared["train"],
-        ("train.motion_aux_weight", train.motion_aux_weight >= 0, "must be >= 0"),
-        ("train.motion_aux_temperature", train.motion_aux_temperature > 0, "must be > 0"),
-        *shared["optimizer"],
-        ("optimizer.final_learning_rate",
-         0 <= opt.final_learning_rate < opt.base_lr_per_sample * train.global_batch_size,
-         "must lie in [0, peak learning rate = base_lr_per_sample x global_batch_size)"),
-        *shared["data"],
-        ("data.rotate_degrees", 0 <= config.data.rotate_degrees < 180, "must lie in [0, 180)"),
-        *shared["model"],
-        ("model.predictor", not config.motion_aux or config.model.predictor == "transformer",
-         "must be 'transformer' with train.motion_aux_weight > 0 (the regulariser of paper "
-         "Table 6 uses the Transformer predictor)"),
-        ("test.num_clips", test.num_clips >= 1, "must be >= 1"),
-        ("test.resize_short", test.resize_short >= config.data.crop_size,
-         f"must be >= data.crop_size = {config.data.crop_size}"),
-        ("test.batch_size", test.batch_size >= 1, "must be >= 1"),
-        ("test.eval_epochs", all(e >= 1 for e in test.eval_epochs), "must all be >= 1"),
-        *shared["runtime"],
-    ])
+    raise_failed_check(
+        config,
+        [
+            ("classifier.dropout", 0.0 <= config.classifier.dropout < 1.0, "must lie in [0, 1)"),
+            *shared["train"],
+            ("train.motion_aux_weight", train.motion_aux_weight >= 0, "must be >= 0"),
+            ("train.motion_aux_temperature", train.motion_aux_temperature > 0, "must be > 0"),
+            *shared["optimizer"],
+            (
+                "optimizer.final_learning_rate",
+                0 <= opt.final_learning_rate < opt.base_lr_per_sample * train.global_batch_size,
+                "must lie in [0, peak learning rate = base_lr_per_sample x global_batch_size)",
+            ),
+            *shared["data"],
+            ("data.rotate_degrees", 0 <= config.data.rotate_degrees < 180, "must lie in [0, 180)"),
+            *shared["model"],
+            (
+                "model.predictor",
+                not config.motion_aux or config.model.predictor == "transformer",
+                "must be 'transformer' with train.motion_aux_weight > 0 (the regulariser of paper "
+                "Table 6 uses the Transformer predictor)",
+            ),
+            ("test.num_clips", test.num_clips >= 1, "must be >= 1"),
+            (
+                "test.resize_short",
+                test.resize_short >= config.data.crop_size,
+                f"must be >= data.crop_size = {config.data.crop_size}",
+            ),
+            ("test.batch_size", test.batch_size >= 1, "must be >= 1"),
+            ("test.eval_epochs", all(e >= 1 for e in test.eval_epochs), "must all be >= 1"),
+            *shared["runtime"],
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -207,8 +260,9 @@ def apply_finetune_overrides(values: Mapping, overrides: Sequence[str]) -> dict:
     return apply_overrides(values, overrides, root=FinetuneConfig)
 
 
-def load_finetune_config(path=None, overrides: Sequence[str] = (),
-                         model_dir=None) -> FinetuneConfig:
+def load_finetune_config(
+    path=None, overrides: Sequence[str] = (), model_dir=None
+) -> FinetuneConfig:
     """Loads a finetuning config (defaults if `path` is None), applies overrides and,
     with `model_dir`, takes the V-Network architecture from that export.
 
@@ -217,8 +271,7 @@ def load_finetune_config(path=None, overrides: Sequence[str] = (),
     """
     values, source = read_config_values(path, overrides, root=FinetuneConfig)
     if model_dir is not None:
-        values = with_export_architecture(values, export_architecture(model_dir), source,
-                                          model_dir)
+        values = with_export_architecture(values, export_architecture(model_dir), source, model_dir)
     return finetune_config_from_dict(values, source)
 
 
@@ -239,12 +292,15 @@ def export_architecture(model_dir) -> dict:
     if info["network"] != "video":
         raise ConfigError(
             f"{model_dir}: finetuning starts from a V-Network export (network 'video'), but "
-            f"{EXPORT_INFO_ASSET} says network={info['network']!r}")
+            f"{EXPORT_INFO_ASSET} says network={info['network']!r}"
+        )
     inputs = info["input"]
     shape = inputs["shape"]  # [T, S, S, 3], checked by read_export_info
     if shape[1] != shape[2]:
-        raise ConfigError(f"{model_dir}: {EXPORT_INFO_ASSET} input.shape={shape!r} is not a "
-                          f"square clip [T, S, S, 3]")
+        raise ConfigError(
+            f"{model_dir}: {EXPORT_INFO_ASSET} input.shape={shape!r} is not a "
+            f"square clip [T, S, S, 3]"
+        )
     exported = (yaml.safe_load(read_export_config_text(model_dir)) or {}).get("model") or {}
     architecture = {
         "model.backbone": info["backbone"],
@@ -260,8 +316,9 @@ def export_architecture(model_dir) -> dict:
     return architecture
 
 
-def with_export_architecture(values: Mapping, architecture: Mapping, source: str,
-                             model_dir) -> dict:
+def with_export_architecture(
+    values: Mapping, architecture: Mapping, source: str, model_dir
+) -> dict:
     """`values` with the export's architecture filled in where not set.
 
     A set architecture field that differs from the export's is a ConfigError
@@ -275,7 +332,8 @@ def with_export_architecture(values: Mapping, architecture: Mapping, source: str
             raise ConfigError(
                 f"{source}: {key}={node[name]!r} disagrees with the pretrained model {model_dir} "
                 f"({key}={exported!r}); leave {key} out of the config file and --set to finetune "
-                f"that model")
+                f"that model"
+            )
         if name not in node:
             values = merge(values, {section: {name: exported}})
     return values
@@ -293,11 +351,16 @@ def check_architecture(config: FinetuneConfig, model_dir) -> None:
     :func:`tfcmvp.finetuning.finetune`; :func:`load_finetune_config` already
     fills these fields from the export)."""
     architecture = export_architecture(model_dir)
-    flat = {f"{s}.{k}": v for s, fields in config_to_dict(config).items()
-            if isinstance(fields, dict) for k, v in fields.items()}
+    flat = {
+        f"{s}.{k}": v
+        for s, fields in config_to_dict(config).items()
+        if isinstance(fields, dict)
+        for k, v in fields.items()
+    }
     for key in ARCHITECTURE_KEYS:
         if not _same(flat[key], architecture[key]):
             raise ConfigError(
                 f"{key}={flat[key]!r} in the finetuning config disagrees with the pretrained "
                 f"model {model_dir} ({key}={architecture[key]!r}); load the config with "
-                f"load_finetune_config(..., model_dir=...) to take the model's architecture")
+                f"load_finetune_config(..., model_dir=...) to take the model's architecture"
+            )

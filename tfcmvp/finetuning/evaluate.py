@@ -60,13 +60,30 @@ class EvalResult:
         name = lambda k: class_names[k] if 0 <= k < len(class_names) else ""  # noqa: E731
         with tmp.open("w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow(["video_id", "label", "label_name", "predicted", "predicted_name",
-                             "probability", "label_probability"])
+            writer.writerow(
+                [
+                    "video_id",
+                    "label",
+                    "label_name",
+                    "predicted",
+                    "predicted_name",
+                    "probability",
+                    "label_probability",
+                ]
+            )
             for i, video in enumerate(self.video_ids):
                 label, guess = int(self.labels[i]), int(predicted[i])
-                writer.writerow([video, label, name(label), guess, name(guess),
-                                 f"{self.probabilities[i, guess]:.6f}",
-                                 f"{self.probabilities[i, label]:.6f}"])
+                writer.writerow(
+                    [
+                        video,
+                        label,
+                        name(label),
+                        guess,
+                        name(guess),
+                        f"{self.probabilities[i, guess]:.6f}",
+                        f"{self.probabilities[i, label]:.6f}",
+                    ]
+                )
         os.replace(tmp, path)
         return path
 
@@ -114,15 +131,18 @@ def evaluate_clips(predict_logits: Callable, batches: Iterable[dict]) -> EvalRes
         raw = [None] * videos if raw is None else np.asarray(raw).reshape(videos)
         ids.extend(_text(v) if v is not None else str(len(ids) + j) for j, v in enumerate(raw))
     if not probabilities:
-        return EvalResult(float("nan"), float("nan"), 0, np.zeros([0, 0]),
-                          np.zeros([0], np.int64), [])
+        return EvalResult(
+            float("nan"), float("nan"), 0, np.zeros([0, 0]), np.zeros([0], np.int64), []
+        )
     probabilities = np.concatenate(probabilities)
     labels = np.concatenate(labels)
     num_classes = probabilities.shape[-1]
     if labels.min() < 0 or labels.max() >= num_classes:
         bad = labels[(labels < 0) | (labels >= num_classes)]
-        raise ValueError(f"test labels {sorted(set(bad.tolist()))[:5]} lie outside the "
-                         f"classifier's {num_classes} classes")
+        raise ValueError(
+            f"test labels {sorted(set(bad.tolist()))[:5]} lie outside the "
+            f"classifier's {num_classes} classes"
+        )
     top1, top5 = (100.0 * float(np.mean(top_k_hits(probabilities, labels, k))) for k in TOP_K)
     return EvalResult(top1, top5, len(labels), probabilities, labels, ids)
 
@@ -134,11 +154,17 @@ def _text(value) -> str:
 def make_test_dataset(config: FinetuneConfig, files) -> tf.data.Dataset:
     """The test split as batches of ``test.batch_size`` videos x ``test.num_clips`` clips."""
     return eval_dataset(
-        files, modality="rgb", positions=TEST_POSITIONS, num_clips=config.test.num_clips,
-        clip_len=config.data.clip_len, clip_stride=config.data.clip_stride,
+        files,
+        modality="rgb",
+        positions=TEST_POSITIONS,
+        num_clips=config.test.num_clips,
+        clip_len=config.data.clip_len,
+        clip_stride=config.data.clip_stride,
         crop_size=config.data.crop_size,
-        resize_short=config.test.resize_short, batch_size=config.test.batch_size,
-        cycle_length=config.data.cycle_length)
+        resize_short=config.test.resize_short,
+        batch_size=config.test.batch_size,
+        cycle_length=config.data.cycle_length,
+    )
 
 
 def make_predict_fn(model) -> Callable:
@@ -154,7 +180,8 @@ def make_predict_fn(model) -> Callable:
 def evaluate_classifier(model, config: FinetuneConfig, files) -> EvalResult:
     """The 10-clip test of `model` on the shards `files` (see the module docstring)."""
     dataset = make_test_dataset(config, files).map(
-        lambda batch: {key: batch[key] for key in (features.CLIPS, features.LABEL,
-                                                    features.VIDEO_ID)})
+        lambda batch: {
+            key: batch[key] for key in (features.CLIPS, features.LABEL, features.VIDEO_ID)
+        }
+    )
     return evaluate_clips(make_predict_fn(model), dataset.as_numpy_iterator())
-

@@ -47,7 +47,6 @@ import tensorflow as tf
 
 from tfcmvp import manifest as manifest_lib
 from tfcmvp import workdir_lock
-from tfcmvp.manifest import find_shards, read_manifest
 from tfcmvp.config import dump_config
 from tfcmvp.data import features
 from tfcmvp.finetuning import callbacks as ft_callbacks
@@ -55,12 +54,26 @@ from tfcmvp.finetuning.classifier import VideoClassifier, load_backbone_weights
 from tfcmvp.finetuning.config import FinetuneConfig, check_architecture
 from tfcmvp.finetuning.evaluate import EvalResult, evaluate_classifier
 from tfcmvp.finetuning.optimizer import build_finetune_optimizer
+from tfcmvp.manifest import find_shards, read_manifest
 from tfcmvp.training import callbacks as cb
-from tfcmvp.training.loop import (compile_with_checkpoint, fit_with_resume, resume_point,
-                                  save_run_config, set_precision_policy, start_strategy)
-from tfcmvp.training.pretrain import (CHECKPOINT_DIR, CONFIG_NAME, HISTORY_CSV, HISTORY_PNG,
-                                      TENSORBOARD_DIR, WEIGHTS_DIR, dataset_kwargs,
-                                      manifest_summary)
+from tfcmvp.training.loop import (
+    compile_with_checkpoint,
+    fit_with_resume,
+    resume_point,
+    save_run_config,
+    set_precision_policy,
+    start_strategy,
+)
+from tfcmvp.training.pretrain import (
+    CHECKPOINT_DIR,
+    CONFIG_NAME,
+    HISTORY_CSV,
+    HISTORY_PNG,
+    TENSORBOARD_DIR,
+    WEIGHTS_DIR,
+    dataset_kwargs,
+    manifest_summary,
+)
 from tfcmvp.training.strategy import is_chief, op_determinism, worker_name
 
 logger = logging.getLogger(__name__)
@@ -115,8 +128,10 @@ def read_class_names(data_dir) -> list[str]:
     """The class names of ``DATA_DIR/labels.txt``, one per line, in label order."""
     path = pathlib.Path(data_dir) / manifest_lib.LABELS_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: finetuning needs the class names that the "
-                                f"extraction job writes beside the shards")
+        raise FileNotFoundError(
+            f"{path} is missing: finetuning needs the class names that the "
+            f"extraction job writes beside the shards"
+        )
     names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     names = [name for name in names if name]
     if len(names) < 2:
@@ -136,9 +151,14 @@ def resolve_steps_per_epoch(config: FinetuneConfig, files) -> int:
     if steps < 1:
         raise ValueError(
             f"only {usable} training videos for train.global_batch_size="
-            f"{config.train.global_batch_size}: lower the batch or set train.steps_per_epoch")
-    logger.info("%d training videos // global batch %d = %d steps per epoch", usable,
-                config.train.global_batch_size, steps)
+            f"{config.train.global_batch_size}: lower the batch or set train.steps_per_epoch"
+        )
+    logger.info(
+        "%d training videos // global batch %d = %d steps per epoch",
+        usable,
+        config.train.global_batch_size,
+        steps,
+    )
     return steps
 
 
@@ -159,8 +179,14 @@ def make_train_dataset(config: FinetuneConfig, files, data_seed: int) -> tf.data
 
     keys = (features.CLIP, features.LABEL) + ((features.MOTION,) if config.motion_aux else ())
     dataset = finetune_dataset(
-        files, config.train.global_batch_size, **finetune_dataset_kwargs(config), seed=data_seed,
-        deterministic=config.train.deterministic, repeat=True, drop_remainder=True)
+        files,
+        config.train.global_batch_size,
+        **finetune_dataset_kwargs(config),
+        seed=data_seed,
+        deterministic=config.train.deterministic,
+        repeat=True,
+        drop_remainder=True,
+    )
     return dataset.map(lambda batch: {key: batch[key] for key in keys})
 
 
@@ -169,9 +195,16 @@ def make_train_dataset(config: FinetuneConfig, files, data_seed: int) -> tf.data
 # ---------------------------------------------------------------------------
 
 
-def finetune(config: FinetuneConfig, data_dir, workdir, model_dir=None, *,
-             random_init: bool = False, verbose="auto",
-             callbacks: Sequence[keras.callbacks.Callback] = ()) -> FinetuneResult:
+def finetune(
+    config: FinetuneConfig,
+    data_dir,
+    workdir,
+    model_dir=None,
+    *,
+    random_init: bool = False,
+    verbose="auto",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> FinetuneResult:
     """Finetunes (or resumes finetuning) a classifier, tests it and exports it.
 
     Args:
@@ -208,22 +241,40 @@ def finetune(config: FinetuneConfig, data_dir, workdir, model_dir=None, *,
     # before the run's first op. The workdir lock is taken inside, once the
     # strategy says whether this process is the chief; the stack releases it.
     with op_determinism(config.train.deterministic), contextlib.ExitStack() as held:
-        return _finetune(config, data_dir, workdir, model_dir, random_init=random_init,
-                         verbose=verbose, callbacks=callbacks, held=held)
+        return _finetune(
+            config,
+            data_dir,
+            workdir,
+            model_dir,
+            random_init=random_init,
+            verbose=verbose,
+            callbacks=callbacks,
+            held=held,
+        )
 
 
-def _finetune(config: FinetuneConfig, data_dir, workdir, model_dir, *, random_init: bool,
-              verbose, callbacks: Sequence[keras.callbacks.Callback],
-              held: contextlib.ExitStack) -> FinetuneResult:
+def _finetune(
+    config: FinetuneConfig,
+    data_dir,
+    workdir,
+    model_dir,
+    *,
+    random_init: bool,
+    verbose,
+    callbacks: Sequence[keras.callbacks.Callback],
+    held: contextlib.ExitStack,
+) -> FinetuneResult:
     """:func:`finetune` inside its op-determinism setting; the workdir lock goes on `held`.
 
     Every check that can refuse a (resumed) run comes before the first write
     into WORKDIR, so that a refused run leaves it as it was.
     """
     if (model_dir is None) == (not random_init):
-        raise ValueError("finetune needs exactly one of model_dir (a pretrained export) and "
-                         f"random_init=True, got model_dir={model_dir!r}, "
-                         f"random_init={random_init!r}")
+        raise ValueError(
+            "finetune needs exactly one of model_dir (a pretrained export) and "
+            f"random_init=True, got model_dir={model_dir!r}, "
+            f"random_init={random_init!r}"
+        )
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     model_dir = None if model_dir is None else pathlib.Path(model_dir).resolve()
@@ -241,8 +292,13 @@ def _finetune(config: FinetuneConfig, data_dir, workdir, model_dir, *, random_in
     manifest = read_manifest(data_dir)
     if manifest is not None:
         logger.info("data %s: %s", data_dir, manifest_summary(manifest))
-    logger.info("%d classes; %d train and %d test shard(s) in %s", len(class_names),
-                len(train_files), len(test_files), data_dir)
+    logger.info(
+        "%d classes; %d train and %d test shard(s) in %s",
+        len(class_names),
+        len(train_files),
+        len(test_files),
+        data_dir,
+    )
     steps_per_epoch = resolve_steps_per_epoch(config, train_files)
 
     source = {"model": None if model_dir is None else str(model_dir), "random_init": random_init}
@@ -260,9 +316,9 @@ def _finetune(config: FinetuneConfig, data_dir, workdir, model_dir, *, random_in
             _load_pretrained(model, model_dir)
         optimizer = build_finetune_optimizer(config, steps_per_epoch)
         scratch = None if chief else workdir / f"scratch-{worker_name(strategy)}"
-        optimizer, checkpoint = compile_with_checkpoint(model, optimizer, config.train,
-                                                        workdir / CHECKPOINT_DIR,
-                                                        write_directory=scratch)
+        optimizer, checkpoint = compile_with_checkpoint(
+            model, optimizer, config.train, workdir / CHECKPOINT_DIR, write_directory=scratch
+        )
 
     # The checkpoint restore (a changed architecture) and resume_point (a changed
     # epoch length) can still refuse: the run's files are written only after them.
@@ -276,10 +332,12 @@ def _finetune(config: FinetuneConfig, data_dir, workdir, model_dir, *, random_in
         return evaluate_classifier(network, config, test_files)
 
     tester = ft_callbacks.EvaluateAfterEpochs(
-        run_test, set(config.test.eval_epochs) | {config.train.epochs})
+        run_test, set(config.test.eval_epochs) | {config.train.epochs}
+    )
     if start.epoch < config.train.epochs:
-        dataset = make_train_dataset(config, train_files,
-                                     data_seed=start.data_seed(config.train.seed))
+        dataset = make_train_dataset(
+            config, train_files, data_seed=start.data_seed(config.train.seed)
+        )
         run_callbacks = [
             cb.StopOnNonFiniteLoss(WATCHED_LOSSES),  # first: it must stop before anything saves
             tester,  # before the history: it adds val_top1 / val_top5 to the epoch's logs
@@ -287,18 +345,30 @@ def _finetune(config: FinetuneConfig, data_dir, workdir, model_dir, *, random_in
         if chief:
             run_callbacks += [
                 cb.HistoryCSV(workdir / HISTORY_CSV, ft_callbacks.FINETUNE_COLUMNS),
-                cb.HistoryPlot(workdir / HISTORY_CSV, workdir / HISTORY_PNG,
-                               ft_callbacks.FINETUNE_PANELS),
+                cb.HistoryPlot(
+                    workdir / HISTORY_CSV, workdir / HISTORY_PNG, ft_callbacks.FINETUNE_PANELS
+                ),
                 cb.SaveNetworkWeights(workdir / WEIGHTS_DIR, {WEIGHTS_STEM: model}),
             ]
-        fit_with_resume(model, dataset, epochs=config.train.epochs,
-                        steps_per_epoch=steps_per_epoch, checkpoint=checkpoint,
-                        every_steps=config.train.checkpoint_every_steps, callbacks=run_callbacks,
-                        tensorboard_dir=workdir / TENSORBOARD_DIR if chief else None,
-                        later_callbacks=callbacks, verbose=verbose)
+        fit_with_resume(
+            model,
+            dataset,
+            epochs=config.train.epochs,
+            steps_per_epoch=steps_per_epoch,
+            checkpoint=checkpoint,
+            every_steps=config.train.checkpoint_every_steps,
+            callbacks=run_callbacks,
+            tensorboard_dir=workdir / TENSORBOARD_DIR if chief else None,
+            later_callbacks=callbacks,
+            verbose=verbose,
+        )
     else:
-        logger.info("%s already holds %d epochs (train.epochs=%d): testing and exporting only",
-                    workdir, start.epoch, config.train.epochs)
+        logger.info(
+            "%s already holds %d epochs (train.epochs=%d): testing and exporting only",
+            workdir,
+            start.epoch,
+            config.train.epochs,
+        )
 
     if chief:
         cb.save_network_weights(workdir / WEIGHTS_DIR, {WEIGHTS_STEM: model})
@@ -308,30 +378,57 @@ def _finetune(config: FinetuneConfig, data_dir, workdir, model_dir, *, random_in
         test = run_test(model)
     epochs_done = int(checkpoint.epoch.numpy())
     results = {
-        "top1": test.top1, "top5": test.top5, "epochs": epochs_done,
-        "model": source["model"], "data": str(pathlib.Path(data_dir).resolve()),
-        "random_init": random_init, "num_test_videos": test.num_videos,
-        "num_classes": len(class_names), "num_clips": config.test.num_clips,
-        "backbone": config.model.backbone, "motion_aux_weight": config.train.motion_aux_weight,
+        "top1": test.top1,
+        "top5": test.top5,
+        "epochs": epochs_done,
+        "model": source["model"],
+        "data": str(pathlib.Path(data_dir).resolve()),
+        "random_init": random_init,
+        "num_test_videos": test.num_videos,
+        "num_classes": len(class_names),
+        "num_clips": config.test.num_clips,
+        "backbone": config.model.backbone,
+        "motion_aux_weight": config.train.motion_aux_weight,
     }
-    logger.info("test after %d epochs: top-1 %.2f%%, top-5 %.2f%% (%d videos, %d clips each)",
-                epochs_done, test.top1, test.top5, test.num_videos, config.test.num_clips)
+    logger.info(
+        "test after %d epochs: top-1 %.2f%%, top-5 %.2f%% (%d videos, %d clips each)",
+        epochs_done,
+        test.top1,
+        test.top5,
+        test.num_videos,
+        config.test.num_clips,
+    )
     saved_model = workdir / SAVED_MODEL_DIR
     if chief:
         test.write_predictions(workdir / PREDICTIONS_NAME, class_names)
         _write_json(workdir / RESULTS_NAME, results)
         saved_model = export_classifier(
-            model, config, saved_model, class_names,
-            source={"kind": "finetuned", "workdir": str(workdir.resolve()),
-                    "epoch": epochs_done, **source})
+            model,
+            config,
+            saved_model,
+            class_names,
+            source={
+                "kind": "finetuned",
+                "workdir": str(workdir.resolve()),
+                "epoch": epochs_done,
+                **source,
+            },
+        )
     elif scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)
     return FinetuneResult(
-        workdir=workdir, results=results, test=test,
-        history=cb.read_history(workdir / HISTORY_CSV), checkpoint=checkpoint.latest,
-        saved_model=saved_model, class_names=class_names, initial_epoch=start.epoch,
-        initial_step=start.step, steps_per_epoch=steps_per_epoch,
-        num_replicas=strategy.num_replicas_in_sync)
+        workdir=workdir,
+        results=results,
+        test=test,
+        history=cb.read_history(workdir / HISTORY_CSV),
+        checkpoint=checkpoint.latest,
+        saved_model=saved_model,
+        class_names=class_names,
+        initial_epoch=start.epoch,
+        initial_step=start.step,
+        steps_per_epoch=steps_per_epoch,
+        num_replicas=strategy.num_replicas_in_sync,
+    )
 
 
 def _load_pretrained(model: VideoClassifier, model_dir: pathlib.Path) -> None:
@@ -348,8 +445,13 @@ def _load_pretrained(model: VideoClassifier, model_dir: pathlib.Path) -> None:
 # ---------------------------------------------------------------------------
 
 
-def export_classifier(model: VideoClassifier, config: FinetuneConfig, output_dir,
-                      class_names: Sequence[str], source: dict) -> pathlib.Path:
+def export_classifier(
+    model: VideoClassifier,
+    config: FinetuneConfig,
+    output_dir,
+    class_names: Sequence[str],
+    source: dict,
+) -> pathlib.Path:
     """Writes the finetuned classifier as a tfcmvp export (network "classifier").
 
     Signatures: ``classify`` (clips -> {"logits", "probabilities"}, the
@@ -366,13 +468,24 @@ def export_classifier(model: VideoClassifier, config: FinetuneConfig, output_dir
     input_spec = video_input_contract(data.clip_len, data.clip_stride, data.crop_size)
     input_spec["resize_short"] = config.test.resize_short  # the geometry it was tested with
     info = make_export_info(
-        network="classifier", backbone=config.model.backbone, input_spec=input_spec,
-        source=source, num_classes=len(class_names), class_names=list(class_names))
+        network="classifier",
+        backbone=config.model.backbone,
+        input_spec=input_spec,
+        source=source,
+        num_classes=len(class_names),
+        class_names=list(class_names),
+    )
     # embed / features come from the V-Network; assets/network.weights.h5 holds
     # its weights (the classifier's are in the SavedModel's variables and in
     # WORKDIR/weights/classifier.weights.h5).
-    return export_network(model.backbone, output_dir, info, dump_config(config),
-                          extra_signatures={CLASSIFY: classify}, overwrite=True)
+    return export_network(
+        model.backbone,
+        output_dir,
+        info,
+        dump_config(config),
+        extra_signatures={CLASSIFY: classify},
+        overwrite=True,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -394,4 +507,5 @@ def _check_source(path: pathlib.Path, source: dict) -> None:
         if previous != source:
             raise ValueError(
                 f"{path.parent} holds a run started from {previous}, not {source}: use another "
-                f"workdir (resuming would mix two initialisations)")
+                f"workdir (resuming would mix two initialisations)"
+            )

@@ -19,5 +19,6 @@ def build_finetune_optimizer(config: FinetuneConfig, steps_per_epoch: int) -> Re
     UCF101), ending at ``optimizer.final_learning_rate``; weight decay as
     ``optimizer.weight_decay_mode`` says (default coupled, paper: 3e-3 on
     UCF101, 2e-3 on HMDB51)."""
-    return build_optimizer(config, steps_per_epoch,
-                           final_learning_rate=config.optimizer.final_learning_rate)
+    return build_optimizer(
+        config, steps_per_epoch, final_learning_rate=config.optimizer.final_learning_rate
+    )

@@ -14,8 +14,9 @@ from tfcmvp.losses.gather import gather_global_batch
 from tfcmvp.losses.infonce import DEFAULT_TEMPERATURE, check_temperature, infonce, l2_normalize
 
 
-def context_infonce(clip_query: tf.Tensor, iframe_key: tf.Tensor,
-                    temperature: float = DEFAULT_TEMPERATURE) -> tuple[tf.Tensor, tf.Tensor]:
+def context_infonce(
+    clip_query: tf.Tensor, iframe_key: tf.Tensor, temperature: float = DEFAULT_TEMPERATURE
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Per-video context-matching InfoNCE loss and top-1 hit.
 
     Args:
@@ -42,11 +43,13 @@ def context_infonce(clip_query: tf.Tensor, iframe_key: tf.Tensor,
     if clip_query.shape.rank not in (None, 2) or iframe_key.shape.rank not in (None, 2):
         raise ValueError(
             f"context_infonce expects clip_query [B, D] and iframe_key [B, D], got "
-            f"{clip_query.shape} and {iframe_key.shape}")
+            f"{clip_query.shape} and {iframe_key.shape}"
+        )
     if not clip_query.shape.is_compatible_with(iframe_key.shape):
         raise ValueError(
             f"context_infonce: clip_query {clip_query.shape} and iframe_key "
-            f"{iframe_key.shape} must have the same [B, D] shape")
+            f"{iframe_key.shape} must have the same [B, D] shape"
+        )
     queries = l2_normalize(clip_query)  # [B, D]
     keys, offset = gather_global_batch(l2_normalize(iframe_key))  # [B_global, D]
     positives = offset + tf.range(tf.shape(queries)[0], dtype=tf.int32)  # [B]

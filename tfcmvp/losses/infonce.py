@@ -32,8 +32,9 @@ def l2_normalize(x: tf.Tensor) -> tf.Tensor:
     return tf.math.l2_normalize(tf.cast(x, tf.float32), axis=-1, epsilon=1e-12)
 
 
-def infonce(queries: tf.Tensor, keys: tf.Tensor, positives: tf.Tensor,
-            temperature: float) -> tuple[tf.Tensor, tf.Tensor]:
+def infonce(
+    queries: tf.Tensor, keys: tf.Tensor, positives: tf.Tensor, temperature: float
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Per-query InfoNCE loss and top-1 hit against the given positive key.
 
     Args:

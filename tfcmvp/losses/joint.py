@@ -7,8 +7,12 @@ import tensorflow as tf
 DEFAULT_ALPHA = 0.5  # paper: context and motion weighted equally
 
 
-def joint_loss(context_loss: tf.Tensor, motion_loss: tf.Tensor,
-               alpha: float = DEFAULT_ALPHA, scale: float = 1.0) -> tf.Tensor:
+def joint_loss(
+    context_loss: tf.Tensor,
+    motion_loss: tf.Tensor,
+    alpha: float = DEFAULT_ALPHA,
+    scale: float = 1.0,
+) -> tf.Tensor:
     """scale * ((1 - alpha) * context_loss + alpha * motion_loss), in float32.
 
     The two losses may be scalars or per-video [B] values (reduce the motion

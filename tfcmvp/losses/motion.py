@@ -18,8 +18,9 @@ from tfcmvp.losses.gather import gather_global_batch
 from tfcmvp.losses.infonce import DEFAULT_TEMPERATURE, check_temperature, infonce, l2_normalize
 
 
-def motion_infonce(pred: tf.Tensor, motion_keys: tf.Tensor,
-                   temperature: float = DEFAULT_TEMPERATURE) -> tuple[tf.Tensor, tf.Tensor]:
+def motion_infonce(
+    pred: tf.Tensor, motion_keys: tf.Tensor, temperature: float = DEFAULT_TEMPERATURE
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Per-position pointwise InfoNCE loss and top-1 hit.
 
     Args:
@@ -44,13 +45,21 @@ def motion_infonce(pred: tf.Tensor, motion_keys: tf.Tensor,
     if pred.shape.rank not in (None, 3) or motion_keys.shape.rank not in (None, 4):
         raise ValueError(
             f"motion_infonce expects pred [B, N, D] and motion_keys [B, K, N, D], got "
-            f"{pred.shape} and {motion_keys.shape}")
-    if pred.shape.rank is not None and motion_keys.shape.rank is not None and not (
+            f"{pred.shape} and {motion_keys.shape}"
+        )
+    if (
+        pred.shape.rank is not None
+        and motion_keys.shape.rank is not None
+        and not (
             pred.shape.is_compatible_with(
-                [motion_keys.shape[0], motion_keys.shape[2], motion_keys.shape[3]])):
+                [motion_keys.shape[0], motion_keys.shape[2], motion_keys.shape[3]]
+            )
+        )
+    ):
         raise ValueError(
             f"motion_infonce: pred {pred.shape} must be [B, N, D] of motion_keys "
-            f"{motion_keys.shape} = [B, K, N, D]")
+            f"{motion_keys.shape} = [B, K, N, D]"
+        )
     shape = tf.shape(motion_keys)
     batch, clips, positions, depth = shape[0], shape[1], shape[2], shape[3]
     queries = tf.reshape(l2_normalize(pred), [-1, depth])  # [B * N, D], row b * N + n

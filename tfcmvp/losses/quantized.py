@@ -38,9 +38,13 @@ def quantize_motion(values: tf.Tensor, bins: int, value_range: Sequence[float]) 
     return tf.minimum(tf.cast(classes, tf.int32), bins - 1)
 
 
-def motion_quantized_ce(logits: tf.Tensor, target_values: tf.Tensor, bins: int,
-                        value_range: Sequence[float],
-                        grid: Sequence[int] | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+def motion_quantized_ce(
+    logits: tf.Tensor,
+    target_values: tf.Tensor,
+    bins: int,
+    value_range: Sequence[float],
+    grid: Sequence[int] | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Per-position cross-entropy over quantised motion ranges.
 
     Args:
@@ -60,15 +64,16 @@ def motion_quantized_ce(logits: tf.Tensor, target_values: tf.Tensor, bins: int,
     logits = tf.convert_to_tensor(logits)
     if logits.shape.rank != 4 or logits.shape[2] != 2 or logits.shape[3] != bins:
         raise ValueError(
-            f"motion_quantized_ce expects logits [B, N, 2, {bins}], got {logits.shape}")
+            f"motion_quantized_ce expects logits [B, N, 2, {bins}], got {logits.shape}"
+        )
     target = as_position_targets(target_values, grid, "motion_quantized_ce")  # [B, N, 2]
     if not logits.shape[:3].is_compatible_with(target.shape):
-        raise ValueError(
-            f"motion_quantized_ce: logits {logits.shape} vs targets {target.shape}")
+        raise ValueError(f"motion_quantized_ce: logits {logits.shape} vs targets {target.shape}")
     logits = tf.cast(logits, tf.float32)  # [B, N, 2, bins]
     classes = quantize_motion(target, bins, value_range)  # [B, N, 2]
     loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=classes, logits=logits)  # [B, N, 2]
+        labels=classes, logits=logits
+    )  # [B, N, 2]
     predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)  # [B, N, 2]
     correct = tf.reduce_all(tf.equal(predicted, classes), axis=-1)  # [B, N]
     return tf.reduce_mean(loss, axis=-1), tf.cast(correct, tf.float32)

@@ -15,9 +15,14 @@ from tfcmvp.losses.quantized import quantize_motion
 from tfcmvp.losses.targets import as_position_targets
 
 
-def motion_mse(pred_values: tf.Tensor, target_motion: tf.Tensor, *, bins: int,
-               value_range: Sequence[float],
-               grid: Sequence[int] | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+def motion_mse(
+    pred_values: tf.Tensor,
+    target_motion: tf.Tensor,
+    *,
+    bins: int,
+    value_range: Sequence[float],
+    grid: Sequence[int] | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Per-position squared error of predicted motion vectors.
 
     Args:
@@ -39,7 +44,8 @@ def motion_mse(pred_values: tf.Tensor, target_motion: tf.Tensor, *, bins: int,
     if not pred.shape.is_compatible_with(target.shape):
         raise ValueError(f"motion_mse: pred_values {pred.shape} vs targets {target.shape}")
     loss = tf.reduce_mean(tf.square(pred - target), axis=-1)  # [B, N]
-    same_bin = tf.equal(quantize_motion(pred, bins, value_range),
-                        quantize_motion(target, bins, value_range))  # [B, N, 2]
+    same_bin = tf.equal(
+        quantize_motion(pred, bins, value_range), quantize_motion(target, bins, value_range)
+    )  # [B, N, 2]
     correct = tf.cast(tf.reduce_all(same_bin, axis=-1), tf.float32)  # [B, N]
     return loss, correct

@@ -39,7 +39,8 @@ def pool_motion_targets(motion: tf.Tensor, grid: Sequence[int]) -> tf.Tensor:
     if any(size % cells for size, cells in zip(sizes, grid)):
         raise ValueError(
             f"pool_motion_targets: motion [T, H, W] = {list(sizes)} is not a multiple of "
-            f"grid {list(grid)}")
+            f"grid {list(grid)}"
+        )
     t3, h3, w3 = (int(g) for g in grid)
     ft, fh, fw = sizes[0] // t3, sizes[1] // h3, sizes[2] // w3
     motion = tf.cast(motion, tf.float32)
@@ -56,6 +57,5 @@ def as_position_targets(target: tf.Tensor, grid: Sequence[int] | None, name: str
             raise ValueError(f"{name}: dense motion target {target.shape} needs grid=(T3, H3, W3)")
         return pool_motion_targets(target, grid)
     if target.shape.rank != 3 or target.shape[-1] != 2:
-        raise ValueError(
-            f"{name}: target must be [B, N, 2] or [B, T, H, W, 2], got {target.shape}")
+        raise ValueError(f"{name}: target must be [B, N, 2] or [B, T, H, W, 2], got {target.shape}")
     return tf.cast(target, tf.float32)

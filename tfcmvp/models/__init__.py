@@ -54,24 +54,52 @@ return float32. BatchNorm in the backbones uses TensorFlow's fused kernel
 (fused_batch_norm.py) unless sync_bn is set.
 """
 
-from tfcmvp.models.backbones import (BACKBONES, MEMORY_SPECS, RESIDUAL_BACKBONES, MemorySpec,
-                                     build_backbone, memory_spec)
+from tfcmvp.models.backbones import (
+    BACKBONES,
+    MEMORY_SPECS,
+    RESIDUAL_BACKBONES,
+    MemorySpec,
+    build_backbone,
+    memory_spec,
+)
 from tfcmvp.models.c3d import c3d
 from tfcmvp.models.fused_batch_norm import FusedBatchNormalization
 from tfcmvp.models.heads import MLPHead, MotionValueHead
 from tfcmvp.models.initializers import INITS
 from tfcmvp.models.memory import FUSIONS, PredictorMemory
 from tfcmvp.models.predictor_convgru import ConvGRUCell, ConvGRUPredictor
-from tfcmvp.models.predictor_transformer import (TransformerDecoderLayer,
-                                                 TransformerEncoderLayer, TransformerPredictor)
+from tfcmvp.models.predictor_transformer import (
+    TransformerDecoderLayer,
+    TransformerEncoderLayer,
+    TransformerPredictor,
+)
 from tfcmvp.models.resnet2d import build_resnet2d, r2d_10
 from tfcmvp.models.resnet3d import MOTION_STEMS, build_resnet3d, r2plus1d_26, r3d_10, r3d_26
 
 __all__ = [
-    "BACKBONES", "MEMORY_SPECS", "RESIDUAL_BACKBONES", "MemorySpec", "build_backbone",
-    "memory_spec", "FUSIONS", "INITS", "MOTION_STEMS",
-    "c3d", "r3d_26", "r2plus1d_26", "r3d_10", "r2d_10", "build_resnet3d", "build_resnet2d",
-    "FusedBatchNormalization", "PredictorMemory", "TransformerPredictor",
-    "TransformerEncoderLayer", "TransformerDecoderLayer", "ConvGRUPredictor", "ConvGRUCell",
-    "MLPHead", "MotionValueHead",
+    "BACKBONES",
+    "MEMORY_SPECS",
+    "RESIDUAL_BACKBONES",
+    "MemorySpec",
+    "build_backbone",
+    "memory_spec",
+    "FUSIONS",
+    "INITS",
+    "MOTION_STEMS",
+    "c3d",
+    "r3d_26",
+    "r2plus1d_26",
+    "r3d_10",
+    "r2d_10",
+    "build_resnet3d",
+    "build_resnet2d",
+    "FusedBatchNormalization",
+    "PredictorMemory",
+    "TransformerPredictor",
+    "TransformerEncoderLayer",
+    "TransformerDecoderLayer",
+    "ConvGRUPredictor",
+    "ConvGRUCell",
+    "MLPHead",
+    "MotionValueHead",
 ]

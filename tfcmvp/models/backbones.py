@@ -66,8 +66,9 @@ def build_backbone(backbone: str, /, **kwargs) -> keras.Model:
     try:
         constructor = BACKBONES[backbone]
     except KeyError:
-        raise ValueError(f"unknown backbone {backbone!r}; expected one of "
-                         f"{sorted(BACKBONES)}") from None
+        raise ValueError(
+            f"unknown backbone {backbone!r}; expected one of {sorted(BACKBONES)}"
+        ) from None
     return constructor(**kwargs)
 
 
@@ -76,5 +77,7 @@ def memory_spec(backbone: str) -> MemorySpec:
     try:
         return MEMORY_SPECS[backbone]
     except KeyError:
-        raise ValueError(f"backbone {backbone!r} has no predictor memory (not a V-Network); "
-                         f"expected one of {sorted(MEMORY_SPECS)}") from None
+        raise ValueError(
+            f"backbone {backbone!r} has no predictor memory (not a V-Network); "
+            f"expected one of {sorted(MEMORY_SPECS)}"
+        ) from None

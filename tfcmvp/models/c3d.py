@@ -33,8 +33,13 @@ _GROUPS = (
 )
 
 
-def c3d(input_shape: Sequence[int | None] = (16, 112, 112, 3), width: int = 64,
-        batch_norm: bool = True, sync_bn: bool = False, name: str = "c3d") -> keras.Model:
+def c3d(
+    input_shape: Sequence[int | None] = (16, 112, 112, 3),
+    width: int = 64,
+    batch_norm: bool = True,
+    sync_bn: bool = False,
+    name: str = "c3d",
+) -> keras.Model:
     """Build C3D; returns a functional model with a dict of group outputs.
 
     Args:
@@ -56,12 +61,18 @@ def c3d(input_shape: Sequence[int | None] = (16, 112, 112, 3), width: int = 64,
             if batch_norm:
                 x = conv_bn(x, width * multiple, (3, 3, 3), (1, 1, 1), layer_name, sync_bn)
             else:
-                x = keras.layers.Conv3D(width * multiple, 3, padding="same", activation="relu",
-                                        kernel_initializer=conv_initializer(),
-                                        name=layer_name)(x)
+                x = keras.layers.Conv3D(
+                    width * multiple,
+                    3,
+                    padding="same",
+                    activation="relu",
+                    kernel_initializer=conv_initializer(),
+                    name=layer_name,
+                )(x)
         outputs[group] = x
         if pool is not None:
-            x = keras.layers.MaxPooling3D(pool_size=pool, strides=pool, padding="valid",
-                                          name=f"pool{group[-1]}")(x)
+            x = keras.layers.MaxPooling3D(
+                pool_size=pool, strides=pool, padding="valid", name=f"pool{group[-1]}"
+            )(x)
     outputs["features"] = x  # [B, T/8, H/16, W/16, 8 * width]
     return keras.Model(inputs, outputs, name=name)

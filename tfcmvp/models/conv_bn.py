@@ -30,11 +30,13 @@ BN_EPSILON = 1e-5
 def conv_initializer() -> keras.initializers.Initializer:
     """He-normal with fan_out, the usual initialisation of ResNets and C3D."""
     return keras.initializers.VarianceScaling(
-        scale=2.0, mode="fan_out", distribution="untruncated_normal")
+        scale=2.0, mode="fan_out", distribution="untruncated_normal"
+    )
 
 
-def batch_norm(sync_bn: bool, name: str, zero_gamma: bool = False
-               ) -> keras.layers.BatchNormalization:
+def batch_norm(
+    sync_bn: bool, name: str, zero_gamma: bool = False
+) -> keras.layers.BatchNormalization:
     """BatchNorm over the channel (last) axis; `sync_bn` averages statistics
     over all replicas of a tf.distribute strategy (SyncBN in the paper).
 
@@ -42,8 +44,13 @@ def batch_norm(sync_bn: bool, name: str, zero_gamma: bool = False
     `zero_gamma` starts the scale at 0 instead of 1 (zero-init residual: the
     last BN of a residual branch, so that every block starts as the identity)."""
     return FusedBatchNormalization(
-        axis=-1, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=sync_bn,
-        gamma_initializer="zeros" if zero_gamma else "ones", name=name)
+        axis=-1,
+        momentum=BN_MOMENTUM,
+        epsilon=BN_EPSILON,
+        synchronized=sync_bn,
+        gamma_initializer="zeros" if zero_gamma else "ones",
+        name=name,
+    )
 
 
 @keras.saving.register_keras_serializable(package="tfcmvp")
@@ -69,12 +76,15 @@ class SymmetricZeroPadding(keras.layers.Layer):
         import tensorflow as tf  # the TF backend's op; the models are TF-only
 
         paddings = [[0, 0], *[list(p) for p in self.padding], [0, 0]]
-        return tf.raw_ops.PadV2(input=inputs, paddings=paddings,
-                                constant_values=tf.zeros([], inputs.dtype))
+        return tf.raw_ops.PadV2(
+            input=inputs, paddings=paddings, constant_values=tf.zeros([], inputs.dtype)
+        )
 
     def compute_output_shape(self, input_shape):
-        inner = [None if size is None else size + before + after
-                 for size, (before, after) in zip(input_shape[1:-1], self.padding)]
+        inner = [
+            None if size is None else size + before + after
+            for size, (before, after) in zip(input_shape[1:-1], self.padding)
+        ]
         return (input_shape[0], *inner, input_shape[-1])
 
     def get_config(self):
@@ -86,8 +96,14 @@ def symmetric_padding(kernel_size: Sequence[int]) -> tuple[tuple[int, int], ...]
     return tuple(((k - 1) // 2, (k - 1) // 2) for k in kernel_size)
 
 
-def conv(x, filters: int, kernel_size: Sequence[int], strides: Sequence[int], name: str,
-         use_bias: bool = False):
+def conv(
+    x,
+    filters: int,
+    kernel_size: Sequence[int],
+    strides: Sequence[int],
+    name: str,
+    use_bias: bool = False,
+):
     """Conv2D or Conv3D (by the rank of `kernel_size`) with symmetric padding.
 
     Args:
@@ -101,19 +117,36 @@ def conv(x, filters: int, kernel_size: Sequence[int], strides: Sequence[int], na
     kernel_size = tuple(int(k) for k in kernel_size)
     strides = tuple(int(s) for s in strides)
     if len(kernel_size) not in (2, 3) or len(strides) != len(kernel_size):
-        raise ValueError(f"conv {name!r}: kernel_size {kernel_size} and strides {strides} "
-                         "must both have 2 or 3 entries")
+        raise ValueError(
+            f"conv {name!r}: kernel_size {kernel_size} and strides {strides} "
+            "must both have 2 or 3 entries"
+        )
     conv_cls = keras.layers.Conv3D if len(kernel_size) == 3 else keras.layers.Conv2D
     padding = symmetric_padding(kernel_size)
     needs_pad = any(s > 1 for s in strides) and any(p for p, _ in padding)
     if needs_pad:
         x = SymmetricZeroPadding(padding, name=name + "_pad")(x)
-    return conv_cls(filters, kernel_size, strides=strides, padding="valid" if needs_pad else "same",
-                    use_bias=use_bias, kernel_initializer=conv_initializer(), name=name)(x)
+    return conv_cls(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="valid" if needs_pad else "same",
+        use_bias=use_bias,
+        kernel_initializer=conv_initializer(),
+        name=name,
+    )(x)
 
 
-def conv_bn(x, filters: int, kernel_size: Sequence[int], strides: Sequence[int], name: str,
-            sync_bn: bool, relu: bool = True, zero_gamma: bool = False):
+def conv_bn(
+    x,
+    filters: int,
+    kernel_size: Sequence[int],
+    strides: Sequence[int],
+    name: str,
+    sync_bn: bool,
+    relu: bool = True,
+    zero_gamma: bool = False,
+):
     """conv -> BN (-> ReLU). Layers are named `name`, `name + "_bn"`, `name + "_relu"`.
 
     `zero_gamma`: the BN scale starts at 0 (see :func:`batch_norm`)."""

@@ -45,9 +45,14 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     def _can_fuse(self, inputs, mask) -> bool:
         rank = len(inputs.shape)
-        return (keras.backend.backend() == "tensorflow" and rank in _DATA_FORMATS
-                and self.axis in (-1, rank - 1) and mask is None and not self.renorm
-                and (not self.synchronized or _one_replica()))
+        return (
+            keras.backend.backend() == "tensorflow"
+            and rank in _DATA_FORMATS
+            and self.axis in (-1, rank - 1)
+            and mask is None
+            and not self.renorm
+            and (not self.synchronized or _one_replica())
+        )
 
     def call(self, inputs, training=None, mask=None):
         if not self._can_fuse(inputs, mask):
@@ -61,19 +66,25 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         beta = ops.cast(beta, "float32")
         if training and self.trainable:
             outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                inputs, gamma, beta, epsilon=self.epsilon, data_format=data_format,
-                is_training=True)
+                inputs, gamma, beta, epsilon=self.epsilon, data_format=data_format, is_training=True
+            )
             if self.synchronized:
                 # Back to the biased variance Keras's synchronised BN uses.
                 count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), variance.dtype)
                 variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
-            self.moving_mean.assign(
-                self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
             self.moving_variance.assign(
-                self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+                self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
+            )
         else:
             outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                inputs, gamma, beta, mean=ops.cast(self.moving_mean, "float32"),
-                variance=ops.cast(self.moving_variance, "float32"), epsilon=self.epsilon,
-                data_format=data_format, is_training=False)
+                inputs,
+                gamma,
+                beta,
+                mean=ops.cast(self.moving_mean, "float32"),
+                variance=ops.cast(self.moving_variance, "float32"),
+                epsilon=self.epsilon,
+                data_format=data_format,
+                is_training=False,
+            )
         return ops.cast(outputs, self.compute_dtype)

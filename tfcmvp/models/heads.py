@@ -40,27 +40,43 @@ class MLPHead(keras.layers.Layer):
       init: "authors" (Kaiming fan-out) or "keras" (Glorot-uniform) Dense kernels.
     """
 
-    def __init__(self, hidden_units: int = 2048, output_units: int = 512, sync_bn: bool = False,
-                 init: str = "authors", **kwargs):
+    def __init__(
+        self,
+        hidden_units: int = 2048,
+        output_units: int = 512,
+        sync_bn: bool = False,
+        init: str = "authors",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.hidden_units = int(hidden_units)
         self.output_units = int(output_units)
         self.sync_bn = bool(sync_bn)
         self.init = check_init(init, "MLPHead")
         # Layers. No biases before BN (its beta is the bias).
-        self.hidden = keras.layers.Dense(self.hidden_units, use_bias=False,
-                                         kernel_initializer=head_initializer(self.init),
-                                         name="hidden")
+        self.hidden = keras.layers.Dense(
+            self.hidden_units,
+            use_bias=False,
+            kernel_initializer=head_initializer(self.init),
+            name="hidden",
+        )
         self.hidden_norm = keras.layers.BatchNormalization(
-            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=self.sync_bn,
-            name="hidden_norm")
-        self.output_dense = keras.layers.Dense(self.output_units, use_bias=False,
-                                               kernel_initializer=head_initializer(self.init),
-                                               name="output")
+            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=self.sync_bn, name="hidden_norm"
+        )
+        self.output_dense = keras.layers.Dense(
+            self.output_units,
+            use_bias=False,
+            kernel_initializer=head_initializer(self.init),
+            name="output",
+        )
         # float32 so the embedding leaves the head at full precision.
         self.output_norm = keras.layers.BatchNormalization(
-            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=self.sync_bn,
-            dtype="float32", name="output_norm")
+            momentum=BN_MOMENTUM,
+            epsilon=BN_EPSILON,
+            synchronized=self.sync_bn,
+            dtype="float32",
+            name="output_norm",
+        )
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -85,8 +101,14 @@ class MLPHead(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"hidden_units": self.hidden_units, "output_units": self.output_units,
-                       "sync_bn": self.sync_bn, "init": self.init})
+        config.update(
+            {
+                "hidden_units": self.hidden_units,
+                "output_units": self.output_units,
+                "sync_bn": self.sync_bn,
+                "init": self.init,
+            }
+        )
         return config
 
 
@@ -111,9 +133,12 @@ class MotionValueHead(keras.layers.Layer):
         self.num_outputs = int(num_outputs)
         self.init = check_init(init, "MotionValueHead")
         # Layers. float32 for regression targets / logits at full precision.
-        self.readout = keras.layers.Dense(self.num_outputs, dtype="float32",
-                                          kernel_initializer=linear_initializer(self.init),
-                                          name="readout")
+        self.readout = keras.layers.Dense(
+            self.num_outputs,
+            dtype="float32",
+            kernel_initializer=linear_initializer(self.init),
+            name="readout",
+        )
 
     def build(self, input_shape):
         self.readout.build(tuple(input_shape))

@@ -53,18 +53,30 @@ class PredictorMemory(keras.layers.Layer):
         (Glorot-uniform); see initializers.py.
     """
 
-    def __init__(self, width: int = 512, time_fold: int = 2, interpolation: str = "nearest",
-                 fusion: str = "add", use_bias: bool = False, init: str = "authors", **kwargs):
+    def __init__(
+        self,
+        width: int = 512,
+        time_fold: int = 2,
+        interpolation: str = "nearest",
+        fusion: str = "add",
+        use_bias: bool = False,
+        init: str = "authors",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if int(width) < 1 or int(time_fold) < 1:
-            raise ValueError(f"PredictorMemory: width ({width}) and time_fold ({time_fold}) "
-                             "must be positive")
+            raise ValueError(
+                f"PredictorMemory: width ({width}) and time_fold ({time_fold}) must be positive"
+            )
         if interpolation not in INTERPOLATIONS:
-            raise ValueError(f"PredictorMemory: unknown interpolation {interpolation!r}; "
-                             f"expected one of {INTERPOLATIONS}")
+            raise ValueError(
+                f"PredictorMemory: unknown interpolation {interpolation!r}; "
+                f"expected one of {INTERPOLATIONS}"
+            )
         if fusion not in FUSIONS:
-            raise ValueError(f"PredictorMemory: unknown fusion {fusion!r}; expected one of "
-                             f"{FUSIONS}")
+            raise ValueError(
+                f"PredictorMemory: unknown fusion {fusion!r}; expected one of {FUSIONS}"
+            )
         self.width = int(width)
         self.time_fold = int(time_fold)
         self.interpolation = interpolation
@@ -73,8 +85,11 @@ class PredictorMemory(keras.layers.Layer):
         self.init = check_init(init, "PredictorMemory")
         # Layers.
         self.projection = keras.layers.Dense(
-            self.width, use_bias=self.use_bias, kernel_initializer=linear_initializer(self.init),
-            name="projection")
+            self.width,
+            use_bias=self.use_bias,
+            kernel_initializer=linear_initializer(self.init),
+            name="projection",
+        )
 
     def grid(self, input_shapes) -> tuple[int, int, int]:
         """(T, H, W) of the token grid for a list of input shapes."""
@@ -83,8 +98,10 @@ class PredictorMemory(keras.layers.Layer):
         if None in (steps, height, width):
             raise ValueError(f"PredictorMemory needs static T, H, W, got {input_shapes[0]}")
         if steps % self.time_fold:
-            raise ValueError(f"PredictorMemory: the first map has T={steps} steps, not divisible "
-                             f"by time_fold={self.time_fold}")
+            raise ValueError(
+                f"PredictorMemory: the first map has T={steps} steps, not divisible "
+                f"by time_fold={self.time_fold}"
+            )
         return steps // self.time_fold, height, width
 
     def fused_channels(self, input_shapes) -> int:
@@ -103,7 +120,8 @@ class PredictorMemory(keras.layers.Layer):
                 raise ValueError(
                     f"PredictorMemory: fusion='add' needs equal channels, but the first map "
                     f"{input_shapes[0]} folded by time_fold={self.time_fold} has {first} and the "
-                    f"map {shape} has {channels}; use fusion='concat' for these maps")
+                    f"map {shape} has {channels}; use fusion='concat' for these maps"
+                )
         return first
 
     @staticmethod
@@ -135,10 +153,12 @@ class PredictorMemory(keras.layers.Layer):
         if self.time_fold > 1:
             # Step f of every group of time_fold steps, concatenated on channels.
             first = ops.concatenate(
-                [first[:, offset::self.time_fold] for offset in range(self.time_fold)],
-                axis=-1)  # [B, T / fold, H, W, fold * C]
-        others = [ops.cast(resample_grid(other, grid, self.interpolation), first.dtype)
-                  for other in maps[1:]]  # each [B, T / fold, H, W, C_i]
+                [first[:, offset :: self.time_fold] for offset in range(self.time_fold)], axis=-1
+            )  # [B, T / fold, H, W, fold * C]
+        others = [
+            ops.cast(resample_grid(other, grid, self.interpolation), first.dtype)
+            for other in maps[1:]
+        ]  # each [B, T / fold, H, W, C_i]
         if not others:
             return first
         if self.fusion == "add":
@@ -161,7 +181,14 @@ class PredictorMemory(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"width": self.width, "time_fold": self.time_fold,
-                       "interpolation": self.interpolation, "fusion": self.fusion,
-                       "use_bias": self.use_bias, "init": self.init})
+        config.update(
+            {
+                "width": self.width,
+                "time_fold": self.time_fold,
+                "interpolation": self.interpolation,
+                "fusion": self.fusion,
+                "use_bias": self.use_bias,
+                "init": self.init,
+            }
+        )
         return config

@@ -43,10 +43,12 @@ class ConvGRUCell(keras.layers.Layer):
         self.width = int(width)
         self.kernel_size = int(kernel_size)
         # Layers.
-        self.gates = keras.layers.Conv2D(2 * self.width, self.kernel_size, padding="same",
-                                         name="gates")
-        self.candidate = keras.layers.Conv2D(self.width, self.kernel_size, padding="same",
-                                             name="candidate")
+        self.gates = keras.layers.Conv2D(
+            2 * self.width, self.kernel_size, padding="same", name="gates"
+        )
+        self.candidate = keras.layers.Conv2D(
+            self.width, self.kernel_size, padding="same", name="candidate"
+        )
 
     def build(self, input_shape):
         shape = (None, None, None, 2 * self.width)
@@ -57,7 +59,7 @@ class ConvGRUCell(keras.layers.Layer):
     def call(self, x, h):
         """x, h: [B, H, W, width] -> new h [B, H, W, width]."""
         gates = ops.sigmoid(self.gates(ops.concatenate([x, h], axis=-1)))  # [B, H, W, 2 width]
-        update, reset = gates[..., :self.width], gates[..., self.width:]
+        update, reset = gates[..., : self.width], gates[..., self.width :]
         candidate = ops.tanh(self.candidate(ops.concatenate([x, reset * h], axis=-1)))
         return (1.0 - update) * h + update * candidate
 
@@ -79,16 +81,26 @@ class ConvGRUPredictor(keras.layers.Layer):
       interpolation: "nearest" or "trilinear" for the spatial resampling to H3 x W3.
     """
 
-    def __init__(self, target_grid: Sequence[int], width: int = 512, kernel_size: int = 3,
-                 interpolation: str = "trilinear", **kwargs):
+    def __init__(
+        self,
+        target_grid: Sequence[int],
+        width: int = 512,
+        kernel_size: int = 3,
+        interpolation: str = "trilinear",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         target_grid = tuple(int(s) for s in target_grid)
         if len(target_grid) != 3 or min(target_grid) < 1:
-            raise ValueError(f"ConvGRUPredictor: target_grid must be (T3, H3, W3) of positive "
-                             f"ints, got {target_grid!r}")
+            raise ValueError(
+                f"ConvGRUPredictor: target_grid must be (T3, H3, W3) of positive "
+                f"ints, got {target_grid!r}"
+            )
         if interpolation not in INTERPOLATIONS:
-            raise ValueError(f"ConvGRUPredictor: unknown interpolation {interpolation!r}; "
-                             f"expected one of {INTERPOLATIONS}")
+            raise ValueError(
+                f"ConvGRUPredictor: unknown interpolation {interpolation!r}; "
+                f"expected one of {INTERPOLATIONS}"
+            )
         self.target_grid = target_grid
         self.width = int(width)
         self.kernel_size = int(kernel_size)
@@ -96,14 +108,16 @@ class ConvGRUPredictor(keras.layers.Layer):
         # Layers.
         self.input_projection = keras.layers.Dense(self.width, name="input_projection")
         self.cell = ConvGRUCell(self.width, self.kernel_size, name="cell")
-        self.prediction_hidden = keras.layers.Dense(self.width, activation="relu",
-                                                    name="prediction_hidden")
+        self.prediction_hidden = keras.layers.Dense(
+            self.width, activation="relu", name="prediction_hidden"
+        )
         self.prediction_output = keras.layers.Dense(self.width, name="prediction_output")
 
     def build(self, input_shape):
         if len(input_shape) != 5 or None in tuple(input_shape[1:]):
-            raise ValueError(f"ConvGRUPredictor expects a static [B, T, H, W, C] map, "
-                             f"got {tuple(input_shape)}")
+            raise ValueError(
+                f"ConvGRUPredictor expects a static [B, T, H, W, C] map, got {tuple(input_shape)}"
+            )
         self.input_projection.build(tuple(input_shape))
         self.cell.build((None, None, None, self.width))
         self.prediction_hidden.build((None, None, None, self.width))
@@ -132,6 +146,12 @@ class ConvGRUPredictor(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"target_grid": list(self.target_grid), "width": self.width,
-                       "kernel_size": self.kernel_size, "interpolation": self.interpolation})
+        config.update(
+            {
+                "target_grid": list(self.target_grid),
+                "width": self.width,
+                "kernel_size": self.kernel_size,
+                "interpolation": self.interpolation,
+            }
+        )
         return config

@@ -25,8 +25,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tfcmvp.models.initializers import (attention_input_initializer, check_init,
-                                        embedding_initializer, linear_initializer, reinitialize)
+from tfcmvp.models.initializers import (
+    attention_input_initializer,
+    check_init,
+    embedding_initializer,
+    linear_initializer,
+    reinitialize,
+)
 
 # PyTorch's LayerNorm epsilon, as in the reference Transformer.
 LN_EPSILON = 1e-5
@@ -34,16 +39,21 @@ LN_EPSILON = 1e-5
 
 def _check_width(width: int, num_heads: int, owner: str) -> None:
     if int(width) < 1 or int(num_heads) < 1 or int(width) % int(num_heads):
-        raise ValueError(f"{owner}: width {width} must be a positive multiple of "
-                         f"num_heads {num_heads}")
+        raise ValueError(
+            f"{owner}: width {width} must be a positive multiple of num_heads {num_heads}"
+        )
 
 
 def _attention(width: int, num_heads: int, dropout: float, init: str, name: str):
     """Multi-head attention whose query / key / value kernels follow `init`
     (the output projection is set by :func:`_init_attention_output` once built)."""
     return keras.layers.MultiHeadAttention(
-        num_heads, width // num_heads, dropout=dropout,
-        kernel_initializer=attention_input_initializer(init, width), name=name)
+        num_heads,
+        width // num_heads,
+        dropout=dropout,
+        kernel_initializer=attention_input_initializer(init, width),
+        name=name,
+    )
 
 
 def _init_attention_output(attention, init: str) -> None:
@@ -56,8 +66,9 @@ def _init_attention_output(attention, init: str) -> None:
 
 def _dense(units: int, init: str, name: str, activation=None):
     """A Transformer FFN layer: kernel by `init`, zero bias."""
-    return keras.layers.Dense(units, activation=activation,
-                              kernel_initializer=linear_initializer(init), name=name)
+    return keras.layers.Dense(
+        units, activation=activation, kernel_initializer=linear_initializer(init), name=name
+    )
 
 
 @keras.saving.register_keras_serializable(package="tfcmvp")
@@ -72,8 +83,15 @@ class TransformerEncoderLayer(keras.layers.Layer):
       init: "authors" or "keras" initialisers (module docstring).
     """
 
-    def __init__(self, width: int = 512, num_heads: int = 8, ffn_width: int = 512,
-                 dropout: float = 0.1, init: str = "authors", **kwargs):
+    def __init__(
+        self,
+        width: int = 512,
+        num_heads: int = 8,
+        ffn_width: int = 512,
+        dropout: float = 0.1,
+        init: str = "authors",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         _check_width(width, num_heads, type(self).__name__)
         self.width = int(width)
@@ -82,11 +100,13 @@ class TransformerEncoderLayer(keras.layers.Layer):
         self.dropout = float(dropout)
         self.init = check_init(init, type(self).__name__)
         # Layers.
-        self.self_attention = _attention(self.width, self.num_heads, self.dropout, self.init,
-                                         "self_attention")
+        self.self_attention = _attention(
+            self.width, self.num_heads, self.dropout, self.init, "self_attention"
+        )
         self.attention_dropout = keras.layers.Dropout(self.dropout)
-        self.attention_norm = keras.layers.LayerNormalization(epsilon=LN_EPSILON,
-                                                              name="attention_norm")
+        self.attention_norm = keras.layers.LayerNormalization(
+            epsilon=LN_EPSILON, name="attention_norm"
+        )
         self.ffn_hidden = _dense(self.ffn_width, self.init, "ffn_hidden", activation="relu")
         self.ffn_hidden_dropout = keras.layers.Dropout(self.dropout)
         self.ffn_output = _dense(self.width, self.init, "ffn_output")
@@ -114,8 +134,15 @@ class TransformerEncoderLayer(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"width": self.width, "num_heads": self.num_heads,
-                       "ffn_width": self.ffn_width, "dropout": self.dropout, "init": self.init})
+        config.update(
+            {
+                "width": self.width,
+                "num_heads": self.num_heads,
+                "ffn_width": self.ffn_width,
+                "dropout": self.dropout,
+                "init": self.init,
+            }
+        )
         return config
 
 
@@ -126,8 +153,15 @@ class TransformerDecoderLayer(keras.layers.Layer):
     Args: as TransformerEncoderLayer.
     """
 
-    def __init__(self, width: int = 512, num_heads: int = 8, ffn_width: int = 512,
-                 dropout: float = 0.1, init: str = "authors", **kwargs):
+    def __init__(
+        self,
+        width: int = 512,
+        num_heads: int = 8,
+        ffn_width: int = 512,
+        dropout: float = 0.1,
+        init: str = "authors",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         _check_width(width, num_heads, type(self).__name__)
         self.width = int(width)
@@ -136,16 +170,20 @@ class TransformerDecoderLayer(keras.layers.Layer):
         self.dropout = float(dropout)
         self.init = check_init(init, type(self).__name__)
         # Layers.
-        self.self_attention = _attention(self.width, self.num_heads, self.dropout, self.init,
-                                         "self_attention")
+        self.self_attention = _attention(
+            self.width, self.num_heads, self.dropout, self.init, "self_attention"
+        )
         self.self_attention_dropout = keras.layers.Dropout(self.dropout)
-        self.self_attention_norm = keras.layers.LayerNormalization(epsilon=LN_EPSILON,
-                                                                   name="self_attention_norm")
-        self.cross_attention = _attention(self.width, self.num_heads, self.dropout, self.init,
-                                          "cross_attention")
+        self.self_attention_norm = keras.layers.LayerNormalization(
+            epsilon=LN_EPSILON, name="self_attention_norm"
+        )
+        self.cross_attention = _attention(
+            self.width, self.num_heads, self.dropout, self.init, "cross_attention"
+        )
         self.cross_attention_dropout = keras.layers.Dropout(self.dropout)
-        self.cross_attention_norm = keras.layers.LayerNormalization(epsilon=LN_EPSILON,
-                                                                    name="cross_attention_norm")
+        self.cross_attention_norm = keras.layers.LayerNormalization(
+            epsilon=LN_EPSILON, name="cross_attention_norm"
+        )
         self.ffn_hidden = _dense(self.ffn_width, self.init, "ffn_hidden", activation="relu")
         self.ffn_hidden_dropout = keras.layers.Dropout(self.dropout)
         self.ffn_output = _dense(self.width, self.init, "ffn_output")
@@ -171,18 +209,25 @@ class TransformerDecoderLayer(keras.layers.Layer):
         query_key = y + query_pos
         attended = self.self_attention(query_key, y, key=query_key, training=training)
         y = self.self_attention_norm(y + self.self_attention_dropout(attended, training=training))
-        attended = self.cross_attention(y + query_pos, memory, key=memory + memory_pos,
-                                        training=training)
-        y = self.cross_attention_norm(
-            y + self.cross_attention_dropout(attended, training=training))
+        attended = self.cross_attention(
+            y + query_pos, memory, key=memory + memory_pos, training=training
+        )
+        y = self.cross_attention_norm(y + self.cross_attention_dropout(attended, training=training))
         hidden = self.ffn_hidden_dropout(self.ffn_hidden(y), training=training)
         y = self.ffn_norm(y + self.ffn_dropout(self.ffn_output(hidden), training=training))
         return y  # [B, N, D]
 
     def get_config(self):
         config = super().get_config()
-        config.update({"width": self.width, "num_heads": self.num_heads,
-                       "ffn_width": self.ffn_width, "dropout": self.dropout, "init": self.init})
+        config.update(
+            {
+                "width": self.width,
+                "num_heads": self.num_heads,
+                "ffn_width": self.ffn_width,
+                "dropout": self.dropout,
+                "init": self.init,
+            }
+        )
         return config
 
 
@@ -205,15 +250,26 @@ class TransformerPredictor(keras.layers.Layer):
       init: "authors" or "keras" initialisers (module docstring).
     """
 
-    def __init__(self, num_queries: int, width: int = 512, num_heads: int = 8,
-                 ffn_width: int = 512, num_encoder_layers: int = 2, num_decoder_layers: int = 4,
-                 dropout: float = 0.1, init: str = "authors", **kwargs):
+    def __init__(
+        self,
+        num_queries: int,
+        width: int = 512,
+        num_heads: int = 8,
+        ffn_width: int = 512,
+        num_encoder_layers: int = 2,
+        num_decoder_layers: int = 4,
+        dropout: float = 0.1,
+        init: str = "authors",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         _check_width(width, num_heads, type(self).__name__)
         if int(num_queries) < 1 or int(num_decoder_layers) < 1 or int(num_encoder_layers) < 0:
-            raise ValueError(f"TransformerPredictor: need num_queries >= 1 ({num_queries}), "
-                             f"num_decoder_layers >= 1 ({num_decoder_layers}) and "
-                             f"num_encoder_layers >= 0 ({num_encoder_layers})")
+            raise ValueError(
+                f"TransformerPredictor: need num_queries >= 1 ({num_queries}), "
+                f"num_decoder_layers >= 1 ({num_decoder_layers}) and "
+                f"num_encoder_layers >= 0 ({num_encoder_layers})"
+            )
         self.num_queries = int(num_queries)
         self.width = int(width)
         self.num_heads = int(num_heads)
@@ -223,25 +279,40 @@ class TransformerPredictor(keras.layers.Layer):
         self.dropout = float(dropout)
         self.init = check_init(init, type(self).__name__)
         # Layers.
-        layer_args = dict(width=self.width, num_heads=self.num_heads, ffn_width=self.ffn_width,
-                          dropout=self.dropout, init=self.init)
-        self.encoder_layers = [TransformerEncoderLayer(**layer_args, name=f"encoder_{i}")
-                               for i in range(self.num_encoder_layers)]
-        self.decoder_layers = [TransformerDecoderLayer(**layer_args, name=f"decoder_{i}")
-                               for i in range(self.num_decoder_layers)]
+        layer_args = dict(
+            width=self.width,
+            num_heads=self.num_heads,
+            ffn_width=self.ffn_width,
+            dropout=self.dropout,
+            init=self.init,
+        )
+        self.encoder_layers = [
+            TransformerEncoderLayer(**layer_args, name=f"encoder_{i}")
+            for i in range(self.num_encoder_layers)
+        ]
+        self.decoder_layers = [
+            TransformerDecoderLayer(**layer_args, name=f"decoder_{i}")
+            for i in range(self.num_decoder_layers)
+        ]
 
     def build(self, memory_shape):
         if len(memory_shape) != 3 or memory_shape[1] is None or memory_shape[2] != self.width:
-            raise ValueError(f"TransformerPredictor expects memory [B, M, {self.width}] with a "
-                             f"static M, got {tuple(memory_shape)}")
+            raise ValueError(
+                f"TransformerPredictor expects memory [B, M, {self.width}] with a "
+                f"static M, got {tuple(memory_shape)}"
+            )
         # One initialiser instance each: an unseeded Keras initialiser repeats its
         # values, which would make query_pos a copy of memory_pos's first rows.
-        self.memory_pos = self.add_weight(shape=(memory_shape[1], self.width),
-                                          initializer=embedding_initializer(self.init),
-                                          name="memory_pos")
-        self.query_pos = self.add_weight(shape=(self.num_queries, self.width),
-                                         initializer=embedding_initializer(self.init),
-                                         name="query_pos")
+        self.memory_pos = self.add_weight(
+            shape=(memory_shape[1], self.width),
+            initializer=embedding_initializer(self.init),
+            name="memory_pos",
+        )
+        self.query_pos = self.add_weight(
+            shape=(self.num_queries, self.width),
+            initializer=embedding_initializer(self.init),
+            name="query_pos",
+        )
         for layer in self.encoder_layers + self.decoder_layers:
             layer.build((None, None, self.width))
         self.built = True
@@ -263,9 +334,16 @@ class TransformerPredictor(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"num_queries": self.num_queries, "width": self.width,
-                       "num_heads": self.num_heads, "ffn_width": self.ffn_width,
-                       "num_encoder_layers": self.num_encoder_layers,
-                       "num_decoder_layers": self.num_decoder_layers, "dropout": self.dropout,
-                       "init": self.init})
+        config.update(
+            {
+                "num_queries": self.num_queries,
+                "width": self.width,
+                "num_heads": self.num_heads,
+                "ffn_width": self.ffn_width,
+                "num_encoder_layers": self.num_encoder_layers,
+                "num_decoder_layers": self.num_decoder_layers,
+                "dropout": self.dropout,
+                "init": self.init,
+            }
+        )
         return config

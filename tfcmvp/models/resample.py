@@ -24,8 +24,9 @@ INTERPOLATIONS = ("nearest", "trilinear")
 def interpolation_matrix(in_size: int, out_size: int, interpolation: str) -> np.ndarray:
     """[out_size, in_size] float32 matrix A with out = A @ in along one axis."""
     if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"unknown interpolation {interpolation!r}; "
-                         f"expected one of {INTERPOLATIONS}")
+        raise ValueError(
+            f"unknown interpolation {interpolation!r}; expected one of {INTERPOLATIONS}"
+        )
     if in_size < 1 or out_size < 1:
         raise ValueError(f"cannot resample an axis of size {in_size} to size {out_size}")
     matrix = np.zeros((out_size, in_size), np.float32)
@@ -51,13 +52,16 @@ def resample_grid(x, size: Sequence[int], interpolation: str):
     in_size = tuple(x.shape[1:4])
     size = tuple(int(s) for s in size)
     if len(size) != 3 or any(s is None for s in in_size):
-        raise ValueError(f"resample_grid needs a static [B, T, H, W, C] input and a (T, H, W) "
-                         f"size, got input shape {tuple(x.shape)} and size {size}")
+        raise ValueError(
+            f"resample_grid needs a static [B, T, H, W, C] input and a (T, H, W) "
+            f"size, got input shape {tuple(x.shape)} and size {size}"
+        )
     for axis, letter in enumerate("thw"):
         if in_size[axis] == size[axis]:
             continue
         matrix = ops.convert_to_tensor(
-            interpolation_matrix(in_size[axis], size[axis], interpolation), dtype=x.dtype)
+            interpolation_matrix(in_size[axis], size[axis], interpolation), dtype=x.dtype
+        )
         spec = "bthwc".replace(letter, "o")
         x = ops.einsum(f"o{letter},bthwc->{spec}", matrix, x)
     return x  # [B, size[0], size[1], size[2], C]

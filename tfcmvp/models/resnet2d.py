@@ -16,10 +16,18 @@ from tfcmvp.models.conv_bn import conv_bn
 from tfcmvp.models.resnet_blocks import residual_stages
 
 
-def build_resnet2d(*, input_shape: Sequence[int | None], block: str, blocks: Sequence[int],
-                   width: int = 64, stem_pool: bool = True, sync_bn: bool = False,
-                   zero_init_residual: bool = True, name: str = "resnet2d",
-                   input_name: str = "image") -> keras.Model:
+def build_resnet2d(
+    *,
+    input_shape: Sequence[int | None],
+    block: str,
+    blocks: Sequence[int],
+    width: int = 64,
+    stem_pool: bool = True,
+    sync_bn: bool = False,
+    zero_init_residual: bool = True,
+    name: str = "resnet2d",
+    input_name: str = "image",
+) -> keras.Model:
     """Build a 2-D ResNet returning a dict "stem", "layer1" ..., "features".
 
     Args:
@@ -41,21 +49,41 @@ def build_resnet2d(*, input_shape: Sequence[int | None], block: str, blocks: Seq
     if stem_pool:
         # Zero padding equals PyTorch's -inf padding here: the input is post-ReLU.
         x = keras.layers.ZeroPadding2D(padding=((1, 1), (1, 1)), name="stem_pool_pad")(x)
-        x = keras.layers.MaxPooling2D(pool_size=(3, 3), strides=(2, 2), padding="valid",
-                                      name="stem_pool")(x)  # [B, H/4, W/4, width]
+        x = keras.layers.MaxPooling2D(
+            pool_size=(3, 3), strides=(2, 2), padding="valid", name="stem_pool"
+        )(x)  # [B, H/4, W/4, width]
     outputs = {"stem": x}
-    x, stages = residual_stages(x, block, blocks, width, first_strides=(1, 1),
-                                later_strides=(2, 2), sync_bn=sync_bn,
-                                zero_init_residual=zero_init_residual)
+    x, stages = residual_stages(
+        x,
+        block,
+        blocks,
+        width,
+        first_strides=(1, 1),
+        later_strides=(2, 2),
+        sync_bn=sync_bn,
+        zero_init_residual=zero_init_residual,
+    )
     outputs.update(stages)
     outputs["features"] = x
     return keras.Model(inputs, outputs, name=name)
 
 
-def r2d_10(input_shape: Sequence[int | None] = (112, 112, 3), width: int = 64,
-           blocks: Sequence[int] = (1, 1, 1, 1), sync_bn: bool = False,
-           zero_init_residual: bool = True, name: str = "r2d_10") -> keras.Model:
+def r2d_10(
+    input_shape: Sequence[int | None] = (112, 112, 3),
+    width: int = 64,
+    blocks: Sequence[int] = (1, 1, 1, 1),
+    sync_bn: bool = False,
+    zero_init_residual: bool = True,
+    name: str = "r2d_10",
+) -> keras.Model:
     """R2D-10 I-Network: BasicBlocks (1, 1, 1, 1) with the standard stem pool."""
-    return build_resnet2d(input_shape=input_shape, block="basic", blocks=blocks, width=width,
-                          stem_pool=True, sync_bn=sync_bn,
-                          zero_init_residual=zero_init_residual, name=name)
+    return build_resnet2d(
+        input_shape=input_shape,
+        block="basic",
+        blocks=blocks,
+        width=width,
+        stem_pool=True,
+        sync_bn=sync_bn,
+        zero_init_residual=zero_init_residual,
+        name=name,
+    )

@@ -37,11 +37,21 @@ from tfcmvp.models.resnet_blocks import residual_stages, spatiotemporal_conv_bn
 MOTION_STEMS = ("authors", "strided")
 
 
-def build_resnet3d(*, input_shape: Sequence[int | None], block: str, blocks: Sequence[int],
-                   width: int = 64, factorized: bool = False, stem_pool: bool = True,
-                   stem_spatial_stride: int = 2, stem_temporal_stride: int = 1,
-                   sync_bn: bool = False, zero_init_residual: bool = True,
-                   name: str = "resnet3d", input_name: str = "video") -> keras.Model:
+def build_resnet3d(
+    *,
+    input_shape: Sequence[int | None],
+    block: str,
+    blocks: Sequence[int],
+    width: int = 64,
+    factorized: bool = False,
+    stem_pool: bool = True,
+    stem_spatial_stride: int = 2,
+    stem_temporal_stride: int = 1,
+    sync_bn: bool = False,
+    zero_init_residual: bool = True,
+    name: str = "resnet3d",
+    input_name: str = "video",
+) -> keras.Model:
     """Build a 3-D ResNet as a functional model with a dict of stage outputs.
 
     Args:
@@ -63,43 +73,85 @@ def build_resnet3d(*, input_shape: Sequence[int | None], block: str, blocks: Seq
         raise ValueError(f"{name}: input_shape must be (T, H, W, C), got {input_shape!r}")
     inputs = keras.Input(shape=input_shape, name=input_name)  # [B, T, H, W, C]
     stem_strides = (stem_temporal_stride, stem_spatial_stride, stem_spatial_stride)
-    x = spatiotemporal_conv_bn(inputs, width, (3, 7, 7), stem_strides, "stem_conv", sync_bn,
-                               factorized)  # [B, T/st, H/ss, W/ss, width]
+    x = spatiotemporal_conv_bn(
+        inputs, width, (3, 7, 7), stem_strides, "stem_conv", sync_bn, factorized
+    )  # [B, T/st, H/ss, W/ss, width]
     if stem_pool:
         # Zero padding equals PyTorch's -inf padding here: the input is post-ReLU.
         x = keras.layers.ZeroPadding3D(padding=((0, 0), (1, 1), (1, 1)), name="stem_pool_pad")(x)
-        x = keras.layers.MaxPooling3D(pool_size=(1, 3, 3), strides=(1, 2, 2), padding="valid",
-                                      name="stem_pool")(x)  # [B, T/st, H/2ss, W/2ss, width]
+        x = keras.layers.MaxPooling3D(
+            pool_size=(1, 3, 3), strides=(1, 2, 2), padding="valid", name="stem_pool"
+        )(x)  # [B, T/st, H/2ss, W/2ss, width]
     outputs = {"stem": x}
-    x, stages = residual_stages(x, block, blocks, width, first_strides=(1, 1, 1),
-                                later_strides=(2, 2, 2), sync_bn=sync_bn, factorized=factorized,
-                                zero_init_residual=zero_init_residual)
+    x, stages = residual_stages(
+        x,
+        block,
+        blocks,
+        width,
+        first_strides=(1, 1, 1),
+        later_strides=(2, 2, 2),
+        sync_bn=sync_bn,
+        factorized=factorized,
+        zero_init_residual=zero_init_residual,
+    )
     outputs.update(stages)
     outputs["features"] = x
     return keras.Model(inputs, outputs, name=name)
 
 
-def r3d_26(input_shape: Sequence[int | None] = (16, 112, 112, 3), width: int = 64,
-           blocks: Sequence[int] = (2, 2, 2, 2), sync_bn: bool = False,
-           zero_init_residual: bool = True, name: str = "r3d_26") -> keras.Model:
+def r3d_26(
+    input_shape: Sequence[int | None] = (16, 112, 112, 3),
+    width: int = 64,
+    blocks: Sequence[int] = (2, 2, 2, 2),
+    sync_bn: bool = False,
+    zero_init_residual: bool = True,
+    name: str = "r3d_26",
+) -> keras.Model:
     """R3D-26 V-Network: bottleneck blocks (2, 2, 2, 2), full 3x3x3 convs, stem max pool."""
-    return build_resnet3d(input_shape=input_shape, block="bottleneck", blocks=blocks, width=width,
-                          factorized=False, stem_pool=True, sync_bn=sync_bn,
-                          zero_init_residual=zero_init_residual, name=name)
+    return build_resnet3d(
+        input_shape=input_shape,
+        block="bottleneck",
+        blocks=blocks,
+        width=width,
+        factorized=False,
+        stem_pool=True,
+        sync_bn=sync_bn,
+        zero_init_residual=zero_init_residual,
+        name=name,
+    )
 
 
-def r2plus1d_26(input_shape: Sequence[int | None] = (16, 112, 112, 3), width: int = 64,
-                blocks: Sequence[int] = (2, 2, 2, 2), sync_bn: bool = False,
-                zero_init_residual: bool = True, name: str = "r2plus1d_26") -> keras.Model:
+def r2plus1d_26(
+    input_shape: Sequence[int | None] = (16, 112, 112, 3),
+    width: int = 64,
+    blocks: Sequence[int] = (2, 2, 2, 2),
+    sync_bn: bool = False,
+    zero_init_residual: bool = True,
+    name: str = "r2plus1d_26",
+) -> keras.Model:
     """R(2+1)D-26 V-Network: R3D-26 with every 3-D conv factorised into (2+1)D."""
-    return build_resnet3d(input_shape=input_shape, block="bottleneck", blocks=blocks, width=width,
-                          factorized=True, stem_pool=True, sync_bn=sync_bn,
-                          zero_init_residual=zero_init_residual, name=name)
+    return build_resnet3d(
+        input_shape=input_shape,
+        block="bottleneck",
+        blocks=blocks,
+        width=width,
+        factorized=True,
+        stem_pool=True,
+        sync_bn=sync_bn,
+        zero_init_residual=zero_init_residual,
+        name=name,
+    )
 
 
-def r3d_10(input_shape: Sequence[int | None] = (8, 112, 112, 2), width: int = 64,
-           blocks: Sequence[int] = (1, 1, 1, 1), stem: str = "authors", sync_bn: bool = False,
-           zero_init_residual: bool = True, name: str = "r3d_10") -> keras.Model:
+def r3d_10(
+    input_shape: Sequence[int | None] = (8, 112, 112, 2),
+    width: int = 64,
+    blocks: Sequence[int] = (1, 1, 1, 1),
+    stem: str = "authors",
+    sync_bn: bool = False,
+    zero_init_residual: bool = True,
+    name: str = "r3d_10",
+) -> keras.Model:
     """R3D-10 M-Network: BasicBlocks (1, 1, 1, 1) on 2-channel motion-vector maps.
 
     `stem`: "authors" (stride-1 conv + max pool) or "strided" (stride-2 conv, no
@@ -108,8 +160,16 @@ def r3d_10(input_shape: Sequence[int | None] = (8, 112, 112, 2), width: int = 64
     if stem not in MOTION_STEMS:
         raise ValueError(f"{name}: unknown stem {stem!r}; expected one of {MOTION_STEMS}")
     authors = stem == "authors"
-    return build_resnet3d(input_shape=input_shape, block="basic", blocks=blocks, width=width,
-                          factorized=False, stem_pool=authors,
-                          stem_spatial_stride=1 if authors else 2, sync_bn=sync_bn,
-                          zero_init_residual=zero_init_residual, name=name,
-                          input_name="motion")
+    return build_resnet3d(
+        input_shape=input_shape,
+        block="basic",
+        blocks=blocks,
+        width=width,
+        factorized=False,
+        stem_pool=authors,
+        stem_spatial_stride=1 if authors else 2,
+        sync_bn=sync_bn,
+        zero_init_residual=zero_init_residual,
+        name=name,
+        input_name="motion",
+    )

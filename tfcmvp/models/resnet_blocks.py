@@ -22,27 +22,53 @@ import keras
 from tfcmvp.models.conv_bn import conv_bn, r2plus1d_mid_channels
 
 
-def spatiotemporal_conv_bn(x, filters: int, kernel_size: Sequence[int], strides: Sequence[int],
-                           name: str, sync_bn: bool, factorized: bool, relu: bool = True,
-                           zero_gamma: bool = False):
+def spatiotemporal_conv_bn(
+    x,
+    filters: int,
+    kernel_size: Sequence[int],
+    strides: Sequence[int],
+    name: str,
+    sync_bn: bool,
+    factorized: bool,
+    relu: bool = True,
+    zero_gamma: bool = False,
+):
     """A full conv -> BN (-> ReLU), or for `factorized` its (2+1)D version.
 
     Layer names: `name` (full) or `name + "_spatial"` / `name + "_temporal"`.
     `zero_gamma` zero-initialises the scale of the last BN (the temporal one).
     """
     if not factorized:
-        return conv_bn(x, filters, kernel_size, strides, name, sync_bn, relu=relu,
-                       zero_gamma=zero_gamma)
+        return conv_bn(
+            x, filters, kernel_size, strides, name, sync_bn, relu=relu, zero_gamma=zero_gamma
+        )
     if len(kernel_size) != 3:
-        raise ValueError(f"{name!r}: the (2+1)D factorisation needs a 3-D kernel, "
-                         f"got kernel_size={tuple(kernel_size)}")
+        raise ValueError(
+            f"{name!r}: the (2+1)D factorisation needs a 3-D kernel, "
+            f"got kernel_size={tuple(kernel_size)}"
+        )
     kernel_t, kernel_h, kernel_w = kernel_size
     stride_t, stride_h, stride_w = strides
     mid = r2plus1d_mid_channels(int(x.shape[-1]), filters, kernel_t, max(kernel_h, kernel_w))
-    x = conv_bn(x, mid, (1, kernel_h, kernel_w), (1, stride_h, stride_w), name + "_spatial",
-                sync_bn, relu=True)
-    return conv_bn(x, filters, (kernel_t, 1, 1), (stride_t, 1, 1), name + "_temporal",
-                   sync_bn, relu=relu, zero_gamma=zero_gamma)
+    x = conv_bn(
+        x,
+        mid,
+        (1, kernel_h, kernel_w),
+        (1, stride_h, stride_w),
+        name + "_spatial",
+        sync_bn,
+        relu=True,
+    )
+    return conv_bn(
+        x,
+        filters,
+        (kernel_t, 1, 1),
+        (stride_t, 1, 1),
+        name + "_temporal",
+        sync_bn,
+        relu=relu,
+        zero_gamma=zero_gamma,
+    )
 
 
 def _shortcut(x, out_channels: int, strides: tuple[int, ...], name: str, sync_bn: bool):
@@ -53,23 +79,46 @@ def _shortcut(x, out_channels: int, strides: tuple[int, ...], name: str, sync_bn
     return conv_bn(x, out_channels, ones, strides, name + "_shortcut", sync_bn, relu=False)
 
 
-def basic_block(x, planes: int, strides: Sequence[int], name: str, sync_bn: bool,
-                factorized: bool = False, zero_init_residual: bool = False):
+def basic_block(
+    x,
+    planes: int,
+    strides: Sequence[int],
+    name: str,
+    sync_bn: bool,
+    factorized: bool = False,
+    zero_init_residual: bool = False,
+):
     """ResNet BasicBlock: two 3x3(x3) convs; output channels = `planes`."""
     rank = len(x.shape) - 2
     strides = tuple(int(s) for s in strides)
     kernel = (3,) * rank
     shortcut = _shortcut(x, planes, strides, name, sync_bn)
     y = spatiotemporal_conv_bn(x, planes, kernel, strides, name + "_conv1", sync_bn, factorized)
-    y = spatiotemporal_conv_bn(y, planes, kernel, (1,) * rank, name + "_conv2", sync_bn,
-                               factorized, relu=False, zero_gamma=zero_init_residual)
+    y = spatiotemporal_conv_bn(
+        y,
+        planes,
+        kernel,
+        (1,) * rank,
+        name + "_conv2",
+        sync_bn,
+        factorized,
+        relu=False,
+        zero_gamma=zero_init_residual,
+    )
     y = keras.layers.Add(name=name + "_add")([y, shortcut])
     return keras.layers.ReLU(name=name + "_out")(y)
 
 
-def bottleneck_block(x, planes: int, strides: Sequence[int], name: str, sync_bn: bool,
-                     factorized: bool = False, zero_init_residual: bool = False,
-                     expansion: int = 4):
+def bottleneck_block(
+    x,
+    planes: int,
+    strides: Sequence[int],
+    name: str,
+    sync_bn: bool,
+    factorized: bool = False,
+    zero_init_residual: bool = False,
+    expansion: int = 4,
+):
     """ResNet Bottleneck: 1x1 -> 3x3 (strided) -> 1x1; output channels = planes * expansion."""
     rank = len(x.shape) - 2
     strides = tuple(int(s) for s in strides)
@@ -77,10 +126,19 @@ def bottleneck_block(x, planes: int, strides: Sequence[int], name: str, sync_bn:
     out_channels = planes * expansion
     shortcut = _shortcut(x, out_channels, strides, name, sync_bn)
     y = conv_bn(x, planes, ones, ones, name + "_conv1", sync_bn)
-    y = spatiotemporal_conv_bn(y, planes, (3,) * rank, strides, name + "_conv2", sync_bn,
-                               factorized)
-    y = conv_bn(y, out_channels, ones, ones, name + "_conv3", sync_bn, relu=False,
-                zero_gamma=zero_init_residual)
+    y = spatiotemporal_conv_bn(
+        y, planes, (3,) * rank, strides, name + "_conv2", sync_bn, factorized
+    )
+    y = conv_bn(
+        y,
+        out_channels,
+        ones,
+        ones,
+        name + "_conv3",
+        sync_bn,
+        relu=False,
+        zero_gamma=zero_init_residual,
+    )
     y = keras.layers.Add(name=name + "_add")([y, shortcut])
     return keras.layers.ReLU(name=name + "_out")(y)
 
@@ -88,9 +146,17 @@ def bottleneck_block(x, planes: int, strides: Sequence[int], name: str, sync_bn:
 BLOCKS = {"basic": basic_block, "bottleneck": bottleneck_block}
 
 
-def residual_stages(x, block: str, blocks: Sequence[int], width: int, first_strides: Sequence[int],
-                    later_strides: Sequence[int], sync_bn: bool, factorized: bool = False,
-                    zero_init_residual: bool = False):
+def residual_stages(
+    x,
+    block: str,
+    blocks: Sequence[int],
+    width: int,
+    first_strides: Sequence[int],
+    later_strides: Sequence[int],
+    sync_bn: bool,
+    factorized: bool = False,
+    zero_init_residual: bool = False,
+):
     """Stack the residual stages "layer1", "layer2", ...
 
     Stage i has `blocks[i]` blocks of `width * 2**i` planes; its first block
@@ -114,7 +180,14 @@ def residual_stages(x, block: str, blocks: Sequence[int], width: int, first_stri
                 strides = (1,) * len(first_strides)
             else:
                 strides = first_strides if stage == 0 else later_strides
-            x = block_fn(x, planes, strides, f"{stage_name}_block{index + 1}", sync_bn,
-                         factorized=factorized, zero_init_residual=zero_init_residual)
+            x = block_fn(
+                x,
+                planes,
+                strides,
+                f"{stage_name}_block{index + 1}",
+                sync_bn,
+                factorized=factorized,
+                zero_init_residual=zero_init_residual,
+            )
         stages[stage_name] = x
     return x, stages

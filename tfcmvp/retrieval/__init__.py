@@ -12,13 +12,32 @@ and clamping rules in ``search`` and ``metrics``.
 """
 
 from tfcmvp.retrieval.metrics import DEFAULT_KS, hit_matrix, recall_at_k, recall_key
-from tfcmvp.retrieval.protocols import (COCLR, PROTOCOLS, VCOP, check_protocol, l2_normalize,
-                                        prepare, video_features)
+from tfcmvp.retrieval.protocols import (
+    COCLR,
+    PROTOCOLS,
+    VCOP,
+    check_protocol,
+    l2_normalize,
+    prepare,
+    video_features,
+)
 from tfcmvp.retrieval.report import format_table, plot_retrieval, write_json
 from tfcmvp.retrieval.search import topk_search
 
 __all__ = [
-    "COCLR", "DEFAULT_KS", "PROTOCOLS", "VCOP", "check_protocol", "format_table", "hit_matrix",
-    "l2_normalize", "plot_retrieval", "prepare", "recall_at_k", "recall_key", "topk_search",
-    "video_features", "write_json",
+    "COCLR",
+    "DEFAULT_KS",
+    "PROTOCOLS",
+    "VCOP",
+    "check_protocol",
+    "format_table",
+    "hit_matrix",
+    "l2_normalize",
+    "plot_retrieval",
+    "prepare",
+    "recall_at_k",
+    "recall_key",
+    "topk_search",
+    "video_features",
+    "write_json",
 ]

@@ -59,8 +59,10 @@ def _check_labels(split: str, feats: features_lib.SplitFeatures) -> None:
     unlabelled = np.flatnonzero(feats.labels < 0)
     if unlabelled.size:
         example = str(feats.video_ids[unlabelled[0]])
-        raise ValueError(f"{unlabelled.size} {split} video(s) have no class label (-1), e.g. "
-                         f"{example!r}; retrieval needs labelled videos")
+        raise ValueError(
+            f"{unlabelled.size} {split} video(s) have no class label (-1), e.g. "
+            f"{example!r}; retrieval needs labelled videos"
+        )
 
 
 def query_rows(num_queries: int, count: int = PNG_QUERIES) -> np.ndarray:
@@ -85,7 +87,8 @@ def data_description(data_dir, extracted: features_lib.ExtractedFeatures) -> dic
         "dir": str(data_dir),
         "layout": manifest.get("layout"),
         "num_classes": manifest.get("num_classes"),
-        "queries": "test", "gallery": "train",
+        "queries": "test",
+        "gallery": "train",
         "modality": options.modality,
         "clip_positions": options.positions,
         "clips_per_video": _clips_per_video(extracted),
@@ -94,11 +97,21 @@ def data_description(data_dir, extracted: features_lib.ExtractedFeatures) -> dic
     }
 
 
-def evaluate_retrieval(model_dir, data_dir, *, clips: int = 10, protocol: str = "vcop",
-                       ks: Sequence[int] = DEFAULT_KS, cache_dir=None, png=None,
-                       output=None, batch_size: int = features_lib.DEFAULT_BATCH_SIZE,
-                       use_cache: bool = True, progress: Optional[bool] = None,
-                       labels: Optional[LabelTable] = None) -> dict:
+def evaluate_retrieval(
+    model_dir,
+    data_dir,
+    *,
+    clips: int = 10,
+    protocol: str = "vcop",
+    ks: Sequence[int] = DEFAULT_KS,
+    cache_dir=None,
+    png=None,
+    output=None,
+    batch_size: int = features_lib.DEFAULT_BATCH_SIZE,
+    use_cache: bool = True,
+    progress: Optional[bool] = None,
+    labels: Optional[LabelTable] = None,
+) -> dict:
     """Retrieval recall of an exported network (see the module docstring).
 
     Args:
@@ -137,21 +150,35 @@ def evaluate_retrieval(model_dir, data_dir, *, clips: int = 10, protocol: str = 
     """
     check_protocol(protocol)
     ks = _check_ks(ks)
-    fallback = (pathlib.Path(output).resolve().parent / features_lib.CACHE_DIR_NAME
-                if output is not None else None)
+    fallback = (
+        pathlib.Path(output).resolve().parent / features_lib.CACHE_DIR_NAME
+        if output is not None
+        else None
+    )
     # A damaged shard fails in TensorFlow with an error naming no file: name it.
     with corrupt_shards_named(data_dir, skip_hint=False):
         extracted = features_lib.extract_features(
-            model_dir, data_dir, clips=clips, positions=clip_positions(protocol),
-            batch_size=batch_size, cache_dir=cache_dir,
-            fallback_cache_dir=fallback, use_cache=use_cache, thumbnails=png is not None,
-            progress=progress)
+            model_dir,
+            data_dir,
+            clips=clips,
+            positions=clip_positions(protocol),
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            fallback_cache_dir=fallback,
+            use_cache=use_cache,
+            thumbnails=png is not None,
+            progress=progress,
+        )
     for split, files in _shards(data_dir).items():  # as many videos as the manifest counted
         check_record_count(files, len(extracted.splits[split]))
     test, train = extracted.splits["test"], extracted.splits["train"]
     if labels is not None:  # the features do not depend on labels: the cache still holds
-        test, train = (dataclasses.replace(split, **dict(zip(
-            ("labels", "label_names"), relabel(split.video_ids, labels)))) for split in (test, train))
+        test, train = (
+            dataclasses.replace(
+                split, **dict(zip(("labels", "label_names"), relabel(split.video_ids, labels)))
+            )
+            for split in (test, train)
+        )
     _check_labels("test", test)
     _check_labels("train", train)
 
@@ -163,11 +190,19 @@ def evaluate_retrieval(model_dir, data_dir, *, clips: int = 10, protocol: str = 
     data = data_description(data_dir, extracted)
     if labels is not None:
         data["labels"] = {"file": labels.path, "column": labels.column}
-    record = dict(recalls, protocol=protocol, model=model, name=name, data=data,
-                  num_queries=len(test), num_gallery=len(train))
+    record = dict(
+        recalls,
+        protocol=protocol,
+        model=model,
+        name=name,
+        data=data,
+        num_queries=len(test),
+        num_gallery=len(train),
+    )
     if output is not None:
-        record = write_json(output, recalls, protocol, model, data, len(test), len(train),
-                            name=name)
+        record = write_json(
+            output, recalls, protocol, model, data, len(test), len(train), name=name
+        )
         logger.info("wrote %s", output)
 
     if png is not None:
@@ -176,11 +211,22 @@ def evaluate_retrieval(model_dir, data_dir, *, clips: int = 10, protocol: str = 
         test_thumbs, train_thumbs = extracted.thumbnails["test"], extracted.thumbnails["train"]
         shown = {int(i): train_thumbs[int(i)] for i in np.unique(indices[rows])}
         recall_1 = recalls.get("R@1")
-        title = (f"{name} on {pathlib.Path(data_dir).name}: "
-                 f"{protocol}, {extracted.options.modality}"
-                 + (f", R@1 {recall_1:.1f}%" if recall_1 is not None else ""))
-        plot_retrieval(png, [test_thumbs[int(i)] for i in rows], shown, indices[rows], hits,
-                       query_labels=test.label_names[rows], gallery_labels=train.label_names,
-                       scores=scores[rows], num_results=PNG_RESULTS, title=title)
+        title = (
+            f"{name} on {pathlib.Path(data_dir).name}: "
+            f"{protocol}, {extracted.options.modality}"
+            + (f", R@1 {recall_1:.1f}%" if recall_1 is not None else "")
+        )
+        plot_retrieval(
+            png,
+            [test_thumbs[int(i)] for i in rows],
+            shown,
+            indices[rows],
+            hits,
+            query_labels=test.label_names[rows],
+            gallery_labels=train.label_names,
+            scores=scores[rows],
+            num_results=PNG_RESULTS,
+            title=title,
+        )
         logger.info("wrote %s", png)
     return record

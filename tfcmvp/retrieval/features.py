@@ -76,9 +76,9 @@ from typing import Callable, Optional
 import numpy as np
 
 from tfcmvp import manifest as manifest_lib
-from tfcmvp.manifest import find_shards, read_manifest
 from tfcmvp import schema
 from tfcmvp.export import contract as export_contract
+from tfcmvp.manifest import find_shards, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -150,8 +150,10 @@ def _modality(info: dict, shape: list) -> str:
             return "iframe"
         if len(shape) == 4:
             return "motion" if shape[-1] == 2 else "rgb"
-    raise ValueError(f"export network {network!r} with input shape {shape} is not one of "
-                     f"{sorted(NETWORK_MODALITY)} or a classifier")
+    raise ValueError(
+        f"export network {network!r} with input shape {shape} is not one of "
+        f"{sorted(NETWORK_MODALITY)} or a classifier"
+    )
 
 
 def eval_options(info: dict, num_clips: int, positions: str = "vcop") -> EvalOptions:
@@ -175,29 +177,37 @@ def eval_options(info: dict, num_clips: int, positions: str = "vcop") -> EvalOpt
     modality = _modality(info, shape)
     rank, channels = (3, 3) if modality == "iframe" else (4, 3 if modality == "rgb" else 2)
     if len(shape) != rank or shape[-1] != channels:
-        raise ValueError(f"export input.shape {shape} does not fit a {info['network']!r} network "
-                         f"(modality {modality!r}: rank {rank}, {channels} channels)")
+        raise ValueError(
+            f"export input.shape {shape} does not fit a {info['network']!r} network "
+            f"(modality {modality!r}: rank {rank}, {channels} channels)"
+        )
     height, width = shape[-3], shape[-2]
     if height != width:
-        raise ValueError(f"export input.shape {shape}: the evaluation crop is square, "
-                         f"got {height}x{width}")
+        raise ValueError(
+            f"export input.shape {shape}: the evaluation crop is square, got {height}x{width}"
+        )
     frames = shape[0] if rank == 4 else 1
     if contract.get("frames") not in (None, frames) and rank == 4:
-        raise ValueError(f"export input.frames {contract['frames']} disagrees with "
-                         f"input.shape {shape}")
+        raise ValueError(
+            f"export input.frames {contract['frames']} disagrees with input.shape {shape}"
+        )
     defaults = AugmentConfig()
     if modality in ("rgb", "iframe"):
         # The pipeline normalises with ImageNet statistics only.
         for key, expected in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
-            if contract.get(key) is not None and not np.allclose(contract[key], expected,
-                                                                 atol=1e-6):
-                raise ValueError(f"export input.{key} {contract[key]} is not the ImageNet "
-                                 f"{key} {list(expected)} the evaluation pipeline uses")
+            if contract.get(key) is not None and not np.allclose(
+                contract[key], expected, atol=1e-6
+            ):
+                raise ValueError(
+                    f"export input.{key} {contract[key]} is not the ImageNet "
+                    f"{key} {list(expected)} the evaluation pipeline uses"
+                )
     if modality == "rgb":
         stride = contract.get("stride")
         if not isinstance(stride, int) or stride < 1:
-            raise ValueError(f"export input.stride must be a positive int for a video network, "
-                             f"got {stride!r}")
+            raise ValueError(
+                f"export input.stride must be a positive int for a video network, got {stride!r}"
+            )
         clip_len, clip_stride, motion_len = frames, stride, _default_motion_len()
     elif modality == "motion":
         # Motion windows at the clip positions: a span of T frames at stride 1.
@@ -206,16 +216,22 @@ def eval_options(info: dict, num_clips: int, positions: str = "vcop") -> EvalOpt
         # One frame per clip: the I-frame nearest the clip position.
         clip_len, clip_stride, motion_len = 1, 1, _default_motion_len()
     # Exports carry resize_short; the paper's 128 / 112 ratio for ones that do not.
-    resize_short = (contract.get("resize_short")
-                    or int(round(height * export_contract.TEST_RESIZE_RATIO)))
+    resize_short = contract.get("resize_short") or int(
+        round(height * export_contract.TEST_RESIZE_RATIO)
+    )
     return EvalOptions(
-        modality=modality, positions=positions,
-        num_clips=None if positions == "sliding" else num_clips, clip_len=int(clip_len),
-        clip_stride=int(clip_stride), motion_len=int(motion_len), crop_size=height,
+        modality=modality,
+        positions=positions,
+        num_clips=None if positions == "sliding" else num_clips,
+        clip_len=int(clip_len),
+        clip_stride=int(clip_stride),
+        motion_len=int(motion_len),
+        crop_size=height,
         resize_short=int(resize_short),
         mv_clip=float(contract.get("mv_clip") or defaults.mv_clip),
         mv_div=float(contract.get("mv_div") or defaults.mv_div),
-        mv_resize_method=str(contract.get("mv_resize_method") or defaults.mv_resize_method))
+        mv_resize_method=str(contract.get("mv_resize_method") or defaults.mv_resize_method),
+    )
 
 
 def _default_motion_len() -> int:
@@ -248,8 +264,11 @@ def model_fingerprint(model_dir) -> str:
     """SHA-256 of the export's graph, variable index and export JSON (hex)."""
     model_dir = pathlib.Path(model_dir)
     digest = hashlib.sha256()
-    for relative in ("saved_model.pb", os.path.join("variables", "variables.index"),
-                     str(EXPORT_INFO_PATH)):
+    for relative in (
+        "saved_model.pb",
+        os.path.join("variables", "variables.index"),
+        str(EXPORT_INFO_PATH),
+    ):
         path = model_dir / relative
         digest.update(relative.encode() + b"\0")
         if path.is_file():  # a model without variables has no index
@@ -296,8 +315,10 @@ def resolve_cache_dir(cache_dir, data_dir, fallback_cache_dir=None) -> Optional[
             continue
         if os.access(path, os.W_OK):
             return path
-    logger.warning("no writable cache folder among %s: features are not cached",
-                   ", ".join(map(str, candidates)))
+    logger.warning(
+        "no writable cache folder among %s: features are not cached",
+        ", ".join(map(str, candidates)),
+    )
     return None
 
 
@@ -344,7 +365,7 @@ class Thumbnails:
         if not -len(self) <= index < len(self):
             raise IndexError(f"thumbnail {index} of {len(self)}")
         index %= len(self)
-        encoded = self.data[self.offsets[index]:self.offsets[index + 1]].tobytes()
+        encoded = self.data[self.offsets[index] : self.offsets[index + 1]].tobytes()
         with Image.open(io.BytesIO(encoded)) as image:
             return np.asarray(image.convert("RGB"))
 
@@ -389,9 +410,13 @@ def _load_npz(path: pathlib.Path, key: str) -> Optional[dict]:
 
 
 def _split_arrays(split: str, feats: SplitFeatures) -> dict:
-    return {f"{split}/features": feats.features, f"{split}/labels": feats.labels,
-            f"{split}/video_ids": feats.video_ids, f"{split}/label_names": feats.label_names,
-            f"{split}/clip_counts": feats.clip_counts}
+    return {
+        f"{split}/features": feats.features,
+        f"{split}/labels": feats.labels,
+        f"{split}/video_ids": feats.video_ids,
+        f"{split}/label_names": feats.label_names,
+        f"{split}/clip_counts": feats.clip_counts,
+    }
 
 
 def _split_from_arrays(split: str, arrays: dict) -> SplitFeatures:
@@ -400,7 +425,8 @@ def _split_from_arrays(split: str, arrays: dict) -> SplitFeatures:
         labels=arrays[f"{split}/labels"].astype(np.int64),
         video_ids=arrays[f"{split}/video_ids"].astype(str),
         label_names=arrays[f"{split}/label_names"].astype(str),
-        clip_counts=arrays[f"{split}/clip_counts"].astype(np.int64))
+        clip_counts=arrays[f"{split}/clip_counts"].astype(np.int64),
+    )
 
 
 # --------------------------------------------------------------------------- the model
@@ -416,15 +442,18 @@ def load_embedding_fn(model_dir) -> Callable:
     loaded, _ = load_export(model_dir)  # checks the signatures the description lists
     name, output = export_contract.EMBED, export_contract.EMBED_OUTPUT
     if name not in loaded.signatures:
-        raise ValueError(f"{model_dir}: the SavedModel has no {name!r} signature "
-                         f"(it has {sorted(loaded.signatures)})")
+        raise ValueError(
+            f"{model_dir}: the SavedModel has no {name!r} signature "
+            f"(it has {sorted(loaded.signatures)})"
+        )
     signature = loaded.signatures[name]
 
     def embed(clips):
         outputs = signature(**{export_contract.INPUT_NAME: clips})
         if output not in outputs:
-            raise ValueError(f"{model_dir}: signature {name!r} returns {sorted(outputs)}, "
-                             f"expected {output!r}")
+            raise ValueError(
+                f"{model_dir}: signature {name!r} returns {sorted(outputs)}, expected {output!r}"
+            )
         return outputs[output]
 
     embed.loaded = loaded  # keeps the variables alive as long as the function
@@ -453,8 +482,9 @@ def thumbnail(serialized, shape=THUMB_SHAPE):
     return tf.io.encode_jpeg(image, quality=THUMB_QUALITY)
 
 
-def _video_dataset(files, options: EvalOptions, *, with_clips: bool, with_thumbs: bool,
-                   videos_per_batch: int):
+def _video_dataset(
+    files, options: EvalOptions, *, with_clips: bool, with_thumbs: bool, videos_per_batch: int
+):
     """One read of the shards: the evaluation sample and / or the thumbnail of each video."""
     import tensorflow as tf
 
@@ -470,7 +500,8 @@ def _video_dataset(files, options: EvalOptions, *, with_clips: bool, with_thumbs
             # Thumbnails only: ids straight from the record, nothing else decoded.
             spec = schema.feature_spec()
             parsed = tf.io.parse_single_example(
-                serialized, {k: spec[k] for k in (schema.VIDEO_ID, schema.LABEL)})
+                serialized, {k: spec[k] for k in (schema.VIDEO_ID, schema.LABEL)}
+            )
             out = {keys.VIDEO_ID: parsed[schema.VIDEO_ID], keys.LABEL: parsed[schema.LABEL]}
         if with_thumbs:
             out["thumbnail"] = thumbnail(serialized)
@@ -484,12 +515,26 @@ def _progress(total, desc: str, progress: Optional[bool]):
     from tqdm.auto import tqdm
 
     # progress=None: a bar on a terminal only, not in logs.
-    return tqdm(total=total, desc=desc, unit="video", disable=None if progress is None
-                else not progress, leave=False)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="video",
+        disable=None if progress is None else not progress,
+        leave=False,
+    )
 
 
-def _run_split(embed, files, options: EvalOptions, *, split: str, batch_size: int,
-               with_thumbs: bool, total: Optional[int], progress) -> tuple:
+def _run_split(
+    embed,
+    files,
+    options: EvalOptions,
+    *,
+    split: str,
+    batch_size: int,
+    with_thumbs: bool,
+    total: Optional[int],
+    progress,
+) -> tuple:
     """Features (and thumbnails) of every video of one split."""
     import tensorflow as tf
 
@@ -498,24 +543,31 @@ def _run_split(embed, files, options: EvalOptions, *, split: str, batch_size: in
 
     # Sliding windows give every video its own clip count N_v: one video per batch.
     videos_per_batch = 1 if options.num_clips is None else max(1, batch_size // options.num_clips)
-    ds = _video_dataset(files, options, with_clips=True, with_thumbs=with_thumbs,
-                        videos_per_batch=videos_per_batch)
+    ds = _video_dataset(
+        files, options, with_clips=True, with_thumbs=with_thumbs, videos_per_batch=videos_per_batch
+    )
     feats, labels, ids, names, thumbs, counts = [], [], [], [], [], []
     with _progress(total, f"{split} features", progress) as bar:
         for batch in ds:
             clips = batch[keys.CLIPS]  # [B, N, *input_shape]
             num_videos, num_clips = int(clips.shape[0]), int(clips.shape[1])
             if tuple(clips.shape[2:]) != options.input_shape:
-                raise ValueError(f"clips of shape {tuple(clips.shape[2:])} do not match the "
-                                 f"export input {options.input_shape}")
+                raise ValueError(
+                    f"clips of shape {tuple(clips.shape[2:])} do not match the "
+                    f"export input {options.input_shape}"
+                )
             flat = tf.reshape(clips, [num_videos * num_clips, *options.input_shape])  # [B*N, ...]
             # At most batch_size clips per call, whatever N is.
-            parts = [np.asarray(embed(flat[i:i + batch_size]))
-                     for i in range(0, num_videos * num_clips, batch_size)]
+            parts = [
+                np.asarray(embed(flat[i : i + batch_size]))
+                for i in range(0, num_videos * num_clips, batch_size)
+            ]
             clip_feats = np.concatenate(parts, axis=0)  # [B*N, D]
             if clip_feats.ndim != 2 or clip_feats.shape[0] != num_videos * num_clips:
-                raise ValueError(f"embedding of {num_videos * num_clips} clips has shape "
-                                 f"{clip_feats.shape}, expected [{num_videos * num_clips}, D]")
+                raise ValueError(
+                    f"embedding of {num_videos * num_clips} clips has shape "
+                    f"{clip_feats.shape}, expected [{num_videos * num_clips}, D]"
+                )
             clip_feats = clip_feats.reshape(num_videos, num_clips, -1)  # [B, N, D]
             # The clip mean is the same under both protocols; VCOP only names it here.
             feats.append(video_features(clip_feats, VCOP))  # [B, D]
@@ -531,8 +583,10 @@ def _run_split(embed, files, options: EvalOptions, *, split: str, batch_size: in
     result = SplitFeatures(
         features=np.concatenate(feats).astype(np.float32),
         labels=np.concatenate(labels).astype(np.int64),
-        video_ids=np.asarray(ids, dtype=str), label_names=np.asarray(names, dtype=str),
-        clip_counts=np.asarray(counts, np.int64))
+        video_ids=np.asarray(ids, dtype=str),
+        label_names=np.asarray(names, dtype=str),
+        clip_counts=np.asarray(counts, np.int64),
+    )
     return result, (Thumbnails.from_jpegs(np.concatenate(thumbs)) if with_thumbs else None)
 
 
@@ -567,8 +621,10 @@ def _cached_thumbnails(cache_dir, data_key, extracted_ids: dict) -> Optional[dic
     for split, ids in extracted_ids.items():
         if not np.array_equal(arrays[f"{split}/video_ids"].astype(str), ids):
             return None
-    return {split: Thumbnails(arrays[f"{split}/thumb_data"], arrays[f"{split}/thumb_offsets"])
-            for split in extracted_ids}
+    return {
+        split: Thumbnails(arrays[f"{split}/thumb_data"], arrays[f"{split}/thumb_offsets"])
+        for split in extracted_ids
+    }
 
 
 def _store_thumbnails(cache_dir, data_key, thumbs: dict, ids: dict) -> None:
@@ -582,11 +638,19 @@ def _store_thumbnails(cache_dir, data_key, thumbs: dict, ids: dict) -> None:
     _save_npz(_thumbs_path(cache_dir, data_key), arrays)
 
 
-def extract_features(model_dir, data_dir, *, clips: int = 10, positions: str = "vcop",
-                     batch_size: int = DEFAULT_BATCH_SIZE, cache_dir=None,
-                     fallback_cache_dir=None, use_cache: bool = True,
-                     thumbnails: bool = False, progress: Optional[bool] = None
-                     ) -> ExtractedFeatures:
+def extract_features(
+    model_dir,
+    data_dir,
+    *,
+    clips: int = 10,
+    positions: str = "vcop",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    cache_dir=None,
+    fallback_cache_dir=None,
+    use_cache: bool = True,
+    thumbnails: bool = False,
+    progress: Optional[bool] = None,
+) -> ExtractedFeatures:
     """Per-video features of the test and train split, from the cache when it has them.
 
     Args:
@@ -621,12 +685,19 @@ def extract_features(model_dir, data_dir, *, clips: int = 10, positions: str = "
     shards = {split: find_shards(data_dir, split) for split in SPLITS}
     manifest = read_manifest(data_dir)
     data_key = data_fingerprint(data_dir, shards)
-    key_payload = {"version": CACHE_VERSION, "model": model_fingerprint(model_dir),
-                   "data": data_key, "options": options.sample_kwargs()}
+    key_payload = {
+        "version": CACHE_VERSION,
+        "model": model_fingerprint(model_dir),
+        "data": data_key,
+        "options": options.sample_kwargs(),
+    }
     key = _key(key_payload)
-    cache = (resolve_cache_dir(cache_dir, data_dir, fallback_cache_dir) if use_cache else None)
-    cache_path = (cache / f"features-{_safe_name(model_dir.resolve().name)}-{key[:16]}.npz"
-                  if cache is not None else None)
+    cache = resolve_cache_dir(cache_dir, data_dir, fallback_cache_dir) if use_cache else None
+    cache_path = (
+        cache / f"features-{_safe_name(model_dir.resolve().name)}-{key[:16]}.npz"
+        if cache is not None
+        else None
+    )
 
     arrays = _load_npz(cache_path, key) if cache_path is not None else None
     if arrays is not None:
@@ -637,16 +708,26 @@ def extract_features(model_dir, data_dir, *, clips: int = 10, positions: str = "
             ids = {split: splits[split].video_ids for split in SPLITS}
             result.thumbnails = _cached_thumbnails(cache, data_key, ids)
             if result.thumbnails is None:
-                made = {split: _thumbnail_pass(shards[split], options, split=split,
-                                               total=_split_size(manifest, split),
-                                               progress=progress) for split in SPLITS}
+                made = {
+                    split: _thumbnail_pass(
+                        shards[split],
+                        options,
+                        split=split,
+                        total=_split_size(manifest, split),
+                        progress=progress,
+                    )
+                    for split in SPLITS
+                }
                 for split in SPLITS:
                     if not np.array_equal(made[split][1], splits[split].video_ids):
-                        raise ValueError(f"{data_dir}: the {split} shards changed while "
-                                         f"reading them (video ids differ from the cache)")
+                        raise ValueError(
+                            f"{data_dir}: the {split} shards changed while "
+                            f"reading them (video ids differ from the cache)"
+                        )
                 result.thumbnails = {split: made[split][0] for split in SPLITS}
-                _store_thumbnails(cache, data_key, result.thumbnails,
-                                  {split: made[split][1] for split in SPLITS})
+                _store_thumbnails(
+                    cache, data_key, result.thumbnails, {split: made[split][1] for split in SPLITS}
+                )
         return result
 
     embed = load_embedding_fn(model_dir)
@@ -655,15 +736,26 @@ def extract_features(model_dir, data_dir, *, clips: int = 10, positions: str = "
     make_thumbs = thumbnails or (cache is not None and not _thumbs_path(cache, data_key).is_file())
     for split in SPLITS:
         splits[split], thumbs[split] = _run_split(
-            embed, shards[split], options, split=split, batch_size=batch_size,
-            with_thumbs=make_thumbs, total=_split_size(manifest, split), progress=progress)
+            embed,
+            shards[split],
+            options,
+            split=split,
+            batch_size=batch_size,
+            with_thumbs=make_thumbs,
+            total=_split_size(manifest, split),
+            progress=progress,
+        )
     ids_known = {split: splits[split].video_ids for split in SPLITS}
     if cache_path is not None:
-        meta = dict(key=key, model_dir=str(model_dir), data_dir=str(data_dir),
-                    options=options.sample_kwargs(), network=info.get("network"),
-                    backbone=info.get("backbone"),
-                    created=datetime.datetime.now(datetime.timezone.utc).isoformat(
-                        timespec="seconds"))
+        meta = dict(
+            key=key,
+            model_dir=str(model_dir),
+            data_dir=str(data_dir),
+            options=options.sample_kwargs(),
+            network=info.get("network"),
+            backbone=info.get("backbone"),
+            created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        )
         arrays = {"meta": np.asarray(json.dumps(meta))}
         for split in SPLITS:
             arrays.update(_split_arrays(split, splits[split]))

@@ -70,8 +70,10 @@ def read_label_table(path, column: str) -> LabelTable:
             if not video or not label:
                 raise ValueError(f"{path}:{line}: empty {VIDEO_COLUMN!r} or {column!r} value")
             if by_video.get(video, label) != label:
-                raise ValueError(f"{path}:{line}: video {video!r} listed twice with different "
-                                 f"{column!r} labels ({by_video[video]!r}, {label!r})")
+                raise ValueError(
+                    f"{path}:{line}: video {video!r} listed twice with different "
+                    f"{column!r} labels ({by_video[video]!r}, {label!r})"
+                )
             by_video[video] = label
     return LabelTable(str(path), column, tuple(sorted(set(by_video.values()))), by_video)
 
@@ -84,8 +86,10 @@ def relabel(video_ids, table: LabelTable) -> tuple[np.ndarray, np.ndarray]:
     video_ids = [str(v) for v in video_ids]
     missing = [v for v in video_ids if v not in table.by_video]
     if missing:
-        raise ValueError(f"{table.path}: {len(missing)} video(s) of the data have no "
-                         f"{table.column!r} label, e.g. {missing[:3]}")
+        raise ValueError(
+            f"{table.path}: {len(missing)} video(s) of the data have no "
+            f"{table.column!r} label, e.g. {missing[:3]}"
+        )
     names = [table.by_video[v] for v in video_ids]
     labels = np.asarray([table.index(n) for n in names], dtype=np.int64)
     return labels, np.asarray(names, dtype=str)

@@ -28,15 +28,19 @@ def hit_matrix(query_labels, gallery_labels, topk_indices) -> np.ndarray:
     topk_indices = np.asarray(topk_indices)
     if query_labels.ndim != 1 or gallery_labels.ndim != 1:
         raise ValueError(
-            f"labels must be 1-D, got query {query_labels.shape}, gallery {gallery_labels.shape}")
+            f"labels must be 1-D, got query {query_labels.shape}, gallery {gallery_labels.shape}"
+        )
     if topk_indices.ndim != 2 or topk_indices.shape[0] != query_labels.shape[0]:
         raise ValueError(
-            f"topk_indices must be [Q={query_labels.shape[0]}, K], got {topk_indices.shape}")
-    if topk_indices.size and (topk_indices.min() < 0
-                              or topk_indices.max() >= gallery_labels.shape[0]):
+            f"topk_indices must be [Q={query_labels.shape[0]}, K], got {topk_indices.shape}"
+        )
+    if topk_indices.size and (
+        topk_indices.min() < 0 or topk_indices.max() >= gallery_labels.shape[0]
+    ):
         raise ValueError(
             f"topk_indices out of range for a gallery of {gallery_labels.shape[0]} videos: "
-            f"[{topk_indices.min()}, {topk_indices.max()}]")
+            f"[{topk_indices.min()}, {topk_indices.max()}]"
+        )
     return gallery_labels[topk_indices] == query_labels[:, None]  # [Q, K]
 
 
@@ -76,7 +80,8 @@ def recall_at_k(query_labels, gallery_labels, topk_indices, ks=DEFAULT_KS) -> di
         if k > depth and depth < num_gallery:
             raise ValueError(
                 f"R@{k} needs the top {k} results but topk_indices has only {depth} columns "
-                f"for a gallery of {num_gallery}; search with k >= {max(ks)}")
+                f"for a gallery of {num_gallery}; search with k >= {max(ks)}"
+            )
         effective = min(int(k), depth)
         results[recall_key(int(k))] = float(100.0 * np.mean(first_hit < effective))
     return results

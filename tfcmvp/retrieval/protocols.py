@@ -87,8 +87,7 @@ def video_features(clip_features, protocol: str = VCOP) -> np.ndarray:
     check_protocol(protocol)
     if isinstance(clip_features, np.ndarray):
         if clip_features.ndim != 3:
-            raise ValueError(
-                f"clip_features must be [V, N, D], got shape {clip_features.shape}")
+            raise ValueError(f"clip_features must be [V, N, D], got shape {clip_features.shape}")
         videos = [clip_features[i] for i in range(clip_features.shape[0])]
     else:
         videos = [np.asarray(v) for v in clip_features]
@@ -101,7 +100,8 @@ def video_features(clip_features, protocol: str = VCOP) -> np.ndarray:
         if clips.ndim != 2 or clips.shape[1] != dim:
             raise ValueError(
                 f"video {i}: clip features must be [N, D] with the D of video 0 ({dim}), "
-                f"got shape {clips.shape}")
+                f"got shape {clips.shape}"
+            )
         if clips.shape[0] == 0:
             raise ValueError(f"video {i} has no clip features (N=0); cannot average")
         mean = clips.mean(axis=0, dtype=np.float64)  # [D]
@@ -125,13 +125,13 @@ def l2_normalize(features: np.ndarray, center: np.ndarray | None = None) -> np.n
     features = np.asarray(features)
     out = np.empty(features.shape, np.float32)
     for start in range(0, features.shape[0], _ROW_BLOCK):
-        block = features[start:start + _ROW_BLOCK].astype(np.float64)  # [b, D]
+        block = features[start : start + _ROW_BLOCK].astype(np.float64)  # [b, D]
         if center is not None:
             block -= center
         norm = np.sqrt(np.einsum("ij,ij->i", block, block))  # [b]
         # Dividing a zero row by 1 keeps it zero: similarity 0 to everything.
         block /= np.where(norm > 0.0, norm, 1.0)[:, None]
-        out[start:start + _ROW_BLOCK] = block
+        out[start : start + _ROW_BLOCK] = block
     return out
 
 
@@ -144,10 +144,11 @@ def _check_features(name: str, features) -> np.ndarray:
     if not np.issubdtype(features.dtype, np.number):
         raise ValueError(f"{name} features must be numeric, got dtype {features.dtype}")
     for start in range(0, features.shape[0], _ROW_BLOCK):
-        bad = ~np.isfinite(features[start:start + _ROW_BLOCK]).all(axis=1)
+        bad = ~np.isfinite(features[start : start + _ROW_BLOCK]).all(axis=1)
         if bad.any():
             raise ValueError(
-                f"{name} features: row {start + int(np.argmax(bad))} is not finite (NaN or Inf)")
+                f"{name} features: row {start + int(np.argmax(bad))} is not finite (NaN or Inf)"
+            )
     return features
 
 
@@ -174,9 +175,12 @@ def prepare(query, gallery, protocol: str = VCOP) -> tuple[np.ndarray, np.ndarra
     gallery = _check_features("gallery", gallery)
     if query.shape[1] != gallery.shape[1]:
         raise ValueError(
-            f"query and gallery feature sizes differ: {query.shape} vs {gallery.shape}")
+            f"query and gallery feature sizes differ: {query.shape} vs {gallery.shape}"
+        )
     if protocol == COCLR:
         # Each set is centred by its own mean, as CoCLR does (not by the gallery mean).
-        return (l2_normalize(query, query.mean(axis=0, dtype=np.float64)),
-                l2_normalize(gallery, gallery.mean(axis=0, dtype=np.float64)))
+        return (
+            l2_normalize(query, query.mean(axis=0, dtype=np.float64)),
+            l2_normalize(gallery, gallery.mean(axis=0, dtype=np.float64)),
+        )
     return l2_normalize(query), l2_normalize(gallery)

@@ -29,8 +29,7 @@ def model_name(model_dir) -> str:
 
 
 def _recall_columns(results_by_model: dict) -> list[str]:
-    keys = {key for result in results_by_model.values() for key in result
-            if key.startswith("R@")}
+    keys = {key for result in results_by_model.values() for key in result if key.startswith("R@")}
     return sorted(keys, key=lambda key: int(key[2:]))
 
 
@@ -59,15 +58,26 @@ def format_table(results_by_model: dict) -> str:
     num_text = 2 if with_protocol else 1
 
     def fmt(line):
-        return "  ".join(cell.ljust(w) if i < num_text else cell.rjust(w)
-                         for i, (cell, w) in enumerate(zip(line, widths))).rstrip()
+        return "  ".join(
+            cell.ljust(w) if i < num_text else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths))
+        ).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([fmt(header), rule] + [fmt(row) for row in rows])
 
 
-def write_json(path, results: dict, protocol: str, model: str, data, num_queries: int,
-               num_gallery: int, *, name: str | None = None) -> dict:
+def write_json(
+    path,
+    results: dict,
+    protocol: str,
+    model: str,
+    data,
+    num_queries: int,
+    num_gallery: int,
+    *,
+    name: str | None = None,
+) -> dict:
     """Write one retrieval result as JSON and return the written record.
 
     Keys: the ``"R@k"`` entries of ``results`` (percent), then ``"protocol"``,
@@ -87,9 +97,15 @@ def write_json(path, results: dict, protocol: str, model: str, data, num_queries
     recalls = {key: float(results[key]) for key in _recall_columns({model: results})}
     if not recalls:
         raise ValueError(f"results hold no 'R@k' entries: {sorted(results)}")
-    record = dict(recalls, protocol=protocol, model=str(model),
-                  **({} if name is None else {"name": str(name)}), data=data,
-                  num_queries=int(num_queries), num_gallery=int(num_gallery))
+    record = dict(
+        recalls,
+        protocol=protocol,
+        model=str(model),
+        **({} if name is None else {"name": str(name)}),
+        data=data,
+        num_queries=int(num_queries),
+        num_gallery=int(num_gallery),
+    )
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write then rename, so an interrupted run never leaves half a file.
@@ -115,9 +131,21 @@ def _show(ax, image, border: str | None, caption: str | None) -> None:
         ax.set_title(caption, fontsize=7)
 
 
-def plot_retrieval(png, query_thumbs, gallery_thumbs, topk_indices, hits, *,
-                   query_labels=None, gallery_labels=None, scores=None, num_results: int = 5,
-                   title: str | None = None, panel_inches: float = 1.5, dpi: int = 100):
+def plot_retrieval(
+    png,
+    query_thumbs,
+    gallery_thumbs,
+    topk_indices,
+    hits,
+    *,
+    query_labels=None,
+    gallery_labels=None,
+    scores=None,
+    num_results: int = 5,
+    title: str | None = None,
+    panel_inches: float = 1.5,
+    dpi: int = 100,
+):
     """Save a grid figure: one row per query, the query then its top results.
 
     Column 0 shows the query thumbnail (grey border); columns 1..num_results
@@ -161,8 +189,9 @@ def plot_retrieval(png, query_thumbs, gallery_thumbs, topk_indices, hits, *,
         raise ValueError(f"num_results must be >= 1, got {num_results}")
 
     num_cols = 1 + num_results
-    fig = Figure(figsize=(panel_inches * num_cols, panel_inches * num_rows + (0.4 if title else 0)),
-                 dpi=dpi)
+    fig = Figure(
+        figsize=(panel_inches * num_cols, panel_inches * num_rows + (0.4 if title else 0)), dpi=dpi
+    )
     FigureCanvasAgg(fig)
     axes = fig.subplots(num_rows, num_cols, squeeze=False)  # [n, 1 + num_results]
     for row in range(num_rows):
@@ -179,8 +208,12 @@ def plot_retrieval(png, query_thumbs, gallery_thumbs, topk_indices, hits, *,
                 parts.append(str(gallery_labels[index]))
             if scores is not None:
                 parts.append(f"({float(np.asarray(scores)[row, rank]):.2f})")
-            _show(ax, gallery_thumbs[index], HIT_COLOR if hits[row, rank] else MISS_COLOR,
-                  " ".join(parts))
+            _show(
+                ax,
+                gallery_thumbs[index],
+                HIT_COLOR if hits[row, rank] else MISS_COLOR,
+                " ".join(parts),
+            )
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

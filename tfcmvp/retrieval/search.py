@@ -47,7 +47,7 @@ def _as_float32_matrix(name: str, x) -> np.ndarray:
 def _check_finite(name: str, x: np.ndarray, rows: int) -> None:
     # In row blocks so the boolean temporary stays small for a large gallery.
     for start in range(0, x.shape[0], rows):
-        bad = ~np.isfinite(x[start:start + rows]).all(axis=1)
+        bad = ~np.isfinite(x[start : start + rows]).all(axis=1)
         if bad.any():
             raise ValueError(f"{name} row {start + int(np.argmax(bad))} is not finite (NaN or Inf)")
 
@@ -82,9 +82,13 @@ def _chunk_topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(scores, cols, axis=1), cols
 
 
-def topk_search(query, gallery, k: int, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                query_chunk_size: int = DEFAULT_QUERY_CHUNK_SIZE
-                ) -> tuple[np.ndarray, np.ndarray]:
+def topk_search(
+    query,
+    gallery,
+    k: int,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    query_chunk_size: int = DEFAULT_QUERY_CHUNK_SIZE,
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k gallery items for each query by dot product, in bounded memory.
 
     For cosine similarity pass the output of
@@ -112,11 +116,15 @@ def topk_search(query, gallery, k: int, chunk_size: int = DEFAULT_CHUNK_SIZE,
     gallery = _as_float32_matrix("gallery", gallery)
     if query.shape[1] != gallery.shape[1]:
         raise ValueError(
-            f"query and gallery feature sizes differ: {query.shape} vs {gallery.shape}")
+            f"query and gallery feature sizes differ: {query.shape} vs {gallery.shape}"
+        )
     if gallery.shape[0] == 0:
         raise ValueError("gallery is empty: nothing to search")
-    for name, value in (("k", k), ("chunk_size", chunk_size),
-                        ("query_chunk_size", query_chunk_size)):
+    for name, value in (
+        ("k", k),
+        ("chunk_size", chunk_size),
+        ("query_chunk_size", query_chunk_size),
+    ):
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     _check_finite("query", query, query_chunk_size)
@@ -128,11 +136,11 @@ def topk_search(query, gallery, k: int, chunk_size: int = DEFAULT_CHUNK_SIZE,
     top_indices = np.empty((num_queries, k), np.int64)  # [Q, k]
 
     for q0 in range(0, num_queries, query_chunk_size):
-        q_block = query[q0:q0 + query_chunk_size]  # [bq, D]
+        q_block = query[q0 : q0 + query_chunk_size]  # [bq, D]
         best_scores = np.empty((q_block.shape[0], 0), np.float32)  # [bq, <=k]
         best_indices = np.empty((q_block.shape[0], 0), np.int64)  # [bq, <=k]
         for g0 in range(0, num_gallery, chunk_size):
-            scores = q_block @ gallery[g0:g0 + chunk_size].T  # [bq, bg]
+            scores = q_block @ gallery[g0 : g0 + chunk_size].T  # [bq, bg]
             chunk_scores, chunk_cols = _chunk_topk(scores, k)  # [bq, k'] each
             # Running best first: its indices are all lower than this chunk's
             # and each part lists equal scores by increasing index, so a
@@ -142,6 +150,6 @@ def topk_search(query, gallery, k: int, chunk_size: int = DEFAULT_CHUNK_SIZE,
             order = np.argsort(-merged_scores, axis=1, kind="stable")[:, :k]  # [bq, <=k]
             best_scores = np.take_along_axis(merged_scores, order, axis=1)
             best_indices = np.take_along_axis(merged_indices, order, axis=1)
-        top_scores[q0:q0 + query_chunk_size] = best_scores
-        top_indices[q0:q0 + query_chunk_size] = best_indices
+        top_scores[q0 : q0 + query_chunk_size] = best_scores
+        top_indices[q0 : q0 + query_chunk_size] = best_indices
     return top_scores, top_indices

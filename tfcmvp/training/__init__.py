@@ -14,13 +14,29 @@
 from tfcmvp.training.callbacks import NonFiniteLossError, TrainingCheckpoint, read_history
 from tfcmvp.training.optimizer import ReplicaSumSGD, build_optimizer
 from tfcmvp.training.pretrain import PretrainResult, pretrain
-from tfcmvp.training.pretrain_model import (PretrainModel, build_i_network, build_m_network,
-                                            build_v_network)
+from tfcmvp.training.pretrain_model import (
+    PretrainModel,
+    build_i_network,
+    build_m_network,
+    build_v_network,
+)
 from tfcmvp.training.schedule import WarmupCosine
 from tfcmvp.training.strategy import configure_devices, make_strategy, per_replica_batch_size
 
 __all__ = [
-    "NonFiniteLossError", "PretrainModel", "PretrainResult", "ReplicaSumSGD", "TrainingCheckpoint",
-    "WarmupCosine", "build_i_network", "build_m_network", "build_optimizer", "build_v_network",
-    "configure_devices", "make_strategy", "per_replica_batch_size", "pretrain", "read_history",
+    "NonFiniteLossError",
+    "PretrainModel",
+    "PretrainResult",
+    "ReplicaSumSGD",
+    "TrainingCheckpoint",
+    "WarmupCosine",
+    "build_i_network",
+    "build_m_network",
+    "build_optimizer",
+    "build_v_network",
+    "configure_devices",
+    "make_strategy",
+    "per_replica_batch_size",
+    "pretrain",
+    "read_history",
 ]

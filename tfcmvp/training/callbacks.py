@@ -27,14 +27,33 @@ import tensorflow as tf
 logger = logging.getLogger(__name__)
 
 # Columns history.csv always has, in this order; other logged values follow.
-HISTORY_COLUMNS = ("epoch", "step", "loss", "context_loss", "motion_loss", "context_acc",
-                   "motion_acc", "lr", "seconds")
+HISTORY_COLUMNS = (
+    "epoch",
+    "step",
+    "loss",
+    "context_loss",
+    "motion_loss",
+    "context_acc",
+    "motion_acc",
+    "lr",
+    "seconds",
+)
 # history.png: (title, [(column, scale)]) per panel; "val_" columns are dashed.
 HISTORY_PANELS = (
-    ("loss", tuple((prefix + key, 1.0) for key in ("loss", "context_loss", "motion_loss")
-                   for prefix in ("", "val_"))),
-    ("pretext top-1 accuracy", tuple((prefix + key, 1.0) for key in ("context_acc", "motion_acc")
-                                     for prefix in ("", "val_"))),
+    (
+        "loss",
+        tuple(
+            (prefix + key, 1.0)
+            for key in ("loss", "context_loss", "motion_loss")
+            for prefix in ("", "val_")
+        ),
+    ),
+    (
+        "pretext top-1 accuracy",
+        tuple(
+            (prefix + key, 1.0) for key in ("context_acc", "motion_acc") for prefix in ("", "val_")
+        ),
+    ),
 )
 # Logged values checked for NaN / Inf after every step, most specific first so
 # that the message names the loss that went bad rather than their sum.
@@ -72,7 +91,8 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                 raise NonFiniteLossError(
                     f"{key} is {value} at step {step} (epoch {self._epoch + 1}, batch "
                     f"{batch + 1}); stopped without saving this state. The last checkpoint "
-                    f"holds the state before it. Lower the learning rate or check the data.")
+                    f"holds the state before it. Lower the learning rate or check the data."
+                )
 
 
 class TrainingCheckpoint:
@@ -92,25 +112,34 @@ class TrainingCheckpoint:
         only the chief's copy is kept).
     """
 
-    def __init__(self, directory, model: keras.Model, optimizer, max_to_keep: int = 3,
-                 write_directory=None):
+    def __init__(
+        self, directory, model: keras.Model, optimizer, max_to_keep: int = 3, write_directory=None
+    ):
         self.directory = pathlib.Path(directory)
         self.write_directory = pathlib.Path(write_directory or directory)
         self.model = model
         self.optimizer = optimizer
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                         name="step_in_epoch")
-        metric_variables = {f"{metric.name}_{i}": variable
-                            for metric in model.metrics
-                            for i, variable in enumerate(metric.variables)}
+        self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
+        metric_variables = {
+            f"{metric.name}_{i}": variable
+            for metric in model.metrics
+            for i, variable in enumerate(metric.variables)
+        }
         self.metric_variables = metric_variables
         self.checkpoint = tf.train.Checkpoint(
-            model=model, optimizer=optimizer, epoch=self.epoch, step_in_epoch=self.step_in_epoch,
-            metrics=tf.train.Checkpoint(**metric_variables))
+            model=model,
+            optimizer=optimizer,
+            epoch=self.epoch,
+            step_in_epoch=self.step_in_epoch,
+            metrics=tf.train.Checkpoint(**metric_variables),
+        )
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(self.write_directory), max_to_keep=max_to_keep,
-            checkpoint_name="ckpt")
+            self.checkpoint,
+            str(self.write_directory),
+            max_to_keep=max_to_keep,
+            checkpoint_name="ckpt",
+        )
 
     @property
     def latest(self) -> Optional[str]:
@@ -129,10 +158,14 @@ class TrainingCheckpoint:
         except (AssertionError, ValueError) as error:
             raise ValueError(
                 f"checkpoint {path} does not match the model built from the config (did the "
-                f"model section change since it was written?): {error}") from error
-        logger.info("restored %s (%s, optimizer step %d)", path,
-                    describe_position(int(self.epoch.numpy()), int(self.step_in_epoch.numpy())),
-                    int(self.optimizer.iterations.numpy()))
+                f"model section change since it was written?): {error}"
+            ) from error
+        logger.info(
+            "restored %s (%s, optimizer step %d)",
+            path,
+            describe_position(int(self.epoch.numpy()), int(self.step_in_epoch.numpy())),
+            int(self.optimizer.iterations.numpy()),
+        )
         return True
 
     def metric_values(self) -> dict:
@@ -182,8 +215,13 @@ class CheckpointCallback(keras.callbacks.Callback):
         means include the steps before the interruption.
     """
 
-    def __init__(self, checkpoint: TrainingCheckpoint, every_steps: Optional[int] = None,
-                 resume_step_in_epoch: int = 0, resume_metric_values: Optional[dict] = None):
+    def __init__(
+        self,
+        checkpoint: TrainingCheckpoint,
+        every_steps: Optional[int] = None,
+        resume_step_in_epoch: int = 0,
+        resume_metric_values: Optional[dict] = None,
+    ):
         super().__init__()
         self.checkpoint = checkpoint
         self.every_steps = every_steps
@@ -292,8 +330,7 @@ class HistoryPlot(keras.callbacks.Callback):
         plot_history(read_history(self.csv_path), self.png_path, self.panels)
 
 
-def plot_history(rows: Sequence[dict], png_path,
-                 panels=HISTORY_PANELS) -> Optional[pathlib.Path]:
+def plot_history(rows: Sequence[dict], png_path, panels=HISTORY_PANELS) -> Optional[pathlib.Path]:
     """Draws `panels` of the history rows vs epoch into a PNG (Agg, no display).
 
     `panels` holds (title, [(column, scale)]) per panel (default: losses and
@@ -315,8 +352,13 @@ def plot_history(rows: Sequence[dict], png_path,
         for name, scale in columns:
             points = [(row["epoch"], scale * row[name]) for row in rows if name in row]
             if points:
-                axes.plot(*zip(*points), "--" if name.startswith("val_") else "-", marker="o",
-                          markersize=3, label=name)
+                axes.plot(
+                    *zip(*points),
+                    "--" if name.startswith("val_") else "-",
+                    marker="o",
+                    markersize=3,
+                    label=name,
+                )
         axes.set_xlabel("epoch")
         axes.set_title(title)
         axes.grid(alpha=0.3)

@@ -62,8 +62,11 @@ def _grayscale(batch: dict) -> dict:
         rgb = tf.clip_by_value(_pixels(x), 0, 1)
         return _normalised(tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(rgb)))
 
-    return {**batch, features.CLIP: grey(batch[features.CLIP]),
-            features.IFRAME: grey(batch[features.IFRAME])}
+    return {
+        **batch,
+        features.CLIP: grey(batch[features.CLIP]),
+        features.IFRAME: grey(batch[features.IFRAME]),
+    }
 
 
 def _shuffled(batch: dict) -> dict:
@@ -91,8 +94,15 @@ def load_pretrained(workdir) -> tuple:
     return config, model
 
 
-def context_probe(workdir, data_dir, *, split: str = "train", batches: int = 20,
-                  batch_size: int = 16, seed: int = 0) -> Dict[str, Dict[str, float]]:
+def context_probe(
+    workdir,
+    data_dir,
+    *,
+    split: str = "train",
+    batches: int = 20,
+    batch_size: int = 16,
+    seed: int = 0,
+) -> Dict[str, Dict[str, float]]:
     """Pretext top-1 of the model in `workdir` on `batches` batches of `split`,
     under every cue removal of :data:`PROBES`.
 
@@ -103,29 +113,44 @@ def context_probe(workdir, data_dir, *, split: str = "train", batches: int = 20,
 
     config, model = load_pretrained(workdir)
     files = find_shards(data_dir, split)
-    dataset = pretrain_dataset(files, batch_size, **dataset_kwargs(config.data), seed=seed,
-                               deterministic=True, repeat=True, drop_remainder=True,
-                               count_skipped=False)
+    dataset = pretrain_dataset(
+        files,
+        batch_size,
+        **dataset_kwargs(config.data),
+        seed=seed,
+        deterministic=True,
+        repeat=True,
+        drop_remainder=True,
+        count_skipped=False,
+    )
     hits = {name: {"context_acc": [], "motion_acc": []} for name in PROBES}
     for batch in dataset.take(batches):
         for name, probe in PROBES.items():
             outputs = model(probe(batch), training=False)
             _, context_hit = losses.context_infonce(
-                outputs["context_query"], outputs["context_key"], config.loss.temperature)
+                outputs["context_query"], outputs["context_key"], config.loss.temperature
+            )
             hits[name]["context_acc"].append(float(tf.reduce_mean(context_hit)))
             if "motion_query" in outputs:
                 _, motion_hit = losses.motion_infonce(
-                    outputs["motion_query"], outputs["motion_keys"], config.loss.temperature)
+                    outputs["motion_query"], outputs["motion_keys"], config.loss.temperature
+                )
                 hits[name]["motion_acc"].append(float(tf.reduce_mean(motion_hit)))
-    return {name: {key: float(np.mean(values)) if values else float("nan")
-                   for key, values in probe_hits.items()}
-            for name, probe_hits in hits.items()}
+    return {
+        name: {
+            key: float(np.mean(values)) if values else float("nan")
+            for key, values in probe_hits.items()
+        }
+        for name, probe_hits in hits.items()
+    }
 
 
 def format_probe(results: Dict[str, Dict[str, float]], batch_size: int) -> str:
     """The probe as a table, with the chance level of the batch size."""
-    lines = [f"{'probe':<18}{'context acc':>12}{'motion acc':>12}   (chance: context "
-             f"{1 / batch_size:.3f})"]
+    lines = [
+        f"{'probe':<18}{'context acc':>12}{'motion acc':>12}   (chance: context "
+        f"{1 / batch_size:.3f})"
+    ]
     for name, values in results.items():
         lines.append(f"{name:<18}{values['context_acc']:>12.3f}{values['motion_acc']:>12.3f}")
     return "\n".join(lines)

@@ -31,8 +31,18 @@ import tensorflow as tf
 
 # Ops that run a graph of their own: their work is not visible in the outer
 # graph's op list, so counting would silently miss it.
-_CALL_OPS = frozenset({"PartitionedCall", "StatefulPartitionedCall", "While", "StatelessWhile",
-                       "If", "StatelessIf", "Case", "StatelessCase"})
+_CALL_OPS = frozenset(
+    {
+        "PartitionedCall",
+        "StatefulPartitionedCall",
+        "While",
+        "StatelessWhile",
+        "If",
+        "StatelessIf",
+        "Case",
+        "StatelessCase",
+    }
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,9 +78,11 @@ class FlopCount:
 def _static_shape(tensor: tf.Tensor, op: tf.Operation) -> list[int]:
     shape = tensor.shape
     if shape.rank is None or any(d is None for d in shape.as_list()):
-        raise ValueError(f"cannot count the FLOPs of op {op.name!r} ({op.type}): tensor "
-                         f"{tensor.name} has no fully static shape ({shape}); trace the function "
-                         f"with fully defined input shapes")
+        raise ValueError(
+            f"cannot count the FLOPs of op {op.name!r} ({op.type}): tensor "
+            f"{tensor.name} has no fully static shape ({shape}); trace the function "
+            f"with fully defined input shapes"
+        )
     return shape.as_list()
 
 
@@ -114,8 +126,10 @@ def _einsum(op: tf.Operation) -> int:
     operands, _, _ = equation.partition("->")
     terms = operands.split(",")
     if "." in equation or len(terms) != 2 or len(op.inputs) != 2:
-        raise ValueError(f"cannot count the FLOPs of Einsum op {op.name!r}: only two-operand "
-                         f"equations without ellipsis are supported, got {equation!r}")
+        raise ValueError(
+            f"cannot count the FLOPs of Einsum op {op.name!r}: only two-operand "
+            f"equations without ellipsis are supported, got {equation!r}"
+        )
     # One multiply-add per combination of all indices of both operands.
     sizes: dict[str, int] = {}
     for term, tensor in zip(terms, op.inputs):
@@ -142,10 +156,13 @@ _COUNTERS = {
 COUNTED_OP_TYPES = frozenset(_COUNTERS)
 
 _GROUPS = {
-    "Conv2D": "forward", "Conv3D": "forward",
-    "Conv2DBackpropInput": "input gradient", "Conv3DBackpropInput": "input gradient",
+    "Conv2D": "forward",
+    "Conv3D": "forward",
+    "Conv2DBackpropInput": "input gradient",
+    "Conv3DBackpropInput": "input gradient",
     "Conv3DBackpropInputV2": "input gradient",
-    "Conv2DBackpropFilter": "weight gradient", "Conv3DBackpropFilter": "weight gradient",
+    "Conv2DBackpropFilter": "weight gradient",
+    "Conv3DBackpropFilter": "weight gradient",
     "Conv3DBackpropFilterV2": "weight gradient",
 }
 
@@ -183,9 +200,11 @@ def count_graph_flops(graph: tf.Graph) -> FlopCount:
     executed = _executed_ops(graph)
     calls = [f"{op.name} ({op.type})" for op in executed if op.type in _CALL_OPS]
     if calls:
-        raise ValueError(f"cannot count the FLOPs of graph {getattr(graph, 'name', graph)!r}: it "
-                         f"calls other graphs whose ops are not visible here: "
-                         f"{', '.join(calls[:5])}{' ...' if len(calls) > 5 else ''}")
+        raise ValueError(
+            f"cannot count the FLOPs of graph {getattr(graph, 'name', graph)!r}: it "
+            f"calls other graphs whose ops are not visible here: "
+            f"{', '.join(calls[:5])}{' ...' if len(calls) > 5 else ''}"
+        )
     by_type: dict[str, int] = {}
     ops: dict[str, int] = {}
     for op in executed:

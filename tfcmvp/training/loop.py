@@ -35,8 +35,12 @@ def start_strategy(config) -> tf.distribute.Strategy:
     strategy = make_strategy(config.runtime)
     replicas = strategy.num_replicas_in_sync
     per_replica = per_replica_batch_size(config.train.global_batch_size, replicas)
-    logger.info("global batch %d = %d replica(s) x %d", config.train.global_batch_size, replicas,
-                per_replica)
+    logger.info(
+        "global batch %d = %d replica(s) x %d",
+        config.train.global_batch_size,
+        replicas,
+        per_replica,
+    )
     warn_unverified_determinism(config, replicas)
     return strategy
 
@@ -53,14 +57,21 @@ def warn_unverified_determinism(config, num_replicas: int) -> None:
     not checked, and their summation order is theirs to choose.
     """
     global _determinism_warned
-    if (not config.train.deterministic or num_replicas < 2 or config.runtime.virtual_cpus >= 2
-            or _determinism_warned):
+    if (
+        not config.train.deterministic
+        or num_replicas < 2
+        or config.runtime.virtual_cpus >= 2
+        or _determinism_warned
+    ):
         return
     _determinism_warned = True
     logger.warning(
         "train.deterministic with %d replicas (runtime.strategy=%s): bit-identical runs are "
         "verified on one device and on virtual CPUs only; here the cross-device sums may "
-        "differ in the last bits from run to run", num_replicas, config.runtime.strategy)
+        "differ in the last bits from run to run",
+        num_replicas,
+        config.runtime.strategy,
+    )
 
 
 def set_precision_policy(train) -> None:
@@ -74,7 +85,8 @@ def set_precision_policy(train) -> None:
     if policy == "mixed_float16" and not tf.config.list_logical_devices("GPU"):
         raise ValueError(
             "train.mixed_precision=mixed_float16 needs a GPU (TensorFlow has no CPU kernel for "
-            "float16 MaxPool3D); on a CPU use train.mixed_precision=mixed_bfloat16 or null")
+            "float16 MaxPool3D); on a CPU use train.mixed_precision=mixed_bfloat16 or null"
+        )
     keras.mixed_precision.set_dtype_policy(policy)
 
 
@@ -89,14 +101,15 @@ def save_run_config(config, path: pathlib.Path) -> None:
         else:
             changes = config_differences(previous, config)
             if changes:
-                logger.warning("config changed since the last start in %s: %s", path.parent,
-                               "; ".join(changes))
+                logger.warning(
+                    "config changed since the last start in %s: %s", path.parent, "; ".join(changes)
+                )
     save_config(config, path)
 
 
-def compile_with_checkpoint(model: keras.Model, optimizer, train, directory,
-                            write_directory=None) -> tuple[keras.optimizers.Optimizer,
-                                                           TrainingCheckpoint]:
+def compile_with_checkpoint(
+    model: keras.Model, optimizer, train, directory, write_directory=None
+) -> tuple[keras.optimizers.Optimizer, TrainingCheckpoint]:
     """Compiles the built `model` with `optimizer` and restores the newest
     checkpoint in `directory`, if any; call it in the strategy's scope.
 
@@ -117,9 +130,13 @@ def compile_with_checkpoint(model: keras.Model, optimizer, train, directory,
     # the optimizer, which is tested without XLA.
     model.compile(optimizer=optimizer, jit_compile=False)
     optimizer.build(model.trainable_variables)
-    checkpoint = TrainingCheckpoint(directory, model, optimizer,
-                                    max_to_keep=train.keep_checkpoints,
-                                    write_directory=write_directory)
+    checkpoint = TrainingCheckpoint(
+        directory,
+        model,
+        optimizer,
+        max_to_keep=train.keep_checkpoints,
+        write_directory=write_directory,
+    )
     checkpoint.restore()
     return optimizer, checkpoint
 
@@ -148,27 +165,41 @@ class ResumePoint:
 def resume_point(checkpoint: TrainingCheckpoint, steps_per_epoch: int) -> ResumePoint:
     """The counters of `checkpoint` (restored or fresh), checked against
     `steps_per_epoch`; logs where a resumed run continues."""
-    point = ResumePoint(epoch=int(checkpoint.epoch.numpy()),
-                        step_in_epoch=int(checkpoint.step_in_epoch.numpy()),
-                        step=int(checkpoint.optimizer.iterations.numpy()))
+    point = ResumePoint(
+        epoch=int(checkpoint.epoch.numpy()),
+        step_in_epoch=int(checkpoint.step_in_epoch.numpy()),
+        step=int(checkpoint.optimizer.iterations.numpy()),
+    )
     if point.step_in_epoch >= steps_per_epoch:
         raise ValueError(
             f"the checkpoint in {checkpoint.directory} stopped at step {point.step_in_epoch} of "
             f"epoch {point.epoch + 1}, but an epoch now has only {steps_per_epoch} steps "
-            f"(did train.steps_per_epoch or the data change?)")
+            f"(did train.steps_per_epoch or the data change?)"
+        )
     if point.step:
-        logger.info("resuming at epoch %d, step %d of %d (optimizer step %d)", point.epoch + 1,
-                    point.step_in_epoch, steps_per_epoch, point.step)
+        logger.info(
+            "resuming at epoch %d, step %d of %d (optimizer step %d)",
+            point.epoch + 1,
+            point.step_in_epoch,
+            steps_per_epoch,
+            point.step,
+        )
     return point
 
 
-def fit_with_resume(model: keras.Model, dataset: tf.data.Dataset, *, epochs: int,
-                    steps_per_epoch: int, checkpoint: TrainingCheckpoint,
-                    every_steps: Optional[int] = None,
-                    callbacks: Sequence[keras.callbacks.Callback] = (),
-                    tensorboard_dir=None,
-                    later_callbacks: Sequence[keras.callbacks.Callback] = (),
-                    verbose="auto") -> None:
+def fit_with_resume(
+    model: keras.Model,
+    dataset: tf.data.Dataset,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    checkpoint: TrainingCheckpoint,
+    every_steps: Optional[int] = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    tensorboard_dir=None,
+    later_callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose="auto",
+) -> None:
     """Trains from where `checkpoint` stopped up to `epochs`, saving to it.
 
     An interrupted epoch is finished first with its remaining steps (its
@@ -195,8 +226,11 @@ def fit_with_resume(model: keras.Model, dataset: tf.data.Dataset, *, epochs: int
     run_callbacks = [
         *callbacks,
         CheckpointCallback(
-            checkpoint, every_steps=every_steps, resume_step_in_epoch=step_in_epoch,
-            resume_metric_values=checkpoint.metric_values() if step_in_epoch else None),
+            checkpoint,
+            every_steps=every_steps,
+            resume_step_in_epoch=step_in_epoch,
+            resume_metric_values=checkpoint.metric_values() if step_in_epoch else None,
+        ),
     ]
     tensorboard = None if tensorboard_dir is None else tensorboard_callback(tensorboard_dir)
     if tensorboard is not None:
@@ -204,13 +238,26 @@ def fit_with_resume(model: keras.Model, dataset: tf.data.Dataset, *, epochs: int
     run_callbacks.extend(later_callbacks)
     if step_in_epoch:
         # Finish the interrupted epoch with its remaining steps first.
-        model.fit(dataset, initial_epoch=epoch, epochs=epoch + 1,
-                  steps_per_epoch=steps_per_epoch - step_in_epoch, callbacks=run_callbacks,
-                  shuffle=False, verbose=verbose)
+        model.fit(
+            dataset,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            steps_per_epoch=steps_per_epoch - step_in_epoch,
+            callbacks=run_callbacks,
+            shuffle=False,
+            verbose=verbose,
+        )
         epoch += 1
     if epoch < epochs:
-        model.fit(dataset, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                  callbacks=run_callbacks, shuffle=False, verbose=verbose)
+        model.fit(
+            dataset,
+            initial_epoch=epoch,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=run_callbacks,
+            shuffle=False,
+            verbose=verbose,
+        )
 
 
 def tensorboard_callback(log_dir) -> Optional[keras.callbacks.Callback]:
@@ -223,7 +270,9 @@ def tensorboard_callback(log_dir) -> Optional[keras.callbacks.Callback]:
     try:
         import tensorboard  # noqa: F401
     except ImportError:
-        logger.warning("no TensorBoard logs: the tensorboard package is not installed "
-                       "(pip install tensorboard); history.csv / history.png have the curves")
+        logger.warning(
+            "no TensorBoard logs: the tensorboard package is not installed "
+            "(pip install tensorboard); history.csv / history.png have the curves"
+        )
         return None
     return keras.callbacks.TensorBoard(str(log_dir), write_graph=False)

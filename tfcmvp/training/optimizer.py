@@ -73,8 +73,9 @@ class ReplicaSumSGD(keras.optimizers.SGD):
 
     def __init__(self, *args, weight_decay_mode: str = "coupled", **kwargs):
         if weight_decay_mode not in WEIGHT_DECAY_MODES:
-            raise ValueError(f"weight_decay_mode must be one of {WEIGHT_DECAY_MODES}, got "
-                             f"{weight_decay_mode!r}")
+            raise ValueError(
+                f"weight_decay_mode must be one of {WEIGHT_DECAY_MODES}, got {weight_decay_mode!r}"
+            )
         super().__init__(*args, **kwargs)
         self.weight_decay_mode = weight_decay_mode
 
@@ -142,15 +143,17 @@ def _clip_by_global_norm_like_torch(grads, max_norm):
         if g is None:
             clipped.append(None)
         elif isinstance(g, tf.IndexedSlices):
-            clipped.append(tf.IndexedSlices(g.values * tf.cast(scale, g.dtype), g.indices,
-                                            g.dense_shape))
+            clipped.append(
+                tf.IndexedSlices(g.values * tf.cast(scale, g.dtype), g.indices, g.dense_shape)
+            )
         else:
             clipped.append(g * tf.cast(scale, g.dtype))
     return clipped
 
 
-def build_optimizer(config, steps_per_epoch: int,
-                    final_learning_rate: float = 0.0) -> ReplicaSumSGD:
+def build_optimizer(
+    config, steps_per_epoch: int, final_learning_rate: float = 0.0
+) -> ReplicaSumSGD:
     """SGD of ``config.optimizer`` with the warm-up + cosine schedule.
 
     `config` is a PretrainConfig or a FinetuneConfig. The peak rate is
@@ -168,11 +171,13 @@ def build_optimizer(config, steps_per_epoch: int,
         peak_learning_rate=config.peak_learning_rate,
         warmup_steps=int(round(opt.warmup_epochs * steps_per_epoch)),
         total_steps=config.train.epochs * steps_per_epoch,
-        final_learning_rate=final_learning_rate)
+        final_learning_rate=final_learning_rate,
+    )
     return ReplicaSumSGD(
         learning_rate=schedule,
         momentum=opt.momentum,
         nesterov=opt.nesterov,
         weight_decay=opt.weight_decay,
         global_clipnorm=opt.clipnorm,
-        weight_decay_mode=opt.weight_decay_mode)
+        weight_decay_mode=opt.weight_decay_mode,
+    )

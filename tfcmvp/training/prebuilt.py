@@ -33,6 +33,9 @@ class BuiltBeforeFit:
         layers_built = all(layer.built for layer in self._flatten_layers())
         metrics = getattr(self, "_compile_metrics", None)
         loss = getattr(self, "_compile_loss", None)
-        return (layers_built and (metrics is None or metrics.built)
-                and (loss is None or loss.built)
-                and (self.optimizer is None or self.optimizer.built))
+        return (
+            layers_built
+            and (metrics is None or metrics.built)
+            and (loss is None or loss.built)
+            and (self.optimizer is None or self.optimizer.built)
+        )

@@ -40,12 +40,23 @@ import tensorflow as tf
 
 from tfcmvp import manifest as manifest_lib
 from tfcmvp import workdir_lock
+from tfcmvp.config import (
+    LEGACY_MODEL_DEFAULTS,
+    ConfigError,
+    DataConfig,
+    PretrainConfig,
+    read_config_file,
+)
 from tfcmvp.manifest import find_shards, read_manifest
-from tfcmvp.config import (LEGACY_MODEL_DEFAULTS, ConfigError, DataConfig, PretrainConfig,
-                           read_config_file)
 from tfcmvp.training import callbacks as cb
-from tfcmvp.training.loop import (compile_with_checkpoint, fit_with_resume, resume_point,
-                                  save_run_config, set_precision_policy, start_strategy)
+from tfcmvp.training.loop import (
+    compile_with_checkpoint,
+    fit_with_resume,
+    resume_point,
+    save_run_config,
+    set_precision_policy,
+    start_strategy,
+)
 from tfcmvp.training.optimizer import build_optimizer
 from tfcmvp.training.pretrain_model import INPUT_KEYS, PretrainModel
 from tfcmvp.training.strategy import is_chief, op_determinism, worker_name
@@ -112,16 +123,21 @@ def check_resumable_model(config: PretrainConfig, workdir) -> None:
         return  # unreadable: save_run_config warns and overwrites it
     if not isinstance(saved, dict):
         return
-    changed = [key for key in RESTORED_MODEL_KEYS
-               if key not in saved and getattr(config.model, key) != LEGACY_MODEL_DEFAULTS[key]]
+    changed = [
+        key
+        for key in RESTORED_MODEL_KEYS
+        if key not in saved and getattr(config.model, key) != LEGACY_MODEL_DEFAULTS[key]
+    ]
     if changed:
         now = ", ".join(f"model.{key}={getattr(config.model, key)!r}" for key in changed)
-        fix = " ".join(f"--set model.{key}={str(LEGACY_MODEL_DEFAULTS[key]).lower()}"
-                       for key in changed)
+        fix = " ".join(
+            f"--set model.{key}={str(LEGACY_MODEL_DEFAULTS[key]).lower()}" for key in changed
+        )
         raise ValueError(
             f"{path} was written before the options {', '.join('model.' + k for k in changed)} "
             f"existed, so the checkpoints in {workdir / CHECKPOINT_DIR} were trained with their "
-            f"old values; the config asks for {now}. Resume with {fix} (or start a new WORKDIR)")
+            f"old values; the config asks for {now}. Resume with {fix} (or start a new WORKDIR)"
+        )
 
 
 def find_train_shards(data_dir) -> list[str]:
@@ -134,14 +150,17 @@ def find_train_shards(data_dir) -> list[str]:
 
 def manifest_summary(manifest: dict) -> str:
     """One line per split: what the extraction run wrote and what it lost."""
-    lines = [f"schema v{manifest.get('schema_version')}, layout {manifest.get('layout')}, "
-             f"{manifest.get('num_classes')} classes, created {manifest.get('created')}"]
+    lines = [
+        f"schema v{manifest.get('schema_version')}, layout {manifest.get('layout')}, "
+        f"{manifest.get('num_classes')} classes, created {manifest.get('created')}"
+    ]
     for name, split in sorted(manifest.get("splits", {}).items()):
         lines.append(
             f"{name}: {split.get('written')} videos written of {split.get('listed')} listed "
             f"({split.get('failed')} failed, {split.get('short')} short, "
             f"{split.get('all_intra')} all-intra), {split.get('frames')} frames, "
-            f"{len(split.get('shards', []))} shards")
+            f"{len(split.get('shards', []))} shards"
+        )
     return "; ".join(lines)
 
 
@@ -165,20 +184,31 @@ def count_usable_videos(files, data: DataConfig) -> int:
     from tfcmvp.data.sampling import SamplingConfig
 
     min_frames = SamplingConfig(
-        clip_len=data.clip_len, clip_stride=data.clip_stride, motion_len=data.motion_len,
-        motion_gap=data.motion_gap, period=data.period, num_negatives=data.num_negatives,
-        iframe_window=data.iframe_window).min_frames
+        clip_len=data.clip_len,
+        clip_stride=data.clip_stride,
+        motion_len=data.motion_len,
+        motion_gap=data.motion_gap,
+        period=data.period,
+        num_negatives=data.num_negatives,
+        iframe_window=data.iframe_window,
+    ).min_frames
     scan = reader.scan_records(files, on_corrupt=data.on_corrupt)
     skipped = scan.skipped(min_frames)
     usable = len(scan) - sum(len(ids) for ids in skipped.values())
     for reason, ids in skipped.items():
         if ids:
-            logger.warning("skipping %d of %d videos with %s, e.g. %s", len(ids), len(scan),
-                           reason, ", ".join(ids[:5]))
+            logger.warning(
+                "skipping %d of %d videos with %s, e.g. %s",
+                len(ids),
+                len(scan),
+                reason,
+                ", ".join(ids[:5]),
+            )
     if usable == 0:
         raise ValueError(
             f"none of the {len(scan)} videos in {len(files)} shard(s) ({files[0]} ...) can give "
-            f"a pretraining sample: " + "; ".join(f"{len(v)} {r}" for r, v in skipped.items()))
+            f"a pretraining sample: " + "; ".join(f"{len(v)} {r}" for r, v in skipped.items())
+        )
     return usable
 
 
@@ -192,9 +222,14 @@ def resolve_steps_per_epoch(config: PretrainConfig, files) -> int:
         raise ValueError(
             f"only {usable} usable training videos for train.global_batch_size="
             f"{config.train.global_batch_size}: lower the batch or set train.steps_per_epoch "
-            f"(videos are then revisited within an epoch)")
-    logger.info("%d usable training videos // global batch %d = %d steps per epoch", usable,
-                config.train.global_batch_size, steps)
+            f"(videos are then revisited within an epoch)"
+        )
+    logger.info(
+        "%d usable training videos // global batch %d = %d steps per epoch",
+        usable,
+        config.train.global_batch_size,
+        steps,
+    )
     return steps
 
 
@@ -209,14 +244,26 @@ def make_train_dataset(config: PretrainConfig, files, data_seed: int) -> tf.data
     from tfcmvp.data import pretrain_dataset
 
     dataset = pretrain_dataset(
-        files, config.train.global_batch_size, **dataset_kwargs(config.data), seed=data_seed,
-        deterministic=config.train.deterministic, repeat=True, drop_remainder=True,
-        count_skipped=config.train.steps_per_epoch is not None)
+        files,
+        config.train.global_batch_size,
+        **dataset_kwargs(config.data),
+        seed=data_seed,
+        deterministic=config.train.deterministic,
+        repeat=True,
+        drop_remainder=True,
+        count_skipped=config.train.steps_per_epoch is not None,
+    )
     return dataset.map(lambda batch: {key: batch[key] for key in INPUT_KEYS})
 
 
-def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
-             callbacks: Sequence[keras.callbacks.Callback] = ()) -> PretrainResult:
+def pretrain(
+    config: PretrainConfig,
+    data_dir,
+    workdir,
+    *,
+    verbose="auto",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> PretrainResult:
     """Pretrains (or resumes pretraining) on the shards in `data_dir` into `workdir`.
 
     Args:
@@ -246,13 +293,18 @@ def pretrain(config: PretrainConfig, data_dir, workdir, *, verbose="auto",
     # before the run's first op. The workdir lock is taken inside, once the
     # strategy says whether this process is the chief; the stack releases it.
     with op_determinism(config.train.deterministic), contextlib.ExitStack() as held:
-        return _pretrain(config, data_dir, workdir, verbose=verbose, callbacks=callbacks,
-                         held=held)
+        return _pretrain(config, data_dir, workdir, verbose=verbose, callbacks=callbacks, held=held)
 
 
-def _pretrain(config: PretrainConfig, data_dir, workdir, *, verbose,
-              callbacks: Sequence[keras.callbacks.Callback],
-              held: contextlib.ExitStack) -> PretrainResult:
+def _pretrain(
+    config: PretrainConfig,
+    data_dir,
+    workdir,
+    *,
+    verbose,
+    callbacks: Sequence[keras.callbacks.Callback],
+    held: contextlib.ExitStack,
+) -> PretrainResult:
     """:func:`pretrain` inside its op-determinism setting; the workdir lock goes on `held`.
 
     Every check that can refuse a (resumed) run comes before the first write
@@ -269,8 +321,9 @@ def _pretrain(config: PretrainConfig, data_dir, workdir, *, verbose,
     files = find_train_shards(data_dir)
     manifest = read_manifest(data_dir)
     if manifest is None:
-        logger.warning("%s has no %s (not a finished extraction run?)", data_dir,
-                       manifest_lib.MANIFEST_NAME)
+        logger.warning(
+            "%s has no %s (not a finished extraction run?)", data_dir, manifest_lib.MANIFEST_NAME
+        )
     else:
         logger.info("data %s: %s", data_dir, manifest_summary(manifest))
     logger.info("%d training shard(s) in %s", len(files), data_dir)
@@ -281,14 +334,16 @@ def _pretrain(config: PretrainConfig, data_dir, workdir, *, verbose,
 
     with strategy.scope():
         model = PretrainModel.from_pretrain_config(
-            config, motion_only_steps=round(config.loss.motion_only_epochs * steps_per_epoch))
+            config, motion_only_steps=round(config.loss.motion_only_epochs * steps_per_epoch)
+        )
         model.build()
         optimizer = build_optimizer(config, steps_per_epoch)
         # Every worker saves (sync-on-read metric sums are reduced across
         # workers when saved); the non-chief workers into a scratch folder.
         scratch = None if chief else workdir / f"scratch-{worker_name(strategy)}"
         optimizer, checkpoint = compile_with_checkpoint(
-            model, optimizer, config.train, workdir / CHECKPOINT_DIR, write_directory=scratch)
+            model, optimizer, config.train, workdir / CHECKPOINT_DIR, write_directory=scratch
+        )
 
     # The checkpoint restore (a changed architecture) and resume_point (a changed
     # epoch length) can still refuse: config.yaml is written only after them.
@@ -307,14 +362,25 @@ def _pretrain(config: PretrainConfig, data_dir, workdir, *, verbose,
                 cb.HistoryPlot(workdir / HISTORY_CSV, workdir / HISTORY_PNG),  # between redoes
                 cb.SaveNetworkWeights(workdir / WEIGHTS_DIR, networks),  # the epoch
             ]
-        fit_with_resume(model, dataset, epochs=config.train.epochs,
-                        steps_per_epoch=steps_per_epoch, checkpoint=checkpoint,
-                        every_steps=config.train.checkpoint_every_steps, callbacks=run_callbacks,
-                        tensorboard_dir=workdir / TENSORBOARD_DIR if chief else None,
-                        later_callbacks=callbacks, verbose=verbose)
+        fit_with_resume(
+            model,
+            dataset,
+            epochs=config.train.epochs,
+            steps_per_epoch=steps_per_epoch,
+            checkpoint=checkpoint,
+            every_steps=config.train.checkpoint_every_steps,
+            callbacks=run_callbacks,
+            tensorboard_dir=workdir / TENSORBOARD_DIR if chief else None,
+            later_callbacks=callbacks,
+            verbose=verbose,
+        )
     else:
-        logger.info("%s already holds %d epochs (train.epochs=%d): nothing to train", workdir,
-                    start.epoch, config.train.epochs)
+        logger.info(
+            "%s already holds %d epochs (train.epochs=%d): nothing to train",
+            workdir,
+            start.epoch,
+            config.train.epochs,
+        )
 
     weights = {}
     if chief:
@@ -322,7 +388,12 @@ def _pretrain(config: PretrainConfig, data_dir, workdir, *, verbose,
     elif scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)
     return PretrainResult(
-        workdir=workdir, history=cb.read_history(workdir / HISTORY_CSV),
-        checkpoint=checkpoint.latest, weights=weights, initial_epoch=start.epoch,
-        initial_step=start.step, steps_per_epoch=steps_per_epoch,
-        num_replicas=strategy.num_replicas_in_sync)
+        workdir=workdir,
+        history=cb.read_history(workdir / HISTORY_CSV),
+        checkpoint=checkpoint.latest,
+        weights=weights,
+        initial_epoch=start.epoch,
+        initial_step=start.step,
+        steps_per_epoch=steps_per_epoch,
+        num_replicas=strategy.num_replicas_in_sync,
+    )

@@ -29,8 +29,14 @@ import tensorflow as tf
 from keras import ops
 
 from tfcmvp import losses
-from tfcmvp.config import DataConfig, LossConfig, ModelConfig, PretrainConfig, config_from_dict
-from tfcmvp.config import config_to_dict
+from tfcmvp.config import (
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    PretrainConfig,
+    config_from_dict,
+    config_to_dict,
+)
 from tfcmvp.models.backbones import RESIDUAL_BACKBONES, build_backbone, memory_spec
 from tfcmvp.models.heads import MLPHead, MotionValueHead
 from tfcmvp.models.memory import PredictorMemory
@@ -52,9 +58,12 @@ def _residual_kwargs(backbone: str, model: ModelConfig) -> dict:
 
 def build_v_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False) -> keras.Model:
     """The V-Network of `model` for clips of `data` (the network finetuning keeps)."""
-    kwargs = dict(input_shape=(data.clip_len, data.crop_size, data.crop_size, 3),
-                  width=model.backbone_width, sync_bn=sync_bn,
-                  **_residual_kwargs(model.backbone, model))
+    kwargs = dict(
+        input_shape=(data.clip_len, data.crop_size, data.crop_size, 3),
+        width=model.backbone_width,
+        sync_bn=sync_bn,
+        **_residual_kwargs(model.backbone, model),
+    )
     if model.backbone_blocks is not None:
         kwargs["blocks"] = tuple(model.backbone_blocks)
     if model.backbone == "r3d_10":
@@ -66,35 +75,54 @@ def build_v_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False)
 
 def build_i_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False) -> keras.Model:
     """The I-Network of `model` for I-frames of `data`."""
-    return build_backbone(model.iframe_backbone,
-                          input_shape=(data.crop_size, data.crop_size, 3),
-                          width=model.iframe_width, sync_bn=sync_bn,
-                          **_residual_kwargs(model.iframe_backbone, model))
+    return build_backbone(
+        model.iframe_backbone,
+        input_shape=(data.crop_size, data.crop_size, 3),
+        width=model.iframe_width,
+        sync_bn=sync_bn,
+        **_residual_kwargs(model.iframe_backbone, model),
+    )
 
 
 def build_m_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False) -> keras.Model:
     """The M-Network of `model` for motion clips of `data` (2 channels: x, y)."""
-    return build_backbone(model.motion_backbone,
-                          input_shape=(data.motion_len, data.crop_size, data.crop_size, 2),
-                          width=model.motion_width, sync_bn=sync_bn, stem=model.motion_stem,
-                          **_residual_kwargs(model.motion_backbone, model))
+    return build_backbone(
+        model.motion_backbone,
+        input_shape=(data.motion_len, data.crop_size, data.crop_size, 2),
+        width=model.motion_width,
+        sync_bn=sync_bn,
+        stem=model.motion_stem,
+        **_residual_kwargs(model.motion_backbone, model),
+    )
 
 
 def build_memory(model: ModelConfig) -> PredictorMemory:
     """The predictor memory of `model`'s V-Network (see models/memory.py)."""
     spec = memory_spec(model.backbone)
-    return PredictorMemory(model.predictor_width, spec.time_fold, model.memory_interpolation,
-                           fusion=model.memory_fusion, use_bias=model.memory_bias,
-                           init=model.init, name="memory")
+    return PredictorMemory(
+        model.predictor_width,
+        spec.time_fold,
+        model.memory_interpolation,
+        fusion=model.memory_fusion,
+        use_bias=model.memory_bias,
+        init=model.init,
+        name="memory",
+    )
 
 
 def build_transformer_predictor(model: ModelConfig, num_queries: int) -> TransformerPredictor:
     """The Transformer predictor of `model` with `num_queries` (N) outputs."""
     return TransformerPredictor(
-        num_queries, width=model.predictor_width, num_heads=model.num_heads,
-        ffn_width=model.ffn_width, num_encoder_layers=model.encoder_layers,
-        num_decoder_layers=model.decoder_layers, dropout=model.dropout, init=model.init,
-        name="predictor")
+        num_queries,
+        width=model.predictor_width,
+        num_heads=model.num_heads,
+        ffn_width=model.ffn_width,
+        num_encoder_layers=model.encoder_layers,
+        num_decoder_layers=model.decoder_layers,
+        dropout=model.dropout,
+        init=model.init,
+        name="predictor",
+    )
 
 
 def context_map(model: ModelConfig, v_maps: dict, memory: PredictorMemory, stages) -> "tf.Tensor":
@@ -127,9 +155,15 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
         (``loss.motion_only_epochs`` x steps per epoch; 0 = joint from step 0).
     """
 
-    def __init__(self, model_config: ModelConfig, loss_config: LossConfig,
-                 data_config: DataConfig, sync_bn: bool = False, motion_only_steps: int = 0,
-                 **kwargs):
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        loss_config: LossConfig,
+        data_config: DataConfig,
+        sync_bn: bool = False,
+        motion_only_steps: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.model_config = _section(ModelConfig, model_config, "model")
         self.loss_config = _section(LossConfig, loss_config, "loss")
@@ -150,11 +184,18 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
             self.predictor = build_transformer_predictor(model, self.num_positions)
         else:
             self.predictor = ConvGRUPredictor(
-                self.target_grid, width=model.predictor_width, kernel_size=model.convgru_kernel,
-                name="predictor")
+                self.target_grid,
+                width=model.predictor_width,
+                kernel_size=model.convgru_kernel,
+                name="predictor",
+            )
         # Heads: g_V, g_I (context), g_M1 (predicted motion), g_M2 (motion keys).
-        head = dict(hidden_units=model.head_hidden, output_units=model.head_out,
-                    sync_bn=self.sync_bn, init=model.init)
+        head = dict(
+            hidden_units=model.head_hidden,
+            output_units=model.head_out,
+            sync_bn=self.sync_bn,
+            init=model.init,
+        )
         self.clip_head = MLPHead(**head, name="clip_head")
         self.iframe_head = MLPHead(**head, name="iframe_head")
         self.prediction_head = MLPHead(**head, name="prediction_head")
@@ -187,15 +228,18 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
             self.predictor.build((None, math.prod(memory_grid), self.model_config.predictor_width))
         else:
             self.predictor.build((None, *memory_grid, self.model_config.predictor_width))
-        context_channels = (self.memory.fused_channels(memory_shapes)
-                            if self.model_config.context_pooling == "fused"
-                            else v_maps["features"].shape[-1])
+        context_channels = (
+            self.memory.fused_channels(memory_shapes)
+            if self.model_config.context_pooling == "fused"
+            else v_maps["features"].shape[-1]
+        )
         self.clip_head.build((None, context_channels))
         self.iframe_head.build((None, self.i_network.output["features"].shape[-1]))
         prediction_shape = (None, self.num_positions, self.model_config.predictor_width)
         self.prediction_head.build(prediction_shape)
-        self.motion_head.build((None, self.num_positions,
-                                self.m_network.output["features"].shape[-1]))
+        self.motion_head.build(
+            (None, self.num_positions, self.m_network.output["features"].shape[-1])
+        )
         if self.value_head is not None:
             self.value_head.build(prediction_shape)
         self.built = True
@@ -212,8 +256,10 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
         clip, iframe, motion = (inputs[key] for key in INPUT_KEYS)
         v_maps = self.v_network(clip, training=training)
         pooled = context_map(self.model_config, v_maps, self.memory, self.memory_stages)
-        context_query = self.clip_head(ops.mean(pooled, axis=(1, 2, 3)),  # [B, C]
-                                       training=training)
+        context_query = self.clip_head(
+            ops.mean(pooled, axis=(1, 2, 3)),  # [B, C]
+            training=training,
+        )
         i_features = self.i_network(iframe, training=training)["features"]  # [B, h, w, C]
         context_key = self.iframe_head(ops.mean(i_features, axis=(1, 2)), training=training)
         outputs = {"context_query": context_query, "context_key": context_key}  # [B, D] each
@@ -249,32 +295,47 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
         (fraction of positions right).
         """
         context_loss, context_hit = losses.context_infonce(
-            outputs["context_query"], outputs["context_key"], self.loss_config.temperature)
+            outputs["context_query"], outputs["context_key"], self.loss_config.temperature
+        )
         kind = self.loss_config.motion_loss
         if kind == "infonce":
             motion_loss, motion_hit = losses.motion_infonce(
-                outputs["motion_query"], outputs["motion_keys"], self.loss_config.temperature)
+                outputs["motion_query"], outputs["motion_keys"], self.loss_config.temperature
+            )
         else:
             target = inputs["motion"][:, 0]  # [B, L, S, S, 2], the positive (future) clip
             bound = self.data_config.mv_clip / self.data_config.mv_div  # vectors lie in +-bound
             value_fn = losses.motion_mse if kind == "mse" else losses.motion_quantized_ce
             motion_loss, motion_hit = value_fn(
-                outputs["motion_values"], target, bins=self.loss_config.ce_bins,
-                value_range=(-bound, bound), grid=self.target_grid)  # [B, N] each
+                outputs["motion_values"],
+                target,
+                bins=self.loss_config.ce_bins,
+                value_range=(-bound, bound),
+                grid=self.target_grid,
+            )  # [B, N] each
         motion_loss = tf.reduce_mean(motion_loss, axis=-1)  # [B]
         motion_hit = tf.reduce_mean(motion_hit, axis=-1)  # [B]
-        joint = losses.joint_loss(context_loss, motion_loss, self.current_alpha(),
-                                  self.loss_config.scale)  # [B]
-        return {"loss": joint, "context_loss": context_loss, "motion_loss": motion_loss,
-                "context_acc": context_hit, "motion_acc": motion_hit}
+        joint = losses.joint_loss(
+            context_loss, motion_loss, self.current_alpha(), self.loss_config.scale
+        )  # [B]
+        return {
+            "loss": joint,
+            "context_loss": context_loss,
+            "motion_loss": motion_loss,
+            "context_acc": context_hit,
+            "motion_acc": motion_hit,
+        }
 
     def current_alpha(self):
         """``loss.alpha``, or 1 (motion alone) during the first ``motion_only_steps``
         optimizer steps."""
         alpha = self.loss_config.alpha
         if self.motion_only_steps > 0 and self.optimizer is not None:
-            alpha = tf.where(self.optimizer.iterations < self.motion_only_steps,
-                             tf.constant(1.0), tf.constant(alpha, tf.float32))
+            alpha = tf.where(
+                self.optimizer.iterations < self.motion_only_steps,
+                tf.constant(1.0),
+                tf.constant(alpha, tf.float32),
+            )
         return alpha
 
     # ------------------------------------------------------------ train / test
@@ -295,18 +356,23 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
 
     def networks(self) -> dict:
         """{"v_network": ..., "i_network": ..., "m_network": ...}: the saved backbones."""
-        return {"v_network": self.v_network, "i_network": self.i_network,
-                "m_network": self.m_network}
+        return {
+            "v_network": self.v_network,
+            "i_network": self.i_network,
+            "m_network": self.m_network,
+        }
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "model_config": config_to_dict(self.model_config),
-            "loss_config": config_to_dict(self.loss_config),
-            "data_config": config_to_dict(self.data_config),
-            "sync_bn": self.sync_bn,
-            "motion_only_steps": self.motion_only_steps,
-        })
+        config.update(
+            {
+                "model_config": config_to_dict(self.model_config),
+                "loss_config": config_to_dict(self.loss_config),
+                "data_config": config_to_dict(self.data_config),
+                "sync_bn": self.sync_bn,
+                "motion_only_steps": self.motion_only_steps,
+            }
+        )
         return config
 
 

@@ -39,17 +39,25 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         (0 <= final < peak; pretraining: 0).
     """
 
-    def __init__(self, peak_learning_rate: float, warmup_steps: int, total_steps: int,
-                 final_learning_rate: float = 0.0):
+    def __init__(
+        self,
+        peak_learning_rate: float,
+        warmup_steps: int,
+        total_steps: int,
+        final_learning_rate: float = 0.0,
+    ):
         if not peak_learning_rate > 0:
             raise ValueError(f"peak_learning_rate must be > 0, got {peak_learning_rate!r}")
         if not 0.0 <= final_learning_rate < peak_learning_rate:
-            raise ValueError(f"need 0 <= final_learning_rate < peak_learning_rate, got "
-                             f"{final_learning_rate!r} and {peak_learning_rate!r}")
+            raise ValueError(
+                f"need 0 <= final_learning_rate < peak_learning_rate, got "
+                f"{final_learning_rate!r} and {peak_learning_rate!r}"
+            )
         if not 0 <= warmup_steps < total_steps:
             raise ValueError(
                 f"need 0 <= warmup_steps < total_steps, got warmup_steps={warmup_steps}, "
-                f"total_steps={total_steps} (is the warm-up longer than the run?)")
+                f"total_steps={total_steps} (is the warm-up longer than the run?)"
+            )
         self.peak_learning_rate = float(peak_learning_rate)
         self.warmup_steps = int(warmup_steps)
         self.total_steps = int(total_steps)

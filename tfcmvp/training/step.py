@@ -46,7 +46,8 @@ def train_step(model, inputs: dict, forward: Callable, local_batch) -> dict:
 
 
 def test_step(model, inputs: dict, forward: Callable) -> dict:
-    """The losses of ``model`` on ``inputs`` (``forward(inputs, training=False)``), as metric values."""
+    """The losses of ``model`` on ``inputs`` (``forward(inputs, training=False)``), as metric
+    values."""
     outputs = forward(inputs, training=False)
     per_example = model.per_example_losses(inputs, outputs)
     learning_rate = model.optimizer.learning_rate if model.optimizer is not None else 0.0

@@ -43,28 +43,33 @@ def configure_devices(runtime: RuntimeConfig) -> None:
         return  # already split this way in this process
     try:
         tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+        )
     except RuntimeError as error:
         raise RuntimeError(
             f"runtime.virtual_cpus={count}: cannot split the CPU because TensorFlow has already "
             f"initialised its devices in this process; configure devices before running any "
-            f"TensorFlow op (start a new process) ({error})") from error
+            f"TensorFlow op (start a new process) ({error})"
+        ) from error
 
 
 def make_strategy(runtime: RuntimeConfig) -> tf.distribute.Strategy:
     """The strategy named by `runtime` (call :func:`configure_devices` first)."""
     if runtime.virtual_cpus >= 2:
         if runtime.strategy == "multi_worker":
-            raise ValueError("runtime.virtual_cpus cannot be combined with "
-                             "runtime.strategy=multi_worker")
+            raise ValueError(
+                "runtime.virtual_cpus cannot be combined with runtime.strategy=multi_worker"
+            )
         devices = [d.name for d in tf.config.list_logical_devices("CPU")]
         if len(devices) != runtime.virtual_cpus:
             raise RuntimeError(
                 f"runtime.virtual_cpus={runtime.virtual_cpus} but TensorFlow has {len(devices)} "
-                f"logical CPUs ({devices}); call configure_devices before any TensorFlow op")
+                f"logical CPUs ({devices}); call configure_devices before any TensorFlow op"
+            )
         # NCCL is GPU-only: CPU replicas reduce through one device.
         strategy = tf.distribute.MirroredStrategy(
-            devices=devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
+            devices=devices, cross_device_ops=tf.distribute.ReductionToOneDevice()
+        )
     elif runtime.strategy == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
     elif runtime.strategy == "multi_worker":
@@ -72,10 +77,13 @@ def make_strategy(runtime: RuntimeConfig) -> tf.distribute.Strategy:
     elif runtime.strategy == "default":
         strategy = tf.distribute.get_strategy()
     else:
-        raise ValueError(f"runtime.strategy={runtime.strategy!r} is not one of "
-                         "'default', 'mirrored', 'multi_worker'")
-    logger.info("strategy %s with %d replica(s)", type(strategy).__name__,
-                strategy.num_replicas_in_sync)
+        raise ValueError(
+            f"runtime.strategy={runtime.strategy!r} is not one of "
+            "'default', 'mirrored', 'multi_worker'"
+        )
+    logger.info(
+        "strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync
+    )
     return strategy
 
 
@@ -84,7 +92,8 @@ def per_replica_batch_size(global_batch_size: int, num_replicas: int) -> int:
     if global_batch_size % num_replicas:
         raise ValueError(
             f"train.global_batch_size={global_batch_size} is not divisible by the "
-            f"{num_replicas} replicas of the strategy; choose a multiple of {num_replicas}")
+            f"{num_replicas} replicas of the strategy; choose a multiple of {num_replicas}"
+        )
     return global_batch_size // num_replicas
 
 
@@ -104,12 +113,11 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 def worker_name(strategy: tf.distribute.Strategy) -> str:
-    """"worker-3"-style name of this task ("chief" on one machine)."""
+    """ "worker-3"-style name of this task ("chief" on one machine)."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
         return "chief"
     return f"{resolver.task_type}-{resolver.task_id}"
-
 
 
 @contextlib.contextmanager
