@@ -1,0 +1,96 @@
+"""``tfcmvp search --png``: the query and its results as one picture.
+
+Columns: the query, then its results in rank order (captioned with rank,
+cosine similarity and file name). Rows: first frames; for ``--by motion``
+a second row with each video's motion-vector map
+(:mod:`tfcmvp.search.thumbnails`), since that is what the ranking looked at.
+A video without a stored thumbnail gets an empty panel.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import textwrap
+
+from tfcmvp.search import thumbnails as thumbs_lib
+from tfcmvp.search.query import SearchResult
+
+QUERY_COLOR = "0.3"
+
+
+def _panel(ax, image, caption: str, border) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if image is not None:
+        ax.imshow(image, interpolation="nearest")
+    else:
+        ax.set_facecolor("0.92")
+        ax.text(0.5, 0.5, "no picture", ha="center", va="center", fontsize=6, color="0.5")
+    for spine in ax.spines.values():
+        spine.set_visible(border is not None)
+        if border is not None:
+            spine.set_color(border)
+            spine.set_linewidth(3)
+    if caption:
+        ax.set_title(caption, fontsize=6)
+
+
+def _name(path: str, width: int = 22) -> str:
+    return textwrap.shorten(os.path.basename(path), width=width, placeholder="...")
+
+
+def plot_search(png, result: SearchResult, query_pictures: dict, *, dpi: int = 100):
+    """Saves the grid of `result` to `png`; returns the matplotlib Figure.
+
+    ``query_pictures``: ``{"frame": uint8 [h, w, 3], "motion": ...}`` of the
+    query (missing kinds are drawn empty).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    kinds = ("frame", "motion") if result.by == "motion" else ("frame",)
+    columns = 1 + len(result.rows)
+    fig = Figure(figsize=(1.45 * columns, 1.25 * len(kinds) + 0.35), dpi=dpi)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(kinds), columns, squeeze=False)  # [kinds, 1 + k]
+    for line, kind in enumerate(kinds):
+        label = "" if line else f"query\n{_name(result.query)}"
+        _panel(axes[line, 0], query_pictures.get(kind), label, QUERY_COLOR)
+        for rank, (row, score) in enumerate(zip(result.rows, result.scores), start=1):
+            image = thumbs_lib.read_thumbnail(result.index.thumbnail(int(row), kind))
+            caption = (
+                ""
+                if line
+                else f"#{rank} {float(score):.3f}\n{_name(result.index.entries[int(row)].path)}"
+            )
+            _panel(axes[line, rank], image, caption, None)
+    if len(kinds) > 1:
+        axes[1, 0].set_ylabel("motion", fontsize=7)
+        axes[0, 0].set_ylabel("first frame", fontsize=7)
+    fig.suptitle(
+        f"tfcmvp search --by {result.by} ({result.network} network)"
+        + (", query excluded from its results" if result.query_row is not None else ""),
+        fontsize=8,
+    )
+    fig.tight_layout()
+    png = pathlib.Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    tmp = png.with_name(png.name + ".tmp")
+    fig.savefig(tmp, format="png", dpi=dpi)
+    os.replace(tmp, png)  # never half a file at PNG
+    return fig
+
+
+def query_pictures(path, with_motion: bool, mv_cell: int = 8) -> dict:
+    """The query's pictures as arrays (empty dict when it cannot be decoded)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    try:
+        data = thumbs_lib.video_thumbnails(path, with_motion, mv_cell=mv_cell)
+    except Exception:  # noqa: BLE001 - the ranking stands; the panel is drawn empty
+        return {}
+    return {k: np.asarray(Image.open(io.BytesIO(v)).convert("RGB")) for k, v in data.items()}
