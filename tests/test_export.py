@@ -48,7 +48,9 @@ def test_saved_model_outputs_equal_keras_outputs(network, workdir, exports):
     assert np.abs(expected_embedding).max() > 0.1  # the BN statistics make outputs non-trivial
 
     loaded = tf.saved_model.load(str(exports[network]))
-    assert set(loaded.signatures) == {"embed", "features", "serving_default"}
+    # Video exports also take decoded frames (tests/test_export_serving_frames.py).
+    frames = {"embed_frames"} if network == "video" else set()
+    assert set(loaded.signatures) == {"embed", "features", "serving_default"} | frames
     embed = loaded.signatures["embed"](clips=tf.constant(clips))
     features = loaded.signatures["features"](clips=tf.constant(clips))
     assert list(embed) == ["embedding"] and list(features) == ["features"]
@@ -105,7 +107,8 @@ def test_export_info_states_the_input_contract_and_provenance(workdir, exports):
         assert info["input"]["channels"] == input_shape[-1]
         assert info["embedding_dim"] == dim
         assert info["feature_shape"] == list(feature_shape)
-        assert info["signatures"] == ["embed", "features"]
+        frames = ["embed_frames"] if network == "video" else []  # test_export_serving_frames
+        assert info["signatures"] == ["embed", "features", *frames]
         assert info["source"] == {
             "kind": "pretrained",
             "workdir": str(path.resolve()),

@@ -7,21 +7,27 @@ An export folder is a TensorFlow SavedModel that loads with TensorFlow alone::
     MODEL_DIR/assets/config.yaml          # the resolved training config
     MODEL_DIR/assets/network.weights.h5   # Keras weights, for load_keras_network
 
-Signatures, all taking ``clips`` float32 ``[N, *input.shape]``: ``embed``
+Signatures taking ``clips`` float32 ``[N, *input.shape]``: ``embed``
 (= ``serving_default``) -> ``{"embedding": [N, D]}`` and ``features`` ->
-``{"features": [N, T', H', W', C]}``; classifiers add ``classify``.
+``{"features": [N, T', H', W', C]}``; classifiers add ``classify``. Video
+exports add ``embed_frames``: decoded frames uint8 ``[T, H, W, 3]`` of one
+video (any length and size) -> ``{"clip_embeddings": [10, D], "embedding":
+[D]}``, ``tfcmvp embed``'s clip sampling and preprocessing inside the graph
+(``frames``).
 
 Modules: ``contract`` (the JSON description: input contracts from the data
 config, validation), ``savedmodel`` (writing: :func:`export_network`,
 :func:`export_pretrained`, :func:`export_random_init`), ``networks``
 (rebuilding a network from a config and weights), ``loading`` (reading:
 :func:`read_export_info`, :func:`load_export`, :func:`load_keras_network`),
-``describe`` (the text of ``tfcmvp describe``).
+``describe`` (the text of ``tfcmvp describe``), ``frames`` (the in-graph
+preprocessing of ``embed_frames``).
 """
 
 from tfcmvp.export.contract import (
     CLASSIFY,
     EMBED,
+    EMBED_FRAMES,
     FEATURES,
     FORMAT_VERSION,
     INPUT_NAME,
@@ -50,6 +56,7 @@ from tfcmvp.export.savedmodel import (
 __all__ = [
     "CLASSIFY",
     "EMBED",
+    "EMBED_FRAMES",
     "FEATURES",
     "FORMAT_VERSION",
     "INPUT_NAME",

@@ -18,6 +18,13 @@ scaling of :func:`tfcmvp.data.eval_dataset` (ImageNet-normalised RGB, or
 motion vectors clamped to +-``mv_clip`` px and divided by ``mv_div``).
 :func:`validate_export_info` checks a description before it is written and
 after it is read, naming every problem.
+
+Video exports written since ``embed_frames`` exists also carry
+``"frames_signature"`` (:func:`frames_contract`: clips, positions, stored
+short side, JPEG quality of the in-graph preprocessing) and list
+``"embed_frames"`` in ``signatures``. The key is optional, so the format
+version stays 1: older exports (without it) remain valid, and older tfcmvp
+versions read newer exports (they ignore the key and the extra signature).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ PRETRAIN_NETWORKS = ("video", "iframe", "motion")
 NETWORKS = PRETRAIN_NETWORKS + ("classifier",)
 SOURCE_KINDS = ("pretrained", "random_init", "finetuned")
 
-INPUT_NAME = "clips"  # the one input of every signature
+INPUT_NAME = "clips"  # the one input of every signature but embed_frames
 EMBED = "embed"  # clips -> {"embedding": [N, D]}
 FEATURES = "features"  # clips -> {"features": [N, T', H', W', C] or [N, H', W', C]}
 CLASSIFY = "classify"  # clips -> {"logits": [N, K], "probabilities": [N, K]} (classifiers)
@@ -45,6 +52,17 @@ EMBED_OUTPUT = "embedding"
 FEATURES_OUTPUT = "features"
 BASE_SIGNATURES = (EMBED, FEATURES)
 SERVING_DEFAULT = "serving_default"  # TF Serving's default key: an alias of EMBED
+# Video exports also take decoded frames (tfcmvp.export.frames); older exports lack it.
+EMBED_FRAMES = "embed_frames"  # frames -> {"clip_embeddings": [N, D], "embedding": [D]}
+FRAMES_INPUT = "frames"  # its one input: uint8 [T, H, W, 3]
+CLIP_EMBEDDINGS_OUTPUT = "clip_embeddings"
+FRAMES_SIGNATURE_KEY = "frames_signature"  # its parameters in the description
+# tfcmvp embed's clips (tfcmvp.embedding.clips) and the extraction job's stored
+# frames (tfcmvp.embedding.decode.StorageSettings; a test keeps them equal).
+FRAMES_NUM_CLIPS = 10
+FRAMES_POSITIONS = "vcop"
+FRAMES_STORED_SHORT_SIDE = 128
+FRAMES_JPEG_QUALITY = 90
 
 # Test geometry of the paper: short side 128, then the centre 112 x 112. Other
 # crop sizes keep the ratio (32 -> 37), as tfcmvp.retrieval does.
@@ -182,6 +200,74 @@ def backbone_name(network: str, model) -> str:
     return names[network]
 
 
+def frames_contract(
+    num_clips: int = FRAMES_NUM_CLIPS,
+    positions: str = FRAMES_POSITIONS,
+    stored_short_side: int = FRAMES_STORED_SHORT_SIDE,
+    jpeg_quality: Optional[int] = FRAMES_JPEG_QUALITY,
+) -> dict:
+    """The ``frames_signature`` of a video export: what ``embed_frames`` does to frames.
+
+    The defaults are ``tfcmvp embed``'s: 10 clips at the VCOP retrieval
+    positions of frames stored as the extraction job stores them (short side
+    128, JPEG quality 90). ``jpeg_quality`` None skips the JPEG round trip.
+    See :mod:`tfcmvp.export.frames`.
+    """
+    return {
+        "signature": EMBED_FRAMES,
+        "input": FRAMES_INPUT,
+        "dtype": "uint8",
+        "layout": "[T, H, W, 3] decoded RGB frames in display order; any T, H, W >= 1",
+        "num_clips": int(num_clips),
+        "positions": positions,
+        "stored_short_side": int(stored_short_side),
+        "jpeg_quality": None if jpeg_quality is None else int(jpeg_quality),
+        "outputs": {
+            CLIP_EMBEDDINGS_OUTPUT: "float32 [num_clips, embedding_dim]",
+            EMBED_OUTPUT: "float32 [embedding_dim], the mean over the clips",
+        },
+        "preprocessing": (
+            f"{num_clips} clips at the {positions!r} positions of tfcmvp embed (a video shorter "
+            f"than a clip repeats its last frame); each used frame resized to a "
+            f"{stored_short_side}-px short side (area when shrinking, bilinear when enlarging), "
+            + (
+                f"JPEG round trip at quality {jpeg_quality}; "
+                if jpeg_quality is not None
+                else "no JPEG round trip; "
+            )
+            + "then the input contract's resize, centre crop and normalisation"
+        ),
+    }
+
+
+def frames_contract_problems(spec: Any) -> list[str]:
+    """Every way a ``frames_signature`` entry breaks :func:`frames_contract`'s form."""
+    if not isinstance(spec, dict):
+        return [f"{FRAMES_SIGNATURE_KEY} must be an object, got {spec!r}"]
+    problems = []
+    for key in ("num_clips", "stored_short_side"):
+        value = spec.get(key)
+        if not _is_int(value) or value < 1:
+            problems.append(f"{FRAMES_SIGNATURE_KEY}.{key} must be a positive int, got {value!r}")
+    quality = spec.get("jpeg_quality")
+    if quality is not None and (not _is_int(quality) or not 1 <= quality <= 100):
+        problems.append(
+            f"{FRAMES_SIGNATURE_KEY}.jpeg_quality must be null or an int in [1, 100], "
+            f"got {quality!r}"
+        )
+    if spec.get("positions") not in ("vcop", "authors"):
+        problems.append(
+            f"{FRAMES_SIGNATURE_KEY}.positions must be 'vcop' or 'authors' (a fixed clip "
+            f"count), got {spec.get('positions')!r}"
+        )
+    if spec.get("signature") != EMBED_FRAMES:
+        problems.append(
+            f"{FRAMES_SIGNATURE_KEY}.signature must be {EMBED_FRAMES!r}, "
+            f"got {spec.get('signature')!r}"
+        )
+    return problems
+
+
 # ---------------------------------------------------------------------------
 # The description
 # ---------------------------------------------------------------------------
@@ -312,6 +398,20 @@ def export_info_problems(info: Any) -> list[str]:
         missing = [name for name in required if name not in signatures]
         if missing:
             problems.append(f"signatures {signatures} lack {missing}")
+        # Optional (exports written before it have neither); a listed
+        # embed_frames needs its parameters, or no one can say what it does.
+        frames = info.get(FRAMES_SIGNATURE_KEY)
+        if frames is None and EMBED_FRAMES in signatures:
+            problems.append(
+                f"signatures {signatures} list {EMBED_FRAMES!r} but {FRAMES_SIGNATURE_KEY} is "
+                f"missing: {EMBED_FRAMES!r} needs its {FRAMES_SIGNATURE_KEY} entry"
+            )
+        if frames is not None:
+            problems.extend(frames_contract_problems(frames))
+            if network != "video":
+                problems.append(
+                    f"{FRAMES_SIGNATURE_KEY} is for video networks, got network {network!r}"
+                )
 
     source = info.get("source")
     if not isinstance(source, dict) or source.get("kind") not in SOURCE_KINDS:

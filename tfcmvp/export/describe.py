@@ -1,6 +1,7 @@
 """Human-readable description of an export folder (``tfcmvp describe``).
 
-:func:`describe_export` prints the input contract, the signatures as the
+:func:`describe_export` prints the input contract (and the ``embed_frames``
+contract of video exports that have it), the signatures as the
 SavedModel itself declares them (TensorSpecs read from the loaded model, not
 from the JSON), the provenance, versions and the key training-config values.
 :func:`export_summary` is the few lines ``tfcmvp export`` prints at the end.
@@ -92,6 +93,22 @@ def input_lines(info: Mapping) -> list[str]:
     return lines
 
 
+def frames_lines(info: Mapping) -> list[str]:
+    """The ``embed_frames`` contract (``frames_signature``), one fact per line; [] without it."""
+    spec = info.get(ct.FRAMES_SIGNATURE_KEY)
+    if spec is None:
+        return []
+    outputs = spec.get("outputs") or {}
+    return [
+        f"input: {spec.get('input')} {spec.get('dtype')} [T, H, W, 3]  ({spec.get('layout')})",
+        f"clips: {spec.get('num_clips')} at the {spec.get('positions')!r} positions",
+        f"stored frames: short side {spec.get('stored_short_side')}, JPEG quality "
+        f"{spec.get('jpeg_quality')}",
+        f"preprocessing: {spec.get('preprocessing')}",
+        "outputs: " + ", ".join(f"{key} {value}" for key, value in outputs.items()),
+    ]
+
+
 def signature_lines(loaded) -> list[str]:
     """``name: clips float32 [None, ...] -> embedding float32 [None, D]`` per signature."""
     lines = []
@@ -171,6 +188,10 @@ def describe_export(model_dir) -> str:
             + ([f"classes: {info.get('num_classes')}"] if info["network"] == "classifier" else []),
         ),
         (f"input contract ({ct.INPUT_NAME})", input_lines(info)),
+    ]
+    if info.get(ct.FRAMES_SIGNATURE_KEY) is not None:
+        sections.append((f"{ct.EMBED_FRAMES} contract ({ct.FRAMES_INPUT})", frames_lines(info)))
+    sections += [
         ("signatures (from saved_model.pb)", signature_lines(loaded)),
         (f"key config values ({ct.ASSETS_DIR}/{ct.CONFIG_NAME})", config_lines(info, config_yaml)),
         (

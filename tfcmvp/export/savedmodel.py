@@ -14,6 +14,11 @@ Signatures (each takes ``clips`` float32 ``[N, *input.shape]``):
   the I-Network);
 * any ``extra_signatures`` (finetuned classifiers add ``classify``).
 
+Video exports also get ``embed_frames``, which takes ``frames`` uint8
+``[T, H, W, 3]`` (decoded frames of a whole video, any length and size) and
+returns ``{"clip_embeddings": [N, D], "embedding": [D]}``: ``tfcmvp
+embed``'s preprocessing inside the graph (:mod:`tfcmvp.export.frames`).
+
 Signature calls (``loaded.signatures[name](clips=...)``, TF Serving,
 ``saved_model_cli run``) do not check input shapes against the signature, so
 every function starts with an explicit check whose error names the expected
@@ -86,6 +91,10 @@ class ExportModule(tf.Module):
       input_shape: one example's shape, e.g. (16, 112, 112, 3).
       extra_signatures: {name: fn(clips) -> dict of tensors}; the variables
         the functions read are saved with the network's.
+      input_spec, frames_spec: the input contract and the
+        ``frames_signature`` of a video export
+        (:func:`tfcmvp.export.contract.frames_contract`); with both, the
+        module also has ``embed_frames`` (:mod:`tfcmvp.export.frames`).
     """
 
     def __init__(
@@ -94,6 +103,9 @@ class ExportModule(tf.Module):
         input_shape,
         extra_signatures: Optional[Mapping[str, SignatureFn]] = None,
         name: str = "tfcmvp_export",
+        *,
+        input_spec: Optional[Mapping] = None,
+        frames_spec: Optional[Mapping] = None,
     ):
         super().__init__(name=name)
         input_shape = tuple(int(d) for d in input_shape)
@@ -107,7 +119,7 @@ class ExportModule(tf.Module):
 
         functions = {ct.EMBED: embed, ct.FEATURES: features}
         for signature, fn in (extra_signatures or {}).items():
-            if signature in functions or signature == ct.SERVING_DEFAULT:
+            if signature in functions or signature in (ct.SERVING_DEFAULT, ct.EMBED_FRAMES):
                 raise ct.ExportError(
                     f"extra signature {signature!r} clashes with the built-in "
                     f"{list(functions) + [ct.SERVING_DEFAULT]}"
@@ -121,6 +133,20 @@ class ExportModule(tf.Module):
             # autograph off: the Keras call is plain graph code, nothing to convert.
             setattr(self, signature, tf.function(checked, input_signature=[spec], autograph=False))
         self._signature_names = tuple(functions)
+        if frames_spec is not None:
+            from tfcmvp.export import frames
+
+            if input_spec is None:
+                raise ct.ExportError("frames_spec needs the input contract (input_spec)")
+            frames_fn = frames.embed_frames_fn(
+                lambda clips: embedding_of(feature_map(network, clips)), input_spec, frames_spec
+            )
+            frames_tensor = tf.TensorSpec([None, None, None, 3], tf.uint8, name=ct.FRAMES_INPUT)
+            # autograph off as above: the preprocessing is written with tf.cond / map_fn.
+            self.embed_frames = tf.function(
+                frames_fn, input_signature=[frames_tensor], autograph=False
+            )
+            self._signature_names += (ct.EMBED_FRAMES,)
         # The only state saved: the variables the traced functions read.
         self.network_variables = _variables_of(self.concrete_functions().values())
 
@@ -232,7 +258,8 @@ def export_network(
         :func:`~tfcmvp.export.contract.make_export_info`); ``signatures``,
         ``embedding_dim`` and ``feature_shape`` are filled in from the
         traced network when missing. Its ``input.shape`` fixes the
-        signatures' input shape.
+        signatures' input shape; a ``frames_signature`` entry (video
+        networks) adds the ``embed_frames`` signature.
       config_yaml: the resolved training config, written to assets/config.yaml.
       extra_signatures: {name: fn(clips) -> dict of tensors}, e.g. a
         classifier's ``classify``.
@@ -257,7 +284,22 @@ def export_network(
     input_shape = [int(d) for d in contract_input["shape"]]
     _check_network_input(network, input_shape)
 
-    module = ExportModule(network, input_shape, extra_signatures)
+    frames_spec = info.get(ct.FRAMES_SIGNATURE_KEY)
+    if frames_spec is not None:
+        problems = ct.frames_contract_problems(frames_spec)
+        if info.get("network") != "video":
+            problems.append(f"it is for video networks, not {info.get('network')!r}")
+        if problems:
+            raise ct.ExportError(
+                f"export info {ct.FRAMES_SIGNATURE_KEY} is invalid: " + "; ".join(problems)
+            )
+    module = ExportModule(
+        network,
+        input_shape,
+        extra_signatures,
+        input_spec=contract_input,
+        frames_spec=frames_spec,
+    )
     info = ct.validate_export_info(_complete_info(info, module), "export info")
 
     staging = outputs.make_staging_dir(output_dir.parent, f".{output_dir.name}.tfcmvp-staging-")
@@ -287,6 +329,11 @@ def export_network(
 # ---------------------------------------------------------------------------
 # Exports of pretraining networks
 # ---------------------------------------------------------------------------
+
+
+def _frames_extra(network: str) -> dict:
+    """The ``frames_signature`` entry of a pretraining network's description (video only)."""
+    return {ct.FRAMES_SIGNATURE_KEY: ct.frames_contract()} if network == "video" else {}
 
 
 def export_pretrained(
@@ -328,6 +375,7 @@ def export_pretrained(
         backbone=ct.backbone_name(network, config.model),
         input_spec=ct.input_contract(network, config.data),
         source=source,
+        **_frames_extra(network),
     )
     return export_network(
         model, output_dir, info, dump_config(config), overwrite=overwrite, inputs=[workdir]
@@ -371,5 +419,6 @@ def export_random_init(
         backbone=ct.backbone_name(network, config.model),
         input_spec=ct.input_contract(network, config.data),
         source=source,
+        **_frames_extra(network),
     )
     return export_network(model, output_dir, info, dump_config(config), overwrite=overwrite)
