@@ -156,6 +156,19 @@ def test_equals_embed_at_the_stored_size(video_export, videos, embed_reference):
     np.testing.assert_array_equal(short, np.repeat(short[:1], 10, axis=0))
 
 
+def test_frames_decoded_at_the_stored_size_give_embed_exactly(
+    video_export, videos, embed_reference
+):
+    """A client that scales to a 128-px short side as the decoder does (swscale AREA, in
+    YUV, then RGB: PyAV's ``frame.reformat``) gets embed's numbers (the README's advice)."""
+    frames = read_video(videos["carphone"], rgb=True, rgb_short_side=128).frames
+    assert frames.shape[1:3] == (128, 156)  # from 144x176
+    got = _embed_frames(video_export, frames)
+    clips, mean, _ = embed_reference["carphone"]
+    np.testing.assert_allclose(got["clip_embeddings"], clips, rtol=0, atol=EXACT_ATOL)
+    np.testing.assert_allclose(got["embedding"], mean, rtol=0, atol=EXACT_ATOL)
+
+
 def test_close_to_embed_at_other_sizes(video_export, videos, embed_reference):
     for name in ("enlarged", "shrunk", "carphone"):
         frames = _decoded(videos[name])
