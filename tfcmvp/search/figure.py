@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import textwrap
 
 from tfcmvp.search import thumbnails as thumbs_lib
 from tfcmvp.search.query import SearchResult
@@ -36,8 +35,11 @@ def _panel(ax, image, caption: str, border) -> None:
         ax.set_title(caption, fontsize=6)
 
 
-def _name(path: str, width: int = 22) -> str:
-    return textwrap.shorten(os.path.basename(path), width=width, placeholder="...")
+def _name(path: str, width: int = 24) -> str:
+    name = os.path.basename(path)  # no spaces to break at: cut the middle
+    return (
+        name if len(name) <= width else name[: width // 2 - 1] + "..." + name[-(width // 2 - 2) :]
+    )
 
 
 def plot_search(png, result: SearchResult, query_pictures: dict, *, dpi: int = 100):
