@@ -111,6 +111,23 @@ def _embed_frames(model_dir, frames: np.ndarray) -> dict:
     return {key: value.numpy() for key, value in result.items()}
 
 
+def test_stored_size_is_the_decoders():
+    """The in-graph output size equals tfcmvp.codec.decode.rgb_size (rounding, ties, 1 px)."""
+    from tfcmvp.codec.decode import rgb_size
+    from tfcmvp.export.frames import stored_size
+
+    sizes = [
+        (h, w)
+        for h in (1, 2, 3, 48, 97, 128, 144, 240, 256, 1080)
+        for w in (1, 5, 64, 170, 176, 320, 1920)
+    ]
+    sizes += [(200, 300), (300, 200)]  # 128 * 300 / 200 = 192.0 exactly
+    sizes += [(256, 385), (256, 387), (387, 256)]  # 192.5 -> 192, 193.5 -> 194: as round()
+    for height, width in sizes:
+        got = tuple(int(v) for v in stored_size(height, width, 128))
+        assert got == rgb_size(height, width, 128), (height, width)
+
+
 def test_export_lists_the_signature_and_its_contract(video_export):
     info = read_export_info(video_export)
     assert info["signatures"] == ["embed", "features", "embed_frames"]

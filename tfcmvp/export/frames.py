@@ -22,15 +22,17 @@ the video's embedding:
 Where it equals ``tfcmvp embed`` (measured by
 tests/test_export_serving_frames.py): frames whose short side already is
 ``stored_short_side`` are stored unresized by both, and the JPEG round
-trip decodes to the same pixels (tf.io.encode_jpeg and Pillow write the
-same coefficients; only header bytes differ), so the clips are the same
-and the embedding differs only in the float rounding of a graph traced
-apart from ``tf.data``. Frames of any other size are resized here in RGB
-by TensorFlow, but by swscale in the decoder's YUV (before the RGB
-conversion) in ``tfcmvp embed``, so the stored pixels differ by a few
-levels and the embedding by more (the test states both tolerances). A
-client that can resize its frames to a 128-px short side with FFmpeg's
-area filter before sending gets ``tfcmvp embed``'s numbers.
+trip here (tf.io.encode_jpeg) decodes to the same pixels as the
+extraction's (Pillow; the files differ in a few bytes only), so the clips
+are the same and the embedding differs only in the float rounding of a
+graph traced apart from ``tf.data``. Frames of any other size are resized
+here in RGB by TensorFlow, but by swscale in the decoder's YUV (before the
+RGB conversion) in ``tfcmvp embed``, so the stored pixels differ by a few
+levels of 255 on average and the embedding by a fraction of a percent on
+the tests' network (the test states both). A client that scales its
+frames to a 128-px short side as the decoder does (PyAV:
+``frame.reformat(width, height, interpolation="AREA")``, then rgb24)
+before sending gets ``tfcmvp embed``'s numbers.
 
 The parameters are recorded in ``assets/tfcmvp_export.json`` under
 ``frames_signature`` (:func:`tfcmvp.export.contract.frames_contract`).
