@@ -31,6 +31,13 @@ succeeded: on a local disk by swapping folders in one rename, so that a
 killed run leaves the previous output whole; ``--overwrite`` replaces only a
 previous output of this job (see :mod:`beam_jobs.output_folder`).
 
+A CSV manifest may give a window per video (columns ``start,end`` in
+seconds, as ``tfcmvp kinetics`` writes for untrimmed downloads): only that
+range is decoded (``read_video(start=, end=)``) and the record's video id is
+``path#t=START,END``. With ``--reencode`` the whole file is re-encoded first
+and the window cut from the re-encode (whose timeline starts at 0); windows
+and ``--iframe_source reencode`` are refused at launch.
+
 Listed paths must stay inside ``--videos_dir``: an absolute path (unless
 ``--allow_absolute_paths``) or one whose ``..`` leads outside is not opened
 and goes to ``failed.jsonl`` at stage "path". Exit codes of the command:
@@ -179,7 +186,7 @@ def failure_record(
         message = f"{path}: {message}"
     return {
         "path": path,
-        "video_id": entry.path,
+        "video_id": entry.video_id,
         "split": entry.split,
         "stage": stage,
         "error": type(error).__name__,
@@ -243,7 +250,7 @@ class _StageFn(beam.DoFn):
 
     def _fail(self, task, path, stage, error, local_names=None):
         record = failure_record(task.entry, path, stage, error, local_names)
-        LOG.warning("%s failed at %s: %s", task.entry.path, record["stage"], record["message"])
+        LOG.warning("%s failed at %s: %s", task.entry.video_id, record["stage"], record["message"])
         self._failed.inc()
         if self._progress_dir is not None:
             progress.write_marker(self._progress_dir, task.entry.split, task.index)
@@ -320,8 +327,14 @@ class ExtractVideoFn(_StageFn):
                 )
                 local = target
             stage = "decode"
+            # A listed window (an untrimmed download) is decoded over that range only.
             video = self._codec.read_video(
-                local, rgb=True, mv_cell=config.mv_cell, rgb_short_side=config.rgb_short_side
+                local,
+                rgb=True,
+                mv_cell=config.mv_cell,
+                rgb_short_side=config.rgb_short_side,
+                start=task.entry.start,
+                end=task.entry.end,
             )
             iframe_images = None
             if config.iframe_source == IFRAME_SOURCE_REENCODE:
@@ -367,7 +380,7 @@ class BuildRecordFn(_StageFn):
         try:
             record = self._records.build_record(
                 video,
-                video_id=entry.path,
+                video_id=entry.video_id,
                 label=entry.label,
                 label_name=entry.label_name,
                 split=entry.split,
@@ -434,7 +447,7 @@ class StageRecordFn(_StageFn):
         with fileio.create(part) as handle:
             handle.write(member)
         tally = manifest_lib.written_tally(
-            task.entry.path, frame_types, len(member), self._config.min_frames
+            task.entry.video_id, frame_types, len(member), self._config.min_frames
         )
         if tally["all_intra"]:
             LOG.warning("%s: every frame is an I-frame (no motion vectors)", self._path(task))
@@ -616,6 +629,19 @@ def load_split_set(config: ExtractConfig) -> splits_lib.SplitSet:
     return splits_lib.parse_split_files({p: fileio.read_text(p) for p in paths}, config.split)
 
 
+def check_windows(config: ExtractConfig, split_set: splits_lib.SplitSet) -> None:
+    """Raises ``ValueError`` when the listing has windows (``start,end`` columns) and
+    ``--iframe_source reencode`` is set: that re-encode covers the whole file, so its
+    I-frames would not line up with the window's frames."""
+    windowed = [e for e in split_set.entries if e.start is not None]
+    if windowed and config.iframe_source == IFRAME_SOURCE_REENCODE:
+        raise ValueError(
+            f"{split_set.sources[0]}: {len(windowed)} entries have a start,end window (e.g. "
+            f"{windowed[0].video_id!r}), which --iframe_source {IFRAME_SOURCE_REENCODE} does "
+            f"not support; use the default --iframe_source, or trim the videos first"
+        )
+
+
 def check_videos_dir(config: ExtractConfig) -> None:
     """Raises :class:`InputError` naming ``--videos_dir`` when it is missing, not a folder,
     or (on object stores, which have no folders) holds no file at all."""
@@ -793,6 +819,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     split_set = load_split_set(config)
     if not split_set.entries:
         raise ValueError(f"the split files list no videos: {split_set.sources}")
+    check_windows(config, split_set)
     refused = [
         (e.path, splits_lib.path_problem(e.path, config.allow_absolute_paths))
         for e in split_set.entries

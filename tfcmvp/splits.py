@@ -10,7 +10,9 @@ Three layouts are understood:
   Classes are numbered in alphabetical order.
 * A CSV manifest with the columns ``path,label,split`` (label: class name,
   may be empty for unlabelled videos; split: "train" or "test"). Classes are
-  numbered in alphabetical order.
+  numbered in alphabetical order. Optional columns ``start,end`` (seconds,
+  both empty or both given, ``0 <= start < end``) keep only that window of
+  the video (``tfcmvp kinetics`` writes them for untrimmed downloads).
 
 Entries are paths relative to the videos folder. :func:`path_problem` says
 why an entry may not be opened: an absolute path (``/etc/x``, ``C:/x``,
@@ -67,12 +69,27 @@ class VideoEntry:
       label: 0-based class index (order of ``SplitSet.class_names``), -1 if none.
       label_name: class name, "" if none.
       split: "train" or "test".
+      start, end: the window to keep, in seconds from the start of the video
+        (frames whose time is in ``[start, end)``), or both None for the
+        whole video; from the optional ``start,end`` columns of a CSV
+        manifest (an untrimmed Kinetics download and its annotated window).
     """
 
     path: str
     label: int
     label_name: str
     split: str
+    start: Optional[float] = None
+    end: Optional[float] = None
+
+    @property
+    def video_id(self) -> str:
+        """The id stored in the records: ``path``, or for a window
+        ``path#t=START,END`` (W3C media-fragment syntax), so that two windows of
+        one file are two videos."""
+        if self.start is None:
+            return self.path
+        return f"{self.path}#t={self.start:g},{self.end:g}"
 
 
 @dataclasses.dataclass
@@ -135,12 +152,12 @@ def _check_unique(
     source: str,
     line: int,
 ) -> None:
-    if entry.path in where:
-        first_source, first_line = where[entry.path]
+    if entry.video_id in where:
+        first_source, first_line = where[entry.video_id]
         raise SplitFileError(
-            source, f"video {entry.path!r} already listed at {first_source}:{first_line}", line
+            source, f"video {entry.video_id!r} already listed at {first_source}:{first_line}", line
         )
-    where[entry.path] = (source, line)
+    where[entry.video_id] = (source, line)
     entries.append(entry)
 
 
@@ -262,13 +279,34 @@ def parse_hmdb51(texts: Mapping[str, str], split: int = 1) -> SplitSet:
     return SplitSet("hmdb51", class_names, entries, [per_class[n] for n in class_names])
 
 
+def _window(row: Mapping[str, str], source: str, number: int):
+    """(start, end) in seconds of a manifest row, or (None, None) when both are empty."""
+    texts = [(row.get(name) or "").strip() for name in ("start", "end")]
+    if not any(texts):
+        return None, None
+    if not all(texts):
+        raise SplitFileError(
+            source, f"start and end must both be given or both empty, got {texts}", number
+        )
+    try:
+        start, end = (float(text) for text in texts)
+    except ValueError:
+        raise SplitFileError(source, f"start/end must be seconds, got {texts}", number) from None
+    if not (0 <= start < end) or end == float("inf"):
+        raise SplitFileError(source, f"window [{start:g}, {end:g}) s is empty or negative", number)
+    return start, end
+
+
 def parse_manifest_csv(text: str, source: str) -> SplitSet:
-    """Parses a CSV with the columns ``path,label,split`` (header required)."""
+    """Parses a CSV with the columns ``path,label,split`` and optionally
+    ``start,end`` (header required)."""
     reader = csv.DictReader(io.StringIO(text))
     columns = reader.fieldnames or []
     missing = [c for c in ("path", "label", "split") if c not in columns]
     if missing:
         raise SplitFileError(source, f"missing column(s) {missing}; header is {columns}", 1)
+    if ("start" in columns) != ("end" in columns):
+        raise SplitFileError(source, f"columns start and end go together; header is {columns}", 1)
     rows = []
     for row in reader:
         number = reader.line_num
@@ -279,13 +317,13 @@ def parse_manifest_csv(text: str, source: str) -> SplitSet:
             raise SplitFileError(source, "empty path", number)
         if split_name not in SPLITS:
             raise SplitFileError(source, f"split {split_name!r} is not one of {SPLITS}", number)
-        rows.append((number, path, label_name, split_name))
-    class_names = sorted({label for _, _, label, _ in rows if label})
+        rows.append((number, path, label_name, split_name, _window(row, source, number)))
+    class_names = sorted({label for _, _, label, _, _ in rows if label})
     index = {name: i for i, name in enumerate(class_names)}
     entries: List[VideoEntry] = []
     seen: Dict[str, Tuple[str, int]] = {}
-    for number, path, label_name, split_name in rows:
-        entry = VideoEntry(path, index.get(label_name, -1), label_name, split_name)
+    for number, path, label_name, split_name, (start, end) in rows:
+        entry = VideoEntry(path, index.get(label_name, -1), label_name, split_name, start, end)
         _check_unique(entries, seen, entry, source, number)
     entries.sort(key=lambda e: SPLITS.index(e.split))
     return SplitSet("csv", class_names, entries, [source])

@@ -21,6 +21,7 @@ from tfcmvp.cli import (
     finetune_cmd,
     index_cmd,
     inspect_cmd,
+    kinetics_cmd,
     pretrain_cmd,
     probe_cmd,
     quickstart_cmd,
@@ -35,6 +36,7 @@ from tfcmvp.workdir_lock import WorkdirBusyError
 SUBCOMMANDS = (
     quickstart_cmd,
     synth_cmd,
+    kinetics_cmd,
     extract_cmd,
     verify_cmd,
     inspect_cmd,

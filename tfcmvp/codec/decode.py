@@ -54,6 +54,19 @@ frames, for MP4 edit lists and rounding). Otherwise
 Matroska file cut at a cluster boundary without a usable duration, or a raw
 elementary stream cut anywhere, yields its intact leading frames.
 
+Windows (``start``/``end``, seconds): only the frames whose time, counted
+from the stream's first timestamp, lies in ``[start, end)`` are returned (a
+1 us tolerance, so a decimal bound that falls on a frame time keeps that frame
+at ``start`` and drops it at ``end``). The demuxer seeks to the key frame at
+or before ``start`` and decoding stops at the first frame at or after
+``end``, so an untrimmed download is decoded over its window only, plus at
+most one GOP before it. The frames decoded before ``start`` are references
+only: they are neither rasterised nor converted to RGB. The first kept frame
+need not be an I-frame, and its vectors point into the frame before the
+window (the motion into that frame is still true). The completeness check
+compares the count with the window's length (capped at the container's
+duration) instead of the whole file's.
+
 Known FFmpeg 8 limitation: the MPEG-4 Part 2 decoder exports B-frame vectors
 as all zero (measured on moving textures whose H.264 and MPEG-2 B-frames give
 the true motion), so MPEG-4 B-frames rasterise to zero; re-encode such files
@@ -338,6 +351,8 @@ def read_video(
     mv_cell: int = DEFAULT_MV_CELL,
     rgb_short_side: Optional[int] = None,
     rgb_interpolation: str = "AREA",
+    start: Optional[float] = None,
+    end: Optional[float] = None,
 ) -> CompressedVideo:
     """Decodes a video's picture types, motion vectors and optionally RGB.
 
@@ -351,6 +366,9 @@ def read_video(
         keeps the decoded size.
       rgb_interpolation: swscale filter for that resize ("AREA" averages
         when shrinking; "BILINEAR", "BICUBIC", ...).
+      start, end: keep only the frames whose time in seconds is in
+        ``[start, end)`` (see "Windows" in the module docstring); both None
+        (the default) decode the whole video.
 
     Returns:
       :class:`CompressedVideo`; see the module docstring for the vectors.
@@ -365,6 +383,10 @@ def read_video(
     if int(mv_cell) < 1:
         raise ValueError(f"mv_cell must be a positive number of pixels, got {mv_cell!r}")
     rgb_size(1, 1, rgb_short_side)  # rejects a bad short side before any decoding
+    if (start is None) != (end is None) or (
+        start is not None and not 0 <= float(start) < float(end)
+    ):
+        raise ValueError(f"window must satisfy 0 <= start < end (or both None), got {start}, {end}")
     container, stream = open_video(path)
     with container:
         codec = stream.codec_context.name
@@ -386,6 +408,10 @@ def read_video(
         context.options = options
         context.thread_count = 1
         context.thread_type = "NONE"
+        window = None
+        if start is not None:
+            window = _Window(path, container, stream, float(start), float(end), fps, expected)
+            expected = window.expected
         return _decode(
             path,
             container,
@@ -397,11 +423,78 @@ def read_video(
             mv_cell,
             rgb_short_side,
             rgb_interpolation,
+            window,
         )
 
 
+# Frame times are compared with the window's bounds with this tolerance (seconds), so
+# that a decimal bound written for a frame time ("0.48" at 25 fps) hits that frame.
+_WINDOW_TOLERANCE = 1e-6
+
+
+class _Window:
+    """The ``[start, end)`` seconds of :func:`read_video`: seeks, and says which frames
+    to keep."""
+
+    def __init__(self, path, container, stream, start, end, fps, expected_all):
+        self.path, self.start, self.end = path, start, end
+        self.time_base = stream.time_base
+        self.origin = stream.start_time or 0  # pts of the stream's first frame
+        # Frames the window should hold: its length, cut at the end of the video.
+        declared = expected_all / fps if expected_all else None
+        if declared is not None and start >= declared:
+            raise CorruptVideoError(
+                path,
+                f"the window [{start:g}, {end:g}) s starts after the video ends ({declared:.2f} s)",
+                stage="decode",
+            )
+        stop = end if declared is None else min(end, declared)
+        self.expected = int(round((stop - start) * fps)) if declared is not None else 0
+        if start > 0:
+            # Back to the key frame at or before `start` (pts in the stream's time base).
+            target = self.origin + int(start / self.time_base)
+            try:
+                container.seek(target, stream=stream, backward=True, any_frame=False)
+            except av.FFmpegError as error:
+                raise CorruptVideoError(
+                    path, f"cannot seek to {start:g} s: {error}", stage="decode"
+                ) from error
+        self.checked = False
+
+    def position(self, frame) -> int:
+        """-1 before the window, 0 inside, 1 at or after its end."""
+        if frame.pts is None:
+            raise CorruptVideoError(
+                self.path, "frames carry no timestamps: a window cannot be cut", stage="decode"
+            )
+        seconds = float((frame.pts - self.origin) * self.time_base)
+        if not self.checked:
+            self.checked = True
+            # A seek that lands after `start` (a bad index) would silently lose frames.
+            if self.start > 0 and seconds > self.start + _WINDOW_TOLERANCE:
+                raise CorruptVideoError(
+                    self.path,
+                    f"seeking to {self.start:g} s landed at {seconds:.3f} s (no key frame "
+                    f"before the window in the index)",
+                    stage="decode",
+                )
+        if seconds < self.start - _WINDOW_TOLERANCE:
+            return -1
+        return 0 if seconds < self.end - _WINDOW_TOLERANCE else 1
+
+
 def _decode(
-    path, container, stream, codec, fps, expected, rgb, mv_cell, rgb_short_side, rgb_interpolation
+    path,
+    container,
+    stream,
+    codec,
+    fps,
+    expected,
+    rgb,
+    mv_cell,
+    rgb_short_side,
+    rgb_interpolation,
+    window=None,
 ) -> CompressedVideo:
     types: List[str] = []
     images: List[np.ndarray] = []
@@ -410,6 +503,7 @@ def _decode(
     first_packet = None
     next_collect = _COLLECT_EVERY
     to_rgb = RgbConverter(rgb_short_side, rgb_interpolation)
+    done = False  # a window's end was reached
     try:
         for packet in container.demux(stream):
             if first_packet is None and packet.size:
@@ -424,6 +518,13 @@ def _decode(
                     stage="decode",
                 ) from error
             for frame in frames:
+                if window is not None:
+                    where = window.position(frame)
+                    if where < 0:
+                        continue  # decoded as a reference only
+                    if where > 0:
+                        done = True  # frames leave the decoder in display order
+                        break
                 if frame.is_corrupt:
                     raise CorruptVideoError(
                         path,
@@ -450,17 +551,24 @@ def _decode(
             if len(types) >= next_collect:
                 gc.collect(0)
                 next_collect = len(types) + _COLLECT_EVERY
+            if done:
+                break
     except av.FFmpegError as error:
         raise CorruptVideoError(
             path, f"reading packets failed after {len(types)} frames: {error}", stage="decode"
         ) from error
 
+    if not types and window is not None:
+        raise CorruptVideoError(
+            path, f"no frame in the window [{window.start:g}, {window.end:g}) s", stage="decode"
+        )
     if not types:
         raise CorruptVideoError(path, "no frame could be decoded", stage="decode")
     if expected and len(types) < expected - _shortfall_tolerance(expected):
+        declares = "its window should hold" if window is not None else "the container declares"
         raise CorruptVideoError(
             path,
-            f"decoded {len(types)} frames but the container declares about {expected} "
+            f"decoded {len(types)} frames but {declares} about {expected} "
             f"(truncated or damaged file)",
             stage="decode",
         )
