@@ -25,13 +25,20 @@ SKLEARN = "scikit-learn==1.9.1"  # the linear probe's solver (tfcmvp.evaluation.
 # distributed >= 2024.4.2 with no upper bound; these are the versions the tests run.
 DASK = ["apache-beam[dask]==2.77.0", "dask==2026.8.0", "distributed==2026.8.0"]
 
+# `tfcmvp export --format litert|onnx` (tfcmvp.export.portable): the converters and the
+# runtimes of the parity check. TensorFlow's own converter makes the .tflite; tf2onnx 1.17
+# imports and converts with TF 2.21 / Keras 3 / protobuf 6 / numpy 2 (no tf_keras needed).
+EXPORT = ["ai-edge-litert==2.3.0", "tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.31.1"]
+
 EXTRAS = {
     # The tests run the linear probe too, so they need its solver, and the job on Dask;
-    # ruff checks the style before them (.ci/run, pyproject.toml).
-    "test": ["pytest==9.0.3", "pytest-timeout==2.4.0", "ruff==0.17.5", SKLEARN, *DASK],
+    # ruff checks the style before them (.ci/run, pyproject.toml); the portable exports'
+    # parity tests need the export extra (it installs beside the pinned stack unchanged).
+    "test": ["pytest==9.0.3", "pytest-timeout==2.4.0", "ruff==0.17.5", SKLEARN, *DASK, *EXPORT],
     # `tfcmvp evaluate --linear` (kNN needs nothing beyond the install requirements).
     "eval": [SKLEARN],
     "dask": DASK,
+    "export": EXPORT,
     # Peers measured side by side in benchmarks/ (not needed to use tfcmvp).
     "bench": ["opencv-python-headless==5.0.0.93", "motion-vector-extractor==2.0.0"],
 }

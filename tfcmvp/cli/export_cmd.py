@@ -9,6 +9,7 @@ from tfcmvp.cli import common
 logger = logging.getLogger(__name__)
 
 NETWORK_CHOICES = ("video", "iframe", "motion")  # tfcmvp.export.PRETRAIN_NETWORKS (no TF import)
+FORMAT_CHOICES = ("savedmodel", "litert", "onnx")  # savedmodel + tfcmvp.export.portable.FORMATS
 
 
 def add_parser(subparsers) -> None:
@@ -56,7 +57,18 @@ def add_parser(subparsers) -> None:
         help="replace a previous export in --output (a folder holding "
         "saved_model.pb and assets/tfcmvp_export.json, nothing else); any "
         "other folder, the --workdir or a parent of it is refused. The old "
-        "export stays whole until the new one is swapped in",
+        "export stays whole until the new one is swapped in. With --format "
+        "litert|onnx, also replace OUTPUT.tflite|.onnx and its .json",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMAT_CHOICES,
+        default="savedmodel",
+        help="savedmodel (default): the SavedModel folder only. litert / onnx: also "
+        "convert its `embed` signature (clips -> embedding) to OUTPUT.tflite / "
+        "OUTPUT.onnx beside the folder, with OUTPUT.<ext>.json (the input contract "
+        "and the parity with the SavedModel measured at conversion). Needs the "
+        "export extra: pip install -e '.[export]'",
     )
     parser.set_defaults(run=run)
 
@@ -99,6 +111,30 @@ def run(args) -> int:
         except ConfigError as error:
             logger.error("%s", error)
             return 2
+    portable = None
+    if args.format != "savedmodel":
+        # Checked before the SavedModel is written: a missing converter or a file in
+        # the way should not be found out after minutes of export.
+        from tfcmvp.export import portable
+
+        missing = portable.missing_dependencies(args.format)
+        if missing:
+            logger.error(
+                "tfcmvp export --format %s needs %s, which is not installed: %s",
+                args.format,
+                ", ".join(missing),
+                portable.INSTALL_HINT,
+            )
+            return 2
+        try:
+            portable.check_output(
+                portable.default_path(args.output, args.format),
+                args.format,
+                overwrite=args.overwrite,
+            )
+        except FileExistsError as error:
+            logger.error("%s", error)
+            return 2
     # Imported here: TensorFlow takes seconds to load; --help should not wait for it.
     from tfcmvp.export import (
         export_pretrained,
@@ -126,4 +162,12 @@ def run(args) -> int:
         logger.debug("traceback of the error above", exc_info=True)
         return 2
     print(export_summary(path, read_export_info(path)))
+    if portable is not None:
+        try:
+            converted = portable.convert_export(path, args.format, overwrite=args.overwrite)
+        except (OSError, ValueError) as error:  # PortableExportError is an ExportError
+            logger.error("tfcmvp export --format %s: %s", args.format, error)
+            logger.debug("traceback of the error above", exc_info=True)
+            return 2
+        print(portable.portable_summary(converted))
     return 0

@@ -21,7 +21,9 @@ config, validation), ``savedmodel`` (writing: :func:`export_network`,
 (rebuilding a network from a config and weights), ``loading`` (reading:
 :func:`read_export_info`, :func:`load_export`, :func:`load_keras_network`),
 ``describe`` (the text of ``tfcmvp describe``), ``frames`` (the in-graph
-preprocessing of ``embed_frames``).
+preprocessing of ``embed_frames``), ``portable`` (:func:`convert_export`:
+the ``embed`` signature as a LiteRT .tflite or an ONNX file beside the
+folder, with its contract JSON; the ``export`` extra).
 """
 
 from tfcmvp.export.contract import (
@@ -46,6 +48,7 @@ from tfcmvp.export.loading import (
     read_export_config_text,
     read_export_info,
 )
+from tfcmvp.export.portable import PortableExportError, convert_export
 from tfcmvp.export.savedmodel import (
     ExportModule,
     export_network,
@@ -77,4 +80,6 @@ __all__ = [
     "export_network",
     "export_pretrained",
     "export_random_init",
+    "PortableExportError",
+    "convert_export",
 ]
