@@ -276,3 +276,27 @@ def test_registered():
     parser = main.build_parser()
     args = parser.parse_args(["report", "--models", "a=b", "--data", "d", "--output", "o.json"])
     assert args.run is report_cmd.run and args.seeds == 1 and args.finetune_config is None
+
+
+def test_quickstart_adds_the_card_after_its_unchanged_table(tmp_path, card_run):
+    # The quickstart's own table stays as it was; the card follows it, at full size only.
+    from tfcmvp import quickstart
+
+    card, _, _ = card_run
+    labels = tmp_path / "labels.csv"
+    labels.write_text("video,split,motion,scene\na,train,M1,S1\nc,test,M1,S2\n")
+    results = {
+        "seeds": [0],
+        "ablation": {"joint": {"motion_R@1": [40.0], "scene_R@1": [30.0]}},
+        "finetune": {"joint": {"top1": 90.0}},
+        "artifacts": {"labels": str(labels)},
+    }
+    before = quickstart.format_results(results)
+    after = quickstart.format_results(dict(results, report_card=card))
+    head, _, tail = before.partition("\nartifacts:")
+    assert after.startswith(head + "\nreport card of the seed-0 exports, known vs scratch")
+    assert after.endswith("\nartifacts:" + tail)
+    assert rc.format_report(card) in after
+    assert quickstart.format_results(dict(results, report_card=None)) == before
+    assert quickstart.QuickstartSettings().report_card  # full size: 24 videos a class
+    assert not quickstart.QuickstartSettings.smoke().report_card  # 2 train videos a class

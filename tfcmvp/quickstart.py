@@ -19,6 +19,7 @@ run with other settings stops and names the difference instead of mixing results
     WORKDIR/models/<row>/seed<k>/         SavedModels (row "scratch": random init)
     WORKDIR/retrieval/<row>-seed<k>-<label kind>.json
     WORKDIR/finetune/<joint|scratch>/     the two short finetunes (results.json)
+    WORKDIR/report/report_card.json       joint vs random init, seed 0 (tfcmvp report)
     WORKDIR/results.json                  the tables below, as data
 """
 
@@ -48,6 +49,7 @@ ROWS = {
 SCRATCH = "scratch"  # random-init twins, one per seed
 LABEL_KINDS = ("motion", "scene")
 FINETUNED = ("joint", SCRATCH)
+REPORTED = ("joint", SCRATCH)  # the report card's rows: pretrained vs scratch, first seed
 
 
 class QuickstartError(ValueError):
@@ -103,6 +105,16 @@ class QuickstartSettings:
             retrieval_clips=2,
             workers=1,
         )
+
+    @property
+    def report_card(self) -> bool:
+        """Whether the run ends with the report card: only when the linear probe's
+        stratified folds get a video of each class (the synthetic split puts at least
+        half of each class in train), which leaves out ``--smoke`` (2 train videos a
+        class) and keeps the CI test fast."""
+        from tfcmvp.evaluation.linear_probe import DEFAULT_FOLDS
+
+        return self.videos_per_class >= 2 * DEFAULT_FOLDS
 
     @property
     def seeds(self) -> List[int]:
@@ -169,6 +181,10 @@ class Quickstart:
 
     def retrieval_json(self, row: str, seed: int, kind: str) -> pathlib.Path:
         return self.workdir / "retrieval" / f"{row}-seed{seed}-{kind}.json"
+
+    @property
+    def report_json(self) -> pathlib.Path:
+        return self.workdir / "report" / "report_card.json"
 
     def finetune_dir(self, row: str) -> pathlib.Path:
         return self.workdir / "finetune" / row
@@ -351,6 +367,32 @@ class Quickstart:
                 ),
             )
 
+    def report(self) -> None:
+        """The report card of the joint seed-0 export vs its random-init twin: retrieval
+        (vcop and coclr), kNN and the linear probe by motion, over the run's seeds for the
+        probe (:func:`tfcmvp.evaluation.report_card.report_card`; the finetune is the
+        stage above). Full size only (:attr:`QuickstartSettings.report_card`)."""
+        if not self.settings.report_card:
+            return
+        from tfcmvp.evaluation.report_card import report_card
+        from tfcmvp.retrieval.labels import read_label_table
+
+        s = self.settings
+        self._stage(
+            f"report card ({' vs '.join(REPORTED)}, seed {s.seed})",
+            self.report_json.is_file(),
+            lambda: report_card(
+                {row: self.model_dir(row, s.seed) for row in REPORTED},
+                self.records_dir,
+                seeds=s.seeds,
+                labels=read_label_table(self.labels_csv, LABEL_KINDS[0]),
+                clips=s.retrieval_clips,
+                progress=False,
+                output=self.report_json,
+                png=self.report_json.with_suffix(".png"),
+            ),
+        )
+
     def run(self) -> Dict:
         """All stages in order; returns (and writes) the results as data.
 
@@ -369,6 +411,7 @@ class Quickstart:
         self.export()
         self.retrieval()
         self.finetune()
+        self.report()
         results = self.collect()
         results["seconds"] = round(time.perf_counter() - start, 1)
         results["stages"] = [dataclasses.asdict(t) for t in self.timings]
@@ -418,6 +461,9 @@ class Quickstart:
             },
             "ablation": ablation,
             "finetune": finetuned,
+            "report_card": (
+                json.loads(self.report_json.read_text()) if self.settings.report_card else None
+            ),
             "artifacts": {
                 "records": str(self.records_dir),
                 "labels": str(self.labels_csv),
@@ -425,6 +471,7 @@ class Quickstart:
                 "saved_models": str(self.workdir / "models"),
                 "retrieval": str(self.workdir / "retrieval"),
                 "finetune": str(self.workdir / "finetune"),
+                **({"report_card": str(self.report_json)} if self.settings.report_card else {}),
             },
         }
 

@@ -83,6 +83,18 @@ def format_results(results: Dict) -> str:
                 f"{ROW_TITLES.get(row, row)} {value['top1']:.1f}" for row, value in finetune.items()
             )
         )
+    card = results.get("report_card")
+    if card:  # full size only: the pretrained-vs-scratch card (tfcmvp report)
+        from tfcmvp.evaluation.report_card import format_report
+
+        names = list(card["models"])
+        kind = card["labels"]["column"] if card.get("labels") else "class"
+        lines.append("")
+        lines.append(
+            f"report card of the seed-{seeds[0]} exports, {' vs '.join(names)} (random init), "
+            f"by {kind} (tfcmvp report; its finetune is the line above)"
+        )
+        lines.append(format_report(card))
     lines.append("")
     lines.append("artifacts:")
     for name, path in results["artifacts"].items():

@@ -461,12 +461,12 @@ def format_report(card: dict) -> str:
     )
     lines = [fmt(header), "  ".join("-" * w for w in widths), *(fmt(r) for r in rows), ""]
     lines.append(
-        f"data: {data['dir']} ({data['layout']}, test videos query / are classified from the "
-        f"train videos), scored {kind}; percent"
+        f"data: {data['dir']} ({data['layout']} layout, {data['num_classes']} classes; test "
+        f"videos query / are classified from the train videos), scored {kind}; percent"
     )
+    random = "linear and finetune" if card["settings"]["finetune"] else "linear"
     lines.append(
-        f"linear and finetune: {seed_text} (mean (min-max) when several); retrieval and "
-        f"kNN are deterministic"
+        f"{random}: {seed_text} (mean (min-max) when several); retrieval and kNN are deterministic"
     )
     if card["settings"]["finetune"]:
         lines.append("finetune: learns and is scored by the records' class labels")
