@@ -13,6 +13,7 @@ NumPy max pool.
 import argparse
 import json
 import logging
+import os
 
 import keras
 import numpy as np
@@ -165,6 +166,9 @@ def test_converted_embed_matches_the_saved_model(network, fmt, exports, capsys):
     rewritten = [name for rewrite in entry["rewrites"] for name in rewrite["layers"]]
     assert rewritten == (REWRITTEN[network] if fmt == "litert" else [])
     assert entry["parity"]["max_abs_diff"] <= entry["parity"]["tolerance"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() makes files
     with capsys.disabled():  # the numbers of the README table
         print(f"\n{network} {fmt}: max |diff| {diff:.2e}, {path.stat().st_size} bytes")
 
