@@ -6,6 +6,7 @@ the way `tfcmvp pretrain` saves them.
 """
 
 import datetime
+import hashlib
 import json
 import pathlib
 import shutil
@@ -114,6 +115,9 @@ def test_export_info_states_the_input_contract_and_provenance(workdir, exports):
             "workdir": str(path.resolve()),
             "epoch": EPOCHS,
             "weights": str(networks.workdir_paths(path, network)[1].resolve()),
+            "weights_sha256": hashlib.sha256(
+                networks.workdir_paths(path, network)[1].read_bytes()
+            ).hexdigest(),
         }
         assert info["tfcmvp_version"] == tfcmvp.__version__
         assert info["tensorflow_version"] == tf.__version__

@@ -184,19 +184,30 @@ def stopped_run(data_dir, tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "change, message",
+    "change, message, older",
     [
-        ("model.backbone_width=8", "does not match the model built from the config"),
-        ("train.steps_per_epoch=1", "stopped at step 1 of epoch 2, but an epoch now has only 1"),
+        # provenance.json (tfcmvp.training.provenance) names the changed key first ...
+        ("model.backbone_width=8", "model.backbone_width: 4 -> 8", False),
+        ("train.steps_per_epoch=1", "train.steps_per_epoch: 2 -> 1", False),
+        # ... and a workdir of an older tfcmvp, without it, is still refused by the
+        # checkpoint restore and the resume point.
+        ("model.backbone_width=8", "does not match the model built from the config", True),
+        (
+            "train.steps_per_epoch=1",
+            "stopped at step 1 of epoch 2, but an epoch now has only 1",
+            True,
+        ),
     ],
 )
 def test_a_refused_pretraining_resume_changes_nothing(
-    stopped_run, data_dir, tmp_path, change, message
+    stopped_run, data_dir, tmp_path, change, message, older
 ):
     from tfcmvp.training.pretrain import pretrain
 
     workdir = tmp_path / "run"
     shutil.copytree(stopped_run, workdir)  # copy2: sizes, contents and mtimes kept
+    if older:
+        (workdir / "provenance.json").unlink()
     before = files_on_disk(workdir)
     assert {"config.yaml", "history.csv", "checkpoints/checkpoint"} <= set(before)
     with without_grappler(), pytest.raises(ValueError, match=message):
@@ -228,6 +239,18 @@ def test_a_refused_finetuning_resume_changes_nothing(tmp_path):
         )
     before = files_on_disk(workdir)
     assert {"config.yaml", "source.json", "checkpoints/checkpoint"} <= set(before)
+    with without_grappler(), pytest.raises(ValueError, match="model.backbone_width: 4 -> 8"):
+        finetune(
+            tiny_finetune_config(*run, "model.backbone_width=8"),
+            data,
+            workdir,
+            random_init=True,
+            verbose=0,
+        )
+    assert files_on_disk(workdir) == before
+    # A workdir of an older tfcmvp (no provenance.json): the checkpoint restore refuses.
+    (workdir / "provenance.json").unlink()
+    before = files_on_disk(workdir)
     with without_grappler(), pytest.raises(ValueError, match="does not match the model"):
         finetune(
             tiny_finetune_config(*run, "model.backbone_width=8"),

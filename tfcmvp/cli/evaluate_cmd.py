@@ -118,6 +118,7 @@ def run(args) -> int:
     # Imported here: the feature extraction loads TensorFlow; --help should not wait for it.
     from tfcmvp.evaluation.run import evaluate_export, format_settings, format_table
     from tfcmvp.retrieval.labels import read_label_table
+    from tfcmvp.retrieval.report import model_source_line
 
     problem = args.output is not None and common.output_file_problem(
         "--output", args.output, creates_parents=True
@@ -163,6 +164,7 @@ def run(args) -> int:
     )
     print(format_table(record))
     print(format_settings(record))
+    print(model_source_line(args.model))  # the run and epoch whose weights gave these numbers
     if args.output is not None:
         print(f"results: {args.output}")
     return 0

@@ -46,6 +46,12 @@ def add_parser(subparsers) -> None:
         "--set train.epochs=3 --set train.motion_aux_weight=0.2 "
         "(repeatable)",
     )
+    parser.add_argument(
+        "--allow_data_change",
+        action="store_true",
+        help="resume WORKDIR on data whose manifest.json differs from the one it was "
+        "trained on (e.g. a re-extraction); without it such a resume is refused",
+    )
     common.add_verbose_argument(parser)
     parser.set_defaults(run=run)
 
@@ -81,6 +87,7 @@ def run(args) -> int:
         model_dir=args.model,
         random_init=args.random_init,
         verbose=common.keras_verbose(args),
+        allow_data_change=args.allow_data_change,
     )
     if status:
         return status

@@ -34,6 +34,12 @@ def add_parser(subparsers) -> None:
         "--set train.epochs=3 --set model.predictor=convgru "
         "(repeatable)",
     )
+    parser.add_argument(
+        "--allow_data_change",
+        action="store_true",
+        help="resume WORKDIR on data whose manifest.json differs from the one it was "
+        "trained on (e.g. a re-extraction); without it such a resume is refused",
+    )
     common.add_verbose_argument(parser)
     parser.set_defaults(run=run)
 
@@ -58,7 +64,13 @@ def run(args) -> int:
     from tfcmvp.training.pretrain import pretrain
 
     result, status = common.run_training(
-        logger, pretrain, config, args.data, args.workdir, verbose=common.keras_verbose(args)
+        logger,
+        pretrain,
+        config,
+        args.data,
+        args.workdir,
+        verbose=common.keras_verbose(args),
+        allow_data_change=args.allow_data_change,
     )
     if status:
         return status

@@ -83,7 +83,7 @@ def run(args) -> int:
     # Imported here: TensorFlow takes seconds to load; --help should not wait for it.
     from tfcmvp.retrieval.evaluate import evaluate_retrieval
     from tfcmvp.retrieval.labels import read_label_table
-    from tfcmvp.retrieval.report import format_table
+    from tfcmvp.retrieval.report import format_table, model_source_line
 
     # Output paths first: a bad one found after the features are computed would
     # waste the run and leave a temporary file beside it. Missing parent folders
@@ -125,5 +125,6 @@ def run(args) -> int:
         f"(train), {record['data']['clips_per_video']} {record['data']['modality']} clips "
         f"per video"
     )
+    print(model_source_line(args.model))  # the run and epoch whose weights gave these numbers
     print(f"results: {args.output}" + (f"\nfigure:  {args.png}" if args.png else ""))
     return 0

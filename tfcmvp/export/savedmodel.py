@@ -28,6 +28,7 @@ by TensorFlow itself against the same TensorSpec.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import pathlib
 import shutil
@@ -344,9 +345,10 @@ def export_pretrained(
     Rebuilds the network from WORKDIR/config.yaml, loads
     WORKDIR/weights/<v|i|m>_network.weights.h5 (the newest epoch's) and writes
     the export folder (source.kind "pretrained", source.epoch from
-    history.csv). A run that has not finished its ``train.epochs`` (stopped,
-    or still running) is exported as it is, with a warning naming the epoch,
-    and source.planned_epochs says how many it was meant to have.
+    history.csv, source.weights and its SHA-256 source.weights_sha256). A
+    run that has not finished its ``train.epochs`` (stopped, or still
+    running) is exported as it is, with a warning naming the epoch, and
+    source.planned_epochs says how many it was meant to have.
 
     Raises:
       FileNotFoundError: the workdir, its config or the weights are missing.
@@ -365,6 +367,8 @@ def export_pretrained(
         "workdir": str(pathlib.Path(workdir).resolve()),
         "epoch": epoch,
         "weights": str(weights_path.resolve()),
+        # Names the weights themselves: the workdir may train on after this export.
+        "weights_sha256": hashlib.sha256(weights_path.read_bytes()).hexdigest(),
     }
     unfinished = networks.unfinished_run(workdir, config, epoch)
     if unfinished:

@@ -10,6 +10,8 @@ the epochs of ``test.eval_epochs`` and after the last one. WORKDIR receives:
 
     config.yaml                 the resolved FinetuneConfig (every field)
     source.json                 the pretrained model (or random init) the run started from
+    provenance.json             its data (path, manifest.json SHA-256) and start (export
+                                fingerprint): a resume with others is refused
     checkpoints/                tf.train checkpoints: model, optimizer, counters
     history.csv, history.png    one row / point per epoch: loss, ce_loss, acc, lr and,
                                 after tested epochs, val_top1 / val_top5 (fractions)
@@ -56,6 +58,7 @@ from tfcmvp.finetuning.evaluate import EvalResult, evaluate_classifier
 from tfcmvp.finetuning.optimizer import build_finetune_optimizer
 from tfcmvp.manifest import find_shards, read_manifest
 from tfcmvp.training import callbacks as cb
+from tfcmvp.training import provenance
 from tfcmvp.training.loop import (
     compile_with_checkpoint,
     fit_with_resume,
@@ -204,6 +207,7 @@ def finetune(
     random_init: bool = False,
     verbose="auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    allow_data_change: bool = False,
 ) -> FinetuneResult:
     """Finetunes (or resumes finetuning) a classifier, tests it and exports it.
 
@@ -220,14 +224,18 @@ def finetune(
         `model_dir` and `random_init` must be given).
       verbose: Keras `fit` verbosity ("auto", 0, 1, 2).
       callbacks: more Keras callbacks, run after the built-in ones.
+      allow_data_change: resume `workdir` on data whose manifest.json differs
+        from the one it was trained on (see :mod:`tfcmvp.training.provenance`).
 
     Raises:
       NonFiniteLossError: a loss became NaN/Inf (nothing saved after it).
       FileNotFoundError: no shards or no labels.txt in `data_dir`.
       ConfigError: the config's architecture disagrees with `model_dir`.
       ValueError: neither or both of model_dir / random_init, a batch not
-        divisible by the replicas, a workdir started from another model, or
-        a checkpoint that does not fit the model of the config.
+        divisible by the replicas, a workdir started from another model, a
+        checkpoint that does not fit the model of the config, or a resume on
+        other data or with a config key that may not change
+        (:mod:`tfcmvp.training.provenance`).
       tfcmvp.workdir_lock.WorkdirBusyError: another run holds `workdir`.
 
     A refused call (any of the errors above but the first) leaves `workdir`
@@ -250,6 +258,7 @@ def finetune(
             verbose=verbose,
             callbacks=callbacks,
             held=held,
+            allow_data_change=allow_data_change,
         )
 
 
@@ -263,6 +272,7 @@ def _finetune(
     verbose,
     callbacks: Sequence[keras.callbacks.Callback],
     held: contextlib.ExitStack,
+    allow_data_change: bool = False,
 ) -> FinetuneResult:
     """:func:`finetune` inside its op-determinism setting; the workdir lock goes on `held`.
 
@@ -306,7 +316,19 @@ def _finetune(
     # the run's files, the others only take part in checkpoints (through a scratch
     # folder, removed at the end) and run the test (for the epoch logs).
     if chief:
-        _check_source(workdir / SOURCE_NAME, source)
+        # provenance.json names the export by fingerprint (a moved export resumes);
+        # a workdir of an older tfcmvp has only source.json, compared by path.
+        if provenance.read_provenance(workdir) is None:
+            _check_source(workdir / SOURCE_NAME, source)
+        record = provenance.check_resume(
+            workdir,
+            config,
+            data_dir,
+            config_name=CONFIG_NAME,
+            checkpoint_dir=CHECKPOINT_DIR,
+            start=provenance.start_record(model_dir, random_init),
+            allow_data_change=allow_data_change,
+        )
     keras.utils.set_random_seed(config.train.seed)
 
     with strategy.scope():
@@ -326,6 +348,7 @@ def _finetune(
     if chief:
         _write_json(workdir / SOURCE_NAME, source)
         save_run_config(config, workdir / CONFIG_NAME)
+        provenance.write_provenance(workdir, record)
     model.summary(print_fn=logger.debug)  # the layer table only at --log_level DEBUG
 
     def run_test(network) -> EvalResult:

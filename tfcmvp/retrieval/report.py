@@ -28,6 +28,23 @@ def model_name(model_dir) -> str:
     return path.name or str(path)
 
 
+def model_source_line(model_dir) -> str:
+    """``model NAME: pretrained in WORKDIR (epoch E)``: which model made a printed result.
+
+    From the export's description (``source``, see
+    :func:`tfcmvp.export.describe.source_text`), so that a result printed by
+    ``retrieval`` or ``evaluate`` names the run and epoch of its weights.
+    """
+    from tfcmvp.export import read_export_info
+    from tfcmvp.export.describe import source_text
+
+    try:
+        source = source_text(read_export_info(model_dir)["source"])
+    except (OSError, ValueError) as error:  # the evaluation has read it: not expected
+        source = f"{model_dir} (description unreadable: {error})"
+    return f"model {model_name(model_dir)}: {source}"
+
+
 def _recall_columns(results_by_model: dict) -> list[str]:
     keys = {key for result in results_by_model.values() for key in result if key.startswith("R@")}
     return sorted(keys, key=lambda key: int(key[2:]))

@@ -6,6 +6,7 @@ tf.distribute strategy and trains it with ``model.fit``. Everything the run
 produces goes to WORKDIR:
 
     config.yaml                 the resolved config (every field)
+    provenance.json             the data it trains on (path, manifest.json SHA-256)
     checkpoints/                tf.train checkpoints: model, optimizer, counters
     history.csv, history.png    one row / point per epoch
     tensorboard/                TensorBoard event files
@@ -19,6 +20,9 @@ the epoch and step where it was written (epoch ends, and every
 again continues a finished run (the cosine schedule is then stretched to the
 new length from the current step on). A WORKDIR written before some model
 options existed resumes only with their old values (:func:`check_resumable_model`).
+A resume on other data, or with a config key other than ``train.epochs``,
+checkpointing, ``runtime.*`` and input-pipeline keys changed, is refused with
+the difference named (:mod:`tfcmvp.training.provenance` has the rule).
 
 Multi-worker runs (``runtime.strategy: multi_worker``) start the same call on
 every worker with a shared WORKDIR: the chief writes the files above, the
@@ -49,6 +53,7 @@ from tfcmvp.config import (
 )
 from tfcmvp.manifest import find_shards, read_manifest
 from tfcmvp.training import callbacks as cb
+from tfcmvp.training import provenance
 from tfcmvp.training.loop import (
     compile_with_checkpoint,
     fit_with_resume,
@@ -263,6 +268,7 @@ def pretrain(
     *,
     verbose="auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    allow_data_change: bool = False,
 ) -> PretrainResult:
     """Pretrains (or resumes pretraining) on the shards in `data_dir` into `workdir`.
 
@@ -274,12 +280,17 @@ def pretrain(
         per epoch).
       callbacks: more Keras callbacks, run after the built-in ones (so after
         the step's or epoch's checkpoint has been written).
+      allow_data_change: resume `workdir` on data whose manifest.json differs
+        from the one it was trained on (recorded in WORKDIR/provenance.json;
+        see :mod:`tfcmvp.training.provenance`).
 
     Raises:
       NonFiniteLossError: a loss became NaN/Inf (nothing saved after it).
       FileNotFoundError: no training shards in `data_dir`.
-      ValueError: batch not divisible by the replicas, no usable video, or a
-        checkpoint that does not fit the model of the config.
+      ValueError: batch not divisible by the replicas, no usable video, a
+        checkpoint that does not fit the model of the config, or a resume on
+        other data or with a config key that may not change
+        (:mod:`tfcmvp.training.provenance`).
       tfcmvp.workdir_lock.WorkdirBusyError: another run holds `workdir`.
 
     A refused call (any of the errors above but the first) leaves `workdir`
@@ -293,7 +304,15 @@ def pretrain(
     # before the run's first op. The workdir lock is taken inside, once the
     # strategy says whether this process is the chief; the stack releases it.
     with op_determinism(config.train.deterministic), contextlib.ExitStack() as held:
-        return _pretrain(config, data_dir, workdir, verbose=verbose, callbacks=callbacks, held=held)
+        return _pretrain(
+            config,
+            data_dir,
+            workdir,
+            verbose=verbose,
+            callbacks=callbacks,
+            held=held,
+            allow_data_change=allow_data_change,
+        )
 
 
 def _pretrain(
@@ -304,6 +323,7 @@ def _pretrain(
     verbose,
     callbacks: Sequence[keras.callbacks.Callback],
     held: contextlib.ExitStack,
+    allow_data_change: bool = False,
 ) -> PretrainResult:
     """:func:`pretrain` inside its op-determinism setting; the workdir lock goes on `held`.
 
@@ -330,6 +350,15 @@ def _pretrain(
     steps_per_epoch = resolve_steps_per_epoch(config, files)
 
     check_resumable_model(config, workdir)  # before config.yaml is overwritten
+    # The same run on the same data, or a refusal naming the difference.
+    record = provenance.check_resume(
+        workdir,
+        config,
+        data_dir,
+        config_name=CONFIG_NAME,
+        checkpoint_dir=CHECKPOINT_DIR,
+        allow_data_change=allow_data_change,
+    )
     keras.utils.set_random_seed(config.train.seed)
 
     with strategy.scope():
@@ -350,6 +379,7 @@ def _pretrain(
     start = resume_point(checkpoint, steps_per_epoch)
     if chief:
         save_run_config(config, workdir / CONFIG_NAME)
+        provenance.write_provenance(workdir, record)
     model.summary(print_fn=logger.debug)  # the layer table only at --log_level DEBUG
 
     networks = model.networks()
