@@ -7,18 +7,20 @@ project, region, temp_location, setup_file, ...).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import difflib
 import functools
 import math
 import os
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from beam_jobs import dask_cluster  # its DaskClusterOptions: --dask_address, --dask_workers
+from beam_jobs import (
+    dask_cluster,  # its DaskClusterOptions: --dask_address, --dask_workers
+    job_flags,
+)
+from beam_jobs.job_flags import UnknownFlagError  # noqa: F401 (raised by check_flags; callers catch it here)
 from tfcmvp.schema import IFRAME_SOURCE_DECODED, IFRAME_SOURCE_REENCODE, IFRAME_SOURCES
 
 REENCODE_CHOICES = ("none", "mpeg4", "h264")
@@ -36,10 +38,6 @@ LOCAL_RUNNER = "FnApiRunner"
 LOCAL_RUNNERS = ("DirectRunner", "SwitchingDirectRunner", "FnApiRunner")  # -> LOCAL_RUNNER
 # Above this fraction of a split's listed videos failing, the job exits with an error.
 DEFAULT_MAX_FAILED_FRACTION = 0.1
-
-
-class UnknownFlagError(ValueError):
-    """A flag that neither this job nor any Apache Beam pipeline option defines."""
 
 
 class ExtractOptions(PipelineOptions):
@@ -291,75 +289,16 @@ def _mentions(argv: Sequence[str], *flags: str) -> bool:
     return any(arg == f"--{flag}" or arg.startswith(f"--{flag}=") for arg in argv for flag in flags)
 
 
-def _known_flags() -> Dict[str, argparse.Action]:
-    """Every flag of every ``PipelineOptions`` class (this job's included) -> its action.
-
-    Gathered the way Beam builds its own parser (one class per name), so that
-    "known" here means exactly what Beam would parse.
-    """
-    parser = _OptionsParser(allow_abbrev=False, add_help=False)
-    classes = {}
-    for cls in PipelineOptions.__subclasses__():
-        classes.setdefault(str(cls), cls)
-    for cls in classes.values():
-        cls._add_argparse_args(parser)  # pylint: disable=protected-access
-    return {flag: action for action in parser._actions for flag in action.option_strings}
-
-
-class _OptionsParser(argparse.ArgumentParser):
-    """Collects flags only; Beam's option classes also call ``add_value_provider_argument``."""
-
-    def add_value_provider_argument(self, *args, **kwargs):
-        kwargs.pop("type", None)
-        return self.add_argument(*args, **kwargs)
-
-
 def check_flags(argv: Sequence[str]) -> None:
     """Raises :class:`UnknownFlagError` naming every flag no options class defines.
 
     Beam itself drops such flags with a warning ("Discarding unparseable
     args"), so a typo such as ``--rencode mpeg4`` would run the job without
-    re-encoding. Each unknown flag comes with the closest known one
-    (``difflib``); a stray word that is no flag's value is reported too.
+    re-encoding. Each unknown flag comes with the closest known one; a stray
+    word that is no flag's value is reported too (:mod:`beam_jobs.job_flags`;
+    this job's own flags are a registered ``PipelineOptions`` class).
     """
-    known = _known_flags()
-    unknown: List[str] = []
-    position = 0
-    while position < len(argv):
-        token = argv[position]
-        position += 1
-        if token == "--":
-            break
-        if not token.startswith("-"):
-            unknown.append(f"unexpected argument {token!r}")
-            continue
-        name, has_value = token.split("=", 1)[0], "=" in token
-        action = known.get(name)
-        if action is None:
-            # 0.8: typos and -/_ slips match ("--rencode" -> "--reencode": 0.95), while an
-            # unrelated word gets no far-fetched suggestion (difflib's default is 0.6).
-            guess = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
-            hint = f" (did you mean {guess[0]}?)" if guess else ""
-            unknown.append(f"unknown flag {name}{hint}")
-            # Its value, if any, is not a stray word of its own.
-            if not has_value and position < len(argv) and not argv[position].startswith("-"):
-                position += 1
-            continue
-        if has_value or action.nargs == 0:
-            continue
-        if action.nargs in ("*", "+"):
-            while position < len(argv) and not argv[position].startswith("-"):
-                position += 1
-        elif action.nargs == "?":
-            if position < len(argv) and not argv[position].startswith("-"):
-                position += 1
-        else:
-            position += action.nargs if isinstance(action.nargs, int) else 1
-    if unknown:
-        raise UnknownFlagError(
-            "; ".join(unknown) + ". `python -m beam_jobs.extract --help` lists this job's "
-            "flags; any other flag must be an Apache Beam pipeline option"
-        )
+    job_flags.check_flags(argv, job_flags.beam_flags(), "python -m beam_jobs.extract")
 
 
 def make_pipeline_options(argv: Optional[Sequence[str]] = None) -> PipelineOptions:

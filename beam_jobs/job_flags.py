@@ -6,10 +6,10 @@ default. :func:`check_flags` walks the command line the way argparse would
 and reports every flag that is in neither set, each with the closest known
 one (``difflib``), and any stray word that is no flag's value.
 
-``beam_jobs.extract`` has its own copy of this walk
-(:func:`beam_jobs.extract_options.check_flags`), which this module
-generalises: a job passes the flags it knows (:func:`parser_flags` of its
-own parser plus :func:`beam_flags`) and its name for the message.
+Each job passes the flags it knows (:func:`parser_flags` of its own parser
+plus :func:`beam_flags`; the extraction job's flags are a registered
+``PipelineOptions`` class, so :func:`beam_flags` holds them) and its command
+for the message.
 """
 
 from __future__ import annotations
