@@ -832,7 +832,9 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
             manifest_lib.FAILED_NAME,
             *refused[0],
         )
-    output_plan = output_folder.plan(config.output_dir, config.overwrite)
+    output_plan = output_folder.plan(
+        config.output_dir, config.overwrite, job_options(config, split_set)
+    )
     listed = split_set.listed()
     LOG.info(
         "%s split files: %s classes, %s",

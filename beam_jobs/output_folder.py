@@ -253,14 +253,37 @@ def _shown(names: List[str], limit: int = 3) -> str:
     return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
 
 
-def previous_output(output_dir: str, overwrite: bool) -> List[str]:
+# Recorded options that say nothing about what the output holds.
+_NOT_SETTINGS = frozenset({"output_dir", "overwrite"})
+
+
+def settings_difference(recorded: dict, options: Optional[dict]) -> str:
+    """What a previous output's recorded options and this run's differ in, for a message:
+    "its settings differ: reencode none -> 'mpeg4'", or "its settings are this run's"
+    (empty when this run's options are not known)."""
+    if options is None:
+        return ""
+    keys = sorted((set(recorded) | set(options)) - _NOT_SETTINGS)
+    changed = [
+        f"{key} {recorded.get(key)!r} -> {options.get(key)!r}"
+        for key in keys
+        if recorded.get(key) != options.get(key)
+    ]
+    if not changed:
+        return "; its settings are this run's"
+    return "; its settings differ: " + ", ".join(changed)
+
+
+def previous_output(output_dir: str, overwrite: bool, options: Optional[dict] = None) -> List[str]:
     """The files of a previous extraction output in ``output_dir``, to be replaced.
 
     Returns [] when the folder is missing or empty. Raises
     :class:`OutputExistsError`, naming the files and the reason, when it holds
-    anything without ``--overwrite``, and with ``--overwrite`` when it holds
-    anything but one previous output of this job (no ``manifest.json``, a
-    manifest of something else, or files the manifest does not list).
+    anything without ``--overwrite`` (for a previous output, with how its
+    recorded options differ from ``options``, this run's, when given), and
+    with ``--overwrite`` when it holds anything but one previous output of
+    this job (no ``manifest.json``, a manifest of something else, or files the
+    manifest does not list).
     """
     if (
         fileio.is_local(output_dir)
@@ -295,8 +318,8 @@ def previous_output(output_dir: str, overwrite: bool) -> List[str]:
     if not overwrite:
         raise OutputExistsError(
             f"{output_dir} is not empty ({listing}): it holds the output of a previous "
-            f"extraction; refusing to mix two runs' shards. Pass --overwrite to replace it, "
-            f"or choose another --output_dir"
+            f"extraction{settings_difference(manifest['options'], options)}; refusing to mix "
+            f"two runs' shards. Pass --overwrite to replace it, or choose another --output_dir"
         )
     return [fileio.join(output_dir, name) for name in contents]
 
@@ -304,13 +327,14 @@ def previous_output(output_dir: str, overwrite: bool) -> List[str]:
 # ----------------------------------------------------------------------------- plan and commit
 
 
-def plan(output_dir: str, overwrite: bool) -> OutputPlan:
+def plan(output_dir: str, overwrite: bool, options: Optional[dict] = None) -> OutputPlan:
     """Clears stale staging folders, checks what ``output_dir`` holds, creates the staging
-    folder (beside ``output_dir`` when it can be swapped in, else inside it)."""
+    folder (beside ``output_dir`` when it can be swapped in, else inside it). ``options``:
+    this run's options as the manifest records them, named in a refusal."""
     if fileio.is_local(output_dir):
         output_dir = os.path.realpath(output_dir)  # a symlinked OUT: swap its target's content
     clear_stale_staging(output_dir)
-    previous = tuple(previous_output(output_dir, overwrite))
+    previous = tuple(previous_output(output_dir, overwrite, options))
     name = staging_name()
     if fileio.is_local(output_dir) and not os.path.ismount(output_dir):
         parent, base = _split_local(output_dir)

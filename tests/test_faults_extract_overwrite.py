@@ -106,6 +106,17 @@ def test_previous_output_without_overwrite(job, tmp_path, capsys):
     shutil.copytree(job[1], out)
     err = refuse(job, out, capsys)
     assert "holds the output of a previous extraction" in err and "Pass --overwrite" in err
+    assert "its settings are this run's" in err  # same flags: a re-run of the same job
+
+
+def test_previous_output_made_with_other_settings_names_them(job, tmp_path, capsys):
+    """A re-run with other flags is refused naming each setting that differs (old -> new)."""
+    out = tmp_path / "out"
+    shutil.copytree(job[1], out)
+    before = snapshot(out)
+    err = refuse(job, out, capsys, "--num_shards=2", "--jpeg_quality=80")
+    assert "its settings differ: jpeg_quality 90 -> 80, num_shards 0 -> 2;" in err
+    assert snapshot(out) == before
 
 
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
