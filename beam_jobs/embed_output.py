@@ -140,40 +140,12 @@ def previous_output(output_dir: str, overwrite: bool) -> List[str]:
 def plan(output_dir: str, overwrite: bool) -> output_folder.OutputPlan:
     """Clears stale staging folders, checks what ``output_dir`` holds, creates the staging
     folder: :func:`beam_jobs.output_folder.plan` with this job's :func:`previous_output`."""
-    # The same steps as output_folder.plan, whose check of the previous output knows
-    # only the extraction's manifest.
-    if fileio.is_local(output_dir):
-        output_dir = os.path.realpath(output_dir)  # a symlinked OUT: swap its target's content
-    output_folder.clear_stale_staging(output_dir)
-    previous = tuple(previous_output(output_dir, overwrite))
-    name = output_folder.staging_name()
-    if fileio.is_local(output_dir) and not os.path.ismount(output_dir):
-        parent, base = os.path.split(os.path.abspath(output_dir))
-        staging = os.path.join(parent, f"{base}.{name}")
-        try:
-            os.makedirs(staging)
-            return output_folder.OutputPlan(output_dir, staging, True, previous)
-        except PermissionError:
-            LOG.warning(
-                "cannot write beside %s (in %s): replacing its files in place, not atomically",
-                output_dir,
-                parent,
-            )
-    staging = fileio.join(output_dir, name)
-    fileio.mkdirs(staging)
-    return output_folder.OutputPlan(output_dir, staging, False, previous)
+    return output_folder.plan(output_dir, overwrite, find_previous=previous_output)
 
 
 def recheck(output_plan: output_folder.OutputPlan, overwrite: bool) -> None:
     """Raises :class:`OutputExistsError` if ``output_dir`` gained files while the job ran."""
-    added = sorted(
-        set(previous_output(output_plan.output_dir, overwrite)) - set(output_plan.previous)
-    )
-    if added:
-        raise OutputExistsError(
-            f"{output_plan.output_dir} changed while the job ran ({_shown(added)} appeared); "
-            f"nothing was replaced"
-        )
+    output_folder.recheck(output_plan, overwrite, find_previous=previous_output)
 
 
 def read_manifest(output_dir: str) -> dict:

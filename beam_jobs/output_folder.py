@@ -37,7 +37,7 @@ import shlex
 import shutil
 import socket
 import sys
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from beam_jobs import fileio
 from tfcmvp import manifest as manifest_lib
@@ -327,14 +327,24 @@ def previous_output(output_dir: str, overwrite: bool, options: Optional[dict] = 
 # ----------------------------------------------------------------------------- plan and commit
 
 
-def plan(output_dir: str, overwrite: bool, options: Optional[dict] = None) -> OutputPlan:
+def plan(
+    output_dir: str,
+    overwrite: bool,
+    options: Optional[dict] = None,
+    find_previous: Optional[Callable[[str, bool], List[str]]] = None,
+) -> OutputPlan:
     """Clears stale staging folders, checks what ``output_dir`` holds, creates the staging
     folder (beside ``output_dir`` when it can be swapped in, else inside it). ``options``:
-    this run's options as the manifest records them, named in a refusal."""
+    this run's options as the manifest records them, named in a refusal.
+    ``find_previous(output_dir, overwrite)``: another job's :func:`previous_output`
+    (the embedding job's outputs have their own manifest); default this job's."""
     if fileio.is_local(output_dir):
         output_dir = os.path.realpath(output_dir)  # a symlinked OUT: swap its target's content
     clear_stale_staging(output_dir)
-    previous = tuple(previous_output(output_dir, overwrite, options))
+    if find_previous is None:
+        previous = tuple(previous_output(output_dir, overwrite, options))
+    else:
+        previous = tuple(find_previous(output_dir, overwrite))
     name = staging_name()
     if fileio.is_local(output_dir) and not os.path.ismount(output_dir):
         parent, base = _split_local(output_dir)
@@ -353,10 +363,15 @@ def plan(output_dir: str, overwrite: bool, options: Optional[dict] = None) -> Ou
     return OutputPlan(output_dir, staging, False, previous)
 
 
-def recheck(output_plan: OutputPlan, overwrite: bool) -> None:
+def recheck(
+    output_plan: OutputPlan,
+    overwrite: bool,
+    find_previous: Optional[Callable[[str, bool], List[str]]] = None,
+) -> None:
     """Raises :class:`OutputExistsError` if ``output_dir`` gained files the plan did not see
-    (written there while the pipeline ran): those are not ours to replace."""
-    now = previous_output(output_plan.output_dir, overwrite)
+    (written there while the pipeline ran): those are not ours to replace.
+    ``find_previous``: as in :func:`plan`."""
+    now = (find_previous or previous_output)(output_plan.output_dir, overwrite)
     added = sorted(set(now) - set(output_plan.previous))
     if added:
         raise OutputExistsError(
