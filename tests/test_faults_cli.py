@@ -97,7 +97,7 @@ def test_verbose_default_is_a_bar_on_a_terminal_and_lines_otherwise(
     module = sys.modules["tfcmvp.training.pretrain"]
     seen = {}
 
-    def fake_pretrain(config, data, workdir, *, verbose):
+    def fake_pretrain(config, data, workdir, *, verbose, **options):
         seen["verbose"] = verbose
         raise ValueError("stopped by the test")
 

@@ -169,6 +169,7 @@ def test_two_workers_train_one_model(tmp_path):
         "config.yaml",
         "history.csv",
         "history.png",
+        "provenance.json",
         "tensorboard",
         "weights",
     ], names  # no scratch-worker-1 left
