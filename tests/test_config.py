@@ -303,3 +303,12 @@ def test_data_section_maps_one_to_one_onto_pretrain_dataset():
                 value,
                 parameter.default,
             )
+
+
+def test_config_differences_name_a_section_switched_off_as_one_key():
+    """A section that is null on one side differs as one key (it used to raise KeyError)."""
+    on = cfg.load_config(None, [])
+    off = cfg.load_config(None, ["data.blur=null"])
+    changes = cfg.config_differences(on, off)
+    assert len(changes) == 1 and changes[0].startswith("data.blur: {")
+    assert changes[0].endswith("-> None")

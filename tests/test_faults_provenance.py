@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 from test_faults_workdir import files_on_disk, refusal_line
 
+from tfcmvp import config as cfg
 from tfcmvp.cli.main import main
 from tfcmvp.export import read_export_info
 from tfcmvp.training import provenance
@@ -173,7 +174,7 @@ def test_the_rule_and_the_differ():
     assert not provenance.may_change_on_resume("optimizer.momentum")
     old = {"data": {"blur": None, "crop": 32}, "loss": {"alpha": 0.5}}
     new = {"data": {"blur": {"prob": 0.5}, "crop": 32}, "loss": {"alpha": 0.7}}
-    assert provenance.config_changes(old, new) == [
+    assert cfg.config_changes(old, new) == [
         ("data.blur", None, {"prob": 0.5}),  # a section switched on: one key
         ("loss.alpha", 0.5, 0.7),
     ]

@@ -850,10 +850,28 @@ def flatten(values: Mapping, prefix: str = "") -> dict:
     return out
 
 
+def config_changes(old: Mapping, new: Mapping, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``[(key, old value, new value)]`` of two nested config dicts, depth first.
+
+    A section that is null on one side (e.g. ``data.blur: null``) differs as
+    one key, the section's.
+    """
+    changes = []
+    for key in list(old) + [k for k in new if k not in old]:
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            changes += config_changes(a, b, prefix + key + ".")
+        elif a != b:
+            changes.append((prefix + key, a, b))
+    return changes
+
+
 def config_differences(old: PretrainConfig, new: PretrainConfig) -> list[str]:
-    """``["train.epochs: 2 -> 3", ...]`` for every field that differs."""
-    a, b = flatten(config_to_dict(old)), flatten(config_to_dict(new))
-    return [f"{key}: {a[key]!r} -> {b[key]!r}" for key in a if a[key] != b[key]]
+    """``["train.epochs: 2 -> 3", ...]`` for every field that differs (:func:`config_changes`)."""
+    return [
+        f"{key}: {a!r} -> {b!r}"
+        for key, a, b in config_changes(config_to_dict(old), config_to_dict(new))
+    ]
 
 
 def field_docs(cls=PretrainConfig, prefix: str = "") -> dict[str, str]:

@@ -46,6 +46,7 @@ import pathlib
 from typing import Mapping, Optional
 
 from tfcmvp import manifest as manifest_lib
+from tfcmvp.config import ConfigError, config_changes, config_to_dict, load_saved_config
 
 logger = logging.getLogger(__name__)
 
@@ -77,24 +78,6 @@ def may_change_on_resume(key: str) -> bool:
         key == allowed or (allowed.endswith(".") and key.startswith(allowed))
         for allowed in MAY_CHANGE_ON_RESUME
     )
-
-
-def config_changes(
-    old: Mapping, new: Mapping, prefix: str = ""
-) -> list[tuple[str, object, object]]:
-    """``[(key, old value, new value)]`` of two nested config dicts, depth first.
-
-    A section that is null on one side (e.g. ``data.blur: null``) differs as
-    one key, the section's.
-    """
-    changes = []
-    for key in list(old) + [k for k in new if k not in old]:
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, Mapping) and isinstance(b, Mapping):
-            changes += config_changes(a, b, prefix + key + ".")
-        elif a != b:
-            changes.append((prefix + key, a, b))
-    return changes
 
 
 def manifest_sha256(data_dir) -> Optional[str]:
@@ -235,8 +218,6 @@ def _check_start(workdir: pathlib.Path, previous: Optional[Mapping], now: dict) 
 def _check_config(workdir: pathlib.Path, config_name: str, config) -> None:
     """Raises ValueError naming every key that differs from WORKDIR/config.yaml
     and may not change on resume."""
-    from tfcmvp.config import ConfigError, config_to_dict, load_saved_config
-
     path = workdir / config_name
     if not path.is_file():
         return
