@@ -17,9 +17,14 @@ A file may start from another one with ``base: other.yaml`` (a path relative
 to the file); its values are merged key by key under the file's own.
 Command-line overrides ``--set section.field=value`` are applied last, the
 value parsed as YAML (``--set train.epochs=3``, ``--set model.predictor=convgru``,
-``--set train.steps_per_epoch=null``). An unknown key, in a file or an
-override, is an error that names the key and the closest valid ones; a value
-of the wrong type is an error that names the key, the value and the type.
+``--set train.steps_per_epoch=null``). Reading, checking and writing are
+:mod:`tfcmvp.config_io`'s (generic over the config class); its functions are
+importable from here too, with :class:`PretrainConfig` as the default root.
+
+The data sections are passed down as they are: ``tfcmvp.data.pretrain_dataset``
+takes a :class:`DataConfig`, ``finetune_dataset`` a :class:`FinetuneDataConfig`,
+and the augmentation and sampling code read their fields; this module is the
+one place for each data setting, its default and its documentation.
 
 The paper's ablations are values of this config: ``data.period``
 (current / future, Table 1), ``loss.motion_loss`` (infonce / mse / ce,
@@ -30,24 +35,54 @@ Table 1), ``model.predictor`` (transformer / convgru, Table 1) and
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import pathlib
-import types
-import typing
 from typing import Any, Literal, Mapping, Optional, Sequence
 
-import yaml
+from tfcmvp import config_io
+from tfcmvp.config_io import (  # noqa: F401  (re-exported: tfcmvp.config is the public name)
+    BASE_KEY,
+    ConfigError,
+    build_config,
+    config_changes,
+    config_differences,
+    config_to_dict,
+    dump_config,
+    flatten,
+    merge,
+    parse_override,
+    read_config_file,
+    save_config,
+)
 
-BASE_KEY = "base"  # YAML key naming the file a config starts from
-
-
-class ConfigError(ValueError):
-    """A config file or override names an unknown key or has a bad value."""
+PERIODS = ("future", "current")  # data.period: where the motion target lies
+RESIZE_METHODS = ("bilinear", "nearest")  # data.mv_resize_method
 
 
 def field(default, doc: str):
     """A dataclass field with its one-line documentation (``metadata["doc"]``)."""
     return dataclasses.field(default=default, metadata={"doc": doc})
+
+
+def raise_failed_check(config, checks: Sequence[tuple[str, bool, str]]) -> None:
+    """Raises ConfigError ``"<key>=<value> <requirement>"`` for the first
+    ``(key, ok, requirement)`` row of `checks` whose `ok` is false."""
+    for key, ok, requirement in checks:
+        if not ok:
+            raise ConfigError(f"{key}={_get_path(config, key)!r} {requirement}")
+
+
+def _get_path(config, dotted: str):
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def _int_at_least(value, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _probability(value) -> bool:
+    return isinstance(value, (int, float)) and 0.0 <= value <= 1.0
 
 
 # ---------------------------------------------------------------------------
@@ -88,6 +123,25 @@ class ColorJitterConfig:
         "none in finetuning); 0 = off",
     )
 
+    def __post_init__(self):
+        raise_failed_check(
+            self,
+            [
+                *[
+                    (name, 0.0 <= getattr(self, name) <= 1.0, "must lie in [0, 1]")
+                    for name in ("brightness", "contrast", "saturation")
+                ],
+                ("hue", 0.0 <= self.hue <= 0.5, "must lie in [0, 0.5]"),
+                ("prob", _probability(self.prob), "must be a probability in [0, 1]"),
+                (
+                    "grayscale_prob",
+                    _probability(self.grayscale_prob),
+                    "must be a probability in [0, 1]",
+                ),
+                ("random_order", isinstance(self.random_order, bool), "must be true or false"),
+            ],
+        )
+
 
 @dataclasses.dataclass(frozen=True)
 class BlurConfig:
@@ -100,13 +154,30 @@ class BlurConfig:
     prob: float = field(0.5, "probability of blurring a clip")
     kernel_size: int = field(11, "taps of the (odd) blur kernel")
 
+    def __post_init__(self):
+        raise_failed_check(
+            self,
+            [
+                ("sigma_min", 0.0 < self.sigma_min, "must be > 0"),
+                ("sigma_max", self.sigma_min <= self.sigma_max, "must be >= sigma_min"),
+                ("prob", _probability(self.prob), "must be a probability in [0, 1]"),
+                (
+                    "kernel_size",
+                    _int_at_least(self.kernel_size, 1) and self.kernel_size % 2 == 1,
+                    "must be an odd int >= 1",
+                ),
+            ],
+        )
+
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Sampling and augmentation of pretraining samples.
 
-    Every field is the keyword argument of the same name of
-    ``tfcmvp.data.pretrain_dataset``, with the same default (tests check it).
+    ``tfcmvp.data.pretrain_dataset`` takes this section as it is; the
+    sampling (``tfcmvp.data.sampling``) and augmentation
+    (``tfcmvp.data.augment``) code read its fields. Direct construction checks
+    the values too (a :class:`ConfigError` naming the field).
     """
 
     clip_len: int = field(16, "frames in the RGB clip fed to the V-Network")
@@ -181,6 +252,95 @@ class DataConfig:
         "Evaluation (finetuning's test split, retrieval) always stops: a score over part "
         "of a test set is not comparable",
     )
+
+    def __post_init__(self):
+        if isinstance(self.crop_ratio, (list, tuple)):
+            object.__setattr__(self, "crop_ratio", tuple(float(v) for v in self.crop_ratio))
+        raise_failed_check(self, data_checks(self))
+
+
+def data_checks(data: DataConfig) -> list[tuple[str, bool, str]]:
+    """The value checks of a :class:`DataConfig` (field-relative keys)."""
+    positive = ("clip_len", "clip_stride", "motion_len", "motion_gap", "crop_size")
+    ratio = data.crop_ratio
+    return [
+        *[
+            (name, _int_at_least(getattr(data, name), 1), "must be an int >= 1")
+            for name in positive
+        ],
+        *[
+            (name, _int_at_least(getattr(data, name), 0), "must be an int >= 0")
+            for name in ("num_negatives", "iframe_window")
+        ],
+        ("period", data.period in PERIODS, f"must be one of {PERIODS}"),
+        (
+            "iframe_excludes_clip_frames",
+            isinstance(data.iframe_excludes_clip_frames, bool),
+            "must be true or false",
+        ),
+        ("min_crop_area", 0 < data.min_crop_area <= 1, "must lie in (0, 1]"),
+        (
+            "crop_ratio",
+            len(ratio) == 2 and 0 < ratio[0] <= ratio[1],
+            "must be (low, high), 0 < low <= high",
+        ),
+        ("flip_prob", _probability(data.flip_prob), "must be a probability in [0, 1]"),
+        ("flip_negates_mv_x", isinstance(data.flip_negates_mv_x, bool), "must be true or false"),
+        ("mv_clip", data.mv_clip > 0, "must be > 0"),
+        ("mv_div", data.mv_div > 0, "must be > 0"),
+        (
+            "mv_resize_method",
+            data.mv_resize_method in RESIZE_METHODS,
+            f"must be one of {RESIZE_METHODS}",
+        ),
+        *[
+            (
+                name,
+                getattr(data, name) is None or isinstance(getattr(data, name), ColorJitterConfig),
+                "must be a ColorJitterConfig or null",
+            )
+            for name in ("color_jitter", "iframe_color_jitter")
+        ],
+        (
+            "blur",
+            data.blur is None or isinstance(data.blur, BlurConfig),
+            "must be a BlurConfig or null",
+        ),
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneDataConfig(DataConfig):
+    """Sampling and augmentation of finetuning clips (``tfcmvp.data.finetune_dataset``).
+
+    The fields of :class:`DataConfig`, plus ``rotate_degrees``.
+    The motion fields (motion_len, motion_gap, period, num_negatives, mv_*,
+    flip_negates_mv_x) only matter with ``train.motion_aux_weight > 0``;
+    ``iframe_window``, ``iframe_excludes_clip_frames`` and
+    ``iframe_color_jitter`` are not used. The augmentation follows the
+    authors' finetuning code (``finetune.py``): rotation of the whole frame,
+    random resized crop, flip, blur, colour jitter p 0.5, no grayscale. Their
+    rotation fills the corners black with nearest-neighbour sampling; ours
+    reflects them and samples bilinearly.
+    """
+
+    color_jitter: Optional[ColorJitterConfig] = field(
+        ColorJitterConfig(grayscale_prob=0.0),
+        "colour jitter of the clip; null = off (the pretraining jitter without grayscale, "
+        "which the authors' finetuning does not use)",
+    )
+    rotate_degrees: float = field(
+        10.0,
+        "random rotation in [-r, r] degrees of the whole frame of the clip (and its "
+        "motion target) before the crop; the authors rotate +-10 when finetuning, the "
+        "paper lists only crop, flip, blur and jitter; 0 = off",
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        raise_failed_check(
+            self, [("rotate_degrees", 0 <= self.rotate_degrees < 180, "must lie in [0, 180)")]
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -511,9 +671,7 @@ def section_checks(config) -> dict[str, list[tuple[str, bool, str]]]:
                 "cannot be combined with runtime.strategy=multi_worker",
             ),
         ],
-        "data": [
-            ("data.min_crop_area", 0 < config.data.min_crop_area <= 1, "must lie in (0, 1]"),
-        ],
+        "data": [],  # DataConfig checks its own values (data_checks)
         "model": [
             (
                 "model.backbone_blocks",
@@ -524,146 +682,6 @@ def section_checks(config) -> dict[str, list[tuple[str, bool, str]]]:
     }
 
 
-def raise_failed_check(config, checks: Sequence[tuple[str, bool, str]]) -> None:
-    """Raises ConfigError ``"<key>=<value> <requirement>"`` for the first
-    ``(key, ok, requirement)`` row of `checks` whose `ok` is false."""
-    for key, ok, requirement in checks:
-        if not ok:
-            raise ConfigError(f"{key}={_get_path(config, key)!r} {requirement}")
-
-
-def _get_path(config, dotted: str):
-    for part in dotted.split("."):
-        config = getattr(config, part)
-    return config
-
-
-# ---------------------------------------------------------------------------
-# dict <-> dataclass
-# ---------------------------------------------------------------------------
-
-
-def _hints(cls) -> dict:
-    return typing.get_type_hints(cls)
-
-
-def _section_type(tp):
-    """The dataclass of a section field (plain or Optional), else None."""
-    if dataclasses.is_dataclass(tp):
-        return tp
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(inner) == 1 and dataclasses.is_dataclass(inner[0]):
-            return inner[0]
-    return None
-
-
-def _nullable(tp) -> bool:
-    union = typing.get_origin(tp) in (typing.Union, types.UnionType)
-    return union and type(None) in typing.get_args(tp)
-
-
-def _describe(tp) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join("null" if a is type(None) else _describe(a) for a in typing.get_args(tp))
-    if origin is tuple:
-        return f"list of {_describe(typing.get_args(tp)[0])}"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(value, tp, key: str, source: str):
-    """Checks `value` against the annotation `tp`; returns the typed value."""
-    origin = typing.get_origin(tp)
-    bad = ConfigError(f"{source}: {key}={value!r} is not a valid {_describe(tp)}")
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key, source)
-            except ConfigError:
-                pass
-        raise bad
-    if origin is Literal:
-        if value in typing.get_args(tp) and not isinstance(value, bool):
-            return value
-        raise bad
-    if origin is tuple:
-        (item_type, _ellipsis) = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise bad
-        return tuple(_coerce(v, item_type, f"{key}[{i}]", source) for i, v in enumerate(value))
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise bad
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise bad
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            # PyYAML (YAML 1.1) reads "1e-3" as a string: it wants "1.0e-3".
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise bad
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise bad
-    raise TypeError(f"config field {key} has an unsupported annotation {tp!r}")
-
-
-def _unknown_key(key: str, valid: Sequence[str], source: str) -> ConfigError:
-    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], valid, n=3, cutoff=0.5)
-    prefix = key.rsplit(".", 1)[0] + "." if "." in key else ""
-    hint = (
-        f"; did you mean {', '.join(prefix + c for c in close)}?"
-        if close
-        else f"; valid keys here: {', '.join(prefix + v for v in valid)}"
-    )
-    return ConfigError(f"{source}: unknown config key {key!r}{hint}")
-
-
-def build_config(cls, values: Mapping, source: str, prefix: str = ""):
-    if not isinstance(values, Mapping):
-        raise ConfigError(
-            f"{source}: {prefix.rstrip('.') or 'the config'} must be a mapping, got {values!r}"
-        )
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = _hints(cls)
-    kwargs = {}
-    for name, value in values.items():
-        key = prefix + str(name)
-        if name not in fields:
-            raise _unknown_key(key, list(fields), source)
-        tp = hints[name]
-        section = _section_type(tp)
-        if section is not None:
-            if value is None and _nullable(tp):
-                kwargs[name] = None  # an optional section switched off
-            else:
-                kwargs[name] = build_config(
-                    section, {} if value is None else value, source, key + "."
-                )
-        else:
-            kwargs[name] = _coerce(value, tp, key, source)
-    try:
-        return cls(**kwargs)
-    except ConfigError as error:  # a range check of the root's __post_init__
-        raise ConfigError(f"{source}: {error}") from None
-
-
 def config_from_dict(values: Mapping, source: str = "config") -> PretrainConfig:
     """Builds a :class:`PretrainConfig` from nested dicts (missing keys = defaults).
 
@@ -672,148 +690,16 @@ def config_from_dict(values: Mapping, source: str = "config") -> PretrainConfig:
     return build_config(PretrainConfig, values, source)
 
 
-def config_to_dict(config) -> dict:
-    """The config as nested plain dicts / lists (YAML- and JSON-safe)."""
-
-    def plain(value):
-        if isinstance(value, tuple):
-            return [plain(v) for v in value]
-        return value
-
-    return {
-        f.name: (
-            config_to_dict(getattr(config, f.name))
-            if dataclasses.is_dataclass(getattr(config, f.name))
-            else plain(getattr(config, f.name))
-        )
-        for f in dataclasses.fields(config)
-    }
-
-
-# ---------------------------------------------------------------------------
-# Files and overrides
-# ---------------------------------------------------------------------------
-
-
-def merge(base: Mapping, top: Mapping) -> dict:
-    """Recursive dict merge; `top` wins; nested mappings are merged key by key."""
-    merged = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge(dict(merged[key]), value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def read_config_file(path, _seen: tuple = ()) -> dict:
-    """Reads a YAML config, following ``base:`` links; returns the merged dict."""
-    path = pathlib.Path(path).resolve()
-    if path in _seen:
-        chain = " -> ".join(str(p) for p in _seen + (path,))
-        raise ConfigError(f"config files include each other in a cycle: {chain}")
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from error
-    if values is None:
-        values = {}
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"{path}: a config file must be a mapping of sections, got {values!r}")
-    values = dict(values)
-    base = values.pop(BASE_KEY, None)
-    if base is not None:
-        if not isinstance(base, str):
-            raise ConfigError(f"{path}: {BASE_KEY}: must be a file path, got {base!r}")
-        base_values = read_config_file(path.parent / base, _seen + (path,))
-        values = merge(base_values, values)
-    return values
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"train.epochs=3"`` -> (["train", "epochs"], 3); the value is parsed as YAML."""
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.epochs=3")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML: {error}") from error
-    return key.split("."), value
-
-
 def apply_overrides(values: Mapping, overrides: Sequence[str], root=PretrainConfig) -> dict:
-    """Applies ``section.field=value`` overrides to a nested config dict.
-
-    Keys are checked against the dataclasses of `root` (the config class the
-    values are for) here, so that an unknown key is reported as coming from
-    ``--set`` (not from the file).
-    """
-    values = merge({}, values)
-    for text in overrides:
-        path, value = parse_override(text)
-        cls = root
-        node = values
-        for depth, name in enumerate(path):
-            key = ".".join(path[: depth + 1])
-            if cls is None or not dataclasses.is_dataclass(cls):
-                raise ConfigError(
-                    f"--set {text!r}: {'.'.join(path[:depth])} is a value, "
-                    f"not a section, so {key!r} does not exist"
-                )
-            names = [f.name for f in dataclasses.fields(cls)]
-            if name not in names:
-                raise _unknown_key(key, names, f"--set {text!r}")
-            tp = _hints(cls)[name]
-            section = _section_type(tp)
-            last = depth == len(path) - 1
-            if last:
-                if (
-                    section is not None
-                    and not isinstance(value, Mapping)
-                    and not (value is None and _nullable(tp))
-                ):
-                    raise ConfigError(
-                        f"--set {text!r}: {key} is a section; set one of its "
-                        f"fields, e.g. "
-                        f"{key}.{dataclasses.fields(section)[0].name}=..."
-                    )
-                both_mappings = isinstance(node.get(name), Mapping) and value is not None
-                if section is not None and both_mappings:
-                    node[name] = merge(node[name], value)
-                else:
-                    node[name] = value
-            else:
-                child = node.get(name)
-                if not isinstance(child, Mapping):
-                    # Also re-enables an optional section that was null: its
-                    # other fields take their defaults.
-                    child = {}
-                node[name] = child = dict(child)
-                node = child
-                cls = section
-    return values
+    """:func:`tfcmvp.config_io.apply_overrides` for `root` (default :class:`PretrainConfig`)."""
+    return config_io.apply_overrides(values, overrides, root)
 
 
 def read_config_values(
     path=None, overrides: Sequence[str] = (), root=PretrainConfig
 ) -> tuple[dict, str]:
-    """The values of a YAML config (none if `path` is None) with the overrides
-    applied, and the source that names them in error messages.
-
-    The file is checked against `root` on its own first, so that its errors
-    name the file; then each override, so that its errors name the override.
-    """
-    values = read_config_file(path) if path is not None else {}
-    source = str(pathlib.Path(path).resolve()) if path is not None else "defaults"
-    build_config(root, values, source)
-    if overrides:
-        values = apply_overrides(values, overrides, root)
-        source = f"{source} with --set {' '.join(overrides)}"
-    return values, source
+    """:func:`tfcmvp.config_io.read_config_values` for `root` (default :class:`PretrainConfig`)."""
+    return config_io.read_config_values(path, overrides, root)
 
 
 def load_config(path=None, overrides: Sequence[str] = (), root=PretrainConfig):
@@ -821,67 +707,11 @@ def load_config(path=None, overrides: Sequence[str] = (), root=PretrainConfig):
 
     `root` is the config class to build (:class:`PretrainConfig`, or
     ``tfcmvp.finetuning.FinetuneConfig``). Raises :class:`ConfigError` naming
-    the file or the override and the key.
+    the file or the override and the key (:func:`tfcmvp.config_io.load_config`).
     """
-    return build_config(root, *read_config_values(path, overrides, root))
-
-
-def dump_config(config: PretrainConfig) -> str:
-    """The full resolved config as YAML text (every field, defaults included)."""
-    return yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=False)
-
-
-def save_config(config: PretrainConfig, path) -> pathlib.Path:
-    """Writes the resolved config as YAML; :func:`load_config` reads it back equal."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump_config(config), encoding="utf-8")
-    return path
-
-
-def flatten(values: Mapping, prefix: str = "") -> dict:
-    """``{"section.field": value}`` of a nested config dict (sections become key prefixes)."""
-    out = {}
-    for key, value in values.items():
-        if isinstance(value, Mapping):
-            out.update(flatten(value, prefix + key + "."))
-        else:
-            out[prefix + key] = value
-    return out
-
-
-def config_changes(old: Mapping, new: Mapping, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """``[(key, old value, new value)]`` of two nested config dicts, depth first.
-
-    A section that is null on one side (e.g. ``data.blur: null``) differs as
-    one key, the section's.
-    """
-    changes = []
-    for key in list(old) + [k for k in new if k not in old]:
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, Mapping) and isinstance(b, Mapping):
-            changes += config_changes(a, b, prefix + key + ".")
-        elif a != b:
-            changes.append((prefix + key, a, b))
-    return changes
-
-
-def config_differences(old: PretrainConfig, new: PretrainConfig) -> list[str]:
-    """``["train.epochs: 2 -> 3", ...]`` for every field that differs (:func:`config_changes`)."""
-    return [
-        f"{key}: {a!r} -> {b!r}"
-        for key, a, b in config_changes(config_to_dict(old), config_to_dict(new))
-    ]
+    return config_io.load_config(path, overrides, root)
 
 
 def field_docs(cls=PretrainConfig, prefix: str = "") -> dict[str, str]:
-    """``{"train.epochs": "training epochs", ...}`` for every leaf field."""
-    docs = {}
-    hints = _hints(cls)
-    for f in dataclasses.fields(cls):
-        section = _section_type(hints[f.name])
-        if section is not None:
-            docs.update(field_docs(section, prefix + f.name + "."))
-        else:
-            docs[prefix + f.name] = f.metadata.get("doc", "")
-    return docs
+    """``{"train.epochs": "training epochs", ...}`` for every leaf field of `cls`."""
+    return config_io.field_docs(cls, prefix)

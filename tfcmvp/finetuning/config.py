@@ -27,10 +27,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping, Optional, Sequence
 
-from tfcmvp.config import (
-    ColorJitterConfig,
+from tfcmvp.config import (  # FinetuneDataConfig: the data section, with the other data settings
     ConfigError,
-    DataConfig,
+    FinetuneDataConfig,
     ModelConfig,
     OptimizerConfig,
     RuntimeConfig,
@@ -63,33 +62,6 @@ EXPORT_INFO_ASSET = "assets/tfcmvp_export.json"
 # ---------------------------------------------------------------------------
 # Sections
 # ---------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class FinetuneDataConfig(DataConfig):
-    """Sampling and augmentation of finetuning clips (``tfcmvp.data.finetune_dataset``).
-
-    The fields of :class:`tfcmvp.config.DataConfig`, plus ``rotate_degrees``.
-    The motion fields (motion_len, motion_gap, period, num_negatives, mv_*,
-    flip_negates_mv_x) only matter with ``train.motion_aux_weight > 0``;
-    ``iframe_window`` is not used. The augmentation follows the authors'
-    finetuning code (``finetune.py``): rotation of the whole frame, random
-    resized crop, flip, blur, colour jitter p 0.5, no grayscale. Their
-    rotation fills the corners black with nearest-neighbour sampling; ours
-    reflects them and samples bilinearly.
-    """
-
-    color_jitter: Optional[ColorJitterConfig] = field(
-        ColorJitterConfig(grayscale_prob=0.0),
-        "colour jitter of the clip; null = off (the pretraining jitter without grayscale, "
-        "which the authors' finetuning does not use)",
-    )
-    rotate_degrees: float = field(
-        10.0,
-        "random rotation in [-r, r] degrees of the whole frame of the clip (and its "
-        "motion target) before the crop; the authors rotate +-10 when finetuning, the "
-        "paper lists only crop, flip, blur and jitter; 0 = off",
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,7 +194,6 @@ def _check_ranges(config: FinetuneConfig) -> None:
                 "must lie in [0, peak learning rate = base_lr_per_sample x global_batch_size)",
             ),
             *shared["data"],
-            ("data.rotate_degrees", 0 <= config.data.rotate_degrees < 180, "must lie in [0, 180)"),
             *shared["model"],
             (
                 "model.predictor",
