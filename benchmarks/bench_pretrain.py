@@ -359,12 +359,9 @@ def bench_parts(result: dict, args) -> list[dict]:
 def bench_pipeline(config, pattern: str, args) -> float:
     """clips/s of tfcmvp.data.pretrain_dataset with `config.data`, default parallelism."""
     from tfcmvp.data import pretrain_dataset
-    from tfcmvp.training.pretrain import dataset_kwargs
 
     batch = config.train.global_batch_size
-    dataset = pretrain_dataset(
-        pattern, batch, **dataset_kwargs(config.data), seed=0, count_skipped=False
-    )
+    dataset = pretrain_dataset(pattern, batch, config.data, seed=0, count_skipped=False)
     iterator = iter(dataset)
     times = time_calls(
         lambda: next(iterator)["clip"], (), args.pipeline_warmup, args.pipeline_batches

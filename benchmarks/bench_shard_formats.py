@@ -52,12 +52,13 @@ def plain_copies(pattern: str, folder: pathlib.Path) -> str:
 
 
 def clips_per_second(pattern, config, cache, args) -> float:
-    from tfcmvp.data import pretrain_dataset
-    from tfcmvp.training.pretrain import dataset_kwargs
+    import dataclasses
 
-    kwargs = dict(dataset_kwargs(config.data), cache=cache)
+    from tfcmvp.data import pretrain_dataset
+
+    data = dataclasses.replace(config.data, cache=cache)
     batch = config.train.global_batch_size
-    iterator = iter(pretrain_dataset(pattern, batch, **kwargs, seed=0, count_skipped=False))
+    iterator = iter(pretrain_dataset(pattern, batch, data, seed=0, count_skipped=False))
     # Warm-up covers at least one epoch, so that a cache is complete before timing.
     for _ in range(max(args.warmup, -(-args.videos // batch) + 1)):
         next(iterator)

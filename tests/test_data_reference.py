@@ -15,6 +15,7 @@ import sys
 import numpy as np
 import pytest
 
+from tfcmvp.config import ColorJitterConfig, DataConfig, FinetuneDataConfig
 from tfcmvp.data import eval_dataset, finetune_dataset, pretrain_dataset, synthetic
 
 REFERENCE = pathlib.Path(__file__).parent / "data" / "augment_reference.npz"
@@ -39,33 +40,34 @@ def plain(value) -> np.ndarray:
 def make_batches(pattern: str) -> dict:
     """``{name: array}`` of the batches the reference holds."""
     out = {}
-    pretrain = pretrain_dataset(
-        pattern,
-        3,
+    pretrain_data = DataConfig(
         **WINDOWS,
         num_negatives=2,
         iframe_window=2,
-        iframe_color_jitter={"hue": 0.5, "prob": 1.0},
+        iframe_color_jitter=ColorJitterConfig(hue=0.5, prob=1.0),
+    )
+    pretrain = pretrain_dataset(
+        pattern,
+        3,
+        pretrain_data,
         seed=0,
         deterministic=True,
         count_skipped=False,
     )
     for key, value in next(iter(pretrain)).items():
         out[f"pretrain/{key}"] = plain(value)
+    finetune_data = FinetuneDataConfig(**WINDOWS, num_negatives=1)
     finetune = finetune_dataset(
-        pattern, 3, **WINDOWS, with_motion=True, num_negatives=1, seed=0, deterministic=True
+        pattern, 3, finetune_data, with_motion=True, seed=0, deterministic=True
     )
     for key, value in next(iter(finetune)).items():
         out[f"finetune/{key}"] = plain(value)
     for modality in ("rgb", "iframe", "motion"):
         evaluation = eval_dataset(
             pattern,
+            DataConfig(**WINDOWS),
             modality=modality,
             num_clips=2,
-            clip_len=4,
-            clip_stride=2,
-            motion_len=3,
-            crop_size=16,
             resize_short=20,
             batch_size=3,
         )

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfcmvp.config import DataConfig
 from tfcmvp.data import sampling
-from tfcmvp.data.sampling import SamplingConfig
 
 
 def seed(n):
@@ -13,11 +13,13 @@ def seed(n):
 
 
 def test_config_derived_lengths():
-    cfg = SamplingConfig()
-    assert cfg.span == 61
-    assert cfg.min_frames == 71  # 61 + 2 + 8, as in method_facts
-    assert SamplingConfig(period="current").min_frames == 61
-    assert SamplingConfig(clip_len=4, clip_stride=2, motion_len=3, motion_gap=2).min_frames == 11
+    cfg = DataConfig()
+    assert sampling.span(cfg) == 61
+    assert sampling.min_frames(cfg) == 71  # 61 + 2 + 8, as in method_facts
+    assert sampling.min_frames(DataConfig(period="current")) == 61
+    assert (
+        sampling.min_frames(DataConfig(clip_len=4, clip_stride=2, motion_len=3, motion_gap=2)) == 11
+    )
 
 
 @pytest.mark.parametrize(
@@ -31,16 +33,16 @@ def test_config_derived_lengths():
 )
 def test_config_rejects_bad_values(kwargs, word):
     with pytest.raises(ValueError, match=word):
-        SamplingConfig(**kwargs)
+        DataConfig(**kwargs)
 
 
 def test_target_start_future_and_current():
-    cfg = SamplingConfig()
+    cfg = DataConfig()
     for start in (0, 5, 40):
         # Future: the clip's last frame is start + 60; the target starts 3 later.
         assert int(sampling.target_start(start, cfg)) == start + 60 + 3
         # Current: 8 frames centred in the 61-frame span.
-        assert int(sampling.target_start(start, SamplingConfig(period="current"))) == start + 26
+        assert int(sampling.target_start(start, DataConfig(period="current"))) == start + 26
 
 
 def test_clip_indices_stride_and_clamp():
@@ -52,7 +54,7 @@ def test_clip_indices_stride_and_clamp():
 
 @pytest.mark.parametrize("num_frames", [71, 100, 250])
 def test_pretrain_windows_default_config(num_frames):
-    cfg = SamplingConfig()
+    cfg = DataConfig()
     iframes = np.arange(0, num_frames, 12)
     for n in range(25):
         w = {
@@ -82,13 +84,13 @@ def test_pretrain_windows_default_config(num_frames):
 
 
 def test_shortest_video_has_one_clip_position():
-    w = sampling.sample_pretrain_windows(71, [0, 12, 24, 36, 48, 60], seed(3), SamplingConfig())
+    w = sampling.sample_pretrain_windows(71, [0, 12, 24, 36, 48, 60], seed(3), DataConfig())
     assert int(w["clip_start"]) == 0
     np.testing.assert_array_equal(w["motion_indices"][0], np.arange(63, 71))
 
 
 def test_current_period_target_under_clip():
-    cfg = SamplingConfig(period="current")
+    cfg = DataConfig(period="current")
     for n in range(10):
         w = sampling.sample_pretrain_windows(80, [0, 12, 24, 36, 48, 60, 72], seed(n), cfg)
         s = int(w["clip_start"])
@@ -211,8 +213,8 @@ def reference_iframe_candidates(iframes, start, end, window, clip):
 
 @pytest.mark.parametrize("gop, stride, window", [(12, 4, 5), (6, 2, 2), (12, 3, 0), (5, 5, 1)])
 def test_sampled_iframe_follows_the_rule_over_many_seeds(gop, stride, window):
-    cfg = SamplingConfig(clip_stride=stride, iframe_window=window)
-    lengths = np.arange(cfg.min_frames, cfg.min_frames + 40, 3)
+    cfg = DataConfig(clip_stride=stride, iframe_window=window)
+    lengths = np.arange(sampling.min_frames(cfg), sampling.min_frames(cfg) + 40, 3)
 
     def draw(t, n):
         iframes = tf.range(0, t, gop, dtype=tf.int64)
@@ -244,7 +246,7 @@ def test_exclusion_removes_the_identical_frame_measured_on_a_realistic_case():
     is one of the clip frames, without (about 22%) and with the exclusion (none)."""
     shares = {}
     for exclude in (False, True):
-        cfg = SamplingConfig(iframe_excludes_clip_frames=exclude)
+        cfg = DataConfig(iframe_excludes_clip_frames=exclude)
 
         def same(t, n, cfg=cfg):
             iframes = tf.range(0, t, 12, dtype=tf.int64)
@@ -266,7 +268,7 @@ def test_exclusion_removes_the_identical_frame_measured_on_a_realistic_case():
 
 def test_config_rejects_a_non_bool_exclusion():
     with pytest.raises(ValueError, match="iframe_excludes_clip_frames"):
-        SamplingConfig(iframe_excludes_clip_frames=1)
+        DataConfig(iframe_excludes_clip_frames=1)
 
 
 # ----------------------------------------------------------------------------- evaluation clips
@@ -396,7 +398,7 @@ def test_unknown_positions_are_named():
 
 
 def test_windows_identical_inside_tf_data():
-    cfg = SamplingConfig(
+    cfg = DataConfig(
         clip_len=4, clip_stride=2, motion_len=3, motion_gap=2, num_negatives=2, iframe_window=2
     )
     iframes = tf.constant([0, 6, 12, 18, 24], tf.int64)

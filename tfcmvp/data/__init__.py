@@ -16,20 +16,14 @@ and keyed by ``seed`` and the sample's position in the stream, so a seeded,
 ``deterministic=True`` pipeline yields the same batches on every run.
 """
 
-from tfcmvp.data.augment import AugmentConfig, ColorJitter, GaussianBlur
 from tfcmvp.data.evaluation import MODALITIES, eval_dataset
 from tfcmvp.data.finetune import finetune_dataset
 from tfcmvp.data.pretrain import pretrain_dataset
 from tfcmvp.data.reader import RecordScan, resolve_files, scan_records
-from tfcmvp.data.sampling import SamplingConfig
 
 __all__ = [
-    "AugmentConfig",
-    "ColorJitter",
-    "GaussianBlur",
     "MODALITIES",
     "RecordScan",
-    "SamplingConfig",
     "eval_dataset",
     "finetune_dataset",
     "pretrain_dataset",

@@ -36,14 +36,10 @@ from typing import Optional
 import tensorflow as tf
 
 from tfcmvp import schema
+from tfcmvp.config import DataConfig
 from tfcmvp.data import augment, features, reader, sampling
-from tfcmvp.data.augment import AugmentConfig
-from tfcmvp.data.sampling import SamplingConfig
 
 MODALITIES = ("rgb", "iframe", "motion")
-
-_S = SamplingConfig
-_A = AugmentConfig
 
 
 def make_eval_sample(
@@ -125,21 +121,14 @@ def make_eval_sample(
 
 def eval_dataset(
     file_pattern: reader.FilePattern,
+    data: Optional[DataConfig] = None,
     *,
     modality: str = "rgb",
     positions: str = "authors",
     num_clips: int = 10,
-    clip_len: int = _S.clip_len,
-    clip_stride: int = _S.clip_stride,
-    motion_len: int = _S.motion_len,
-    crop_size: int = _A.crop_size,
     resize_short: int = 128,
-    mv_clip: float = _A.mv_clip,
-    mv_div: float = _A.mv_div,
-    mv_resize_method: str = _A.mv_resize_method,
     batch_size: Optional[int] = None,
     num_parallel_calls: int = tf.data.AUTOTUNE,
-    cycle_length: Optional[int] = None,
 ) -> tf.data.Dataset:
     """Every video of the shards exactly once, as centre-cropped clips.
 
@@ -152,17 +141,16 @@ def eval_dataset(
         :mod:`tfcmvp.data.sampling`.
       num_clips: clips per video N (10, the test protocol of the paper);
         unused by "sliding".
-      clip_len, clip_stride, motion_len: as in :class:`SamplingConfig`.
-      crop_size: output side S (112).
+      data: the data section (:class:`tfcmvp.config.DataConfig`; None = the
+        defaults): its clip_len, clip_stride, motion_len, crop_size (output
+        side S), mv_clip, mv_div, mv_resize_method and cycle_length are used.
       resize_short: the short side is resized to this before the centre crop
         (128, the stored short side).
-      mv_clip, mv_div, mv_resize_method: as in :class:`AugmentConfig`.
       batch_size: None yields one video per element; an int batches videos
         (the last batch may be smaller; not with "sliding", whose videos have
         different clip counts).
       num_parallel_calls: parallelism of reading and decoding; the order of
         the videos stays fixed.
-      cycle_length: shards read at once (default min(#shards, 8)).
 
     Yields dicts: "clips" float32 (``[N, clip_len, S, S, 3]`` rgb, ``[N, S, S,
     3]`` iframe, ``[N, motion_len, S, S, 2]`` motion; a leading batch dim
@@ -179,24 +167,16 @@ def eval_dataset(
             "eval_dataset: positions='sliding' gives every video its own number of "
             "clips, so videos cannot be batched; pass batch_size=None"
         )
-    for name, value in (
-        ("num_clips", num_clips),
-        ("clip_len", clip_len),
-        ("clip_stride", clip_stride),
-        ("motion_len", motion_len),
-        ("crop_size", crop_size),
-        ("resize_short", resize_short),
-    ):
+    for name, value in (("num_clips", num_clips), ("resize_short", resize_short)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"eval_dataset: {name} must be a positive int, got {value!r}")
-    if mv_resize_method not in augment.RESIZE_METHODS:
-        raise ValueError(
-            f"eval_dataset: mv_resize_method must be one of {augment.RESIZE_METHODS}, "
-            f"got {mv_resize_method!r}"
-        )
+    data = DataConfig() if data is None else data  # checks its own values
     files = reader.resolve_files(file_pattern)
     ds = reader.records_dataset(
-        files, cycle_length=cycle_length, num_parallel_calls=num_parallel_calls, deterministic=True
+        files,
+        cycle_length=data.cycle_length,
+        num_parallel_calls=num_parallel_calls,
+        deterministic=True,
     )
     ds = ds.map(
         lambda s: make_eval_sample(
@@ -204,14 +184,14 @@ def eval_dataset(
             modality=modality,
             positions=positions,
             num_clips=num_clips,
-            clip_len=clip_len,
-            clip_stride=clip_stride,
-            motion_len=motion_len,
-            crop_size=crop_size,
+            clip_len=data.clip_len,
+            clip_stride=data.clip_stride,
+            motion_len=data.motion_len,
+            crop_size=data.crop_size,
             resize_short=resize_short,
-            mv_clip=mv_clip,
-            mv_div=mv_div,
-            mv_resize_method=mv_resize_method,
+            mv_clip=data.mv_clip,
+            mv_div=data.mv_div,
+            mv_resize_method=data.mv_resize_method,
         ),
         num_parallel_calls=num_parallel_calls,
         deterministic=True,

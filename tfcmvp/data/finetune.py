@@ -18,32 +18,19 @@ one.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Optional, Sequence
+from typing import Optional
 
 import tensorflow as tf
 
 from tfcmvp import schema
+from tfcmvp.config import FinetuneDataConfig
 from tfcmvp.data import augment, features, pipeline, reader, sampling
-from tfcmvp.data.augment import AugmentConfig, ColorJitter, GaussianBlur
-from tfcmvp.data.sampling import SamplingConfig
-
-_S = SamplingConfig
-_A = AugmentConfig
-
-# The authors' finetuning rotation (degrees); pretraining uses none.
-FINETUNE_ROTATE_DEGREES = 10.0
-# The authors' finetuning jitter: the pretraining one (p 0.5, random order)
-# without the random grayscale, which their finetuning list does not have.
-FINETUNE_COLOR_JITTER = dataclasses.replace(ColorJitter(), grayscale_prob=0.0)
 
 _SALT_START = 11
 _SALT_NEGATIVES = 12
 
 
-def finetune_augmentation(
-    config: AugmentConfig, *, with_motion: bool, num_negatives: int
-) -> augment.Op:
+def finetune_augmentation(config: FinetuneDataConfig, *, with_motion: bool) -> augment.Op:
     """The finetuning recipe over CLIP (and MOTION target, NEGATIVES).
 
     The authors' order: rotation of the whole frame, then random resized
@@ -81,18 +68,12 @@ def finetune_augmentation(
     ]
     if with_motion:
         ops.append(augment.scale_motion(features.MOTION, clip=config.mv_clip, div=config.mv_div))
-    if with_motion and num_negatives:
+    if with_motion and config.num_negatives:
         ops.append(augment.negative_motion(config))
     return augment.chain(*ops)
 
 
-def make_finetune_sample(
-    serialized,
-    seed,
-    sampling_config: SamplingConfig,
-    augment_config: AugmentConfig,
-    with_motion: bool,
-) -> dict:
+def make_finetune_sample(serialized, seed, data: FinetuneDataConfig, with_motion: bool) -> dict:
     """One serialized record + a stateless seed ``[2]`` -> one finetuning sample.
 
     Returns CLIP float32 ``[T, S, S, 3]``, LABEL, VIDEO_ID and, with
@@ -100,48 +81,45 @@ def make_finetune_sample(
     """
     parsed = reader.parse_record(serialized)
     t = parsed[schema.NUM_FRAMES]
-    cfg = sampling_config
-    needed = cfg.min_frames if with_motion else cfg.span
+    needed = sampling.min_frames(data) if with_motion else sampling.span(data)
     start = sampling.random_clip_start(
         t, needed, tf.random.experimental.stateless_fold_in(seed, _SALT_START)
     )
-    data = {
+    sample = {
         features.CLIP: reader.decode_frames(
             parsed[schema.RGB_ENCODED],
-            sampling.clip_indices(start, cfg.clip_len, cfg.clip_stride, t),
+            sampling.clip_indices(start, data.clip_len, data.clip_stride, t),
         ),  # uint8 [T, H, W, 3]
         features.SEED: seed,
     }
     if with_motion:
         target = tf.clip_by_value(
-            sampling.target_start(start, cfg), 0, tf.maximum(t - cfg.motion_len, 0)
+            sampling.target_start(start, data), 0, tf.maximum(t - data.motion_len, 0)
         )
         negatives = sampling.sample_negative_starts(
             t,
             target,
-            cfg.motion_len,
-            cfg.num_negatives,
+            data.motion_len,
+            data.num_negatives,
             tf.random.experimental.stateless_fold_in(seed, _SALT_NEGATIVES),
         )
         starts = tf.concat([target[None], negatives], axis=0)  # [1 + K]
         motion = tf.gather(
-            parsed[schema.MV_ENCODED], sampling.window_indices(starts, cfg.motion_len, t)
+            parsed[schema.MV_ENCODED], sampling.window_indices(starts, data.motion_len, t)
         )  # [1+K, L, h, w, 2]
-        data[features.MOTION] = motion[0]
-        data[features.NEGATIVES] = motion[1:]
-        data[features.MV_EXTENT] = reader.mv_extent(parsed)
-    data = finetune_augmentation(
-        augment_config, with_motion=with_motion, num_negatives=cfg.num_negatives
-    )(data)
+        sample[features.MOTION] = motion[0]
+        sample[features.NEGATIVES] = motion[1:]
+        sample[features.MV_EXTENT] = reader.mv_extent(parsed)
+    sample = finetune_augmentation(data, with_motion=with_motion)(sample)
     out = {
-        features.CLIP: data[features.CLIP],
+        features.CLIP: sample[features.CLIP],
         features.LABEL: parsed[schema.LABEL],
         features.VIDEO_ID: parsed[schema.VIDEO_ID],
     }
     if with_motion:
-        parts = [data[features.MOTION][None]]  # [1, L, S, S, 2]
-        if cfg.num_negatives:
-            parts.append(data[features.NEGATIVES])  # [K, L, S, S, 2]
+        parts = [sample[features.MOTION][None]]  # [1, L, S, S, 2]
+        if data.num_negatives:
+            parts.append(sample[features.NEGATIVES])  # [K, L, S, S, 2]
         out[features.MOTION] = tf.concat(parts, axis=0)
     return out
 
@@ -149,84 +127,39 @@ def make_finetune_sample(
 def finetune_dataset(
     file_pattern: reader.FilePattern,
     batch_size: int,
+    data: Optional[FinetuneDataConfig] = None,
     *,
-    clip_len: int = _S.clip_len,
-    clip_stride: int = _S.clip_stride,
-    crop_size: int = _A.crop_size,
-    min_crop_area: float = _A.min_crop_area,
-    crop_ratio: Sequence[float] = _A.crop_ratio,
-    flip_prob: float = _A.flip_prob,
-    rotate_degrees: float = FINETUNE_ROTATE_DEGREES,
-    color_jitter: Optional[ColorJitter] = FINETUNE_COLOR_JITTER,
-    blur: Optional[GaussianBlur] = _A.blur,
     with_motion: bool = False,
-    motion_len: int = _S.motion_len,
-    motion_gap: int = _S.motion_gap,
-    period: str = _S.period,
-    num_negatives: int = 0,
-    flip_negates_mv_x: bool = _A.flip_negates_mv_x,
-    mv_clip: float = _A.mv_clip,
-    mv_div: float = _A.mv_div,
-    mv_resize_method: str = _A.mv_resize_method,
-    shuffle_buffer: int = 256,
     seed: Optional[int] = None,
     deterministic: bool = False,
     repeat: bool = True,
     num_parallel_calls: int = tf.data.AUTOTUNE,
     drop_remainder: bool = True,
-    cycle_length: Optional[int] = None,
-    cache: Optional[str] = None,
-    on_corrupt: str = "fail",
 ) -> tf.data.Dataset:
     """Batches of augmented labelled clips from gzip TFRecord shards.
 
-    Window arguments as in :class:`SamplingConfig`, augmentation arguments as
-    in :class:`AugmentConfig` (``rotate_degrees`` and ``color_jitter``
-    default to the authors' finetuning values: 10, and no grayscale;
-    ``num_negatives`` to 0: only the target), pipeline
-    arguments as in :func:`tfcmvp.data.pretrain_dataset`. Every video with at
-    least one frame is used.
+    `data` is the data section of a finetuning run
+    (:class:`tfcmvp.config.FinetuneDataConfig`; None = its defaults, the
+    authors' finetuning recipe); ``with_motion`` adds the motion target and
+    ``data.num_negatives`` negatives; the other arguments are those of
+    :func:`tfcmvp.data.pretrain_dataset`. Every video with at least one frame
+    is used.
 
     Yields dicts: "clip" float32 ``[B, clip_len, S, S, 3]``, "label" int64
     ``[B]``, "video_id" string ``[B]`` and, with ``with_motion``, "motion"
     ``[B, 1 + num_negatives, motion_len, S, S, 2]``.
     """
-    sampling_config = SamplingConfig(
-        clip_len=clip_len,
-        clip_stride=clip_stride,
-        motion_len=motion_len,
-        motion_gap=motion_gap,
-        period=period,
-        num_negatives=num_negatives,
-    )
-    augment_config = AugmentConfig(
-        crop_size=crop_size,
-        min_crop_area=min_crop_area,
-        crop_ratio=tuple(crop_ratio),
-        flip_prob=flip_prob,
-        flip_negates_mv_x=flip_negates_mv_x,
-        mv_clip=mv_clip,
-        mv_div=mv_div,
-        mv_resize_method=mv_resize_method,
-        color_jitter=color_jitter,
-        blur=blur,
-        rotate_degrees=rotate_degrees,
-    )
+    data = FinetuneDataConfig() if data is None else data
     files = reader.resolve_files(file_pattern)
     return pipeline.training_dataset(
         files,
-        lambda s, sample_seed: make_finetune_sample(
-            s, sample_seed, sampling_config, augment_config, with_motion
-        ),
+        lambda s, sample_seed: make_finetune_sample(s, sample_seed, data, with_motion),
         batch_size=batch_size,
         keep=lambda summary: summary[schema.NUM_FRAMES] >= 1,
-        shuffle_buffer=shuffle_buffer,
+        data=data,
         seed=seed,
         deterministic=deterministic,
         repeat=repeat,
         num_parallel_calls=num_parallel_calls,
         drop_remainder=drop_remainder,
-        cycle_length=cycle_length,
-        cache=cache,
-        on_corrupt=on_corrupt,
     )

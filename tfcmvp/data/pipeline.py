@@ -30,6 +30,7 @@ from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
 
+from tfcmvp.config import DataConfig
 from tfcmvp.data import reader
 
 log = logging.getLogger(__name__)
@@ -83,21 +84,21 @@ def training_dataset(
     *,
     batch_size: int,
     keep: Optional[Callable],
-    shuffle_buffer: int,
+    data: DataConfig,
     seed: Optional[int],
     deterministic: bool,
     repeat: bool,
     num_parallel_calls: int,
     drop_remainder: bool,
-    cycle_length: Optional[int],
-    cache: Optional[str] = None,
-    on_corrupt: str = "fail",
 ) -> tf.data.Dataset:
     """Builds the pipeline; ``make_sample(serialized, seed) -> dict`` makes one sample.
 
     ``keep(summary) -> bool tensor`` (summary from
     :func:`tfcmvp.data.reader.parse_summary`) filters videos out in the
     graph before they are parsed in full; None keeps every video.
+
+    From the data section `data`: ``shuffle_buffer`` (<= 1: no shuffle),
+    ``cycle_length`` (shards read at once), ``cache`` and ``on_corrupt``.
 
     ``cache``: None, "memory" or a file prefix. The kept records, decompressed,
     are stored during the first epoch and read from there afterwards: reading
@@ -113,8 +114,8 @@ def training_dataset(
     (free when the caller scanned them already: scans are remembered).
     """
     check_positive("batch_size", batch_size)
-    reader.check_on_corrupt(on_corrupt)
-    if on_corrupt == "skip":
+    reader.check_on_corrupt(data.on_corrupt)
+    if data.on_corrupt == "skip":
         reader.scan_records(files, on_corrupt="skip")
     if deterministic and seed is None:
         log.warning(
@@ -126,35 +127,16 @@ def training_dataset(
         files,
         shuffle_files=True,
         seed=base_seed,
-        cycle_length=cycle_length,
+        cycle_length=data.cycle_length,
         num_parallel_calls=num_parallel_calls,
         deterministic=deterministic,
-        on_corrupt=on_corrupt,
+        on_corrupt=data.on_corrupt,
     )
     if keep is not None:
-        # Decide on a cheap partial parse, in parallel; filter() itself is sequential.
-        def tag(serialized):
-            return serialized, keep(reader.parse_summary(serialized))
-
-        def is_kept(serialized, kept):
-            del serialized
-            return kept
-
-        def untag(serialized, kept):
-            del kept
-            return serialized
-
-        ds = ds.map(tag, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
-        ds = ds.filter(is_kept).map(untag)
-    if cache == "memory":
-        ds = ds.cache()
-    elif cache:
-        parent = os.path.dirname(cache)
-        if parent:
-            tf.io.gfile.makedirs(parent)  # tf.data does not create it
-        ds = ds.cache(cache)
-    if shuffle_buffer > 1:
-        ds = ds.shuffle(shuffle_buffer, seed=base_seed, reshuffle_each_iteration=True)
+        ds = _keep_only(ds, keep, num_parallel_calls, deterministic)
+    ds = _cached(ds, data.cache)
+    if data.shuffle_buffer > 1:
+        ds = ds.shuffle(data.shuffle_buffer, seed=base_seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     base = tf.constant(base_seed, tf.int64)
@@ -168,3 +150,34 @@ def training_dataset(
     options = tf.data.Options()
     options.deterministic = deterministic
     return ds.with_options(options)
+
+
+def _keep_only(ds, keep: Callable, num_parallel_calls: int, deterministic: bool):
+    """The records of `ds` whose summary `keep` accepts."""
+
+    # Decide on a cheap partial parse, in parallel; filter() itself is sequential.
+    def tag(serialized):
+        return serialized, keep(reader.parse_summary(serialized))
+
+    def is_kept(serialized, kept):
+        del serialized
+        return kept
+
+    def untag(serialized, kept):
+        del kept
+        return serialized
+
+    ds = ds.map(tag, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    return ds.filter(is_kept).map(untag)
+
+
+def _cached(ds, cache: Optional[str]):
+    """`ds` cached in memory ("memory"), in files at the prefix `cache`, or not (None)."""
+    if cache == "memory":
+        return ds.cache()
+    if cache:
+        parent = os.path.dirname(cache)
+        if parent:
+            tf.io.gfile.makedirs(parent)  # tf.data does not create it
+        return ds.cache(cache)
+    return ds

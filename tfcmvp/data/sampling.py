@@ -78,11 +78,10 @@ shorter than the span).
 
 from __future__ import annotations
 
-import dataclasses
-
 import tensorflow as tf
 
-PERIODS = ("future", "current")
+from tfcmvp.config import DataConfig
+
 CLIP_POSITIONS = ("authors", "vcop", "sliding")  # evaluation clip rules, see the docstring
 
 # Salts that separate the random streams of one sample (any distinct ints).
@@ -91,62 +90,16 @@ _SALT_NEGATIVES = 2
 _SALT_IFRAME = 3
 
 
-@dataclasses.dataclass(frozen=True)
-class SamplingConfig:
-    """Where the clip, the motion target, the negatives and the I-frame lie.
+def span(data: DataConfig) -> int:
+    """Frames covered by one clip of `data`, first to last inclusive."""
+    return clip_span(data.clip_len, data.clip_stride)
 
-    Attributes:
-      clip_len: RGB frames per clip (16).
-      clip_stride: temporal stride between clip frames (4).
-      motion_len: consecutive motion-vector frames per motion clip (8).
-      motion_gap: the target starts this many frames after the clip's last
-        frame (3) when ``period="future"``.
-      period: "future" (motion after the clip, the paper's choice) or
-        "current" (motion centred under the clip, the ablation).
-      num_negatives: hard-negative motion clips from the same video (3).
-      iframe_window: the I-frame lies within this many frames of the clip
-        span (5).
-      iframe_excludes_clip_frames: never take an I-frame whose index is one
-        of the clip's frame indices (see the module docstring; True).
-    """
 
-    clip_len: int = 16
-    clip_stride: int = 4
-    motion_len: int = 8
-    motion_gap: int = 3
-    period: str = "future"
-    num_negatives: int = 3
-    iframe_window: int = 5
-    iframe_excludes_clip_frames: bool = True
-
-    def __post_init__(self):
-        for name in ("clip_len", "clip_stride", "motion_len", "motion_gap"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"SamplingConfig.{name} must be a positive int, got {value!r}")
-        for name in ("num_negatives", "iframe_window"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ValueError(f"SamplingConfig.{name} must be an int >= 0, got {value!r}")
-        if not isinstance(self.iframe_excludes_clip_frames, bool):
-            raise ValueError(
-                f"SamplingConfig.iframe_excludes_clip_frames must be a bool, got "
-                f"{self.iframe_excludes_clip_frames!r}"
-            )
-        if self.period not in PERIODS:
-            raise ValueError(f"SamplingConfig.period must be one of {PERIODS}, got {self.period!r}")
-
-    @property
-    def span(self) -> int:
-        """Frames covered by one clip, first to last inclusive."""
-        return clip_span(self.clip_len, self.clip_stride)
-
-    @property
-    def min_frames(self) -> int:
-        """The fewest frames a video needs to give a pretraining sample."""
-        if self.period == "future":
-            return self.span + self.motion_gap - 1 + self.motion_len
-        return max(self.span, self.motion_len)
+def min_frames(data: DataConfig) -> int:
+    """The fewest frames a video needs to give a pretraining sample under `data`."""
+    if data.period == "future":
+        return span(data) + data.motion_gap - 1 + data.motion_len
+    return max(span(data), data.motion_len)
 
 
 def clip_span(clip_len: int, clip_stride: int) -> int:
@@ -175,12 +128,12 @@ def window_indices(start, length: int, num_frames):
     return clip_indices(start, length, 1, num_frames)
 
 
-def target_start(clip_start, config: SamplingConfig):
+def target_start(clip_start, data: DataConfig):
     """First frame of the target motion window of a clip starting at ``clip_start``."""
     clip_start = _i64(clip_start)
-    if config.period == "future":
-        return clip_start + config.span - 1 + config.motion_gap
-    return clip_start + (config.span - config.motion_len) // 2
+    if data.period == "future":
+        return clip_start + span(data) - 1 + data.motion_gap
+    return clip_start + (span(data) - data.motion_len) // 2
 
 
 def centred_window_start(clip_start, span: int, length: int, num_frames):
@@ -286,10 +239,10 @@ def choose_iframe(iframe_indices, first, last, window: int, seed, exclude=None):
     return tf.cond(count > 0, pick, lambda: nearest_iframe(idx, first, last, allowed))
 
 
-def sample_pretrain_windows(num_frames, iframe_indices, seed, config: SamplingConfig) -> dict:
+def sample_pretrain_windows(num_frames, iframe_indices, seed, data: DataConfig) -> dict:
     """Draws one pretraining sample's windows from a video of ``num_frames`` frames.
 
-    The video must have at least ``config.min_frames`` frames and one
+    The video must have at least :func:`min_frames` frames and one
     I-frame (the pipelines filter the others out first). Returns int64:
     ``clip_start`` [], ``clip_indices`` [clip_len], ``motion_starts``
     [1 + num_negatives] (index 0 = target), ``motion_indices``
@@ -297,10 +250,10 @@ def sample_pretrain_windows(num_frames, iframe_indices, seed, config: SamplingCo
     ``iframe_indices``).
     """
     t = _i64(num_frames)
-    max_start = tf.maximum(t - config.min_frames, 0)
-    if config.period == "current":
+    max_start = tf.maximum(t - min_frames(data), 0)
+    if data.period == "current":
         # The target lies inside the span, so only the span has to fit.
-        max_start = tf.maximum(t - config.span, 0)
+        max_start = tf.maximum(t - span(data), 0)
     start = tf.random.stateless_uniform(
         [],
         tf.random.experimental.stateless_fold_in(seed, _SALT_CLIP),
@@ -308,31 +261,31 @@ def sample_pretrain_windows(num_frames, iframe_indices, seed, config: SamplingCo
         maxval=max_start + 1,
         dtype=tf.int64,
     )
-    target = target_start(start, config)
-    if config.period == "current":
-        target = tf.clip_by_value(target, 0, tf.maximum(t - config.motion_len, 0))
+    target = target_start(start, data)
+    if data.period == "current":
+        target = tf.clip_by_value(target, 0, tf.maximum(t - data.motion_len, 0))
     negatives = sample_negative_starts(
         t,
         target,
-        config.motion_len,
-        config.num_negatives,
+        data.motion_len,
+        data.num_negatives,
         tf.random.experimental.stateless_fold_in(seed, _SALT_NEGATIVES),
     )
     motion_starts = tf.concat([target[None], negatives], axis=0)  # [1 + K]
-    clip = clip_indices(start, config.clip_len, config.clip_stride, t)  # [clip_len]
+    clip = clip_indices(start, data.clip_len, data.clip_stride, t)  # [clip_len]
     iframe = choose_iframe(
         iframe_indices,
         start,
-        start + config.span - 1,
-        config.iframe_window,
+        start + span(data) - 1,
+        data.iframe_window,
         tf.random.experimental.stateless_fold_in(seed, _SALT_IFRAME),
-        exclude=clip if config.iframe_excludes_clip_frames else None,
+        exclude=clip if data.iframe_excludes_clip_frames else None,
     )
     return {
         "clip_start": start,
         "clip_indices": clip,
         "motion_starts": motion_starts,
-        "motion_indices": window_indices(motion_starts, config.motion_len, t),
+        "motion_indices": window_indices(motion_starts, data.motion_len, t),
         "iframe": iframe,
     }
 

@@ -155,15 +155,12 @@ def make_test_dataset(config: FinetuneConfig, files) -> tf.data.Dataset:
     """The test split as batches of ``test.batch_size`` videos x ``test.num_clips`` clips."""
     return eval_dataset(
         files,
+        config.data,
         modality="rgb",
         positions=TEST_POSITIONS,
         num_clips=config.test.num_clips,
-        clip_len=config.data.clip_len,
-        clip_stride=config.data.clip_stride,
-        crop_size=config.data.crop_size,
         resize_short=config.test.resize_short,
         batch_size=config.test.batch_size,
-        cycle_length=config.data.cycle_length,
     )
 
 

@@ -74,7 +74,6 @@ from tfcmvp.training.pretrain import (
     HISTORY_PNG,
     TENSORBOARD_DIR,
     WEIGHTS_DIR,
-    dataset_kwargs,
     manifest_summary,
 )
 from tfcmvp.training.strategy import is_chief, op_determinism, worker_name
@@ -87,8 +86,6 @@ PREDICTIONS_NAME = "test_predictions.csv"
 SAVED_MODEL_DIR = "saved_model"
 WEIGHTS_STEM = "classifier"  # WORKDIR/weights/classifier.weights.h5
 WATCHED_LOSSES = ("ce_loss", "motion_loss", "loss")  # most specific first
-# DataConfig fields that finetune_dataset does not take.
-_NOT_DATASET_KWARGS = ("iframe_window", "iframe_excludes_clip_frames", "iframe_color_jitter")
 
 
 @dataclasses.dataclass
@@ -165,16 +162,6 @@ def resolve_steps_per_epoch(config: FinetuneConfig, files) -> int:
     return steps
 
 
-def finetune_dataset_kwargs(config: FinetuneConfig) -> dict:
-    """``config.data`` (+ the regulariser switch) as keyword arguments of
-    ``tfcmvp.data.finetune_dataset``."""
-    kwargs = dataset_kwargs(config.data)
-    for name in _NOT_DATASET_KWARGS:
-        kwargs.pop(name)
-    kwargs["with_motion"] = config.motion_aux
-    return kwargs
-
-
 def make_train_dataset(config: FinetuneConfig, files, data_seed: int) -> tf.data.Dataset:
     """Global batches of the model's inputs, repeated forever (strings dropped:
     they are not inputs and cannot be placed on GPUs)."""
@@ -184,7 +171,8 @@ def make_train_dataset(config: FinetuneConfig, files, data_seed: int) -> tf.data
     dataset = finetune_dataset(
         files,
         config.train.global_batch_size,
-        **finetune_dataset_kwargs(config),
+        config.data,
+        with_motion=config.motion_aux,
         seed=data_seed,
         deterministic=config.train.deterministic,
         repeat=True,

@@ -166,7 +166,8 @@ def eval_options(info: dict, num_clips: int, positions: str = "vcop") -> EvalOpt
     contract cannot be produced by the evaluation pipeline (non-square crop,
     wrong channels, RGB statistics other than ImageNet's, missing stride).
     """
-    from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
+    from tfcmvp.config import DataConfig
+    from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
     from tfcmvp.data.sampling import check_positions
 
     check_positions(positions)
@@ -191,7 +192,7 @@ def eval_options(info: dict, num_clips: int, positions: str = "vcop") -> EvalOpt
         raise ValueError(
             f"export input.frames {contract['frames']} disagrees with input.shape {shape}"
         )
-    defaults = AugmentConfig()
+    defaults = DataConfig()
     if modality in ("rgb", "iframe"):
         # The pipeline normalises with ImageNet statistics only.
         for key, expected in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
@@ -236,9 +237,9 @@ def eval_options(info: dict, num_clips: int, positions: str = "vcop") -> EvalOpt
 
 def _default_motion_len() -> int:
     # Unused by rgb / iframe clips, but part of the options and so of the cache key.
-    from tfcmvp.data.sampling import SamplingConfig
+    from tfcmvp.config import DataConfig
 
-    return SamplingConfig.motion_len
+    return DataConfig.motion_len
 
 
 # --------------------------------------------------------------------------- data

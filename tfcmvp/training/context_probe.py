@@ -35,7 +35,6 @@ from tfcmvp.config import load_saved_config
 from tfcmvp.data import features
 from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from tfcmvp.manifest import find_shards
-from tfcmvp.training.pretrain import dataset_kwargs
 from tfcmvp.training.pretrain_model import PretrainModel
 
 logger = logging.getLogger(__name__)
@@ -116,7 +115,7 @@ def context_probe(
     dataset = pretrain_dataset(
         files,
         batch_size,
-        **dataset_kwargs(config.data),
+        config.data,
         seed=seed,
         deterministic=True,
         repeat=True,

@@ -169,34 +169,14 @@ def manifest_summary(manifest: dict) -> str:
     return "; ".join(lines)
 
 
-def dataset_kwargs(data: DataConfig) -> dict:
-    """``config.data`` as keyword arguments of ``tfcmvp.data.pretrain_dataset``."""
-    kwargs = {}
-    for field in dataclasses.fields(data):
-        value = getattr(data, field.name)
-        if dataclasses.is_dataclass(value):
-            value = dataclasses.asdict(value)  # the dataset takes a mapping of fields
-        kwargs[field.name] = value
-    return kwargs
-
-
 def count_usable_videos(files, data: DataConfig) -> int:
     """Videos that can give a pretraining sample under `data`, logging the others.
 
     Raises ValueError when none can (with the reasons).
     """
-    from tfcmvp.data import reader
-    from tfcmvp.data.sampling import SamplingConfig
+    from tfcmvp.data import reader, sampling
 
-    min_frames = SamplingConfig(
-        clip_len=data.clip_len,
-        clip_stride=data.clip_stride,
-        motion_len=data.motion_len,
-        motion_gap=data.motion_gap,
-        period=data.period,
-        num_negatives=data.num_negatives,
-        iframe_window=data.iframe_window,
-    ).min_frames
+    min_frames = sampling.min_frames(data)
     scan = reader.scan_records(files, on_corrupt=data.on_corrupt)
     skipped = scan.skipped(min_frames)
     usable = len(scan) - sum(len(ids) for ids in skipped.values())
@@ -251,7 +231,7 @@ def make_train_dataset(config: PretrainConfig, files, data_seed: int) -> tf.data
     dataset = pretrain_dataset(
         files,
         config.train.global_batch_size,
-        **dataset_kwargs(config.data),
+        config.data,
         seed=data_seed,
         deterministic=config.train.deterministic,
         repeat=True,
