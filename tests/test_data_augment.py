@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfcmvp.config import BlurConfig, ColorJitterConfig, DataConfig
 from tfcmvp.data import augment
-from tfcmvp.data.augment import AugmentConfig, ColorJitter, GaussianBlur
 
 MODES = ["eager", "tf.data"]
 
@@ -68,19 +68,22 @@ def resample_reference(image, region, size, extent=(1.0, 1.0), method="bilinear"
         ({"crop_size": 0}, "crop_size"),
     ],
 )
-def test_augment_config_rejects_bad_values(kwargs, word):
+def test_data_config_rejects_bad_augmentation_values(kwargs, word):
     with pytest.raises(ValueError, match=word):
-        AugmentConfig(**kwargs)
+        DataConfig(**kwargs)
 
 
-def test_jitter_and_blur_config_coercion():
-    assert AugmentConfig(color_jitter=None).color_jitter is None
-    assert AugmentConfig(color_jitter=True).color_jitter == ColorJitter()
-    assert AugmentConfig(blur={"prob": 1.0}).blur == GaussianBlur(prob=1.0)
-    with pytest.raises(ValueError, match="unknown ColorJitter keys \\['hue_shift'\\]"):
-        AugmentConfig(color_jitter={"hue_shift": 0.1})
+def test_jitter_and_blur_sections_are_typed_or_null():
+    # The augmentation reads the sections as they are: a mapping is the loader's to
+    # turn into a section (tfcmvp.config.load_config), not the dataset's.
+    assert DataConfig(color_jitter=None).color_jitter is None
+    assert DataConfig(blur=BlurConfig(prob=1.0)).blur == BlurConfig(prob=1.0)
+    with pytest.raises(ValueError, match="color_jitter=.* must be a ColorJitterConfig or null"):
+        DataConfig(color_jitter={"hue": 0.1})
+    with pytest.raises(ValueError, match="blur=True must be a BlurConfig or null"):
+        DataConfig(blur=True)
     with pytest.raises(ValueError, match="kernel_size"):
-        GaussianBlur(kernel_size=4)
+        BlurConfig(kernel_size=4)
 
 
 def test_random_op_without_seed_names_the_key():
@@ -423,7 +426,7 @@ def test_jitter_colors_in_a_given_order_matches_numpy(mode, order):
 def test_color_jitter_applies_its_draw(mode):
     # The op applies sample_color_jitter's draw of the seed folded with its salt.
     x = clip_of_frames()
-    jitter = ColorJitter()
+    jitter = ColorJitterConfig()
     op = augment.color_jitter("clip", jitter, salt=5)
     applied = 0
     for n in range(6):
@@ -455,7 +458,7 @@ def assert_frequency(events, p, what):
 
 def test_jitter_order_is_a_uniform_random_permutation():
     num = 4800
-    draws = draws_over_seeds(lambda s: augment.sample_color_jitter(s, ColorJitter()), num)
+    draws = draws_over_seeds(lambda s: augment.sample_color_jitter(s, ColorJitterConfig()), num)
     orders = draws["order"]
     assert all(sorted(o) == [0, 1, 2, 3] for o in orders)  # permutations
     counts = collections.Counter(map(tuple, orders))
@@ -472,7 +475,7 @@ def test_jitter_order_is_a_uniform_random_permutation():
     np.testing.assert_allclose(factors.mean(axis=0), (low + high) / 2, atol=0.02)
     # Without random_order: always torchvision's order.
     fixed = draws_over_seeds(
-        lambda s: augment.sample_color_jitter(s, ColorJitter(random_order=False)), 50
+        lambda s: augment.sample_color_jitter(s, ColorJitterConfig(random_order=False)), 50
     )
     assert np.all(fixed["order"] == [0, 1, 2, 3])
 
@@ -494,9 +497,11 @@ def test_probabilities_of_each_op_over_2000_seeds():
     def events(s):
         data = {"clip": clip, "seed": s}
         return {
-            "jitter": changed(clip, augment.color_jitter("clip", ColorJitter())(data)["clip"]),
+            "jitter": changed(
+                clip, augment.color_jitter("clip", ColorJitterConfig())(data)["clip"]
+            ),
             "grayscale": is_grey(augment.random_grayscale("clip", 0.2)(data)["clip"]),
-            "blur": changed(clip, augment.gaussian_blur("clip", GaussianBlur())(data)["clip"]),
+            "blur": changed(clip, augment.gaussian_blur("clip", BlurConfig())(data)["clip"]),
             "flip": changed(clip, augment.random_flip("clip")(data)["clip"]),
         }
 
@@ -504,7 +509,7 @@ def test_probabilities_of_each_op_over_2000_seeds():
     for name, p in [("jitter", 0.5), ("grayscale", 0.2), ("blur", 0.5), ("flip", 0.5)]:
         assert_frequency(got[name], p, name)
     # The default config is the authors': jitter 0.5, grayscale 0.2, blur 0.5, flip 0.5.
-    defaults = AugmentConfig()
+    defaults = DataConfig()
     assert (
         defaults.color_jitter.prob,
         defaults.color_jitter.grayscale_prob,
@@ -519,7 +524,7 @@ def test_clip_and_iframe_draw_independently_over_2000_seeds():
     # blur so that jitter and grayscale can be read off the output.
     frames = clip_of_frames(n=2, h=4, w=5)
     inputs = {"clip": tf.constant(frames * 255), "iframe": tf.constant(frames[0] * 255)}
-    config = AugmentConfig(blur=None)
+    config = DataConfig(blur=None)
     recipe = augment.chain(
         augment.rgb_photometric("clip", config), augment.rgb_photometric("iframe", config)
     )
@@ -556,13 +561,13 @@ def test_one_draw_for_all_frames_of_a_clip(mode):
     # Each frame of the clip gets what it would get alone with the same seed: the same
     # draw, applied frame by frame (the contrast mean is per frame, as in torchvision).
     frames = clip_of_frames(n=3, h=6, w=7)
-    always = AugmentConfig(
-        color_jitter=ColorJitter(prob=1.0, grayscale_prob=1.0), blur=GaussianBlur(prob=1.0)
+    always = DataConfig(
+        color_jitter=ColorJitterConfig(prob=1.0, grayscale_prob=1.0), blur=BlurConfig(prob=1.0)
     )
     ops = {
-        "jitter": augment.color_jitter("clip", ColorJitter(prob=1.0)),
+        "jitter": augment.color_jitter("clip", ColorJitterConfig(prob=1.0)),
         "grayscale": augment.random_grayscale("clip", 1.0),
-        "blur": augment.gaussian_blur("clip", GaussianBlur(prob=1.0)),
+        "blur": augment.gaussian_blur("clip", BlurConfig(prob=1.0)),
         "photometric": augment.rgb_photometric("clip", always),
     }
     seeds = np.stack([seed(n) for n in range(2)])
@@ -593,7 +598,7 @@ def test_one_draw_for_all_frames_of_a_clip(mode):
     jitter = ops["jitter"]
     a = run(jitter, {"clip": frames, "seed": seed(0)}, mode)["clip"]
     assert not np.allclose(a, run(jitter, {"clip": frames, "seed": seed(1)}, mode)["clip"])
-    other = augment.color_jitter("iframe", ColorJitter(prob=1.0))
+    other = augment.color_jitter("iframe", ColorJitterConfig(prob=1.0))
     assert not np.allclose(a, run(other, {"iframe": frames, "seed": seed(0)}, mode)["iframe"])
 
 
@@ -613,8 +618,8 @@ def test_photometric_order_is_blur_jitter_grayscale(mode):
     # rgb_photometric = the ops in the authors' order (same salts: same draws); the
     # other orders give other clips, so the comparison can fail.
     frames = clip_of_frames(n=2, h=8, w=9) * 255
-    jitter, blur = ColorJitter(prob=1.0, grayscale_prob=1.0), GaussianBlur(prob=1.0)
-    config = AugmentConfig(color_jitter=jitter, blur=blur)
+    jitter, blur = ColorJitterConfig(prob=1.0, grayscale_prob=1.0), BlurConfig(prob=1.0)
+    config = DataConfig(color_jitter=jitter, blur=blur)
     steps = {
         "blur": augment.gaussian_blur("clip", blur),
         "jitter": augment.color_jitter("clip", jitter),
@@ -635,7 +640,7 @@ def test_photometric_order_is_blur_jitter_grayscale(mode):
         assert np.abs(out - run(recipe(*names), data, mode)["clip"]).max() > 1e-3, names
     # No jitter config: neither jitter nor grayscale.
     off = run(
-        augment.rgb_photometric("clip", AugmentConfig(color_jitter=None, blur=None)), data, mode
+        augment.rgb_photometric("clip", DataConfig(color_jitter=None, blur=None)), data, mode
     )["clip"]
     np.testing.assert_allclose(off, run(recipe(), data, mode)["clip"], atol=1e-6)
 
@@ -658,10 +663,10 @@ def test_blur_matches_numpy_and_keeps_constants(mode):
         run(op, {"x": image}, mode)["y"], gaussian_reference(image, 1.5, 7), atol=1e-5
     )
     flat = np.full([2, 12, 14, 3], 0.3, np.float32)
-    blur = augment.gaussian_blur("clip", GaussianBlur(prob=1.0, kernel_size=5))
+    blur = augment.gaussian_blur("clip", BlurConfig(prob=1.0, kernel_size=5))
     blurred = run(blur, {"clip": flat, "seed": seed()}, mode)["clip"]
     np.testing.assert_allclose(blurred, 0.3, atol=1e-6)
-    off = augment.gaussian_blur("clip", GaussianBlur(prob=0.0))
+    off = augment.gaussian_blur("clip", BlurConfig(prob=0.0))
     np.testing.assert_array_equal(run(off, {"clip": image, "seed": seed()}, mode)["clip"], image)
 
 

@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
+from tfcmvp.config import DataConfig
 from tfcmvp.data import eval_dataset, synthetic
 
 # 4 clips of 3 frames at stride 2 (span 5), 3 motion frames, 16x16 centre crop of 40x32 frames.
-TINY = dict(num_clips=4, clip_len=3, clip_stride=2, motion_len=3, crop_size=16, resize_short=32)
+DATA = DataConfig(clip_len=3, clip_stride=2, motion_len=3, crop_size=16)
+TINY = dict(num_clips=4, resize_short=32)
 LENGTHS = {"long": 40, "mid": 23, "short": 3}
 GOP = 6
 
@@ -55,7 +57,7 @@ def coclr_frames(num_frames, clip_len=3, ds=2):
 
 
 def test_rgb_clip_positions_and_padding(pattern):
-    videos = by_video(eval_dataset(pattern, modality="rgb", **TINY))
+    videos = by_video(eval_dataset(pattern, DATA, modality="rgb", **TINY))
     assert sorted(videos) == ["long", "mid", "short"]  # every video once, short ones too
     # Default: the authors' positions, midpoints of 4 segments of the start range [0, 35].
     np.testing.assert_array_equal(expected_starts(40), [4, 13, 21, 30])
@@ -74,7 +76,7 @@ def test_rgb_clip_positions_and_padding(pattern):
 
 
 def test_rgb_centre_crop_content(pattern):
-    e = by_video(eval_dataset(pattern, modality="rgb", **TINY))["long"]
+    e = by_video(eval_dataset(pattern, DATA, modality="rgb", **TINY))["long"]
     blue = synthetic.denormalize_rgb(e["clips"])[..., 2]  # [N, T, 16, 16]
     # Short side 32 -> centre 16x16 of the 40x32 frame: columns 12..27, painted 255 (c + .5) / 40.
     expected = np.rint(255 * (np.arange(12, 28) + 0.5) / 40)
@@ -83,7 +85,7 @@ def test_rgb_centre_crop_content(pattern):
 
 
 def test_iframe_modality_nearest_to_clip_centre(pattern):
-    videos = by_video(eval_dataset(pattern, modality="iframe", **TINY))
+    videos = by_video(eval_dataset(pattern, DATA, modality="iframe", **TINY))
     e = videos["long"]
     assert e["clips"].shape == (4, 16, 16, 3)
     got = synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(e["clips"]))
@@ -99,13 +101,15 @@ def test_iframe_modality_nearest_to_clip_centre(pattern):
 def test_iframe_modality_without_iframes_uses_the_clip_centre(tmp_path):
     record = synthetic.painted_record("noi", 20, iframe_indices=[])
     synthetic.write_shards([record], str(tmp_path / "test"))
-    e = next(eval_dataset(str(tmp_path / "test-*"), modality="iframe", **TINY).as_numpy_iterator())
+    e = next(
+        eval_dataset(str(tmp_path / "test-*"), DATA, modality="iframe", **TINY).as_numpy_iterator()
+    )
     got = synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(e["clips"]))
     np.testing.assert_array_equal(got, expected_starts(20) + 2)  # the RGB frame mid-clip
 
 
 def test_motion_modality_centred_window_scaled(pattern):
-    videos = by_video(eval_dataset(pattern, modality="motion", **TINY))
+    videos = by_video(eval_dataset(pattern, DATA, modality="motion", **TINY))
     for vid, n in LENGTHS.items():
         clips = videos[vid]["clips"]
         assert clips.shape == (4, 3, 16, 16, 2)
@@ -123,7 +127,7 @@ def test_motion_modality_centred_window_scaled(pattern):
 
 @pytest.mark.parametrize("positions", ["vcop", "sliding"])
 def test_retrieval_positions(pattern, positions):
-    videos = by_video(eval_dataset(pattern, modality="rgb", positions=positions, **TINY))
+    videos = by_video(eval_dataset(pattern, DATA, modality="rgb", positions=positions, **TINY))
     for vid, n in LENGTHS.items():
         frames = synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(videos[vid]["clips"]))
         if positions == "vcop":
@@ -140,8 +144,8 @@ def test_retrieval_positions(pattern, positions):
 
 
 def test_batched_and_deterministic(pattern):
-    a = list(eval_dataset(pattern, modality="rgb", batch_size=2, **TINY).as_numpy_iterator())
-    b = list(eval_dataset(pattern, modality="rgb", batch_size=2, **TINY).as_numpy_iterator())
+    a = list(eval_dataset(pattern, DATA, modality="rgb", batch_size=2, **TINY).as_numpy_iterator())
+    b = list(eval_dataset(pattern, DATA, modality="rgb", batch_size=2, **TINY).as_numpy_iterator())
     assert [x["clips"].shape for x in a] == [(2, 4, 3, 16, 16, 3), (1, 4, 3, 16, 16, 3)]
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x["clips"], y["clips"])
@@ -159,7 +163,6 @@ def test_default_geometry_shapes(pattern):
     [
         ({"modality": "flow"}, "modality"),
         ({"num_clips": 0}, "num_clips"),
-        ({"mv_resize_method": "area"}, "mv_resize_method"),
         ({"positions": "centred"}, "positions"),
         ({"positions": "sliding", "batch_size": 2}, "batch_size=None"),
     ],

@@ -1,20 +1,18 @@
 """The finetuning dataset on painted records: every video, labels, optional motion target."""
 
 import dataclasses
-import inspect
 import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfcmvp.config import FinetuneDataConfig
 from tfcmvp.data import augment, features, finetune_dataset, synthetic
-from tfcmvp.data.augment import AugmentConfig
-from tfcmvp.data.finetune import FINETUNE_COLOR_JITTER, finetune_augmentation
-from tfcmvp.finetuning.config import FinetuneDataConfig
+from tfcmvp.data.finetune import finetune_augmentation
 
-TINY = dict(clip_len=4, clip_stride=2, crop_size=16)
-PLAIN = dict(TINY, color_jitter=None, blur=None, rotate_degrees=0.0)
+TINY = FinetuneDataConfig(clip_len=4, clip_stride=2, crop_size=16)
+PLAIN = dataclasses.replace(TINY, color_jitter=None, blur=None, rotate_degrees=0.0)
 LENGTHS = {"a": 30, "b": 16, "c": 5}  # c is shorter than the 7-frame span
 
 
@@ -34,7 +32,7 @@ def unbatch(ds, num_batches=None):
 
 
 def test_every_video_once_per_epoch_with_padding(pattern):
-    ds = finetune_dataset(pattern, 2, seed=0, repeat=False, drop_remainder=False, **PLAIN)
+    ds = finetune_dataset(pattern, 2, PLAIN, seed=0, repeat=False, drop_remainder=False)
     got = unbatch(ds)
     assert sorted(s["video_id"].decode() for s in got) == ["a", "b", "c"]
     for s in got:
@@ -52,9 +50,8 @@ def test_every_video_once_per_epoch_with_padding(pattern):
 
 
 def test_motion_target_for_the_auxiliary_loss(pattern):
-    ds = finetune_dataset(
-        pattern, 3, seed=1, with_motion=True, motion_len=3, motion_gap=2, num_negatives=1, **PLAIN
-    )
+    data = dataclasses.replace(PLAIN, motion_len=3, motion_gap=2, num_negatives=1)
+    ds = finetune_dataset(pattern, 3, data, seed=1, with_motion=True)
     batch = next(iter(ds))
     assert batch["motion"].shape == (3, 2, 3, 16, 16, 2)
     for s in unbatch(ds, 3):
@@ -73,7 +70,7 @@ def test_motion_target_for_the_auxiliary_loss(pattern):
 def test_default_augmentation_runs_and_is_seeded(pattern):
     def first(seed):
         ds = finetune_dataset(
-            pattern, 2, seed=seed, deterministic=True, with_motion=True, **TINY
+            pattern, 2, TINY, seed=seed, deterministic=True, with_motion=True
         )  # jitter, blur, rotation +-10 degrees
         return next(ds.as_numpy_iterator())
 
@@ -81,7 +78,7 @@ def test_default_augmentation_runs_and_is_seeded(pattern):
     np.testing.assert_array_equal(a["clip"], b["clip"])
     np.testing.assert_array_equal(a["motion"], b["motion"])
     assert not np.array_equal(a["clip"], c["clip"])
-    assert a["motion"].shape == (2, 1, 8, 16, 16, 2)  # default: target only
+    assert a["motion"].shape == (2, 4, 8, 16, 16, 2)  # default: the target and 3 negatives
     assert np.isfinite(a["clip"]).all() and np.abs(a["motion"]).max() <= 1.0
 
 
@@ -125,7 +122,8 @@ def median_steps(pos):
     return down, right
 
 
-ROTATING = AugmentConfig(
+ROTATING = FinetuneDataConfig(
+    num_negatives=0,
     crop_size=24,
     min_crop_area=0.5,
     crop_ratio=(0.5, 0.5),
@@ -144,7 +142,7 @@ def test_rotation_turns_the_whole_frame_before_the_crop(mode):
     # column are orthogonal, their lengths 2:1. Rotating the resized crop instead (S R)
     # would shear: neither would hold.
     height, width = 48, 64
-    op = finetune_augmentation(ROTATING, with_motion=False, num_negatives=0)
+    op = finetune_augmentation(ROTATING, with_motion=False)
     angles = []
     for n in range(6):
         data = {
@@ -170,7 +168,7 @@ def test_motion_target_turns_with_the_clip(mode):
     # The target must show the same scene points as the clip (rotation about the frame
     # centre, same crop) with its vectors turned by the same angle.
     config = dataclasses.replace(ROTATING, flip_negates_mv_x=False)
-    op = finetune_augmentation(config, with_motion=True, num_negatives=0)
+    op = finetune_augmentation(config, with_motion=True)
     extent = np.array([60 / 64, 76 / 80], np.float32)
     # Vector (x, y) = 5 x the (x, y) frame position of each cell centre.
     v = (np.arange(8) + 0.5) / 8 / extent[0]
@@ -196,29 +194,18 @@ def test_motion_target_turns_with_the_clip(mode):
         assert np.median(error) < 1e-3, (n, math.degrees(angle), np.median(error))
 
 
-def test_finetune_dataset_defaults_are_the_finetune_config():
-    # finetune_dataset's augmentation defaults are FinetuneDataConfig's (the authors'
-    # finetuning: rotation 10, jitter p 0.5 in a random order, no grayscale).
-    parameters = inspect.signature(finetune_dataset).parameters
+def test_finetune_dataset_defaults_are_the_finetune_config(pattern):
+    # No data section: FinetuneDataConfig's defaults, the authors' finetuning (rotation
+    # 10, jitter p 0.5 in a random order, no grayscale), not the pretraining recipe.
     config = FinetuneDataConfig()
-    for name in (
-        "crop_size",
-        "min_crop_area",
-        "crop_ratio",
-        "flip_prob",
-        "rotate_degrees",
-        "color_jitter",
-        "blur",
-        "flip_negates_mv_x",
-        "mv_clip",
-        "mv_div",
-        "mv_resize_method",
-    ):
-        value, default = getattr(config, name), parameters[name].default
-        if dataclasses.is_dataclass(value):
-            assert dataclasses.asdict(value) == dataclasses.asdict(default), name
-        else:
-            assert value == default or tuple(value) == tuple(default), (name, value, default)
     assert config.rotate_degrees == 10.0
-    assert FINETUNE_COLOR_JITTER.prob == 0.5 and FINETUNE_COLOR_JITTER.random_order
-    assert FINETUNE_COLOR_JITTER.grayscale_prob == 0.0
+    assert config.color_jitter.prob == 0.5 and config.color_jitter.random_order
+    assert config.color_jitter.grayscale_prob == 0.0
+
+    def first(data):
+        ds = finetune_dataset(pattern, 3, data, seed=2, deterministic=True)
+        return next(ds.as_numpy_iterator())["clip"]
+
+    default = first(None)
+    np.testing.assert_array_equal(default, first(config))
+    assert not np.array_equal(default, first(dataclasses.replace(config, rotate_degrees=0.0)))

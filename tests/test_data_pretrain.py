@@ -1,19 +1,19 @@
 """The pretraining dataset on painted records: windows, shared crop, flips, skips, seeds."""
 
+import dataclasses
 import logging
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfcmvp.config import ColorJitterConfig, DataConfig
 from tfcmvp.data import features, pretrain_dataset, synthetic
-from tfcmvp.data.augment import AugmentConfig
 from tfcmvp.data.pretrain import make_pretrain_sample
-from tfcmvp.data.sampling import SamplingConfig
 
 # Tiny windows: clip 4 x 2 (span 7), motion 3 frames starting 2 after the clip's end,
 # 2 negatives, I-frame within 2 frames; a sample needs 7 + 1 + 3 = 11 frames.
-TINY = dict(
+TINY = DataConfig(
     clip_len=4,
     clip_stride=2,
     motion_len=3,
@@ -22,7 +22,14 @@ TINY = dict(
     iframe_window=2,
     crop_size=16,
 )
-PLAIN = dict(TINY, color_jitter=None, blur=None)
+PLAIN = dataclasses.replace(TINY, color_jitter=None, blur=None)
+
+
+def plain(**changes) -> DataConfig:
+    """PLAIN (tiny windows, no jitter, no blur) with `changes`."""
+    return dataclasses.replace(PLAIN, **changes)
+
+
 GOP = 6
 LABELS = {"v0": 0, "v1": 1, "v2": 2, "short0": 3, "short1": 4, "noiframe": 5}
 LENGTHS = {"v0": 24, "v1": 30, "v2": 39, "short0": 9, "short1": 10, "noiframe": 20}
@@ -56,7 +63,7 @@ def motion_frames(motion_clip):
 
 
 def test_batch_shapes_dtypes_and_graph_only(pattern):
-    ds = pretrain_dataset(pattern, 2, seed=0, **TINY)
+    ds = pretrain_dataset(pattern, 2, TINY, seed=0)
     batch = next(iter(ds))
     assert batch["clip"].shape == (2, 4, 16, 16, 3) and batch["clip"].dtype == tf.float32
     assert batch["iframe"].shape == (2, 16, 16, 3) and batch["iframe"].dtype == tf.float32
@@ -69,7 +76,7 @@ def test_batch_shapes_dtypes_and_graph_only(pattern):
 
 
 def test_windows_and_content(pattern):
-    ds = pretrain_dataset(pattern, 2, seed=1, deterministic=True, **PLAIN)
+    ds = pretrain_dataset(pattern, 2, PLAIN, seed=1, deterministic=True)
     got = samples(ds, 10)
     for s in got:
         vid = s["video_id"].decode()
@@ -103,7 +110,7 @@ def ramp(rgb_normalised):
 
 
 def test_clip_and_target_share_crop_and_flip(pattern):
-    ds = pretrain_dataset(pattern, 2, seed=2, deterministic=True, **PLAIN)
+    ds = pretrain_dataset(pattern, 2, PLAIN, seed=2, deterministic=True)
     got = samples(ds, 10)
     flipped, iframe_differs, negative_differs = 0, 0, 0
     for s in got:
@@ -127,7 +134,8 @@ def test_clip_and_target_share_crop_and_flip(pattern):
 
 @pytest.mark.parametrize("negate", [True, False])
 def test_flip_negates_vector_x_only_when_asked(pattern, negate):
-    ds = pretrain_dataset(pattern, 2, seed=3, flip_prob=1.0, flip_negates_mv_x=negate, **PLAIN)
+    data = plain(flip_prob=1.0, flip_negates_mv_x=negate)
+    ds = pretrain_dataset(pattern, 2, data, seed=3)
     for s in samples(ds, 2):
         clip_ramp = ramp(s["clip"][0])
         assert clip_ramp[:, 0].mean() > clip_ramp[:, -1].mean()  # always mirrored
@@ -139,7 +147,7 @@ def test_flip_negates_vector_x_only_when_asked(pattern, negate):
 
 
 def test_current_period_target_under_clip_without_negatives(pattern):
-    ds = pretrain_dataset(pattern, 2, seed=4, **dict(PLAIN, period="current", num_negatives=0))
+    ds = pretrain_dataset(pattern, 2, plain(period="current", num_negatives=0), seed=4)
     assert ds.element_spec["motion"].shape == (2, 1, 3, 16, 16, 2)
     for s in samples(ds, 3):
         start = synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(s["clip"][0]))
@@ -149,7 +157,7 @@ def test_current_period_target_under_clip_without_negatives(pattern):
 
 def test_short_videos_are_skipped_counted_and_logged(pattern, caplog):
     with caplog.at_level(logging.WARNING, logger="tfcmvp.data"):
-        ds = pretrain_dataset(pattern, 1, seed=0, repeat=False, shuffle_buffer=0, **PLAIN)
+        ds = pretrain_dataset(pattern, 1, plain(shuffle_buffer=0), seed=0, repeat=False)
     assert "skipping 2 of 6 videos with fewer than 11 frames, e.g. short0, short1" in caplog.text
     assert "skipping 1 of 6 videos with no I-frame, e.g. noiframe" in caplog.text
     ids = sorted(s["video_id"].decode() for s in samples(ds, 100))
@@ -159,13 +167,13 @@ def test_short_videos_are_skipped_counted_and_logged(pattern, caplog):
 def test_no_usable_video_is_an_error(tmp_path):
     synthetic.write_shards([synthetic.painted_record("tiny", 5)], str(tmp_path / "train"))
     with pytest.raises(ValueError, match="none of the 1 videos .* 1 fewer than 11 frames"):
-        pretrain_dataset(str(tmp_path / "train-*"), 1, **TINY)
+        pretrain_dataset(str(tmp_path / "train-*"), 1, TINY)
 
 
 def test_same_seed_same_batches_other_seed_differs(pattern):
     def first_batches(seed):
         ds = pretrain_dataset(
-            pattern, 2, seed=seed, deterministic=True, count_skipped=False, **TINY
+            pattern, 2, TINY, seed=seed, deterministic=True, count_skipped=False
         )  # with jitter and blur
         return list(ds.take(3).as_numpy_iterator())
 
@@ -177,7 +185,7 @@ def test_same_seed_same_batches_other_seed_differs(pattern):
 
 
 def test_each_visit_of_a_video_is_a_new_sample(pattern):
-    ds = pretrain_dataset(pattern, 3, seed=7, deterministic=True, count_skipped=False, **PLAIN)
+    ds = pretrain_dataset(pattern, 3, PLAIN, seed=7, deterministic=True, count_skipped=False)
     clips = {}
     for s in samples(ds, 6):  # 18 samples of 3 videos
         clips.setdefault(s["video_id"], []).append(s["clip"])
@@ -191,9 +199,8 @@ def test_iframe_exclusion_reaches_the_dataset(pattern):
     stride 2: every I-frame inside the span is a clip frame when the clip starts even)."""
     identical = {}
     for exclude in (False, True):
-        ds = pretrain_dataset(
-            pattern, 2, seed=4, deterministic=True, iframe_excludes_clip_frames=exclude, **PLAIN
-        )
+        data = plain(iframe_excludes_clip_frames=exclude)
+        ds = pretrain_dataset(pattern, 2, data, seed=4, deterministic=True)
         count = 0
         for s in samples(ds, 12):
             clip = synthetic.frame_index_from_rgb(synthetic.denormalize_rgb(s["clip"]))
@@ -206,15 +213,11 @@ def test_iframe_exclusion_reaches_the_dataset(pattern):
 def test_sample_is_identical_eagerly_and_inside_tf_data(pattern):
     files = tf.io.gfile.glob(pattern)
     serialized = next(iter(tf.data.TFRecordDataset(files[0], compression_type="GZIP")))
-    cfg = SamplingConfig(
-        clip_len=4, clip_stride=2, motion_len=3, motion_gap=2, num_negatives=2, iframe_window=2
-    )
-    aug = AugmentConfig(crop_size=16)  # with jitter and blur
     seed = tf.constant([9, 1], tf.int64)
-    eager = make_pretrain_sample(serialized, seed, cfg, aug)
+    eager = make_pretrain_sample(serialized, seed, TINY)  # with jitter and blur
     graph = (
         tf.data.Dataset.from_tensors((serialized, seed))
-        .map(lambda s, k: make_pretrain_sample(s, k, cfg, aug))
+        .map(lambda s, k: make_pretrain_sample(s, k, TINY))
         .get_single_element()
     )
     assert eager["video_id"].numpy() == graph["video_id"].numpy()
@@ -235,15 +238,17 @@ def test_cached_records_give_the_same_batches_without_rereading_the_shards(tmp_p
         for v in ("v0", "v1", "v2")
     ]
     synthetic.write_shards(records, str(folder / "train"), num_shards=2)
-    kwargs = dict(PLAIN, seed=3, deterministic=True, count_skipped=False, shuffle_buffer=1)
+    kwargs = dict(seed=3, deterministic=True, count_skipped=False)
     where = "memory" if cache == "memory" else str(tmp_path / "cache" / "records")  # (a new folder)
-    plain = list(pretrain_dataset(str(folder / "train-*"), 3, **kwargs).take(1).as_numpy_iterator())
-    iterator = pretrain_dataset(
-        str(folder / "train-*"), 3, cache=where, **kwargs
-    ).as_numpy_iterator()
+    files = str(folder / "train-*")
+    uncached = list(
+        pretrain_dataset(files, 3, plain(shuffle_buffer=1), **kwargs).take(1).as_numpy_iterator()
+    )
+    data = plain(shuffle_buffer=1, cache=where)
+    iterator = pretrain_dataset(files, 3, data, **kwargs).as_numpy_iterator()
     first = next(iterator)  # one batch = one epoch of the 3 videos
     for key in first:
-        np.testing.assert_array_equal(first[key], plain[0][key], err_msg=key)
+        np.testing.assert_array_equal(first[key], uncached[0][key], err_msg=key)
     second = next(iterator)  # the cache is complete once the second epoch starts
     shutil.rmtree(folder)
     later = [next(iterator) for _ in range(3)]
@@ -254,15 +259,17 @@ def test_cached_records_give_the_same_batches_without_rereading_the_shards(tmp_p
 
 
 def test_iframe_color_jitter_changes_the_iframe_alone(pattern):
-    def first_batches(**extra):
+    def first_batches(**changes):
         ds = pretrain_dataset(
-            pattern, 2, seed=3, deterministic=True, count_skipped=False, **dict(PLAIN, **extra)
+            pattern, 2, plain(**changes), seed=3, deterministic=True, count_skipped=False
         )
         return list(ds.take(2).as_numpy_iterator())
 
-    plain = first_batches()
-    own = first_batches(iframe_color_jitter={"hue": 0.5, "prob": 1.0, "grayscale_prob": 0.0})
-    for x, y in zip(plain, own):
+    without = first_batches()
+    own = first_batches(
+        iframe_color_jitter=ColorJitterConfig(hue=0.5, prob=1.0, grayscale_prob=0.0)
+    )
+    for x, y in zip(without, own):
         # The clip and the motion clips keep the plain recipe (no jitter) ...
         np.testing.assert_array_equal(x["clip"], y["clip"])
         np.testing.assert_array_equal(x["motion"], y["motion"])
@@ -270,4 +277,4 @@ def test_iframe_color_jitter_changes_the_iframe_alone(pattern):
         assert not np.allclose(x["iframe"], y["iframe"], atol=1e-3)
     # null (the default) is the clip's recipe for the I-frame too.
     same = first_batches(iframe_color_jitter=None)
-    np.testing.assert_array_equal(plain[0]["iframe"], same[0]["iframe"])
+    np.testing.assert_array_equal(without[0]["iframe"], same[0]["iframe"])

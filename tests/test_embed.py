@@ -21,6 +21,7 @@ from tfcmvp.cli import embed_cmd
 from tfcmvp.cli.main import main as cli_main
 from tfcmvp.codec import write_video
 from tfcmvp.codec.synthetic import moving_texture, write_tone
+from tfcmvp.config import DataConfig
 from tfcmvp.embedding import inputs as inputs_lib
 from tfcmvp.embedding import writer as writer_lib
 
@@ -60,17 +61,11 @@ def _reference_clips(info, paths, tmp_path):
     contract = info["input"]
     network = info["network"]
     frames = contract["frames"] or 1
-    kwargs = dict(
-        modality=MODALITY[network],
-        positions="vcop",
-        num_clips=10,
-        crop_size=contract["size"][0],
-        resize_short=contract["resize_short"],
-    )
+    data = dict(crop_size=contract["size"][0])
     if network == "video":
-        kwargs.update(clip_len=frames, clip_stride=contract["stride"])
+        data.update(clip_len=frames, clip_stride=contract["stride"])
     elif network == "motion":
-        kwargs.update(
+        data.update(
             clip_len=frames,
             clip_stride=1,
             motion_len=frames,
@@ -79,8 +74,16 @@ def _reference_clips(info, paths, tmp_path):
             mv_resize_method=contract["mv_resize_method"],
         )
     else:
-        kwargs.update(clip_len=1, clip_stride=1)
-    return [element["clips"].numpy() for element in evaluation.eval_dataset(shards, **kwargs)]
+        data.update(clip_len=1, clip_stride=1)
+    dataset = evaluation.eval_dataset(
+        shards,
+        DataConfig(**data),
+        modality=MODALITY[network],
+        positions="vcop",
+        num_clips=10,
+        resize_short=contract["resize_short"],
+    )
+    return [element["clips"].numpy() for element in dataset]
 
 
 @pytest.mark.parametrize("network", NETWORKS)

@@ -860,6 +860,7 @@ def test_mpeg4_b_frames_are_flagged_unless_reencoded(tmp_path, caplog):
 def test_uncompressed_shards_are_read_like_gzip_ones(ucf, tmp_path):
     """--compression none: plain *.tfrecord shards with the same records, found and read by
     the training readers (which pick the compression per file)."""
+    from tfcmvp.config import DataConfig
     from tfcmvp.data import pretrain_dataset, reader
 
     videos, split_dir, gzip_out, _ = ucf
@@ -896,13 +897,15 @@ def test_uncompressed_shards_are_read_like_gzip_ones(ucf, tmp_path):
             pretrain_dataset(
                 str(out / "train-*"),
                 2,
-                clip_len=4,
-                clip_stride=2,
-                motion_len=3,
-                motion_gap=2,
-                num_negatives=0,
-                iframe_window=12,
-                crop_size=16,
+                DataConfig(
+                    clip_len=4,
+                    clip_stride=2,
+                    motion_len=3,
+                    motion_gap=2,
+                    num_negatives=0,
+                    iframe_window=12,
+                    crop_size=16,
+                ),
                 seed=0,
             )
         )

@@ -9,6 +9,7 @@ what it skipped. No command changes a byte of the data folder.
 """
 
 import argparse
+import dataclasses
 import logging
 
 import pytest
@@ -131,6 +132,7 @@ def test_pretraining_stops_with_an_error_naming_the_shard(damaged, tmp_path, cap
 
 
 def test_on_corrupt_skip_reads_up_to_the_damage_and_counts_what_it_skipped(damaged, caplog):
+    from tfcmvp.config import DataConfig
     from tfcmvp.data import pretrain_dataset, reader
 
     data, start = damaged
@@ -153,24 +155,13 @@ def test_on_corrupt_skip_reads_up_to_the_damage_and_counts_what_it_skipped(damag
     assert "on_corrupt=skip: 2 records skipped in 1 damaged shard(s); 6 read" in caplog.text
 
     # The training pipeline reads the same six videos, and does not stop.
-    dataset = pretrain_dataset(
-        files,
-        1,
-        clip_len=8,
-        clip_stride=2,
-        num_negatives=1,
-        crop_size=32,
-        blur=None,
-        shuffle_buffer=1,
-        repeat=False,
-        seed=0,
-        deterministic=True,
-        on_corrupt="skip",
-    )
+    small = DataConfig(clip_len=8, clip_stride=2, num_negatives=1, crop_size=32)
+    skipping = dataclasses.replace(small, blur=None, shuffle_buffer=1, on_corrupt="skip")
+    dataset = pretrain_dataset(files, 1, skipping, repeat=False, seed=0, deterministic=True)
     seen = sorted(v.decode() for batch in dataset.as_numpy_iterator() for v in batch["video_id"])
     assert seen == sorted(scan.video_ids)
     with pytest.raises(verify.CorruptShardError, match=BAD):
-        pretrain_dataset(files, 1, clip_len=8, clip_stride=2, num_negatives=1, crop_size=32)
+        pretrain_dataset(files, 1, small)
 
 
 @pytest.mark.slow  # one tiny training step: about 20 s

@@ -453,6 +453,7 @@ def test_real_exports_of_the_three_networks(tmp_path):
     each video's feature is the export's embedding of its eval_dataset clips, averaged."""
     import tensorflow as tf
 
+    from tfcmvp.config import DataConfig
     from tfcmvp.data import eval_dataset
     from tfcmvp.export import export_random_init
 
@@ -467,18 +468,18 @@ def test_real_exports_of_the_three_networks(tmp_path):
     data = write_data(tmp_path / "data", records[:1], records[1:])
     # The clip each network eats, spelled as eval_dataset options (32 -> short side 37);
     # I-frames and motion windows at VCOP's clip positions (span 1 and 8).
-    geometry = dict(positions="vcop", num_clips=2, crop_size=32, resize_short=37)
+    geometry = dict(positions="vcop", num_clips=2, resize_short=37)
     per_network = {
-        "video": dict(modality="rgb", clip_len=8, clip_stride=2),
-        "iframe": dict(modality="iframe", clip_len=1, clip_stride=1),
-        "motion": dict(modality="motion", clip_len=8, clip_stride=1, motion_len=8),
+        "video": ("rgb", DataConfig(clip_len=8, clip_stride=2, crop_size=32)),
+        "iframe": ("iframe", DataConfig(clip_len=1, clip_stride=1, crop_size=32)),
+        "motion": ("motion", DataConfig(clip_len=8, clip_stride=1, motion_len=8, crop_size=32)),
     }
-    for network, clip_options in per_network.items():
+    for network, (modality, clip_data) in per_network.items():
         path = export_random_init(config, tmp_path / network, network, seed=1)
         result = features.extract_features(
             path, data, clips=2, positions="vcop", use_cache=False, progress=False
         )
-        assert result.options.modality == clip_options["modality"]
+        assert result.options.modality == modality
         embed = tf.saved_model.load(str(path)).signatures["embed"]
         for split in ("test", "train"):
             pattern = str(data / f"{split}-*.tfrecord.gz")
@@ -486,7 +487,9 @@ def test_real_exports_of_the_three_networks(tmp_path):
                 e["video_id"].decode(): embed(clips=tf.constant(e["clips"]))["embedding"]
                 .numpy()
                 .mean(axis=0)
-                for e in eval_dataset(pattern, **geometry, **clip_options).as_numpy_iterator()
+                for e in eval_dataset(
+                    pattern, clip_data, modality=modality, **geometry
+                ).as_numpy_iterator()
             }
             got = result.splits[split]
             assert sorted(got.video_ids) == sorted(expected)

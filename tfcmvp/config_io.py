@@ -31,6 +31,25 @@ class ConfigError(ValueError):
     """A config file or override names an unknown key or has a bad value."""
 
 
+def field(default, doc: str):
+    """A dataclass field with its one-line documentation (``metadata["doc"]``)."""
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
+def raise_failed_check(config, checks: Sequence[tuple[str, bool, str]]) -> None:
+    """Raises ConfigError ``"<key>=<value> <requirement>"`` for the first
+    ``(key, ok, requirement)`` row of `checks` whose `ok` is false."""
+    for key, ok, requirement in checks:
+        if not ok:
+            raise ConfigError(f"{key}={_get_path(config, key)!r} {requirement}")
+
+
+def _get_path(config, dotted: str):
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
+
+
 # ---------------------------------------------------------------------------
 # dict <-> dataclass
 # ---------------------------------------------------------------------------

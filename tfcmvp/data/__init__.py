@@ -4,6 +4,11 @@
 * :func:`finetune_dataset`: an augmented clip and its label (+ motion target).
 * :func:`eval_dataset`: every video once, ``num_clips`` centre-cropped clips.
 
+Each takes the data section of the run's config as it is
+(:class:`tfcmvp.config.DataConfig`; finetuning a ``FinetuneDataConfig``;
+None = the defaults): windows, augmentation, shuffle buffer, cache and what a
+damaged shard does are its fields, documented there once.
+
 Modules: ``reader`` (files -> parsed records -> decoded frames),
 ``sampling`` (window index arithmetic), ``augment`` (dict -> dict ops),
 ``pipeline`` (the shared tf.data skeleton: interleave, filter, shuffle,
