@@ -15,7 +15,8 @@ CE + w x J_M with J_M the pointwise InfoNCE of Eq. 2 averaged over the N
 positions. Only the V-Network and the classifier are kept for testing and
 export. The regulariser's networks follow the same ModelConfig options as in
 pretraining (memory fusion and bias, M-Network stem, zero-init residual,
-initialisers), built by the same functions of tfcmvp.training.pretrain_model.
+initialisers): the same MotionBranch layer (tfcmvp.models.motion_branch),
+built by the same functions of tfcmvp.training.pretrain_model.
 """
 
 from __future__ import annotations
@@ -31,16 +32,10 @@ from tfcmvp import losses
 from tfcmvp.config import DataConfig, ModelConfig
 from tfcmvp.data import features
 from tfcmvp.finetuning.config import FinetuneConfig, finetune_config_from_dict
-from tfcmvp.models.backbones import memory_spec
-from tfcmvp.models.heads import MLPHead
+from tfcmvp.models.motion_branch import motion_features
 from tfcmvp.training import step
 from tfcmvp.training.prebuilt import BuiltBeforeFit
-from tfcmvp.training.pretrain_model import (
-    build_m_network,
-    build_memory,
-    build_transformer_predictor,
-    build_v_network,
-)
+from tfcmvp.training.pretrain_model import build_m_network, build_motion_branch, build_v_network
 
 CLASSIFIER_METRICS = ("loss", "ce_loss", "acc", "lr")
 MOTION_METRICS = ("motion_loss", "motion_acc")
@@ -101,17 +96,16 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
             self.m_network = build_m_network(model, data, self.sync_bn)
             self.target_grid = tuple(int(s) for s in self.m_network.output["features"].shape[1:4])
             self.num_positions = math.prod(self.target_grid)  # N
-            self.memory_stages = memory_spec(model.backbone).stages
-            self.memory = build_memory(model)
-            self.predictor = build_transformer_predictor(model, self.num_positions)
-            head = dict(
-                hidden_units=model.head_hidden,
-                output_units=model.head_out,
-                sync_bn=self.sync_bn,
-                init=model.init,
-            )
-            self.prediction_head = MLPHead(**head, name="prediction_head")
-            self.motion_head = MLPHead(**head, name="motion_head")
+            branch = build_motion_branch(model, self.target_grid, sync_bn=self.sync_bn)
+            # The branch's layers keep their own attributes, before the branch
+            # (private: .weights.h5 visits it last), so that checkpoints and
+            # classifier.weights.h5 of the code before the branch was one layer
+            # load unchanged (see PretrainModel).
+            self.memory = branch.memory
+            self.predictor = branch.predictor
+            self.prediction_head = branch.prediction_head
+            self.motion_head = branch.motion_head
+            self._motion_branch = branch
 
         names = CLASSIFIER_METRICS + (MOTION_METRICS if self.motion_aux else ())
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
@@ -144,15 +138,9 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
         v_maps = self.backbone.output
         self.classifier.build((None, v_maps["features"].shape[-1]))
         if self.motion_aux:
-            memory_shapes = [tuple(v_maps[stage].shape) for stage in self.memory_stages]
-            self.memory.build(memory_shapes)
-            tokens = math.prod(self.memory.grid(memory_shapes))
-            self.predictor.build((None, tokens, self.model_config.predictor_width))
-            self.prediction_head.build(
-                (None, self.num_positions, self.model_config.predictor_width)
-            )
-            self.motion_head.build(
-                (None, self.num_positions, self.m_network.output["features"].shape[-1])
+            self._motion_branch.build(
+                {name: tuple(t.shape) for name, t in v_maps.items()},
+                self.m_network.output["features"].shape[-1],
             )
         self.built = True
 
@@ -173,19 +161,9 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
         outputs = {"logits": self._logits(v_maps, training)}
         if not self.motion_aux:
             return outputs
-        tokens = self.memory([v_maps[stage] for stage in self.memory_stages])  # [B, M, width]
-        predicted = self.predictor(tokens, training=training)  # [B, N, width]
-        outputs["motion_query"] = self.prediction_head(predicted, training=training)  # [B, N, D]
-        motion = inputs[features.MOTION]  # [B, 1 + K', L, S, S, 2]
-        clips = motion.shape[1]
-        flat = ops.reshape(motion, (-1, *motion.shape[2:]))  # [B * (1 + K'), L, S, S, 2]
-        m_features = self.m_network(flat, training=training)["features"]  # [B(1+K'), T3, H3, W3, C]
-        m_features = ops.reshape(m_features, (-1, self.num_positions, m_features.shape[-1]))
-        keys = self.motion_head(m_features, training=training)  # [B * (1 + K'), N, D]
-        outputs["motion_keys"] = ops.reshape(
-            keys, (-1, clips, self.num_positions, keys.shape[-1])
-        )  # [B, 1 + K', N, D]
-        return outputs
+        m_features = motion_features(self.m_network, inputs[features.MOTION], training)
+        outputs.update(self._motion_branch(v_maps, m_features, training=training))
+        return outputs  # + motion_query [B, N, D], motion_keys [B, 1 + K', N, D]
 
     def per_example_losses(self, inputs: dict, outputs: dict) -> dict:
         """Per-video losses and hits of the local batch (all [B], float32).

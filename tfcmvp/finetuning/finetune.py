@@ -36,47 +36,29 @@ result goes into every worker's epoch logs).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import pathlib
-import shutil
 from typing import Optional, Sequence
 
 import keras
 import tensorflow as tf
 
 from tfcmvp import manifest as manifest_lib
-from tfcmvp import workdir_lock
-from tfcmvp.config import dump_config
 from tfcmvp.data import features
 from tfcmvp.finetuning import callbacks as ft_callbacks
 from tfcmvp.finetuning.classifier import VideoClassifier, load_backbone_weights
 from tfcmvp.finetuning.config import FinetuneConfig, check_architecture
 from tfcmvp.finetuning.evaluate import EvalResult, evaluate_classifier
+from tfcmvp.finetuning.export import export_classifier
 from tfcmvp.finetuning.optimizer import build_finetune_optimizer
 from tfcmvp.manifest import find_shards, read_manifest
 from tfcmvp.training import callbacks as cb
 from tfcmvp.training import provenance
-from tfcmvp.training.loop import (
-    compile_with_checkpoint,
-    fit_with_resume,
-    resume_point,
-    save_run_config,
-    set_precision_policy,
-    start_strategy,
-)
-from tfcmvp.training.pretrain import (
-    CHECKPOINT_DIR,
-    CONFIG_NAME,
-    HISTORY_CSV,
-    HISTORY_PNG,
-    TENSORBOARD_DIR,
-    WEIGHTS_DIR,
-    manifest_summary,
-)
-from tfcmvp.training.strategy import is_chief, op_determinism, worker_name
+from tfcmvp.training.runner import run_task
+from tfcmvp.training.task import RunState, Task, manifest_summary
+from tfcmvp.training.workdir import CHECKPOINT_DIR, CONFIG_NAME, HISTORY_CSV
 
 logger = logging.getLogger(__name__)
 
@@ -233,213 +215,183 @@ def finetune(
     and seed give bit-identical histories, weights and test results on one
     device (see :class:`tfcmvp.config.TrainConfig`).
     """
-    # Op determinism is process-wide: on (or off) for this run only, and
-    # before the run's first op. The workdir lock is taken inside, once the
-    # strategy says whether this process is the chief; the stack releases it.
-    with op_determinism(config.train.deterministic), contextlib.ExitStack() as held:
-        return _finetune(
-            config,
-            data_dir,
-            workdir,
-            model_dir,
-            random_init=random_init,
-            verbose=verbose,
-            callbacks=callbacks,
-            held=held,
-            allow_data_change=allow_data_change,
-        )
-
-
-def _finetune(
-    config: FinetuneConfig,
-    data_dir,
-    workdir,
-    model_dir,
-    *,
-    random_init: bool,
-    verbose,
-    callbacks: Sequence[keras.callbacks.Callback],
-    held: contextlib.ExitStack,
-    allow_data_change: bool = False,
-) -> FinetuneResult:
-    """:func:`finetune` inside its op-determinism setting; the workdir lock goes on `held`.
-
-    Every check that can refuse a (resumed) run comes before the first write
-    into WORKDIR, so that a refused run leaves it as it was.
-    """
     if (model_dir is None) == (not random_init):
         raise ValueError(
             "finetune needs exactly one of model_dir (a pretrained export) and "
             f"random_init=True, got model_dir={model_dir!r}, "
             f"random_init={random_init!r}"
         )
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     model_dir = None if model_dir is None else pathlib.Path(model_dir).resolve()
-    if model_dir is not None:
-        check_architecture(config, model_dir)
-    strategy = start_strategy(config)
-    chief = is_chief(strategy)
-    # One run per WORKDIR; the other workers of a multi-worker run share the chief's.
-    held.enter_context(workdir_lock.hold(workdir, enabled=chief))
-    set_precision_policy(config.train)  # before anything is written: it can refuse
-
-    train_files = find_shards(data_dir, "train")
-    test_files = find_shards(data_dir, "test")
-    class_names = read_class_names(data_dir)
-    manifest = read_manifest(data_dir)
-    if manifest is not None:
-        logger.info("data %s: %s", data_dir, manifest_summary(manifest))
-    logger.info(
-        "%d classes; %d train and %d test shard(s) in %s",
-        len(class_names),
-        len(train_files),
-        len(test_files),
-        data_dir,
+    task = FinetuneTask(config, data_dir, model_dir, random_init)
+    return run_task(
+        task,
+        workdir,
+        verbose=verbose,
+        callbacks=callbacks,
+        allow_data_change=allow_data_change,
     )
-    steps_per_epoch = resolve_steps_per_epoch(config, train_files)
 
-    source = {"model": None if model_dir is None else str(model_dir), "random_init": random_init}
-    # Multi-worker runs: every worker runs this with the same WORKDIR; the chief writes
-    # the run's files, the others only take part in checkpoints (through a scratch
-    # folder, removed at the end) and run the test (for the epoch logs).
-    if chief:
+
+class FinetuneTask(Task):
+    """Finetuning as a :class:`~tfcmvp.training.task.Task`: a VideoClassifier from
+    `model_dir`'s V-Network (or random weights), tested after the epochs of
+    ``test.eval_epochs`` and the last, then exported.
+
+    Multi-worker runs: every worker runs it with the same WORKDIR; the chief
+    writes the run's files, the others only take part in checkpoints and run
+    the test (for the epoch logs).
+    """
+
+    watched_losses = WATCHED_LOSSES
+    history_columns = ft_callbacks.FINETUNE_COLUMNS
+    history_panels = ft_callbacks.FINETUNE_PANELS
+    done_message = "testing and exporting only"
+
+    def __init__(self, config: FinetuneConfig, data_dir, model_dir, random_init: bool):
+        super().__init__(config, data_dir)
+        self.model_dir = model_dir
+        self.random_init = random_init
+        self.source = {
+            "model": None if model_dir is None else str(model_dir),
+            "random_init": random_init,
+        }
+        self.train_files: list = []
+        self.test_files: list = []
+        self.class_names: list = []
+        self.tester = None
+
+    def check_start(self, workdir) -> None:
+        if self.model_dir is not None:
+            check_architecture(self.config, self.model_dir)
+
+    def prepare(self) -> int:
+        data_dir = self.data_dir
+        self.train_files = find_shards(data_dir, "train")
+        self.test_files = find_shards(data_dir, "test")
+        self.class_names = read_class_names(data_dir)
+        manifest = read_manifest(data_dir)
+        if manifest is not None:
+            logger.info("data %s: %s", data_dir, manifest_summary(manifest))
+        logger.info(
+            "%d classes; %d train and %d test shard(s) in %s",
+            len(self.class_names),
+            len(self.train_files),
+            len(self.test_files),
+            data_dir,
+        )
+        return resolve_steps_per_epoch(self.config, self.train_files)
+
+    def check_resume(self, workdir, chief, allow_data_change):
+        if not chief:
+            return None
         # provenance.json names the export by fingerprint (a moved export resumes);
         # a workdir of an older tfcmvp has only source.json, compared by path.
         if provenance.read_provenance(workdir) is None:
-            _check_source(workdir / SOURCE_NAME, source)
-        record = provenance.check_resume(
+            _check_source(workdir / SOURCE_NAME, self.source)
+        return provenance.check_resume(
             workdir,
-            config,
-            data_dir,
+            self.config,
+            self.data_dir,
             config_name=CONFIG_NAME,
             checkpoint_dir=CHECKPOINT_DIR,
-            start=provenance.start_record(model_dir, random_init),
+            start=provenance.start_record(self.model_dir, self.random_init),
             allow_data_change=allow_data_change,
         )
-    keras.utils.set_random_seed(config.train.seed)
 
-    with strategy.scope():
-        model = VideoClassifier.from_finetune_config(config, len(class_names))
+    def build_model(self, steps_per_epoch: int) -> VideoClassifier:
+        model = VideoClassifier.from_finetune_config(self.config, len(self.class_names))
         model.build()
-        if model_dir is not None:
-            _load_pretrained(model, model_dir)
-        optimizer = build_finetune_optimizer(config, steps_per_epoch)
-        scratch = None if chief else workdir / f"scratch-{worker_name(strategy)}"
-        optimizer, checkpoint = compile_with_checkpoint(
-            model, optimizer, config.train, workdir / CHECKPOINT_DIR, write_directory=scratch
+        if self.model_dir is not None:
+            _load_pretrained(model, self.model_dir)
+        return model
+
+    def build_optimizer(self, steps_per_epoch: int):
+        return build_finetune_optimizer(self.config, steps_per_epoch)
+
+    def build_train_data(self, data_seed: int) -> tf.data.Dataset:
+        return make_train_dataset(self.config, self.train_files, data_seed)
+
+    def network_weights(self, model: VideoClassifier) -> dict:
+        return {WEIGHTS_STEM: model}
+
+    def write_start_files(self, workdir) -> None:
+        _write_json(workdir / SOURCE_NAME, self.source)
+
+    def epoch_callbacks(self, model: VideoClassifier) -> list:
+        # Before the history: it adds val_top1 / val_top5 to the epoch's logs.
+        epochs = set(self.config.test.eval_epochs) | {self.config.train.epochs}
+        self.tester = ft_callbacks.EvaluateAfterEpochs(self.run_test, epochs)
+        return [self.tester]
+
+    def run_test(self, network) -> EvalResult:
+        return evaluate_classifier(network, self.config, self.test_files)
+
+    def finish(self, state: RunState) -> FinetuneResult:
+        last = self.tester.last
+        if last is not None and last[0] == self.config.train.epochs:
+            test = last[1]
+        else:
+            test = self.run_test(state.model)
+        results = self.results(test, int(state.checkpoint.epoch.numpy()))
+        saved_model = state.workdir / SAVED_MODEL_DIR
+        if state.chief:
+            saved_model = self.write_results(state, test, results)
+        return FinetuneResult(
+            workdir=state.workdir,
+            results=results,
+            test=test,
+            history=cb.read_history(state.workdir / HISTORY_CSV),
+            checkpoint=state.checkpoint.latest,
+            saved_model=saved_model,
+            class_names=self.class_names,
+            initial_epoch=state.start.epoch,
+            initial_step=state.start.step,
+            steps_per_epoch=state.steps_per_epoch,
+            num_replicas=state.num_replicas,
         )
 
-    # The checkpoint restore (a changed architecture) and resume_point (a changed
-    # epoch length) can still refuse: the run's files are written only after them.
-    start = resume_point(checkpoint, steps_per_epoch)
-    if chief:
-        _write_json(workdir / SOURCE_NAME, source)
-        save_run_config(config, workdir / CONFIG_NAME)
-        provenance.write_provenance(workdir, record)
-    model.summary(print_fn=logger.debug)  # the layer table only at --log_level DEBUG
-
-    def run_test(network) -> EvalResult:
-        return evaluate_classifier(network, config, test_files)
-
-    tester = ft_callbacks.EvaluateAfterEpochs(
-        run_test, set(config.test.eval_epochs) | {config.train.epochs}
-    )
-    if start.epoch < config.train.epochs:
-        dataset = make_train_dataset(
-            config, train_files, data_seed=start.data_seed(config.train.seed)
-        )
-        run_callbacks = [
-            cb.StopOnNonFiniteLoss(WATCHED_LOSSES),  # first: it must stop before anything saves
-            tester,  # before the history: it adds val_top1 / val_top5 to the epoch's logs
-        ]
-        if chief:
-            run_callbacks += [
-                cb.HistoryCSV(workdir / HISTORY_CSV, ft_callbacks.FINETUNE_COLUMNS),
-                cb.HistoryPlot(
-                    workdir / HISTORY_CSV, workdir / HISTORY_PNG, ft_callbacks.FINETUNE_PANELS
-                ),
-                cb.SaveNetworkWeights(workdir / WEIGHTS_DIR, {WEIGHTS_STEM: model}),
-            ]
-        fit_with_resume(
-            model,
-            dataset,
-            epochs=config.train.epochs,
-            steps_per_epoch=steps_per_epoch,
-            checkpoint=checkpoint,
-            every_steps=config.train.checkpoint_every_steps,
-            callbacks=run_callbacks,
-            tensorboard_dir=workdir / TENSORBOARD_DIR if chief else None,
-            later_callbacks=callbacks,
-            verbose=verbose,
-        )
-    else:
+    def results(self, test: EvalResult, epochs_done: int) -> dict:
+        """The content of results.json (and logs the test)."""
+        config = self.config
         logger.info(
-            "%s already holds %d epochs (train.epochs=%d): testing and exporting only",
-            workdir,
-            start.epoch,
-            config.train.epochs,
+            "test after %d epochs: top-1 %.2f%%, top-5 %.2f%% (%d videos, %d clips each)",
+            epochs_done,
+            test.top1,
+            test.top5,
+            test.num_videos,
+            config.test.num_clips,
         )
+        return {
+            "top1": test.top1,
+            "top5": test.top5,
+            "epochs": epochs_done,
+            "model": self.source["model"],
+            "data": str(pathlib.Path(self.data_dir).resolve()),
+            "random_init": self.random_init,
+            "num_test_videos": test.num_videos,
+            "num_classes": len(self.class_names),
+            "num_clips": config.test.num_clips,
+            "backbone": config.model.backbone,
+            "motion_aux_weight": config.train.motion_aux_weight,
+        }
 
-    if chief:
-        cb.save_network_weights(workdir / WEIGHTS_DIR, {WEIGHTS_STEM: model})
-    if tester.last is not None and tester.last[0] == config.train.epochs:
-        test = tester.last[1]
-    else:
-        test = run_test(model)
-    epochs_done = int(checkpoint.epoch.numpy())
-    results = {
-        "top1": test.top1,
-        "top5": test.top5,
-        "epochs": epochs_done,
-        "model": source["model"],
-        "data": str(pathlib.Path(data_dir).resolve()),
-        "random_init": random_init,
-        "num_test_videos": test.num_videos,
-        "num_classes": len(class_names),
-        "num_clips": config.test.num_clips,
-        "backbone": config.model.backbone,
-        "motion_aux_weight": config.train.motion_aux_weight,
-    }
-    logger.info(
-        "test after %d epochs: top-1 %.2f%%, top-5 %.2f%% (%d videos, %d clips each)",
-        epochs_done,
-        test.top1,
-        test.top5,
-        test.num_videos,
-        config.test.num_clips,
-    )
-    saved_model = workdir / SAVED_MODEL_DIR
-    if chief:
-        test.write_predictions(workdir / PREDICTIONS_NAME, class_names)
+    def write_results(self, state: RunState, test: EvalResult, results: dict) -> pathlib.Path:
+        """test_predictions.csv, results.json and the SavedModel (chief only)."""
+        workdir = state.workdir
+        test.write_predictions(workdir / PREDICTIONS_NAME, self.class_names)
         _write_json(workdir / RESULTS_NAME, results)
-        saved_model = export_classifier(
-            model,
-            config,
-            saved_model,
-            class_names,
+        return export_classifier(
+            state.model,
+            self.config,
+            workdir / SAVED_MODEL_DIR,
+            self.class_names,
             source={
                 "kind": "finetuned",
                 "workdir": str(workdir.resolve()),
-                "epoch": epochs_done,
-                **source,
+                "epoch": results["epochs"],
+                **self.source,
             },
         )
-    elif scratch is not None:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return FinetuneResult(
-        workdir=workdir,
-        results=results,
-        test=test,
-        history=cb.read_history(workdir / HISTORY_CSV),
-        checkpoint=checkpoint.latest,
-        saved_model=saved_model,
-        class_names=class_names,
-        initial_epoch=start.epoch,
-        initial_step=start.step,
-        steps_per_epoch=steps_per_epoch,
-        num_replicas=strategy.num_replicas_in_sync,
-    )
 
 
 def _load_pretrained(model: VideoClassifier, model_dir: pathlib.Path) -> None:
@@ -449,54 +401,6 @@ def _load_pretrained(model: VideoClassifier, model_dir: pathlib.Path) -> None:
     network = load_keras_network(model_dir)
     load_backbone_weights(model.backbone, network, source=str(model_dir))
     logger.info("V-Network weights loaded from %s", model_dir)
-
-
-# ---------------------------------------------------------------------------
-# Export
-# ---------------------------------------------------------------------------
-
-
-def export_classifier(
-    model: VideoClassifier,
-    config: FinetuneConfig,
-    output_dir,
-    class_names: Sequence[str],
-    source: dict,
-) -> pathlib.Path:
-    """Writes the finetuned classifier as a tfcmvp export (network "classifier").
-
-    Signatures: ``classify`` (clips -> {"logits", "probabilities"}, the
-    softmax of the logits) plus the ``embed`` / ``features`` of its V-Network.
-    """
-    from tfcmvp.export import CLASSIFY, export_network
-    from tfcmvp.export.contract import make_export_info, video_input_contract
-
-    def classify(clips):  # [N, T, S, S, 3]
-        logits = tf.cast(model(clips, training=False), tf.float32)  # [N, K]
-        return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1)}
-
-    data = config.data
-    input_spec = video_input_contract(data.clip_len, data.clip_stride, data.crop_size)
-    input_spec["resize_short"] = config.test.resize_short  # the geometry it was tested with
-    info = make_export_info(
-        network="classifier",
-        backbone=config.model.backbone,
-        input_spec=input_spec,
-        source=source,
-        num_classes=len(class_names),
-        class_names=list(class_names),
-    )
-    # embed / features come from the V-Network; assets/network.weights.h5 holds
-    # its weights (the classifier's are in the SavedModel's variables and in
-    # WORKDIR/weights/classifier.weights.h5).
-    return export_network(
-        model.backbone,
-        output_dir,
-        info,
-        dump_config(config),
-        extra_signatures={CLASSIFY: classify},
-        overwrite=True,
-    )
 
 
 # ---------------------------------------------------------------------------

@@ -32,18 +32,15 @@ other workers take part in each checkpoint through a scratch folder
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import pathlib
-import shutil
 from typing import Optional, Sequence
 
 import keras
 import tensorflow as tf
 
 from tfcmvp import manifest as manifest_lib
-from tfcmvp import workdir_lock
 from tfcmvp.config import (
     LEGACY_MODEL_DEFAULTS,
     ConfigError,
@@ -54,27 +51,22 @@ from tfcmvp.config import (
 from tfcmvp.manifest import find_shards, read_manifest
 from tfcmvp.training import callbacks as cb
 from tfcmvp.training import provenance
-from tfcmvp.training.loop import (
-    compile_with_checkpoint,
-    fit_with_resume,
-    resume_point,
-    save_run_config,
-    set_precision_policy,
-    start_strategy,
-)
 from tfcmvp.training.optimizer import build_optimizer
 from tfcmvp.training.pretrain_model import INPUT_KEYS, PretrainModel
-from tfcmvp.training.strategy import is_chief, op_determinism, worker_name
+from tfcmvp.training.runner import run_task
+from tfcmvp.training.task import RunState, Task, manifest_summary
+from tfcmvp.training.workdir import (  # noqa: F401 (HISTORY_PNG, TENSORBOARD_DIR: importable here)
+    CHECKPOINT_DIR,
+    CONFIG_NAME,
+    HISTORY_CSV,
+    HISTORY_PNG,
+    TENSORBOARD_DIR,
+    WEIGHTS_DIR,
+)
 
 logger = logging.getLogger(__name__)
 
 TRAIN_SHARDS = manifest_lib.SHARD_GLOB.format(split="train")
-CONFIG_NAME = "config.yaml"
-CHECKPOINT_DIR = "checkpoints"
-HISTORY_CSV = "history.csv"
-HISTORY_PNG = "history.png"
-TENSORBOARD_DIR = "tensorboard"
-WEIGHTS_DIR = "weights"
 
 
 @dataclasses.dataclass
@@ -153,20 +145,6 @@ def find_train_shards(data_dir) -> list[str]:
     return find_shards(data_dir, "train", description="training")
 
 
-def manifest_summary(manifest: dict) -> str:
-    """One line per split: what the extraction run wrote and what it lost."""
-    lines = [
-        f"schema v{manifest.get('schema_version')}, layout {manifest.get('layout')}, "
-        f"{manifest.get('num_classes')} classes, created {manifest.get('created')}"
-    ]
-    for name, split in sorted(manifest.get("splits", {}).items()):
-        lines.append(
-            f"{name}: {split.get('written')} videos written of {split.get('listed')} listed "
-            f"({split.get('failed')} failed, {split.get('short')} short, "
-            f"{split.get('all_intra')} all-intra), {split.get('frames')} frames, "
-            f"{len(split.get('shards', []))} shards"
-        )
-    return "; ".join(lines)
 
 
 def count_usable_videos(files, data: DataConfig) -> int:
@@ -280,130 +258,73 @@ def pretrain(
     seed give bit-identical histories and weights on one device (see
     :class:`tfcmvp.config.TrainConfig`).
     """
-    # Op determinism is process-wide: on (or off) for this run only, and
-    # before the run's first op. The workdir lock is taken inside, once the
-    # strategy says whether this process is the chief; the stack releases it.
-    with op_determinism(config.train.deterministic), contextlib.ExitStack() as held:
-        return _pretrain(
-            config,
-            data_dir,
+    task = PretrainTask(config, data_dir)
+    return run_task(
+        task,
+        workdir,
+        verbose=verbose,
+        callbacks=callbacks,
+        allow_data_change=allow_data_change,
+    )
+
+
+class PretrainTask(Task):
+    """Pretraining as a :class:`~tfcmvp.training.task.Task`: PretrainModel on the
+    training shards of `data_dir`; saves the three backbones after every epoch."""
+
+    def __init__(self, config: PretrainConfig, data_dir):
+        super().__init__(config, data_dir)
+        self.files: list = []
+
+    def prepare(self) -> int:
+        self.files = find_train_shards(self.data_dir)
+        manifest = read_manifest(self.data_dir)
+        if manifest is None:
+            logger.warning(
+                "%s has no %s (not a finished extraction run?)",
+                self.data_dir,
+                manifest_lib.MANIFEST_NAME,
+            )
+        else:
+            logger.info("data %s: %s", self.data_dir, manifest_summary(manifest))
+        logger.info("%d training shard(s) in %s", len(self.files), self.data_dir)
+        return resolve_steps_per_epoch(self.config, self.files)
+
+    def check_resume(self, workdir, chief, allow_data_change):
+        check_resumable_model(self.config, workdir)  # before config.yaml is overwritten
+        # The same run on the same data, or a refusal naming the difference.
+        return provenance.check_resume(
             workdir,
-            verbose=verbose,
-            callbacks=callbacks,
-            held=held,
+            self.config,
+            self.data_dir,
+            config_name=CONFIG_NAME,
+            checkpoint_dir=CHECKPOINT_DIR,
             allow_data_change=allow_data_change,
         )
 
-
-def _pretrain(
-    config: PretrainConfig,
-    data_dir,
-    workdir,
-    *,
-    verbose,
-    callbacks: Sequence[keras.callbacks.Callback],
-    held: contextlib.ExitStack,
-    allow_data_change: bool = False,
-) -> PretrainResult:
-    """:func:`pretrain` inside its op-determinism setting; the workdir lock goes on `held`.
-
-    Every check that can refuse a (resumed) run comes before the first write
-    into WORKDIR, so that a refused run leaves it as it was.
-    """
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    strategy = start_strategy(config)
-    chief = is_chief(strategy)
-    # One run per WORKDIR; the other workers of a multi-worker run share the chief's.
-    held.enter_context(workdir_lock.hold(workdir, enabled=chief))
-    set_precision_policy(config.train)  # before anything is written: it can refuse
-
-    files = find_train_shards(data_dir)
-    manifest = read_manifest(data_dir)
-    if manifest is None:
-        logger.warning(
-            "%s has no %s (not a finished extraction run?)", data_dir, manifest_lib.MANIFEST_NAME
-        )
-    else:
-        logger.info("data %s: %s", data_dir, manifest_summary(manifest))
-    logger.info("%d training shard(s) in %s", len(files), data_dir)
-    steps_per_epoch = resolve_steps_per_epoch(config, files)
-
-    check_resumable_model(config, workdir)  # before config.yaml is overwritten
-    # The same run on the same data, or a refusal naming the difference.
-    record = provenance.check_resume(
-        workdir,
-        config,
-        data_dir,
-        config_name=CONFIG_NAME,
-        checkpoint_dir=CHECKPOINT_DIR,
-        allow_data_change=allow_data_change,
-    )
-    keras.utils.set_random_seed(config.train.seed)
-
-    with strategy.scope():
-        model = PretrainModel.from_pretrain_config(
-            config, motion_only_steps=round(config.loss.motion_only_epochs * steps_per_epoch)
-        )
+    def build_model(self, steps_per_epoch: int) -> PretrainModel:
+        motion_only = round(self.config.loss.motion_only_epochs * steps_per_epoch)
+        model = PretrainModel.from_pretrain_config(self.config, motion_only_steps=motion_only)
         model.build()
-        optimizer = build_optimizer(config, steps_per_epoch)
-        # Every worker saves (sync-on-read metric sums are reduced across
-        # workers when saved); the non-chief workers into a scratch folder.
-        scratch = None if chief else workdir / f"scratch-{worker_name(strategy)}"
-        optimizer, checkpoint = compile_with_checkpoint(
-            model, optimizer, config.train, workdir / CHECKPOINT_DIR, write_directory=scratch
-        )
+        return model
 
-    # The checkpoint restore (a changed architecture) and resume_point (a changed
-    # epoch length) can still refuse: config.yaml is written only after them.
-    start = resume_point(checkpoint, steps_per_epoch)
-    if chief:
-        save_run_config(config, workdir / CONFIG_NAME)
-        provenance.write_provenance(workdir, record)
-    model.summary(print_fn=logger.debug)  # the layer table only at --log_level DEBUG
+    def build_optimizer(self, steps_per_epoch: int):
+        return build_optimizer(self.config, steps_per_epoch)
 
-    networks = model.networks()
-    if start.epoch < config.train.epochs:
-        dataset = make_train_dataset(config, files, data_seed=start.data_seed(config.train.seed))
-        run_callbacks = [cb.StopOnNonFiniteLoss()]  # first: it must stop before anything saves
-        if chief:
-            run_callbacks += [
-                cb.HistoryCSV(workdir / HISTORY_CSV),  # before the checkpoint: a kill in
-                cb.HistoryPlot(workdir / HISTORY_CSV, workdir / HISTORY_PNG),  # between redoes
-                cb.SaveNetworkWeights(workdir / WEIGHTS_DIR, networks),  # the epoch
-            ]
-        fit_with_resume(
-            model,
-            dataset,
-            epochs=config.train.epochs,
-            steps_per_epoch=steps_per_epoch,
-            checkpoint=checkpoint,
-            every_steps=config.train.checkpoint_every_steps,
-            callbacks=run_callbacks,
-            tensorboard_dir=workdir / TENSORBOARD_DIR if chief else None,
-            later_callbacks=callbacks,
-            verbose=verbose,
-        )
-    else:
-        logger.info(
-            "%s already holds %d epochs (train.epochs=%d): nothing to train",
-            workdir,
-            start.epoch,
-            config.train.epochs,
-        )
+    def build_train_data(self, data_seed: int) -> tf.data.Dataset:
+        return make_train_dataset(self.config, self.files, data_seed)
 
-    weights = {}
-    if chief:
-        weights = cb.save_network_weights(workdir / WEIGHTS_DIR, networks)
-    elif scratch is not None:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return PretrainResult(
-        workdir=workdir,
-        history=cb.read_history(workdir / HISTORY_CSV),
-        checkpoint=checkpoint.latest,
-        weights=weights,
-        initial_epoch=start.epoch,
-        initial_step=start.step,
-        steps_per_epoch=steps_per_epoch,
-        num_replicas=strategy.num_replicas_in_sync,
-    )
+    def network_weights(self, model: PretrainModel) -> dict:
+        return model.networks()
+
+    def finish(self, state: RunState) -> PretrainResult:
+        return PretrainResult(
+            workdir=state.workdir,
+            history=cb.read_history(state.workdir / HISTORY_CSV),
+            checkpoint=state.checkpoint.latest,
+            weights=state.weights,
+            initial_epoch=state.start.epoch,
+            initial_step=state.start.step,
+            steps_per_epoch=state.steps_per_epoch,
+            num_replicas=state.num_replicas,
+        )

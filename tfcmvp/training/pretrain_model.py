@@ -40,6 +40,7 @@ from tfcmvp.config import (
 from tfcmvp.models.backbones import RESIDUAL_BACKBONES, build_backbone, memory_spec
 from tfcmvp.models.heads import MLPHead, MotionValueHead
 from tfcmvp.models.memory import PredictorMemory
+from tfcmvp.models.motion_branch import MotionBranch, motion_features
 from tfcmvp.models.predictor_convgru import ConvGRUPredictor
 from tfcmvp.models.predictor_transformer import TransformerPredictor
 from tfcmvp.training import step
@@ -125,7 +126,59 @@ def build_transformer_predictor(model: ModelConfig, num_queries: int) -> Transfo
     )
 
 
-def context_map(model: ModelConfig, v_maps: dict, memory: PredictorMemory, stages) -> "tf.Tensor":
+def build_motion_branch(
+    model: ModelConfig,
+    target_grid,
+    *,
+    predictor: str = "transformer",
+    value_shape=None,
+    sync_bn: bool = False,
+) -> MotionBranch:
+    """The MotionBranch of `model` predicting motion on the M-Network grid `target_grid`.
+
+    Args:
+      model: the networks' options (memory, predictor, heads, initialisers).
+      target_grid: (T3, H3, W3) of the M-Network's features.
+      predictor: "transformer" or "convgru" (the finetuning regulariser
+        always uses the Transformer, pretraining ``model.predictor``).
+      value_shape: per-position output of a MotionValueHead ((2,) for the mse,
+        (2, bins) for the ce ablation), or None for the InfoNCE heads only.
+      sync_bn: BatchNorm statistics of the heads over all replicas.
+    """
+    num_positions = math.prod(target_grid)  # N
+    if predictor == "transformer":
+        predictor_layer = build_transformer_predictor(model, num_positions)
+    else:
+        predictor_layer = ConvGRUPredictor(
+            tuple(target_grid),
+            width=model.predictor_width,
+            kernel_size=model.convgru_kernel,
+            name="predictor",
+        )
+    # g_M1 (predicted motion), g_M2 (motion keys).
+    head = dict(
+        hidden_units=model.head_hidden,
+        output_units=model.head_out,
+        sync_bn=sync_bn,
+        init=model.init,
+    )
+    value_head = None
+    if value_shape is not None:
+        value_head = MotionValueHead(math.prod(value_shape), init=model.init, name="value_head")
+    return MotionBranch(
+        build_memory(model),
+        predictor_layer,
+        MLPHead(**head, name="prediction_head"),
+        MLPHead(**head, name="motion_head"),
+        memory_spec(model.backbone).stages,
+        target_grid,
+        value_head=value_head,
+        value_shape=value_shape,
+        name="motion_branch",
+    )
+
+
+def context_map(model: ModelConfig, v_maps: dict, branch: MotionBranch) -> "tf.Tensor":
     """The V-Network map [B, T, H, W, C] that the clip-context query averages.
 
     ``model.context_pooling="fused"``: the memory's fused map before its
@@ -133,8 +186,15 @@ def context_map(model: ModelConfig, v_maps: dict, memory: PredictorMemory, stage
     "layer4": the last stage ("features"). Both are conv5 for C3D.
     """
     if model.context_pooling == "fused":
-        return memory.fuse([v_maps[stage] for stage in stages])
+        return branch.fused_map(v_maps)
     return v_maps["features"]
+
+
+def value_shape(loss: LossConfig):
+    """Per-position output of the value head for `loss` (None for InfoNCE)."""
+    if loss.motion_loss == "infonce":
+        return None
+    return (2,) if loss.motion_loss == "mse" else (2, loss.ce_bins)
 
 
 @keras.saving.register_keras_serializable(package="tfcmvp")
@@ -178,35 +238,37 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
         self.m_network = build_m_network(model, data, self.sync_bn)
         self.target_grid = tuple(int(s) for s in self.m_network.output["features"].shape[1:4])
         self.num_positions = math.prod(self.target_grid)  # N
-        self.memory_stages = memory_spec(model.backbone).stages
-        self.memory = build_memory(model)
-        if model.predictor == "transformer":
-            self.predictor = build_transformer_predictor(model, self.num_positions)
-        else:
-            self.predictor = ConvGRUPredictor(
-                self.target_grid,
-                width=model.predictor_width,
-                kernel_size=model.convgru_kernel,
-                name="predictor",
-            )
-        # Heads: g_V, g_I (context), g_M1 (predicted motion), g_M2 (motion keys).
+        branch = build_motion_branch(
+            model,
+            self.target_grid,
+            predictor=model.predictor,
+            value_shape=value_shape(loss),
+            sync_bn=self.sync_bn,
+        )
+        # Heads g_V, g_I (context).
         head = dict(
             hidden_units=model.head_hidden,
             output_units=model.head_out,
             sync_bn=self.sync_bn,
             init=model.init,
         )
+        # The branch's layers keep their own attributes here, in this order and
+        # before the branch (a private attribute, so that .weights.h5 visits
+        # it last): a checkpoint names each variable by its shortest attribute
+        # path, the optimizer's slots follow the model's variable order and
+        # .weights.h5 the attribute names, so the files of the code before the
+        # branch was one layer load unchanged (tests/test_training_checkpoint_compat.py).
+        self.memory = branch.memory
+        self.predictor = branch.predictor
         self.clip_head = MLPHead(**head, name="clip_head")
         self.iframe_head = MLPHead(**head, name="iframe_head")
-        self.prediction_head = MLPHead(**head, name="prediction_head")
-        self.motion_head = MLPHead(**head, name="motion_head")
-        self.value_head = None
-        if loss.motion_loss != "infonce":
-            outputs = 2 if loss.motion_loss == "mse" else 2 * loss.ce_bins
-            self.value_head = MotionValueHead(outputs, init=model.init, name="value_head")
-            # Not part of the value objectives: keep them out of the optimizer.
-            for unused in (self.m_network, self.prediction_head, self.motion_head):
-                unused.trainable = False
+        self.prediction_head = branch.prediction_head
+        self.motion_head = branch.motion_head
+        self.value_head = branch.value_head
+        if self.value_head is not None:
+            self.m_network.trainable = False  # not part of the value objectives
+        self._motion_branch = branch
+        self.memory_stages = branch.memory_stages
 
         # Metrics: means over every video (and position) of the epoch.
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
@@ -220,28 +282,16 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
 
     def build(self, input_shape=None):
         """Creates every variable from the configured input sizes (no data needed)."""
-        v_maps = self.v_network.output
-        memory_shapes = [tuple(v_maps[stage].shape) for stage in self.memory_stages]
-        self.memory.build(memory_shapes)
-        memory_grid = self.memory.grid(memory_shapes)
-        if self.model_config.predictor == "transformer":
-            self.predictor.build((None, math.prod(memory_grid), self.model_config.predictor_width))
-        else:
-            self.predictor.build((None, *memory_grid, self.model_config.predictor_width))
+        v_shapes = {name: tuple(t.shape) for name, t in self.v_network.output.items()}
+        m_channels = self.m_network.output["features"].shape[-1]
+        self._motion_branch.build(v_shapes, m_channels)
         context_channels = (
-            self.memory.fused_channels(memory_shapes)
+            self._motion_branch.fused_channels(v_shapes)
             if self.model_config.context_pooling == "fused"
-            else v_maps["features"].shape[-1]
+            else v_shapes["features"][-1]
         )
         self.clip_head.build((None, context_channels))
         self.iframe_head.build((None, self.i_network.output["features"].shape[-1]))
-        prediction_shape = (None, self.num_positions, self.model_config.predictor_width)
-        self.prediction_head.build(prediction_shape)
-        self.motion_head.build(
-            (None, self.num_positions, self.m_network.output["features"].shape[-1])
-        )
-        if self.value_head is not None:
-            self.value_head.build(prediction_shape)
         self.built = True
 
     # ---------------------------------------------------------------- forward
@@ -255,7 +305,7 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
         """
         clip, iframe, motion = (inputs[key] for key in INPUT_KEYS)
         v_maps = self.v_network(clip, training=training)
-        pooled = context_map(self.model_config, v_maps, self.memory, self.memory_stages)
+        pooled = context_map(self.model_config, v_maps, self._motion_branch)
         context_query = self.clip_head(
             ops.mean(pooled, axis=(1, 2, 3)),  # [B, C]
             training=training,
@@ -263,28 +313,10 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
         i_features = self.i_network(iframe, training=training)["features"]  # [B, h, w, C]
         context_key = self.iframe_head(ops.mean(i_features, axis=(1, 2)), training=training)
         outputs = {"context_query": context_query, "context_key": context_key}  # [B, D] each
-
-        tokens = self.memory([v_maps[stage] for stage in self.memory_stages])  # [B, M, width]
-        if self.model_config.predictor == "transformer":
-            predicted = self.predictor(tokens, training=training)  # [B, N, width]
-        else:
-            grid = self.memory.grid([tuple(v_maps[s].shape) for s in self.memory_stages])
-            predicted = self.predictor(ops.reshape(tokens, (-1, *grid, tokens.shape[-1])))
-
-        if self.value_head is not None:
-            values = self.value_head(predicted)  # [B, N, 2 or 2 * bins]
-            if self.loss_config.motion_loss == "ce":
-                values = ops.reshape(values, (-1, self.num_positions, 2, self.loss_config.ce_bins))
-            outputs["motion_values"] = values
-            return outputs
-
-        outputs["motion_query"] = self.prediction_head(predicted, training=training)  # [B, N, D]
-        clips = motion.shape[1]  # K = 1 + negatives
-        flat = ops.reshape(motion, (-1, *motion.shape[2:]))  # [B * K, L, S, S, 2]
-        m_features = self.m_network(flat, training=training)["features"]  # [B*K, T3, H3, W3, C]
-        m_features = ops.reshape(m_features, (-1, self.num_positions, m_features.shape[-1]))
-        keys = self.motion_head(m_features, training=training)  # [B * K, N, D]
-        outputs["motion_keys"] = ops.reshape(keys, (-1, clips, self.num_positions, keys.shape[-1]))
+        m_features = None
+        if self.value_head is None:
+            m_features = motion_features(self.m_network, motion, training)  # [B, K, N, C]
+        outputs.update(self._motion_branch(v_maps, m_features, training=training))
         return outputs
 
     def per_example_losses(self, inputs, outputs) -> dict:
