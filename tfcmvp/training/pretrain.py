@@ -145,8 +145,6 @@ def find_train_shards(data_dir) -> list[str]:
     return find_shards(data_dir, "train", description="training")
 
 
-
-
 def count_usable_videos(files, data: DataConfig) -> int:
     """Videos that can give a pretraining sample under `data`, logging the others.
 
