@@ -32,6 +32,7 @@ from tfcmvp.export import (
 )
 
 from export_support import EPOCHS, NETWORKS, TINY_SHAPES, random_clips
+from harness import run_saved_model_test
 from training_support import tiny_config
 
 # --------------------------------------------------------------------------- round trips
@@ -52,18 +53,13 @@ def test_saved_model_outputs_equal_keras_outputs(network, workdir, exports):
     # Video exports also take decoded frames (tests/test_export_serving_frames.py).
     frames = {"embed_frames"} if network == "video" else set()
     assert set(loaded.signatures) == {"embed", "features", "serving_default"} | frames
-    embed = loaded.signatures["embed"](clips=tf.constant(clips))
-    features = loaded.signatures["features"](clips=tf.constant(clips))
-    assert list(embed) == ["embedding"] and list(features) == ["features"]
-    assert embed["embedding"].shape == (3, dim) and embed["embedding"].dtype == tf.float32
-    np.testing.assert_allclose(embed["embedding"].numpy(), expected_embedding, atol=1e-5)
-    np.testing.assert_allclose(features["features"].numpy(), expected_features, atol=1e-5)
+    embed = {"embedding": expected_embedding}
+    got = run_saved_model_test(loaded, "embed", embed, atol=1e-5, clips=clips)
+    assert got["embedding"].shape == (3, dim) and got["embedding"].dtype == np.float32
+    features = {"features": expected_features}
+    run_saved_model_test(loaded, "features", features, atol=1e-5, clips=clips)
     # serving_default is embed; the restored tf.functions give the same.
-    np.testing.assert_allclose(
-        loaded.signatures["serving_default"](clips=tf.constant(clips))["embedding"].numpy(),
-        expected_embedding,
-        atol=1e-5,
-    )
+    run_saved_model_test(loaded, "serving_default", embed, atol=1e-5, clips=clips)
     np.testing.assert_allclose(
         loaded.embed(tf.constant(clips))["embedding"].numpy(), expected_embedding, atol=1e-5
     )
@@ -95,37 +91,52 @@ def test_saved_variables_are_the_networks(workdir, exports):
 # --------------------------------------------------------------------------- the contract
 
 
-def test_export_info_states_the_input_contract_and_provenance(workdir, exports):
-    path, config, _ = workdir
-    infos = {network: read_export_info(exports[network]) for network in NETWORKS}
-    for network, info in infos.items():
-        input_shape, feature_shape, dim = TINY_SHAPES[network]
-        assert info["format_version"] == 1
-        assert info["network"] == network
-        assert info["input"]["shape"] == list(input_shape)
-        assert info["input"]["dtype"] == "float32"
-        assert info["input"]["size"] == [32, 32]
-        assert info["input"]["channels"] == input_shape[-1]
-        assert info["embedding_dim"] == dim
-        assert info["feature_shape"] == list(feature_shape)
-        frames = ["embed_frames"] if network == "video" else []  # test_export_serving_frames
-        assert info["signatures"] == ["embed", "features", *frames]
-        assert info["source"] == {
-            "kind": "pretrained",
-            "workdir": str(path.resolve()),
-            "epoch": EPOCHS,
-            "weights": str(networks.workdir_paths(path, network)[1].resolve()),
-            "weights_sha256": hashlib.sha256(
-                networks.workdir_paths(path, network)[1].read_bytes()
-            ).hexdigest(),
-        }
-        assert info["tfcmvp_version"] == tfcmvp.__version__
-        assert info["tensorflow_version"] == tf.__version__
-        assert info["keras_version"] == keras.__version__
-        created = datetime.datetime.fromisoformat(info["created"])
-        assert abs(datetime.datetime.now(datetime.timezone.utc) - created).total_seconds() < 3600
-    assert [infos[n]["backbone"] for n in NETWORKS] == ["c3d", "r2d_10", "r3d_10"]
-    video, iframe, motion = (infos[n]["input"] for n in NETWORKS)
+@pytest.mark.parametrize("network", NETWORKS)
+def test_export_info_states_the_input_and_output_shapes(network, exports):
+    info = read_export_info(exports[network])
+    input_shape, feature_shape, dim = TINY_SHAPES[network]
+    assert info["format_version"] == 1
+    assert info["network"] == network
+    assert info["input"]["shape"] == list(input_shape)
+    assert info["input"]["dtype"] == "float32"
+    assert info["input"]["size"] == [32, 32]
+    assert info["input"]["channels"] == input_shape[-1]
+    assert info["embedding_dim"] == dim
+    assert info["feature_shape"] == list(feature_shape)
+    frames = ["embed_frames"] if network == "video" else []  # test_export_serving_frames
+    assert info["signatures"] == ["embed", "features", *frames]
+
+
+@pytest.mark.parametrize("network", NETWORKS)
+def test_export_info_names_the_run_and_weights_it_came_from(network, workdir, exports):
+    path = workdir[0]
+    weights = networks.workdir_paths(path, network)[1]
+    assert read_export_info(exports[network])["source"] == {
+        "kind": "pretrained",
+        "workdir": str(path.resolve()),
+        "epoch": EPOCHS,
+        "weights": str(weights.resolve()),
+        "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+    }
+
+
+@pytest.mark.parametrize("network", NETWORKS)
+def test_export_info_records_versions_and_creation_time(network, exports):
+    info = read_export_info(exports[network])
+    assert info["tfcmvp_version"] == tfcmvp.__version__
+    assert info["tensorflow_version"] == tf.__version__
+    assert info["keras_version"] == keras.__version__
+    created = datetime.datetime.fromisoformat(info["created"])
+    assert abs(datetime.datetime.now(datetime.timezone.utc) - created).total_seconds() < 3600
+
+
+def test_export_info_names_each_networks_backbone(exports):
+    backbones = [read_export_info(exports[n])["backbone"] for n in NETWORKS]
+    assert backbones == ["c3d", "r2d_10", "r3d_10"]
+
+
+def test_export_info_states_the_preprocessing_of_each_input(exports):
+    video, iframe, motion = (read_export_info(exports[n])["input"] for n in NETWORKS)
     assert (video["frames"], video["stride"]) == (8, 2)  # tiny config: clip_len 8, stride 2
     assert (iframe["frames"], iframe["stride"]) == (None, None)
     assert (motion["frames"], motion["stride"]) == (8, 1)
@@ -244,12 +255,8 @@ def test_random_init_of_a_resnet_video_network(tmp_path):
     assert info["feature_shape"] == [1, 2, 2, 32]  # no stem pool: 8x32x32 -> 1x2x2
     model = load_keras_network(path)
     clips = random_clips((8, 32, 32, 3), seed=3)
-    loaded = tf.saved_model.load(str(path))
-    np.testing.assert_allclose(
-        loaded.signatures["embed"](clips=tf.constant(clips))["embedding"].numpy(),
-        model(clips, training=False)["features"].numpy().mean(axis=(1, 2, 3)),
-        atol=1e-5,
-    )
+    expected = model(clips, training=False)["features"].numpy().mean(axis=(1, 2, 3))
+    run_saved_model_test(path, "embed", {"embedding": expected}, atol=1e-5, clips=clips)
 
 
 # --------------------------------------------------------------------------- extra signatures
@@ -287,10 +294,8 @@ def test_extra_signature_is_exported_with_its_variables(tmp_path):
     assert written["num_classes"] == 3
     clips = random_clips((8, 32, 32, 3), seed=4)
     expected = classify(tf.constant(clips))
-    loaded = tf.saved_model.load(str(path))
-    got = loaded.signatures["classify"](clips=tf.constant(clips))
-    np.testing.assert_allclose(got["logits"].numpy(), expected["logits"].numpy(), atol=1e-5)
-    np.testing.assert_allclose(got["probabilities"].numpy().sum(axis=1), np.ones(2), atol=1e-6)
+    got = run_saved_model_test(path, "classify", expected, atol=1e-5, clips=clips)
+    np.testing.assert_allclose(got["probabilities"].sum(axis=1), np.ones(2), atol=1e-6)
     with pytest.raises(ExportError, match="holds a 'classifier' network"):
         load_keras_network(path)
     text = describe_export(path)

@@ -15,6 +15,8 @@ from tfcmvp.finetuning.config import (
     with_export_architecture,
 )
 
+from harness import run_config_file_test
+
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
 
@@ -72,8 +74,7 @@ def test_round_trip_through_yaml(tmp_path):
             "model.backbone_blocks=[1, 1, 1, 1]",
         ],
     )
-    path = cfg.save_config(c, tmp_path / "config.yaml")
-    assert load_finetune_config(path) == c
+    run_config_file_test(c, tmp_path / "config.yaml", load=load_finetune_config)
     assert finetune_config_from_dict(cfg.config_to_dict(c)) == c
 
 

@@ -22,38 +22,8 @@ import pytest
 from finetune_support import write_labelled_shards
 from training_support import finish_weights_run, start_weights_run
 
-RUNNER = """
-import json, sys
-import numpy as np
-import keras
-sys.path.insert(0, {tests!r})
-from finetune_support import tiny_finetune_config
-from training_support import without_grappler
-from tfcmvp.finetuning.finetune import finetune
-from tfcmvp.training.strategy import configure_devices
-
-config = tiny_finetune_config(*{overrides!r})
-configure_devices(config.runtime)  # before anything initialises TF devices
-
-
-class Weights(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.before = [v.numpy() for v in self.model.weights]
-
-    def on_train_end(self, logs=None):
-        self.after = [v.numpy() for v in self.model.weights]
-
-
-weights = Weights()
-with without_grappler():
-    result = finetune(config, {data!r}, {workdir!r}, random_init=True, verbose=0,
-                      callbacks=[weights])
-np.savez({out!r} + ".npz", **{{f"before_{{i}}": w for i, w in enumerate(weights.before)}},
-         **{{f"after_{{i}}": w for i, w in enumerate(weights.after)}})
-with open({out!r} + ".json", "w") as f:
-    json.dump({{"replicas": result.num_replicas, "row": result.history[0],
-               "results": result.results}}, f)
-"""
+# tests/scripts/weights_run.py: the whole model's weights, grappler off.
+RUNNER = ("finetune", "--no-grappler")
 
 ONE_STEP = (
     "train.epochs=1",

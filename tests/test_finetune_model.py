@@ -14,6 +14,7 @@ from tfcmvp.finetuning.optimizer import WarmupCosineToFinal, build_finetune_opti
 from tfcmvp.training.pretrain_model import build_v_network
 
 from finetune_support import CLASSES, tiny_finetune_config, write_labelled_shards
+from harness import run_serialization_test
 from training_support import without_grappler
 
 B = 4  # tiny global batch
@@ -132,7 +133,7 @@ def test_get_config_round_trip():
     config = tiny_finetune_config("train.motion_aux_weight=0.5", "classifier.dropout=0.1")
     model = VideoClassifier.from_finetune_config(config, K)
     model.build()
-    clone = VideoClassifier.from_config(model.get_config())
+    clone = run_serialization_test(model)
     clone.build()
     assert (clone.num_classes, clone.dropout, clone.motion_aux_weight) == (K, 0.1, 0.5)
     assert clone.model_config == config.model and clone.data_config == config.data
@@ -162,8 +163,7 @@ def test_warmup_cosine_to_final_rate():
     # Warm-up 0.1 + 0.9 x (1, 2) / 2; cosine over steps 2..5 of 4: 0.1 + 0.9 (1 + cos(pi p)) / 2.
     cosine = [0.1 + 0.9 * (1 + math.cos(math.pi * p)) / 2 for p in (0, 0.25, 0.5, 0.75)]
     np.testing.assert_allclose(rates, [0.55, 1.0, *cosine, 0.1, 0.1], rtol=1e-6)
-    clone = WarmupCosineToFinal.from_config(schedule.get_config())
-    assert [float(clone(s)) for s in range(8)] == pytest.approx(rates)
+    run_serialization_test(schedule, call=lambda s: [float(s(step)) for step in range(8)])
     with pytest.raises(ValueError, match="final_learning_rate < peak_learning_rate"):
         WarmupCosineToFinal(1e-3, 0, 10, final_learning_rate=1e-3)
 

@@ -15,6 +15,8 @@ from tfcmvp.models import (
     memory_spec,
 )
 
+from harness import run_model_saving_test
+
 CLIP = (16, 32, 32, 3)
 MOTION = (8, 32, 32, 2)
 WIDTH = 16
@@ -84,11 +86,7 @@ def test_saved_and_reloaded_networks_give_identical_outputs(tmp_path):
         "motion_key": (2, 4, 8),
         "motion_values": (2, 4, 2),
     }
-    path = tmp_path / "networks.keras"
-    model.save(path)
-    reloaded = keras.saving.load_model(path)
-    for key, value in reloaded(inputs, training=False).items():
-        np.testing.assert_array_equal(value, expected[key])
+    run_model_saving_test(model, inputs, tmp_path / "networks.keras")
 
 
 @pytest.mark.parametrize("backbone,predictor", [("r2plus1d_26", "transformer"), ("c3d", "convgru")])

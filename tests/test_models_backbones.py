@@ -12,6 +12,8 @@ from tfcmvp.models.backbones import build_backbone, memory_spec
 from tfcmvp.models.conv_bn import SymmetricZeroPadding, conv, r2plus1d_mid_channels
 from tfcmvp.models.fused_batch_norm import FusedBatchNormalization
 
+from harness import run_serialization_test
+
 
 def _shapes(outputs):
     return {name: tuple(tensor.shape) for name, tensor in outputs.items()}
@@ -262,7 +264,7 @@ def test_strided_conv_padding_is_a_padv2_op_that_grappler_leaves_alone():
     expected = keras.layers.ZeroPadding3D(((1, 1), (0, 2), (1, 0)))(x)
     np.testing.assert_array_equal(layer(x), expected)
     assert layer.compute_output_shape((None, 3, 4, None, 2)) == (None, 5, 6, None, 2)
-    assert SymmetricZeroPadding.from_config(layer.get_config()).padding == layer.padding
+    assert run_serialization_test(layer, x).padding == layer.padding
     net = build_backbone("r3d_10", input_shape=(8, 16, 16, 2), width=4)
     graph = (
         tf.function(lambda t: net(t, training=True))
@@ -277,13 +279,8 @@ def test_strided_conv_padding_is_a_padv2_op_that_grappler_leaves_alone():
 
 def test_backbone_config_round_trip_gives_identical_outputs():
     model = build_backbone("r3d_26", input_shape=(8, 32, 32, 3), width=4, blocks=(1, 1, 1, 1))
-    clone = keras.Model.from_config(model.get_config())
-    clone.set_weights(model.get_weights())
     x = np.random.default_rng(2).random((2, 8, 32, 32, 3), np.float32)
-    out, out_clone = model(x), clone(x)
-    assert sorted(out_clone) == sorted(out)
-    for key in out:
-        np.testing.assert_array_equal(out_clone[key], out[key])
+    run_serialization_test(model, x)
 
 
 def test_c3d_without_batch_norm_is_the_original_biased_c3d():

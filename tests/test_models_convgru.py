@@ -6,6 +6,8 @@ import pytest
 
 from tfcmvp.models.predictor_convgru import ConvGRUCell, ConvGRUPredictor
 
+from harness import run_serialization_test
+
 
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
@@ -78,11 +80,8 @@ def test_predictor_config_round_trip_and_functional_use():
     )
     inputs = keras.Input((2, 4, 4, 16))
     assert tuple(predictor(inputs).shape) == (None, 49, 8)
-    clone = ConvGRUPredictor.from_config(predictor.get_config())
     features = np.random.default_rng(2).random((2, 2, 4, 4, 16), np.float32)
-    clone(features)
-    clone.set_weights(predictor.get_weights())
-    np.testing.assert_array_equal(clone(features), predictor(features))
+    clone = run_serialization_test(predictor, features)
     assert clone.get_config()["target_grid"] == [1, 7, 7]
 
 

@@ -7,6 +7,8 @@ import pytest
 from tfcmvp.models.fused_batch_norm import FusedBatchNormalization
 from tfcmvp.models.heads import MLPHead, MotionValueHead
 
+from harness import run_script, run_serialization_test
+
 
 def _bn_train(x, gamma, beta, eps):
     axes = tuple(range(x.ndim - 1))
@@ -50,16 +52,17 @@ def test_motion_value_head_is_a_float32_linear_readout():
         MotionValueHead(0)
 
 
-def test_head_configs_round_trip():
+@pytest.mark.parametrize(
+    "make_head", [lambda: MLPHead(16, 8, sync_bn=True), lambda: MotionValueHead(5)]
+)
+def test_head_configs_round_trip(make_head):
     x = np.random.default_rng(3).standard_normal((4, 12)).astype(np.float32)
-    for head in (MLPHead(16, 8, sync_bn=True), MotionValueHead(5)):
-        head(x)
-        clone = type(head).from_config(head.get_config())
-        clone(x)
-        clone.set_weights(head.get_weights())
-        np.testing.assert_array_equal(clone(x), head(x))
-        assert clone.get_config() == head.get_config()
+    run_serialization_test(make_head(), x)
+
+
+def test_mlp_head_sync_bn_synchronizes_its_hidden_norm():
     assert MLPHead(16, 8, sync_bn=True).hidden_norm.synchronized
+    assert not MLPHead(16, 8).hidden_norm.synchronized
 
 
 def test_fused_batch_norm_matches_numpy_and_updates_moving_stats_unbiased():
@@ -106,45 +109,13 @@ def test_fused_batch_norm_falls_back_for_other_ranks_and_fuses_sync_on_one_repli
             fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-5
         )
         np.testing.assert_allclose(fused(x, training=False), plain(x, training=False), atol=1e-5)
-    layer = FusedBatchNormalization(momentum=0.9)
-    clone = FusedBatchNormalization.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
+    run_serialization_test(FusedBatchNormalization(momentum=0.9))
     assert keras.saving.get_registered_name(FusedBatchNormalization) == (
         "tfcmvp>FusedBatchNormalization"
     )
 
 
-SYNC_ON_TWO_REPLICAS = """
-import json, sys
-sys.path.insert(0, {repo!r})
-from tfcmvp.config import RuntimeConfig
-from tfcmvp.training.strategy import configure_devices, make_strategy
-configure_devices(RuntimeConfig(virtual_cpus=2))
-import numpy as np
-import tensorflow as tf
-from tfcmvp.models.fused_batch_norm import FusedBatchNormalization
-
-x = tf.constant(np.random.default_rng(0).normal(size=(2, 4, 4, 6)), tf.float32)
-layer = FusedBatchNormalization(synchronized=True)
-strategy = make_strategy(RuntimeConfig(virtual_cpus=2))
-per_replica = strategy.run(tf.function(lambda: tf.constant(layer._can_fuse(x, None))))
-print(json.dumps({{"two": [bool(v) for v in strategy.experimental_local_results(per_replica)],
-                  "one": layer._can_fuse(x, None)}}))
-"""
-
-
 @pytest.mark.slow
 def test_synchronized_batch_norm_is_not_fused_on_two_replicas():
-    import json
-    import subprocess
-    import sys
-
-    from training_support import REPO_ROOT
-
-    code = SYNC_ON_TWO_REPLICAS.format(repo=str(REPO_ROOT))
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    found = json.loads(result.stdout.strip().splitlines()[-1])
+    found = run_script("fused_batch_norm_on_two_replicas.py")
     assert found == {"two": [False, False], "one": True}

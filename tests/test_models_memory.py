@@ -8,6 +8,8 @@ import tensorflow as tf
 from tfcmvp.models.memory import PredictorMemory
 from tfcmvp.models.resample import interpolation_matrix, resample_grid
 
+from harness import run_serialization_test
+
 
 def test_nearest_matrix_is_pytorch_nearest():
     # torch interpolate(mode="nearest"): source = floor(o * in / out).
@@ -130,13 +132,9 @@ def test_memory_in_a_functional_model_and_config_round_trip():
     )
     symbolic = memory([layer3, layer4])
     assert tuple(symbolic.shape) == (None, 32, 8)
-    clone = PredictorMemory.from_config(memory.get_config())
     rng = np.random.default_rng(4)
     inputs = [rng.random((2, 4, 4, 4, 6), np.float32), rng.random((2, 2, 2, 2, 10), np.float32)]
-    clone(inputs)
-    clone.set_weights(memory.get_weights())
-    np.testing.assert_array_equal(clone(inputs), memory(inputs))
-    assert clone.get_config() == memory.get_config()
+    clone = run_serialization_test(memory, inputs)
     assert (clone.fusion, clone.use_bias, clone.init) == ("concat", True, "keras")
     assert clone.projection.kernel.shape == (12 + 10, 8)
 

@@ -23,54 +23,12 @@ import pytest
 from finetune_support import write_labelled_shards
 from training_support import finish_weights_run, start_weights_run, tiny_config
 
-PRETRAIN_RUNNER = """
-import contextlib, json, sys
-import numpy as np
-import keras
-sys.path.insert(0, {tests!r})
-from tensorflow.python.framework import config as tf_config
-from training_support import tiny_config, weights_recorder, without_grappler
-from tfcmvp.training.pretrain import pretrain
-from tfcmvp.training.strategy import configure_devices
+# tests/scripts/weights_run.py: the whole model's weights; grappler on, as in a real run
+# (the two-replica test turns it off: its first-call optimisation of the two-replica
+# step takes longer than the training).
+PRETRAIN_RUNNER = ("pretrain",)
 
-config = tiny_config(*{overrides!r})
-configure_devices(config.runtime)  # before anything initialises TF devices
-
-
-weights = weights_recorder()
-# Grappler only where the test asks (its first-call optimisation of the
-# two-replica step takes longer than the training).
-with without_grappler() if config.runtime.virtual_cpus else contextlib.nullcontext():
-    result = pretrain(config, {data!r}, {workdir!r}, verbose=0, callbacks=[weights])
-np.savez({out!r} + ".npz", **{{f"before_{{i}}": w for i, w in enumerate(weights.before)}},
-         **{{f"after_{{i}}": w for i, w in enumerate(weights.after)}})
-with open({out!r} + ".json", "w") as f:
-    json.dump({{"history": result.history, "replicas": result.num_replicas,
-               "op_determinism_in_run": weights.op_determinism,
-               "op_determinism_after": tf_config.is_op_determinism_enabled()}}, f)
-"""
-
-FINETUNE_RUNNER = """
-import json, sys
-import numpy as np
-import keras
-sys.path.insert(0, {tests!r})
-from tensorflow.python.framework import config as tf_config
-from finetune_support import tiny_finetune_config
-from training_support import weights_recorder
-from tfcmvp.finetuning.finetune import finetune
-
-
-weights = weights_recorder()
-result = finetune(tiny_finetune_config(*{overrides!r}), {data!r}, {workdir!r},
-                  random_init=True, verbose=0, callbacks=[weights])
-np.savez({out!r} + ".npz", **{{f"before_{{i}}": w for i, w in enumerate(weights.before)}},
-         **{{f"after_{{i}}": w for i, w in enumerate(weights.after)}})
-with open({out!r} + ".json", "w") as f:
-    json.dump({{"history": result.history, "results": result.results,
-               "op_determinism_in_run": weights.op_determinism,
-               "op_determinism_after": tf_config.is_op_determinism_enabled()}}, f)
-"""
+FINETUNE_RUNNER = ("finetune",)
 
 # Every video gives a sample (40 + i frames), 3 steps of 4 videos per epoch.
 NUM_FRAMES = 40
@@ -167,7 +125,7 @@ def test_pretraining_on_two_virtual_cpus_twice_is_identical(tmp_path):
         "optimizer.warmup_epochs=0",
     )
     runs = {
-        name: start_weights_run(PRETRAIN_RUNNER, overrides, tmp_path, name)
+        name: start_weights_run((*PRETRAIN_RUNNER, "--no-grappler"), overrides, tmp_path, name)
         for name in ("first", "second")
     }
     (info1, _, after1), (info2, _, after2) = (

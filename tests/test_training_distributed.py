@@ -14,48 +14,15 @@ replica would, where stock Keras SGD clips each replica's part.
 """
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from training_support import REPO_ROOT, finish_weights_run, start_weights_run, write_painted_shards
+from harness import run_script
+from training_support import finish_weights_run, start_weights_run, write_painted_shards
 
-RUNNER = """
-import json, sys
-import numpy as np
-import keras
-sys.path.insert(0, {tests!r})
-from training_support import tiny_config, without_grappler
-from tfcmvp.training.pretrain import pretrain
-from tfcmvp.training.strategy import configure_devices
-
-config = tiny_config(*{overrides!r})
-configure_devices(config.runtime)  # before anything initialises TF devices
-
-
-class Weights(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        network = self.model.v_network
-        trainable = {{id(v) for v in network.trainable_weights}}
-        self.names = [v.path for v in network.weights]
-        self.trainable = [id(v) in trainable for v in network.weights]
-        self.before = [v.numpy() for v in network.weights]
-
-    def on_train_end(self, logs=None):
-        self.after = [v.numpy() for v in self.model.v_network.weights]
-
-
-weights = Weights()
-with without_grappler():
-    result = pretrain(config, {data!r}, {workdir!r}, verbose=0, callbacks=[weights])
-np.savez({out!r} + ".npz", **{{f"before_{{i}}": w for i, w in enumerate(weights.before)}},
-         **{{f"after_{{i}}": w for i, w in enumerate(weights.after)}})
-with open({out!r} + ".json", "w") as f:
-    json.dump({{"replicas": result.num_replicas, "row": result.history[0],
-               "names": weights.names, "trainable": weights.trainable}}, f)
-"""
+# tests/scripts/weights_run.py: the V-Network's weights (names, trainable), grappler off.
+RUNNER = ("pretrain", "--video-network-only", "--no-grappler")
 
 ONE_STEP = (
     "train.epochs=1",
@@ -176,64 +143,9 @@ def test_two_workers_train_one_model(tmp_path):
     assert (workdir / "weights" / "v_network.weights.h5").exists()
 
 
-CLIP_CHECK = """
-import json, sys
-import numpy as np
-sys.path.insert(0, {repo!r})
-from tfcmvp.config import RuntimeConfig
-from tfcmvp.training.strategy import configure_devices, make_strategy
-configure_devices(RuntimeConfig(virtual_cpus=2))
-import keras
-import tensorflow as tf
-from tfcmvp.training.optimizer import ReplicaSumSGD
-
-rng = np.random.default_rng(0)
-x = rng.normal(size=(4, 3)).astype("float32")
-y = (10 * rng.normal(size=(4, 2))).astype("float32")  # large errors: gradient norm >> clip
-
-
-def one_step(strategy, optimizer_class):
-    with strategy.scope():
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-        optimizer = optimizer_class(learning_rate=0.1, momentum=0.9, global_clipnorm=1.0)
-        optimizer.build(model.trainable_variables)
-
-    def replica_step(x, y):
-        with tf.GradientTape() as tape:
-            # Sum over the local batch / global batch: the pretraining contract.
-            loss = tf.reduce_sum(tf.square(model(x) - y)) / 4.0
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return tf.linalg.global_norm(grads)
-
-    batch = next(iter(strategy.experimental_distribute_dataset(
-        tf.data.Dataset.from_tensors((x, y)))))
-    norms = tf.function(lambda b: strategy.run(replica_step, args=b))(batch)
-    norm = max(float(n) for n in strategy.experimental_local_results(norms))
-    return [w.numpy() for w in model.weights], norm
-
-
-mirrored = make_strategy(RuntimeConfig(virtual_cpus=2))
-reference, norm = one_step(tf.distribute.get_strategy(), ReplicaSumSGD)
-ours, part_norm = one_step(mirrored, ReplicaSumSGD)
-stock, _ = one_step(mirrored, keras.optimizers.SGD)
-diff = lambda a, b: max(float(np.max(np.abs(u - v))) for u, v in zip(a, b))
-print(json.dumps({{"norm": norm, "part_norm": part_norm, "ours": diff(ours, reference),
-                  "stock": diff(stock, reference)}}))
-"""
-
-
 @pytest.mark.slow
 def test_clipping_applies_to_the_replica_summed_gradient():
-    result = subprocess.run(
-        [sys.executable, "-c", CLIP_CHECK.format(repo=str(REPO_ROOT))],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    found = json.loads(result.stdout.strip().splitlines()[-1])
+    found = run_script("clip_on_two_replicas.py")
     assert found["norm"] > 2.0 and found["part_norm"] > 1.0  # the clip (1.0) is active
     assert found["ours"] < 1e-6  # 2 replicas == 1 replica
     assert found["stock"] > 1e-2  # per-replica clipping moves the weights differently

@@ -7,6 +7,7 @@ import pytest
 from tfcmvp.training.optimizer import build_optimizer
 from tfcmvp.training.pretrain_model import METRIC_NAMES, PretrainModel
 
+from harness import run_config_file_test, run_serialization_test
 from training_support import tiny_config
 
 B = 2
@@ -141,7 +142,7 @@ def test_resnet_v_network_uses_two_stage_memory():
 
 def test_get_config_round_trip():
     config, model = build("model.predictor=convgru", "loss.alpha=0.25")
-    clone = PretrainModel.from_config(model.get_config())
+    clone = run_serialization_test(model)
     clone.build()
     assert clone.model_config == model.model_config
     assert clone.loss_config == model.loss_config and clone.data_config == model.data_config
@@ -342,10 +343,9 @@ def test_each_option_round_trips_through_the_saved_config_and_get_config(overrid
     key = override.split("=")[0]
     name = key.split(".")[1]
     assert getattr(config.model, name) != getattr(cfg.ModelConfig(), name)  # not the default
-    path = cfg.save_config(config, tmp_path / "config.yaml")
-    assert cfg.load_config(path) == config
+    path = run_config_file_test(config, tmp_path / "config.yaml")
     assert cfg.load_saved_config(path) == config  # a full saved config needs no legacy values
-    clone = PretrainModel.from_config(model.get_config())
+    clone = run_serialization_test(model)
     assert clone.model_config == model.model_config
     with pytest.raises(cfg.ConfigError, match=f"{key}='bogus'"):
         tiny_config(f"{key}=bogus")

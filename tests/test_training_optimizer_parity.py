@@ -10,10 +10,7 @@ clip is active in some steps only. The problem is linear regression on a
 4-example batch, which can also be split over 2 replicas.
 """
 
-import json
 import math
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -23,7 +20,7 @@ import tensorflow as tf
 from tfcmvp import config as cfg
 from tfcmvp.training.optimizer import ReplicaSumSGD, build_optimizer
 
-from training_support import REPO_ROOT
+from harness import run_checkpoint_test, run_script, run_serialization_test
 
 STEPS = 20
 BATCH = 4
@@ -226,7 +223,7 @@ def test_the_modes_differ_by_far_more_than_the_tolerance():
 
 def test_mode_is_in_the_optimizer_config_and_checked():
     optimizer = build_optimizer(config("optimizer.weight_decay_mode=decoupled"), steps_per_epoch=5)
-    clone = ReplicaSumSGD.from_config(optimizer.get_config())
+    clone = run_serialization_test(optimizer)
     assert clone.weight_decay_mode == "decoupled"
     assert clone.weight_decay == pytest.approx(DECAY)
     with pytest.raises(ValueError, match="weight_decay_mode must be one of"):
@@ -243,70 +240,23 @@ def test_checkpoints_have_the_same_layout_in_both_modes(tmp_path):
     weights, xs, ys = problem()
     written = build_optimizer(config("optimizer.weight_decay_mode=decoupled"), 5)
     run_ours(written, weights, xs[:3], ys[:3])
-    path = tf.train.Checkpoint(optimizer=written).save(str(tmp_path / "ckpt"))
     restored = build_optimizer(config(), 5)
     restored.build([keras.Variable(w) for w in weights])
-    tf.train.Checkpoint(optimizer=restored).restore(path).assert_existing_objects_matched()
+    run_checkpoint_test(written, restored, tmp_path / "ckpt")
     assert int(restored.iterations.numpy()) == 3
     names = [v.name for v in restored.variables]
     assert names[0] == "iteration" and all(n.endswith("_momentum") for n in names[1:])
     assert len(names) == 3
-    for a, b in zip(written.variables, restored.variables):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 # ------------------------------------------------------------- two replicas
-
-MIRRORED_RUN = """
-import json, sys
-import numpy as np
-sys.path.insert(0, {repo!r})
-from tfcmvp.config import RuntimeConfig
-from tfcmvp.training.strategy import configure_devices, make_strategy
-configure_devices(RuntimeConfig(virtual_cpus=2))
-import tensorflow as tf
-from tfcmvp import config as cfg
-from tfcmvp.training.optimizer import build_optimizer
-
-data = np.load({data!r})
-strategy = make_strategy(RuntimeConfig(virtual_cpus=2))
-config = cfg.load_config(None, {overrides!r})
-with strategy.scope():
-    variables = [tf.Variable(data["w"]), tf.Variable(data["b"])]
-    optimizer = build_optimizer(config, steps_per_epoch=5)
-    optimizer.build(variables)
-
-
-def replica_step(x, y):
-    with tf.GradientTape() as tape:
-        # This replica's 2 examples summed, divided by the global batch of 4.
-        loss = tf.reduce_sum(0.5 * tf.square(x @ variables[0] + variables[1] - y)) / 4.0
-    grads = tape.gradient(loss, variables)
-    optimizer.apply_gradients(zip(grads, variables))
-
-
-step = tf.function(lambda batch: strategy.run(replica_step, args=batch))
-history = []
-for x, y in zip(data["xs"], data["ys"]):
-    step(next(iter(strategy.experimental_distribute_dataset(
-        tf.data.Dataset.from_tensors((x, y))))))  # 2 examples per replica
-    history.append([v.numpy().tolist() for v in variables])
-print(json.dumps({{"replicas": strategy.num_replicas_in_sync, "history": history}}))
-"""
 
 
 @pytest.mark.slow
 def test_coupled_mode_on_two_replicas_is_torch_sgd_on_the_global_batch(tmp_path):
     weights, xs, ys = problem(seed=3)
     np.savez(tmp_path / "data.npz", w=weights[0], b=weights[1], xs=xs, ys=ys)
-    script = MIRRORED_RUN.format(
-        repo=str(REPO_ROOT), data=str(tmp_path / "data.npz"), overrides=list(OVERRIDES)
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    found = json.loads(result.stdout.strip().splitlines()[-1])
+    found = run_script("sgd_on_two_replicas.py", tmp_path / "data.npz", *OVERRIDES)
     assert found["replicas"] == 2
     reference, factors = torch_sgd(weights, xs, ys, learning_rates(), 0.9, True, DECAY, CLIP)
     assert any(f < 1.0 for f in factors) and any(f == 1.0 for f in factors)

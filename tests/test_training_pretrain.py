@@ -55,12 +55,16 @@ def first_run(data_dir, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_run_writes_history_checkpoints_config_and_weights(first_run):
-    config, result = first_run
-    workdir = result.workdir
+def test_first_run_starts_at_step_zero_on_one_replica(first_run):
+    _, result = first_run
     assert (result.initial_epoch, result.initial_step, result.steps_per_epoch) == (0, 0, STEPS)
     assert result.num_replicas == 1
-    rows = cb.read_history(workdir / HISTORY_CSV)
+
+
+@pytest.mark.slow
+def test_history_csv_has_one_row_of_finite_metrics_per_epoch(first_run):
+    _, result = first_run
+    rows = cb.read_history(result.workdir / HISTORY_CSV)
     assert rows == result.history
     assert [r["epoch"] for r in rows] == [1, 2]
     assert [r["step"] for r in rows] == [3, 6]
@@ -71,11 +75,22 @@ def test_run_writes_history_checkpoints_config_and_weights(first_run):
         # loss = scale x (0.5 context + 0.5 motion), averaged over the same videos
         # (loss.scale 2: the authors' loss_i + loss_m).
         assert row["loss"] == pytest.approx(row["context_loss"] + row["motion_loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_history_lr_is_the_mean_rate_of_the_epoch(first_run):
+    _, result = first_run
+    rows = result.history
     # lr is the epoch's mean rate: warm-up peak x (1, 2, 3) / 3, then the cosine
     # over steps 3-5: peak x (1, 0.75, 0.25); both average to 2/3 of the peak.
     assert rows[0]["lr"] == pytest.approx(PEAK * 2 / 3, rel=1e-5)
     assert rows[1]["lr"] == pytest.approx(PEAK * 2 / 3, rel=1e-5)
 
+
+@pytest.mark.slow
+def test_step_and_epoch_checkpoints_keep_the_last_three(first_run):
+    _, result = first_run
+    workdir = result.workdir
     # Saved at steps 2 (mid-epoch), 3 and 6 (epoch ends) and 4 (mid-epoch); 3 kept.
     checkpoints = sorted(p.name for p in (workdir / "checkpoints").glob("ckpt-*.index"))
     assert checkpoints == ["ckpt-3.index", "ckpt-4.index", "ckpt-6.index"]
@@ -88,6 +103,11 @@ def test_run_writes_history_checkpoints_config_and_weights(first_run):
         int(value(result.checkpoint, "epoch")),
         int(value(result.checkpoint, "step_in_epoch")),
     ) == (2, 0)
+
+
+@pytest.mark.slow
+def test_last_checkpoint_holds_the_optimizer_step_and_slots(first_run):
+    _, result = first_run
     assert int(value(result.checkpoint, "optimizer/_iterations")) == 6
     # The optimizer's slots are saved with it (restoring them: test_training_callbacks.py).
     slots = [
@@ -96,9 +116,23 @@ def test_run_writes_history_checkpoints_config_and_weights(first_run):
         if n.startswith("optimizer/_variables/")
     ]
     assert len(slots) > 100
-    assert cfg.load_config(workdir / "config.yaml") == config
-    assert (workdir / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # The V-Network weights load into a network rebuilt from the config.
+
+
+@pytest.mark.slow
+def test_workdir_holds_the_run_config(first_run):
+    config, result = first_run
+    assert cfg.load_config(result.workdir / "config.yaml") == config
+
+
+@pytest.mark.slow
+def test_workdir_holds_the_history_plot(first_run):
+    _, result = first_run
+    assert (result.workdir / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_saved_weights_load_into_a_network_rebuilt_from_the_config(first_run):
+    config, result = first_run
     assert sorted(result.weights) == ["i_network", "m_network", "v_network"]
     v_network = build_v_network(config.model, config.data)
     v_network.load_weights(result.weights["v_network"])

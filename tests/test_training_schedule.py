@@ -10,6 +10,8 @@ from tfcmvp import config as cfg
 from tfcmvp.training.optimizer import ReplicaSumSGD, build_optimizer
 from tfcmvp.training.schedule import WarmupCosine
 
+from harness import run_serialization_test
+
 
 def test_known_values():
     # peak 0.032 (5e-4 x 64), 10 warm-up steps, 110 steps in total.
@@ -46,8 +48,7 @@ def test_invalid_schedules_name_the_values():
 
 def test_config_round_trip():
     schedule = WarmupCosine(0.5, 3, 30)
-    clone = WarmupCosine.from_config(schedule.get_config())
-    assert [float(clone(s)) for s in range(31)] == [float(schedule(s)) for s in range(31)]
+    run_serialization_test(schedule, call=lambda s: [float(s(step)) for step in range(31)])
 
 
 def test_optimizer_from_paper_config():

@@ -7,14 +7,14 @@ synthetic videos of `tfcmvp.data.synthetic` written with `tfcmvp.schema`.
 
 import contextlib
 import json
-import os
 import pathlib
 import subprocess
-import sys
 
 import numpy as np
 
 from tfcmvp import config as cfg
+
+import harness
 
 TESTS_DIR = pathlib.Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -89,37 +89,29 @@ def without_grappler():
 
 
 def start_weights_run(
-    runner: str, overrides, tmp_path, name, workdir_name=None, extra_env=None
+    runner, overrides, tmp_path, name, workdir_name=None, extra_env=None
 ) -> subprocess.Popen:
-    """Starts ``runner`` (a script template) in a fresh Python with the repository importable.
+    """Starts ``tests/scripts/weights_run.py`` with the arguments ``runner`` (a sequence,
+    e.g. ``("pretrain", "--no-grappler")``) in a fresh Python with the repository importable.
 
-    The template gets ``tests`` (this folder), ``overrides`` (a list),
-    ``data`` (``tmp_path/data``), ``workdir`` (``tmp_path/name``, or
-    ``tmp_path/workdir_name`` when several processes share one) and ``out``
-    (the path prefix of the ``.json`` / ``.npz`` it writes). ``extra_env``
-    adds environment variables (e.g. ``TF_CONFIG``).
+    The run gets the tiny config with ``overrides`` (a sequence of ``section.field=value``),
+    the shards of ``tmp_path/data``, the workdir ``tmp_path/name`` (or
+    ``tmp_path/workdir_name`` when several processes share one) and writes
+    ``tmp_path/name.json`` / ``.npz``. ``extra_env`` adds environment variables
+    (e.g. ``TF_CONFIG``).
     """
-    code = runner.format(
-        tests=str(TESTS_DIR),
-        overrides=list(overrides),
-        data=str(tmp_path / "data"),
-        workdir=str(tmp_path / (workdir_name or name)),
-        out=str(tmp_path / name),
-    )
-    env = dict(
-        os.environ,
-        **(extra_env or {}),
-        PYTHONPATH=os.pathsep.join(
-            [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-        ),
-    )
-    return subprocess.Popen(
-        [sys.executable, "-c", code],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    args = [
+        *runner,
+        "--data",
+        tmp_path / "data",
+        "--workdir",
+        tmp_path / (workdir_name or name),
+        "--out",
+        tmp_path / name,
+    ]
+    for override in overrides:
+        args += ["--override", override]
+    return harness.start_script("weights_run.py", *args, extra_env=extra_env)
 
 
 def finish_weights_run(process: subprocess.Popen, tmp_path, name) -> tuple:
@@ -135,21 +127,3 @@ def finish_weights_run(process: subprocess.Popen, tmp_path, name) -> tuple:
     before = [arrays[f"before_{i}"] for i in range(count)]
     after = [arrays[f"after_{i}"] for i in range(count)]
     return info, before, after
-
-
-def weights_recorder():
-    """A Keras callback keeping every weight before and after `fit` (``.before``,
-    ``.after``: lists of arrays) and whether op determinism was on during the run
-    (``.op_determinism``); for the runner scripts of the determinism tests."""
-    import keras
-    from tensorflow.python.framework import config as tf_config
-
-    class RecordWeights(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.before = [v.numpy() for v in self.model.weights]
-            self.op_determinism = tf_config.is_op_determinism_enabled()
-
-        def on_train_end(self, logs=None):
-            self.after = [v.numpy() for v in self.model.weights]
-
-    return RecordWeights()
