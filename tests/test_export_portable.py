@@ -102,7 +102,7 @@ def _numpy_max_pool3d(x, pool, strides):
 )
 def test_factorised_max_pool_equals_max_pool3d(pool, strides):
     x = np.random.default_rng(3).standard_normal((2, 7, 9, 11, 3)).astype(np.float32)
-    layer = portable._factorised_layer_class()(pool, strides)
+    layer = portable.FactorisedMaxPooling3D(pool, strides)
     got = np.asarray(layer(x))
     expected = _numpy_max_pool3d(x, pool, strides)
     assert got.shape == expected.shape == layer.compute_output_shape(x.shape)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfcmvp import inspection, synth
+from tfcmvp import inspection, inspection_figure, synth
 from tfcmvp.cli import main as cli
 from tfcmvp.codec import read_video, write_video
 
@@ -89,7 +89,7 @@ def test_choose_frames():
 
 def test_plot_carphone_png_size(carphone_path, tmp_path):
     png = tmp_path / "carphone.png"
-    size = inspection.plot_video(carphone_path, png, columns=4, panel_width=2.0, dpi=50)
+    size = inspection_figure.plot_video(carphone_path, png, columns=4, panel_width=2.0, dpi=50)
     expected = (round(5 * 2.0 * 50), round((3 * 2.0 * 144 / 176 + 1.25) * 50))
     assert size == expected
     with Image.open(png) as image:

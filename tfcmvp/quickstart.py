@@ -31,104 +31,36 @@ import logging
 import os
 import pathlib
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 from tfcmvp import quickstart_report, workdir_lock
+from tfcmvp.quickstart_settings import (
+    FINETUNED,
+    LABEL_KINDS,
+    REPO_CONFIGS,
+    REPORTED,
+    ROWS,
+    SCRATCH,
+    QuickstartError,
+    QuickstartSettings,
+)
+
+# The settings live in quickstart_settings; importable from here too.
+__all__ = [
+    "FINETUNED",
+    "LABEL_KINDS",
+    "REPO_CONFIGS",
+    "REPORTED",
+    "ROWS",
+    "SCRATCH",
+    "Quickstart",
+    "QuickstartError",
+    "QuickstartSettings",
+    "StageTiming",
+    "format_results",
+]
 
 logger = logging.getLogger(__name__)
-
-REPO_CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
-# Ablation rows (paper Table 4): name -> overrides of the pretraining config.
-# "joint" keeps the config's own alpha (and its motion-only first epochs, which a
-# context-only row must not have).
-ROWS = {
-    "context": ("loss.alpha=0", "loss.motion_only_epochs=0"),
-    "motion": ("loss.alpha=1",),
-    "joint": (),
-}
-SCRATCH = "scratch"  # random-init twins, one per seed
-LABEL_KINDS = ("motion", "scene")
-FINETUNED = ("joint", SCRATCH)
-REPORTED = ("joint", SCRATCH)  # the report card's rows: pretrained vs scratch, first seed
-
-
-class QuickstartError(ValueError):
-    """The WORKDIR holds another run's results, or a setting is invalid."""
-
-
-@dataclasses.dataclass
-class QuickstartSettings:
-    """Sizes of one quickstart run (defaults: the README's quickstart).
-
-    Attributes:
-      seed: seed of the synthetic data and of the first training run.
-      num_seeds: pretraining runs per ablation row, seeds ``seed .. seed + n - 1``.
-      videos_per_class: synthetic videos per motion class (5 classes).
-      num_frames: frames per synthetic video.
-      variant: generator variant of the data ("standard", or "heldout": the
-        check on data the tiny recipe was never tuned on).
-      pretrain_config: YAML config of the pretraining runs.
-      finetune_config: YAML config of the short finetune.
-      pretrain_overrides: ``key=value`` overrides of the pretraining config.
-      finetune_overrides: ``key=value`` overrides of the finetune config.
-      retrieval_clips: clips per video for retrieval features.
-      workers: DirectRunner worker processes of the extraction (0 = all cores).
-    """
-
-    seed: int = 0
-    num_seeds: int = 3
-    videos_per_class: int = 24
-    num_frames: int = 96
-    variant: str = "standard"
-    pretrain_config: pathlib.Path = REPO_CONFIGS / "pretrain_tiny_cpu.yaml"
-    finetune_config: pathlib.Path = REPO_CONFIGS / "finetune_tiny_cpu.yaml"
-    pretrain_overrides: Sequence[str] = ()
-    finetune_overrides: Sequence[str] = ()
-    retrieval_clips: int = 10
-    workers: int = 0
-
-    @classmethod
-    def smoke(cls) -> "QuickstartSettings":
-        """A minutes-long setting for CI: the whole chain, tiny sizes, one seed."""
-        return cls(
-            num_seeds=1,
-            videos_per_class=4,
-            num_frames=80,
-            pretrain_overrides=(
-                "train.epochs=1",
-                "train.steps_per_epoch=2",
-                "optimizer.warmup_epochs=0",
-                # one motion-only step, then one joint step
-                "loss.motion_only_epochs=0.5",
-            ),
-            finetune_overrides=("train.epochs=1", "train.steps_per_epoch=2"),
-            retrieval_clips=2,
-            workers=1,
-        )
-
-    @property
-    def report_card(self) -> bool:
-        """Whether the run ends with the report card: only when the linear probe's
-        stratified folds get a video of each class (the synthetic split puts at least
-        half of each class in train), which leaves out ``--smoke`` (2 train videos a
-        class) and keeps the CI test fast."""
-        from tfcmvp.evaluation.linear_probe import DEFAULT_FOLDS
-
-        return self.videos_per_class >= 2 * DEFAULT_FOLDS
-
-    @property
-    def seeds(self) -> List[int]:
-        return list(range(self.seed, self.seed + self.num_seeds))
-
-    def as_record(self) -> Dict:
-        """The settings as JSON-safe values (what WORKDIR/settings.json holds)."""
-        record = dataclasses.asdict(self)
-        for key, value in record.items():
-            if isinstance(value, pathlib.Path):
-                record[key] = str(value.resolve())
-            elif isinstance(value, tuple):
-                record[key] = list(value)
-        return record
 
 
 @dataclasses.dataclass
@@ -412,68 +344,11 @@ class Quickstart:
         self.retrieval()
         self.finetune()
         self.report()
-        results = self.collect()
+        results = quickstart_report.collect(self)
         results["seconds"] = round(time.perf_counter() - start, 1)
         results["stages"] = [dataclasses.asdict(t) for t in self.timings]
         (self.workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         return results
-
-    def collect(self) -> Dict:
-        """Reads every stage's output into one dict (the quickstart's tables)."""
-        manifest = json.loads((self.records_dir / "manifest.json").read_text())
-        seeds = self.settings.seeds
-        ablation = {}
-        for row in (SCRATCH, *ROWS):
-            entry = {}
-            for kind in LABEL_KINDS:
-                for k in quickstart_report.TABLE_KS:
-                    entry[f"{kind}_R@{k}"] = [
-                        json.loads(self.retrieval_json(row, s, kind).read_text())[f"R@{k}"]
-                        for s in seeds
-                    ]
-            if row != SCRATCH:
-                last = [
-                    quickstart_report.read_last_row(self.pretrain_dir(row, s) / "history.csv")
-                    for s in seeds
-                ]
-                for name in ("context_acc", "motion_acc", "context_loss", "motion_loss"):
-                    entry[name] = [float(r[name]) for r in last if r and name in r]
-            ablation[row] = entry
-        finetuned = {
-            row: {
-                k: v
-                for k, v in json.loads(
-                    (self.finetune_dir(row) / "results.json").read_text()
-                ).items()
-                if k in ("top1", "top5")
-            }
-            for row in FINETUNED
-        }
-        return {
-            "workdir": str(self.workdir),
-            "settings": self.settings.as_record(),
-            "seeds": seeds,
-            "records": {
-                split: {
-                    k: v for k, v in counts.items() if k in ("listed", "written", "failed", "short")
-                }
-                for split, counts in manifest["splits"].items()
-            },
-            "ablation": ablation,
-            "finetune": finetuned,
-            "report_card": (
-                json.loads(self.report_json.read_text()) if self.settings.report_card else None
-            ),
-            "artifacts": {
-                "records": str(self.records_dir),
-                "labels": str(self.labels_csv),
-                "pretrain": str(self.workdir / "pretrain"),
-                "saved_models": str(self.workdir / "models"),
-                "retrieval": str(self.workdir / "retrieval"),
-                "finetune": str(self.workdir / "finetune"),
-                **({"report_card": str(self.report_json)} if self.settings.report_card else {}),
-            },
-        }
 
 
 format_results = quickstart_report.format_results

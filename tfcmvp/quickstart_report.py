@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 import pathlib
 from typing import Dict, Optional, Sequence
+
+from tfcmvp.quickstart_settings import FINETUNED, LABEL_KINDS, ROWS, SCRATCH
 
 TABLE_KS = (1, 5)  # recalls kept per label kind
 ROW_TITLES = {
@@ -117,3 +120,65 @@ def read_last_row(csv_path: pathlib.Path) -> Optional[Dict[str, str]]:
     with open(csv_path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     return rows[-1] if rows else None
+
+
+def collect(quickstart) -> Dict:
+    """Reads every stage's output of a :class:`tfcmvp.quickstart.Quickstart` into one dict
+    (the quickstart's tables)."""
+    manifest = json.loads((quickstart.records_dir / "manifest.json").read_text())
+    seeds = quickstart.settings.seeds
+    ablation = {}
+    for row in (SCRATCH, *ROWS):
+        entry = {}
+        for kind in LABEL_KINDS:
+            for k in TABLE_KS:
+                entry[f"{kind}_R@{k}"] = [
+                    json.loads(quickstart.retrieval_json(row, s, kind).read_text())[f"R@{k}"]
+                    for s in seeds
+                ]
+        if row != SCRATCH:
+            last = [read_last_row(quickstart.pretrain_dir(row, s) / "history.csv") for s in seeds]
+            for name in ("context_acc", "motion_acc", "context_loss", "motion_loss"):
+                entry[name] = [float(r[name]) for r in last if r and name in r]
+        ablation[row] = entry
+    finetuned = {
+        row: {
+            k: v
+            for k, v in json.loads(
+                (quickstart.finetune_dir(row) / "results.json").read_text()
+            ).items()
+            if k in ("top1", "top5")
+        }
+        for row in FINETUNED
+    }
+    return {
+        "workdir": str(quickstart.workdir),
+        "settings": quickstart.settings.as_record(),
+        "seeds": seeds,
+        "records": {
+            split: {
+                k: v for k, v in counts.items() if k in ("listed", "written", "failed", "short")
+            }
+            for split, counts in manifest["splits"].items()
+        },
+        "ablation": ablation,
+        "finetune": finetuned,
+        "report_card": (
+            json.loads(quickstart.report_json.read_text())
+            if quickstart.settings.report_card
+            else None
+        ),
+        "artifacts": {
+            "records": str(quickstart.records_dir),
+            "labels": str(quickstart.labels_csv),
+            "pretrain": str(quickstart.workdir / "pretrain"),
+            "saved_models": str(quickstart.workdir / "models"),
+            "retrieval": str(quickstart.workdir / "retrieval"),
+            "finetune": str(quickstart.workdir / "finetune"),
+            **(
+                {"report_card": str(quickstart.report_json)}
+                if quickstart.settings.report_card
+                else {}
+            ),
+        },
+    }

@@ -55,7 +55,10 @@ def run(args) -> int:
     try:
         print(inspection.describe_video(args.video, mv_cell=args.mv_cell, gop=args.gop))
         if args.png:
-            width, height = inspection.plot_video(
+            # matplotlib only when a figure is drawn: the CLI's start-up stays light.
+            from tfcmvp import inspection_figure
+
+            width, height = inspection_figure.plot_video(
                 args.video,
                 args.png,
                 columns=args.columns,

@@ -16,6 +16,7 @@ video is therefore ``(H - H % 2) x (W - W % 2)``.
 from __future__ import annotations
 
 import fractions
+import itertools
 import os
 from typing import Iterable, Optional, Union
 
@@ -199,20 +200,9 @@ def write_video(
     forced = frozenset(int(i) for i in keyframes) if keyframes is not None else frozenset()
     rate = frame_rate(fps)
     iterator = iter(frames)
-    first = next(iterator, None)
-    if first is None:
-        raise ValueError(f"{path}: no frames to write")
-    if isinstance(first, av.VideoFrame):
-        source_hw = (first.height, first.width)
-    else:
-        first = np.asarray(first)
-        if first.dtype != np.uint8 or first.ndim != 3 or first.shape[2] != 3:
-            raise ValueError(
-                f"{path}: frames must be uint8 RGB [H, W, 3], got {first.dtype} {first.shape}"
-            )
-        source_hw = first.shape[:2]
-    height, width = source_hw[0] - source_hw[0] % 2, source_hw[1] - source_hw[1] % 2
-    if height < 2 or width < 2:
+    first, source_hw = _first_frame(path, next(iterator, None))
+    size = (source_hw[0] - source_hw[0] % 2, source_hw[1] - source_hw[1] % 2)  # even (h, w)
+    if size[0] < 2 or size[1] < 2:
         raise ValueError(f"{path}: frames of {tuple(source_hw)} are too small to encode")
 
     try:
@@ -220,36 +210,17 @@ def write_video(
     except av.FFmpegError as error:
         raise VideoError(path, f"cannot create the output file: {error}", stage="encode") from error
     try:
-        stream = container.add_stream(codec, rate=rate)
-        stream.width = width
-        stream.height = height
-        stream.pix_fmt = "yuv420p"
-        # One tick per frame: frame i is shown at i / fps.
-        stream.codec_context.time_base = 1 / rate
+        stream = _add_stream(container, codec, rate, size)
         _configure(stream, codec, gop, b_frames, refs, quality, bitrate)
-
-        def encode(index, image):
-            if isinstance(image, av.VideoFrame):
-                frame = _yuv_frame(path, index, image, source_hw, (height, width))
-            else:
-                image = np.asarray(image)
-                if image.shape != (*source_hw, 3) or image.dtype != np.uint8:
-                    raise ValueError(
-                        f"{path}: frame {index} is {image.dtype} {image.shape}, "
-                        f"expected uint8 {(*source_hw, 3)} like frame 0"
-                    )
-                image = np.ascontiguousarray(image[:height, :width])  # [H, W, 3]
-                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        images = itertools.chain([first], iterator)
+        for index, image in enumerate(images):
+            frame = _input_frame(path, index, image, source_hw, size)
             frame.pts = index
             frame.time_base = stream.codec_context.time_base
             if index in forced:  # the encoder honours a requested picture type
                 frame.pict_type = av.video.frame.PictureType.I
             for packet in stream.encode(frame):
                 container.mux(packet)
-
-        encode(0, first)
-        for index, image in enumerate(iterator, start=1):
-            encode(index, image)
         for packet in stream.encode(None):  # flush delayed (B-frame) packets
             container.mux(packet)
         container.close()
@@ -266,3 +237,42 @@ def write_video(
             raise VideoError(path, f"{codec} encoding failed: {error}", stage="encode") from error
         raise
     return path
+
+
+def _add_stream(container, codec: str, rate: fractions.Fraction, size: tuple):
+    stream = container.add_stream(codec, rate=rate)
+    stream.width = size[1]
+    stream.height = size[0]
+    stream.pix_fmt = "yuv420p"
+    # One tick per frame: frame i is shown at i / fps.
+    stream.codec_context.time_base = 1 / rate
+    return stream
+
+
+def _first_frame(path: str, first) -> tuple:
+    """(first frame, its (H, W)); ValueError naming the file when there is none or it is
+    not uint8 RGB."""
+    if first is None:
+        raise ValueError(f"{path}: no frames to write")
+    if isinstance(first, av.VideoFrame):
+        return first, (first.height, first.width)
+    first = np.asarray(first)
+    if first.dtype != np.uint8 or first.ndim != 3 or first.shape[2] != 3:
+        raise ValueError(
+            f"{path}: frames must be uint8 RGB [H, W, 3], got {first.dtype} {first.shape}"
+        )
+    return first, first.shape[:2]
+
+
+def _input_frame(path: str, index: int, image, source_hw, size) -> av.VideoFrame:
+    """Frame ``index`` as the encoder takes it, cropped to the even ``size``."""
+    if isinstance(image, av.VideoFrame):
+        return _yuv_frame(path, index, image, source_hw, size)
+    image = np.asarray(image)
+    if image.shape != (*source_hw, 3) or image.dtype != np.uint8:
+        raise ValueError(
+            f"{path}: frame {index} is {image.dtype} {image.shape}, "
+            f"expected uint8 {(*source_hw, 3)} like frame 0"
+        )
+    image = np.ascontiguousarray(image[: size[0], : size[1]])  # [H, W, 3]
+    return av.VideoFrame.from_ndarray(image, format="rgb24")

@@ -32,9 +32,10 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from tfcmvp.codec.decode import rgb_size, stream_rate
 from tfcmvp.codec.encode import MAX_MPEG_GOP, write_video
 from tfcmvp.codec.errors import CorruptVideoError, NoVideoStreamError, VideoError
+from tfcmvp.codec.rgb import rgb_size
+from tfcmvp.codec.stream import stream_rate
 
 # Bit rate of the authors' I-frame encode: FFmpeg's default -b:v, which their
 # mpeg4 re-encode ran at.

@@ -9,6 +9,7 @@ wrapping round the period never enters the view when the motion is small.
 
 from __future__ import annotations
 
+import av
 import numpy as np
 
 
@@ -70,8 +71,6 @@ def write_tone(path, codec: str = "aac", seconds: float = 1.0, rate: int = 16000
     Returns:
       ``path`` as a string.
     """
-    import av  # only this helper needs the encoder
-
     path = str(path)
     total = int(seconds * rate)
     tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(total) / rate)  # [S]

@@ -208,6 +208,95 @@ def failure_problems(listed: int, embedded: int, failed: int, max_failed_fractio
     return []
 
 
+def _check_arguments(batch_size, min_frames, max_failed_fraction) -> None:
+    for name, value in (("batch_size", batch_size), ("min_frames", min_frames)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not 0.0 <= max_failed_fraction <= 1.0:
+        raise ValueError(f"max_failed_fraction must be in [0, 1], got {max_failed_fraction!r}")
+
+
+def _summary(problems, output, counts, seconds, model_dir, info, options, layout) -> dict:
+    """The start of ``embed.json``: status, counts, the export and the clips."""
+    return {
+        "status": STATUS_FAILED if problems else STATUS_OK,
+        "problems": problems,
+        "output": str(output),
+        "counts": counts,
+        "seconds": round(seconds, 3),
+        "export": {
+            "model_dir": str(model_dir),
+            "network": info["network"],
+            "backbone": info.get("backbone"),
+            "embedding_dim": info.get("embedding_dim"),
+            "input": info["input"],
+        },
+        "clips": {
+            "modality": options.modality,
+            "input_shape": list(options.input_shape),
+            "span": span_of(options),
+            **dataclasses.asdict(layout),
+            "positions": None if layout.sliding else "vcop",
+            "sample": options.sample_kwargs(),
+        },
+    }
+
+
+class _EmbedRun:
+    """One pass over the videos: decode on a tf.data thread, cut clips, embed, write rows."""
+
+    def __init__(self, videos, writer, embed, options, layout, storage, min_frames, network):
+        self.videos, self.writer, self.embed = videos, writer, embed
+        self.options, self.layout, self.storage = options, layout, storage
+        self.min_frames, self.network = min_frames, network
+        self.pending: collections.deque = collections.deque()
+        self.bar = None
+
+    def fail(self, path, stage, error) -> None:
+        record = failure_record(path, stage, error)
+        logger.warning("failed at %s: %s", record["stage"], record["message"])
+        self.writer.fail(record)
+        self.bar.update(1)
+
+    def decoded(self):
+        """(serialized record, clip starts) per decodable video; runs on a tf.data thread,
+        ahead of :meth:`embed_all`'s loop."""
+        for path in self.videos:
+            try:
+                serialized, item = prepare_video(
+                    path,
+                    modality=self.options.modality,
+                    options=self.options,
+                    layout=self.layout,
+                    storage=self.storage,
+                    min_frames=self.min_frames,
+                )
+            except Exception as error:  # noqa: BLE001 - a bad file must not stop the run
+                self.fail(path, "decode", error)
+                continue
+            self.pending.append(item)
+            yield serialized, item.starts
+
+    def embed_all(self, batch_size: int, progress) -> tuple:
+        """(videos embedded, their frames)."""
+        embedded = frames = 0
+        modality, span = self.options.modality, span_of(self.options)
+        with _progress(len(self.videos), progress) as self.bar:
+            for clips in clip_dataset(self.decoded, self.options):  # [N, *input_shape] per video
+                item = self.pending.popleft()
+                try:
+                    matrix = embed_clips(self.embed, clips, batch_size, item.path)
+                except VideoError as error:
+                    self.fail(item.path, "embed", error)
+                    continue
+                rows = table_rows(item, modality=modality, network=self.network, span=span)
+                self.writer.add(matrix, rows)
+                embedded += 1
+                frames += item.record.num_frames
+                self.bar.update(1)
+        return embedded, frames
+
+
 def embed_videos(
     inputs: Sequence,
     model_dir,
@@ -251,11 +340,7 @@ def embed_videos(
     from tfcmvp.export import contract
     from tfcmvp.retrieval import features
 
-    for name, value in (("batch_size", batch_size), ("min_frames", min_frames)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not 0.0 <= max_failed_fraction <= 1.0:
-        raise ValueError(f"max_failed_fraction must be in [0, 1], got {max_failed_fraction!r}")
+    _check_arguments(batch_size, min_frames, max_failed_fraction)
     model_dir = pathlib.Path(model_dir)
     info = features.read_export(model_dir)
     options = features.eval_options(info, layout.num_clips)
@@ -264,91 +349,27 @@ def embed_videos(
     writer = EmbeddingWriter(output, overwrite=overwrite, inputs=[model_dir, *list_files, *videos])
     with writer:
         embed = embed_fn or features.load_embedding_fn(model_dir)
-        network, modality, span = info["network"], options.modality, span_of(options)
+        network = info["network"]
         logger.info(
             "embedding %d videos with %s (%s network, %s clips %s)",
             len(videos),
             model_dir,
             network,
-            modality,
+            options.modality,
             list(options.input_shape),
         )
         started = time.perf_counter()
-        embedded = frames = 0
-        pending: collections.deque = collections.deque()
-        with _progress(len(videos), progress) as bar:
-
-            def fail(path, stage, error):
-                record = failure_record(path, stage, error)
-                logger.warning("failed at %s: %s", record["stage"], record["message"])
-                writer.fail(record)
-                bar.update(1)
-
-            def decoded():
-                # Runs on a tf.data thread, ahead of the loop below.
-                for path in videos:
-                    try:
-                        serialized, item = prepare_video(
-                            path,
-                            modality=modality,
-                            options=options,
-                            layout=layout,
-                            storage=storage,
-                            min_frames=min_frames,
-                        )
-                    except Exception as error:  # noqa: BLE001 - a bad file must not stop the run
-                        fail(path, "decode", error)
-                        continue
-                    pending.append(item)
-                    yield serialized, item.starts
-
-            for clips in clip_dataset(decoded, options):  # [N, *input_shape] per video
-                item = pending.popleft()
-                try:
-                    matrix = embed_clips(embed, clips, batch_size, item.path)
-                except VideoError as error:
-                    fail(item.path, "embed", error)
-                    continue
-                writer.add(matrix, table_rows(item, modality=modality, network=network, span=span))
-                embedded += 1
-                frames += item.record.num_frames
-                bar.update(1)
+        run = _EmbedRun(videos, writer, embed, options, layout, storage, min_frames, network)
+        embedded, frames = run.embed_all(batch_size, progress)
         seconds = time.perf_counter() - started
         failed = writer.failures
         problems = failure_problems(len(videos), embedded, failed, max_failed_fraction)
-        summary = {
-            "status": STATUS_FAILED if problems else STATUS_OK,
-            "problems": problems,
-            "output": str(output),
-            "counts": {
-                "listed": len(videos),
-                "embedded": embedded,
-                "failed": failed,
-                "clips": writer.rows,
-                "frames": frames,
-            },
-            "seconds": round(seconds, 3),
-            "export": {
-                "model_dir": str(model_dir),
-                "network": network,
-                "backbone": info.get("backbone"),
-                "embedding_dim": info.get("embedding_dim"),
-                "input": info["input"],
-            },
-            "clips": {
-                "modality": options.modality,
-                "input_shape": list(options.input_shape),
-                "span": span_of(options),
-                **dataclasses.asdict(layout),
-                "positions": None if layout.sliding else "vcop",
-                "sample": options.sample_kwargs(),
-            },
-            "storage": dataclasses.asdict(storage),
-            "min_frames": min_frames,
-            "max_failed_fraction": max_failed_fraction,
-            **contract.versions(),
-            "created": contract.utc_now(),
-        }
+        counts = dict(listed=len(videos), embedded=embedded, failed=failed, clips=writer.rows)
+        counts["frames"] = frames
+        summary = _summary(problems, output, counts, seconds, model_dir, info, options, layout)
+        summary.update(storage=dataclasses.asdict(storage), min_frames=min_frames)
+        summary.update(max_failed_fraction=max_failed_fraction, **contract.versions())
+        summary["created"] = contract.utc_now()
         writer.commit(summary, dim=int(info.get("embedding_dim") or 0))
     logger.info(
         "embedded %d of %d videos (%d clips, %d failed) in %.1f s",

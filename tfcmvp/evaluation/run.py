@@ -26,6 +26,12 @@ import numpy as np
 
 from tfcmvp.evaluation import knn as knn_lib
 from tfcmvp.evaluation import linear_probe as linear_lib
+from tfcmvp.manifest import check_record_count, find_shards
+from tfcmvp.retrieval import features as features_lib
+from tfcmvp.retrieval.evaluate import data_description
+from tfcmvp.retrieval.labels import relabel
+from tfcmvp.retrieval.report import model_name
+from tfcmvp.verify import corrupt_shards_named
 
 POSITIONS = "vcop"  # retrieval's default protocol: N clips with evenly spaced centres
 DEFAULT_CLIPS = 10
@@ -122,6 +128,54 @@ def _check_labelled(split: str, labels: np.ndarray, video_ids: np.ndarray) -> No
         )
 
 
+def _check_methods(knn: bool, linear: bool, ks, temperature, c_grid) -> None:
+    """ValueError (or MissingDependencyError) for bad method settings, before any work."""
+    if not (knn or linear):
+        raise ValueError("no method chosen: ask for knn, linear or both")
+    if linear:
+        linear_lib.require_sklearn()
+        linear_lib.check_c_grid(c_grid)
+    if knn:
+        knn_lib.check_ks(ks)
+        knn_lib.check_temperature(temperature)
+
+
+def _labelled_splits(data_dir, extracted, labels) -> tuple:
+    """(test, train) features, counted against the manifest, relabelled by ``labels``."""
+    for split in features_lib.SPLITS:  # as many videos as the manifest counted
+        check_record_count(find_shards(data_dir, split), len(extracted.splits[split]))
+    test, train = extracted.splits["test"], extracted.splits["train"]
+    if labels is not None:  # the features do not depend on labels: the cache still holds
+        test, train = (
+            dataclasses.replace(
+                split, **dict(zip(("labels", "label_names"), relabel(split.video_ids, labels)))
+            )
+            for split in (test, train)
+        )
+    _check_labelled("test", test.labels, test.video_ids)
+    _check_labelled("train", train.labels, train.video_ids)
+    return test, train
+
+
+def _description(model_dir, data_dir, extracted, labels) -> dict:
+    """The record's model, data, label kind and features entries."""
+    data = data_description(data_dir, extracted)
+    if labels is not None:
+        data["labels"] = {"file": labels.path, "column": labels.column}
+    return {
+        "model": str(model_dir),
+        "name": model_name(model_dir),
+        "data": data,
+        "label_kind": labels.column if labels is not None else RECORD_LABEL,
+        "features": {
+            "clips": extracted.options.num_clips,
+            "positions": POSITIONS,
+            "video_feature": "mean of the clip embeddings, L2-normalised",
+            "from_cache": bool(extracted.from_cache),
+        },
+    }
+
+
 def evaluate_export(
     model_dir,
     data_dir,
@@ -172,21 +226,7 @@ def evaluate_export(
         folder), plus unlabelled videos and bad method settings;
       MissingDependencyError: ``linear`` without scikit-learn (before any work).
     """
-    from tfcmvp.manifest import check_record_count, find_shards
-    from tfcmvp.retrieval import features as features_lib
-    from tfcmvp.retrieval.evaluate import data_description
-    from tfcmvp.retrieval.labels import relabel
-    from tfcmvp.retrieval.report import model_name
-    from tfcmvp.verify import corrupt_shards_named
-
-    if not (knn or linear):
-        raise ValueError("no method chosen: ask for knn, linear or both")
-    if linear:
-        linear_lib.require_sklearn()
-        linear_lib.check_c_grid(c_grid)
-    if knn:
-        knn_lib.check_ks(ks)
-        knn_lib.check_temperature(temperature)
+    _check_methods(knn, linear, ks, temperature, c_grid)
     fallback = (
         pathlib.Path(output).resolve().parent / features_lib.CACHE_DIR_NAME
         if output is not None
@@ -204,19 +244,7 @@ def evaluate_export(
             use_cache=use_cache,
             progress=progress,
         )
-    for split in features_lib.SPLITS:  # as many videos as the manifest counted
-        check_record_count(find_shards(data_dir, split), len(extracted.splits[split]))
-    test, train = extracted.splits["test"], extracted.splits["train"]
-    if labels is not None:  # the features do not depend on labels: the cache still holds
-        test, train = (
-            dataclasses.replace(
-                split, **dict(zip(("labels", "label_names"), relabel(split.video_ids, labels)))
-            )
-            for split in (test, train)
-        )
-    _check_labelled("test", test.labels, test.video_ids)
-    _check_labelled("train", train.labels, train.video_ids)
-
+    test, train = _labelled_splits(data_dir, extracted, labels)
     result = evaluate_features(
         train.features,
         train.labels,
@@ -231,21 +259,7 @@ def evaluate_export(
         seed=seed,
         max_iter=max_iter,
     )
-    data = data_description(data_dir, extracted)
-    if labels is not None:
-        data["labels"] = {"file": labels.path, "column": labels.column}
-    record = {
-        "model": str(model_dir),
-        "name": model_name(model_dir),
-        "data": data,
-        "label_kind": labels.column if labels is not None else RECORD_LABEL,
-        "features": {
-            "clips": extracted.options.num_clips,
-            "positions": POSITIONS,
-            "video_feature": "mean of the clip embeddings, L2-normalised",
-            "from_cache": bool(extracted.from_cache),
-        },
-    }
+    record = _description(model_dir, data_dir, extracted, labels)
     record.update(result)
     if output is not None:
         write_json(output, record)

@@ -50,8 +50,19 @@ import tempfile
 from typing import Optional
 
 import numpy as np
+import tensorflow as tf
 
 from tfcmvp.export import contract as ct
+from tfcmvp.export import converters
+from tfcmvp.export.converters import (
+    ONNX_OPSET,
+    FactorisedMaxPooling3D,
+    PortableExportError,
+    litert_network,
+    run_litert,
+    run_onnx,
+)
+from tfcmvp.export.loading import read_export_info
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +74,6 @@ DEPENDENCIES = {
     "onnx": {"tf2onnx": "tf2onnx", "onnxruntime": "onnxruntime", "onnx": "onnx"},
 }
 INSTALL_HINT = "pip install -e '.[export]' (or: pip install 'tfcmvp[export]')"
-ONNX_OPSET = 17  # supported by tf2onnx 1.17 and onnxruntime 1.31
 PORTABLE_KEY = "portable"
 # Parity check at conversion: max |converted - SavedModel| over random clips must stay
 # within ATOL + RTOL * max |SavedModel| (float32 reordering of sums: ~1e-7 measured).
@@ -71,10 +81,6 @@ PARITY_ATOL = 1e-5
 PARITY_RTOL = 1e-4
 PARITY_BATCH = 2
 PARITY_SEED = 0
-
-
-class PortableExportError(ct.ExportError):
-    """A conversion that cannot be made (missing converter, failed conversion, parity)."""
 
 
 def missing_dependencies(fmt: str) -> list[str]:
@@ -123,174 +129,7 @@ def check_output(output, fmt: str, *, overwrite: bool) -> None:
             )
 
 
-# ---------------------------------------------------------------------------
-# LiteRT: MaxPool3D in builtins
-# ---------------------------------------------------------------------------
-
-
-def _factorised_layer_class():
-    """The Keras layer class, defined on first use so importing this module needs no Keras."""
-    import keras
-    import tensorflow as tf
-
-    class FactorisedMaxPooling3D(keras.layers.Layer):
-        """MaxPooling3D ("valid", channels last) as a 2-D max pool plus a maximum over time.
-
-        Max pooling is separable: the maximum over a (kt, kh, kw) window is
-        the maximum over kt frames of each frame's (kh, kw) maximum. The
-        2-D pool runs on ``[N * T, H, W, C]``; the temporal pool is the
-        elementwise maximum of kt slices of stride st. Every op has a LiteRT
-        builtin (RESHAPE, MAX_POOL_2D, STRIDED_SLICE, MAXIMUM), and the
-        values equal MaxPool3D's exactly.
-
-        Args:
-          pool_size, strides: (kt, kh, kw) and (st, sh, sw), as MaxPooling3D's.
-        """
-
-        def __init__(self, pool_size, strides, **kwargs):
-            super().__init__(**kwargs)
-            self.pool_size = tuple(int(k) for k in pool_size)
-            self.strides = tuple(int(s) for s in strides)
-
-        def call(self, inputs):
-            kt, kh, kw = self.pool_size
-            st, sh, sw = self.strides
-            _, t, h, w, c = inputs.shape  # [N, T, H, W, C], static but for N
-            x = tf.reshape(inputs, [-1, h, w, c])  # [N * T, H, W, C]
-            x = tf.nn.max_pool2d(x, (kh, kw), (sh, sw), "VALID")  # [N * T, H', W', C]
-            x = tf.reshape(x, [-1, t, x.shape[1], x.shape[2], c])  # [N, T, H', W', C]
-            steps = (t - kt) // st + 1
-            span = st * (steps - 1) + 1
-            pooled = x[:, 0:span:st]  # [N, T', H', W', C]
-            for offset in range(1, kt):
-                pooled = tf.maximum(pooled, x[:, offset : offset + span : st])
-            return pooled
-
-        def compute_output_shape(self, input_shape):
-            n, t, h, w, c = input_shape
-            kt, kh, kw = self.pool_size
-            st, sh, sw = self.strides
-            return (n, (t - kt) // st + 1, (h - kh) // sh + 1, (w - kw) // sw + 1, c)
-
-        def get_config(self):
-            return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}
-
-    return FactorisedMaxPooling3D
-
-
-def litert_network(network):
-    """`network` (a functional Keras model) with every MaxPooling3D in LiteRT builtins.
-
-    The other layers are the network's own (shared, not copied), so the
-    weights are the same objects. Returns (the network, the list of rewritten
-    layer names).
-
-    Raises:
-      PortableExportError: a MaxPooling3D that is not "valid" channels-last
-        pooling (tfcmvp's backbones use only those), or a network that is not
-        functional.
-    """
-    import keras
-
-    factorised = _factorised_layer_class()
-    rewritten = []
-
-    def clone(layer):
-        if not isinstance(layer, keras.layers.MaxPooling3D):
-            return layer
-        if layer.padding != "valid" or layer.data_format != "channels_last":
-            raise PortableExportError(
-                f"layer {layer.name!r}: only 'valid' channels-last MaxPooling3D can be "
-                f"rewritten for LiteRT, got padding={layer.padding!r}, "
-                f"data_format={layer.data_format!r}"
-            )
-        rewritten.append(layer.name)
-        return factorised(layer.pool_size, layer.strides, name=layer.name + "_factorised")
-
-    try:
-        clone_net = keras.models.clone_model(network, clone_function=clone)
-    except ValueError as error:
-        raise PortableExportError(
-            f"cannot rewrite network {network.name!r} for LiteRT (not a functional model?): {error}"
-        ) from error
-    return clone_net, rewritten
-
-
-def _litert_bytes(model_dir, info: dict) -> tuple[bytes, list]:
-    """The .tflite bytes of the export's embed, and the rewritten layer names."""
-    import tensorflow as tf
-
-    from tfcmvp.export.loading import load_keras_network
-    from tfcmvp.export.savedmodel import ExportModule
-
-    network, rewritten = litert_network(load_keras_network(model_dir))
-    module = ExportModule(network, info["input"]["shape"])
-    # From a SavedModel with only `embed`: the converter names the signature, its input
-    # and output after it (from_concrete_functions would call it serving_default).
-    with tempfile.TemporaryDirectory(prefix="tfcmvp_litert_") as scratch:
-        tf.saved_model.save(
-            module, scratch, signatures={ct.EMBED: module.concrete_functions()[ct.EMBED]}
-        )
-        converter = tf.lite.TFLiteConverter.from_saved_model(scratch, signature_keys=[ct.EMBED])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        try:
-            blob = converter.convert()
-        except Exception as error:  # ConverterError; its text lists the ops at fault
-            raise PortableExportError(
-                f"LiteRT conversion of {model_dir} failed: {_first_lines(error)}"
-            ) from error
-    return blob, rewritten
-
-
-def run_litert(blob: bytes, clips: np.ndarray) -> np.ndarray:
-    """`embedding` of a converted .tflite (bytes) on `clips`, in the LiteRT interpreter."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    runner = Interpreter(model_content=blob).get_signature_runner(ct.EMBED)
-    return runner(**{ct.INPUT_NAME: clips})[ct.EMBED_OUTPUT]
-
-
-# ---------------------------------------------------------------------------
-# ONNX
-# ---------------------------------------------------------------------------
-
-
-def _onnx_bytes(model_dir, info: dict) -> bytes:
-    """The .onnx bytes of the export's embed signature (tf2onnx on the SavedModel)."""
-    import tensorflow as tf
-    import tf2onnx
-
-    # Kept referenced while converting: the signature reads the loaded object's variables.
-    loaded = tf.saved_model.load(str(model_dir))
-    embed = loaded.signatures[ct.EMBED]
-    spec = tf.TensorSpec([None, *info["input"]["shape"]], tf.float32, name=ct.INPUT_NAME)
-    # tf2onnx wants a tf.function; the restored signature is a concrete function.
-    function = tf.function(lambda clips: embed(**{ct.INPUT_NAME: clips}))
-    try:
-        proto, _ = tf2onnx.convert.from_function(function, input_signature=[spec], opset=ONNX_OPSET)
-    except Exception as error:  # tf2onnx raises plain exceptions naming the op
-        raise PortableExportError(
-            f"ONNX conversion of {model_dir} failed: {_first_lines(error)}"
-        ) from error
-    # tf2onnx names the output after the dict key ("embedding"); check, as users feed by name.
-    outputs = [output.name for output in proto.graph.output]
-    if outputs != [ct.EMBED_OUTPUT]:
-        raise PortableExportError(
-            f"ONNX conversion of {model_dir}: expected one output {ct.EMBED_OUTPUT!r}, "
-            f"got {outputs}"
-        )
-    return proto.SerializeToString()
-
-
-def run_onnx(blob: bytes, clips: np.ndarray) -> np.ndarray:
-    """`embedding` of a converted .onnx (bytes) on `clips`, in onnxruntime (CPU)."""
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(blob, providers=["CPUExecutionProvider"])
-    return session.run([ct.EMBED_OUTPUT], {ct.INPUT_NAME: clips})[0]
-
-
-RUNTIMES = {"litert": run_litert, "onnx": run_onnx}
+RUNTIMES = {"litert": run_litert, "onnx": run_onnx}  # by format: the parity check's runtime
 
 
 # ---------------------------------------------------------------------------
@@ -300,8 +139,6 @@ RUNTIMES = {"litert": run_litert, "onnx": run_onnx}
 
 def savedmodel_embedding(model_dir, clips: np.ndarray) -> np.ndarray:
     """`embedding` of the export's SavedModel on `clips` (the parity reference)."""
-    import tensorflow as tf
-
     loaded = tf.saved_model.load(str(model_dir))  # referenced: it owns the variables
     return loaded.signatures[ct.EMBED](**{ct.INPUT_NAME: tf.constant(clips)})[
         ct.EMBED_OUTPUT
@@ -333,6 +170,49 @@ def measure_parity(model_dir, fmt: str, blob: bytes, clips: np.ndarray) -> dict:
     }
 
 
+def _convert(model_dir: pathlib.Path, fmt: str, info: dict) -> tuple:
+    """(the converted file's bytes, the rewrites made for the format)."""
+    rewrites = []
+    if fmt == "litert":
+        blob, rewritten = converters.litert_bytes(model_dir, info)
+        if rewritten:
+            rewrites.append(
+                {
+                    "layers": rewritten,
+                    "what": "MaxPooling3D -> MAX_POOL_2D over (H, W) + MAXIMUM over time "
+                    "(same values; MaxPool3D has no LiteRT builtin)",
+                }
+            )
+    else:
+        blob = converters.onnx_bytes(model_dir, info)
+    return blob, rewrites
+
+
+def _described(info, fmt, output: pathlib.Path, model_dir: pathlib.Path, rewrites, parity):
+    """The export's description plus the ``portable`` entry, for ``<output>.json``."""
+    described = dict(info)
+    described[PORTABLE_KEY] = {
+        "format": fmt,
+        "file": output.name,
+        "source_export": str(model_dir.resolve()),
+        "signature": ct.EMBED,
+        "inputs": {
+            ct.INPUT_NAME: {
+                "dtype": "float32",
+                "shape": [-1, *info["input"]["shape"]],
+                "note": "the input contract of the 'input' entry (resize, crop, normalisation); "
+                "-1: any batch size",
+            }
+        },
+        "outputs": {ct.EMBED_OUTPUT: {"dtype": "float32", "shape": [-1, info["embedding_dim"]]}},
+        "not_converted": [ct.FEATURES, ct.EMBED_FRAMES, ct.SERVING_DEFAULT + " (= embed)"],
+        "rewrites": rewrites,
+        "converter": converters.converter_versions(fmt),
+        "parity": parity,
+    }
+    return described
+
+
 def convert_export(
     model_dir,
     fmt: str,
@@ -362,8 +242,6 @@ def convert_export(
         folder.
       NotAnExportError / ExportError: MODEL_DIR is not a valid export.
     """
-    from tfcmvp.export.loading import read_export_info
-
     check_format(fmt)
     missing = missing_dependencies(fmt)
     if missing:
@@ -381,20 +259,7 @@ def convert_export(
     description = contract_path(output)
     check_output(output, fmt, overwrite=overwrite)
 
-    rewrites = []
-    if fmt == "litert":
-        blob, rewritten = _litert_bytes(model_dir, info)
-        if rewritten:
-            rewrites.append(
-                {
-                    "layers": rewritten,
-                    "what": "MaxPooling3D -> MAX_POOL_2D over (H, W) + MAXIMUM over time "
-                    "(same values; MaxPool3D has no LiteRT builtin)",
-                }
-            )
-    else:
-        blob = _onnx_bytes(model_dir, info)
-
+    blob, rewrites = _convert(model_dir, fmt, info)
     parity = None
     if check_parity:
         parity = measure_parity(model_dir, fmt, blob, parity_clips(info["input"]["shape"]))
@@ -405,26 +270,7 @@ def convert_export(
             )
         logger.info("%s parity with the SavedModel: max |diff| %.3g", fmt, parity["max_abs_diff"])
 
-    described = dict(info)
-    described[PORTABLE_KEY] = {
-        "format": fmt,
-        "file": output.name,
-        "source_export": str(model_dir.resolve()),
-        "signature": ct.EMBED,
-        "inputs": {
-            ct.INPUT_NAME: {
-                "dtype": "float32",
-                "shape": [-1, *info["input"]["shape"]],
-                "note": "the input contract of the 'input' entry (resize, crop, normalisation); "
-                "-1: any batch size",
-            }
-        },
-        "outputs": {ct.EMBED_OUTPUT: {"dtype": "float32", "shape": [-1, info["embedding_dim"]]}},
-        "not_converted": [ct.FEATURES, ct.EMBED_FRAMES, ct.SERVING_DEFAULT + " (= embed)"],
-        "rewrites": rewrites,
-        "converter": _converter_versions(fmt),
-        "parity": parity,
-    }
+    described = _described(info, fmt, output, model_dir, rewrites, parity)
     _write_atomically(output, blob)
     _write_atomically(description, ct.dumps_export_info(described).encode("utf-8"))
     return output
@@ -465,29 +311,6 @@ def portable_summary(path) -> str:
     return "\n".join(lines)
 
 
-def _converter_versions(fmt: str) -> dict:
-    import tensorflow as tf
-
-    if fmt == "litert":
-        from importlib.metadata import version
-
-        return {
-            "converter": "tf.lite.TFLiteConverter (builtins only)",
-            "tensorflow": tf.__version__,
-            "ai_edge_litert": version("ai-edge-litert"),
-        }
-    import onnxruntime
-    import tf2onnx
-
-    return {
-        "converter": "tf2onnx",
-        "tf2onnx": tf2onnx.__version__,
-        "opset": ONNX_OPSET,
-        "tensorflow": tf.__version__,
-        "onnxruntime": onnxruntime.__version__,
-    }
-
-
 def _write_atomically(path: pathlib.Path, data: bytes) -> None:
     """Writes `data` beside `path` and renames it there: no half-written file at `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -506,15 +329,10 @@ def _write_atomically(path: pathlib.Path, data: bytes) -> None:
         raise
 
 
-def _first_lines(error: BaseException, count: int = 12) -> str:
-    """The start of a long converter message (MLIR errors run to pages)."""
-    lines = str(error).strip().splitlines() or [repr(error)]
-    text = "\n".join(lines[:count])
-    return text + (f"\n... ({len(lines) - count} more lines)" if len(lines) > count else "")
-
-
 __all__ = [
     "FORMATS",
+    "ONNX_OPSET",
+    "FactorisedMaxPooling3D",
     "PortableExportError",
     "check_format",
     "check_output",

@@ -97,6 +97,78 @@ def data_description(data_dir, extracted: features_lib.ExtractedFeatures) -> dic
     }
 
 
+def _labelled_splits(data_dir, extracted, labels: Optional[LabelTable]) -> tuple:
+    """(test, train) features, counted against the manifest, relabelled by ``labels``."""
+    for split, files in _shards(data_dir).items():  # as many videos as the manifest counted
+        check_record_count(files, len(extracted.splits[split]))
+    test, train = extracted.splits["test"], extracted.splits["train"]
+    if labels is not None:  # the features do not depend on labels: the cache still holds
+        test, train = (
+            dataclasses.replace(
+                split, **dict(zip(("labels", "label_names"), relabel(split.video_ids, labels)))
+            )
+            for split in (test, train)
+        )
+    _check_labels("test", test)
+    _check_labels("train", train)
+    return test, train
+
+
+def _figure(png, extracted, splits: tuple, found: tuple, recalls: dict, title_of: tuple):
+    """``PNG_QUERIES`` queries spread over the test set with their top results.
+
+    ``splits``: the (test, train) features as scored (relabelled); ``found``:
+    (scores, indices) of the search; ``title_of``: (name, data folder, protocol).
+    """
+    name, data_dir, protocol = title_of
+    test, train = splits
+    scores, indices = found
+    rows = query_rows(len(test))
+    hits = hit_matrix(test.labels[rows], train.labels, indices[rows])  # [n, K]
+    test_thumbs, train_thumbs = extracted.thumbnails["test"], extracted.thumbnails["train"]
+    shown = {int(i): train_thumbs[int(i)] for i in np.unique(indices[rows])}
+    recall_1 = recalls.get("R@1")
+    title = f"{name} on {pathlib.Path(data_dir).name}: {protocol}, {extracted.options.modality}" + (
+        f", R@1 {recall_1:.1f}%" if recall_1 is not None else ""
+    )
+    plot_retrieval(
+        png,
+        [test_thumbs[int(i)] for i in rows],
+        shown,
+        indices[rows],
+        hits,
+        query_labels=test.label_names[rows],
+        gallery_labels=train.label_names,
+        scores=scores[rows],
+        num_results=PNG_RESULTS,
+        title=title,
+    )
+
+
+def _record(model_dir, data_dir, extracted, labels, recalls: dict, protocol: str, output):
+    """The returned record, also written to ``output`` when given."""
+    test, train = extracted.splits["test"], extracted.splits["train"]
+    model, name = str(model_dir), model_name(model_dir)
+    data = data_description(data_dir, extracted)
+    if labels is not None:
+        data["labels"] = {"file": labels.path, "column": labels.column}
+    record = dict(
+        recalls,
+        protocol=protocol,
+        model=model,
+        name=name,
+        data=data,
+        num_queries=len(test),
+        num_gallery=len(train),
+    )
+    if output is not None:
+        record = write_json(
+            output, recalls, protocol, model, data, len(test), len(train), name=name
+        )
+        logger.info("wrote %s", output)
+    return record
+
+
 def evaluate_retrieval(
     model_dir,
     data_dir,
@@ -169,64 +241,16 @@ def evaluate_retrieval(
             thumbnails=png is not None,
             progress=progress,
         )
-    for split, files in _shards(data_dir).items():  # as many videos as the manifest counted
-        check_record_count(files, len(extracted.splits[split]))
-    test, train = extracted.splits["test"], extracted.splits["train"]
-    if labels is not None:  # the features do not depend on labels: the cache still holds
-        test, train = (
-            dataclasses.replace(
-                split, **dict(zip(("labels", "label_names"), relabel(split.video_ids, labels)))
-            )
-            for split in (test, train)
-        )
-    _check_labels("test", test)
-    _check_labels("train", train)
+    test, train = _labelled_splits(data_dir, extracted, labels)
 
     query, gallery = prepare(test.features, train.features, protocol)  # [Q, D], [G, D]
     scores, indices = topk_search(query, gallery, k=max(ks))  # [Q, min(k, G)] each
     recalls = recall_at_k(test.labels, train.labels, indices, ks)
 
-    model, name = str(model_dir), model_name(model_dir)
-    data = data_description(data_dir, extracted)
-    if labels is not None:
-        data["labels"] = {"file": labels.path, "column": labels.column}
-    record = dict(
-        recalls,
-        protocol=protocol,
-        model=model,
-        name=name,
-        data=data,
-        num_queries=len(test),
-        num_gallery=len(train),
-    )
-    if output is not None:
-        record = write_json(
-            output, recalls, protocol, model, data, len(test), len(train), name=name
-        )
-        logger.info("wrote %s", output)
-
+    record = _record(model_dir, data_dir, extracted, labels, recalls, protocol, output)
     if png is not None:
-        rows = query_rows(len(test))
-        hits = hit_matrix(test.labels[rows], train.labels, indices[rows])  # [n, K]
-        test_thumbs, train_thumbs = extracted.thumbnails["test"], extracted.thumbnails["train"]
-        shown = {int(i): train_thumbs[int(i)] for i in np.unique(indices[rows])}
-        recall_1 = recalls.get("R@1")
-        title = (
-            f"{name} on {pathlib.Path(data_dir).name}: "
-            f"{protocol}, {extracted.options.modality}"
-            + (f", R@1 {recall_1:.1f}%" if recall_1 is not None else "")
-        )
-        plot_retrieval(
-            png,
-            [test_thumbs[int(i)] for i in rows],
-            shown,
-            indices[rows],
-            hits,
-            query_labels=test.label_names[rows],
-            gallery_labels=train.label_names,
-            scores=scores[rows],
-            num_results=PNG_RESULTS,
-            title=title,
-        )
+        found = (scores, indices)
+        title_of = (record["name"], data_dir, protocol)
+        _figure(png, extracted, (test, train), found, recalls, title_of)
         logger.info("wrote %s", png)
     return record

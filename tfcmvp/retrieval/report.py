@@ -148,6 +148,27 @@ def _show(ax, image, border: str | None, caption: str | None) -> None:
         ax.set_title(caption, fontsize=7)
 
 
+def _check_grid(num_rows: int, topk_indices: np.ndarray, hits: np.ndarray, num_results: int):
+    if num_rows == 0:
+        raise ValueError("no queries to plot")
+    if topk_indices.ndim != 2 or topk_indices.shape[0] != num_rows:
+        raise ValueError(f"topk_indices must be [{num_rows}, K], got {topk_indices.shape}")
+    if hits.shape != topk_indices.shape:
+        raise ValueError(f"hits shape {hits.shape} != topk_indices shape {topk_indices.shape}")
+    if num_results < 1:
+        raise ValueError(f"num_results must be >= 1, got {num_results}")
+
+
+def _result_caption(rank: int, index: int, row: int, gallery_labels, scores) -> str:
+    """``#rank label (score)``, with what is known."""
+    parts = [f"#{rank + 1}"]
+    if gallery_labels is not None:
+        parts.append(str(gallery_labels[index]))
+    if scores is not None:
+        parts.append(f"({float(np.asarray(scores)[row, rank]):.2f})")
+    return " ".join(parts)
+
+
 def plot_retrieval(
     png,
     query_thumbs,
@@ -196,14 +217,7 @@ def plot_retrieval(
     topk_indices = np.asarray(topk_indices)
     hits = np.asarray(hits, bool)
     num_rows = len(query_thumbs)
-    if num_rows == 0:
-        raise ValueError("no queries to plot")
-    if topk_indices.ndim != 2 or topk_indices.shape[0] != num_rows:
-        raise ValueError(f"topk_indices must be [{num_rows}, K], got {topk_indices.shape}")
-    if hits.shape != topk_indices.shape:
-        raise ValueError(f"hits shape {hits.shape} != topk_indices shape {topk_indices.shape}")
-    if num_results < 1:
-        raise ValueError(f"num_results must be >= 1, got {num_results}")
+    _check_grid(num_rows, topk_indices, hits, num_results)
 
     num_cols = 1 + num_results
     fig = Figure(
@@ -220,17 +234,8 @@ def plot_retrieval(
                 ax.axis("off")
                 continue
             index = int(topk_indices[row, rank])
-            parts = [f"#{rank + 1}"]
-            if gallery_labels is not None:
-                parts.append(str(gallery_labels[index]))
-            if scores is not None:
-                parts.append(f"({float(np.asarray(scores)[row, rank]):.2f})")
-            _show(
-                ax,
-                gallery_thumbs[index],
-                HIT_COLOR if hits[row, rank] else MISS_COLOR,
-                " ".join(parts),
-            )
+            caption = _result_caption(rank, index, row, gallery_labels, scores)
+            _show(ax, gallery_thumbs[index], HIT_COLOR if hits[row, rank] else MISS_COLOR, caption)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

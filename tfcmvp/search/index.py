@@ -41,6 +41,12 @@ from typing import Dict, Mapping, Optional, Sequence
 import numpy as np
 
 from tfcmvp import outputs
+from tfcmvp.embedding import EmbeddingFailedError, StorageSettings, embed_videos
+from tfcmvp.embedding import inputs as inputs_lib
+from tfcmvp.embedding import writer as embed_writer
+from tfcmvp.embedding.run import failure_record
+from tfcmvp.export import contract
+from tfcmvp.retrieval import features
 from tfcmvp.search import table as table_lib
 from tfcmvp.search import thumbnails as thumbs_lib
 
@@ -85,8 +91,6 @@ def check_output(output, inputs: Sequence = ()) -> Optional[table_lib.Index]:
 
 def _resolve_models(models: Optional[Mapping], old: Optional[table_lib.Index]) -> Dict[str, dict]:
     """network -> {model_dir, export_fingerprint, embedding_dim, backbone} of this run."""
-    from tfcmvp.retrieval import features
-
     chosen = {}
     if old is not None:
         chosen = {n: spec["model_dir"] for n, spec in old.info["networks"].items()}
@@ -124,9 +128,6 @@ def _resolve_models(models: Optional[Mapping], old: Optional[table_lib.Index]) -
 
 def _embed_network(paths, model_dir, folder, *, storage, batch_size, progress) -> tuple:
     """``({path: mean [D]}, {path: (num_frames, fps)}, [failure records])`` of one network."""
-    from tfcmvp.embedding import EmbeddingFailedError, embed_videos
-    from tfcmvp.embedding import writer as embed_writer
-
     try:
         embed_videos(
             paths, model_dir, folder, storage=storage, batch_size=batch_size, progress=progress
@@ -171,6 +172,145 @@ def _place_thumbnails(staging, entry, old, unchanged: bool, with_motion: bool, m
         table_lib.thumbnail_path(staging, vid, kind).write_bytes(data)
 
 
+@dataclasses.dataclass
+class _Listing:
+    """The listed videos against the old index: readable entries, their status, failures."""
+
+    current: list  # VideoEntry per readable listed video
+    status: dict  # path -> "added", "changed" or "unchanged"
+    old_rows: dict  # path -> row in the old index
+    removed: int  # videos of the old index no longer listed
+    failed_lines: list  # failed.jsonl records
+    failed_paths: set
+
+
+def _listing(videos, old: Optional[table_lib.Index]) -> _Listing:
+    old_rows = {e.path: row for row, e in enumerate(old.entries)} if old is not None else {}
+    failed_lines, failed_paths = [], set()
+    current, status = [], {}
+    for path in videos:
+        try:
+            stat = os.stat(path)
+            fingerprint = table_lib.content_fingerprint(path, stat.st_size)
+        except OSError as error:
+            failed_lines.append(failure_record(path, "open", error))
+            failed_paths.add(path)
+            continue
+        entry = table_lib.VideoEntry(path, stat.st_size, stat.st_mtime, fingerprint)
+        row = old_rows.get(path)
+        if row is None:
+            status[path] = "added"
+        elif old.entries[row].fingerprint != fingerprint:
+            status[path] = "changed"
+        else:
+            status[path] = "unchanged"
+            entry.num_frames, entry.fps = old.entries[row].num_frames, old.entries[row].fps
+        current.append(entry)
+    listed = set(videos)
+    removed = sum(1 for path in old_rows if path not in listed)
+    return _Listing(current, status, old_rows, removed, failed_lines, failed_paths)
+
+
+def _embed_all(networks, old, listing: _Listing, staging, storage, batch_size, progress):
+    """``(vectors {network: {path: [D]}}, videos embedded per network, networks whose
+    export changed)``: old rows reused for unchanged videos of an unchanged export."""
+    recorded = old.info["networks"] if old is not None else {}
+    vectors: Dict[str, dict] = {}
+    embedded: Dict[str, int] = {}
+    export_changed = []
+    for network, spec in networks.items():
+        previous = recorded.get(network)
+        same_export = (
+            previous is not None and previous["export_fingerprint"] == spec["export_fingerprint"]
+        )
+        if previous is not None and not same_export:
+            export_changed.append(network)
+        old_matrix = old.embeddings(network) if same_export else None
+        vectors[network] = {}
+        todo = []
+        for entry in listing.current:
+            if same_export and listing.status[entry.path] == "unchanged":
+                vectors[network][entry.path] = np.asarray(
+                    old_matrix[listing.old_rows[entry.path]], np.float64
+                )
+            else:
+                todo.append(entry.path)
+        embedded[network] = len(todo)
+        if not todo:
+            continue
+        logger.info("%s network: embedding %d videos", network, len(todo))
+        means, meta, failures = _embed_network(
+            todo,
+            spec["model_dir"],
+            staging / _WORK_DIR / network,
+            storage=storage,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        vectors[network].update(means)
+        for entry in listing.current:
+            if entry.path in meta:
+                entry.num_frames, entry.fps = meta[entry.path]
+        for line in failures:
+            listing.failed_lines.append({**line, "network": network})
+            listing.failed_paths.add(line["path"])
+    return vectors, embedded, export_changed
+
+
+def _write_rows(staging, kept, networks: dict, vectors: dict) -> None:
+    """``videos.csv`` and one embedding matrix per network, rows in the same order."""
+    short = {
+        n: spec["export_fingerprint"][:FINGERPRINT_COLUMN_DIGITS] for n, spec in networks.items()
+    }
+    for entry in kept:
+        entry.exports = dict(short)
+    table_lib.write_table(staging / table_lib.TABLE_NAME, kept, list(networks))
+    for network, spec in networks.items():
+        dim = spec["embedding_dim"] or (
+            len(next(iter(vectors[network].values()))) if vectors[network] else 0
+        )
+        matrix = np.zeros((len(kept), dim), np.float32)  # [V, D]
+        for row, entry in enumerate(kept):
+            matrix[row] = vectors[network][entry.path]
+        np.save(staging / table_lib.embeddings_name(network), matrix)
+
+
+def _summary(listed: int, kept, listing: _Listing, failed_paths, started, storage) -> dict:
+    """``index.json``'s ``last_run``: counts, time and storage (the caller adds what was
+    embedded)."""
+    kept_status = collections.Counter(listing.status[e.path] for e in kept)
+    counts = {
+        "listed": listed,
+        "indexed": len(kept),
+        "added": kept_status["added"],
+        "changed": kept_status["changed"],
+        "unchanged": kept_status["unchanged"],
+        "removed": listing.removed,
+        "failed": len(failed_paths),
+    }
+    return {
+        "counts": counts,
+        "embedded": None,  # videos each network embedded in this run
+        "export_changed": None,
+        "seconds": round(time.perf_counter() - started, 3),
+        "storage": dataclasses.asdict(storage),
+    }
+
+
+def _info(networks: dict, old, summary: dict) -> dict:
+    """``index.json``."""
+    return {
+        "format": table_lib.FORMAT,
+        "version": table_lib.VERSION,
+        "networks": networks,
+        "clips": {"num_clips": 10, "positions": "vcop", "feature": "mean of clip embeddings"},
+        "last_run": summary,
+        **contract.versions(),
+        "created": (old.info.get("created") if old is not None else None) or contract.utc_now(),
+        "updated": contract.utc_now(),
+    }
+
+
 def build_index(
     inputs: Sequence,
     output,
@@ -195,11 +335,6 @@ def build_index(
     FileNotFoundError for bad inputs or exports and OverwriteRefused for an
     `output` that is not an index (nothing written in either case).
     """
-    from tfcmvp.embedding import StorageSettings
-    from tfcmvp.embedding import inputs as inputs_lib
-    from tfcmvp.embedding.run import failure_record
-    from tfcmvp.export import contract
-
     storage = storage or StorageSettings()
     started = time.perf_counter()
     output = pathlib.Path(output)
@@ -207,139 +342,33 @@ def build_index(
     model_dirs = [d for d in (models or {}).values()]
     old = check_output(output, [*videos, *model_dirs])
     networks = _resolve_models(models, old)
-    recorded = old.info["networks"] if old is not None else {}
-    old_rows = {e.path: row for row, e in enumerate(old.entries)} if old is not None else {}
-
-    failed_lines, failed_paths = [], set()
-    current, status = [], {}  # VideoEntry per readable listed video; path -> added/changed/...
-    for path in videos:
-        try:
-            stat = os.stat(path)
-            fingerprint = table_lib.content_fingerprint(path, stat.st_size)
-        except OSError as error:
-            failed_lines.append(failure_record(path, "open", error))
-            failed_paths.add(path)
-            continue
-        entry = table_lib.VideoEntry(path, stat.st_size, stat.st_mtime, fingerprint)
-        row = old_rows.get(path)
-        if row is None:
-            status[path] = "added"
-        elif old.entries[row].fingerprint != fingerprint:
-            status[path] = "changed"
-        else:
-            status[path] = "unchanged"
-            entry.num_frames, entry.fps = old.entries[row].num_frames, old.entries[row].fps
-        current.append(entry)
-    listed = set(videos)
-    removed = sum(1 for path in old_rows if path not in listed)
+    listing = _listing(videos, old)
 
     staging = outputs.make_staging_dir(output.resolve().parent, f".{output.name}.index-")
     try:
         (staging / table_lib.THUMBS_DIR).mkdir()
-        vectors: Dict[str, dict] = {}  # network -> {path: [D]}
-        embedded: Dict[str, int] = {}
-        export_changed = []
-        for network, spec in networks.items():
-            previous = recorded.get(network)
-            same_export = (
-                previous is not None
-                and previous["export_fingerprint"] == spec["export_fingerprint"]
-            )
-            if previous is not None and not same_export:
-                export_changed.append(network)
-            old_matrix = old.embeddings(network) if same_export else None
-            vectors[network] = {}
-            todo = []
-            for entry in current:
-                if same_export and status[entry.path] == "unchanged":
-                    vectors[network][entry.path] = np.asarray(
-                        old_matrix[old_rows[entry.path]], np.float64
-                    )
-                else:
-                    todo.append(entry.path)
-            embedded[network] = len(todo)
-            if not todo:
-                continue
-            logger.info("%s network: embedding %d videos", network, len(todo))
-            means, meta, failures = _embed_network(
-                todo,
-                spec["model_dir"],
-                staging / _WORK_DIR / network,
-                storage=storage,
-                batch_size=batch_size,
-                progress=progress,
-            )
-            vectors[network].update(means)
-            for entry in current:
-                if entry.path in meta:
-                    entry.num_frames, entry.fps = meta[entry.path]
-            for line in failures:
-                failed_lines.append({**line, "network": network})
-                failed_paths.add(line["path"])
+        vectors, embedded, export_changed = _embed_all(
+            networks, old, listing, staging, storage, batch_size, progress
+        )
         shutil.rmtree(staging / _WORK_DIR, ignore_errors=True)
 
-        kept = [e for e in current if all(e.path in vectors[n] for n in networks)]
+        kept = [e for e in listing.current if all(e.path in vectors[n] for n in networks)]
         kept_paths = {e.path for e in kept}
-        failed_paths |= {e.path for e in current if e.path not in kept_paths}
-        short = {
-            n: spec["export_fingerprint"][:FINGERPRINT_COLUMN_DIGITS]
-            for n, spec in networks.items()
-        }
-        for entry in kept:
-            entry.exports = dict(short)
-        names = list(networks)
-        table_lib.write_table(staging / table_lib.TABLE_NAME, kept, names)
-        for network, spec in networks.items():
-            dim = spec["embedding_dim"] or (
-                len(next(iter(vectors[network].values()))) if vectors[network] else 0
-            )
-            matrix = np.zeros((len(kept), dim), np.float32)  # [V, D]
-            for row, entry in enumerate(kept):
-                matrix[row] = vectors[network][entry.path]
-            np.save(staging / table_lib.embeddings_name(network), matrix)
+        failed_paths = listing.failed_paths
+        failed_paths |= {e.path for e in listing.current if e.path not in kept_paths}
+        _write_rows(staging, kept, networks, vectors)
         with_motion = "motion" in networks
         for entry in kept:
-            _place_thumbnails(
-                staging,
-                entry,
-                old,
-                status[entry.path] == "unchanged",
-                with_motion,
-                storage.mv_cell,
-            )
+            unchanged = listing.status[entry.path] == "unchanged"
+            _place_thumbnails(staging, entry, old, unchanged, with_motion, storage.mv_cell)
         with open(staging / table_lib.FAILED_NAME, "w", encoding="utf-8") as handle:
-            for line in failed_lines:
+            for line in listing.failed_lines:
                 handle.write(json.dumps(line, sort_keys=True) + "\n")
 
-        kept_status = collections.Counter(status[e.path] for e in kept)
-        counts = {
-            "listed": len(videos),
-            "indexed": len(kept),
-            "added": kept_status["added"],
-            "changed": kept_status["changed"],
-            "unchanged": kept_status["unchanged"],
-            "removed": removed,
-            "failed": len(failed_paths),
-        }
-        summary = {
-            "counts": counts,
-            "embedded": embedded,  # videos each network embedded in this run
-            "export_changed": export_changed,
-            "seconds": round(time.perf_counter() - started, 3),
-            "storage": dataclasses.asdict(storage),
-        }
-        info = {
-            "format": table_lib.FORMAT,
-            "version": table_lib.VERSION,
-            "networks": networks,
-            "clips": {"num_clips": 10, "positions": "vcop", "feature": "mean of clip embeddings"},
-            "last_run": summary,
-            **contract.versions(),
-            "created": (old.info.get("created") if old is not None else None) or contract.utc_now(),
-            "updated": contract.utc_now(),
-        }
+        summary = _summary(len(videos), kept, listing, failed_paths, started, storage)
+        summary["embedded"], summary["export_changed"] = embedded, export_changed
         (staging / table_lib.INFO_NAME).write_text(
-            json.dumps(info, indent=2) + "\n", encoding="utf-8"
+            json.dumps(_info(networks, old, summary), indent=2) + "\n", encoding="utf-8"
         )
         check_output(output)  # it may have changed while the videos were embedded
         if output.is_dir() and not any(output.iterdir()):
