@@ -8,6 +8,8 @@ from typing import Sequence
 import tensorflow as tf
 
 from tfcmvp.config import dump_config
+from tfcmvp.export import CLASSIFY, export_network
+from tfcmvp.export.contract import make_export_info, video_input_contract
 from tfcmvp.finetuning.classifier import VideoClassifier
 from tfcmvp.finetuning.config import FinetuneConfig
 
@@ -24,8 +26,6 @@ def export_classifier(
     Signatures: ``classify`` (clips -> {"logits", "probabilities"}, the
     softmax of the logits) plus the ``embed`` / ``features`` of its V-Network.
     """
-    from tfcmvp.export import CLASSIFY, export_network
-    from tfcmvp.export.contract import make_export_info, video_input_contract
 
     def classify(clips):  # [N, T, S, S, 3]
         logits = tf.cast(model(clips, training=False), tf.float32)  # [N, K]

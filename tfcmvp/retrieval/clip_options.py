@@ -16,6 +16,7 @@ from typing import Optional
 
 import numpy as np
 
+from tfcmvp.config import DataConfig
 from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from tfcmvp.data.sampling import check_positions
 from tfcmvp.export import contract as export_contract

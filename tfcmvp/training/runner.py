@@ -116,29 +116,23 @@ def _run(task: Task, workdir, strategy, chief: bool, verbose, callbacks, allow_d
         provenance.write_provenance(workdir, record)
     model.summary(print_fn=logger.debug)  # the layer table only at --log_level DEBUG
 
-    task_callbacks = task.epoch_callbacks(model)
+    # Built even when nothing is left to train: a task's finish may read them.
+    run_callbacks = _epoch_callbacks(task, model, task.epoch_callbacks(model), workdir, chief)
     if start.epoch < config.train.epochs:
-        dataset = task.build_train_data(start.data_seed(config.train.seed))
         fit_with_resume(
             model,
-            dataset,
+            task.build_train_data(start.data_seed(config.train.seed)),
             epochs=config.train.epochs,
             steps_per_epoch=steps_per_epoch,
             checkpoint=checkpoint,
             every_steps=config.train.checkpoint_every_steps,
-            callbacks=_epoch_callbacks(task, model, task_callbacks, workdir, chief),
+            callbacks=run_callbacks,
             tensorboard_dir=workdir / TENSORBOARD_DIR if chief else None,
             later_callbacks=callbacks,
             verbose=verbose,
         )
     else:
-        logger.info(
-            "%s already holds %d epochs (train.epochs=%d): %s",
-            workdir,
-            start.epoch,
-            config.train.epochs,
-            task.done_message,
-        )
+        logger.info("%s already holds %d epochs: %s", workdir, start.epoch, task.done_message)
     weights = {}
     if chief:
         weights = cb.save_network_weights(workdir / WEIGHTS_DIR, task.network_weights(model))
