@@ -11,7 +11,7 @@ from tfcmvp import losses
 from tfcmvp.finetuning.classifier import VideoClassifier, load_backbone_weights
 from tfcmvp.finetuning.finetune import find_shards, make_train_dataset
 from tfcmvp.finetuning.optimizer import WarmupCosineToFinal, build_finetune_optimizer
-from tfcmvp.training.pretrain_model import build_v_network
+from tfcmvp.training.pretrain_model import build_video_network
 
 from finetune_support import CLASSES, tiny_finetune_config, write_labelled_shards
 from harness import run_serialization_test
@@ -62,7 +62,7 @@ def test_classifier_outputs_logits_of_the_classes():
     np.testing.assert_array_equal(logits, model(clips, training=False))
     # V-Network + Dense(32 -> 3) only: no regulariser networks.
     assert not hasattr(model, "m_network")
-    backbone = build_v_network(config.model, config.data)
+    backbone = build_video_network(config.model, config.data)
     assert model.count_params() == backbone.count_params() + 32 * K + K
 
 
@@ -144,11 +144,11 @@ def test_load_backbone_weights_copies_and_checks_shapes():
     config = tiny_finetune_config()
     model = VideoClassifier.from_finetune_config(config, K)
     model.build()
-    source = build_v_network(config.model, config.data)
+    source = build_video_network(config.model, config.data)
     load_backbone_weights(model.backbone, source)
     for mine, theirs in zip(model.backbone.weights, source.weights):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
-    wider = build_v_network(tiny_finetune_config("model.backbone_width=8").model, config.data)
+    wider = build_video_network(tiny_finetune_config("model.backbone_width=8").model, config.data)
     with pytest.raises(
         ValueError,
         match=r"weight .*kernel has shape \(3, 3, 3, 3, 4\).*"

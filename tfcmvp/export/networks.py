@@ -38,9 +38,17 @@ def build_network(network: str, config: PretrainConfig, seed: Optional[int] = No
       seed: seeds Keras' global random state before building (same seed, same
         initial weights); None leaves it alone.
     """
-    from tfcmvp.training.pretrain_model import build_i_network, build_m_network, build_v_network
+    from tfcmvp.training.pretrain_model import (
+        build_iframe_network,
+        build_motion_network,
+        build_video_network,
+    )
 
-    builders = {"video": build_v_network, "iframe": build_i_network, "motion": build_m_network}
+    builders = {
+        "video": build_video_network,
+        "iframe": build_iframe_network,
+        "motion": build_motion_network,
+    }
     check_network_name(network)
     if seed is not None:
         keras.utils.set_random_seed(int(seed))

@@ -35,7 +35,11 @@ from tfcmvp.finetuning.config import FinetuneConfig, finetune_config_from_dict
 from tfcmvp.models.motion_branch import motion_features
 from tfcmvp.training import step
 from tfcmvp.training.prebuilt import BuiltBeforeFit
-from tfcmvp.training.pretrain_model import build_m_network, build_motion_branch, build_v_network
+from tfcmvp.training.pretrain_model import (
+    build_motion_branch,
+    build_motion_network,
+    build_video_network,
+)
 
 CLASSIFIER_METRICS = ("loss", "ce_loss", "acc", "lr")
 MOTION_METRICS = ("motion_loss", "motion_acc")
@@ -86,14 +90,14 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
         model, data = self.model_config, self.data_config
 
         # Layers kept after training.
-        self.backbone = build_v_network(model, data, self.sync_bn)
+        self.backbone = build_video_network(model, data, self.sync_bn)
         self.dropout_layer = keras.layers.Dropout(self.dropout, name="dropout")
         # float32 logits under mixed precision: softmax and CE at full precision.
         self.classifier = keras.layers.Dense(self.num_classes, dtype="float32", name="classifier")
 
         # The motion regulariser (training only).
         if self.motion_aux:
-            self.m_network = build_m_network(model, data, self.sync_bn)
+            self.m_network = build_motion_network(model, data, self.sync_bn)
             self.target_grid = tuple(int(s) for s in self.m_network.output["features"].shape[1:4])
             self.num_positions = math.prod(self.target_grid)  # N
             branch = build_motion_branch(model, self.target_grid, sync_bn=self.sync_bn)

@@ -30,7 +30,7 @@ def _residual_kwargs(backbone: str, model: ModelConfig) -> dict:
     return {}
 
 
-def build_v_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False) -> keras.Model:
+def build_video_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False) -> keras.Model:
     """The V-Network of `model` for clips of `data` (the network finetuning keeps)."""
     kwargs = dict(
         input_shape=(data.clip_len, data.crop_size, data.crop_size, 3),
@@ -47,7 +47,9 @@ def build_v_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False)
     return build_backbone(model.backbone, **kwargs)
 
 
-def build_i_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False) -> keras.Model:
+def build_iframe_network(
+    model: ModelConfig, data: DataConfig, sync_bn: bool = False
+) -> keras.Model:
     """The I-Network of `model` for I-frames of `data`."""
     return build_backbone(
         model.iframe_backbone,
@@ -58,7 +60,9 @@ def build_i_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False)
     )
 
 
-def build_m_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False) -> keras.Model:
+def build_motion_network(
+    model: ModelConfig, data: DataConfig, sync_bn: bool = False
+) -> keras.Model:
     """The M-Network of `model` for motion clips of `data` (2 channels: x, y)."""
     return build_backbone(
         model.motion_backbone,

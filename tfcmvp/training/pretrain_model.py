@@ -44,12 +44,12 @@ from tfcmvp.training import step
 
 # The builders live in networks.py; imported here too, where callers have found them.
 from tfcmvp.training.networks import (  # noqa: F401
-    build_i_network,
-    build_m_network,
+    build_iframe_network,
     build_memory,
     build_motion_branch,
+    build_motion_network,
     build_transformer_predictor,
-    build_v_network,
+    build_video_network,
     context_map,
     value_shape,
 )
@@ -95,9 +95,9 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
         model, loss, data = self.model_config, self.loss_config, self.data_config
 
         # Networks.
-        self.v_network = build_v_network(model, data, self.sync_bn)
-        self.i_network = build_i_network(model, data, self.sync_bn)
-        self.m_network = build_m_network(model, data, self.sync_bn)
+        self.v_network = build_video_network(model, data, self.sync_bn)
+        self.i_network = build_iframe_network(model, data, self.sync_bn)
+        self.m_network = build_motion_network(model, data, self.sync_bn)
         self.target_grid = tuple(int(s) for s in self.m_network.output["features"].shape[1:4])
         self.num_positions = math.prod(self.target_grid)  # N
         branch = build_motion_branch(
