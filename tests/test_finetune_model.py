@@ -107,7 +107,7 @@ def test_motion_aux_loss_is_ce_plus_weighted_pointwise_infonce(train_files):
         )
     )
 
-    m_before = [w.numpy().copy() for w in model.m_network.trainable_weights]
+    m_before = [w.numpy().copy() for w in model.motion_network.trainable_weights]
     with without_grappler():
         logs = model.train_on_batch(batch, return_dict=True)
     assert logs["ce_loss"] == pytest.approx(ce, rel=1e-5)
@@ -117,7 +117,7 @@ def test_motion_aux_loss_is_ce_plus_weighted_pointwise_infonce(train_files):
     # The M-Network (from scratch) trains through the auxiliary loss.
     assert any(
         not np.array_equal(b, w.numpy())
-        for b, w in zip(m_before, model.m_network.trainable_weights)
+        for b, w in zip(m_before, model.motion_network.trainable_weights)
     )
 
 
@@ -145,8 +145,8 @@ def test_load_backbone_weights_copies_and_checks_shapes():
     model = VideoClassifier.from_finetune_config(config, K)
     model.build()
     source = build_video_network(config.model, config.data)
-    load_backbone_weights(model.backbone, source)
-    for mine, theirs in zip(model.backbone.weights, source.weights):
+    load_backbone_weights(model.video_network, source)
+    for mine, theirs in zip(model.video_network.weights, source.weights):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
     wider = build_video_network(tiny_finetune_config("model.backbone_width=8").model, config.data)
     with pytest.raises(
@@ -154,7 +154,7 @@ def test_load_backbone_weights_copies_and_checks_shapes():
         match=r"weight .*kernel has shape \(3, 3, 3, 3, 4\).*"
         r"\(3, 3, 3, 3, 8\).*the architectures differ",
     ):
-        load_backbone_weights(model.backbone, wider)
+        load_backbone_weights(model.video_network, wider)
 
 
 def test_warmup_cosine_to_final_rate():

@@ -102,13 +102,15 @@ def test_pretrained_backbone_weights_equal_the_exports(pretrained):
     model.build()
     _load_pretrained(model, model_dir)
     exported = load_keras_network(model_dir)
-    assert len(model.backbone.weights) == len(exported.weights) == len(trained.weights)
-    for mine, theirs, original in zip(model.backbone.weights, exported.weights, trained.weights):
+    assert len(model.video_network.weights) == len(exported.weights) == len(trained.weights)
+    for mine, theirs, original in zip(
+        model.video_network.weights, exported.weights, trained.weights
+    ):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
         np.testing.assert_array_equal(mine.numpy(), original.numpy())  # the trained values
     clips = np.random.default_rng(0).normal(size=(2, 8, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(
-        model.backbone(clips, training=False)["features"],
+        model.video_network(clips, training=False)["features"],
         trained(clips, training=False)["features"],
         rtol=1e-5,
         atol=1e-6,

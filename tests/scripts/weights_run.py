@@ -41,11 +41,11 @@ class RecordWeights(keras.callbacks.Callback):
         self.video_network_only = video_network_only
 
     def recorded(self) -> list:
-        return (self.model.v_network if self.video_network_only else self.model).weights
+        return (self.model.video_network if self.video_network_only else self.model).weights
 
     def on_train_begin(self, logs=None):
         weights = self.recorded()
-        network = self.model.v_network if self.video_network_only else self.model
+        network = self.model.video_network if self.video_network_only else self.model
         trainable = {id(v) for v in network.trainable_weights}
         self.names = [v.path for v in weights]
         self.trainable = [id(v) in trainable for v in weights]

@@ -89,7 +89,10 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
         self.sync_bn = bool(sync_bn)
         model, data = self.model_config, self.data_config
 
-        # Layers kept after training.
+        # Layers kept after training. The networks keep the attribute names of
+        # the first checkpoints (model/backbone/..., model/m_network/...: a
+        # checkpoint and .weights.h5 name variables by attribute path); code
+        # reads them as video_network and motion_network (properties below).
         self.backbone = build_video_network(model, data, self.sync_bn)
         self.dropout_layer = keras.layers.Dropout(self.dropout, name="dropout")
         # float32 logits under mixed precision: softmax and CE at full precision.
@@ -98,7 +101,9 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
         # The motion regulariser (training only).
         if self.motion_aux:
             self.m_network = build_motion_network(model, data, self.sync_bn)
-            self.target_grid = tuple(int(s) for s in self.m_network.output["features"].shape[1:4])
+            self.target_grid = tuple(
+                int(s) for s in self.motion_network.output["features"].shape[1:4]
+            )
             self.num_positions = math.prod(self.target_grid)  # N
             branch = build_motion_branch(model, self.target_grid, sync_bn=self.sync_bn)
             # The branch's layers keep their own attributes, before the branch
@@ -135,16 +140,26 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
         """True when the motion regulariser is part of the model."""
         return self.motion_aux_weight > 0
 
+    @property
+    def video_network(self) -> keras.Model:
+        """The video network (paper: V-Network) under the classifier."""
+        return self.backbone
+
+    @property
+    def motion_network(self) -> Optional[keras.Model]:
+        """The motion network (paper: M-Network) of the regulariser; None without it."""
+        return getattr(self, "m_network", None)
+
     # ------------------------------------------------------------------ build
 
     def build(self, input_shape=None):
         """Creates every variable from the configured input sizes (no data needed)."""
-        v_maps = self.backbone.output
+        v_maps = self.video_network.output
         self.classifier.build((None, v_maps["features"].shape[-1]))
         if self.motion_aux:
             self._motion_branch.build(
                 {name: tuple(t.shape) for name, t in v_maps.items()},
-                self.m_network.output["features"].shape[-1],
+                self.motion_network.output["features"].shape[-1],
             )
         self.built = True
 
@@ -152,7 +167,7 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
 
     def call(self, clips, training=None):
         """clips [B, T, S, S, 3] -> logits [B, num_classes] float32."""
-        return self._logits(self.backbone(clips, training=training), training)
+        return self._logits(self.video_network(clips, training=training), training)
 
     def _logits(self, v_maps: dict, training) -> tf.Tensor:
         pooled = ops.mean(v_maps["features"], axis=(1, 2, 3))  # [B, C]
@@ -161,11 +176,11 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
     def forward(self, inputs: dict, training=None) -> dict:
         """{"logits" [B, K]} and, with the regulariser, {"motion_query" [B, N, D],
         "motion_keys" [B, 1 + K', N, D]} for a batch dict."""
-        v_maps = self.backbone(inputs[features.CLIP], training=training)
+        v_maps = self.video_network(inputs[features.CLIP], training=training)
         outputs = {"logits": self._logits(v_maps, training)}
         if not self.motion_aux:
             return outputs
-        m_features = motion_features(self.m_network, inputs[features.MOTION], training)
+        m_features = motion_features(self.motion_network, inputs[features.MOTION], training)
         outputs.update(self._motion_branch(v_maps, m_features, training=training))
         return outputs  # + motion_query [B, N, D], motion_keys [B, 1 + K', N, D]
 

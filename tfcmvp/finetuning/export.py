@@ -46,7 +46,7 @@ def export_classifier(
     # its weights (the classifier's are in the SavedModel's variables and in
     # WORKDIR/weights/classifier.weights.h5).
     return export_network(
-        model.backbone,
+        model.video_network,
         output_dir,
         info,
         dump_config(config),

@@ -399,7 +399,7 @@ def _load_pretrained(model: VideoClassifier, model_dir: pathlib.Path) -> None:
     from tfcmvp.export import load_keras_network
 
     network = load_keras_network(model_dir)
-    load_backbone_weights(model.backbone, network, source=str(model_dir))
+    load_backbone_weights(model.video_network, network, source=str(model_dir))
     logger.info("V-Network weights loaded from %s", model_dir)
 
 
