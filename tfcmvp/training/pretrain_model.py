@@ -201,7 +201,7 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
                 outputs["motion_query"], outputs["motion_keys"], self.loss_config.temperature
             )
         else:
-            target = inputs["motion"][:, 0]  # [B, L, S, S, 2], the positive (future) clip
+            target = inputs[features.MOTION][:, 0]  # [B, L, S, S, 2], the positive (future) clip
             bound = self.data_config.mv_clip / self.data_config.mv_div  # vectors lie in +-bound
             value_fn = losses.motion_mse if kind == "mse" else losses.motion_quantized_ce
             motion_loss, motion_hit = value_fn(
@@ -240,7 +240,7 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
 
     def train_step(self, data):
         inputs = _inputs(data)
-        return step.train_step(self, inputs, self, tf.shape(inputs["clip"])[0])
+        return step.train_step(self, inputs, self, tf.shape(inputs[features.CLIP])[0])
 
     def test_step(self, data):
         return step.test_step(self, _inputs(data), self)
