@@ -30,7 +30,7 @@ from keras import ops
 
 from tfcmvp import losses
 from tfcmvp.config import DataConfig, ModelConfig
-from tfcmvp.data import features
+from tfcmvp.data import keys
 from tfcmvp.finetuning.config import FinetuneConfig, finetune_config_from_dict
 from tfcmvp.models.motion_branch import motion_features
 from tfcmvp.training import step
@@ -176,11 +176,11 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
     def forward(self, inputs: dict, training=None) -> dict:
         """{"logits" [B, K]} and, with the regulariser, {"motion_query" [B, N, D],
         "motion_keys" [B, 1 + K', N, D]} for a batch dict."""
-        v_maps = self.video_network(inputs[features.CLIP], training=training)
+        v_maps = self.video_network(inputs[keys.CLIP], training=training)
         outputs = {"logits": self._logits(v_maps, training)}
         if not self.motion_aux:
             return outputs
-        m_features = motion_features(self.motion_network, inputs[features.MOTION], training)
+        m_features = motion_features(self.motion_network, inputs[keys.MOTION], training)
         outputs.update(self._motion_branch(v_maps, m_features, training=training))
         return outputs  # + motion_query [B, N, D], motion_keys [B, 1 + K', N, D]
 
@@ -192,7 +192,7 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
         motion_acc (fraction of positions whose top-1 key is the positive).
         """
         logits = tf.cast(outputs["logits"], tf.float32)  # [B, K]
-        labels = tf.cast(inputs[features.LABEL], tf.int32)  # [B]
+        labels = tf.cast(inputs[keys.LABEL], tf.int32)  # [B]
         # On CPU an out-of-range label raises here with its value; on GPU it
         # gives NaN, which the NaN/Inf stop of the trainer reports.
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)  # [B]
@@ -214,7 +214,7 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
 
     def train_step(self, data):
         inputs = self._inputs(data)
-        return step.train_step(self, inputs, self.forward, tf.shape(inputs[features.CLIP])[0])
+        return step.train_step(self, inputs, self.forward, tf.shape(inputs[keys.CLIP])[0])
 
     def test_step(self, data):
         return step.test_step(self, self._inputs(data), self.forward)
@@ -227,14 +227,14 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
     def _inputs(self, data) -> dict:
         """The entries of a batch the model reads: a dict, or (dict,) from `train_on_batch`."""
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        keys = (features.CLIP, features.LABEL) + ((features.MOTION,) if self.motion_aux else ())
-        missing = [key for key in keys if key not in x]
+        needed = (keys.CLIP, keys.LABEL) + ((keys.MOTION,) if self.motion_aux else ())
+        missing = [key for key in needed if key not in x]
         if missing:
             raise KeyError(
                 f"VideoClassifier batch lacks {missing} (has {sorted(x)}); the "
                 f"motion regulariser needs the dataset's with_motion=True"
             )
-        return {key: x[key] for key in keys}
+        return {key: x[key] for key in needed}
 
     # ----------------------------------------------------------------- config
 

@@ -46,7 +46,7 @@ import keras
 import tensorflow as tf
 
 from tfcmvp import manifest as manifest_lib
-from tfcmvp.data import features
+from tfcmvp.data import keys
 from tfcmvp.finetuning import callbacks as ft_callbacks
 from tfcmvp.finetuning.classifier import VideoClassifier, load_backbone_weights
 from tfcmvp.finetuning.config import FinetuneConfig, check_architecture
@@ -149,7 +149,7 @@ def make_train_dataset(config: FinetuneConfig, files, data_seed: int) -> tf.data
     they are not inputs and cannot be placed on GPUs)."""
     from tfcmvp.data import finetune_dataset
 
-    keys = (features.CLIP, features.LABEL) + ((features.MOTION,) if config.motion_aux else ())
+    needed = (keys.CLIP, keys.LABEL) + ((keys.MOTION,) if config.motion_aux else ())
     dataset = finetune_dataset(
         files,
         config.train.global_batch_size,
@@ -160,7 +160,7 @@ def make_train_dataset(config: FinetuneConfig, files, data_seed: int) -> tf.data
         repeat=True,
         drop_remainder=True,
     )
-    return dataset.map(lambda batch: {key: batch[key] for key in keys})
+    return dataset.map(lambda batch: {key: batch[key] for key in needed})
 
 
 # ---------------------------------------------------------------------------

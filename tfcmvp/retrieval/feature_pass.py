@@ -17,8 +17,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from tfcmvp import schema
-from tfcmvp.data import evaluation, reader
-from tfcmvp.data import features as keys
+from tfcmvp.data import evaluation, keys, reader
 from tfcmvp.retrieval.clip_options import EvalOptions
 from tfcmvp.retrieval.feature_cache import SplitFeatures
 from tfcmvp.retrieval.protocols import VCOP, video_features

@@ -37,7 +37,7 @@ from tfcmvp.config import (
     config_from_dict,
     config_to_dict,
 )
-from tfcmvp.data import features
+from tfcmvp.data import keys
 from tfcmvp.models.heads import MLPHead
 from tfcmvp.models.motion_branch import motion_features
 from tfcmvp.training import step
@@ -56,7 +56,7 @@ from tfcmvp.training.networks import (  # noqa: F401
 from tfcmvp.training.prebuilt import BuiltBeforeFit
 from tfcmvp.training.workdir import NETWORK_WEIGHTS_STEMS
 
-INPUT_KEYS = (features.CLIP, features.IFRAME, features.MOTION)  # the batch entries read
+INPUT_KEYS = (keys.CLIP, keys.IFRAME, keys.MOTION)  # the batch entries read
 METRIC_NAMES = ("loss", "context_loss", "motion_loss", "context_acc", "motion_acc", "lr")
 
 
@@ -201,7 +201,7 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
                 outputs["motion_query"], outputs["motion_keys"], self.loss_config.temperature
             )
         else:
-            target = inputs[features.MOTION][:, 0]  # [B, L, S, S, 2], the positive (future) clip
+            target = inputs[keys.MOTION][:, 0]  # [B, L, S, S, 2], the positive (future) clip
             bound = self.data_config.mv_clip / self.data_config.mv_div  # vectors lie in +-bound
             value_fn = losses.motion_mse if kind == "mse" else losses.motion_quantized_ce
             motion_loss, motion_hit = value_fn(
@@ -240,7 +240,7 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
 
     def train_step(self, data):
         inputs = _inputs(data)
-        return step.train_step(self, inputs, self, tf.shape(inputs[features.CLIP])[0])
+        return step.train_step(self, inputs, self, tf.shape(inputs[keys.CLIP])[0])
 
     def test_step(self, data):
         return step.test_step(self, _inputs(data), self)

@@ -1,4 +1,8 @@
-"""Names of the tensors the input pipelines yield (one place, like ``tfcmvp.schema``).
+"""Names of the tensors the input pipelines yield: the sample and batch keys
+(one place, like ``tfcmvp.schema`` for the records on disk).
+
+The module is `keys`, not `features`: in this package "features" are the
+networks' output maps and retrieval's per-video vectors.
 
 Pretraining (:func:`tfcmvp.data.pretrain_dataset`) and finetuning yield
 ``CLIP``, ``IFRAME``, ``MOTION``, ``LABEL``, ``VIDEO_ID``; evaluation
