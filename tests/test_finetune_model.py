@@ -60,7 +60,7 @@ def test_classifier_outputs_logits_of_the_classes():
     assert tuple(logits.shape) == (2, K) and logits.dtype == "float32"
     # Inference is deterministic (dropout off); training mode drops features.
     np.testing.assert_array_equal(logits, model(clips, training=False))
-    # V-Network + Dense(32 -> 3) only: no regulariser networks.
+    # Video network + Dense(32 -> 3) only: no regulariser networks.
     assert not hasattr(model, "m_network")
     backbone = build_video_network(config.model, config.data)
     assert model.count_params() == backbone.count_params() + 32 * K + K
@@ -114,7 +114,7 @@ def test_motion_aux_loss_is_ce_plus_weighted_pointwise_infonce(train_files):
     assert logs["motion_loss"] == pytest.approx(j_m, rel=1e-5)
     assert logs["loss"] == pytest.approx(ce + 0.2 * j_m, rel=1e-5)
     assert 0.0 <= logs["motion_acc"] <= 1.0
-    # The M-Network (from scratch) trains through the auxiliary loss.
+    # The motion network (from scratch) trains through the auxiliary loss.
     assert any(
         not np.array_equal(b, w.numpy())
         for b, w in zip(m_before, model.motion_network.trainable_weights)

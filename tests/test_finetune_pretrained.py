@@ -2,7 +2,7 @@
 config errors that name the field, and the ``tfcmvp finetune`` command end to end.
 
 The export is written by tfcmvp.export from a fake pretraining workdir
-(tests/export_support.py): the tiny V-Network with trained-looking weights.
+(tests/export_support.py): the tiny video network with trained-looking weights.
 """
 
 import argparse
@@ -31,7 +31,7 @@ NOT_ARCHITECTURE = tuple(o for o in FINETUNE_TINY if o.split("=")[0] not in ARCH
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    """(export folder, the fake run's V-Network) of a tiny pretraining run."""
+    """(export folder, the fake run's video network) of a tiny pretraining run."""
     workdir = tmp_path_factory.mktemp("pretrain")
     _, models = fake_workdir(workdir)
     model_dir = export_pretrained(workdir, tmp_path_factory.mktemp("models") / "video", "video")

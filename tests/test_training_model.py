@@ -107,7 +107,7 @@ def test_value_ablations_predict_motion_values(kind, shape):
     out = model(batch, training=False)
     assert set(out) == {"context_query", "context_key", "motion_values"}
     assert tuple(out["motion_values"].shape) == shape
-    # The M-Network and the motion heads are not part of these objectives.
+    # The motion network and the motion heads are not part of these objectives.
     assert not model.motion_network.trainable and not model.motion_head.trainable
     trainable = {v.path for v in model.trainable_variables}
     assert not any(
@@ -133,7 +133,7 @@ def test_convgru_predictor():
 
 
 def test_resnet_v_network_uses_two_stage_memory():
-    # R3D-10 as a (tiny) V-Network: layer3 and layer4 feed the memory.
+    # R3D-10 as a (tiny) video network: layer3 and layer4 feed the memory.
     config, model = build("model.backbone=r3d_10", "data.clip_len=8")
     assert model.memory_stages == ("layer3", "layer4")
     out = model(random_batch(config), training=False)
@@ -227,7 +227,7 @@ RESNET_V = ("model.backbone=r3d_10", "data.clip_len=16")
 
 
 def test_fused_context_pooling_averages_the_fused_memory_map():
-    # R3D-10 V-Network on 16 x 32 x 32: layer3 [4, 4, 4, 16] folds to [2, 4, 4, 32],
+    # R3D-10 video network on 16 x 32 x 32: layer3 [4, 4, 4, 16] folds to [2, 4, 4, 32],
     # layer4 [2, 2, 2, 32] is upsampled to it; g_V reads the 32-channel mean.
     config, model = build(*RESNET_V)
     assert model.model_config.context_pooling == "fused"
@@ -279,7 +279,7 @@ def test_options_reach_the_networks():
     _, authors = build(*RESNET_V)
     stem = authors.motion_network.get_layer("stem_conv")
     assert stem.strides == (1, 1, 1) and authors.motion_network.get_layer("stem_pool")
-    # The tiny R3D-10 V-Network keeps its strided stem (motion_stem is the M-Network's).
+    # The tiny R3D-10 video network keeps its strided stem (motion_stem is the motion network's).
     assert authors.video_network.get_layer("stem_conv").strides == (1, 2, 2)
     for network in (authors.video_network, authors.iframe_network, authors.motion_network):
         gammas = [

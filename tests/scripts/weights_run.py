@@ -33,7 +33,7 @@ from training_support import tiny_config, without_grappler
 
 
 class RecordWeights(keras.callbacks.Callback):
-    """Keeps the recorded weights (the whole model's, or its V-Network's) before and
+    """Keeps the recorded weights (the whole model's, or its video network's) before and
     after `fit`, their paths, which are trainable, and whether op determinism was on."""
 
     def __init__(self, video_network_only: bool):
@@ -71,7 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--video-network-only",
         action="store_true",
-        help="record the V-Network's weights (pretraining) instead of the whole model's",
+        help="record the video network's weights (pretraining) instead of the whole model's",
     )
     parser.add_argument(
         "--no-grappler",

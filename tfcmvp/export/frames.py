@@ -1,4 +1,4 @@
-"""The ``embed_frames`` signature of a V-Network export: decoded frames in, embeddings out.
+"""The ``embed_frames`` signature of a video network export: decoded frames in, embeddings out.
 
 ``tfcmvp embed`` prepares a video in Python before the export's ``embed``
 signature sees it (:mod:`tfcmvp.embedding`): it decodes every frame, stores

@@ -1,20 +1,20 @@
-"""The finetuning model: V-Network + global average pool + dropout + Dense classifier,
+"""The finetuning model: video network + global average pool + dropout + Dense classifier,
 optionally regularised by the motion-prediction task (paper Table 6).
 
 Forward pass for a local batch of B clips::
 
-    clip [B, T, S, S, 3] --V-Network--> features [B, T1, H1, W1, C] --mean--> [B, C]
+    clip [B, T, S, S, 3] --video network--> features [B, T1, H1, W1, C] --mean--> [B, C]
                                      --dropout--> Dense --> logits [B, K]
 
-With ``motion_aux_weight = w > 0`` the same V-Network maps also feed the
+With ``motion_aux_weight = w > 0`` the same video network maps also feed the
 motion predictor of pretraining, trained here from scratch: memory ->
 Transformer -> head g_M1 gives the predicted motion queries [B, N, D]; the
-clip's future motion (and its hard negatives) go through an M-Network (R3D-10)
+clip's future motion (and its hard negatives) go through an motion network (R3D-10)
 and head g_M2 to the keys [B, 1 + K, N, D]; the per-video loss is
 CE + w x J_M with J_M the pointwise InfoNCE of Eq. 2 averaged over the N
-positions. Only the V-Network and the classifier are kept for testing and
+positions. Only the video network and the classifier are kept for testing and
 export. The regulariser's networks follow the same ModelConfig options as in
-pretraining (memory fusion and bias, M-Network stem, zero-init residual,
+pretraining (memory fusion and bias, motion network stem, zero-init residual,
 initialisers): the same MotionBranch layer (tfcmvp.models.motion_branch),
 built by the same functions of tfcmvp.training.pretrain_model.
 """
@@ -47,7 +47,7 @@ MOTION_METRICS = ("motion_loss", "motion_acc")
 
 @keras.saving.register_keras_serializable(package="tfcmvp")
 class VideoClassifier(BuiltBeforeFit, keras.Model):
-    """Action classifier on a V-Network, trained with `fit` on dict batches.
+    """Action classifier on a video network, trained with `fit` on dict batches.
 
     ``model(clips)`` returns the logits ``[B, num_classes]`` (float32).
     Batches for `fit` / `evaluate`: {"clip" [B, T, S, S, 3], "label" [B]} and,
@@ -55,7 +55,7 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
     first); other keys are ignored.
 
     Args:
-      model_config: the V-Network and the regulariser's networks
+      model_config: the video network and the regulariser's networks
         (`ModelConfig` or its dict).
       data_config: the input layout (`DataConfig` or its dict: clip_len,
         crop_size, motion_len).
@@ -278,14 +278,14 @@ def load_backbone_weights(
     target, given = backbone.weights, network.weights
     if len(target) != len(given):
         raise ValueError(
-            f"the V-Network of the config has {len(target)} weights, the pretrained "
+            f"the video network of the config has {len(target)} weights, the pretrained "
             f"network {source} has {len(given)}: the architectures differ"
         )
     for mine, theirs in zip(target, given):
         if tuple(mine.shape) != tuple(theirs.shape):
             raise ValueError(
                 f"weight {mine.path} has shape {tuple(mine.shape)} in the config's "
-                f"V-Network but {tuple(theirs.shape)} ({theirs.path}) in {source}: "
+                f"video network but {tuple(theirs.shape)} ({theirs.path}) in {source}: "
                 f"the architectures differ"
             )
     for mine, theirs in zip(target, given):

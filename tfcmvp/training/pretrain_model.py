@@ -1,12 +1,12 @@
-"""The pretraining model: V-, I- and M-Network, predictor and four heads,
+"""The pretraining model: video, I-frame and motion network, predictor and four heads,
 with the custom train / test steps that `model.fit` runs under tf.distribute.
 
 Forward pass (paper Fig. 2), for a local batch of B videos::
 
-    clip   [B, T, S, S, 3] --V-Network--> stage maps --mean--> g_V --> context query  [B, D]
+    clip   [B, T, S, S, 3] --video network--> stage maps --mean--> g_V --> context query  [B, D]
                                        \\--memory--> predictor --> g_M1 --> motion query [B, N, D]
-    iframe [B, S, S, 3]    --I-Network--> map --mean--> g_I -----> context key    [B, D]
-    motion [B, K, L, S, S, 2] --M-Network--> [B*K, T3, H3, W3, C] --> g_M2 --> motion keys
+    iframe [B, S, S, 3]    --I-frame network--> map --mean--> g_I -----> context key    [B, D]
+    motion [B, K, L, S, S, 2] --motion network--> [B*K, T3, H3, W3, C] --> g_M2 --> motion keys
                                                                        [B, K, N, D]
 
 Motion clip 0 is the target (future motion), 1..K-1 the hard negatives.
@@ -16,7 +16,7 @@ The map g_V averages is ``model.context_pooling``: the memory's fused map
 projection) or the last stage; the same conv5 for C3D.
 For the value ablations (loss.motion_loss = mse / ce) the predictor output
 goes through a linear MotionValueHead instead, against the target clip
-average-pooled to the same grid; the M-Network and g_M1 / g_M2 are then not
+average-pooled to the same grid; the motion network and g_M1 / g_M2 are then not
 part of the objective and are frozen.
 """
 
