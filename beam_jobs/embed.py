@@ -14,7 +14,7 @@ On Dataflow (the export and the videos where the workers can read them)::
 
 The per-video work is ``tfcmvp embed``'s own (:mod:`tfcmvp.embedding`), with
 its flags and defaults: each video is decoded as the export's modality needs
-(V-Network: every frame to RGB; I-Network: key frames only; M-Network:
+(video network: every frame to RGB; I-frame network: key frames only; motion network:
 motion vectors only) into the record the extraction job would store, cut
 into clips by retrieval's sample, and run through the export's ``embed``
 signature at most ``--batch_size`` clips per call. The rows equal ``tfcmvp

@@ -72,9 +72,9 @@ def test_an_old_saved_config_loads_with_the_legacy_values_and_builds_the_old_net
     assert cfg.load_config(path).model.memory_fusion == "add"
     model = PretrainModel.from_pretrain_config(saved)
     model.build()
-    # The old memory: concat of 32 + 32 channels with a bias; the old strided M-Network stem.
+    # The old memory: concat of 32 + 32 channels with a bias; the old strided motion network stem.
     assert [tuple(w.shape) for w in model.memory.weights] == [(64, 16), (16,)]
-    assert model.m_network.get_layer("stem_conv").strides == (1, 2, 2)
+    assert model.motion_network.get_layer("stem_conv").strides == (1, 2, 2)
     assert model.clip_head.hidden.kernel.shape == (32, 32)  # layer4 pooling
 
 

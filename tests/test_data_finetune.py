@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfcmvp.config import FinetuneDataConfig
-from tfcmvp.data import augment, features, finetune_dataset, synthetic
+from tfcmvp.data import augment, finetune_dataset, keys, synthetic
 from tfcmvp.data.finetune import finetune_augmentation
 
 TINY = FinetuneDataConfig(clip_len=4, clip_stride=2, crop_size=16)
@@ -146,10 +146,10 @@ def test_rotation_turns_the_whole_frame_before_the_crop(mode):
     angles = []
     for n in range(6):
         data = {
-            features.CLIP: position_frames(height, width, 200.0),
-            features.SEED: np.array([3, n], np.int64),
+            keys.CLIP: position_frames(height, width, 200.0),
+            keys.SEED: np.array([3, n], np.int64),
         }
-        clip = run(op, data, mode)[features.CLIP]
+        clip = run(op, data, mode)[keys.CLIP]
         assert clip.shape == (2, 24, 24, 3)
         np.testing.assert_allclose(clip[0], clip[1], atol=1e-5)  # one draw for the clip
         pos = clip_positions(clip[0], 200.0) * [height, width]  # frame pixels
@@ -177,16 +177,16 @@ def test_motion_target_turns_with_the_clip(mode):
     mv = np.repeat(np.stack([uu, vv], axis=-1)[None], 2, axis=0).astype(np.float32) * 5
     for n in range(4):
         data = {
-            features.CLIP: position_frames(30, 38, 200.0),
-            features.MOTION: mv,
-            features.MV_EXTENT: extent,
-            features.SEED: np.array([4, n], np.int64),
+            keys.CLIP: position_frames(30, 38, 200.0),
+            keys.MOTION: mv,
+            keys.MV_EXTENT: extent,
+            keys.SEED: np.array([4, n], np.int64),
         }
         out = run(op, data, mode)
-        pos = clip_positions(out[features.CLIP][0], 200.0)  # [S, S, (y, x)]
+        pos = clip_positions(out[keys.CLIP][0], 200.0)  # [S, S, (y, x)]
         down, _ = median_steps(pos * [60, 76])
         angle = math.atan2(down[1], down[0])  # the content's turn, clockwise on screen
-        target = out[features.MOTION][0] * 10.0 / 5.0  # back to 1 x position, (x, y)
+        target = out[keys.MOTION][0] * 10.0 / 5.0  # back to 1 x position, (x, y)
         cos, sin = math.cos(angle), math.sin(angle)
         px, py = pos[..., 1], pos[..., 0]
         expected = np.stack([cos * px - sin * py, sin * px + cos * py], axis=-1)

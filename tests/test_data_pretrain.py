@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfcmvp.config import ColorJitterConfig, DataConfig
-from tfcmvp.data import features, pretrain_dataset, synthetic
+from tfcmvp.data import keys, pretrain_dataset, synthetic
 from tfcmvp.data.pretrain import make_pretrain_sample
 
 # Tiny windows: clip 4 x 2 (span 7), motion 3 frames starting 2 after the clip's end,
@@ -52,7 +52,7 @@ def samples(ds, num_batches):
     """Unbatched NumPy samples of the first ``num_batches`` batches."""
     out = []
     for batch in ds.take(num_batches).as_numpy_iterator():
-        for i in range(len(batch[features.VIDEO_ID])):
+        for i in range(len(batch[keys.VIDEO_ID])):
             out.append({k: v[i] for k, v in batch.items()})
     return out
 

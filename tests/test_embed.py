@@ -198,7 +198,7 @@ def test_bad_files_are_reported_and_counted(exports, videos, tmp_path, caplog):
     assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 4  # one line each
     rows = _read_table(tmp_path / "out" / "clips.csv")
     assert {r["path"] for r in rows} == set(videos[:2])
-    # The I-Network embeds the all-intra video the M-Network cannot.
+    # The I-frame network embeds the all-intra video the motion network cannot.
     result = embed_videos(
         [str(folder / "intra.avi")], exports["iframe"], tmp_path / "i", progress=False
     )

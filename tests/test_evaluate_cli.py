@@ -3,7 +3,7 @@
 The known-feature export of tests/retrieval_support (a quantised channel mean) makes every
 video feature exact, so the kNN numbers are checked against the NumPy reference of
 tests/test_evaluation_knn and the linear probe against the library run on those features;
-one run with a real random-init tiny V-Network checks the chain on a network's features.
+one run with a real random-init tiny video network checks the chain on a network's features.
 """
 
 import argparse
@@ -266,7 +266,7 @@ def test_retrieval_cache_is_shared_and_labels_csv_changes_the_kind(
 
 
 def test_a_random_init_network_runs_the_chain(tmp_path, capsys, data_dir):
-    # A real tiny V-Network, untrained: its own features (cached) give the JSON's numbers.
+    # A real tiny video network, untrained: its own features (cached) give the JSON's numbers.
     from tfcmvp.export import export_random_init
 
     from training_support import tiny_config

@@ -1,6 +1,6 @@
 """Portable exports (tfcmvp.export.portable): LiteRT and ONNX copies of `embed`.
 
-Each network (and the two residual V-Network backbones) is converted from a
+Each network (and the two residual video network backbones) is converted from a
 fake pretraining run's export (tests/export_support.py: random weights and
 BatchNorm statistics), then the same random clips go through the SavedModel
 and through the converted file in its own runtime (the LiteRT interpreter of
@@ -175,7 +175,7 @@ def test_converted_embed_matches_the_saved_model(network, fmt, exports, capsys):
 
 @pytest.fixture(scope="module")
 def residual_video_exports(tmp_path_factory):
-    """{backbone: export} of fake runs whose V-Network is R(2+1)D-26 / R3D-26."""
+    """{backbone: export} of fake runs whose video network is R(2+1)D-26 / R3D-26."""
     result = {}
     for backbone in RESIDUAL_VIDEO_BACKBONES:
         run = tmp_path_factory.mktemp(backbone)

@@ -1,6 +1,6 @@
 """An export works outside tfcmvp: TensorFlow alone, and TensorFlow's saved_model_cli.
 
-The parent test exports the tiny V-Network of a fake run (random BatchNorm
+The parent test exports the tiny video network of a fake run (random BatchNorm
 statistics, so a zero clip has a non-zero embedding) and saves the outputs the
 in-memory Keras network gives; child processes must reproduce them.
 """

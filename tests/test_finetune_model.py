@@ -11,7 +11,7 @@ from tfcmvp import losses
 from tfcmvp.finetuning.classifier import VideoClassifier, load_backbone_weights
 from tfcmvp.finetuning.finetune import find_shards, make_train_dataset
 from tfcmvp.finetuning.optimizer import WarmupCosineToFinal, build_finetune_optimizer
-from tfcmvp.training.pretrain_model import build_v_network
+from tfcmvp.training.pretrain_model import build_video_network
 
 from finetune_support import CLASSES, tiny_finetune_config, write_labelled_shards
 from harness import run_serialization_test
@@ -60,9 +60,9 @@ def test_classifier_outputs_logits_of_the_classes():
     assert tuple(logits.shape) == (2, K) and logits.dtype == "float32"
     # Inference is deterministic (dropout off); training mode drops features.
     np.testing.assert_array_equal(logits, model(clips, training=False))
-    # V-Network + Dense(32 -> 3) only: no regulariser networks.
+    # Video network + Dense(32 -> 3) only: no regulariser networks.
     assert not hasattr(model, "m_network")
-    backbone = build_v_network(config.model, config.data)
+    backbone = build_video_network(config.model, config.data)
     assert model.count_params() == backbone.count_params() + 32 * K + K
 
 
@@ -107,17 +107,17 @@ def test_motion_aux_loss_is_ce_plus_weighted_pointwise_infonce(train_files):
         )
     )
 
-    m_before = [w.numpy().copy() for w in model.m_network.trainable_weights]
+    m_before = [w.numpy().copy() for w in model.motion_network.trainable_weights]
     with without_grappler():
         logs = model.train_on_batch(batch, return_dict=True)
     assert logs["ce_loss"] == pytest.approx(ce, rel=1e-5)
     assert logs["motion_loss"] == pytest.approx(j_m, rel=1e-5)
     assert logs["loss"] == pytest.approx(ce + 0.2 * j_m, rel=1e-5)
     assert 0.0 <= logs["motion_acc"] <= 1.0
-    # The M-Network (from scratch) trains through the auxiliary loss.
+    # The motion network (from scratch) trains through the auxiliary loss.
     assert any(
         not np.array_equal(b, w.numpy())
-        for b, w in zip(m_before, model.m_network.trainable_weights)
+        for b, w in zip(m_before, model.motion_network.trainable_weights)
     )
 
 
@@ -144,17 +144,17 @@ def test_load_backbone_weights_copies_and_checks_shapes():
     config = tiny_finetune_config()
     model = VideoClassifier.from_finetune_config(config, K)
     model.build()
-    source = build_v_network(config.model, config.data)
-    load_backbone_weights(model.backbone, source)
-    for mine, theirs in zip(model.backbone.weights, source.weights):
+    source = build_video_network(config.model, config.data)
+    load_backbone_weights(model.video_network, source)
+    for mine, theirs in zip(model.video_network.weights, source.weights):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
-    wider = build_v_network(tiny_finetune_config("model.backbone_width=8").model, config.data)
+    wider = build_video_network(tiny_finetune_config("model.backbone_width=8").model, config.data)
     with pytest.raises(
         ValueError,
         match=r"weight .*kernel has shape \(3, 3, 3, 3, 4\).*"
         r"\(3, 3, 3, 3, 8\).*the architectures differ",
     ):
-        load_backbone_weights(model.backbone, wider)
+        load_backbone_weights(model.video_network, wider)
 
 
 def test_warmup_cosine_to_final_rate():

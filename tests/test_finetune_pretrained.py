@@ -2,7 +2,7 @@
 config errors that name the field, and the ``tfcmvp finetune`` command end to end.
 
 The export is written by tfcmvp.export from a fake pretraining workdir
-(tests/export_support.py): the tiny V-Network with trained-looking weights.
+(tests/export_support.py): the tiny video network with trained-looking weights.
 """
 
 import argparse
@@ -31,7 +31,7 @@ NOT_ARCHITECTURE = tuple(o for o in FINETUNE_TINY if o.split("=")[0] not in ARCH
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    """(export folder, the fake run's V-Network) of a tiny pretraining run."""
+    """(export folder, the fake run's video network) of a tiny pretraining run."""
     workdir = tmp_path_factory.mktemp("pretrain")
     _, models = fake_workdir(workdir)
     model_dir = export_pretrained(workdir, tmp_path_factory.mktemp("models") / "video", "video")
@@ -102,13 +102,15 @@ def test_pretrained_backbone_weights_equal_the_exports(pretrained):
     model.build()
     _load_pretrained(model, model_dir)
     exported = load_keras_network(model_dir)
-    assert len(model.backbone.weights) == len(exported.weights) == len(trained.weights)
-    for mine, theirs, original in zip(model.backbone.weights, exported.weights, trained.weights):
+    assert len(model.video_network.weights) == len(exported.weights) == len(trained.weights)
+    for mine, theirs, original in zip(
+        model.video_network.weights, exported.weights, trained.weights
+    ):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
         np.testing.assert_array_equal(mine.numpy(), original.numpy())  # the trained values
     clips = np.random.default_rng(0).normal(size=(2, 8, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(
-        model.backbone(clips, training=False)["features"],
+        model.video_network(clips, training=False)["features"],
         trained(clips, training=False)["features"],
         rtol=1e-5,
         atol=1e-6,

@@ -131,7 +131,7 @@ def test_every_trainable_weight_receives_a_gradient(backbone, predictor):
 
 
 # TensorFlow has no float16 MaxPool3D kernel on CPU (GPU has one), so the
-# float16 case runs the pool-free R3D-10 (strided stem) as V- and M-Network here.
+# float16 case runs the pool-free R3D-10 (strided stem) as video and motion network here.
 @pytest.mark.parametrize(
     "policy,dtype,backbone",
     [("mixed_bfloat16", "bfloat16", "r2plus1d_26"), ("mixed_float16", "float16", "r3d_10")],

@@ -3,7 +3,7 @@
 Data and the known-feature export are those of tests/test_evaluate_cli.py (every
 video feature exact), so retrieval and kNN are checked against brute-force NumPy
 references and the linear probe against the library run on the known features;
-a real random-init tiny V-Network checks that each number equals what
+a real random-init tiny video network checks that each number equals what
 ``evaluate_retrieval`` and ``evaluate_export`` give on their own.
 """
 
@@ -50,7 +50,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """{"known": the quantised channel-mean export, "scratch": a random-init tiny V-Network}."""
+    """{"known": the quantised channel-mean export, "scratch": a random-init tiny video network}."""
     from tfcmvp.export import export_random_init
 
     from training_support import tiny_config
@@ -256,7 +256,7 @@ def test_a_name_given_twice_is_refused(models):
 
 
 def test_finetune_skips_a_network_that_is_not_a_video_network(tmp_path, data_dir):
-    # An I-Network export cannot initialise the classifier: recorded, nothing trained.
+    # An I-frame network export cannot initialise the classifier: recorded, nothing trained.
     iframe = save_tiny_export(tmp_path / "iframe", "iframe", [CROP, CROP, 3])
     entry = rc.evaluate_model(
         "i",
@@ -268,7 +268,7 @@ def test_finetune_skips_a_network_that_is_not_a_video_network(tmp_path, data_dir
         finetune_dir=tmp_path / "ft",
         cache_dir=tmp_path / "cache",
     )
-    assert "not a V-Network" in entry["details"]["finetune"]["skipped"]
+    assert "not a video network" in entry["details"]["finetune"]["skipped"]
     assert "finetune_top1" not in entry["metrics"] and not (tmp_path / "ft").exists()
 
 

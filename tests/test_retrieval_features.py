@@ -449,7 +449,8 @@ def test_missing_shards_are_named(tmp_path, exports):
 
 @pytest.mark.slow  # three real exports: about 25 s
 def test_real_exports_of_the_three_networks(tmp_path):
-    """Random-init V-, I- and M-Network exports (tfcmvp.export) of the tiny training config:
+    """Random-init video, I-frame and motion network exports (tfcmvp.export) of the
+    tiny training config:
     each video's feature is the export's embedding of its eval_dataset clips, averaged."""
     import tensorflow as tf
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tfcmvp.cli import main as cli
-from tfcmvp.data import features
+from tfcmvp.data import keys
 from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from tfcmvp.training import context_probe as probe
 from tfcmvp.training.pretrain import pretrain
@@ -23,22 +23,22 @@ def _batch(iframe_rgb, clip_rgb=(0.5, 0.5, 0.5)):
     iframe = np.broadcast_to(_normalised(iframe_rgb), (2, 4, 4, 3))
     clip = np.broadcast_to(_normalised(clip_rgb), (2, 3, 4, 4, 3))
     return {
-        features.IFRAME: tf.constant(iframe, tf.float32),
-        features.CLIP: tf.constant(clip, tf.float32),
+        keys.IFRAME: tf.constant(iframe, tf.float32),
+        keys.CLIP: tf.constant(clip, tf.float32),
     }
 
 
 def test_hue_rotation_turns_red_into_cyan_and_keeps_the_clip():
     batch = _batch((1.0, 0.0, 0.0))
     out = probe.PROBES["hue rotated"](batch)
-    pixels = out[features.IFRAME].numpy() * STD + MEAN
+    pixels = out[keys.IFRAME].numpy() * STD + MEAN
     np.testing.assert_allclose(pixels[0, 0, 0], [0.0, 1.0, 1.0], atol=1e-5)
-    np.testing.assert_array_equal(out[features.CLIP].numpy(), batch[features.CLIP].numpy())
+    np.testing.assert_array_equal(out[keys.CLIP].numpy(), batch[keys.CLIP].numpy())
 
 
 def test_grayscale_makes_every_channel_equal_in_clip_and_iframe():
     out = probe.PROBES["grayscale"](_batch((0.9, 0.2, 0.1), clip_rgb=(0.1, 0.8, 0.3)))
-    for key, rgb in ((features.IFRAME, (0.9, 0.2, 0.1)), (features.CLIP, (0.1, 0.8, 0.3))):
+    for key, rgb in ((keys.IFRAME, (0.9, 0.2, 0.1)), (keys.CLIP, (0.1, 0.8, 0.3))):
         pixels = out[key].numpy() * STD + MEAN
         grey = 0.2989 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]  # ITU-R 601, as TensorFlow
         np.testing.assert_allclose(pixels.reshape(-1, 3), grey, atol=1e-3)
@@ -46,8 +46,8 @@ def test_grayscale_makes_every_channel_equal_in_clip_and_iframe():
 
 def test_shuffle_pairs_each_clip_with_another_clips_iframe():
     iframe = tf.reshape(tf.range(2 * 4 * 4 * 3, dtype=tf.float32), (2, 4, 4, 3))
-    out = probe.PROBES["I-frame shuffled"]({features.IFRAME: iframe})
-    np.testing.assert_array_equal(out[features.IFRAME].numpy()[1], iframe.numpy()[0])
+    out = probe.PROBES["I-frame shuffled"]({keys.IFRAME: iframe})
+    np.testing.assert_array_equal(out[keys.IFRAME].numpy()[1], iframe.numpy()[0])
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ import pytest
 from harness import run_script
 from training_support import finish_weights_run, start_weights_run, write_painted_shards
 
-# tests/scripts/weights_run.py: the V-Network's weights (names, trainable), grappler off.
+# tests/scripts/weights_run.py: the video network's weights (names, trainable), grappler off.
 RUNNER = ("pretrain", "--video-network-only", "--no-grappler")
 
 ONE_STEP = (

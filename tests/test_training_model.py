@@ -107,8 +107,8 @@ def test_value_ablations_predict_motion_values(kind, shape):
     out = model(batch, training=False)
     assert set(out) == {"context_query", "context_key", "motion_values"}
     assert tuple(out["motion_values"].shape) == shape
-    # The M-Network and the motion heads are not part of these objectives.
-    assert not model.m_network.trainable and not model.motion_head.trainable
+    # The motion network and the motion heads are not part of these objectives.
+    assert not model.motion_network.trainable and not model.motion_head.trainable
     trainable = {v.path for v in model.trainable_variables}
     assert not any(
         path.startswith(("r3d_10", "motion_head", "prediction_head")) for path in trainable
@@ -133,7 +133,7 @@ def test_convgru_predictor():
 
 
 def test_resnet_v_network_uses_two_stage_memory():
-    # R3D-10 as a (tiny) V-Network: layer3 and layer4 feed the memory.
+    # R3D-10 as a (tiny) video network: layer3 and layer4 feed the memory.
     config, model = build("model.backbone=r3d_10", "data.clip_len=8")
     assert model.memory_stages == ("layer3", "layer4")
     out = model(random_batch(config), training=False)
@@ -156,14 +156,14 @@ def test_train_and_test_steps_update_and_report_all_metrics():
     # Eager here (no tracing); the pretraining tests run the same steps as graphs.
     model.compile(optimizer=optimizer, run_eagerly=True)
     batch = random_batch(config, batch=4)
-    before = [v.numpy().copy() for v in model.v_network.trainable_variables]
+    before = [v.numpy().copy() for v in model.video_network.trainable_variables]
     logs = model.train_on_batch(batch, return_dict=True)
     assert set(logs) == set(METRIC_NAMES)
     assert int(optimizer.iterations.numpy()) == 1
     assert logs["lr"] == pytest.approx(config.peak_learning_rate)  # step 0, no warm-up
     changed = [
         not np.array_equal(b, v.numpy())
-        for b, v in zip(before, model.v_network.trainable_variables)
+        for b, v in zip(before, model.video_network.trainable_variables)
     ]
     assert all(changed)
     evaluated = model.test_on_batch(batch, return_dict=True)
@@ -198,7 +198,7 @@ def test_mixed_bfloat16_computes_in_bfloat16_and_compares_in_float32():
     try:
         config, model = build("train.mixed_precision=mixed_bfloat16")
         batch = random_batch(config)
-        maps = model.v_network(batch["clip"], training=False)
+        maps = model.video_network(batch["clip"], training=False)
         assert maps["features"].dtype == "bfloat16"
         assert all(v.dtype == "float32" for v in model.trainable_variables)
         out = model(batch, training=False)
@@ -227,12 +227,12 @@ RESNET_V = ("model.backbone=r3d_10", "data.clip_len=16")
 
 
 def test_fused_context_pooling_averages_the_fused_memory_map():
-    # R3D-10 V-Network on 16 x 32 x 32: layer3 [4, 4, 4, 16] folds to [2, 4, 4, 32],
+    # R3D-10 video network on 16 x 32 x 32: layer3 [4, 4, 4, 16] folds to [2, 4, 4, 32],
     # layer4 [2, 2, 2, 32] is upsampled to it; g_V reads the 32-channel mean.
     config, model = build(*RESNET_V)
     assert model.model_config.context_pooling == "fused"
     batch = random_batch(config)
-    maps = {k: v.numpy() for k, v in model.v_network(batch["clip"], training=False).items()}
+    maps = {k: v.numpy() for k, v in model.video_network(batch["clip"], training=False).items()}
     assert maps["layer3"].shape == (B, 4, 4, 4, 16) and maps["layer4"].shape == (B, 2, 2, 2, 32)
     pooled = numpy_fused(maps["layer3"], maps["layer4"]).mean(axis=(1, 2, 3))  # [B, 32]
     assert model.clip_head.hidden.kernel.shape == (32, 32)
@@ -248,7 +248,7 @@ def test_fused_context_pooling_averages_the_fused_memory_map():
 def test_layer4_context_pooling_and_concat_fusion_set_the_head_and_memory_widths():
     config, model = build(*RESNET_V, "model.context_pooling=layer4")
     batch = random_batch(config)
-    features = model.v_network(batch["clip"], training=False)["features"].numpy()
+    features = model.video_network(batch["clip"], training=False)["features"].numpy()
     np.testing.assert_allclose(
         model(batch, training=False)["context_query"],
         model.clip_head(features.mean(axis=(1, 2, 3)), training=False),
@@ -277,11 +277,11 @@ def test_c3d_context_query_is_the_same_under_both_poolings():
 
 def test_options_reach_the_networks():
     _, authors = build(*RESNET_V)
-    stem = authors.m_network.get_layer("stem_conv")
-    assert stem.strides == (1, 1, 1) and authors.m_network.get_layer("stem_pool")
-    # The tiny R3D-10 V-Network keeps its strided stem (motion_stem is the M-Network's).
-    assert authors.v_network.get_layer("stem_conv").strides == (1, 2, 2)
-    for network in (authors.v_network, authors.i_network, authors.m_network):
+    stem = authors.motion_network.get_layer("stem_conv")
+    assert stem.strides == (1, 1, 1) and authors.motion_network.get_layer("stem_pool")
+    # The tiny R3D-10 video network keeps its strided stem (motion_stem is the motion network's).
+    assert authors.video_network.get_layer("stem_conv").strides == (1, 2, 2)
+    for network in (authors.video_network, authors.iframe_network, authors.motion_network):
         gammas = [
             layer.gamma.numpy()
             for layer in network.layers
@@ -292,11 +292,11 @@ def test_options_reach_the_networks():
     _, legacy = build(
         *RESNET_V, "model.motion_stem=strided", "model.zero_init_residual=false", "model.init=keras"
     )
-    assert legacy.m_network.get_layer("stem_conv").strides == (1, 2, 2)
-    assert "stem_pool" not in [layer.name for layer in legacy.m_network.layers]
+    assert legacy.motion_network.get_layer("stem_conv").strides == (1, 2, 2)
+    assert "stem_pool" not in [layer.name for layer in legacy.motion_network.layers]
     assert all(
         np.all(layer.gamma.numpy() == 1)
-        for layer in legacy.m_network.layers
+        for layer in legacy.motion_network.layers
         if isinstance(layer, keras.layers.BatchNormalization)
     )
     assert legacy.predictor.init == legacy.motion_head.init == "keras"
@@ -368,7 +368,7 @@ def test_finetuning_motion_regulariser_takes_the_same_options():
     assert classifier.memory.get_config() == model.memory.get_config()
     assert classifier.predictor.get_config() == model.predictor.get_config()
     assert classifier.motion_head.get_config() == model.motion_head.get_config()
-    assert classifier.m_network.get_config() == model.m_network.get_config()
+    assert classifier.motion_network.get_config() == model.motion_network.get_config()
     assert [tuple(w.shape) for w in classifier.memory.weights] == [
         tuple(w.shape) for w in model.memory.weights
     ]

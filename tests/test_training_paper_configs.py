@@ -41,7 +41,7 @@ def test_paper_model_runs_one_train_step(arch):
     # 8 motion frames at 112 x 112 give the paper's 1 x 7 x 7 = 49 target positions.
     assert model.target_grid == (1, 7, 7)
     # Both memories are 2 x 7 x 7 = 98 tokens (C3D conv5; ResNet layer3 folded + layer4).
-    v_maps = model.v_network.output
+    v_maps = model.video_network.output
     assert model.memory.grid([tuple(v_maps[s].shape) for s in model.memory_stages]) == (2, 7, 7)
     optimizer = build_optimizer(config, steps_per_epoch=149)
     # Eager: one step, no graph to trace for these large models.

@@ -20,7 +20,7 @@ from tfcmvp.training.pretrain import (
     pretrain,
     resolve_steps_per_epoch,
 )
-from tfcmvp.training.pretrain_model import build_v_network
+from tfcmvp.training.pretrain_model import build_video_network
 
 from training_support import REPO_ROOT, tiny_config, without_grappler, write_painted_shards
 
@@ -134,7 +134,7 @@ def test_workdir_holds_the_history_plot(first_run):
 def test_saved_weights_load_into_a_network_rebuilt_from_the_config(first_run):
     config, result = first_run
     assert sorted(result.weights) == ["i_network", "m_network", "v_network"]
-    v_network = build_v_network(config.model, config.data)
+    v_network = build_video_network(config.model, config.data)
     v_network.load_weights(result.weights["v_network"])
     assert len(v_network.weights) > 10
 
@@ -307,6 +307,6 @@ def test_one_step_in_mixed_bfloat16(data_dir, tmp_path):
         keras.mixed_precision.set_dtype_policy("float32")  # the policy is process-wide
     (row,) = result.history
     assert all(np.isfinite(row[key]) for key in ("loss", "context_loss", "motion_loss"))
-    v_network = build_v_network(config.model, config.data)
+    v_network = build_video_network(config.model, config.data)
     v_network.load_weights(str(tmp_path / "run" / "weights" / "v_network.weights.h5"))
     assert {w.dtype for w in v_network.weights} == {"float32"}

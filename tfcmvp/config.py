@@ -75,30 +75,30 @@ from tfcmvp.config_io import (  # noqa: F401  (re-exported: tfcmvp.config is the
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The networks of the framework (paper Fig. 2): V-, I- and M-Network,
+    """The networks of the framework (paper Fig. 2): video, I-frame and motion network,
     predictor memory, motion predictor and the four MLP heads."""
 
     backbone: Literal["c3d", "r2plus1d_26", "r3d_26", "r3d_10"] = field(
-        "c3d", "V-Network, the video backbone kept after pretraining (r3d_10: tiny runs only)"
+        "c3d", "video network, the video backbone kept after pretraining (r3d_10: tiny runs only)"
     )
     backbone_width: int = field(
-        64, "channels of the V-Network's first stage; the others scale with it (paper: 64)"
+        64, "channels of the video network's first stage; the others scale with it (paper: 64)"
     )
     backbone_blocks: Optional[tuple[int, ...]] = field(
         None,
-        "residual blocks per stage of a ResNet V-Network; null = the architecture's "
+        "residual blocks per stage of a ResNet video network; null = the architecture's "
         "own ((2, 2, 2, 2) for the -26 nets); must be null for c3d",
     )
-    iframe_backbone: Literal["r2d_10"] = field("r2d_10", "I-Network (shallow 2-D ResNet)")
-    iframe_width: int = field(64, "channels of the I-Network's first stage (paper: 64)")
-    motion_backbone: Literal["r3d_10"] = field("r3d_10", "M-Network (shallow 3-D ResNet)")
-    motion_width: int = field(64, "channels of the M-Network's first stage (paper: 64)")
+    iframe_backbone: Literal["r2d_10"] = field("r2d_10", "I-frame network (shallow 2-D ResNet)")
+    iframe_width: int = field(64, "channels of the I-frame network's first stage (paper: 64)")
+    motion_backbone: Literal["r3d_10"] = field("r3d_10", "motion network (shallow 3-D ResNet)")
+    motion_width: int = field(64, "channels of the motion network's first stage (paper: 64)")
     memory_interpolation: Literal["nearest", "trilinear"] = field(
-        "nearest", "resampling of the coarser V-Network stage onto the memory grid"
+        "nearest", "resampling of the coarser video network stage onto the memory grid"
     )
     memory_fusion: Literal["add", "concat"] = field(
         "add",
-        "fusion of a ResNet V-Network's folded layer3 and upsampled layer4 maps into the "
+        "fusion of a ResNet video network's folded layer3 and upsampled layer4 maps into the "
         "predictor memory: add (authors' code; 98 tokens of 2048 at paper size) or concat "
         "on channels (4096); C3D has one map",
     )
@@ -107,20 +107,21 @@ class ModelConfig:
     )
     context_pooling: Literal["fused", "layer4"] = field(
         "fused",
-        "what the clip-context query (g_V) averages for a ResNet V-Network: the fused "
+        "what the clip-context query (g_V) averages for a ResNet video network: the fused "
         "memory map before its projection (authors' code; the context loss then also "
         "trains layer3) or the last stage alone (as finetuning and retrieval pool); the "
         "same map for C3D",
     )
     motion_stem: Literal["authors", "strided"] = field(
         "authors",
-        "M-Network stem: 3x7x7 conv at stride 1 then a 1x3x3 max pool of stride "
+        "motion network stem: 3x7x7 conv at stride 1 then a 1x3x3 max pool of stride "
         "(1, 2, 2) (authors' code), or the conv at stride (1, 2, 2) without pool "
         "(a quarter of the stem's compute); same weights and output grid",
     )
     zero_init_residual: bool = field(
         True,
-        "the last BatchNorm of every residual block of the V-, I- and M-Network starts "
+        "the last BatchNorm of every residual block of the video, I-frame and motion network "
+        "starts "
         "at gamma 0 (authors' code)",
     )
     init: Literal["authors", "keras"] = field(
@@ -131,7 +132,7 @@ class ModelConfig:
         "(Glorot-uniform; embeddings N(0, 1)); tfcmvp.models.initializers",
     )
     predictor: Literal["transformer", "convgru"] = field(
-        "transformer", "motion predictor from the V-Network memory to future motion (Table 1)"
+        "transformer", "motion predictor from the video network memory to future motion (Table 1)"
     )
     predictor_width: int = field(512, "width of the memory tokens and the predictor")
     encoder_layers: int = field(2, "Transformer encoder layers")
@@ -148,7 +149,7 @@ class ModelConfig:
 # before they existed. A resolved config saved by that code (WORKDIR/config.yaml,
 # an export's assets/config.yaml) lacks these keys; read with the new defaults it
 # would describe another network (add fusion and no memory bias change the memory
-# projection's shape; the authors' M-Network stem and the fused context pooling
+# projection's shape; the authors' motion network stem and the fused context pooling
 # change the computation on the same weights), so readers of saved configs fill
 # them in from here (with_legacy_model_defaults, load_saved_config).
 LEGACY_MODEL_DEFAULTS: dict[str, Any] = {
@@ -214,7 +215,7 @@ class LossConfig:
         0.0,
         "epochs at the start that minimise the motion loss alone (alpha 1) before the "
         "joint objective: a curriculum for small runs, where the larger context gradients "
-        "on the shared V-Network keep the motion task on its ln(batch) plateau (see "
+        "on the shared video network keep the motion task on its ln(batch) plateau (see "
         "configs/pretrain_tiny_cpu.yaml); 0 = joint from the first step (paper)",
     )
     ce_bins: int = field(

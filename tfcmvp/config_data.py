@@ -124,7 +124,7 @@ class DataConfig:
     the values too (a :class:`ConfigError` naming the field).
     """
 
-    clip_len: int = field(16, "frames in the RGB clip fed to the V-Network")
+    clip_len: int = field(16, "frames in the RGB clip fed to the video network")
     clip_stride: int = field(
         4, "temporal stride between the clip's frames (16 x 4: a 61-frame span)"
     )

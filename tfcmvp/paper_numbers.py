@@ -9,7 +9,7 @@ card also measures:
 - ``finetune_top1``: action recognition top-1 (%) after finetuning on the
   data set, 10 clips per test video (Table 2: from scratch, pretrained on
   UCF101, pretrained on Kinetics-400);
-- ``retrieval_R@1``: test videos query the train videos by the V-Network's
+- ``retrieval_R@1``: test videos query the train videos by the video network's
   features, 10 clips per video averaged, R@1 (%) (Table 9: pretrained on
   UCF101; the same protocol as our ``vcop`` one: evenly spaced clips, mean,
   cosine similarity).

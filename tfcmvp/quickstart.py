@@ -215,11 +215,13 @@ class Quickstart:
 
     def pretrain(self) -> None:
         from tfcmvp.training.pretrain import pretrain
+        from tfcmvp.training.workdir import NETWORK_WEIGHTS_STEMS, WEIGHTS_DIR
 
         for row in ROWS:
             for seed in self.settings.seeds:
                 config, workdir = self.pretrain_config(row, seed), self.pretrain_dir(row, seed)
-                weights = workdir / "weights" / "v_network.weights.h5"
+                stem = NETWORK_WEIGHTS_STEMS["video"]
+                weights = workdir / WEIGHTS_DIR / f"{stem}.weights.h5"
                 history = workdir / "history.csv"
                 finished = (
                     weights.is_file()

@@ -54,7 +54,7 @@ def format_results(results: Dict) -> str:
     chance = {kind: chance_recall_at_1(labels, kind) for kind in ("motion", "scene")}
     seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
     lines = [
-        f"retrieval R@1 (%), V-Network, mean over {len(seeds)} pretraining "
+        f"retrieval R@1 (%), video network, mean over {len(seeds)} pretraining "
         f"{seed_text} (min-max); chance: motion {chance['motion']:.1f}, "
         f"scene {chance['scene']:.1f}",
         f"{'pretraining':<15}{'by motion':>20}{'by scene':>20}{'context acc':>20}"

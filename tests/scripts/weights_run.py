@@ -33,7 +33,7 @@ from training_support import tiny_config, without_grappler
 
 
 class RecordWeights(keras.callbacks.Callback):
-    """Keeps the recorded weights (the whole model's, or its V-Network's) before and
+    """Keeps the recorded weights (the whole model's, or its video network's) before and
     after `fit`, their paths, which are trainable, and whether op determinism was on."""
 
     def __init__(self, video_network_only: bool):
@@ -41,11 +41,11 @@ class RecordWeights(keras.callbacks.Callback):
         self.video_network_only = video_network_only
 
     def recorded(self) -> list:
-        return (self.model.v_network if self.video_network_only else self.model).weights
+        return (self.model.video_network if self.video_network_only else self.model).weights
 
     def on_train_begin(self, logs=None):
         weights = self.recorded()
-        network = self.model.v_network if self.video_network_only else self.model
+        network = self.model.video_network if self.video_network_only else self.model
         trainable = {id(v) for v in network.trainable_weights}
         self.names = [v.path for v in weights]
         self.trainable = [id(v) in trainable for v in weights]
@@ -71,7 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--video-network-only",
         action="store_true",
-        help="record the V-Network's weights (pretraining) instead of the whole model's",
+        help="record the video network's weights (pretraining) instead of the whole model's",
     )
     parser.add_argument(
         "--no-grappler",

@@ -42,11 +42,13 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EPILOG,
         description=(
-            "Embeds video files with the `embed` signature of an export (V-, I- or M-Network, "
+            "Embeds video files with the `embed` signature of an export (video, I-frame or motion "
+            "network, "
             "or a finetuned classifier). Each video is decoded and cut into clips exactly as "
             "the extraction job and `tfcmvp retrieval` would (the export's "
             "assets/tfcmvp_export.json says frames, stride, crop, normalisation, vector "
-            "scaling): the I-Network path decodes only key frames to pixels, the M-Network "
+            "scaling): the I-frame network path decodes only key frames to pixels, the motion "
+            "network "
             "path only motion vectors. By default --clips clips per video at retrieval's "
             "(VCOP) positions; --window / --stride give per-segment features instead. Files "
             "that cannot be embedded are reported, listed in OUT/failed.jsonl and counted; "

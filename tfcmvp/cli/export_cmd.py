@@ -46,7 +46,7 @@ def add_parser(subparsers) -> None:
         "--network",
         choices=NETWORK_CHOICES,
         default="video",
-        help="which network: video (V-Network, default), iframe (I-Network) or motion (M-Network)",
+        help="which network: video (default), iframe or motion",
     )
     parser.add_argument(
         "--output", required=True, help="export folder (for TF Serving: MODEL_BASE/1)"

@@ -12,9 +12,10 @@ logger = logging.getLogger(__name__)
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "finetune",
-        help="finetune a pretrained V-Network (or a random one) for action recognition",
+        help="finetune a pretrained video network (or a random one) for action recognition",
         description=(
-            "Train a classifier (V-Network, global pool, dropout, Dense) on the training shards, "
+            "Train a classifier (video network, global pool, dropout, Dense) on the training "
+            "shards, "
             "test it with 10 clips per test video (softmax averaged; top-1 and top-5) and "
             "export it as a SavedModel with a classify signature. WORKDIR receives config.yaml, "
             "checkpoints/, history.csv, history.png, results.json, test_predictions.csv and "
@@ -26,7 +27,7 @@ def add_parser(subparsers) -> None:
     start.add_argument(
         "--model",
         default=None,
-        help="a tfcmvp export of a pretrained V-Network (tfcmvp export): its "
+        help="a tfcmvp export of a pretrained video network (tfcmvp export): its "
         "weights and architecture initialise the backbone",
     )
     start.add_argument(

@@ -45,7 +45,8 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EPILOG,
         description=(
-            "Embeds video files with up to three exports (V-, I- and M-Network) as `tfcmvp "
+            "Embeds video files with up to three exports (video, I-frame and motion network) as "
+            "`tfcmvp "
             "embed` does (10 clips, mean per video) and keeps the result in an index folder "
             "that `tfcmvp search` ranks by motion, context or the video network. Incremental: "
             "only new and changed files are embedded."

@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "pretrain",
-        help="pretrain the V-, I- and M-Networks on extracted TFRecords",
+        help="pretrain the video, I-frame and motion networks on extracted TFRecords",
         description=(
             "Pretrain with context matching (clip vs I-frame) and motion prediction (future "
             "motion vectors). WORKDIR receives config.yaml, checkpoints/, history.csv, "

@@ -20,7 +20,7 @@ def add_parser(subparsers) -> None:
             "under the VCOP and CoCLR protocols, weighted kNN top-1 (k=20) and the linear "
             "probe's top-1 on frozen features (as `tfcmvp retrieval` and `tfcmvp evaluate`, "
             "from the same feature cache) and, with --finetune_config, a short finetune of "
-            "each V-Network export. The linear probe and the finetune run once per seed "
+            "each video network export. The linear probe and the finetune run once per seed "
             "(--seeds N: seeds 0..N-1) and show mean (min-max). On UCF101 / HMDB51 split 1 "
             "the paper's numbers for the export's backbone stand beside ours. Writes every "
             "number and setting to --output and prints one table."
@@ -57,7 +57,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--finetune_config",
         metavar="YAML",
-        help="also finetune each V-Network export with this config (e.g. "
+        help="also finetune each video network export with this config (e.g. "
         "configs/finetune_tiny_cpu.yaml; architecture taken from the export)",
     )
     parser.add_argument(

@@ -23,7 +23,7 @@ def add_parser(subparsers) -> None:
             "video's feature is the mean of the `embed` signature over its clips (vcop: --clips "
             "clips with evenly spaced centres; coclr: CoCLR's sliding windows); the clip "
             "modality (RGB clips, I-frames, motion vectors) and geometry follow the export's "
-            "assets/tfcmvp_export.json, so V-, I- and M-Network exports all work. "
+            "assets/tfcmvp_export.json, so video, I-frame and motion network exports all work. "
             "Prints a table of R@1, 5, 10, 20, 50 (percent) and writes them to --output. "
             "Features are cached per model, data and options (default folder "
             "DATA/.tfcmvp_cache, or .tfcmvp_cache beside --output when DATA is read-only), "

@@ -15,7 +15,8 @@ def add_parser(subparsers) -> None:
         help="the videos of an index nearest to a query video, by motion, context or video",
         description=(
             "Embeds QUERY_VIDEO with the export the index holds for the chosen network "
-            "(--by motion: M-Network, context: I-Network, video: V-Network) and prints the "
+            "(--by motion: motion network, context: I-frame network, video: video network) "
+            "and prints the "
             "nearest indexed videos by cosine similarity (rank, score, path). A query that is "
             "itself indexed is left out of its own results. Exit status: 0 done; 2 bad "
             "arguments, index or query."

@@ -13,7 +13,7 @@ Modules: ``reader`` (files -> parsed records -> decoded frames),
 ``sampling`` (window index arithmetic), ``augment`` (dict -> dict ops),
 ``pipeline`` (the shared tf.data skeleton: interleave, filter, shuffle,
 repeat, seeded parallel map, batch, prefetch), ``pretrain`` / ``finetune`` /
-``evaluation`` (what a sample is), ``features`` (names of the yielded
+``evaluation`` (what a sample is), ``keys`` (names of the yielded
 tensors), ``synthetic`` (records with known content for tests).
 
 Every stage is TensorFlow ops (no ``py_function``); randomness is stateless

@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from tfcmvp import schema
 from tfcmvp.config import DataConfig
-from tfcmvp.data import augment, features, reader, sampling
+from tfcmvp.data import augment, keys, reader, sampling
 
 MODALITIES = ("rgb", "iframe", "motion")
 
@@ -78,16 +78,16 @@ def make_eval_sample(
         )  # [N]
     starts = tf.cast(starts, tf.int64)
     centre = augment.center_crop(
-        features.CLIPS,
+        keys.CLIPS,
         crop_size,
         resize_short=resize_short,
-        extent_keys={features.CLIPS: features.MV_EXTENT} if modality == "motion" else None,
-        methods={features.CLIPS: mv_resize_method if modality == "motion" else "bilinear"},
+        extent_keys={keys.CLIPS: keys.MV_EXTENT} if modality == "motion" else None,
+        methods={keys.CLIPS: mv_resize_method if modality == "motion" else "bilinear"},
     )
     if modality == "rgb":
         idx = sampling.clip_indices(starts, clip_len, clip_stride, t)  # [N, T]
-        data = {features.CLIPS: reader.decode_frames(parsed[schema.RGB_ENCODED], idx)}
-        ops = [centre, augment.to_unit_range(features.CLIPS), augment.normalize(features.CLIPS)]
+        data = {keys.CLIPS: reader.decode_frames(parsed[schema.RGB_ENCODED], idx)}
+        ops = [centre, augment.to_unit_range(keys.CLIPS), augment.normalize(keys.CLIPS)]
     elif modality == "iframe":
         middle = sampling.clip_indices(starts + (span - 1) // 2, 1, 1, t)[:, 0]  # [N]
         iframes = parsed[schema.IFRAME_INDICES]
@@ -98,24 +98,24 @@ def make_eval_sample(
             ),
             lambda: reader.decode_frames(parsed[schema.RGB_ENCODED], middle),
         )  # [N, H, W, 3]
-        data = {features.CLIPS: images}
-        ops = [centre, augment.to_unit_range(features.CLIPS), augment.normalize(features.CLIPS)]
+        data = {keys.CLIPS: images}
+        ops = [centre, augment.to_unit_range(keys.CLIPS), augment.normalize(keys.CLIPS)]
     elif modality == "motion":
         first = sampling.centred_window_start(starts, span, motion_len, t)  # [N]
         idx = sampling.window_indices(first, motion_len, t)  # [N, L]
         data = {
-            features.CLIPS: tf.gather(parsed[schema.MV_ENCODED], idx),  # [N, L, h, w, 2]
-            features.MV_EXTENT: reader.mv_extent(parsed),
+            keys.CLIPS: tf.gather(parsed[schema.MV_ENCODED], idx),  # [N, L, h, w, 2]
+            keys.MV_EXTENT: reader.mv_extent(parsed),
         }
-        ops = [centre, augment.scale_motion(features.CLIPS, clip=mv_clip, div=mv_div)]
+        ops = [centre, augment.scale_motion(keys.CLIPS, clip=mv_clip, div=mv_div)]
     else:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
     data = augment.chain(*ops)(data)
     return {
-        features.CLIPS: data[features.CLIPS],
-        features.LABEL: parsed[schema.LABEL],
-        features.VIDEO_ID: parsed[schema.VIDEO_ID],
-        features.LABEL_NAME: parsed[schema.LABEL_NAME],
+        keys.CLIPS: data[keys.CLIPS],
+        keys.LABEL: parsed[schema.LABEL],
+        keys.VIDEO_ID: parsed[schema.VIDEO_ID],
+        keys.LABEL_NAME: parsed[schema.LABEL_NAME],
     }
 
 

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from tfcmvp import schema
 from tfcmvp.config import FinetuneDataConfig
-from tfcmvp.data import augment, features, pipeline, reader, sampling
+from tfcmvp.data import augment, keys, pipeline, reader, sampling
 
 _SALT_START = 11
 _SALT_NEGATIVES = 12
@@ -39,10 +39,10 @@ def finetune_augmentation(config: FinetuneDataConfig, *, with_motion: bool) -> a
     """
     crop = dict(min_area=config.min_crop_area, ratio=config.crop_ratio)
     s = config.crop_size
-    shared = (features.CLIP, features.MOTION) if with_motion else (features.CLIP,)
-    mv_keys = (features.MOTION,) if with_motion else ()
-    mv_method = {features.MOTION: config.mv_resize_method}
-    extent = {features.MOTION: features.MV_EXTENT}
+    shared = (keys.CLIP, keys.MOTION) if with_motion else (keys.CLIP,)
+    mv_keys = (keys.MOTION,) if with_motion else ()
+    mv_method = {keys.MOTION: config.mv_resize_method}
+    extent = {keys.MOTION: keys.MV_EXTENT}
     ops = []
     if config.rotate_degrees > 0:
         # Before the crop, on the whole decoded frame (the authors' order):
@@ -64,10 +64,10 @@ def finetune_augmentation(config: FinetuneDataConfig, *, with_motion: bool) -> a
         augment.random_flip(
             shared, prob=config.flip_prob, mv_keys=mv_keys, negate_mv_x=config.flip_negates_mv_x
         ),
-        augment.rgb_photometric(features.CLIP, config),
+        augment.rgb_photometric(keys.CLIP, config),
     ]
     if with_motion:
-        ops.append(augment.scale_motion(features.MOTION, clip=config.mv_clip, div=config.mv_div))
+        ops.append(augment.scale_motion(keys.MOTION, clip=config.mv_clip, div=config.mv_div))
     if with_motion and config.num_negatives:
         ops.append(augment.negative_motion(config))
     return augment.chain(*ops)
@@ -86,11 +86,11 @@ def make_finetune_sample(serialized, seed, data: FinetuneDataConfig, with_motion
         t, needed, tf.random.experimental.stateless_fold_in(seed, _SALT_START)
     )
     sample = {
-        features.CLIP: reader.decode_frames(
+        keys.CLIP: reader.decode_frames(
             parsed[schema.RGB_ENCODED],
             sampling.clip_indices(start, data.clip_len, data.clip_stride, t),
         ),  # uint8 [T, H, W, 3]
-        features.SEED: seed,
+        keys.SEED: seed,
     }
     if with_motion:
         target = tf.clip_by_value(
@@ -107,20 +107,20 @@ def make_finetune_sample(serialized, seed, data: FinetuneDataConfig, with_motion
         motion = tf.gather(
             parsed[schema.MV_ENCODED], sampling.window_indices(starts, data.motion_len, t)
         )  # [1+K, L, h, w, 2]
-        sample[features.MOTION] = motion[0]
-        sample[features.NEGATIVES] = motion[1:]
-        sample[features.MV_EXTENT] = reader.mv_extent(parsed)
+        sample[keys.MOTION] = motion[0]
+        sample[keys.NEGATIVES] = motion[1:]
+        sample[keys.MV_EXTENT] = reader.mv_extent(parsed)
     sample = finetune_augmentation(data, with_motion=with_motion)(sample)
     out = {
-        features.CLIP: sample[features.CLIP],
-        features.LABEL: parsed[schema.LABEL],
-        features.VIDEO_ID: parsed[schema.VIDEO_ID],
+        keys.CLIP: sample[keys.CLIP],
+        keys.LABEL: parsed[schema.LABEL],
+        keys.VIDEO_ID: parsed[schema.VIDEO_ID],
     }
     if with_motion:
-        parts = [sample[features.MOTION][None]]  # [1, L, S, S, 2]
+        parts = [sample[keys.MOTION][None]]  # [1, L, S, S, 2]
         if data.num_negatives:
-            parts.append(sample[features.NEGATIVES])  # [K, L, S, S, 2]
-        out[features.MOTION] = tf.concat(parts, axis=0)
+            parts.append(sample[keys.NEGATIVES])  # [K, L, S, S, 2]
+        out[keys.MOTION] = tf.concat(parts, axis=0)
     return out
 
 

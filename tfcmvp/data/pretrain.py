@@ -30,13 +30,13 @@ import tensorflow as tf
 
 from tfcmvp import schema
 from tfcmvp.config import DataConfig
-from tfcmvp.data import augment, features, pipeline, reader, sampling
+from tfcmvp.data import augment, keys, pipeline, reader, sampling
 
 
 def pretrain_augmentation(config: DataConfig) -> augment.Op:
     """The pretraining recipe over keys CLIP, IFRAME, MOTION (target) and NEGATIVES."""
     crop = dict(min_area=config.min_crop_area, ratio=config.crop_ratio)
-    mv_method = {features.MOTION: config.mv_resize_method}
+    mv_method = {keys.MOTION: config.mv_resize_method}
     s = config.crop_size
     iframe_config = config
     if config.iframe_color_jitter is not None:  # the I-frame's own colour recipe
@@ -45,23 +45,23 @@ def pretrain_augmentation(config: DataConfig) -> augment.Op:
         # Clip and target share one region and one flip: the target is the
         # motion of the scene the clip shows.
         augment.random_resized_crop(
-            (features.CLIP, features.MOTION),
+            (keys.CLIP, keys.MOTION),
             s,
             **crop,
-            extent_keys={features.MOTION: features.MV_EXTENT},
+            extent_keys={keys.MOTION: keys.MV_EXTENT},
             methods=mv_method,
         ),
         augment.random_flip(
-            (features.CLIP, features.MOTION),
+            (keys.CLIP, keys.MOTION),
             prob=config.flip_prob,
-            mv_keys=features.MOTION,
+            mv_keys=keys.MOTION,
             negate_mv_x=config.flip_negates_mv_x,
         ),
-        augment.random_resized_crop(features.IFRAME, s, **crop),
-        augment.random_flip(features.IFRAME, prob=config.flip_prob),
-        augment.rgb_photometric(features.CLIP, config),
-        augment.rgb_photometric(features.IFRAME, iframe_config),
-        augment.scale_motion(features.MOTION, clip=config.mv_clip, div=config.mv_div),
+        augment.random_resized_crop(keys.IFRAME, s, **crop),
+        augment.random_flip(keys.IFRAME, prob=config.flip_prob),
+        augment.rgb_photometric(keys.CLIP, config),
+        augment.rgb_photometric(keys.IFRAME, iframe_config),
+        augment.scale_motion(keys.MOTION, clip=config.mv_clip, div=config.mv_div),
     ]
     if config.num_negatives:
         ops.append(augment.negative_motion(config))
@@ -82,27 +82,27 @@ def make_pretrain_sample(serialized, seed, data: DataConfig) -> dict:
     )
     motion = tf.gather(parsed[schema.MV_ENCODED], windows["motion_indices"])  # [1+K, L, h, w, 2]
     sample = {
-        features.CLIP: reader.decode_frames(
+        keys.CLIP: reader.decode_frames(
             parsed[schema.RGB_ENCODED], windows["clip_indices"]
         ),  # uint8 [T, H, W, 3]
-        features.IFRAME: reader.decode_jpeg(
+        keys.IFRAME: reader.decode_jpeg(
             parsed[schema.IFRAME_ENCODED][windows["iframe"]]
         ),  # uint8 [H, W, 3]
-        features.MOTION: motion[0],  # [L, h, w, 2]
-        features.NEGATIVES: motion[1:],  # [K, L, h, w, 2]
-        features.MV_EXTENT: reader.mv_extent(parsed),
-        features.SEED: seed,
+        keys.MOTION: motion[0],  # [L, h, w, 2]
+        keys.NEGATIVES: motion[1:],  # [K, L, h, w, 2]
+        keys.MV_EXTENT: reader.mv_extent(parsed),
+        keys.SEED: seed,
     }
     sample = pretrain_augmentation(data)(sample)
-    parts = [sample[features.MOTION][None]]  # [1, L, S, S, 2]: the target first
+    parts = [sample[keys.MOTION][None]]  # [1, L, S, S, 2]: the target first
     if data.num_negatives:
-        parts.append(sample[features.NEGATIVES])  # [K, L, S, S, 2]
+        parts.append(sample[keys.NEGATIVES])  # [K, L, S, S, 2]
     return {
-        features.CLIP: sample[features.CLIP],
-        features.IFRAME: sample[features.IFRAME],
-        features.MOTION: tf.concat(parts, axis=0),
-        features.LABEL: parsed[schema.LABEL],
-        features.VIDEO_ID: parsed[schema.VIDEO_ID],
+        keys.CLIP: sample[keys.CLIP],
+        keys.IFRAME: sample[keys.IFRAME],
+        keys.MOTION: tf.concat(parts, axis=0),
+        keys.LABEL: parsed[schema.LABEL],
+        keys.VIDEO_ID: parsed[schema.VIDEO_ID],
     }
 
 

@@ -105,8 +105,7 @@ def clip_dataset(items, options: EvalOptions):
     """
     import tensorflow as tf
 
-    from tfcmvp.data import evaluation
-    from tfcmvp.data import features as keys
+    from tfcmvp.data import evaluation, keys
 
     kwargs = options.sample_kwargs()
     kwargs["num_clips"] = kwargs["num_clips"] or 1  # unused: the starts are given

@@ -16,8 +16,8 @@ scaling.
 
 Bad files follow the extraction job's rules: a video that cannot be
 embedded (unreadable, no video stream, a codec without motion vectors for
-the M-Network, fewer than ``min_frames`` frames, all I-frames for the
-M-Network) is logged in one line, written to ``failed.jsonl`` and counted,
+the motion network, fewer than ``min_frames`` frames, all I-frames for the
+motion network) is logged in one line, written to ``failed.jsonl`` and counted,
 and the run goes on. The run counts as failed (``status`` "failed",
 non-zero exit) when no video was embedded, or when more than
 ``max_failed_fraction`` of the listed videos failed; the output is written
@@ -106,7 +106,7 @@ def _progress(total: int, progress: Optional[bool]):
 
 
 def _iframe_used(record, starts: np.ndarray, span: int) -> np.ndarray:
-    """The I-frame index each clip of an I-Network reads (the sample's own rule)."""
+    """The I-frame index each clip of an I-frame network reads (the sample's own rule)."""
     from tfcmvp.data import sampling
 
     t = record.num_frames
@@ -316,7 +316,7 @@ def embed_videos(
     Args:
       inputs: video files, folders and list files
         (:func:`tfcmvp.embedding.inputs.gather_inputs`).
-      model_dir: a ``tfcmvp export`` folder (V-, I- or M-Network, or a
+      model_dir: a ``tfcmvp export`` folder (video, I-frame or motion network, or a
         finetuned classifier: its ``embed`` signature).
       output: the output folder (:mod:`tfcmvp.embedding.writer`).
       layout: retrieval's clips (default 10) or sliding windows.

@@ -12,7 +12,7 @@
     exclusive: the clip's span, or the ``--window`` segment it is centred
     in), ``start_time`` / ``end_time`` (seconds, ``frame / fps``), ``fps``,
     ``num_frames``, ``codec``, ``network`` and ``iframe`` (the I-frame the
-    I-Network saw; -1 for the other networks).
+    I-frame network saw; -1 for the other networks).
 ``failed.jsonl``
     one JSON object per video that could not be embedded: ``path``,
     ``stage`` ("open", "decode", "vectors", "short", "embed"), ``error``

@@ -13,14 +13,14 @@ Per model (an export folder, named by the user):
   probe's top-1 (:func:`tfcmvp.evaluation.run.evaluate_export`), on the same
   cached features as ``vcop`` retrieval, so the second method extracts nothing;
 - optionally a short finetune (:func:`tfcmvp.finetuning.finetune.finetune`,
-  V-Network exports only), top-1 on the test split.
+  video network exports only), top-1 on the test split.
 
 Retrieval and kNN are deterministic: one value. The linear probe (its fold
 split) and the finetune (its seed) are random: they run once per seed, and
 the card shows the mean and the range (min-max) over the seeds.
 
 When the data folder is UCF101 or HMDB51 split 1 (:func:`tfcmvp.paper_numbers.paper_dataset`)
-and a V-Network export's backbone is one of the paper's, the paper's published
+and a video network export's backbone is one of the paper's, the paper's published
 numbers (:mod:`tfcmvp.paper_numbers`) stand beside ours: retrieval R@1 under
 the ``vcop`` column (the paper's protocol: 10 clips, mean, cosine) for a
 pretrained export, finetune top-1 for both a pretrained (the paper's

@@ -55,7 +55,7 @@ def _init_kind(info: dict) -> Optional[str]:
 
 def paper_entries(info: dict, manifest: Optional[dict]) -> dict:
     """``{record metric: PaperNumber record}`` for an export on a data folder, or ``{}``
-    when the data set, the network (V-Network only), the backbone or the
+    when the data set, the network (video network only), the backbone or the
     initialisation has no published number."""
     dataset = paper_numbers.paper_dataset(manifest)
     init = _init_kind(info)
@@ -132,10 +132,10 @@ def _add_probes(metrics, details, name, model_dir, data_dir, seeds, probe, share
 
 
 def _add_finetune(metrics, details, name, info, model_dir, data_dir, seeds, runs) -> None:
-    """A finetune per seed (V-Network exports only) into ``metrics``/``details``."""
+    """A finetune per seed (video network exports only) into ``metrics``/``details``."""
     config_path, overrides, finetune_dir = runs
     if info.get("network") != "video":
-        details["finetune"] = {"skipped": f"a {info.get('network')} export, not a V-Network"}
+        details["finetune"] = {"skipped": f"a {info.get('network')} export, not a video network"}
         return
     results = []
     for seed in seeds:

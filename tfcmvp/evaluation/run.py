@@ -199,7 +199,7 @@ def evaluate_export(
     """kNN and/or linear-probe accuracy of an exported network (see the module docstring).
 
     Args:
-      model_dir: ``tfcmvp export`` folder (V-, I- or M-Network, or a classifier).
+      model_dir: ``tfcmvp export`` folder (video, I-frame or motion network, or a classifier).
       data_dir: extraction output with ``train-*`` (labelled bank) and
         ``test-*`` shards.
       knn, linear, ks, temperature, c_grid, folds, seed, max_iter: see

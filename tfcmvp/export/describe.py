@@ -37,7 +37,7 @@ KEY_CONFIG_VALUES = {
         "data.flip_negates_mv_x",
     ),
 }
-KEY_CONFIG_VALUES["classifier"] = KEY_CONFIG_VALUES["video"]  # a finetuned V-Network
+KEY_CONFIG_VALUES["classifier"] = KEY_CONFIG_VALUES["video"]  # a finetuned video network
 # Shown for every export: the objective and the run that trained it.
 RUN_CONFIG_VALUES = (
     "data.period",

@@ -1,4 +1,4 @@
-"""The ``embed_frames`` signature of a V-Network export: decoded frames in, embeddings out.
+"""The ``embed_frames`` signature of a video network export: decoded frames in, embeddings out.
 
 ``tfcmvp embed`` prepares a video in Python before the export's ``embed``
 signature sees it (:mod:`tfcmvp.embedding`): it decodes every frame, stores
@@ -138,8 +138,7 @@ def frames_to_clips(frames, input_spec: Mapping, spec: Mapping) -> tf.Tensor:
     scaling are the functions of :mod:`tfcmvp.data` that ``tfcmvp embed``
     runs, traced into the graph.
     """
-    from tfcmvp.data import augment, sampling
-    from tfcmvp.data import features as keys
+    from tfcmvp.data import augment, keys, sampling
 
     clip_len, clip_stride = int(input_spec["frames"]), int(input_spec["stride"])
     crop_size = int(input_spec["size"][0])

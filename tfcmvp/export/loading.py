@@ -86,7 +86,7 @@ def load_keras_network(model_dir) -> keras.Model:
     and loads ``assets/network.weights.h5``. Works for video, iframe and
     motion exports (pretrained or random init). A config written before a
     model option existed is read with that option's old value
-    (``tfcmvp.config.LEGACY_MODEL_DEFAULTS``: e.g. the strided M-Network stem).
+    (``tfcmvp.config.LEGACY_MODEL_DEFAULTS``: e.g. the strided motion network stem).
 
     Raises:
       NotAnExportError / ExportError: see :func:`read_export_info`; also when

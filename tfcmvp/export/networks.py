@@ -1,7 +1,7 @@
 """The pretraining networks an export holds, rebuilt from a config and a weights file.
 
 A pretraining run (``tfcmvp pretrain``) leaves WORKDIR/config.yaml and
-WORKDIR/weights/{v,i,m}_network.weights.h5; :func:`load_trained_network`
+WORKDIR/weights/<stem>.weights.h5 (stems: ``NETWORK_WEIGHTS_STEMS``); :func:`load_trained_network`
 rebuilds one network from the first and loads the second. Networks are built
 for inference: plain BatchNorm (no SyncBN; the weights are the same) under
 the global Keras dtype policy (float32 unless the caller set another).
@@ -16,10 +16,11 @@ import keras
 
 from tfcmvp.config import PretrainConfig, load_saved_config
 from tfcmvp.export.contract import PRETRAIN_NETWORKS, ExportError
+from tfcmvp.training.workdir import NETWORK_WEIGHTS_STEMS
 
 # Network name -> weights file stem written by the pretraining run
 # (PretrainModel.networks() keys, saved by training.callbacks.save_network_weights).
-WEIGHTS_STEMS = {"video": "v_network", "iframe": "i_network", "motion": "m_network"}
+WEIGHTS_STEMS = NETWORK_WEIGHTS_STEMS
 
 
 def check_network_name(network: str) -> str:
@@ -38,9 +39,17 @@ def build_network(network: str, config: PretrainConfig, seed: Optional[int] = No
       seed: seeds Keras' global random state before building (same seed, same
         initial weights); None leaves it alone.
     """
-    from tfcmvp.training.pretrain_model import build_i_network, build_m_network, build_v_network
+    from tfcmvp.training.pretrain_model import (
+        build_iframe_network,
+        build_motion_network,
+        build_video_network,
+    )
 
-    builders = {"video": build_v_network, "iframe": build_i_network, "motion": build_m_network}
+    builders = {
+        "video": build_video_network,
+        "iframe": build_iframe_network,
+        "motion": build_motion_network,
+    }
     check_network_name(network)
     if seed is not None:
         keras.utils.set_random_seed(int(seed))

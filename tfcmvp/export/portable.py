@@ -20,14 +20,14 @@ have.
 
 LiteRT: TensorFlow's converter (``tf.lite.TFLiteConverter``) maps Conv3D to
 the CONV_3D builtin, but MaxPool3D has no builtin: converted as it is, C3D,
-R3D-26, R(2+1)D-26 and the M-Network's R3D-10 need the Flex delegate
+R3D-26, R(2+1)D-26 and the motion network's R3D-10 need the Flex delegate
 (``FlexMaxPool3D``), which neither ``ai-edge-litert``'s interpreter nor
 ``tf.lite.Interpreter`` of the pip packages links, so the file would not
 run. The converter here therefore rebuilds the Keras network from the
 export's weights and replaces every MaxPooling3D layer by the same pooling
 in builtins (:class:`FactorisedMaxPooling3D`: MAX_POOL_2D over height and
 width, then an elementwise MAXIMUM of strided slices over time). A maximum
-is exact, so the rewrite changes no value. The I-Network (2-D) needs no
+is exact, so the rewrite changes no value. The I-frame network (2-D) needs no
 rewrite.
 
 ONNX: ``tf2onnx`` converts the SavedModel's ``embed`` function as it is

@@ -11,7 +11,7 @@ Signatures (each takes ``clips`` float32 ``[N, *input.shape]``):
 * ``embed`` (also ``serving_default``): ``{"embedding": [N, D]}``, the global
   average of the network's last feature map;
 * ``features``: ``{"features": [N, T', H', W', C]}`` (``[N, H', W', C]`` for
-  the I-Network);
+  the I-frame network);
 * any ``extra_signatures`` (finetuned classifiers add ``classify``).
 
 Video exports also get ``embed_frames``, which takes ``frames`` uint8

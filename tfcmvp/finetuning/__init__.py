@@ -1,4 +1,4 @@
-"""Supervised finetuning of a pretrained (or random) V-Network for action recognition.
+"""Supervised finetuning of a pretrained (or random) video network for action recognition.
 
 * :func:`finetune` (``finetune.py``): the library entry, config + data +
   workdir + pretrained export (or random init) -> trained, tested, exported
@@ -6,7 +6,7 @@
 * :class:`FinetuneConfig` (``config.py``): the run's typed config, the paper's
   finetuning settings as defaults; :func:`load_finetune_config` reads YAML,
   ``--set`` overrides and a pretrained export's architecture.
-* :class:`VideoClassifier` (``classifier.py``): V-Network + pool + dropout +
+* :class:`VideoClassifier` (``classifier.py``): video network + pool + dropout +
   Dense, optionally regularised by motion prediction (paper Table 6).
 * ``evaluate.py``: the 10-clip test (softmax averaged over clips, top-1/top-5).
 * ``optimizer.py``: SGD with warm-up + cosine to a final rate.

@@ -1,20 +1,20 @@
-"""The finetuning model: V-Network + global average pool + dropout + Dense classifier,
+"""The finetuning model: video network + global average pool + dropout + Dense classifier,
 optionally regularised by the motion-prediction task (paper Table 6).
 
 Forward pass for a local batch of B clips::
 
-    clip [B, T, S, S, 3] --V-Network--> features [B, T1, H1, W1, C] --mean--> [B, C]
+    clip [B, T, S, S, 3] --video network--> features [B, T1, H1, W1, C] --mean--> [B, C]
                                      --dropout--> Dense --> logits [B, K]
 
-With ``motion_aux_weight = w > 0`` the same V-Network maps also feed the
+With ``motion_aux_weight = w > 0`` the same video network maps also feed the
 motion predictor of pretraining, trained here from scratch: memory ->
 Transformer -> head g_M1 gives the predicted motion queries [B, N, D]; the
-clip's future motion (and its hard negatives) go through an M-Network (R3D-10)
+clip's future motion (and its hard negatives) go through an motion network (R3D-10)
 and head g_M2 to the keys [B, 1 + K, N, D]; the per-video loss is
 CE + w x J_M with J_M the pointwise InfoNCE of Eq. 2 averaged over the N
-positions. Only the V-Network and the classifier are kept for testing and
+positions. Only the video network and the classifier are kept for testing and
 export. The regulariser's networks follow the same ModelConfig options as in
-pretraining (memory fusion and bias, M-Network stem, zero-init residual,
+pretraining (memory fusion and bias, motion network stem, zero-init residual,
 initialisers): the same MotionBranch layer (tfcmvp.models.motion_branch),
 built by the same functions of tfcmvp.training.pretrain_model.
 """
@@ -30,12 +30,16 @@ from keras import ops
 
 from tfcmvp import losses
 from tfcmvp.config import DataConfig, ModelConfig
-from tfcmvp.data import features
+from tfcmvp.data import keys
 from tfcmvp.finetuning.config import FinetuneConfig, finetune_config_from_dict
 from tfcmvp.models.motion_branch import motion_features
 from tfcmvp.training import step
 from tfcmvp.training.prebuilt import BuiltBeforeFit
-from tfcmvp.training.pretrain_model import build_m_network, build_motion_branch, build_v_network
+from tfcmvp.training.pretrain_model import (
+    build_motion_branch,
+    build_motion_network,
+    build_video_network,
+)
 
 CLASSIFIER_METRICS = ("loss", "ce_loss", "acc", "lr")
 MOTION_METRICS = ("motion_loss", "motion_acc")
@@ -43,7 +47,7 @@ MOTION_METRICS = ("motion_loss", "motion_acc")
 
 @keras.saving.register_keras_serializable(package="tfcmvp")
 class VideoClassifier(BuiltBeforeFit, keras.Model):
-    """Action classifier on a V-Network, trained with `fit` on dict batches.
+    """Action classifier on a video network, trained with `fit` on dict batches.
 
     ``model(clips)`` returns the logits ``[B, num_classes]`` (float32).
     Batches for `fit` / `evaluate`: {"clip" [B, T, S, S, 3], "label" [B]} and,
@@ -51,7 +55,7 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
     first); other keys are ignored.
 
     Args:
-      model_config: the V-Network and the regulariser's networks
+      model_config: the video network and the regulariser's networks
         (`ModelConfig` or its dict).
       data_config: the input layout (`DataConfig` or its dict: clip_len,
         crop_size, motion_len).
@@ -85,16 +89,21 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
         self.sync_bn = bool(sync_bn)
         model, data = self.model_config, self.data_config
 
-        # Layers kept after training.
-        self.backbone = build_v_network(model, data, self.sync_bn)
+        # Layers kept after training. The networks keep the attribute names of
+        # the first checkpoints (model/backbone/..., model/m_network/...: a
+        # checkpoint and .weights.h5 name variables by attribute path); code
+        # reads them as video_network and motion_network (properties below).
+        self.backbone = build_video_network(model, data, self.sync_bn)
         self.dropout_layer = keras.layers.Dropout(self.dropout, name="dropout")
         # float32 logits under mixed precision: softmax and CE at full precision.
         self.classifier = keras.layers.Dense(self.num_classes, dtype="float32", name="classifier")
 
         # The motion regulariser (training only).
         if self.motion_aux:
-            self.m_network = build_m_network(model, data, self.sync_bn)
-            self.target_grid = tuple(int(s) for s in self.m_network.output["features"].shape[1:4])
+            self.m_network = build_motion_network(model, data, self.sync_bn)
+            self.target_grid = tuple(
+                int(s) for s in self.motion_network.output["features"].shape[1:4]
+            )
             self.num_positions = math.prod(self.target_grid)  # N
             branch = build_motion_branch(model, self.target_grid, sync_bn=self.sync_bn)
             # The branch's layers keep their own attributes, before the branch
@@ -131,16 +140,26 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
         """True when the motion regulariser is part of the model."""
         return self.motion_aux_weight > 0
 
+    @property
+    def video_network(self) -> keras.Model:
+        """The video network (paper: V-Network) under the classifier."""
+        return self.backbone
+
+    @property
+    def motion_network(self) -> Optional[keras.Model]:
+        """The motion network (paper: M-Network) of the regulariser; None without it."""
+        return getattr(self, "m_network", None)
+
     # ------------------------------------------------------------------ build
 
     def build(self, input_shape=None):
         """Creates every variable from the configured input sizes (no data needed)."""
-        v_maps = self.backbone.output
+        v_maps = self.video_network.output
         self.classifier.build((None, v_maps["features"].shape[-1]))
         if self.motion_aux:
             self._motion_branch.build(
                 {name: tuple(t.shape) for name, t in v_maps.items()},
-                self.m_network.output["features"].shape[-1],
+                self.motion_network.output["features"].shape[-1],
             )
         self.built = True
 
@@ -148,7 +167,7 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
 
     def call(self, clips, training=None):
         """clips [B, T, S, S, 3] -> logits [B, num_classes] float32."""
-        return self._logits(self.backbone(clips, training=training), training)
+        return self._logits(self.video_network(clips, training=training), training)
 
     def _logits(self, v_maps: dict, training) -> tf.Tensor:
         pooled = ops.mean(v_maps["features"], axis=(1, 2, 3))  # [B, C]
@@ -157,11 +176,11 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
     def forward(self, inputs: dict, training=None) -> dict:
         """{"logits" [B, K]} and, with the regulariser, {"motion_query" [B, N, D],
         "motion_keys" [B, 1 + K', N, D]} for a batch dict."""
-        v_maps = self.backbone(inputs[features.CLIP], training=training)
+        v_maps = self.video_network(inputs[keys.CLIP], training=training)
         outputs = {"logits": self._logits(v_maps, training)}
         if not self.motion_aux:
             return outputs
-        m_features = motion_features(self.m_network, inputs[features.MOTION], training)
+        m_features = motion_features(self.motion_network, inputs[keys.MOTION], training)
         outputs.update(self._motion_branch(v_maps, m_features, training=training))
         return outputs  # + motion_query [B, N, D], motion_keys [B, 1 + K', N, D]
 
@@ -173,7 +192,7 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
         motion_acc (fraction of positions whose top-1 key is the positive).
         """
         logits = tf.cast(outputs["logits"], tf.float32)  # [B, K]
-        labels = tf.cast(inputs[features.LABEL], tf.int32)  # [B]
+        labels = tf.cast(inputs[keys.LABEL], tf.int32)  # [B]
         # On CPU an out-of-range label raises here with its value; on GPU it
         # gives NaN, which the NaN/Inf stop of the trainer reports.
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)  # [B]
@@ -195,7 +214,7 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
 
     def train_step(self, data):
         inputs = self._inputs(data)
-        return step.train_step(self, inputs, self.forward, tf.shape(inputs[features.CLIP])[0])
+        return step.train_step(self, inputs, self.forward, tf.shape(inputs[keys.CLIP])[0])
 
     def test_step(self, data):
         return step.test_step(self, self._inputs(data), self.forward)
@@ -208,14 +227,14 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
     def _inputs(self, data) -> dict:
         """The entries of a batch the model reads: a dict, or (dict,) from `train_on_batch`."""
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        keys = (features.CLIP, features.LABEL) + ((features.MOTION,) if self.motion_aux else ())
-        missing = [key for key in keys if key not in x]
+        needed = (keys.CLIP, keys.LABEL) + ((keys.MOTION,) if self.motion_aux else ())
+        missing = [key for key in needed if key not in x]
         if missing:
             raise KeyError(
                 f"VideoClassifier batch lacks {missing} (has {sorted(x)}); the "
                 f"motion regulariser needs the dataset's with_motion=True"
             )
-        return {key: x[key] for key in keys}
+        return {key: x[key] for key in needed}
 
     # ----------------------------------------------------------------- config
 
@@ -259,14 +278,14 @@ def load_backbone_weights(
     target, given = backbone.weights, network.weights
     if len(target) != len(given):
         raise ValueError(
-            f"the V-Network of the config has {len(target)} weights, the pretrained "
+            f"the video network of the config has {len(target)} weights, the pretrained "
             f"network {source} has {len(given)}: the architectures differ"
         )
     for mine, theirs in zip(target, given):
         if tuple(mine.shape) != tuple(theirs.shape):
             raise ValueError(
                 f"weight {mine.path} has shape {tuple(mine.shape)} in the config's "
-                f"V-Network but {tuple(theirs.shape)} ({theirs.path}) in {source}: "
+                f"video network but {tuple(theirs.shape)} ({theirs.path}) in {source}: "
                 f"the architectures differ"
             )
     for mine, theirs in zip(target, given):

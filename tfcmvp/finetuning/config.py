@@ -13,7 +13,7 @@ Files, ``base:`` links and ``--set section.field=value`` overrides work as for
 pretraining; unknown keys and bad values are errors naming the key.
 
 Architecture of a pretrained model. When finetuning an export (``--model
-DIR``), the V-Network is rebuilt as the export describes it: the fields of
+DIR``), the video network is rebuilt as the export describes it: the fields of
 :data:`ARCHITECTURE_KEYS` are taken from the export's
 ``assets/tfcmvp_export.json`` (backbone, clip length, crop size) and
 ``assets/config.yaml`` (widths, blocks). A file or override may repeat them,
@@ -44,7 +44,7 @@ from tfcmvp.config import (  # FinetuneDataConfig: the data section, with the ot
     section_checks,
 )
 
-# The transferred V-Network: its layers and weight shapes (backbone, width, blocks) and
+# The transferred video network: its layers and weight shapes (backbone, width, blocks) and
 # the clip it was trained on (length, crop size), which its features are tuned to.
 ARCHITECTURE_KEYS = (
     "model.backbone",
@@ -66,7 +66,7 @@ EXPORT_INFO_ASSET = "assets/tfcmvp_export.json"
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig:
-    """The task head on the V-Network: global average pool, dropout, Dense."""
+    """The task head on the video network: global average pool, dropout, Dense."""
 
     dropout: float = field(0.3, "dropout rate on the pooled features before the classifier")
 
@@ -110,7 +110,7 @@ class FinetuneTrainConfig(TrainConfig):
     motion_aux_weight: float = field(
         0.0,
         "weight w of the auxiliary motion-prediction loss, loss = CE + w x J_M (paper "
-        "Table 6: 0.2); adds an M-Network, memory, Transformer predictor and two heads, "
+        "Table 6: 0.2); adds an motion network, memory, Transformer predictor and two heads, "
         "trained from scratch; 0 = off",
     )
     motion_aux_temperature: float = field(0.1, "tau of the auxiliary pointwise InfoNCE (Eq. 2)")
@@ -143,7 +143,7 @@ class FinetuneConfig:
     )
     model: ModelConfig = dataclasses.field(
         default_factory=ModelConfig,
-        metadata={"doc": "V-Network (and the networks of the motion regulariser)"},
+        metadata={"doc": "video network (and the networks of the motion regulariser)"},
     )
     classifier: ClassifierConfig = dataclasses.field(
         default_factory=ClassifierConfig, metadata={"doc": "the task head"}
@@ -235,7 +235,7 @@ def load_finetune_config(
     path=None, overrides: Sequence[str] = (), model_dir=None
 ) -> FinetuneConfig:
     """Loads a finetuning config (defaults if `path` is None), applies overrides and,
-    with `model_dir`, takes the V-Network architecture from that export.
+    with `model_dir`, takes the video network architecture from that export.
 
     Raises :class:`ConfigError` naming the file or override and the key, or
     the architecture field that disagrees with the export.
@@ -251,7 +251,7 @@ def export_architecture(model_dir) -> dict:
 
     The keys are :data:`ARCHITECTURE_KEYS` and :data:`INHERITED_KEYS`, read
     from the export's info (backbone, input shape, stride) and its config
-    (widths, blocks). Raises ConfigError when the export is not a V-Network
+    (widths, blocks). Raises ConfigError when the export is not a video network
     (an ExportError when the folder is not an export).
     """
     import yaml
@@ -262,7 +262,7 @@ def export_architecture(model_dir) -> dict:
     info = read_export_info(model_dir)
     if info["network"] != "video":
         raise ConfigError(
-            f"{model_dir}: finetuning starts from a V-Network export (network 'video'), but "
+            f"{model_dir}: finetuning starts from a video network export (network 'video'), but "
             f"{EXPORT_INFO_ASSET} says network={info['network']!r}"
         )
     inputs = info["input"]

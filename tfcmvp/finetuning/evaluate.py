@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfcmvp.data import eval_dataset, features
+from tfcmvp.data import eval_dataset, keys
 from tfcmvp.finetuning.config import FinetuneConfig
 
 TOP_K = (1, 5)
@@ -120,14 +120,14 @@ def evaluate_clips(predict_logits: Callable, batches: Iterable[dict]) -> EvalRes
     """
     probabilities, labels, ids = [], [], []
     for batch in batches:
-        clips = np.asarray(batch[features.CLIPS])
+        clips = np.asarray(batch[keys.CLIPS])
         videos, num_clips = clips.shape[:2]
         flat = clips.reshape((videos * num_clips, *clips.shape[2:]))  # [V * N, ...]
         logits = np.asarray(predict_logits(flat))  # [V * N, K]
         per_clip = softmax(logits).reshape(videos, num_clips, -1)  # [V, N, K]
         probabilities.append(per_clip.mean(axis=1))  # [V, K]
-        labels.append(np.asarray(batch[features.LABEL], np.int64).reshape(videos))
-        raw = batch.get(features.VIDEO_ID)
+        labels.append(np.asarray(batch[keys.LABEL], np.int64).reshape(videos))
+        raw = batch.get(keys.VIDEO_ID)
         raw = [None] * videos if raw is None else np.asarray(raw).reshape(videos)
         ids.extend(_text(v) if v is not None else str(len(ids) + j) for j, v in enumerate(raw))
     if not probabilities:
@@ -177,8 +177,6 @@ def make_predict_fn(model) -> Callable:
 def evaluate_classifier(model, config: FinetuneConfig, files) -> EvalResult:
     """The 10-clip test of `model` on the shards `files` (see the module docstring)."""
     dataset = make_test_dataset(config, files).map(
-        lambda batch: {
-            key: batch[key] for key in (features.CLIPS, features.LABEL, features.VIDEO_ID)
-        }
+        lambda batch: {key: batch[key] for key in (keys.CLIPS, keys.LABEL, keys.VIDEO_ID)}
     )
     return evaluate_clips(make_predict_fn(model), dataset.as_numpy_iterator())

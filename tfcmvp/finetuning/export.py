@@ -24,7 +24,7 @@ def export_classifier(
     """Writes the finetuned classifier as a tfcmvp export (network "classifier").
 
     Signatures: ``classify`` (clips -> {"logits", "probabilities"}, the
-    softmax of the logits) plus the ``embed`` / ``features`` of its V-Network.
+    softmax of the logits) plus the ``embed`` / ``features`` of its video network.
     """
 
     def classify(clips):  # [N, T, S, S, 3]
@@ -42,11 +42,11 @@ def export_classifier(
         num_classes=len(class_names),
         class_names=list(class_names),
     )
-    # embed / features come from the V-Network; assets/network.weights.h5 holds
+    # embed / features come from the video network; assets/network.weights.h5 holds
     # its weights (the classifier's are in the SavedModel's variables and in
     # WORKDIR/weights/classifier.weights.h5).
     return export_network(
-        model.backbone,
+        model.video_network,
         output_dir,
         info,
         dump_config(config),

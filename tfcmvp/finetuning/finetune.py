@@ -2,8 +2,8 @@
 
 Trains an action classifier (:class:`VideoClassifier`) on the training shards
 of an extraction run (``DATA_DIR/train-*.tfrecord.gz``, class names in
-``DATA_DIR/labels.txt``), starting from the V-Network of a tfcmvp export
-(``model_dir``; only the V-Network weights are transferred) or from random
+``DATA_DIR/labels.txt``), starting from the video network of a tfcmvp export
+(``model_dir``; only the video network weights are transferred) or from random
 weights (``random_init=True``, the "scratch" rows of paper Tables 2, 3 and 6).
 It tests on ``DATA_DIR/test-*.tfrecord.gz`` with the 10-clip protocol after
 the epochs of ``test.eval_epochs`` and after the last one. WORKDIR receives:
@@ -46,7 +46,7 @@ import keras
 import tensorflow as tf
 
 from tfcmvp import manifest as manifest_lib
-from tfcmvp.data import features
+from tfcmvp.data import keys
 from tfcmvp.finetuning import callbacks as ft_callbacks
 from tfcmvp.finetuning.classifier import VideoClassifier, load_backbone_weights
 from tfcmvp.finetuning.config import FinetuneConfig, check_architecture
@@ -149,7 +149,7 @@ def make_train_dataset(config: FinetuneConfig, files, data_seed: int) -> tf.data
     they are not inputs and cannot be placed on GPUs)."""
     from tfcmvp.data import finetune_dataset
 
-    keys = (features.CLIP, features.LABEL) + ((features.MOTION,) if config.motion_aux else ())
+    needed = (keys.CLIP, keys.LABEL) + ((keys.MOTION,) if config.motion_aux else ())
     dataset = finetune_dataset(
         files,
         config.train.global_batch_size,
@@ -160,7 +160,7 @@ def make_train_dataset(config: FinetuneConfig, files, data_seed: int) -> tf.data
         repeat=True,
         drop_remainder=True,
     )
-    return dataset.map(lambda batch: {key: batch[key] for key in keys})
+    return dataset.map(lambda batch: {key: batch[key] for key in needed})
 
 
 # ---------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def finetune(
       data_dir: output folder of the extraction job (train-/test-*.tfrecord.gz,
         labels.txt).
       workdir: run folder (created); an existing one is resumed.
-      model_dir: a tfcmvp export of a V-Network (``tfcmvp export``) whose
+      model_dir: a tfcmvp export of a video network (``tfcmvp export``) whose
         weights initialise the backbone.
       random_init: start from random weights instead (exactly one of
         `model_dir` and `random_init` must be given).
@@ -234,7 +234,7 @@ def finetune(
 
 class FinetuneTask(Task):
     """Finetuning as a :class:`~tfcmvp.training.task.Task`: a VideoClassifier from
-    `model_dir`'s V-Network (or random weights), tested after the epochs of
+    `model_dir`'s video network (or random weights), tested after the epochs of
     ``test.eval_epochs`` and the last, then exported.
 
     Multi-worker runs: every worker runs it with the same WORKDIR; the chief
@@ -395,12 +395,12 @@ class FinetuneTask(Task):
 
 
 def _load_pretrained(model: VideoClassifier, model_dir: pathlib.Path) -> None:
-    """Copies the export's V-Network weights into the classifier's backbone."""
+    """Copies the export's video network weights into the classifier's backbone."""
     from tfcmvp.export import load_keras_network
 
     network = load_keras_network(model_dir)
-    load_backbone_weights(model.backbone, network, source=str(model_dir))
-    logger.info("V-Network weights loaded from %s", model_dir)
+    load_backbone_weights(model.video_network, network, source=str(model_dir))
+    logger.info("Video network weights loaded from %s", model_dir)
 
 
 # ---------------------------------------------------------------------------

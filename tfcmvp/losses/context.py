@@ -28,7 +28,7 @@ def context_infonce(
     Both inputs are cast to float32 and L2-normalised here (cosine
     similarity), so normalised or raw head outputs give the same loss. Inside
     a replica context with more than one replica the keys of all replicas are
-    gathered (differentiably: no stop-gradient, the I-Network trains through
+    gathered (differentiably: no stop-gradient, the I-frame network trains through
     this loss); the positive of local query i is global key `offset + i`,
     `offset` being the number of videos on the replicas before this one.
 

@@ -26,13 +26,13 @@ def motion_infonce(
     Args:
       pred: [B, N, D] predicted motion embeddings (motion predictor + head),
         position j in flattened (t, y, x) order.
-      motion_keys: [B, K, N, D] motion-clip embeddings (M-Network + head);
+      motion_keys: [B, K, N, D] motion-clip embeddings (motion network + head);
         clip 0 is the target, clips 1..K-1 hard negatives. K = 1 gives the
         loss without hard negatives.
       temperature: tau of Eq. 2.
 
     Inputs are cast to float32 and L2-normalised here. Keys are gathered over
-    replicas as in `context_infonce`, differentiably (the M-Network trains
+    replicas as in `context_infonce`, differentiably (the motion network trains
     through this loss).
 
     Returns:

@@ -15,12 +15,12 @@ rate (5e-4 x B).
 
 Key encoders get their exact gradient, the authors' do not. The keys are
 all-gathered and the gather's gradient flows back to the replica that owns
-each key; with the division above the I- and M-Networks receive the exact
+each key; with the division above the I-frame and motion networks receive the exact
 gradient of the global-batch loss, like every other weight. In the authors'
 distributed code the key-path gradients are summed to their owner and
 divided by the world size W, and DDP then averages the parameter gradients
-once more, so their I- and M-Networks get 1/W of the exact gradient (1/4 on
-UCF101, 1/32 on Kinetics-400); their V-Network's gradient is exact. We keep
+once more, so their I-frame and motion networks get 1/W of the exact gradient (1/4 on
+UCF101, 1/32 on Kinetics-400); their video network's gradient is exact. We keep
 the exact gradient and do not emulate that factor: it depends on the number
 of GPUs, so it is no property of the method.
 """

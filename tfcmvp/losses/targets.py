@@ -25,7 +25,7 @@ def pool_motion_targets(motion: tf.Tensor, grid: Sequence[int]) -> tf.Tensor:
     Returns:
       [B, T3 * H3 * W3, 2] float32, positions flattened in (t, y, x) order
       (index t * H3 * W3 + y * W3 + x), the order of the predictor's queries
-      and of the M-Network's flattened output. Cells are plain means, so holes
+      and of the motion network's flattened output. Cells are plain means, so holes
       and I-frames (zero vectors) pull a cell's mean towards zero.
     """
     motion = tf.convert_to_tensor(motion)

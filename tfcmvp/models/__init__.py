@@ -8,23 +8,23 @@ the last BN of each residual block starts at gamma 0, the authors') and
 `stem` (r3d_10). Grids for the paper's inputs (batch omitted; trainable
 parameters in brackets):
 
-  V-Network, clip [16, 112, 112, 3]
+  video network, clip [16, 112, 112, 3]
     c3d          conv1 16x112x112x64, conv2 16x56x56x128, conv3 8x28x28x256,
                  conv4 4x14x14x512, conv5 = features 2x7x7x512        [27.66M]
     r3d_26       stem 16x28x28x64 (3x7x7 conv s(1,2,2) + 1x3x3 max pool),
                  layer1 16x28x28x256, layer2 8x14x14x512, layer3 4x7x7x1024,
                  layer4 = features 2x4x4x2048 (bottleneck blocks [2,2,2,2]) [26.50M]
     r2plus1d_26  same grids, every 3-D conv factorised (2+1)D          [26.51M]
-  M-Network, motion [8, 112, 112, 2]
+  motion network, motion [8, 112, 112, 2]
     r3d_10       stem 8x56x56x64 (authors: 3x7x7 conv s1 + 1x3x3 max pool s(1,2,2);
                  "strided": conv s(1,2,2), no pool), layer1 8x56x56x64,
                  layer2 4x28x28x128, layer3 2x14x14x256,
                  layer4 = features 1x7x7x512: 49 targets                [14.35M]
-  I-Network, I-frame [112, 112, 3]
+  I-frame network, I-frame [112, 112, 3]
     r2d_10       stem 28x28x64 (7x7 s2 + 3x3 pool s2), layer1 28x28x64,
                  layer2 14x14x128, layer3 7x7x256, layer4 = features 4x4x512 [4.91M]
 
-Motion prediction (V-Network map -> N = T3*H3*W3 predicted motion features):
+Motion prediction (video network map -> N = T3*H3*W3 predicted motion features):
   memory.PredictorMemory        stage maps -> tokens [B, M, width]. ResNets fuse
                                 layer3 folded 2x in time (2x7x7x2048) with layer4
                                 upsampled to 2x7x7 by addition (the authors';

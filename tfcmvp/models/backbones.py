@@ -1,4 +1,4 @@
-"""Backbone registry: name -> constructor, and where each V-Network's memory comes from.
+"""Backbone registry: name -> constructor, and where each video network's memory comes from.
 
     model = build_backbone("r2plus1d_26", input_shape=(16, 112, 112, 3), sync_bn=True)
     maps = model(clips)                      # dict of stage outputs
@@ -55,7 +55,7 @@ MEMORY_SPECS: dict[str, MemorySpec] = {
     # layer3 4 x 7 x 7 folded to 2 x 7 x 7, layer4 2 x 4 x 4 upsampled to it (the authors').
     "r3d_26": MemorySpec(stages=("layer3", "layer4"), time_fold=2),
     "r2plus1d_26": MemorySpec(stages=("layer3", "layer4"), time_fold=2),
-    # Same recipe when R3D-10 stands in as a small V-Network (tiny configs).
+    # Same recipe when R3D-10 stands in as a small video network (tiny configs).
     "r3d_10": MemorySpec(stages=("layer3", "layer4"), time_fold=2),
 }
 
@@ -73,11 +73,11 @@ def build_backbone(backbone: str, /, **kwargs) -> keras.Model:
 
 
 def memory_spec(backbone: str) -> MemorySpec:
-    """The predictor-memory stages of V-Network `backbone`."""
+    """The predictor-memory stages of video network `backbone`."""
     try:
         return MEMORY_SPECS[backbone]
     except KeyError:
         raise ValueError(
-            f"backbone {backbone!r} has no predictor memory (not a V-Network); "
+            f"backbone {backbone!r} has no predictor memory (not a video network); "
             f"expected one of {sorted(MEMORY_SPECS)}"
         ) from None

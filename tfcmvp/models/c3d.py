@@ -1,4 +1,4 @@
-"""C3D (Tran et al. 2015) as a V-Network, input [B, T, H, W, C].
+"""C3D (Tran et al. 2015) as a video network, input [B, T, H, W, C].
 
 Eight 3x3x3 convs of 64, 128, 256, 256, 512, 512, 512, 512 channels (scaled
 by width / 64) in five groups; max pools (1,2,2) after conv1 and (2,2,2)

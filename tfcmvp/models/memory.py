@@ -1,6 +1,6 @@
-"""Predictor memory: V-Network stage maps -> a token sequence for the predictor.
+"""Predictor memory: video network stage maps -> a token sequence for the predictor.
 
-The authors' memory for the ResNet V-Networks fuses two stages (16 x 112 x
+The authors' memory for the ResNet video networks fuses two stages (16 x 112 x
 112 clip): layer3 [B, 4, 7, 7, C3] is folded in time by 2 (steps 2t and
 2t + 1 concatenated on channels: [B, 2, 7, 7, 2 C3]), layer4 [B, 2, 4, 4, C4]
 is upsampled (nearest) to that 2 x 7 x 7 grid, the two are ADDED
@@ -11,7 +11,7 @@ projection). C3D's conv5 is already 2 x 7 x 7 and is used alone
 (time_fold=1), where the fusion does not matter.
 
 The fused map (before the projection) is also what the authors' clip-context
-query pools for a ResNet V-Network: :meth:`PredictorMemory.fuse` returns it.
+query pools for a ResNet video network: :meth:`PredictorMemory.fuse` returns it.
 
 Memory grids at the paper's input sizes (see backbones.memory_spec):
   C3D               conv5 [2, 7, 7, 512]                      -> 98 tokens, 512 in

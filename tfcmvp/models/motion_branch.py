@@ -1,19 +1,19 @@
 """MotionBranch: the future-motion prediction of pretraining and of the finetuning regulariser.
 
-For a local batch of B clips, from the V-Network's stage maps::
+For a local batch of B clips, from the video network's stage maps::
 
     memory stages --PredictorMemory--> tokens [B, M, width]
                   --predictor--------> predicted [B, N, width]   (Transformer or ConvGRU)
                   --g_M1 (prediction_head)--> motion query [B, N, D]
-    M-Network features [B, K, N, C] --g_M2 (motion_head)--> motion keys [B, K, N, D]
+    motion network features [B, K, N, C] --g_M2 (motion_head)--> motion keys [B, K, N, D]
 
-N = T3 * H3 * W3 positions of the M-Network's output grid, in flattened
+N = T3 * H3 * W3 positions of the motion network's output grid, in flattened
 (t, y, x) order on both sides; motion clip 0 is the target (future motion),
 1..K-1 the hard negatives. With a value head (the mse / ce ablations of
 pretraining) the predicted tokens go through the linear MotionValueHead to
 per-position motion values instead, and g_M1 / g_M2 are frozen.
 
-The M-Network itself is not part of the branch: it is a backbone (saved and
+The motion network itself is not part of the branch: it is a backbone (saved and
 exported on its own); :func:`motion_features` runs it on the motion clips.
 """
 
@@ -31,7 +31,7 @@ from tfcmvp.models.predictor_convgru import ConvGRUPredictor
 
 
 def motion_features(m_network: keras.Model, motion, training=None):
-    """M-Network features per position of every motion clip.
+    """Motion network features per position of every motion clip.
 
     motion [B, K, L, S, S, 2] -> [B, K, N, C] (N = T3 * H3 * W3).
     """
@@ -44,20 +44,20 @@ def motion_features(m_network: keras.Model, motion, training=None):
 
 @keras.saving.register_keras_serializable(package="tfcmvp")
 class MotionBranch(keras.layers.Layer):
-    """Predicts the future motion of a clip from its V-Network maps.
+    """Predicts the future motion of a clip from its video network maps.
 
     ``branch(v_maps, m_features)`` returns {"motion_query" [B, N, D],
     "motion_keys" [B, K, N, D]}; with a value head ``branch(v_maps)`` returns
     {"motion_values" [B, N, *value_shape]}.
 
     Args:
-      memory: the PredictorMemory of the V-Network's stages.
+      memory: the PredictorMemory of the video network's stages.
       predictor: a TransformerPredictor (tokens [B, M, width] -> [B, N, width])
         or a ConvGRUPredictor (on the memory grid [B, T, H, W, width]).
       prediction_head: g_M1, on the predicted tokens.
-      motion_head: g_M2, on the M-Network features.
-      memory_stages: the V-Network map names the memory reads, in order.
-      target_grid: (T3, H3, W3), the M-Network's output grid.
+      motion_head: g_M2, on the motion network features.
+      memory_stages: the video network map names the memory reads, in order.
+      target_grid: (T3, H3, W3), the motion network's output grid.
       value_head: the MotionValueHead of the mse / ce ablations, or None.
       value_shape: per-position shape of its output ((2,) for mse, (2, bins)
         for ce); needed with `value_head`.
@@ -100,8 +100,8 @@ class MotionBranch(keras.layers.Layer):
     # ------------------------------------------------------------------ build
 
     def build(self, v_map_shapes: dict, motion_channels: Optional[int] = None):
-        """Creates every variable: `v_map_shapes` {stage: shape} of the V-Network's
-        maps, `motion_channels` the M-Network's feature channels C."""
+        """Creates every variable: `v_map_shapes` {stage: shape} of the video network's
+        maps, `motion_channels` the motion network's feature channels C."""
         memory_shapes = self._memory_shapes(v_map_shapes)
         self.memory.build(memory_shapes)
         grid = self.memory.grid(memory_shapes)
@@ -118,7 +118,7 @@ class MotionBranch(keras.layers.Layer):
         self.built = True
 
     def fused_map(self, v_maps: dict):
-        """The memory's fused V-Network map before its projection [B, T, H, W, C]."""
+        """The memory's fused video network map before its projection [B, T, H, W, C]."""
         return self.memory.fuse([v_maps[stage] for stage in self.memory_stages])
 
     def fused_channels(self, v_map_shapes: dict) -> int:
@@ -131,7 +131,7 @@ class MotionBranch(keras.layers.Layer):
     # ---------------------------------------------------------------- forward
 
     def call(self, v_maps: dict, m_features=None, training=None) -> dict:
-        """v_maps: the V-Network's maps; m_features [B, K, N, C] (see
+        """v_maps: the video network's maps; m_features [B, K, N, C] (see
         :func:`motion_features`; unused with a value head)."""
         predicted = self.predict_tokens(v_maps, training=training)  # [B, N, width]
         if self.value_head is not None:
@@ -148,7 +148,7 @@ class MotionBranch(keras.layers.Layer):
         }
 
     def predict_tokens(self, v_maps: dict, training=None):
-        """The predictor's output tokens [B, N, width] for the V-Network's maps."""
+        """The predictor's output tokens [B, N, width] for the video network's maps."""
         maps = [v_maps[stage] for stage in self.memory_stages]
         tokens = self.memory(maps)  # [B, M, width]
         if isinstance(self.predictor, ConvGRUPredictor):

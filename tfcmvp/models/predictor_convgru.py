@@ -1,6 +1,6 @@
 """ConvGRU motion predictor (the paper's alternative to the Transformer).
 
-Follows DPC (Han et al. 2019): a ConvGRU aggregates the V-Network map over
+Follows DPC (Han et al. 2019): a ConvGRU aggregates the video network map over
 its time steps, then rolls out one prediction per future step; each
 prediction is read from the hidden state by a 1x1 conv -> ReLU -> 1x1 conv
 head and fed back (after a ReLU) as the next ConvGRU input.
@@ -74,7 +74,7 @@ class ConvGRUPredictor(keras.layers.Layer):
     """Predict the target grid from a backbone map: [B, T1, H1, W1, C1] -> [B, N, width].
 
     Args:
-      target_grid: (T3, H3, W3) of the M-Network output; N = T3 * H3 * W3.
+      target_grid: (T3, H3, W3) of the motion network output; N = T3 * H3 * W3.
       width: hidden and output channels.
       kernel_size: spatial kernel of the ConvGRU convs (DPC uses 1; 3 lets
         the hidden state move features between neighbouring cells).

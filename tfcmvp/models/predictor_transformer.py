@@ -9,7 +9,7 @@ q = k = x + pos_m, v = x; decoder self-attention q = k = y + pos_q, v = y;
 cross-attention q = y + pos_q, k = memory + pos_m, v = memory. The decoder
 starts from y = 0, so query j differs from the others only through its
 learned embedding pos_q[j]; prediction j is matched with flattened (t, y, x)
-position j of the M-Network output (N = T3 * H3 * W3, 49 in the paper).
+position j of the motion network output (N = T3 * H3 * W3, 49 in the paper).
 There is no extra LayerNorm after the stacks: each post-norm layer already
 ends in one.
 
@@ -237,7 +237,7 @@ class TransformerPredictor(keras.layers.Layer):
 
     Input: memory [B, M, width] (M fixed at build: one positional embedding
     per token). Output: [B, num_queries, width], row j for flattened (t, y, x)
-    position j of the M-Network's output grid.
+    position j of the motion network's output grid.
 
     Args:
       num_queries: N = T3 * H3 * W3 (49 for 8 x 112 x 112 motion clips).

@@ -1,4 +1,4 @@
-"""2-D ResNet: R2D-10, the I-Network (input [B, H, W, C], channels-last).
+"""2-D ResNet: R2D-10, the I-frame network (input [B, H, W, C], channels-last).
 
 Stem: 7x7 conv stride 2, BN, ReLU, 3x3 max pool stride 2; then BasicBlock
 stages, stage 1 at stride 1 and later stages at stride 2. On a 112 x 112
@@ -76,7 +76,7 @@ def r2d_10(
     zero_init_residual: bool = True,
     name: str = "r2d_10",
 ) -> keras.Model:
-    """R2D-10 I-Network: BasicBlocks (1, 1, 1, 1) with the standard stem pool."""
+    """R2D-10 I-frame network: BasicBlocks (1, 1, 1, 1) with the standard stem pool."""
     return build_resnet2d(
         input_shape=input_shape,
         block="basic",

@@ -1,4 +1,4 @@
-"""3-D ResNets: R3D-26 and R(2+1)D-26 (V-Network), R3D-10 (M-Network).
+"""3-D ResNets: R3D-26 and R(2+1)D-26 (video network), R3D-10 (motion network).
 
 Layout is channels-last, input [B, T, H, W, C]. Every model returns a dict:
 "stem", "layer1" ... "layer4" (stage outputs) and "features" (the last stage).
@@ -15,8 +15,8 @@ Output grids at the paper's input sizes:
   R3D-10 on [B, 8, 112, 112, 2]:
     stem [B, 8, 56, 56, 64], layer3 [B, 2, 14, 14, 256],
     layer4 = features [B, 1, 7, 7, 512]: 49 motion targets.
-The V-Network's stem pool is what makes layer3 4x7x7 and layer4 2x4x4, the
-grids of the authors' predictor memory. The M-Network's stem halves space
+The video network's stem pool is what makes layer3 4x7x7 and layer4 2x4x4, the
+grids of the authors' predictor memory. The motion network's stem halves space
 once, not twice, so that its output is the 1x7x7 target grid; two ways
 (`r3d_10(stem=...)`, ``ModelConfig.motion_stem``):
   "authors"  stride-1 conv at full resolution, then the 1x3x3 max pool of stride
@@ -33,7 +33,7 @@ import keras
 
 from tfcmvp.models.resnet_blocks import residual_stages, spatiotemporal_conv_bn
 
-# How the M-Network's stem halves space (module docstring).
+# How the motion network's stem halves space (module docstring).
 MOTION_STEMS = ("authors", "strided")
 
 
@@ -61,7 +61,8 @@ def build_resnet3d(
       width: channels of the stem and of stage 1's planes; stage i has width * 2**i planes.
       factorized: R(2+1)D: every t x d x d conv becomes spatial 1 x d x d then temporal t x 1 x 1.
       stem_pool: 1x3x3 max pool of stride (1, 2, 2) after the stem.
-      stem_spatial_stride: spatial stride of the stem conv (2, or 1 for the authors' M-Network).
+      stem_spatial_stride: spatial stride of the stem conv (2, or 1 for the
+        authors' motion network).
       stem_temporal_stride: temporal stride of the stem conv.
       sync_bn: synchronise BatchNorm statistics across replicas.
       zero_init_residual: the last BN of every residual block starts at gamma 0.
@@ -107,7 +108,7 @@ def r3d_26(
     zero_init_residual: bool = True,
     name: str = "r3d_26",
 ) -> keras.Model:
-    """R3D-26 V-Network: bottleneck blocks (2, 2, 2, 2), full 3x3x3 convs, stem max pool."""
+    """R3D-26 video network: bottleneck blocks (2, 2, 2, 2), full 3x3x3 convs, stem max pool."""
     return build_resnet3d(
         input_shape=input_shape,
         block="bottleneck",
@@ -129,7 +130,7 @@ def r2plus1d_26(
     zero_init_residual: bool = True,
     name: str = "r2plus1d_26",
 ) -> keras.Model:
-    """R(2+1)D-26 V-Network: R3D-26 with every 3-D conv factorised into (2+1)D."""
+    """R(2+1)D-26 video network: R3D-26 with every 3-D conv factorised into (2+1)D."""
     return build_resnet3d(
         input_shape=input_shape,
         block="bottleneck",
@@ -152,7 +153,7 @@ def r3d_10(
     zero_init_residual: bool = True,
     name: str = "r3d_10",
 ) -> keras.Model:
-    """R3D-10 M-Network: BasicBlocks (1, 1, 1, 1) on 2-channel motion-vector maps.
+    """R3D-10 motion network: BasicBlocks (1, 1, 1, 1) on 2-channel motion-vector maps.
 
     `stem`: "authors" (stride-1 conv + max pool) or "strided" (stride-2 conv, no
     pool); either way 8 x 112 x 112 maps give a 1 x 7 x 7 x 512 output.

@@ -188,7 +188,7 @@ def evaluate_retrieval(
 
     Args:
       model_dir: ``tfcmvp export`` folder; its ``assets/tfcmvp_export.json``
-        decides the modality (V-, I- or M-Network) and the clip geometry.
+        decides the modality (video, I-frame or motion network) and the clip geometry.
       data_dir: extraction output folder with ``test-*`` (queries) and
         ``train-*`` (gallery) shards.
       clips: clips per video under ``"vcop"``; a video's feature is the mean

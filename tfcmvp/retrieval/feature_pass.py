@@ -17,8 +17,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from tfcmvp import schema
-from tfcmvp.data import evaluation, reader
-from tfcmvp.data import features as keys
+from tfcmvp.data import evaluation, keys, reader
 from tfcmvp.retrieval.clip_options import EvalOptions
 from tfcmvp.retrieval.feature_cache import SplitFeatures
 from tfcmvp.retrieval.protocols import VCOP, video_features
@@ -50,7 +49,7 @@ def _video_dataset(
             )
             out = {keys.VIDEO_ID: parsed[schema.VIDEO_ID], keys.LABEL: parsed[schema.LABEL]}
         if with_thumbs:
-            out["thumbnail"] = thumbnail(serialized)
+            out[keys.THUMBNAIL] = thumbnail(serialized)
         return out
 
     ds = ds.map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -120,7 +119,7 @@ def run_split(
             ids.extend(v.decode() for v in batch[keys.VIDEO_ID].numpy())
             names.extend(v.decode() for v in batch[keys.LABEL_NAME].numpy())
             if with_thumbs:
-                thumbs.append(batch["thumbnail"].numpy())
+                thumbs.append(batch[keys.THUMBNAIL].numpy())
             bar.update(num_videos)
     if not feats:
         raise ValueError(f"the {split} shards hold no videos: {files}")
@@ -140,7 +139,7 @@ def thumbnail_pass(files, options: EvalOptions, *, split: str, total, progress) 
     thumbs, ids = [], []
     with _progress(total, f"{split} thumbnails", progress) as bar:
         for batch in ds:
-            thumbs.append(batch["thumbnail"].numpy())
+            thumbs.append(batch[keys.THUMBNAIL].numpy())
             ids.extend(v.decode() for v in batch[keys.VIDEO_ID].numpy())
             bar.update(len(thumbs[-1]))
     return Thumbnails.from_jpegs(np.concatenate(thumbs)), np.asarray(ids, dtype=str)

@@ -11,7 +11,7 @@ network        modality    clips fed to the ``embed`` signature
 ``iframe``     ``iframe``  ``[N, S, S, 3]`` the I-frame nearest each clip centre
 ``motion``     ``motion``  ``[N, T, S, S, 2]`` T consecutive vector frames,
                            clamped to +-``mv_clip`` px and divided by ``mv_div``
-``classifier`` from its input shape (a finetuned V-Network: ``rgb``)
+``classifier`` from its input shape (a finetuned video network: ``rgb``)
 =============  ==========  ==================================================
 
 Clip positions, crops and scaling are those of

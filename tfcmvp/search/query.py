@@ -5,9 +5,9 @@
 =============  ==========  =================================================
 ``--by``       network     near means
 =============  ==========  =================================================
-``motion``     M-Network   similar motion vectors: the same motion, any scene
-``context``    I-Network   similar I-frames: the same scene, any motion
-``video``      V-Network   the pretrained video backbone: both mixed
+``motion``     motion network   similar motion vectors: the same motion, any scene
+``context``    I-frame network   similar I-frames: the same scene, any motion
+``video``      video network   the pretrained video backbone: both mixed
 =============  ==========  =================================================
 
 The query is embedded with the export the index recorded for that network,

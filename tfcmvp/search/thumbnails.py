@@ -5,10 +5,10 @@ frames from the middle of the video, I-frames left out: they carry no
 vectors) coloured as ``tfcmvp inspect`` colours vectors
 (:func:`tfcmvp.inspection.flow_colours`: hue = direction, brightness =
 speed), scaled so that the clip's 99th-percentile speed is at full
-brightness. One picture of what the M-Network saw, not its input.
+brightness. One picture of what the motion network saw, not its input.
 
 Cost: the first frame is one decoded frame; the motion map decodes the
-video's vectors once more (the M-Network's decode is not shared with it),
+video's vectors once more (the motion network's decode is not shared with it),
 so an index with a motion network decodes each new video's vectors twice.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 
 THUMB_SIZE = (72, 96)  # (height, width) box the pictures are fitted into, aspect kept
 JPEG_QUALITY = 85
-CLIP_FRAMES = 8  # frames averaged for the motion map (the tiny M-Network's clip length)
+CLIP_FRAMES = 8  # frames averaged for the motion map (the tiny motion network's clip length)
 
 
 def _jpeg(image: np.ndarray, size=THUMB_SIZE, nearest: bool = False) -> bytes:

@@ -16,9 +16,9 @@ from tfcmvp.training.optimizer import ReplicaSumSGD, build_optimizer
 from tfcmvp.training.pretrain import PretrainResult, pretrain
 from tfcmvp.training.pretrain_model import (
     PretrainModel,
-    build_i_network,
-    build_m_network,
-    build_v_network,
+    build_iframe_network,
+    build_motion_network,
+    build_video_network,
 )
 from tfcmvp.training.schedule import WarmupCosine
 from tfcmvp.training.strategy import configure_devices, make_strategy, per_replica_batch_size
@@ -30,10 +30,10 @@ __all__ = [
     "ReplicaSumSGD",
     "TrainingCheckpoint",
     "WarmupCosine",
-    "build_i_network",
-    "build_m_network",
+    "build_iframe_network",
+    "build_motion_network",
     "build_optimizer",
-    "build_v_network",
+    "build_video_network",
     "configure_devices",
     "make_strategy",
     "per_replica_batch_size",

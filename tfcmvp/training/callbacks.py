@@ -377,7 +377,7 @@ class SaveNetworkWeights(keras.callbacks.Callback):
 
     Args:
       directory: output folder (created).
-      networks: {file stem: keras.Model}, e.g. {"v_network": model.v_network}.
+      networks: {file stem: keras.Model}, e.g. ``PretrainModel.networks()``.
         The export step rebuilds each network from the config and loads the
         file with `load_weights`.
     """

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from tfcmvp import losses
 from tfcmvp.config import load_saved_config
-from tfcmvp.data import features
+from tfcmvp.data import keys
 from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from tfcmvp.manifest import find_shards
 from tfcmvp.training.pretrain_model import PretrainModel
@@ -52,8 +52,8 @@ def _normalised(x):
 
 
 def _hue_rotated(batch: dict) -> dict:
-    iframe = tf.image.adjust_hue(tf.clip_by_value(_pixels(batch[features.IFRAME]), 0, 1), 0.5)
-    return {**batch, features.IFRAME: _normalised(iframe)}
+    iframe = tf.image.adjust_hue(tf.clip_by_value(_pixels(batch[keys.IFRAME]), 0, 1), 0.5)
+    return {**batch, keys.IFRAME: _normalised(iframe)}
 
 
 def _grayscale(batch: dict) -> dict:
@@ -63,13 +63,13 @@ def _grayscale(batch: dict) -> dict:
 
     return {
         **batch,
-        features.CLIP: grey(batch[features.CLIP]),
-        features.IFRAME: grey(batch[features.IFRAME]),
+        keys.CLIP: grey(batch[keys.CLIP]),
+        keys.IFRAME: grey(batch[keys.IFRAME]),
     }
 
 
 def _shuffled(batch: dict) -> dict:
-    return {**batch, features.IFRAME: tf.roll(batch[features.IFRAME], shift=1, axis=0)}
+    return {**batch, keys.IFRAME: tf.roll(batch[keys.IFRAME], shift=1, axis=0)}
 
 
 PROBES: Dict[str, Callable[[dict], dict]] = {

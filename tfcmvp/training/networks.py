@@ -1,6 +1,6 @@
 """Builders of the pretraining networks from their config sections.
 
-The V-, I- and M-Network, the predictor memory and predictor, and the motion
+The video, I-frame and motion network, the predictor memory and predictor, and the motion
 branch, as :class:`~tfcmvp.training.pretrain_model.PretrainModel` and the
 finetuning classifier (its motion regulariser) both build them; plus the two
 small facts of the forward pass that both need (the map the context query
@@ -30,8 +30,8 @@ def _residual_kwargs(backbone: str, model: ModelConfig) -> dict:
     return {}
 
 
-def build_v_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False) -> keras.Model:
-    """The V-Network of `model` for clips of `data` (the network finetuning keeps)."""
+def build_video_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False) -> keras.Model:
+    """The video network of `model` for clips of `data` (the network finetuning keeps)."""
     kwargs = dict(
         input_shape=(data.clip_len, data.crop_size, data.crop_size, 3),
         width=model.backbone_width,
@@ -41,14 +41,16 @@ def build_v_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False)
     if model.backbone_blocks is not None:
         kwargs["blocks"] = tuple(model.backbone_blocks)
     if model.backbone == "r3d_10":
-        # R3D-10 standing in as a tiny V-Network keeps its stride-2 stem without
-        # pool whatever model.motion_stem says (that option is the M-Network's).
+        # R3D-10 standing in as a tiny video network keeps its stride-2 stem without
+        # pool whatever model.motion_stem says (that option is the motion network's).
         kwargs["stem"] = "strided"
     return build_backbone(model.backbone, **kwargs)
 
 
-def build_i_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False) -> keras.Model:
-    """The I-Network of `model` for I-frames of `data`."""
+def build_iframe_network(
+    model: ModelConfig, data: DataConfig, sync_bn: bool = False
+) -> keras.Model:
+    """The I-frame network of `model` for I-frames of `data`."""
     return build_backbone(
         model.iframe_backbone,
         input_shape=(data.crop_size, data.crop_size, 3),
@@ -58,8 +60,10 @@ def build_i_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False)
     )
 
 
-def build_m_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False) -> keras.Model:
-    """The M-Network of `model` for motion clips of `data` (2 channels: x, y)."""
+def build_motion_network(
+    model: ModelConfig, data: DataConfig, sync_bn: bool = False
+) -> keras.Model:
+    """The motion network of `model` for motion clips of `data` (2 channels: x, y)."""
     return build_backbone(
         model.motion_backbone,
         input_shape=(data.motion_len, data.crop_size, data.crop_size, 2),
@@ -71,7 +75,7 @@ def build_m_network(model: ModelConfig, data: DataConfig, sync_bn: bool = False)
 
 
 def build_memory(model: ModelConfig) -> PredictorMemory:
-    """The predictor memory of `model`'s V-Network (see models/memory.py)."""
+    """The predictor memory of `model`'s video network (see models/memory.py)."""
     spec = memory_spec(model.backbone)
     return PredictorMemory(
         model.predictor_width,
@@ -107,11 +111,11 @@ def build_motion_branch(
     value_shape=None,
     sync_bn: bool = False,
 ) -> MotionBranch:
-    """The MotionBranch of `model` predicting motion on the M-Network grid `target_grid`.
+    """The MotionBranch of `model` predicting motion on the motion network grid `target_grid`.
 
     Args:
       model: the networks' options (memory, predictor, heads, initialisers).
-      target_grid: (T3, H3, W3) of the M-Network's features.
+      target_grid: (T3, H3, W3) of the motion network's features.
       predictor: "transformer" or "convgru" (the finetuning regulariser
         always uses the Transformer, pretraining ``model.predictor``).
       value_shape: per-position output of a MotionValueHead ((2,) for the mse,
@@ -152,7 +156,7 @@ def build_motion_branch(
 
 
 def context_map(model: ModelConfig, v_maps: dict, branch: MotionBranch) -> "tf.Tensor":
-    """The V-Network map [B, T, H, W, C] that the clip-context query averages.
+    """The video network map [B, T, H, W, C] that the clip-context query averages.
 
     ``model.context_pooling="fused"``: the memory's fused map before its
     projection (the authors'; for a ResNet, layer3 folded + layer4 upsampled);

@@ -107,7 +107,7 @@ def check_resumable_model(config: PretrainConfig, workdir) -> None:
     network built with their legacy values. If WORKDIR has a checkpoint and
     `config` sets one of :data:`RESTORED_MODEL_KEYS` differently, raises
     ValueError naming the keys and the ``--set`` overrides that resume the
-    run as it was: the M-Network stem and the context pooling change no
+    run as it was: the motion network stem and the context pooling change no
     weight's shape, so the checkpoint restore alone would not notice.
     """
     workdir = pathlib.Path(workdir)

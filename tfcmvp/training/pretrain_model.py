@@ -1,12 +1,12 @@
-"""The pretraining model: V-, I- and M-Network, predictor and four heads,
+"""The pretraining model: video, I-frame and motion network, predictor and four heads,
 with the custom train / test steps that `model.fit` runs under tf.distribute.
 
 Forward pass (paper Fig. 2), for a local batch of B videos::
 
-    clip   [B, T, S, S, 3] --V-Network--> stage maps --mean--> g_V --> context query  [B, D]
+    clip   [B, T, S, S, 3] --video network--> stage maps --mean--> g_V --> context query  [B, D]
                                        \\--memory--> predictor --> g_M1 --> motion query [B, N, D]
-    iframe [B, S, S, 3]    --I-Network--> map --mean--> g_I -----> context key    [B, D]
-    motion [B, K, L, S, S, 2] --M-Network--> [B*K, T3, H3, W3, C] --> g_M2 --> motion keys
+    iframe [B, S, S, 3]    --I-frame network--> map --mean--> g_I -----> context key    [B, D]
+    motion [B, K, L, S, S, 2] --motion network--> [B*K, T3, H3, W3, C] --> g_M2 --> motion keys
                                                                        [B, K, N, D]
 
 Motion clip 0 is the target (future motion), 1..K-1 the hard negatives.
@@ -16,7 +16,7 @@ The map g_V averages is ``model.context_pooling``: the memory's fused map
 projection) or the last stage; the same conv5 for C3D.
 For the value ablations (loss.motion_loss = mse / ce) the predictor output
 goes through a linear MotionValueHead instead, against the target clip
-average-pooled to the same grid; the M-Network and g_M1 / g_M2 are then not
+average-pooled to the same grid; the motion network and g_M1 / g_M2 are then not
 part of the objective and are frozen.
 """
 
@@ -37,25 +37,26 @@ from tfcmvp.config import (
     config_from_dict,
     config_to_dict,
 )
-from tfcmvp.data import features
+from tfcmvp.data import keys
 from tfcmvp.models.heads import MLPHead
 from tfcmvp.models.motion_branch import motion_features
 from tfcmvp.training import step
 
 # The builders live in networks.py; imported here too, where callers have found them.
 from tfcmvp.training.networks import (  # noqa: F401
-    build_i_network,
-    build_m_network,
+    build_iframe_network,
     build_memory,
     build_motion_branch,
+    build_motion_network,
     build_transformer_predictor,
-    build_v_network,
+    build_video_network,
     context_map,
     value_shape,
 )
 from tfcmvp.training.prebuilt import BuiltBeforeFit
+from tfcmvp.training.workdir import NETWORK_WEIGHTS_STEMS
 
-INPUT_KEYS = (features.CLIP, features.IFRAME, features.MOTION)  # the batch entries read
+INPUT_KEYS = (keys.CLIP, keys.IFRAME, keys.MOTION)  # the batch entries read
 METRIC_NAMES = ("loss", "context_loss", "motion_loss", "context_acc", "motion_acc", "lr")
 
 
@@ -94,11 +95,14 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
         self.motion_only_steps = int(motion_only_steps)
         model, loss, data = self.model_config, self.loss_config, self.data_config
 
-        # Networks.
-        self.v_network = build_v_network(model, data, self.sync_bn)
-        self.i_network = build_i_network(model, data, self.sync_bn)
-        self.m_network = build_m_network(model, data, self.sync_bn)
-        self.target_grid = tuple(int(s) for s in self.m_network.output["features"].shape[1:4])
+        # Networks. A checkpoint names each variable by its attribute path
+        # (model/v_network/...), so the networks keep the attribute names of the
+        # first checkpoints; code reads them as video_network, iframe_network and
+        # motion_network (properties below, which no checkpoint sees).
+        self.v_network = build_video_network(model, data, self.sync_bn)
+        self.i_network = build_iframe_network(model, data, self.sync_bn)
+        self.m_network = build_motion_network(model, data, self.sync_bn)
+        self.target_grid = tuple(int(s) for s in self.motion_network.output["features"].shape[1:4])
         self.num_positions = math.prod(self.target_grid)  # N
         branch = build_motion_branch(
             model,
@@ -128,7 +132,7 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
         self.motion_head = branch.motion_head
         self.value_head = branch.value_head
         if self.value_head is not None:
-            self.m_network.trainable = False  # not part of the value objectives
+            self.motion_network.trainable = False  # not part of the value objectives
         self._motion_branch = branch
         self.memory_stages = branch.memory_stages
 
@@ -144,8 +148,8 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
 
     def build(self, input_shape=None):
         """Creates every variable from the configured input sizes (no data needed)."""
-        v_shapes = {name: tuple(t.shape) for name, t in self.v_network.output.items()}
-        m_channels = self.m_network.output["features"].shape[-1]
+        v_shapes = {name: tuple(t.shape) for name, t in self.video_network.output.items()}
+        m_channels = self.motion_network.output["features"].shape[-1]
         self._motion_branch.build(v_shapes, m_channels)
         context_channels = (
             self._motion_branch.fused_channels(v_shapes)
@@ -153,7 +157,7 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
             else v_shapes["features"][-1]
         )
         self.clip_head.build((None, context_channels))
-        self.iframe_head.build((None, self.i_network.output["features"].shape[-1]))
+        self.iframe_head.build((None, self.iframe_network.output["features"].shape[-1]))
         self.built = True
 
     # ---------------------------------------------------------------- forward
@@ -166,18 +170,18 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
         {"motion_values" [B, N, 2] / [B, N, 2, bins]} (mse / ce).
         """
         clip, iframe, motion = (inputs[key] for key in INPUT_KEYS)
-        v_maps = self.v_network(clip, training=training)
+        v_maps = self.video_network(clip, training=training)
         pooled = context_map(self.model_config, v_maps, self._motion_branch)
         context_query = self.clip_head(
             ops.mean(pooled, axis=(1, 2, 3)),  # [B, C]
             training=training,
         )
-        i_features = self.i_network(iframe, training=training)["features"]  # [B, h, w, C]
+        i_features = self.iframe_network(iframe, training=training)["features"]  # [B, h, w, C]
         context_key = self.iframe_head(ops.mean(i_features, axis=(1, 2)), training=training)
         outputs = {"context_query": context_query, "context_key": context_key}  # [B, D] each
         m_features = None
         if self.value_head is None:
-            m_features = motion_features(self.m_network, motion, training)  # [B, K, N, C]
+            m_features = motion_features(self.motion_network, motion, training)  # [B, K, N, C]
         outputs.update(self._motion_branch(v_maps, m_features, training=training))
         return outputs
 
@@ -197,7 +201,7 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
                 outputs["motion_query"], outputs["motion_keys"], self.loss_config.temperature
             )
         else:
-            target = inputs["motion"][:, 0]  # [B, L, S, S, 2], the positive (future) clip
+            target = inputs[keys.MOTION][:, 0]  # [B, L, S, S, 2], the positive (future) clip
             bound = self.data_config.mv_clip / self.data_config.mv_div  # vectors lie in +-bound
             value_fn = losses.motion_mse if kind == "mse" else losses.motion_quantized_ce
             motion_loss, motion_hit = value_fn(
@@ -236,7 +240,7 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
 
     def train_step(self, data):
         inputs = _inputs(data)
-        return step.train_step(self, inputs, self, tf.shape(inputs["clip"])[0])
+        return step.train_step(self, inputs, self, tf.shape(inputs[keys.CLIP])[0])
 
     def test_step(self, data):
         return step.test_step(self, _inputs(data), self)
@@ -248,13 +252,30 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
 
     # ----------------------------------------------------------------- config
 
+    @property
+    def video_network(self) -> keras.Model:
+        """The video network (paper: V-Network), the one finetuning keeps."""
+        return self.v_network
+
+    @property
+    def iframe_network(self) -> keras.Model:
+        """The I-frame network (paper: I-Network)."""
+        return self.i_network
+
+    @property
+    def motion_network(self) -> keras.Model:
+        """The motion network (paper: M-Network)."""
+        return self.m_network
+
     def networks(self) -> dict:
-        """{"v_network": ..., "i_network": ..., "m_network": ...}: the saved backbones."""
-        return {
-            "v_network": self.v_network,
-            "i_network": self.i_network,
-            "m_network": self.m_network,
+        """{weights file stem: network} of the three networks the run saves
+        (stems from :data:`~tfcmvp.training.workdir.NETWORK_WEIGHTS_STEMS`)."""
+        by_name = {
+            "video": self.video_network,
+            "iframe": self.iframe_network,
+            "motion": self.motion_network,
         }
+        return {NETWORK_WEIGHTS_STEMS[name]: network for name, network in by_name.items()}
 
     def get_config(self):
         config = super().get_config()

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import tensorflow as tf
 
-from tfcmvp.data import features
+from tfcmvp.data import keys
 
 Op = Callable[[dict], dict]
 
@@ -47,12 +47,12 @@ def default_salt(name: str, keys: Sequence[str]) -> int:
 
 def op_seed(data: dict, salt: int, op_name: str):
     """The stateless seed of one op: the sample seed folded with `salt`."""
-    if features.SEED not in data:
+    if keys.SEED not in data:
         raise ValueError(
-            f"{op_name} is random and needs data[{features.SEED!r}] (int [2]); "
+            f"{op_name} is random and needs data[{keys.SEED!r}] (int [2]); "
             f"keys present: {sorted(data)}"
         )
-    return tf.random.experimental.stateless_fold_in(data[features.SEED], salt)
+    return tf.random.experimental.stateless_fold_in(data[keys.SEED], salt)
 
 
 def as_keys(keys) -> tuple:

@@ -7,7 +7,7 @@ directly.
 from __future__ import annotations
 
 from tfcmvp.config import DataConfig
-from tfcmvp.data import features
+from tfcmvp.data import keys
 from tfcmvp.data.augment.blur import gaussian_blur
 from tfcmvp.data.augment.color import color_jitter, random_grayscale
 from tfcmvp.data.augment.geometry import random_flip, random_resized_crop
@@ -44,20 +44,20 @@ def negative_motion(config: DataConfig) -> Op:
     """
     return chain(
         random_resized_crop(
-            features.NEGATIVES,
+            keys.NEGATIVES,
             config.crop_size,
             min_area=config.min_crop_area,
             ratio=config.crop_ratio,
             independent=True,
-            extent_keys={features.NEGATIVES: features.MV_EXTENT},
-            methods={features.NEGATIVES: config.mv_resize_method},
+            extent_keys={keys.NEGATIVES: keys.MV_EXTENT},
+            methods={keys.NEGATIVES: config.mv_resize_method},
         ),
         random_flip(
-            features.NEGATIVES,
+            keys.NEGATIVES,
             prob=config.flip_prob,
-            mv_keys=features.NEGATIVES,
+            mv_keys=keys.NEGATIVES,
             negate_mv_x=config.flip_negates_mv_x,
             independent=True,
         ),
-        scale_motion(features.NEGATIVES, clip=config.mv_clip, div=config.mv_div),
+        scale_motion(keys.NEGATIVES, clip=config.mv_clip, div=config.mv_div),
     )

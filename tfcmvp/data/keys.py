@@ -1,10 +1,14 @@
-"""Names of the tensors the input pipelines yield (one place, like ``tfcmvp.schema``).
+"""Names of the tensors the input pipelines yield: the sample and batch keys
+(one place, like ``tfcmvp.schema`` for the records on disk).
+
+The module is `keys`, not `features`: in this package "features" are the
+networks' output maps and retrieval's per-video vectors.
 
 Pretraining (:func:`tfcmvp.data.pretrain_dataset`) and finetuning yield
 ``CLIP``, ``IFRAME``, ``MOTION``, ``LABEL``, ``VIDEO_ID``; evaluation
 (:func:`tfcmvp.data.eval_dataset`) yields ``CLIPS``, ``LABEL``, ``VIDEO_ID``,
-``LABEL_NAME``. The augmentation ops also read ``SEED`` and the two
-intermediate keys below.
+``LABEL_NAME`` (and ``THUMBNAIL`` when retrieval asks for one). The
+augmentation ops also read ``SEED`` and the intermediate keys below.
 """
 
 CLIP = "clip"  # float32 [B, T, S, S, 3]: normalised RGB clip
@@ -14,6 +18,7 @@ CLIPS = "clips"  # float32 [N, ...]: the evaluation clips of one video
 LABEL = "label"  # int64 [B]
 LABEL_NAME = "label_name"  # string [B]
 VIDEO_ID = "video_id"  # string [B]
+THUMBNAIL = "thumbnail"  # uint8 [h, w, 3]: the middle frame retrieval shows for a video
 
 # Intermediate keys used between sampling and augmentation.
 SEED = "seed"  # int [2]: the stateless seed of one sample
