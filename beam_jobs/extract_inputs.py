@@ -13,12 +13,13 @@ from beam_jobs import fileio
 from beam_jobs.extract_options import ExtractConfig
 from tfcmvp import manifest as manifest_lib
 from tfcmvp import splits as splits_lib
+from tfcmvp.errors import JobError
 from tfcmvp.schema import IFRAME_SOURCE_REENCODE
 
 LOG = logging.getLogger("beam_jobs.extract")
 
 
-class InputError(ValueError):
+class InputError(JobError, ValueError):
     """An input folder or file named by a flag is missing; the message names flag and path."""
 
 

@@ -44,6 +44,7 @@ import posixpath
 import re
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from tfcmvp.errors import DataNotFoundError
 from tfcmvp.kinetics_annotations import (
     KINETICS_SPLITS,
     Annotation,
@@ -118,7 +119,7 @@ class VideoIndex:
     def from_folder(cls, videos_dir: str) -> "VideoIndex":
         """Lists every file under ``videos_dir`` (following symbolic links)."""
         if not os.path.isdir(videos_dir):
-            raise FileNotFoundError(f"--videos {videos_dir}: no such folder")
+            raise DataNotFoundError(f"--videos {videos_dir}: no such folder")
         paths = []
         for folder, _, names in os.walk(videos_dir, followlinks=True):
             relative = os.path.relpath(folder, videos_dir)

@@ -27,6 +27,8 @@ import shutil
 import tempfile
 from typing import Iterable, Optional, Sequence
 
+from tfcmvp.errors import RunError
+
 logger = logging.getLogger(__name__)
 
 _AT_FDCWD = -100
@@ -35,7 +37,7 @@ _RENAME_EXCHANGE = 2
 _NO_EXCHANGE = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 
-class OverwriteRefused(FileExistsError):
+class OverwriteRefused(RunError, FileExistsError):
     """An output path holds something that ``--overwrite`` must not replace; the
     message says what and why."""
 

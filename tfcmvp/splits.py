@@ -36,6 +36,8 @@ import posixpath
 import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from tfcmvp.errors import DataError
+
 SPLITS = ("train", "test")  # the split names the TFRecord schema knows
 
 _UCF_CLASSIND = "classInd.txt"
@@ -45,7 +47,7 @@ _HMDB_SUFFIX = re.compile(r"^(?P<cls>.+)_test_split(?P<n>\d+)\.txt$")
 _HMDB_ROLE = {"1": "train", "2": "test", "0": None}  # 0: not used in this split
 
 
-class SplitFileError(ValueError):
+class SplitFileError(DataError, ValueError):
     """A split file is missing or malformed; the message names file and line."""
 
     def __init__(self, source: str, message: str, line: Optional[int] = None):
@@ -55,7 +57,7 @@ class SplitFileError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-class EntryPathError(ValueError):
+class EntryPathError(DataError, ValueError):
     """A listed video's path may not be opened (see :func:`path_problem`)."""
 
 

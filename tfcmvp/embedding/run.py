@@ -41,6 +41,7 @@ from tfcmvp.embedding import inputs as inputs_lib
 from tfcmvp.embedding.clips import ClipLayout, clip_dataset, clip_starts, span_of
 from tfcmvp.embedding.decode import StorageSettings, video_record
 from tfcmvp.embedding.writer import EmbeddingWriter
+from tfcmvp.errors import JobError
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ DEFAULT_BATCH_SIZE = 20  # clips per call of the model, as retrieval
 DEFAULT_MAX_FAILED_FRACTION = 1.0  # only a run that embeds nothing fails by default
 
 
-class EmbeddingFailedError(RuntimeError):
+class EmbeddingFailedError(JobError, RuntimeError):
     """The output was written, but no video was embedded or too many failed.
 
     ``summary`` is what ``embed.json`` says (status "failed", its problems).

@@ -48,6 +48,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tfcmvp.errors import TfcmvpError
 from tfcmvp.evaluation.knn import TOP, check_labels, rank_classes, topk_hits
 from tfcmvp.retrieval.protocols import l2_normalize
 
@@ -67,7 +68,7 @@ INSTALL_HINT = "pip install 'tfcmvp[eval]'"
 _UNSEEN_CLASS_SCORE = -1.0  # below any probability: classes absent from the fitted model
 
 
-class MissingDependencyError(ImportError):
+class MissingDependencyError(TfcmvpError, ImportError):
     """scikit-learn is not installed (the ``eval`` extra)."""
 
 

@@ -47,6 +47,7 @@ import tensorflow as tf
 
 from tfcmvp import manifest as manifest_lib
 from tfcmvp.data import features
+from tfcmvp.errors import DataNotFoundError
 from tfcmvp.finetuning import callbacks as ft_callbacks
 from tfcmvp.finetuning.classifier import VideoClassifier, load_backbone_weights
 from tfcmvp.finetuning.config import FinetuneConfig, check_architecture
@@ -110,7 +111,7 @@ def read_class_names(data_dir) -> list[str]:
     """The class names of ``DATA_DIR/labels.txt``, one per line, in label order."""
     path = pathlib.Path(data_dir) / manifest_lib.LABELS_NAME
     if not path.is_file():
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"{path} is missing: finetuning needs the class names that the "
             f"extraction job writes beside the shards"
         )

@@ -22,6 +22,8 @@ import pathlib
 
 import numpy as np
 
+from tfcmvp.errors import DataNotFoundError
+
 VIDEO_COLUMN = "video"
 
 
@@ -55,7 +57,7 @@ def read_label_table(path, column: str) -> LabelTable:
     """
     path = pathlib.Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"labels file not found: {path}")
+        raise DataNotFoundError(f"labels file not found: {path}")
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []

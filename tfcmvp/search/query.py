@@ -29,6 +29,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from tfcmvp.errors import DataNotFoundError
 from tfcmvp.search import table as table_lib
 
 BY_CHOICES = tuple(table_lib.BY_NETWORK)
@@ -64,7 +65,7 @@ def _check_export(index: table_lib.Index, network: str) -> str:
     spec = index.info["networks"][network]
     model_dir = spec["model_dir"]
     if not os.path.isdir(model_dir):
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"the {network} export the index {index.folder} was built with, {model_dir}, is "
             f"gone: re-run tfcmvp index with --models {network}=DIR"
         )
@@ -118,7 +119,7 @@ def search_index(query, index_dir, by: str, top: int = 10, *, storage=None) -> S
             f"{', '.join(index.networks)}: add it with tfcmvp index ... --models {network}=DIR"
         )
     if not os.path.isfile(query):
-        raise FileNotFoundError(f"QUERY_VIDEO {query}: no such file")
+        raise DataNotFoundError(f"QUERY_VIDEO {query}: no such file")
     if not index.entries:
         raise ValueError(f"the index {index_dir} holds no video: nothing to search")
     query = os.path.abspath(query)

@@ -42,6 +42,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from tfcmvp.errors import DataError
+
 FORMAT = "tfcmvp-index"
 VERSION = 1
 INFO_NAME = "index.json"
@@ -55,7 +57,7 @@ FINGERPRINT_BYTES = 1 << 20  # hashed from each end of a file
 _FIXED_COLUMNS = ("row", "id", "path", "size", "mtime", "fingerprint", "num_frames", "fps")
 
 
-class NotAnIndexError(FileNotFoundError):
+class NotAnIndexError(DataError, FileNotFoundError):
     """A folder that ``tfcmvp index`` did not write; the message names it and why."""
 
 
