@@ -15,8 +15,6 @@ from typing import BinaryIO, Iterable, List, Tuple
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from tfcmvp.errors import DataNotFoundError
-
 _COPY_CHUNK = 1 << 22  # 4 MiB
 
 
@@ -101,10 +99,10 @@ def localize(path: str, tmp_dir: str) -> Tuple[str, bool]:
     """
     if is_local(path):
         if not os.path.isfile(path):
-            raise DataNotFoundError(f"{path}: no such file")
+            raise FileNotFoundError(f"{path}: no such file")
         return path, False
     if not FileSystems.exists(path):
-        raise DataNotFoundError(f"{path}: no such file")
+        raise FileNotFoundError(f"{path}: no such file")
     local = os.path.join(tmp_dir, "src" + os.path.splitext(path)[1])
     with (
         FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as src,

@@ -11,12 +11,16 @@ stays a builtin ``ValueError`` / ``RuntimeError``.
 Layer bases, and where they are raised::
 
     TfcmvpError
-      ConfigError   config files, --set overrides, flag values  (config_io, cli)
+      ConfigError   config files, --set overrides, the values of command and
+                    job flags                                    (config_io, cli,
+                                                                 beam_jobs options)
       DataError     data folders, TFRecord shards, manifests, split and
                     annotation files, search indexes            (manifest, shard_check,
                                                                  splits, records, data,
                                                                  search, kinetics)
-        DataNotFoundError  one of those is missing (also a FileNotFoundError)
+        DataNotFoundError  one of those is missing (also a FileNotFoundError;
+                           not for a listed video: failed.jsonl names the builtin)
+        InvalidDataError   one of those cannot be used (also a ValueError)
       VideoError    a video file the codec cannot read or write (codec, synth)
       ExportError   SavedModel exports: missing, not tfcmvp's, or not
                     rebuildable                                  (export, finetuning,
@@ -26,6 +30,7 @@ Layer bases, and where they are raised::
                                                                  training, quickstart)
         RunNotFoundError   a --workdir or its checkpoint is missing (also a
                            FileNotFoundError)
+        RunRefusedError    a resume or overwrite refused (also a ValueError)
       JobError      the Beam jobs and the embedding run: unknown flags, input
                     lists, --output_dir, a run whose videos failed
                                                                 (beam_jobs, embedding)
@@ -66,6 +71,11 @@ class DataNotFoundError(DataError, FileNotFoundError):
     its shards, a labels, annotation or video file."""
 
 
+class InvalidDataError(DataError, ValueError):
+    """A file or folder that a command reads holds something it cannot use: a malformed
+    labels file, split layout, manifest or index table, or no usable video."""
+
+
 class VideoError(TfcmvpError):
     """A video could not be turned into compressed-domain arrays (or written).
 
@@ -92,6 +102,11 @@ class RunError(TfcmvpError):
 class RunNotFoundError(RunError, FileNotFoundError):
     """A run folder (``--workdir``), or the checkpoint or config a command reads from
     it, does not exist."""
+
+
+class RunRefusedError(RunError, ValueError):
+    """A run folder holds results this command must not continue or replace: a resume
+    with other data, initialisation or settings, or a data set it did not write."""
 
 
 class JobError(TfcmvpError):

@@ -17,7 +17,7 @@ import json
 import pathlib
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from tfcmvp.errors import DataError, DataNotFoundError
+from tfcmvp.errors import DataError, DataNotFoundError, InvalidDataError
 
 Tally = Dict[str, Any]  # counts (int) and id lists (list of str)
 
@@ -365,4 +365,4 @@ def read_manifest(data_dir) -> Optional[dict]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON: {error}") from error
+        raise InvalidDataError(f"{path}: not valid JSON: {error}") from error

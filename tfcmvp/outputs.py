@@ -27,7 +27,7 @@ import shutil
 import tempfile
 from typing import Iterable, Optional, Sequence
 
-from tfcmvp.errors import RunError
+from tfcmvp.errors import RunError, RunRefusedError
 
 logger = logging.getLogger(__name__)
 
@@ -319,14 +319,14 @@ def begin_synth(root, overwrite: bool) -> pathlib.Path:
     root = pathlib.Path(root)
     existing = [root / name for name in SYNTH_ENTRIES if _holds_something(root / name)]
     if existing and not overwrite:
-        raise ValueError(
+        raise RunRefusedError(
             f"{existing[0]} is not empty: choose another folder or pass "
             f"overwrite=True (--overwrite)"
         )
     if existing:
         problem = synth_problem(root)
         if problem:
-            raise ValueError(
+            raise RunRefusedError(
                 f"refusing to overwrite the data set in {root}: {problem}. "
                 f"--overwrite replaces only what synth wrote; move those files "
                 f"away or choose another --out"
@@ -344,7 +344,7 @@ def finish_synth(staging, root) -> None:
     staging, root = pathlib.Path(staging), pathlib.Path(root)
     problem = synth_problem(root)  # files may have appeared while the set was written
     if problem:
-        raise ValueError(
+        raise RunRefusedError(
             f"refusing to overwrite the data set in {root}: {problem}; the new "
             f"data set is left in {staging}"
         )
