@@ -53,6 +53,7 @@ from typing import Iterator, List, Optional, Sequence
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from beam_jobs import worker_process
+from tfcmvp.errors import ConfigError
 
 LOG = logging.getLogger("beam_jobs.dask_cluster")
 
@@ -111,7 +112,7 @@ def import_runner():
     try:
         return importlib.import_module("apache_beam.runners.dask.dask_runner")
     except ImportError as error:
-        raise ValueError(
+        raise ConfigError(
             f"--runner {SHORT_NAME} needs dask and distributed ({error}); "
             f"install them with {INSTALL_HINT}"
         ) from None
@@ -132,7 +133,7 @@ def configure(options: PipelineOptions) -> None:
             if value is not None
         ]
         if given:
-            raise ValueError(
+            raise ConfigError(
                 f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} "
                 f"--runner {SHORT_NAME} (the runner is "
                 f"{standard.runner or 'the local default'})"
@@ -157,7 +158,7 @@ def configure(options: PipelineOptions) -> None:
                 "--dask_scheduler_file): start that cluster's workers instead"
             )
     if problems:
-        raise ValueError("invalid options: " + "; ".join(problems))
+        raise ConfigError("invalid options: " + "; ".join(problems))
     beam_options.address = address
 
 

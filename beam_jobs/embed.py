@@ -92,6 +92,7 @@ from beam_jobs.embed_stages import (
     read_export_clips,
 )
 from tfcmvp import outputs
+from tfcmvp.errors import JobError, TfcmvpError
 
 # The parts' names stay importable from here, the job's module.
 __all__ = [
@@ -123,7 +124,7 @@ LOG = logging.getLogger("beam_jobs.embed")
 OutputExistsError = embed_output.OutputExistsError
 
 
-class EmbeddingJobFailedError(RuntimeError):
+class EmbeddingJobFailedError(JobError, RuntimeError):
     """The run wrote its output, but no video was embedded or too many failed.
 
     ``manifest`` is what was written to ``manifest.json`` (status "failed").
@@ -268,14 +269,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     try:
         manifest = run(argv)
-    except (OutputExistsError, ValueError, OSError) as error:
-        # OSError: a missing export (NotAnExportError), an --output_dir that holds an input
-        # (OverwriteRefused); nothing was written.
-        print(f"{embed_output.JOB}: error: {error}", file=sys.stderr)
-        return 2
-    except EmbeddingJobFailedError as error:
+    except EmbeddingJobFailedError as error:  # a JobError with its own exit status
         print(f"{embed_output.JOB}: error: {error}", file=sys.stderr)
         return 1
+    except TfcmvpError as error:
+        # OutputExistsError, a missing export (NotAnExportError), an --output_dir that
+        # holds an input (OverwriteRefused); nothing was written.
+        print(f"{embed_output.JOB}: error: {error}", file=sys.stderr)
+        return 2
     counts = manifest["counts"]
     print(
         f"embedded {counts['embedded']} of {counts['listed']} videos: {counts['clips']} "

@@ -16,6 +16,7 @@ from typing import List, Sequence
 from beam_jobs import fileio
 from beam_jobs.embed_options import EmbedConfig
 from tfcmvp.embedding import inputs as inputs_lib
+from tfcmvp.errors import DataNotFoundError
 
 
 def _remote_list(item: str) -> List[str]:
@@ -102,7 +103,7 @@ def localize_folder(folder: str, tmp_dir: str) -> str:
     prefix = folder.rstrip("/") + "/"
     files = fileio.list_files(fileio.join(folder, "**"))
     if not files:
-        raise FileNotFoundError(f"{folder}: no such folder (no file under it)")
+        raise DataNotFoundError(f"{folder}: no such folder (no file under it)")
     for path in files:
         target = os.path.join(local, *path[len(prefix) :].split("/"))
         os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -30,6 +30,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from beam_jobs import extract_options, job_flags
 from tfcmvp.cli import embed_cmd  # the defaults of `tfcmvp embed` (no TensorFlow import)
+from tfcmvp.errors import ConfigError
 
 PROG = "python -m beam_jobs.embed"
 # --num_shards 0: about this many videos per shard (10 clips x 512 floats: ~20 MB of
@@ -47,7 +48,7 @@ class _Parser(argparse.ArgumentParser):
     """Raises ValueError instead of printing usage and exiting (the launcher reports it)."""
 
     def error(self, message):
-        raise ValueError(message)
+        raise ConfigError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,7 +219,7 @@ class EmbedConfig:
                 f"--max_failed_fraction must be in [0, 1], got {args.max_failed_fraction}"
             )
         if problems:
-            raise ValueError("invalid options: " + "; ".join(problems))
+            raise ConfigError("invalid options: " + "; ".join(problems))
         return cls(
             inputs=tuple(args.inputs),
             model_dir=args.model.rstrip("/") or "/",
@@ -279,7 +280,7 @@ def parse(argv: Sequence[str]) -> Tuple[EmbedConfig, PipelineOptions]:
     runner = PipelineOptions(beam_argv).view_as(StandardOptions).runner
     short = str(runner).split(".")[-1]
     if short in UNSUPPORTED_RUNNERS:
-        raise ValueError(
+        raise ConfigError(
             f"--runner {runner}: not supported by {PROG}: {UNSUPPORTED_RUNNERS[short]}"
         )
     return config, extract_options.make_pipeline_options(beam_argv)

@@ -43,6 +43,7 @@ import numpy as np
 
 from beam_jobs import fileio, output_folder
 from tfcmvp import manifest as manifest_lib
+from tfcmvp.errors import InvalidDataError
 
 LOG = logging.getLogger("beam_jobs.embed")
 
@@ -152,7 +153,7 @@ def read_manifest(output_dir: str) -> dict:
     """The ``manifest.json`` of an output of this job; ValueError says why a folder is not one."""
     manifest, why_not = _read_previous_manifest(output_dir)
     if manifest is None:
-        raise ValueError(f"{output_dir}: {why_not}")
+        raise InvalidDataError(f"{output_dir}: {why_not}")
     return manifest
 
 

@@ -140,6 +140,7 @@ from beam_jobs.extract_stages import (
 )
 from tfcmvp import manifest as manifest_lib
 from tfcmvp import splits as splits_lib
+from tfcmvp.errors import JobError, TfcmvpError
 
 # The parts' names stay importable from here, the job's module.
 __all__ = [
@@ -183,7 +184,7 @@ STAGING_PREFIX = output_folder.STAGING_PREFIX
 OutputExistsError = output_folder.OutputExistsError
 
 
-class ExtractionFailedError(RuntimeError):
+class ExtractionFailedError(JobError, RuntimeError):
     """The run finished and wrote its output, but too many videos failed (or all did).
 
     ``manifest`` is what was written to ``manifest.json`` (status "failed").
@@ -354,12 +355,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format=worker_logs.LOG_FORMAT)
     try:
         manifest = run(argv)
-    except (OutputExistsError, ValueError) as error:
-        print(f"beam_jobs.extract: error: {error}", file=sys.stderr)
-        return 2
-    except ExtractionFailedError as error:
+    except ExtractionFailedError as error:  # a JobError with its own exit status
         print(f"beam_jobs.extract: error: {error}", file=sys.stderr)
         return 1
+    except TfcmvpError as error:  # OutputExistsError, InputError, SplitFileError, ...
+        print(f"beam_jobs.extract: error: {error}", file=sys.stderr)
+        return 2
     failed = sum(split["failed"] for split in manifest["splits"].values())
     if failed:
         print(

@@ -13,12 +13,13 @@ from beam_jobs import fileio
 from beam_jobs.extract_options import ExtractConfig
 from tfcmvp import manifest as manifest_lib
 from tfcmvp import splits as splits_lib
+from tfcmvp.errors import ConfigError, InvalidDataError, JobError
 from tfcmvp.schema import IFRAME_SOURCE_REENCODE
 
 LOG = logging.getLogger("beam_jobs.extract")
 
 
-class InputError(ValueError):
+class InputError(JobError, ValueError):
     """An input folder or file named by a flag is missing; the message names flag and path."""
 
 
@@ -40,7 +41,7 @@ def check_windows(config: ExtractConfig, split_set: splits_lib.SplitSet) -> None
     I-frames would not line up with the window's frames."""
     windowed = [e for e in split_set.entries if e.start is not None]
     if windowed and config.iframe_source == IFRAME_SOURCE_REENCODE:
-        raise ValueError(
+        raise ConfigError(
             f"{split_set.sources[0]}: {len(windowed)} entries have a start,end window (e.g. "
             f"{windowed[0].video_id!r}), which --iframe_source {IFRAME_SOURCE_REENCODE} does "
             f"not support; use the default --iframe_source, or trim the videos first"
@@ -65,7 +66,7 @@ def check_inputs(config: ExtractConfig) -> splits_lib.SplitSet:
     check_videos_dir(config)
     split_set = load_split_set(config)
     if not split_set.entries:
-        raise ValueError(f"the split files list no videos: {split_set.sources}")
+        raise InvalidDataError(f"the split files list no videos: {split_set.sources}")
     check_windows(config, split_set)
     refused = [
         (e.path, splits_lib.path_problem(e.path, config.allow_absolute_paths))

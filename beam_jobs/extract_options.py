@@ -21,6 +21,7 @@ from beam_jobs import (
     job_flags,
 )
 from beam_jobs.job_flags import UnknownFlagError  # noqa: F401 (raised by check_flags; callers catch it here)
+from tfcmvp.errors import ConfigError
 from tfcmvp.schema import IFRAME_SOURCE_DECODED, IFRAME_SOURCE_REENCODE, IFRAME_SOURCES
 
 REENCODE_CHOICES = ("none", "mpeg4", "h264")
@@ -240,7 +241,7 @@ class ExtractConfig:
         elif opts.iframe_bitrate is not None:
             problems.append("--iframe_bitrate needs --iframe_source reencode")
         if problems:
-            raise ValueError("invalid options: " + "; ".join(problems))
+            raise ConfigError("invalid options: " + "; ".join(problems))
         return cls(
             videos_dir=opts.videos_dir.rstrip("/") or "/",
             output_dir=opts.output_dir.rstrip("/") or "/",

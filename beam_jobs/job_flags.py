@@ -20,12 +20,14 @@ from typing import Dict, Iterable, List, Sequence, Type
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from tfcmvp.errors import JobError
+
 # 0.8: typos and -/_ slips match ("--num_shard" -> "--num_shards": 0.95), while an
 # unrelated word gets no far-fetched suggestion (difflib's default is 0.6).
 SUGGESTION_CUTOFF = 0.8
 
 
-class UnknownFlagError(ValueError):
+class UnknownFlagError(JobError, ValueError):
     """A flag that neither the job nor any Apache Beam pipeline option defines."""
 
 

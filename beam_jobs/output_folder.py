@@ -41,6 +41,7 @@ from typing import Callable, List, Optional, Tuple
 
 from beam_jobs import fileio
 from tfcmvp import manifest as manifest_lib
+from tfcmvp.errors import JobError
 
 LOG = logging.getLogger("beam_jobs.extract")
 
@@ -53,7 +54,7 @@ _RENAME_EXCHANGE = 2  # <linux/fs.h>
 _AT_FDCWD = -100
 
 
-class OutputExistsError(RuntimeError):
+class OutputExistsError(JobError, RuntimeError):
     """``--output_dir`` holds something this run may not replace; the message says what and why."""
 
 

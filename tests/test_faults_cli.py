@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from tfcmvp.cli.main import main
+from tfcmvp.errors import RunError
 from tfcmvp.training import callbacks as cb
 
 
@@ -99,7 +100,7 @@ def test_verbose_default_is_a_bar_on_a_terminal_and_lines_otherwise(
 
     def fake_pretrain(config, data, workdir, *, verbose, **options):
         seen["verbose"] = verbose
-        raise ValueError("stopped by the test")
+        raise RunError("stopped by the test")  # a user error: exit status 2
 
     monkeypatch.setattr(module, "pretrain", fake_pretrain)
     monkeypatch.setattr(sys, "stdout", Terminal() if terminal else io.StringIO())

@@ -24,11 +24,9 @@ from typing import Any, Literal, Mapping, Sequence
 
 import yaml
 
+from tfcmvp.errors import ConfigError
+
 BASE_KEY = "base"  # YAML key naming the file a config starts from
-
-
-class ConfigError(ValueError):
-    """A config file or override names an unknown key or has a bad value."""
 
 
 def field(default, doc: str):

@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from tfcmvp.codec import DEFAULT_MV_CELL, CompressedVideo, check_gop, read_video
+from tfcmvp.errors import ConfigError
 
 # Cells whose vector is shorter than this (px) count as "no motion".
 _MOVING = 0.25
@@ -209,5 +210,5 @@ def choose_frames(
         fitting = [i for i in iframes if i + span < total]
         start = fitting[1] if len(fitting) > 1 else (fitting[0] if fitting else 0)
     if not 0 <= start < total:
-        raise ValueError(f"start={start} lies outside the video's {total} frames")
+        raise ConfigError(f"start={start} lies outside the video's {total} frames")
     return [i for i in range(start, total, stride)][:columns]

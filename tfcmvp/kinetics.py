@@ -44,6 +44,7 @@ import posixpath
 import re
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from tfcmvp.errors import ConfigError, DataNotFoundError
 from tfcmvp.kinetics_annotations import (
     KINETICS_SPLITS,
     Annotation,
@@ -118,7 +119,7 @@ class VideoIndex:
     def from_folder(cls, videos_dir: str) -> "VideoIndex":
         """Lists every file under ``videos_dir`` (following symbolic links)."""
         if not os.path.isdir(videos_dir):
-            raise FileNotFoundError(f"--videos {videos_dir}: no such folder")
+            raise DataNotFoundError(f"--videos {videos_dir}: no such folder")
         paths = []
         for folder, _, names in os.walk(videos_dir, followlinks=True):
             relative = os.path.relpath(folder, videos_dir)
@@ -209,7 +210,7 @@ def import_kinetics(
     """
     unknown = [name for name in include if name not in KINETICS_SPLITS]
     if unknown or not include:
-        raise ValueError(f"include must name some of {KINETICS_SPLITS}, got {list(include)}")
+        raise ConfigError(f"include must name some of {KINETICS_SPLITS}, got {list(include)}")
     annotations, rejected = read_annotations(texts)
     listed = {name: 0 for name in KINETICS_SPLITS}
     for annotation in annotations:

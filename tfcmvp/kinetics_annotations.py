@@ -15,6 +15,7 @@ import posixpath
 import re
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from tfcmvp.errors import DataNotFoundError
 from tfcmvp.splits import SplitFileError
 
 # Split names of the annotation files -> Kinetics split.
@@ -174,7 +175,7 @@ def read_annotation_folder(folder: str) -> Dict[str, str]:
     when it holds no annotation CSV.
     """
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"--annotations {folder}: no such folder")
+        raise DataNotFoundError(f"--annotations {folder}: no such folder")
     texts = {}
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)

@@ -17,6 +17,8 @@ import json
 import pathlib
 from typing import Any, Dict, Mapping, Optional, Sequence
 
+from tfcmvp.errors import DataError, DataNotFoundError, InvalidDataError
+
 Tally = Dict[str, Any]  # counts (int) and id lists (list of str)
 
 COUNT_KEYS = ("written", "failed", "frames", "iframes", "short", "all_intra", "bytes")
@@ -32,7 +34,7 @@ SHARD_SUFFIXES = {"gzip": ".tfrecord.gz", "none": ".tfrecord"}
 SHARD_GLOB = "{split}-*.tfrecord.gz"  # the default (gzip) shards of a split
 
 
-class ManifestError(ValueError):
+class ManifestError(DataError, ValueError):
     """The counts of a run do not add up."""
 
 
@@ -161,7 +163,7 @@ def dumps(manifest: Mapping) -> str:
     return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
 
 
-class DataFolderError(ValueError):
+class DataFolderError(DataError, ValueError):
     """A data folder disagrees with its ``manifest.json``: shards it does not list, a
     shard list it lacks, or shards whose size or record count differ from it."""
 
@@ -252,18 +254,18 @@ def find_shards(data_dir, split: str, description: Optional[str] = None) -> Shar
     what = description or split
     pattern = shard_pattern(split)
     if not data_dir.is_dir():
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"no {what} shards {pattern}: data folder {data_dir} does not exist"
         )
     on_disk = shards_on_disk(data_dir, split)
     manifest_path = data_dir / MANIFEST_NAME
     if not manifest_path.is_file():
         if not on_disk:
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"no {what} shards {pattern} in {data_dir}; there is no {MANIFEST_NAME} either: "
                 f"is this the output folder of a finished `tfcmvp extract` run?"
             )
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"{data_dir} has {len(on_disk)} {split} shard(s) but no {MANIFEST_NAME}: the "
             f"extraction job writes it last, so this is an unfinished or interrupted run (or "
             f"shards copied without it); rerun `tfcmvp extract` into an empty folder"
@@ -276,24 +278,24 @@ def find_shards(data_dir, split: str, description: Optional[str] = None) -> Shar
         )
     entry = splits.get(split)
     if not isinstance(entry, dict):
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"no {what} shards {pattern} in {data_dir}: its {MANIFEST_NAME} "
             f"lists the split(s) {sorted(splits)} only"
         )
     listed = _listed_shards(manifest_path, entry, split)
     if not listed:
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"no {what} shards {pattern} in {data_dir}: its {MANIFEST_NAME} "
             f"lists none for split {split!r}"
         )
     missing = [name for name in listed if not (data_dir / name).is_file()]
     if missing and len(missing) == len(listed):
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"no {what} shards {pattern} in {data_dir}: all {len(listed)} that {MANIFEST_NAME} "
             f"lists are missing ({_names(missing)}); restore them or rerun `tfcmvp extract`"
         )
     if missing:
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"{data_dir}: {len(missing)} of the {len(listed)} {split} shards that "
             f"{MANIFEST_NAME} lists are missing: {_names(missing)}; restore them or rerun "
             f"`tfcmvp extract`"
@@ -363,4 +365,4 @@ def read_manifest(data_dir) -> Optional[dict]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON: {error}") from error
+        raise InvalidDataError(f"{path}: not valid JSON: {error}") from error

@@ -27,6 +27,8 @@ import shutil
 import tempfile
 from typing import Iterable, Optional, Sequence
 
+from tfcmvp.errors import RunError, RunRefusedError
+
 logger = logging.getLogger(__name__)
 
 _AT_FDCWD = -100
@@ -35,7 +37,7 @@ _RENAME_EXCHANGE = 2
 _NO_EXCHANGE = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 
-class OverwriteRefused(FileExistsError):
+class OverwriteRefused(RunError, FileExistsError):
     """An output path holds something that ``--overwrite`` must not replace; the
     message says what and why."""
 
@@ -317,14 +319,14 @@ def begin_synth(root, overwrite: bool) -> pathlib.Path:
     root = pathlib.Path(root)
     existing = [root / name for name in SYNTH_ENTRIES if _holds_something(root / name)]
     if existing and not overwrite:
-        raise ValueError(
+        raise RunRefusedError(
             f"{existing[0]} is not empty: choose another folder or pass "
             f"overwrite=True (--overwrite)"
         )
     if existing:
         problem = synth_problem(root)
         if problem:
-            raise ValueError(
+            raise RunRefusedError(
                 f"refusing to overwrite the data set in {root}: {problem}. "
                 f"--overwrite replaces only what synth wrote; move those files "
                 f"away or choose another --out"
@@ -342,7 +344,7 @@ def finish_synth(staging, root) -> None:
     staging, root = pathlib.Path(staging), pathlib.Path(root)
     problem = synth_problem(root)  # files may have appeared while the set was written
     if problem:
-        raise ValueError(
+        raise RunRefusedError(
             f"refusing to overwrite the data set in {root}: {problem}; the new "
             f"data set is left in {staging}"
         )

@@ -10,6 +10,7 @@ import dataclasses
 import pathlib
 from typing import Dict, List, Sequence
 
+from tfcmvp.errors import RunError
 from tfcmvp.evaluation.linear_probe import DEFAULT_FOLDS
 
 REPO_CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
@@ -29,7 +30,7 @@ FINETUNED = ("joint", SCRATCH)
 REPORTED = ("joint", SCRATCH)  # the report card's rows: pretrained vs scratch, first seed
 
 
-class QuickstartError(ValueError):
+class QuickstartError(RunError, ValueError):
     """The WORKDIR holds another run's results, or a setting is invalid."""
 
 

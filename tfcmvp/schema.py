@@ -57,6 +57,7 @@ from typing import Sequence
 import numpy as np
 
 from tfcmvp import example_proto
+from tfcmvp.errors import InvalidDataError
 
 SCHEMA_VERSION = 1
 MV_SCALE = 4.0  # stored integer units per pixel (quarter-pel)
@@ -288,7 +289,9 @@ def decode_example(serialized: bytes) -> VideoRecord:
 
     version = one(VERSION, "int64_list")
     if version != SCHEMA_VERSION:
-        raise ValueError(f"record has schema version {version}; this tfcmvp reads {SCHEMA_VERSION}")
+        raise InvalidDataError(
+            f"record has schema version {version}; this tfcmvp reads {SCHEMA_VERSION}"
+        )
     t = one(NUM_FRAMES, "int64_list")
     mh, mw = one(MV_HEIGHT, "int64_list"), one(MV_WIDTH, "int64_list")
     raw = np.frombuffer(one(MV_ENCODED, "bytes_list"), MV_DTYPE).reshape(t, mh, mw, 2)

@@ -36,6 +36,8 @@ import posixpath
 import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from tfcmvp.errors import ConfigError, DataError, InvalidDataError
+
 SPLITS = ("train", "test")  # the split names the TFRecord schema knows
 
 _UCF_CLASSIND = "classInd.txt"
@@ -45,7 +47,7 @@ _HMDB_SUFFIX = re.compile(r"^(?P<cls>.+)_test_split(?P<n>\d+)\.txt$")
 _HMDB_ROLE = {"1": "train", "2": "test", "0": None}  # 0: not used in this split
 
 
-class SplitFileError(ValueError):
+class SplitFileError(DataError, ValueError):
     """A split file is missing or malformed; the message names file and line."""
 
     def __init__(self, source: str, message: str, line: Optional[int] = None):
@@ -55,7 +57,7 @@ class SplitFileError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-class EntryPathError(ValueError):
+class EntryPathError(DataError, ValueError):
     """A listed video's path may not be opened (see :func:`path_problem`)."""
 
 
@@ -130,7 +132,7 @@ def detect_layout(file_names: Sequence[str], split: int = 1) -> str:
     ucf = _UCF_CLASSIND in names
     hmdb = any(_HMDB_SUFFIX.match(n) for n in names)
     if ucf and hmdb:
-        raise ValueError(
+        raise InvalidDataError(
             f"split files of both UCF101 ({_UCF_CLASSIND}) and HMDB51 (*_test_splitN.txt) "
             f"layouts found; keep one layout per folder"
         )
@@ -138,7 +140,7 @@ def detect_layout(file_names: Sequence[str], split: int = 1) -> str:
         return "ucf101"
     if hmdb:
         return "hmdb51"
-    raise ValueError(
+    raise InvalidDataError(
         f"no split files recognised among {sorted(names)[:10]}: expected UCF101 "
         f"({_UCF_CLASSIND}, trainlist{split:02d}.txt, testlist{split:02d}.txt) or HMDB51 "
         f"(<class>_test_split{split}.txt)"
@@ -365,7 +367,7 @@ def parse_split_files(texts: Mapping[str, str], split: int = 1) -> SplitSet:
       split: split number (1, 2 or 3 for UCF101 and HMDB51).
     """
     if split < 1:
-        raise ValueError(f"split number must be >= 1, got {split}")
+        raise ConfigError(f"split number must be >= 1, got {split}")
     layout = detect_layout(list(texts), split)
     if layout == "ucf101":
         return parse_ucf101(texts, split)

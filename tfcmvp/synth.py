@@ -69,6 +69,7 @@ from typing import Optional, Sequence
 from tfcmvp import codec as codec_lib
 from tfcmvp import outputs
 from tfcmvp import synth_scenes as scenes
+from tfcmvp.errors import ConfigError
 from tfcmvp.synth_render import CLASSES, RenderedClip, render_clip
 
 # Rendering lives in synth_render; its names stay importable from here.
@@ -282,16 +283,16 @@ def _check_arguments(classes, videos_per_class, clips_per_group, width, height, 
     """ValueError naming a bad argument of :func:`make_dataset` (a warning for short videos)."""
     unknown = [c for c in classes if c not in CLASSES]
     if unknown or not classes or len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be distinct names from {CLASSES}, got {classes}")
+        raise ConfigError(f"classes must be distinct names from {CLASSES}, got {classes}")
     if videos_per_class < 2 * clips_per_group or videos_per_class % clips_per_group:
-        raise ValueError(
+        raise ConfigError(
             f"videos_per_class={videos_per_class} must be a multiple of clips_per_group="
             f"{clips_per_group} with at least two groups (one for train, one for test)"
         )
     if width % 2 or height % 2 or width < 32 or height < 32:
-        raise ValueError(f"frame size {width}x{height}: width and height must be even and >= 32")
+        raise ConfigError(f"frame size {width}x{height}: width and height must be even and >= 32")
     if num_frames < 2:
-        raise ValueError(f"num_frames={num_frames}: need at least 2 frames")
+        raise ConfigError(f"num_frames={num_frames}: need at least 2 frames")
     if num_frames < MIN_PRETRAIN_FRAMES:
         logger.warning(
             "num_frames=%d < %d: these videos are too short for a pretraining sample",

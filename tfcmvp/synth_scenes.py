@@ -24,6 +24,8 @@ import math
 
 import numpy as np
 
+from tfcmvp.errors import ConfigError
+
 # Scene families of each variant, in label order (scene label = index).
 STANDARD_SCENES = ("Stripes", "Tiles", "Clouds", "Horizon")
 HELDOUT_SCENES = ("Rings", "Dots", "Waves", "Diagonal")
@@ -59,7 +61,7 @@ VARIANTS = {
 def get_variant(name: str) -> Variant:
     """The :class:`Variant` called `name`; a ValueError naming the known ones otherwise."""
     if name not in VARIANTS:
-        raise ValueError(f"unknown synthetic variant {name!r}; known: {', '.join(VARIANTS)}")
+        raise ConfigError(f"unknown synthetic variant {name!r}; known: {', '.join(VARIANTS)}")
     return VARIANTS[name]
 
 

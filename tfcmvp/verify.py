@@ -35,6 +35,7 @@ from typing import List, Optional, Sequence
 
 from tfcmvp import manifest as manifest_lib
 from tfcmvp import schema
+from tfcmvp.errors import DataNotFoundError
 from tfcmvp.shard_check import (
     CorruptShardError,
     ShardCheck,
@@ -176,7 +177,7 @@ def verify_data(data_dir, workers: Optional[int] = None) -> DataReport:
     """
     data_dir = pathlib.Path(data_dir)
     if not data_dir.is_dir():
-        raise FileNotFoundError(f"data folder {data_dir} does not exist")
+        raise DataNotFoundError(f"data folder {data_dir} does not exist")
     problem, manifest = None, None
     try:
         manifest = manifest_lib.read_manifest(data_dir)

@@ -33,6 +33,8 @@ import socket
 import sys
 from typing import Iterator, Optional
 
+from tfcmvp.errors import RunError
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -45,7 +47,7 @@ LOCK_NAME = ".tfcmvp.lock"
 _NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 
 
-class WorkdirBusyError(RuntimeError):
+class WorkdirBusyError(RunError, RuntimeError):
     """Another process holds the workdir's lock; nothing was read or written.
 
     Attributes:

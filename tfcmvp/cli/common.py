@@ -11,6 +11,8 @@ import pathlib
 import sys
 from typing import Optional
 
+from tfcmvp.errors import TfcmvpError
+
 VERBOSE_CHOICES = (0, 1, 2)  # Keras progress levels
 
 
@@ -144,9 +146,10 @@ def output_file_problem(flag: str, path, creates_parents: bool = False) -> Optio
 def run_training(logger: logging.Logger, train, *args, **kwargs):
     """``(train(*args, **kwargs), 0)``, or ``(None, exit status)`` after logging the error.
 
-    Status 1: the loss became NaN/Inf (NonFiniteLossError); status 2: missing
-    files or bad values (FileNotFoundError, ValueError), with the traceback
-    at debug level.
+    Status 1: the loss became NaN/Inf (NonFiniteLossError); status 2: a problem
+    with the user's input, settings or environment (:class:`TfcmvpError`), with
+    the traceback at debug level. Any other exception is a bug and propagates
+    with its traceback.
     """
     from tfcmvp.training.callbacks import NonFiniteLossError
 
@@ -155,7 +158,7 @@ def run_training(logger: logging.Logger, train, *args, **kwargs):
     except NonFiniteLossError as error:
         logger.error("%s", error)
         return None, 1
-    except (FileNotFoundError, ValueError) as error:
+    except TfcmvpError as error:
         logger.error("%s", error)
         logger.debug("traceback of the error above", exc_info=True)
         return None, 2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from tfcmvp.errors import TfcmvpError
+
 logger = logging.getLogger(__name__)
 
 
@@ -31,7 +33,7 @@ def run(args) -> int:
 
     try:
         text = describe_export(args.model_dir)
-    except (OSError, ValueError) as error:  # NotAnExportError is both
+    except TfcmvpError as error:  # NotAnExportError
         logger.error("%s", error)
         logger.debug("traceback of the error above", exc_info=True)
         return 2

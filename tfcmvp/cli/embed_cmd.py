@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from tfcmvp.errors import TfcmvpError
+
 logger = logging.getLogger(__name__)
 
 # Spelled out so that building the parser imports no TensorFlow; a test keeps
@@ -159,7 +161,7 @@ def run(args) -> int:
     try:
         # Before TensorFlow loads: a refused --output costs no wait.
         check_output(args.output, overwrite=args.overwrite)
-    except OSError as error:
+    except TfcmvpError as error:  # OverwriteRefused
         logger.error("%s", error)
         return 2
     from tfcmvp.embedding import ClipLayout, EmbeddingFailedError, StorageSettings, embed_videos
@@ -192,7 +194,7 @@ def run(args) -> int:
     except EmbeddingFailedError as error:
         logger.error("%s", error)
         return 1
-    except (OSError, ValueError) as error:  # OverwriteRefused, InputError, NotAnExportError
+    except TfcmvpError as error:  # OverwriteRefused, InputError, NotAnExportError
         logger.error("%s", error)
         logger.debug("traceback of the error above", exc_info=True)
         return 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from tfcmvp.cli import common
+from tfcmvp.errors import TfcmvpError
 
 # NumPy only (no TensorFlow): the defaults are the library's own.
 from tfcmvp.evaluation.knn import DEFAULT_KS, DEFAULT_TEMPERATURE
@@ -154,7 +155,7 @@ def run(args) -> int:
             batch_size=args.batch_size,
             output=args.output,
         )
-    except (OSError, ValueError, ImportError) as error:  # ImportError: no scikit-learn
+    except TfcmvpError as error:  # MissingDependencyError: no scikit-learn
         logger.error("%s", error)
         logger.debug("traceback of the error above", exc_info=True)
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from tfcmvp.cli import common
+from tfcmvp.errors import TfcmvpError
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def run(args) -> int:
                 args.format,
                 overwrite=args.overwrite,
             )
-        except FileExistsError as error:
+        except TfcmvpError as error:  # OverwriteRefused
             logger.error("%s", error)
             return 2
     # Imported here: TensorFlow takes seconds to load; --help should not wait for it.
@@ -157,7 +158,7 @@ def run(args) -> int:
             path = export_pretrained(
                 args.workdir, args.output, args.network, overwrite=args.overwrite
             )
-    except (OSError, ValueError) as error:  # FileNotFoundError, FileExistsError, ExportError
+    except TfcmvpError as error:  # RunNotFoundError, OverwriteRefused, ExportError
         logger.error("%s", error)
         logger.debug("traceback of the error above", exc_info=True)
         return 2
@@ -165,7 +166,7 @@ def run(args) -> int:
     if portable is not None:
         try:
             converted = portable.convert_export(path, args.format, overwrite=args.overwrite)
-        except (OSError, ValueError) as error:  # PortableExportError is an ExportError
+        except TfcmvpError as error:  # PortableExportError is an ExportError
             logger.error("tfcmvp export --format %s: %s", args.format, error)
             logger.debug("traceback of the error above", exc_info=True)
             return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from tfcmvp.cli import common
+from tfcmvp.errors import TfcmvpError
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +68,11 @@ def run(args) -> int:
             logger.error("%s", problem)
             return 2
     from tfcmvp.config import field_docs
-    from tfcmvp.finetuning.config import ConfigError, FinetuneConfig, load_finetune_config
+    from tfcmvp.finetuning.config import FinetuneConfig, load_finetune_config
 
     try:
         config = load_finetune_config(args.config, args.overrides, model_dir=args.model)
-    except (ConfigError, ValueError, FileNotFoundError) as error:  # ExportError is a ValueError
+    except TfcmvpError as error:  # ConfigError, ExportError
         logger.error("%s", error)
         return 2
     if args.list_keys:  # with --model: the architecture as taken from the export

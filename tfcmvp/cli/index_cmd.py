@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from tfcmvp.errors import TfcmvpError
+
 logger = logging.getLogger(__name__)
 
 NETWORKS = ("video", "iframe", "motion")  # spelled out: the parser imports no TensorFlow
@@ -100,7 +102,7 @@ def run(args) -> int:
             batch_size=args.batch_size,
             progress=args.progress,
         )
-    except (OSError, ValueError) as error:  # OverwriteRefused, InputError, NotAnExportError
+    except TfcmvpError as error:  # OverwriteRefused, InputError, NotAnExportError
         logger.error("%s", error)
         logger.debug("traceback of the error above", exc_info=True)
         return 2

@@ -7,6 +7,7 @@ import sys
 from tfcmvp import inspection
 from tfcmvp.cli import common
 from tfcmvp.codec import DEFAULT_MV_CELL, VideoError
+from tfcmvp.errors import TfcmvpError
 
 
 def add_parser(subparsers) -> None:
@@ -67,7 +68,7 @@ def run(args) -> int:
                 mv_cell=args.mv_cell,
             )
             print(f"figure:      {args.png} ({width}x{height} px)")
-    except (VideoError, ValueError, OSError) as error:
+    except TfcmvpError as error:
         # VideoError messages start with the file name; name it for the others.
         message = str(error) if isinstance(error, VideoError) else f"{args.video}: {error}"
         print(f"tfcmvp inspect: error: {message}", file=sys.stderr)

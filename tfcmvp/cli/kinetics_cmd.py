@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+from tfcmvp.errors import TfcmvpError
+
 logger = logging.getLogger(__name__)
 
 
@@ -47,7 +49,7 @@ def run(args) -> int:
         texts = kinetics.read_annotation_folder(args.annotations)
         index = kinetics.VideoIndex.from_folder(args.videos)
         result = kinetics.import_kinetics(texts, index, include)
-    except (OSError, ValueError) as error:  # SplitFileError is a ValueError
+    except TfcmvpError as error:
         logger.error("%s", error)
         return 2
     written = kinetics.write_outputs(result, args.output)

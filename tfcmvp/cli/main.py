@@ -32,7 +32,7 @@ from tfcmvp.cli import (
     tf_startup,
     verify_cmd,
 )
-from tfcmvp.workdir_lock import WorkdirBusyError
+from tfcmvp.errors import TfcmvpError
 
 SUBCOMMANDS = (
     quickstart_cmd,
@@ -113,8 +113,10 @@ def main(argv=None) -> int:
         logging.getLogger("absl").setLevel(logging.WARNING)
     try:
         return int(args.run(args) or 0)
-    except WorkdirBusyError as error:  # pretrain, finetune, quickstart: another run's workdir
-        logging.getLogger("tfcmvp.cli").error("%s", error)
+    except TfcmvpError as error:  # the user's input, settings or environment: one line
+        log = logging.getLogger("tfcmvp.cli")
+        log.error("%s", error)
+        log.debug("traceback of the error above", exc_info=True)
         return 2
     except Exception as error:  # noqa: BLE001 (only TensorFlow's DataLossError is handled)
         return _data_loss(args, error)

@@ -7,6 +7,8 @@ import json
 import logging
 import pathlib
 
+from tfcmvp.errors import TfcmvpError
+
 logger = logging.getLogger(__name__)
 
 
@@ -65,7 +67,7 @@ def run(args) -> int:
             batches=args.batches,
             batch_size=args.batch_size,
         )
-    except (OSError, ValueError) as error:
+    except TfcmvpError as error:
         logger.error("%s", error)
         return 2
     print(format_probe(results, args.batch_size))

@@ -7,6 +7,7 @@ import logging
 import pathlib
 
 from tfcmvp.cli import common
+from tfcmvp.errors import TfcmvpError
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def run(args) -> int:
             output=args.output,
             png=args.png,
         )
-    except (OSError, ValueError, ImportError) as error:  # ImportError: no scikit-learn
+    except TfcmvpError as error:  # MissingDependencyError: no scikit-learn
         logger.error("%s", error)
         logger.debug("traceback of the error above", exc_info=True)
         return 2

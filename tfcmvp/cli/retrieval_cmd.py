@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from tfcmvp.cli import common
+from tfcmvp.errors import TfcmvpError
 from tfcmvp.retrieval.protocols import PROTOCOLS, VCOP  # NumPy only
 
 logger = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def run(args) -> int:
             use_cache=not args.no_cache,
             labels=labels,
         )
-    except (OSError, ValueError) as error:  # FileNotFoundError is an OSError
+    except TfcmvpError as error:
         logger.error("%s", error)
         logger.debug("traceback of the error above", exc_info=True)
         return 2

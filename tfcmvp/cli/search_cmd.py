@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from tfcmvp.errors import TfcmvpError
+
 logger = logging.getLogger(__name__)
 
 BY_CHOICES = ("motion", "context", "video")  # spelled out: the parser imports no TensorFlow
@@ -50,7 +52,7 @@ def run(args) -> int:
 
     try:
         result = search_index(args.query, args.index, args.by, args.top)
-    except (OSError, ValueError) as error:  # NotAnIndexError, a missing query or export
+    except TfcmvpError as error:  # NotAnIndexError, a missing query or export
         logger.error("%s", error)
         logger.debug("traceback of the error above", exc_info=True)
         return 2

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from tfcmvp import synth
-from tfcmvp.codec import VideoError
+from tfcmvp.errors import TfcmvpError
 from tfcmvp.synth_scenes import VARIANTS
 
 
@@ -108,7 +108,7 @@ def run(args) -> int:
             variant=args.variant,
             overwrite=args.overwrite,
         )
-    except (ValueError, VideoError, OSError) as error:
+    except TfcmvpError as error:
         print(f"tfcmvp synth: error: {error}", file=sys.stderr)
         return 2
     print(summary.format())

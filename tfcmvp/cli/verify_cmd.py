@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+from tfcmvp.errors import TfcmvpError
+
 logger = logging.getLogger(__name__)
 
 
@@ -42,7 +44,7 @@ def run(args) -> int:
         return 2
     try:
         report = verify_data(args.data, workers=args.workers)
-    except OSError as error:  # the folder is missing or a shard cannot be read at all
+    except TfcmvpError as error:  # the folder is missing
         logger.error("%s", error)
         return 2
     print(report.format())

@@ -99,6 +99,7 @@ from tfcmvp.codec.stream import (
 from tfcmvp.codec.vector_raster import VectorRaster
 from tfcmvp.codec.video import CompressedVideo
 from tfcmvp.codec.window import Window
+from tfcmvp.errors import ConfigError
 
 # Names callers use from here (the stream helpers moved to tfcmvp.codec.stream).
 _expected_frames, _shortfall_tolerance = expected_frames, shortfall_tolerance
@@ -249,7 +250,7 @@ def read_video(
 def _check_arguments(options: DecodeOptions, start, end) -> None:
     """ValueError naming a bad argument of :func:`read_video`, before any decoding."""
     if int(options.mv_cell) < 1:
-        raise ValueError(f"mv_cell must be a positive number of pixels, got {options.mv_cell!r}")
+        raise ConfigError(f"mv_cell must be a positive number of pixels, got {options.mv_cell!r}")
     rgb_size(1, 1, options.rgb_short_side)  # rejects a bad short side
     if (start is None) != (end is None) or (
         start is not None and not 0 <= float(start) < float(end)

@@ -24,6 +24,7 @@ import av
 import numpy as np
 
 from tfcmvp.codec.errors import VideoError
+from tfcmvp.errors import ConfigError
 
 SUPPORTED_ENCODERS = ("mpeg4", "h264", "mpeg2video")
 
@@ -55,32 +56,32 @@ def frame_rate(fps: Union[float, int, fractions.Fraction]) -> fractions.Fraction
     """``fps`` as an exact fraction (29.97 -> 30000/1001)."""
     rate = fractions.Fraction(fps).limit_denominator(_MAX_RATE_DENOMINATOR)
     if rate <= 0:
-        raise ValueError(f"fps must be positive, got {fps!r}")
+        raise ConfigError(f"fps must be positive, got {fps!r}")
     return rate
 
 
 def _check_arguments(codec, gop, b_frames, refs, quality, bitrate):
     if codec not in SUPPORTED_ENCODERS:
-        raise ValueError(f"codec must be one of {SUPPORTED_ENCODERS}, got {codec!r}")
+        raise ConfigError(f"codec must be one of {SUPPORTED_ENCODERS}, got {codec!r}")
     if int(gop) < 1:
-        raise ValueError(f"gop must be >= 1, got {gop!r}")
+        raise ConfigError(f"gop must be >= 1, got {gop!r}")
     if int(b_frames) < 0:
-        raise ValueError(f"b_frames must be >= 0, got {b_frames!r}")
+        raise ConfigError(f"b_frames must be >= 0, got {b_frames!r}")
     if int(refs) < 1:
-        raise ValueError(f"refs must be >= 1, got {refs!r}")
+        raise ConfigError(f"refs must be >= 1, got {refs!r}")
     if codec != "h264" and int(refs) != 1:
-        raise ValueError(f"{codec} P-frames always use one reference frame; got refs={refs!r}")
+        raise ConfigError(f"{codec} P-frames always use one reference frame; got refs={refs!r}")
     if quality is not None:
         low, high = (0, 51) if codec == "h264" else (1, 31)
         if not low <= quality <= high:
-            raise ValueError(f"quality for {codec} must lie in [{low}, {high}], got {quality!r}")
+            raise ConfigError(f"quality for {codec} must lie in [{low}, {high}], got {quality!r}")
     if bitrate is not None:
         if quality is not None:
-            raise ValueError(
+            raise ConfigError(
                 f"give quality or bitrate, not both (quality={quality!r}, bitrate={bitrate!r})"
             )
         if int(bitrate) < 1000:
-            raise ValueError(f"bitrate must be >= 1000 bits/s, got {bitrate!r}")
+            raise ConfigError(f"bitrate must be >= 1000 bits/s, got {bitrate!r}")
 
 
 def _configure(stream, codec, gop, b_frames, refs, quality, bitrate):

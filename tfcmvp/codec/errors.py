@@ -1,17 +1,10 @@
-"""Errors raised by the codec layer. Each message names the file and the cause."""
+"""Errors raised by the codec layer. Each message names the file and the cause.
 
+Their base, :class:`VideoError`, is defined with the other layer bases in
+:mod:`tfcmvp.errors` and stays importable from here.
+"""
 
-class VideoError(Exception):
-    """A video could not be turned into compressed-domain arrays.
-
-    ``stage`` says where it failed ("open", "decode", "vectors", "encode", ...)
-    so that pipelines can report it without parsing the message.
-    """
-
-    def __init__(self, path, message: str, stage: str = "decode"):
-        self.path = str(path)
-        self.stage = stage
-        super().__init__(f"{self.path}: {message}")
+from tfcmvp.errors import VideoError
 
 
 class NoVideoStreamError(VideoError):

@@ -11,6 +11,8 @@ import dataclasses
 import itertools
 from typing import List
 
+from tfcmvp.errors import ConfigError
+
 
 @dataclasses.dataclass(frozen=True)
 class GopReport:
@@ -75,7 +77,7 @@ def check_gop(frame_types: str, gop: int = 12) -> GopReport:
       A :class:`GopReport`; ``report.ok`` is True when the stream matches.
     """
     if int(gop) < 1:
-        raise ValueError(f"gop must be >= 1, got {gop!r}")
+        raise ConfigError(f"gop must be >= 1, got {gop!r}")
     unknown = sorted(set(frame_types) - set("IPB"))
     if unknown:
         raise ValueError(f"frame_types may hold only I, P, B; found {unknown}")

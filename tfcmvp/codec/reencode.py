@@ -36,6 +36,7 @@ from tfcmvp.codec.encode import MAX_MPEG_GOP, write_video
 from tfcmvp.codec.errors import CorruptVideoError, NoVideoStreamError, VideoError
 from tfcmvp.codec.rgb import rgb_size
 from tfcmvp.codec.stream import stream_rate
+from tfcmvp.errors import ConfigError
 
 # Bit rate of the authors' I-frame encode: FFmpeg's default -b:v, which their
 # mpeg4 re-encode ran at.
@@ -93,7 +94,7 @@ def reencode(
     """
     src, dst = os.fspath(src), os.fspath(dst)
     if codec not in ("mpeg4", "h264"):
-        raise ValueError(f'reencode codec must be "mpeg4" or "h264", got {codec!r}')
+        raise ConfigError(f'reencode codec must be "mpeg4" or "h264", got {codec!r}')
     try:
         container = av.open(src)
     except av.FFmpegError as error:

@@ -7,13 +7,15 @@ from typing import Optional
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from tfcmvp.errors import ConfigError
+
 
 def rgb_size(height: int, width: int, short_side: Optional[int]) -> tuple:
     """(h, w) of RGB frames resized to ``short_side``, keeping aspect ratio."""
     if short_side is None:
         return height, width
     if int(short_side) < 1:
-        raise ValueError(f"rgb_short_side must be positive, got {short_side!r}")
+        raise ConfigError(f"rgb_short_side must be positive, got {short_side!r}")
     if height <= width:
         return int(short_side), max(1, int(round(width * short_side / height)))
     return max(1, int(round(height * short_side / width))), int(short_side)

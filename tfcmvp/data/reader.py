@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcmvp import manifest, schema, verify
+from tfcmvp.errors import ConfigError, InvalidDataError
 
 FilePattern = Union[str, Sequence[str]]
 
@@ -33,7 +34,7 @@ ON_CORRUPT = ("fail", "skip")
 
 def check_on_corrupt(on_corrupt: str) -> None:
     if on_corrupt not in ON_CORRUPT:
-        raise ValueError(f"on_corrupt must be one of {ON_CORRUPT}, got {on_corrupt!r}")
+        raise ConfigError(f"on_corrupt must be one of {ON_CORRUPT}, got {on_corrupt!r}")
 
 
 def resolve_files(file_pattern: FilePattern) -> list:
@@ -54,7 +55,7 @@ def resolve_files(file_pattern: FilePattern) -> list:
         pattern = pattern.decode() if isinstance(pattern, bytes) else str(pattern)
         matched = sorted(tf.io.gfile.glob(pattern))
         if not matched:
-            raise ValueError(f"no TFRecord files match {pattern!r}")
+            raise InvalidDataError(f"no TFRecord files match {pattern!r}")
         files.extend(matched)
     return sorted(set(files))
 

@@ -81,6 +81,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfcmvp.config import DataConfig
+from tfcmvp.errors import ConfigError
 
 CLIP_POSITIONS = ("authors", "vcop", "sliding")  # evaluation clip rules, see the docstring
 
@@ -301,7 +302,7 @@ def random_clip_start(num_frames, needed: int, seed):
 def check_positions(positions: str) -> str:
     """``positions`` if it names an evaluation clip rule (``CLIP_POSITIONS``), else ValueError."""
     if positions not in CLIP_POSITIONS:
-        raise ValueError(f"clip positions must be one of {CLIP_POSITIONS}, got {positions!r}")
+        raise ConfigError(f"clip positions must be one of {CLIP_POSITIONS}, got {positions!r}")
     return positions
 
 

@@ -26,6 +26,7 @@ from typing import Optional
 import numpy as np
 
 from tfcmvp.data.sampling import clip_span
+from tfcmvp.errors import ConfigError
 from tfcmvp.retrieval.features import EvalOptions
 
 RETRIEVAL_POSITIONS = "vcop"  # tfcmvp.retrieval.protocols.CLIP_POSITIONS["vcop"]
@@ -45,7 +46,7 @@ class ClipLayout:
             if value is None and name != "num_clips":
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
 
     @property
     def sliding(self) -> bool:

@@ -54,6 +54,7 @@ import numpy as np
 from tfcmvp import records, schema
 from tfcmvp.codec import decode as codec_decode
 from tfcmvp.codec.errors import CorruptVideoError, VideoError
+from tfcmvp.errors import ConfigError
 
 # Collect the young generation every few frames, as read_video does (frame side
 # data makes reference cycles that keep FFmpeg's frame pool from recycling).
@@ -86,7 +87,7 @@ class StorageSettings:
                 or (high is not None and value > high)
             ):
                 bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-                raise ValueError(f"{name} must be an int {bound}, got {value!r}")
+                raise ConfigError(f"{name} must be an int {bound}, got {value!r}")
 
 
 @dataclasses.dataclass

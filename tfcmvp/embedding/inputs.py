@@ -25,6 +25,8 @@ import os
 import pathlib
 from typing import Iterable, List
 
+from tfcmvp.errors import JobError
+
 # FFmpeg reads many more; these are the containers video collections come in.
 VIDEO_EXTENSIONS = frozenset(
     {
@@ -54,7 +56,7 @@ VIDEO_EXTENSIONS = frozenset(
 LIST_EXTENSIONS = frozenset({".txt", ".csv"})
 
 
-class InputError(ValueError):
+class InputError(JobError, ValueError):
     """An INPUT argument is missing, or names nothing to embed; the message names it."""
 
 

@@ -41,6 +41,7 @@ from tfcmvp.embedding import inputs as inputs_lib
 from tfcmvp.embedding.clips import ClipLayout, clip_dataset, clip_starts, span_of
 from tfcmvp.embedding.decode import StorageSettings, video_record
 from tfcmvp.embedding.writer import EmbeddingWriter
+from tfcmvp.errors import ConfigError, JobError
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ DEFAULT_BATCH_SIZE = 20  # clips per call of the model, as retrieval
 DEFAULT_MAX_FAILED_FRACTION = 1.0  # only a run that embeds nothing fails by default
 
 
-class EmbeddingFailedError(RuntimeError):
+class EmbeddingFailedError(JobError, RuntimeError):
     """The output was written, but no video was embedded or too many failed.
 
     ``summary`` is what ``embed.json`` says (status "failed", its problems).
@@ -211,9 +212,9 @@ def failure_problems(listed: int, embedded: int, failed: int, max_failed_fractio
 def _check_arguments(batch_size, min_frames, max_failed_fraction) -> None:
     for name, value in (("batch_size", batch_size), ("min_frames", min_frames)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+            raise ConfigError(f"{name} must be a positive int, got {value!r}")
     if not 0.0 <= max_failed_fraction <= 1.0:
-        raise ValueError(f"max_failed_fraction must be in [0, 1], got {max_failed_fraction!r}")
+        raise ConfigError(f"max_failed_fraction must be in [0, 1], got {max_failed_fraction!r}")
 
 
 def _summary(problems, output, counts, seconds, model_dir, info, options, layout) -> dict:

@@ -36,6 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tfcmvp.errors import ConfigError
 from tfcmvp.retrieval.protocols import l2_normalize
 from tfcmvp.retrieval.search import topk_search
 
@@ -66,7 +67,7 @@ def check_labels(name: str, labels, size: int) -> np.ndarray:
 def check_k(k) -> int:
     """``k`` as a positive int, or a ValueError quoting it."""
     if isinstance(k, bool) or int(k) != k or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+        raise ConfigError(f"k must be a positive integer, got {k!r}")
     return int(k)
 
 
@@ -74,14 +75,14 @@ def check_ks(ks) -> list:
     """``ks`` as a non-empty list of positive ints, or a ValueError quoting the bad one."""
     ks = [check_k(k) for k in ks]
     if not ks:
-        raise ValueError("ks is empty: give at least one k")
+        raise ConfigError("ks is empty: give at least one k")
     return ks
 
 
 def check_temperature(temperature) -> float:
     """``temperature`` as a positive finite float, or a ValueError quoting it."""
     if not np.isfinite(temperature) or temperature <= 0:
-        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+        raise ConfigError(f"temperature must be a positive number, got {temperature!r}")
     return float(temperature)
 
 

@@ -48,6 +48,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tfcmvp.errors import ConfigError, InvalidDataError, TfcmvpError
 from tfcmvp.evaluation.knn import TOP, check_labels, rank_classes, topk_hits
 from tfcmvp.retrieval.protocols import l2_normalize
 
@@ -67,7 +68,7 @@ INSTALL_HINT = "pip install 'tfcmvp[eval]'"
 _UNSEEN_CLASS_SCORE = -1.0  # below any probability: classes absent from the fitted model
 
 
-class MissingDependencyError(ImportError):
+class MissingDependencyError(TfcmvpError, ImportError):
     """scikit-learn is not installed (the ``eval`` extra)."""
 
 
@@ -100,7 +101,7 @@ def check_c_grid(c_grid) -> tuple:
     """``c_grid`` as a non-empty tuple of positive finite floats, or a ValueError quoting it."""
     grid = tuple(c_grid)
     if not grid or any(isinstance(c, bool) or not np.isfinite(c) or c <= 0 for c in grid):
-        raise ValueError(f"the C grid must be positive numbers, got {grid!r}")
+        raise ConfigError(f"the C grid must be positive numbers, got {grid!r}")
     return tuple(float(c) for c in grid)
 
 
@@ -125,7 +126,7 @@ def stratified_folds(labels, folds: int, seed: int) -> np.ndarray:
     """
     labels = np.asarray(labels)
     if isinstance(folds, bool) or int(folds) != folds or not 2 <= folds <= labels.size:
-        raise ValueError(
+        raise ConfigError(
             f"folds must be an integer from 2 to the number of train videos "
             f"({labels.size}), got {folds!r}"
         )
@@ -174,7 +175,7 @@ def _check_train(features, labels) -> tuple:
         raise ValueError(f"train features must be a non-empty [N, D], got {features.shape}")
     labels = check_labels("train", labels, features.shape[0])
     if np.unique(labels).size < 2:
-        raise ValueError(
+        raise InvalidDataError(
             f"the train split holds one class only ({int(labels[0])}): a "
             f"classifier needs at least two"
         )
@@ -217,7 +218,7 @@ def select_c(
         for fold in range(folds):
             held_out = fold_of == fold
             if np.unique(labels[~held_out]).size < 2:
-                raise ValueError(
+                raise InvalidDataError(
                     f"fold {fold} of the train split leaves one class to fit; "
                     f"use fewer folds or more train videos"
                 )

@@ -35,6 +35,7 @@ import pathlib
 from typing import Mapping, Optional, Sequence
 
 from tfcmvp import paper_numbers
+from tfcmvp.errors import ConfigError
 from tfcmvp.evaluation import knn as knn_lib
 from tfcmvp.evaluation import linear_probe as linear_lib
 from tfcmvp.evaluation.report_model import (
@@ -80,24 +81,24 @@ def parse_models(specs: Sequence[str]) -> dict:
     export (no ``saved_model.pb`` or ``assets/tfcmvp_export.json``).
     """
     if not specs:
-        raise ValueError("no model given: pass --models NAME=DIR [NAME=DIR ...]")
+        raise ConfigError("no model given: pass --models NAME=DIR [NAME=DIR ...]")
     models = {}
     for spec in specs:
         name, sep, folder = str(spec).partition("=")
         name, folder = name.strip(), folder.strip()
         if not sep or not name or not folder:
-            raise ValueError(
+            raise ConfigError(
                 f"--models entry {spec!r} is not NAME=DIR (a name for the table, '=', an "
                 f"export folder)"
             )
         if name in models:
-            raise ValueError(f"--models: the name {name!r} is given twice; names must differ")
+            raise ConfigError(f"--models: the name {name!r} is given twice; names must differ")
         path = pathlib.Path(folder)
         info = path / contract.ASSETS_DIR / contract.INFO_NAME
         if not path.is_dir():
-            raise ValueError(f"--models {name}={folder}: no such folder")
+            raise ConfigError(f"--models {name}={folder}: no such folder")
         if not (path / "saved_model.pb").is_file() or not info.is_file():
-            raise ValueError(
+            raise ConfigError(
                 f"--models {name}={folder}: not an export folder (no saved_model.pb or "
                 f"{contract.ASSETS_DIR}/{contract.INFO_NAME}; `tfcmvp export` writes one)"
             )
@@ -109,24 +110,24 @@ def check_seeds(seeds: Sequence[int]) -> list:
     """The seeds as distinct ints (at least one), else ValueError."""
     seeds = list(seeds)
     if not seeds or any(isinstance(s, bool) or int(s) != s for s in seeds):
-        raise ValueError(f"seeds must be one or more integers, got {seeds!r}")
+        raise ConfigError(f"seeds must be one or more integers, got {seeds!r}")
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must differ, got {seeds!r}")
+        raise ConfigError(f"seeds must differ, got {seeds!r}")
     return [int(s) for s in seeds]
 
 
 def _check_settings(models, seeds, ks, c_grid, finetune_config, finetune_dir) -> tuple:
     """(seeds, ks) checked, before any work; ValueError naming the bad setting."""
     if not models:
-        raise ValueError("no model to report on")
+        raise ConfigError("no model to report on")
     seeds = check_seeds(seeds)
     ks = knn_lib.check_ks(ks)
     if TABLE_K not in ks:
-        raise ValueError(f"ks must include k={TABLE_K} (the table's kNN column), got {ks}")
+        raise ConfigError(f"ks must include k={TABLE_K} (the table's kNN column), got {ks}")
     linear_lib.require_sklearn()  # before any extraction, not after
     linear_lib.check_c_grid(c_grid)
     if finetune_config is not None and finetune_dir is None:
-        raise ValueError("a finetune needs finetune_dir (where its runs are written)")
+        raise ConfigError("a finetune needs finetune_dir (where its runs are written)")
     return seeds, ks
 
 

@@ -24,6 +24,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from tfcmvp.errors import ConfigError, InvalidDataError
 from tfcmvp.evaluation import knn as knn_lib
 from tfcmvp.evaluation import linear_probe as linear_lib
 from tfcmvp.manifest import check_record_count, find_shards
@@ -71,12 +72,12 @@ def evaluate_features(
       "linear": {...} or None}``.
     """
     if not (knn or linear):
-        raise ValueError("no method chosen: ask for knn, linear or both")
+        raise ConfigError("no method chosen: ask for knn, linear or both")
     train_features, test_features = np.asarray(train_features), np.asarray(test_features)
     train_labels = knn_lib.check_labels("train", train_labels, train_features.shape[0])
     test_labels = knn_lib.check_labels("test", test_labels, test_features.shape[0])
     if not train_labels.size or not test_labels.size:
-        raise ValueError(
+        raise InvalidDataError(
             f"need train and test videos, got {train_labels.size} train and {test_labels.size} test"
         )
     num_classes = _num_classes(train_labels, test_labels)
@@ -121,7 +122,7 @@ def evaluate_features(
 def _check_labelled(split: str, labels: np.ndarray, video_ids: np.ndarray) -> None:
     unlabelled = np.flatnonzero(labels < 0)
     if unlabelled.size:
-        raise ValueError(
+        raise InvalidDataError(
             f"{unlabelled.size} {split} video(s) have no class label (-1), e.g. "
             f"{str(video_ids[unlabelled[0]])!r}; kNN and the linear probe need "
             f"labelled videos (or --labels)"
@@ -131,7 +132,7 @@ def _check_labelled(split: str, labels: np.ndarray, video_ids: np.ndarray) -> No
 def _check_methods(knn: bool, linear: bool, ks, temperature, c_grid) -> None:
     """ValueError (or MissingDependencyError) for bad method settings, before any work."""
     if not (knn or linear):
-        raise ValueError("no method chosen: ask for knn, linear or both")
+        raise ConfigError("no method chosen: ask for knn, linear or both")
     if linear:
         linear_lib.require_sklearn()
         linear_lib.check_c_grid(c_grid)

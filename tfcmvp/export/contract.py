@@ -33,6 +33,8 @@ import datetime
 import json
 from typing import Any, Mapping, Optional, Sequence
 
+from tfcmvp.errors import ExportError
+
 FORMAT_VERSION = 1
 ASSETS_DIR = "assets"
 INFO_NAME = "tfcmvp_export.json"  # the description (this module)
@@ -67,10 +69,6 @@ FRAMES_JPEG_QUALITY = 90
 # Test geometry of the paper: short side 128, then the centre 112 x 112. Other
 # crop sizes keep the ratio (32 -> 37), as tfcmvp.retrieval does.
 TEST_RESIZE_RATIO = 128 / 112
-
-
-class ExportError(ValueError):
-    """An export description is invalid, or an export cannot be written or rebuilt."""
 
 
 class NotAnExportError(ExportError, FileNotFoundError):

@@ -15,6 +15,7 @@ from typing import Optional
 import keras
 
 from tfcmvp.config import PretrainConfig, load_saved_config
+from tfcmvp.errors import RunNotFoundError
 from tfcmvp.export.contract import PRETRAIN_NETWORKS, ExportError
 from tfcmvp.training.workdir import NETWORK_WEIGHTS_STEMS
 
@@ -107,13 +108,13 @@ def load_trained_network(workdir, network: str) -> tuple[keras.Model, PretrainCo
     workdir = pathlib.Path(workdir)
     config_path, weights_path = workdir_paths(workdir, network)
     if not workdir.is_dir():
-        raise FileNotFoundError(f"pretraining workdir {workdir} does not exist")
+        raise RunNotFoundError(f"pretraining workdir {workdir} does not exist")
     if not config_path.is_file():
-        raise FileNotFoundError(
+        raise RunNotFoundError(
             f"{config_path} is missing: is {workdir} the --workdir of `tfcmvp pretrain`?"
         )
     if not weights_path.is_file():
-        raise FileNotFoundError(
+        raise RunNotFoundError(
             f"no trained weights: run tfcmvp pretrain first ({weights_path} is missing)"
         )
     config = load_saved_config(config_path)  # old runs: legacy architecture values

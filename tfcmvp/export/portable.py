@@ -63,6 +63,7 @@ from tfcmvp.export.converters import (
     run_onnx,
 )
 from tfcmvp.export.loading import read_export_info
+from tfcmvp.outputs import OverwriteRefused
 
 logger = logging.getLogger(__name__)
 
@@ -121,9 +122,9 @@ def check_output(output, fmt: str, *, overwrite: bool) -> None:
     output = pathlib.Path(output)
     for path in (output, contract_path(output)):
         if path.is_dir():
-            raise FileExistsError(f"{path} is a folder; pass a file name for the {fmt} copy")
+            raise OverwriteRefused(f"{path} is a folder; pass a file name for the {fmt} copy")
         if path.exists() and not overwrite:
-            raise FileExistsError(
+            raise OverwriteRefused(
                 f"{path} already exists (pass overwrite=True, or --overwrite on the command "
                 f"line, to replace it)"
             )
@@ -280,7 +281,7 @@ def read_portable_info(path) -> dict:
     """The JSON description written beside a converted file (``<path>.json``)."""
     description = contract_path(path)
     if not description.is_file():
-        raise FileNotFoundError(
+        raise ct.NotAnExportError(
             f"{description} is missing: {path} was not written by tfcmvp export --format"
         )
     info = json.loads(description.read_text(encoding="utf-8"))

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcmvp.data import eval_dataset, keys
+from tfcmvp.errors import InvalidDataError
 from tfcmvp.finetuning.config import FinetuneConfig
 
 TOP_K = (1, 5)
@@ -139,7 +140,7 @@ def evaluate_clips(predict_logits: Callable, batches: Iterable[dict]) -> EvalRes
     num_classes = probabilities.shape[-1]
     if labels.min() < 0 or labels.max() >= num_classes:
         bad = labels[(labels < 0) | (labels >= num_classes)]
-        raise ValueError(
+        raise InvalidDataError(
             f"test labels {sorted(set(bad.tolist()))[:5]} lie outside the "
             f"classifier's {num_classes} classes"
         )

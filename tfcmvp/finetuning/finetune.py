@@ -47,6 +47,7 @@ import tensorflow as tf
 
 from tfcmvp import manifest as manifest_lib
 from tfcmvp.data import keys
+from tfcmvp.errors import ConfigError, DataNotFoundError, InvalidDataError, RunRefusedError
 from tfcmvp.finetuning import callbacks as ft_callbacks
 from tfcmvp.finetuning.classifier import VideoClassifier, load_backbone_weights
 from tfcmvp.finetuning.config import FinetuneConfig, check_architecture
@@ -110,14 +111,14 @@ def read_class_names(data_dir) -> list[str]:
     """The class names of ``DATA_DIR/labels.txt``, one per line, in label order."""
     path = pathlib.Path(data_dir) / manifest_lib.LABELS_NAME
     if not path.is_file():
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"{path} is missing: finetuning needs the class names that the "
             f"extraction job writes beside the shards"
         )
     names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     names = [name for name in names if name]
     if len(names) < 2:
-        raise ValueError(f"{path} lists {len(names)} class(es); a classifier needs >= 2")
+        raise InvalidDataError(f"{path} lists {len(names)} class(es); a classifier needs >= 2")
     return names
 
 
@@ -131,7 +132,7 @@ def resolve_steps_per_epoch(config: FinetuneConfig, files) -> int:
     usable = int((scan.num_frames >= 1).sum())  # finetune_dataset keeps every non-empty video
     steps = usable // config.train.global_batch_size
     if steps < 1:
-        raise ValueError(
+        raise ConfigError(
             f"only {usable} training videos for train.global_batch_size="
             f"{config.train.global_batch_size}: lower the batch or set train.steps_per_epoch"
         )
@@ -420,7 +421,7 @@ def _check_source(path: pathlib.Path, source: dict) -> None:
     if path.is_file() and tf.train.latest_checkpoint(str(path.parent / CHECKPOINT_DIR)):
         previous = json.loads(path.read_text(encoding="utf-8"))
         if previous != source:
-            raise ValueError(
+            raise RunRefusedError(
                 f"{path.parent} holds a run started from {previous}, not {source}: use another "
                 f"workdir (resuming would mix two initialisations)"
             )

@@ -19,6 +19,7 @@ import numpy as np
 from tfcmvp.config import DataConfig
 from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from tfcmvp.data.sampling import check_positions
+from tfcmvp.errors import ConfigError, ExportError
 from tfcmvp.export import contract as export_contract
 from tfcmvp.export import read_export_info
 
@@ -76,7 +77,7 @@ def _modality(info: dict, shape: list) -> str:
             return "iframe"
         if len(shape) == 4:
             return "motion" if shape[-1] == 2 else "rgb"
-    raise ValueError(
+    raise ExportError(
         f"export network {network!r} with input shape {shape} is not one of "
         f"{sorted(NETWORK_MODALITY)} or a classifier"
     )
@@ -89,18 +90,18 @@ def _checked_shape(info: dict) -> tuple:
     modality = _modality(info, shape)
     rank, channels = (3, 3) if modality == "iframe" else (4, 3 if modality == "rgb" else 2)
     if len(shape) != rank or shape[-1] != channels:
-        raise ValueError(
+        raise ExportError(
             f"export input.shape {shape} does not fit a {info['network']!r} network "
             f"(modality {modality!r}: rank {rank}, {channels} channels)"
         )
     height, width = shape[-3], shape[-2]
     if height != width:
-        raise ValueError(
+        raise ExportError(
             f"export input.shape {shape}: the evaluation crop is square, got {height}x{width}"
         )
     frames = shape[0] if rank == 4 else 1
     if contract.get("frames") not in (None, frames) and rank == 4:
-        raise ValueError(
+        raise ExportError(
             f"export input.frames {contract['frames']} disagrees with input.shape {shape}"
         )
     return modality, frames, height
@@ -112,7 +113,7 @@ def _check_rgb_statistics(contract: dict, modality: str) -> None:
     # The pipeline normalises with ImageNet statistics only.
     for key, expected in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
         if contract.get(key) is not None and not np.allclose(contract[key], expected, atol=1e-6):
-            raise ValueError(
+            raise ExportError(
                 f"export input.{key} {contract[key]} is not the ImageNet "
                 f"{key} {list(expected)} the evaluation pipeline uses"
             )
@@ -125,7 +126,7 @@ def _clip_lengths(contract: dict, modality: str, frames: int) -> tuple:
     if modality == "rgb":
         stride = contract.get("stride")
         if not isinstance(stride, int) or stride < 1:
-            raise ValueError(
+            raise ExportError(
                 f"export input.stride must be a positive int for a video network, got {stride!r}"
             )
         return frames, stride, DataConfig.motion_len
@@ -148,7 +149,7 @@ def eval_options(info: dict, num_clips: int, positions: str = "vcop") -> EvalOpt
     """
     check_positions(positions)
     if not isinstance(num_clips, int) or isinstance(num_clips, bool) or num_clips < 1:
-        raise ValueError(f"clips per video must be a positive int, got {num_clips!r}")
+        raise ConfigError(f"clips per video must be a positive int, got {num_clips!r}")
     contract = info["input"]
     modality, frames, height = _checked_shape(info)
     _check_rgb_statistics(contract, modality)

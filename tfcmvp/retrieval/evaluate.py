@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from tfcmvp.errors import ConfigError, InvalidDataError
 from tfcmvp.manifest import check_record_count, find_shards
 from tfcmvp.retrieval import features as features_lib
 from tfcmvp.retrieval.labels import LabelTable, relabel
@@ -50,7 +51,7 @@ def _shards(data_dir) -> dict:
 def _check_ks(ks: Sequence[int]) -> tuple:
     ks = tuple(ks)
     if not ks or any(isinstance(k, bool) or int(k) != k or k < 1 for k in ks):
-        raise ValueError(f"ks must be positive integers, got {ks!r}")
+        raise ConfigError(f"ks must be positive integers, got {ks!r}")
     return tuple(int(k) for k in ks)
 
 
@@ -59,7 +60,7 @@ def _check_labels(split: str, feats: features_lib.SplitFeatures) -> None:
     unlabelled = np.flatnonzero(feats.labels < 0)
     if unlabelled.size:
         example = str(feats.video_ids[unlabelled[0]])
-        raise ValueError(
+        raise InvalidDataError(
             f"{unlabelled.size} {split} video(s) have no class label (-1), e.g. "
             f"{example!r}; retrieval needs labelled videos"
         )

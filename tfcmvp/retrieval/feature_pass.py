@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from tfcmvp import schema
 from tfcmvp.data import evaluation, keys, reader
+from tfcmvp.errors import ExportError, InvalidDataError
 from tfcmvp.retrieval.clip_options import EvalOptions
 from tfcmvp.retrieval.feature_cache import SplitFeatures
 from tfcmvp.retrieval.protocols import VCOP, video_features
@@ -71,7 +72,7 @@ def _embed_clips(embed, clips, options: EvalOptions, batch_size: int) -> np.ndar
     """Clip embeddings ``[B, N, D]`` of a batch of videos' clips ``[B, N, *input_shape]``."""
     num_videos, num_clips = int(clips.shape[0]), int(clips.shape[1])
     if tuple(clips.shape[2:]) != options.input_shape:
-        raise ValueError(
+        raise ExportError(
             f"clips of shape {tuple(clips.shape[2:])} do not match the "
             f"export input {options.input_shape}"
         )
@@ -122,7 +123,7 @@ def run_split(
                 thumbs.append(batch[keys.THUMBNAIL].numpy())
             bar.update(num_videos)
     if not feats:
-        raise ValueError(f"the {split} shards hold no videos: {files}")
+        raise InvalidDataError(f"the {split} shards hold no videos: {files}")
     result = SplitFeatures(
         features=np.concatenate(feats).astype(np.float32),
         labels=np.concatenate(labels).astype(np.int64),

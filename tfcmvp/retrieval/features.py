@@ -51,6 +51,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from tfcmvp.errors import ConfigError, ExportError, InvalidDataError
 from tfcmvp.export import contract as export_contract
 from tfcmvp.export import load_export
 from tfcmvp.manifest import find_shards, read_manifest
@@ -128,7 +129,7 @@ def load_embedding_fn(model_dir) -> Callable:
     loaded, _ = load_export(model_dir)  # checks the signatures the description lists
     name, output = export_contract.EMBED, export_contract.EMBED_OUTPUT
     if name not in loaded.signatures:
-        raise ValueError(
+        raise ExportError(
             f"{model_dir}: the SavedModel has no {name!r} signature "
             f"(it has {sorted(loaded.signatures)})"
         )
@@ -137,7 +138,7 @@ def load_embedding_fn(model_dir) -> Callable:
     def embed(clips):
         outputs = signature(**{export_contract.INPUT_NAME: clips})
         if output not in outputs:
-            raise ValueError(
+            raise ExportError(
                 f"{model_dir}: signature {name!r} returns {sorted(outputs)}, expected {output!r}"
             )
         return outputs[output]
@@ -189,7 +190,7 @@ def _thumbnails_for_cached(job: _Job, splits: dict, progress) -> dict:
     }
     for split in SPLITS:
         if not np.array_equal(made[split][1], splits[split].video_ids):
-            raise ValueError(
+            raise InvalidDataError(
                 f"{job.data_dir}: the {split} shards changed while "
                 f"reading them (video ids differ from the cache)"
             )
@@ -293,7 +294,7 @@ def extract_features(
         pipeline, or the model's output is malformed.
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
     job = _resolve(model_dir, data_dir, clips, positions, use_cache, cache_dir, fallback_cache_dir)
     arrays = feature_cache.load_npz(job.cache_path, job.key) if job.cache_path else None
     if arrays is None:

@@ -22,6 +22,8 @@ import pathlib
 
 import numpy as np
 
+from tfcmvp.errors import DataNotFoundError, InvalidDataError
+
 VIDEO_COLUMN = "video"
 
 
@@ -55,22 +57,26 @@ def read_label_table(path, column: str) -> LabelTable:
     """
     path = pathlib.Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"labels file not found: {path}")
+        raise DataNotFoundError(f"labels file not found: {path}")
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
         if VIDEO_COLUMN not in columns:
-            raise ValueError(f"{path}: no {VIDEO_COLUMN!r} column (columns: {', '.join(columns)})")
+            raise InvalidDataError(
+                f"{path}: no {VIDEO_COLUMN!r} column (columns: {', '.join(columns)})"
+            )
         if column not in columns or column == VIDEO_COLUMN:
             kinds = [c for c in columns if c != VIDEO_COLUMN]
-            raise ValueError(f"{path}: no label column {column!r}; columns: {', '.join(kinds)}")
+            raise InvalidDataError(
+                f"{path}: no label column {column!r}; columns: {', '.join(kinds)}"
+            )
         by_video = {}
         for line, row in enumerate(reader, start=2):
             video, label = (row.get(VIDEO_COLUMN) or "").strip(), (row.get(column) or "").strip()
             if not video or not label:
-                raise ValueError(f"{path}:{line}: empty {VIDEO_COLUMN!r} or {column!r} value")
+                raise InvalidDataError(f"{path}:{line}: empty {VIDEO_COLUMN!r} or {column!r} value")
             if by_video.get(video, label) != label:
-                raise ValueError(
+                raise InvalidDataError(
                     f"{path}:{line}: video {video!r} listed twice with different "
                     f"{column!r} labels ({by_video[video]!r}, {label!r})"
                 )
@@ -86,7 +92,7 @@ def relabel(video_ids, table: LabelTable) -> tuple[np.ndarray, np.ndarray]:
     video_ids = [str(v) for v in video_ids]
     missing = [v for v in video_ids if v not in table.by_video]
     if missing:
-        raise ValueError(
+        raise InvalidDataError(
             f"{table.path}: {len(missing)} video(s) of the data have no "
             f"{table.column!r} label, e.g. {missing[:3]}"
         )

@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfcmvp.errors import ConfigError
+
 VCOP = "vcop"
 COCLR = "coclr"
 PROTOCOLS = (VCOP, COCLR)
@@ -56,7 +58,7 @@ _ROW_BLOCK = 4096
 def check_protocol(protocol: str) -> str:
     """Return ``protocol`` if it names a known protocol, else raise ValueError."""
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown retrieval protocol {protocol!r}; expected one of {PROTOCOLS}")
+        raise ConfigError(f"unknown retrieval protocol {protocol!r}; expected one of {PROTOCOLS}")
     return protocol
 
 

@@ -45,6 +45,7 @@ from tfcmvp.embedding import EmbeddingFailedError, StorageSettings, embed_videos
 from tfcmvp.embedding import inputs as inputs_lib
 from tfcmvp.embedding import writer as embed_writer
 from tfcmvp.embedding.run import failure_record
+from tfcmvp.errors import ConfigError
 from tfcmvp.export import contract
 from tfcmvp.retrieval import features
 from tfcmvp.search import table as table_lib
@@ -96,13 +97,13 @@ def _resolve_models(models: Optional[Mapping], old: Optional[table_lib.Index]) -
         chosen = {n: spec["model_dir"] for n, spec in old.info["networks"].items()}
     for network, model_dir in (models or {}).items():
         if network not in table_lib.NETWORKS:
-            raise ValueError(
+            raise ConfigError(
                 f"--models {network}={model_dir}: unknown network {network!r}; expected "
                 f"{', '.join(n + '=DIR' for n in table_lib.NETWORKS)}"
             )
         chosen[network] = model_dir
     if not chosen:
-        raise ValueError(
+        raise ConfigError(
             "--models is required for a new index: give one or more of "
             + ", ".join(n + "=EXPORT_DIR" for n in table_lib.NETWORKS)
         )
@@ -113,7 +114,7 @@ def _resolve_models(models: Optional[Mapping], old: Optional[table_lib.Index]) -
         model_dir = os.path.abspath(chosen[network])
         info = features.read_export(model_dir)  # NotAnExportError / ExportError name it
         if info["network"] != network:
-            raise ValueError(
+            raise ConfigError(
                 f"--models {network}={chosen[network]}: that export is a {info['network']} "
                 f"network, not a {network} network"
             )

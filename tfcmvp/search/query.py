@@ -29,6 +29,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from tfcmvp.errors import ConfigError, DataNotFoundError, InvalidDataError
 from tfcmvp.search import table as table_lib
 
 BY_CHOICES = tuple(table_lib.BY_NETWORK)
@@ -54,7 +55,7 @@ class SearchResult:
 def check_by(by: str) -> str:
     """The network that answers ``--by`` (ValueError naming the choices)."""
     if by not in table_lib.BY_NETWORK:
-        raise ValueError(f"--by {by!r}: expected one of {', '.join(BY_CHOICES)}")
+        raise ConfigError(f"--by {by!r}: expected one of {', '.join(BY_CHOICES)}")
     return table_lib.BY_NETWORK[by]
 
 
@@ -64,12 +65,12 @@ def _check_export(index: table_lib.Index, network: str) -> str:
     spec = index.info["networks"][network]
     model_dir = spec["model_dir"]
     if not os.path.isdir(model_dir):
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"the {network} export the index {index.folder} was built with, {model_dir}, is "
             f"gone: re-run tfcmvp index with --models {network}=DIR"
         )
     if features.model_fingerprint(model_dir) != spec["export_fingerprint"]:
-        raise ValueError(
+        raise InvalidDataError(
             f"the {network} export {model_dir} changed since the index {index.folder} was "
             f"built: re-run tfcmvp index (it re-embeds that network) before searching"
         )
@@ -92,7 +93,7 @@ def embed_query(path, model_dir, *, storage=None) -> np.ndarray:
         except EmbeddingFailedError as error:
             failed = pathlib.Path(folder) / "out" / "failed.jsonl"
             message = failed.read_text(encoding="utf-8").strip() or str(error)
-            raise ValueError(f"QUERY_VIDEO {path} cannot be embedded: {message}") from None
+            raise InvalidDataError(f"QUERY_VIDEO {path} cannot be embedded: {message}") from None
         matrix = np.load(result.output / "embeddings.npy")  # [10, D]
     return matrix.mean(axis=0, dtype=np.float64)
 
@@ -110,17 +111,17 @@ def search_index(query, index_dir, by: str, top: int = 10, *, storage=None) -> S
 
     network = check_by(by)
     if not isinstance(top, int) or isinstance(top, bool) or top < 1:
-        raise ValueError(f"--top must be a positive integer, got {top!r}")
+        raise ConfigError(f"--top must be a positive integer, got {top!r}")
     index = table_lib.load_index(index_dir)
     if network not in index.networks:
-        raise ValueError(
+        raise ConfigError(
             f"--by {by} needs the {network} network, and the index {index_dir} holds only "
             f"{', '.join(index.networks)}: add it with tfcmvp index ... --models {network}=DIR"
         )
     if not os.path.isfile(query):
-        raise FileNotFoundError(f"QUERY_VIDEO {query}: no such file")
+        raise DataNotFoundError(f"QUERY_VIDEO {query}: no such file")
     if not index.entries:
-        raise ValueError(f"the index {index_dir} holds no video: nothing to search")
+        raise InvalidDataError(f"the index {index_dir} holds no video: nothing to search")
     query = os.path.abspath(query)
     gallery = index.embeddings(network)  # [V, D], memory-mapped
     query_row = next((r for r, e in enumerate(index.entries) if e.path == query), None)

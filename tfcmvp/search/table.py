@@ -42,6 +42,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from tfcmvp.errors import DataError, InvalidDataError
+
 FORMAT = "tfcmvp-index"
 VERSION = 1
 INFO_NAME = "index.json"
@@ -55,7 +57,7 @@ FINGERPRINT_BYTES = 1 << 20  # hashed from each end of a file
 _FIXED_COLUMNS = ("row", "id", "path", "size", "mtime", "fingerprint", "num_frames", "fps")
 
 
-class NotAnIndexError(FileNotFoundError):
+class NotAnIndexError(DataError, FileNotFoundError):
     """A folder that ``tfcmvp index`` did not write; the message names it and why."""
 
 
@@ -135,10 +137,12 @@ def read_table(path, networks) -> List[VideoEntry]:
         reader = csv.DictReader(handle)
         missing = set(table_columns(networks)) - set(reader.fieldnames or ())
         if missing:
-            raise ValueError(f"{path}: columns {sorted(missing)} are missing")
+            raise InvalidDataError(f"{path}: columns {sorted(missing)} are missing")
         for number, row in enumerate(reader):
             if int(row["row"]) != number:
-                raise ValueError(f"{path}: line {number + 2} has row {row['row']}, not {number}")
+                raise InvalidDataError(
+                    f"{path}: line {number + 2} has row {row['row']}, not {number}"
+                )
             entries.append(
                 VideoEntry(
                     path=row["path"],
@@ -195,7 +199,7 @@ class Index:
         """float32 ``[V, D]`` of `network` (memory-mapped by default: nothing read until used)."""
         matrix = np.load(self.folder / embeddings_name(network), mmap_mode="r" if mmap else None)
         if matrix.ndim != 2 or matrix.shape[0] != len(self.entries):
-            raise ValueError(
+            raise InvalidDataError(
                 f"{self.folder / embeddings_name(network)}: shape {matrix.shape}, expected "
                 f"[{len(self.entries)}, D] (one row per line of {TABLE_NAME})"
             )

@@ -24,6 +24,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfcmvp.errors import RunRefusedError
+
 logger = logging.getLogger(__name__)
 
 # Columns history.csv always has, in this order; other logged values follow.
@@ -156,7 +158,7 @@ class TrainingCheckpoint:
         try:
             self.checkpoint.restore(path).assert_existing_objects_matched()
         except (AssertionError, ValueError) as error:
-            raise ValueError(
+            raise RunRefusedError(
                 f"checkpoint {path} does not match the model built from the config (did the "
                 f"model section change since it was written?): {error}"
             ) from error

@@ -34,6 +34,7 @@ from tfcmvp import losses
 from tfcmvp.config import load_saved_config
 from tfcmvp.data import keys
 from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
+from tfcmvp.errors import RunNotFoundError
 from tfcmvp.manifest import find_shards
 from tfcmvp.training.pretrain_model import PretrainModel
 
@@ -86,7 +87,7 @@ def load_pretrained(workdir) -> tuple:
     config = load_saved_config(workdir / "config.yaml")
     latest = tf.train.latest_checkpoint(str(workdir / "checkpoints"))
     if latest is None:
-        raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
+        raise RunNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
     model = PretrainModel.from_pretrain_config(config)
     model.build(None)
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()

@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 
 from tfcmvp.config import config_differences, load_saved_config, save_config
+from tfcmvp.errors import ConfigError, RunRefusedError
 from tfcmvp.training.callbacks import CheckpointCallback, TrainingCheckpoint
 from tfcmvp.training.strategy import configure_devices, make_strategy, per_replica_batch_size
 
@@ -83,7 +84,7 @@ def set_precision_policy(train) -> None:
     """
     policy = train.mixed_precision or "float32"
     if policy == "mixed_float16" and not tf.config.list_logical_devices("GPU"):
-        raise ValueError(
+        raise ConfigError(
             "train.mixed_precision=mixed_float16 needs a GPU (TensorFlow has no CPU kernel for "
             "float16 MaxPool3D); on a CPU use train.mixed_precision=mixed_bfloat16 or null"
         )
@@ -171,7 +172,7 @@ def resume_point(checkpoint: TrainingCheckpoint, steps_per_epoch: int) -> Resume
         step=int(checkpoint.optimizer.iterations.numpy()),
     )
     if point.step_in_epoch >= steps_per_epoch:
-        raise ValueError(
+        raise RunRefusedError(
             f"the checkpoint in {checkpoint.directory} stopped at step {point.step_in_epoch} of "
             f"epoch {point.epoch + 1}, but an epoch now has only {steps_per_epoch} steps "
             f"(did train.steps_per_epoch or the data change?)"

@@ -48,6 +48,7 @@ from tfcmvp.config import (
     PretrainConfig,
     read_config_file,
 )
+from tfcmvp.errors import InvalidDataError, RunRefusedError
 from tfcmvp.manifest import find_shards, read_manifest
 from tfcmvp.training import callbacks as cb
 from tfcmvp.training import provenance
@@ -130,7 +131,7 @@ def check_resumable_model(config: PretrainConfig, workdir) -> None:
         fix = " ".join(
             f"--set model.{key}={str(LEGACY_MODEL_DEFAULTS[key]).lower()}" for key in changed
         )
-        raise ValueError(
+        raise RunRefusedError(
             f"{path} was written before the options {', '.join('model.' + k for k in changed)} "
             f"existed, so the checkpoints in {workdir / CHECKPOINT_DIR} were trained with their "
             f"old values; the config asks for {now}. Resume with {fix} (or start a new WORKDIR)"
@@ -166,7 +167,7 @@ def count_usable_videos(files, data: DataConfig) -> int:
                 ", ".join(ids[:5]),
             )
     if usable == 0:
-        raise ValueError(
+        raise InvalidDataError(
             f"none of the {len(scan)} videos in {len(files)} shard(s) ({files[0]} ...) can give "
             f"a pretraining sample: " + "; ".join(f"{len(v)} {r}" for r, v in skipped.items())
         )
@@ -180,7 +181,7 @@ def resolve_steps_per_epoch(config: PretrainConfig, files) -> int:
     usable = count_usable_videos(files, config.data)
     steps = usable // config.train.global_batch_size
     if steps < 1:
-        raise ValueError(
+        raise ConfigError(
             f"only {usable} usable training videos for train.global_batch_size="
             f"{config.train.global_batch_size}: lower the batch or set train.steps_per_epoch "
             f"(videos are then revisited within an epoch)"

@@ -47,6 +47,7 @@ from typing import Mapping, Optional
 
 from tfcmvp import manifest as manifest_lib
 from tfcmvp.config import ConfigError, config_changes, config_to_dict, load_saved_config
+from tfcmvp.errors import RunRefusedError
 
 logger = logging.getLogger(__name__)
 
@@ -120,12 +121,12 @@ def read_provenance(workdir) -> Optional[dict]:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(
+        raise RunRefusedError(
             f"{path}: not valid JSON ({error}); it records what made this run, so it cannot "
             f"be checked: restore it, or start a new workdir"
         ) from None
     if not isinstance(record, dict):
-        raise ValueError(f"{path}: not a JSON object; restore it, or start a new workdir")
+        raise RunRefusedError(f"{path}: not a JSON object; restore it, or start a new workdir")
     return record
 
 
@@ -176,7 +177,7 @@ def _check_data(workdir: pathlib.Path, previous: Optional[Mapping], now: dict, a
         else f"{old_path} ({manifest_lib.MANIFEST_NAME} sha256 {_short(old_sha)}), not "
         f"{now['path']} (sha256 {_short(now['manifest_sha256'])})"
     )
-    raise ValueError(
+    raise RunRefusedError(
         f"{workdir} was trained on {what}: resuming would continue the run on other data; "
         f"use a new --workdir, or --allow_data_change to continue it on this data on purpose"
     )
@@ -203,7 +204,7 @@ def _check_start(workdir: pathlib.Path, previous: Optional[Mapping], now: dict) 
         )
     )
     if not same:
-        raise ValueError(
+        raise RunRefusedError(
             f"{workdir} holds a run started from {describe(previous)}, not {describe(now)}: "
             f"resuming would mix two initialisations; use a new --workdir"
         )
@@ -232,7 +233,7 @@ def _check_config(workdir: pathlib.Path, config_name: str, config) -> None:
     ]
     if refused:
         changes = "; ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in refused)
-        raise ValueError(
+        raise RunRefusedError(
             f"{path} differs in {len(refused)} key(s) that a resumed run may not change: "
             f"{changes}; resume with the old values, or use a new --workdir (only "
             f"train.epochs, checkpointing, runtime.* and input-pipeline keys may change, "

@@ -24,6 +24,7 @@ import logging
 import tensorflow as tf
 
 from tfcmvp.config import RuntimeConfig
+from tfcmvp.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def make_strategy(runtime: RuntimeConfig) -> tf.distribute.Strategy:
 def per_replica_batch_size(global_batch_size: int, num_replicas: int) -> int:
     """global / replicas; ValueError naming both when it does not divide."""
     if global_batch_size % num_replicas:
-        raise ValueError(
+        raise ConfigError(
             f"train.global_batch_size={global_batch_size} is not divisible by the "
             f"{num_replicas} replicas of the strategy; choose a multiple of {num_replicas}"
         )
