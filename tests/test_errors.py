@@ -103,6 +103,28 @@ def test_a_bug_keeps_its_traceback(monkeypatch, tmp_path):
         main(["verify", str(tmp_path)])
 
 
+def test_an_os_refusal_of_a_named_file_is_one_line(monkeypatch, tmp_path, caplog):
+    """The operating system refusing a file the user named (here: no permission) says
+    which file and why: one line, exit 2, the file named."""
+    target = tmp_path / "locked.yaml"
+
+    def refused(args):
+        raise PermissionError(13, "Permission denied", str(target))
+
+    monkeypatch.setattr(verify_cmd, "run", refused)
+    message = one_line_exit_2(caplog, ["verify", str(tmp_path)])
+    assert str(target) in message and "Permission denied" in message
+
+
+def test_an_os_error_without_a_file_keeps_its_traceback(monkeypatch, tmp_path):
+    def broken(args):
+        raise OSError("no file involved")
+
+    monkeypatch.setattr(verify_cmd, "run", broken)
+    with pytest.raises(OSError, match="no file involved"):
+        main(["verify", str(tmp_path)])
+
+
 def test_run_training_separates_user_errors_from_bugs(caplog):
     logger = logging.getLogger("tfcmvp.test")
 

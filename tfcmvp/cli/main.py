@@ -118,6 +118,15 @@ def main(argv=None) -> int:
         log.error("%s", error)
         log.debug("traceback of the error above", exc_info=True)
         return 2
+    except OSError as error:
+        # The operating system's refusal of a file the user named (missing, no permission,
+        # disk full) says which file and why: one line. Without a file name it is ours: raise.
+        if error.filename is None:
+            raise
+        log = logging.getLogger("tfcmvp.cli")
+        log.error("%s", error)
+        log.debug("traceback of the error above", exc_info=True)
+        return 2
     except Exception as error:  # noqa: BLE001 (only TensorFlow's DataLossError is handled)
         return _data_loss(args, error)
 
