@@ -16,6 +16,9 @@ import keras
 
 from tfcmvp.config import PretrainConfig, load_saved_config
 from tfcmvp.export.contract import PRETRAIN_NETWORKS, ExportError
+from tfcmvp.training.callbacks import read_history
+from tfcmvp.training.pretrain_model import build_i_network, build_m_network, build_v_network
+from tfcmvp.training.workdir import CONFIG_NAME, HISTORY_CSV, WEIGHTS_DIR
 
 # Network name -> weights file stem written by the pretraining run
 # (PretrainModel.networks() keys, saved by training.callbacks.save_network_weights).
@@ -38,8 +41,6 @@ def build_network(network: str, config: PretrainConfig, seed: Optional[int] = No
       seed: seeds Keras' global random state before building (same seed, same
         initial weights); None leaves it alone.
     """
-    from tfcmvp.training.pretrain_model import build_i_network, build_m_network, build_v_network
-
     builders = {"video": build_v_network, "iframe": build_i_network, "motion": build_m_network}
     check_network_name(network)
     if seed is not None:
@@ -49,8 +50,6 @@ def build_network(network: str, config: PretrainConfig, seed: Optional[int] = No
 
 def workdir_paths(workdir, network: str) -> tuple[pathlib.Path, pathlib.Path]:
     """(config.yaml, weights file) of `network` in a pretraining WORKDIR."""
-    from tfcmvp.training.pretrain import CONFIG_NAME, WEIGHTS_DIR
-
     workdir = pathlib.Path(workdir)
     stem = WEIGHTS_STEMS[check_network_name(network)]
     return workdir / CONFIG_NAME, workdir / WEIGHTS_DIR / f"{stem}.weights.h5"
@@ -58,9 +57,6 @@ def workdir_paths(workdir, network: str) -> tuple[pathlib.Path, pathlib.Path]:
 
 def trained_epochs(workdir) -> Optional[int]:
     """The last epoch in WORKDIR/history.csv (the epoch of the saved weights), or None."""
-    from tfcmvp.training.callbacks import read_history
-    from tfcmvp.training.pretrain import HISTORY_CSV
-
     rows = read_history(pathlib.Path(workdir) / HISTORY_CSV)
     epochs = [row["epoch"] for row in rows if "epoch" in row]
     return max(epochs) if epochs else None
