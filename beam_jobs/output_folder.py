@@ -25,11 +25,12 @@ Rules (``--output_dir OUT``):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 from beam_jobs import fileio
 
@@ -331,6 +332,49 @@ def recheck(
             f"{output_plan.output_dir} changed while the job ran ({_shown(added)} appeared); "
             f"nothing was replaced"
         )
+
+
+def commit(
+    output_plan: OutputPlan,
+    moved: Iterable[str],
+    written: Sequence[Tuple[str, str, str]],
+    guard=None,
+    on_commit: Optional[Callable[[], None]] = None,
+) -> None:
+    """Puts a verified output in place of ``output_dir``.
+
+    ``moved``: files of the staging folder moved into the output; ``written``:
+    (name, text, MIME type) of the files written after them, the manifest last.
+    Local output: assembled in the staging folder and swapped with
+    ``output_dir`` in one rename. Object stores: the previous output's
+    manifest is deleted first, then its other files, the new files moved in,
+    and the manifest written last. Signals are held off (``guard``, an
+    :class:`beam_jobs.interruption.SignalGuard`) while the output changes;
+    ``on_commit`` is called once the new output is in place.
+    """
+    staging_dir, target = output_plan.staging_dir, output_plan.target_dir
+    held = guard.deferred() if guard is not None else contextlib.nullcontext()
+    with held:
+        if not output_plan.atomic:
+            delete_previous(output_plan, written[-1][0])
+        fileio.mkdirs(target)
+        fileio.rename((fileio.join(staging_dir, name), fileio.join(target, name)) for name in moved)
+        for name, text, mime_type in written:
+            fileio.write_text(fileio.join(target, name), text, mime_type=mime_type)
+        if output_plan.atomic:
+            swap_into_place(output_plan)
+        if on_commit is not None:
+            on_commit()
+
+
+def delete_previous(output_plan: OutputPlan, manifest_name: str) -> None:
+    """Deletes the previous output a plan replaces file by file (``atomic`` False): its
+    manifest ``manifest_name`` first, so that from then on the folder is not a finished
+    output, then its other files."""
+    old_manifest = fileio.join(output_plan.target_dir, manifest_name)
+    previous = list(output_plan.previous)
+    fileio.delete([p for p in previous if p == old_manifest])
+    fileio.delete([p for p in previous if p != old_manifest and fileio.exists(p)])
 
 
 def swap_into_place(output_plan: OutputPlan) -> None:

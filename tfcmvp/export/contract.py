@@ -33,6 +33,12 @@ import datetime
 import json
 from typing import Mapping, Optional, Sequence
 
+import keras
+import tensorflow as tf
+
+from tfcmvp import __version__
+from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD  # what the input pipeline uses
+
 FORMAT_VERSION = 1
 ASSETS_DIR = "assets"
 INFO_NAME = "tfcmvp_export.json"  # the description (this module)
@@ -87,9 +93,6 @@ def _resize_short(crop_size: int) -> int:
 
 
 def _rgb_fields() -> dict:
-    # The same constants the input pipeline normalises with.
-    from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
-
     return {
         "value_range": "RGB scaled to [0, 1] (uint8 / 255), then normalised",
         "normalisation": "(x - mean) / std per channel, ImageNet statistics",
@@ -247,11 +250,6 @@ def frames_contract(
 
 def versions() -> dict:
     """tfcmvp / TensorFlow / Keras versions of this process."""
-    import keras
-    import tensorflow as tf
-
-    from tfcmvp import __version__
-
     return {
         "tfcmvp_version": __version__,
         "tensorflow_version": tf.__version__,
