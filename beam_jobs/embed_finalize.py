@@ -16,7 +16,6 @@ imported in the functions that use them (see :mod:`beam_jobs.embed_stages`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import time
@@ -166,35 +165,20 @@ def commit_outputs(
     """Puts a verified output in place of ``--output_dir`` (see the module docstring)."""
     # Only now, with a complete and consistent new set, replace the old one.
     embed_output.recheck(output_plan, overwrite)
-    staging_dir, target = output_plan.staging_dir, output_plan.target_dir
-    held = guard.deferred() if guard is not None else contextlib.nullcontext()
-    with held:
-        if not output_plan.atomic:
-            old_manifest = fileio.join(target, embed_output.MANIFEST_NAME)
-            previous = list(output_plan.previous)
-            # First the manifest: from here on the folder is not a finished output.
-            fileio.delete([p for p in previous if p == old_manifest])
-            fileio.delete([p for p in previous if p != old_manifest and fileio.exists(p)])
-        fileio.mkdirs(target)
-        fileio.rename(
-            (fileio.join(staging_dir, shard[key]), fileio.join(target, shard[key]))
-            for shard in verified.shards
-            for key in ("embeddings", "table")
-        )
-        fileio.write_text(
-            fileio.join(target, embed_output.FAILED_NAME),
-            verified.failure_lines,
-            mime_type="application/jsonl",
-        )
-        fileio.write_text(
-            fileio.join(target, embed_output.MANIFEST_NAME),
-            json.dumps(verified.manifest, indent=2) + "\n",
-            mime_type="application/json",
-        )
-        if output_plan.atomic:
-            output_folder.swap_into_place(output_plan)
-        if on_commit is not None:
-            on_commit()
+    output_folder.commit(
+        output_plan,
+        (shard[key] for shard in verified.shards for key in ("embeddings", "table")),
+        [
+            (embed_output.FAILED_NAME, verified.failure_lines, "application/jsonl"),
+            (
+                embed_output.MANIFEST_NAME,
+                json.dumps(verified.manifest, indent=2) + "\n",
+                "application/json",
+            ),
+        ],
+        guard,
+        on_commit,
+    )
 
 
 def finalize(

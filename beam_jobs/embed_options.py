@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
         'status "failed"); 2 bad flags, inputs, export or --output_dir (nothing '
         "written); 130 / 143 interrupted by Ctrl-C / SIGTERM.",
     )
+    _add_io_arguments(parser)
+    _add_layout_arguments(parser)
+    _add_run_arguments(parser)
+    return parser
+
+
+def _add_io_arguments(parser) -> None:
+    """What is embedded, with which export, and where the output goes."""
     parser.add_argument(
         "--inputs",
         nargs="+",
@@ -96,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace a previous output of this job in --output_dir (written "
         "beside it and swapped in at the end)",
     )
+
+
+def _add_layout_arguments(parser) -> None:
+    """Where the clips lie (as ``tfcmvp embed``'s flags of the same names)."""
     parser.add_argument(
         "--clips",
         type=int,
@@ -122,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="videos with fewer frames fail (stage short); default 1",
     )
+
+
+def _add_run_arguments(parser) -> None:
+    """Failure threshold, batch size, and how the training frames were stored."""
     parser.add_argument(
         "--max_failed_fraction",
         type=float,
@@ -155,7 +171,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=embed_cmd.DEFAULT_MV_CELL,
         help=f"motion-vector grid cell in pixels (default {embed_cmd.DEFAULT_MV_CELL})",
     )
-    return parser
 
 
 @dataclasses.dataclass(frozen=True)

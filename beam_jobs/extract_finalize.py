@@ -11,7 +11,6 @@ verified output in place. :func:`finalize` is the two in order.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 from typing import Callable, Dict, List, Optional
@@ -145,39 +144,21 @@ def commit_outputs(
     """
     # Only now, with a complete and consistent new set, replace the old one.
     output_folder.recheck(output_plan, overwrite)
-    staging_dir, target = output_plan.staging_dir, output_plan.target_dir
-    held = guard.deferred() if guard is not None else contextlib.nullcontext()
-    with held:
-        if not output_plan.atomic:
-            old_manifest = fileio.join(target, manifest_lib.MANIFEST_NAME)
-            previous = list(output_plan.previous)
-            # First the manifest: from here on the folder is not a finished output.
-            fileio.delete([p for p in previous if p == old_manifest])
-            fileio.delete([p for p in previous if p != old_manifest and fileio.exists(p)])
-        fileio.mkdirs(target)
-        fileio.rename(
-            (fileio.join(staging_dir, name), fileio.join(target, name))
-            for names in verified.shard_names.values()
-            for name in names
-        )
-        fileio.write_text(
-            fileio.join(target, manifest_lib.LABELS_NAME),
-            "".join(f"{name}\n" for name in class_names),
-        )
-        fileio.write_text(
-            fileio.join(target, manifest_lib.FAILED_NAME),
-            "".join(json.dumps(rec, sort_keys=True) + "\n" for rec in verified.failures),
-            mime_type="application/jsonl",
-        )
-        fileio.write_text(
-            fileio.join(target, manifest_lib.MANIFEST_NAME),
-            manifest_lib.dumps(verified.manifest),
-            mime_type="application/json",
-        )
-        if output_plan.atomic:
-            output_folder.swap_into_place(output_plan)
-        if on_commit is not None:
-            on_commit()
+    output_folder.commit(
+        output_plan,
+        (name for names in verified.shard_names.values() for name in names),
+        [
+            (manifest_lib.LABELS_NAME, "".join(f"{name}\n" for name in class_names), "text/plain"),
+            (
+                manifest_lib.FAILED_NAME,
+                "".join(json.dumps(rec, sort_keys=True) + "\n" for rec in verified.failures),
+                "application/jsonl",
+            ),
+            (manifest_lib.MANIFEST_NAME, manifest_lib.dumps(verified.manifest), "application/json"),
+        ],
+        guard,
+        on_commit,
+    )
 
 
 def finalize(

@@ -8,7 +8,6 @@ project, region, temp_location, setup_file, ...).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 import sys
@@ -21,6 +20,7 @@ from beam_jobs import (
     job_flags,
 )
 from beam_jobs.job_flags import UnknownFlagError  # noqa: F401 (raised by check_flags; callers catch it here)
+from beam_jobs.local_runner import LOCAL_RUNNER, make_runner  # noqa: F401 (launchers call it here)
 from tfcmvp.errors import ConfigError
 from tfcmvp.schema import IFRAME_SOURCE_DECODED, IFRAME_SOURCE_REENCODE, IFRAME_SOURCES
 
@@ -35,7 +35,6 @@ DEFAULT_MIN_FRAMES = 71
 # --num_shards 0: about this many videos per shard (~100 MB at 128 px).
 VIDEOS_PER_SHARD = 100
 COMPRESSION_CHOICES = ("gzip", "none")
-LOCAL_RUNNER = "FnApiRunner"
 LOCAL_RUNNERS = ("DirectRunner", "SwitchingDirectRunner", "FnApiRunner")  # -> LOCAL_RUNNER
 # Above this fraction of a split's listed videos failing, the job exits with an error.
 DEFAULT_MAX_FAILED_FRACTION = 0.1
@@ -47,131 +46,145 @@ class ExtractOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
         # No required=True: Beam re-parses every options class on workers.
-        parser.add_argument(
-            "--videos_dir",
-            default=None,
-            help="Folder of the videos (local or gs://...); split files name "
-            "videos relative to it.",
-        )
-        parser.add_argument(
-            "--splits_dir",
-            default=None,
-            help="Folder of UCF101 or HMDB51 split files (layout detected).",
-        )
-        parser.add_argument("--split", type=int, default=1, help="Split number (default 1).")
-        parser.add_argument(
-            "--manifest",
-            default=None,
-            help="CSV with columns path,label,split instead of --splits_dir.",
-        )
-        parser.add_argument(
-            "--output_dir",
-            default=None,
-            help="Where the TFRecords, labels.txt, manifest.json and "
-            "failed.jsonl go (local or gs://...).",
-        )
-        parser.add_argument(
-            "--reencode",
-            default="none",
-            choices=REENCODE_CHOICES,
-            help="Re-encode every video before extraction (CoViAR style, "
-            "GOP --reencode_gop, no B-frames); default none.",
-        )
-        parser.add_argument(
-            "--reencode_gop", type=int, default=12, help="GOP of --reencode (default 12)."
-        )
-        parser.add_argument(
-            "--reencode_bitrate",
-            default=None,
-            help="Bit rate of --reencode, e.g. 200k (the authors' setting, "
-            "FFmpeg's mpeg4 default); default: a fixed quantiser "
-            "instead (MPEG-4 q 2, near-lossless; CoViAR used -q:v 1), "
-            "H.264 CRF 18.",
-        )
-        parser.add_argument(
-            "--iframe_source",
-            default=IFRAME_SOURCE_DECODED,
-            choices=IFRAME_SOURCES,
-            help="Where the stored I-frame images come from: decoded (default; "
-            "the decoded frame at the I-frame index, the same image as "
-            "that RGB frame) or reencode (the I-frame of a separate "
-            "MPEG-4 encode at --iframe_bitrate with I-frames at the same "
-            "indices, as the authors' code: never pixel-identical to an "
-            "RGB frame). RGB frames and vectors are the same either way.",
-        )
-        parser.add_argument(
-            "--iframe_bitrate",
-            default=None,
-            help="Bit rate of --iframe_source reencode (default "
-            f"{DEFAULT_IFRAME_BITRATE}, the authors').",
-        )
-        parser.add_argument(
-            "--rgb_short_side",
-            type=int,
-            default=128,
-            help="Short side of the stored RGB frames and I-frames (default 128).",
-        )
-        parser.add_argument(
-            "--mv_cell", type=int, default=8, help="Motion-vector grid cell in pixels (default 8)."
-        )
-        parser.add_argument(
-            "--min_frames",
-            type=int,
-            default=DEFAULT_MIN_FRAMES,
-            help="Videos with fewer frames are written but counted as short "
-            f"(default {DEFAULT_MIN_FRAMES}).",
-        )
-        parser.add_argument(
-            "--jpeg_quality",
-            type=int,
-            default=90,
-            help="JPEG quality of the stored frames (default 90).",
-        )
-        parser.add_argument(
-            "--num_shards",
-            type=int,
-            default=0,
-            help=f"Shards per split; 0 = about one per {VIDEOS_PER_SHARD} listed videos.",
-        )
-        parser.add_argument(
-            "--compression",
-            default="gzip",
-            choices=COMPRESSION_CHOICES,
-            help="Shard compression: gzip (default, *.tfrecord.gz) or none "
-            "(*.tfrecord: 1.4x the bytes, 1.2-1.8x faster to read; "
-            "benchmarks/bench_shard_formats.py).",
-        )
-        parser.add_argument(
-            "--overwrite",
-            action="store_true",
-            default=False,
-            help="Replace the output of a previous extraction in --output_dir "
-            "(a folder holding its manifest.json, shards, labels.txt and "
-            "failed.jsonl, and nothing else); the new output is written "
-            "beside it and swapped in at the end.",
-        )
-        parser.add_argument(
-            "--max_failed_fraction",
-            type=float,
-            default=DEFAULT_MAX_FAILED_FRACTION,
-            help="Exit with an error (the output is still written, its "
-            'manifest.json saying status "failed") when more than this '
-            "fraction of a split's listed videos failed (default "
-            f"{DEFAULT_MAX_FAILED_FRACTION}: UCF101 and HMDB51 extract "
-            "without failures and downloaded sets such as Kinetics lose "
-            "a few percent, while a wrong --videos_dir or a missing codec "
-            "fails most videos). A run that writes no video at all is "
-            "always an error.",
-        )
-        parser.add_argument(
-            "--allow_absolute_paths",
-            action="store_true",
-            default=False,
-            help="Accept absolute paths (/data/x.avi, gs://b/x.avi) in the split "
-            "files or --manifest CSV. Without it such an entry, like one "
-            "whose '..' leads outside --videos_dir, is not opened and is "
-            'listed in failed.jsonl (stage "path").',
-        )
+        _add_input_arguments(parser)
+        _add_encoding_arguments(parser)
+        _add_output_arguments(parser)
+
+
+def _add_input_arguments(parser) -> None:
+    """Which videos: the folder, the split files or a manifest CSV, and the output folder."""
+    parser.add_argument(
+        "--videos_dir",
+        default=None,
+        help="Folder of the videos (local or gs://...); split files name videos relative to it.",
+    )
+    parser.add_argument(
+        "--splits_dir",
+        default=None,
+        help="Folder of UCF101 or HMDB51 split files (layout detected).",
+    )
+    parser.add_argument("--split", type=int, default=1, help="Split number (default 1).")
+    parser.add_argument(
+        "--manifest",
+        default=None,
+        help="CSV with columns path,label,split instead of --splits_dir.",
+    )
+    parser.add_argument(
+        "--output_dir",
+        default=None,
+        help="Where the TFRecords, labels.txt, manifest.json and "
+        "failed.jsonl go (local or gs://...).",
+    )
+
+
+def _add_encoding_arguments(parser) -> None:
+    """How each video is re-encoded, decoded and stored."""
+    parser.add_argument(
+        "--reencode",
+        default="none",
+        choices=REENCODE_CHOICES,
+        help="Re-encode every video before extraction (CoViAR style, "
+        "GOP --reencode_gop, no B-frames); default none.",
+    )
+    parser.add_argument(
+        "--reencode_gop", type=int, default=12, help="GOP of --reencode (default 12)."
+    )
+    parser.add_argument(
+        "--reencode_bitrate",
+        default=None,
+        help="Bit rate of --reencode, e.g. 200k (the authors' setting, "
+        "FFmpeg's mpeg4 default); default: a fixed quantiser "
+        "instead (MPEG-4 q 2, near-lossless; CoViAR used -q:v 1), "
+        "H.264 CRF 18.",
+    )
+    parser.add_argument(
+        "--iframe_source",
+        default=IFRAME_SOURCE_DECODED,
+        choices=IFRAME_SOURCES,
+        help="Where the stored I-frame images come from: decoded (default; "
+        "the decoded frame at the I-frame index, the same image as "
+        "that RGB frame) or reencode (the I-frame of a separate "
+        "MPEG-4 encode at --iframe_bitrate with I-frames at the same "
+        "indices, as the authors' code: never pixel-identical to an "
+        "RGB frame). RGB frames and vectors are the same either way.",
+    )
+    parser.add_argument(
+        "--iframe_bitrate",
+        default=None,
+        help="Bit rate of --iframe_source reencode (default "
+        f"{DEFAULT_IFRAME_BITRATE}, the authors').",
+    )
+    parser.add_argument(
+        "--rgb_short_side",
+        type=int,
+        default=128,
+        help="Short side of the stored RGB frames and I-frames (default 128).",
+    )
+    parser.add_argument(
+        "--mv_cell", type=int, default=8, help="Motion-vector grid cell in pixels (default 8)."
+    )
+    parser.add_argument(
+        "--min_frames",
+        type=int,
+        default=DEFAULT_MIN_FRAMES,
+        help="Videos with fewer frames are written but counted as short "
+        f"(default {DEFAULT_MIN_FRAMES}).",
+    )
+    parser.add_argument(
+        "--jpeg_quality",
+        type=int,
+        default=90,
+        help="JPEG quality of the stored frames (default 90).",
+    )
+
+
+def _add_output_arguments(parser) -> None:
+    """Shards, compression, overwriting, failure threshold, path policy."""
+    parser.add_argument(
+        "--num_shards",
+        type=int,
+        default=0,
+        help=f"Shards per split; 0 = about one per {VIDEOS_PER_SHARD} listed videos.",
+    )
+    parser.add_argument(
+        "--compression",
+        default="gzip",
+        choices=COMPRESSION_CHOICES,
+        help="Shard compression: gzip (default, *.tfrecord.gz) or none "
+        "(*.tfrecord: 1.4x the bytes, 1.2-1.8x faster to read; "
+        "benchmarks/bench_shard_formats.py).",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=False,
+        help="Replace the output of a previous extraction in --output_dir "
+        "(a folder holding its manifest.json, shards, labels.txt and "
+        "failed.jsonl, and nothing else); the new output is written "
+        "beside it and swapped in at the end.",
+    )
+    parser.add_argument(
+        "--max_failed_fraction",
+        type=float,
+        default=DEFAULT_MAX_FAILED_FRACTION,
+        help="Exit with an error (the output is still written, its "
+        'manifest.json saying status "failed") when more than this '
+        "fraction of a split's listed videos failed (default "
+        f"{DEFAULT_MAX_FAILED_FRACTION}: UCF101 and HMDB51 extract "
+        "without failures and downloaded sets such as Kinetics lose "
+        "a few percent, while a wrong --videos_dir or a missing codec "
+        "fails most videos). A run that writes no video at all is "
+        "always an error.",
+    )
+    parser.add_argument(
+        "--allow_absolute_paths",
+        action="store_true",
+        default=False,
+        help="Accept absolute paths (/data/x.avi, gs://b/x.avi) in the split "
+        "files or --manifest CSV. Without it such an entry, like one "
+        "whose '..' leads outside --videos_dir, is not opened and is "
+        'listed in failed.jsonl (stage "path").',
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,44 +215,8 @@ class ExtractConfig:
     def from_options(cls, options: PipelineOptions) -> "ExtractConfig":
         """Validates the job's flags; ``ValueError`` names the bad flag and value."""
         opts = options.view_as(ExtractOptions)
-        problems = []
-        if not opts.videos_dir:
-            problems.append("--videos_dir is required")
-        if not opts.output_dir:
-            problems.append("--output_dir is required")
-        if bool(opts.splits_dir) == bool(opts.manifest):
-            problems.append("pass exactly one of --splits_dir and --manifest")
-        for flag, value, low, high in (
-            ("--split", opts.split, 1, None),
-            ("--reencode_gop", opts.reencode_gop, 1, None),
-            ("--rgb_short_side", opts.rgb_short_side, 16, None),
-            ("--mv_cell", opts.mv_cell, 1, 64),
-            ("--min_frames", opts.min_frames, 0, None),
-            ("--jpeg_quality", opts.jpeg_quality, 1, 95),
-            ("--num_shards", opts.num_shards, 0, None),
-        ):
-            if value < low or (high is not None and value > high):
-                bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-                problems.append(f"{flag} must be {bound}, got {value}")
-        if not 0.0 <= opts.max_failed_fraction <= 1.0:
-            problems.append(
-                f"--max_failed_fraction must be in [0, 1], got {opts.max_failed_fraction}"
-            )
-        reencode_bitrate = iframe_bitrate = None
-        if opts.reencode_bitrate is not None:
-            try:
-                reencode_bitrate = parse_bitrate(opts.reencode_bitrate)
-            except ValueError as error:
-                problems.append(f"--reencode_bitrate: {error}")
-            if opts.reencode == "none":
-                problems.append("--reencode_bitrate needs --reencode mpeg4 or h264")
-        if opts.iframe_source == IFRAME_SOURCE_REENCODE:
-            try:
-                iframe_bitrate = parse_bitrate(opts.iframe_bitrate or DEFAULT_IFRAME_BITRATE)
-            except ValueError as error:
-                problems.append(f"--iframe_bitrate: {error}")
-        elif opts.iframe_bitrate is not None:
-            problems.append("--iframe_bitrate needs --iframe_source reencode")
+        problems = _flag_problems(opts)
+        reencode_bitrate, iframe_bitrate = _bitrates(opts, problems)
         if problems:
             raise ConfigError("invalid options: " + "; ".join(problems))
         return cls(
@@ -269,6 +246,53 @@ class ExtractConfig:
         if self.num_shards:
             return self.num_shards
         return max(1, math.ceil(listed / VIDEOS_PER_SHARD))
+
+
+def _flag_problems(opts: ExtractOptions) -> List[str]:
+    """The required flags, their combinations and ranges: one line per problem."""
+    problems = []
+    if not opts.videos_dir:
+        problems.append("--videos_dir is required")
+    if not opts.output_dir:
+        problems.append("--output_dir is required")
+    if bool(opts.splits_dir) == bool(opts.manifest):
+        problems.append("pass exactly one of --splits_dir and --manifest")
+    for flag, value, low, high in (
+        ("--split", opts.split, 1, None),
+        ("--reencode_gop", opts.reencode_gop, 1, None),
+        ("--rgb_short_side", opts.rgb_short_side, 16, None),
+        ("--mv_cell", opts.mv_cell, 1, 64),
+        ("--min_frames", opts.min_frames, 0, None),
+        ("--jpeg_quality", opts.jpeg_quality, 1, 95),
+        ("--num_shards", opts.num_shards, 0, None),
+    ):
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+            problems.append(f"{flag} must be {bound}, got {value}")
+    if not 0.0 <= opts.max_failed_fraction <= 1.0:
+        problems.append(f"--max_failed_fraction must be in [0, 1], got {opts.max_failed_fraction}")
+    return problems
+
+
+def _bitrates(opts: ExtractOptions, problems: List[str]) -> tuple:
+    """(--reencode_bitrate, --iframe_bitrate) in bits/s or None; their problems go to
+    ``problems``."""
+    reencode_bitrate = iframe_bitrate = None
+    if opts.reencode_bitrate is not None:
+        try:
+            reencode_bitrate = parse_bitrate(opts.reencode_bitrate)
+        except ValueError as error:
+            problems.append(f"--reencode_bitrate: {error}")
+        if opts.reencode == "none":
+            problems.append("--reencode_bitrate needs --reencode mpeg4 or h264")
+    if opts.iframe_source == IFRAME_SOURCE_REENCODE:
+        try:
+            iframe_bitrate = parse_bitrate(opts.iframe_bitrate or DEFAULT_IFRAME_BITRATE)
+        except ValueError as error:
+            problems.append(f"--iframe_bitrate: {error}")
+    elif opts.iframe_bitrate is not None:
+        problems.append("--iframe_bitrate needs --iframe_source reencode")
+    return reencode_bitrate, iframe_bitrate
 
 
 def parse_bitrate(text: str) -> int:
@@ -332,62 +356,3 @@ def make_pipeline_options(argv: Optional[Sequence[str]] = None) -> PipelineOptio
         direct.direct_num_workers = os.cpu_count() or 1
         direct.direct_running_mode = "multi_processing"
     return options
-
-
-def make_runner(options: PipelineOptions):
-    """The runner object for ``beam.Pipeline(runner=...)``, or None for Beam's choice.
-
-    For the local ``FnApiRunner`` this passes the pipeline options to the
-    worker processes the way the DirectRunner does (without it they start
-    with empty options), and in ``multi_processing`` mode starts each worker
-    through :mod:`beam_jobs.worker_process`, so that workers exit with the
-    launcher however it ends (Ctrl-C, SIGTERM, ``kill -9``). For ``DaskRunner``:
-    Beam's Dask runner, which closes its client when the run ends.
-    """
-    if dask_cluster.is_dask_runner(options.view_as(StandardOptions).runner):
-        return dask_cluster.make_runner()
-    if str(options.view_as(StandardOptions).runner).split(".")[-1] != LOCAL_RUNNER:
-        return None
-    from apache_beam.portability.api import beam_provision_api_pb2
-    from apache_beam.runners.portability.fn_api_runner import fn_runner
-    from apache_beam.runners.portability.portable_runner import JobServiceHandle
-
-    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
-    return _parent_bound_runner_class()(
-        provision_info=fn_runner.ExtendedProvisionInfo(
-            beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
-        )
-    )
-
-
-@functools.lru_cache(maxsize=None)
-def _parent_bound_runner_class():
-    """``FnApiRunner`` whose worker processes are :mod:`beam_jobs.worker_process`.
-
-    ``FnApiRunner.run_pipeline`` assigns ``self._default_environment`` a
-    ``SubprocessSDKEnvironment`` running Beam's own worker main when
-    ``--direct_running_mode`` is ``multi_processing``, and nothing else picks
-    the worker command; the property below swaps in this project's command at
-    that assignment. Defined on first use: importing the runner pulls in most of Beam.
-    """
-    from apache_beam.runners.portability.fn_api_runner import fn_runner
-    from apache_beam.transforms import environments
-
-    from beam_jobs import worker_process
-
-    class ParentBoundFnApiRunner(fn_runner.FnApiRunner):
-        """FnApiRunner whose multi_processing workers exit with the launcher."""
-
-        @property
-        def _default_environment(self):
-            return self._environment
-
-        @_default_environment.setter
-        def _default_environment(self, environment):
-            if isinstance(environment, environments.SubprocessSDKEnvironment):
-                environment = environments.SubprocessSDKEnvironment.from_command_string(
-                    worker_process.command()
-                )
-            self._environment = environment
-
-    return ParentBoundFnApiRunner

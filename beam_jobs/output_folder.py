@@ -25,33 +25,33 @@ Rules (``--output_dir OUT``):
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import contextlib
 import dataclasses
-import datetime
 import json
 import logging
 import os
-import re
-import shlex
-import shutil
-import socket
-import sys
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 from beam_jobs import fileio
+
+# _host and the folder names stay reachable here: callers and tests name them so.
+from beam_jobs.output_staging import (  # noqa: F401
+    NEW_OUTPUT_NAME,
+    PREVIOUS_NAME,
+    STAGING_PREFIX,
+    _exchange,
+    _host,
+    _owner,
+    delete_tree,
+    remove_command,
+    staging_name,
+)
 from tfcmvp import manifest as manifest_lib
 from tfcmvp.errors import JobError
 
 LOG = logging.getLogger("beam_jobs.extract")
 
-STAGING_PREFIX = "_incomplete-"
-NEW_OUTPUT_NAME = "output"  # in a beside staging folder: the finished output before the swap
-PREVIOUS_NAME = "previous"  # in a beside staging folder: the old output during a two-rename swap
-_STAGING_NAME = re.compile(r"_incomplete-(?P<stamp>\d{8}T\d{6})-(?P<pid>\d+)(?:@(?P<host>.+))?$")
 _OWN_FILES = (manifest_lib.MANIFEST_NAME, manifest_lib.LABELS_NAME, manifest_lib.FAILED_NAME)
-_RENAME_EXCHANGE = 2  # <linux/fs.h>
-_AT_FDCWD = -100
 
 
 class OutputExistsError(JobError, RuntimeError):
@@ -84,39 +84,6 @@ class OutputPlan:
         return self.output_dir
 
 
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "localhost"
-
-
-def staging_name() -> str:
-    """``_incomplete-<UTC time>-<pid>@<host>``: enough for a later run to tell if it is stale."""
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    return f"{STAGING_PREFIX}{stamp}-{os.getpid()}@{_host()}"
-
-
-def _pid_running(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    except (OverflowError, OSError):
-        return False
-    return True
-
-
-def remove_command(path: str) -> str:
-    """A shell command that deletes the folder ``path``."""
-    if fileio.is_local(path):
-        return f"rm -r {shlex.quote(path)}"
-    if path.startswith("gs://"):
-        return f"gcloud storage rm -r {shlex.quote(path.rstrip('/') + '/')}"
-    return f"delete {path} with your storage's tool"
-
-
 # ----------------------------------------------------------------------------- staging leftovers
 
 
@@ -147,19 +114,6 @@ def _leftovers(output_dir: str) -> List[str]:
     for path in fileio.list_files(fileio.join(output_dir, f"{STAGING_PREFIX}*", "**")):
         inside.add(_relative(path, output_dir).split("/")[0])
     return [fileio.join(output_dir, name) for name in sorted(inside)]
-
-
-def _owner(path: str) -> Tuple[str, Optional[int], Optional[str]]:
-    """("stale" | "running" | "unknown", pid, host) of a staging folder, from its name."""
-    name = path.rstrip("/\\").replace("\\", "/").split("/")[-1]
-    match = _STAGING_NAME.search(name)
-    if match is None:
-        return "unknown", None, None
-    pid, host = int(match.group("pid")), match.group("host")
-    if host is not None and host != _host():
-        return "unknown", pid, host
-    # No host: a folder named before hosts were recorded, by a run on this machine.
-    return ("running" if _pid_running(pid) else "stale"), pid, host or _host()
 
 
 def clear_stale_staging(output_dir: str) -> List[str]:
@@ -381,24 +335,47 @@ def recheck(
         )
 
 
-def _exchange(first: str, second: str) -> bool:
-    """Swaps two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    if (
-        renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
-        == 0
-    ):
-        return True
-    error = ctypes.get_errno()
-    if error in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: file system without exchange
-        return False
-    raise OSError(error, os.strerror(error), second)
+def commit(
+    output_plan: OutputPlan,
+    moved: Iterable[str],
+    written: Sequence[Tuple[str, str, str]],
+    guard=None,
+    on_commit: Optional[Callable[[], None]] = None,
+) -> None:
+    """Puts a verified output in place of ``output_dir``.
+
+    ``moved``: files of the staging folder moved into the output; ``written``:
+    (name, text, MIME type) of the files written after them, the manifest last.
+    Local output: assembled in the staging folder and swapped with
+    ``output_dir`` in one rename. Object stores: the previous output's
+    manifest is deleted first, then its other files, the new files moved in,
+    and the manifest written last. Signals are held off (``guard``, an
+    :class:`beam_jobs.interruption.SignalGuard`) while the output changes;
+    ``on_commit`` is called once the new output is in place.
+    """
+    staging_dir, target = output_plan.staging_dir, output_plan.target_dir
+    held = guard.deferred() if guard is not None else contextlib.nullcontext()
+    with held:
+        if not output_plan.atomic:
+            delete_previous(output_plan, written[-1][0])
+        fileio.mkdirs(target)
+        fileio.rename((fileio.join(staging_dir, name), fileio.join(target, name)) for name in moved)
+        for name, text, mime_type in written:
+            fileio.write_text(fileio.join(target, name), text, mime_type=mime_type)
+        if output_plan.atomic:
+            swap_into_place(output_plan)
+        if on_commit is not None:
+            on_commit()
+
+
+def delete_previous(output_plan: OutputPlan, manifest_name: str) -> None:
+    """Deletes the previous output a plan replaces file by file (``atomic`` False): its
+    manifest ``manifest_name`` first, so that from then on the folder is not a finished
+    output, then its other files."""
+    old_manifest = fileio.join(output_plan.target_dir, manifest_name)
+    previous = list(output_plan.previous)
+    fileio.delete([p for p in previous if p == old_manifest])
+    fileio.delete([p for p in previous if p != old_manifest and fileio.exists(p)])
 
 
 def swap_into_place(output_plan: OutputPlan) -> None:
@@ -411,15 +388,3 @@ def swap_into_place(output_plan: OutputPlan) -> None:
         # Two steps: a kill between them leaves `previous`, which the next run moves back.
         os.rename(out, os.path.join(output_plan.staging_dir, PREVIOUS_NAME))
         os.rename(new, out)
-
-
-def delete_tree(path: str) -> None:
-    """Deletes a folder and everything under it, on any file system."""
-    if fileio.is_local(path):
-        shutil.rmtree(path, ignore_errors=True)
-        return
-    fileio.delete(fileio.list_files(fileio.join(path, "**")))
-    try:
-        fileio.delete([path])  # file systems with real folders (HDFS); object stores have none
-    except IOError:
-        pass

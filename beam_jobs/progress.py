@@ -33,6 +33,9 @@ import threading
 import time
 from typing import Optional, TextIO, Tuple
 
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 LOG = logging.getLogger("beam_jobs.extract")
 
 MARKER_DIR = "progress"  # staging_dir/progress/<split>-<index>.failed
@@ -137,9 +140,6 @@ class ProgressMonitor:
     def start(self) -> "ProgressMonitor":
         self._started = self._last_line = time.monotonic()
         if self.interactive:
-            from tqdm import tqdm
-            from tqdm.contrib.logging import logging_redirect_tqdm
-
             self._bar = tqdm(
                 total=self.total, unit="video", desc="extract", file=self.stream, dynamic_ncols=True
             )

@@ -22,6 +22,7 @@ from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from tfcmvp.export import (
     ExportError,
     contract,
+    contract_checks,
     describe_export,
     export_network,
     export_random_init,
@@ -169,19 +170,20 @@ def test_assets_hold_the_resolved_config_and_the_weights(workdir, exports):
 
 def test_validate_export_info_names_every_problem(exports):
     info = read_export_info(exports["video"])
-    assert contract.validate_export_info(info) is info
+    assert contract_checks.validate_export_info(info) is info
     broken = json.loads(json.dumps(info))
     broken["input"]["channels"] = 2
     broken["signatures"] = ["embed"]
     broken["source"]["kind"] = "downloaded"
-    problems = contract.export_info_problems(broken)
+    problems = contract_checks.export_info_problems(broken)
     assert len(problems) == 3
     assert any("input.channels 2" in p for p in problems)
     assert any("lack ['features']" in p for p in problems)
     assert any("'downloaded'" in p for p in problems)
     with pytest.raises(ExportError, match="my.json is not a valid tfcmvp export"):
-        contract.validate_export_info(broken, "my.json")
-    assert contract.export_info_problems({**info, "format_version": 2})  # from a newer tfcmvp
+        contract_checks.validate_export_info(broken, "my.json")
+    newer = {**info, "format_version": 2}  # from a newer tfcmvp
+    assert contract_checks.export_info_problems(newer)
 
 
 def test_corrupt_description_is_an_error_naming_the_file(exports, tmp_path):

@@ -17,6 +17,7 @@ import json
 import pathlib
 from typing import Any, Dict, Mapping, Optional, Sequence
 
+from tfcmvp import __version__
 from tfcmvp.errors import DataError, DataNotFoundError, InvalidDataError
 
 Tally = Dict[str, Any]  # counts (int) and id lists (list of str)
@@ -95,8 +96,6 @@ def package_versions(names: Sequence[str] = VERSIONED_PACKAGES) -> Dict[str, Opt
     for name in names:
         if name == "tfcmvp":
             # The code that ran, even from a source tree that was never pip-installed.
-            from tfcmvp import __version__
-
             versions[name] = __version__
             continue
         try:
@@ -258,6 +257,30 @@ def find_shards(data_dir, split: str, description: Optional[str] = None) -> Shar
             f"no {what} shards {pattern}: data folder {data_dir} does not exist"
         )
     on_disk = shards_on_disk(data_dir, split)
+    manifest_path, entry = _split_entry(data_dir, split, what, on_disk)
+    listed = _listed_shards(manifest_path, entry, split)
+    if not listed:
+        raise DataNotFoundError(
+            f"no {what} shards {pattern} in {data_dir}: its {MANIFEST_NAME} "
+            f"lists none for split {split!r}"
+        )
+    _check_listed(data_dir, split, what, listed, on_disk)
+    paths = [data_dir / name for name in listed]
+    _check_bytes(data_dir, split, paths, entry)
+    written = entry.get("written")
+    return ShardList(
+        [str(path) for path in paths],
+        data_dir=str(data_dir),
+        split=split,
+        expected_records=written
+        if isinstance(written, int) and not isinstance(written, bool)
+        else None,
+    )
+
+
+def _split_entry(data_dir: pathlib.Path, split: str, what: str, on_disk: list) -> tuple:
+    """(manifest path, the manifest's entry of ``split``); the errors of :func:`find_shards`."""
+    pattern = shard_pattern(split)
     manifest_path = data_dir / MANIFEST_NAME
     if not manifest_path.is_file():
         if not on_disk:
@@ -282,12 +305,12 @@ def find_shards(data_dir, split: str, description: Optional[str] = None) -> Shar
             f"no {what} shards {pattern} in {data_dir}: its {MANIFEST_NAME} "
             f"lists the split(s) {sorted(splits)} only"
         )
-    listed = _listed_shards(manifest_path, entry, split)
-    if not listed:
-        raise DataNotFoundError(
-            f"no {what} shards {pattern} in {data_dir}: its {MANIFEST_NAME} "
-            f"lists none for split {split!r}"
-        )
+    return manifest_path, entry
+
+
+def _check_listed(data_dir: pathlib.Path, split: str, what: str, listed, on_disk) -> None:
+    """Every listed shard present, no other: the errors of :func:`find_shards`."""
+    pattern = shard_pattern(split)
     missing = [name for name in listed if not (data_dir / name).is_file()]
     if missing and len(missing) == len(listed):
         raise DataNotFoundError(
@@ -307,7 +330,10 @@ def find_shards(data_dir, split: str, description: Optional[str] = None) -> Shar
             f"{_names(extra)} (shards of another run?); give every extraction run its own "
             f"folder, or move them out"
         )
-    paths = [data_dir / name for name in listed]
+
+
+def _check_bytes(data_dir: pathlib.Path, split: str, paths: list, entry: dict) -> None:
+    """The shards' size against the manifest's byte count, when it has one."""
     expected_bytes = entry.get("bytes")
     if isinstance(expected_bytes, int) and not isinstance(expected_bytes, bool):
         # The job counts each record's framed (and compressed) bytes, and a shard is
@@ -319,15 +345,6 @@ def find_shards(data_dir, split: str, description: Optional[str] = None) -> Shar
                 f"{MANIFEST_NAME} says {expected_bytes}: a shard was truncated, replaced or "
                 f"changed after extraction; `tfcmvp verify {data_dir}` names it"
             )
-    written = entry.get("written")
-    return ShardList(
-        [str(path) for path in paths],
-        data_dir=str(data_dir),
-        split=split,
-        expected_records=written
-        if isinstance(written, int) and not isinstance(written, bool)
-        else None,
-    )
 
 
 def check_record_count(files, count: int, *, skipped: bool = False) -> None:

@@ -34,6 +34,51 @@ def encode_jpeg(frame: np.ndarray, quality: int = DEFAULT_JPEG_QUALITY) -> bytes
     return buffer.getvalue()
 
 
+def _checked_frames(video: CompressedVideo, jpeg_quality: int) -> np.ndarray:
+    """The video's RGB frames; ValueError naming the video when they cannot be stored."""
+    if not 1 <= int(jpeg_quality) <= 95:
+        raise ValueError(f"jpeg_quality must lie in [1, 95], got {jpeg_quality!r}")
+    frames = video.frames  # [T, h, w, 3] uint8
+    if frames is None:
+        raise ValueError(f"{video.path}: decoded without RGB frames (read_video(..., rgb=True))")
+    if len(frames) != video.num_frames:
+        raise ValueError(
+            f"{video.path}: {len(frames)} RGB frames for {video.num_frames} picture types"
+        )
+    if video.num_frames == 0:
+        raise ValueError(f"{video.path}: no frames decoded")
+    return frames
+
+
+def _checked_iframes(video: CompressedVideo) -> List[int]:
+    """The I-frame indices; ValueError when one does not point at an I-frame."""
+    iframes = [int(i) for i in np.asarray(video.iframe_indices).reshape(-1)]
+    bad = [i for i in iframes if not 0 <= i < video.num_frames or video.frame_types[i] != "I"]
+    if bad:
+        raise ValueError(
+            f"{video.path}: I-frame indices {bad[:5]} do not point at I-frames "
+            f"of {video.frame_types[:40]!r}..."
+        )
+    return iframes
+
+
+def _checked_reencoded(video, iframes: List[int], frames_shape, iframe_images, iframe_bitrate):
+    """The re-encoded I-frame images as an array, one per I-frame index and of the RGB
+    frames' size; ValueError naming the video otherwise."""
+    if int(iframe_bitrate) <= 0:
+        raise ValueError(f"{video.path}: iframe_bitrate must be positive, got {iframe_bitrate!r}")
+    images = np.asarray(iframe_images)
+    expected = (len(iframes),) + frames_shape[1:]
+    if iframes and (images.dtype != np.uint8 or images.shape != expected):
+        raise ValueError(
+            f"{video.path}: re-encoded I-frames are {images.dtype} "
+            f"{images.shape}, expected uint8 {expected}"
+        )
+    if not iframes and len(images):
+        raise ValueError(f"{video.path}: {len(images)} re-encoded I-frames for no I-frame")
+    return images
+
+
 def build_record(
     video: CompressedVideo,
     *,
@@ -64,25 +109,9 @@ def build_record(
     frame count disagrees with the picture types, or ``iframe_images`` do not
     match the I-frames.
     """
-    if not 1 <= int(jpeg_quality) <= 95:
-        raise ValueError(f"jpeg_quality must lie in [1, 95], got {jpeg_quality!r}")
-    frames = video.frames  # [T, h, w, 3] uint8
-    if frames is None:
-        raise ValueError(f"{video.path}: decoded without RGB frames (read_video(..., rgb=True))")
-    if len(frames) != video.num_frames:
-        raise ValueError(
-            f"{video.path}: {len(frames)} RGB frames for {video.num_frames} picture types"
-        )
-    if video.num_frames == 0:
-        raise ValueError(f"{video.path}: no frames decoded")
+    frames = _checked_frames(video, jpeg_quality)  # [T, h, w, 3] uint8
     rgb_jpegs: List[bytes] = [encode_jpeg(frame, jpeg_quality) for frame in frames]
-    iframes = [int(i) for i in np.asarray(video.iframe_indices).reshape(-1)]
-    bad = [i for i in iframes if not 0 <= i < video.num_frames or video.frame_types[i] != "I"]
-    if bad:
-        raise ValueError(
-            f"{video.path}: I-frame indices {bad[:5]} do not point at I-frames "
-            f"of {video.frame_types[:40]!r}..."
-        )
+    iframes = _checked_iframes(video)
     if (iframe_images is None) != (iframe_bitrate is None):
         raise ValueError(
             f"{video.path}: iframe_images and iframe_bitrate go together "
@@ -95,19 +124,7 @@ def build_record(
         iframe_jpegs = [rgb_jpegs[i] for i in iframes]
         source, bitrate = IFRAME_SOURCE_DECODED, 0
     else:
-        if int(iframe_bitrate) <= 0:
-            raise ValueError(
-                f"{video.path}: iframe_bitrate must be positive, got {iframe_bitrate!r}"
-            )
-        images = np.asarray(iframe_images)
-        expected = (len(iframes),) + frames.shape[1:]
-        if iframes and (images.dtype != np.uint8 or images.shape != expected):
-            raise ValueError(
-                f"{video.path}: re-encoded I-frames are {images.dtype} "
-                f"{images.shape}, expected uint8 {expected}"
-            )
-        if not iframes and len(images):
-            raise ValueError(f"{video.path}: {len(images)} re-encoded I-frames for no I-frame")
+        images = _checked_reencoded(video, iframes, frames.shape, iframe_images, iframe_bitrate)
         iframe_jpegs = [encode_jpeg(image, jpeg_quality) for image in images]
         source, bitrate = IFRAME_SOURCE_REENCODE, int(iframe_bitrate)
     return VideoRecord(

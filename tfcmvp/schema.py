@@ -144,15 +144,21 @@ def dequantize_vectors(raw: np.ndarray) -> np.ndarray:
     return raw.astype(np.float32) / np.float32(MV_SCALE)
 
 
-def encode_example(record: VideoRecord) -> bytes:
-    """Serialises one :class:`VideoRecord` to ``tf.train.Example`` bytes.
+def _bytes(values):
+    return example_proto.Feature(bytes_list=example_proto.BytesList(value=list(values)))
 
-    Raises ``ValueError`` naming the video when the parts disagree in length,
-    so a malformed record is reported by the writer instead of poisoning a
-    training run later. Needs no TensorFlow (see :mod:`tfcmvp.example_proto`).
-    """
+
+def _ints(values):
+    return example_proto.Feature(int64_list=example_proto.Int64List(value=[int(v) for v in values]))
+
+
+def _floats(values):
+    return example_proto.Feature(float_list=example_proto.FloatList(value=list(values)))
+
+
+def _record_problems(record: VideoRecord, mv: np.ndarray) -> list:
+    """Every way the parts of ``record`` disagree (empty when they agree)."""
     t = record.num_frames
-    mv = np.asarray(record.motion_vectors)
     problems = []
     if len(record.rgb_jpegs) != t:
         problems.append(f"{len(record.rgb_jpegs)} RGB frames for {t} frame types")
@@ -172,19 +178,21 @@ def encode_example(record: VideoRecord) -> bytes:
             f"iframe_bitrate {record.iframe_bitrate!r} with iframe_source "
             f"{record.iframe_source!r} (0 exactly when decoded)"
         )
+    return problems
+
+
+def encode_example(record: VideoRecord) -> bytes:
+    """Serialises one :class:`VideoRecord` to ``tf.train.Example`` bytes.
+
+    Raises ``ValueError`` naming the video when the parts disagree in length,
+    so a malformed record is reported by the writer instead of poisoning a
+    training run later. Needs no TensorFlow (see :mod:`tfcmvp.example_proto`).
+    """
+    t = record.num_frames
+    mv = np.asarray(record.motion_vectors)
+    problems = _record_problems(record, mv)
     if problems:
         raise ValueError(f"{record.video_id}: inconsistent record: " + "; ".join(problems))
-
-    def _bytes(values):
-        return example_proto.Feature(bytes_list=example_proto.BytesList(value=list(values)))
-
-    def _ints(values):
-        return example_proto.Feature(
-            int64_list=example_proto.Int64List(value=[int(v) for v in values])
-        )
-
-    def _floats(values):
-        return example_proto.Feature(float_list=example_proto.FloatList(value=list(values)))
 
     feature = {
         VERSION: _ints([SCHEMA_VERSION]),

@@ -163,21 +163,10 @@ def _check_unique(
     entries.append(entry)
 
 
-def parse_ucf101(texts: Mapping[str, str], split: int = 1) -> SplitSet:
-    """Parses UCF101 split files (``classInd.txt``, ``trainlistNN``, ``testlistNN``)."""
-    by_name = _basename_map(texts)
-    wanted = [_UCF_CLASSIND, f"trainlist{split:02d}.txt", f"testlist{split:02d}.txt"]
-    missing = [name for name in wanted if name not in by_name]
-    if missing:
-        raise SplitFileError(
-            posixpath.dirname(next(iter(texts), "")) or ".",
-            f"UCF101 split {split}: missing {', '.join(missing)}",
-        )
-    class_source = by_name[_UCF_CLASSIND]
-
-    # classInd.txt: "index name", 1-based, contiguous.
+def _ucf_class_names(text: str, class_source: str) -> List[str]:
+    """classInd.txt: "index name", 1-based, contiguous."""
     class_names: List[str] = []
-    for number, line in _lines(texts[class_source]):
+    for number, line in _lines(text):
         parts = line.split()
         if len(parts) != 2 or not parts[0].isdigit():
             raise SplitFileError(class_source, f"expected '<index> <class>', got {line!r}", number)
@@ -191,6 +180,11 @@ def parse_ucf101(texts: Mapping[str, str], split: int = 1) -> SplitSet:
         class_names.append(parts[1])
     if not class_names:
         raise SplitFileError(class_source, "no classes listed")
+    return class_names
+
+
+def _ucf_folder_labeller(class_names: List[str], class_source: str):
+    """``label_of_folder(path, source, number)``: the class of a video from its folder."""
     exact = {name: i for i, name in enumerate(class_names)}
     # UCF101's own files spell "HandstandPushups" and "HandStandPushups": match case-insensitively.
     folded = {name.lower(): i for i, name in enumerate(class_names)}
@@ -208,6 +202,43 @@ def parse_ucf101(texts: Mapping[str, str], split: int = 1) -> SplitSet:
             number,
         )
 
+    return label_of_folder
+
+
+def _check_ucf_line(parts, line: str, split_name: str, label: int, where: tuple) -> None:
+    """A train line has ``<class>/<video> <index>``, a test line may; the index must agree
+    with the folder's class. ``where``: (class names, classInd file, list file, line number).
+    """
+    class_names, class_source, source, number = where
+    if split_name == "train" and len(parts) != 2:
+        raise SplitFileError(source, f"expected '<class>/<video> <index>', got {line!r}", number)
+    if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+        raise SplitFileError(source, f"expected '<class>/<video> [<index>]', got {line!r}", number)
+    if len(parts) == 2:
+        given = int(parts[1]) - 1
+        if given != label:
+            raise SplitFileError(
+                source,
+                f"class index {parts[1]} disagrees with folder "
+                f"{class_names[label]!r} (index {label + 1} in {class_source})",
+                number,
+            )
+
+
+def parse_ucf101(texts: Mapping[str, str], split: int = 1) -> SplitSet:
+    """Parses UCF101 split files (``classInd.txt``, ``trainlistNN``, ``testlistNN``)."""
+    by_name = _basename_map(texts)
+    wanted = [_UCF_CLASSIND, f"trainlist{split:02d}.txt", f"testlist{split:02d}.txt"]
+    missing = [name for name in wanted if name not in by_name]
+    if missing:
+        raise SplitFileError(
+            posixpath.dirname(next(iter(texts), "")) or ".",
+            f"UCF101 split {split}: missing {', '.join(missing)}",
+        )
+    class_source = by_name[_UCF_CLASSIND]
+    class_names = _ucf_class_names(texts[class_source], class_source)
+    label_of_folder = _ucf_folder_labeller(class_names, class_source)
+
     entries: List[VideoEntry] = []
     seen: Dict[str, Tuple[str, int]] = {}
     for split_name, file_name in (("train", wanted[1]), ("test", wanted[2])):
@@ -216,23 +247,8 @@ def parse_ucf101(texts: Mapping[str, str], split: int = 1) -> SplitSet:
             parts = line.split()
             path = parts[0].replace("\\", "/")
             label = label_of_folder(path, source, number)
-            if split_name == "train" and len(parts) != 2:
-                raise SplitFileError(
-                    source, f"expected '<class>/<video> <index>', got {line!r}", number
-                )
-            if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
-                raise SplitFileError(
-                    source, f"expected '<class>/<video> [<index>]', got {line!r}", number
-                )
-            if len(parts) == 2:
-                given = int(parts[1]) - 1
-                if given != label:
-                    raise SplitFileError(
-                        source,
-                        f"class index {parts[1]} disagrees with folder "
-                        f"{class_names[label]!r} (index {label + 1} in {class_source})",
-                        number,
-                    )
+            where = (class_names, class_source, source, number)
+            _check_ucf_line(parts, line, split_name, label, where)
             _check_unique(
                 entries,
                 seen,

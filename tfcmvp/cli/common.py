@@ -69,6 +69,16 @@ def add_data_and_workdir_arguments(parser, data_help: str) -> None:
     )
 
 
+def add_allow_data_change_argument(parser) -> None:
+    """``--allow_data_change``: resume a WORKDIR on data other than it was trained on."""
+    parser.add_argument(
+        "--allow_data_change",
+        action="store_true",
+        help="resume WORKDIR on data whose manifest.json differs from the one it was "
+        "trained on (e.g. a re-extraction); without it such a resume is refused",
+    )
+
+
 def check_required(args) -> None:
     """Exits with argparse's usage error when a flag of :func:`add_required_argument` is
     missing (and ``--list_keys`` was not given)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 
+from tfcmvp.cli import arguments
 from tfcmvp.errors import TfcmvpError
 
 logger = logging.getLogger(__name__)
@@ -36,8 +38,6 @@ written).
 
 
 def add_parser(subparsers) -> None:
-    import argparse
-
     parser = subparsers.add_parser(
         "embed",
         help="embeddings of your own video files with an exported network",
@@ -65,7 +65,7 @@ def add_parser(subparsers) -> None:
         ".mov, .webm, .mpg, ... files) or list files (.txt / .csv, one "
         "path per line, relative to the list file)",
     )
-    parser.add_argument("--model", required=True, help="export folder written by `tfcmvp export`")
+    arguments.add_model_argument(parser)
     parser.add_argument(
         "--output",
         required=True,
@@ -78,6 +78,27 @@ def add_parser(subparsers) -> None:
         help="replace a previous `tfcmvp embed` output in OUT (written beside "
         "it and swapped in at the end)",
     )
+    _add_layout_arguments(parser)
+    parser.add_argument(
+        "--max_failed_fraction",
+        type=float,
+        default=DEFAULT_MAX_FAILED_FRACTION,
+        help="exit 1 when more than this fraction of the videos failed "
+        "(default 1.0: only when none was embedded)",
+    )
+    parser.add_argument(
+        "--batch_size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"at most this many clips per call of the model (default {DEFAULT_BATCH_SIZE})",
+    )
+    _add_storage_arguments(parser)
+    _add_progress_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def _add_layout_arguments(parser) -> None:
+    """Where the clips lie: ``--clips`` at retrieval's positions, or ``--window`` segments."""
     parser.add_argument(
         "--clips",
         type=int,
@@ -105,19 +126,10 @@ def add_parser(subparsers) -> None:
         help="videos with fewer frames fail (stage short); default 1: a video "
         "shorter than a clip repeats its last frame, as in retrieval",
     )
-    parser.add_argument(
-        "--max_failed_fraction",
-        type=float,
-        default=DEFAULT_MAX_FAILED_FRACTION,
-        help="exit 1 when more than this fraction of the videos failed "
-        "(default 1.0: only when none was embedded)",
-    )
-    parser.add_argument(
-        "--batch_size",
-        type=int,
-        default=DEFAULT_BATCH_SIZE,
-        help=f"at most this many clips per call of the model (default {DEFAULT_BATCH_SIZE})",
-    )
+
+
+def _add_storage_arguments(parser) -> None:
+    """How the extraction job stored the training frames, to decode alike."""
     storage = parser.add_argument_group(
         "storage",
         "how the extraction job stored the training frames (its defaults); set them "
@@ -141,6 +153,10 @@ def add_parser(subparsers) -> None:
         default=DEFAULT_MV_CELL,
         help=f"motion-vector grid cell in pixels (default {DEFAULT_MV_CELL})",
     )
+
+
+def _add_progress_arguments(parser) -> None:
+    """``--progress`` / ``--no_progress`` (default: a bar on a terminal only)."""
     parser.add_argument(
         "--progress",
         dest="progress",
@@ -151,7 +167,6 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--no_progress", dest="progress", action="store_false", help="never draw the progress bar"
     )
-    parser.set_defaults(run=run)
 
 
 def run(args) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 
-from tfcmvp.cli import common
+from tfcmvp.cli import arguments
+from tfcmvp.cli.arguments import DEFAULT_BATCH_SIZE  # noqa: F401 (a test reads it here)
 from tfcmvp.errors import TfcmvpError
 
 # NumPy only (no TensorFlow): the defaults are the library's own.
@@ -13,10 +14,6 @@ from tfcmvp.evaluation.knn import DEFAULT_KS, DEFAULT_TEMPERATURE
 from tfcmvp.evaluation.linear_probe import DEFAULT_C_GRID, DEFAULT_FOLDS, INSTALL_HINT
 
 logger = logging.getLogger(__name__)
-
-# tfcmvp.retrieval.features.DEFAULT_BATCH_SIZE, spelled out so that building the
-# parser imports no TensorFlow; a test keeps the two equal.
-DEFAULT_BATCH_SIZE = 20
 
 
 def add_parser(subparsers) -> None:
@@ -35,29 +32,28 @@ def add_parser(subparsers) -> None:
             "with every setting to --output."
         ),
     )
-    parser.add_argument("--model", required=True, help="export folder written by `tfcmvp export`")
-    parser.add_argument(
-        "--data",
-        required=True,
-        help="output folder of the extraction job (test-* and train-* shards)",
-    )
+    arguments.add_model_argument(parser)
+    arguments.add_data_argument(parser)
     parser.add_argument("--knn", action="store_true", help="weighted kNN")
     parser.add_argument(
         "--linear", action="store_true", help=f"linear probe (needs scikit-learn: {INSTALL_HINT})"
     )
     parser.add_argument("--output", help="JSON file for the results and settings")
+    arguments.add_label_arguments(parser, verb="classify")
+    _add_method_arguments(parser)
     parser.add_argument(
-        "--labels",
-        metavar="CSV",
-        help="classify by the labels of this CSV (columns: video, then one per "
-        "label kind; `tfcmvp synth` writes DIR/labels.csv) instead of the "
-        "records' class labels; needs --label_column",
+        "--clips",
+        type=int,
+        default=10,
+        help="clips per video, averaged into its feature (default 10)",
     )
-    parser.add_argument(
-        "--label_column",
-        metavar="KIND",
-        help="the label kind (CSV column) to classify by, e.g. scene or motion",
-    )
+    arguments.add_cache_arguments(parser)
+    arguments.add_batch_size_argument(parser)
+    parser.set_defaults(run=run)
+
+
+def _add_method_arguments(parser) -> None:
+    """The kNN's and the linear probe's settings."""
     parser.add_argument(
         "--k",
         type=int,
@@ -95,24 +91,6 @@ def add_parser(subparsers) -> None:
         default=0,
         help="seed of the fold assignment, the only randomness (default 0)",
     )
-    parser.add_argument(
-        "--clips",
-        type=int,
-        default=10,
-        help="clips per video, averaged into its feature (default 10)",
-    )
-    parser.add_argument("--cache_dir", help="feature cache folder (default DATA/.tfcmvp_cache)")
-    parser.add_argument(
-        "--no_cache", action="store_true", help="neither read nor write cached features"
-    )
-    parser.add_argument(
-        "--batch_size",
-        type=int,
-        default=DEFAULT_BATCH_SIZE,
-        help=f"at most this many clips per call of the model (default "
-        f"{DEFAULT_BATCH_SIZE}); lower it if memory runs out",
-    )
-    parser.set_defaults(run=run)
 
 
 def run(args) -> int:
@@ -121,17 +99,9 @@ def run(args) -> int:
     from tfcmvp.retrieval.labels import read_label_table
     from tfcmvp.retrieval.report import model_source_line
 
-    problem = args.output is not None and common.output_file_problem(
-        "--output", args.output, creates_parents=True
-    )
-    if problem:  # before any work: a bad path found after the features would waste the run
-        logger.error("%s", problem)
+    if arguments.output_files_problem(logger, ("--output", args.output)):
         return 2
-    if (args.labels is None) != (args.label_column is None):
-        logger.error(
-            "--labels and --label_column go together (got only %s)",
-            "--labels" if args.label_column is None else "--label_column",
-        )
+    if arguments.label_flags_problem(args, logger):
         return 2
     knn, linear = (args.knn, args.linear) if (args.knn or args.linear) else (True, True)
     try:

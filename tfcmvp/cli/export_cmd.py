@@ -98,6 +98,49 @@ def _usage_error(args) -> str | None:
     return None
 
 
+def _portable_ready(args) -> bool:
+    """False, after logging why, when ``--format litert|onnx`` cannot be written.
+
+    Checked before the SavedModel is written: a missing converter or a file in
+    the way should not be found out after minutes of export.
+    """
+    from tfcmvp.export import portable
+
+    missing = portable.missing_dependencies(args.format)
+    if missing:
+        logger.error(
+            "tfcmvp export --format %s needs %s, which is not installed: %s",
+            args.format,
+            ", ".join(missing),
+            portable.INSTALL_HINT,
+        )
+        return False
+    try:
+        portable.check_output(
+            portable.default_path(args.output, args.format),
+            args.format,
+            overwrite=args.overwrite,
+        )
+    except TfcmvpError as error:  # OverwriteRefused
+        logger.error("%s", error)
+        return False
+    return True
+
+
+def _write_portable(path, args) -> int:
+    """Converts the written export to ``--format``; the exit status."""
+    from tfcmvp.export import portable
+
+    try:
+        converted = portable.convert_export(path, args.format, overwrite=args.overwrite)
+    except TfcmvpError as error:  # PortableExportError is an ExportError
+        logger.error("tfcmvp export --format %s: %s", args.format, error)
+        logger.debug("traceback of the error above", exc_info=True)
+        return 2
+    print(portable.portable_summary(converted))
+    return 0
+
+
 def run(args) -> int:
     problem = _usage_error(args)
     if problem:
@@ -112,30 +155,8 @@ def run(args) -> int:
         except ConfigError as error:
             logger.error("%s", error)
             return 2
-    portable = None
-    if args.format != "savedmodel":
-        # Checked before the SavedModel is written: a missing converter or a file in
-        # the way should not be found out after minutes of export.
-        from tfcmvp.export import portable
-
-        missing = portable.missing_dependencies(args.format)
-        if missing:
-            logger.error(
-                "tfcmvp export --format %s needs %s, which is not installed: %s",
-                args.format,
-                ", ".join(missing),
-                portable.INSTALL_HINT,
-            )
-            return 2
-        try:
-            portable.check_output(
-                portable.default_path(args.output, args.format),
-                args.format,
-                overwrite=args.overwrite,
-            )
-        except TfcmvpError as error:  # OverwriteRefused
-            logger.error("%s", error)
-            return 2
+    if args.format != "savedmodel" and not _portable_ready(args):
+        return 2
     # Imported here: TensorFlow takes seconds to load; --help should not wait for it.
     from tfcmvp.export import (
         export_pretrained,
@@ -163,12 +184,6 @@ def run(args) -> int:
         logger.debug("traceback of the error above", exc_info=True)
         return 2
     print(export_summary(path, read_export_info(path)))
-    if portable is not None:
-        try:
-            converted = portable.convert_export(path, args.format, overwrite=args.overwrite)
-        except TfcmvpError as error:  # PortableExportError is an ExportError
-            logger.error("tfcmvp export --format %s: %s", args.format, error)
-            logger.debug("traceback of the error above", exc_info=True)
-            return 2
-        print(portable.portable_summary(converted))
+    if args.format != "savedmodel":
+        return _write_portable(path, args)
     return 0

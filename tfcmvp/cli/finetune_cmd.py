@@ -48,12 +48,7 @@ def add_parser(subparsers) -> None:
         "--set train.epochs=3 --set train.motion_aux_weight=0.2 "
         "(repeatable)",
     )
-    parser.add_argument(
-        "--allow_data_change",
-        action="store_true",
-        help="resume WORKDIR on data whose manifest.json differs from the one it was "
-        "trained on (e.g. a re-extraction); without it such a resume is refused",
-    )
+    common.add_allow_data_change_argument(parser)
     common.add_verbose_argument(parser)
     parser.set_defaults(run=run)
 

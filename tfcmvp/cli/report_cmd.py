@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import pathlib
 
-from tfcmvp.cli import common
+from tfcmvp.cli import arguments
 from tfcmvp.errors import TfcmvpError
 
 logger = logging.getLogger(__name__)
@@ -46,15 +46,23 @@ def add_parser(subparsers) -> None:
         metavar="N",
         help="runs of the random methods (linear probe folds, finetune), seeds 0..N-1 (default 1)",
     )
-    parser.add_argument(
-        "--labels",
-        metavar="CSV",
-        help="score retrieval, kNN and the linear probe by this labels CSV (`tfcmvp synth` "
-        "writes DIR/labels.csv) instead of the records' class labels; needs --label_column",
+    arguments.add_label_arguments(
+        parser,
+        labels_help="score retrieval, kNN and the linear probe by this labels CSV (`tfcmvp "
+        "synth` writes DIR/labels.csv) instead of the records' class labels; needs "
+        "--label_column",
+        column_help="the label kind (CSV column), e.g. motion",
     )
+    _add_finetune_arguments(parser)
     parser.add_argument(
-        "--label_column", metavar="KIND", help="the label kind (CSV column), e.g. motion"
+        "--clips", type=int, default=10, help="clips per video of the vcop features (default 10)"
     )
+    arguments.add_cache_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def _add_finetune_arguments(parser) -> None:
+    """The optional short finetune of each video network export."""
     parser.add_argument(
         "--finetune_config",
         metavar="YAML",
@@ -73,14 +81,6 @@ def add_parser(subparsers) -> None:
         help="folder of the finetune runs, NAME/seed<k> each (default: beside --output, "
         "named after it with _finetune)",
     )
-    parser.add_argument(
-        "--clips", type=int, default=10, help="clips per video of the vcop features (default 10)"
-    )
-    parser.add_argument("--cache_dir", help="feature cache folder (default DATA/.tfcmvp_cache)")
-    parser.add_argument(
-        "--no_cache", action="store_true", help="neither read nor write cached features"
-    )
-    parser.set_defaults(run=run)
 
 
 def run(args) -> int:
@@ -88,16 +88,9 @@ def run(args) -> int:
     from tfcmvp.evaluation.report_card import format_report, parse_models, report_card
     from tfcmvp.retrieval.labels import read_label_table
 
-    for flag, path in (("--output", args.output), ("--png", args.png)):
-        problem = path is not None and common.output_file_problem(flag, path, creates_parents=True)
-        if problem:  # before any work
-            logger.error("%s", problem)
-            return 2
-    if (args.labels is None) != (args.label_column is None):
-        logger.error(
-            "--labels and --label_column go together (got only %s)",
-            "--labels" if args.label_column is None else "--label_column",
-        )
+    if arguments.output_files_problem(logger, ("--output", args.output), ("--png", args.png)):
+        return 2
+    if arguments.label_flags_problem(args, logger):
         return 2
     if args.seeds < 1:
         logger.error("--seeds must be at least 1, got %d", args.seeds)

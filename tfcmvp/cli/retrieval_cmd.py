@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from tfcmvp.cli import common
+from tfcmvp.cli import arguments
+from tfcmvp.cli.arguments import DEFAULT_BATCH_SIZE  # noqa: F401 (a test reads it here)
 from tfcmvp.errors import TfcmvpError
 from tfcmvp.retrieval.protocols import PROTOCOLS, VCOP  # NumPy only
 
 logger = logging.getLogger(__name__)
-
-# tfcmvp.retrieval.features.DEFAULT_BATCH_SIZE, spelled out so that building the
-# parser imports no TensorFlow; a test keeps the two equal.
-DEFAULT_BATCH_SIZE = 20
 
 
 def add_parser(subparsers) -> None:
@@ -32,12 +29,8 @@ def add_parser(subparsers) -> None:
             "model."
         ),
     )
-    parser.add_argument("--model", required=True, help="export folder written by `tfcmvp export`")
-    parser.add_argument(
-        "--data",
-        required=True,
-        help="output folder of the extraction job (test-* and train-* shards)",
-    )
+    arguments.add_model_argument(parser)
+    arguments.add_data_argument(parser)
     parser.add_argument("--output", required=True, help="JSON file for the results")
     parser.add_argument(
         "--clips",
@@ -54,29 +47,9 @@ def add_parser(subparsers) -> None:
         "each set mean-centred and L2-normalised before the dot product",
     )
     parser.add_argument("--png", help="also draw some queries and their top-5 results here")
-    parser.add_argument(
-        "--labels",
-        metavar="CSV",
-        help="score by the labels of this CSV (columns: video, then one per "
-        "label kind; `tfcmvp synth` writes DIR/labels.csv) instead of the "
-        "records' class labels; needs --label_column",
-    )
-    parser.add_argument(
-        "--label_column",
-        metavar="KIND",
-        help="the label kind (CSV column) to score by, e.g. scene or motion",
-    )
-    parser.add_argument("--cache_dir", help="feature cache folder (default DATA/.tfcmvp_cache)")
-    parser.add_argument(
-        "--no_cache", action="store_true", help="neither read nor write cached features"
-    )
-    parser.add_argument(
-        "--batch_size",
-        type=int,
-        default=DEFAULT_BATCH_SIZE,
-        help=f"at most this many clips per call of the model (default "
-        f"{DEFAULT_BATCH_SIZE}); lower it if memory runs out",
-    )
+    arguments.add_label_arguments(parser, verb="score")
+    arguments.add_cache_arguments(parser)
+    arguments.add_batch_size_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -87,18 +60,10 @@ def run(args) -> int:
     from tfcmvp.retrieval.report import format_table, model_source_line
 
     # Output paths first: a bad one found after the features are computed would
-    # waste the run and leave a temporary file beside it. Missing parent folders
-    # are fine: the report writers create them.
-    for flag, path in (("--output", args.output), ("--png", args.png)):
-        problem = path is not None and common.output_file_problem(flag, path, creates_parents=True)
-        if problem:
-            logger.error("%s", problem)
-            return 2
-    if (args.labels is None) != (args.label_column is None):
-        logger.error(
-            "--labels and --label_column go together (got only %s)",
-            "--labels" if args.label_column is None else "--label_column",
-        )
+    # waste the run and leave a temporary file beside it.
+    if arguments.output_files_problem(logger, ("--output", args.output), ("--png", args.png)):
+        return 2
+    if arguments.label_flags_problem(args, logger):
         return 2
     try:
         labels = (

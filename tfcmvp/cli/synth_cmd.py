@@ -46,6 +46,19 @@ def add_parser(subparsers) -> None:
         default=2,
         help="clips per UCF-style group gXX; train/test split by group (default 2)",
     )
+    _add_video_arguments(parser)
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a data set synth wrote in --out before (videos/, splits/, "
+        "labels.csv); refused when they hold other files. The old set "
+        "stays whole until the new one is swapped in",
+    )
+    parser.set_defaults(run=run)
+
+
+def _add_video_arguments(parser) -> None:
+    """What each video looks like: size, length, encoding, camera, generator variant."""
     parser.add_argument(
         "--size", type=_size, default=(160, 128), help="WIDTHxHEIGHT (default 160x128)"
     )
@@ -80,14 +93,6 @@ def add_parser(subparsers) -> None:
         "families, object sizes, speeds and colours, for checking a recipe "
         "on data it was not tuned on",
     )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a data set synth wrote in --out before (videos/, splits/, "
-        "labels.csv); refused when they hold other files. The old set "
-        "stays whole until the new one is swapped in",
-    )
-    parser.set_defaults(run=run)
 
 
 def run(args) -> int:

@@ -25,13 +25,14 @@ import os
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
+import tensorflow as tf
+from PIL import Image
 
 from tfcmvp import schema
+from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _jpeg(image: np.ndarray) -> bytes:
-    from PIL import Image
-
     buf = io.BytesIO()
     # Quality 95 without chroma subsampling: painted codes survive within +-3.
     Image.fromarray(image).save(buf, format="JPEG", quality=95, subsampling=0)
@@ -110,8 +111,6 @@ def painted_record(
 
 def write_shards(records: Iterable[schema.VideoRecord], prefix: str, num_shards: int = 1) -> list:
     """Writes records round-robin to ``{prefix}-0000i-of-0000n.tfrecord.gz``; returns the paths."""
-    import tensorflow as tf
-
     paths = [f"{prefix}-{i:05d}-of-{num_shards:05d}.tfrecord.gz" for i in range(num_shards)]
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     writers = [tf.io.TFRecordWriter(p, options="GZIP") for p in paths]
@@ -126,8 +125,6 @@ def write_shards(records: Iterable[schema.VideoRecord], prefix: str, num_shards:
 
 def denormalize_rgb(x: np.ndarray) -> np.ndarray:
     """ImageNet-normalised RGB -> 0..255 float (inverse of the pipelines' normalisation)."""
-    from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
-
     return (np.asarray(x) * np.array(IMAGENET_STD) + np.array(IMAGENET_MEAN)) * 255.0
 
 

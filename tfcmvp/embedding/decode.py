@@ -129,56 +129,85 @@ def read_keyframes(
         context.skip_frame = "NONKEY"
         context.thread_count = 1  # one core, as read_video: the benchmark compares per core
         context.thread_type = "NONE"
-        stamps: List[int] = []  # presentation time of every packet, decode order
-        keyframes: List[tuple] = []  # (presentation time, image)
-        size = None
-        try:
-            for packet in container.demux(stream):
-                if packet.size:  # the empty packet at the end only flushes the decoder
-                    stamp = packet.pts if packet.pts is not None else packet.dts
-                    if stamp is None:
-                        raise CorruptVideoError(
-                            path,
-                            "packets without timestamps: key frames cannot be placed "
-                            "(remux the stream into a container, e.g. .mp4 or .mkv)",
-                            stage="decode",
-                        )
-                    stamps.append(int(stamp))
-                try:
-                    frames = packet.decode()
-                except av.FFmpegError as error:
+        stamps, keyframes, size = _demux_keyframes(container, stream, path, to_rgb)
+        codec = context.name
+    _check_frame_count(path, stamps, expected, keyframes)
+    indices, ranked = _keyframe_order(path, stamps, keyframes)
+    return KeyframeVideo(
+        path=path,
+        codec=codec,
+        width=size[1],
+        height=size[0],
+        fps=fps,
+        num_frames=len(stamps),
+        iframe_indices=indices[ranked].astype(np.int64),
+        images=np.stack([keyframes[i][1] for i in ranked]),
+    )
+
+
+def _demux_keyframes(container, stream, path: str, to_rgb) -> tuple:
+    """(presentation time of every packet in decode order, [(presentation time, image)] of
+    the key frames, (height, width)): one pass over the packets."""
+    stamps: List[int] = []  # presentation time of every packet, decode order
+    keyframes: List[tuple] = []  # (presentation time, image)
+    size = None
+    try:
+        for packet in container.demux(stream):
+            if packet.size:  # the empty packet at the end only flushes the decoder
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if stamp is None:
                     raise CorruptVideoError(
                         path,
-                        f"decoding failed after {len(stamps)} packets (packet at pts "
-                        f"{packet.pts}): {error}",
+                        "packets without timestamps: key frames cannot be placed "
+                        "(remux the stream into a container, e.g. .mp4 or .mkv)",
                         stage="decode",
-                    ) from error
-                for frame in frames:
-                    if frame.is_corrupt:
-                        raise CorruptVideoError(
-                            path,
-                            f"key frame {len(keyframes)} is corrupt (damaged or missing data)",
-                            stage="decode",
-                        )
-                    if size is None:
-                        size = (frame.height, frame.width)
-                    elif (frame.height, frame.width) != size:
-                        raise CorruptVideoError(
-                            path,
-                            f"frame size changes from {size[1]}x{size[0]} to "
-                            f"{frame.width}x{frame.height}",
-                            stage="decode",
-                        )
-                    stamp = frame.pts if frame.pts is not None else frame.dts
-                    keyframes.append((stamp, to_rgb(frame)))  # [h, w, 3]
-                frame = frames = None
-                if len(stamps) % _COLLECT_EVERY == 0:
-                    gc.collect(0)
-        except av.FFmpegError as error:
-            raise CorruptVideoError(
-                path, f"reading packets failed after {len(stamps)} packets: {error}", stage="decode"
-            ) from error
-        codec = context.name
+                    )
+                stamps.append(int(stamp))
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as error:
+                raise CorruptVideoError(
+                    path,
+                    f"decoding failed after {len(stamps)} packets (packet at pts "
+                    f"{packet.pts}): {error}",
+                    stage="decode",
+                ) from error
+            for frame in frames:
+                size = _checked_size(path, frame, size, len(keyframes))
+                stamp = frame.pts if frame.pts is not None else frame.dts
+                keyframes.append((stamp, to_rgb(frame)))  # [h, w, 3]
+            frame = frames = None
+            if len(stamps) % _COLLECT_EVERY == 0:
+                gc.collect(0)
+    except av.FFmpegError as error:
+        raise CorruptVideoError(
+            path, f"reading packets failed after {len(stamps)} packets: {error}", stage="decode"
+        ) from error
+    return stamps, keyframes, size
+
+
+def _checked_size(path: str, frame, size, count: int) -> tuple:
+    """(height, width) of the key frames so far; CorruptVideoError for a corrupt frame or
+    one whose size differs (``count``: key frames before it)."""
+    if frame.is_corrupt:
+        raise CorruptVideoError(
+            path,
+            f"key frame {count} is corrupt (damaged or missing data)",
+            stage="decode",
+        )
+    if size is None:
+        return (frame.height, frame.width)
+    if (frame.height, frame.width) != size:
+        raise CorruptVideoError(
+            path,
+            f"frame size changes from {size[1]}x{size[0]} to {frame.width}x{frame.height}",
+            stage="decode",
+        )
+    return size
+
+
+def _check_frame_count(path: str, stamps: list, expected, keyframes: list) -> None:
+    """CorruptVideoError when no frame, fewer than the container declares, or no key frame."""
     if not stamps:
         raise CorruptVideoError(path, "no frame could be decoded", stage="decode")
     if expected and len(stamps) < expected - codec_decode._shortfall_tolerance(expected):
@@ -190,23 +219,17 @@ def read_keyframes(
         )
     if not keyframes:
         raise CorruptVideoError(path, "no key frame could be decoded", stage="decode")
+
+
+def _keyframe_order(path: str, stamps: list, keyframes: list) -> tuple:
+    """(display index of each key frame, the order that sorts them by it)."""
     order = np.sort(np.asarray(stamps, np.int64))  # presentation order
     key_stamps = np.asarray([stamp for stamp, _ in keyframes], np.int64)
     indices = np.searchsorted(order, key_stamps)  # display index of each key frame
     found = (indices < len(order)) & (order[np.minimum(indices, len(order) - 1)] == key_stamps)
     if not found.all():
         raise CorruptVideoError(path, "a key frame's timestamp matches no packet", stage="decode")
-    ranked = np.argsort(indices, kind="stable")
-    return KeyframeVideo(
-        path=path,
-        codec=codec,
-        width=size[1],
-        height=size[0],
-        fps=fps,
-        num_frames=len(stamps),
-        iframe_indices=indices[ranked].astype(np.int64),
-        images=np.stack([keyframes[i][1] for i in ranked]),
-    )
+    return indices, np.argsort(indices, kind="stable")
 
 
 def _empty_vectors(num_frames: int) -> np.ndarray:
@@ -234,49 +257,57 @@ def video_record(
         )
         return records.build_record(video, jpeg_quality=storage.jpeg_quality, **common)
     if modality == "motion":
-        video = codec_decode.read_video(path, rgb=False, mv_cell=storage.mv_cell)
-        if "P" not in video.frame_types and "B" not in video.frame_types:
-            raise VideoError(
-                path,
-                f"every one of its {video.num_frames} frames is an I-frame: no motion vectors",
-                stage="vectors",
-            )
-        return schema.VideoRecord(
-            fps=video.fps,
-            width=video.width,
-            height=video.height,
-            codec=video.codec,
-            frame_types=video.frame_types,
-            iframe_indices=list(video.iframe_indices),
-            one_past_reference=video.one_past_reference,
-            rgb_jpegs=[b""] * video.num_frames,
-            rgb_height=0,
-            rgb_width=0,
-            iframe_jpegs=[b""] * len(video.iframe_indices),
-            motion_vectors=video.motion_vectors,
-            mv_cell=video.mv_cell,
-            **common,
-        )
+        return _motion_record(path, storage, common)
     if modality == "iframe":
-        video = read_keyframes(path, rgb_short_side=storage.rgb_short_side)
-        types = np.full(video.num_frames, "P")
-        types[video.iframe_indices] = "I"
-        return schema.VideoRecord(
-            fps=video.fps,
-            width=video.width,
-            height=video.height,
-            codec=video.codec,
-            frame_types="".join(types),
-            iframe_indices=[int(i) for i in video.iframe_indices],
-            one_past_reference=False,
-            rgb_jpegs=[b""] * video.num_frames,
-            rgb_height=int(video.images.shape[1]),
-            rgb_width=int(video.images.shape[2]),
-            iframe_jpegs=[
-                records.encode_jpeg(image, storage.jpeg_quality) for image in video.images
-            ],
-            motion_vectors=_empty_vectors(video.num_frames),
-            mv_cell=storage.mv_cell,
-            **common,
-        )
+        return _iframe_record(path, storage, common)
     raise ValueError(f"modality must be one of ('rgb', 'iframe', 'motion'), got {modality!r}")
+
+
+def _motion_record(path: str, storage: StorageSettings, common: dict) -> schema.VideoRecord:
+    """Motion vectors only; VideoError for a video of I-frames only."""
+    video = codec_decode.read_video(path, rgb=False, mv_cell=storage.mv_cell)
+    if "P" not in video.frame_types and "B" not in video.frame_types:
+        raise VideoError(
+            path,
+            f"every one of its {video.num_frames} frames is an I-frame: no motion vectors",
+            stage="vectors",
+        )
+    return schema.VideoRecord(
+        fps=video.fps,
+        width=video.width,
+        height=video.height,
+        codec=video.codec,
+        frame_types=video.frame_types,
+        iframe_indices=list(video.iframe_indices),
+        one_past_reference=video.one_past_reference,
+        rgb_jpegs=[b""] * video.num_frames,
+        rgb_height=0,
+        rgb_width=0,
+        iframe_jpegs=[b""] * len(video.iframe_indices),
+        motion_vectors=video.motion_vectors,
+        mv_cell=video.mv_cell,
+        **common,
+    )
+
+
+def _iframe_record(path: str, storage: StorageSettings, common: dict) -> schema.VideoRecord:
+    """The key frames only, as JPEGs; every other frame typed P."""
+    video = read_keyframes(path, rgb_short_side=storage.rgb_short_side)
+    types = np.full(video.num_frames, "P")
+    types[video.iframe_indices] = "I"
+    return schema.VideoRecord(
+        fps=video.fps,
+        width=video.width,
+        height=video.height,
+        codec=video.codec,
+        frame_types="".join(types),
+        iframe_indices=[int(i) for i in video.iframe_indices],
+        one_past_reference=False,
+        rgb_jpegs=[b""] * video.num_frames,
+        rgb_height=int(video.images.shape[1]),
+        rgb_width=int(video.images.shape[2]),
+        iframe_jpegs=[records.encode_jpeg(image, storage.jpeg_quality) for image in video.images],
+        motion_vectors=_empty_vectors(video.num_frames),
+        mv_cell=storage.mv_cell,
+        **common,
+    )

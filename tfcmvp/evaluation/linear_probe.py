@@ -232,6 +232,29 @@ def select_c(
     return chosen, accuracies
 
 
+def _check_test(test_features, test_labels, train_shape) -> tuple:
+    """(features, labels) of the test split as arrays, checked against the train features."""
+    test_features = np.asarray(test_features)
+    if test_features.ndim != 2 or test_features.shape[0] == 0:
+        raise ValueError(f"test features must be a non-empty [Q, D], got {test_features.shape}")
+    if test_features.shape[1] != train_shape[1]:
+        raise ValueError(
+            f"train and test feature sizes differ: {train_shape} vs {test_features.shape}"
+        )
+    test_labels = check_labels("test", test_labels, test_features.shape[0])
+    return test_features, test_labels
+
+
+def _warn_not_converged(not_converged: list, max_iter: int, fits: int) -> None:
+    logger.warning(
+        "L-BFGS stopped at max_iter=%d before converging in %d of %d fits (%s)",
+        max_iter,
+        len(not_converged),
+        fits,
+        ", ".join(not_converged[:5]) + (", ..." if len(not_converged) > 5 else ""),
+    )
+
+
 def linear_probe(
     train_features,
     train_labels,
@@ -269,14 +292,7 @@ def linear_probe(
     """
     require_sklearn()  # before any work
     train_features, train_labels = _check_train(train_features, train_labels)
-    test_features = np.asarray(test_features)
-    if test_features.ndim != 2 or test_features.shape[0] == 0:
-        raise ValueError(f"test features must be a non-empty [Q, D], got {test_features.shape}")
-    if test_features.shape[1] != train_features.shape[1]:
-        raise ValueError(
-            f"train and test feature sizes differ: {train_features.shape} vs {test_features.shape}"
-        )
-    test_labels = check_labels("test", test_labels, test_features.shape[0])
+    test_features, test_labels = _check_test(test_features, test_labels, train_features.shape)
     if num_classes is None:
         num_classes = int(max(train_labels.max(), test_labels.max())) + 1
     grid = check_c_grid(c_grid)
@@ -300,13 +316,7 @@ def linear_probe(
     ranked = rank_classes(class_scores(model, test, num_classes), max(TOP))
     hits = topk_hits(ranked, test_labels)
     if not_converged:
-        logger.warning(
-            "L-BFGS stopped at max_iter=%d before converging in %d of %d fits (%s)",
-            max_iter,
-            len(not_converged),
-            len(grid) * folds + 1,
-            ", ".join(not_converged[:5]) + (", ..." if len(not_converged) > 5 else ""),
-        )
+        _warn_not_converged(not_converged, max_iter, len(grid) * folds + 1)
     result = {
         "C_grid": list(grid),
         "folds": int(folds),

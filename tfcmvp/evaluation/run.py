@@ -16,7 +16,6 @@ synthetic data's ``scene``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import pathlib
@@ -27,20 +26,47 @@ import numpy as np
 from tfcmvp.errors import ConfigError, InvalidDataError
 from tfcmvp.evaluation import knn as knn_lib
 from tfcmvp.evaluation import linear_probe as linear_lib
-from tfcmvp.manifest import check_record_count, find_shards
 from tfcmvp.retrieval import features as features_lib
-from tfcmvp.retrieval.evaluate import data_description
-from tfcmvp.retrieval.labels import relabel
+from tfcmvp.retrieval.evaluate import data_description, extract_named, labelled_splits
 from tfcmvp.retrieval.report import model_name
-from tfcmvp.verify import corrupt_shards_named
 
 POSITIONS = "vcop"  # retrieval's default protocol: N clips with evenly spaced centres
 DEFAULT_CLIPS = 10
 RECORD_LABEL = "class"  # label_kind when the records' own class labels are used
+# Ends the error naming a video without a label.
+_NEEDS_LABELS = "kNN and the linear probe need labelled videos (or --labels)"
 
 
 def _num_classes(train_labels: np.ndarray, test_labels: np.ndarray) -> int:
     return int(max(train_labels.max(), test_labels.max())) + 1
+
+
+def _checked_sets(train_features, train_labels, test_features, test_labels) -> tuple:
+    """The two sets as arrays, their labels checked; ValueError when one is empty."""
+    train_features, test_features = np.asarray(train_features), np.asarray(test_features)
+    train_labels = knn_lib.check_labels("train", train_labels, train_features.shape[0])
+    test_labels = knn_lib.check_labels("test", test_labels, test_features.shape[0])
+    if not train_labels.size or not test_labels.size:
+        raise InvalidDataError(
+            f"need train and test videos, got {train_labels.size} train and {test_labels.size} test"
+        )
+    return train_features, train_labels, test_features, test_labels
+
+
+def _knn_entry(train: tuple, test: tuple, ks, temperature: float, num_classes: int) -> dict:
+    """The record's ``knn`` entry: (features, labels) of the bank and the queries."""
+    return {
+        "temperature": knn_lib.check_temperature(temperature),
+        "results": knn_lib.knn_accuracy(
+            test[0],
+            test[1],
+            train[0],
+            train[1],
+            ks=ks,
+            temperature=temperature,
+            num_classes=num_classes,
+        ),
+    }
 
 
 def evaluate_features(
@@ -73,13 +99,9 @@ def evaluate_features(
     """
     if not (knn or linear):
         raise ConfigError("no method chosen: ask for knn, linear or both")
-    train_features, test_features = np.asarray(train_features), np.asarray(test_features)
-    train_labels = knn_lib.check_labels("train", train_labels, train_features.shape[0])
-    test_labels = knn_lib.check_labels("test", test_labels, test_features.shape[0])
-    if not train_labels.size or not test_labels.size:
-        raise InvalidDataError(
-            f"need train and test videos, got {train_labels.size} train and {test_labels.size} test"
-        )
+    train_features, train_labels, test_features, test_labels = _checked_sets(
+        train_features, train_labels, test_features, test_labels
+    )
     num_classes = _num_classes(train_labels, test_labels)
     result = {
         "num_train": int(train_labels.size),
@@ -92,18 +114,13 @@ def evaluate_features(
     if linear:
         linear_lib.require_sklearn()  # fail before the kNN's work, not after
     if knn:
-        result["knn"] = {
-            "temperature": knn_lib.check_temperature(temperature),
-            "results": knn_lib.knn_accuracy(
-                test_features,
-                test_labels,
-                train_features,
-                train_labels,
-                ks=ks,
-                temperature=temperature,
-                num_classes=num_classes,
-            ),
-        }
+        result["knn"] = _knn_entry(
+            (train_features, train_labels),
+            (test_features, test_labels),
+            ks,
+            temperature,
+            num_classes,
+        )
     if linear:
         result["linear"] = linear_lib.linear_probe(
             train_features,
@@ -119,16 +136,6 @@ def evaluate_features(
     return result
 
 
-def _check_labelled(split: str, labels: np.ndarray, video_ids: np.ndarray) -> None:
-    unlabelled = np.flatnonzero(labels < 0)
-    if unlabelled.size:
-        raise InvalidDataError(
-            f"{unlabelled.size} {split} video(s) have no class label (-1), e.g. "
-            f"{str(video_ids[unlabelled[0]])!r}; kNN and the linear probe need "
-            f"labelled videos (or --labels)"
-        )
-
-
 def _check_methods(knn: bool, linear: bool, ks, temperature, c_grid) -> None:
     """ValueError (or MissingDependencyError) for bad method settings, before any work."""
     if not (knn or linear):
@@ -139,23 +146,6 @@ def _check_methods(knn: bool, linear: bool, ks, temperature, c_grid) -> None:
     if knn:
         knn_lib.check_ks(ks)
         knn_lib.check_temperature(temperature)
-
-
-def _labelled_splits(data_dir, extracted, labels) -> tuple:
-    """(test, train) features, counted against the manifest, relabelled by ``labels``."""
-    for split in features_lib.SPLITS:  # as many videos as the manifest counted
-        check_record_count(find_shards(data_dir, split), len(extracted.splits[split]))
-    test, train = extracted.splits["test"], extracted.splits["train"]
-    if labels is not None:  # the features do not depend on labels: the cache still holds
-        test, train = (
-            dataclasses.replace(
-                split, **dict(zip(("labels", "label_names"), relabel(split.video_ids, labels)))
-            )
-            for split in (test, train)
-        )
-    _check_labelled("test", test.labels, test.video_ids)
-    _check_labelled("train", train.labels, train.video_ids)
-    return test, train
 
 
 def _description(model_dir, data_dir, extracted, labels) -> dict:
@@ -228,24 +218,18 @@ def evaluate_export(
       MissingDependencyError: ``linear`` without scikit-learn (before any work).
     """
     _check_methods(knn, linear, ks, temperature, c_grid)
-    fallback = (
-        pathlib.Path(output).resolve().parent / features_lib.CACHE_DIR_NAME
-        if output is not None
-        else None
+    extracted = extract_named(
+        model_dir,
+        data_dir,
+        output,
+        clips=clips,
+        positions=POSITIONS,
+        batch_size=batch_size or features_lib.DEFAULT_BATCH_SIZE,
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+        progress=progress,
     )
-    with corrupt_shards_named(data_dir, skip_hint=False):
-        extracted = features_lib.extract_features(
-            model_dir,
-            data_dir,
-            clips=clips,
-            positions=POSITIONS,
-            batch_size=batch_size or features_lib.DEFAULT_BATCH_SIZE,
-            cache_dir=cache_dir,
-            fallback_cache_dir=fallback,
-            use_cache=use_cache,
-            progress=progress,
-        )
-    test, train = _labelled_splits(data_dir, extracted, labels)
+    test, train = labelled_splits(data_dir, extracted, labels, needs=_NEEDS_LABELS)
     result = evaluate_features(
         train.features,
         train.labels,

@@ -16,12 +16,13 @@ video (any length and size) -> ``{"clip_embeddings": [10, D], "embedding":
 (``frames``).
 
 Modules: ``contract`` (the JSON description: input contracts from the data
-config, validation), ``savedmodel`` (writing: :func:`export_network`,
-:func:`export_pretrained`, :func:`export_random_init`), ``networks``
-(rebuilding a network from a config and weights), ``loading`` (reading:
-:func:`read_export_info`, :func:`load_export`, :func:`load_keras_network`),
-``describe`` (the text of ``tfcmvp describe``), ``frames`` (the in-graph
-preprocessing of ``embed_frames``), ``portable`` (:func:`convert_export`:
+config), ``contract_checks`` (its validation), ``savedmodel`` (writing:
+:func:`export_network`), ``pretrained`` (:func:`export_pretrained`,
+:func:`export_random_init`), ``networks`` (rebuilding a network from a config
+and weights), ``loading`` (reading: :func:`read_export_info`,
+:func:`load_export`, :func:`load_keras_network`), ``describe`` (the text of
+``tfcmvp describe``), ``frames`` (the in-graph preprocessing of
+``embed_frames``), ``portable`` (:func:`convert_export`:
 the ``embed`` signature as a LiteRT .tflite or an ONNX file beside the
 folder, with its contract JSON; the ``export`` extra).
 """
@@ -39,8 +40,8 @@ from tfcmvp.export.contract import (
     NotAnExportError,
     input_contract,
     make_export_info,
-    validate_export_info,
 )
+from tfcmvp.export.contract_checks import validate_export_info
 from tfcmvp.export.describe import describe_export, export_summary
 from tfcmvp.export.loading import (
     load_export,
@@ -49,12 +50,8 @@ from tfcmvp.export.loading import (
     read_export_info,
 )
 from tfcmvp.export.portable import PortableExportError, convert_export
-from tfcmvp.export.savedmodel import (
-    ExportModule,
-    export_network,
-    export_pretrained,
-    export_random_init,
-)
+from tfcmvp.export.pretrained import export_pretrained, export_random_init
+from tfcmvp.export.savedmodel import ExportModule, export_network
 
 __all__ = [
     "CLASSIFY",

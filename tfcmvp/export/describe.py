@@ -15,6 +15,7 @@ from typing import Mapping, Optional
 import yaml
 
 from tfcmvp.export import contract as ct
+from tfcmvp.export.loading import load_export, read_export_config_text
 
 # Config values shown by describe, per network (dotted keys of assets/config.yaml).
 KEY_CONFIG_VALUES = {
@@ -164,8 +165,6 @@ def describe_export(model_dir) -> str:
     Raises NotAnExportError / ExportError naming the folder when it is not a
     tfcmvp export.
     """
-    from tfcmvp.export.loading import load_export, read_export_config_text
-
     model_dir = pathlib.Path(model_dir)
     loaded, info = load_export(model_dir)
     try:

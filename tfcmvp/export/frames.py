@@ -44,6 +44,7 @@ from typing import Mapping
 
 import tensorflow as tf
 
+from tfcmvp.data import augment, keys, sampling
 from tfcmvp.export import contract as ct
 
 
@@ -138,8 +139,6 @@ def frames_to_clips(frames, input_spec: Mapping, spec: Mapping) -> tf.Tensor:
     scaling are the functions of :mod:`tfcmvp.data` that ``tfcmvp embed``
     runs, traced into the graph.
     """
-    from tfcmvp.data import augment, keys, sampling
-
     clip_len, clip_stride = int(input_spec["frames"]), int(input_spec["stride"])
     crop_size = int(input_spec["size"][0])
     t = tf.shape(frames, out_type=tf.int64)[0]

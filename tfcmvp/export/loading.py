@@ -13,8 +13,11 @@ from __future__ import annotations
 import pathlib
 
 import keras
+import tensorflow as tf
 
+from tfcmvp.config import ConfigError, load_saved_config
 from tfcmvp.export import contract as ct
+from tfcmvp.export import contract_checks, networks
 
 
 def _export_paths(model_dir) -> tuple[pathlib.Path, pathlib.Path]:
@@ -51,7 +54,7 @@ def read_export_info(model_dir) -> dict:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise ct.ExportError(f"{path}: not UTF-8 text: {error}") from error
-    return ct.loads_export_info(text, str(path))
+    return contract_checks.loads_export_info(text, str(path))
 
 
 def read_export_config_text(model_dir) -> str:
@@ -65,8 +68,6 @@ def read_export_config_text(model_dir) -> str:
 
 def load_export(model_dir):
     """``(tf.saved_model.load(model_dir), info)``, checking the signatures the info lists."""
-    import tensorflow as tf
-
     info = read_export_info(model_dir)
     loaded = tf.saved_model.load(str(model_dir))
     missing = [name for name in info["signatures"] if name not in loaded.signatures]
@@ -93,9 +94,6 @@ def load_keras_network(model_dir) -> keras.Model:
         the export is a classifier (rebuilt by the finetuning code) or its
         weights do not fit the config's network.
     """
-    from tfcmvp.config import ConfigError, load_saved_config
-    from tfcmvp.export import networks
-
     info = read_export_info(model_dir)
     model_dir = pathlib.Path(model_dir)
     network = info["network"]

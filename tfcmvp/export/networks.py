@@ -17,7 +17,13 @@ import keras
 from tfcmvp.config import PretrainConfig, load_saved_config
 from tfcmvp.errors import RunNotFoundError
 from tfcmvp.export.contract import PRETRAIN_NETWORKS, ExportError
-from tfcmvp.training.workdir import NETWORK_WEIGHTS_STEMS
+from tfcmvp.training.callbacks import read_history
+from tfcmvp.training.pretrain_model import (
+    build_iframe_network,
+    build_motion_network,
+    build_video_network,
+)
+from tfcmvp.training.workdir import CONFIG_NAME, HISTORY_CSV, NETWORK_WEIGHTS_STEMS, WEIGHTS_DIR
 
 # Network name -> weights file stem written by the pretraining run
 # (PretrainModel.networks() keys, saved by training.callbacks.save_network_weights).
@@ -40,12 +46,6 @@ def build_network(network: str, config: PretrainConfig, seed: Optional[int] = No
       seed: seeds Keras' global random state before building (same seed, same
         initial weights); None leaves it alone.
     """
-    from tfcmvp.training.pretrain_model import (
-        build_iframe_network,
-        build_motion_network,
-        build_video_network,
-    )
-
     builders = {
         "video": build_video_network,
         "iframe": build_iframe_network,
@@ -59,8 +59,6 @@ def build_network(network: str, config: PretrainConfig, seed: Optional[int] = No
 
 def workdir_paths(workdir, network: str) -> tuple[pathlib.Path, pathlib.Path]:
     """(config.yaml, weights file) of `network` in a pretraining WORKDIR."""
-    from tfcmvp.training.pretrain import CONFIG_NAME, WEIGHTS_DIR
-
     workdir = pathlib.Path(workdir)
     stem = WEIGHTS_STEMS[check_network_name(network)]
     return workdir / CONFIG_NAME, workdir / WEIGHTS_DIR / f"{stem}.weights.h5"
@@ -68,9 +66,6 @@ def workdir_paths(workdir, network: str) -> tuple[pathlib.Path, pathlib.Path]:
 
 def trained_epochs(workdir) -> Optional[int]:
     """The last epoch in WORKDIR/history.csv (the epoch of the saved weights), or None."""
-    from tfcmvp.training.callbacks import read_history
-    from tfcmvp.training.pretrain import HISTORY_CSV
-
     rows = read_history(pathlib.Path(workdir) / HISTORY_CSV)
     epochs = [row["epoch"] for row in rows if "epoch" in row]
     return max(epochs) if epochs else None

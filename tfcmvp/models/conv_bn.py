@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import tensorflow as tf  # the TF backend's ops: the models are TF-only
 
 from tfcmvp.models.fused_batch_norm import FusedBatchNormalization
 
@@ -73,8 +74,6 @@ class SymmetricZeroPadding(keras.layers.Layer):
         self.padding = tuple((int(a), int(b)) for a, b in padding)
 
     def call(self, inputs):
-        import tensorflow as tf  # the TF backend's op; the models are TF-only
-
         paddings = [[0, 0], *[list(p) for p in self.padding], [0, 0]]
         return tf.raw_ops.PadV2(
             input=inputs, paddings=paddings, constant_values=tf.zeros([], inputs.dtype)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf  # the TF backend's init scope: the models are TF-only
 
 from tfcmvp.models.conv_bn import conv_initializer
 
@@ -83,7 +84,5 @@ def reinitialize(variable, initializer: keras.initializers.Initializer) -> None:
     (``tf.init_scope``) even when the layer is built inside a traced function,
     so that the assignment is not replayed by every call of that function.
     """
-    import tensorflow as tf  # the TF backend's init scope; the models are TF-only
-
     with tf.init_scope():
         variable.assign(initializer(tuple(variable.shape), variable.dtype))

@@ -55,14 +55,14 @@ def _check_ks(ks: Sequence[int]) -> tuple:
     return tuple(int(k) for k in ks)
 
 
-def _check_labels(split: str, feats: features_lib.SplitFeatures) -> None:
+def _check_labels(split: str, feats: features_lib.SplitFeatures, needs: str) -> None:
     # A video without a class (-1) can neither hit nor be hit meaningfully.
     unlabelled = np.flatnonzero(feats.labels < 0)
     if unlabelled.size:
         example = str(feats.video_ids[unlabelled[0]])
         raise InvalidDataError(
             f"{unlabelled.size} {split} video(s) have no class label (-1), e.g. "
-            f"{example!r}; retrieval needs labelled videos"
+            f"{example!r}; {needs}"
         )
 
 
@@ -98,8 +98,32 @@ def data_description(data_dir, extracted: features_lib.ExtractedFeatures) -> dic
     }
 
 
-def _labelled_splits(data_dir, extracted, labels: Optional[LabelTable]) -> tuple:
-    """(test, train) features, counted against the manifest, relabelled by ``labels``."""
+def extract_named(model_dir, data_dir, output, **options) -> features_lib.ExtractedFeatures:
+    """:func:`tfcmvp.retrieval.features.extract_features` with ``options``, the cache
+    falling back to a folder beside ``output`` (when given) and damaged shards named."""
+    fallback = (
+        pathlib.Path(output).resolve().parent / features_lib.CACHE_DIR_NAME
+        if output is not None
+        else None
+    )
+    # A damaged shard fails in TensorFlow with an error naming no file: name it.
+    with corrupt_shards_named(data_dir, skip_hint=False):
+        return features_lib.extract_features(
+            model_dir, data_dir, fallback_cache_dir=fallback, **options
+        )
+
+
+def labelled_splits(
+    data_dir,
+    extracted,
+    labels: Optional[LabelTable],
+    needs: str = "retrieval needs labelled videos",
+) -> tuple:
+    """(test, train) features, counted against the manifest, relabelled by ``labels``.
+
+    ``ValueError`` when a video has no label; ``needs`` ends its message (what
+    needs the labels, and how to give them).
+    """
     for split, files in _shards(data_dir).items():  # as many videos as the manifest counted
         check_record_count(files, len(extracted.splits[split]))
     test, train = extracted.splits["test"], extracted.splits["train"]
@@ -110,8 +134,8 @@ def _labelled_splits(data_dir, extracted, labels: Optional[LabelTable]) -> tuple
             )
             for split in (test, train)
         )
-    _check_labels("test", test)
-    _check_labels("train", train)
+    _check_labels("test", test, needs)
+    _check_labels("train", train, needs)
     return test, train
 
 
@@ -223,26 +247,19 @@ def evaluate_retrieval(
     """
     check_protocol(protocol)
     ks = _check_ks(ks)
-    fallback = (
-        pathlib.Path(output).resolve().parent / features_lib.CACHE_DIR_NAME
-        if output is not None
-        else None
+    extracted = extract_named(
+        model_dir,
+        data_dir,
+        output,
+        clips=clips,
+        positions=clip_positions(protocol),
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+        thumbnails=png is not None,
+        progress=progress,
     )
-    # A damaged shard fails in TensorFlow with an error naming no file: name it.
-    with corrupt_shards_named(data_dir, skip_hint=False):
-        extracted = features_lib.extract_features(
-            model_dir,
-            data_dir,
-            clips=clips,
-            positions=clip_positions(protocol),
-            batch_size=batch_size,
-            cache_dir=cache_dir,
-            fallback_cache_dir=fallback,
-            use_cache=use_cache,
-            thumbnails=png is not None,
-            progress=progress,
-        )
-    test, train = _labelled_splits(data_dir, extracted, labels)
+    test, train = labelled_splits(data_dir, extracted, labels)
 
     query, gallery = prepare(test.features, train.features, protocol)  # [Q, D], [G, D]
     scores, indices = topk_search(query, gallery, k=max(ks))  # [Q, min(k, G)] each

@@ -9,8 +9,14 @@ A video without a stored thumbnail gets an empty panel.
 
 from __future__ import annotations
 
+import io
 import os
 import pathlib
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
 
 from tfcmvp.search import thumbnails as thumbs_lib
 from tfcmvp.search.query import SearchResult
@@ -48,9 +54,6 @@ def plot_search(png, result: SearchResult, query_pictures: dict, *, dpi: int = 1
     ``query_pictures``: ``{"frame": uint8 [h, w, 3], "motion": ...}`` of the
     query (missing kinds are drawn empty).
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     kinds = ("frame", "motion") if result.by == "motion" else ("frame",)
     columns = 1 + len(result.rows)
     fig = Figure(figsize=(1.45 * columns, 1.25 * len(kinds) + 0.35), dpi=dpi)
@@ -86,11 +89,6 @@ def plot_search(png, result: SearchResult, query_pictures: dict, *, dpi: int = 1
 
 def query_pictures(path, with_motion: bool, mv_cell: int = 8) -> dict:
     """The query's pictures as arrays (empty dict when it cannot be decoded)."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
     try:
         data = thumbs_lib.video_thumbnails(path, with_motion, mv_cell=mv_cell)
     except Exception:  # noqa: BLE001 - the ranking stands; the panel is drawn empty

@@ -30,6 +30,8 @@ from typing import List, Optional
 import numpy as np
 
 from tfcmvp.errors import ConfigError, DataNotFoundError, InvalidDataError
+from tfcmvp.retrieval.protocols import l2_normalize
+from tfcmvp.retrieval.search import topk_search
 from tfcmvp.search import table as table_lib
 
 BY_CHOICES = tuple(table_lib.BY_NETWORK)
@@ -106,9 +108,6 @@ def search_index(query, index_dir, by: str, top: int = 10, *, storage=None) -> S
     index lacks, a changed export or a query that cannot be embedded; each
     message names the argument.
     """
-    from tfcmvp.retrieval.protocols import l2_normalize
-    from tfcmvp.retrieval.search import topk_search
-
     network = check_by(by)
     if not isinstance(top, int) or isinstance(top, bool) or top < 1:
         raise ConfigError(f"--top must be a positive integer, got {top!r}")

@@ -19,6 +19,12 @@ import os
 from typing import Optional
 
 import numpy as np
+from PIL import Image
+
+from tfcmvp.codec import decode as codec_decode
+from tfcmvp.codec import read_video
+from tfcmvp.codec.errors import CorruptVideoError
+from tfcmvp.inspection import flow_colours
 
 THUMB_SIZE = (72, 96)  # (height, width) box the pictures are fitted into, aspect kept
 JPEG_QUALITY = 85
@@ -26,8 +32,6 @@ CLIP_FRAMES = 8  # frames averaged for the motion map (the tiny motion network's
 
 
 def _jpeg(image: np.ndarray, size=THUMB_SIZE, nearest: bool = False) -> bytes:
-    from PIL import Image
-
     picture = Image.fromarray(image, "RGB")
     picture.thumbnail((size[1], size[0]), Image.NEAREST if nearest else Image.BILINEAR)
     buffer = io.BytesIO()
@@ -37,9 +41,6 @@ def _jpeg(image: np.ndarray, size=THUMB_SIZE, nearest: bool = False) -> bytes:
 
 def first_frame(path) -> np.ndarray:
     """uint8 ``[H, W, 3]``: the first decoded frame of a video (VideoError when none)."""
-    from tfcmvp.codec import decode as codec_decode
-    from tfcmvp.codec.errors import CorruptVideoError
-
     path = os.fspath(path)
     container, stream = codec_decode.open_video(path)
     with container:
@@ -56,8 +57,6 @@ def motion_map(vectors: np.ndarray, frame_types: str, cell: int) -> np.ndarray:
       frame_types: picture type per frame ("I", "P", "B").
       cell: the vector grid's cell in pixels (the map is drawn at frame size).
     """
-    from tfcmvp.inspection import flow_colours
-
     total = vectors.shape[0]
     start = max(0, total // 2 - CLIP_FRAMES // 2)
     frames = [t for t in range(start, min(total, start + CLIP_FRAMES)) if frame_types[t] != "I"]
@@ -80,8 +79,6 @@ def video_thumbnails(path, with_motion: bool, mv_cell: int = 8) -> dict:
     """
     out = {"frame": _jpeg(first_frame(path))}
     if with_motion:
-        from tfcmvp.codec import read_video
-
         video = read_video(path, rgb=False, mv_cell=mv_cell)
         picture = motion_map(video.motion_vectors, video.frame_types, video.mv_cell)
         out["motion"] = _jpeg(picture[: video.height, : video.width], nearest=True)
@@ -92,7 +89,5 @@ def read_thumbnail(path: Optional[os.PathLike]) -> Optional[np.ndarray]:
     """uint8 ``[h, w, 3]`` of a thumbnail file, None for None or a missing file."""
     if path is None or not os.path.isfile(path):
         return None
-    from PIL import Image
-
     with Image.open(path) as picture:
         return np.asarray(picture.convert("RGB"))

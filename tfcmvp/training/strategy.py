@@ -23,6 +23,10 @@ import logging
 
 import tensorflow as tf
 
+# TensorFlow has a public op-determinism switch on only; the off switch (used by its own
+# tests) lives in tensorflow.python.framework.config.
+from tensorflow.python.framework import config as tf_config
+
 from tfcmvp.config import RuntimeConfig
 from tfcmvp.errors import ConfigError
 
@@ -133,10 +137,6 @@ def op_determinism(enabled: bool):
     changing the code that runs after it in the same process (tests, the
     quickstart's later stages).
     """
-    # TensorFlow has a public switch on only; the off switch (used by its own
-    # tests) lives in tensorflow.python.framework.config.
-    from tensorflow.python.framework import config as tf_config
-
     previous = tf_config.is_op_determinism_enabled()
     _set_op_determinism(tf_config, enabled)
     try:
