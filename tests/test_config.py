@@ -257,6 +257,16 @@ def test_tiny_config_is_small_and_explicit():
     assert "tfcmvp pretrain" in text.split("\n\n")[0]
 
 
+def test_long_tiny_config_is_the_tiny_one_in_grey_for_six_times_the_steps():
+    # Its header documents exactly these two departures, with the measured reason.
+    tiny = cfg.load_config(CONFIG_DIR / "pretrain_tiny_cpu.yaml")
+    long = cfg.load_config(CONFIG_DIR / "pretrain_tiny_cpu_long.yaml")
+    assert long.train.epochs == 6 * tiny.train.epochs
+    assert long.data.color_jitter.grayscale_prob == 1.0
+    changed = cfg.config_changes(cfg.config_to_dict(tiny), cfg.config_to_dict(long))
+    assert {key for key, _, _ in changed} == {"train.epochs", "data.color_jitter.grayscale_prob"}
+
+
 def test_dataclasses_are_frozen():
     c = cfg.PretrainConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
