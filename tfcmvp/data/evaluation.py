@@ -71,7 +71,6 @@ def make_eval_sample(
     )
     with tf.control_dependencies([check]):
         t = tf.identity(t)
-    span = sampling.clip_span(clip_len, clip_stride)
     if starts is None:
         starts = sampling.eval_clip_starts(
             t, positions=positions, num_clips=num_clips, clip_len=clip_len, clip_stride=clip_stride
@@ -84,6 +83,33 @@ def make_eval_sample(
         extent_keys={keys.CLIPS: keys.MV_EXTENT} if modality == "motion" else None,
         methods={keys.CLIPS: mv_resize_method if modality == "motion" else "bilinear"},
     )
+    data, ops = _modality_clips(
+        parsed,
+        modality,
+        starts,
+        t,
+        centre,
+        clip_len=clip_len,
+        clip_stride=clip_stride,
+        motion_len=motion_len,
+        mv_clip=mv_clip,
+        mv_div=mv_div,
+    )
+    data = augment.chain(*ops)(data)
+    return {
+        keys.CLIPS: data[keys.CLIPS],
+        keys.LABEL: parsed[schema.LABEL],
+        keys.VIDEO_ID: parsed[schema.VIDEO_ID],
+        keys.LABEL_NAME: parsed[schema.LABEL_NAME],
+    }
+
+
+def _modality_clips(
+    parsed, modality: str, starts, t, centre, *, clip_len, clip_stride, motion_len, mv_clip, mv_div
+):
+    """The decoded frames of one modality at the clip `starts`, and the ops that crop
+    and scale them (`centre` first): ``({keys.CLIPS: ..., ...}, [op, ...])``."""
+    span = sampling.clip_span(clip_len, clip_stride)
     if modality == "rgb":
         idx = sampling.clip_indices(starts, clip_len, clip_stride, t)  # [N, T]
         data = {keys.CLIPS: reader.decode_frames(parsed[schema.RGB_ENCODED], idx)}
@@ -110,13 +136,7 @@ def make_eval_sample(
         ops = [centre, augment.scale_motion(keys.CLIPS, clip=mv_clip, div=mv_div)]
     else:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-    data = augment.chain(*ops)(data)
-    return {
-        keys.CLIPS: data[keys.CLIPS],
-        keys.LABEL: parsed[schema.LABEL],
-        keys.VIDEO_ID: parsed[schema.VIDEO_ID],
-        keys.LABEL_NAME: parsed[schema.LABEL_NAME],
-    }
+    return data, ops
 
 
 def eval_dataset(

@@ -29,7 +29,7 @@ import tensorflow as tf
 from keras import ops
 
 from tfcmvp import losses
-from tfcmvp.config import DataConfig, ModelConfig
+from tfcmvp.config import DataConfig, ModelConfig, config_to_dict
 from tfcmvp.data import keys
 from tfcmvp.finetuning.config import FinetuneConfig, finetune_config_from_dict
 from tfcmvp.models.motion_branch import motion_features
@@ -239,8 +239,6 @@ class VideoClassifier(BuiltBeforeFit, keras.Model):
     # ----------------------------------------------------------------- config
 
     def get_config(self):
-        from tfcmvp.config import config_to_dict
-
         config = super().get_config()
         config.update(
             {

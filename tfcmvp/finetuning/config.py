@@ -27,6 +27,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping, Optional, Sequence
 
+import yaml
+
 from tfcmvp.config import (  # FinetuneDataConfig: the data section, with the other data settings
     ConfigError,
     FinetuneDataConfig,
@@ -43,6 +45,7 @@ from tfcmvp.config import (  # FinetuneDataConfig: the data section, with the ot
     read_config_values,
     section_checks,
 )
+from tfcmvp.export import read_export_config_text, read_export_info
 
 # The transferred video network: its layers and weight shapes (backbone, width, blocks) and
 # the clip it was trained on (length, crop size), which its features are tuned to.
@@ -254,11 +257,6 @@ def export_architecture(model_dir) -> dict:
     (widths, blocks). Raises ConfigError when the export is not a video network
     (an ExportError when the folder is not an export).
     """
-    import yaml
-
-    # Imports TensorFlow (via tfcmvp.export): only when a model is given.
-    from tfcmvp.export import read_export_config_text, read_export_info
-
     info = read_export_info(model_dir)
     if info["network"] != "video":
         raise ConfigError(

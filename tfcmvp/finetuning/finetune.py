@@ -45,14 +45,18 @@ from typing import Optional, Sequence
 import keras
 import tensorflow as tf
 
-from tfcmvp import manifest as manifest_lib
-from tfcmvp.data import keys
-from tfcmvp.errors import ConfigError, DataNotFoundError, InvalidDataError, RunRefusedError
+from tfcmvp.errors import RunRefusedError
+from tfcmvp.export import load_keras_network
 from tfcmvp.finetuning import callbacks as ft_callbacks
 from tfcmvp.finetuning.classifier import VideoClassifier, load_backbone_weights
 from tfcmvp.finetuning.config import FinetuneConfig, check_architecture
 from tfcmvp.finetuning.evaluate import EvalResult, evaluate_classifier
 from tfcmvp.finetuning.export import export_classifier
+from tfcmvp.finetuning.inputs import (  # noqa: F401 (importable here, where callers find them)
+    make_train_dataset,
+    read_class_names,
+    resolve_steps_per_epoch,
+)
 from tfcmvp.finetuning.optimizer import build_finetune_optimizer
 from tfcmvp.manifest import find_shards, read_manifest
 from tfcmvp.training import callbacks as cb
@@ -100,68 +104,6 @@ class FinetuneResult:
     initial_step: int
     steps_per_epoch: int
     num_replicas: int
-
-
-# ---------------------------------------------------------------------------
-# Inputs
-# ---------------------------------------------------------------------------
-
-
-def read_class_names(data_dir) -> list[str]:
-    """The class names of ``DATA_DIR/labels.txt``, one per line, in label order."""
-    path = pathlib.Path(data_dir) / manifest_lib.LABELS_NAME
-    if not path.is_file():
-        raise DataNotFoundError(
-            f"{path} is missing: finetuning needs the class names that the "
-            f"extraction job writes beside the shards"
-        )
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    names = [name for name in names if name]
-    if len(names) < 2:
-        raise InvalidDataError(f"{path} lists {len(names)} class(es); a classifier needs >= 2")
-    return names
-
-
-def resolve_steps_per_epoch(config: FinetuneConfig, files) -> int:
-    """``train.steps_per_epoch``, or training videos // global batch when it is null."""
-    if config.train.steps_per_epoch is not None:
-        return config.train.steps_per_epoch
-    from tfcmvp.data import reader
-
-    scan = reader.scan_records(files, on_corrupt=config.data.on_corrupt)
-    usable = int((scan.num_frames >= 1).sum())  # finetune_dataset keeps every non-empty video
-    steps = usable // config.train.global_batch_size
-    if steps < 1:
-        raise ConfigError(
-            f"only {usable} training videos for train.global_batch_size="
-            f"{config.train.global_batch_size}: lower the batch or set train.steps_per_epoch"
-        )
-    logger.info(
-        "%d training videos // global batch %d = %d steps per epoch",
-        usable,
-        config.train.global_batch_size,
-        steps,
-    )
-    return steps
-
-
-def make_train_dataset(config: FinetuneConfig, files, data_seed: int) -> tf.data.Dataset:
-    """Global batches of the model's inputs, repeated forever (strings dropped:
-    they are not inputs and cannot be placed on GPUs)."""
-    from tfcmvp.data import finetune_dataset
-
-    needed = (keys.CLIP, keys.LABEL) + ((keys.MOTION,) if config.motion_aux else ())
-    dataset = finetune_dataset(
-        files,
-        config.train.global_batch_size,
-        config.data,
-        with_motion=config.motion_aux,
-        seed=data_seed,
-        deterministic=config.train.deterministic,
-        repeat=True,
-        drop_remainder=True,
-    )
-    return dataset.map(lambda batch: {key: batch[key] for key in needed})
 
 
 # ---------------------------------------------------------------------------
@@ -397,8 +339,6 @@ class FinetuneTask(Task):
 
 def _load_pretrained(model: VideoClassifier, model_dir: pathlib.Path) -> None:
     """Copies the export's video network weights into the classifier's backbone."""
-    from tfcmvp.export import load_keras_network
-
     network = load_keras_network(model_dir)
     load_backbone_weights(model.video_network, network, source=str(model_dir))
     logger.info("Video network weights loaded from %s", model_dir)

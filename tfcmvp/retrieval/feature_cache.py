@@ -8,7 +8,7 @@
 
 * the model: the bytes of ``saved_model.pb``, ``variables/variables.index``
   (it holds a checksum of every variable, so new weights change it) and
-  ``assets/tfcmvp_export.json`` (:func:`model_fingerprint`);
+  ``assets/tfcmvp_export.json`` (:func:`tfcmvp.fingerprint.model_fingerprint`);
 * the data: the bytes of ``manifest.json`` (it carries the extraction time)
   and the name and size of every test and train shard
   (:func:`data_fingerprint`);
@@ -38,14 +38,12 @@ from typing import Optional
 import numpy as np
 
 from tfcmvp import manifest as manifest_lib
-from tfcmvp.export import contract as export_contract
+from tfcmvp.fingerprint import hash_file, model_fingerprint  # noqa: F401 (importable here)
 
 logger = logging.getLogger(__name__)
 
 CACHE_DIR_NAME = ".tfcmvp_cache"
 CACHE_VERSION = 2  # bump when the cached arrays or their meaning change (2: new positions)
-EXPORT_INFO_PATH = pathlib.Path(export_contract.ASSETS_DIR) / export_contract.INFO_NAME
-_HASH_BLOCK = 1 << 20
 
 
 @dataclasses.dataclass
@@ -65,36 +63,13 @@ class SplitFeatures:
 # --------------------------------------------------------------------------- fingerprints
 
 
-def _hash_file(digest, path: pathlib.Path) -> None:
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_HASH_BLOCK), b""):
-            digest.update(block)
-
-
-def model_fingerprint(model_dir) -> str:
-    """SHA-256 of the export's graph, variable index and export JSON (hex)."""
-    model_dir = pathlib.Path(model_dir)
-    digest = hashlib.sha256()
-    for relative in (
-        "saved_model.pb",
-        os.path.join("variables", "variables.index"),
-        str(EXPORT_INFO_PATH),
-    ):
-        path = model_dir / relative
-        digest.update(relative.encode() + b"\0")
-        if path.is_file():  # a model without variables has no index
-            _hash_file(digest, path)
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
 def data_fingerprint(data_dir, shards: dict) -> str:
     """SHA-256 of ``manifest.json`` and the name and size of every shard (hex)."""
     data_dir = pathlib.Path(data_dir)
     digest = hashlib.sha256()
     manifest_path = data_dir / manifest_lib.MANIFEST_NAME
     if manifest_path.is_file():
-        _hash_file(digest, manifest_path)
+        hash_file(digest, manifest_path)
     for split in sorted(shards):
         for name in shards[split]:
             digest.update(f"\0{split}\0{os.path.basename(name)}\0{os.path.getsize(name)}".encode())

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from tfcmvp import losses
 from tfcmvp.config import load_saved_config
-from tfcmvp.data import keys
+from tfcmvp.data import keys, pretrain_dataset
 from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from tfcmvp.errors import RunNotFoundError
 from tfcmvp.manifest import find_shards
@@ -109,8 +109,6 @@ def context_probe(
     Returns ``{probe: {"context_acc": ..., "motion_acc": ...}}`` (fractions),
     each the mean over the same ``batches x batch_size`` samples.
     """
-    from tfcmvp.data import pretrain_dataset
-
     config, model = load_pretrained(workdir)
     files = find_shards(data_dir, split)
     dataset = pretrain_dataset(

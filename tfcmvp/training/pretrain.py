@@ -48,6 +48,7 @@ from tfcmvp.config import (
     PretrainConfig,
     read_config_file,
 )
+from tfcmvp.data import pretrain_dataset, reader, sampling
 from tfcmvp.errors import InvalidDataError, RunRefusedError
 from tfcmvp.manifest import find_shards, read_manifest
 from tfcmvp.training import callbacks as cb
@@ -151,8 +152,6 @@ def count_usable_videos(files, data: DataConfig) -> int:
 
     Raises ValueError when none can (with the reasons).
     """
-    from tfcmvp.data import reader, sampling
-
     min_frames = sampling.min_frames(data)
     scan = reader.scan_records(files, on_corrupt=data.on_corrupt)
     skipped = scan.skipped(min_frames)
@@ -203,8 +202,6 @@ def make_train_dataset(config: PretrainConfig, files, data_seed: int) -> tf.data
     video ids are dropped here (they are not inputs, and string tensors
     cannot be placed on GPUs).
     """
-    from tfcmvp.data import pretrain_dataset
-
     dataset = pretrain_dataset(
         files,
         config.train.global_batch_size,

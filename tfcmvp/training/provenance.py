@@ -25,7 +25,7 @@ there is nothing to resume, and the new start simply replaces the record):
   time) is refused unless ``allow_data_change`` says that continuing on it is
   meant; the earlier data is then kept in ``earlier_data``.
 * **The finetuning start** (random init, or the export by its fingerprint,
-  :func:`tfcmvp.retrieval.features.model_fingerprint`) never changes: another
+  :func:`tfcmvp.fingerprint.model_fingerprint`) never changes: another
   initialisation is another run. The same export moved elsewhere resumes.
 * **The config** is compared with WORKDIR/config.yaml key by key. Only the keys
   of :data:`MAY_CHANGE_ON_RESUME` may differ; they change how long, where or
@@ -45,9 +45,12 @@ import logging
 import pathlib
 from typing import Mapping, Optional
 
+import tensorflow as tf
+
 from tfcmvp import manifest as manifest_lib
 from tfcmvp.config import ConfigError, config_changes, config_to_dict, load_saved_config
 from tfcmvp.errors import RunRefusedError
+from tfcmvp.fingerprint import model_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +104,6 @@ def start_record(model_dir, random_init: bool) -> dict:
     """What a finetuning run starts from: random init, or an export by path and fingerprint."""
     if model_dir is None:
         return {"random_init": bool(random_init), "model": None}
-    from tfcmvp.retrieval.features import model_fingerprint
-
     path = pathlib.Path(model_dir).resolve()
     return {
         "random_init": bool(random_init),
@@ -268,8 +269,6 @@ def check_resume(
     WORKDIR holds a checkpoint and the data, the start or a config key that
     may not change (see the module docstring) differs.
     """
-    import tensorflow as tf
-
     workdir = pathlib.Path(workdir)
     data = data_record(data_dir)
     record = {"data": data}
