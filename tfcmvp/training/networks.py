@@ -110,6 +110,7 @@ def build_motion_branch(
     predictor: str = "transformer",
     value_shape=None,
     sync_bn: bool = False,
+    before_heads=None,
 ) -> MotionBranch:
     """The MotionBranch of `model` predicting motion on the motion network grid `target_grid`.
 
@@ -121,8 +122,16 @@ def build_motion_branch(
       value_shape: per-position output of a MotionValueHead ((2,) for the mse,
         (2, bins) for the ce ablation), or None for the InfoNCE heads only.
       sync_bn: BatchNorm statistics of the heads over all replicas.
+      before_heads: called after the memory and the predictor are made and before
+        the heads: the layers it makes draw their initialisers' seeds there.
+
+    Layers are made in the order memory, predictor, (before_heads), prediction
+    head, motion head, value head: initialisers draw their seeds when their
+    layer is made, so this order is what makes a seed give the initial weights
+    of the first checkpoints.
     """
     num_positions = math.prod(target_grid)  # N
+    memory = build_memory(model)
     if predictor == "transformer":
         predictor_layer = build_transformer_predictor(model, num_positions)
     else:
@@ -139,14 +148,18 @@ def build_motion_branch(
         sync_bn=sync_bn,
         init=model.init,
     )
+    if before_heads is not None:
+        before_heads()
+    prediction_head = MLPHead(**head, name="prediction_head")
+    motion_head = MLPHead(**head, name="motion_head")
     value_head = None
     if value_shape is not None:
         value_head = MotionValueHead(math.prod(value_shape), init=model.init, name="value_head")
     return MotionBranch(
-        build_memory(model),
+        memory,
         predictor_layer,
-        MLPHead(**head, name="prediction_head"),
-        MLPHead(**head, name="motion_head"),
+        prediction_head,
+        motion_head,
         memory_spec(model.backbone).stages,
         target_grid,
         value_head=value_head,

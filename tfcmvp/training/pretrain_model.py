@@ -104,19 +104,17 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
         self.m_network = build_motion_network(model, data, self.sync_bn)
         self.target_grid = tuple(int(s) for s in self.motion_network.output["features"].shape[1:4])
         self.num_positions = math.prod(self.target_grid)  # N
+        context_heads = []
         branch = build_motion_branch(
             model,
             self.target_grid,
             predictor=model.predictor,
             value_shape=value_shape(loss),
             sync_bn=self.sync_bn,
-        )
-        # Heads g_V, g_I (context).
-        head = dict(
-            hidden_units=model.head_hidden,
-            output_units=model.head_out,
-            sync_bn=self.sync_bn,
-            init=model.init,
+            # Each initialiser draws its seed when its layer is made: the context heads
+            # are made between the predictor and the motion heads, as they always were,
+            # so that a seed gives the same initial weights (and runs) as before.
+            before_heads=lambda: context_heads.extend(_context_heads(model, self.sync_bn)),
         )
         # The branch's layers keep their own attributes here, in this order and
         # before the branch (a private attribute, so that .weights.h5 visits
@@ -126,8 +124,7 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
         # branch was one layer load unchanged (tests/test_training_checkpoint_compat.py).
         self.memory = branch.memory
         self.predictor = branch.predictor
-        self.clip_head = MLPHead(**head, name="clip_head")
-        self.iframe_head = MLPHead(**head, name="iframe_head")
+        self.clip_head, self.iframe_head = context_heads
         self.prediction_head = branch.prediction_head
         self.motion_head = branch.motion_head
         self.value_head = branch.value_head
@@ -289,6 +286,17 @@ class PretrainModel(BuiltBeforeFit, keras.Model):
             }
         )
         return config
+
+
+def _context_heads(model: ModelConfig, sync_bn: bool) -> list:
+    """The heads g_V and g_I of context matching (clip query, I-frame key)."""
+    head = dict(
+        hidden_units=model.head_hidden,
+        output_units=model.head_out,
+        sync_bn=sync_bn,
+        init=model.init,
+    )
+    return [MLPHead(**head, name=name) for name in ("clip_head", "iframe_head")]
 
 
 def _inputs(data) -> dict:
