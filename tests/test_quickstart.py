@@ -101,3 +101,28 @@ def test_table_shows_mean_and_spread_over_seeds(tmp_path):
     assert "60.0 (50.0-70.0)" in table  # context acc in percent
     assert "joint - random init: R@1 by motion +30.0, by scene +10.0" in table
     assert "finetune top-1 by motion (seed 0): joint (paper) 90.0, random init 40.0" in table
+
+
+def test_long_settings_differ_from_the_default_in_config_and_data_size_only():
+    default, long = quickstart.QuickstartSettings(), quickstart.QuickstartSettings.long()
+    assert long.pretrain_config.name == "pretrain_tiny_cpu_long.yaml"
+    assert long.videos_per_class == 48
+    changed = {k for k, v in long.as_record().items() if default.as_record()[k] != v}
+    assert changed == {"pretrain_config", "videos_per_class"}
+
+
+def test_long_config_is_the_grey_84_epoch_recipe():
+    from tfcmvp.config import load_config
+
+    config = load_config(quickstart.QuickstartSettings.long().pretrain_config)
+    assert config.train.epochs == 84
+    assert config.data.color_jitter.grayscale_prob == 1.0
+
+
+def test_smoke_and_long_together_are_refused(capsys):
+    from tfcmvp.cli.main import build_parser
+
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(["quickstart", "--workdir", "w", "--smoke", "--long"])
+    assert stopped.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
