@@ -2,15 +2,20 @@
 UCF101's size, pinning the process to one core, and best-of-N timing.
 
 The scripts import it as a sibling module (``python benchmarks/bench_x.py`` puts this
-folder first on ``sys.path``).
+folder first on ``sys.path``); importing it puts the repository before any installed
+tfcmvp, so that a script measures the code beside it.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import sys
 import time
 from typing import Any, Callable, Tuple
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 
 
 def add_synthetic_arguments(parser) -> None:

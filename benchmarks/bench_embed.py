@@ -46,9 +46,6 @@ from bench_common import (
     pin_to_one_core,
 )
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
 NETWORKS = (("video", "rgb"), ("iframe", "iframe"), ("motion", "motion"))
 
 

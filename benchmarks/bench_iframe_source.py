@@ -52,9 +52,6 @@ from bench_common import (
     pin_to_one_core,
 )
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
 SHORT_SIDE = 128
 
 
