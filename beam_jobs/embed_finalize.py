@@ -44,29 +44,20 @@ def _read_jsonl(path: str) -> List[Dict]:
 
 
 def job_summary(config: EmbedConfig, clips: ExportClips) -> Dict:
-    """The manifest's description of the export, clips and storage (``embed.json``'s fields)
-    and the job's options."""
-    options, layout = clips.options, clips.layout
-    info = clips.info
+    """The manifest's description of the export, clips and storage (``embed.json``'s fields,
+    :func:`tfcmvp.embedding.run.run_settings`) and the job's options."""
+    from tfcmvp.embedding.run import run_settings
+
     return {
-        "export": {
-            "model_dir": config.model_dir,
-            "network": info["network"],
-            "backbone": info.get("backbone"),
-            "embedding_dim": info.get("embedding_dim"),
-            "input": info["input"],
-        },
-        "clips": {
-            "modality": options.modality,
-            "input_shape": list(options.input_shape),
-            "span": clips.span,
-            **dataclasses.asdict(layout),
-            "positions": None if layout.sliding else "vcop",
-            "sample": options.sample_kwargs(),
-        },
-        "storage": dataclasses.asdict(clips.storage),
-        "min_frames": config.min_frames,
-        "max_failed_fraction": config.max_failed_fraction,
+        **run_settings(
+            config.model_dir,
+            clips.info,
+            clips.options,
+            clips.layout,
+            clips.storage,
+            config.min_frames,
+            config.max_failed_fraction,
+        ),
         "options": {
             "inputs": list(config.inputs),
             "model": config.model_dir,

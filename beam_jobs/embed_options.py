@@ -1,8 +1,8 @@
 """Flags of ``python -m beam_jobs.embed``: the job's own parser, then Beam's options.
 
-The job's flags mean what ``tfcmvp embed``'s flags of the same name mean
-(same defaults, taken from :mod:`tfcmvp.cli.embed_cmd`), plus
-``--output_dir`` and ``--num_shards``. They are parsed by an argparse parser
+The job's flags are ``tfcmvp embed``'s flags of the same names (defined once,
+in :mod:`tfcmvp.cli.embed_cmd`), plus ``--output_dir`` and
+``--num_shards``. They are parsed by an argparse parser
 of their own, not by a ``PipelineOptions`` subclass: Beam parses every
 ``PipelineOptions`` subclass of the process with one parser, and the
 extraction job's ``ExtractOptions`` (imported with its runner set-up)
@@ -68,8 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
         "written); 130 / 143 interrupted by Ctrl-C / SIGTERM.",
     )
     _add_io_arguments(parser)
-    _add_layout_arguments(parser)
-    _add_run_arguments(parser)
+    # The flags `tfcmvp embed` shares, defined there once.
+    embed_cmd.add_layout_arguments(parser)
+    embed_cmd.add_run_arguments(parser)
+    embed_cmd.add_storage_arguments(parser)
     return parser
 
 
@@ -103,73 +105,6 @@ def _add_io_arguments(parser) -> None:
         action="store_true",
         help="replace a previous output of this job in --output_dir (written "
         "beside it and swapped in at the end)",
-    )
-
-
-def _add_layout_arguments(parser) -> None:
-    """Where the clips lie (as ``tfcmvp embed``'s flags of the same names)."""
-    parser.add_argument(
-        "--clips",
-        type=int,
-        default=None,
-        help=f"clips per video at retrieval's positions (default "
-        f"{embed_cmd.DEFAULT_CLIPS}); not with --window / --stride",
-    )
-    parser.add_argument(
-        "--window",
-        type=int,
-        default=None,
-        help="per-segment features: segments of W frames (default: the "
-        "export's clip span), one clip centred in each",
-    )
-    parser.add_argument(
-        "--stride",
-        type=int,
-        default=None,
-        help="frames between segment starts (default: W, no overlap)",
-    )
-    parser.add_argument(
-        "--min_frames",
-        type=int,
-        default=1,
-        help="videos with fewer frames fail (stage short); default 1",
-    )
-
-
-def _add_run_arguments(parser) -> None:
-    """Failure threshold, batch size, and how the training frames were stored."""
-    parser.add_argument(
-        "--max_failed_fraction",
-        type=float,
-        default=embed_cmd.DEFAULT_MAX_FAILED_FRACTION,
-        help="exit 1 when more than this fraction of the videos failed "
-        "(default 1.0: only when none was embedded)",
-    )
-    parser.add_argument(
-        "--batch_size",
-        type=int,
-        default=embed_cmd.DEFAULT_BATCH_SIZE,
-        help=f"at most this many clips per call of the model (default "
-        f"{embed_cmd.DEFAULT_BATCH_SIZE})",
-    )
-    parser.add_argument(
-        "--rgb_short_side",
-        type=int,
-        default=embed_cmd.DEFAULT_RGB_SHORT_SIDE,
-        help=f"short side of the stored frames the network was trained on "
-        f"(default {embed_cmd.DEFAULT_RGB_SHORT_SIDE})",
-    )
-    parser.add_argument(
-        "--jpeg_quality",
-        type=int,
-        default=embed_cmd.DEFAULT_JPEG_QUALITY,
-        help=f"JPEG quality of the stored frames (default {embed_cmd.DEFAULT_JPEG_QUALITY})",
-    )
-    parser.add_argument(
-        "--mv_cell",
-        type=int,
-        default=embed_cmd.DEFAULT_MV_CELL,
-        help=f"motion-vector grid cell in pixels (default {embed_cmd.DEFAULT_MV_CELL})",
     )
 
 

@@ -36,12 +36,11 @@ import csv
 import io
 import json
 import logging
-import os
 from typing import List, Optional, Tuple
 
 import numpy as np
 
-from beam_jobs import fileio, output_folder
+from beam_jobs import fileio, output_folder, output_listing
 from tfcmvp import manifest as manifest_lib
 from tfcmvp.errors import InvalidDataError
 
@@ -83,59 +82,29 @@ def _read_previous_manifest(output_dir: str) -> Tuple[Optional[dict], str]:
     return manifest, ""
 
 
-def _contents(output_dir: str) -> List[str]:
-    """Everything in ``output_dir`` but staging folders, "/"-relative (folders end in "/")."""
-    return output_folder._contents(output_dir)  # pylint: disable=protected-access
-
-
-def _shown(names: List[str], limit: int = 3) -> str:
-    return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
-
-
 def previous_output(output_dir: str, overwrite: bool) -> List[str]:
     """The files of a previous output of this job in ``output_dir``, to be replaced.
 
     Returns [] when the folder is missing or empty. Raises
     :class:`OutputExistsError`, naming the files and the reason, when it
     holds anything without ``--overwrite``, and with ``--overwrite`` when it
-    holds anything but one previous output of this job.
+    holds anything but one previous output of this job
+    (:func:`beam_jobs.output_listing.replaceable_files`).
     """
-    if (
-        fileio.is_local(output_dir)
-        and os.path.lexists(output_dir)
-        and not os.path.isdir(output_dir)
-    ):
-        raise OutputExistsError(f"--output_dir {output_dir} is a file, not a folder")
-    contents = _contents(output_dir)
-    if not contents:
-        return []
-    manifest, why_not = None, f"it has no {MANIFEST_NAME}"
-    if MANIFEST_NAME in contents:
-        manifest, why_not = _read_previous_manifest(output_dir)
-    others = contents
-    if manifest is not None:
-        ours = set(_OWN_FILES) | {
-            name for shard in manifest["shards"] for name in (shard["embeddings"], shard["table"])
-        }
-        others = [name for name in contents if name not in ours]
-        if others:
-            why_not = (
-                f"it holds {len(others)} file(s) its {MANIFEST_NAME} does not list: "
-                f"{_shown(others)}"
-            )
-    listing = f"{len(contents)} entries: {_shown(contents)}"
-    if others:
-        raise OutputExistsError(
-            f"{output_dir} is not empty ({listing}) and is not the output of a previous "
-            f"{JOB} run: {why_not}. --overwrite replaces only such an output, so nothing was "
-            f"touched; choose another --output_dir, or move those files away"
-        )
-    if not overwrite:
-        raise OutputExistsError(
-            f"{output_dir} is not empty ({listing}): it holds the output of a previous {JOB} "
-            f"run. Pass --overwrite to replace it, or choose another --output_dir"
-        )
-    return [fileio.join(output_dir, name) for name in contents]
+    return output_listing.replaceable_files(
+        output_dir,
+        overwrite,
+        what=f"{JOB} run",
+        read_manifest=_read_previous_manifest,
+        listed=lambda manifest: (
+            set(_OWN_FILES)
+            | {
+                name
+                for shard in manifest["shards"]
+                for name in (shard["embeddings"], shard["table"])
+            }
+        ),
+    )
 
 
 def plan(output_dir: str, overwrite: bool) -> output_folder.OutputPlan:

@@ -218,7 +218,6 @@ class EmbedVideoFn(beam.DoFn):
             try:
                 serialized, pending = self._run.prepare_video(
                     local,
-                    modality=clips.options.modality,
                     options=clips.options,
                     layout=clips.layout,
                     storage=clips.storage,

@@ -298,12 +298,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     def remove_staging() -> str:
         for monitor in monitors:
             monitor.stop(finished=False)
-        output_folder.delete_tree(staging_dir)
-        if committed:
-            return f"the new output was already in place in {config.output_dir}"
-        return (
-            f"removed the unfinished output {staging_dir}; {config.output_dir} was left as it was"
-        )
+        return output_folder.remove_unfinished(staging_dir, config.output_dir, bool(committed))
 
     started = time.perf_counter()
     with interruption.SignalGuard(remove_staging) as guard, contextlib.ExitStack() as cluster:

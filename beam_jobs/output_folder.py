@@ -33,13 +33,13 @@ import os
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 from beam_jobs import fileio
+from beam_jobs.output_listing import OutputExistsError, relative, replaceable_files, shown
 
 # _host and the folder names stay reachable here: callers and tests name them so.
 from beam_jobs.output_staging import (  # noqa: F401
     NEW_OUTPUT_NAME,
     PREVIOUS_NAME,
     STAGING_PREFIX,
-    _exchange,
     _host,
     _owner,
     delete_tree,
@@ -47,15 +47,11 @@ from beam_jobs.output_staging import (  # noqa: F401
     staging_name,
 )
 from tfcmvp import manifest as manifest_lib
-from tfcmvp.errors import JobError
+from tfcmvp.outputs import exchange as _exchange  # tests replace it here
 
 LOG = logging.getLogger("beam_jobs.extract")
 
 _OWN_FILES = (manifest_lib.MANIFEST_NAME, manifest_lib.LABELS_NAME, manifest_lib.FAILED_NAME)
-
-
-class OutputExistsError(JobError, RuntimeError):
-    """``--output_dir`` holds something this run may not replace; the message says what and why."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +108,7 @@ def _leftovers(output_dir: str) -> List[str]:
         return found
     inside = set()
     for path in fileio.list_files(fileio.join(output_dir, f"{STAGING_PREFIX}*", "**")):
-        inside.add(_relative(path, output_dir).split("/")[0])
+        inside.add(relative(path, output_dir).split("/")[0])
     return [fileio.join(output_dir, name) for name in sorted(inside)]
 
 
@@ -157,32 +153,6 @@ def clear_stale_staging(output_dir: str) -> List[str]:
 # ----------------------------------------------------------------------------- what is in OUT
 
 
-def _relative(path: str, base: str) -> str:
-    return path[len(base) :].lstrip("/\\").replace("\\", "/")
-
-
-def _contents(output_dir: str) -> List[str]:
-    """Everything in ``output_dir`` but staging folders, "/"-relative; folders end in "/"."""
-    if fileio.is_local(output_dir):
-        if not os.path.isdir(output_dir):
-            return []
-        found = []
-        for root, dirs, files in os.walk(output_dir):
-            rel_root = _relative(root, output_dir)
-            if not rel_root:
-                dirs[:] = [d for d in dirs if not d.startswith(STAGING_PREFIX)]
-            found += [f"{rel_root}/{d}/".lstrip("/") for d in dirs]
-            found += [f"{rel_root}/{f}".lstrip("/") for f in files]
-        return sorted(found)
-    return sorted(
-        rel
-        for rel in (
-            _relative(p, output_dir) for p in fileio.list_files(fileio.join(output_dir, "**"))
-        )
-        if not rel.split("/")[0].startswith(STAGING_PREFIX)
-    )
-
-
 def _read_previous_manifest(output_dir: str) -> Tuple[Optional[dict], str]:
     """(manifest, "") of a previous extraction output, or (None, why it is not one)."""
     path = fileio.join(output_dir, manifest_lib.MANIFEST_NAME)
@@ -202,10 +172,6 @@ def _read_previous_manifest(output_dir: str) -> Tuple[Optional[dict], str]:
     ):
         return None, f"its {manifest_lib.MANIFEST_NAME} was not written by beam_jobs.extract"
     return manifest, ""
-
-
-def _shown(names: List[str], limit: int = 3) -> str:
-    return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
 
 
 # Recorded options that say nothing about what the output holds.
@@ -240,43 +206,19 @@ def previous_output(output_dir: str, overwrite: bool, options: Optional[dict] = 
     this job (no ``manifest.json``, a manifest of something else, or files the
     manifest does not list).
     """
-    if (
-        fileio.is_local(output_dir)
-        and os.path.lexists(output_dir)
-        and not os.path.isdir(output_dir)
-    ):
-        raise OutputExistsError(f"--output_dir {output_dir} is a file, not a folder")
-    contents = _contents(output_dir)
-    if not contents:
-        return []
-    manifest, why_not = (None, f"it has no {manifest_lib.MANIFEST_NAME}")
-    if manifest_lib.MANIFEST_NAME in contents:
-        manifest, why_not = _read_previous_manifest(output_dir)
-    others = contents
-    if manifest is not None:
-        ours = set(_OWN_FILES) | {
-            name for split in manifest["splits"].values() for name in split.get("shards", [])
-        }
-        others = [name for name in contents if name not in ours]
-        if others:
-            why_not = (
-                f"it holds {len(others)} file(s) its {manifest_lib.MANIFEST_NAME} does "
-                f"not list: {_shown(others)}"
-            )
-    listing = f"{len(contents)} entries: {_shown(contents)}"
-    if others:
-        raise OutputExistsError(
-            f"{output_dir} is not empty ({listing}) and is not the output of a previous "
-            f"extraction: {why_not}. --overwrite replaces only such an output, so nothing was "
-            f"touched; choose another --output_dir, or move those files away"
-        )
-    if not overwrite:
-        raise OutputExistsError(
-            f"{output_dir} is not empty ({listing}): it holds the output of a previous "
-            f"extraction{settings_difference(manifest['options'], options)}; refusing to mix "
-            f"two runs' shards. Pass --overwrite to replace it, or choose another --output_dir"
-        )
-    return [fileio.join(output_dir, name) for name in contents]
+    return replaceable_files(
+        output_dir,
+        overwrite,
+        what="extraction",
+        read_manifest=_read_previous_manifest,
+        listed=lambda manifest: (
+            set(_OWN_FILES)
+            | {name for split in manifest["splits"].values() for name in split.get("shards", [])}
+        ),
+        refusal_detail=lambda manifest: (
+            f"{settings_difference(manifest['options'], options)}; refusing to mix two runs' shards"
+        ),
+    )
 
 
 # ----------------------------------------------------------------------------- plan and commit
@@ -330,7 +272,7 @@ def recheck(
     added = sorted(set(now) - set(output_plan.previous))
     if added:
         raise OutputExistsError(
-            f"{output_plan.output_dir} changed while the job ran ({_shown(added)} appeared); "
+            f"{output_plan.output_dir} changed while the job ran ({shown(added)} appeared); "
             f"nothing was replaced"
         )
 
@@ -388,3 +330,12 @@ def swap_into_place(output_plan: OutputPlan) -> None:
         # Two steps: a kill between them leaves `previous`, which the next run moves back.
         os.rename(out, os.path.join(output_plan.staging_dir, PREVIOUS_NAME))
         os.rename(new, out)
+
+
+def remove_unfinished(staging_dir: str, output_dir: str, committed: bool) -> str:
+    """Deletes the staging folder of a run that was interrupted; returns the line that says
+    what became of the output (``committed``: the new output was already in place)."""
+    delete_tree(staging_dir)
+    if committed:
+        return f"the new output was already in place in {output_dir}"
+    return f"removed the unfinished output {staging_dir}; {output_dir} was left as it was"

@@ -2,23 +2,20 @@
 
 A staging folder is named ``_incomplete-<UTC time>-<pid>@<host>`` (:func:`staging_name`),
 so that a later run can tell from the name alone whether the run that wrote it is still
-alive (:func:`_owner`). Also here: the one-step swap of two folders (Linux
-``renameat2(RENAME_EXCHANGE)``), deleting a folder on any file system, and the shell
-command that does it by hand. What may be replaced and when is
-:mod:`beam_jobs.output_folder`.
+alive (:func:`_owner`). Also here: deleting a folder on any file system, and the
+shell command that does it by hand. The one-step swap of two folders (Linux
+``renameat2(RENAME_EXCHANGE)``) is :func:`tfcmvp.outputs.exchange`; what may be
+replaced and when is :mod:`beam_jobs.output_folder`.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import datetime
 import os
 import re
 import shlex
 import shutil
 import socket
-import sys
 from typing import Optional, Tuple
 
 from beam_jobs import fileio
@@ -27,8 +24,6 @@ STAGING_PREFIX = "_incomplete-"
 NEW_OUTPUT_NAME = "output"  # in a beside staging folder: the finished output before the swap
 PREVIOUS_NAME = "previous"  # in a beside staging folder: the old output during a two-rename swap
 _STAGING_NAME = re.compile(r"_incomplete-(?P<stamp>\d{8}T\d{6})-(?P<pid>\d+)(?:@(?P<host>.+))?$")
-_RENAME_EXCHANGE = 2  # <linux/fs.h>
-_AT_FDCWD = -100
 
 
 def _host() -> str:
@@ -75,26 +70,6 @@ def _owner(path: str) -> Tuple[str, Optional[int], Optional[str]]:
         return "unknown", pid, host
     # No host: a folder named before hosts were recorded, by a run on this machine.
     return ("running" if _pid_running(pid) else "stale"), pid, host or _host()
-
-
-def _exchange(first: str, second: str) -> bool:
-    """Swaps two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    if (
-        renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
-        == 0
-    ):
-        return True
-    error = ctypes.get_errno()
-    if error in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: file system without exchange
-        return False
-    raise OSError(error, os.strerror(error), second)
 
 
 def delete_tree(path: str) -> None:

@@ -35,33 +35,18 @@ frames/s by CPU time and the ratio to the peer:
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import sys
 import tempfile
-import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from bench_common import (
+    add_synthetic_arguments,
+    best_of,
+    make_ucf_size_videos,
+    pin_to_one_core,
+)
 
 NETWORKS = (("video", "rgb"), ("iframe", "iframe"), ("motion", "motion"))
-
-
-def make_videos(folder: str, videos: int, frames: int) -> list:
-    from tfcmvp.synth import CLASSES, make_dataset
-
-    classes = CLASSES[: max(1, -(-videos // 2))]
-    make_dataset(
-        folder,
-        seed=0,
-        videos_per_class=2,
-        clips_per_group=1,
-        width=320,
-        height=240,
-        num_frames=frames,
-        classes=classes,
-    )
-    return sorted(glob.glob(os.path.join(folder, "videos", "*", "*.avi")))[:videos]
 
 
 def full_rgb_decode(path: str) -> int:
@@ -79,51 +64,29 @@ def full_rgb_decode(path: str) -> int:
     return count
 
 
-def embed_path(modality: str):
-    """The embed command's per-video work for ``modality``; returns the frame count."""
+def embed_path(network: str):
+    """The embed command's per-video work for ``network``; returns the frame count."""
     from tfcmvp.embedding.clips import ClipLayout
     from tfcmvp.embedding.decode import StorageSettings
     from tfcmvp.embedding.run import prepare_video
-    from tfcmvp.retrieval.features import EvalOptions
+    from tfcmvp.export import contract
+    from tfcmvp.retrieval.features import eval_options
 
-    # Clip geometry of the default (paper) exports; it only places the clips.
-    options = EvalOptions(
-        modality=modality,
-        positions="vcop",
-        num_clips=10,
-        clip_len=16,
-        clip_stride=4,
-        motion_len=8,
-        crop_size=112,
-        resize_short=128,
-        mv_clip=10.0,
-        mv_div=10.0,
-        mv_resize_method="bilinear",
-    )
-    if modality == "motion":
-        options = EvalOptions(**{**options.sample_kwargs(), "clip_len": 8, "clip_stride": 1})
-    if modality == "iframe":
-        options = EvalOptions(**{**options.sample_kwargs(), "clip_len": 1, "clip_stride": 1})
+    # The input contracts of the default (paper) exports; they only place the clips.
+    inputs = {
+        "video": contract.video_input_contract(16, 4, 112),
+        "iframe": contract.iframe_input_contract(112),
+        "motion": contract.motion_input_contract(8, 112, 10.0, 10.0, "bilinear"),
+    }
+    options = eval_options({"network": network, "input": inputs[network]}, num_clips=10)
 
     def run(path: str) -> int:
         _, item = prepare_video(
-            path, modality=modality, options=options, layout=ClipLayout(), storage=StorageSettings()
+            path, options=options, layout=ClipLayout(), storage=StorageSettings()
         )
         return item.record.num_frames
 
     return run
-
-
-def timed(work, paths, repeats: int) -> tuple:
-    """(frames, best CPU seconds, best wall seconds) of ``work`` over ``paths``."""
-    cpu = wall = float("inf")
-    frames = 0
-    for _ in range(repeats):
-        start_cpu, start_wall = time.process_time(), time.perf_counter()
-        frames = sum(work(p) for p in paths)
-        cpu = min(cpu, time.process_time() - start_cpu)
-        wall = min(wall, time.perf_counter() - start_wall)
-    return frames, cpu, wall
 
 
 def main(argv=None) -> int:
@@ -133,13 +96,10 @@ def main(argv=None) -> int:
         help="time these videos (a folder or list file, as "
         "`tfcmvp embed` takes) instead of synthetic ones",
     )
-    parser.add_argument("--videos", type=int, default=6, help="synthetic videos (default 6)")
-    parser.add_argument("--frames", type=int, default=150, help="frames per video (default 150)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs, best counts")
+    add_synthetic_arguments(parser)
     args = parser.parse_args(argv)
 
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    pin_to_one_core()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench_embed_") as folder:
         if args.inputs:
@@ -148,12 +108,11 @@ def main(argv=None) -> int:
             paths = gather_inputs([args.inputs])
             what = f"{len(paths)} videos from {args.inputs}"
         else:
-            paths = make_videos(folder, args.videos, args.frames)
+            paths = make_ucf_size_videos(folder, args.videos, args.frames)
             what = f"{len(paths)} synthetic videos x {args.frames} frames, 320x240 MPEG-4 GOP 12"
         works = [("full RGB decode (peer)", full_rgb_decode)]
         works += [
-            (f"embed {network} ({modality})", embed_path(modality))
-            for network, modality in NETWORKS
+            (f"embed {network} ({modality})", embed_path(network)) for network, modality in NETWORKS
         ]
         for _, work in works:
             work(paths[0])  # warm-up: imports, caches
@@ -164,7 +123,7 @@ def main(argv=None) -> int:
         )
         peer = None
         for name, work in works:
-            frames, cpu, wall = timed(work, paths, args.repeats)
+            frames, cpu, wall = best_of(lambda work=work: sum(map(work, paths)), args.repeats)
             rates = (len(paths) / cpu, frames / cpu, len(paths) / wall, frames / wall)
             peer = peer or rates
             print(

@@ -52,9 +52,9 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 
 import av
+from bench_common import best_of
 
 from tfcmvp.codec import read_video, write_video
 from tfcmvp.codec.decode import VECTORS_ONLY_OPTIONS
@@ -143,14 +143,8 @@ def best_rates(function, path, repeats, *args):
     CPU time is printed beside it because on a shared machine the wall time
     also counts the time other processes hold the core.
     """
-    best_wall = best_cpu = float("inf")
-    frames = 0
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        frames = function(path, *args)
-        best_wall = min(best_wall, time.perf_counter() - wall)
-        best_cpu = min(best_cpu, time.process_time() - cpu)
-    return frames / best_wall, frames / best_cpu
+    frames, cpu, wall = best_of(lambda: function(path, *args), repeats)
+    return frames / wall, frames / cpu
 
 
 def make_videos(folder: str, num_frames: int) -> dict:

@@ -40,35 +40,19 @@ so only the CPU-time figures are meaningful), ``--repeats 5``, two runs:
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from bench_common import (
+    add_synthetic_arguments,
+    best_of,
+    make_ucf_size_videos,
+    pin_to_one_core,
+)
 
 SHORT_SIDE = 128
-
-
-def make_videos(folder: str, videos: int, frames: int) -> list:
-    from tfcmvp.synth import CLASSES, make_dataset
-
-    classes = CLASSES[: max(1, -(-videos // 2))]
-    make_dataset(
-        folder,
-        seed=0,
-        videos_per_class=2,
-        clips_per_group=1,
-        width=320,
-        height=240,
-        num_frames=frames,
-        classes=classes,
-    )
-    return sorted(glob.glob(os.path.join(folder, "videos", "*", "*.avi")))[:videos]
 
 
 def extract_one(path: str, scratch: str, reencode: bool, iframe_bitrate) -> int:
@@ -107,12 +91,9 @@ def extract_one(path: str, scratch: str, reencode: bool, iframe_bitrate) -> int:
 
 def frames_per_second(paths, scratch, reencode, iframe_bitrate, repeats):
     """(frames/s by CPU time, by wall-clock time), each the best of ``repeats`` runs."""
-    cpu = wall = float("inf")
-    for _ in range(repeats):
-        start_cpu, start_wall = time.process_time(), time.perf_counter()
-        frames = sum(extract_one(p, scratch, reencode, iframe_bitrate) for p in paths)
-        cpu = min(cpu, time.process_time() - start_cpu)
-        wall = min(wall, time.perf_counter() - start_wall)
+    frames, cpu, wall = best_of(
+        lambda: sum(extract_one(p, scratch, reencode, iframe_bitrate) for p in paths), repeats
+    )
     return frames / cpu, frames / wall
 
 
@@ -154,17 +135,14 @@ def differences(paths, scratch, bitrate):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--videos", type=int, default=6, help="synthetic videos (default 6)")
-    parser.add_argument("--frames", type=int, default=150, help="frames per video (default 150)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs, best counts")
+    add_synthetic_arguments(parser)
     parser.add_argument("--iframe_bitrate", type=int, default=200_000, help="bits/s (200000)")
     args = parser.parse_args(argv)
 
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    pin_to_one_core()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench_iframes_") as folder:
-        paths = make_videos(os.path.join(folder, "data"), args.videos, args.frames)
+        paths = make_ucf_size_videos(os.path.join(folder, "data"), args.videos, args.frames)
         scratch = os.path.join(folder, "scratch")
         os.makedirs(scratch)
         extract_one(paths[0], scratch, True, args.iframe_bitrate)  # warm-up: imports, caches

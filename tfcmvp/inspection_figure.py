@@ -72,15 +72,13 @@ def _draw_stored(panel, image: np.ndarray, kind: str) -> None:
         return
     grey = image.mean(axis=-1, keepdims=True).repeat(3, axis=-1) / 255.0
     panel.imshow(0.82 + 0.18 * grey, interpolation="nearest")
+    _note(panel, f"{kind}-frame\nnot stored", "#555555")
+
+
+def _note(panel, text: str, color: str) -> None:
+    """``text`` in the middle of ``panel``, over whatever it shows."""
     panel.text(
-        0.5,
-        0.5,
-        f"{kind}-frame\nnot stored",
-        transform=panel.transAxes,
-        ha="center",
-        va="center",
-        fontsize=8,
-        color="#555555",
+        0.5, 0.5, text, transform=panel.transAxes, ha="center", va="center", fontsize=8, color=color
     )
 
 
@@ -90,16 +88,7 @@ def _draw_vectors(panel, view: _VectorView, column: int, kind: str, arrow_step: 
         flow_colours(view.vectors[column], view.scale), extent=view.extent, interpolation="nearest"
     )
     if kind == "I":
-        panel.text(
-            0.5,
-            0.5,
-            "I-frame:\nno vectors",
-            transform=panel.transAxes,
-            ha="center",
-            va="center",
-            fontsize=8,
-            color="#bbbbbb",
-        )
+        _note(panel, "I-frame:\nno vectors", "#bbbbbb")
         return
     v = view.vectors[column, ::arrow_step, ::arrow_step]  # [hy, hx, 2]
     keep = np.hypot(v[..., 0], v[..., 1]) > 0

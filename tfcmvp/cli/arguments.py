@@ -1,9 +1,9 @@
 """Flags shared by the subcommands that read an export's frozen features.
 
-``tfcmvp evaluate``, ``retrieval``, ``report`` and ``embed`` take the same
-export, data, labels, cache and batch flags; each is defined here once, with
-its help text and default, and the checks of their values before any work
-(:func:`label_flags_problem`, :func:`output_files_problem`).
+``tfcmvp evaluate``, ``retrieval``, ``report``, ``embed`` and ``index`` take
+the same export, data, labels, cache, batch and progress flags; each is
+defined here once, with its help text and default, and the checks of their
+values before any work (:func:`label_flags_problem`, :func:`output_files_problem`).
 
 No TensorFlow import here: building the parser must not wait for it.
 """
@@ -76,6 +76,21 @@ def add_batch_size_argument(parser) -> None:
         default=DEFAULT_BATCH_SIZE,
         help=f"at most this many clips per call of the model (default "
         f"{DEFAULT_BATCH_SIZE}); lower it if memory runs out",
+    )
+
+
+def add_progress_arguments(parser, bar: str = "the progress bar") -> None:
+    """``--progress`` / ``--no_progress`` into ``args.progress`` (default None: ``bar``
+    drawn on a terminal only)."""
+    parser.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help=f"always draw {bar} (default: on a terminal only)",
+    )
+    parser.add_argument(
+        "--no_progress", dest="progress", action="store_false", help=f"never draw {bar}"
     )
 
 

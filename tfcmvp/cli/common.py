@@ -169,6 +169,13 @@ def run_training(logger: logging.Logger, train, *args, **kwargs):
         logger.error("%s", error)
         return None, 1
     except TfcmvpError as error:
-        logger.error("%s", error)
-        logger.debug("traceback of the error above", exc_info=True)
-        return None, 2
+        return None, report_error(logger, error)
+
+
+def report_error(logger: logging.Logger, error: BaseException, status: int = 2) -> int:
+    """Logs ``error`` as one line (its traceback at debug level) and returns ``status``
+    (2: a problem with the user's input, settings or environment), the command's exit
+    status."""
+    logger.error("%s", error)
+    logger.debug("traceback of the error above", exc_info=error)
+    return status

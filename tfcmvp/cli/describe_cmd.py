@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from tfcmvp.cli import common
 from tfcmvp.errors import TfcmvpError
 
 logger = logging.getLogger(__name__)
@@ -34,8 +35,6 @@ def run(args) -> int:
     try:
         text = describe_export(args.model_dir)
     except TfcmvpError as error:  # NotAnExportError
-        logger.error("%s", error)
-        logger.debug("traceback of the error above", exc_info=True)
-        return 2
+        return common.report_error(logger, error)
     print(text)
     return 0

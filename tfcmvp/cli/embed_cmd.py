@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from tfcmvp.cli import arguments
+from tfcmvp.cli import arguments, common
 from tfcmvp.errors import TfcmvpError
 
 logger = logging.getLogger(__name__)
@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 # Spelled out so that building the parser imports no TensorFlow; a test keeps
 # them equal to tfcmvp.embedding's.
 DEFAULT_CLIPS = 10
-DEFAULT_BATCH_SIZE = 20
+DEFAULT_BATCH_SIZE = arguments.DEFAULT_BATCH_SIZE  # --batch_size is the shared flag
 DEFAULT_RGB_SHORT_SIDE = 128
 DEFAULT_JPEG_QUALITY = 90
 DEFAULT_MV_CELL = 8
@@ -78,27 +78,18 @@ def add_parser(subparsers) -> None:
         help="replace a previous `tfcmvp embed` output in OUT (written beside "
         "it and swapped in at the end)",
     )
-    _add_layout_arguments(parser)
-    parser.add_argument(
-        "--max_failed_fraction",
-        type=float,
-        default=DEFAULT_MAX_FAILED_FRACTION,
-        help="exit 1 when more than this fraction of the videos failed "
-        "(default 1.0: only when none was embedded)",
-    )
-    parser.add_argument(
-        "--batch_size",
-        type=int,
-        default=DEFAULT_BATCH_SIZE,
-        help=f"at most this many clips per call of the model (default {DEFAULT_BATCH_SIZE})",
-    )
-    _add_storage_arguments(parser)
-    _add_progress_arguments(parser)
+    add_layout_arguments(parser)
+    add_run_arguments(parser)
+    add_storage_arguments(parser)
+    arguments.add_progress_arguments(parser)
     parser.set_defaults(run=run)
 
 
-def _add_layout_arguments(parser) -> None:
-    """Where the clips lie: ``--clips`` at retrieval's positions, or ``--window`` segments."""
+def add_layout_arguments(parser) -> None:
+    """Where the clips lie: ``--clips`` at retrieval's positions, or ``--window`` segments.
+
+    Also the flags of ``python -m beam_jobs.embed`` (:mod:`beam_jobs.embed_options`).
+    """
     parser.add_argument(
         "--clips",
         type=int,
@@ -128,8 +119,21 @@ def _add_layout_arguments(parser) -> None:
     )
 
 
-def _add_storage_arguments(parser) -> None:
-    """How the extraction job stored the training frames, to decode alike."""
+def add_run_arguments(parser) -> None:
+    """``--max_failed_fraction`` and ``--batch_size`` (also the Beam job's)."""
+    parser.add_argument(
+        "--max_failed_fraction",
+        type=float,
+        default=DEFAULT_MAX_FAILED_FRACTION,
+        help="exit 1 when more than this fraction of the videos failed "
+        "(default 1.0: only when none was embedded)",
+    )
+    arguments.add_batch_size_argument(parser)
+
+
+def add_storage_arguments(parser) -> None:
+    """How the extraction job stored the training frames, to decode alike (also the
+    Beam job's flags)."""
     storage = parser.add_argument_group(
         "storage",
         "how the extraction job stored the training frames (its defaults); set them "
@@ -152,20 +156,6 @@ def _add_storage_arguments(parser) -> None:
         type=int,
         default=DEFAULT_MV_CELL,
         help=f"motion-vector grid cell in pixels (default {DEFAULT_MV_CELL})",
-    )
-
-
-def _add_progress_arguments(parser) -> None:
-    """``--progress`` / ``--no_progress`` (default: a bar on a terminal only)."""
-    parser.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="always draw the progress bar (default: on a terminal only)",
-    )
-    parser.add_argument(
-        "--no_progress", dest="progress", action="store_false", help="never draw the progress bar"
     )
 
 
@@ -210,9 +200,7 @@ def run(args) -> int:
         logger.error("%s", error)
         return 1
     except TfcmvpError as error:  # OverwriteRefused, InputError, NotAnExportError
-        logger.error("%s", error)
-        logger.debug("traceback of the error above", exc_info=True)
-        return 2
+        return common.report_error(logger, error)
     summary = result.summary
     counts = summary["counts"]
     clips = summary["clips"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from tfcmvp.cli import arguments
+from tfcmvp.cli import arguments, common
 from tfcmvp.cli.arguments import DEFAULT_BATCH_SIZE  # noqa: F401 (a test reads it here)
 from tfcmvp.errors import TfcmvpError
 
@@ -126,9 +126,7 @@ def run(args) -> int:
             output=args.output,
         )
     except TfcmvpError as error:  # MissingDependencyError: no scikit-learn
-        logger.error("%s", error)
-        logger.debug("traceback of the error above", exc_info=True)
-        return 2
+        return common.report_error(logger, error)
     print(
         f"{record['name']} on {record['data']['dir']} ({record['data']['modality']}, "
         f"{record['features']['clips']} clips per video)"

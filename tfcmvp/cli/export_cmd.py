@@ -180,9 +180,7 @@ def run(args) -> int:
                 args.workdir, args.output, args.network, overwrite=args.overwrite
             )
     except TfcmvpError as error:  # RunNotFoundError, OverwriteRefused, ExportError
-        logger.error("%s", error)
-        logger.debug("traceback of the error above", exc_info=True)
-        return 2
+        return common.report_error(logger, error)
     print(export_summary(path, read_export_info(path)))
     if args.format != "savedmodel":
         return _write_portable(path, args)

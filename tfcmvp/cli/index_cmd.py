@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from tfcmvp.cli import arguments, common
 from tfcmvp.errors import TfcmvpError
 
 logger = logging.getLogger(__name__)
@@ -70,19 +71,8 @@ def add_parser(subparsers) -> None:
         "new index, on an update the index's recorded exports are used unless given",
     )
     parser.add_argument("--output", required=True, metavar="INDEX", help="the index folder")
-    parser.add_argument(
-        "--batch_size", type=int, default=20, help="clips per call of a model (default 20)"
-    )
-    parser.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="always draw progress bars (default: on a terminal only)",
-    )
-    parser.add_argument(
-        "--no_progress", dest="progress", action="store_false", help="never draw progress bars"
-    )
+    arguments.add_batch_size_argument(parser)
+    arguments.add_progress_arguments(parser, bar="progress bars")
     parser.set_defaults(run=run)
 
 
@@ -103,9 +93,7 @@ def run(args) -> int:
             progress=args.progress,
         )
     except TfcmvpError as error:  # OverwriteRefused, InputError, NotAnExportError
-        logger.error("%s", error)
-        logger.debug("traceback of the error above", exc_info=True)
-        return 2
+        return common.report_error(logger, error)
     print(summary_line(args.output, result.summary))
     if result.counts["failed"]:
         print(f"failed: {args.output}/failed.jsonl")

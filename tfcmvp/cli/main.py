@@ -13,6 +13,7 @@ import sys
 
 from tfcmvp import __version__
 from tfcmvp.cli import (
+    common,
     describe_cmd,
     embed_cmd,
     evaluate_cmd,
@@ -114,19 +115,13 @@ def main(argv=None) -> int:
     try:
         return int(args.run(args) or 0)
     except TfcmvpError as error:  # the user's input, settings or environment: one line
-        log = logging.getLogger("tfcmvp.cli")
-        log.error("%s", error)
-        log.debug("traceback of the error above", exc_info=True)
-        return 2
+        return common.report_error(logging.getLogger("tfcmvp.cli"), error)
     except OSError as error:
         # The operating system's refusal of a file the user named (missing, no permission,
         # disk full) says which file and why: one line. Without a file name it is ours: raise.
         if error.filename is None:
             raise
-        log = logging.getLogger("tfcmvp.cli")
-        log.error("%s", error)
-        log.debug("traceback of the error above", exc_info=True)
-        return 2
+        return common.report_error(logging.getLogger("tfcmvp.cli"), error)
     except Exception as error:  # noqa: BLE001 (only TensorFlow's DataLossError is handled)
         return _data_loss(args, error)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import pathlib
 
-from tfcmvp.cli import arguments
+from tfcmvp.cli import arguments, common
 from tfcmvp.errors import TfcmvpError
 
 logger = logging.getLogger(__name__)
@@ -119,9 +119,7 @@ def run(args) -> int:
             png=args.png,
         )
     except TfcmvpError as error:  # MissingDependencyError: no scikit-learn
-        logger.error("%s", error)
-        logger.debug("traceback of the error above", exc_info=True)
-        return 2
+        return common.report_error(logger, error)
     print(format_report(card))
     print(f"results: {args.output}" + (f", figure: {args.png}" if args.png else ""))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from tfcmvp.cli import arguments
+from tfcmvp.cli import arguments, common
 from tfcmvp.cli.arguments import DEFAULT_BATCH_SIZE  # noqa: F401 (a test reads it here)
 from tfcmvp.errors import TfcmvpError
 from tfcmvp.retrieval.protocols import PROTOCOLS, VCOP  # NumPy only
@@ -82,9 +82,7 @@ def run(args) -> int:
             labels=labels,
         )
     except TfcmvpError as error:
-        logger.error("%s", error)
-        logger.debug("traceback of the error above", exc_info=True)
-        return 2
+        return common.report_error(logger, error)
     print(format_table({record["name"]: record}))  # saved_models/<name>/<version>: <name>
     print(
         f"{record['num_queries']} queries (test), {record['num_gallery']} gallery videos "

@@ -91,6 +91,7 @@ from tfcmvp.codec.errors import (
 )
 from tfcmvp.codec.rgb import RgbConverter, rgb_size
 from tfcmvp.codec.stream import (
+    decode_packet,
     expected_frames,
     open_video,
     shortfall_tolerance,
@@ -325,15 +326,7 @@ def _demux(source: _Source, frames: _Frames) -> Optional[bytes]:
         for packet in source.container.demux(source.stream):
             if first_packet is None and packet.size:
                 first_packet = bytes(packet)
-            try:
-                decoded = packet.decode()
-            except av.FFmpegError as error:
-                raise CorruptVideoError(
-                    path,
-                    f"decoding failed after {len(types)} frames "
-                    f"(packet at pts {packet.pts}): {error}",
-                    stage="decode",
-                ) from error
+            decoded = decode_packet(packet, path, len(types), "frames")
             done = False  # a window's end was reached
             for frame in decoded:
                 where = 0 if window is None else window.position(frame)

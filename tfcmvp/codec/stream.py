@@ -62,6 +62,20 @@ def shortfall_tolerance(expected: int) -> int:
     return max(2, int(0.05 * expected))
 
 
+def decode_packet(packet, path, count: int, unit: str) -> list:
+    """The frames FFmpeg decodes from ``packet``. Its failure becomes a
+    CorruptVideoError (stage "decode") naming the file, how far decoding got
+    (``count`` ``unit``: "12 frames") and the packet."""
+    try:
+        return packet.decode()
+    except av.FFmpegError as error:
+        raise CorruptVideoError(
+            path,
+            f"decoding failed after {count} {unit} (packet at pts {packet.pts}): {error}",
+            stage="decode",
+        ) from error
+
+
 def open_video(path):
     """Opens `path` with PyAV: ``(container, its first video stream)``.
 

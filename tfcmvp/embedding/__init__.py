@@ -11,7 +11,7 @@ The names below load on first use, so that ``inputs`` and ``writer``
 (NumPy only) can be imported without TensorFlow.
 """
 
-import importlib
+from tfcmvp.lazy_exports import lazy_getattr
 
 _EXPORTS = {
     "ClipLayout": "tfcmvp.embedding.clips",
@@ -23,8 +23,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

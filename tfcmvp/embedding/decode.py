@@ -54,6 +54,7 @@ import numpy as np
 from tfcmvp import records, schema
 from tfcmvp.codec import decode as codec_decode
 from tfcmvp.codec.errors import CorruptVideoError, VideoError
+from tfcmvp.codec.stream import decode_packet
 from tfcmvp.errors import ConfigError
 
 # Collect the young generation every few frames, as read_video does (frame side
@@ -163,15 +164,7 @@ def _demux_keyframes(container, stream, path: str, to_rgb) -> tuple:
                         stage="decode",
                     )
                 stamps.append(int(stamp))
-            try:
-                frames = packet.decode()
-            except av.FFmpegError as error:
-                raise CorruptVideoError(
-                    path,
-                    f"decoding failed after {len(stamps)} packets (packet at pts "
-                    f"{packet.pts}): {error}",
-                    stage="decode",
-                ) from error
+            frames = decode_packet(packet, path, len(stamps), "packets")
             for frame in frames:
                 size = _checked_size(path, frame, size, len(keyframes))
                 stamp = frame.pts if frame.pts is not None else frame.dts

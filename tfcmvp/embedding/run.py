@@ -130,16 +130,16 @@ class _Pending:
 def prepare_video(
     path: str,
     *,
-    modality: str,
     options,
     layout: ClipLayout,
     storage: StorageSettings,
     min_frames: int = 1,
 ) -> tuple:
-    """``(serialized record, _Pending)`` of one video; raises on a bad one (with a stage)."""
+    """``(serialized record, _Pending)`` of one video, decoded for ``options.modality``;
+    raises on a bad one (with a stage)."""
     from tfcmvp import schema
 
-    record = video_record(path, modality, storage)
+    record = video_record(path, options.modality, storage)
     if record.num_frames < min_frames:
         raise ShortVideoError(
             path, f"{record.num_frames} frames, fewer than --min_frames {min_frames}", stage="short"
@@ -217,14 +217,12 @@ def _check_arguments(batch_size, min_frames, max_failed_fraction) -> None:
         raise ConfigError(f"max_failed_fraction must be in [0, 1], got {max_failed_fraction!r}")
 
 
-def _summary(problems, output, counts, seconds, model_dir, info, options, layout) -> dict:
-    """The start of ``embed.json``: status, counts, the export and the clips."""
+def run_settings(
+    model_dir, info, options, layout, storage, min_frames, max_failed_fraction
+) -> dict:
+    """What a run records of its settings: the export, the clips, the storage settings and
+    the failure rules (``embed.json``'s fields, and those of the Beam job's manifest)."""
     return {
-        "status": STATUS_FAILED if problems else STATUS_OK,
-        "problems": problems,
-        "output": str(output),
-        "counts": counts,
-        "seconds": round(seconds, 3),
         "export": {
             "model_dir": str(model_dir),
             "network": info["network"],
@@ -240,6 +238,9 @@ def _summary(problems, output, counts, seconds, model_dir, info, options, layout
             "positions": None if layout.sliding else "vcop",
             "sample": options.sample_kwargs(),
         },
+        "storage": dataclasses.asdict(storage),
+        "min_frames": min_frames,
+        "max_failed_fraction": max_failed_fraction,
     }
 
 
@@ -266,7 +267,6 @@ class _EmbedRun:
             try:
                 serialized, item = prepare_video(
                     path,
-                    modality=self.options.modality,
                     options=self.options,
                     layout=self.layout,
                     storage=self.storage,
@@ -367,10 +367,18 @@ def embed_videos(
         problems = failure_problems(len(videos), embedded, failed, max_failed_fraction)
         counts = dict(listed=len(videos), embedded=embedded, failed=failed, clips=writer.rows)
         counts["frames"] = frames
-        summary = _summary(problems, output, counts, seconds, model_dir, info, options, layout)
-        summary.update(storage=dataclasses.asdict(storage), min_frames=min_frames)
-        summary.update(max_failed_fraction=max_failed_fraction, **contract.versions())
-        summary["created"] = contract.utc_now()
+        summary = {
+            "status": STATUS_FAILED if problems else STATUS_OK,
+            "problems": problems,
+            "output": str(output),
+            "counts": counts,
+            "seconds": round(seconds, 3),
+            **run_settings(
+                model_dir, info, options, layout, storage, min_frames, max_failed_fraction
+            ),
+            **contract.versions(),
+            "created": contract.utc_now(),
+        }
         writer.commit(summary, dim=int(info.get("embedding_dim") or 0))
     logger.info(
         "embedded %d of %d videos (%d clips, %d failed) in %.1f s",

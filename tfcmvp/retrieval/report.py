@@ -137,15 +137,21 @@ def _show(ax, image, border: str | None, caption: str | None) -> None:
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
+    frame_panel(ax, border, caption, linewidth=4, fontsize=7)
+
+
+def frame_panel(ax, border: str | None, caption: str | None, linewidth: float, fontsize: float):
+    """A picture panel of a results grid (also ``tfcmvp search --png``'s): no ticks, a
+    frame of colour ``border`` (none for None), ``caption`` above."""
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_visible(border is not None)
         if border is not None:
             spine.set_color(border)
-            spine.set_linewidth(4)
+            spine.set_linewidth(linewidth)
     if caption:
-        ax.set_title(caption, fontsize=7)
+        ax.set_title(caption, fontsize=fontsize)
 
 
 def _check_grid(num_rows: int, topk_indices: np.ndarray, hits: np.ndarray, num_results: int):

@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from tfcmvp.retrieval.report import frame_panel
 from tfcmvp.search import thumbnails as thumbs_lib
 from tfcmvp.search.query import SearchResult
 
@@ -25,20 +26,12 @@ QUERY_COLOR = "0.3"
 
 
 def _panel(ax, image, caption: str, border) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
     if image is not None:
         ax.imshow(image, interpolation="nearest")
     else:
         ax.set_facecolor("0.92")
         ax.text(0.5, 0.5, "no picture", ha="center", va="center", fontsize=6, color="0.5")
-    for spine in ax.spines.values():
-        spine.set_visible(border is not None)
-        if border is not None:
-            spine.set_color(border)
-            spine.set_linewidth(3)
-    if caption:
-        ax.set_title(caption, fontsize=6)
+    frame_panel(ax, border, caption, linewidth=3, fontsize=6)
 
 
 def _name(path: str, width: int = 24) -> str:
