@@ -244,6 +244,22 @@ def run_settings(
     }
 
 
+def _summary(problems, output, counts, seconds, settings) -> dict:
+    """``embed.json``: status, counts and time, the run's settings, versions, date."""
+    from tfcmvp.export import contract
+
+    return {
+        "status": STATUS_FAILED if problems else STATUS_OK,
+        "problems": problems,
+        "output": str(output),
+        "counts": counts,
+        "seconds": round(seconds, 3),
+        **settings,
+        **contract.versions(),
+        "created": contract.utc_now(),
+    }
+
+
 class _EmbedRun:
     """One pass over the videos: decode on a tf.data thread, cut clips, embed, write rows."""
 
@@ -338,7 +354,6 @@ def embed_videos(
     OverwriteRefused for an ``output`` that may not be replaced, and
     :class:`EmbeddingFailedError` after writing an output whose run failed.
     """
-    from tfcmvp.export import contract
     from tfcmvp.retrieval import features
 
     _check_arguments(batch_size, min_frames, max_failed_fraction)
@@ -367,18 +382,10 @@ def embed_videos(
         problems = failure_problems(len(videos), embedded, failed, max_failed_fraction)
         counts = dict(listed=len(videos), embedded=embedded, failed=failed, clips=writer.rows)
         counts["frames"] = frames
-        summary = {
-            "status": STATUS_FAILED if problems else STATUS_OK,
-            "problems": problems,
-            "output": str(output),
-            "counts": counts,
-            "seconds": round(seconds, 3),
-            **run_settings(
-                model_dir, info, options, layout, storage, min_frames, max_failed_fraction
-            ),
-            **contract.versions(),
-            "created": contract.utc_now(),
-        }
+        settings = run_settings(
+            model_dir, info, options, layout, storage, min_frames, max_failed_fraction
+        )
+        summary = _summary(problems, output, counts, seconds, settings)
         writer.commit(summary, dim=int(info.get("embedding_dim") or 0))
     logger.info(
         "embedded %d of %d videos (%d clips, %d failed) in %.1f s",
