@@ -189,8 +189,7 @@ def test_paper_column_only_for_a_matching_manifest(tmp_path, data_dir, models):
     card = rc.report_card(
         {"scratch": models["scratch"], "known": models["known"]},
         ucf,
-        clips=2,
-        cache_dir=tmp_path / "cache",
+        rc.ReportSettings(clips=2, cache_dir=tmp_path / "cache"),
     )
     assert card["data"]["paper_dataset"] == "ucf101" and card["data"]["split"] == 1
     paper = card["models"]["scratch"]["paper"]
@@ -262,11 +261,13 @@ def test_finetune_skips_a_network_that_is_not_a_video_network(tmp_path, data_dir
         "i",
         iframe,
         data_dir,
-        seeds=[0],
-        clips=2,
-        finetune_config="unused.yaml",
-        finetune_dir=tmp_path / "ft",
-        cache_dir=tmp_path / "cache",
+        rc.ReportSettings(
+            seeds=[0],
+            clips=2,
+            finetune_config="unused.yaml",
+            finetune_dir=tmp_path / "ft",
+            cache_dir=tmp_path / "cache",
+        ),
     )
     assert "not a video network" in entry["details"]["finetune"]["skipped"]
     assert "finetune_top1" not in entry["metrics"] and not (tmp_path / "ft").exists()
