@@ -15,7 +15,7 @@ from tfcmvp import paper_numbers
 from tfcmvp.evaluation import knn as knn_lib
 from tfcmvp.evaluation import linear_probe as linear_lib
 from tfcmvp.evaluation.report_table import TABLE_K
-from tfcmvp.evaluation.run import evaluate_export
+from tfcmvp.evaluation.run import ProbeSettings, evaluate_export
 from tfcmvp.finetuning.config import load_finetune_config
 from tfcmvp.finetuning.finetune import finetune
 from tfcmvp.retrieval import features as features_lib
@@ -140,14 +140,21 @@ def _add_retrieval(metrics, details, name, model_dir, data_dir, shared: dict) ->
         details["data"] = record["data"]  # as retrieval describes it (both protocols alike)
 
 
-def _add_probes(metrics, details, name, model_dir, data_dir, seeds, probe, shared) -> None:
+def _add_probes(metrics, details, name, model_dir, data_dir, settings, shared) -> None:
     """kNN once (deterministic) and the linear probe per seed, into ``metrics``/``details``."""
+    seeds = settings.seeds
     # The features come from the cache the vcop retrieval filled (same clips and positions).
     for i, seed in enumerate(seeds):
         logger.info("%s: %slinear probe (seed %d)", name, "kNN and " if i == 0 else "", seed)
-        record = evaluate_export(
-            model_dir, data_dir, knn=(i == 0), linear=True, seed=seed, **probe, **shared
+        probe = ProbeSettings(
+            knn=(i == 0),
+            linear=True,
+            ks=settings.ks,
+            c_grid=settings.c_grid,
+            folds=settings.folds,
+            seed=seed,
         )
+        record = evaluate_export(model_dir, data_dir, probe, **shared)
         if i == 0:
             details["knn"] = record["knn"]
             details["classification"] = {
@@ -213,8 +220,7 @@ def evaluate_model(
     )
     metrics, details = {}, {"retrieval": {}, "linear": [], "finetune": None}
     _add_retrieval(metrics, details, name, model_dir, data_dir, shared)
-    probe = dict(ks=settings.ks, c_grid=settings.c_grid, folds=settings.folds)
-    _add_probes(metrics, details, name, model_dir, data_dir, settings.seeds, probe, shared)
+    _add_probes(metrics, details, name, model_dir, data_dir, settings, shared)
     if settings.finetune_config is not None:
         _add_finetune(metrics, details, name, info, model_dir, data_dir, settings)
 
