@@ -18,7 +18,7 @@ from test_evaluation_knn import reference_accuracy
 
 from tfcmvp.cli import evaluate_cmd, main, retrieval_cmd
 from tfcmvp.evaluation import linear_probe as lp
-from tfcmvp.evaluation.run import evaluate_features
+from tfcmvp.evaluation.run import ProbeSettings, evaluate_features
 from tfcmvp.retrieval import features
 
 from retrieval_support import (
@@ -303,7 +303,8 @@ def test_a_random_init_network_runs_the_chain(tmp_path, capsys, data_dir):
         train, test = arrays["train/features"], arrays["test/features"]
         train_y, test_y = arrays["train/labels"], arrays["test/labels"]
     assert train.shape == (12, 32) and np.all(np.isfinite(train))
-    expected = evaluate_features(train, train_y, test, test_y, c_grid=(1, 100), folds=2, seed=0)
+    probe = ProbeSettings(c_grid=(1, 100), folds=2, seed=0)
+    expected = evaluate_features(train, train_y, test, test_y, probe)
     for key in ("knn", "linear", "num_train", "num_test", "num_classes"):
         assert record[key] == expected[key], key
     assert "kNN" in capsys.readouterr().out

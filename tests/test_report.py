@@ -20,7 +20,7 @@ from test_evaluation_knn import reference_accuracy
 from tfcmvp import paper_numbers
 from tfcmvp.cli import main, report_cmd
 from tfcmvp.evaluation import report_card as rc
-from tfcmvp.evaluation.run import evaluate_export, evaluate_features
+from tfcmvp.evaluation.run import ProbeSettings, evaluate_export, evaluate_features
 
 from retrieval_support import (
     CROP,
@@ -116,7 +116,9 @@ def test_known_features_give_the_reference_numbers(card_run):
     assert known["knn_top1"]["values"] == pytest.approx([knn["top1"]])
     assert card["models"]["known"]["details"]["knn_k_used"] == 12
     linear = [
-        evaluate_features(TRAIN, TRAIN_LABELS, TEST, TEST_LABELS, knn=False, seed=s)["linear"]
+        evaluate_features(TRAIN, TRAIN_LABELS, TEST, TEST_LABELS, ProbeSettings(knn=False, seed=s))[
+            "linear"
+        ]
         for s in SEEDS
     ]
     assert known["linear_top1"]["values"] == pytest.approx([e["top1"] for e in linear])
@@ -137,7 +139,9 @@ def test_numbers_equal_the_separate_evaluations(card_run, data_dir, models):
         assert entry["metrics"][f"retrieval_{protocol}_R@1"]["values"] == [alone["R@1"]]
         assert entry["details"]["retrieval"][protocol]["R@5"] == alone["R@5"]
     for i, seed in enumerate(SEEDS):
-        alone = evaluate_export(models["scratch"], data_dir, clips=2, seed=seed, cache_dir=cache)
+        alone = evaluate_export(
+            models["scratch"], data_dir, ProbeSettings(seed=seed), clips=2, cache_dir=cache
+        )
         assert entry["details"]["linear"][i]["top1"] == alone["linear"]["top1"]
         assert entry["details"]["linear"][i]["chosen_C"] == alone["linear"]["chosen_C"]
         if i == 0:
@@ -189,8 +193,7 @@ def test_paper_column_only_for_a_matching_manifest(tmp_path, data_dir, models):
     card = rc.report_card(
         {"scratch": models["scratch"], "known": models["known"]},
         ucf,
-        clips=2,
-        cache_dir=tmp_path / "cache",
+        rc.ReportSettings(clips=2, cache_dir=tmp_path / "cache"),
     )
     assert card["data"]["paper_dataset"] == "ucf101" and card["data"]["split"] == 1
     paper = card["models"]["scratch"]["paper"]
@@ -262,11 +265,13 @@ def test_finetune_skips_a_network_that_is_not_a_video_network(tmp_path, data_dir
         "i",
         iframe,
         data_dir,
-        seeds=[0],
-        clips=2,
-        finetune_config="unused.yaml",
-        finetune_dir=tmp_path / "ft",
-        cache_dir=tmp_path / "cache",
+        rc.ReportSettings(
+            seeds=[0],
+            clips=2,
+            finetune_config="unused.yaml",
+            finetune_dir=tmp_path / "ft",
+            cache_dir=tmp_path / "cache",
+        ),
     )
     assert "not a video network" in entry["details"]["finetune"]["skipped"]
     assert "finetune_top1" not in entry["metrics"] and not (tmp_path / "ft").exists()

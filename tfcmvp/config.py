@@ -70,6 +70,7 @@ from tfcmvp.config_io import (  # noqa: F401  (re-exported: tfcmvp.config is the
     raise_failed_check,
     read_config_file,
     save_config,
+    section,
 )
 
 # ---------------------------------------------------------------------------
@@ -317,22 +318,12 @@ class RuntimeConfig:
 class PretrainConfig:
     """A complete pretraining run."""
 
-    data: DataConfig = dataclasses.field(
-        default_factory=DataConfig, metadata={"doc": "sampling and augmentation"}
-    )
-    model: ModelConfig = dataclasses.field(
-        default_factory=ModelConfig, metadata={"doc": "networks"}
-    )
-    loss: LossConfig = dataclasses.field(default_factory=LossConfig, metadata={"doc": "objective"})
-    optimizer: OptimizerConfig = dataclasses.field(
-        default_factory=OptimizerConfig, metadata={"doc": "SGD and learning-rate schedule"}
-    )
-    train: TrainConfig = dataclasses.field(
-        default_factory=TrainConfig, metadata={"doc": "run length, batch, checkpoints"}
-    )
-    runtime: RuntimeConfig = dataclasses.field(
-        default_factory=RuntimeConfig, metadata={"doc": "devices and distribution"}
-    )
+    data: DataConfig = section(DataConfig, "sampling and augmentation")
+    model: ModelConfig = section(ModelConfig, "networks")
+    loss: LossConfig = section(LossConfig, "objective")
+    optimizer: OptimizerConfig = section(OptimizerConfig, "SGD and learning-rate schedule")
+    train: TrainConfig = section(TrainConfig, "run length, batch, checkpoints")
+    runtime: RuntimeConfig = section(RuntimeConfig, "devices and distribution")
 
     def __post_init__(self):
         check_pretrain_ranges(self)

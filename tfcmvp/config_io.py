@@ -34,6 +34,12 @@ def field(default, doc: str):
     return dataclasses.field(default=default, metadata={"doc": doc})
 
 
+def section(cls, doc: str):
+    """A config section: a field holding a ``cls()`` by default, with its one-line
+    documentation (``metadata["doc"]``)."""
+    return dataclasses.field(default_factory=cls, metadata={"doc": doc})
+
+
 def raise_failed_check(config, checks: Sequence[tuple[str, bool, str]]) -> None:
     """Raises ConfigError ``"<key>=<value> <requirement>"`` for the first
     ``(key, ok, requirement)`` row of `checks` whose `ok` is false."""

@@ -308,7 +308,7 @@ class Quickstart:
         stage above). Full size only (:attr:`QuickstartSettings.report_card`)."""
         if not self.settings.report_card:
             return
-        from tfcmvp.evaluation.report_card import report_card
+        from tfcmvp.evaluation.report_card import ReportSettings, report_card
         from tfcmvp.retrieval.labels import read_label_table
 
         s = self.settings
@@ -318,10 +318,12 @@ class Quickstart:
             lambda: report_card(
                 {row: self.model_dir(row, s.seed) for row in REPORTED},
                 self.records_dir,
-                seeds=s.seeds,
-                labels=read_label_table(self.labels_csv, LABEL_KINDS[0]),
-                clips=s.retrieval_clips,
-                progress=False,
+                ReportSettings(
+                    seeds=s.seeds,
+                    labels=read_label_table(self.labels_csv, LABEL_KINDS[0]),
+                    clips=s.retrieval_clips,
+                    progress=False,
+                ),
                 output=self.report_json,
                 png=self.report_json.with_suffix(".png"),
             ),

@@ -95,7 +95,12 @@ def _add_method_arguments(parser) -> None:
 
 def run(args) -> int:
     # Imported here: the feature extraction loads TensorFlow; --help should not wait for it.
-    from tfcmvp.evaluation.run import evaluate_export, format_settings, format_table
+    from tfcmvp.evaluation.run import (
+        ProbeSettings,
+        evaluate_export,
+        format_settings,
+        format_table,
+    )
     from tfcmvp.retrieval.labels import read_label_table
     from tfcmvp.retrieval.report import model_source_line
 
@@ -108,9 +113,7 @@ def run(args) -> int:
         labels = (
             read_label_table(args.labels, args.label_column) if args.labels is not None else None
         )
-        record = evaluate_export(
-            args.model,
-            args.data,
+        probe = ProbeSettings(
             knn=knn,
             linear=linear,
             ks=args.k,
@@ -118,6 +121,11 @@ def run(args) -> int:
             c_grid=args.c_grid,
             folds=args.folds,
             seed=args.seed,
+        )
+        record = evaluate_export(
+            args.model,
+            args.data,
+            probe,
             clips=args.clips,
             labels=labels,
             cache_dir=args.cache_dir,

@@ -85,7 +85,12 @@ def _add_finetune_arguments(parser) -> None:
 
 def run(args) -> int:
     # Imported here: the evaluations load TensorFlow; --help should not wait for it.
-    from tfcmvp.evaluation.report_card import format_report, parse_models, report_card
+    from tfcmvp.evaluation.report_card import (
+        ReportSettings,
+        format_report,
+        parse_models,
+        report_card,
+    )
     from tfcmvp.retrieval.labels import read_label_table
 
     if arguments.output_files_problem(logger, ("--output", args.output), ("--png", args.png)):
@@ -104,9 +109,7 @@ def run(args) -> int:
         labels = (
             read_label_table(args.labels, args.label_column) if args.labels is not None else None
         )
-        card = report_card(
-            models,
-            args.data,
+        settings = ReportSettings(
             seeds=range(args.seeds),
             labels=labels,
             clips=args.clips,
@@ -115,6 +118,11 @@ def run(args) -> int:
             finetune_dir=finetune_dir,
             cache_dir=args.cache_dir,
             use_cache=not args.no_cache,
+        )
+        card = report_card(
+            models,
+            args.data,
+            settings,
             output=args.output,
             png=args.png,
         )

@@ -1,8 +1,8 @@
 """One report card: every evaluation of several exports on one data set, one table.
 
     card = report_card({"joint": "models/joint", "scratch": "models/scratch"},
-                       "data/ucf101", seeds=(0, 1, 2), output="results/report.json",
-                       png="results/report.png")
+                       "data/ucf101", ReportSettings(seeds=(0, 1, 2)),
+                       output="results/report.json", png="results/report.png")
     print(format_report(card))
 
 Per model (an export folder, named by the user):
@@ -29,6 +29,7 @@ UCF101-pretrained column) and a random-init export (its scratch column).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import pathlib
@@ -40,6 +41,7 @@ from tfcmvp.evaluation import knn as knn_lib
 from tfcmvp.evaluation import linear_probe as linear_lib
 from tfcmvp.evaluation.report_model import (
     PROTOCOLS,
+    ReportSettings,
     evaluate_model,
     paper_entries,
     summarise,
@@ -56,6 +58,7 @@ __all__ = [
     "METRICS",
     "PROTOCOLS",
     "REPORT_VERSION",
+    "ReportSettings",
     "TABLE_K",
     "check_seeds",
     "evaluate_model",
@@ -116,41 +119,42 @@ def check_seeds(seeds: Sequence[int]) -> list:
     return [int(s) for s in seeds]
 
 
-def _check_settings(models, seeds, ks, c_grid, finetune_config, finetune_dir) -> tuple:
-    """(seeds, ks) checked, before any work; ValueError naming the bad setting."""
+def _check_settings(models, settings: ReportSettings) -> ReportSettings:
+    """`settings` with its seeds and ks checked, before any work; ConfigError naming the bad
+    setting."""
     if not models:
         raise ConfigError("no model to report on")
-    seeds = check_seeds(seeds)
-    ks = knn_lib.check_ks(ks)
+    seeds = check_seeds(settings.seeds)
+    ks = knn_lib.check_ks(settings.ks)
     if TABLE_K not in ks:
         raise ConfigError(f"ks must include k={TABLE_K} (the table's kNN column), got {ks}")
     linear_lib.require_sklearn()  # before any extraction, not after
-    linear_lib.check_c_grid(c_grid)
-    if finetune_config is not None and finetune_dir is None:
+    linear_lib.check_c_grid(settings.c_grid)
+    if settings.finetune_config is not None and settings.finetune_dir is None:
         raise ConfigError("a finetune needs finetune_dir (where its runs are written)")
-    return seeds, ks
+    return dataclasses.replace(settings, seeds=seeds, ks=ks)
 
 
-def _settings(clips, ks, folds, c_grid, finetune_config, overrides, finetune_dir, batch_size):
+def _settings_entry(settings: ReportSettings) -> dict:
     """The card's ``settings``: what every model was evaluated with."""
     return {
-        "clips": clips,
+        "clips": settings.clips,
         "retrieval_protocols": list(PROTOCOLS),
-        "knn": {"ks": ks, "temperature": knn_lib.DEFAULT_TEMPERATURE, "table_k": TABLE_K},
+        "knn": {"ks": settings.ks, "temperature": knn_lib.DEFAULT_TEMPERATURE, "table_k": TABLE_K},
         "linear": {
-            "folds": folds,
-            "C_grid": list(c_grid),
+            "folds": settings.folds,
+            "C_grid": list(settings.c_grid),
             "max_iter": linear_lib.MAX_ITER,
             "solver": linear_lib.solver_name(),
         },
         "finetune": None
-        if finetune_config is None
+        if settings.finetune_config is None
         else {
-            "config": str(finetune_config),
-            "overrides": list(overrides),
-            "dir": str(finetune_dir),
+            "config": str(settings.finetune_config),
+            "overrides": list(settings.finetune_overrides),
+            "dir": str(settings.finetune_dir),
         },
-        "batch_size": batch_size or features_lib.DEFAULT_BATCH_SIZE,
+        "batch_size": settings.batch_size or features_lib.DEFAULT_BATCH_SIZE,
         "random_metrics": list(RANDOM_METRICS),
     }
 
@@ -173,20 +177,8 @@ def _data_entry(data_dir, manifest: Optional[dict], described: dict) -> dict:
 def report_card(
     models: Mapping[str, object],
     data_dir,
+    settings: Optional[ReportSettings] = None,
     *,
-    seeds: Sequence[int] = (0,),
-    labels=None,
-    clips: int = 10,
-    ks: Sequence[int] = knn_lib.DEFAULT_KS,
-    folds: int = linear_lib.DEFAULT_FOLDS,
-    c_grid: Sequence[float] = linear_lib.DEFAULT_C_GRID,
-    finetune_config=None,
-    finetune_overrides: Sequence[str] = (),
-    finetune_dir=None,
-    cache_dir=None,
-    use_cache: bool = True,
-    batch_size: Optional[int] = None,
-    progress: Optional[bool] = None,
     output=None,
     png=None,
 ) -> dict:
@@ -196,21 +188,9 @@ def report_card(
       models: ``{name: export folder}`` (:func:`parse_models` reads ``NAME=DIR``).
       data_dir: extraction output with ``train-*`` (gallery, kNN bank,
         classifier training set) and ``test-*`` shards.
-      seeds: the seeds of the random methods (linear probe folds, finetune).
-      labels: a :class:`tfcmvp.retrieval.labels.LabelTable` to score
-        retrieval, kNN and the linear probe by instead of the records' class
-        labels (the finetune always learns the records' class labels).
-      clips: clips per video of the ``vcop`` features (retrieval, kNN, linear).
-      ks, folds, c_grid: kNN neighbour counts (must include
-        :data:`TABLE_K`), linear-probe folds and C grid.
-      finetune_config: a finetune YAML (e.g. ``configs/finetune_tiny_cpu.yaml``);
-        None = no finetune. Its architecture is taken from each export.
-      finetune_overrides: ``key=value`` overrides of it (``train.seed`` is set
-        per seed).
-      finetune_dir: folder of the finetune runs (``NAME/seed<k>`` each; an
-        existing run is resumed); required with ``finetune_config``.
-      cache_dir, use_cache, batch_size, progress: the feature cache and
-        extraction (:func:`tfcmvp.retrieval.features.extract_features`).
+      settings: what every model is evaluated with (seeds, labels, clips, kNN
+        and linear-probe settings, the finetune, the feature cache):
+        :class:`ReportSettings` (None: its defaults).
       output: optional JSON path (written atomically).
       png: optional figure path (:func:`plot_report`).
 
@@ -224,38 +204,20 @@ def report_card(
       ValueError, FileNotFoundError: bad settings (before any work), and what
         retrieval, the evaluation and the finetune raise (naming the model).
     """
-    seeds, ks = _check_settings(models, seeds, ks, c_grid, finetune_config, finetune_dir)
+    settings = _check_settings(models, ReportSettings() if settings is None else settings)
     manifest = read_manifest(data_dir)
-    entries = {}
-    for name, model_dir in models.items():
-        entries[name] = evaluate_model(
-            name,
-            model_dir,
-            data_dir,
-            seeds=seeds,
-            labels=labels,
-            clips=clips,
-            ks=ks,
-            folds=folds,
-            c_grid=c_grid,
-            finetune_config=finetune_config,
-            finetune_overrides=finetune_overrides,
-            finetune_dir=finetune_dir,
-            cache_dir=cache_dir,
-            use_cache=use_cache,
-            batch_size=batch_size,
-            progress=progress,
-            manifest=manifest,
-        )
+    entries = {
+        name: evaluate_model(name, model_dir, data_dir, settings, manifest)
+        for name, model_dir in models.items()
+    }
+    labels = settings.labels
     card = {
         "report_version": REPORT_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "data": _data_entry(data_dir, manifest, next(iter(entries.values()))["details"]["data"]),
         "labels": None if labels is None else {"file": labels.path, "column": labels.column},
-        "seeds": seeds,
-        "settings": _settings(
-            clips, ks, folds, c_grid, finetune_config, finetune_overrides, finetune_dir, batch_size
-        ),
+        "seeds": settings.seeds,
+        "settings": _settings_entry(settings),
         "models": entries,
     }
     _write(card, output, png)

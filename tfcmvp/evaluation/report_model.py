@@ -6,6 +6,7 @@ See :mod:`tfcmvp.evaluation.report_card` for what the card holds and why;
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pathlib
 from typing import Optional, Sequence
@@ -14,7 +15,7 @@ from tfcmvp import paper_numbers
 from tfcmvp.evaluation import knn as knn_lib
 from tfcmvp.evaluation import linear_probe as linear_lib
 from tfcmvp.evaluation.report_table import TABLE_K
-from tfcmvp.evaluation.run import evaluate_export
+from tfcmvp.evaluation.run import ProbeSettings, evaluate_export
 from tfcmvp.finetuning.config import load_finetune_config
 from tfcmvp.finetuning.finetune import finetune
 from tfcmvp.retrieval import features as features_lib
@@ -25,6 +26,43 @@ logger = logging.getLogger("tfcmvp.evaluation.report_card")
 PROTOCOLS = ("vcop", "coclr")
 # Which record metric a paper number stands beside.
 PAPER_COLUMNS = {"retrieval_R@1": "retrieval_vcop_R@1", "finetune_top1": "finetune_top1"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportSettings:
+    """What every model of a report card is evaluated with.
+
+    Attributes:
+      seeds: the seeds of the random methods (linear probe folds, finetune).
+      labels: a :class:`tfcmvp.retrieval.labels.LabelTable` to score
+        retrieval, kNN and the linear probe by instead of the records' class
+        labels (the finetune always learns the records' class labels).
+      clips: clips per video of the ``vcop`` features (retrieval, kNN, linear).
+      ks, folds, c_grid: kNN neighbour counts (must include
+        :data:`~tfcmvp.evaluation.report_table.TABLE_K`), linear-probe folds and C grid.
+      finetune_config: a finetune YAML (e.g. ``configs/finetune_tiny_cpu.yaml``);
+        None = no finetune. Its architecture is taken from each export.
+      finetune_overrides: ``key=value`` overrides of it (``train.seed`` is set
+        per seed).
+      finetune_dir: folder of the finetune runs (``NAME/seed<k>`` each; an
+        existing run is resumed); required with ``finetune_config``.
+      cache_dir, use_cache, batch_size, progress: the feature cache and
+        extraction (:func:`tfcmvp.retrieval.features.extract_features`).
+    """
+
+    seeds: Sequence[int] = (0,)
+    labels: object = None
+    clips: int = 10
+    ks: Sequence[int] = knn_lib.DEFAULT_KS
+    folds: int = linear_lib.DEFAULT_FOLDS
+    c_grid: Sequence[float] = linear_lib.DEFAULT_C_GRID
+    finetune_config: object = None
+    finetune_overrides: Sequence[str] = ()
+    finetune_dir: object = None
+    cache_dir: object = None
+    use_cache: bool = True
+    batch_size: Optional[int] = None
+    progress: Optional[bool] = None
 
 
 def summarise(values: Sequence[float], seeds: Optional[Sequence[int]] = None) -> dict:
@@ -102,14 +140,21 @@ def _add_retrieval(metrics, details, name, model_dir, data_dir, shared: dict) ->
         details["data"] = record["data"]  # as retrieval describes it (both protocols alike)
 
 
-def _add_probes(metrics, details, name, model_dir, data_dir, seeds, probe, shared) -> None:
+def _add_probes(metrics, details, name, model_dir, data_dir, settings, shared) -> None:
     """kNN once (deterministic) and the linear probe per seed, into ``metrics``/``details``."""
+    seeds = settings.seeds
     # The features come from the cache the vcop retrieval filled (same clips and positions).
     for i, seed in enumerate(seeds):
         logger.info("%s: %slinear probe (seed %d)", name, "kNN and " if i == 0 else "", seed)
-        record = evaluate_export(
-            model_dir, data_dir, knn=(i == 0), linear=True, seed=seed, **probe, **shared
+        probe = ProbeSettings(
+            knn=(i == 0),
+            linear=True,
+            ks=settings.ks,
+            c_grid=settings.c_grid,
+            folds=settings.folds,
+            seed=seed,
         )
+        record = evaluate_export(model_dir, data_dir, probe, **shared)
         if i == 0:
             details["knn"] = record["knn"]
             details["classification"] = {
@@ -131,60 +176,53 @@ def _add_probes(metrics, details, name, model_dir, data_dir, seeds, probe, share
     metrics["linear_top1"] = summarise([e["top1"] for e in details["linear"]], seeds)
 
 
-def _add_finetune(metrics, details, name, info, model_dir, data_dir, seeds, runs) -> None:
+def _add_finetune(metrics, details, name, info, model_dir, data_dir, settings) -> None:
     """A finetune per seed (video network exports only) into ``metrics``/``details``."""
-    config_path, overrides, finetune_dir = runs
     if info.get("network") != "video":
         details["finetune"] = {"skipped": f"a {info.get('network')} export, not a video network"}
         return
     results = []
-    for seed in seeds:
+    for seed in settings.seeds:
         logger.info("%s: finetune (seed %d)", name, seed)
-        workdir = pathlib.Path(finetune_dir) / name / f"seed{seed}"
-        results.append(_finetune(model_dir, data_dir, workdir, config_path, overrides, seed))
+        workdir = pathlib.Path(settings.finetune_dir) / name / f"seed{seed}"
+        results.append(
+            _finetune(
+                model_dir,
+                data_dir,
+                workdir,
+                settings.finetune_config,
+                settings.finetune_overrides,
+                seed,
+            )
+        )
     details["finetune"] = {"label_kind": "class", "runs": results}
-    metrics["finetune_top1"] = summarise([r["top1"] for r in results], seeds)
+    metrics["finetune_top1"] = summarise([r["top1"] for r in results], settings.seeds)
 
 
 def evaluate_model(
     name: str,
     model_dir,
     data_dir,
-    *,
-    seeds: Sequence[int],
-    labels=None,
-    clips: int = 10,
-    ks: Sequence[int] = knn_lib.DEFAULT_KS,
-    folds: int = linear_lib.DEFAULT_FOLDS,
-    c_grid: Sequence[float] = linear_lib.DEFAULT_C_GRID,
-    finetune_config=None,
-    finetune_overrides: Sequence[str] = (),
-    finetune_dir=None,
-    cache_dir=None,
-    use_cache: bool = True,
-    batch_size: Optional[int] = None,
-    progress: Optional[bool] = None,
+    settings: ReportSettings,
     manifest: Optional[dict] = None,
 ) -> dict:
     """One model's entry of the card (see
-    :func:`tfcmvp.evaluation.report_card.report_card` for the arguments)."""
+    :func:`tfcmvp.evaluation.report_card.report_card`); `manifest`: the data
+    folder's, for the paper's numbers."""
     info = features_lib.read_export(model_dir)
-    batch_size = batch_size or features_lib.DEFAULT_BATCH_SIZE
     shared = dict(
-        clips=clips,
-        labels=labels,
-        cache_dir=cache_dir,
-        use_cache=use_cache,
-        batch_size=batch_size,
-        progress=progress,
+        clips=settings.clips,
+        labels=settings.labels,
+        cache_dir=settings.cache_dir,
+        use_cache=settings.use_cache,
+        batch_size=settings.batch_size or features_lib.DEFAULT_BATCH_SIZE,
+        progress=settings.progress,
     )
     metrics, details = {}, {"retrieval": {}, "linear": [], "finetune": None}
     _add_retrieval(metrics, details, name, model_dir, data_dir, shared)
-    probe = dict(ks=ks, c_grid=c_grid, folds=folds)
-    _add_probes(metrics, details, name, model_dir, data_dir, seeds, probe, shared)
-    if finetune_config is not None:
-        finetune_runs = (finetune_config, finetune_overrides, finetune_dir)
-        _add_finetune(metrics, details, name, info, model_dir, data_dir, seeds, finetune_runs)
+    _add_probes(metrics, details, name, model_dir, data_dir, settings, shared)
+    if settings.finetune_config is not None:
+        _add_finetune(metrics, details, name, info, model_dir, data_dir, settings)
 
     return {
         "dir": str(model_dir),

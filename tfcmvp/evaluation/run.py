@@ -1,6 +1,6 @@
 """kNN and linear-probe evaluation of an export: features -> methods -> table and JSON.
 
-    record = evaluate_export("exports/v_net", "data/ucf101", knn=True, linear=True,
+    record = evaluate_export("exports/v_net", "data/ucf101", ProbeSettings(seed=1),
                              output="results/evaluate.json")
     print(format_table(record))
 
@@ -16,6 +16,7 @@ synthetic data's ``scene``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -69,35 +70,57 @@ def _knn_entry(train: tuple, test: tuple, ks, temperature: float, num_classes: i
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class ProbeSettings:
+    """Which methods run on the features, and their settings.
+
+    Attributes:
+      knn, linear: which methods run (at least one).
+      ks, temperature: :func:`tfcmvp.evaluation.knn.knn_accuracy`.
+      c_grid, folds, seed, max_iter: :func:`tfcmvp.evaluation.linear_probe.linear_probe`.
+    """
+
+    knn: bool = True
+    linear: bool = True
+    ks: Sequence[int] = knn_lib.DEFAULT_KS
+    temperature: float = knn_lib.DEFAULT_TEMPERATURE
+    c_grid: Sequence[float] = linear_lib.DEFAULT_C_GRID
+    folds: int = linear_lib.DEFAULT_FOLDS
+    seed: int = 0
+    max_iter: int = linear_lib.MAX_ITER
+
+    def check(self) -> None:
+        """ConfigError (or MissingDependencyError) for bad settings, before any work."""
+        if not (self.knn or self.linear):
+            raise ConfigError("no method chosen: ask for knn, linear or both")
+        if self.linear:
+            linear_lib.require_sklearn()
+            linear_lib.check_c_grid(self.c_grid)
+        if self.knn:
+            knn_lib.check_ks(self.ks)
+            knn_lib.check_temperature(self.temperature)
+
+
 def evaluate_features(
     train_features,
     train_labels,
     test_features,
     test_labels,
-    *,
-    knn: bool = True,
-    linear: bool = True,
-    ks: Sequence[int] = knn_lib.DEFAULT_KS,
-    temperature: float = knn_lib.DEFAULT_TEMPERATURE,
-    c_grid: Sequence[float] = linear_lib.DEFAULT_C_GRID,
-    folds: int = linear_lib.DEFAULT_FOLDS,
-    seed: int = 0,
-    max_iter: int = linear_lib.MAX_ITER,
+    probe: Optional[ProbeSettings] = None,
 ) -> dict:
     """Both methods on given video features (NumPy in, dict out; no model, no files).
 
     Args:
       train_features, train_labels: ``[N, D]``, ``[N]``: the labelled bank.
       test_features, test_labels: ``[Q, D]``, ``[Q]``: the videos classified.
-      knn, linear: which methods run (at least one).
-      ks, temperature: :func:`tfcmvp.evaluation.knn.knn_accuracy`.
-      c_grid, folds, seed, max_iter: :func:`tfcmvp.evaluation.linear_probe.linear_probe`.
+      probe: the methods and their settings (None: :class:`ProbeSettings`' defaults).
 
     Returns:
       ``{"num_train", "num_test", "num_classes", "seed", "knn": {...} or None,
       "linear": {...} or None}``.
     """
-    if not (knn or linear):
+    probe = ProbeSettings() if probe is None else probe
+    if not (probe.knn or probe.linear):
         raise ConfigError("no method chosen: ask for knn, linear or both")
     train_features, train_labels, test_features, test_labels = _checked_sets(
         train_features, train_labels, test_features, test_labels
@@ -107,45 +130,33 @@ def evaluate_features(
         "num_train": int(train_labels.size),
         "num_test": int(test_labels.size),
         "num_classes": num_classes,
-        "seed": int(seed),
+        "seed": int(probe.seed),
         "knn": None,
         "linear": None,
     }
-    if linear:
+    if probe.linear:
         linear_lib.require_sklearn()  # fail before the kNN's work, not after
-    if knn:
+    if probe.knn:
         result["knn"] = _knn_entry(
             (train_features, train_labels),
             (test_features, test_labels),
-            ks,
-            temperature,
+            probe.ks,
+            probe.temperature,
             num_classes,
         )
-    if linear:
+    if probe.linear:
         result["linear"] = linear_lib.linear_probe(
             train_features,
             train_labels,
             test_features,
             test_labels,
-            c_grid=c_grid,
-            folds=folds,
-            seed=seed,
-            max_iter=max_iter,
+            c_grid=probe.c_grid,
+            folds=probe.folds,
+            seed=probe.seed,
+            max_iter=probe.max_iter,
             num_classes=num_classes,
         )
     return result
-
-
-def _check_methods(knn: bool, linear: bool, ks, temperature, c_grid) -> None:
-    """ValueError (or MissingDependencyError) for bad method settings, before any work."""
-    if not (knn or linear):
-        raise ConfigError("no method chosen: ask for knn, linear or both")
-    if linear:
-        linear_lib.require_sklearn()
-        linear_lib.check_c_grid(c_grid)
-    if knn:
-        knn_lib.check_ks(ks)
-        knn_lib.check_temperature(temperature)
 
 
 def _description(model_dir, data_dir, extracted, labels) -> dict:
@@ -170,15 +181,8 @@ def _description(model_dir, data_dir, extracted, labels) -> dict:
 def evaluate_export(
     model_dir,
     data_dir,
+    probe: Optional[ProbeSettings] = None,
     *,
-    knn: bool = True,
-    linear: bool = True,
-    ks: Sequence[int] = knn_lib.DEFAULT_KS,
-    temperature: float = knn_lib.DEFAULT_TEMPERATURE,
-    c_grid: Sequence[float] = linear_lib.DEFAULT_C_GRID,
-    folds: int = linear_lib.DEFAULT_FOLDS,
-    seed: int = 0,
-    max_iter: int = linear_lib.MAX_ITER,
     clips: int = DEFAULT_CLIPS,
     labels=None,
     cache_dir=None,
@@ -193,8 +197,7 @@ def evaluate_export(
       model_dir: ``tfcmvp export`` folder (video, I-frame or motion network, or a classifier).
       data_dir: extraction output with ``train-*`` (labelled bank) and
         ``test-*`` shards.
-      knn, linear, ks, temperature, c_grid, folds, seed, max_iter: see
-        :func:`evaluate_features`.
+      probe: the methods and their settings (None: :class:`ProbeSettings`' defaults).
       clips: clips per video, averaged into its feature.
       labels: a :class:`tfcmvp.retrieval.labels.LabelTable` to score by
         instead of the records' class labels.
@@ -217,7 +220,8 @@ def evaluate_export(
         folder), plus unlabelled videos and bad method settings;
       MissingDependencyError: ``linear`` without scikit-learn (before any work).
     """
-    _check_methods(knn, linear, ks, temperature, c_grid)
+    probe = ProbeSettings() if probe is None else probe
+    probe.check()
     extracted = extract_named(
         model_dir,
         data_dir,
@@ -230,20 +234,7 @@ def evaluate_export(
         progress=progress,
     )
     test, train = labelled_splits(data_dir, extracted, labels, needs=_NEEDS_LABELS)
-    result = evaluate_features(
-        train.features,
-        train.labels,
-        test.features,
-        test.labels,
-        knn=knn,
-        linear=linear,
-        ks=ks,
-        temperature=temperature,
-        c_grid=c_grid,
-        folds=folds,
-        seed=seed,
-        max_iter=max_iter,
-    )
+    result = evaluate_features(train.features, train.labels, test.features, test.labels, probe)
     record = _description(model_dir, data_dir, extracted, labels)
     record.update(result)
     if output is not None:

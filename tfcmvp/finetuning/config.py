@@ -43,6 +43,7 @@ from tfcmvp.config import (  # FinetuneDataConfig: the data section, with the ot
     merge,
     raise_failed_check,
     read_config_values,
+    section,
     section_checks,
 )
 from tfcmvp.export import read_export_config_text, read_export_info
@@ -141,29 +142,19 @@ class EvaluationConfig:
 class FinetuneConfig:
     """A complete finetuning run."""
 
-    data: FinetuneDataConfig = dataclasses.field(
-        default_factory=FinetuneDataConfig, metadata={"doc": "sampling and augmentation"}
+    data: FinetuneDataConfig = section(FinetuneDataConfig, "sampling and augmentation")
+    model: ModelConfig = section(
+        ModelConfig, "video network (and the networks of the motion regulariser)"
     )
-    model: ModelConfig = dataclasses.field(
-        default_factory=ModelConfig,
-        metadata={"doc": "video network (and the networks of the motion regulariser)"},
+    classifier: ClassifierConfig = section(ClassifierConfig, "the task head")
+    optimizer: FinetuneOptimizerConfig = section(
+        FinetuneOptimizerConfig, "SGD and learning-rate schedule"
     )
-    classifier: ClassifierConfig = dataclasses.field(
-        default_factory=ClassifierConfig, metadata={"doc": "the task head"}
+    train: FinetuneTrainConfig = section(
+        FinetuneTrainConfig, "run length, batch, checkpoints, motion regulariser"
     )
-    optimizer: FinetuneOptimizerConfig = dataclasses.field(
-        default_factory=FinetuneOptimizerConfig, metadata={"doc": "SGD and learning-rate schedule"}
-    )
-    train: FinetuneTrainConfig = dataclasses.field(
-        default_factory=FinetuneTrainConfig,
-        metadata={"doc": "run length, batch, checkpoints, motion regulariser"},
-    )
-    test: EvaluationConfig = dataclasses.field(
-        default_factory=EvaluationConfig, metadata={"doc": "test protocol"}
-    )
-    runtime: RuntimeConfig = dataclasses.field(
-        default_factory=RuntimeConfig, metadata={"doc": "devices and distribution"}
-    )
+    test: EvaluationConfig = section(EvaluationConfig, "test protocol")
+    runtime: RuntimeConfig = section(RuntimeConfig, "devices and distribution")
 
     def __post_init__(self):
         _check_ranges(self)

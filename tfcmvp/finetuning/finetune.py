@@ -59,11 +59,10 @@ from tfcmvp.finetuning.inputs import (  # noqa: F401 (importable here, where cal
 )
 from tfcmvp.finetuning.optimizer import build_finetune_optimizer
 from tfcmvp.manifest import find_shards, read_manifest
-from tfcmvp.training import callbacks as cb
 from tfcmvp.training import provenance
 from tfcmvp.training.runner import run_task
 from tfcmvp.training.task import RunState, Task, manifest_summary
-from tfcmvp.training.workdir import CHECKPOINT_DIR, CONFIG_NAME, HISTORY_CSV
+from tfcmvp.training.workdir import CHECKPOINT_DIR, CONFIG_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -280,17 +279,11 @@ class FinetuneTask(Task):
         if state.chief:
             saved_model = self.write_results(state, test, results)
         return FinetuneResult(
-            workdir=state.workdir,
             results=results,
             test=test,
-            history=cb.read_history(state.workdir / HISTORY_CSV),
-            checkpoint=state.checkpoint.latest,
             saved_model=saved_model,
             class_names=self.class_names,
-            initial_epoch=state.start.epoch,
-            initial_step=state.start.step,
-            steps_per_epoch=state.steps_per_epoch,
-            num_replicas=state.num_replicas,
+            **state.result_fields(),
         )
 
     def results(self, test: EvalResult, epochs_done: int) -> dict:

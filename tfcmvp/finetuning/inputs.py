@@ -13,8 +13,9 @@ import tensorflow as tf
 
 from tfcmvp import manifest as manifest_lib
 from tfcmvp.data import finetune_dataset, keys, reader
-from tfcmvp.errors import ConfigError, DataNotFoundError, InvalidDataError
+from tfcmvp.errors import DataNotFoundError, InvalidDataError
 from tfcmvp.finetuning.config import FinetuneConfig
+from tfcmvp.training.task import steps_per_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -36,23 +37,12 @@ def read_class_names(data_dir) -> list[str]:
 
 def resolve_steps_per_epoch(config: FinetuneConfig, files) -> int:
     """``train.steps_per_epoch``, or training videos // global batch when it is null."""
-    if config.train.steps_per_epoch is not None:
-        return config.train.steps_per_epoch
-    scan = reader.scan_records(files, on_corrupt=config.data.on_corrupt)
-    usable = int((scan.num_frames >= 1).sum())  # finetune_dataset keeps every non-empty video
-    steps = usable // config.train.global_batch_size
-    if steps < 1:
-        raise ConfigError(
-            f"only {usable} training videos for train.global_batch_size="
-            f"{config.train.global_batch_size}: lower the batch or set train.steps_per_epoch"
-        )
-    logger.info(
-        "%d training videos // global batch %d = %d steps per epoch",
-        usable,
-        config.train.global_batch_size,
-        steps,
-    )
-    return steps
+
+    def count_videos() -> int:  # finetune_dataset keeps every non-empty video
+        scan = reader.scan_records(files, on_corrupt=config.data.on_corrupt)
+        return int((scan.num_frames >= 1).sum())
+
+    return steps_per_epoch(config.train, count_videos, "training videos")
 
 
 def make_train_dataset(config: FinetuneConfig, files, data_seed: int) -> tf.data.Dataset:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfcmvp.losses.gather import gather_global_batch
-from tfcmvp.losses.infonce import DEFAULT_TEMPERATURE, check_temperature, infonce, l2_normalize
+from tfcmvp.losses.infonce import DEFAULT_TEMPERATURE, checked_inputs, infonce, l2_normalize
 
 
 def context_infonce(
@@ -37,14 +37,10 @@ def context_infonce(
       1.0 where the positive key is the most similar one (pretext top-1).
       Reduce them with `replica_mean` (see the package docstring).
     """
-    check_temperature(temperature)
-    clip_query = tf.convert_to_tensor(clip_query)
-    iframe_key = tf.convert_to_tensor(iframe_key)
-    if clip_query.shape.rank not in (None, 2) or iframe_key.shape.rank not in (None, 2):
-        raise ValueError(
-            f"context_infonce expects clip_query [B, D] and iframe_key [B, D], got "
-            f"{clip_query.shape} and {iframe_key.shape}"
-        )
+    expected = "clip_query [B, D] and iframe_key [B, D]"
+    clip_query, iframe_key = checked_inputs(
+        "context_infonce", temperature, clip_query, iframe_key, (2, 2), expected
+    )
     if not clip_query.shape.is_compatible_with(iframe_key.shape):
         raise ValueError(
             f"context_infonce: clip_query {clip_query.shape} and iframe_key "

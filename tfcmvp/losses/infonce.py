@@ -21,6 +21,19 @@ def check_temperature(temperature: float) -> None:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
 
 
+def checked_inputs(
+    owner: str, temperature: float, query, key, ranks: tuple[int, int], expected: str
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """`query` and `key` as tensors once `temperature` is checked
+    (:func:`check_temperature`); ValueError ``"<owner> expects <expected>, got
+    <shapes>"`` when a known rank is not ``ranks[0]`` / ``ranks[1]``."""
+    check_temperature(temperature)
+    query, key = tf.convert_to_tensor(query), tf.convert_to_tensor(key)
+    if query.shape.rank not in (None, ranks[0]) or key.shape.rank not in (None, ranks[1]):
+        raise ValueError(f"{owner} expects {expected}, got {query.shape} and {key.shape}")
+    return query, key
+
+
 def l2_normalize(x: tf.Tensor) -> tf.Tensor:
     """Casts to float32 and scales the last axis to unit length.
 

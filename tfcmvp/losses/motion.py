@@ -15,7 +15,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfcmvp.losses.gather import gather_global_batch
-from tfcmvp.losses.infonce import DEFAULT_TEMPERATURE, check_temperature, infonce, l2_normalize
+from tfcmvp.losses.infonce import DEFAULT_TEMPERATURE, checked_inputs, infonce, l2_normalize
 
 
 def motion_infonce(
@@ -39,14 +39,10 @@ def motion_infonce(
       `(loss, correct)`, both [B, N] float32. The mean over all B * N
       positions is J_M of Eq. 2.
     """
-    check_temperature(temperature)
-    pred = tf.convert_to_tensor(pred)
-    motion_keys = tf.convert_to_tensor(motion_keys)
-    if pred.shape.rank not in (None, 3) or motion_keys.shape.rank not in (None, 4):
-        raise ValueError(
-            f"motion_infonce expects pred [B, N, D] and motion_keys [B, K, N, D], got "
-            f"{pred.shape} and {motion_keys.shape}"
-        )
+    expected = "pred [B, N, D] and motion_keys [B, K, N, D]"
+    pred, motion_keys = checked_inputs(
+        "motion_infonce", temperature, pred, motion_keys, (3, 4), expected
+    )
     if (
         pred.shape.rank is not None
         and motion_keys.shape.rank is not None

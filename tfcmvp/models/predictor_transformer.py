@@ -71,16 +71,13 @@ def _dense(units: int, init: str, name: str, activation=None):
     )
 
 
-@keras.saving.register_keras_serializable(package="tfcmvp")
-class TransformerEncoderLayer(keras.layers.Layer):
-    """Post-norm encoder layer: x = LN(x + SA(x + pos, x + pos, x)); x = LN(x + FFN(x)).
+class _PostNormLayer(keras.layers.Layer):
+    """What the encoder and decoder layers share: their settings, the FFN block
+    that ends both, and their config.
 
-    Args:
-      width: token width D.
-      num_heads: attention heads (key size D / num_heads).
-      ffn_width: hidden width of the feed-forward block.
-      dropout: rate on attention weights, residual branches and the FFN hidden layer.
-      init: "authors" or "keras" initialisers (module docstring).
+    A subclass makes its attention layers first, then calls :meth:`_make_ffn`:
+    the layers are made, and their dropout seeds drawn, in the order the
+    checkpoints of the first runs were written in.
     """
 
     def __init__(
@@ -99,38 +96,35 @@ class TransformerEncoderLayer(keras.layers.Layer):
         self.ffn_width = int(ffn_width)
         self.dropout = float(dropout)
         self.init = check_init(init, type(self).__name__)
-        # Layers.
-        self.self_attention = _attention(
-            self.width, self.num_heads, self.dropout, self.init, "self_attention"
-        )
-        self.attention_dropout = keras.layers.Dropout(self.dropout)
-        self.attention_norm = keras.layers.LayerNormalization(
-            epsilon=LN_EPSILON, name="attention_norm"
-        )
+
+    def _make_attention(self, name: str):
+        """An attention layer of this layer's settings."""
+        return _attention(self.width, self.num_heads, self.dropout, self.init, name)
+
+    def _make_ffn(self) -> None:
+        """The FFN block: hidden (ReLU) and output layers, their dropouts, the last norm."""
         self.ffn_hidden = _dense(self.ffn_width, self.init, "ffn_hidden", activation="relu")
         self.ffn_hidden_dropout = keras.layers.Dropout(self.dropout)
         self.ffn_output = _dense(self.width, self.init, "ffn_output")
         self.ffn_dropout = keras.layers.Dropout(self.dropout)
         self.ffn_norm = keras.layers.LayerNormalization(epsilon=LN_EPSILON, name="ffn_norm")
 
-    def build(self, input_shape):
+    def _build_attention(self, attention, norm) -> None:
         shape = (None, None, self.width)
-        self.self_attention.build(shape, shape, shape)
-        _init_attention_output(self.self_attention, self.init)
-        self.attention_norm.build(shape)
+        attention.build(shape, shape, shape)
+        _init_attention_output(attention, self.init)
+        norm.build(shape)
+
+    def _build_ffn(self) -> None:
+        shape = (None, None, self.width)
         self.ffn_hidden.build(shape)
         self.ffn_output.build((None, None, self.ffn_width))
         self.ffn_norm.build(shape)
-        self.built = True
 
-    def call(self, x, pos, training=None):
-        """x: [B, M, D] tokens; pos: [1 or B, M, D] positions. Returns [B, M, D]."""
-        query_key = x + pos
-        attended = self.self_attention(query_key, x, key=query_key, training=training)
-        x = self.attention_norm(x + self.attention_dropout(attended, training=training))
+    def _ffn(self, x, training):
+        """x = LN(x + FFN(x)), dropout on the hidden layer and the residual branch."""
         hidden = self.ffn_hidden_dropout(self.ffn_hidden(x), training=training)
-        x = self.ffn_norm(x + self.ffn_dropout(self.ffn_output(hidden), training=training))
-        return x  # [B, M, D]
+        return self.ffn_norm(x + self.ffn_dropout(self.ffn_output(hidden), training=training))
 
     def get_config(self):
         config = super().get_config()
@@ -147,60 +141,64 @@ class TransformerEncoderLayer(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfcmvp")
-class TransformerDecoderLayer(keras.layers.Layer):
+class TransformerEncoderLayer(_PostNormLayer):
+    """Post-norm encoder layer: x = LN(x + SA(x + pos, x + pos, x)); x = LN(x + FFN(x)).
+
+    Args:
+      width: token width D.
+      num_heads: attention heads (key size D / num_heads).
+      ffn_width: hidden width of the feed-forward block.
+      dropout: rate on attention weights, residual branches and the FFN hidden layer.
+      init: "authors" or "keras" initialisers (module docstring).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.self_attention = self._make_attention("self_attention")
+        self.attention_dropout = keras.layers.Dropout(self.dropout)
+        self.attention_norm = keras.layers.LayerNormalization(
+            epsilon=LN_EPSILON, name="attention_norm"
+        )
+        self._make_ffn()
+
+    def build(self, input_shape):
+        self._build_attention(self.self_attention, self.attention_norm)
+        self._build_ffn()
+        self.built = True
+
+    def call(self, x, pos, training=None):
+        """x: [B, M, D] tokens; pos: [1 or B, M, D] positions. Returns [B, M, D]."""
+        query_key = x + pos
+        attended = self.self_attention(query_key, x, key=query_key, training=training)
+        x = self.attention_norm(x + self.attention_dropout(attended, training=training))
+        return self._ffn(x, training)  # [B, M, D]
+
+
+@keras.saving.register_keras_serializable(package="tfcmvp")
+class TransformerDecoderLayer(_PostNormLayer):
     """Post-norm decoder layer: self-attention, cross-attention to memory, FFN.
 
     Args: as TransformerEncoderLayer.
     """
 
-    def __init__(
-        self,
-        width: int = 512,
-        num_heads: int = 8,
-        ffn_width: int = 512,
-        dropout: float = 0.1,
-        init: str = "authors",
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        _check_width(width, num_heads, type(self).__name__)
-        self.width = int(width)
-        self.num_heads = int(num_heads)
-        self.ffn_width = int(ffn_width)
-        self.dropout = float(dropout)
-        self.init = check_init(init, type(self).__name__)
-        # Layers.
-        self.self_attention = _attention(
-            self.width, self.num_heads, self.dropout, self.init, "self_attention"
-        )
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.self_attention = self._make_attention("self_attention")
         self.self_attention_dropout = keras.layers.Dropout(self.dropout)
         self.self_attention_norm = keras.layers.LayerNormalization(
             epsilon=LN_EPSILON, name="self_attention_norm"
         )
-        self.cross_attention = _attention(
-            self.width, self.num_heads, self.dropout, self.init, "cross_attention"
-        )
+        self.cross_attention = self._make_attention("cross_attention")
         self.cross_attention_dropout = keras.layers.Dropout(self.dropout)
         self.cross_attention_norm = keras.layers.LayerNormalization(
             epsilon=LN_EPSILON, name="cross_attention_norm"
         )
-        self.ffn_hidden = _dense(self.ffn_width, self.init, "ffn_hidden", activation="relu")
-        self.ffn_hidden_dropout = keras.layers.Dropout(self.dropout)
-        self.ffn_output = _dense(self.width, self.init, "ffn_output")
-        self.ffn_dropout = keras.layers.Dropout(self.dropout)
-        self.ffn_norm = keras.layers.LayerNormalization(epsilon=LN_EPSILON, name="ffn_norm")
+        self._make_ffn()
 
     def build(self, input_shape):
-        shape = (None, None, self.width)
-        self.self_attention.build(shape, shape, shape)
-        _init_attention_output(self.self_attention, self.init)
-        self.self_attention_norm.build(shape)
-        self.cross_attention.build(shape, shape, shape)
-        _init_attention_output(self.cross_attention, self.init)
-        self.cross_attention_norm.build(shape)
-        self.ffn_hidden.build(shape)
-        self.ffn_output.build((None, None, self.ffn_width))
-        self.ffn_norm.build(shape)
+        self._build_attention(self.self_attention, self.self_attention_norm)
+        self._build_attention(self.cross_attention, self.cross_attention_norm)
+        self._build_ffn()
         self.built = True
 
     def call(self, y, memory, query_pos, memory_pos, training=None):
@@ -213,22 +211,7 @@ class TransformerDecoderLayer(keras.layers.Layer):
             y + query_pos, memory, key=memory + memory_pos, training=training
         )
         y = self.cross_attention_norm(y + self.cross_attention_dropout(attended, training=training))
-        hidden = self.ffn_hidden_dropout(self.ffn_hidden(y), training=training)
-        y = self.ffn_norm(y + self.ffn_dropout(self.ffn_output(hidden), training=training))
-        return y  # [B, N, D]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "width": self.width,
-                "num_heads": self.num_heads,
-                "ffn_width": self.ffn_width,
-                "dropout": self.dropout,
-                "init": self.init,
-            }
-        )
-        return config
+        return self._ffn(y, training)  # [B, N, D]
 
 
 @keras.saving.register_keras_serializable(package="tfcmvp")

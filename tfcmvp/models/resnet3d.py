@@ -100,6 +100,23 @@ def build_resnet3d(
     return keras.Model(inputs, outputs, name=name)
 
 
+def _bottleneck_26(
+    factorized: bool, input_shape, width, blocks, sync_bn, zero_init_residual, name
+) -> keras.Model:
+    """The 26-layer recipe of R3D-26 and R(2+1)D-26: bottleneck blocks, stem max pool."""
+    return build_resnet3d(
+        input_shape=input_shape,
+        block="bottleneck",
+        blocks=blocks,
+        width=width,
+        factorized=factorized,
+        stem_pool=True,
+        sync_bn=sync_bn,
+        zero_init_residual=zero_init_residual,
+        name=name,
+    )
+
+
 def r3d_26(
     input_shape: Sequence[int | None] = (16, 112, 112, 3),
     width: int = 64,
@@ -109,17 +126,7 @@ def r3d_26(
     name: str = "r3d_26",
 ) -> keras.Model:
     """R3D-26 video network: bottleneck blocks (2, 2, 2, 2), full 3x3x3 convs, stem max pool."""
-    return build_resnet3d(
-        input_shape=input_shape,
-        block="bottleneck",
-        blocks=blocks,
-        width=width,
-        factorized=False,
-        stem_pool=True,
-        sync_bn=sync_bn,
-        zero_init_residual=zero_init_residual,
-        name=name,
-    )
+    return _bottleneck_26(False, input_shape, width, blocks, sync_bn, zero_init_residual, name)
 
 
 def r2plus1d_26(
@@ -131,17 +138,7 @@ def r2plus1d_26(
     name: str = "r2plus1d_26",
 ) -> keras.Model:
     """R(2+1)D-26 video network: R3D-26 with every 3-D conv factorised into (2+1)D."""
-    return build_resnet3d(
-        input_shape=input_shape,
-        block="bottleneck",
-        blocks=blocks,
-        width=width,
-        factorized=True,
-        stem_pool=True,
-        sync_bn=sync_bn,
-        zero_init_residual=zero_init_residual,
-        name=name,
-    )
+    return _bottleneck_26(True, input_shape, width, blocks, sync_bn, zero_init_residual, name)
 
 
 def r3d_10(

@@ -51,20 +51,12 @@ from tfcmvp.config import (
 from tfcmvp.data import pretrain_dataset, reader, sampling
 from tfcmvp.errors import InvalidDataError, RunRefusedError
 from tfcmvp.manifest import find_shards, read_manifest
-from tfcmvp.training import callbacks as cb
 from tfcmvp.training import provenance
 from tfcmvp.training.optimizer import build_optimizer
 from tfcmvp.training.pretrain_model import INPUT_KEYS, PretrainModel
 from tfcmvp.training.runner import run_task
-from tfcmvp.training.task import RunState, Task, manifest_summary
-from tfcmvp.training.workdir import (  # noqa: F401 (HISTORY_PNG, TENSORBOARD_DIR: importable here)
-    CHECKPOINT_DIR,
-    CONFIG_NAME,
-    HISTORY_CSV,
-    HISTORY_PNG,
-    TENSORBOARD_DIR,
-    WEIGHTS_DIR,
-)
+from tfcmvp.training.task import RunState, Task, manifest_summary, steps_per_epoch
+from tfcmvp.training.workdir import CHECKPOINT_DIR, CONFIG_NAME, HISTORY_CSV, WEIGHTS_DIR  # noqa: F401 (HISTORY_CSV, WEIGHTS_DIR: importable here)
 
 logger = logging.getLogger(__name__)
 
@@ -175,23 +167,12 @@ def count_usable_videos(files, data: DataConfig) -> int:
 
 def resolve_steps_per_epoch(config: PretrainConfig, files) -> int:
     """``train.steps_per_epoch``, or usable videos // global batch when it is null."""
-    if config.train.steps_per_epoch is not None:
-        return config.train.steps_per_epoch
-    usable = count_usable_videos(files, config.data)
-    steps = usable // config.train.global_batch_size
-    if steps < 1:
-        raise ConfigError(
-            f"only {usable} usable training videos for train.global_batch_size="
-            f"{config.train.global_batch_size}: lower the batch or set train.steps_per_epoch "
-            f"(videos are then revisited within an epoch)"
-        )
-    logger.info(
-        "%d usable training videos // global batch %d = %d steps per epoch",
-        usable,
-        config.train.global_batch_size,
-        steps,
+    return steps_per_epoch(
+        config.train,
+        lambda: count_usable_videos(files, config.data),
+        "usable training videos",
+        " (videos are then revisited within an epoch)",
     )
-    return steps
 
 
 def make_train_dataset(config: PretrainConfig, files, data_seed: int) -> tf.data.Dataset:
@@ -314,13 +295,4 @@ class PretrainTask(Task):
         return model.networks()
 
     def finish(self, state: RunState) -> PretrainResult:
-        return PretrainResult(
-            workdir=state.workdir,
-            history=cb.read_history(state.workdir / HISTORY_CSV),
-            checkpoint=state.checkpoint.latest,
-            weights=state.weights,
-            initial_epoch=state.start.epoch,
-            initial_step=state.start.step,
-            steps_per_epoch=state.steps_per_epoch,
-            num_replicas=state.num_replicas,
-        )
+        return PretrainResult(weights=state.weights, **state.result_fields())

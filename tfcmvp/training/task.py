@@ -14,18 +14,21 @@ import abc
 import dataclasses
 import logging
 import pathlib
-from typing import Sequence
+from typing import Callable, Sequence
 
 import keras
 import tensorflow as tf
 
+from tfcmvp.errors import ConfigError
 from tfcmvp.training.callbacks import (
     HISTORY_COLUMNS,
     HISTORY_PANELS,
     WATCHED_LOSSES,
     TrainingCheckpoint,
+    read_history,
 )
 from tfcmvp.training.loop import ResumePoint
+from tfcmvp.training.workdir import HISTORY_CSV
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,20 @@ class RunState:
     num_replicas: int
     chief: bool
     weights: dict
+
+    def result_fields(self) -> dict:
+        """The fields every task's result has (``workdir``, ``history``: the rows of
+        history.csv, ``checkpoint``: the newest one's path prefix, ``initial_epoch``,
+        ``initial_step``, ``steps_per_epoch``, ``num_replicas``), as keyword arguments."""
+        return {
+            "workdir": self.workdir,
+            "history": read_history(self.workdir / HISTORY_CSV),
+            "checkpoint": self.checkpoint.latest,
+            "initial_epoch": self.start.epoch,
+            "initial_step": self.start.step,
+            "steps_per_epoch": self.steps_per_epoch,
+            "num_replicas": self.num_replicas,
+        }
 
 
 class Task(abc.ABC):
@@ -115,6 +132,39 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def finish(self, state: RunState):
         """The task's result of the finished run (its last files written by the chief)."""
+
+
+def steps_per_epoch(train, count_videos: Callable[[], int], videos: str, hint: str = "") -> int:
+    """``train.steps_per_epoch``, or the videos an epoch can use // ``train.global_batch_size``
+    when it is null.
+
+    Args:
+      train: the run's ``train`` section.
+      count_videos: counts the usable training videos (called only when needed: it
+        scans the shards).
+      videos: what they are, for the log and the error ("usable training videos").
+      hint: appended to the error's advice.
+
+    Raises:
+      ConfigError: fewer videos than one global batch.
+    """
+    if train.steps_per_epoch is not None:
+        return train.steps_per_epoch
+    usable = count_videos()
+    steps = usable // train.global_batch_size
+    if steps < 1:
+        raise ConfigError(
+            f"only {usable} {videos} for train.global_batch_size={train.global_batch_size}: "
+            f"lower the batch or set train.steps_per_epoch{hint}"
+        )
+    logger.info(
+        "%d %s // global batch %d = %d steps per epoch",
+        usable,
+        videos,
+        train.global_batch_size,
+        steps,
+    )
+    return steps
 
 
 def manifest_summary(manifest: dict) -> str:
