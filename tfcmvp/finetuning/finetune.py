@@ -314,7 +314,7 @@ class FinetuneTask(Task):
             "num_test_videos": test.num_videos,
             "num_classes": len(self.class_names),
             "num_clips": config.test.num_clips,
-            "backbone": config.model.backbone,
+            "backbone": config.model.video_network,
             "motion_aux_weight": config.train.motion_aux_weight,
         }
 
