@@ -62,7 +62,7 @@ def test_every_field_is_documented():
 def test_yaml_file_overrides_defaults(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(
-        "model:\n  backbone: r3d_26\ntrain:\n  epochs: 7\n  steps_per_epoch: 12\n"
+        "model:\n  video_network: r3d_26\ntrain:\n  epochs: 7\n  steps_per_epoch: 12\n"
         "optimizer:\n  clipnorm: null\n  base_lr_per_sample: 1\n"
     )
     c = cfg.load_config(path)
@@ -184,7 +184,7 @@ def test_config_differences_lists_changed_fields():
 def test_base_file_is_merged_under_the_file(tmp_path):
     (tmp_path / "common").mkdir()
     (tmp_path / "common" / "base.yaml").write_text(
-        "train:\n  epochs: 50\n  global_batch_size: 32\nmodel:\n  backbone: r3d_26\n"
+        "train:\n  epochs: 50\n  global_batch_size: 32\nmodel:\n  video_network: r3d_26\n"
     )
     (tmp_path / "child.yaml").write_text("base: common/base.yaml\ntrain:\n  epochs: 60\n")
     (tmp_path / "grandchild.yaml").write_text("base: child.yaml\nloss:\n  alpha: 1\n")
@@ -219,7 +219,7 @@ def test_ablations_are_config_values():
 
 
 PAPER_CONFIGS = {
-    # file: (backbone, global batch, epochs)
+    # file: (video network, global batch, epochs)
     "pretrain_ucf101_c3d.yaml": ("c3d", 64, 120),
     "pretrain_ucf101_r2plus1d26.yaml": ("r2plus1d_26", 64, 120),
     "pretrain_ucf101_r3d26.yaml": ("r3d_26", 64, 120),
@@ -233,9 +233,9 @@ PAPER_CONFIGS = {
 def test_paper_configs_load_with_paper_values(name):
     path = CONFIG_DIR / name
     c = cfg.load_config(path)
-    backbone, batch, epochs = PAPER_CONFIGS[name]
+    video_network, batch, epochs = PAPER_CONFIGS[name]
     assert (c.model.video_network, c.train.global_batch_size, c.train.epochs) == (
-        backbone,
+        video_network,
         batch,
         epochs,
     )
