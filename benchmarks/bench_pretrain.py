@@ -321,7 +321,7 @@ def part_functions(model, specs) -> list:
 
     return [
         (
-            "V-Network (C3D)" if model.model_config.backbone == "c3d" else "V-Network",
+            "V-Network (C3D)" if model.model_config.video_network == "c3d" else "V-Network",
             v_part,
             [specs["clip"]],
         ),

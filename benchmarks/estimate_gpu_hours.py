@@ -170,7 +170,7 @@ def finetune_flops(backbone: str, batch: int) -> tuple[int, int]:
     config = load_finetune_config(
         FINETUNE_CONFIG,
         [
-            f"model.backbone={backbone}",
+            f"model.video_network={backbone}",
             "runtime.strategy=default",
             f"train.global_batch_size={batch}",
         ],

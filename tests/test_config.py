@@ -22,7 +22,7 @@ def test_defaults_are_the_paper_settings():
     assert (c.data.crop_size, c.data.min_crop_area) == (112, 0.2)
     assert (c.data.mv_clip, c.data.mv_div) == (10.0, 10.0)
     # Networks.
-    assert (c.model.backbone, c.model.iframe_backbone, c.model.motion_backbone) == (
+    assert (c.model.video_network, c.model.iframe_network, c.model.motion_network) == (
         "c3d",
         "r2d_10",
         "r3d_10",
@@ -62,11 +62,11 @@ def test_every_field_is_documented():
 def test_yaml_file_overrides_defaults(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(
-        "model:\n  backbone: r3d_26\ntrain:\n  epochs: 7\n  steps_per_epoch: 12\n"
+        "model:\n  video_network: r3d_26\ntrain:\n  epochs: 7\n  steps_per_epoch: 12\n"
         "optimizer:\n  clipnorm: null\n  base_lr_per_sample: 1\n"
     )
     c = cfg.load_config(path)
-    assert c.model.backbone == "r3d_26"
+    assert c.model.video_network == "r3d_26"
     assert c.train.epochs == 7 and c.train.steps_per_epoch == 12
     assert c.optimizer.clipnorm is None
     # An int where a float is expected becomes a float.
@@ -86,8 +86,8 @@ def test_overrides_are_yaml_typed(tmp_path):
             "train.sync_bn=false",
             "train.steps_per_epoch=null",
             "optimizer.weight_decay=1e-3",
-            "model.backbone=r3d_26",
-            "model.backbone_blocks=[1, 1, 1, 1]",
+            "model.video_network=r3d_26",
+            "model.video_blocks=[1, 1, 1, 1]",
             "data.period=current",
         ],
     )
@@ -97,7 +97,7 @@ def test_overrides_are_yaml_typed(tmp_path):
     assert c.train.sync_bn is False
     assert c.train.steps_per_epoch is None
     assert c.optimizer.weight_decay == pytest.approx(1e-3)
-    assert c.model.backbone_blocks == (1, 1, 1, 1)
+    assert c.model.video_blocks == (1, 1, 1, 1)
     assert c.data.period == "current"
 
 
@@ -160,8 +160,8 @@ def test_save_and_load_round_trip(tmp_path):
     original = cfg.load_config(
         None,
         [
-            "model.backbone=r2plus1d_26",
-            "model.backbone_blocks=[1, 2, 1, 1]",
+            "model.video_network=r2plus1d_26",
+            "model.video_blocks=[1, 2, 1, 1]",
             "train.checkpoint_every_steps=50",
             "train.mixed_precision=mixed_bfloat16",
             "runtime.virtual_cpus=2",
@@ -184,14 +184,14 @@ def test_config_differences_lists_changed_fields():
 def test_base_file_is_merged_under_the_file(tmp_path):
     (tmp_path / "common").mkdir()
     (tmp_path / "common" / "base.yaml").write_text(
-        "train:\n  epochs: 50\n  global_batch_size: 32\nmodel:\n  backbone: r3d_26\n"
+        "train:\n  epochs: 50\n  global_batch_size: 32\nmodel:\n  video_network: r3d_26\n"
     )
     (tmp_path / "child.yaml").write_text("base: common/base.yaml\ntrain:\n  epochs: 60\n")
     (tmp_path / "grandchild.yaml").write_text("base: child.yaml\nloss:\n  alpha: 1\n")
     c = cfg.load_config(tmp_path / "grandchild.yaml")
     assert c.train.epochs == 60  # child wins over base
     assert c.train.global_batch_size == 32  # from base, sibling key kept
-    assert c.model.backbone == "r3d_26"
+    assert c.model.video_network == "r3d_26"
     assert c.loss.alpha == 1.0
 
 
@@ -219,7 +219,7 @@ def test_ablations_are_config_values():
 
 
 PAPER_CONFIGS = {
-    # file: (backbone, global batch, epochs)
+    # file: (video network, global batch, epochs)
     "pretrain_ucf101_c3d.yaml": ("c3d", 64, 120),
     "pretrain_ucf101_r2plus1d26.yaml": ("r2plus1d_26", 64, 120),
     "pretrain_ucf101_r3d26.yaml": ("r3d_26", 64, 120),
@@ -233,9 +233,9 @@ PAPER_CONFIGS = {
 def test_paper_configs_load_with_paper_values(name):
     path = CONFIG_DIR / name
     c = cfg.load_config(path)
-    backbone, batch, epochs = PAPER_CONFIGS[name]
-    assert (c.model.backbone, c.train.global_batch_size, c.train.epochs) == (
-        backbone,
+    video_network, batch, epochs = PAPER_CONFIGS[name]
+    assert (c.model.video_network, c.train.global_batch_size, c.train.epochs) == (
+        video_network,
         batch,
         epochs,
     )

@@ -63,11 +63,11 @@ def test_legacy_defaults_name_every_new_option_and_its_old_value():
 
 def test_an_old_saved_config_loads_with_the_legacy_values_and_builds_the_old_network(tmp_path):
     path = tmp_path / "config.yaml"
-    write_yaml(path, old_config_dict("model.backbone=r3d_10", "data.clip_len=16"))
+    write_yaml(path, old_config_dict("model.video_network=r3d_10", "data.clip_len=16"))
     saved = cfg.load_saved_config(path)
     for key, value in cfg.LEGACY_MODEL_DEFAULTS.items():
         assert getattr(saved.model, key) == value, key
-    assert saved.model.backbone == "r3d_10" and saved.data.clip_len == 16
+    assert saved.model.video_network == "r3d_10" and saved.data.clip_len == 16
     # A config file read as a config (not as a saved run) takes today's defaults.
     assert cfg.load_config(path).model.memory_fusion == "add"
     model = PretrainModel.from_pretrain_config(saved)

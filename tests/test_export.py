@@ -250,7 +250,7 @@ def test_random_init_export_is_seeded_and_untrained(workdir, tmp_path):
 
 
 def test_random_init_of_a_resnet_video_network(tmp_path):
-    config = tiny_config("model.backbone=r3d_10")
+    config = tiny_config("model.video_network=r3d_10")
     path = export_random_init(config, tmp_path / "r3d", "video", seed=1)
     info = read_export_info(path)
     assert info["backbone"] == "r3d_10"

@@ -129,8 +129,8 @@ def test_describe_prints_the_contract_signatures_and_provenance(workdir, exports
         "serving_default: clips float32 [None, 8, 32, 32, 3] -> embedding float32 [None, 32]"
         "  (= embed)",
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}",
-        "model.backbone: c3d",
-        "model.backbone_width: 4",
+        "model.video_network: c3d",
+        "model.video_width: 4",
         "data.clip_stride: 2",
         "loss.alpha: 0.5",
         "train.epochs: 2",

@@ -179,7 +179,7 @@ def residual_video_exports(tmp_path_factory):
     result = {}
     for backbone in RESIDUAL_VIDEO_BACKBONES:
         run = tmp_path_factory.mktemp(backbone)
-        fake_workdir(run, f"model.backbone={backbone}")
+        fake_workdir(run, f"model.video_network={backbone}")
         result[backbone] = export_pretrained(run, run.parent / f"{backbone}_export", "video")
     return result
 

@@ -33,7 +33,7 @@ with workdir_lock.hold(sys.argv[1]):
     print("held", flush=True)
     time.sleep(600)
 """
-TINY_CLI = ["--set", "model.backbone_width=4", "--set", "train.steps_per_epoch=1"]
+TINY_CLI = ["--set", "model.video_width=4", "--set", "train.steps_per_epoch=1"]
 
 
 def files_on_disk(folder) -> dict:
@@ -187,11 +187,11 @@ def stopped_run(data_dir, tmp_path_factory):
     "change, message, older",
     [
         # provenance.json (tfcmvp.training.provenance) names the changed key first ...
-        ("model.backbone_width=8", "model.backbone_width: 4 -> 8", False),
+        ("model.video_width=8", "model.video_width: 4 -> 8", False),
         ("train.steps_per_epoch=1", "train.steps_per_epoch: 2 -> 1", False),
         # ... and a workdir of an older tfcmvp, without it, is still refused by the
         # checkpoint restore and the resume point.
-        ("model.backbone_width=8", "does not match the model built from the config", True),
+        ("model.video_width=8", "does not match the model built from the config", True),
         (
             "train.steps_per_epoch=1",
             "stopped at step 1 of epoch 2, but an epoch now has only 1",
@@ -239,9 +239,9 @@ def test_a_refused_finetuning_resume_changes_nothing(tmp_path):
         )
     before = files_on_disk(workdir)
     assert {"config.yaml", "source.json", "checkpoints/checkpoint"} <= set(before)
-    with without_grappler(), pytest.raises(ValueError, match="model.backbone_width: 4 -> 8"):
+    with without_grappler(), pytest.raises(ValueError, match="model.video_width: 4 -> 8"):
         finetune(
-            tiny_finetune_config(*run, "model.backbone_width=8"),
+            tiny_finetune_config(*run, "model.video_width=8"),
             data,
             workdir,
             random_init=True,
@@ -253,7 +253,7 @@ def test_a_refused_finetuning_resume_changes_nothing(tmp_path):
     before = files_on_disk(workdir)
     with without_grappler(), pytest.raises(ValueError, match="does not match the model"):
         finetune(
-            tiny_finetune_config(*run, "model.backbone_width=8"),
+            tiny_finetune_config(*run, "model.video_width=8"),
             data,
             workdir,
             random_init=True,

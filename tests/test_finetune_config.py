@@ -70,8 +70,8 @@ def test_round_trip_through_yaml(tmp_path):
             "train.motion_aux_weight=0.2",
             "data.blur=null",
             "test.eval_epochs=[2, 4]",
-            "model.backbone=r3d_26",
-            "model.backbone_blocks=[1, 1, 1, 1]",
+            "model.video_network=r3d_26",
+            "model.video_blocks=[1, 1, 1, 1]",
         ],
     )
     run_config_file_test(c, tmp_path / "config.yaml", load=load_finetune_config)
@@ -136,9 +136,9 @@ def test_regulariser_needs_the_transformer_predictor():
 
 
 ARCHITECTURE = {
-    "model.backbone": "r3d_26",
-    "model.backbone_width": 32,
-    "model.backbone_blocks": [1, 1, 1, 1],
+    "model.video_network": "r3d_26",
+    "model.video_width": 32,
+    "model.video_blocks": [1, 1, 1, 1],
     "data.clip_len": 8,
     "data.crop_size": 64,
     "data.clip_stride": 2,
@@ -148,7 +148,7 @@ ARCHITECTURE = {
 def test_export_architecture_fills_unset_fields():
     values = with_export_architecture({"train": {"epochs": 3}}, ARCHITECTURE, "f.yaml", "M")
     c = finetune_config_from_dict(values)
-    assert (c.model.backbone, c.model.backbone_width, c.model.backbone_blocks) == (
+    assert (c.model.video_network, c.model.video_width, c.model.video_blocks) == (
         "r3d_26",
         32,
         (1, 1, 1, 1),
@@ -157,7 +157,7 @@ def test_export_architecture_fills_unset_fields():
     # Equal values may be repeated; the stride may differ.
     values = with_export_architecture(
         {
-            "model": {"backbone": "r3d_26", "backbone_blocks": (1, 1, 1, 1)},
+            "model": {"video_network": "r3d_26", "video_blocks": (1, 1, 1, 1)},
             "data": {"clip_stride": 4},
         },
         ARCHITECTURE,
@@ -170,26 +170,26 @@ def test_export_architecture_fills_unset_fields():
 def test_export_architecture_mismatch_names_field_and_both_values():
     with pytest.raises(
         ConfigError,
-        match=r"f.yaml: model.backbone_blocks=\[2, 2, 2, 2\] "
+        match=r"f.yaml: model.video_blocks=\[2, 2, 2, 2\] "
         r"disagrees with the pretrained model M "
-        r"\(model.backbone_blocks=\[1, 1, 1, 1\]\)",
+        r"\(model.video_blocks=\[1, 1, 1, 1\]\)",
     ):
         with_export_architecture(
-            {"model": {"backbone_blocks": [2, 2, 2, 2]}}, ARCHITECTURE, "f.yaml", "M"
+            {"model": {"video_blocks": [2, 2, 2, 2]}}, ARCHITECTURE, "f.yaml", "M"
         )
 
 
 def test_tiny_config_is_small_and_fits_the_tiny_pretraining():
     path = CONFIG_DIR / "finetune_tiny_cpu.yaml"
     c = load_finetune_config(path)
-    assert c.data.crop_size <= 64 and c.model.backbone_width <= 16
+    assert c.data.crop_size <= 64 and c.model.video_width <= 16
     assert "tfcmvp finetune" in path.read_text().split("\n\n")[0]
     # The quickstart finetunes the tiny pretraining's export with this config.
     pretrain = cfg.load_config(CONFIG_DIR / "pretrain_tiny_cpu.yaml")
     for key in (
-        "model.backbone",
-        "model.backbone_width",
-        "model.backbone_blocks",
+        "model.video_network",
+        "model.video_width",
+        "model.video_blocks",
         "data.clip_len",
         "data.crop_size",
         "data.clip_stride",

@@ -148,7 +148,7 @@ def test_load_backbone_weights_copies_and_checks_shapes():
     load_backbone_weights(model.video_network, source)
     for mine, theirs in zip(model.video_network.weights, source.weights):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
-    wider = build_video_network(tiny_finetune_config("model.backbone_width=8").model, config.data)
+    wider = build_video_network(tiny_finetune_config("model.video_width=8").model, config.data)
     with pytest.raises(
         ValueError,
         match=r"weight .*kernel has shape \(3, 3, 3, 3, 4\).*"

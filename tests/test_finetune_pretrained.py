@@ -25,7 +25,7 @@ from finetune_support import FINETUNE_TINY, tiny_finetune_config, write_labelled
 from training_support import without_grappler
 
 # The tiny run without the architecture keys, which come from the export.
-ARCHITECTURE = ("data.clip_len", "data.crop_size", "model.backbone_width")
+ARCHITECTURE = ("data.clip_len", "data.crop_size", "model.video_width")
 NOT_ARCHITECTURE = tuple(o for o in FINETUNE_TINY if o.split("=")[0] not in ARCHITECTURE)
 
 
@@ -41,7 +41,7 @@ def pretrained(tmp_path_factory):
 def test_architecture_comes_from_the_export(pretrained):
     model_dir, _ = pretrained
     config = load_finetune_config(None, NOT_ARCHITECTURE, model_dir=model_dir)
-    assert (config.model.backbone, config.model.backbone_width, config.model.backbone_blocks) == (
+    assert (config.model.video_network, config.model.video_width, config.model.video_blocks) == (
         "c3d",
         4,
         None,
@@ -56,8 +56,8 @@ def test_architecture_comes_from_the_export(pretrained):
 @pytest.mark.parametrize(
     "override, field",
     [
-        ("model.backbone=r3d_26", "model.backbone"),
-        ("model.backbone_width=8", "model.backbone_width"),
+        ("model.video_network=r3d_26", "model.video_network"),
+        ("model.video_width=8", "model.video_width"),
         ("data.clip_len=16", "data.clip_len"),
         ("data.crop_size=64", "data.crop_size"),
     ],
@@ -197,10 +197,10 @@ def test_cli_config_errors_return_2(pretrained, tmp_path, caplog):
                 "--workdir",
                 str(tmp_path / "run"),
                 "--set",
-                "model.backbone_width=16",
+                "model.video_width=16",
             ]
         )
-    assert code == 2 and "model.backbone_width=16 disagrees" in caplog.text
+    assert code == 2 and "model.video_width=16 disagrees" in caplog.text
     with pytest.raises(SystemExit):  # --model and --random_init exclude each other
         cli(["--model", str(model_dir), "--random_init", "--data", "d", "--workdir", "w"])
 
@@ -215,7 +215,7 @@ def test_cli_list_keys_shows_the_values_taken_from_the_export(pretrained, capsys
         line.split(" = ")[0].strip(): line.split(" = ", 1)[1].split("  # ")[0] for line in lines
     }
     assert by_key["train.epochs"] == "7"
-    assert (by_key["model.backbone"], by_key["data.clip_len"]) == ('"c3d"', "8")
+    assert (by_key["model.video_network"], by_key["data.clip_len"]) == ('"c3d"', "8")
     assert by_key["train.motion_aux_weight"] == "0.0"
     for argv, missing in [
         (["--random_init", "--workdir", "w"], "--data"),

@@ -12,9 +12,11 @@ import shutil
 import numpy as np
 import pytest
 
+from tfcmvp.cli import search_cmd
 from tfcmvp.cli.main import main as cli_main
 from tfcmvp.codec import write_video
 from tfcmvp.codec.synthetic import moving_texture
+from tfcmvp.search import query as query_lib
 from tfcmvp.search import table as table_lib
 
 from export_support import NETWORKS
@@ -137,7 +139,7 @@ def test_bad_file_is_counted_and_retried(exports, collection, tmp_path, calls):
     assert result.counts["failed"] == 1 and result.summary["embedded"] == {"motion": 1}
 
 
-@pytest.mark.parametrize("by", ["motion", "context", "video"])
+@pytest.mark.parametrize("by", ["motion", "iframe", "video"])
 def test_search_finds_a_copy_first(by, exports, collection, tmp_path, capsys):
     from tfcmvp.search import build_index
 
@@ -158,6 +160,29 @@ def test_search_finds_a_copy_first(by, exports, collection, tmp_path, capsys):
     assert "excluded from its own results" in text and "v2.avi" not in text.split("path\n")[1]
 
 
+def test_by_context_is_by_iframe(exports, collection, tmp_path, capsys):
+    from tfcmvp.search import build_index
+
+    out = tmp_path / "index"
+    build_index([collection], out, models=_models(exports), progress=False)
+    printed = {}
+    for by in ("context", "iframe"):
+        assert (
+            cli_main(["search", str(collection / "v1.avi"), "--index", str(out), "--by", by]) == 0
+        )
+        printed[by] = capsys.readouterr().out.splitlines()
+    assert printed["context"][0].endswith("by context (iframe network), 4 indexed videos")
+    assert printed["iframe"][0].endswith("by iframe (iframe network), 4 indexed videos")
+    assert printed["context"][1:] == printed["iframe"][1:]  # the same ranks, scores, paths
+
+
+def test_by_choices_name_each_network_and_context():
+    assert search_cmd.BY_CHOICES == query_lib.BY_CHOICES
+    assert query_lib.BY_CHOICES == ("video", "iframe", "motion", "context")
+    networks = [query_lib.check_by(by) for by in query_lib.BY_CHOICES]
+    assert networks == ["video", "iframe", "motion", "iframe"]
+
+
 def test_bad_inputs_give_one_line_errors(exports, collection, tmp_path, caplog):
     out = tmp_path / "index"
     assert (
@@ -170,8 +195,9 @@ def test_bad_inputs_give_one_line_errors(exports, collection, tmp_path, caplog):
     video = str(collection / "v0.avi")
     cases = [
         (["--index", str(tmp_path / "nope"), "--by", "motion"], "is not a tfcmvp index"),
-        (["--index", str(out), "--by", "scene"], "expected one of motion, context, video"),
+        (["--index", str(out), "--by", "scene"], "expected one of video, iframe, motion, context"),
         (["--index", str(out), "--by", "context"], "needs the iframe network"),
+        (["--index", str(out), "--by", "iframe"], "needs the iframe network"),
     ]
     for extra, message in cases:
         caplog.clear()

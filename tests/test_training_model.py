@@ -134,7 +134,7 @@ def test_convgru_predictor():
 
 def test_resnet_v_network_uses_two_stage_memory():
     # R3D-10 as a (tiny) video network: layer3 and layer4 feed the memory.
-    config, model = build("model.backbone=r3d_10", "data.clip_len=8")
+    config, model = build("model.video_network=r3d_10", "data.clip_len=8")
     assert model.memory_stages == ("layer3", "layer4")
     out = model(random_batch(config), training=False)
     assert tuple(out["motion_query"].shape) == (B, 4, 16)
@@ -223,7 +223,7 @@ def numpy_fused(layer3, layer4):
     return folded + layer4[:, index(t4, t)][:, :, index(h4, h)][:, :, :, index(w4, w)]
 
 
-RESNET_V = ("model.backbone=r3d_10", "data.clip_len=16")
+RESNET_V = ("model.video_network=r3d_10", "data.clip_len=16")
 
 
 def test_fused_context_pooling_averages_the_fused_memory_map():

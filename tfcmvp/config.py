@@ -9,7 +9,7 @@ YAML files give only what differs from the defaults::
 
     # configs/pretrain_ucf101_c3d.yaml
     model:
-      backbone: c3d
+      video_network: c3d
     train:
       epochs: 120
 
@@ -20,6 +20,7 @@ value parsed as YAML (``--set train.epochs=3``, ``--set model.predictor=convgru`
 ``--set train.steps_per_epoch=null``). Reading, checking and writing are
 :mod:`tfcmvp.config_io`'s (generic over the config class); its functions are
 importable from here too, with :class:`PretrainConfig` as the default root.
+Renamed keys are still read under their old names (``ModelConfig.RENAMED_KEYS``).
 
 The data sections (:class:`DataConfig`, :class:`FinetuneDataConfig`,
 :class:`ColorJitterConfig`, :class:`BlurConfig`) are defined in
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Any, Literal, Mapping, Optional, Sequence
+from typing import Any, ClassVar, Literal, Mapping, Optional, Sequence
 
 from tfcmvp import config_io
 from tfcmvp.config_checks import (  # noqa: F401  (section_checks: importable here)
@@ -69,6 +70,8 @@ from tfcmvp.config_io import (  # noqa: F401  (re-exported: tfcmvp.config is the
     parse_override,
     raise_failed_check,
     read_config_file,
+    rename_deprecated_keys,
+    renamed_keys,
     save_config,
     section,
 )
@@ -83,20 +86,36 @@ class ModelConfig:
     """The networks of the framework (paper Fig. 2): video, I-frame and motion network,
     predictor memory, motion predictor and the four MLP heads."""
 
-    backbone: Literal["c3d", "r2plus1d_26", "r3d_26", "r3d_10"] = field(
-        "c3d", "video network, the video backbone kept after pretraining (r3d_10: tiny runs only)"
+    # Old names of renamed fields, still read with a deprecation warning from files, --set
+    # and older runs' and exports' config.yaml (tfcmvp.config_schema.rename_deprecated_keys).
+    RENAMED_KEYS: ClassVar[Mapping[str, str]] = {
+        "backbone": "video_network",
+        "backbone_width": "video_width",
+        "backbone_blocks": "video_blocks",
+        "iframe_backbone": "iframe_network",
+        "motion_backbone": "motion_network",
+    }
+
+    video_network: Literal["c3d", "r2plus1d_26", "r3d_26", "r3d_10"] = field(
+        "c3d",
+        "architecture of the video network, the network kept after pretraining (r3d_10: tiny "
+        "runs only)",
     )
-    backbone_width: int = field(
+    video_width: int = field(
         64, "channels of the video network's first stage; the others scale with it (paper: 64)"
     )
-    backbone_blocks: Optional[tuple[int, ...]] = field(
+    video_blocks: Optional[tuple[int, ...]] = field(
         None,
         "residual blocks per stage of a ResNet video network; null = the architecture's "
         "own ((2, 2, 2, 2) for the -26 nets); must be null for c3d",
     )
-    iframe_backbone: Literal["r2d_10"] = field("r2d_10", "I-frame network (shallow 2-D ResNet)")
+    iframe_network: Literal["r2d_10"] = field(
+        "r2d_10", "architecture of the I-frame network (shallow 2-D ResNet)"
+    )
     iframe_width: int = field(64, "channels of the I-frame network's first stage (paper: 64)")
-    motion_backbone: Literal["r3d_10"] = field("r3d_10", "motion network (shallow 3-D ResNet)")
+    motion_network: Literal["r3d_10"] = field(
+        "r3d_10", "architecture of the motion network (shallow 3-D ResNet)"
+    )
     motion_width: int = field(64, "channels of the motion network's first stage (paper: 64)")
     memory_interpolation: Literal["nearest", "trilinear"] = field(
         "nearest", "resampling of the coarser video network stage onto the memory grid"
@@ -184,13 +203,14 @@ def with_legacy_model_defaults(values: Mapping) -> dict:
 
 def load_saved_config(path, root=None):
     """Reads a resolved config saved by :func:`save_config` (a run's or an
-    export's config.yaml), with :func:`with_legacy_model_defaults` applied.
+    export's config.yaml), with :func:`with_legacy_model_defaults` applied and
+    old key names read as the new ones (:func:`rename_deprecated_keys`).
 
     `root`: the config class (default :class:`PretrainConfig`). Raises
     :class:`ConfigError` naming the file and the key.
     """
     root = PretrainConfig if root is None else root
-    values = with_legacy_model_defaults(read_config_file(path))
+    values = with_legacy_model_defaults(read_config_file(path, root))
     return build_config(root, values, str(pathlib.Path(path).resolve()))
 
 

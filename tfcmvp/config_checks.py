@@ -79,9 +79,9 @@ def section_checks(config) -> dict[str, list[tuple[str, bool, str]]]:
         "data": [],  # DataConfig checks its own values (data_checks)
         "model": [
             (
-                "model.backbone_blocks",
-                config.model.backbone_blocks is None or config.model.backbone != "c3d",
-                "must be null for model.backbone=c3d (C3D has no residual blocks)",
+                "model.video_blocks",
+                config.model.video_blocks is None or config.model.video_network != "c3d",
+                "must be null for model.video_network=c3d (C3D has no residual blocks)",
             ),
         ],
     }

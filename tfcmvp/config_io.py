@@ -1,8 +1,7 @@
 """Reading and writing typed configs: YAML files, ``base:`` links, ``--set`` overrides.
 
-Generic over the config class: a *root* is a frozen dataclass whose fields
-are values (bool, int, float, str, Literal, tuples of them, Optional) or
-sections (nested dataclasses, optionally null). The schemas themselves live in
+Generic over the config class (a *root*: see :mod:`tfcmvp.config_schema`,
+whose names are importable from here too). The schemas themselves live in
 :mod:`tfcmvp.config` (pretraining) and :mod:`tfcmvp.finetuning.config`.
 
 A file may start from another one with ``base: other.yaml`` (a path relative
@@ -10,200 +9,39 @@ to the file); its values are merged key by key under the file's own.
 Overrides ``--set section.field=value`` are applied last, the value parsed
 as YAML. An unknown key, in a file or an override, is an error that names
 the key and the closest valid ones; a value of the wrong type is an error
-that names the key, the value and the type.
+that names the key, the value and the type. A renamed key is read under its
+old name too, in each file of a ``base:`` chain and in ``--set``, with a
+deprecation warning (:func:`tfcmvp.config_schema.rename_deprecated_keys`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import pathlib
-import types
-import typing
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import yaml
 
+from tfcmvp.config_schema import (  # noqa: F401  (field ... field_docs: importable here)
+    RENAMED_KEYS_ATTR,
+    both_given_error,
+    build_config,
+    config_to_dict,
+    field,
+    field_docs,
+    is_nullable,
+    raise_failed_check,
+    rename_deprecated_keys,
+    renamed_keys,
+    section,
+    section_type,
+    type_hints,
+    unknown_key_error,
+    warn_renamed,
+)
 from tfcmvp.errors import ConfigError
 
 BASE_KEY = "base"  # YAML key naming the file a config starts from
-
-
-def field(default, doc: str):
-    """A dataclass field with its one-line documentation (``metadata["doc"]``)."""
-    return dataclasses.field(default=default, metadata={"doc": doc})
-
-
-def section(cls, doc: str):
-    """A config section: a field holding a ``cls()`` by default, with its one-line
-    documentation (``metadata["doc"]``)."""
-    return dataclasses.field(default_factory=cls, metadata={"doc": doc})
-
-
-def raise_failed_check(config, checks: Sequence[tuple[str, bool, str]]) -> None:
-    """Raises ConfigError ``"<key>=<value> <requirement>"`` for the first
-    ``(key, ok, requirement)`` row of `checks` whose `ok` is false."""
-    for key, ok, requirement in checks:
-        if not ok:
-            raise ConfigError(f"{key}={_get_path(config, key)!r} {requirement}")
-
-
-def _get_path(config, dotted: str):
-    for part in dotted.split("."):
-        config = getattr(config, part)
-    return config
-
-
-# ---------------------------------------------------------------------------
-# dict <-> dataclass
-# ---------------------------------------------------------------------------
-
-
-def _hints(cls) -> dict:
-    return typing.get_type_hints(cls)
-
-
-def _section_type(tp):
-    """The dataclass of a section field (plain or Optional), else None."""
-    if dataclasses.is_dataclass(tp):
-        return tp
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(inner) == 1 and dataclasses.is_dataclass(inner[0]):
-            return inner[0]
-    return None
-
-
-def _nullable(tp) -> bool:
-    union = typing.get_origin(tp) in (typing.Union, types.UnionType)
-    return union and type(None) in typing.get_args(tp)
-
-
-def _describe(tp) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join("null" if a is type(None) else _describe(a) for a in typing.get_args(tp))
-    if origin is tuple:
-        return f"list of {_describe(typing.get_args(tp)[0])}"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(value, tp, key: str, source: str):
-    """Checks `value` against the annotation `tp`; returns the typed value."""
-    origin = typing.get_origin(tp)
-    bad = ConfigError(f"{source}: {key}={value!r} is not a valid {_describe(tp)}")
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key, source)
-            except ConfigError:
-                pass
-        raise bad
-    if origin is Literal:
-        if value in typing.get_args(tp) and not isinstance(value, bool):
-            return value
-        raise bad
-    if origin is tuple:
-        (item_type, _ellipsis) = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise bad
-        return tuple(_coerce(v, item_type, f"{key}[{i}]", source) for i, v in enumerate(value))
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise bad
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise bad
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            # PyYAML (YAML 1.1) reads "1e-3" as a string: it wants "1.0e-3".
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise bad
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise bad
-    raise TypeError(f"config field {key} has an unsupported annotation {tp!r}")
-
-
-def _unknown_key(key: str, valid: Sequence[str], source: str) -> ConfigError:
-    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], valid, n=3, cutoff=0.5)
-    prefix = key.rsplit(".", 1)[0] + "." if "." in key else ""
-    hint = (
-        f"; did you mean {', '.join(prefix + c for c in close)}?"
-        if close
-        else f"; valid keys here: {', '.join(prefix + v for v in valid)}"
-    )
-    return ConfigError(f"{source}: unknown config key {key!r}{hint}")
-
-
-def build_config(cls, values: Mapping, source: str, prefix: str = ""):
-    """The dataclass `cls` from nested dicts `values` (missing keys = defaults).
-
-    Keys and types are checked field by field; errors are :class:`ConfigError`
-    naming `source` (the file or override) and the dotted key (`prefix` is
-    the path of `cls` inside the root).
-    """
-    if not isinstance(values, Mapping):
-        raise ConfigError(
-            f"{source}: {prefix.rstrip('.') or 'the config'} must be a mapping, got {values!r}"
-        )
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = _hints(cls)
-    kwargs = {}
-    for name, value in values.items():
-        key = prefix + str(name)
-        if name not in fields:
-            raise _unknown_key(key, list(fields), source)
-        tp = hints[name]
-        section = _section_type(tp)
-        if section is not None:
-            if value is None and _nullable(tp):
-                kwargs[name] = None  # an optional section switched off
-            else:
-                kwargs[name] = build_config(
-                    section, {} if value is None else value, source, key + "."
-                )
-        else:
-            kwargs[name] = _coerce(value, tp, key, source)
-    try:
-        return cls(**kwargs)
-    except ConfigError as error:
-        # A range check of the class's __post_init__: a section names its
-        # fields relative to itself, the root with their full key.
-        raise ConfigError(f"{source}: {prefix}{error}") from None
-
-
-def config_to_dict(config) -> dict:
-    """The config as nested plain dicts / lists (YAML- and JSON-safe)."""
-
-    def plain(value):
-        if isinstance(value, tuple):
-            return [plain(v) for v in value]
-        return value
-
-    return {
-        f.name: (
-            config_to_dict(getattr(config, f.name))
-            if dataclasses.is_dataclass(getattr(config, f.name))
-            else plain(getattr(config, f.name))
-        )
-        for f in dataclasses.fields(config)
-    }
 
 
 # ---------------------------------------------------------------------------
@@ -222,8 +60,14 @@ def merge(base: Mapping, top: Mapping) -> dict:
     return merged
 
 
-def read_config_file(path, _seen: tuple = ()) -> dict:
-    """Reads a YAML config, following ``base:`` links; returns the merged dict."""
+def read_config_file(path, root=None, _seen: tuple = ()) -> dict:
+    """Reads a YAML config, following ``base:`` links; returns the merged dict.
+
+    With `root` (the config class the file is for), the old names of renamed
+    keys are replaced by the new ones in each file before the files are merged
+    (:func:`rename_deprecated_keys`, the file as the source), so that a
+    ``base:`` file may use either name.
+    """
     path = pathlib.Path(path).resolve()
     if path in _seen:
         chain = " -> ".join(str(p) for p in _seen + (path,))
@@ -240,10 +84,12 @@ def read_config_file(path, _seen: tuple = ()) -> dict:
         raise ConfigError(f"{path}: a config file must be a mapping of sections, got {values!r}")
     values = dict(values)
     base = values.pop(BASE_KEY, None)
+    if root is not None:
+        values = rename_deprecated_keys(root, values, str(path))
     if base is not None:
         if not isinstance(base, str):
             raise ConfigError(f"{path}: {BASE_KEY}: must be a file path, got {base!r}")
-        base_values = read_config_file(path.parent / base, _seen + (path,))
+        base_values = read_config_file(path.parent / base, root, _seen + (path,))
         values = merge(base_values, values)
     return values
 
@@ -266,52 +112,67 @@ def apply_overrides(values: Mapping, overrides: Sequence[str], root) -> dict:
 
     Keys are checked against the dataclasses of `root` (the config class the
     values are for) here, so that an unknown key is reported as coming from
-    ``--set`` (not from the file).
+    ``--set`` (not from the file). An old name of a renamed key sets the new
+    one (a deprecation warning names both and the override); the old and the
+    new name of one key both in `overrides` is an error naming both.
     """
     values = merge({}, values)
+    spellings: dict[str, dict[str, str]] = {}  # key set -> {key as given: its override}
     for text in overrides:
-        path, value = parse_override(text)
-        cls = root
-        node = values
-        for depth, name in enumerate(path):
-            key = ".".join(path[: depth + 1])
-            if cls is None or not dataclasses.is_dataclass(cls):
-                raise ConfigError(
-                    f"--set {text!r}: {'.'.join(path[:depth])} is a value, "
-                    f"not a section, so {key!r} does not exist"
-                )
-            names = [f.name for f in dataclasses.fields(cls)]
-            if name not in names:
-                raise _unknown_key(key, names, f"--set {text!r}")
-            tp = _hints(cls)[name]
-            section = _section_type(tp)
-            last = depth == len(path) - 1
-            if last:
-                if (
-                    section is not None
-                    and not isinstance(value, Mapping)
-                    and not (value is None and _nullable(tp))
-                ):
-                    raise ConfigError(
-                        f"--set {text!r}: {key} is a section; set one of its "
-                        f"fields, e.g. "
-                        f"{key}.{dataclasses.fields(section)[0].name}=..."
-                    )
-                both_mappings = isinstance(node.get(name), Mapping) and value is not None
-                if section is not None and both_mappings:
-                    node[name] = merge(node[name], value)
-                else:
-                    node[name] = value
-            else:
-                child = node.get(name)
-                if not isinstance(child, Mapping):
-                    # Also re-enables an optional section that was null: its
-                    # other fields take their defaults.
-                    child = {}
-                node[name] = child = dict(child)
-                node = child
-                cls = section
+        given, key = _apply_override(values, text, root)
+        spellings.setdefault(key, {})[given] = text
+    for key, given in spellings.items():
+        if len(given) > 1:  # an old name and its new name
+            old = next(name for name in given if name != key)
+            raise both_given_error(old, key, f"--set {given[old]!r} and --set {given[key]!r}")
     return values
+
+
+def _apply_override(values: dict, text: str, root) -> tuple[str, str]:
+    """Applies the override `text` to `values` in place (:func:`apply_overrides`);
+    returns the dotted key as given and the key it set (the new name of a renamed one)."""
+    path, value = parse_override(text)
+    given = ".".join(path)
+    cls = root
+    node = values
+    for depth, name in enumerate(path):
+        key = ".".join(path[: depth + 1])
+        if cls is None or not dataclasses.is_dataclass(cls):
+            raise ConfigError(
+                f"--set {text!r}: {'.'.join(path[:depth])} is a value, "
+                f"not a section, so {key!r} does not exist"
+            )
+        names = [f.name for f in dataclasses.fields(cls)]
+        if name not in names and name in renamed_keys(cls):
+            path[depth] = name = renamed_keys(cls)[name]
+            warn_renamed(key, ".".join(path[: depth + 1]), f"--set {text!r}")
+            key = ".".join(path[: depth + 1])
+        if name not in names:
+            raise unknown_key_error(key, names, f"--set {text!r}")
+        tp = type_hints(cls)[name]
+        section_cls = section_type(tp)
+        if depth < len(path) - 1:
+            child = node.get(name)
+            if not isinstance(child, Mapping):
+                # Also re-enables an optional section that was null: its
+                # other fields take their defaults.
+                child = {}
+            node[name] = child = dict(child)
+            node = child
+            cls = section_cls
+            continue
+        if section_cls is not None and not isinstance(value, Mapping):
+            if not (value is None and is_nullable(tp)):
+                raise ConfigError(
+                    f"--set {text!r}: {key} is a section; set one of its fields, e.g. "
+                    f"{key}.{dataclasses.fields(section_cls)[0].name}=..."
+                )
+        elif section_cls is not None:
+            value = rename_deprecated_keys(section_cls, value, f"--set {text!r}", key + ".")
+            if isinstance(node.get(name), Mapping):
+                value = merge(node[name], value)
+        node[name] = value
+    return given, ".".join(path)
 
 
 def read_config_values(path, overrides: Sequence[str], root) -> tuple[dict, str]:
@@ -321,7 +182,7 @@ def read_config_values(path, overrides: Sequence[str], root) -> tuple[dict, str]
     The file is checked against `root` on its own first, so that its errors
     name the file; then each override, so that its errors name the override.
     """
-    values = read_config_file(path) if path is not None else {}
+    values = read_config_file(path, root) if path is not None else {}
     source = str(pathlib.Path(path).resolve()) if path is not None else "defaults"
     build_config(root, values, source)
     if overrides:
@@ -386,16 +247,3 @@ def config_differences(old, new) -> list[str]:
         f"{key}: {a!r} -> {b!r}"
         for key, a, b in config_changes(config_to_dict(old), config_to_dict(new))
     ]
-
-
-def field_docs(cls, prefix: str = "") -> dict[str, str]:
-    """``{"train.epochs": "training epochs", ...}`` for every leaf field."""
-    docs = {}
-    hints = _hints(cls)
-    for f in dataclasses.fields(cls):
-        section = _section_type(hints[f.name])
-        if section is not None:
-            docs.update(field_docs(section, prefix + f.name + "."))
-        else:
-            docs[prefix + f.name] = f.metadata.get("doc", "")
-    return docs

@@ -29,7 +29,7 @@ def add_parser(subparsers) -> None:
         "--model",
         default=None,
         help="a tfcmvp export of a pretrained video network (tfcmvp export): its "
-        "weights and architecture initialise the backbone",
+        "weights and architecture initialise the classifier's video network",
     )
     start.add_argument(
         "--random_init",

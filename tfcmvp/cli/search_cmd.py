@@ -8,17 +8,19 @@ from tfcmvp.errors import TfcmvpError
 
 logger = logging.getLogger(__name__)
 
-BY_CHOICES = ("motion", "context", "video")  # spelled out: the parser imports no TensorFlow
+# tfcmvp.search.query.BY_CHOICES spelled out: the parser imports no TensorFlow.
+# "context" is the first name of "iframe" (the I-frame network's embedding).
+BY_CHOICES = ("video", "iframe", "motion", "context")
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "search",
-        help="the videos of an index nearest to a query video, by motion, context or video",
+        help="the videos of an index nearest to a query video, by motion, I-frame or video",
         description=(
             "Embeds QUERY_VIDEO with the export the index holds for the chosen network "
-            "(--by motion: motion network, context: I-frame network, video: video network) "
-            "and prints the "
+            "(--by motion: motion network, iframe or context: I-frame network, video: video "
+            "network) and prints the "
             "nearest indexed videos by cosine similarity (rank, score, path). A query that is "
             "itself indexed is left out of its own results. Exit status: 0 done; 2 bad "
             "arguments, index or query."
@@ -29,7 +31,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--by",
         required=True,
-        help="motion (same motion, any scene), context (same scene, any motion) or video",
+        help=(
+            "motion (same motion, any scene), iframe (the I-frame network's embedding: same "
+            "scene, any motion; also called context) or video"
+        ),
     )
     parser.add_argument("--top", type=int, default=10, help="results to show (default 10)")
     parser.add_argument(

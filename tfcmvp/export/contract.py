@@ -191,9 +191,9 @@ def input_contract(network: str, data) -> dict:
 def backbone_name(network: str, model) -> str:
     """The backbone of pretraining network `network` under ``ModelConfig`` `model`."""
     names = {
-        "video": model.backbone,
-        "iframe": model.iframe_backbone,
-        "motion": model.motion_backbone,
+        "video": model.video_network,
+        "iframe": model.iframe_network,
+        "motion": model.motion_network,
     }
     if network not in names:
         raise ExportError(f"network must be one of {PRETRAIN_NETWORKS}, got {network!r}")

@@ -14,22 +14,23 @@ from typing import Mapping, Optional
 
 import yaml
 
+from tfcmvp.config import ConfigError, PretrainConfig, rename_deprecated_keys
 from tfcmvp.export import contract as ct
 from tfcmvp.export.loading import load_export, read_export_config_text
 
 # Config values shown by describe, per network (dotted keys of assets/config.yaml).
 KEY_CONFIG_VALUES = {
     "video": (
-        "model.backbone",
-        "model.backbone_width",
-        "model.backbone_blocks",
+        "model.video_network",
+        "model.video_width",
+        "model.video_blocks",
         "data.clip_len",
         "data.clip_stride",
         "data.crop_size",
     ),
-    "iframe": ("model.iframe_backbone", "model.iframe_width", "data.crop_size"),
+    "iframe": ("model.iframe_network", "model.iframe_width", "data.crop_size"),
     "motion": (
-        "model.motion_backbone",
+        "model.motion_network",
         "model.motion_width",
         "data.motion_len",
         "data.crop_size",
@@ -147,14 +148,20 @@ def _flatten(values, prefix: str = "") -> dict:
     return flat
 
 
-def config_lines(info: Mapping, config_yaml: Optional[str]) -> list[str]:
-    """The key values of the export's training config (those it has)."""
+def config_lines(
+    info: Mapping, config_yaml: Optional[str], source: str = f"{ct.ASSETS_DIR}/{ct.CONFIG_NAME}"
+) -> list[str]:
+    """The key values of the export's training config (those it has), under the
+    keys' current names (an older export's config uses old ones; `source` names
+    the file in their deprecation warning)."""
     if config_yaml is None:
         return [f"(no {ct.ASSETS_DIR}/{ct.CONFIG_NAME})"]
     try:
-        flat = _flatten(yaml.safe_load(config_yaml))
+        flat = _flatten(rename_deprecated_keys(PretrainConfig, yaml.safe_load(config_yaml), source))
     except (yaml.YAMLError, AttributeError) as error:
         return [f"({ct.ASSETS_DIR}/{ct.CONFIG_NAME} is not a YAML mapping: {error})"]
+    except ConfigError as error:  # an old and a new name of one key
+        return [f"({error})"]
     keys = KEY_CONFIG_VALUES.get(info["network"], ()) + RUN_CONFIG_VALUES
     return [f"{key}: {flat[key]}" for key in keys if key in flat]
 
@@ -192,7 +199,10 @@ def describe_export(model_dir) -> str:
         sections.append((f"{ct.EMBED_FRAMES} contract ({ct.FRAMES_INPUT})", frames_lines(info)))
     sections += [
         ("signatures (from saved_model.pb)", signature_lines(loaded)),
-        (f"key config values ({ct.ASSETS_DIR}/{ct.CONFIG_NAME})", config_lines(info, config_yaml)),
+        (
+            f"key config values ({ct.ASSETS_DIR}/{ct.CONFIG_NAME})",
+            config_lines(info, config_yaml, str(model_dir / ct.ASSETS_DIR / ct.CONFIG_NAME)),
+        ),
         (
             "assets",
             [

@@ -15,8 +15,9 @@ pretraining; unknown keys and bad values are errors naming the key.
 Architecture of a pretrained model. When finetuning an export (``--model
 DIR``), the video network is rebuilt as the export describes it: the fields of
 :data:`ARCHITECTURE_KEYS` are taken from the export's
-``assets/tfcmvp_export.json`` (backbone, clip length, crop size) and
-``assets/config.yaml`` (widths, blocks). A file or override may repeat them,
+``assets/tfcmvp_export.json`` (its ``backbone``: the video network's
+architecture; clip length, crop size) and ``assets/config.yaml`` (width,
+blocks). A file or override may repeat them,
 but a different value is an error that names the field. ``data.clip_stride``
 is also taken from the export unless set (a different stride is allowed: it
 is a sampling choice, not a weight shape).
@@ -43,17 +44,18 @@ from tfcmvp.config import (  # FinetuneDataConfig: the data section, with the ot
     merge,
     raise_failed_check,
     read_config_values,
+    rename_deprecated_keys,
     section,
     section_checks,
 )
 from tfcmvp.export import read_export_config_text, read_export_info
 
-# The transferred video network: its layers and weight shapes (backbone, width, blocks) and
+# The transferred video network: its layers and weight shapes (architecture, width, blocks) and
 # the clip it was trained on (length, crop size), which its features are tuned to.
 ARCHITECTURE_KEYS = (
-    "model.backbone",
-    "model.backbone_width",
-    "model.backbone_blocks",
+    "model.video_network",
+    "model.video_width",
+    "model.video_blocks",
     "data.clip_len",
     "data.crop_size",
 )
@@ -61,6 +63,7 @@ ARCHITECTURE_KEYS = (
 INHERITED_KEYS = ("data.clip_stride",)
 
 EXPORT_INFO_ASSET = "assets/tfcmvp_export.json"
+EXPORT_CONFIG_ASSET = "assets/config.yaml"
 
 
 # ---------------------------------------------------------------------------
@@ -241,12 +244,13 @@ def load_finetune_config(
 
 
 def export_architecture(model_dir) -> dict:
-    """``{"model.backbone": ..., "data.clip_len": ..., ...}`` of a tfcmvp export.
+    """``{"model.video_network": ..., "data.clip_len": ..., ...}`` of a tfcmvp export.
 
     The keys are :data:`ARCHITECTURE_KEYS` and :data:`INHERITED_KEYS`, read
-    from the export's info (backbone, input shape, stride) and its config
-    (widths, blocks). Raises ConfigError when the export is not a video network
-    (an ExportError when the folder is not an export).
+    from the export's info (``backbone``, input shape, stride) and its config
+    (width, blocks; under their old names in an older export). Raises
+    ConfigError when the export is not a video network (an ExportError when
+    the folder is not an export).
     """
     info = read_export_info(model_dir)
     if info["network"] != "video":
@@ -261,18 +265,24 @@ def export_architecture(model_dir) -> dict:
             f"{model_dir}: {EXPORT_INFO_ASSET} input.shape={shape!r} is not a "
             f"square clip [T, S, S, 3]"
         )
-    exported = (yaml.safe_load(read_export_config_text(model_dir)) or {}).get("model") or {}
+    # An older export's config.yaml names the keys backbone_width / backbone_blocks.
+    exported = rename_deprecated_keys(
+        ModelConfig,
+        (yaml.safe_load(read_export_config_text(model_dir)) or {}).get("model") or {},
+        f"{model_dir}/{EXPORT_CONFIG_ASSET}",
+        "model.",
+    )
     architecture = {
-        "model.backbone": info["backbone"],
-        "model.backbone_width": exported.get("backbone_width", ModelConfig.backbone_width),
-        "model.backbone_blocks": exported.get("backbone_blocks", ModelConfig.backbone_blocks),
+        "model.video_network": info["backbone"],
+        "model.video_width": exported.get("video_width", ModelConfig.video_width),
+        "model.video_blocks": exported.get("video_blocks", ModelConfig.video_blocks),
         "data.clip_len": int(shape[0]),
         "data.crop_size": int(shape[1]),
     }
     if inputs.get("stride") is not None:
         architecture["data.clip_stride"] = int(inputs["stride"])
-    if architecture["model.backbone_blocks"] is not None:
-        architecture["model.backbone_blocks"] = list(architecture["model.backbone_blocks"])
+    if architecture["model.video_blocks"] is not None:
+        architecture["model.video_blocks"] = list(architecture["model.video_blocks"])
     return architecture
 
 
@@ -282,9 +292,10 @@ def with_export_architecture(
     """`values` with the export's architecture filled in where not set.
 
     A set architecture field that differs from the export's is a ConfigError
-    naming the field, both values and where each came from.
+    naming the field, both values and where each came from. `values` may use
+    old key names (read as the new ones, :func:`rename_deprecated_keys`).
     """
-    values = merge({}, values)
+    values = rename_deprecated_keys(FinetuneConfig, merge({}, values), source)
     for key, exported in architecture.items():
         section, name = key.split(".")
         node = values.get(section) if isinstance(values.get(section), Mapping) else {}

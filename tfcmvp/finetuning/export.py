@@ -36,7 +36,7 @@ def export_classifier(
     input_spec["resize_short"] = config.test.resize_short  # the geometry it was tested with
     info = make_export_info(
         network="classifier",
-        backbone=config.model.backbone,
+        backbone=config.model.video_network,
         input_spec=input_spec,
         source=source,
         num_classes=len(class_names),

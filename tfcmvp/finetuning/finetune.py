@@ -131,7 +131,7 @@ def finetune(
         labels.txt).
       workdir: run folder (created); an existing one is resumed.
       model_dir: a tfcmvp export of a video network (``tfcmvp export``) whose
-        weights initialise the backbone.
+        weights initialise the classifier's video network.
       random_init: start from random weights instead (exactly one of
         `model_dir` and `random_init` must be given).
       verbose: Keras `fit` verbosity ("auto", 0, 1, 2).
@@ -307,7 +307,7 @@ class FinetuneTask(Task):
             "num_test_videos": test.num_videos,
             "num_classes": len(self.class_names),
             "num_clips": config.test.num_clips,
-            "backbone": config.model.backbone,
+            "backbone": config.model.video_network,
             "motion_aux_weight": config.train.motion_aux_weight,
         }
 

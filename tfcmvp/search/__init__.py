@@ -3,7 +3,7 @@
 Modules: :mod:`~tfcmvp.search.table` (the index folder and its table of
 videos; NumPy only), :mod:`~tfcmvp.search.index` (build or update an index:
 :func:`build_index`), :mod:`~tfcmvp.search.query` (nearest videos by motion,
-context or the video network: :func:`search_index`),
+I-frame (context) or the video network: :func:`search_index`),
 :mod:`~tfcmvp.search.thumbnails` and :mod:`~tfcmvp.search.figure` (the
 ``--png`` grid).
 

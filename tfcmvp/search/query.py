@@ -2,13 +2,15 @@
 
 ``--by`` picks the network, hence what "near" means:
 
-=============  ==========  =================================================
-``--by``       network     near means
-=============  ==========  =================================================
-``motion``     motion network   similar motion vectors: the same motion, any scene
-``context``    I-frame network   similar I-frames: the same scene, any motion
-``video``      video network   the pretrained video backbone: both mixed
-=============  ==========  =================================================
+========================  ===============  ==================================================
+``--by``                  network          near means
+========================  ===============  ==================================================
+``motion``                motion network   similar motion vectors: the same motion, any scene
+``iframe`` (``context``)  I-frame network  similar I-frames: the same scene, any motion
+``video``                 video network    the pretrained video network: both mixed
+========================  ===============  ==================================================
+
+``context`` is the first name of ``iframe`` and means the same.
 
 The query is embedded with the export the index recorded for that network,
 exactly as the index's videos were (``tfcmvp embed``: 10 clips, mean), and

@@ -51,8 +51,9 @@ TABLE_NAME = "videos.csv"
 FAILED_NAME = "failed.jsonl"
 THUMBS_DIR = "thumbs"
 NETWORKS = ("video", "iframe", "motion")
-# What `tfcmvp search --by` asks for, and the network that answers it.
-BY_NETWORK = {"motion": "motion", "context": "iframe", "video": "video"}
+# What `tfcmvp search --by` asks for, and the network that answers it: a network's
+# name, or "context", the first name of --by iframe (the I-frame network's embedding).
+BY_NETWORK = {"video": "video", "iframe": "iframe", "motion": "motion", "context": "iframe"}
 FINGERPRINT_BYTES = 1 << 20  # hashed from each end of a file
 _FIXED_COLUMNS = ("row", "id", "path", "size", "mtime", "fingerprint", "num_frames", "fps")
 

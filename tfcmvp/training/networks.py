@@ -34,17 +34,17 @@ def build_video_network(model: ModelConfig, data: DataConfig, sync_bn: bool = Fa
     """The video network of `model` for clips of `data` (the network finetuning keeps)."""
     kwargs = dict(
         input_shape=(data.clip_len, data.crop_size, data.crop_size, 3),
-        width=model.backbone_width,
+        width=model.video_width,
         sync_bn=sync_bn,
-        **_residual_kwargs(model.backbone, model),
+        **_residual_kwargs(model.video_network, model),
     )
-    if model.backbone_blocks is not None:
-        kwargs["blocks"] = tuple(model.backbone_blocks)
-    if model.backbone == "r3d_10":
+    if model.video_blocks is not None:
+        kwargs["blocks"] = tuple(model.video_blocks)
+    if model.video_network == "r3d_10":
         # R3D-10 standing in as a tiny video network keeps its stride-2 stem without
         # pool whatever model.motion_stem says (that option is the motion network's).
         kwargs["stem"] = "strided"
-    return build_backbone(model.backbone, **kwargs)
+    return build_backbone(model.video_network, **kwargs)
 
 
 def build_iframe_network(
@@ -52,11 +52,11 @@ def build_iframe_network(
 ) -> keras.Model:
     """The I-frame network of `model` for I-frames of `data`."""
     return build_backbone(
-        model.iframe_backbone,
+        model.iframe_network,
         input_shape=(data.crop_size, data.crop_size, 3),
         width=model.iframe_width,
         sync_bn=sync_bn,
-        **_residual_kwargs(model.iframe_backbone, model),
+        **_residual_kwargs(model.iframe_network, model),
     )
 
 
@@ -65,18 +65,18 @@ def build_motion_network(
 ) -> keras.Model:
     """The motion network of `model` for motion clips of `data` (2 channels: x, y)."""
     return build_backbone(
-        model.motion_backbone,
+        model.motion_network,
         input_shape=(data.motion_len, data.crop_size, data.crop_size, 2),
         width=model.motion_width,
         sync_bn=sync_bn,
         stem=model.motion_stem,
-        **_residual_kwargs(model.motion_backbone, model),
+        **_residual_kwargs(model.motion_network, model),
     )
 
 
 def build_memory(model: ModelConfig) -> PredictorMemory:
     """The predictor memory of `model`'s video network (see models/memory.py)."""
-    spec = memory_spec(model.backbone)
+    spec = memory_spec(model.video_network)
     return PredictorMemory(
         model.predictor_width,
         spec.time_fold,
@@ -160,7 +160,7 @@ def build_motion_branch(
         predictor_layer,
         prediction_head,
         motion_head,
-        memory_spec(model.backbone).stages,
+        memory_spec(model.video_network).stages,
         target_grid,
         value_head=value_head,
         value_shape=value_shape,

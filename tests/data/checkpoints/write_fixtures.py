@@ -44,7 +44,7 @@ SMALL = (
     "train.steps_per_epoch=1",
     "train.epochs=2",
     "train.keep_checkpoints=1",
-    "model.backbone_width=2",
+    "model.video_width=2",
     "model.iframe_width=2",
     "model.motion_width=2",
 )
