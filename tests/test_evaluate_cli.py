@@ -28,7 +28,6 @@ from retrieval_support import (
     KNOWN_TRAIN_LABELS,
     ModelCalls,
     run_retrieval,
-    save_known_export,
     write_known_data,
     write_labels_csv,
 )
@@ -59,11 +58,6 @@ RECORD_KEYS = {
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     return write_known_data(tmp_path_factory.mktemp("data"), num_shards=2)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_known_export(tmp_path_factory.mktemp("exports") / "v_net")
 
 
 @pytest.fixture
@@ -103,12 +97,12 @@ def table_rows(stdout):
     return rows
 
 
-def test_knn_and_linear_against_references(tmp_path, capsys, data_dir, model_dir):
+def test_knn_and_linear_against_references(tmp_path, capsys, data_dir, known_export):
     output = tmp_path / "out" / "evaluate.json"
     cache = ("--cache_dir", tmp_path / "cache")
     assert (
         run_evaluate(
-            model_dir, data_dir, "--knn", "--linear", *SETTINGS, "--output", output, *cache
+            known_export, data_dir, "--knn", "--linear", *SETTINGS, "--output", output, *cache
         )
         == 0
     )
@@ -116,7 +110,7 @@ def test_knn_and_linear_against_references(tmp_path, capsys, data_dir, model_dir
     assert set(record) == RECORD_KEYS
     assert (record["num_train"], record["num_test"], record["num_classes"]) == (12, 9, 3)
     assert record["label_kind"] == "class" and record["seed"] == 3
-    assert record["model"] == str(model_dir) and record["name"] == "v_net"
+    assert record["model"] == str(known_export) and record["name"] == "v_net"
     assert record["data"]["dir"] == str(data_dir) and record["data"]["modality"] == "rgb"
     assert record["features"]["clips"] == 2 and record["features"]["positions"] == "vcop"
 
@@ -152,11 +146,13 @@ def test_knn_and_linear_against_references(tmp_path, capsys, data_dir, model_dir
 
 
 def test_retrieval_cache_is_shared_and_labels_csv_changes_the_kind(
-    monkeypatch, tmp_path, capsys, data_dir, model_dir, labels_csv
+    monkeypatch, tmp_path, capsys, data_dir, known_export, labels_csv
 ):
     cache = tmp_path / "cache"
     assert (
-        run_retrieval(model_dir, data_dir, tmp_path / "r.json", "--clips", 2, "--cache_dir", cache)
+        run_retrieval(
+            known_export, data_dir, tmp_path / "r.json", "--clips", 2, "--cache_dir", cache
+        )
         == 0
     )
     calls = ModelCalls(monkeypatch)
@@ -164,7 +160,7 @@ def test_retrieval_cache_is_shared_and_labels_csv_changes_the_kind(
     by_scene = ("--labels", labels_csv, "--label_column", "scene")
     assert (
         run_evaluate(
-            model_dir,
+            known_export,
             data_dir,
             "--knn",
             *SETTINGS,
@@ -218,7 +214,7 @@ def test_a_random_init_network_runs_the_chain(tmp_path, capsys, data_dir):
 
 
 def test_missing_scikit_learn_fails_before_any_work(
-    monkeypatch, tmp_path, caplog, data_dir, model_dir
+    monkeypatch, tmp_path, caplog, data_dir, known_export
 ):
     for name in ("sklearn", "sklearn.linear_model", "sklearn.exceptions"):
         monkeypatch.setitem(sys.modules, name, None)
@@ -226,13 +222,13 @@ def test_missing_scikit_learn_fails_before_any_work(
     output = tmp_path / "x.json"
     with caplog.at_level(logging.ERROR):
         cache = ("--cache_dir", tmp_path / "cache")
-        assert run_evaluate(model_dir, data_dir, "--linear", "--output", output, *cache) == 2
+        assert run_evaluate(known_export, data_dir, "--linear", "--output", output, *cache) == 2
     assert "pip install 'tfcmvp[eval]'" in caplog.text
     assert calls.loads == 0 and not output.exists()
 
 
-def test_usage_errors_name_the_flag(tmp_path, caplog, data_dir, model_dir, labels_csv):
-    common = (model_dir, data_dir, "--cache_dir", tmp_path / "cache")
+def test_usage_errors_name_the_flag(tmp_path, caplog, data_dir, known_export, labels_csv):
+    common = (known_export, data_dir, "--cache_dir", tmp_path / "cache")
     with caplog.at_level(logging.ERROR):
         assert run_evaluate(*common, "--labels", labels_csv) == 2
         assert "--labels and --label_column go together" in caplog.text

@@ -31,7 +31,6 @@ from retrieval_support import (
     KNOWN_TRAIN,
     KNOWN_TRAIN_LABELS,
     reference_recall,
-    save_known_export,
     save_tiny_export,
     write_known_data,
 )
@@ -47,16 +46,15 @@ def data_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, known_export):
     """{"known": the quantised channel-mean export, "scratch": a random-init tiny video network}."""
     from tfcmvp.export import export_random_init
 
     from training_support import tiny_config
 
     root = tmp_path_factory.mktemp("exports")
-    known = save_known_export(root / "known")
     scratch = export_random_init(tiny_config(), root / "scratch", "video", seed=0)
-    return {"known": known, "scratch": scratch}
+    return {"known": known_export, "scratch": scratch}
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from retrieval_support import (
     ModelCalls,
     reference_recall,
     run_retrieval,
-    save_known_export,
     solid_record,
     write_data,
     write_known_data,
@@ -49,11 +48,6 @@ def data_dir(tmp_path_factory):
     return write_known_data(tmp_path_factory.mktemp("data"), num_shards=3)
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_known_export(tmp_path_factory.mktemp("exports") / "v_net")
-
-
 def reference(protocol):
     recalls, similarity = reference_recall(
         QUERY, QUERY_LABELS, GALLERY, GALLERY_LABELS, KS, protocol
@@ -64,20 +58,22 @@ def reference(protocol):
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_recall_matches_the_brute_force_reference(tmp_path, capsys, data_dir, model_dir, protocol):
+def test_recall_matches_the_brute_force_reference(
+    tmp_path, capsys, data_dir, known_export, protocol
+):
     expected = reference(protocol)
     assert 0 < expected["R@1"] < 100 and expected["R@5"] < 100  # the test can tell errors apart
     output = tmp_path / "out" / "retrieval.json"
     cache = ("--cache_dir", tmp_path / "cache")
     assert (
-        run_retrieval(model_dir, data_dir, output, "--clips", 2, "--protocol", protocol, *cache)
+        run_retrieval(known_export, data_dir, output, "--clips", 2, "--protocol", protocol, *cache)
         == 0
     )
     record = json.loads(output.read_text())
     assert set(record) == RECORD_KEYS
     for key, value in expected.items():
         assert record[key] == pytest.approx(value, abs=1e-9), key
-    assert record["protocol"] == protocol and record["model"] == str(model_dir)
+    assert record["protocol"] == protocol and record["model"] == str(known_export)
     assert record["num_queries"] == 9 and record["num_gallery"] == 12
     data = record["data"]
     assert data["dir"] == str(data_dir) and data["layout"] == "csv"
@@ -95,13 +91,13 @@ def test_recall_matches_the_brute_force_reference(tmp_path, capsys, data_dir, mo
 
 
 def test_second_run_with_a_figure_does_not_run_the_model(
-    monkeypatch, tmp_path, data_dir, model_dir
+    monkeypatch, tmp_path, data_dir, known_export
 ):
     calls = ModelCalls(monkeypatch)
     cache = tmp_path / "cache"
     assert (
         run_retrieval(
-            model_dir, data_dir, tmp_path / "first.json", "--clips", 2, "--cache_dir", cache
+            known_export, data_dir, tmp_path / "first.json", "--clips", 2, "--cache_dir", cache
         )
         == 0
     )
@@ -113,7 +109,9 @@ def test_second_run_with_a_figure_does_not_run_the_model(
     png = tmp_path / "figs" / "retrieval.png"
     second = tmp_path / "second.json"
     assert (
-        run_retrieval(model_dir, data_dir, second, "--clips", 2, "--cache_dir", cache, "--png", png)
+        run_retrieval(
+            known_export, data_dir, second, "--clips", 2, "--cache_dir", cache, "--png", png
+        )
         == 0
     )
     assert calls.loads == 0 and calls.clips_per_call == []
@@ -127,7 +125,9 @@ def test_second_run_with_a_figure_does_not_run_the_model(
     for loads in (1, 1):
         third = tmp_path / "third.json"
         assert (
-            run_retrieval(model_dir, data_dir, third, "--protocol", "coclr", "--cache_dir", cache)
+            run_retrieval(
+                known_export, data_dir, third, "--protocol", "coclr", "--cache_dir", cache
+            )
             == 0
         )
         assert calls.loads == loads
@@ -136,7 +136,7 @@ def test_second_run_with_a_figure_does_not_run_the_model(
     assert record["R@1"] == pytest.approx(reference("coclr")["R@1"])
 
 
-def test_no_cache_writes_nothing_and_default_cache_is_under_data(tmp_path, data_dir, model_dir):
+def test_no_cache_writes_nothing_and_default_cache_is_under_data(tmp_path, data_dir, known_export):
     data = write_data(
         tmp_path / "data",
         [solid_record("q", 0, "test", rgb=(200, 10, 10))],
@@ -147,17 +147,17 @@ def test_no_cache_writes_nothing_and_default_cache_is_under_data(tmp_path, data_
         num_shards=1,
     )
     output = tmp_path / "r.json"
-    assert run_retrieval(model_dir, data, output, "--no_cache") == 0
+    assert run_retrieval(known_export, data, output, "--no_cache") == 0
     assert not (data / features.CACHE_DIR_NAME).exists()
     assert not (tmp_path / features.CACHE_DIR_NAME).exists()
     # One query, two gallery videos: the red query finds the red video first.
     record = json.loads(output.read_text())
     assert record["R@1"] == 100.0 and record["num_gallery"] == 2
-    assert run_retrieval(model_dir, data, output) == 0
+    assert run_retrieval(known_export, data, output) == 0
     assert list((data / features.CACHE_DIR_NAME).glob("features-v_net-*.npz"))
 
 
-def test_unwritable_data_folder_caches_beside_the_output(tmp_path, model_dir):
+def test_unwritable_data_folder_caches_beside_the_output(tmp_path, known_export):
     data = write_data(
         tmp_path / "data",
         [solid_record("q", 0, "test", rgb=(200, 10, 10))],
@@ -166,15 +166,15 @@ def test_unwritable_data_folder_caches_beside_the_output(tmp_path, model_dir):
     )
     (data / features.CACHE_DIR_NAME).write_text("a file in the way")
     output = tmp_path / "results" / "r.json"
-    assert run_retrieval(model_dir, data, output) == 0
+    assert run_retrieval(known_export, data, output) == 0
     assert list((output.parent / features.CACHE_DIR_NAME).glob("features-*.npz"))
 
 
-def test_errors_name_the_path(tmp_path, caplog, data_dir, model_dir):
+def test_errors_name_the_path(tmp_path, caplog, data_dir, known_export):
     caplog.set_level(logging.ERROR)
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert run_retrieval(model_dir, empty, tmp_path / "r.json") == 2
+    assert run_retrieval(known_export, empty, tmp_path / "r.json") == 2
     assert f"no test shards test-*.tfrecord.gz in {empty}" in caplog.text
     assert "no manifest.json either" in caplog.text
 
@@ -190,7 +190,7 @@ def test_errors_name_the_path(tmp_path, caplog, data_dir, model_dir):
         [solid_record("g", 0, "train", rgb=(1, 2, 3))],
         num_shards=1,
     )
-    assert run_retrieval(model_dir, unlabelled, tmp_path / "r.json", "--no_cache") == 2
+    assert run_retrieval(known_export, unlabelled, tmp_path / "r.json", "--no_cache") == 2
     assert "1 test video(s) have no class label (-1), e.g. 'q'" in caplog.text
 
 
@@ -198,7 +198,7 @@ def test_flag_defaults_match_the_library():
     assert retrieval_cmd.DEFAULT_BATCH_SIZE == features.DEFAULT_BATCH_SIZE
 
 
-def test_labels_csv_scores_by_another_label_kind(tmp_path, capsys, data_dir, model_dir):
+def test_labels_csv_scores_by_another_label_kind(tmp_path, capsys, data_dir, known_export):
     # A second label kind of the same videos: two "scenes" that cut across the classes.
     query_scene = [i % 2 for i in range(len(QUERY))]
     gallery_scene = [(i // 2) % 2 for i in range(len(GALLERY))]
@@ -211,7 +211,7 @@ def test_labels_csv_scores_by_another_label_kind(tmp_path, capsys, data_dir, mod
     flags = ("--clips", 2, "--cache_dir", tmp_path / "cache")
     assert (
         run_retrieval(
-            model_dir, data_dir, output, *flags, "--labels", csv, "--label_column", "scene"
+            known_export, data_dir, output, *flags, "--labels", csv, "--label_column", "scene"
         )
         == 0
     )
@@ -221,11 +221,11 @@ def test_labels_csv_scores_by_another_label_kind(tmp_path, capsys, data_dir, mod
     assert record["data"]["labels"] == {"file": str(csv), "column": "scene"}
 
 
-def test_labels_csv_errors_name_the_file_and_column(tmp_path, caplog, data_dir, model_dir):
+def test_labels_csv_errors_name_the_file_and_column(tmp_path, caplog, data_dir, known_export):
     csv = tmp_path / "labels.csv"
     csv.write_text("video,scene\nq0,a\n")
     common = (
-        model_dir,
+        known_export,
         data_dir,
         tmp_path / "x.json",
         "--clips",
