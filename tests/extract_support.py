@@ -5,11 +5,16 @@ worker processes and staging folders a run leaves (or must not leave) behind.
 """
 
 import os
+import pathlib
+import subprocess
 import sys
+import time
 
 from beam_jobs import output_folder, worker_process
 from tfcmvp.codec import write_video
 from tfcmvp.codec.synthetic import moving_texture
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def write_tiny_videos(folder, count: int) -> None:
@@ -67,3 +72,23 @@ def staging(out) -> list:
         for p in out.parent.iterdir()
         if p.name.startswith(f"{out.name}.{output_folder.STAGING_PREFIX}")
     )
+
+
+def start_busy(command, stderr_path, workers: int, started) -> subprocess.Popen:
+    """Starts ``command`` (from the repository, in a session of its own, stderr written to
+    ``stderr_path``) and returns it once ``workers`` worker processes run and ``started()``
+    is true. Fails with the end of its stderr if it ends before, or after 240 s."""
+    stderr = open(stderr_path, "w")
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while len(workers_of(process.pid)) < workers or not started():
+        assert process.poll() is None, pathlib.Path(stderr_path).read_text()[-3000:]
+        assert time.monotonic() < deadline, "the workers never started, or never wrote"
+        time.sleep(0.2)
+    return process

@@ -6,7 +6,7 @@ or plain framed records with ``compression="none"``) plus the manifest that
 lists them, and returns where each record starts in its shard, so that a test
 knows the offset ``tfcmvp verify`` must name.
 
-``assert_refused`` runs a command that must stop with one error line and
+``refused_run`` runs a command that must stop with one error line and
 change no file of a workdir (checked with ``files_on_disk``: names, sizes,
 mtimes and SHA-256).
 """
@@ -97,7 +97,7 @@ def refusal_line(caplog) -> str:
     return errors[0]
 
 
-def assert_refused(argv, workdir, caplog) -> str:
+def refused_run(argv, workdir, caplog) -> str:
     """``tfcmvp argv`` (run in this process) exits 2 with one error line and leaves every
     file under `workdir` as it was. Returns that line."""
     before = files_on_disk(workdir)

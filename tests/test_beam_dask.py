@@ -29,6 +29,7 @@ from extract_support import (  # noqa: E402
     extract_command,
     output_files,
     staging,
+    start_busy,
     workers_of,
     write_listing,
 )
@@ -163,26 +164,17 @@ def test_ctrl_c_stops_the_local_cluster_and_cleans_up(dataset, tmp_path):
         os.symlink(os.path.join(videos, "Walk", "w0.avi"), tmp_path / f"v{i:03d}.avi")
     write_listing(listing, [f"v{i:03d}.avi" for i in range(200)])
     out = tmp_path / "out"
-    stderr = open(tmp_path / "stderr.txt", "w")
-    process = subprocess.Popen(
-        extract_command(
-            f"--videos_dir={tmp_path}",
-            f"--manifest={listing}",
-            f"--output_dir={out}",
-            "--reencode=mpeg4",
-            "--runner=DaskRunner",
-            "--dask_workers=2",
-        ),
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        start_new_session=True,
+    command = extract_command(
+        f"--videos_dir={tmp_path}",
+        f"--manifest={listing}",
+        f"--output_dir={out}",
+        "--reencode=mpeg4",
+        "--runner=DaskRunner",
+        "--dask_workers=2",
     )
-    deadline = time.monotonic() + 240
-    while len(workers_of(process.pid)) < 2 or not list(tmp_path.glob("out._incomplete-*/parts")):
-        assert process.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
-        assert time.monotonic() < deadline, "the workers never started writing"
-        time.sleep(0.2)
+    process = start_busy(
+        command, tmp_path / "stderr.txt", 2, lambda: list(tmp_path.glob("out._incomplete-*/parts"))
+    )
     workers = workers_of(process.pid)
     os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
     assert process.wait(timeout=60) == 130

@@ -22,12 +22,11 @@ from beam_jobs import extract, output_folder, worker_process
 from tfcmvp.codec import write_video
 from tfcmvp.codec.synthetic import moving_texture
 
-from extract_support import extract_command, staging, workers_of, write_listing
+from extract_support import extract_command, staging, start_busy, workers_of, write_listing
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads /proc to find the worker processes"
 )
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LISTED = 400  # links to one clip: far more work than a test waits for
 
 
@@ -68,25 +67,14 @@ def start(job, out, tmp_path, workers):
     """Starts the command in a session of its own; returns it once its workers are busy."""
     argv, previous, _ = job
     shutil.copytree(previous, out)
-    stderr = open(tmp_path / "stderr.txt", "w")
-    process = subprocess.Popen(
-        extract_command(
-            *argv,
-            f"--output_dir={out}",
-            "--overwrite",
-            f"--direct_num_workers={workers}",
-            "--direct_running_mode=multi_processing",
-        ),
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        start_new_session=True,
+    command = extract_command(
+        *argv,
+        f"--output_dir={out}",
+        "--overwrite",
+        f"--direct_num_workers={workers}",
+        "--direct_running_mode=multi_processing",
     )
-    deadline = time.monotonic() + 240
-    while len(workers_of(process.pid)) < workers or not staging(out):
-        assert process.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
-        assert time.monotonic() < deadline, "the workers never started"
-        time.sleep(0.2)
+    process = start_busy(command, tmp_path / "stderr.txt", workers, lambda: staging(out))
     time.sleep(2.0)  # into the videos
     assert process.poll() is None
     return process

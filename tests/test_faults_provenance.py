@@ -22,7 +22,7 @@ from tfcmvp.training import provenance
 from tfcmvp.training.pretrain import CHECKPOINT_DIR, CONFIG_NAME
 from tfcmvp.training.provenance import PROVENANCE_NAME
 
-from faults_support import assert_refused
+from faults_support import refused_run
 from finetune_support import FINETUNE_TINY, tiny_finetune_config, write_labelled_shards
 from harness import set_flags
 from training_support import TINY_OVERRIDES, tiny_config, without_grappler, write_painted_shards
@@ -77,7 +77,7 @@ def test_the_first_run_records_its_data(trained, data):
 
 def test_resuming_on_other_data_is_refused_naming_both(run_copy, data, caplog):
     argv = ["pretrain", "--data", data / "b", "--workdir", run_copy, *cli_sets("train.epochs=2")]
-    assert assert_refused(argv, run_copy, caplog) == (
+    assert refused_run(argv, run_copy, caplog) == (
         f"{run_copy} was trained on {(data / 'a').resolve()} (manifest.json sha256 "
         f"{sha(data / 'a')[:12]}), not {(data / 'b').resolve()} (sha256 {sha(data / 'b')[:12]}): "
         f"resuming would continue the run on other data; use a new --workdir, or "
@@ -92,7 +92,7 @@ def test_a_data_folder_changed_in_place_is_refused(run_copy, data, tmp_path, cap
     record["data"]["path"] = str(moved.resolve())
     (run_copy / PROVENANCE_NAME).write_text(json.dumps(record))
     argv = ["pretrain", "--data", moved, "--workdir", run_copy, *cli_sets("train.epochs=2")]
-    assert assert_refused(argv, run_copy, caplog).startswith(
+    assert refused_run(argv, run_copy, caplog).startswith(
         f"{run_copy} was trained on {moved.resolve()}, which changed since (its manifest.json "
         f"sha256 {sha(data / 'a')[:12]} -> {sha(data / 'b')[:12]}: re-extracted?)"
     )
@@ -127,7 +127,7 @@ def test_allow_data_change_continues_and_keeps_the_earlier_data(run_copy, data, 
 def test_a_changed_config_key_is_refused_naming_each(run_copy, data, caplog):
     argv = ["pretrain", "--data", data / "a", "--workdir", run_copy]
     changes = cli_sets("train.epochs=2", "loss.alpha=0.7", "data.flip_prob=0.0", "train.seed=3")
-    assert assert_refused(argv + changes, run_copy, caplog) == (
+    assert refused_run(argv + changes, run_copy, caplog) == (
         f"{run_copy / CONFIG_NAME} differs in 3 key(s) that a resumed run may not change: "
         f"data.flip_prob: 0.5 -> 0.0; loss.alpha: 0.5 -> 0.7; train.seed: 0 -> 3; resume with "
         f"the old values, or use a new --workdir (only train.epochs, checkpointing, runtime.* "
@@ -215,7 +215,7 @@ def test_finetuning_resume_on_other_data_is_refused(finetuned, tmp_path, caplog)
     }
     sets = set_flags((*FINETUNE_TINY, *FT_RUN, "train.epochs=2"))
     argv = ["finetune", "--random_init", "--data", b, "--workdir", workdir, *sets]
-    assert assert_refused(argv, workdir, caplog).startswith(
+    assert refused_run(argv, workdir, caplog).startswith(
         f"{workdir} was trained on {a.resolve()} (manifest.json sha256 {sha(a)[:12]}), "
         f"not {b.resolve()} (sha256 {sha(b)[:12]}): resuming would continue the run on other data"
     )

@@ -20,7 +20,7 @@ from tfcmvp import workdir_lock
 from tfcmvp.cli.main import main
 from tfcmvp.export import read_export_info
 
-from faults_support import assert_refused, files_on_disk
+from faults_support import files_on_disk, refused_run
 from training_support import (
     REPO_ROOT,
     InterruptAt,
@@ -99,7 +99,7 @@ def test_a_second_run_on_a_held_workdir_stops_at_once_naming_the_holder(
     }[command]
     argv += TINY_CLI if command != "quickstart" else []
     # No file changes, the holder's lock file included.
-    assert_names_holder(assert_refused(argv, workdir, caplog), workdir, process)
+    assert_names_holder(refused_run(argv, workdir, caplog), workdir, process)
     assert process.poll() is None  # and the holder runs on
 
 
