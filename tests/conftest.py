@@ -1,11 +1,13 @@
-"""Shared test fixtures: the test data kept in the repository, and a fake pretraining run
-with its exports (tests/export_support.py builds them)."""
+"""Shared test fixtures: the test data kept in the repository, a fake pretraining run
+with its exports (tests/export_support.py builds them), and the export that gives the
+known data of tests/retrieval_support.py its exact features."""
 
 import pathlib
 
 import pytest
 
 from export_support import NETWORKS, fake_workdir
+from retrieval_support import save_known_export
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 TEST_DATA = REPO_ROOT / "tests" / "data"  # vendored, with its licence note (README.md there)
@@ -36,3 +38,10 @@ def exports(workdir, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("exports")
     return {network: export_pretrained(workdir[0], root / network, network) for network in NETWORKS}
+
+
+@pytest.fixture(scope="module")
+def known_export(tmp_path_factory):
+    """Folder ``v_net`` of the quantised tiny video export that gives the known data
+    (``retrieval_support.write_known_data``) its exact features."""
+    return save_known_export(tmp_path_factory.mktemp("exports") / "v_net")

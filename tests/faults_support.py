@@ -5,14 +5,20 @@ record framed and gzip-compressed as its own member, members concatenated;
 or plain framed records with ``compression="none"``) plus the manifest that
 lists them, and returns where each record starts in its shard, so that a test
 knows the offset ``tfcmvp verify`` must name.
+
+``refused_run`` runs a command that must stop with one error line and
+change no file of a workdir (checked with ``files_on_disk``: names, sizes,
+mtimes and SHA-256).
 """
 
 import hashlib
+import logging
 import pathlib
 
 from beam_jobs.tfrecord_files import frame_record, gzip_member
 from tfcmvp import manifest as manifest_lib
 from tfcmvp import schema, verify
+from tfcmvp.cli.main import main
 
 
 def write_shard(path, records, compression: str = "gzip") -> list:
@@ -68,3 +74,35 @@ def snapshot(folder) -> dict:
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
+
+
+def files_on_disk(folder) -> dict:
+    """{relative path: (size, mtime_ns, sha256)} of every file under `folder`."""
+    folder = pathlib.Path(folder)
+    return {
+        p.relative_to(folder).as_posix(): (
+            p.stat().st_size,
+            p.stat().st_mtime_ns,
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+        )
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def refusal_line(caplog) -> str:
+    """The one error line logged (the test fails if there are none or several)."""
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+def refused_run(argv, workdir, caplog) -> str:
+    """``tfcmvp argv`` (run in this process) exits 2 with one error line and leaves every
+    file under `workdir` as it was. Returns that line."""
+    before = files_on_disk(workdir)
+    with caplog.at_level(logging.INFO):
+        assert main([str(a) for a in argv]) == 2
+    line = refusal_line(caplog)
+    assert files_on_disk(workdir) == before
+    return line

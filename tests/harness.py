@@ -7,9 +7,11 @@ helper returns what it loaded, for checks particular to one test.
 
 Also here: starting the scripts of ``tests/scripts`` in a fresh Python with
 the repository and this folder importable (:func:`script_command`,
-:func:`run_script`, :func:`start_script`).
+:func:`run_script`, :func:`start_script`), and running a ``tfcmvp``
+subcommand in this process (:func:`run_command`, :func:`set_flags`).
 """
 
+import argparse
 import copy
 import json
 import os
@@ -162,3 +164,21 @@ def start_script(name: str, *args, extra_env=None) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def run_command(module, command: str, *args) -> int:
+    """Runs ``tfcmvp <command> args`` in this process: the parser that ``module`` (a
+    ``tfcmvp.cli`` subcommand module) adds, then its ``run``. Returns the exit status.
+    Arguments are turned into strings, so paths and numbers can be passed as they are."""
+    parser = argparse.ArgumentParser(prog="tfcmvp")
+    module.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args([command, *map(str, args)])
+    return args.run(args)
+
+
+def set_flags(overrides) -> list:
+    """``["--set", override, ...]``: config overrides as command-line flags."""
+    return [flag for override in overrides for flag in ("--set", override)]

@@ -1,4 +1,5 @@
-"""Shared pieces of tests/test_retrieval_{features,cli}.py: tiny exports, tiny shards, a reference.
+"""Shared pieces of the retrieval and evaluation tests: tiny exports, tiny shards, a
+reference, and a data set whose video features are known exactly.
 
 Tiny export: a ``tf.Module`` saved per the export contract (``embed`` and
 ``features`` signatures, ``assets/tfcmvp_export.json``) whose embedding is
@@ -9,6 +10,11 @@ levels out of 255) cannot move a feature and the expected features are exact.
 
 Tiny shards: videos of solid colour (every RGB frame one colour, every I-frame
 another, every motion vector one value), 6 frames of 16x12 pixels.
+
+Known data (:func:`write_known_data` with :func:`save_known_export`): test videos
+(``q0`` ...) and train videos (``g0`` ...) whose quantised export features are
+exactly ``KNOWN_TEST`` and ``KNOWN_TRAIN``, so retrieval and kNN numbers can be
+checked against brute-force references.
 """
 
 import json
@@ -17,9 +23,12 @@ import pathlib
 import numpy as np
 
 from tfcmvp import schema
+from tfcmvp.cli import retrieval_cmd
 from tfcmvp.data import synthetic
 from tfcmvp.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from tfcmvp.records import encode_jpeg
+
+from harness import run_command
 
 MEAN = np.array(IMAGENET_MEAN)
 STD = np.array(IMAGENET_STD)
@@ -28,6 +37,37 @@ RGB_HEIGHT, RGB_WIDTH = 12, 16
 CROP = 8  # export input size: 8x8 crops, resize_short = round(8 * 128 / 112) = 9
 FRAMES = 2  # frames per exported clip
 NUM_CLASSES = 3  # of the tiny classifier export
+
+# Video features on the 0.25 grid of the quantised export (exact after JPEG): three
+# overlapping classes, so that neither retrieval (R@1, R@5) nor kNN or the linear
+# probe is at 0 or 100.
+KNOWN_TEST = [
+    [1.0, -1.75, 0.5],
+    [0.5, 0.75, 0.75],
+    [1.25, -0.5, 1.5],
+    [1.5, 0.75, 1.5],
+    [-0.5, 1.25, 1.5],
+    [-0.5, 2.0, 0.0],
+    [0.0, -0.25, 1.75],
+    [0.0, -1.25, 1.75],
+    [0.25, -0.5, 1.75],
+]
+KNOWN_TEST_LABELS = [0, 0, 0, 1, 1, 1, 2, 2, 2]
+KNOWN_TRAIN = [
+    [2.0, -1.5, 0.75],
+    [1.25, -1.0, -0.25],
+    [2.0, -0.25, 0.0],
+    [1.0, 0.75, 0.5],
+    [-1.75, 1.5, 0.5],
+    [-0.25, 1.25, -0.25],
+    [0.25, -0.25, -0.75],
+    [-1.5, 1.0, 0.5],
+    [0.0, 0.5, 0.5],
+    [2.0, 0.0, 1.0],
+    [-0.5, -1.0, -0.25],
+    [0.25, -1.5, 1.25],
+]
+KNOWN_TRAIN_LABELS = [0] * 4 + [1] * 4 + [2] * 4
 
 
 def export_info(network, shape, **input_extra):
@@ -189,6 +229,50 @@ def write_data(folder, test_records, train_records, *, num_shards=2, manifest=Tr
             folder, layout="csv", num_classes=len(labels), created="2000-01-01T00:00:00+00:00"
         )
     return folder
+
+
+def write_known_data(folder, *, num_shards=2):
+    """The known data set in ``folder``: test videos ``q<i>`` of colour ``KNOWN_TEST[i]``,
+    train videos ``g<i>`` of colour ``KNOWN_TRAIN[i]``, labelled as ``KNOWN_*_LABELS``."""
+    test = [
+        solid_record(f"q{i}", label, "test", rgb=colour_of_feature(f))
+        for i, (f, label) in enumerate(zip(KNOWN_TEST, KNOWN_TEST_LABELS))
+    ]
+    train = [
+        solid_record(f"g{i}", label, "train", rgb=colour_of_feature(f))
+        for i, (f, label) in enumerate(zip(KNOWN_TRAIN, KNOWN_TRAIN_LABELS))
+    ]
+    return write_data(folder, test, train, num_shards=num_shards)
+
+
+def save_known_export(path):
+    """The quantised tiny video export that gives the known data its exact features."""
+    return save_tiny_export(path, "video", [FRAMES, CROP, CROP, 3], quantum=0.25)
+
+
+def write_labels_csv(path, test_labels, test_scenes, train_labels, train_scenes):
+    """A labels CSV (``video,motion,scene``) of the known data's videos: motion
+    ``m<label>``, scene ``"ab"[scene]``. Returns ``path``."""
+    path.write_text(
+        "video,motion,scene\n"
+        + "".join(
+            f"{prefix}{i},m{label},{'ab'[scene]}\n"
+            for prefix, labels, scenes in (
+                ("q", test_labels, test_scenes),
+                ("g", train_labels, train_scenes),
+            )
+            for i, (label, scene) in enumerate(zip(labels, scenes))
+        )
+    )
+    return path
+
+
+def run_retrieval(model, data, output, *flags) -> int:
+    """``tfcmvp retrieval --model model --data data --output output flags`` in this
+    process; returns its exit status."""
+    return run_command(
+        retrieval_cmd, "retrieval", "--model", model, "--data", data, "--output", output, *flags
+    )
 
 
 def reference_recall(query, query_labels, gallery, gallery_labels, ks, protocol="vcop"):

@@ -25,6 +25,15 @@ from beam_jobs import dask_cluster, extract, output_folder, worker_process  # no
 from tfcmvp.codec import write_video  # noqa: E402
 from tfcmvp.codec.synthetic import moving_texture  # noqa: E402
 
+from extract_support import (  # noqa: E402
+    extract_command,
+    output_files,
+    staging,
+    start_busy,
+    workers_of,
+    write_listing,
+)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IN_PROCESS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
 # 5 good videos in two classes, 2 shards of train, and one file that is no video.
@@ -88,19 +97,7 @@ def folder_bytes(folder):
 
 def check_same_output(out, reference):
     got, want = folder_bytes(out), folder_bytes(reference)
-    assert (
-        list(got)
-        == list(want)
-        == [
-            "failed.jsonl",
-            "labels.txt",
-            "manifest.json",
-            "test-00000-of-00002.tfrecord.gz",
-            "test-00001-of-00002.tfrecord.gz",
-            "train-00000-of-00002.tfrecord.gz",
-            "train-00001-of-00002.tfrecord.gz",
-        ]
-    )
+    assert list(got) == list(want) == output_files(2)
     for name in want:
         assert got[name] == want[name], name
     manifest = got["manifest.json"]
@@ -111,31 +108,6 @@ def check_same_output(out, reference):
     (failure,) = [json.loads(line) for line in got["failed.jsonl"].splitlines()]
     assert (failure["video_id"], failure["stage"]) == ("Run/bad.avi", "open")
     assert os.path.getsize(out / "train-00000-of-00002.tfrecord.gz") > 0
-
-
-def workers_of(launcher_pid):
-    """Live processes started as ``beam_jobs.worker_process <launcher_pid> ...``."""
-    wanted = f"{worker_process.MODULE}\0{launcher_pid}\0".encode()
-    found = []
-    for name in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as handle:
-                cmdline = handle.read()
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                state = handle.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if wanted in cmdline and state != b"Z":
-            found.append(int(name))
-    return found
-
-
-def staging(out):
-    return sorted(
-        p.name
-        for p in out.parent.iterdir()
-        if p.name.startswith(f"{out.name}.{output_folder.STAGING_PREFIX}")
-    )
 
 
 @pytest.mark.slow
@@ -159,17 +131,9 @@ def test_command_line_local_cluster_of_two_workers(dataset, tmp_path):
     flags, reference = dataset
     out = tmp_path / "out"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "beam_jobs.extract",
-            *flags,
-            f"--output_dir={out}",
-            "--runner",
-            "DaskRunner",
-            "--dask_workers",
-            "2",
-        ],
+        extract_command(
+            *flags, f"--output_dir={out}", "--runner", "DaskRunner", "--dask_workers", "2"
+        ),
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -198,33 +162,19 @@ def test_ctrl_c_stops_the_local_cluster_and_cleans_up(dataset, tmp_path):
     listing = tmp_path / "many.csv"  # links to one clip: far more work than the test waits for
     for i in range(200):
         os.symlink(os.path.join(videos, "Walk", "w0.avi"), tmp_path / f"v{i:03d}.avi")
-    listing.write_text(
-        "path,label,split\n" + "".join(f"v{i:03d}.avi,walk,train\n" for i in range(200))
-    )
+    write_listing(listing, [f"v{i:03d}.avi" for i in range(200)])
     out = tmp_path / "out"
-    stderr = open(tmp_path / "stderr.txt", "w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "beam_jobs.extract",
-            f"--videos_dir={tmp_path}",
-            f"--manifest={listing}",
-            f"--output_dir={out}",
-            "--reencode=mpeg4",
-            "--runner=DaskRunner",
-            "--dask_workers=2",
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        start_new_session=True,
+    command = extract_command(
+        f"--videos_dir={tmp_path}",
+        f"--manifest={listing}",
+        f"--output_dir={out}",
+        "--reencode=mpeg4",
+        "--runner=DaskRunner",
+        "--dask_workers=2",
     )
-    deadline = time.monotonic() + 240
-    while len(workers_of(process.pid)) < 2 or not list(tmp_path.glob("out._incomplete-*/parts")):
-        assert process.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
-        assert time.monotonic() < deadline, "the workers never started writing"
-        time.sleep(0.2)
+    process = start_busy(
+        command, tmp_path / "stderr.txt", 2, lambda: list(tmp_path.glob("out._incomplete-*/parts"))
+    )
     workers = workers_of(process.pid)
     os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
     assert process.wait(timeout=60) == 130

@@ -147,29 +147,21 @@ def test_reencoded_iframes_are_close_but_not_identical(tmp_path, vga_source):
     video = read_video(vga_source, rgb=True, rgb_short_side=128)
     assert list(video.iframe_indices) == [0, 12, 24, 36, 48]
     decoded = video.frames[video.iframe_indices]  # [5, 128, 171, 3]
-    images = reencoded_iframes(
-        vga_source,
-        video.iframe_indices,
-        video.num_frames,
-        rgb_short_side=128,
-        scratch_dir=str(tmp_path),
-    )
+
+    def at_the_iframes(**options):
+        return reencoded_iframes(
+            vga_source, video.iframe_indices, video.num_frames, rgb_short_side=128, **options
+        )
+
+    images = at_the_iframes(scratch_dir=str(tmp_path))
     assert images.dtype == np.uint8 and images.shape == decoded.shape == (5, 128, 171, 3)
     diff = np.abs(images.astype(int) - decoded)
     assert diff.mean() > 1.0  # never the decoded frame itself
     assert psnr(images, decoded) > 25  # but the same picture
-    again = reencoded_iframes(
-        vga_source,
-        video.iframe_indices,
-        video.num_frames,
-        rgb_short_side=128,
-        scratch_dir=str(tmp_path),
-    )
+    again = at_the_iframes(scratch_dir=str(tmp_path))
     np.testing.assert_array_equal(again, images)  # single-threaded: deterministic
     assert list(tmp_path.iterdir()) == []  # the temporary encode is removed
-    richer = reencoded_iframes(
-        vga_source, video.iframe_indices, video.num_frames, bitrate=2_000_000, rgb_short_side=128
-    )
+    richer = at_the_iframes(bitrate=2_000_000)
     assert np.abs(richer.astype(int) - decoded).mean() < 0.8 * diff.mean()
     # Irregular I-frames (e.g. an H.264 source's own keyframes) are forced in place.
     irregular = reencoded_iframes(vga_source, [0, 7], video.num_frames, rgb_short_side=128)

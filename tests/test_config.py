@@ -133,27 +133,24 @@ def test_unknown_key_in_override_names_key_and_suggestion():
     assert "loss.temperature" in message
 
 
-def test_bad_values_name_key_and_value():
-    with pytest.raises(cfg.ConfigError, match=r"train\.epochs='three' is not a valid int"):
-        cfg.load_config(None, ["train.epochs=three"])
-    with pytest.raises(cfg.ConfigError, match=r"model\.predictor='gru'"):
-        cfg.load_config(None, ["model.predictor=gru"])
-    with pytest.raises(cfg.ConfigError, match=r"train\.sync_bn=1 is not a valid bool"):
-        cfg.load_config(None, ["train.sync_bn=1"])
-    with pytest.raises(cfg.ConfigError, match=r"loss\.alpha=1\.5 must lie in \[0, 1\]"):
-        cfg.load_config(None, ["loss.alpha=1.5"])
-    with pytest.raises(cfg.ConfigError, match=r"loss\.scale=0\.0 must be > 0"):
-        cfg.load_config(None, ["loss.scale=0.0"])
-    with pytest.raises(cfg.ConfigError, match=r"optimizer\.weight_decay_mode='l2'"):
-        cfg.load_config(None, ["optimizer.weight_decay_mode=l2"])
-    with pytest.raises(cfg.ConfigError, match="warmup_epochs"):
-        cfg.load_config(None, ["train.epochs=5"])  # warm-up (5) as long as the run
-    with pytest.raises(cfg.ConfigError, match="KEY=VALUE"):
-        cfg.load_config(None, ["train.epochs"])
-    with pytest.raises(cfg.ConfigError, match="is a section"):
-        cfg.load_config(None, ["train=3"])
-    with pytest.raises(cfg.ConfigError, match="is a value, not a section"):
-        cfg.load_config(None, ["train.epochs.x=3"])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epochs=three", r"train\.epochs='three' is not a valid int"),
+        ("model.predictor=gru", r"model\.predictor='gru'"),
+        ("train.sync_bn=1", r"train\.sync_bn=1 is not a valid bool"),
+        ("loss.alpha=1.5", r"loss\.alpha=1\.5 must lie in \[0, 1\]"),
+        ("loss.scale=0.0", r"loss\.scale=0\.0 must be > 0"),
+        ("optimizer.weight_decay_mode=l2", r"optimizer\.weight_decay_mode='l2'"),
+        ("train.epochs=5", "warmup_epochs"),  # warm-up (5) as long as the run
+        ("train.epochs", "KEY=VALUE"),
+        ("train=3", "is a section"),
+        ("train.epochs.x=3", "is a value, not a section"),
+    ],
+)
+def test_bad_values_name_key_and_value(override, message):
+    with pytest.raises(cfg.ConfigError, match=message):
+        cfg.load_config(None, [override])
 
 
 def test_save_and_load_round_trip(tmp_path):

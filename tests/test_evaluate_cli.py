@@ -6,7 +6,6 @@ tests/test_evaluation_knn and the linear probe against the library run on those 
 one run with a real random-init tiny video network checks the chain on a network's features.
 """
 
-import argparse
 import json
 import logging
 import re
@@ -16,50 +15,27 @@ import numpy as np
 import pytest
 from test_evaluation_knn import reference_accuracy
 
-from tfcmvp.cli import evaluate_cmd, main, retrieval_cmd
+from tfcmvp.cli import evaluate_cmd, main
 from tfcmvp.evaluation import linear_probe as lp
 from tfcmvp.evaluation.run import ProbeSettings, evaluate_features
 from tfcmvp.retrieval import features
 
+from harness import run_command
 from retrieval_support import (
-    CROP,
-    FRAMES,
+    KNOWN_TEST,
+    KNOWN_TEST_LABELS,
+    KNOWN_TRAIN,
+    KNOWN_TRAIN_LABELS,
     ModelCalls,
-    colour_of_feature,
-    save_tiny_export,
-    solid_record,
-    write_data,
+    run_retrieval,
+    write_known_data,
+    write_labels_csv,
 )
 
-# Video features on the 0.25 grid of the quantised model (exact after JPEG): three
-# overlapping classes, so that neither method is at 0 or 100.
-TEST = [
-    [1.0, -1.75, 0.5],
-    [0.5, 0.75, 0.75],
-    [1.25, -0.5, 1.5],
-    [1.5, 0.75, 1.5],
-    [-0.5, 1.25, 1.5],
-    [-0.5, 2.0, 0.0],
-    [0.0, -0.25, 1.75],
-    [0.0, -1.25, 1.75],
-    [0.25, -0.5, 1.75],
-]
-TEST_LABELS = [0, 0, 0, 1, 1, 1, 2, 2, 2]
-TRAIN = [
-    [2.0, -1.5, 0.75],
-    [1.25, -1.0, -0.25],
-    [2.0, -0.25, 0.0],
-    [1.0, 0.75, 0.5],
-    [-1.75, 1.5, 0.5],
-    [-0.25, 1.25, -0.25],
-    [0.25, -0.25, -0.75],
-    [-1.5, 1.0, 0.5],
-    [0.0, 0.5, 0.5],
-    [2.0, 0.0, 1.0],
-    [-0.5, -1.0, -0.25],
-    [0.25, -1.5, 1.25],
-]
-TRAIN_LABELS = [0] * 4 + [1] * 4 + [2] * 4
+# The known data: its test videos are classified by kNN over its train videos, and by
+# the linear probe trained on them.
+TEST, TEST_LABELS = KNOWN_TEST, KNOWN_TEST_LABELS
+TRAIN, TRAIN_LABELS = KNOWN_TRAIN, KNOWN_TRAIN_LABELS
 # A second label kind of the same videos (the labels CSV's "scene"), cutting across classes.
 TEST_SCENES = [(i // 3) % 2 for i in range(len(TEST))]
 TRAIN_SCENES = [(i // 3) % 2 for i in range(len(TRAIN))]
@@ -81,46 +57,32 @@ RECORD_KEYS = {
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    test = [
-        solid_record(f"q{i}", label, "test", rgb=colour_of_feature(f))
-        for i, (f, label) in enumerate(zip(TEST, TEST_LABELS))
-    ]
-    train = [
-        solid_record(f"g{i}", label, "train", rgb=colour_of_feature(f))
-        for i, (f, label) in enumerate(zip(TRAIN, TRAIN_LABELS))
-    ]
-    return write_data(tmp_path_factory.mktemp("data"), test, train, num_shards=2)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_tiny_export(
-        tmp_path_factory.mktemp("exports") / "v_net", "video", [FRAMES, CROP, CROP, 3], quantum=0.25
-    )
+    return write_known_data(tmp_path_factory.mktemp("data"), num_shards=2)
 
 
 @pytest.fixture
 def labels_csv(tmp_path):
-    csv = tmp_path / "labels.csv"
-    csv.write_text(
-        "video,motion,scene\n"
-        + "".join(
-            f"{prefix}{i},m{label},{'ab'[scene]}\n"
-            for prefix, labels, scenes in (
-                ("q", TEST_LABELS, TEST_SCENES),
-                ("g", TRAIN_LABELS, TRAIN_SCENES),
-            )
-            for i, (label, scene) in enumerate(zip(labels, scenes))
-        )
+    return write_labels_csv(
+        tmp_path / "labels.csv", TEST_LABELS, TEST_SCENES, TRAIN_LABELS, TRAIN_SCENES
     )
-    return csv
 
 
-def run_cli(module, command, *argv):
-    parser = argparse.ArgumentParser(prog="tfcmvp")
-    module.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([command, *map(str, argv)])
-    return args.run(args)
+def run_evaluate(model, data, *flags):
+    """``tfcmvp evaluate --model model --data data flags`` in this process: the exit status."""
+    return run_command(evaluate_cmd, "evaluate", "--model", model, "--data", data, *flags)
+
+
+def knn_reference(test_labels, train_labels, k, num_classes):
+    """kNN top-1/top-5 of the known features with these labels (temperature 0.07)."""
+    return reference_accuracy(
+        np.array(TEST),
+        np.array(test_labels),
+        np.array(TRAIN),
+        np.array(train_labels),
+        k,
+        0.07,
+        num_classes,
+    )
 
 
 def table_rows(stdout):
@@ -135,23 +97,12 @@ def table_rows(stdout):
     return rows
 
 
-def test_knn_and_linear_against_references(tmp_path, capsys, data_dir, model_dir):
+def test_knn_and_linear_against_references(tmp_path, capsys, data_dir, known_export):
     output = tmp_path / "out" / "evaluate.json"
+    cache = ("--cache_dir", tmp_path / "cache")
     assert (
-        run_cli(
-            evaluate_cmd,
-            "evaluate",
-            "--model",
-            model_dir,
-            "--data",
-            data_dir,
-            "--knn",
-            "--linear",
-            *SETTINGS,
-            "--output",
-            output,
-            "--cache_dir",
-            tmp_path / "cache",
+        run_evaluate(
+            known_export, data_dir, "--knn", "--linear", *SETTINGS, "--output", output, *cache
         )
         == 0
     )
@@ -159,7 +110,7 @@ def test_knn_and_linear_against_references(tmp_path, capsys, data_dir, model_dir
     assert set(record) == RECORD_KEYS
     assert (record["num_train"], record["num_test"], record["num_classes"]) == (12, 9, 3)
     assert record["label_kind"] == "class" and record["seed"] == 3
-    assert record["model"] == str(model_dir) and record["name"] == "v_net"
+    assert record["model"] == str(known_export) and record["name"] == "v_net"
     assert record["data"]["dir"] == str(data_dir) and record["data"]["modality"] == "rgb"
     assert record["features"]["clips"] == 2 and record["features"]["positions"] == "vcop"
 
@@ -167,15 +118,7 @@ def test_knn_and_linear_against_references(tmp_path, capsys, data_dir, model_dir
     assert knn["temperature"] == 0.07
     assert [(r["k"], r["k_used"]) for r in knn["results"]] == [(1, 1), (5, 5), (200, 12)]
     for result in knn["results"]:
-        expected = reference_accuracy(
-            np.array(TEST),
-            np.array(TEST_LABELS),
-            np.array(TRAIN),
-            np.array(TRAIN_LABELS),
-            result["k_used"],
-            0.07,
-            3,
-        )
+        expected = knn_reference(TEST_LABELS, TRAIN_LABELS, result["k_used"], 3)
         assert result["top1"] == pytest.approx(expected["top1"]), result
         assert result["top5"] == pytest.approx(expected["top5"]), result
     assert 0 < knn["results"][0]["top1"] < 100  # the data can tell a wrong answer apart
@@ -203,42 +146,25 @@ def test_knn_and_linear_against_references(tmp_path, capsys, data_dir, model_dir
 
 
 def test_retrieval_cache_is_shared_and_labels_csv_changes_the_kind(
-    monkeypatch, tmp_path, capsys, data_dir, model_dir, labels_csv
+    monkeypatch, tmp_path, capsys, data_dir, known_export, labels_csv
 ):
     cache = tmp_path / "cache"
     assert (
-        run_cli(
-            retrieval_cmd,
-            "retrieval",
-            "--model",
-            model_dir,
-            "--data",
-            data_dir,
-            "--clips",
-            2,
-            "--output",
-            tmp_path / "r.json",
-            "--cache_dir",
-            cache,
+        run_retrieval(
+            known_export, data_dir, tmp_path / "r.json", "--clips", 2, "--cache_dir", cache
         )
         == 0
     )
     calls = ModelCalls(monkeypatch)
     output = tmp_path / "scene.json"
+    by_scene = ("--labels", labels_csv, "--label_column", "scene")
     assert (
-        run_cli(
-            evaluate_cmd,
-            "evaluate",
-            "--model",
-            model_dir,
-            "--data",
+        run_evaluate(
+            known_export,
             data_dir,
             "--knn",
             *SETTINGS,
-            "--labels",
-            labels_csv,
-            "--label_column",
-            "scene",
+            *by_scene,
             "--output",
             output,
             "--cache_dir",
@@ -252,12 +178,8 @@ def test_retrieval_cache_is_shared_and_labels_csv_changes_the_kind(
     assert record["label_kind"] == "scene" and record["linear"] is None
     assert record["data"]["labels"] == {"file": str(labels_csv), "column": "scene"}
     assert record["num_classes"] == 2
-    by_class = reference_accuracy(
-        np.array(TEST), np.array(TEST_LABELS), np.array(TRAIN), np.array(TRAIN_LABELS), 1, 0.07, 3
-    )
-    expected = reference_accuracy(
-        np.array(TEST), np.array(TEST_SCENES), np.array(TRAIN), np.array(TRAIN_SCENES), 1, 0.07, 2
-    )
+    by_class = knn_reference(TEST_LABELS, TRAIN_LABELS, 1, 3)
+    expected = knn_reference(TEST_SCENES, TRAIN_SCENES, 1, 2)
     assert expected["top1"] != by_class["top1"]  # the label kind changes the answer
     assert record["knn"]["results"][0]["top1"] == pytest.approx(expected["top1"])
     out = capsys.readouterr().out
@@ -273,27 +195,9 @@ def test_a_random_init_network_runs_the_chain(tmp_path, capsys, data_dir):
 
     model = export_random_init(tiny_config(), tmp_path / "scratch", "video", seed=0)
     output = tmp_path / "scratch.json"
+    flags = ("--clips", 2, "--folds", 2, "--c_grid", 1, 100, "--cache_dir", tmp_path / "cache")
     assert (
-        run_cli(
-            evaluate_cmd,
-            "evaluate",
-            "--model",
-            model,
-            "--data",
-            data_dir,
-            "--clips",
-            2,
-            "--folds",
-            2,
-            "--c_grid",
-            1,
-            100,
-            "--output",
-            output,
-            "--cache_dir",
-            tmp_path / "cache",
-        )
-        == 0
+        run_evaluate(model, data_dir, *flags, "--output", output) == 0
     )  # neither flag: both methods
     record = json.loads(output.read_text())
     assert record["knn"] is not None and record["linear"] is not None
@@ -311,51 +215,32 @@ def test_a_random_init_network_runs_the_chain(tmp_path, capsys, data_dir):
 
 
 def test_missing_scikit_learn_fails_before_any_work(
-    monkeypatch, tmp_path, caplog, data_dir, model_dir
+    monkeypatch, tmp_path, caplog, data_dir, known_export
 ):
     for name in ("sklearn", "sklearn.linear_model", "sklearn.exceptions"):
         monkeypatch.setitem(sys.modules, name, None)
     calls = ModelCalls(monkeypatch)
     output = tmp_path / "x.json"
     with caplog.at_level(logging.ERROR):
-        assert (
-            run_cli(
-                evaluate_cmd,
-                "evaluate",
-                "--model",
-                model_dir,
-                "--data",
-                data_dir,
-                "--linear",
-                "--output",
-                output,
-                "--cache_dir",
-                tmp_path / "cache",
-            )
-            == 2
-        )
+        cache = ("--cache_dir", tmp_path / "cache")
+        assert run_evaluate(known_export, data_dir, "--linear", "--output", output, *cache) == 2
     assert "pip install 'tfcmvp[eval]'" in caplog.text
     assert calls.loads == 0 and not output.exists()
 
 
-def test_usage_errors_name_the_flag(tmp_path, caplog, data_dir, model_dir, labels_csv):
-    common = ("--model", model_dir, "--data", data_dir, "--cache_dir", tmp_path / "cache")
+def test_usage_errors_name_the_flag(tmp_path, caplog, data_dir, known_export, labels_csv):
+    common = (known_export, data_dir, "--cache_dir", tmp_path / "cache")
     with caplog.at_level(logging.ERROR):
-        assert run_cli(evaluate_cmd, "evaluate", *common, "--labels", labels_csv) == 2
+        assert run_evaluate(*common, "--labels", labels_csv) == 2
         assert "--labels and --label_column go together" in caplog.text
         caplog.clear()
-        assert run_cli(evaluate_cmd, "evaluate", *common, "--output", tmp_path) == 2
+        assert run_evaluate(*common, "--output", tmp_path) == 2
         assert f"--output {tmp_path}: is a folder" in caplog.text
         caplog.clear()
-        assert run_cli(evaluate_cmd, "evaluate", *common, "--knn", "--k", 0) == 2
+        assert run_evaluate(*common, "--knn", "--k", 0) == 2
         assert "k must be a positive integer, got 0" in caplog.text
         caplog.clear()
-        assert (
-            run_cli(
-                evaluate_cmd, "evaluate", "--model", tmp_path / "nope", "--data", data_dir, "--knn"
-            )
-            == 2
-        )
+        assert run_evaluate(tmp_path / "nope", data_dir, "--knn") == 2
         assert str(tmp_path / "nope") in caplog.text
 
 

@@ -4,7 +4,6 @@ Exports come from a fake pretraining workdir (tests/export_support.py), as in
 tests/test_export.py.
 """
 
-import argparse
 import logging
 import shutil
 
@@ -25,15 +24,8 @@ from tfcmvp.export import (
 )
 
 from export_support import EPOCHS
+from harness import run_command
 from training_support import tiny_config
-
-
-def _cli(module, argv):
-    parser = argparse.ArgumentParser(prog="tfcmvp")
-    module.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.run(args)
-
 
 # --------------------------------------------------------------------------- errors
 
@@ -57,7 +49,7 @@ def test_not_an_export_is_an_error_naming_the_folder(tmp_path, caplog):
     with pytest.raises(NotAnExportError, match="is a SavedModel but not a tfcmvp export"):
         describe_export(plain)
     caplog.set_level(logging.ERROR)
-    assert _cli(describe_cmd, ["describe", str(plain)]) == 2
+    assert run_command(describe_cmd, "describe", str(plain)) == 2
     assert f"{plain} is a SavedModel but not a tfcmvp export" in caplog.text
 
 
@@ -72,21 +64,8 @@ def test_missing_weights_name_the_file(workdir, tmp_path, caplog):
     ):
         export_pretrained(run, tmp_path / "out", "motion")
     caplog.set_level(logging.ERROR)
-    assert (
-        _cli(
-            export_cmd,
-            [
-                "export",
-                "--workdir",
-                str(run),
-                "--output",
-                str(tmp_path / "out"),
-                "--network",
-                "motion",
-            ],
-        )
-        == 2
-    )
+    argv = ("--workdir", run, "--output", tmp_path / "out", "--network", "motion")
+    assert run_command(export_cmd, "export", *argv) == 2
     assert "no trained weights: run tfcmvp pretrain first" in caplog.text
     assert not (tmp_path / "out").exists()
 
@@ -145,44 +124,23 @@ def test_describe_prints_the_contract_signatures_and_provenance(workdir, exports
 
 def test_cli_export_from_workdir_prints_a_summary(workdir, tmp_path, capsys):
     out = tmp_path / "iframe_model"
-    assert (
-        _cli(
-            export_cmd,
-            ["export", "--workdir", str(workdir[0]), "--output", str(out), "--network", "iframe"],
-        )
-        == 0
-    )
+    argv = ("--workdir", workdir[0], "--output", out, "--network", "iframe")
+    assert run_command(export_cmd, "export", *argv) == 0
     printed = capsys.readouterr().out
     assert f"to {out.resolve()}" in printed
     assert "signatures: embed (serving_default), features" in printed
     assert "input: clips float32 [N, 32, 32, 3]" in printed
     assert "embedding dim: 32 (features [N, 1, 1, 32])" in printed
     assert read_export_info(out)["source"]["kind"] == "pretrained"
-    assert _cli(describe_cmd, ["describe", str(out)]) == 0
+    assert run_command(describe_cmd, "describe", str(out)) == 0
     assert "network: iframe (backbone r2d_10)" in capsys.readouterr().out
 
 
 def test_cli_export_random_init_from_a_config_file(tmp_path, capsys):
     config_file = cfg.save_config(tiny_config(), tmp_path / "tiny.yaml")
     out = tmp_path / "scratch"
-    assert (
-        _cli(
-            export_cmd,
-            [
-                "export",
-                "--config",
-                str(config_file),
-                "--random_init",
-                "--set",
-                "data.clip_len=16",
-                "--output",
-                str(out),
-                "--seed",
-                "7",
-            ],
-        )
-        == 0
-    )
+    argv = ("--config", config_file, "--random_init", "--set", "data.clip_len=16")
+    assert run_command(export_cmd, "export", *argv, "--output", out, "--seed", 7) == 0
     assert "random init (seed 7)" in capsys.readouterr().out
     info = read_export_info(out)
     assert info["input"]["shape"] == [16, 32, 32, 3]
@@ -207,5 +165,5 @@ def test_cli_export_random_init_from_a_config_file(tmp_path, capsys):
 )
 def test_cli_export_usage_errors(argv, message, caplog):
     caplog.set_level(logging.ERROR)
-    assert _cli(export_cmd, ["export", *argv]) == 2
+    assert run_command(export_cmd, "export", *argv) == 2
     assert message in caplog.text

@@ -10,7 +10,6 @@ the 3-D networks convert to LiteRT builtins is compared with a written-out
 NumPy max pool.
 """
 
-import argparse
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ from tfcmvp.cli import export_cmd
 from tfcmvp.export import export_pretrained, portable, read_export_info
 
 from export_support import NETWORKS, TINY_SHAPES, fake_workdir, random_clips
+from harness import run_command
 
 pytest.importorskip("ai_edge_litert", reason="the export extra: pip install -e '.[export]'")
 pytest.importorskip("tf2onnx", reason="the export extra: pip install -e '.[export]'")
@@ -206,15 +206,13 @@ def test_parity_failure_refuses_the_file(exports, monkeypatch, tmp_path):
 
 
 def _cli(argv):
-    parser = argparse.ArgumentParser(prog="tfcmvp")
-    export_cmd.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.run(args)
+    """``tfcmvp export argv`` in this process: the exit status."""
+    return run_command(export_cmd, "export", *argv)
 
 
 def test_cli_export_format_onnx_writes_both(workdir, tmp_path, capsys, caplog):
     out = tmp_path / "motion_model"
-    argv = ["export", "--workdir", str(workdir[0]), "--network", "motion", "--output", str(out)]
+    argv = ["--workdir", str(workdir[0]), "--network", "motion", "--output", str(out)]
     assert _cli(argv + ["--format", "onnx"]) == 0
     printed = capsys.readouterr().out
     assert (out / "saved_model.pb").is_file()  # the SavedModel as without --format
@@ -241,7 +239,7 @@ def test_cli_export_format_without_the_extra_names_the_install(
 ):
     monkeypatch.setattr(portable, "_installed", lambda module: module != "tf2onnx")
     out = tmp_path / "model"
-    argv = ["export", "--workdir", str(workdir[0]), "--output", str(out), "--format", "onnx"]
+    argv = ["--workdir", str(workdir[0]), "--output", str(out), "--format", "onnx"]
     assert _cli(argv) == 2
     assert "needs tf2onnx, which is not installed: pip install -e '.[export]'" in caplog.text
     assert not out.exists()

@@ -14,6 +14,8 @@ from tfcmvp import manifest as manifest_lib
 from tfcmvp import schema
 from tfcmvp.codec import read_video, reencode, write_video
 
+from extract_support import extract_command, output_files
+
 IN_PROCESS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
 NUM_FRAMES = 80
 GOP = 12
@@ -97,13 +99,7 @@ def read_records(out):
 
 def test_output_files_are_gzip_shards(ucf):
     _, _, out, _ = ucf
-    assert sorted(os.listdir(out)) == [
-        "failed.jsonl",
-        "labels.txt",
-        "manifest.json",
-        "test-00000-of-00001.tfrecord.gz",
-        "train-00000-of-00001.tfrecord.gz",
-    ]
+    assert sorted(os.listdir(out)) == output_files(1)
     for shard in out.glob("*.tfrecord.gz"):
         assert shard.read_bytes()[:2] == b"\x1f\x8b"
         assert len(gzip.decompress(shard.read_bytes())) > 0
@@ -394,7 +390,6 @@ def test_hmdb51_layout(tmp_path, sources):
 def test_command_line_with_two_worker_processes(tmp_path, sources):
     """``python -m beam_jobs.extract`` in worker processes (the default local mode), 2 workers."""
     import subprocess
-    import sys
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     videos, split_dir = hmdb_layout(tmp_path, sources)
@@ -402,17 +397,14 @@ def test_command_line_with_two_worker_processes(tmp_path, sources):
     with open(split_dir / "cartwheel_test_split1.txt", "a") as listing:
         listing.write("d_cartwheel_1.avi 1 \n")
     out = tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        "beam_jobs.extract",
+    command = extract_command(
         f"--videos_dir={videos}",
         f"--splits_dir={split_dir}",
         f"--output_dir={out}",
         "--direct_num_workers=2",
         "--direct_running_mode=multi_processing",
         "--max_failed_fraction=0.5",
-    ]
+    )
     done = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
@@ -537,13 +529,7 @@ def test_remote_paths_go_through_beam_filesystems(ucf, fake_remote, tmp_path):
         ]
     )
     assert manifest["options"]["output_dir"] == remote
-    assert sorted(os.listdir(out)) == [
-        "failed.jsonl",
-        "labels.txt",
-        "manifest.json",
-        "test-00000-of-00001.tfrecord.gz",
-        "train-00000-of-00001.tfrecord.gz",
-    ]
+    assert sorted(os.listdir(out)) == output_files(1)
     assert manifest["splits"]["test"]["failed"] == 1
     (failure,) = [json.loads(line) for line in (out / "failed.jsonl").read_text().splitlines()]
     assert failure["path"] == f"{fake_remote}{videos}/Run/v_Run_not_there_c01.avi"

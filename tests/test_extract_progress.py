@@ -12,15 +12,13 @@ import logging
 import os
 import re
 import subprocess
-import sys
 import time
 
 import pytest
 
 from beam_jobs import progress
-from tfcmvp.codec import write_video
-from tfcmvp.codec.synthetic import moving_texture
 
+from extract_support import extract_command, write_listing, write_tiny_videos
 from training_support import REPO_ROOT
 
 
@@ -135,27 +133,22 @@ def test_another_runner_gets_one_line_and_no_display(tmp_path, caplog):
 def videos(tmp_path_factory):
     """Four tiny decodable videos (48x32, 20 frames)."""
     folder = tmp_path_factory.mktemp("videos")
-    for i in range(4):
-        write_video(folder / f"ok{i}.avi", moving_texture(20, 32, 48, (1, 0), seed=i), gop=12)
+    write_tiny_videos(folder, 4)
     return folder
 
 
 def test_a_run_with_worker_processes_logs_progress_up_to_n_of_n(videos, tmp_path):
-    listing = tmp_path / "list.csv"
     names = [f"ok{i}.avi" for i in range(4)] + ["missing.avi"]
-    listing.write_text("path,label,split\n" + "".join(f"{n},walk,train\n" for n in names))
+    listing = write_listing(tmp_path / "list.csv", names)
     out = tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        "beam_jobs.extract",
+    command = extract_command(
         f"--videos_dir={videos}",
         f"--manifest={listing}",
         f"--output_dir={out}",
         "--max_failed_fraction=0.5",
         "--direct_num_workers=2",
         "--direct_running_mode=multi_processing",
-    ]
+    )
     done = subprocess.run(
         command,
         cwd=REPO_ROOT,

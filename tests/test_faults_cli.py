@@ -29,33 +29,26 @@ def dense_model():
     return model
 
 
-def test_checkpoint_lines_are_debug_and_use_keras_epoch_numbers(tmp_path, caplog, capsys):
+def fit_with_checkpoints(folder, *callbacks):
+    """Fits a fresh :func:`dense_model` for 2 epochs of 3 steps (Keras' progress lines on
+    stdout), checkpointing into ``folder`` every 2 steps."""
     model = dense_model()
-    checkpoint = cb.TrainingCheckpoint(tmp_path, model, model.optimizer)
+    checkpoint = cb.TrainingCheckpoint(folder, model, model.optimizer)
     x = np.zeros((6, 2), "float32")
     data = tf.data.Dataset.from_tensor_slices((x, x[:, :1])).batch(2).repeat()
+    every_2 = cb.CheckpointCallback(checkpoint, every_steps=2)
+    model.fit(data, epochs=2, steps_per_epoch=3, verbose=2, callbacks=[every_2, *callbacks])
+
+
+def test_checkpoint_lines_are_debug_and_use_keras_epoch_numbers(tmp_path, caplog, capsys):
     history = cb.HistoryCSV(tmp_path / "history.csv", columns=("epoch", "step", "loss"))
     with caplog.at_level(logging.INFO, logger=cb.logger.name):
-        model.fit(
-            data,
-            epochs=2,
-            steps_per_epoch=3,
-            verbose=2,
-            callbacks=[cb.CheckpointCallback(checkpoint, every_steps=2), history],
-        )
+        fit_with_checkpoints(tmp_path, history)
     assert not [r for r in caplog.records if "saved" in r.getMessage()]  # not at INFO
     caplog.clear()
 
-    model = dense_model()
-    checkpoint = cb.TrainingCheckpoint(tmp_path / "again", model, model.optimizer)
     with caplog.at_level(logging.DEBUG, logger=cb.logger.name):
-        model.fit(
-            data,
-            epochs=2,
-            steps_per_epoch=3,
-            verbose=2,
-            callbacks=[cb.CheckpointCallback(checkpoint, every_steps=2)],
-        )
+        fit_with_checkpoints(tmp_path / "again")
     saves = [r.getMessage() for r in caplog.records if r.getMessage().startswith("saved")]
     assert all(
         r.levelno == logging.DEBUG for r in caplog.records if r.getMessage().startswith("saved")

@@ -8,7 +8,6 @@ file); ``data.on_corrupt=skip`` reads the shard up to the damage and reports
 what it skipped. No command changes a byte of the data folder.
 """
 
-import argparse
 import dataclasses
 import logging
 
@@ -16,13 +15,13 @@ import pytest
 
 from tfcmvp import manifest, verify
 from tfcmvp.cli import main as cli_main
-from tfcmvp.cli import pretrain_cmd, retrieval_cmd
 from tfcmvp.data import synthetic
 
 from faults_support import flip_bytes, snapshot, write_folder
 from finetune_support import FINETUNE_TINY
-from retrieval_support import CROP, FRAMES, save_tiny_export, solid_record
-from training_support import NUM_FRAMES, TINY_OVERRIDES
+from harness import set_flags
+from retrieval_support import CROP, FRAMES, run_retrieval, save_tiny_export, solid_record
+from training_support import NUM_FRAMES, TINY_OVERRIDES, run_pretrain
 
 BAD = "train-00001-of-00002.tfrecord.gz"  # holds videos 1, 3, 5, 7 (dealt round-robin)
 DAMAGED_RECORD = 2  # its third record, video 5: records 0 and 1 are read before it
@@ -49,17 +48,6 @@ def damaged(tmp_path):
     start = offsets[BAD][DAMAGED_RECORD]
     flip_bytes(data / BAD, start + 100)
     return data, start
-
-
-def _cli(module, argv):
-    parser = argparse.ArgumentParser(prog="tfcmvp")
-    module.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.run(args)
-
-
-def _sets(overrides):
-    return [arg for override in overrides for arg in ("--set", override)]
 
 
 def test_verify_names_the_damaged_shard_with_its_offset(tmp_path, damaged, capsys, monkeypatch):
@@ -112,18 +100,7 @@ def test_pretraining_stops_with_an_error_naming_the_shard(damaged, tmp_path, cap
     data, start = damaged
     before = snapshot(data)
     caplog.set_level(logging.ERROR)
-    status = _cli(
-        pretrain_cmd,
-        [
-            "pretrain",
-            "--data",
-            str(data),
-            "--workdir",
-            str(tmp_path / "run"),
-            *_sets(TINY_OVERRIDES),
-        ],
-    )
-    assert status == 2
+    assert run_pretrain(data, tmp_path / "run") == 2
     assert f"{data / BAD}: record {DAMAGED_RECORD}:" in caplog.text
     assert f"at byte {start}" in caplog.text
     assert "data.on_corrupt=skip" in caplog.text and "DataLossError" not in caplog.text
@@ -175,20 +152,7 @@ def test_pretraining_with_on_corrupt_skip_trains_and_reports(damaged, tmp_path, 
         "optimizer.warmup_epochs=0",
         "data.on_corrupt=skip",
     ]
-    status = _cli(
-        pretrain_cmd,
-        [
-            "pretrain",
-            "--data",
-            str(data),
-            "--workdir",
-            str(tmp_path / "run"),
-            "--verbose",
-            "0",
-            *_sets(overrides),
-        ],
-    )
-    assert status == 0
+    assert run_pretrain(data, tmp_path / "run", "--verbose", 0, overrides=overrides) == 0
     assert f"{data / BAD} is damaged (record {DAMAGED_RECORD}:" in caplog.text
     assert f"at byte {start})" in caplog.text
     assert "2 records skipped in 1 damaged shard(s); 6 read" in caplog.text
@@ -207,22 +171,7 @@ def test_retrieval_stops_with_an_error_naming_the_shard(tmp_path, caplog):
         tmp_path / "saved_models" / "tiny" / "1", "video", [FRAMES, CROP, CROP, 3]
     )
     caplog.set_level(logging.ERROR)
-    status = _cli(
-        retrieval_cmd,
-        [
-            "retrieval",
-            "--model",
-            str(model),
-            "--data",
-            str(data),
-            "--output",
-            str(tmp_path / "r.json"),
-            "--no_cache",
-            "--clips",
-            "2",
-        ],
-    )
-    assert status == 2
+    assert run_retrieval(model, data, tmp_path / "r.json", "--no_cache", "--clips", 2) == 2
     assert f"{data / bad}: record 1:" in caplog.text and f"at byte {offsets[bad][1]}" in caplog.text
     assert "on_corrupt" not in caplog.text  # evaluation never skips
     assert not (tmp_path / "r.json").exists()
@@ -246,7 +195,7 @@ def test_a_data_loss_inside_training_is_named_by_the_cli(damaged, tmp_path, capl
             str(tmp_path / "ft"),
             "--verbose",
             "0",
-            *_sets(
+            *set_flags(
                 [
                     *FINETUNE_TINY,
                     "train.epochs=1",

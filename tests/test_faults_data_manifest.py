@@ -8,7 +8,6 @@ folder and the shard(s); nothing is read that the manifest does not list and
 nothing in the folder is changed or deleted.
 """
 
-import argparse
 import json
 import logging
 import shutil
@@ -16,12 +15,11 @@ import shutil
 import pytest
 
 from tfcmvp import manifest, verify
-from tfcmvp.cli import pretrain_cmd, retrieval_cmd
 from tfcmvp.data import synthetic
 
 from faults_support import snapshot, write_folder
-from retrieval_support import CROP, FRAMES, save_tiny_export, solid_record
-from training_support import NUM_FRAMES, TINY_OVERRIDES
+from retrieval_support import CROP, FRAMES, run_retrieval, save_tiny_export, solid_record
+from training_support import NUM_FRAMES, run_pretrain
 
 
 def _painted(split, count, prefix=""):
@@ -38,39 +36,10 @@ def _solid(split, count, prefix=""):
     ]
 
 
-def _cli(module, argv):
-    parser = argparse.ArgumentParser(prog="tfcmvp")
-    module.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.run(args)
-
-
-def _pretrain(data, workdir):
-    sets = [arg for override in TINY_OVERRIDES for arg in ("--set", override)]
-    return _cli(pretrain_cmd, ["pretrain", "--data", str(data), "--workdir", str(workdir), *sets])
-
-
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     return save_tiny_export(
         tmp_path_factory.mktemp("exports") / "tiny", "video", [FRAMES, CROP, CROP, 3]
-    )
-
-
-def _retrieval(model, data, output):
-    return _cli(
-        retrieval_cmd,
-        [
-            "retrieval",
-            "--model",
-            str(model),
-            "--data",
-            str(data),
-            "--output",
-            str(output),
-            "--clips",
-            "2",
-        ],
     )
 
 
@@ -80,7 +49,7 @@ def test_a_missing_shard_stops_pretraining(tmp_path, caplog):
     (data / "train-00001-of-00003.tfrecord.gz").unlink()  # 3 of the 10 videos
     before = snapshot(data)
     caplog.set_level(logging.ERROR)
-    assert _pretrain(data, tmp_path / "run") == 2
+    assert run_pretrain(data, tmp_path / "run") == 2
     assert (
         f"{data}: 1 of the 3 train shards that manifest.json lists are missing: "
         f"train-00001-of-00003.tfrecord.gz"
@@ -100,7 +69,7 @@ def test_shards_of_another_run_stop_retrieval(tmp_path, model, caplog):
     shutil.copy(other / stray, data / stray)
     before = snapshot(data)
     caplog.set_level(logging.ERROR)
-    assert _retrieval(model, data, tmp_path / "r.json") == 2
+    assert run_retrieval(model, data, tmp_path / "r.json", "--clips", 2) == 2
     assert (
         f"{data}: 1 train shard(s) that its manifest.json does not list: {stray} (shards "
         f"of another run?)"
@@ -115,12 +84,12 @@ def test_a_folder_without_manifest_is_an_unfinished_run(tmp_path, model, caplog)
     write_folder(data, {"test": _solid("test", 4), "train": _solid("train", 6)})
     (data / "manifest.json").unlink()
     caplog.set_level(logging.ERROR)
-    assert _retrieval(model, data, tmp_path / "r.json") == 2
+    assert run_retrieval(model, data, tmp_path / "r.json", "--clips", 2) == 2
     assert (
         f"{data} has 2 test shard(s) but no manifest.json: the extraction job writes it "
         f"last, so this is an unfinished or interrupted run"
     ) in caplog.text
-    assert _pretrain(data, tmp_path / "run") == 2
+    assert run_pretrain(data, tmp_path / "run") == 2
     assert f"{data} has 2 train shard(s) but no manifest.json" in caplog.text
     assert not (tmp_path / "r.json").exists()
 

@@ -12,8 +12,8 @@ import os
 import pytest
 
 from beam_jobs import extract
-from tfcmvp.codec import write_video
-from tfcmvp.codec.synthetic import moving_texture
+
+from extract_support import write_listing, write_tiny_videos
 
 IN_PROCESS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
 SHARD = "train-00000-of-00001.tfrecord.gz"
@@ -23,15 +23,12 @@ SHARD = "train-00000-of-00001.tfrecord.gz"
 def videos(tmp_path_factory):
     """Three tiny decodable videos (48x32, 20 frames)."""
     folder = tmp_path_factory.mktemp("videos")
-    for i in range(3):
-        write_video(folder / f"ok{i}.avi", moving_texture(20, 32, 48, (1, 0), seed=i), gop=12)
+    write_tiny_videos(folder, 3)
     return folder
 
 
 def listing(tmp_path, names):
-    path = tmp_path / "list.csv"
-    path.write_text("path,label,split\n" + "".join(f"{n},walk,train\n" for n in names))
-    return path
+    return write_listing(tmp_path / "list.csv", names)
 
 
 def run_main(argv, capsys):

@@ -22,10 +22,11 @@ from beam_jobs import extract, output_folder, worker_process
 from tfcmvp.codec import write_video
 from tfcmvp.codec.synthetic import moving_texture
 
+from extract_support import extract_command, staging, start_busy, workers_of, write_listing
+
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads /proc to find the worker processes"
 )
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LISTED = 400  # links to one clip: far more work than a test waits for
 
 
@@ -38,9 +39,7 @@ def job(tmp_path_factory):
     write_video(videos / "clip.avi", moving_texture(60, 96, 128, (1, 1), seed=0), gop=12)
     for i in range(LISTED):
         os.symlink("clip.avi", videos / f"v{i:03d}.avi")
-    (root / "list.csv").write_text(
-        "path,label,split\n" + "".join(f"v{i:03d}.avi,walk,train\n" for i in range(LISTED))
-    )
+    write_listing(root / "list.csv", [f"v{i:03d}.avi" for i in range(LISTED)])
     (root / "two.csv").write_text("path,label,split\nv000.avi,walk,train\nv001.avi,walk,test\n")
     previous = root / "previous"
     extract.run(
@@ -64,60 +63,21 @@ def snapshot(folder):
     return {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder))}
 
 
-def workers_of(launcher_pid):
-    """Pids of live worker processes started by ``launcher_pid``, whoever their parent is now."""
-    wanted = f"{worker_process.MODULE}\0{launcher_pid}\0".encode()
-    found = []
-    for name in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as handle:
-                cmdline = handle.read()
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                state = handle.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if wanted in cmdline and state != b"Z":
-            found.append(int(name))
-    return found
-
-
 def start(job, out, tmp_path, workers):
     """Starts the command in a session of its own; returns it once its workers are busy."""
     argv, previous, _ = job
     shutil.copytree(previous, out)
-    stderr = open(tmp_path / "stderr.txt", "w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "beam_jobs.extract",
-            *argv,
-            f"--output_dir={out}",
-            "--overwrite",
-            f"--direct_num_workers={workers}",
-            "--direct_running_mode=multi_processing",
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        start_new_session=True,
+    command = extract_command(
+        *argv,
+        f"--output_dir={out}",
+        "--overwrite",
+        f"--direct_num_workers={workers}",
+        "--direct_running_mode=multi_processing",
     )
-    deadline = time.monotonic() + 240
-    while len(workers_of(process.pid)) < workers or not staging(out):
-        assert process.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
-        assert time.monotonic() < deadline, "the workers never started"
-        time.sleep(0.2)
+    process = start_busy(command, tmp_path / "stderr.txt", workers, lambda: staging(out))
     time.sleep(2.0)  # into the videos
     assert process.poll() is None
     return process
-
-
-def staging(out):
-    return sorted(
-        p.name
-        for p in out.parent.iterdir()
-        if p.name.startswith(f"{out.name}.{output_folder.STAGING_PREFIX}")
-    )
 
 
 def wait_gone(launcher_pid, seconds):

@@ -21,6 +21,8 @@ from beam_jobs import extract, output_folder
 from tfcmvp.codec import write_video
 from tfcmvp.codec.synthetic import moving_texture
 
+from extract_support import output_files
+
 IN_PROCESS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
 
 
@@ -127,15 +129,7 @@ def test_overwrite_swaps_the_new_output_in(job, tmp_path, monkeypatch, exchange)
     if not exchange:
         monkeypatch.setattr(output_folder, "_exchange", lambda first, second: False)
     manifest = extract.run([*argv, f"--output_dir={out}", "--overwrite", "--num_shards=2"])
-    assert sorted(os.listdir(out)) == [
-        "failed.jsonl",
-        "labels.txt",
-        "manifest.json",
-        "test-00000-of-00002.tfrecord.gz",
-        "test-00001-of-00002.tfrecord.gz",
-        "train-00000-of-00002.tfrecord.gz",
-        "train-00001-of-00002.tfrecord.gz",
-    ]
+    assert sorted(os.listdir(out)) == output_files(2)
     assert json.loads((out / "manifest.json").read_text()) == manifest
     assert manifest["options"]["num_shards"] == 2
     assert os.listdir(tmp_path) == ["out"]  # the old output went with the staging folder

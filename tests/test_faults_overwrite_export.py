@@ -8,7 +8,6 @@ part-way leaves the previous export byte for byte as it was, and its
 leftover staging folder is removed by the next export to the same folder.
 """
 
-import argparse
 import logging
 import os
 import shutil
@@ -24,14 +23,13 @@ from tfcmvp.cli import export_cmd
 from tfcmvp.export import export_random_init, read_export_info
 
 from faults_support import snapshot
+from harness import run_command
 from training_support import REPO_ROOT, TINY_OVERRIDES
 
 
 def _cli(argv):
-    parser = argparse.ArgumentParser(prog="tfcmvp")
-    export_cmd.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["export", *map(str, argv)])
-    return args.run(args)
+    """``tfcmvp export argv`` in this process: the exit status."""
+    return run_command(export_cmd, "export", *argv)
 
 
 @pytest.fixture

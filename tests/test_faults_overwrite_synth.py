@@ -8,7 +8,6 @@ part-way leaves the old set whole, and its staging folder is removed by the
 next run.
 """
 
-import argparse
 import logging
 
 import pytest
@@ -17,6 +16,7 @@ from tfcmvp import outputs, synth
 from tfcmvp.cli import synth_cmd
 
 from faults_support import snapshot
+from harness import run_command
 
 # Tiny sets: 32x32, 2 frames, one class.
 KWARGS = dict(clips_per_group=1, num_frames=2, width=32, height=32, classes=("MoveUp",))
@@ -24,10 +24,8 @@ CLI_ARGS = ["--clips_per_group", "1", "--frames", "2", "--size", "32x32"]
 
 
 def _cli(argv):
-    parser = argparse.ArgumentParser(prog="tfcmvp")
-    synth_cmd.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["synth", *map(str, argv)])
-    return args.run(args)
+    """``tfcmvp synth argv`` in this process: the exit status."""
+    return run_command(synth_cmd, "synth", *argv)
 
 
 @pytest.fixture

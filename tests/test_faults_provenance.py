@@ -14,7 +14,6 @@ import shutil
 
 import pytest
 import tensorflow as tf
-from test_faults_workdir import files_on_disk, refusal_line
 
 from tfcmvp import config as cfg
 from tfcmvp.cli.main import main
@@ -23,7 +22,9 @@ from tfcmvp.training import provenance
 from tfcmvp.training.pretrain import CHECKPOINT_DIR, CONFIG_NAME
 from tfcmvp.training.provenance import PROVENANCE_NAME
 
+from faults_support import refused_run
 from finetune_support import FINETUNE_TINY, tiny_finetune_config, write_labelled_shards
+from harness import set_flags
 from training_support import TINY_OVERRIDES, tiny_config, without_grappler, write_painted_shards
 
 RUN = ("train.epochs=1", "train.steps_per_epoch=1", "optimizer.warmup_epochs=0")
@@ -31,7 +32,7 @@ RUN = ("train.epochs=1", "train.steps_per_epoch=1", "optimizer.warmup_epochs=0")
 
 def cli_sets(*overrides) -> list:
     """``--set`` flags of the tiny config with `overrides` (later ones win)."""
-    return [flag for o in (*TINY_OVERRIDES, *RUN, *overrides) for flag in ("--set", o)]
+    return set_flags((*TINY_OVERRIDES, *RUN, *overrides))
 
 
 def sha(path) -> str:
@@ -75,17 +76,13 @@ def test_the_first_run_records_its_data(trained, data):
 
 
 def test_resuming_on_other_data_is_refused_naming_both(run_copy, data, caplog):
-    before = files_on_disk(run_copy)
-    argv = ["pretrain", "--data", str(data / "b"), "--workdir", str(run_copy)]
-    with caplog.at_level(logging.INFO):
-        assert main(argv + cli_sets("train.epochs=2")) == 2
-    assert refusal_line(caplog) == (
+    argv = ["pretrain", "--data", data / "b", "--workdir", run_copy, *cli_sets("train.epochs=2")]
+    assert refused_run(argv, run_copy, caplog) == (
         f"{run_copy} was trained on {(data / 'a').resolve()} (manifest.json sha256 "
         f"{sha(data / 'a')[:12]}), not {(data / 'b').resolve()} (sha256 {sha(data / 'b')[:12]}): "
         f"resuming would continue the run on other data; use a new --workdir, or "
         f"--allow_data_change to continue it on this data on purpose"
     )
-    assert files_on_disk(run_copy) == before
 
 
 def test_a_data_folder_changed_in_place_is_refused(run_copy, data, tmp_path, caplog):
@@ -94,16 +91,11 @@ def test_a_data_folder_changed_in_place_is_refused(run_copy, data, tmp_path, cap
     record = json.loads((run_copy / PROVENANCE_NAME).read_text())
     record["data"]["path"] = str(moved.resolve())
     (run_copy / PROVENANCE_NAME).write_text(json.dumps(record))
-    before = files_on_disk(run_copy)
-    argv = ["pretrain", "--data", str(moved), "--workdir", str(run_copy)]
-    with caplog.at_level(logging.INFO):
-        assert main(argv + cli_sets("train.epochs=2")) == 2
-    line = refusal_line(caplog)
-    assert line.startswith(
+    argv = ["pretrain", "--data", moved, "--workdir", run_copy, *cli_sets("train.epochs=2")]
+    assert refused_run(argv, run_copy, caplog).startswith(
         f"{run_copy} was trained on {moved.resolve()}, which changed since (its manifest.json "
         f"sha256 {sha(data / 'a')[:12]} -> {sha(data / 'b')[:12]}: re-extracted?)"
     )
-    assert files_on_disk(run_copy) == before
 
 
 def test_a_moved_data_folder_resumes_and_the_new_path_is_recorded(run_copy, data, tmp_path):
@@ -133,18 +125,14 @@ def test_allow_data_change_continues_and_keeps_the_earlier_data(run_copy, data, 
 
 
 def test_a_changed_config_key_is_refused_naming_each(run_copy, data, caplog):
-    before = files_on_disk(run_copy)
-    argv = ["pretrain", "--data", str(data / "a"), "--workdir", str(run_copy)]
+    argv = ["pretrain", "--data", data / "a", "--workdir", run_copy]
     changes = cli_sets("train.epochs=2", "loss.alpha=0.7", "data.flip_prob=0.0", "train.seed=3")
-    with caplog.at_level(logging.INFO):
-        assert main(argv + changes) == 2
-    assert refusal_line(caplog) == (
+    assert refused_run(argv + changes, run_copy, caplog) == (
         f"{run_copy / CONFIG_NAME} differs in 3 key(s) that a resumed run may not change: "
         f"data.flip_prob: 0.5 -> 0.0; loss.alpha: 0.5 -> 0.7; train.seed: 0 -> 3; resume with "
         f"the old values, or use a new --workdir (only train.epochs, checkpointing, runtime.* "
         f"and input-pipeline keys may change, see tfcmvp.training.provenance)"
     )
-    assert files_on_disk(run_copy) == before
 
 
 def test_keys_that_may_change_on_resume_pass(run_copy, data):
@@ -225,16 +213,12 @@ def test_finetuning_resume_on_other_data_is_refused(finetuned, tmp_path, caplog)
         "data": {"path": str(a.resolve()), "manifest_sha256": sha(a)},
         "start": {"random_init": True, "model": None},
     }
-    before = files_on_disk(workdir)
-    sets = [f for o in (*FINETUNE_TINY, *FT_RUN, "train.epochs=2") for f in ("--set", o)]
-    argv = ["finetune", "--random_init", "--data", str(b), "--workdir", str(workdir), *sets]
-    with caplog.at_level(logging.INFO):
-        assert main(argv) == 2
-    assert refusal_line(caplog).startswith(
+    sets = set_flags((*FINETUNE_TINY, *FT_RUN, "train.epochs=2"))
+    argv = ["finetune", "--random_init", "--data", b, "--workdir", workdir, *sets]
+    assert refused_run(argv, workdir, caplog).startswith(
         f"{workdir} was trained on {a.resolve()} (manifest.json sha256 {sha(a)[:12]}), "
         f"not {b.resolve()} (sha256 {sha(b)[:12]}): resuming would continue the run on other data"
     )
-    assert files_on_disk(workdir) == before
 
 
 def fake_export(folder, graph: bytes):

@@ -6,24 +6,29 @@ of its lock), and the files on disk before and after (names, sizes, mtimes
 and SHA-256, lock file included).
 """
 
-import hashlib
 import logging
 import os
-import pathlib
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 
-import keras
 import pytest
 
 from tfcmvp import workdir_lock
 from tfcmvp.cli.main import main
 from tfcmvp.export import read_export_info
 
-from training_support import REPO_ROOT, tiny_config, without_grappler, write_painted_shards
+from faults_support import files_on_disk, refused_run
+from training_support import (
+    REPO_ROOT,
+    InterruptAt,
+    Interrupted,
+    tiny_config,
+    without_grappler,
+    write_painted_shards,
+)
 
 # A process that holds a workdir's lock until it is killed.
 HOLDER = """
@@ -34,20 +39,6 @@ with workdir_lock.hold(sys.argv[1]):
     time.sleep(600)
 """
 TINY_CLI = ["--set", "model.video_width=4", "--set", "train.steps_per_epoch=1"]
-
-
-def files_on_disk(folder) -> dict:
-    """{relative path: (size, mtime_ns, sha256)} of every file under `folder`."""
-    folder = pathlib.Path(folder)
-    return {
-        p.relative_to(folder).as_posix(): (
-            p.stat().st_size,
-            p.stat().st_mtime_ns,
-            hashlib.sha256(p.read_bytes()).hexdigest(),
-        )
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture
@@ -69,12 +60,6 @@ def holder(tmp_path):
     finally:
         process.kill()
         process.wait()
-
-
-def refusal_line(caplog) -> str:
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1, errors
-    return errors[0]
 
 
 def assert_names_holder(line: str, workdir, process) -> None:
@@ -100,7 +85,6 @@ def test_a_second_run_on_a_held_workdir_stops_at_once_naming_the_holder(
 ):
     workdir, process = holder
     (workdir / "config.yaml").write_text("a file of the running run\n")
-    before = files_on_disk(workdir)
     argv = {
         "pretrain": ["pretrain", "--data", str(data_dir), "--workdir", str(workdir)],
         "finetune": [
@@ -113,10 +97,9 @@ def test_a_second_run_on_a_held_workdir_stops_at_once_naming_the_holder(
         ],
         "quickstart": ["quickstart", "--smoke", "--workdir", str(workdir)],
     }[command]
-    with caplog.at_level(logging.INFO):
-        assert main(argv + (TINY_CLI if command != "quickstart" else [])) == 2
-    assert_names_holder(refusal_line(caplog), workdir, process)
-    assert files_on_disk(workdir) == before  # the holder's lock file included
+    argv += TINY_CLI if command != "quickstart" else []
+    # No file changes, the holder's lock file included.
+    assert_names_holder(refused_run(argv, workdir, caplog), workdir, process)
     assert process.poll() is None  # and the holder runs on
 
 
@@ -144,22 +127,6 @@ def test_one_process_cannot_hold_a_workdir_twice(tmp_path):
 
 
 # --------------------------------------------------------------------------- refused resumes
-
-
-class Interrupted(Exception):
-    pass
-
-
-class InterruptAt(keras.callbacks.Callback):
-    """Stops the run after optimizer step `step` (and its checkpoint), as a kill would."""
-
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) == self.step:
-            raise Interrupted(f"stopped at step {self.step}")
 
 
 STOPPED_RUN = (
@@ -237,29 +204,25 @@ def test_a_refused_finetuning_resume_changes_nothing(tmp_path):
             verbose=0,
             callbacks=[InterruptAt(1)],
         )
-    before = files_on_disk(workdir)
-    assert {"config.yaml", "source.json", "checkpoints/checkpoint"} <= set(before)
-    with without_grappler(), pytest.raises(ValueError, match="model.video_width: 4 -> 8"):
-        finetune(
-            tiny_finetune_config(*run, "model.video_width=8"),
-            data,
-            workdir,
-            random_init=True,
-            verbose=0,
-        )
-    assert files_on_disk(workdir) == before
+    assert {"config.yaml", "source.json", "checkpoints/checkpoint"} <= set(files_on_disk(workdir))
+
+    def resume_with_a_wider_video_network(match):
+        """The resume is refused with an error matching ``match``; no file changes."""
+        before = files_on_disk(workdir)
+        with without_grappler(), pytest.raises(ValueError, match=match):
+            finetune(
+                tiny_finetune_config(*run, "model.video_width=8"),
+                data,
+                workdir,
+                random_init=True,
+                verbose=0,
+            )
+        assert files_on_disk(workdir) == before
+
+    resume_with_a_wider_video_network("model.video_width: 4 -> 8")
     # A workdir of an older tfcmvp (no provenance.json): the checkpoint restore refuses.
     (workdir / "provenance.json").unlink()
-    before = files_on_disk(workdir)
-    with without_grappler(), pytest.raises(ValueError, match="does not match the model"):
-        finetune(
-            tiny_finetune_config(*run, "model.video_width=8"),
-            data,
-            workdir,
-            random_init=True,
-            verbose=0,
-        )
-    assert files_on_disk(workdir) == before
+    resume_with_a_wider_video_network("does not match the model")
 
 
 # --------------------------------------------------------------------------- export

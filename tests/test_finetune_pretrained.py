@@ -5,7 +5,6 @@ The export is written by tfcmvp.export from a fake pretraining workdir
 (tests/export_support.py): the tiny video network with trained-looking weights.
 """
 
-import argparse
 import json
 import logging
 
@@ -22,6 +21,7 @@ from tfcmvp.training.callbacks import read_history
 
 from export_support import fake_workdir
 from finetune_support import FINETUNE_TINY, tiny_finetune_config, write_labelled_shards
+from harness import run_command, set_flags
 from training_support import without_grappler
 
 # The tiny run without the architecture keys, which come from the export.
@@ -118,10 +118,8 @@ def test_pretrained_backbone_weights_equal_the_exports(pretrained):
 
 
 def cli(argv):
-    parser = argparse.ArgumentParser(prog="tfcmvp")
-    finetune_cmd.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["finetune", *argv])
-    return args.run(args)
+    """``tfcmvp finetune argv`` in this process: the exit status."""
+    return run_command(finetune_cmd, "finetune", *argv)
 
 
 @pytest.mark.slow
@@ -130,30 +128,18 @@ def test_cli_finetunes_the_export(pretrained, tmp_path):
     data = write_labelled_shards(tmp_path / "data")
     workdir = tmp_path / "run"
     # With the motion regulariser: its graph-mode step (the model tests run it eagerly).
-    sets = [
-        arg
-        for o in NOT_ARCHITECTURE
+    sets = set_flags(
+        NOT_ARCHITECTURE
         + (
             "train.epochs=1",
             "train.steps_per_epoch=1",
             "optimizer.warmup_epochs=0",
             "train.motion_aux_weight=0.2",
         )
-        for arg in ("--set", o)
-    ]
+    )
     with without_grappler():
         code = cli(
-            [
-                "--model",
-                str(model_dir),
-                "--data",
-                str(data),
-                "--workdir",
-                str(workdir),
-                "--verbose",
-                "0",
-                *sets,
-            ]
+            ["--model", model_dir, "--data", data, "--workdir", workdir, "--verbose", 0, *sets]
         )
     assert code == 0
     results = json.loads((workdir / "results.json").read_text())
@@ -169,40 +155,30 @@ def test_cli_finetunes_the_export(pretrained, tmp_path):
     assert info["input"]["resize_short"] == 37  # test.resize_short of the run
 
 
-def test_cli_config_errors_return_2(pretrained, tmp_path, caplog):
+@pytest.mark.parametrize(
+    "override, messages",
+    [
+        (
+            "train.motion_aux_wieght=0.2",
+            # the unknown key, and the suggestion
+            ["unknown config key 'train.motion_aux_wieght'", "train.motion_aux_weight"],
+        ),
+        ("model.video_width=16", ["model.video_width=16 disagrees"]),
+    ],
+)
+def test_cli_config_errors_return_2(pretrained, tmp_path, caplog, override, messages):
     model_dir, _ = pretrained
+    argv = ["--model", model_dir, "--data", tmp_path, "--workdir", tmp_path / "run"]
     with caplog.at_level(logging.ERROR):
-        code = cli(
-            [
-                "--model",
-                str(model_dir),
-                "--data",
-                str(tmp_path),
-                "--workdir",
-                str(tmp_path / "run"),
-                "--set",
-                "train.motion_aux_wieght=0.2",
-            ]
-        )
-    assert code == 2
-    assert "unknown config key 'train.motion_aux_wieght'" in caplog.text
-    assert "train.motion_aux_weight" in caplog.text  # the suggestion
-    with caplog.at_level(logging.ERROR):
-        code = cli(
-            [
-                "--model",
-                str(model_dir),
-                "--data",
-                str(tmp_path),
-                "--workdir",
-                str(tmp_path / "run"),
-                "--set",
-                "model.video_width=16",
-            ]
-        )
-    assert code == 2 and "model.video_width=16 disagrees" in caplog.text
-    with pytest.raises(SystemExit):  # --model and --random_init exclude each other
-        cli(["--model", str(model_dir), "--random_init", "--data", "d", "--workdir", "w"])
+        assert cli([*argv, "--set", override]) == 2
+    for message in messages:
+        assert message in caplog.text
+
+
+def test_cli_model_and_random_init_exclude_each_other(pretrained):
+    model_dir, _ = pretrained
+    with pytest.raises(SystemExit):
+        cli(["--model", model_dir, "--random_init", "--data", "d", "--workdir", "w"])
 
 
 def test_cli_list_keys_shows_the_values_taken_from_the_export(pretrained, capsys):

@@ -1,20 +1,21 @@
 """``tfcmvp report``: the card's numbers are those of the separate evaluations.
 
-Data and the known-feature export are those of tests/test_evaluate_cli.py (every
-video feature exact), so retrieval and kNN are checked against brute-force NumPy
-references and the linear probe against the library run on the known features;
+Data and export are the known data of tests/retrieval_support.py (every video
+feature exact, as in tests/test_evaluate_cli.py), so retrieval and kNN are checked
+against brute-force NumPy references and the linear probe against the library run on
+the known features;
 a real random-init tiny video network checks that each number equals what
 ``evaluate_retrieval`` and ``evaluate_export`` give on their own.
 """
 
-import argparse
+import contextlib
+import io
 import json
 import logging
 import shutil
 
 import numpy as np
 import pytest
-from test_evaluate_cli import TEST, TEST_LABELS, TRAIN, TRAIN_LABELS
 from test_evaluation_knn import reference_accuracy
 
 from tfcmvp import paper_numbers
@@ -22,43 +23,38 @@ from tfcmvp.cli import main, report_cmd
 from tfcmvp.evaluation import report_card as rc
 from tfcmvp.evaluation.run import ProbeSettings, evaluate_export, evaluate_features
 
+from harness import run_command
 from retrieval_support import (
     CROP,
-    FRAMES,
-    colour_of_feature,
+    KNOWN_TEST,
+    KNOWN_TEST_LABELS,
+    KNOWN_TRAIN,
+    KNOWN_TRAIN_LABELS,
     reference_recall,
     save_tiny_export,
-    solid_record,
-    write_data,
+    write_known_data,
 )
 
 SEEDS = (0, 1, 2)
+TEST, TEST_LABELS = KNOWN_TEST, KNOWN_TEST_LABELS
+TRAIN, TRAIN_LABELS = KNOWN_TRAIN, KNOWN_TRAIN_LABELS
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    test = [
-        solid_record(f"q{i}", label, "test", rgb=colour_of_feature(f))
-        for i, (f, label) in enumerate(zip(TEST, TEST_LABELS))
-    ]
-    train = [
-        solid_record(f"g{i}", label, "train", rgb=colour_of_feature(f))
-        for i, (f, label) in enumerate(zip(TRAIN, TRAIN_LABELS))
-    ]
-    return write_data(tmp_path_factory.mktemp("data"), test, train, num_shards=2)
+    return write_known_data(tmp_path_factory.mktemp("data"), num_shards=2)
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, known_export):
     """{"known": the quantised channel-mean export, "scratch": a random-init tiny video network}."""
     from tfcmvp.export import export_random_init
 
     from training_support import tiny_config
 
     root = tmp_path_factory.mktemp("exports")
-    known = save_tiny_export(root / "known", "video", [FRAMES, CROP, CROP, 3], quantum=0.25)
     scratch = export_random_init(tiny_config(), root / "scratch", "video", seed=0)
-    return {"known": known, "scratch": scratch}
+    return {"known": known_export, "scratch": scratch}
 
 
 @pytest.fixture(scope="module")
@@ -89,15 +85,10 @@ def card_run(tmp_path_factory, data_dir, models):
 
 def run_cli(argv, capsys=None):
     """Runs the subcommand in-process; returns its stdout (None when it failed)."""
-    import contextlib
-    import io
-
-    parser = argparse.ArgumentParser(prog="tfcmvp")
-    report_cmd.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([str(a) for a in argv])
+    command, *args = argv
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = args.run(args)
+        code = run_command(report_cmd, command, *args)
     return out.getvalue() if code == 0 else None
 
 

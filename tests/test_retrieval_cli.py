@@ -1,6 +1,5 @@
 """``tfcmvp retrieval`` end to end on a tiny export: R@k against a brute-force reference."""
 
-import argparse
 import json
 import logging
 
@@ -12,46 +11,23 @@ from tfcmvp.cli import retrieval_cmd
 from tfcmvp.retrieval import PROTOCOLS, features
 
 from retrieval_support import (
-    CROP,
-    FRAMES,
+    KNOWN_TEST,
+    KNOWN_TEST_LABELS,
+    KNOWN_TRAIN,
+    KNOWN_TRAIN_LABELS,
     ModelCalls,
-    colour_of_feature,
     reference_recall,
-    save_tiny_export,
+    run_retrieval,
     solid_record,
     write_data,
+    write_known_data,
+    write_labels_csv,
 )
 
 KS = (1, 5, 10, 20, 50)
-# Video features on the 0.25 grid of the quantised tiny model (exact after JPEG):
-# three noisy classes, so that R@1 and R@5 are neither 0 nor 100.
-QUERY = [
-    [1.0, -1.75, 0.5],
-    [0.5, 0.75, 0.75],
-    [1.25, -0.5, 1.5],
-    [1.5, 0.75, 1.5],
-    [-0.5, 1.25, 1.5],
-    [-0.5, 2.0, 0.0],
-    [0.0, -0.25, 1.75],
-    [0.0, -1.25, 1.75],
-    [0.25, -0.5, 1.75],
-]
-QUERY_LABELS = [0, 0, 0, 1, 1, 1, 2, 2, 2]
-GALLERY = [
-    [2.0, -1.5, 0.75],
-    [1.25, -1.0, -0.25],
-    [2.0, -0.25, 0.0],
-    [1.0, 0.75, 0.5],
-    [-1.75, 1.5, 0.5],
-    [-0.25, 1.25, -0.25],
-    [0.25, -0.25, -0.75],
-    [-1.5, 1.0, 0.5],
-    [0.0, 0.5, 0.5],
-    [2.0, 0.0, 1.0],
-    [-0.5, -1.0, -0.25],
-    [0.25, -1.5, 1.25],
-]
-GALLERY_LABELS = [0] * 4 + [1] * 4 + [2] * 4
+# The known data: queries are its test videos, the gallery its train videos.
+QUERY, QUERY_LABELS = KNOWN_TEST, KNOWN_TEST_LABELS
+GALLERY, GALLERY_LABELS = KNOWN_TRAIN, KNOWN_TRAIN_LABELS
 RECORD_KEYS = {
     "R@1",
     "R@5",
@@ -69,29 +45,7 @@ RECORD_KEYS = {
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    test = [
-        solid_record(f"q{i}", label, "test", rgb=colour_of_feature(f))
-        for i, (f, label) in enumerate(zip(QUERY, QUERY_LABELS))
-    ]
-    train = [
-        solid_record(f"g{i}", label, "train", rgb=colour_of_feature(f))
-        for i, (f, label) in enumerate(zip(GALLERY, GALLERY_LABELS))
-    ]
-    return write_data(tmp_path_factory.mktemp("data"), test, train, num_shards=3)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_tiny_export(
-        tmp_path_factory.mktemp("exports") / "v_net", "video", [FRAMES, CROP, CROP, 3], quantum=0.25
-    )
-
-
-def run_cli(*argv):
-    parser = argparse.ArgumentParser(prog="tfcmvp")
-    retrieval_cmd.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["retrieval", *map(str, argv)])
-    return args.run(args)
+    return write_known_data(tmp_path_factory.mktemp("data"), num_shards=3)
 
 
 def reference(protocol):
@@ -104,32 +58,22 @@ def reference(protocol):
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_recall_matches_the_brute_force_reference(tmp_path, capsys, data_dir, model_dir, protocol):
+def test_recall_matches_the_brute_force_reference(
+    tmp_path, capsys, data_dir, known_export, protocol
+):
     expected = reference(protocol)
     assert 0 < expected["R@1"] < 100 and expected["R@5"] < 100  # the test can tell errors apart
     output = tmp_path / "out" / "retrieval.json"
+    cache = ("--cache_dir", tmp_path / "cache")
     assert (
-        run_cli(
-            "--model",
-            model_dir,
-            "--data",
-            data_dir,
-            "--clips",
-            2,
-            "--protocol",
-            protocol,
-            "--output",
-            output,
-            "--cache_dir",
-            tmp_path / "cache",
-        )
+        run_retrieval(known_export, data_dir, output, "--clips", 2, "--protocol", protocol, *cache)
         == 0
     )
     record = json.loads(output.read_text())
     assert set(record) == RECORD_KEYS
     for key, value in expected.items():
         assert record[key] == pytest.approx(value, abs=1e-9), key
-    assert record["protocol"] == protocol and record["model"] == str(model_dir)
+    assert record["protocol"] == protocol and record["model"] == str(known_export)
     assert record["num_queries"] == 9 and record["num_gallery"] == 12
     data = record["data"]
     assert data["dir"] == str(data_dir) and data["layout"] == "csv"
@@ -147,22 +91,13 @@ def test_recall_matches_the_brute_force_reference(tmp_path, capsys, data_dir, mo
 
 
 def test_second_run_with_a_figure_does_not_run_the_model(
-    monkeypatch, tmp_path, data_dir, model_dir
+    monkeypatch, tmp_path, data_dir, known_export
 ):
     calls = ModelCalls(monkeypatch)
     cache = tmp_path / "cache"
     assert (
-        run_cli(
-            "--model",
-            model_dir,
-            "--data",
-            data_dir,
-            "--clips",
-            2,
-            "--output",
-            tmp_path / "first.json",
-            "--cache_dir",
-            cache,
+        run_retrieval(
+            known_export, data_dir, tmp_path / "first.json", "--clips", 2, "--cache_dir", cache
         )
         == 0
     )
@@ -172,25 +107,15 @@ def test_second_run_with_a_figure_does_not_run_the_model(
 
     calls.reset()
     png = tmp_path / "figs" / "retrieval.png"
+    second = tmp_path / "second.json"
     assert (
-        run_cli(
-            "--model",
-            model_dir,
-            "--data",
-            data_dir,
-            "--clips",
-            2,
-            "--output",
-            tmp_path / "second.json",
-            "--cache_dir",
-            cache,
-            "--png",
-            png,
+        run_retrieval(
+            known_export, data_dir, second, "--clips", 2, "--cache_dir", cache, "--png", png
         )
         == 0
     )
     assert calls.loads == 0 and calls.clips_per_call == []
-    record = json.loads((tmp_path / "second.json").read_text())
+    record = json.loads(second.read_text())
     assert record["R@1"] == pytest.approx(reference("vcop")["R@1"])
     # 8 query rows of 1 + 5 panels, 1.5 in at 100 dpi each, plus the title strip.
     with Image.open(png) as image:
@@ -198,28 +123,20 @@ def test_second_run_with_a_figure_does_not_run_the_model(
 
     # CoCLR's sliding windows are other clips: their own cache entry, then reused.
     for loads in (1, 1):
+        third = tmp_path / "third.json"
         assert (
-            run_cli(
-                "--model",
-                model_dir,
-                "--data",
-                data_dir,
-                "--protocol",
-                "coclr",
-                "--output",
-                tmp_path / "third.json",
-                "--cache_dir",
-                cache,
+            run_retrieval(
+                known_export, data_dir, third, "--protocol", "coclr", "--cache_dir", cache
             )
             == 0
         )
         assert calls.loads == loads
     assert len(list(cache.glob("features-v_net-*.npz"))) == 2
-    record = json.loads((tmp_path / "third.json").read_text())
+    record = json.loads(third.read_text())
     assert record["R@1"] == pytest.approx(reference("coclr")["R@1"])
 
 
-def test_no_cache_writes_nothing_and_default_cache_is_under_data(tmp_path, data_dir, model_dir):
+def test_no_cache_writes_nothing_and_default_cache_is_under_data(tmp_path, data_dir, known_export):
     data = write_data(
         tmp_path / "data",
         [solid_record("q", 0, "test", rgb=(200, 10, 10))],
@@ -230,17 +147,17 @@ def test_no_cache_writes_nothing_and_default_cache_is_under_data(tmp_path, data_
         num_shards=1,
     )
     output = tmp_path / "r.json"
-    assert run_cli("--model", model_dir, "--data", data, "--output", output, "--no_cache") == 0
+    assert run_retrieval(known_export, data, output, "--no_cache") == 0
     assert not (data / features.CACHE_DIR_NAME).exists()
     assert not (tmp_path / features.CACHE_DIR_NAME).exists()
     # One query, two gallery videos: the red query finds the red video first.
     record = json.loads(output.read_text())
     assert record["R@1"] == 100.0 and record["num_gallery"] == 2
-    assert run_cli("--model", model_dir, "--data", data, "--output", output) == 0
+    assert run_retrieval(known_export, data, output) == 0
     assert list((data / features.CACHE_DIR_NAME).glob("features-v_net-*.npz"))
 
 
-def test_unwritable_data_folder_caches_beside_the_output(tmp_path, model_dir):
+def test_unwritable_data_folder_caches_beside_the_output(tmp_path, known_export):
     data = write_data(
         tmp_path / "data",
         [solid_record("q", 0, "test", rgb=(200, 10, 10))],
@@ -249,20 +166,20 @@ def test_unwritable_data_folder_caches_beside_the_output(tmp_path, model_dir):
     )
     (data / features.CACHE_DIR_NAME).write_text("a file in the way")
     output = tmp_path / "results" / "r.json"
-    assert run_cli("--model", model_dir, "--data", data, "--output", output) == 0
+    assert run_retrieval(known_export, data, output) == 0
     assert list((output.parent / features.CACHE_DIR_NAME).glob("features-*.npz"))
 
 
-def test_errors_name_the_path(tmp_path, caplog, data_dir, model_dir):
+def test_errors_name_the_path(tmp_path, caplog, data_dir, known_export):
     caplog.set_level(logging.ERROR)
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert run_cli("--model", model_dir, "--data", empty, "--output", tmp_path / "r.json") == 2
+    assert run_retrieval(known_export, empty, tmp_path / "r.json") == 2
     assert f"no test shards test-*.tfrecord.gz in {empty}" in caplog.text
     assert "no manifest.json either" in caplog.text
 
     caplog.clear()
-    assert run_cli("--model", data_dir, "--data", data_dir, "--output", tmp_path / "r.json") == 2
+    assert run_retrieval(data_dir, data_dir, tmp_path / "r.json") == 2
     assert f"{data_dir} is not a tfcmvp export: it has no saved_model.pb" in caplog.text
     assert not (tmp_path / "r.json").exists()
 
@@ -273,18 +190,7 @@ def test_errors_name_the_path(tmp_path, caplog, data_dir, model_dir):
         [solid_record("g", 0, "train", rgb=(1, 2, 3))],
         num_shards=1,
     )
-    assert (
-        run_cli(
-            "--model",
-            model_dir,
-            "--data",
-            unlabelled,
-            "--output",
-            tmp_path / "r.json",
-            "--no_cache",
-        )
-        == 2
-    )
+    assert run_retrieval(known_export, unlabelled, tmp_path / "r.json", "--no_cache") == 2
     assert "1 test video(s) have no class label (-1), e.g. 'q'" in caplog.text
 
 
@@ -292,41 +198,20 @@ def test_flag_defaults_match_the_library():
     assert retrieval_cmd.DEFAULT_BATCH_SIZE == features.DEFAULT_BATCH_SIZE
 
 
-def test_labels_csv_scores_by_another_label_kind(tmp_path, capsys, data_dir, model_dir):
+def test_labels_csv_scores_by_another_label_kind(tmp_path, capsys, data_dir, known_export):
     # A second label kind of the same videos: two "scenes" that cut across the classes.
     query_scene = [i % 2 for i in range(len(QUERY))]
     gallery_scene = [(i // 2) % 2 for i in range(len(GALLERY))]
-    csv = tmp_path / "labels.csv"
-    csv.write_text(
-        "video,motion,scene\n"
-        + "".join(
-            f"{prefix}{i},m{label},{'ab'[scene]}\n"
-            for prefix, labels, scenes in (
-                ("q", QUERY_LABELS, query_scene),
-                ("g", GALLERY_LABELS, gallery_scene),
-            )
-            for i, (label, scene) in enumerate(zip(labels, scenes))
-        )
+    csv = write_labels_csv(
+        tmp_path / "labels.csv", QUERY_LABELS, query_scene, GALLERY_LABELS, gallery_scene
     )
     expected, _ = reference_recall(QUERY, query_scene, GALLERY, gallery_scene, KS, "vcop")
     assert expected != reference("vcop")  # the label kind changes the answer
     output = tmp_path / "scene.json"
+    flags = ("--clips", 2, "--cache_dir", tmp_path / "cache")
     assert (
-        run_cli(
-            "--model",
-            model_dir,
-            "--data",
-            data_dir,
-            "--clips",
-            2,
-            "--output",
-            output,
-            "--cache_dir",
-            tmp_path / "cache",
-            "--labels",
-            csv,
-            "--label_column",
-            "scene",
+        run_retrieval(
+            known_export, data_dir, output, *flags, "--labels", csv, "--label_column", "scene"
         )
         == 0
     )
@@ -336,30 +221,26 @@ def test_labels_csv_scores_by_another_label_kind(tmp_path, capsys, data_dir, mod
     assert record["data"]["labels"] == {"file": str(csv), "column": "scene"}
 
 
-def test_labels_csv_errors_name_the_file_and_column(tmp_path, caplog, data_dir, model_dir):
+def test_labels_csv_errors_name_the_file_and_column(tmp_path, caplog, data_dir, known_export):
     csv = tmp_path / "labels.csv"
     csv.write_text("video,scene\nq0,a\n")
     common = (
-        "--model",
-        model_dir,
-        "--data",
+        known_export,
         data_dir,
+        tmp_path / "x.json",
         "--clips",
         2,
-        "--output",
-        tmp_path / "x.json",
         "--cache_dir",
         tmp_path / "cache",
-        "--labels",
-        csv,
     )
+    common += ("--labels", csv)
     with caplog.at_level(logging.ERROR):
-        assert run_cli(*common, "--label_column", "motion") == 2
+        assert run_retrieval(*common, "--label_column", "motion") == 2
         assert f"{csv}: no label column 'motion'; columns: scene" in caplog.text
         caplog.clear()
-        assert run_cli(*common, "--label_column", "scene") == 2  # q1... are not listed
+        assert run_retrieval(*common, "--label_column", "scene") == 2  # q1... are not listed
         assert "have no 'scene' label, e.g. " in caplog.text
         caplog.clear()
-        assert run_cli(*common) == 2
+        assert run_retrieval(*common) == 2
         assert "--labels and --label_column go together" in caplog.text
     assert not (tmp_path / "x.json").exists()

@@ -1,14 +1,19 @@
 """Retrieval names a model by what the user called it: ``saved_models/<name>/<version>``
 shows as ``<name>`` in the table, the JSON and the figure's title."""
 
-import argparse
 import json
 
-from tfcmvp.cli import retrieval_cmd
 from tfcmvp.retrieval import evaluate
 from tfcmvp.retrieval.report import model_name
 
-from retrieval_support import CROP, FRAMES, save_tiny_export, solid_record, write_data
+from retrieval_support import (
+    CROP,
+    FRAMES,
+    run_retrieval,
+    save_tiny_export,
+    solid_record,
+    write_data,
+)
 
 
 def test_model_name_of_the_layouts(tmp_path, monkeypatch):
@@ -38,26 +43,9 @@ def test_table_json_and_figure_use_the_name(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(
         evaluate, "plot_retrieval", lambda *args, title=None, **kwargs: titles.append(title)
     )
-    parser = argparse.ArgumentParser(prog="tfcmvp")
-    retrieval_cmd.add_parser(parser.add_subparsers(dest="command", required=True))
     output = tmp_path / "r.json"
-    args = parser.parse_args(
-        [
-            "retrieval",
-            "--model",
-            str(model),
-            "--data",
-            str(data),
-            "--output",
-            str(output),
-            "--png",
-            str(tmp_path / "r.png"),
-            "--clips",
-            "2",
-            "--no_cache",
-        ]
-    )
-    assert args.run(args) == 0
+    png = tmp_path / "r.png"
+    assert run_retrieval(model, data, output, "--png", png, "--clips", 2, "--no_cache") == 0
     table = capsys.readouterr().out.splitlines()
     assert table[2].split()[0] == "tiny_cmd"  # the row, not "1"
     record = json.loads(output.read_text())

@@ -230,26 +230,13 @@ def test_still_objects_have_near_zero_vectors(dataset):
 # ---------------------------------------------------------------------------
 # Command line.
 
+# A small set: 2 videos per class, 1 clip per group, 14 frames of 64x48.
+SMALL_SET = "--videos_per_class 2 --clips_per_group 1 --frames 14 --size 64x48".split()
+
 
 def test_cli_writes_dataset_and_prints_summary(tmp_path, capsys):
     out = tmp_path / "ds"
-    code = cli.main(
-        [
-            "synth",
-            "--out",
-            str(out),
-            "--videos_per_class",
-            "2",
-            "--clips_per_group",
-            "1",
-            "--frames",
-            "14",
-            "--size",
-            "64x48",
-            "--seed",
-            "1",
-        ]
-    )
+    code = cli.main(["synth", "--out", str(out), *SMALL_SET, "--seed", "1"])
     printed = capsys.readouterr().out
     assert code == 0
     assert "10 videos (5 train, 5 test), 64x48, 14 frames" in printed
@@ -262,24 +249,7 @@ def test_cli_reports_errors_with_exit_code_2(tmp_path, capsys):
     out = tmp_path / "ds"
     (out / "videos").mkdir(parents=True)
     (out / "videos" / "junk.txt").write_text("x")
-    assert (
-        cli.main(
-            [
-                "synth",
-                "--out",
-                str(out),
-                "--videos_per_class",
-                "2",
-                "--clips_per_group",
-                "1",
-                "--frames",
-                "14",
-                "--size",
-                "64x48",
-            ]
-        )
-        == 2
-    )
+    assert cli.main(["synth", "--out", str(out), *SMALL_SET]) == 2
     err = capsys.readouterr().err
     assert "not empty" in err and str(out / "videos") in err and "Traceback" not in err
     with pytest.raises(SystemExit) as exit_info:

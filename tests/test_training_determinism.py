@@ -64,11 +64,9 @@ def same_seed_twice_and_another(runner, tmp_path) -> dict:
 @pytest.mark.slow
 def test_pretraining_twice_gives_identical_history_and_weights(tmp_path):
     results = same_seed_twice_and_another(PRETRAIN_RUNNER, tmp_path)
-    (info1, before1, after1), (info2, before2, after2), (other, other_before, other_after) = (
-        results["first"],
-        results["second"],
-        results["other_seed"],
-    )
+    info1, before1, after1 = results["first"]
+    info2, before2, after2 = results["second"]
+    other, other_before, other_after = results["other_seed"]
 
     # Op determinism is on during the run and back off after it.
     assert info1["op_determinism_in_run"] and not info1["op_determinism_after"]
@@ -87,11 +85,9 @@ def test_pretraining_twice_gives_identical_history_and_weights(tmp_path):
 @pytest.mark.slow
 def test_finetuning_twice_gives_identical_history_weights_and_test(tmp_path):
     results = same_seed_twice_and_another(FINETUNE_RUNNER, tmp_path)
-    (info1, before1, after1), (info2, before2, after2), (other, _, other_after) = (
-        results["first"],
-        results["second"],
-        results["other_seed"],
-    )
+    info1, before1, after1 = results["first"]
+    info2, before2, after2 = results["second"]
+    other, _, other_after = results["other_seed"]
 
     assert info1["op_determinism_in_run"] and not info1["op_determinism_after"]
     assert len(info1["history"]) == 2

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tfcmvp import config as cfg
+from tfcmvp.cli import pretrain_cmd
 from tfcmvp.training import callbacks as cb
 from tfcmvp.training.pretrain import (
     HISTORY_CSV,
@@ -22,7 +23,16 @@ from tfcmvp.training.pretrain import (
 )
 from tfcmvp.training.pretrain_model import build_video_network
 
-from training_support import REPO_ROOT, tiny_config, without_grappler, write_painted_shards
+from harness import run_command
+from training_support import (
+    REPO_ROOT,
+    InterruptAt,
+    Interrupted,
+    run_pretrain,
+    tiny_config,
+    without_grappler,
+    write_painted_shards,
+)
 
 REPO_CONFIGS = REPO_ROOT / "configs"
 
@@ -139,22 +149,6 @@ def test_saved_weights_load_into_a_network_rebuilt_from_the_config(first_run):
     assert len(v_network.weights) > 10
 
 
-class Interrupted(Exception):
-    pass
-
-
-class InterruptAt(keras.callbacks.Callback):
-    """Simulates a killed process after optimizer step `step` (and its checkpoint)."""
-
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) == self.step:
-            raise Interrupted(f"stopped at step {self.step}")
-
-
 @pytest.mark.slow
 def test_restart_resumes_at_epoch_then_mid_epoch(first_run, data_dir, tmp_path):
     _, first = first_run
@@ -225,56 +219,34 @@ def test_steps_per_epoch_from_usable_videos(tmp_path):
         )
 
 
-def test_cli_reports_config_errors_and_lists_keys(tmp_path, caplog, capsys):
-    import argparse
-
-    from tfcmvp.cli import pretrain_cmd
-
-    parser = argparse.ArgumentParser()
-    pretrain_cmd.add_parser(parser.add_subparsers())
-    args = parser.parse_args(
-        [
-            "pretrain",
-            "--data",
-            str(tmp_path),
-            "--workdir",
-            str(tmp_path / "run"),
-            "--set",
-            "train.epoch=3",
-        ]
-    )
-    assert args.run(args) == 2
+def test_cli_reports_an_unknown_config_key_and_the_suggestion(tmp_path, caplog):
+    assert run_pretrain(tmp_path, tmp_path / "run", overrides=["train.epoch=3"]) == 2
     assert "'train.epoch'" in caplog.text and "train.epochs" in caplog.text
 
+
+def test_cli_list_keys_shows_the_effective_values(capsys):
     # --list_keys alone: the effective values (here of the tiny config plus --set).
-    args = parser.parse_args(
-        [
-            "pretrain",
-            "--list_keys",
-            "--config",
-            str(REPO_CONFIGS / "pretrain_tiny_cpu.yaml"),
-            "--set",
-            "loss.alpha=0.25",
-        ]
-    )
-    assert args.run(args) == 0
+    config = REPO_CONFIGS / "pretrain_tiny_cpu.yaml"
+    argv = ["--list_keys", "--config", config, "--set", "loss.alpha=0.25"]
+    assert run_command(pretrain_cmd, "pretrain", *argv) == 0
     listed = capsys.readouterr().out.splitlines()
     by_key = {line.split(" = ")[0].strip(): line.split(" = ", 1)[1] for line in listed}
     assert by_key["train.epochs"] == "14  # training epochs"
     assert by_key["loss.alpha"].startswith("0.25  # ")
     assert by_key["data.cache"].startswith('"memory"  # ')
     assert by_key["data.crop_ratio"].startswith("[0.75, 1.3333333333333333]  # ")
+
+
+def test_cli_without_list_keys_requires_data(tmp_path, capsys):
     # Without --list_keys, --data and --workdir are required (argparse's usage error).
-    args = parser.parse_args(["pretrain", "--workdir", str(tmp_path / "run")])
     with pytest.raises(SystemExit) as exit_info:
-        args.run(args)
+        run_command(pretrain_cmd, "pretrain", "--workdir", tmp_path / "run")
     assert exit_info.value.code == 2
     assert "the following arguments are required: --data" in capsys.readouterr().err
 
-    args = parser.parse_args(
-        ["pretrain", "--data", str(tmp_path / "empty"), "--workdir", str(tmp_path / "run")]
-    )
-    assert args.run(args) == 2
+
+def test_cli_reports_a_folder_without_shards(tmp_path, caplog):
+    assert run_pretrain(tmp_path / "empty", tmp_path / "run", overrides=()) == 2
     assert "no training shards" in caplog.text
 
 

@@ -10,9 +10,11 @@ import json
 import pathlib
 import subprocess
 
+import keras
 import numpy as np
 
 from tfcmvp import config as cfg
+from tfcmvp.cli import pretrain_cmd
 
 import harness
 
@@ -67,6 +69,32 @@ def write_painted_shards(
     paths = synthetic.write_shards(records, str(pathlib.Path(directory) / "train"), num_shards=2)
     verify.write_manifest(directory)
     return paths
+
+
+def run_pretrain(data, workdir, *flags, overrides=TINY_OVERRIDES) -> int:
+    """``tfcmvp pretrain --data data --workdir workdir flags`` in this process with the
+    config overrides ``overrides`` (default: the tiny config) as ``--set`` flags.
+    Returns the exit status."""
+    sets = harness.set_flags(overrides)
+    return harness.run_command(
+        pretrain_cmd, "pretrain", "--data", data, "--workdir", workdir, *flags, *sets
+    )
+
+
+class Interrupted(Exception):
+    """Raised by :class:`InterruptAt`: the run stopped as if its process were killed."""
+
+
+class InterruptAt(keras.callbacks.Callback):
+    """Stops the run after optimizer step ``step`` (and its checkpoint), as a kill would."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == self.step:
+            raise Interrupted(f"stopped at step {self.step}")
 
 
 @contextlib.contextmanager
