@@ -76,13 +76,7 @@ DEFERRED = {
 
 # Not reached yet: ("module", size) / ("module:function", length) / ("module:function",
 # imported module). Remove an entry when its code is fixed (a stale entry fails).
-EXCEPTIONS = {
-    # --- functions over 60 lines (docstring not counted)
-    # Performance-critical: it rasterises every motion vector of every video extracted;
-    # its vectorised steps (index width, bincount sums, in-place division into `out`)
-    # are tuned together and stay in one function.
-    ("tfcmvp/codec/raster.py:rasterize_blocks", "length"),
-}
+EXCEPTIONS: set = set()
 
 
 def _modules():

@@ -228,43 +228,14 @@ def rasterize_blocks(
     if cell < 1:
         raise ValueError(f"cell must be a positive number of pixels, got {cell!r}")
     rows, cols = grid_shape(frame_height, frame_width, cell)
-    if out is None:
-        out = np.zeros((num_frames, rows, cols, 2), np.float32)  # [T, Hc, Wc, 2]
-    else:
-        if (
-            out.shape != (num_frames, rows, cols, 2)
-            or out.dtype != np.float32
-            or not out.flags.c_contiguous
-        ):
-            raise ValueError(
-                f"out must be C-contiguous float32 {(num_frames, rows, cols, 2)}, "
-                f"got {out.dtype} {out.shape}"
-            )
-        out.fill(0)
-    frame_index = np.asarray(frame_index)
-    if frame_index.dtype.kind not in "iu":
-        frame_index = frame_index.astype(np.int64)
+    out = _zeroed_output(out, (num_frames, rows, cols, 2))
+    frame_index = _checked_frame_index(frame_index, num_frames)
     if frame_index.size == 0:
         return out
-    if frame_index.min() < 0 or frame_index.max() >= num_frames:
-        raise ValueError(
-            f"frame_index must lie in [0, {num_frames}), got "
-            f"[{frame_index.min()}, {frame_index.max()}]"
-        )
     size = num_frames * rows * cols
-    # 32-bit indices when they cannot overflow (codec vectors: int16 fields):
-    # half the memory traffic of int64 in every step below.
-    index_dtype = (
-        np.int32
-        if size < 2**31
-        and all(_fits_int32(np.asarray(a).dtype) for a in (frame_index, left, top, width, height))
-        else np.int64
+    frame_index, left, top, width, height = _index_arrays(
+        size, frame_index, left, top, width, height
     )
-    frame_index = frame_index.astype(index_dtype, copy=False)
-    left = np.asarray(left).astype(index_dtype, copy=False)
-    top = np.asarray(top).astype(index_dtype, copy=False)
-    width = np.asarray(width).astype(index_dtype, copy=False)
-    height = np.asarray(height).astype(index_dtype, copy=False)
     vx = np.asarray(vx, np.float64)
     vy = np.asarray(vy, np.float64)
     mean = out.reshape(size, 2)  # view of out: [T*Hc*Wc, 2]
@@ -274,17 +245,56 @@ def rasterize_blocks(
     flat, weight, block = _overlapping_cells(
         frame_index, left, top, width, height, rows, cols, cell, frame_height, frame_width
     )
-    if flat.size == 0:
-        return out
-    area = np.bincount(flat, weight, minlength=size)  # [T*Hc*Wc]
-    sum_x = np.bincount(flat, weight * vx[block], minlength=size)
-    sum_y = np.bincount(flat, weight * vy[block], minlength=size)
+    if flat.size:
+        _weighted_mean(flat, weight, vx[block], vy[block], mean)
+    return out
+
+
+def _zeroed_output(out: Optional[np.ndarray], shape: tuple) -> np.ndarray:
+    """A new zero float32 array of `shape`, or `out` checked and zeroed in place."""
+    if out is None:
+        return np.zeros(shape, np.float32)  # [T, Hc, Wc, 2]
+    if out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous float32 {shape}, got {out.dtype} {out.shape}")
+    out.fill(0)
+    return out
+
+
+def _checked_frame_index(frame_index, num_frames: int) -> np.ndarray:
+    """`frame_index` as an integer array; ValueError if one lies outside [0, num_frames)."""
+    frame_index = np.asarray(frame_index)
+    if frame_index.dtype.kind not in "iu":
+        frame_index = frame_index.astype(np.int64)
+    if frame_index.size and (frame_index.min() < 0 or frame_index.max() >= num_frames):
+        raise ValueError(
+            f"frame_index must lie in [0, {num_frames}), got "
+            f"[{frame_index.min()}, {frame_index.max()}]"
+        )
+    return frame_index
+
+
+def _index_arrays(size: int, *arrays) -> list:
+    """The integer block arrays in one index dtype: 32-bit when no index into a grid of
+    `size` cells can overflow (codec vectors: int16 fields), which halves the memory
+    traffic of int64 in every later step; else 64-bit."""
+    arrays = [np.asarray(a) for a in arrays]
+    narrow = size < 2**31 and all(_fits_int32(a.dtype) for a in arrays)
+    index_dtype = np.int32 if narrow else np.int64
+    return [a.astype(index_dtype, copy=False) for a in arrays]
+
+
+def _weighted_mean(flat, weight, vx, vy, mean: np.ndarray) -> None:
+    """Writes into `mean` ``[cells, 2]`` the `weight`-weighted mean of (vx, vy) per cell
+    index in `flat` (one entry per block and overlapped cell)."""
+    size = mean.shape[0]
+    area = np.bincount(flat, weight, minlength=size)  # [cells]
+    sum_x = np.bincount(flat, weight * vx, minlength=size)
+    sum_y = np.bincount(flat, weight * vy, minlength=size)
     # Covered cells have area >= 1 px; uncovered ones have zero sums, so
     # dividing by max(area, 1) leaves them zero without a mask.
-    inverse = 1.0 / np.maximum(area, 1.0)  # [T*Hc*Wc]
+    inverse = 1.0 / np.maximum(area, 1.0)  # [cells]
     np.multiply(sum_x, inverse, out=mean[:, 0], casting="unsafe")
     np.multiply(sum_y, inverse, out=mean[:, 1], casting="unsafe")
-    return out
 
 
 def forward_motion(vectors: np.ndarray):
