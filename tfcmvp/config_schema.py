@@ -226,9 +226,11 @@ def rename_deprecated_keys(cls, values, source: str, prefix: str = ""):
     for name, value in values.items():
         if name in fields and isinstance(value, Mapping):
             hints = hints or type_hints(cls)
-            section = section_type(hints[name])
-            if section is not None:
-                values[name] = rename_deprecated_keys(section, value, source, f"{prefix}{name}.")
+            section_cls = section_type(hints[name])
+            if section_cls is not None:
+                values[name] = rename_deprecated_keys(
+                    section_cls, value, source, f"{prefix}{name}."
+                )
     return values
 
 
@@ -253,13 +255,13 @@ def build_config(cls, values: Mapping, source: str, prefix: str = ""):
         if name not in fields:
             raise unknown_key_error(key, list(fields), source)
         tp = hints[name]
-        section = section_type(tp)
-        if section is not None:
+        section_cls = section_type(tp)
+        if section_cls is not None:
             if value is None and is_nullable(tp):
                 kwargs[name] = None  # an optional section switched off
             else:
                 kwargs[name] = build_config(
-                    section, {} if value is None else value, source, key + "."
+                    section_cls, {} if value is None else value, source, key + "."
                 )
         else:
             kwargs[name] = _coerce(value, tp, key, source)
@@ -294,9 +296,9 @@ def field_docs(cls, prefix: str = "") -> dict[str, str]:
     docs = {}
     hints = type_hints(cls)
     for f in dataclasses.fields(cls):
-        section = section_type(hints[f.name])
-        if section is not None:
-            docs.update(field_docs(section, prefix + f.name + "."))
+        section_cls = section_type(hints[f.name])
+        if section_cls is not None:
+            docs.update(field_docs(section_cls, prefix + f.name + "."))
         else:
             docs[prefix + f.name] = f.metadata.get("doc", "")
     return docs
